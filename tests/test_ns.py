@@ -1,0 +1,97 @@
+"""The namespace: cleanname, mount resolution and confinement."""
+import os
+
+import pytest
+
+from upas.ns import Error, Namespace, cleanname
+
+
+@pytest.mark.parametrize("raw,clean", [
+    ("/mail/box/glenda/mbox", "/mail/box/glenda/mbox"),
+    ("/mail//box/./glenda/", "/mail/box/glenda"),
+    ("/mail/box/../box/bob", "/mail/box/bob"),
+    ("/../..", "/"),
+    ("a/../../b", "../b"),
+    ("", "."),
+    ("./", "."),
+    ("bob/lists", "bob/lists"),
+])
+def test_cleanname(raw, clean):
+    assert cleanname(raw) == clean
+
+
+@pytest.fixture
+def tree(tmp_path):
+    box = tmp_path / "box"
+    (box / "glenda").mkdir(parents=True)
+    (box / "bob").mkdir()
+    (box / "glenda" / "mbox").write_bytes(b"From a Thu Jan  1 00:00:00 GMT 1970\n\nx\n")
+    (box / "bob" / "mbox").write_bytes(b"bob's mail\n")
+    (tmp_path / "secret").write_bytes(b"outside\n")
+    ns = Namespace("glenda")
+    ns.bind_dir("/mail/box", str(box))
+    yield ns, tmp_path
+    ns.close()
+
+
+def test_read_write_stat_readdir(tree):
+    ns, root = tree
+    assert ns.read("/mail/box/glenda/mbox").startswith(b"From a ")
+    ns.create("/mail/box/glenda/new", 0o600)
+    assert ns.write("/mail/box/glenda/new", b"hello") == 5
+    d = ns.stat("/mail/box/glenda/new")
+    assert (d.name, d.length, d.mode & 0o777, d.isdir) == ("new", 5, 0o600, False)
+    assert [x.name for x in ns.readdir("/mail/box/glenda")] == ["mbox", "new"]
+    assert ns.stat("/mail/box/glenda").isdir
+    ns.rename("/mail/box/glenda/new", "/mail/box/glenda/old")
+    assert ns.exists("/mail/box/glenda/old") and not ns.exists("/mail/box/glenda/new")
+    ns.remove("/mail/box/glenda/old")
+    with pytest.raises(Error, match="file does not exist"):
+        ns.read("/mail/box/glenda/old")
+    with pytest.raises(Error, match="file already exists"):
+        ns.create("/mail/box/glenda/mbox")
+
+
+def test_dotdot_cannot_climb_out_of_a_mount(tree):
+    ns, root = tree
+    # Lexically cleaned at the root: /mail/box/../../secret is /secret, unmounted.
+    with pytest.raises(Error, match="file does not exist"):
+        ns.read("/mail/box/../../secret")
+    assert ns.read("/mail/box/glenda/../bob/mbox") == b"bob's mail\n"
+
+
+def test_symlink_cannot_leave_the_mount(tree):
+    ns, root = tree
+    os.symlink(root / "secret", root / "box" / "glenda" / "escape")
+    os.symlink(root, root / "box" / "glenda" / "updir")
+    with pytest.raises(Error, match="permission denied"):
+        ns.read("/mail/box/glenda/escape")
+    with pytest.raises(Error, match="permission denied"):
+        ns.create("/mail/box/glenda/updir/planted")
+    assert not (root / "planted").exists()
+
+
+def test_confine_leaves_only_the_users_box(tree):
+    ns, root = tree
+    ns.confine("glenda")
+    assert ns.read("/mail/box/glenda/mbox").startswith(b"From ")
+    for path in ("/mail/box/bob/mbox", "/mail/box/glenda/../bob/mbox", "/mail/box"):
+        with pytest.raises(Error, match="file does not exist"):
+            ns.stat(path)
+
+
+def test_longest_prefix_wins(tree, tmp_path):
+    ns, root = tree
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    (other / "mbox").write_bytes(b"other\n")
+    ns.bind_dir("/mail/box/bob", str(other))
+    assert ns.read("/mail/box/bob/mbox") == b"other\n"
+    assert ns.read("/mail/box/glenda/mbox").startswith(b"From ")
+    assert ns.local_path("/mail/box/bob/mbox") == str(other / "mbox")
+
+
+def test_relative_paths_refused(tree):
+    ns, _ = tree
+    with pytest.raises(Error, match="not absolute"):
+        ns.read("mail/box/glenda/mbox")

@@ -1,0 +1,443 @@
+"""The namespace: the one way every server reaches files.
+
+A mount table, as on Plan 9: `/mail/fs` (the upasfs), `/mail/box` (the mail
+store), `/mail/ratify` (ratfs) are bound to 9P connections or to local
+directories, and a path is served by the mount with the longest matching
+prefix.  Paths are cleaned Plan 9 style first, and nothing escapes its mount:
+`..` cannot climb above a mount point and a symbolic link inside a local
+mount cannot lead outside it.
+"""
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import stat as statmod
+import subprocess
+import sys
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import BinaryIO, Iterator
+
+DMDIR = 0x80000000
+
+
+class Error(Exception):
+    """A file operation failed; the text is Plan 9's (`file does not exist`)."""
+
+
+@dataclass(frozen=True)
+class Qid:
+    type: int
+    vers: int
+    path: int
+
+
+@dataclass(frozen=True)
+class Dir:
+    """What stat tells of a file, whichever kind of mount serves it."""
+    name: str
+    length: int
+    mode: int
+    mtime: int
+    qid: Qid
+    uid: str = ""
+
+    @property
+    def isdir(self) -> bool:
+        return bool(self.mode & DMDIR)
+
+
+def cleanname(path: str) -> str:
+    """Plan 9 cleanname(2): drop `.` and empty elements, fold `..` lexically."""
+    rooted = path.startswith("/")
+    out: list[str] = []
+    for elem in path.split("/"):
+        if elem in ("", "."):
+            continue
+        if elem == "..":
+            if out and out[-1] != "..":
+                out.pop()
+            elif not rooted:
+                out.append("..")
+            continue
+        out.append(elem)
+    name = "/".join(out)
+    if rooted:
+        return "/" + name
+    return name or "."
+
+
+_ERRNO_TEXT = {
+    errno.ENOENT: "file does not exist",
+    errno.ENOTDIR: "file does not exist",
+    errno.EACCES: "permission denied",
+    errno.EPERM: "permission denied",
+    errno.EEXIST: "file already exists",
+    errno.ENOTEMPTY: "directory not empty",
+    errno.EISDIR: "is a directory",
+}
+
+
+def _oserror(e: OSError) -> Error:
+    return Error(_ERRNO_TEXT.get(e.errno, e.strerror or str(e)))
+
+
+class _LocalMount:
+    """A local directory bound into the namespace."""
+
+    def __init__(self, root: str):
+        self.root = os.path.realpath(root)
+
+    def real(self, rel: str) -> str:
+        """The host path of `rel`, refusing anything that leaves the root."""
+        path = os.path.join(self.root, rel) if rel else self.root
+        # Resolve links in the existing part of the path; the last element may
+        # not exist yet (create), so check its parent.
+        probe = path if os.path.lexists(path) else os.path.dirname(path)
+        resolved = os.path.realpath(probe)
+        if resolved != self.root and not resolved.startswith(self.root + os.sep):
+            raise Error("permission denied")
+        return path
+
+    def open(self, rel: str, mode: str) -> BinaryIO:
+        flags = {"r": "rb", "w": "wb", "a": "ab", "rw": "r+b"}[mode]
+        try:
+            return open(self.real(rel), flags)
+        except OSError as e:
+            raise _oserror(e) from None
+
+    def read(self, rel: str) -> bytes:
+        with self.open(rel, "r") as f:
+            return f.read()
+
+    def write(self, rel: str, data: bytes) -> int:
+        with self.open(rel, "w") as f:
+            return f.write(data)
+
+    def stat(self, rel: str) -> Dir:
+        try:
+            st = os.stat(self.real(rel))
+        except OSError as e:
+            raise _oserror(e) from None
+        return _dir_from_os(os.path.basename(rel) or "/", st)
+
+    def readdir(self, rel: str) -> list[Dir]:
+        base = self.real(rel)
+        try:
+            names = sorted(os.listdir(base))
+        except OSError as e:
+            raise _oserror(e) from None
+        out = []
+        for name in names:
+            try:
+                out.append(_dir_from_os(name, os.stat(os.path.join(base, name))))
+            except OSError:
+                continue  # vanished, or a dangling link
+        return out
+
+    def create(self, rel: str, perm: int, isdir: bool) -> None:
+        path = self.real(rel)
+        try:
+            if isdir:
+                os.mkdir(path, perm & 0o777)
+            else:
+                os.close(os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, perm & 0o777))
+        except OSError as e:
+            raise _oserror(e) from None
+
+    def remove(self, rel: str) -> None:
+        path = self.real(rel)
+        try:
+            if os.path.isdir(path) and not os.path.islink(path):
+                os.rmdir(path)
+            else:
+                os.unlink(path)
+        except OSError as e:
+            raise _oserror(e) from None
+
+    def rename(self, old: str, new: str) -> None:
+        try:
+            os.rename(self.real(old), self.real(new))
+        except OSError as e:
+            raise _oserror(e) from None
+
+    def local_path(self, rel: str) -> str:
+        return self.real(rel)
+
+    def close(self) -> None:
+        pass
+
+
+def _dir_from_os(name: str, st: os.stat_result) -> Dir:
+    isdir = statmod.S_ISDIR(st.st_mode)
+    mode = (st.st_mode & 0o777) | (DMDIR if isdir else 0)
+    # As plan9port's _p9dir: qid.path is the inode; qid.vers changes with the
+    # contents.  Nanosecond mtime and size together catch same-second appends.
+    vers = (st.st_mtime_ns ^ st.st_size ^ st.st_ctime_ns) & 0xFFFFFFFF
+    qid = Qid(0x80 if isdir else 0, vers, st.st_ino)
+    return Dir(name, 0 if isdir else st.st_size, mode, int(st.st_mtime), qid)
+
+
+class _NinepMount:
+    """A 9P connection (or a lazily dialled address) bound into the namespace."""
+
+    def __init__(self, client=None, subpath: str = "", addr: str | None = None,
+                 child: subprocess.Popen | None = None):
+        self._client = client
+        self._addr = addr
+        self._lock = threading.Lock()
+        self.subpath = subpath.strip("/")
+        self.child = child
+
+    @property
+    def client(self):
+        with self._lock:
+            if self._client is None:
+                from upas.ninep.client import Client
+                try:
+                    self._client = Client.dial(self._addr)
+                except OSError as e:
+                    raise Error(f"cannot mount {self._addr}: {e.strerror or e}") from None
+            return self._client
+
+    def _p(self, rel: str) -> str:
+        return "/".join(p for p in (self.subpath, rel) if p)
+
+    def _call(self, fn, *args):
+        from upas.ninep import client as nc
+        try:
+            return fn(*args)
+        except nc.Error as e:
+            raise Error(str(e)) from None
+        except OSError as e:
+            raise Error(f"i/o error: {e.strerror or e}") from None
+
+    def open(self, rel: str, mode: str):
+        c = self.client
+        if mode == "a":
+            raise Error("permission denied")
+        return self._call(lambda: c.open(self._p(rel), mode, trunc=(mode == "w")))
+
+    def read(self, rel: str) -> bytes:
+        return self._call(self.client.read, self._p(rel))
+
+    def write(self, rel: str, data: bytes) -> int:
+        return self._call(self.client.write, self._p(rel), data)
+
+    def stat(self, rel: str) -> Dir:
+        return _dir_from_9p(self._call(self.client.stat, self._p(rel)))
+
+    def readdir(self, rel: str) -> list[Dir]:
+        return [_dir_from_9p(s) for s in self._call(self.client.readdir, self._p(rel))]
+
+    def create(self, rel: str, perm: int, isdir: bool) -> None:
+        f = self._call(self.client.create, self._p(rel), perm | (DMDIR if isdir else 0), 0)
+        close = getattr(f, "close", None)
+        if close:
+            close()
+
+    def remove(self, rel: str) -> None:
+        self._call(self.client.remove, self._p(rel))
+
+    def rename(self, old: str, new: str) -> None:
+        raise Error("rename not supported over 9P")
+
+    def local_path(self, rel: str) -> None:
+        return None
+
+    def close(self) -> None:
+        if self._client is not None:
+            try:
+                self._client.close()
+            except Exception:
+                pass
+        if self.child is not None:
+            self.child.terminate()
+            try:
+                self.child.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.child.kill()
+
+
+def _dir_from_9p(s) -> Dir:
+    q = s.qid
+    return Dir(s.name, s.length, s.mode, s.mtime, Qid(q.type, q.vers, q.path), s.uid)
+
+
+class Namespace:
+    """A per-process mount table.  See docs/design.md."""
+
+    def __init__(self, user: str):
+        self.user = user
+        self._mounts: dict[str, _LocalMount | _NinepMount] = {}
+
+    # -- binding -------------------------------------------------------
+    def bind_dir(self, path: str, local_dir: str) -> None:
+        self._set(path, _LocalMount(local_dir))
+
+    def bind_9p(self, path: str, client, subpath: str = "") -> None:
+        self._set(path, _NinepMount(client=client, subpath=subpath))
+
+    def mount(self, path: str, addr: str, lazy: bool = False) -> None:
+        """Bind the 9P service at dial string `addr`; dial now unless lazy."""
+        m = _NinepMount(addr=addr)
+        if not lazy:
+            m.client  # noqa: B018 - dial now so that errors surface here
+        self._set(path, m)
+
+    def mount_child(self, path: str, argv: list[str], env: dict | None = None) -> None:
+        """Start a 9P server (e.g. upasfs) on a socketpair, as Plan 9's pop3 does."""
+        from upas.ninep.client import Client
+        ours, theirs = socket.socketpair()
+        child = subprocess.Popen(argv, stdin=theirs, stdout=theirs, env=env,
+                                 close_fds=True)
+        theirs.close()
+        try:
+            client = Client(ours, uname=self.user)
+        except Exception as e:
+            child.kill()
+            child.wait()
+            raise Error(f"can't initialize upas/fs: {e}") from None
+        self._set(path, _NinepMount(client=client, child=child))
+
+    def unmount(self, path: str) -> None:
+        m = self._mounts.pop(cleanname(path), None)
+        if m:
+            m.close()
+
+    def confine(self, user: str) -> None:
+        """After login: of /mail/box only /mail/box/USER stays reachable."""
+        box = self._mounts.get("/mail/box")
+        if isinstance(box, _LocalMount):
+            del self._mounts["/mail/box"]
+            self.bind_dir(f"/mail/box/{user}", os.path.join(box.root, user))
+        self.user = user
+
+    def close(self) -> None:
+        for m in self._mounts.values():
+            m.close()
+        self._mounts.clear()
+
+    def mounted(self, path: str) -> bool:
+        return cleanname(path) in self._mounts
+
+    def _set(self, path: str, m) -> None:
+        path = cleanname(path)
+        if not path.startswith("/"):
+            raise Error(f"mount point not absolute: {path}")
+        old = self._mounts.pop(path, None)
+        if old:
+            old.close()
+        self._mounts[path] = m
+
+    def _resolve(self, path: str):
+        path = cleanname(path)
+        if not path.startswith("/"):
+            raise Error(f"path not absolute: {path}")
+        probe = path
+        while True:
+            m = self._mounts.get(probe)
+            if m is not None:
+                return m, path[len(probe):].lstrip("/")
+            if probe == "/":
+                raise Error("file does not exist")
+            probe = os.path.dirname(probe)
+
+    # -- file operations -------------------------------------------------
+    def open(self, path: str, mode: str = "r"):
+        m, rel = self._resolve(path)
+        return m.open(rel, mode)
+
+    def read(self, path: str) -> bytes:
+        m, rel = self._resolve(path)
+        return m.read(rel)
+
+    def write(self, path: str, data: bytes) -> int:
+        m, rel = self._resolve(path)
+        return m.write(rel, data)
+
+    def stat(self, path: str) -> Dir:
+        m, rel = self._resolve(path)
+        return m.stat(rel)
+
+    def readdir(self, path: str) -> list[Dir]:
+        m, rel = self._resolve(path)
+        return m.readdir(rel)
+
+    def create(self, path: str, perm: int = 0o666, dir: bool = False) -> None:
+        m, rel = self._resolve(path)
+        m.create(rel, perm, dir)
+
+    def remove(self, path: str) -> None:
+        m, rel = self._resolve(path)
+        m.remove(rel)
+
+    def rename(self, old: str, new: str) -> None:
+        m1, r1 = self._resolve(old)
+        m2, r2 = self._resolve(new)
+        if m1 is not m2:
+            raise Error("rename across mounts")
+        m1.rename(r1, r2)
+
+    def exists(self, path: str) -> bool:
+        try:
+            self.stat(path)
+        except Error:
+            return False
+        return True
+
+    def local_path(self, path: str) -> str | None:
+        """The host path of a locally bound file, or None for a 9P mount."""
+        m, rel = self._resolve(path)
+        return m.local_path(rel)
+
+    @contextmanager
+    def lock(self, dirpath: str) -> Iterator[None]:
+        """Hold the mail lock (L.mbox) of the mail directory `dirpath`."""
+        real = self.local_path(dirpath)
+        if real is None:
+            raise Error("mail lock needs a local mail directory")
+        from upas.mail.lock import MailLock
+        with MailLock(real):
+            yield
+
+    # -- the default table -------------------------------------------------
+    @classmethod
+    def default(cls, user: str) -> "Namespace":
+        """The usual mounts, from the environment (see docs/design.md)."""
+        ns = cls(user)
+        root = mailroot()
+        ns.bind_dir("/mail/box", os.path.join(root, "box"))
+        if os.environ.get("upasfs"):
+            ns.mount("/mail/fs", os.environ["upasfs"], lazy=True)
+        ratify = os.environ.get("ratify") or _posted("ratify")
+        if ratify:
+            ns.mount("/mail/ratify", ratify, lazy=True)
+        elif os.path.isdir(os.path.join(root, "ratify")):
+            ns.bind_dir("/mail/ratify", os.path.join(root, "ratify"))
+        return ns
+
+
+def mailroot() -> str:
+    """$MAILROOT, else the system's /mail."""
+    return os.environ.get("MAILROOT") or "/mail"
+
+
+def _posted(name: str) -> str | None:
+    """The dial string of service `name` if it is posted in $NAMESPACE."""
+    try:
+        from upas.ninep.dial import namespace_dir
+        d = namespace_dir()
+    except Exception:
+        return None
+    path = os.path.join(d, name)
+    if os.path.exists(path):
+        return f"unix!{path}"
+    return None
+
+
+def python_argv(module: str, *args: str) -> list[str]:
+    """argv that runs one of our modules with this interpreter."""
+    return [sys.executable, "-m", module, *args]
