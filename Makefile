@@ -1,0 +1,19 @@
+# The recipes live in mk/ so that make and Plan 9 mk (mkfile) run the same steps.
+.PHONY: all install test run bench clean
+
+all: test
+
+install:
+	sh mk/venv.sh
+
+test:
+	sh mk/test.sh
+
+run:
+	sh mk/run.sh
+
+bench:
+	sh mk/bench.sh
+
+clean:
+	rm -rf .venv run bench/out .pytest_cache

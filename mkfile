@@ -1,0 +1,17 @@
+# Plan 9 mk (9base: /usr/lib/plan9/bin/mk).  Same steps as the Makefile.
+all:V: test
+
+install:V:
+	sh mk/venv.sh
+
+test:V:
+	sh mk/test.sh
+
+run:V:
+	sh mk/run.sh
+
+bench:V:
+	sh mk/bench.sh
+
+clean:V:
+	rm -rf .venv run bench/out .pytest_cache
