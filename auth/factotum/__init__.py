@@ -1,0 +1,7 @@
+"""factotum: the authentication agent (fs-auth.md section 2).
+
+rpc.py holds the conversation state machine, keys.py the key ring and the
+attribute syntax, one module per protocol (apop.py for apop and cram,
+p9cr.py, p9sk1.py, p9any.py, pass_.py), asclient.py the auth-server link,
+fs.py the 9P file tree and __main__.py the command.
+"""

@@ -1,0 +1,142 @@
+"""apop and cram: MD5 challenge/response, both roles (fs-auth.md 2.5).
+
+Client: write the challenge, read the hex response.
+Server (the Plan 9 conversation, which libauth's auth_challenge and
+auth_response expect): read the AS's challenge, write the user, write the
+32-digit response; the AS checks it against the user's secret and answers
+with a ticket and authenticator under the host's key.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+
+from auth.records import (ASError, AUTHENTLEN, AuthType, Authenticator, RecordNum, TICKETLEN,
+                          Ticket, Ticketreq)
+
+from .keys import find, set_attrs
+from .proto import EASPROTO, ESTABLISHED, Context, Failure, Protocol, is_client, set_attr, quote
+from auth.records import AuthInfo
+
+MD5HEX = 32
+MAXCHAL = 128          # the challenge buffer of apop.c
+
+
+class Apop(Protocol):
+    name = "apop"
+    keyprompt = "!password?"
+    astype = AuthType.AuthApop
+
+    def __init__(self, ctx: Context, attrs: list):
+        super().__init__(ctx, attrs)
+        self.conn = None
+        if is_client(attrs):
+            self.phase = "CNeedChal"
+            return
+        self.key = self.find_authkey()
+        self._challenge()
+        self.phase = "SHaveChal"
+
+    # --- client ---
+
+    def response(self, chal: bytes, password: bytes) -> str:
+        """APOP: MD5(challenge || password), lower-case hex."""
+        return hashlib.md5(chal + password).hexdigest()
+
+    def _respond(self, chal: bytes) -> None:
+        key = self.findkey(self.keyprompt)
+        password = key.get("!password")
+        if password is None:
+            raise Failure("key has no password")
+        set_attrs(self.attrs, key.attrs)
+        self.resp = self.response(chal, password.encode()).encode()
+        self.phase = "CHaveResp"
+
+    # --- server ---
+
+    def _challenge(self) -> None:
+        """dochal: ask the AS for a challenge during start."""
+        dom, user = self.key.get("dom"), self.key.get("user")
+        if dom is None or user is None:
+            raise Failure("apop/dochal cannot happen")
+        self.tr = Ticketreq(self.astype, authdom=dom, hostid=user)
+        try:
+            self.conn = self.ctx.authdial(dom)
+            self.conn.send(self.tr.pack())
+            self.chal = self.conn.reply(MAXCHAL)
+        except ASError as e:
+            self.close()
+            raise Failure(str(e)) from None
+        if len(self.chal) <= 5:
+            self.close()
+            raise Failure(EASPROTO)
+
+    def _set_user(self, data: bytes) -> None:
+        user = data.decode("utf-8", "replace")
+        wanted = find(self.attrs, "user")
+        if wanted is not None and wanted != user:
+            raise Failure("bad user")
+        set_attr(self.attrs, f"user={quote(user)}")
+        self.user = user
+        self.phase = "SNeedResp"
+
+    def _check(self, data: bytes) -> None:
+        """doreply: the AS verifies; a refusal lets the caller try again."""
+        if len(data) != MD5HEX:
+            raise Failure("response not MD5 digest")
+        if self.conn is None:
+            raise Failure(EASPROTO)
+        self.tr.chal = secrets.token_bytes(8)
+        self.tr.uid = self.user
+        try:
+            self.conn.send(self.tr.pack() + data)
+            buf = self.conn.reply(TICKETLEN + AUTHENTLEN)
+        except ASError as e:
+            self.phase = "SNeedUser"      # the connection stays for a retry
+            raise Failure(str(e)) from None
+        self.close()
+        t = Ticket.unpack(buf[:TICKETLEN], self.key.data)
+        a = Authenticator.unpack(buf[TICKETLEN:], t.key)
+        if (t.num != RecordNum.AuthTs or t.chal != self.tr.chal or a.num != RecordNum.AuthAc
+                or a.chal != self.tr.chal or a.id != 0):
+            self.phase = "SNeedUser"
+            raise Failure(EASPROTO)
+        self.key.successes += 1
+        self.ai = AuthInfo(t.cuid, t.suid)
+        self.phase = ESTABLISHED
+
+    # --- the rpc verbs ---
+
+    def write(self, data: bytes) -> None:
+        if self.phase == "CNeedChal":
+            self._respond(data)
+        elif self.phase == "SNeedUser":
+            self._set_user(data)
+        elif self.phase == "SNeedResp":
+            self._check(data)
+        else:
+            raise self.phase_error("write")
+
+    def read(self, n: int) -> bytes:
+        if self.phase == "CHaveResp":
+            self.phase = ESTABLISHED
+            return self.resp[:n]
+        if self.phase == "SHaveChal":
+            self.phase = "SNeedUser"
+            return self.chal[:n]
+        raise self.phase_error("read")
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
+
+class Cram(Apop):
+    name = "cram"
+    astype = AuthType.AuthCram
+
+    def response(self, chal: bytes, password: bytes) -> str:
+        """CRAM-MD5: HMAC-MD5(key = password, data = challenge), upper-case (%H)."""
+        return hmac.new(password, chal, hashlib.md5).hexdigest().upper()

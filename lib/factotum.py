@@ -1,0 +1,324 @@
+"""The factotum client the servers use: libauth's auth_* calls in Python.
+
+Factotum is found as libauth finds it: an explicit address, else the dial
+string in $factotum, else the service `factotum` posted in $NAMESPACE.  It
+works with our auth.factotum and with plan9port's (for the calls whose
+conversations plan9port implements as Plan 9 does; fs-auth.md 2.5).
+
+How the mail servers use it::
+
+    # pop3: the APOP greeting, then the APOP command
+    c = auth_challenge("proto=apop role=server")
+    send(f"+OK POP3 server ready {c.chal}")
+    try:
+        ai = auth_response(c, user, digest_hex)      # AuthInfo; ai.cuid == user
+    except AuthError as e:
+        ...                                           # c still usable: retry later
+    c.close()
+
+    # imap4d AUTHENTICATE CRAM-MD5: base64(c.chal) is the challenge
+    c = auth_challenge("proto=cram role=server")
+    ai = auth_response(c, user, digest_hex.lower())
+
+    # imap4d -c (p9cr): show c.chal, the next LOGIN's password is the answer
+    c = auth_challenge(f"proto=p9cr role=server user={quote(user)}")
+    ai = auth_response(c, resp=answer)
+
+    # cleartext (-p): check a password against the APOP secret
+    c = auth_challenge("proto=apop role=server")
+    ai = auth_response(c, user, hashlib.md5(c.chal.encode() + pw).hexdigest())
+
+Failures are exceptions: FactotumError (an `error` reply; AuthError for a
+rejected login), NeedKey (factotum has no key; `.template` says which),
+FactotumUnavailable (no factotum to talk to).
+"""
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from typing import Callable
+
+from auth import crypt
+from auth.factotum.keys import parse_attrs, quote, tokenize
+from auth.records import AuthInfo
+from upas import ninep
+
+AUTH_RPC_MAX = 4096            # libauth's AuthRpcMax: reply buffer size
+
+__all__ = ["AUTH_RPC_MAX", "AuthError", "AuthInfo", "BadKey", "Chalstate", "FactotumError",
+           "FactotumUnavailable", "NeedKey", "PhaseError", "Rpc", "auth_challenge",
+           "auth_getuserpasswd", "auth_proxy", "auth_respond", "auth_response",
+           "auth_userpasswd", "factotum_address", "quote"]
+
+
+class FactotumError(Exception):
+    """An `error` reply (or a broken conversation); str() is factotum's text."""
+
+
+class AuthError(FactotumError):
+    """The other party's response was rejected (wrong secret, unknown user...)."""
+
+
+class NeedKey(FactotumError):
+    """`needkey`: factotum holds no key matching `template`."""
+
+    def __init__(self, template: str):
+        super().__init__(f"needkey {template}")
+        self.template = template
+
+
+class BadKey(FactotumError):
+    """`badkey` (plan9port): a key was rejected."""
+
+
+class PhaseError(FactotumError):
+    """`phase`: the conversation was driven in the wrong direction."""
+
+
+class FactotumUnavailable(FactotumError):
+    """No factotum could be reached."""
+
+
+def factotum_address(addr: str | None = None) -> str:
+    """Where factotum is: addr, else $factotum, else the service `factotum`."""
+    return addr or os.environ.get("factotum") or "factotum"
+
+
+class Rpc:
+    """One open of factotum's `rpc`: an independent conversation.
+
+    `call(verb, data)` writes one request and reads one reply; it returns
+    (status, data) for `ok`, `done` and `toosmall`, and raises for the rest.
+    `getkey(template)` may add a key (via ctl) so that the call is retried.
+    """
+
+    def __init__(self, addr: str | None = None,
+                 getkey: Callable[[str], bool] | None = None):
+        where = factotum_address(addr)
+        try:
+            self.client = ninep.Client.dial(where)
+            self.file = self.client.open("rpc", "rw")
+        except (OSError, ninep.Error) as e:
+            if getattr(self, "client", None):
+                self.client.close()
+            raise FactotumUnavailable(f"cannot open factotum rpc at {where}: {e}") from None
+        self.getkey = getkey
+
+    def call(self, verb: str, data: bytes | str = b"") -> tuple[str, bytes]:
+        if isinstance(data, str):
+            data = data.encode()
+        request = verb.encode() + (b" " + data if data else b"")
+        while True:
+            reply = self._exchange(request)
+            word, _, arg = reply.partition(b" ")
+            status = word.decode("ascii", "replace")
+            if status in ("ok", "done", "toosmall"):
+                return status, arg
+            if status == "needkey":
+                template = arg.decode("utf-8", "replace")
+                if self.getkey is not None and self.getkey(template):
+                    continue
+                raise NeedKey(template)
+            text = arg.decode("utf-8", "replace")
+            if status == "error":
+                raise FactotumError(text)
+            if status == "badkey":
+                raise BadKey(text)
+            if status == "phase":
+                raise PhaseError(text)
+            raise FactotumError(f"bad factotum rpc response: {reply[:64]!r}")
+
+    def _exchange(self, request: bytes) -> bytes:
+        try:
+            self.file.write(request)
+            return self.file.read(AUTH_RPC_MAX)
+        except ninep.Error as e:
+            raise FactotumError(str(e)) from None
+        except OSError as e:
+            raise FactotumUnavailable(f"factotum rpc: {e}") from None
+
+    def attrs(self) -> dict[str, str]:
+        """`attr`: the conversation's attributes (start's plus what was learned)."""
+        _, data = self.call("attr")
+        return {a.name: a.value for a in parse_attrs(data.decode("utf-8", "replace"))}
+
+    def authinfo(self) -> AuthInfo:
+        _, data = self.call("authinfo")
+        try:
+            return AuthInfo.unpack(data)
+        except ValueError:
+            raise FactotumError("bad auth info from factotum") from None
+
+    def close(self) -> None:
+        try:
+            self.file.close()
+        except (OSError, ninep.Error):
+            pass
+        self.client.close()
+
+    def __enter__(self) -> "Rpc":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _start(attrs: str, addr: str | None, getkey=None) -> Rpc:
+    rpc = Rpc(addr, getkey)
+    try:
+        rpc.call("start", attrs)
+    except BaseException:
+        rpc.close()
+        raise
+    return rpc
+
+
+@dataclass
+class Chalstate:
+    """A server-side challenge in progress (libauth's Chalstate).
+
+    `chal` is what to show the client: the APOP/CRAM `<...@dom>` string, or
+    the p9cr decimal number.  The conversation stays open until a
+    successful auth_response or close(); a failed response may be retried.
+    """
+    rpc: Rpc | None
+    chal: str
+    user: str | None = None
+    resp: str | bytes | None = None
+
+    def close(self) -> None:
+        if self.rpc is not None:
+            self.rpc.close()
+            self.rpc = None
+
+
+def auth_challenge(attrs: str, addr: str | None = None) -> Chalstate:
+    """Start a server-role conversation and get the challenge.
+
+    attrs e.g. "proto=apop role=server", "proto=cram role=server" or
+    "proto=p9cr role=server user=glenda" (quote values with quote()).
+    """
+    rpc = _start(attrs, addr)
+    try:
+        _, chal = rpc.call("read")
+    except BaseException:
+        rpc.close()
+        raise
+    return Chalstate(rpc, chal.decode("utf-8", "replace"))
+
+
+def auth_response(c: Chalstate, user: str | None = None,
+                  resp: str | bytes | None = None) -> AuthInfo:
+    """Give factotum the client's answer; the AuthInfo on success.
+
+    user: the name the client gave (apop, cram; p9cr has it in start).
+    resp: the hex digest (apop, cram: 32 digits) or the p9cr response.
+    A rejected answer raises AuthError and leaves `c` open for another try;
+    any other failure closes it.
+    """
+    user = c.user if user is None else user
+    resp = c.resp if resp is None else resp
+    if c.rpc is None:
+        raise FactotumError("auth_response: connection not open")
+    if not resp:
+        raise FactotumError("auth_response: nil response")
+    try:
+        if user is not None:
+            c.rpc.call("write", user)
+    except FactotumError:
+        c.close()                      # out of phase with factotum
+        raise
+    try:
+        c.rpc.call("write", resp)
+    except FactotumUnavailable:
+        c.close()
+        raise
+    except FactotumError as e:
+        raise AuthError(str(e)) from None
+    try:
+        status, arg = c.rpc.call("read")
+        if status != "done":
+            raise FactotumError(f"factotum protocol botch {status} {arg[:32]!r}")
+        return c.rpc.authinfo()
+    finally:
+        c.close()
+
+
+def auth_respond(chal: str | bytes, attrs: str, addr: str | None = None,
+                 getkey: Callable[[str], bool] | None = None) -> tuple[str, str]:
+    """Client role of apop/cram: (response, user) for a server's challenge.
+
+    attrs e.g. "proto=apop role=client server=mail.example.com".  CRAM
+    responses come back upper-case (%H), as Plan 9's factotum gives them.
+    """
+    with _start(attrs, addr, getkey) as rpc:
+        rpc.call("write", chal)
+        _, resp = rpc.call("read")
+        user = rpc.attrs().get("user", "")
+    return resp.decode("ascii", "replace"), user
+
+
+def auth_userpasswd(user: str, password: str, addr: str | None = None) -> AuthInfo:
+    """Check a user's Plan 9 password through p9cr (Bell/p9p libauth)."""
+    c = auth_challenge(f"proto=p9cr role=server user={quote(user)}", addr)
+    try:
+        resp = crypt.netcrypt(crypt.passtokey(password), c.chal)
+    except ValueError:
+        c.close()
+        raise FactotumError("bad p9cr challenge") from None
+    return auth_response(c, resp=resp)
+
+
+def auth_getuserpasswd(attrs: str, addr: str | None = None,
+                       getkey: Callable[[str], bool] | None = None) -> tuple[str, str]:
+    """The pass protocol: (user, password) of a key such as
+    `proto=pass service=imap server=mail.example.com`."""
+    if "role=" not in attrs:
+        attrs += " role=client"      # plan9port's factotum requires it
+    with _start(attrs, addr, getkey) as rpc:
+        _, data = rpc.call("read")
+    fields = tokenize(data.decode("utf-8", "replace"))
+    if len(fields) != 2:
+        raise FactotumError("bad factotum rpc response")
+    return fields[0], fields[1]
+
+
+def _recv(sock: socket.socket, n: int) -> bytes:
+    data = sock.recv(n)
+    if not data:
+        raise FactotumError("auth_proxy short read")
+    return data
+
+
+def auth_proxy(sock: socket.socket, attrs: str, addr: str | None = None,
+               getkey: Callable[[str], bool] | None = None) -> AuthInfo:
+    """Run a protocol (p9any, p9sk1) with the peer on sock, factotum doing
+    the work (fauth_proxy): data factotum reads goes to the peer; when
+    factotum wants input it says how much (toosmall) and we read it."""
+    with _start(attrs, addr, getkey) as rpc:
+        while True:
+            try:
+                status, data = rpc.call("read")
+            except PhaseError:
+                _feed(rpc, sock)
+                continue
+            if status == "done":
+                return rpc.authinfo()
+            if status == "ok":
+                sock.sendall(data)
+                continue
+            raise FactotumError(f"auth_proxy rpc: {status}")
+
+
+def _feed(rpc: Rpc, sock: socket.socket) -> None:
+    """Write what the peer sent, reading more while factotum says toosmall."""
+    buf = b""
+    while True:
+        status, arg = rpc.call("write", buf) if buf else rpc.call("write")
+        if status != "toosmall":
+            return
+        want = int(arg or b"0")
+        if want > AUTH_RPC_MAX or want <= len(buf):
+            raise FactotumError(f"auth_proxy: toosmall {want}")
+        buf += _recv(sock, want - len(buf))
