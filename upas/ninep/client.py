@@ -1,0 +1,448 @@
+"""A thread-safe, multiplexed 9P2000 client with file-like objects.
+
+Any number of threads may share one Client: each request gets its own tag,
+a reader thread hands every reply to the thread waiting on that tag, and
+fids and tags are returned to the pool even when a call fails.
+"""
+from __future__ import annotations
+
+import getpass
+import io
+import os
+import socket
+import threading
+from collections import deque
+from typing import Any, Iterator
+
+from . import codec
+from .codec import (IOHDRSZ, MAXWELEM, NOFID, NOTAG, OREAD, ORDWR, OTRUNC,
+                    OWRITE, ProtocolError, Qid, Stat)
+from .server import Error
+
+PIPELINE = 8          # outstanding Treads when reading a large file
+
+_MODES = {"r": OREAD, "w": OWRITE, "rw": ORDWR, "r+": ORDWR, "w+": ORDWR}
+
+
+class Hungup(Error):
+    """The connection to the server is gone."""
+
+    def __init__(self) -> None:
+        super().__init__("i/o on hungup channel")
+
+
+def _mode(mode: str | int, trunc: bool = False) -> int:
+    m = mode if isinstance(mode, int) else _MODES.get(mode)
+    if m is None:
+        raise ValueError(f"bad open mode {mode!r}")
+    return m | (OTRUNC if trunc else 0)
+
+
+def _names(path: str) -> list[str]:
+    return [p for p in path.split("/") if p not in ("", ".")]
+
+
+class _Call:
+    __slots__ = ("tag", "reply", "done", "abandoned")
+
+    def __init__(self, tag: int):
+        self.tag = tag
+        self.reply: codec.Msg | None = None
+        self.done = threading.Event()
+        self.abandoned = False
+
+
+class Client:
+    """One 9P session, attached as `uname` to `aname`."""
+
+    def __init__(self, sock: socket.socket, uname: str | None = None,
+                 aname: str = "", msize: int = 65536 + IOHDRSZ):
+        self._sock = sock
+        self._lock = threading.Lock()         # tags, fids, pending
+        self._wlock = threading.Lock()        # requests on the wire
+        self._pending: dict[int, _Call] = {}
+        self._free_tags: deque[int] = deque(range(NOTAG))
+        self._free_fids: list[int] = []
+        self._next_fid = 0
+        self._dead = False
+        self.msize = msize
+        self._reader = threading.Thread(target=self._read_loop, daemon=True,
+                                        name="9p-client")
+        self._reader.start()
+        try:
+            r = self._rpc(codec.Tversion(NOTAG, msize, codec.VERSION))
+            if r.version != codec.VERSION or r.msize > msize:
+                raise Error(f"unexpected version {r.version} msize {r.msize}")
+            self.msize = r.msize
+            self.iounit = self.msize - IOHDRSZ
+            self.uname = uname if uname is not None else getpass.getuser()
+            self._root = self._allocfid()
+            self.root_qid: Qid = self._rpc(codec.Tattach(
+                0, self._root, NOFID, self.uname, aname)).qid
+        except BaseException:
+            self.close()
+            raise
+
+    @classmethod
+    def dial(cls, addr: str, **kw: Any) -> "Client":
+        """Connect to a dial string or posted service name (see dial.py)."""
+        from .dial import dial
+        return cls(dial(addr), **kw)
+
+    # -- transport ----------------------------------------------------------
+    def _read_loop(self) -> None:
+        try:
+            while True:
+                m = codec.read_msg(self._sock, self.msize)
+                if m is None:
+                    break
+                with self._lock:
+                    call = self._pending.pop(m.tag, None)
+                    if call is None:
+                        continue            # a reply to nobody: ignore
+                    call.reply = m
+                    if call.abandoned:
+                        self._free_tags.append(call.tag)
+                call.done.set()
+        except (OSError, ProtocolError):
+            pass
+        finally:
+            with self._lock:
+                self._dead = True
+                calls = list(self._pending.values())
+                self._pending.clear()
+            for call in calls:
+                call.done.set()
+
+    def _start(self, msg: codec.Msg) -> _Call:
+        """Send a request; the reply is collected by _finish."""
+        with self._lock:
+            if self._dead:
+                raise Hungup()
+            if isinstance(msg, codec.Tversion):
+                tag = NOTAG
+            elif self._free_tags:
+                tag = self._free_tags.popleft()
+            else:
+                raise Error("too many outstanding requests")
+            msg.tag = tag
+            call = self._pending[tag] = _Call(tag)
+        data = codec.pack(msg)
+        try:
+            with self._wlock:
+                self._sock.sendall(data)
+        except OSError:
+            with self._lock:
+                self._pending.pop(tag, None)
+                self._release_tag(tag)
+            raise Hungup() from None
+        return call
+
+    def _release_tag(self, tag: int) -> None:
+        if tag != NOTAG:
+            self._free_tags.append(tag)
+
+    def _finish(self, call: _Call, want: type | None = None) -> Any:
+        try:
+            call.done.wait()
+        except BaseException:
+            with self._lock:                # the reader frees the tag later
+                call.abandoned = call.reply is None
+                if not call.abandoned:
+                    self._release_tag(call.tag)
+            raise
+        with self._lock:
+            self._release_tag(call.tag)
+        r = call.reply
+        if r is None:
+            raise Hungup()
+        if isinstance(r, codec.Rerror):
+            raise Error(r.ename)
+        if want is not None and not isinstance(r, want):
+            raise ProtocolError(f"unexpected reply {type(r).__name__}")
+        return r
+
+    def _rpc(self, msg: codec.Msg) -> Any:
+        want = codec.MESSAGES.get(msg.TYPE + 1)
+        return self._finish(self._start(msg), want)
+
+    def close(self) -> None:
+        """Hang up. Outstanding calls fail with Hungup."""
+        try:
+            self._sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        self._sock.close()
+        if self._reader is not threading.current_thread():
+            self._reader.join(timeout=5)
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- fids -----------------------------------------------------------------
+    def _allocfid(self) -> int:
+        with self._lock:
+            if self._free_fids:
+                return self._free_fids.pop()
+            self._next_fid += 1
+            return self._next_fid
+
+    def _freefid(self, fid: int) -> None:
+        with self._lock:
+            self._free_fids.append(fid)
+
+    def _clunk(self, fid: int) -> None:
+        try:
+            self._rpc(codec.Tclunk(0, fid))
+        finally:                 # the server forgets the fid even on error
+            self._freefid(fid)
+
+    def walk(self, path: str) -> int:
+        """A new fid for path (relative to the attach root). The caller
+        owns it and must clunk it (see clunk)."""
+        names = _names(path)
+        fid = self._allocfid()
+        made = False
+        try:
+            src = self._root
+            chunks = [names[i:i + MAXWELEM]
+                      for i in range(0, len(names), MAXWELEM)] or [[]]
+            for chunk in chunks:
+                r = self._rpc(codec.Twalk(0, src, fid, chunk))
+                if len(r.wqid) < len(chunk):
+                    raise Error("file does not exist")
+                made, src = True, fid
+            return fid
+        except BaseException:
+            if made:
+                self._clunk_quietly(fid)
+            else:
+                self._freefid(fid)
+            raise
+
+    def _clunk_quietly(self, fid: int) -> None:
+        try:
+            self._clunk(fid)
+        except Error:
+            pass
+
+    def clunk(self, fid: int) -> None:
+        self._clunk(fid)
+
+    # -- whole-file operations -------------------------------------------------
+    def open(self, path: str, mode: str | int = "r",
+             trunc: bool = False) -> "File":
+        fid = self.walk(path)
+        try:
+            r = self._rpc(codec.Topen(0, fid, _mode(mode, trunc)))
+        except BaseException:
+            self._clunk_quietly(fid)
+            raise
+        return File(self, fid, r.qid, r.iounit or self.iounit, _mode(mode))
+
+    def create(self, path: str, perm: int = 0o666,
+               mode: str | int = "w") -> "File":
+        names = _names(path)
+        if not names:
+            raise Error("bad file name")
+        fid = self.walk("/".join(names[:-1]))
+        try:
+            r = self._rpc(codec.Tcreate(0, fid, names[-1], perm, _mode(mode)))
+        except BaseException:
+            self._clunk_quietly(fid)
+            raise
+        return File(self, fid, r.qid, r.iounit or self.iounit, _mode(mode))
+
+    def read(self, path: str) -> bytes:
+        with self.open(path) as f:
+            return f.read()
+
+    def write(self, path: str, data: bytes, trunc: bool = False) -> int:
+        """Write data at offset 0: one Twrite when it fits in an iounit."""
+        with self.open(path, "w", trunc=trunc) as f:
+            return f.write(data)
+
+    def stat(self, path: str) -> Stat:
+        fid = self.walk(path)
+        try:
+            return self._rpc(codec.Tstat(0, fid)).stat
+        finally:
+            self._clunk_quietly(fid)
+
+    def wstat(self, path: str, st: Stat) -> None:
+        fid = self.walk(path)
+        try:
+            self._rpc(codec.Twstat(0, fid, st))
+        finally:
+            self._clunk_quietly(fid)
+
+    def readdir(self, path: str) -> list[Stat]:
+        with self.open(path) as f:
+            return f.readdir()
+
+    def remove(self, path: str) -> None:
+        fid = self.walk(path)
+        try:
+            self._rpc(codec.Tremove(0, fid))
+        finally:                 # Tremove clunks the fid, success or not
+            self._freefid(fid)
+
+    # -- primitives used by File -----------------------------------------------
+    def _tread(self, fid: int, offset: int, count: int) -> bytes:
+        return self._rpc(codec.Tread(0, fid, offset, count)).data
+
+    def _twrite(self, fid: int, offset: int, data: bytes) -> int:
+        return self._rpc(codec.Twrite(0, fid, offset, data)).count
+
+    def _readall(self, fid: int, offset: int, iounit: int) -> bytes:
+        """Read to EOF. After one full read, keep PIPELINE Treads in flight;
+        a short read means the data is not where we guessed, so the guesses
+        are dropped and reading goes on from the true offset."""
+        out: list[bytes] = []
+        first = self._tread(fid, offset, iounit)
+        out.append(first)
+        offset += len(first)
+        if len(first) < iounit:
+            return self._read_sequential(fid, offset, iounit, out) if first else b""
+        calls: deque[tuple[int, _Call]] = deque()
+        next_off = offset
+        try:
+            while True:
+                while len(calls) < PIPELINE:
+                    calls.append((next_off, self._start(
+                        codec.Tread(0, fid, next_off, iounit))))
+                    next_off += iounit
+                off, call = calls.popleft()
+                data = self._finish(call, codec.Rread).data
+                out.append(data)
+                if len(data) < iounit:
+                    break
+        finally:
+            for _, call in calls:
+                self._finish_quietly(call)
+        if not data:
+            return b"".join(out)
+        return self._read_sequential(fid, off + len(data), iounit, out)
+
+    def _finish_quietly(self, call: _Call) -> None:
+        try:
+            self._finish(call)
+        except Error:
+            pass
+
+    def _read_sequential(self, fid: int, offset: int, iounit: int,
+                         out: list[bytes]) -> bytes:
+        while True:
+            data = self._tread(fid, offset, iounit)
+            if not data:
+                return b"".join(out)
+            out.append(data)
+            offset += len(data)
+
+
+class File(io.RawIOBase):
+    """An open 9P fid. read(n) issues one Tread when n <= iounit;
+    read() reads to EOF; write() sends iounit-sized Twrites."""
+
+    def __init__(self, client: Client, fid: int, qid: Qid, iounit: int,
+                 mode: int):
+        super().__init__()
+        self.client, self.fid, self.qid = client, fid, qid
+        self.iounit = min(iounit, client.iounit)
+        self.mode = mode
+        self.offset = 0
+
+    def readable(self) -> bool:
+        return self.mode & 3 in (OREAD, ORDWR, 3)
+
+    def writable(self) -> bool:
+        return self.mode & 3 in (OWRITE, ORDWR)
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        self._check()
+        if n is None or n < 0:
+            data = self.client._readall(self.fid, self.offset, self.iounit)
+            self.offset += len(data)
+            return data
+        out: list[bytes] = []
+        while n > 0:
+            data = self.client._tread(self.fid, self.offset, min(n, self.iounit))
+            self.offset += len(data)
+            out.append(data)
+            n -= len(data)
+            if len(data) < self.iounit:   # one Tread unless it came back full
+                break
+        return b"".join(out)
+
+    readall = read
+
+    def readinto(self, b: Any) -> int:
+        data = self.read(len(b))
+        b[:len(data)] = data
+        return len(data)
+
+    def write(self, data: Any) -> int:
+        self._check()
+        view = memoryview(bytes(data))
+        total = 0
+        while True:
+            chunk = view[total:total + self.iounit]
+            n = self.client._twrite(self.fid, self.offset, bytes(chunk))
+            self.offset += n
+            total += n
+            if n < len(chunk):
+                raise Error("short write")
+            if total >= len(view):
+                return total
+
+    def seek(self, offset: int, whence: int = os.SEEK_SET) -> int:
+        if whence == os.SEEK_SET:
+            self.offset = offset
+        elif whence == os.SEEK_CUR:
+            self.offset += offset
+        elif whence == os.SEEK_END:
+            self.offset = self.stat().length + offset
+        else:
+            raise ValueError("bad whence")
+        return self.offset
+
+    def tell(self) -> int:
+        return self.offset
+
+    def stat(self) -> Stat:
+        self._check()
+        return self.client._rpc(codec.Tstat(0, self.fid)).stat
+
+    def readdir(self) -> list[Stat]:
+        """All entries of an open directory (read from offset 0)."""
+        self.offset = 0
+        out: list[Stat] = []
+        while True:
+            data = self.client._tread(self.fid, self.offset, self.iounit)
+            if not data:
+                return out
+            self.offset += len(data)
+            out.extend(Stat.unpack_many(data))
+
+    def __iter__(self) -> Iterator[bytes]:  # type: ignore[override]
+        """Chunks of up to iounit bytes until EOF."""
+        while True:
+            data = self.read(self.iounit)
+            if not data:
+                return
+            yield data
+
+    def _check(self) -> None:
+        if self.closed:
+            raise ValueError("I/O operation on closed file")
+
+    def close(self) -> None:
+        if not self.closed:
+            super().close()
+            self.client._clunk_quietly(self.fid)

@@ -1,0 +1,496 @@
+"""9P2000 wire codec: constants, Qid, Stat, one dataclass per message.
+
+Sans-I/O: `pack` turns a message into bytes, `unpack` turns one complete
+message back, and `read_msg` is the only function that touches a transport.
+Decoding is strict: every length is checked against the bytes present, names
+must be valid UTF-8, and a message must be consumed exactly.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, NamedTuple
+
+# Message header: size[4] type[1] tag[2].
+HEADER = struct.Struct("<IBH")
+IOHDRSZ = 24          # room for a Tread/Rwrite header inside msize
+MAXWELEM = 16         # walk elements per Twalk
+NOTAG = 0xFFFF
+NOFID = 0xFFFFFFFF
+VERSION = "9P2000"
+MIN_MSIZE = 256       # smaller client msize is refused
+
+# Open modes.
+OREAD, OWRITE, ORDWR, OEXEC = 0, 1, 2, 3
+OTRUNC, OCEXEC, ORCLOSE = 0x10, 0x20, 0x40
+
+# Qid types and the matching Stat mode bits.
+QTDIR, QTAPPEND, QTEXCL, QTMOUNT, QTAUTH, QTTMP, QTFILE = (
+    0x80, 0x40, 0x20, 0x10, 0x08, 0x04, 0x00)
+DMDIR, DMAPPEND, DMEXCL, DMMOUNT, DMAUTH, DMTMP = (
+    0x80000000, 0x40000000, 0x20000000, 0x10000000, 0x08000000, 0x04000000)
+DMREAD, DMWRITE, DMEXEC = 0x4, 0x2, 0x1
+
+
+class ProtocolError(Exception):
+    """Malformed 9P data. `tag` is set when the header could be read, so a
+    server can still answer the request with an Rerror."""
+
+    def __init__(self, text: str, tag: int | None = None):
+        super().__init__(text)
+        self.tag = tag
+
+
+class Qid(NamedTuple):
+    type: int = 0
+    vers: int = 0
+    path: int = 0
+
+
+_QID = struct.Struct("<BIQ")
+_STAT_FIXED = struct.Struct("<HHI" + "BIQ" + "IIIQ")   # size .. length
+
+
+class _Reader:
+    """Cursor over a received buffer; every read is bounds-checked."""
+
+    __slots__ = ("buf", "pos", "end", "tag")
+
+    def __init__(self, buf: bytes | memoryview, pos: int = 0,
+                 end: int | None = None, tag: int | None = None):
+        self.buf = buf
+        self.pos = pos
+        self.end = len(buf) if end is None else end
+        self.tag = tag
+
+    def need(self, n: int) -> int:
+        p = self.pos
+        if n < 0 or p + n > self.end:
+            raise ProtocolError("short message", self.tag)
+        self.pos = p + n
+        return p
+
+    def unpack(self, st: struct.Struct) -> tuple:
+        return st.unpack_from(self.buf, self.need(st.size))
+
+    def bytes(self, n: int) -> bytes:
+        p = self.need(n)
+        return bytes(self.buf[p:p + n])
+
+    def string(self) -> str:
+        (n,) = self.unpack(_U16)
+        raw = self.bytes(n)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ProtocolError("invalid UTF-8 in string", self.tag) from None
+
+    def done(self) -> None:
+        if self.pos != self.end:
+            raise ProtocolError("trailing bytes in message", self.tag)
+
+
+_U8, _U16, _U32, _U64 = (struct.Struct(f) for f in ("<B", "<H", "<I", "<Q"))
+
+
+def _pstr(s: str) -> bytes:
+    b = s.encode("utf-8")
+    if len(b) > 0xFFFF:
+        raise ValueError("9P string longer than 65535 bytes")
+    return _U16.pack(len(b)) + b
+
+
+@dataclass
+class Stat:
+    """A directory entry (stat(5)). ~0 fields mean "don't touch" in Twstat."""
+
+    type: int = 0
+    dev: int = 0
+    qid: Qid = Qid()
+    mode: int = 0
+    atime: int = 0
+    mtime: int = 0
+    length: int = 0
+    name: str = ""
+    uid: str = ""
+    gid: str = ""
+    muid: str = ""
+
+    def pack(self) -> bytes:
+        strs = b"".join(_pstr(s) for s in (self.name, self.uid, self.gid, self.muid))
+        size = _STAT_FIXED.size - 2 + len(strs)
+        q = self.qid
+        return _STAT_FIXED.pack(size, self.type, self.dev, q[0], q[1], q[2],
+                                self.mode, self.atime, self.mtime,
+                                self.length) + strs
+
+    @classmethod
+    def unpack(cls, b: bytes | memoryview) -> "Stat":
+        st, n = cls._read(_Reader(b))
+        if n != len(b):
+            raise ProtocolError("trailing bytes after stat")
+        return st
+
+    @classmethod
+    def unpack_many(cls, b: bytes | memoryview) -> list["Stat"]:
+        """Decode the concatenated entries of a directory read."""
+        r, out = _Reader(b), []
+        while r.pos < r.end:
+            out.append(cls._read(r)[0])
+        return out
+
+    @classmethod
+    def _read(cls, r: _Reader) -> tuple["Stat", int]:
+        start = r.pos
+        (size,) = r.unpack(_U16)
+        r.need(size)                  # the whole entry must be present
+        sub = _Reader(r.buf, start, r.pos, r.tag)
+        (_, typ, dev, qt, qv, qp, mode, atime, mtime,
+         length) = sub.unpack(_STAT_FIXED)
+        name, uid, gid, muid = [sub.string() for _ in range(4)]
+        sub.done()
+        return (cls(typ, dev, Qid(qt, qv, qp), mode, atime, mtime, length,
+                    name, uid, gid, muid), r.pos - start)
+
+    @classmethod
+    def sync(cls) -> "Stat":
+        """A Twstat entry that changes nothing (all fields "don't touch")."""
+        return cls(0xFFFF, 0xFFFFFFFF, Qid(0xFF, 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF),
+                   0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFFFFFFFFFF)
+
+
+# Field kinds of the message schemas.
+_INT = {"1": _U8, "2": _U16, "4": _U32, "8": _U64}
+
+
+class Msg:
+    """Base of all messages. Subclasses list their wire fields in SCHEMA."""
+
+    TYPE: ClassVar[int]
+    SCHEMA: ClassVar[tuple[tuple[str, str], ...]]
+    tag: int
+
+
+def _msg(type_: int, *schema: tuple[str, str]):
+    def deco(cls):
+        cls.TYPE = type_
+        cls.SCHEMA = schema
+        return cls
+    return deco
+
+
+@_msg(100, ("msize", "4"), ("version", "s"))
+@dataclass
+class Tversion(Msg):
+    tag: int = NOTAG
+    msize: int = 8192
+    version: str = VERSION
+
+
+@_msg(101, ("msize", "4"), ("version", "s"))
+@dataclass
+class Rversion(Msg):
+    tag: int = NOTAG
+    msize: int = 8192
+    version: str = VERSION
+
+
+@_msg(102, ("afid", "4"), ("uname", "s"), ("aname", "s"))
+@dataclass
+class Tauth(Msg):
+    tag: int = 0
+    afid: int = NOFID
+    uname: str = ""
+    aname: str = ""
+
+
+@_msg(103, ("aqid", "q"))
+@dataclass
+class Rauth(Msg):
+    tag: int = 0
+    aqid: Qid = Qid()
+
+
+@_msg(104, ("fid", "4"), ("afid", "4"), ("uname", "s"), ("aname", "s"))
+@dataclass
+class Tattach(Msg):
+    tag: int = 0
+    fid: int = 0
+    afid: int = NOFID
+    uname: str = ""
+    aname: str = ""
+
+
+@_msg(105, ("qid", "q"))
+@dataclass
+class Rattach(Msg):
+    tag: int = 0
+    qid: Qid = Qid()
+
+
+@_msg(107, ("ename", "s"))
+@dataclass
+class Rerror(Msg):
+    tag: int = 0
+    ename: str = ""
+
+
+@_msg(108, ("oldtag", "2"))
+@dataclass
+class Tflush(Msg):
+    tag: int = 0
+    oldtag: int = 0
+
+
+@_msg(109)
+@dataclass
+class Rflush(Msg):
+    tag: int = 0
+
+
+@_msg(110, ("fid", "4"), ("newfid", "4"), ("wname", "S*"))
+@dataclass
+class Twalk(Msg):
+    tag: int = 0
+    fid: int = 0
+    newfid: int = 0
+    wname: list[str] = field(default_factory=list)
+
+
+@_msg(111, ("wqid", "Q*"))
+@dataclass
+class Rwalk(Msg):
+    tag: int = 0
+    wqid: list[Qid] = field(default_factory=list)
+
+
+@_msg(112, ("fid", "4"), ("mode", "1"))
+@dataclass
+class Topen(Msg):
+    tag: int = 0
+    fid: int = 0
+    mode: int = OREAD
+
+
+@_msg(113, ("qid", "q"), ("iounit", "4"))
+@dataclass
+class Ropen(Msg):
+    tag: int = 0
+    qid: Qid = Qid()
+    iounit: int = 0
+
+
+@_msg(114, ("fid", "4"), ("name", "s"), ("perm", "4"), ("mode", "1"))
+@dataclass
+class Tcreate(Msg):
+    tag: int = 0
+    fid: int = 0
+    name: str = ""
+    perm: int = 0
+    mode: int = OREAD
+
+
+@_msg(115, ("qid", "q"), ("iounit", "4"))
+@dataclass
+class Rcreate(Msg):
+    tag: int = 0
+    qid: Qid = Qid()
+    iounit: int = 0
+
+
+@_msg(116, ("fid", "4"), ("offset", "8"), ("count", "4"))
+@dataclass
+class Tread(Msg):
+    tag: int = 0
+    fid: int = 0
+    offset: int = 0
+    count: int = 0
+
+
+@_msg(117, ("data", "D"))
+@dataclass
+class Rread(Msg):
+    tag: int = 0
+    data: bytes = b""
+
+
+@_msg(118, ("fid", "4"), ("offset", "8"), ("data", "D"))
+@dataclass
+class Twrite(Msg):
+    tag: int = 0
+    fid: int = 0
+    offset: int = 0
+    data: bytes = b""
+
+
+@_msg(119, ("count", "4"))
+@dataclass
+class Rwrite(Msg):
+    tag: int = 0
+    count: int = 0
+
+
+@_msg(120, ("fid", "4"))
+@dataclass
+class Tclunk(Msg):
+    tag: int = 0
+    fid: int = 0
+
+
+@_msg(121)
+@dataclass
+class Rclunk(Msg):
+    tag: int = 0
+
+
+@_msg(122, ("fid", "4"))
+@dataclass
+class Tremove(Msg):
+    tag: int = 0
+    fid: int = 0
+
+
+@_msg(123)
+@dataclass
+class Rremove(Msg):
+    tag: int = 0
+
+
+@_msg(124, ("fid", "4"))
+@dataclass
+class Tstat(Msg):
+    tag: int = 0
+    fid: int = 0
+
+
+@_msg(125, ("stat", "T"))
+@dataclass
+class Rstat(Msg):
+    tag: int = 0
+    stat: Stat = field(default_factory=Stat)
+
+
+@_msg(126, ("fid", "4"), ("stat", "T"))
+@dataclass
+class Twstat(Msg):
+    tag: int = 0
+    fid: int = 0
+    stat: Stat = field(default_factory=Stat)
+
+
+@_msg(127)
+@dataclass
+class Rwstat(Msg):
+    tag: int = 0
+
+
+MESSAGES: dict[int, type[Msg]] = {c.TYPE: c for c in (
+    Tversion, Rversion, Tauth, Rauth, Tattach, Rattach, Rerror, Tflush,
+    Rflush, Twalk, Rwalk, Topen, Ropen, Tcreate, Rcreate, Tread, Rread,
+    Twrite, Rwrite, Tclunk, Rclunk, Tremove, Rremove, Tstat, Rstat, Twstat,
+    Rwstat)}
+
+
+def _pack_field(kind: str, v: Any) -> bytes:
+    if kind in _INT:
+        return _INT[kind].pack(v)
+    if kind == "s":
+        return _pstr(v)
+    if kind == "q":
+        return _QID.pack(*v)
+    if kind == "D":
+        return _U32.pack(len(v)) + bytes(v)
+    if kind == "S*":
+        if len(v) > MAXWELEM:
+            raise ValueError(f"more than {MAXWELEM} walk elements")
+        return _U16.pack(len(v)) + b"".join(_pstr(s) for s in v)
+    if kind == "Q*":
+        if len(v) > MAXWELEM:
+            raise ValueError(f"more than {MAXWELEM} qids")
+        return _U16.pack(len(v)) + b"".join(_QID.pack(*q) for q in v)
+    if kind == "T":
+        st = v.pack()
+        return _U16.pack(len(st)) + st
+    raise AssertionError(kind)
+
+
+def pack(msg: Msg) -> bytes:
+    """Encode one message, header included."""
+    body = b"".join(_pack_field(k, getattr(msg, n)) for n, k in msg.SCHEMA)
+    return HEADER.pack(HEADER.size + len(body), msg.TYPE, msg.tag) + body
+
+
+def _read_field(r: _Reader, kind: str) -> Any:
+    if kind in _INT:
+        return r.unpack(_INT[kind])[0]
+    if kind == "s":
+        return r.string()
+    if kind == "q":
+        return Qid(*r.unpack(_QID))
+    if kind == "D":
+        (n,) = r.unpack(_U32)
+        return r.bytes(n)
+    if kind in ("S*", "Q*"):
+        (n,) = r.unpack(_U16)
+        if n > MAXWELEM:
+            raise ProtocolError(f"more than {MAXWELEM} walk elements", r.tag)
+        if kind == "S*":
+            return [r.string() for _ in range(n)]
+        return [Qid(*r.unpack(_QID)) for _ in range(n)]
+    if kind == "T":
+        (n,) = r.unpack(_U16)
+        sub = _Reader(r.buf, r.pos, r.pos + n, r.tag)
+        r.need(n)
+        st = Stat._read(sub)[0]
+        sub.done()
+        return st
+    raise AssertionError(kind)
+
+
+def unpack(buf: bytes | memoryview) -> Msg:
+    """Decode exactly one message; raise ProtocolError if it is malformed."""
+    if len(buf) < HEADER.size:
+        raise ProtocolError("short message")
+    size, type_, tag = HEADER.unpack_from(buf)
+    if size != len(buf):
+        raise ProtocolError("message size mismatch", tag)
+    cls = MESSAGES.get(type_)
+    if cls is None:
+        raise ProtocolError(f"unknown message type {type_}", tag)
+    r = _Reader(buf, HEADER.size, tag=tag)
+    values = {n: _read_field(r, k) for n, k in cls.SCHEMA}
+    r.done()
+    return cls(tag=tag, **values)
+
+
+def _recv_exact(t: Any, n: int, first: bool = False) -> bytes | None:
+    """Read n bytes from a socket or binary file; None on EOF at a message
+    boundary, ProtocolError on EOF inside one."""
+    chunks, got = [], 0
+    recv = getattr(t, "recv", None) or t.read
+    while got < n:
+        b = recv(n - got)
+        if not b:
+            if first and got == 0:
+                return None
+            raise ProtocolError("connection closed inside a message")
+        chunks.append(b)
+        got += len(b)
+    return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def read_msg(t: Any, msize: int) -> Msg | None:
+    """Read one message from a socket or binary file. None at EOF.
+
+    The size field is checked against msize before the body is allocated,
+    so a hostile peer cannot make us buffer gigabytes."""
+    head = _recv_exact(t, 4, first=True)
+    if head is None:
+        return None
+    (size,) = _U32.unpack(head)
+    if size < HEADER.size:
+        raise ProtocolError("short message")
+    if size > msize:
+        raise ProtocolError("message larger than msize")
+    return unpack(head + _recv_exact(t, size - 4))
+

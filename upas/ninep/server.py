@@ -1,0 +1,560 @@
+"""A 9P2000 server framework: a file tree is a set of Node objects.
+
+The framework owns the protocol (version, fids, walk, directory reads,
+flush, iounit); a tree only answers walk/open/read/write/stat questions.
+One thread reads each connection; requests run on worker threads so that a
+read that blocks never stalls other requests; replies are written under a
+lock.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import socket
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from . import codec
+from .codec import (DMDIR, IOHDRSZ, MIN_MSIZE, NOFID, NOTAG, OEXEC, ORCLOSE,
+                    ORDWR, OREAD, OTRUNC, OWRITE, QTDIR, ProtocolError, Qid,
+                    Stat)
+
+log = logging.getLogger("upas.ninep")
+
+MAX_WORKERS = 256     # per connection; more requests queue behind them
+
+
+class Error(Exception):
+    """A 9P error: its text becomes the Rerror ename (client: the ename)."""
+
+    def __init__(self, ename: str):
+        super().__init__(ename)
+        self.ename = ename
+
+    def __str__(self) -> str:
+        return self.ename
+
+
+class Open:
+    """One open fid. Subclass it; the defaults refuse I/O."""
+
+    def read(self, offset: int, count: int) -> bytes:
+        raise Error("permission denied")
+
+    def write(self, offset: int, data: bytes) -> int:
+        raise Error("permission denied")
+
+    def clunk(self) -> None:
+        pass
+
+
+class Node:
+    """One file or directory. Subclasses provide `qid` and `stat()`, plus
+    `children()` (directories) or `open()` (files)."""
+
+    @property
+    def qid(self) -> Qid:
+        raise NotImplementedError
+
+    def stat(self) -> Stat:
+        raise NotImplementedError
+
+    def is_dir(self) -> bool:
+        return bool(self.qid.type & QTDIR)
+
+    def walk(self, name: str) -> "Node":
+        for child in self.children():
+            if child.stat().name == name:
+                return child
+        raise Error("file does not exist")
+
+    def children(self) -> list["Node"]:
+        return []
+
+    def open(self, mode: int, user: str) -> Open:
+        if self.is_dir() and mode & 3 in (OREAD, OEXEC):
+            return Open()
+        raise Error("permission denied")
+
+    def create(self, name: str, perm: int, mode: int,
+               user: str) -> tuple["Node", Open]:
+        raise Error("permission denied")
+
+    def remove(self, user: str) -> None:
+        raise Error("permission denied")
+
+    def wstat(self, st: Stat, user: str) -> None:
+        raise Error("permission denied")
+
+
+@dataclass
+class _Fid:
+    path: list[Node]            # root .. current node; ".." pops
+    user: str
+    handle: Open | None = None
+    mode: int = 0
+    dirents: list[bytes] = field(default_factory=list)
+    dirpos: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def node(self) -> Node:
+        return self.path[-1]
+
+
+@dataclass
+class _Request:
+    msg: codec.Msg
+    flushed: bool = False
+
+
+class _Workers:
+    """A pool that grows so every queued request has a free thread (up to
+    MAX_WORKERS): a worker blocked in a read never delays the next one."""
+
+    def __init__(self, run: Callable[[Any], None]):
+        self._run = run
+        self._q: queue.SimpleQueue = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._idle = 0
+        self._threads: list[threading.Thread] = []
+
+    def submit(self, item: Any) -> None:
+        with self._lock:
+            if self._idle:
+                self._idle -= 1      # reserve a waiting worker for this item
+            elif len(self._threads) < MAX_WORKERS:
+                t = threading.Thread(target=self._loop, daemon=True,
+                                     name="9p-worker")
+                self._threads.append(t)
+                t.start()
+        self._q.put(item)
+
+    def _loop(self) -> None:
+        while True:
+            item = self._q.get()
+            if item is None:
+                return
+            try:
+                self._run(item)
+            finally:
+                with self._lock:
+                    self._idle += 1
+
+    def close(self) -> None:
+        """Let every worker exit once the queued requests are done. Not
+        joined: a worker may be blocked in a read until its fid is clunked."""
+        with self._lock:
+            n = len(self._threads)
+        for _ in range(n):
+            self._q.put(None)
+
+
+class _Transport:
+    """Reads and writes on a socket or on a pair of file descriptors."""
+
+    def __init__(self, sock: Any = None, rfd: int | None = None,
+                 wfd: int | None = None):
+        self.sock = sock
+        self.rfd, self.wfd = rfd, wfd
+
+    def recv(self, n: int) -> bytes:
+        if self.sock is not None:
+            return self.sock.recv(n)
+        return os.read(self.rfd, n)
+
+    def sendall(self, data: bytes) -> None:
+        if self.sock is not None:
+            self.sock.sendall(data)
+            return
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self.wfd, view):]
+
+    def close(self) -> None:
+        if self.sock is not None:
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self.sock.close()
+        else:
+            for fd in {self.rfd, self.wfd}:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
+
+
+class _Conn:
+    """The state of one 9P connection (one session)."""
+
+    def __init__(self, server: "Server", transport: _Transport):
+        self.srv = server
+        self.t = transport
+        self.msize = server.msize
+        self.versioned = False
+        self.fids: dict[int, _Fid] = {}
+        self.inflight: dict[int, _Request] = {}
+        self.lock = threading.Lock()        # fids and inflight
+        self.wlock = threading.Lock()       # replies
+        self.workers = _Workers(self._run)
+        self.dead = False
+
+    # -- reading ----------------------------------------------------------
+    def serve(self) -> None:
+        try:
+            self._loop()
+        finally:
+            self.dead = True
+            self.workers.close()
+            self._clunk_all()
+            self.t.close()
+
+    def _loop(self) -> None:
+        while not self.dead:
+            try:
+                msg = codec.read_msg(self.t, self.msize)
+            except ProtocolError as e:
+                # A complete frame we cannot decode gets an Rerror; a broken
+                # frame (bad size, EOF inside) cannot be resynchronised.
+                log.debug("9p: malformed message: %s", e)
+                if e.tag is None:
+                    return
+                self._send(codec.Rerror(e.tag, str(e)))
+                continue
+            except OSError:
+                return
+            if msg is None:
+                return
+            self._dispatch(msg)
+
+    def _dispatch(self, msg: codec.Msg) -> None:
+        if isinstance(msg, codec.Tversion):
+            self._version(msg)
+            return
+        if not self.versioned:
+            self._send(codec.Rerror(msg.tag, "version not negotiated"))
+            return
+        if isinstance(msg, codec.Tflush):
+            self._flush(msg)
+            return
+        req = _Request(msg)
+        with self.lock:
+            if msg.tag in self.inflight or msg.tag == NOTAG:
+                bad = True
+            else:
+                bad = False
+                self.inflight[msg.tag] = req
+        if bad:
+            self._send(codec.Rerror(msg.tag, "tag in use"))
+            return
+        self.workers.submit(req)
+
+    # -- replies ----------------------------------------------------------
+    def _send(self, msg: codec.Msg) -> None:
+        data = codec.pack(msg)
+        with self.wlock:
+            self._write(data)
+
+    def _write(self, data: bytes) -> None:
+        if self.dead:
+            return
+        try:
+            self.t.sendall(data)
+        except OSError:
+            self.dead = True
+
+    def _reply(self, req: _Request, msg: codec.Msg) -> None:
+        data = codec.pack(msg)
+        with self.wlock:
+            with self.lock:
+                if req.flushed:
+                    return              # Rflush was already sent: suppress
+                del self.inflight[req.msg.tag]
+            self._write(data)
+
+    def _run(self, req: _Request) -> None:
+        msg = req.msg
+        handler = self.HANDLERS.get(type(msg))
+        try:
+            if handler is None:
+                raise Error("bad message type")   # an R-message sent to us
+            reply = handler(self, msg)
+        except Error as e:
+            reply = codec.Rerror(msg.tag, e.ename)
+        except ProtocolError as e:
+            reply = codec.Rerror(msg.tag, str(e))
+        except Exception as e:          # a bug in a tree must not kill us
+            log.exception("9p: %s failed", type(msg).__name__)
+            reply = codec.Rerror(msg.tag, f"internal error: {e}")
+        self._reply(req, reply)
+
+    # -- session ----------------------------------------------------------
+    def _version(self, m: codec.Tversion) -> None:
+        if m.msize < MIN_MSIZE:
+            self._send(codec.Rerror(m.tag, "max messagesize too small"))
+            return
+        if not m.version.startswith("9P2000"):
+            self._send(codec.Rerror(m.tag, "unknown 9P version"))
+            return
+        # A new version aborts everything outstanding and clunks all fids.
+        with self.lock:
+            for req in self.inflight.values():
+                req.flushed = True
+            self.inflight.clear()
+        self._clunk_all()
+        self.msize = min(m.msize, self.srv.msize)
+        self.versioned = True
+        self._send(codec.Rversion(m.tag, self.msize, codec.VERSION))
+
+    def _flush(self, m: codec.Tflush) -> None:
+        # Rflush goes out now; the old request's reply, if not yet sent, is
+        # suppressed (both decisions are made under wlock, so the order on
+        # the wire is always: old reply (maybe), then Rflush).
+        with self.wlock:
+            with self.lock:
+                old = self.inflight.pop(m.oldtag, None)
+                if old is not None:
+                    old.flushed = True
+            self._write(codec.pack(codec.Rflush(m.tag)))
+
+    def _clunk_all(self) -> None:
+        with self.lock:
+            fids, self.fids = list(self.fids.values()), {}
+        for f in fids:
+            try:
+                self._release(f)
+            except Exception:
+                log.exception("9p: clunk at hangup failed")
+
+    def _release(self, f: _Fid) -> None:
+        """Clunk an open fid; ORCLOSE removes the file (errors ignored, as a
+        clunk always succeeds)."""
+        handle, f.handle = f.handle, None
+        if handle is None:
+            return
+        try:
+            handle.clunk()
+        finally:
+            if f.mode & ORCLOSE:
+                try:
+                    f.node.remove(f.user)
+                except Error:
+                    pass
+
+    # -- fid table ----------------------------------------------------------
+    def _fid(self, fid: int) -> _Fid:
+        with self.lock:
+            f = self.fids.get(fid)
+        if f is None:
+            raise Error("unknown fid")
+        return f
+
+    def _newfid(self, fid: int, f: _Fid) -> None:
+        with self.lock:
+            if self.dead:
+                raise Error("i/o on hungup channel")
+            if fid in self.fids or fid == NOFID:
+                raise Error("fid in use")
+            self.fids[fid] = f
+
+    def _dropfid(self, fid: int) -> _Fid:
+        with self.lock:
+            f = self.fids.pop(fid, None)
+        if f is None:
+            raise Error("unknown fid")
+        return f
+
+    @property
+    def iounit(self) -> int:
+        return self.msize - IOHDRSZ
+
+    # -- handlers -----------------------------------------------------------
+    def _auth(self, m: codec.Tauth) -> codec.Msg:
+        raise Error(self.srv.auth_error)
+
+    def _attach(self, m: codec.Tattach) -> codec.Msg:
+        if m.afid != NOFID:
+            raise Error("authentication not required")
+        with self.lock:
+            if m.fid in self.fids:
+                raise Error("fid in use")
+        root = self.srv.attach(m.uname, m.aname)
+        self._newfid(m.fid, _Fid([root], m.uname))
+        return codec.Rattach(m.tag, root.qid)
+
+    def _walk(self, m: codec.Twalk) -> codec.Msg:
+        f = self._fid(m.fid)
+        if f.handle is not None:
+            raise Error("cannot clone open fid")
+        if m.newfid != m.fid:
+            with self.lock:
+                if m.newfid in self.fids:
+                    raise Error("fid in use")
+        path, qids = list(f.path), []
+        for i, name in enumerate(m.wname):
+            try:
+                path = self._step(path, name)
+            except Error:
+                if i == 0:
+                    raise
+                return codec.Rwalk(m.tag, qids)   # partial: newfid not made
+            qids.append(path[-1].qid)
+        if m.newfid == m.fid:
+            f.path = path
+        else:
+            self._newfid(m.newfid, _Fid(path, f.user))
+        return codec.Rwalk(m.tag, qids)
+
+    @staticmethod
+    def _step(path: list[Node], name: str) -> list[Node]:
+        node = path[-1]
+        if not node.is_dir():
+            raise Error("not a directory")
+        if name == "..":
+            return path[:-1] if len(path) > 1 else path
+        if name == "." or "/" in name or not name:
+            raise Error("file does not exist")
+        return path + [node.walk(name)]
+
+    def _open(self, m: codec.Topen) -> codec.Msg:
+        f = self._fid(m.fid)
+        with f.lock:
+            if f.handle is not None:
+                raise Error("fid already open")
+            node = f.node
+            if node.is_dir() and (m.mode & 3 not in (OREAD, OEXEC)
+                                  or m.mode & OTRUNC):
+                raise Error("is a directory")
+            f.handle = node.open(m.mode, f.user)
+            f.mode = m.mode
+            return codec.Ropen(m.tag, node.qid, self.iounit)
+
+    def _create(self, m: codec.Tcreate) -> codec.Msg:
+        f = self._fid(m.fid)
+        with f.lock:
+            if f.handle is not None:
+                raise Error("fid already open")
+            if not f.node.is_dir():
+                raise Error("not a directory")
+            if m.name in (".", "..") or "/" in m.name or not m.name:
+                raise Error("bad file name")
+            if m.perm & DMDIR and m.mode & 3 != OREAD:
+                raise Error("is a directory")
+            node, handle = f.node.create(m.name, m.perm, m.mode, f.user)
+            f.path = f.path + [node]
+            f.handle, f.mode = handle, m.mode
+            return codec.Rcreate(m.tag, node.qid, self.iounit)
+
+    def _read(self, m: codec.Tread) -> codec.Msg:
+        f = self._fid(m.fid)
+        if f.handle is None or f.mode & 3 not in (OREAD, ORDWR, OEXEC):
+            raise Error("fid not open for reading")
+        count = min(m.count, self.iounit)
+        if f.node.is_dir():
+            with f.lock:
+                return codec.Rread(m.tag, self._dirread(f, m.offset, count))
+        data = f.handle.read(m.offset, count)
+        return codec.Rread(m.tag, bytes(data[:count]))
+
+    @staticmethod
+    def _dirread(f: _Fid, offset: int, count: int) -> bytes:
+        """Whole stat entries; offset 0 takes a fresh listing (as upas/fs
+        and ratfs do), any other offset continues where the last read
+        stopped."""
+        if offset == 0:
+            f.dirents = [c.stat().pack() for c in f.node.children()]
+            f.dirpos = 0
+        out, n = [], 0
+        while f.dirpos < len(f.dirents):
+            ent = f.dirents[f.dirpos]
+            if n + len(ent) > count:
+                break
+            out.append(ent)
+            n += len(ent)
+            f.dirpos += 1
+        return b"".join(out)
+
+    def _write_(self, m: codec.Twrite) -> codec.Msg:
+        f = self._fid(m.fid)
+        if f.handle is None or f.mode & 3 not in (OWRITE, ORDWR):
+            raise Error("fid not open for writing")
+        if f.node.is_dir():
+            raise Error("is a directory")
+        n = f.handle.write(m.offset, m.data)
+        return codec.Rwrite(m.tag, len(m.data) if n is None else n)
+
+    def _clunk(self, m: codec.Tclunk) -> codec.Msg:
+        self._release(self._dropfid(m.fid))
+        return codec.Rclunk(m.tag)
+
+    def _remove(self, m: codec.Tremove) -> codec.Msg:
+        f = self._dropfid(m.fid)           # clunked even if remove fails
+        f.mode &= ~ORCLOSE
+        try:
+            self._release(f)
+        finally:
+            f.node.remove(f.user)
+        return codec.Rremove(m.tag)
+
+    def _stat(self, m: codec.Tstat) -> codec.Msg:
+        return codec.Rstat(m.tag, self._fid(m.fid).node.stat())
+
+    def _wstat(self, m: codec.Twstat) -> codec.Msg:
+        f = self._fid(m.fid)
+        f.node.wstat(m.stat, f.user)
+        return codec.Rwstat(m.tag)
+
+    HANDLERS: dict[type, Callable[["_Conn", Any], codec.Msg]] = {
+        codec.Tauth: _auth, codec.Tattach: _attach, codec.Twalk: _walk,
+        codec.Topen: _open, codec.Tcreate: _create, codec.Tread: _read,
+        codec.Twrite: _write_, codec.Tclunk: _clunk, codec.Tremove: _remove,
+        codec.Tstat: _stat, codec.Twstat: _wstat,
+    }
+
+
+class Server:
+    """Serves the tree returned by `attach(uname, aname)` to each client."""
+
+    def __init__(self, attach: Callable[[str, str], Node],
+                 auth_error: str = "authentication not required",
+                 msize: int = 65536 + IOHDRSZ):
+        if msize < MIN_MSIZE:
+            raise ValueError("msize too small")
+        self.attach = attach
+        self.auth_error = auth_error
+        self.msize = msize
+        self._listeners: list[socket.socket] = []
+
+    def serve(self, sock: socket.socket) -> None:
+        """Serve one connection until EOF, then clunk its fids and close it."""
+        _Conn(self, _Transport(sock)).serve()
+
+    def serve_fd(self, rfd: int = 0, wfd: int | None = None) -> None:
+        """Serve one connection on file descriptors, e.g. a socketpair end
+        passed as stdin (wfd defaults to rfd), or a stdin/stdout pipe pair."""
+        _Conn(self, _Transport(rfd=rfd, wfd=rfd if wfd is None else wfd)).serve()
+
+    def serve_forever(self, listener: socket.socket) -> None:
+        """Accept connections until the listener is closed (see shutdown)."""
+        self._listeners.append(listener)
+        while True:
+            try:
+                sock, _ = listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self.serve, args=(sock,), daemon=True,
+                             name="9p-conn").start()
+
+    def shutdown(self) -> None:
+        """Stop serve_forever loops by closing their listeners."""
+        for ls in self._listeners:
+            try:
+                ls.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            ls.close()
+        self._listeners.clear()
