@@ -29,9 +29,10 @@ MAXPATH = 256  # servers.md 3.14: mailbox path 256 bytes (BL: len + 4 < 256)
 _STOP = frozenset({"mbox", "pipeto", "pipefrom", "forward", "names", "headers",
                    "imap.ok", "imap.subscribed", "dead.letter"})
 _PREFIXES = ("L.", "imap-tmp.")
-# .imp shadow files, crash-safe temporaries, 9front's index files, and the
-# keyword files part 1 keeps beside the .imp (".imp" followed by anything).
-_SUFFIXES = (".imp", ".tmp", ".idx")
+# .imp shadow files, crash-safe temporaries, 9front's index files; and
+# `.kw`, because the keywords of mailbox B live in `B.kw.imp` (imp.py), which
+# would be the shadow file of a mailbox named `B.kw`.
+_SUFFIXES = (".imp", ".tmp", ".idx", ".kw")
 
 
 class BadName(ValueError):
