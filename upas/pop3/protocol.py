@@ -83,6 +83,9 @@ class Challenge(Protocol):
     def respond(self, user: str, response: str) -> None:
         """Check `response` for `user`; raise AuthError on failure."""
 
+    def close(self) -> None:
+        """Drop the conversation (a later challenge replaces this one)."""
+
 
 class Authenticator(Protocol):
     def challenge(self, proto: str = "apop") -> Challenge:
@@ -362,6 +365,9 @@ class Session:
             return
         if word.lower() == b"pass":
             line = word + b" ****"   # never a password in the debug file
+        elif word.lower() == b"auth":
+            mech, initial = split_arg(split_arg(line)[1])
+            line = word + b" " + mech + (b" ****" if initial else b"")
         self._debug(line + b"\n")
 
     # -- mailbox -------------------------------------------------------
@@ -443,7 +449,7 @@ class Session:
             yield Sleep(self.delay * self.delay_scale)
             yield self.err("authentication failed", "AUTH")
             return
-        self.chal = None
+        self._drop_challenge()
         try:
             self.host.login(self.user)
         except HostError as e:
@@ -462,10 +468,16 @@ class Session:
             return
         yield self.ok(f"mailbox is {self.box}")
 
+    def _drop_challenge(self) -> None:
+        if self.chal is not None:
+            self.chal.close()
+            self.chal = None
+
     def _clear_ok(self) -> bool:
         return self.allow_clear or self.tls
 
     def _password_login(self, password: bytes) -> Iterator[Event]:
+        self._drop_challenge()
         try:
             self.chal = self.auth.challenge("apop")
         except AuthError:
@@ -681,7 +693,10 @@ def _cram_step(s: Session, chal: Challenge, line: bytes) -> Iterator[Event]:
     if bad:
         yield bad
         return
-    yield from s._dologin(digest.decode("latin-1"), chal)
+    try:
+        yield from s._dologin(digest.decode("latin-1"), chal)
+    finally:
+        chal.close()
 
 
 def _plain_step(s: Session, line: bytes) -> Iterator[Event]:

@@ -1,0 +1,94 @@
+"""The POP view of a mailbox served by upasfs at /mail/fs/NAME.
+
+Plan 9's readmbox (servers.md 2.7): the message directories in numeric
+order; for each, `digest`, the line count of `rawheader`, `lines` and the
+length of `raw`.  A message whose files cannot be read is skipped and takes
+no POP number.  Size = len(raw) + header lines + 1 + body lines, the size
+after LF -> CRLF.  Deletion is one `delete NAME N...` written to
+/mail/fs/ctl (2.8).  Everything goes through the namespace.
+"""
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Iterator, Sequence
+
+from upas import ns as nsmod
+from upas.pop3.protocol import MailboxError, MessageInfo, atoi
+
+FSROOT = "/mail/fs"
+DIGEST_MAX = 63
+SCAN_THREADS = 8   # 9P requests in flight while scanning a big mailbox
+CHUNK = 64 * 1024
+
+
+class FsMailbox:
+    """Messages of /mail/fs/NAME with their POP sizes and digests."""
+
+    def __init__(self, ns: nsmod.Namespace, name: str = "mbox"):
+        self.ns = ns
+        self.name = name
+        self.dir = f"{FSROOT}/{name}"
+        self.messages: list[MessageInfo] = self._scan()
+
+    def _scan(self) -> list[MessageInfo]:
+        try:
+            self.ns.stat(self.dir)
+        except nsmod.Error as e:
+            raise MailboxError(f"can't initialize upas/fs: {e}") from None
+        try:
+            entries = self.ns.readdir(self.dir)
+        except nsmod.Error as e:
+            raise MailboxError(f"cannot read from {self.dir}: {e}") from None
+        nums = sorted(int(d.name) for d in entries if d.name.isdigit())
+        if len(nums) < 2 * SCAN_THREADS:
+            found = [self._message(n) for n in nums]
+        else:
+            with ThreadPoolExecutor(SCAN_THREADS) as pool:
+                found = list(pool.map(self._message, nums))
+        return [m for m in found if m is not None]
+
+    def _message(self, n: int) -> MessageInfo | None:
+        """One message as Plan 9 reads it, or None if any file fails."""
+        d = f"{self.dir}/{n}"
+        try:
+            digest = self.ns.read(f"{d}/digest")[:DIGEST_MAX]
+            header_lines = self.ns.read(f"{d}/rawheader").count(b"\n")
+            body_lines = atoi(self.ns.read(f"{d}/lines"))
+            raw_len = self.ns.stat(f"{d}/raw").length
+        except nsmod.Error:
+            return None
+        size = raw_len + header_lines + 1 + body_lines
+        return MessageInfo(n, digest.decode("ascii", "replace"), size)
+
+    def open_raw(self, fsnum: int) -> Iterator[bytes]:
+        """Open `raw` now (errors surface before +OK); stream its chunks."""
+        try:
+            f = self.ns.open(f"{self.dir}/{fsnum}/raw", "r")
+        except nsmod.Error as e:
+            raise MailboxError(str(e)) from None
+        return _chunks(f)
+
+    def delete(self, fsnums: Sequence[int]) -> None:
+        cmd = " ".join(["delete", self.name, *map(str, fsnums)])
+        try:
+            self.ns.write(f"{FSROOT}/ctl", cmd.encode())
+        except nsmod.Error as e:
+            raise MailboxError(f"error deleting messages: {e}") from None
+
+
+def _chunks(f) -> Iterator[bytes]:
+    try:
+        while True:
+            try:
+                data = f.read(CHUNK)
+            except Exception as e:  # 9P errors (ninep.Error), hangups
+                raise MailboxError(f"read error: {e}") from None
+            if not data:
+                return
+            yield data
+    finally:
+        try:
+            f.close()
+        except Exception:
+            pass
+
