@@ -1,0 +1,131 @@
+"""factotum as a process: its 9P files and lib/factotum against it.
+
+No auth server here: pass and the apop/cram client role need none.
+fs-auth.md 2.1-2.3; facts 13, 17, 18, 36 (our file list, without `conv`).
+"""
+import pytest
+
+from lib import factotum as lf
+from upas import ninep
+
+
+def test_files_in_plan9port_order(factotum_proc):
+    with ninep.Client.dial(factotum_proc.addr) as c:
+        names = [s.name for s in c.readdir("")]
+        assert names == ["confirm", "needkey", "ctl", "rpc", "proto", "log"]
+        modes = {s.name: s.mode for s in c.readdir("")}
+    assert modes["rpc"] == 0o666 and modes["proto"] == 0o444 and modes["ctl"] == 0o600
+    assert modes["log"] == 0o600 | ninep.DMEXCL
+
+
+def test_proto_lists_one_protocol_per_line(factotum_proc):
+    with ninep.Client.dial(factotum_proc.addr) as c:
+        protos = c.read("proto").decode().split("\n")
+    assert protos[-1] == ""
+    assert {"apop", "cram", "p9any", "p9cr", "p9sk1", "pass"} == set(protos[:-1])
+
+
+def test_ctl_hides_secrets_and_reports_errors(factotum_proc):      # fact 18
+    f = factotum_proc
+    f.ctl("key proto=apop server=pop.example.com user=alice !password=sekrit")
+    f.ctl("key proto=p9sk1 dom=upas.local user=upas !password=upas-host-pw")
+    with ninep.Client.dial(f.addr) as c:
+        listing = c.read("ctl").decode()
+        assert listing == ("key proto=apop server=pop.example.com user=alice !password?\n"
+                           "key proto=p9sk1 dom=upas.local user=upas !password?\n")
+        with pytest.raises(ninep.Error, match="^found no keys to delete$"):
+            c.write("ctl", b"delkey proto=cram")
+        with pytest.raises(ninep.Error, match="^unknown verb$"):
+            c.write("ctl", b"frob")
+        c.write("ctl", b"delkey proto=apop\n")
+        assert "alice" not in c.read("ctl").decode()
+    assert f.alive()
+
+
+def test_rpc_file_errors_are_9p_errors(factotum_proc):
+    with ninep.Client.dial(factotum_proc.addr) as c, c.open("rpc", "rw") as rpc:
+        with pytest.raises(ninep.Error, match="^no rpc pending$"):
+            rpc.read(4096)
+        rpc.write(b"start proto=pass")
+        with pytest.raises(ninep.Error, match="^rpc already pending; read to clear$"):
+            rpc.write(b"read")
+        with pytest.raises(ninep.Error, match="^rpc read too small$"):
+            rpc.read(10)
+        assert rpc.read(4096).startswith(b"needkey ")
+        with pytest.raises(ninep.Error, match="^rpc too large$"):
+            rpc.write(b"write " + b"x" * 4096)
+
+
+def test_each_open_of_rpc_is_a_conversation(factotum_proc):
+    factotum_proc.ctl("key proto=pass service=imap user=glenda !password=pw")
+    with ninep.Client.dial(factotum_proc.addr) as c:
+        a, b = c.open("rpc", "rw"), c.open("rpc", "rw")
+        a.write(b"start proto=pass service=imap")
+        assert a.read(4096) == b"ok"                          # fact 13
+        b.write(b"read")
+        assert b.read(4096) == b"error no current protocol"
+        a.write(b"read")
+        assert a.read(4096) == b"ok glenda pw"
+        a.close(), b.close()
+
+
+def test_log_is_exclusive(factotum_proc):
+    with ninep.Client.dial(factotum_proc.addr) as c:
+        with c.open("log"):
+            with pytest.raises(ninep.Error, match="exclusive use file already open"):
+                c.open("log")
+        c.open("log").close()
+
+
+def test_getuserpasswd_finds_factotum_three_ways(factotum_proc, monkeypatch):   # fact 17
+    f = factotum_proc
+    f.ctl("key proto=pass service=imap server=mail.example.com user=glenda '!password=my pw'")
+    attrs = "proto=pass service=imap server=mail.example.com"
+    assert lf.auth_getuserpasswd(attrs, addr=f.addr) == ("glenda", "my pw")
+    monkeypatch.setenv("factotum", f.addr)
+    assert lf.auth_getuserpasswd(attrs) == ("glenda", "my pw")
+    monkeypatch.delenv("factotum")
+    monkeypatch.setenv("NAMESPACE", f.namespace)
+    assert lf.auth_getuserpasswd(attrs) == ("glenda", "my pw")
+    with ninep.Client.dial(f.addr) as c, c.open("rpc", "rw") as rpc:
+        rpc.write(b"start proto=pass service=imap")
+        rpc.read(4096)
+        rpc.write(b"read")
+        assert rpc.read(4096) == b"ok glenda 'my pw'"
+
+
+def test_needkey_is_an_exception(factotum_proc):
+    with pytest.raises(lf.NeedKey) as e:
+        lf.auth_getuserpasswd("proto=pass service=pop3", addr=factotum_proc.addr)
+    assert e.value.template == "!password? proto=pass service=pop3 user?"
+
+
+def test_needkey_getkey_retries(factotum_proc):
+    f = factotum_proc
+
+    def getkey(template):
+        f.ctl("key proto=pass service=pop3 user=bob !password=bob-pw")
+        return True
+
+    assert lf.auth_getuserpasswd("proto=pass service=pop3", addr=f.addr,
+                                 getkey=getkey) == ("bob", "bob-pw")
+
+
+def test_auth_respond_apop_and_cram(factotum_proc):
+    f = factotum_proc
+    f.ctl("key proto=apop server=dbc.mtview.ca.us user=mrose !password=tanstaaf")
+    f.ctl("key proto=cram server=postoffice user=tim !password=tanstaaftanstaaf")
+    assert lf.auth_respond("<1896.697170952@dbc.mtview.ca.us>",
+                           "proto=apop role=client server=dbc.mtview.ca.us", addr=f.addr) == \
+        ("c4c9334bac560ecc979e58001b3e22fb", "mrose")
+    assert lf.auth_respond("<1896.697170952@postoffice.reston.mci.net>",
+                           "proto=cram role=client server=postoffice", addr=f.addr) == \
+        ("B913A602C7EDA7A495B4E6E7334D3890", "tim")
+
+
+def test_errors_are_exceptions(factotum_proc):
+    with pytest.raises(lf.FactotumError, match="^did not specify proto$"):
+        lf.auth_challenge("role=server", addr=factotum_proc.addr)
+    with pytest.raises(lf.FactotumUnavailable):
+        lf.auth_challenge("proto=apop role=server", addr="unix!/nonexistent/factotum")
+    assert factotum_proc.alive()
