@@ -1,0 +1,444 @@
+"""listen: accept connections and start one server process per connection.
+
+    python -m upas.listen [-v] [-c conffile] [-t certfile [-k keyfile]]
+        [-m maxconns] [-M maxperpeer] [-l name=addr]... [-F name=flags]...
+        [name...]
+
+Like Plan 9's listen(8) with the standard service scripts: each connection
+gets its own server with the socket as standard input and output and the
+peer address as `-r ip!port`.  The TLS ports (993, 995) are terminated here
+and relayed to the server over a socketpair, as tlssrv does on Plan 9.
+This module imports none of the servers: it runs them as processes.
+
+The default services (the Plan 9 tcp110, tcp143, tcp993, tcp995 scripts):
+
+    pop3    tcp!*!110   python -m upas.pop3 [-t certfile]
+    imap4d  tcp!*!143   python -m upas.imap4d
+    pop3s   tcp!*!995   TLS, python -m upas.pop3 -p
+    imaps   tcp!*!993   TLS, python -m upas.imap4d -p
+
+A conffile line `name addr [tls] command args...` defines or replaces a
+service (`pop3` and `imap4d` as the command mean our servers; `#` comments).
+Naming services on the command line runs only those.
+"""
+from __future__ import annotations
+
+import getopt
+import os
+import selectors
+import shlex
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+
+USAGE = ("usage: listen [-v] [-c conffile] [-t certfile [-k keyfile]] [-m maxconns] "
+         "[-M maxperpeer] [-l name=addr]... [-F name=flags]... [name...]")
+MAXCONNS = 100          # per service
+MAXPERPEER = 10         # per service and peer address
+GRACE = float(os.environ.get("LISTEN_GRACE", "10"))   # seconds sessions get at SIGTERM
+SERVERS = {"pop3": "upas.pop3", "imap4d": "upas.imap4d"}
+BUSY = {"pop3": b"-ERR too many connections\r\n",
+        "imap4d": b"* BYE too many connections\r\n"}
+
+
+class ConfigError(Exception):
+    pass
+
+
+@dataclass
+class Service:
+    name: str
+    addr: str                   # dial string: tcp!host!port
+    argv: list[str]
+    tls: bool = False
+    busy: bytes = b""           # sent to a connection refused by a limit
+    maxconns: int = MAXCONNS
+    maxperpeer: int = MAXPERPEER
+    active: dict[str, int] = field(default_factory=dict)   # peer ip -> count
+
+    @property
+    def count(self) -> int:
+        return sum(self.active.values())
+
+
+def server_argv(command: str, args: list[str]) -> tuple[list[str], bytes]:
+    """`pop3`/`imap4d` mean our servers under this interpreter."""
+    if command in SERVERS:
+        return [sys.executable, "-m", SERVERS[command], *args], BUSY[command]
+    return [command, *args], b""
+
+
+def default_services(certfile: str | None) -> dict[str, Service]:
+    def svc(name, port, cmd, args, tls=False):
+        argv, busy = server_argv(cmd, args)
+        return Service(name, f"tcp!*!{port}", argv, tls, busy)
+    stls = ["-t", certfile] if certfile else []
+    return {s.name: s for s in (
+        svc("pop3", 110, "pop3", stls),
+        svc("imap4d", 143, "imap4d", []),
+        svc("pop3s", 995, "pop3", ["-p"], tls=True),
+        svc("imaps", 993, "imap4d", ["-p"], tls=True),
+    )}
+
+
+def parse_conf(text: str, services: dict[str, Service]) -> None:
+    """Apply conffile lines `name addr [tls] command args...`."""
+    for n, line in enumerate(text.splitlines(), 1):
+        try:
+            words = shlex.split(line, comments=True)
+        except ValueError as e:
+            raise ConfigError(f"line {n}: {e}") from None
+        if not words:
+            continue
+        tls = len(words) > 2 and words[2] == "tls"
+        rest = words[3:] if tls else words[2:]
+        if len(words) < 3 or not rest:
+            raise ConfigError(f"line {n}: want: name addr [tls] command args...")
+        parse_addr(words[1])
+        argv, busy = server_argv(rest[0], rest[1:])
+        services[words[0]] = Service(words[0], words[1], argv, tls, busy)
+
+
+def parse_addr(addr: str) -> tuple[str, int]:
+    """tcp!host!port (net! too) -> (host, port); `*` is every address."""
+    parts = addr.split("!")
+    if len(parts) != 3 or parts[0] not in ("tcp", "net") or not parts[2].isdigit():
+        raise ConfigError(f"bad address: {addr}")
+    host = "" if parts[1] == "*" else parts[1]
+    return host, int(parts[2])
+
+
+def peer_string(addr: tuple) -> str:
+    return f"{addr[0]}!{addr[1]}"
+
+
+class Launcher:
+    def __init__(self, services: list[Service], tls: ssl.SSLContext | None,
+                 log=None):
+        self.services = services
+        self.tls = tls
+        self.log = log or (lambda s: print(f"listen: {s}", file=sys.stderr, flush=True))
+        self.lock = threading.Lock()
+        self.children: set[subprocess.Popen] = set()
+        self.threads: set[threading.Thread] = set()
+        self.listeners: list[tuple[socket.socket, Service]] = []
+        self.stopping = threading.Event()
+        self._wake_r, self._wake_w = socket.socketpair()
+
+    # -- listening ----------------------------------------------------------
+    def announce(self) -> list[tuple[Service, str]]:
+        """Bind every service; returns the actual addresses (port 0 resolved)."""
+        out = []
+        for svc in self.services:
+            host, port = parse_addr(svc.addr)
+            fam = socket.AF_INET6 if ":" in host else socket.AF_INET
+            s = socket.socket(fam, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port))
+            s.listen(64)
+            self.listeners.append((s, svc))
+            bound = s.getsockname()
+            out.append((svc, f"tcp!{bound[0]}!{bound[1]}"))
+        return out
+
+    def run(self) -> None:
+        sel = selectors.DefaultSelector()
+        for s, svc in self.listeners:
+            sel.register(s, selectors.EVENT_READ, svc)
+        sel.register(self._wake_r, selectors.EVENT_READ, None)
+        while not self.stopping.is_set():
+            for key, _ in sel.select():
+                if key.data is None:
+                    continue
+                try:
+                    conn, peer = key.fileobj.accept()
+                except OSError:
+                    continue
+                self._start(conn, peer, key.data)
+        sel.close()
+        for s, _ in self.listeners:
+            s.close()
+        self._drain()
+
+    def stop(self) -> None:
+        """Stop accepting; run() then waits for the sessions (see _drain)."""
+        self.stopping.set()
+        try:
+            self._wake_w.send(b"x")
+        except OSError:
+            pass
+
+    # -- one connection -----------------------------------------------------
+    def _admit(self, svc: Service, ip: str) -> str | None:
+        """Count the connection in, or say which limit refuses it."""
+        with self.lock:
+            if svc.count >= svc.maxconns:
+                return "too many connections"
+            if svc.active.get(ip, 0) >= svc.maxperpeer:
+                return "too many connections from peer"
+            svc.active[ip] = svc.active.get(ip, 0) + 1
+        return None
+
+    def _release(self, svc: Service, ip: str) -> None:
+        with self.lock:
+            svc.active[ip] -= 1
+            if not svc.active[ip]:
+                del svc.active[ip]
+
+    def _start(self, conn: socket.socket, peer: tuple, svc: Service) -> None:
+        t = threading.Thread(target=self._session, args=(conn, peer, svc),
+                             name=f"listen-{svc.name}", daemon=True)
+        with self.lock:
+            self.threads.add(t)
+        t.start()
+
+    def _session(self, conn: socket.socket, peer: tuple, svc: Service) -> None:
+        ip, remote = peer[0], peer_string(peer)
+        start = time.monotonic()
+        refused = self._admit(svc, ip)
+        status = f"refused: {refused}" if refused else "error"
+        try:
+            if svc.tls:
+                conn = self._handshake(conn)
+            if refused:
+                self._refuse(conn, svc)
+            else:
+                status = self._serve(conn, remote, svc)
+        except (OSError, ssl.SSLError) as e:
+            status = f"error: {e.__class__.__name__}: {e}"
+        finally:
+            if not refused:
+                self._release(svc, ip)
+            _close(conn)
+            self.log(f"{svc.name} {remote} {status} {time.monotonic() - start:.2f}s")
+            with self.lock:
+                self.threads.discard(threading.current_thread())
+
+    def _handshake(self, conn: socket.socket) -> ssl.SSLSocket:
+        conn.settimeout(30)           # a client that never says hello
+        tconn = self.tls.wrap_socket(conn, server_side=True)
+        tconn.settimeout(None)
+        return tconn
+
+    def _refuse(self, conn: socket.socket, svc: Service) -> None:
+        if svc.busy:
+            try:
+                conn.sendall(svc.busy)
+            except OSError:
+                pass
+
+    def _serve(self, conn: socket.socket, remote: str, svc: Service) -> str:
+        argv = [*svc.argv, "-r", remote]
+        if isinstance(conn, ssl.SSLSocket):
+            ours, theirs = socket.socketpair()
+            child = self._spawn(argv, theirs)
+            theirs.close()
+            try:
+                relay(conn, ours)
+            finally:
+                _close(ours)
+        else:
+            child = self._spawn(argv, conn)
+            conn.close()              # the child holds it now
+        rc = child.wait()
+        with self.lock:
+            self.children.discard(child)
+        return f"pid {child.pid} exit {rc}"
+
+    def _spawn(self, argv: list[str], sock: socket.socket) -> subprocess.Popen:
+        with self.lock:
+            child = subprocess.Popen(argv, stdin=sock.fileno(), stdout=sock.fileno(),
+                                     close_fds=True, start_new_session=True)
+            self.children.add(child)
+        return child
+
+    # -- shutdown -----------------------------------------------------------
+    def _drain(self) -> None:
+        """Let sessions finish for GRACE seconds, then end the servers.
+
+        SIGTERM a server, not SIGKILL: a POP3 session that has not sent QUIT
+        deletes nothing, and a server mid-write finishes its tmp+rename."""
+        deadline = time.monotonic() + GRACE
+        while self._busy() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
+            with self.lock:
+                children = list(self.children)
+            if not children:
+                break
+            for c in children:
+                _signal(c, sig)
+            end = time.monotonic() + wait
+            while self._busy() and time.monotonic() < end:
+                time.sleep(0.05)
+        with self.lock:
+            threads = list(self.threads)
+        for t in threads:
+            t.join(timeout=5)
+
+    def _busy(self) -> bool:
+        with self.lock:
+            return bool(self.threads)
+
+
+def relay(a: socket.socket, b: socket.socket) -> None:
+    """Copy bytes both ways until both sides are done (TLS a, plain b)."""
+    sel = selectors.DefaultSelector()
+    sel.register(a, selectors.EVENT_READ, b)
+    sel.register(b, selectors.EVENT_READ, a)
+    open_ = 2
+    while open_:
+        for key, _ in sel.select():
+            src, dst = key.fileobj, key.data
+            try:
+                data = src.recv(65536)
+            except (ssl.SSLWantReadError, BlockingIOError):
+                continue
+            except OSError:
+                data = b""
+            if data:
+                dst.sendall(data)
+                # SSL may hold more decrypted bytes than select can see
+                while isinstance(src, ssl.SSLSocket) and src.pending():
+                    dst.sendall(src.recv(src.pending()))
+                continue
+            sel.unregister(src)
+            open_ -= 1
+            if src is b:              # the server finished: end the session
+                return
+            _shutdown_write(dst)
+
+
+def _shutdown_write(s: socket.socket) -> None:
+    try:
+        s.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+
+
+def _close(s: socket.socket) -> None:
+    try:
+        if isinstance(s, ssl.SSLSocket):
+            s.settimeout(2)           # the peer may never answer close_notify
+            s.unwrap()
+    except (OSError, ValueError, ssl.SSLError):
+        pass
+    try:
+        s.close()
+    except OSError:
+        pass
+
+
+def _signal(child: subprocess.Popen, sig: int) -> None:
+    try:
+        child.send_signal(sig)
+    except ProcessLookupError:
+        pass
+
+
+def tls_context(certfile: str, keyfile: str | None) -> ssl.SSLContext:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(certfile, keyfile)
+    return ctx
+
+
+@dataclass
+class Options:
+    verbose: bool = False
+    conffile: str | None = None
+    certfile: str | None = None
+    keyfile: str | None = None
+    maxconns: int = MAXCONNS
+    maxperpeer: int = MAXPERPEER
+    addrs: dict[str, str] = field(default_factory=dict)
+    flags: dict[str, list[str]] = field(default_factory=dict)
+    names: list[str] = field(default_factory=list)
+
+
+def parse_args(argv: list[str]) -> Options:
+    try:
+        opts, args = getopt.getopt(argv, "vc:t:k:m:M:l:F:")
+    except getopt.GetoptError as e:
+        raise ConfigError(str(e)) from None
+    o = Options(names=args)
+    for k, v in opts:
+        if k == "-v":
+            o.verbose = True
+        elif k == "-c":
+            o.conffile = v
+        elif k == "-t":
+            o.certfile = v
+        elif k == "-k":
+            o.keyfile = v
+        elif k in ("-m", "-M"):
+            if not v.isdigit() or int(v) < 1:
+                raise ConfigError(f"{k}: want a positive number")
+            setattr(o, "maxconns" if k == "-m" else "maxperpeer", int(v))
+        elif k in ("-l", "-F"):
+            name, eq, val = v.partition("=")
+            if not eq:
+                raise ConfigError(f"{k}: want name=value")
+            if k == "-l":
+                parse_addr(val)
+                o.addrs[name] = val
+            else:
+                o.flags[name] = shlex.split(val)
+    return o
+
+
+def configure(o: Options) -> list[Service]:
+    """The services to run, from the defaults, conffile and flags."""
+    services = default_services(o.certfile)
+    if o.conffile:
+        with open(o.conffile) as f:
+            parse_conf(f.read(), services)
+    for name in [*o.addrs, *o.flags, *o.names]:
+        if name not in services:
+            raise ConfigError(f"unknown service: {name}")
+    chosen = [services[n] for n in (o.names or services)]
+    for svc in chosen:
+        svc.addr = o.addrs.get(svc.name, svc.addr)
+        svc.argv = [*svc.argv, *o.flags.get(svc.name, [])]
+        svc.maxconns, svc.maxperpeer = o.maxconns, o.maxperpeer
+    if any(s.tls for s in chosen) and not o.certfile:
+        if o.names:
+            raise ConfigError("TLS services need -t certfile")
+        print("listen: no -t certfile: TLS services not started", file=sys.stderr)
+        chosen = [s for s in chosen if not s.tls]
+    return chosen
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        o = parse_args(sys.argv[1:] if argv is None else argv)
+        services = configure(o)
+        tls = tls_context(o.certfile, o.keyfile) if o.certfile else None
+    except (ConfigError, OSError, ssl.SSLError) as e:
+        print(f"listen: {e}\n{USAGE}", file=sys.stderr)
+        return 1
+    launcher = Launcher(services, tls)
+    try:
+        bound = launcher.announce()
+    except OSError as e:
+        print(f"listen: announce: {e}", file=sys.stderr)
+        return 1
+    for svc, addr in bound:
+        # stdout: one line per service, so a parent can learn ephemeral ports
+        print(f"announce {svc.name} {addr}{' tls' if svc.tls else ''}", flush=True)
+        if o.verbose:
+            launcher.log(f"{svc.name} on {addr}: {shlex.join(svc.argv)}")
+    print("ready", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: launcher.stop())
+    signal.signal(signal.SIGINT, lambda *_: launcher.stop())
+    launcher.run()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
