@@ -186,6 +186,7 @@ class Chalstate:
     chal: str
     user: str | None = None
     resp: str | bytes | None = None
+    proto: str = ""
 
     def close(self) -> None:
         if self.rpc is not None:
@@ -205,14 +206,16 @@ def auth_challenge(attrs: str, addr: str | None = None) -> Chalstate:
     except BaseException:
         rpc.close()
         raise
-    return Chalstate(rpc, chal.decode("utf-8", "replace"))
+    proto = next((a.value for a in parse_attrs(attrs) if a.name == "proto"), "")
+    return Chalstate(rpc, chal.decode("utf-8", "replace"), proto=proto)
 
 
 def auth_response(c: Chalstate, user: str | None = None,
                   resp: str | bytes | None = None) -> AuthInfo:
     """Give factotum the client's answer; the AuthInfo on success.
 
-    user: the name the client gave (apop, cram; p9cr has it in start).
+    user: the name the client gave (apop, cram).  p9cr names the user in
+    auth_challenge's start, so a user given here is not sent for p9cr.
     resp: the hex digest (apop, cram: 32 digits) or the p9cr response.
     A rejected answer raises AuthError and leaves `c` open for another try;
     any other failure closes it.
@@ -224,7 +227,7 @@ def auth_response(c: Chalstate, user: str | None = None,
     if not resp:
         raise FactotumError("auth_response: nil response")
     try:
-        if user is not None:
+        if user is not None and c.proto != "p9cr":
             c.rpc.call("write", user)
     except FactotumError:
         c.close()                      # out of phase with factotum

@@ -263,3 +263,28 @@ def test_p9sk1_client_needkey():
     rpc(srv, b"write 01234567")
     treq = rpc(srv, b"read")[3:]
     assert rpc(cli, b"write " + treq) == b"needkey !password? dom=elsewhere proto=p9sk1 user?"
+
+
+def test_p9any_server_offer_leaves_start_attributes_alone():
+    srv = conv("proto=p9sk1 dom=upas.local user=upas !password=upas-host-pw")
+    assert rpc(srv, b"start proto=p9any role=server") == b"ok"
+    assert rpc(srv, b"read") == b"ok v.2 p9sk1@upas.local\0"
+    assert rpc(srv, b"attr") == b"ok proto=p9any role=server"
+    assert rpc(srv, b"write p9sk1") == b"toosmall 6"
+    assert rpc(srv, b"write p9sk1 nowhere\0") == \
+        b"error negotiation failed, no common protocols or keys"
+    assert rpc(srv, b"write p9sk1 upas.local\0") == b"ok"
+    assert rpc(srv, b"read") == b"ok OK\0"
+    assert rpc(srv, b"attr") == b"ok proto=p9sk1 role=server dom=upas.local"
+
+
+def test_p9any_client_picks_p9sk1():
+    cli = conv("proto=p9sk1 dom=upas.local user=glenda !password=glenda-pw")
+    rpc(cli, b"start proto=p9any role=client")
+    assert rpc(cli, b"write v.2 p9sk1@other.dom\0") == \
+        b"needkey !password? dom=other.dom proto=p9sk1 user?"
+    cli = conv("proto=p9sk1 dom=upas.local user=glenda !password=glenda-pw")
+    rpc(cli, b"start proto=p9any role=client")
+    assert rpc(cli, b"write v.2 p9sk1@upas.local\0") == b"ok"
+    assert rpc(cli, b"read") == b"ok p9sk1 upas.local\0"
+    assert rpc(cli, b"write NO\0") == b"error server gave up"

@@ -108,13 +108,14 @@ def set_attrs(a: list[Attr], b: Iterable[Attr]) -> list[Attr]:
     for new in b:
         if new.kind == QUERY and any(x.name == new.name for x in a):
             continue
-        same = [x for x in a if x.name == new.name]
-        if not same:
+        where = [i for i, x in enumerate(a) if x.name == new.name]
+        if not where:
             a.append(Attr(new.name, new.value, new.kind))
             continue
-        same[0].value, same[0].kind = new.value, NAMEVAL
-        for extra in same[1:]:
-            a.remove(extra)
+        # New objects, not edits: callers copy lists that share Attrs.
+        a[where[0]] = Attr(new.name, new.value, NAMEVAL)
+        for i in reversed(where[1:]):
+            del a[i]
     return a
 
 
