@@ -98,6 +98,7 @@ class Command:
     # reply text (e.g. "NO [TRYCREATE] APPEND mailbox does not exist") to
     # refuse it (APPEND: "sent only after the mailbox checks pass").
     literal_check: Callable[..., str | None] | None = None
+    optional: bool = False       # the arguments may be absent (args None)
 
 
 COMMANDS: dict[str, Command] = {}
@@ -105,11 +106,16 @@ COMMANDS: dict[str, Command] = {}
 
 def command(name: str, states: State, parse: Callable[..., Any] | None = None,
             updates: str | None = None, uid: bool = False,
-            literal_check: Callable[..., str | None] | None = None):
-    """Register the decorated function as the handler of IMAP command NAME."""
+            literal_check: Callable[..., str | None] | None = None,
+            optional: bool = False):
+    """Register the decorated function as the handler of IMAP command NAME.
+
+    ``parse(reader)`` parses what follows the command and its space; with
+    ``optional=True`` a command line ending after the name gives args None.
+    ``uid=True`` also allows ``UID NAME``."""
     def register(fn: Callable[..., None]) -> Callable[..., None]:
         COMMANDS[name.upper()] = Command(name.upper(), states, fn, parse,
-                                         updates, uid, literal_check)
+                                         updates, uid, literal_check, optional)
         return fn
     return register
 

@@ -1,0 +1,232 @@
+"""Logins (servers.md 3.5): AUTHENTICATE CRAM-MD5 always; LOGIN and
+AUTHENTICATE PLAIN with -p (or under TLS); the p9cr LOGIN flow with -c;
+-a preauthenticated.  Every check goes through factotum (lib/factotum.py):
+the server never sees a password database.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+
+from upas.imap4d import parser as p
+from upas.imap4d.session import Bye
+from upas.imap4d.table import NOTAUTH, State, Request, capability, command
+
+MAXUSER = 64
+
+
+def cleartext_ok(s) -> bool:
+    return s.opts.plaintext or s.opts.p9cr or s.tls
+
+
+capability("LOGINDISABLED", 80, when=lambda s: s is not None and not cleartext_ok(s))
+capability("AUTH=CRAM-MD5", 90)
+capability("AUTH=PLAIN", 91, when=lambda s: s is not None and cleartext_ok(s))
+
+
+class AuthFailed(Exception):
+    """factotum said no, or could not be asked; str() is its reason."""
+
+
+# ------------------------------------------------------------ factotum seam
+
+def _factotum():
+    from lib import factotum
+    return factotum
+
+
+def challenge(proto: str, user: str | None = None):
+    """A server-role challenge from factotum: returns the state object
+    whose ``chal`` is the challenge text."""
+    fmt = f"proto={proto} role=server" + (f" user={user}" if user else "")
+    try:
+        return _factotum().auth_challenge(fmt)
+    except Exception as e:
+        raise AuthFailed(str(e) or "can't get challenge") from None
+
+
+def check(state, user: str, resp: str) -> None:
+    """Verify a response through factotum; raise AuthFailed on refusal."""
+    try:
+        info = _factotum().auth_response(state, user, resp)
+    except Exception as e:
+        raise AuthFailed(str(e) or "login failed") from None
+    if info is None:
+        raise AuthFailed("login failed")
+
+
+def chal_text(state) -> str:
+    c = state.chal
+    return c.decode("ascii", "replace") if isinstance(c, bytes) else str(c)
+
+
+# ------------------------------------------------------------ becoming the user
+
+def setup_user(s, user: str) -> None:
+    """After authentication: the user's namespace, then the authenticated
+    state.  Failures end the session as Plan 9's setupuser does."""
+    try:
+        s.ns = s.namespace(user)
+    except Exception as e:
+        raise Bye(f"can't initialize mail system: {e}") from None
+    if not s.ns.exists(f"/mail/box/{user}"):
+        raise Bye("can't open user's mailbox")
+    s.user = user
+    s.state = State.AUTH
+    s.log("logged in")
+
+
+# ------------------------------------------------------------ LOGIN
+
+def parse_login(r: p.Reader):
+    user = r.astring()
+    r.sp()
+    return user, r.astring()
+
+
+@command("LOGIN", states=NOTAUTH, parse=parse_login)
+def login(s, req: Request) -> None:
+    user = req.args[0].decode("utf-8", "replace")[:MAXUSER]
+    password = req.args[1].decode("utf-8", "replace")
+    if s.opts.p9cr:
+        return p9cr_login(s, req, user, password)
+    if not cleartext_ok(s):
+        s.no(req, "plaintext passwords disallowed")
+        return
+    try:
+        password_check(user, password)
+    except AuthFailed:
+        s.no(req, "failed check")
+        return
+    setup_user(s, user)
+    s.ok(req, "succeeded")
+
+
+def password_check(user: str, password: str) -> None:
+    """Plan 9's -p check: answer a CRAM challenge with the password as key,
+    so it succeeds exactly when the password is the APOP/CRAM secret."""
+    st = challenge("cram")
+    digest = hmac.new(password.encode(), chal_text(st).encode(), hashlib.md5).hexdigest()
+    check(st, user, digest)
+
+
+def p9cr_login(s, req: Request, user: str, password: str) -> None:
+    """-c: the first LOGIN gets a challenge, the next one's password is the
+    response (its user argument is ignored)."""
+    pending = s.extra.get("p9cr")
+    if pending is not None:
+        st, who = pending
+        try:
+            check(st, who, password)
+        except AuthFailed:
+            s.extra.pop("p9cr", None)
+            return p9cr_challenge(s, req, who)
+        s.extra.pop("p9cr", None)
+        setup_user(s, who)
+        s.ok(req, "succeeded")
+        return
+    p9cr_challenge(s, req, user)
+
+
+def p9cr_challenge(s, req: Request, user: str) -> None:
+    try:
+        st = challenge("p9cr", user)
+    except AuthFailed as e:
+        s.no(req, f"failed check [{e}]")
+        return
+    s.extra["p9cr"] = (st, user)
+    s.untagged(f"NO [ALERT]  encrypt challenge: {chal_text(st)}")
+    s.no(req, "succeeded")          # sic: Plan 9's text
+
+
+# ------------------------------------------------------------ AUTHENTICATE
+
+def parse_authenticate(r: p.Reader):
+    mech = r.atom()
+    initial = None
+    if r.peek() == 0x20:
+        r.sp()
+        initial = r.atom(extra=b"=")
+    return mech, initial
+
+
+@command("AUTHENTICATE", states=NOTAUTH, parse=parse_authenticate)
+def authenticate(s, req: Request) -> None:
+    mech, initial = req.args
+    if mech.upper() == "CRAM-MD5" and initial is None:
+        return cram(s, req)
+    if mech.upper() == "PLAIN":
+        return plain(s, req, initial)
+    s.no(req, "unsupported authentication protocol")
+
+
+def _cancelled(line: bytes | None) -> bool:
+    return line is None or line.strip() in (b"", b"*")
+
+
+def cram(s, req: Request) -> None:
+    try:
+        st = challenge("cram")
+    except AuthFailed:
+        s.no(req, "failed can't get challenge")
+        return
+    s.continuation(base64.b64encode(chal_text(st).encode()).decode())
+    line = s.readline()
+    if line is None:
+        raise Bye("end of input")
+    if _cancelled(line):
+        s.no(req, "failed client cancelled authentication")
+        return
+    try:
+        text = base64.b64decode(line.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        s.no(req, "failed login failed")
+        return
+    if " " not in text:
+        raise Bye("bad auth response")
+    user, digest = text.split(" ", 1)
+    user = user[:MAXUSER - 1]
+    try:
+        check(st, user, digest.strip())
+    except AuthFailed:
+        s.no(req, "failed login failed")
+        return
+    setup_user(s, user)
+    s.ok(req, "")
+
+
+def plain(s, req: Request, initial: str | None) -> None:
+    if not cleartext_ok(s):
+        s.no(req, "plaintext passwords disallowed")
+        return
+    if initial is None:
+        s.continuation("")
+        line = s.readline()
+        if line is None:
+            raise Bye("end of input")
+        if _cancelled(line) and line.strip() != b"":
+            s.no(req, "failed client cancelled authentication")
+            return
+        initial = line.strip().decode("ascii", "replace")
+    try:
+        fields = base64.b64decode(initial, validate=True).split(b"\0")
+    except binascii.Error:
+        fields = []
+    if len(fields) != 3:
+        s.no(req, "failed login failed")
+        return
+    user = fields[1].decode("utf-8", "replace")[:MAXUSER]
+    authz = fields[0].decode("utf-8", "replace")
+    if authz and authz != user:
+        s.no(req, "failed login failed")
+        return
+    try:
+        password_check(user, fields[2].decode("utf-8", "replace"))
+    except AuthFailed:
+        s.no(req, "failed login failed")
+        return
+    setup_user(s, user)
+    s.ok(req, "")
+

@@ -1,0 +1,219 @@
+"""Header fields, ENVELOPE, BODYSTRUCTURE and IMAP string output, built
+from the files upasfs serves (rawheader, mimeheader, rawbody, part dirs).
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+NIL = b"NIL"
+
+
+# ------------------------------------------------------------ output strings
+
+def istring(v: bytes | str | None) -> bytes:
+    """Plan 9 (Bell) string output: NIL, a quoted string of at most 65 plain
+    bytes, else a literal."""
+    if v is None:
+        return NIL
+    if isinstance(v, str):
+        v = v.encode("utf-8")
+    if len(v) <= 65 and not any(c in b'"\\\r\n' or c >= 0x7f or c == 0 for c in v):
+        return b'"' + v + b'"'
+    return b"{%d}\r\n" % len(v) + v
+
+
+def literal(v: bytes) -> bytes:
+    return b"{%d}\r\n" % len(v) + v
+
+
+# ------------------------------------------------------------ header fields
+
+def crlf(data: bytes) -> bytes:
+    """Every LF not already preceded by CR becomes CRLF."""
+    if b"\r" not in data:
+        return data.replace(b"\n", b"\r\n")
+    return re.sub(rb"(?<!\r)\n", b"\r\n", data)
+
+
+def header_block(raw: bytes) -> bytes:
+    """H: the header lines CRLF-normalised, the last one terminated, then
+    the empty line."""
+    if raw and not raw.endswith(b"\n"):
+        raw += b"\n"
+    return crlf(raw) + b"\r\n"
+
+
+def fields(raw: bytes) -> list[tuple[str, bytes, bytes]]:
+    """(lower-case name, unfolded value, raw lines) for each header field."""
+    out: list[tuple[str, bytes, bytes]] = []
+    for m in re.finditer(rb"[^\n]*\n(?:[ \t][^\n]*\n)*|[^\n]+$", raw):
+        text = m.group(0)
+        colon = text.find(b":")
+        if colon <= 0:
+            if out and text[:1] in b" \t":
+                continue
+            continue
+        name = text[:colon].strip().decode("ascii", "replace").lower()
+        value = re.sub(rb"\r?\n[ \t]", b" ", text[colon + 1:]).strip()
+        out.append((name, value, text))
+    return out
+
+
+def field(raw: bytes, name: str) -> bytes | None:
+    for n, v, _ in fields(raw):
+        if n == name:
+            return v
+    return None
+
+
+def select_fields(raw: bytes, names: tuple[str, ...], negate: bool) -> bytes:
+    """HEADER.FIELDS(.NOT): the complete matching fields, then CRLF."""
+    want = {n.lower() for n in names}
+    lines = [t for n, _, t in fields(raw) if (n in want) != negate]
+    text = b"".join(t if t.endswith(b"\n") else t + b"\n" for t in lines)
+    return crlf(text) + b"\r\n"
+
+
+# ------------------------------------------------------------ content types
+
+@dataclass
+class ContentType:
+    type: str
+    subtype: str
+    params: list[tuple[str, str]]
+
+
+_TOKEN = rb'[^\s()<>@,;:\\"/\[\]?=]+'
+
+
+def parse_params(s: bytes) -> list[tuple[str, str]]:
+    out = []
+    for m in re.finditer(rb';\s*(' + _TOKEN + rb')\s*=\s*("(?:[^"\\]|\\.)*"|' + _TOKEN + rb')', s):
+        v = m.group(2)
+        if v.startswith(b'"'):
+            v = re.sub(rb"\\(.)", rb"\1", v[1:-1])
+        out.append((m.group(1).decode("ascii", "replace"), v.decode("utf-8", "replace")))
+    return out
+
+
+def content_type(hdr: bytes, default: str = "text/plain") -> ContentType:
+    v = field(hdr, "content-type")
+    m = re.match(rb"\s*(" + _TOKEN + rb")\s*/\s*(" + _TOKEN + rb")", v or b"")
+    if not m:
+        t, st = default.split("/")
+        return ContentType(t, st, [])       # servers.md 3.11: no charset invented
+    return ContentType(m.group(1).decode("ascii", "replace").lower(),
+                       m.group(2).decode("ascii", "replace").lower(),
+                       parse_params(v[m.end():]))
+
+
+def disposition(hdr: bytes) -> bytes:
+    v = field(hdr, "content-disposition")
+    if not v:
+        return NIL
+    m = re.match(rb"\s*(" + _TOKEN + rb")", v)
+    if not m:
+        return NIL
+    return b"(" + istring(m.group(1).decode().upper()) + b" " + \
+        plist(parse_params(v[m.end():])) + b")"
+
+
+def plist(params: list[tuple[str, str]]) -> bytes:
+    if not params:
+        return NIL
+    return b"(" + b" ".join(istring(k) + b" " + istring(v) for k, v in params) + b")"
+
+
+# ------------------------------------------------------------ addresses
+
+def _split_top(v: bytes, sep: int) -> list[bytes]:
+    """Split at SEP outside quotes, comments and angle brackets."""
+    out, cur, depth, angle, quote, esc = [], bytearray(), 0, False, False, False
+    for c in v:
+        if esc:
+            esc = False
+        elif c == 0x5c:
+            esc = True
+        elif quote:
+            quote = c != 0x22
+        elif c == 0x22:
+            quote = True
+        elif c == 0x28:
+            depth += 1
+        elif c == 0x29 and depth:
+            depth -= 1
+        elif c == 0x3c and not depth:
+            angle = True
+        elif c == 0x3e and not depth:
+            angle = False
+        elif c == sep and not depth and not angle:
+            out.append(bytes(cur))
+            cur = bytearray()
+            continue
+        cur.append(c)
+    out.append(bytes(cur))
+    return out
+
+
+def _uncomment(v: bytes) -> bytes:
+    prev = None
+    while prev != v:
+        prev = v
+        v = re.sub(rb'\((?:[^()\\]|\\.)*\)', b" ", v)
+    return v
+
+
+def _unquote(v: bytes) -> bytes:
+    v = v.strip()
+    if len(v) >= 2 and v[:1] == b'"' and v[-1:] == b'"':
+        v = re.sub(rb"\\(.)", rb"\1", v[1:-1])
+    return v
+
+
+def address(a: bytes, site: str) -> bytes | None:
+    """One address as (personal NIL mailbox host), or None if empty."""
+    a = a.strip()
+    if not a:
+        return None
+    m = re.match(rb'(.*)<([^<>]*)>\s*(\(.*\))?\s*$', a, re.S)
+    if m:
+        personal = _unquote(re.sub(rb"\s+", b" ", _uncomment(m.group(1))).strip()) or None
+        spec = m.group(2)
+    else:
+        c = re.search(rb"\(((?:[^()\\]|\\.)*)\)", a)
+        personal = c.group(1).strip() if c else None
+        spec = _uncomment(a)
+    spec = re.sub(rb"\s+", b"", spec)
+    if b":" in spec and spec.startswith(b"@"):       # route: dropped
+        spec = spec.split(b":", 1)[1]
+    if b"@" in spec:
+        box, host = spec.rsplit(b"@", 1)
+    elif b"!" in spec:                               # a.b!user -> user@a.b
+        host, box = spec.rsplit(b"!", 1)
+    else:
+        box, host = spec, site.encode()
+    return b"(" + istring(personal or None) + b" NIL " + istring(box) + b" " + istring(host) + b")"
+
+
+def addresses(v: bytes | None, site: str) -> bytes:
+    if not v:
+        return NIL
+    if re.match(rb'\s*[^"<>@,]*:', v) and b";" in v:
+        return NIL                                   # a group: the whole field
+    addrs = [x for x in (address(a, site) for a in _split_top(v, 0x2c)) if x]
+    return b"(" + b"".join(addrs) + b")" if addrs else NIL
+
+
+def envelope(hdr: bytes, site: str) -> bytes:
+    f = {}
+    for n, v, _ in fields(hdr):
+        f.setdefault(n, v)
+    frm = addresses(f.get("from"), site)
+    sender = addresses(f.get("sender"), site) if f.get("sender") else frm
+    reply = addresses(f.get("reply-to"), site) if f.get("reply-to") else frm
+    items = [istring(f.get("date")), istring(f.get("subject")), frm, sender, reply,
+             addresses(f.get("to"), site), addresses(f.get("cc"), site),
+             addresses(f.get("bcc"), site), istring(f.get("in-reply-to")),
+             istring(f.get("message-id"))]
+    return b"(" + b" ".join(items) + b")"

@@ -1,0 +1,259 @@
+"""FETCH and UID FETCH (servers.md 3.10-3.11, decisions.md).
+
+Message data come from the upasfs files of the message and of its MIME
+part directories: `rawheader` (a message's header), `mimeheader` (a part's
+own header), `rawbody`, `unixheader`, and the numbered subdirectories.
+"""
+from __future__ import annotations
+
+import calendar
+import re
+import time
+
+from upas.imap4d import envelope as env
+from upas.imap4d import parser as p
+from upas.imap4d.mailbox import Mailbox, Message
+from upas.imap4d.table import NO_EXPUNGES, SELECTED, Request, command
+
+SEEN_SETTERS = ("RFC822", "RFC822.TEXT")
+ZONES = {"GMT": 0, "UT": 0, "UTC": 0, "Z": 0, "EST": -500, "EDT": -400,
+         "CST": -600, "CDT": -500, "MST": -700, "MDT": -600, "PST": -800,
+         "PDT": -700, "BST": 100, "CET": 100, "CEST": 200, "MET": 100,
+         "MEST": 200, "EET": 200, "EEST": 300, "JST": 900}
+
+
+# ------------------------------------------------------------ the MIME tree
+
+class Node:
+    """A message or one of its MIME parts, as a path under the message dir."""
+
+    def __init__(self, box: Mailbox, msg: Message, rel: str = "",
+                 default_type: str = "text/plain"):
+        self.box, self.msg, self.rel, self.default_type = box, msg, rel, default_type
+
+    def file(self, name: str) -> bytes:
+        return self.box.read(self.msg, f"{self.rel}/{name}" if self.rel else name)
+
+    def mime_header(self) -> bytes:
+        """The header holding this node's Content-* fields."""
+        return self.file("mimeheader") or self.file("rawheader")
+
+    def ctype(self) -> env.ContentType:
+        return env.content_type(self.mime_header(), self.default_type)
+
+    def children(self) -> list["Node"]:
+        ct = self.ctype()
+        dflt = "message/rfc822" if ct.subtype == "digest" else "text/plain"
+        return [Node(self.box, self.msg, f"{self.rel}/{k}" if self.rel else str(k), dflt)
+                for k in self.box.subdirs(self.msg, self.rel)]
+
+    def embedded(self) -> "Node | None":
+        """The message inside a message/rfc822 part."""
+        kids = self.box.subdirs(self.msg, self.rel)
+        return Node(self.box, self.msg, f"{self.rel}/1" if self.rel else "1") if kids else None
+
+    def is_rfc822(self) -> bool:
+        ct = self.ctype()
+        return ct.type == "message" and ct.subtype == "rfc822"
+
+
+def navigate(top: Node, part: tuple[int, ...]) -> Node | None:
+    """The node that section part numbers name (RFC 3501 6.4.5)."""
+    node = top
+    for k in part:
+        if node is not top and node.is_rfc822():
+            node = node.embedded()
+            if node is None:
+                return None
+        ct = node.ctype()
+        if ct.type == "multipart":
+            kids = node.children()
+            if not 1 <= k <= len(kids):
+                return None
+            node = kids[k - 1]
+        elif k != 1:
+            return None
+    return node
+
+
+def section_data(top: Node, sec: p.Section) -> bytes:
+    if not sec.part:
+        return message_section(top, sec)
+    node = navigate(top, sec.part)
+    if node is None:
+        return b""
+    if sec.text == "MIME":
+        return env.header_block(node.file("mimeheader"))
+    if sec.text == "":
+        return env.crlf(node.file("rawbody"))
+    if node is top:
+        return message_section(top, sec)
+    if not node.is_rfc822() or node.embedded() is None:
+        return b""
+    return message_section(node.embedded(), sec)
+
+
+def message_section(m: Node, sec: p.Section) -> bytes:
+    hdr = m.file("rawheader")
+    if sec.text == "HEADER":
+        return env.header_block(hdr)
+    if sec.text == "TEXT":
+        return env.crlf(m.file("rawbody"))
+    if sec.text.startswith("HEADER.FIELDS"):
+        return env.select_fields(hdr, sec.fields, sec.text.endswith(".NOT"))
+    return env.header_block(hdr) + env.crlf(m.file("rawbody"))
+
+
+# ------------------------------------------------------------ structure
+
+def bodystructure(node: Node, ext: bool, site: str) -> bytes:
+    ct = node.ctype()
+    hdr = node.mime_header()
+    if ct.type == "multipart":
+        kids = node.children()
+        if kids:
+            out = b"(" + b"".join(bodystructure(k, ext, site) for k in kids) + b" " + env.istring(ct.subtype)
+            if ext:
+                out += b" " + env.plist(ct.params) + b" " + env.disposition(hdr) + b" " + \
+                    env.istring(env.field(hdr, "content-language"))
+            return out + b")"
+    body = env.crlf(node.file("rawbody"))
+    enc = env.field(hdr, "content-transfer-encoding")
+    items = [env.istring(ct.type), env.istring(ct.subtype), env.plist(ct.params),
+             env.istring(env.field(hdr, "content-id")),
+             env.istring(env.field(hdr, "content-description")),
+             env.istring(enc.decode("ascii", "replace").upper() if enc else "7BIT"),
+             b"%d" % len(body)]
+    if ct.type == "message" and ct.subtype == "rfc822" and node.embedded() is not None:
+        inner = node.embedded()
+        items += [env.envelope(inner.file("rawheader"), site),
+                  bodystructure(inner, ext, site), b"%d" % body.count(b"\n")]
+    elif ct.type == "text":
+        items.append(b"%d" % body.count(b"\n"))
+    if ext:
+        items += [env.NIL, env.disposition(hdr), env.istring(env.field(hdr, "content-language"))]
+    return b"(" + b" ".join(items) + b")"
+
+
+# ------------------------------------------------------------ simple items
+
+def internaldate(unixheader: bytes) -> str:
+    """The From-line date as `DD-Mon-YYYY HH:MM:SS +ZZZZ` (two-digit day,
+    decisions.md); an unparsable date gives the current time, as Plan 9."""
+    m = re.search(rb"([A-Z][a-z]{2}) +(\d{1,2}) (\d\d):(\d\d):(\d\d)(?: ([A-Za-z]+|[+-]\d{4}))? (\d{4})",
+                  unixheader)
+    mon = m and p._MONTH.get(m.group(1).decode().lower())
+    if not m or not mon:
+        t = time.localtime()
+        off = t.tm_gmtoff // 60
+        return "%02d-%s-%d %02d:%02d:%02d %s%02d%02d" % (
+            t.tm_mday, p.MONTHS[t.tm_mon - 1], t.tm_year, t.tm_hour, t.tm_min, t.tm_sec,
+            "-" if off < 0 else "+", abs(off) // 60, abs(off) % 60)
+    zone = (m.group(6) or b"GMT").decode()
+    z = int(zone) if zone[0] in "+-" else ZONES.get(zone.upper(), 0)
+    return "%02d-%s-%s %s:%s:%s %s%04d" % (int(m.group(2)), p.MONTHS[mon - 1], m.group(7).decode(),
+                                           m.group(3).decode(), m.group(4).decode(),
+                                           m.group(5).decode(), "-" if z < 0 else "+", abs(z))
+
+
+def unix_time(unixheader: bytes) -> int | None:
+    """The From-line date as a Unix time (SEARCH BEFORE/ON/SINCE)."""
+    d = internaldate(unixheader)
+    try:
+        st = time.strptime(d[:20], "%d-%b-%Y %H:%M:%S")
+    except ValueError:
+        return None
+    z = int(d[21:])
+    return calendar.timegm(st) - ((abs(z) // 100) * 3600 + (abs(z) % 100) * 60) * (1 if z >= 0 else -1)
+
+
+def rfc822_size(box: Mailbox, m: Message) -> int:
+    size = m.cache.get("size")
+    if size is None:
+        top = Node(box, m)
+        size = len(env.header_block(top.file("rawheader"))) + len(env.crlf(top.file("rawbody")))
+        m.cache["size"] = size
+    return size
+
+
+def flags_item(m: Message) -> bytes:
+    return ("FLAGS (" + " ".join(m.flag_list()) + ")").encode()
+
+
+def item(box: Mailbox, m: Message, a: p.FetchAtt, site: str) -> bytes:
+    top = Node(box, m)
+    if a.name == "FLAGS":
+        return flags_item(m)
+    if a.name == "UID":
+        return b"UID %d" % m.uid
+    if a.name == "RFC822.SIZE":
+        return b"RFC822.SIZE %d" % rfc822_size(box, m)
+    if a.name == "INTERNALDATE":
+        return b'INTERNALDATE "' + internaldate(top.file("unixheader")).encode() + b'"'
+    if a.name == "ENVELOPE":
+        return b"ENVELOPE " + env.envelope(top.file("rawheader"), site)
+    if a.name in ("BODY", "BODYSTRUCTURE"):
+        return a.name.encode() + b" " + bodystructure(top, a.name == "BODYSTRUCTURE", site)
+    if a.name.startswith("RFC822"):
+        text = {"RFC822": "", "RFC822.HEADER": "HEADER", "RFC822.TEXT": "TEXT"}[a.name]
+        return a.name.encode() + b" " + env.literal(message_section(top, p.Section((), text)))
+    data = section_data(top, a.section)
+    label = b"BODY[" + a.section.label().encode() + b"]"
+    if a.partial is not None:
+        start = min(a.partial[0], len(data))
+        data = data[start:start + a.partial[1]]
+        label += b"<%d>" % start
+    return label + b" " + env.literal(data)
+
+
+def sets_seen(a: p.FetchAtt) -> bool:
+    return a.name in SEEN_SETTERS or (a.name == "BODY[]" and not a.peek)
+
+
+# ------------------------------------------------------------ the command
+
+def parse_fetch(r: p.Reader):
+    ranges = r.seqset()
+    r.sp()
+    return ranges, p.fetch_atts(r)
+
+
+@command("FETCH", states=SELECTED, parse=parse_fetch, updates=NO_EXPUNGES, uid=True)
+def fetch(s, req: Request) -> None:
+    ranges, atts = req.args
+    box: Mailbox = s.box
+    box.check()
+    msgs, ok = s.resolve(ranges, req.uid)
+    if not req.uid and any(m.expunged for m in msgs):
+        ok = False
+    msgs = [m for m in msgs if not m.expunged]
+    if req.uid and not any(a.name == "UID" for a in atts):
+        atts = [p.FetchAtt("UID")] + atts
+    elif req.uid:
+        atts = [p.FetchAtt("UID")] + [a for a in atts if a.name != "UID"]
+    changed = []
+    if any(sets_seen(a) for a in atts) and not box.readonly:
+        changed = box.modify([m for m in msgs if "\\Seen" not in m.flags], _set_seen)
+    site = s.opts.site
+    for m in msgs:
+        try:
+            data = b" ".join(item(box, m, a, site) for a in atts)
+        except Exception as e:          # the message vanished under us
+            s.log(f"fetch {m.uid}: {e}")
+            ok = False
+            continue
+        s.send(b"* %d FETCH (" % box.seq(m) + data + b")\r\n")
+    if not any(a.name == "FLAGS" for a in atts):
+        for m in changed:
+            s.untagged(f"{box.seq(m)} FETCH ({flags_item(m).decode()})")
+    if ok:
+        s.ok(req)
+    else:
+        s.no(req)
+
+
+def _set_seen(m: Message) -> bool:
+    if "\\Seen" in m.flags:
+        return False
+    m.flags.add("\\Seen")
+    return True

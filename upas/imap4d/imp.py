@@ -1,0 +1,172 @@
+"""The Plan 9 shadow file `<mailbox>.imp`: UIDs and flags, byte-compatible.
+
+    imap internal mailbox description\\n
+    <uidvalidity:10> <uidnext:10>\\n
+    <digest:40 hex> <uid:10> <flags:8>\\n        one per message, mailbox order
+
+Flag characters by position: s a f D d r - -.  Keywords (decisions.md: kept
+beside the file without changing its format) live in `<mailbox>.kw.imp`, a
+name every Plan 9 LIST already hides (it ends in `.imp`):
+
+    imap keywords\\n
+    <digest:40 hex> <uid:10> <keyword> <keyword>...\\n
+
+The pure functions here parse and format; ``ImpStore`` reads and writes the
+files through the namespace, under the mail lock, crash-safely.
+"""
+from __future__ import annotations
+
+import os
+import re
+import time
+from dataclasses import dataclass, field
+
+from upas import ns as nsmod
+
+MAGIC = b"imap internal mailbox description\n"
+KW_MAGIC = b"imap keywords\n"
+# flag letters in file order, with the IMAP flag each stands for
+FLAG_CHARS = (("s", "\\Seen"), ("a", "\\Answered"), ("f", "\\Flagged"),
+              ("D", "\\Deleted"), ("d", "\\Draft"), ("r", "\\Recent"))
+_ENTRY = re.compile(rb"([0-9a-f]{40}) (\d{10}) ([s-][a-][f-][D-][d-][r-]--)")
+
+
+@dataclass
+class Entry:
+    digest: str
+    uid: int
+    flags: set[str] = field(default_factory=set)   # system flags incl. \Recent
+
+
+@dataclass
+class ImpFile:
+    uidvalidity: int
+    uidnext: int
+    entries: list[Entry]
+
+
+def format_flags(flags: set[str], recent: bool) -> str:
+    out = "".join(c if (f in flags and (f != "\\Recent" or recent)) else "-"
+                  for c, f in FLAG_CHARS)
+    return out + "--"
+
+
+def parse_flags(s: str) -> set[str]:
+    return {f for (c, f), x in zip(FLAG_CHARS, s) if x == c}
+
+
+def format_imp(imp: ImpFile, recent: bool) -> bytes:
+    """The whole file; `r` written only when recent is True (STATUS boxes)."""
+    lines = [MAGIC, b"%010d %010d\n" % (imp.uidvalidity, imp.uidnext)]
+    for e in imp.entries:
+        lines.append(b"%s %010d %s\n" % (e.digest.encode(), e.uid,
+                                         format_flags(e.flags, recent).encode()))
+    return b"".join(lines)
+
+
+def parse_imp(data: bytes) -> ImpFile | None:
+    """Parse a .imp file; None if its header is not Plan 9's.  Entry lines
+    that do not parse are skipped (9front is lenient the same way)."""
+    if not data.startswith(MAGIC):
+        return None
+    lines = data[len(MAGIC):].split(b"\n")
+    m = re.fullmatch(rb"(\d{10}) (\d{10})", lines[0])
+    if not m:
+        return None
+    entries = []
+    for line in lines[1:]:
+        e = _ENTRY.fullmatch(line)
+        if e:
+            entries.append(Entry(e.group(1).decode(), int(e.group(2)),
+                                 parse_flags(e.group(3).decode())))
+    return ImpFile(int(m.group(1)), int(m.group(2)), entries)
+
+
+def format_keywords(rows: list[tuple[str, int, list[str]]]) -> bytes:
+    out = [KW_MAGIC]
+    for digest, uid, kws in rows:
+        if kws:
+            out.append(b"%s %010d %s\n" % (digest.encode(), uid, " ".join(kws).encode()))
+    return b"".join(out)
+
+
+def parse_keywords(data: bytes) -> dict[int, tuple[str, list[str]]]:
+    """uid -> (digest, keywords)."""
+    out: dict[int, tuple[str, list[str]]] = {}
+    if not data.startswith(KW_MAGIC):
+        return out
+    for line in data[len(KW_MAGIC):].split(b"\n"):
+        f = line.decode("ascii", "replace").split()
+        if len(f) >= 3 and len(f[0]) == 40 and f[1].isdigit():
+            out[int(f[1])] = (f[0], f[2:])
+    return out
+
+
+def match(imp: ImpFile | None, digests: list[str], uidnext_floor: int = 1
+          ) -> tuple[list[Entry | None], int]:
+    """Pair each message (by digest, mailbox order) with its .imp entry.
+
+    An entry is used at most once; its uid must be higher than the previous
+    message's (UIDs ascend in mailbox order), otherwise the message counts
+    as unknown.  A uid-0 entry (Plan 9 APPEND/COPY) lends only its flags.
+    Returns the entries (None: unknown) and the uidnext to continue from.
+    """
+    pool: dict[str, list[Entry]] = {}
+    for e in imp.entries if imp else []:
+        pool.setdefault(e.digest, []).append(e)
+    uidnext = max(imp.uidnext if imp else 1, uidnext_floor, 1)
+    last = 0
+    out: list[Entry | None] = []
+    for d in digests:
+        cands = pool.get(d, [])
+        e = cands.pop(0) if cands else None
+        if e is not None and e.uid and e.uid <= last:
+            e = Entry(d, 0, e.flags)
+        if e is not None and e.uid:
+            last = e.uid
+            uidnext = max(uidnext, e.uid + 1)
+        out.append(e)
+    return out, uidnext
+
+
+def write_atomic(ns: nsmod.Namespace, path: str, data: bytes, mode: int = 0o664) -> None:
+    """tmp + fsync + rename + fsync(dir), on a locally bound path; through
+    the namespace otherwise (a remote file server does its own syncing)."""
+    real = ns.local_path(path)
+    if real is None:
+        ns.write(path, data)
+        return
+    tmp = real + ".tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(tmp, real)
+    dfd = os.open(os.path.dirname(real), os.O_RDONLY)
+    try:
+        os.fsync(dfd)
+    finally:
+        os.close(dfd)
+
+
+def read_file(ns: nsmod.Namespace, path: str) -> bytes | None:
+    """The file's bytes, recovering `<path>.tmp` left by a crash; None if absent."""
+    try:
+        return ns.read(path)
+    except nsmod.Error:
+        pass
+    real = ns.local_path(path)
+    if real and not os.path.exists(real) and os.path.exists(real + ".tmp"):
+        os.replace(real + ".tmp", real)
+        return ns.read(path)
+    return None
+
+
+def default_uidvalidity(ns: nsmod.Namespace, boxpath: str) -> int:
+    """Plan 9 uses the mailbox's mtime when there is no .imp."""
+    try:
+        return ns.stat(boxpath).mtime or int(time.time())
+    except nsmod.Error:
+        return int(time.time())

@@ -1,0 +1,315 @@
+"""The selected mailbox, seen through the namespace as Plan 9 imap4d sees it.
+
+The mailbox file `/mail/box/U/<name>` is opened in upasfs by writing
+`open PATH FSNAME` to `/mail/fs/ctl`; its messages are then the numbered
+directories of `/mail/fs/FSNAME/`.  UIDs and flags live in the `.imp`
+shadow file beside the mailbox (imp.py), which every session re-reads and
+rewrites under the mail lock, so sessions see each other's changes.
+
+Change detection (servers.md 3.9): the fs directory is re-listed when its
+qid or mtime changed; vanished directories become *pending expunges*, new
+ones new messages; a changed `.imp` yields flag updates.  The session
+reports these at the points RFC 3501 allows.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+
+from upas import ns as nsmod
+from upas.imap4d import imp
+
+CTL = "/mail/fs/ctl"
+DELETE_BATCH = 8192          # bytes per `delete` ctl write, as Bell
+
+
+class MailboxError(Exception):
+    """The mailbox cannot be opened; the text goes into the NO reply."""
+
+
+@dataclass(eq=False)
+class Message:
+    fsnum: int
+    digest: str
+    uid: int = 0
+    flags: set[str] = field(default_factory=set)
+    keywords: list[str] = field(default_factory=list)
+    expunged: bool = False            # gone from the fs, not yet reported
+    cache: dict = field(default_factory=dict)
+
+    def flag_list(self) -> list[str]:
+        """Flags in Plan 9's order, then keywords."""
+        return [f for _, f in imp.FLAG_CHARS if f in self.flags] + self.keywords
+
+
+def fs_name(path: str) -> str:
+    """The upasfs name this mailbox is opened under: `mbox` for the inbox
+    (shared with pop3 and other sessions, as one upasfs view), else a name
+    derived from the path (upasfs names may not contain `/`)."""
+    if os.path.basename(path) == "mbox":
+        return "mbox"
+    return "imap-" + hashlib.sha1(path.encode()).hexdigest()[:10]
+
+
+class Mailbox:
+    """One mailbox opened in upasfs, with its .imp state."""
+
+    def __init__(self, ns: nsmod.Namespace, path: str, readonly: bool = False,
+                 keep_recent: bool = False):
+        self.ns = ns
+        self.path = path                     # /mail/box/U/mbox
+        self.dir = os.path.dirname(path)
+        self.fsname = fs_name(path)
+        self.fsdir = f"/mail/fs/{self.fsname}"
+        self.imppath = path + ".imp"
+        self.kwpath = path + ".kw.imp"
+        self.readonly = readonly
+        self.keep_recent = keep_recent       # STATUS/SUBSCRIBE boxes write `r`
+        self.msgs: list[Message] = []
+        self.uidvalidity = 0
+        self.uidnext = 1
+        self.fs_stamp = None                 # (qid, mtime) of the fs dir
+        self.imp_stamp = None
+        self.flag_changes: list[Message] = []   # flag updates to report
+        self.exists_reported = 0
+        self.recent_reported = 0
+        self.gone = False
+
+    # -- opening -------------------------------------------------------
+    def open(self) -> None:
+        try:
+            st = self.ns.stat(self.path)
+        except nsmod.Error as e:
+            raise MailboxError(str(e)) from None
+        if st.isdir:
+            raise MailboxError("is a directory")
+        try:
+            self.ns.write(CTL, f"open {self.path} {self.fsname}".encode())
+        except nsmod.Error as e:
+            raise MailboxError(str(e)) from None
+        # upasfs takes the mail lock itself when it reads the mailbox, so
+        # the fs is consulted first and the lock held for the .imp only
+        self._relist(force=True)
+        with self.ns.lock(self.dir):
+            self._merge_imp(initial=True)
+            self._write_imp()
+        self.exists_reported = len(self.msgs)
+        self.recent_reported = self.recent()
+        self.flag_changes.clear()
+
+    def close(self) -> None:
+        """Nothing to do in upasfs: the view is shared by name (see fs_name)
+        and dropping it would pull it from under other sessions."""
+
+    # -- reading the fs ------------------------------------------------
+    def _fs_stamp(self):
+        d = self.ns.stat(self.fsdir)
+        return (d.qid, d.mtime, d.length)
+
+    def _relist(self, force: bool = False) -> bool:
+        """Re-read the fs directory if it changed; True if anything did."""
+        try:
+            stamp = self._fs_stamp()
+        except nsmod.Error:
+            return self._vanish()
+        if not force and stamp == self.fs_stamp:
+            return False
+        self.fs_stamp = stamp
+        nums = sorted(int(d.name) for d in self.ns.readdir(self.fsdir)
+                      if d.name.isdigit())
+        have = set(nums)
+        changed = False
+        for m in self.msgs:
+            if not m.expunged and m.fsnum not in have:
+                m.expunged = True
+                changed = True
+        known = {m.fsnum for m in self.msgs}
+        last = max(known, default=0)
+        for n in nums:
+            if n in known or n < last:
+                continue
+            try:
+                digest = self.ns.read(f"{self.fsdir}/{n}/digest").decode().strip()
+            except nsmod.Error:
+                continue            # vanished meanwhile, or unreadable: ignored
+            if not digest:
+                continue
+            self.msgs.append(Message(n, digest, flags={"\\Recent"}))
+            changed = True
+        return changed
+
+    def _vanish(self) -> bool:
+        """The mailbox is gone: everything becomes pending expunge."""
+        self.gone = True
+        self.readonly = True
+        for m in self.msgs:
+            m.expunged = True
+        return True
+
+    # -- the .imp --------------------------------------------------------
+    def _merge_imp(self, initial: bool = False) -> None:
+        """Read the .imp (and keywords) and reconcile them with the messages;
+        called with the lock held.  Messages without a uid get new ones."""
+        data = imp.read_file(self.ns, self.imppath)
+        parsed = imp.parse_imp(data) if data else None
+        if parsed and self.uidvalidity and parsed.uidvalidity != self.uidvalidity:
+            parsed = None               # someone else's box now; keep ours
+        if not self.uidvalidity:
+            self.uidvalidity = (parsed.uidvalidity if parsed
+                                else imp.default_uidvalidity(self.ns, self.path))
+        live = [m for m in self.msgs if not m.expunged]
+        found, uidnext = imp.match(parsed, [m.digest for m in live], self.uidnext)
+        kwdata = imp.read_file(self.ns, self.kwpath)
+        kws = imp.parse_keywords(kwdata) if kwdata else {}
+        for m, e in zip(live, found):
+            self._apply_entry(m, e, kws, initial)
+        self.uidnext = uidnext
+        for m in live:
+            if not m.uid:
+                m.uid = self.uidnext
+                self.uidnext += 1
+        self.imp_stamp = self._imp_stamp()
+
+    def _apply_entry(self, m: Message, e: imp.Entry | None, kws: dict,
+                     initial: bool) -> None:
+        fresh = not m.uid
+        if e is None:
+            return                      # new to the file: keeps \Recent
+        if fresh and e.uid:
+            m.uid = e.uid
+        if m.uid and e.uid and e.uid != m.uid:
+            return                      # the file disagrees; ours stands
+        recent = "\\Recent" in m.flags
+        if fresh:
+            recent = "\\Recent" in e.flags
+        new = set(e.flags - {"\\Recent"}) | ({"\\Recent"} if recent else set())
+        k = kws.get(m.uid)
+        newkw = list(k[1]) if k and k[0] == m.digest else []
+        if not fresh and (new != m.flags or newkw != m.keywords):
+            if m not in self.flag_changes:
+                self.flag_changes.append(m)
+        m.flags, m.keywords = new, newkw
+
+    def _imp_stamp(self):
+        try:
+            d = self.ns.stat(self.imppath)
+            k = self.ns.stat(self.kwpath) if self.ns.exists(self.kwpath) else None
+            return (d.qid, d.mtime, d.length, k and (k.qid, k.length))
+        except nsmod.Error:
+            return None
+
+    def _write_imp(self) -> None:
+        live = [m for m in self.msgs if not m.expunged]
+        f = imp.ImpFile(self.uidvalidity, self.uidnext,
+                        [imp.Entry(m.digest, m.uid, m.flags) for m in live])
+        imp.write_atomic(self.ns, self.imppath, imp.format_imp(f, self.keep_recent))
+        rows = [(m.digest, m.uid, m.keywords) for m in live]
+        if any(m.keywords for m in live) or self.ns.exists(self.kwpath):
+            imp.write_atomic(self.ns, self.kwpath, imp.format_keywords(rows))
+        self.imp_stamp = self._imp_stamp()
+
+    # -- change detection ------------------------------------------------
+    def check(self) -> None:
+        """Notice new mail, vanished messages and others' flag changes."""
+        if self.gone:
+            return
+        relisted = self._relist()
+        if relisted or self._imp_stamp() != self.imp_stamp:
+            with self.ns.lock(self.dir):
+                self._merge_imp()
+                if relisted:            # new uids or vanished messages to record
+                    self._write_imp()
+
+    def modify(self, msgs: list[Message], change) -> list[Message]:
+        """Apply change(msg) -> bool (True if it changed) to messages, under
+        the lock, after catching up with others; the .imp is rewritten."""
+        touched = []
+        self._relist()
+        with self.ns.lock(self.dir):
+            self._merge_imp()
+            for m in msgs:
+                if not m.expunged and change(m):
+                    touched.append(m)
+            self._write_imp()
+        return touched
+
+    # -- queries ---------------------------------------------------------
+    def recent(self) -> int:
+        return sum(1 for m in self.msgs if "\\Recent" in m.flags and not m.expunged)
+
+    def first_unseen(self) -> int | None:
+        for i, m in enumerate(self.msgs):
+            if "\\Seen" not in m.flags:
+                return i + 1
+        return None
+
+    def seq(self, m: Message) -> int:
+        """The sequence number of m (UIDs ascend in mailbox order)."""
+        lo, hi = 0, len(self.msgs)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.msgs[mid].uid < m.uid:
+                lo = mid + 1
+            else:
+                hi = mid
+        return lo + 1
+
+    def by_uid(self, uid: int) -> Message | None:
+        lo, hi = 0, len(self.msgs)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if self.msgs[mid].uid < uid:
+                lo = mid + 1
+            else:
+                hi = mid
+        if lo < len(self.msgs) and self.msgs[lo].uid == uid:
+            return self.msgs[lo]
+        return None
+
+    def read(self, m: Message, rel: str) -> bytes:
+        """A file of a message (rel like `raw` or `2/1/mimeheader`), cached."""
+        c = m.cache.get(rel)
+        if c is None:
+            c = self.ns.read(f"{self.fsdir}/{m.fsnum}/{rel}")
+            if len(c) < 1 << 20:
+                m.cache[rel] = c
+        return c
+
+    def subdirs(self, m: Message, rel: str) -> list[int]:
+        """The MIME part numbers under a message or part directory."""
+        key = "dir:" + rel
+        if key not in m.cache:
+            p = f"{self.fsdir}/{m.fsnum}" + (f"/{rel}" if rel else "")
+            m.cache[key] = sorted(int(d.name) for d in self.ns.readdir(p)
+                                  if d.name.isdigit())
+        return m.cache[key]
+
+    # -- removal -----------------------------------------------------------
+    def expunge(self, pred) -> None:
+        """Delete the messages with pred(msg) true (\\Deleted ones) via the
+        fs ctl; they show up as vanished at the next check."""
+        nums = [str(m.fsnum) for m in self.msgs if not m.expunged and pred(m)]
+        head = f"delete {self.fsname}"
+        while nums:
+            batch, size = [], len(head)
+            while nums and size + 1 + len(nums[0]) <= DELETE_BATCH:
+                size += 1 + len(nums[0])
+                batch.append(nums.pop(0))
+            self.ns.write(CTL, (head + " " + " ".join(batch)).encode())
+        self.fs_stamp = None
+
+    def take_expunged(self) -> list[int]:
+        """Drop pending expunges; their sequence numbers as each is removed
+        in turn (already adjusted, as `* n expunge` needs)."""
+        seqs = []
+        i = 0
+        while i < len(self.msgs):
+            if self.msgs[i].expunged:
+                seqs.append(i + 1)
+                m = self.msgs.pop(i)
+                if m in self.flag_changes:
+                    self.flag_changes.remove(m)
+            else:
+                i += 1
+        return seqs

@@ -1,0 +1,182 @@
+"""SEARCH and UID SEARCH (servers.md 3.12, decisions.md: every key works on
+every message; BODY and TEXT match the decoded text upasfs serves in
+`body`; header keys match the raw and the RFC 2047-decoded value)."""
+from __future__ import annotations
+
+import calendar
+import email.header
+import email.utils
+import time
+
+from upas.imap4d import envelope as env
+from upas.imap4d import fetch
+from upas.imap4d import parser as p
+from upas.imap4d.mailbox import Mailbox, Message
+from upas.imap4d.table import NO_EXPUNGES, SELECTED, Request, command
+
+CHARSETS = ("US-ASCII", "UTF-8")
+
+
+def decoded(v: bytes) -> str:
+    """A header value with its encoded words decoded (best effort)."""
+    text = v.decode("utf-8", "replace")
+    try:
+        return str(email.header.make_header(email.header.decode_header(text)))
+    except Exception:
+        return text
+
+
+def contains(hay: str, needle: str) -> bool:
+    return needle.casefold() in hay.casefold()
+
+
+class Matcher:
+    """Evaluates a key tree against one message, reading files lazily."""
+
+    def __init__(self, box: Mailbox, m: Message, seq: int, maxseq: int):
+        self.box, self.m, self.seq, self.maxseq = box, m, seq, maxseq
+        self.node = fetch.Node(box, m)
+
+    def header(self) -> bytes:
+        return self.node.file("rawheader")
+
+    def texts(self, node: fetch.Node | None = None) -> list[bytes]:
+        """The decoded body of every leaf part (the message body if single)."""
+        node = node or self.node
+        kids = self.box.subdirs(self.m, node.rel)
+        if not kids:
+            return [node.file("body")]
+        out = []
+        for k in kids:
+            child = fetch.Node(self.box, self.m, f"{node.rel}/{k}" if node.rel else str(k))
+            if self.box.subdirs(self.m, child.rel) == [] or not child.is_rfc822():
+                out += self.texts(child)
+            else:
+                emb = child.embedded()
+                out += [emb.file("rawheader")] + self.texts(emb)
+        return out
+
+    def field_values(self, name: str) -> list[str]:
+        vals = [v for n, v, _ in env.fields(self.header()) if n == name]
+        return [v.decode("utf-8", "replace") + "\0" + decoded(v) for v in vals]
+
+    def match(self, k: p.Key) -> bool:
+        return getattr(self, "k_" + k.op.lower())(k)
+
+    def k_and(self, k: p.Key) -> bool:
+        return all(self.match(x) for x in k.kids)
+
+    def k_or(self, k: p.Key) -> bool:
+        return self.match(k.kids[0]) or self.match(k.kids[1])
+
+    def k_not(self, k: p.Key) -> bool:
+        return not self.match(k.kids[0])
+
+    def k_all(self, k: p.Key) -> bool:
+        return True
+
+    def k_flag(self, k: p.Key) -> bool:
+        flag, want = k.args
+        return (flag in self.m.flags) == want
+
+    def k_keyword(self, k: p.Key) -> bool:
+        kw, want = k.args
+        return any(x.lower() == kw.lower() for x in self.m.keywords) == want
+
+    def k_addr(self, k: p.Key) -> bool:
+        return any(contains(v, k.args[1]) for v in self.field_values(k.args[0]))
+
+    def k_subject(self, k: p.Key) -> bool:
+        return any(contains(v, k.args[0]) for v in self.field_values("subject"))
+
+    def k_header(self, k: p.Key) -> bool:
+        name, s = k.args
+        vals = self.field_values(name.lower())
+        return bool(vals) and (s == "" or any(contains(v, s) for v in vals))
+
+    def k_body(self, k: p.Key) -> bool:
+        return any(contains(t.decode("utf-8", "replace"), k.args[0]) for t in self.texts())
+
+    def k_text(self, k: p.Key) -> bool:
+        hdr = self.header().decode("utf-8", "replace")
+        return (contains(hdr, k.args[0]) or contains(decoded(self.header()), k.args[0])
+                or self.k_body(k))
+
+    def k_size(self, k: p.Key) -> bool:
+        op, n = k.args
+        size = fetch.rfc822_size(self.box, self.m)
+        return size > n if op == ">" else size < n
+
+    def _day_cmp(self, t: int | None, k: p.Key) -> bool:
+        if t is None:
+            return False
+        op, (y, mo, d) = k.args
+        day = calendar.timegm((y, mo, d, 0, 0, 0))
+        t = t - t % 86400
+        return {"<": t < day, "=": t == day, ">=": t >= day}[op]
+
+    def k_date(self, k: p.Key) -> bool:
+        return self._day_cmp(self._local_day(fetch.internaldate(self.node.file("unixheader"))), k)
+
+    def k_sentdate(self, k: p.Key) -> bool:
+        v = env.field(self.header(), "date")
+        t = None
+        if v:
+            try:
+                tt = email.utils.parsedate_tz(v.decode("ascii", "replace"))
+                if tt:
+                    t = calendar.timegm(tt[:6])     # the day as written
+            except Exception:
+                t = None
+        if t is None:
+            return self.k_date(k)
+        return self._day_cmp(t, k)
+
+    @staticmethod
+    def _local_day(internal: str) -> int | None:
+        """The day of an internal date as written (the zone not applied)."""
+        try:
+            return calendar.timegm(time.strptime(internal[:11], "%d-%b-%Y"))
+        except ValueError:
+            return None
+
+    def k_seq(self, k: p.Key) -> bool:
+        return any(lo <= self.seq <= (self.maxseq if hi == p.STAR else hi)
+                   or (lo == p.STAR and self.seq == self.maxseq)
+                   for lo, hi in k.args[0])
+
+    def k_uid(self, k: p.Key) -> bool:
+        top = self.box.msgs[-1].uid if self.box.msgs else 0
+        for lo, hi in k.args[0]:
+            lo = top if lo == p.STAR else lo
+            hi = top if hi == p.STAR else hi
+            if min(lo, hi) <= self.m.uid <= max(lo, hi):
+                return True
+        return False
+
+
+def parse_search(r: p.Reader):
+    return p.search_program(r)
+
+
+@command("SEARCH", states=SELECTED, parse=parse_search, updates=NO_EXPUNGES, uid=True)
+def search(s, req: Request) -> None:
+    charset, key = req.args
+    if charset is not None and charset.upper() not in CHARSETS:
+        s.updates(req)
+        s.tagged(req, f'NO [BADCHARSET] ("US-ASCII" "UTF-8") {req.echo} failed')
+        return
+    box: Mailbox = s.box
+    box.check()
+    hits = []
+    n = len(box.msgs)
+    for i, m in enumerate(box.msgs):
+        if m.expunged:
+            continue
+        try:
+            if Matcher(box, m, i + 1, n).match(key):
+                hits.append(m.uid if req.uid else i + 1)
+        except Exception as e:           # a message that vanished meanwhile
+            s.log(f"search {m.uid}: {e}")
+    s.untagged(" ".join(["SEARCH"] + [str(h) for h in hits]))
+    s.ok(req)

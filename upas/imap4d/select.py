@@ -1,0 +1,71 @@
+"""SELECT, EXAMINE and CLOSE (servers.md 3.10, decisions.md)."""
+from __future__ import annotations
+
+from upas.imap4d import names
+from upas.imap4d.mailbox import Mailbox, MailboxError
+from upas.imap4d.parser import Reader
+from upas.imap4d.table import AUTH, SELECTED, State, Request, command
+
+FLAGS = "FLAGS (\\Seen \\Answered \\Flagged \\Deleted \\Draft)"
+PERMANENT = "OK [PERMANENTFLAGS (\\Seen \\Answered \\Flagged \\Draft \\Deleted \\*)]"
+
+
+def parse_mailbox(r: Reader) -> bytes:
+    return r.astring()
+
+
+def close_box(s) -> None:
+    """Leave the selected state without expunging (decisions.md: only
+    CLOSE and EXPUNGE remove mail; CLOSE does its own expunge first)."""
+    if s.box is not None:
+        s.box.close()
+    s.box = None
+    s.box_name = ""
+    if s.state == State.SELECTED:
+        s.state = State.AUTH
+
+
+def select_common(s, req: Request, readonly: bool) -> None:
+    close_box(s)
+    try:
+        name = names.parse(req.args)
+    except names.BadName:
+        s.no(req, "bad mailbox")
+        return
+    shown = names.display(name.path)
+    box = Mailbox(s.ns, names.box_path(s.user, name.path), readonly=readonly)
+    try:
+        box.open()
+    except MailboxError as e:
+        s.no(req, f"can't open mailbox {shown}: {e}")
+        return
+    s.box, s.box_name, s.state = box, shown, State.SELECTED
+    s.untagged(FLAGS)
+    s.untagged(f"{len(box.msgs)} EXISTS")
+    s.untagged(f"{box.recent()} RECENT")
+    unseen = box.first_unseen()
+    if unseen is not None:
+        s.untagged(f"OK [UNSEEN {unseen}]")
+    s.untagged(PERMANENT)
+    s.untagged(f"OK [UIDNEXT {box.uidnext}]")
+    s.untagged(f"OK [UIDVALIDITY {box.uidvalidity}]")
+    s.ok(req, f"{shown} completed", code="READ-ONLY" if readonly else "READ-WRITE")
+
+
+@command("SELECT", states=AUTH | SELECTED, parse=parse_mailbox)
+def select(s, req: Request) -> None:
+    select_common(s, req, readonly=False)
+
+
+@command("EXAMINE", states=AUTH | SELECTED, parse=parse_mailbox)
+def examine(s, req: Request) -> None:
+    select_common(s, req, readonly=True)
+
+
+@command("CLOSE", states=SELECTED)
+def close(s, req: Request) -> None:
+    box = s.box
+    if not box.readonly:
+        box.expunge(lambda m: "\\Deleted" in m.flags)
+    close_box(s)
+    s.ok(req, "mailbox closed, now in authenticated state")

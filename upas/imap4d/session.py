@@ -1,0 +1,334 @@
+"""One IMAP session: states, greeting, dispatch through the command table,
+tagged replies, and the untagged updates of servers.md 3.9.
+
+The session is independent of sockets: it is given ``send(bytes)`` and
+``recv() -> bytes`` (b"" at end of input) callables.  The driver
+(__main__.py) passes the stdin/stdout (or TLS) ones; tests may pass lists.
+"""
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Callable
+
+from upas import ns as nsmod
+from upas.imap4d import parser as p
+from upas.imap4d import table
+from upas.imap4d.table import AUTH, NOTAUTH, SELECTED, Request, State
+
+READY = "Ready for literal data"
+
+
+@dataclass
+class Options:
+    servername: str = "localhost"
+    site: str = "localhost"              # -d: host part for bare addresses
+    preauth: bool = False                # -a
+    user: str = ""                       # the invoking user (for -a)
+    plaintext: bool = False              # -p
+    p9cr: bool = False                   # -c
+    verbose: bool = False                # -v
+    max_line: int = 65536
+    max_literal: int = 64 << 20
+    certfile: str = ""                   # -t: TLS certificate+key (tls.py)
+    implicit_tls: bool = False           # -T: TLS before the greeting
+    log: Callable[[str], None] = field(default=lambda s: print(s, file=sys.stderr, flush=True))
+
+
+class Bye(Exception):
+    """End the session after sending ``* bye <reason>``."""
+
+
+class Session:
+    def __init__(self, opts: Options, send: Callable[[bytes], None],
+                 recv: Callable[[], bytes],
+                 namespace: Callable[[str], nsmod.Namespace]):
+        table.load_commands()
+        self.opts = opts
+        self._send = send
+        self.recv = recv
+        self.namespace = namespace
+        self.framer = p.Framer(opts.max_line, opts.max_literal)
+        self.state: State = NOTAUTH
+        self.user = ""
+        self.ns: nsmod.Namespace | None = None
+        self.box = None                   # mailbox.Mailbox when SELECTED
+        self.box_name = ""
+        self.tls = False                  # tls.py sets it once TLS runs
+        self.starttls: Callable[[], None] | None = None   # tls.install sets it
+        self.enabled: set[str] = set()
+        self.done = False
+        self.current: table.Command | None = None
+        self.extra: dict = {}             # per-session state of other modules
+
+    # -- output -----------------------------------------------------------
+    def send(self, data: bytes) -> None:
+        self._send(data)
+
+    def line(self, text: str) -> None:
+        self._send(text.encode("utf-8", "surrogateescape") + b"\r\n")
+
+    def untagged(self, text: str) -> None:
+        self.line("* " + text)
+
+    def continuation(self, text: str = "") -> None:
+        self.line("+ " + text)
+
+    def tagged(self, req: Request, text: str) -> None:
+        self.line(f"{req.tag} {text}")
+
+    def _reply(self, req: Request, status: str, text: str, code: str | None) -> None:
+        parts = [req.tag, status]
+        if code:
+            parts.append(f"[{code}]")
+        parts.append(req.echo)
+        if text:
+            parts.append(text)
+        self.line(" ".join(parts))
+
+    def ok(self, req: Request, text: str = "completed", code: str | None = None) -> None:
+        self.updates(req)
+        self._reply(req, "OK", text, code)
+
+    def no(self, req: Request, text: str = "failed", code: str | None = None) -> None:
+        self.updates(req)
+        self._reply(req, "NO", text, code)
+
+    def bad(self, req: Request, text: str) -> None:
+        self._reply(req, "BAD", text, None)
+
+    def log(self, text: str) -> None:
+        if self.opts.verbose:
+            self.opts.log(f"{self.user or 'none'}: {text}")
+
+    # -- input for handlers -----------------------------------------------
+    def readline(self) -> bytes | None:
+        """The next raw client line, without its CRLF; None at end of input."""
+        while True:
+            line = self.framer.readline()
+            if line is not None:
+                return line
+            data = self.recv()
+            if not data:
+                return None
+            self.framer.feed(data)
+
+    # -- the loop -------------------------------------------------------------
+    def greet(self) -> None:
+        o = self.opts
+        if o.preauth:
+            from upas.imap4d import auth
+            auth.setup_user(self, o.user)
+            self.untagged(f"preauth {o.servername} IMAP4rev1 server ready user {o.user} authenticated")
+        else:
+            self.untagged(f"OK {o.servername} IMAP4rev1 server ready")
+
+    def run(self) -> None:
+        try:
+            self.greet()
+            while not self.done:
+                self.step()
+        except Bye as e:
+            self.untagged(f"bye {e}")
+        finally:
+            self.finish()
+
+    def step(self) -> None:
+        """Read until one command (or event) has been handled."""
+        ev = self.framer.next_event()
+        if ev is None:
+            data = self.recv()
+            if not data:
+                # end of input, perhaps mid-literal: nothing is executed
+                self.untagged("bad empty command line: bad syntax")
+                self.untagged("bye end of input")
+                self.done = True
+                return
+            self.framer.feed(data)
+            return
+        if isinstance(ev, p.LiteralEvent):
+            self.literal(ev)
+        elif isinstance(ev, p.TooLongEvent):
+            self.too_long(ev)
+        else:
+            self.dispatch(ev.parts)
+
+    def finish(self) -> None:
+        if self.box is not None:
+            self.box.close()
+        if self.ns is not None:
+            self.ns.close()
+
+    # -- commands -----------------------------------------------------------
+    def head(self, r: p.Reader) -> tuple[Request, table.Command] | None:
+        """Parse `tag SP command`, resolving UID; reply to errors and return
+        None, or return the request and its table entry."""
+        try:
+            tag = r.tag()
+        except p.ParseError as e:
+            self.untagged(f"bad empty command line: {e.msg}")
+            return None
+        try:
+            r.sp()
+            name = r.atom()
+        except p.ParseError as e:
+            self.line(f"{tag} BAD no command: {e.msg}")
+            return None
+        req = Request(tag, name)
+        cmd = table.lookup(name, self.state)
+        if cmd is None:
+            self.bad(req, "illegal command")
+            return None
+        if cmd.name == "UID":
+            try:
+                r.sp()
+                sub = r.atom()
+            except p.ParseError as e:
+                self.bad(req, e.msg)
+                return None
+            sc = table.lookup(sub, self.state)
+            if sc is None or not sc.uid:
+                self.bad(req, f"illegal uid command {sub}")
+                return None
+            req, cmd = Request(tag, sub, uid=True), sc
+        return req, cmd
+
+    def dispatch(self, parts: list[bytes]) -> None:
+        if self.opts.verbose:
+            self._log_input(parts[0])
+        r = p.Reader(parts)
+        got = self.head(r)
+        if got is None:
+            return
+        req, cmd = got
+        try:
+            if cmd.parse is not None and not (cmd.optional and r.at_end()):
+                r.sp()
+                req.args = cmd.parse(r)
+            r.end()
+        except p.ParseError as e:
+            self.bad(req, e.msg)
+            if e.msg == "number out of range":
+                self.send(b"\r\n")      # Plan 9's stray CRLF (fact 63)
+            return
+        self.current = cmd
+        try:
+            cmd.handler(self, req)
+        finally:
+            self.current = None
+
+    def literal(self, ev: p.LiteralEvent) -> None:
+        r = p.Reader(ev.parts[:-1] + [ev.parts[-1]])
+        req, cmd = self._peek_command(r)
+        refusal = None
+        if cmd is None:
+            refusal = "BAD"
+        elif ev.size > self.opts.max_literal:
+            refusal = f"NO [TOOBIG] {req.echo} literal too large"
+        elif cmd.literal_check is not None:
+            refusal = cmd.literal_check(self, req, ev.parts, ev.size)
+        if refusal is None:
+            self.framer.accept()
+            if ev.sync:
+                self.continuation(READY)
+            return
+        self.framer.refuse()
+        if refusal == "BAD":
+            if req is not None:
+                self.bad(req, "illegal command")
+            else:
+                self.untagged("bad empty command line: bad syntax")
+        else:
+            self.line(f"{req.tag} {refusal}")
+
+    def _peek_command(self, r: p.Reader):
+        """The request and command a partial command line is for, or
+        (req-or-None, None) when it is not a legal command here."""
+        try:
+            tag = r.tag()
+            r.sp()
+            name = r.atom()
+        except p.ParseError:
+            return None, None
+        req = Request(tag, name)
+        cmd = table.lookup(name, self.state)
+        if cmd is not None and cmd.name == "UID":
+            try:
+                r.sp()
+                sub = r.atom()
+            except p.ParseError:
+                return req, None
+            sc = table.lookup(sub, self.state)
+            return (Request(tag, sub, uid=True), sc) if sc and sc.uid else (req, None)
+        return req, cmd
+
+    def too_long(self, ev: p.TooLongEvent) -> None:
+        r = p.Reader([ev.prefix])
+        try:
+            tag = r.tag()
+        except p.ParseError:
+            self.untagged("bad empty command line: line too long")
+            return
+        self.line(f"{tag} BAD line too long")
+
+    def _log_input(self, first: bytes) -> None:
+        words = first.split(b" ", 2)
+        if len(words) > 1 and words[1].upper() == b"LOGIN":
+            first = b" ".join(words[:2]) + b" ..."     # never log passwords
+        self.log(first.decode("utf-8", "replace"))
+
+    # -- untagged updates (servers.md 3.9) ---------------------------------
+    def updates(self, req: Request) -> None:
+        cmd = self.current
+        if cmd is None or cmd.updates is None or self.box is None:
+            return
+        self.report(expunges=(cmd.updates == table.EXPUNGES or req.uid), uid=req.uid)
+
+    def report(self, expunges: bool, uid: bool = False) -> None:
+        box = self.box
+        if box is None:
+            return
+        box.check()
+        seqs = box.take_expunged() if expunges else []
+        for s in seqs:
+            self.untagged(f"{s} expunge")
+        for m in list(box.flag_changes):
+            if m.expunged or m not in box.msgs:
+                continue
+            seq = box.seq(m)
+            flags = " ".join(m.flag_list())
+            self.untagged(f"{seq} FETCH (uid {m.uid} FLAGS ({flags}))" if uid
+                          else f"{seq} FETCH (FLAGS ({flags}))")
+        box.flag_changes.clear()
+        n = len(box.msgs)
+        if n != box.exists_reported or seqs:
+            box.exists_reported = n
+            box.recent_reported = box.recent()
+            self.untagged(f"{n} EXISTS")
+            self.untagged(f"{box.recent_reported} RECENT")
+
+    # -- message sets -----------------------------------------------------------
+    def resolve(self, ranges: list[tuple[int, int]], uid: bool):
+        """The messages a set addresses, in mailbox order, and whether every
+        sequence number existed (servers.md 3.13; `*` is the highest,
+        decisions.md).  UIDs that do not exist are ignored."""
+        msgs = self.box.msgs
+        if not msgs:
+            return [], not uid and bool(ranges)
+        if uid:
+            top = msgs[-1].uid
+            rs = [(top if a == p.STAR else a, top if b == p.STAR else b) for a, b in ranges]
+            rs = [(min(a, b), max(a, b)) for a, b in rs]
+            return [m for m in msgs if any(lo <= m.uid <= hi for lo, hi in rs)], True
+        n = len(msgs)
+        ok = True
+        picked = set()
+        for lo, hi in ranges:
+            lo = n if lo == p.STAR else lo
+            hi = n if hi == p.STAR else hi
+            lo, hi = min(lo, hi), max(lo, hi)
+            if hi > n:
+                ok = False
+            for i in range(lo, min(hi, n) + 1):
+                picked.add(i)
+        return [msgs[i - 1] for i in sorted(picked)], ok
