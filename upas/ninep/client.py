@@ -145,11 +145,8 @@ class Client:
     def _finish(self, call: _Call, want: type | None = None) -> Any:
         try:
             call.done.wait()
-        except BaseException:
-            with self._lock:                # the reader frees the tag later
-                call.abandoned = call.reply is None
-                if not call.abandoned:
-                    self._release_tag(call.tag)
+        except BaseException:               # e.g. KeyboardInterrupt
+            self._abandon(call)
             raise
         with self._lock:
             self._release_tag(call.tag)
@@ -161,6 +158,23 @@ class Client:
         if want is not None and not isinstance(r, want):
             raise ProtocolError(f"unexpected reply {type(r).__name__}")
         return r
+
+    def _abandon(self, call: _Call) -> None:
+        """Give up waiting: the reader frees the tag when the reply comes,
+        and a Tflush asks the server to cut a blocked request short."""
+        with self._lock:
+            call.abandoned = call.reply is None and not self._dead
+            if not call.abandoned:
+                self._release_tag(call.tag)
+                return
+        try:
+            flush = self._start(codec.Tflush(0, call.tag))
+        except Error:
+            return
+        with self._lock:
+            flush.abandoned = flush.reply is None
+            if not flush.abandoned:
+                self._release_tag(flush.tag)
 
     def _rpc(self, msg: codec.Msg) -> Any:
         want = codec.MESSAGES.get(msg.TYPE + 1)

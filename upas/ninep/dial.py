@@ -6,8 +6,8 @@ or a bare service name meaning the unix socket `$NAMESPACE/NAME`.
 from __future__ import annotations
 
 import errno
-import getpass
 import os
+import pwd
 import re
 import socket
 import stat
@@ -27,6 +27,14 @@ def _display_name(disp: str) -> str:
     return disp.replace("/", "_")
 
 
+def getuser() -> str:
+    """The login name of our uid, as plan9port's getuser() (not $USER)."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        return "none"
+
+
 def namespace_dir() -> str:
     """$NAMESPACE, else /tmp/ns.$USER.$DISPLAY, created mode 0700.
 
@@ -42,7 +50,7 @@ def namespace_dir() -> str:
         if sys.platform != "darwin":
             raise Error("$NAMESPACE not set, $DISPLAY not set")
         disp = ":0"
-    path = f"/tmp/ns.{getpass.getuser()}.{_display_name(disp)}"
+    path = f"/tmp/ns.{getuser()}.{_display_name(disp)}"
     try:
         os.mkdir(path, 0o700)
         return path

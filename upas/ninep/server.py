@@ -23,6 +23,7 @@ from .codec import (DMDIR, IOHDRSZ, MIN_MSIZE, NOFID, NOTAG, OEXEC, ORCLOSE,
 
 log = logging.getLogger("upas.ninep")
 
+ERRLEN = 200          # bytes of an Rerror ename we send
 MAX_WORKERS = 256     # per connection; more requests queue behind them
 
 
@@ -87,6 +88,12 @@ class Node:
 
     def wstat(self, st: Stat, user: str) -> None:
         raise Error("permission denied")
+
+
+def _clip(ename: str) -> str:
+    """Keep an error text well inside any msize (Plan 9's ERRMAX is 128)."""
+    b = ename.encode("utf-8")
+    return ename if len(b) <= ERRLEN else b[:ERRLEN].decode("utf-8", "ignore")
 
 
 @dataclass
@@ -284,12 +291,12 @@ class _Conn:
                 raise Error("bad message type")   # an R-message sent to us
             reply = handler(self, msg)
         except Error as e:
-            reply = codec.Rerror(msg.tag, e.ename)
+            reply = codec.Rerror(msg.tag, _clip(e.ename))
         except ProtocolError as e:
             reply = codec.Rerror(msg.tag, str(e))
         except Exception as e:          # a bug in a tree must not kill us
             log.exception("9p: %s failed", type(msg).__name__)
-            reply = codec.Rerror(msg.tag, f"internal error: {e}")
+            reply = codec.Rerror(msg.tag, _clip(f"internal error: {e}"))
         self._reply(req, reply)
 
     # -- session ----------------------------------------------------------

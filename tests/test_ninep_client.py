@@ -1,0 +1,313 @@
+"""Our 9P client against our server over a real unix socket, and plan9port's
+codec (py9p's Client, standing in for p9p's `9p` command) against our server."""
+from __future__ import annotations
+
+import threading
+import time
+
+import py9p
+import pytest
+
+from upas.ninep import (Client, Error, Hungup, IOHDRSZ, NOFID, OREAD, QTDIR,
+                        Stat, codec)
+
+
+@pytest.fixture
+def tree(memtree_addr):
+    root, addr = memtree_addr
+    c = Client.dial(addr, uname="glenda")
+    yield root, c, addr
+    c.close()
+
+
+def test_attach_and_msize(tree):
+    root, c, addr = tree
+    assert c.msize == 65536 + IOHDRSZ and c.iounit == 65536
+    assert c.root_qid == root.qid
+    small = Client.dial(addr, uname="glenda", msize=8192)
+    assert small.msize == 8192
+    small.close()
+    with pytest.raises(Error, match="^permission denied$"):
+        Client.dial(addr, uname="bob")
+
+
+def test_read_write_whole_files(tree):
+    root, c, _ = tree
+    assert c.read("hello") == b"hello, world\n"
+    assert c.read("/sub/ünïcødé.txt") == "grüße\n".encode()
+    assert c.read("big") == bytes(root.kids["big"].data)
+    assert c.write("hello", b"HELLO") == 5
+    assert c.read("hello") == b"HELLO, world\n"
+    assert c.write("hello", b"x", trunc=True) == 1
+    assert c.read("hello") == b"x"
+    big = bytes(range(256)) * 1000                 # several iounits
+    assert c.write("hello", big, trunc=True) == len(big)
+    assert c.read("hello") == big
+
+
+def test_pipelined_read_handles_short_reads(serve_9p):
+    """A server may return less than asked before EOF: the pipelined reader
+    must still assemble exactly the file."""
+    from upas.ninep import Node, Open, Qid
+
+    data = bytes(i % 251 for i in range(300_000))
+
+    class Stingy(Open):
+        def read(self, offset, count):
+            # Full reads at first, then odd-sized short ones.
+            n = count if offset < 150_000 else 1000 + offset % 777
+            return data[offset:offset + n]
+
+    class F(Node):
+        qid = Qid(0, 0, 2)
+
+        def open(self, mode, user):
+            return Stingy()
+
+        def stat(self):
+            return Stat(qid=self.qid, name="f", length=len(data))
+
+    class Root(Node):
+        qid = Qid(QTDIR, 0, 1)
+
+        def children(self):
+            return [F()]
+
+    addr = serve_9p(lambda u, a: Root())
+    with Client.dial(addr, msize=8192 + IOHDRSZ) as c:
+        assert c.read("f") == data
+        with c.open("f") as f:
+            f.seek(10)
+            assert f.read() == data[10:]
+
+
+def test_file_objects(tree):
+    root, c, _ = tree
+    with c.open("big") as f:
+        assert f.qid == root.kids["big"].qid
+        assert f.read(10) == bytes(root.kids["big"].data[:10])
+        assert f.tell() == 10
+        f.seek(-5, 2)
+        assert f.read() == bytes(root.kids["big"].data[-5:])
+        assert f.read(100) == b""
+        assert f.stat().length == len(root.kids["big"].data)
+    assert f.closed
+    with c.open("big") as f:
+        chunks = list(f)
+    assert [len(x) for x in chunks[:-1]] == [c.iounit] * (len(chunks) - 1)
+    assert b"".join(chunks) == bytes(root.kids["big"].data)
+    with c.open("hello", "rw") as f:
+        f.write(b"J")
+        f.seek(0)
+        assert f.read() == b"Jello, world\n"
+
+
+def test_one_tread_per_small_read(tree):
+    """read(n <= iounit) is exactly one Tread: needed for files like
+    factotum's rpc where a second read would block."""
+    root, c, _ = tree
+    with c.open("gate") as f:
+        root.kids["gate"].event.set()
+        assert f.read(100) == b"opened\n"
+
+
+def test_stat_readdir(tree):
+    root, c, _ = tree
+    s = c.stat("sub")
+    assert s.name == "sub" and s.qid.type == QTDIR
+    assert [x.name for x in c.readdir("/")] == list(root.kids)
+    many = c.readdir("many")
+    assert [x.name for x in many] == [str(i) for i in range(100)]
+    assert [x.length for x in many] == list(range(100))
+    with pytest.raises(Error, match="^file does not exist$"):
+        c.stat("sub/nope")
+    with pytest.raises(Error, match="^file does not exist$"):
+        c.read("nope")
+
+
+def test_create_remove(tree):
+    root, c, _ = tree
+    with c.create("sub/new.txt", 0o640) as f:
+        f.write(b"fresh")
+    assert c.read("sub/new.txt") == b"fresh"
+    assert root.kids["sub"].kids["new.txt"].mode == 0o640
+    c.create("newdir", 0o755 | codec.DMDIR, OREAD).close()
+    assert c.stat("newdir").mode & codec.DMDIR
+    c.remove("sub/new.txt")
+    c.remove("newdir")
+    assert "new.txt" not in root.kids["sub"].kids and "newdir" not in root.kids
+    with pytest.raises(Error, match="^directory not empty$"):
+        c.remove("many")
+    with pytest.raises(Error, match="^file already exists$"):
+        c.create("hello")
+
+
+def test_deep_paths_walk_in_chunks(serve_9p):
+    from tests.fixtures.ninep import MemDir, MemFile
+    leaf = MemFile("leaf", b"deep")
+    node = leaf
+    for i in range(40):
+        node = MemDir(f"d{i}", [node])
+    root = MemDir("/", [node])
+    addr = serve_9p(lambda u, a: root)
+    path = "/".join(f"d{i}" for i in reversed(range(40))) + "/leaf"
+    with Client.dial(addr) as c:
+        assert c.read(path) == b"deep"
+        with pytest.raises(Error, match="^file does not exist$"):
+            c.read(path.replace("d3", "zz"))
+
+
+def test_fids_and_tags_are_released_on_errors(tree):
+    _, c, _ = tree
+    for _ in range(200):
+        with pytest.raises(Error):
+            c.read("sub/nope")
+        with pytest.raises(Error):
+            c.open("ro", "w")
+        with pytest.raises(Error):
+            c.remove("many")
+        c.stat("hello")
+    # Every failed call gave its fid back: the pool never grew past a few.
+    assert c._next_fid < 10
+    assert len(c._free_tags) == 0xFFFF
+
+
+def test_concurrent_requests_from_many_threads(tree):
+    root, c, _ = tree
+    big = bytes(root.kids["big"].data)
+    errors: list[BaseException] = []
+
+    def work(k: int) -> None:
+        try:
+            for i in range(25):
+                n = (k * 25 + i) % 100
+                assert c.read(f"many/{n}") == b"x" * n
+                assert c.stat(f"many/{n}").length == n
+                if i % 5 == 0:
+                    assert c.read("big") == big
+                    assert len(c.readdir("many")) == 100
+        except BaseException as e:     # report in the main thread
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors[0]
+    assert len(c._free_tags) == 0xFFFF
+
+
+def test_blocked_reader_does_not_stall_other_threads(tree):
+    root, c, _ = tree
+    result = []
+    f = c.open("gate")
+    t = threading.Thread(target=lambda: result.append(f.read(50)))
+    t.start()
+    assert root.kids["gate"].waiting.acquire(timeout=5)
+    assert c.read("hello") == b"hello, world\n"     # while the read blocks
+    root.kids["gate"].event.set()
+    t.join(5)
+    assert result == [b"opened\n"]
+    f.close()
+
+
+def test_hangup_fails_outstanding_calls(serve_9p):
+    from upas.ninep import Node, Open, Qid
+    entered = threading.Event()
+
+    class Forever(Open):
+        def read(self, offset, count):
+            entered.set()
+            time.sleep(30)
+            return b""
+
+    class Root(Node):
+        qid = Qid(QTDIR, 0, 1)
+
+        def walk(self, name):
+            return File_()
+
+    class File_(Node):
+        qid = Qid(0, 0, 2)
+
+        def open(self, mode, user):
+            return Forever()
+
+    addr = serve_9p(lambda u, a: Root())
+    c = Client.dial(addr)
+    f = c.open("x")
+    got = []
+
+    def reader():
+        try:
+            f.read(10)
+        except Error as e:
+            got.append(e)
+
+    t = threading.Thread(target=reader)
+    t.start()
+    assert entered.wait(5)
+    c.close()
+    t.join(5)
+    assert len(got) == 1 and isinstance(got[0], Hungup)
+    assert str(got[0]) == "i/o on hungup channel"
+    with pytest.raises(Hungup):
+        c.read("x")
+
+
+# ---- plan9port's codec as the client ----------------------------------------
+
+def _py9p_ls(p, fid):
+    entries, off = [], 0
+    while True:
+        data = p.read(fid, 8192 - 24, off)
+        if not data:
+            return entries
+        off += len(data)
+        while data:
+            n = int.from_bytes(data[:2], "little") + 2
+            entries.append(py9p.decode_dir(data[:n]))
+            data = data[n:]
+
+
+def test_py9p_client_like_plan9port_9p(tree):
+    """What p9p's `9p ls/read/write` do: msize 8192, Tauth first, then
+    attach with NOFID, walk, open, read in iounit pieces."""
+    root, _, addr = tree
+    p = py9p.Client.connect_unix(addr[len("unix!"):], msize=8192)
+    try:
+        r = p.negotiate()
+        assert (r.msize, r.version) == (8192, "9P2000")
+        with pytest.raises(py9p.RemoteError, match="test9p: authentication not required"):
+            p.rpc(py9p.Tauth(afid=1, uname="glenda", aname=""))
+        assert p.attach(0, uname="glenda", afid=NOFID).path == root.qid.path
+        # 9p ls
+        p.walk(0, 1, "")
+        p.open(1, OREAD)
+        names = [d.name for d in _py9p_ls(p, 1)]
+        assert names == list(root.kids)
+        p.clunk(1)
+        # 9p read big
+        p.walk(0, 2, "big")
+        qid, iounit = p.open(2, OREAD)
+        assert iounit == 8192 - 24
+        data, off = b"", 0
+        while chunk := p.read(2, iounit, off):
+            data += chunk
+            off += len(chunk)
+        assert data == bytes(root.kids["big"].data)
+        p.clunk(2)
+        # 9p write ctl
+        p.walk(0, 3, "ctl")
+        p.open(3, codec.OWRITE | codec.OTRUNC)
+        assert p.write(3, b"delete mbox 1\n") == 14
+        p.clunk(3)
+        assert bytes(root.kids["ctl"].data) == b"delete mbox 1\n"
+        # 9p stat of a non-ASCII name
+        p.walk(0, 4, "sub/ünïcødé.txt")
+        assert p.stat(4).name == "ünïcødé.txt"
+        with pytest.raises(py9p.RemoteError, match="file does not exist"):
+            p.walk(0, 5, "nope")
+    finally:
+        p.close()
