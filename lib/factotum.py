@@ -49,7 +49,7 @@ AUTH_RPC_MAX = 4096            # libauth's AuthRpcMax: reply buffer size
 __all__ = ["AUTH_RPC_MAX", "AuthError", "AuthInfo", "BadKey", "Chalstate", "FactotumError",
            "FactotumUnavailable", "NeedKey", "PhaseError", "Rpc", "auth_challenge",
            "auth_getuserpasswd", "auth_proxy", "auth_respond", "auth_response",
-           "auth_userpasswd", "factotum_address", "quote"]
+           "auth_userpasswd", "factotum_address", "p9cr_response", "quote"]
 
 
 class FactotumError(Exception):
@@ -262,14 +262,25 @@ def auth_respond(chal: str | bytes, attrs: str, addr: str | None = None,
     return resp.decode("ascii", "replace"), user
 
 
+def p9cr_response(chal: str, password: str) -> str:
+    """The netkey answer to a p9cr challenge: the decimal challenge,
+    zero-filled to 8 bytes, DES-encrypted under passtokey(password); the
+    first 4 bytes as 8 lower-case hex digits (`12345`, `password` ->
+    `7d682065`)."""
+    digits = chal.strip()
+    if not digits.isdigit():
+        raise FactotumError(f"bad p9cr challenge {chal!r}")
+    return crypt.netcrypt(crypt.passtokey(password), str(int(digits)))
+
+
 def auth_userpasswd(user: str, password: str, addr: str | None = None) -> AuthInfo:
     """Check a user's Plan 9 password through p9cr (Bell/p9p libauth)."""
     c = auth_challenge(f"proto=p9cr role=server user={quote(user)}", addr)
     try:
-        resp = crypt.netcrypt(crypt.passtokey(password), c.chal)
-    except ValueError:
+        resp = p9cr_response(c.chal, password)
+    except FactotumError:
         c.close()
-        raise FactotumError("bad p9cr challenge") from None
+        raise
     return auth_response(c, resp=resp)
 
 

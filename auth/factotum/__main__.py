@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.keys:
         load_keys(ring, args.keys)
     authaddr = args.authaddr
-    factotum = Factotum(Context(ring, lambda dom: authdial(authaddr, dom)))
+    factotum = Factotum(Context(ring, lambda dom: authdial(authaddr, dom)), debug=args.debug)
     listener = post(args.service)
     path = None if "!" in args.service else service_path(args.service)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import getpass
+import sys
 import threading
 import time
 
@@ -25,12 +26,14 @@ LOGLINES = 500                    # the log keeps this many recent lines
 class Log:
     """The `log` file: recent lines, never a secret (callers make sure)."""
 
-    def __init__(self) -> None:
+    def __init__(self, echo: bool = False) -> None:
         self.lines: collections.deque[str] = collections.deque(maxlen=LOGLINES)
-        self.debug = False
+        self.echo = echo                       # -d: also to stderr
 
     def __call__(self, line: str) -> None:
         self.lines.append(line + "\n")
+        if self.echo:
+            print("factotum:", line, file=sys.stderr, flush=True)
 
     def text(self) -> bytes:
         return "".join(self.lines).encode()
@@ -151,11 +154,11 @@ class Factotum:
     FILES = (("confirm", 0o600 | DMEXCL), ("needkey", 0o600 | DMEXCL), ("ctl", 0o600),
              ("rpc", 0o666), ("proto", 0o444), ("log", 0o600 | DMEXCL))
 
-    def __init__(self, ctx: Context, owner: str | None = None):
+    def __init__(self, ctx: Context, owner: str | None = None, debug: bool = False):
         self.ctx = ctx
         self.owner = owner or getpass.getuser()
         self.started = int(time.time())
-        self.log = Log()
+        self.log = Log(debug)
         self.files = [_File(self, name, i + 1, perm) for i, (name, perm) in enumerate(self.FILES)]
         self.root = _Root(self)
 
