@@ -1,0 +1,210 @@
+"""APPEND (servers.md 3.10, RFC 3501 6.3.11) with APPENDUID (RFC 4315).
+
+The message is stored as Plan 9 stores mail: `From <user> <date>` + the
+message with CRLF turned into LF and body lines beginning `From ` escaped
+with a space (as Plan 9's delivery does), ending in LF, then the blank
+separator line.  The date line uses the client's date-time with its zone
+(9front's form, which INTERNALDATE gives back unchanged); a date in the
+future becomes now.
+
+Nothing is written until the whole literal has arrived, so a client that
+disconnects mid-APPEND leaves the mailbox as it was; the append itself is
+done under the mailbox directory's lock and undone (truncated) if it fails
+(copy.append_entries, shared with COPY).
+
+UIDs: before appending, the target is opened as Plan 9's `status` view
+(mailbox.Mailbox), which gives every message already in the file its uid;
+after appending, a re-check gives the new message the next one.  So the
+uid reported in APPENDUID is the one every later session sees, and UIDs
+keep ascending in mailbox order.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import time
+from dataclasses import dataclass, field
+
+from upas import ns as nsmod
+from upas.mail.lock import LockError
+
+from . import names
+from . import parser as p
+from .copy import append_entries
+from .mailbox import Mailbox, MailboxError
+from .table import AUTH, EXPUNGES, SELECTED, command
+
+FIND_TRIES = int(os.environ.get("IMAP_APPEND_FIND_TRIES", "40"))
+FIND_WAIT = 0.025            # seconds between looks for the new message in upasfs
+_FROM = re.compile(rb"^From ", re.M)
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+@dataclass
+class Item:
+    """One message to store: its mbox entry (From line .. final LF)."""
+    entry: bytes
+    flags: set[str] = field(default_factory=set)
+    keywords: list[str] = field(default_factory=list)
+
+    @property
+    def digest(self) -> str:
+        return hashlib.sha1(self.entry).hexdigest()
+
+
+def from_line(user: str, when: int, zone_secs: int) -> bytes:
+    """`From user Www Mmm dd hh:mm:ss +hhmm yyyy` in the given zone."""
+    t = time.gmtime(when + zone_secs)
+    off = zone_secs // 60
+    sign = "-" if off < 0 else "+"
+    return ("From %s %s %s %02d %02d:%02d:%02d %s%02d%02d %d\n" % (
+        user, _DAYS[t.tm_wday], p.MONTHS[t.tm_mon - 1], t.tm_mday, t.tm_hour,
+        t.tm_min, t.tm_sec, sign, abs(off) // 60, abs(off) % 60, t.tm_year)).encode()
+
+
+def mbox_entry(user: str, message: bytes, when: int, zone_secs: int) -> bytes:
+    """The stored form of a client's message (the digest covers exactly this)."""
+    body = message.replace(b"\r\n", b"\n")
+    body = _FROM.sub(b" From ", body)
+    if not body.endswith(b"\n"):
+        body += b"\n"
+    return from_line(user, when, zone_secs) + body
+
+
+# ---------------------------------------------------------------- storing
+
+def _target(s, path: str) -> Mailbox:
+    """The Mailbox that assigns the target's uids (cached per session)."""
+    if s.box is not None and s.box.path == path and not s.box.gone:
+        return s.box
+    boxes = s.extra.setdefault("append_boxes", {})
+    box = boxes.get(path)
+    if box is None or box.gone:
+        box = Mailbox(s.ns, path, readonly=True, keep_recent=True)
+        box.open()
+        boxes[path] = box
+    else:
+        box.check()
+    return box
+
+
+def deliver(s, path: str, items: list[Item]) -> tuple[int, list[int | None]]:
+    """Append items to the mailbox at `path`; (uidvalidity, uid of each).
+    A uid is None only if upasfs has not shown the message in time."""
+    box = _target(s, path)
+    known = {id(m) for m in box.msgs}
+    with s.ns.lock(os.path.dirname(path)):
+        append_entries(s.ns, path, [it.entry for it in items])
+    found = _find(box, known, [it.digest for it in items])
+    pairs = [(m, it) for m, it in zip(found, items) if m is not None]
+
+    def apply(m) -> bool:
+        it = next(it for mm, it in pairs if mm is m)
+        m.flags |= it.flags - {"\\Recent"}
+        m.keywords = list(dict.fromkeys(m.keywords + it.keywords))
+        return True
+    if pairs:
+        box.modify([m for m, _ in pairs], apply)
+    return box.uidvalidity, [m.uid if m else None for m in found]
+
+
+def _find(box: Mailbox, known: set[int], digests: list[str]):
+    """The new messages with these digests, in order, once upasfs shows them."""
+    for _ in range(FIND_TRIES):
+        box.check()
+        fresh = [m for m in box.msgs if id(m) not in known and not m.expunged]
+        out, i = [], 0
+        for d in digests:
+            while i < len(fresh) and fresh[i].digest != d:
+                i += 1
+            out.append(fresh[i] if i < len(fresh) else None)
+            i += 1
+        if all(out):
+            return out
+        time.sleep(FIND_WAIT)
+    return out
+
+
+# ---------------------------------------------------------------- APPEND
+
+def _mailbox_refusal(s, req, raw: bytes) -> str | None:
+    """Plan 9's checks before the message literal is asked for."""
+    try:
+        name = names.parse(raw)
+    except names.BadName:
+        return f"NO {req.echo} bad mailbox"
+    try:
+        st = s.ns.stat(names.box_path(s.user, name.path))
+    except nsmod.Error:
+        st = None
+    if st is None or st.isdir:
+        return f"NO [TRYCREATE] {req.echo} mailbox does not exist"
+    return None
+
+
+def literal_check(s, req, parts: list[bytes], size: int) -> str | None:
+    r = p.Reader(parts)
+    try:
+        r.tag()
+        r.sp()
+        r.atom()
+        r.sp()
+        if r.peek() == 0x7B and r.i == len(r.parts) - 1:
+            return None        # this literal is the mailbox name itself
+        raw = r.astring()
+    except p.ParseError:
+        return None            # the handler's parser will say BAD
+    return _mailbox_refusal(s, req, raw)
+
+
+def parse_append(r: p.Reader):
+    raw = r.astring()
+    r.sp()
+    flags: list[str] = []
+    if r.peek() == 0x28:
+        flags = r.paren_list(r.flag)
+        r.sp()
+    date = None
+    if r.peek() == 0x22:
+        date = _date_time(r)
+        r.sp()
+    if r.peek() != 0x7B:
+        raise p.ParseError()
+    return raw, flags, date, r.literal()
+
+
+def _date_time(r: p.Reader) -> tuple[int, int]:
+    """(unix time, zone offset in seconds) of an APPEND date-time."""
+    save = r.pos
+    when = r.date_time()
+    text = r.text[save:r.pos]
+    m = re.search(rb"([+-])(\d\d)(\d\d)\"$", text)
+    zone = (int(m.group(2)) * 60 + int(m.group(3))) * 60 * (-1 if m.group(1) == b"-" else 1)
+    return when, zone
+
+
+@command("APPEND", states=AUTH | SELECTED, parse=parse_append, updates=EXPUNGES,
+         literal_check=literal_check)
+def cmd_append(s, req) -> None:
+    raw, flags, date, message = req.args
+    refusal = _mailbox_refusal(s, req, raw)
+    if refusal:
+        s.updates(req)
+        s.tagged(req, refusal)
+        return
+    now = int(time.time())
+    when, zone = date if date else (now, time.localtime(now).tm_gmtoff)
+    when = min(when, now)
+    item = Item(mbox_entry(s.user, message, when, zone),
+                {f for f in flags if f.startswith("\\")},
+                [f for f in flags if not f.startswith("\\")])
+    path = names.box_path(s.user, names.parse(raw).path)
+    try:
+        validity, uids = deliver(s, path, [item])
+    except (MailboxError, nsmod.Error, OSError, LockError) as e:
+        s.log(f"append: {e}")
+        return s.no(req, "message save failed")
+    code = f"APPENDUID {validity} {uids[0]}" if uids[0] else None
+    s.ok(req, code=code)
+

@@ -1,0 +1,58 @@
+"""MOVE and UID MOVE (RFC 6851): copy, then expunge just the moved messages.
+
+The copies are stored by append.deliver (so their uids are the ones the
+target will keep); then `* OK [COPYUID ...]` is sent, the sources are
+deleted through upasfs, and their `* n expunge` lines follow, before the
+tagged OK, as RFC 6851 3.3 asks.  A read-only (EXAMINEd) box refuses.
+"""
+from __future__ import annotations
+
+from upas import ns as nsmod
+from upas.mail.lock import LockError
+
+from . import names
+from .append import Item, deliver
+from .copy import mbox_entry, parse_copy
+from .mailbox import MailboxError
+from .table import SELECTED, capability, command
+
+
+@command("MOVE", states=SELECTED, parse=parse_copy, updates=None, uid=True)
+def cmd_move(s, req) -> None:
+    ranges, target = req.args
+    box = s.box
+    try:
+        name = names.parse(target)
+    except names.BadName:
+        return s.no(req, "bad mailbox")
+    path = names.box_path(s.user, name.path)
+    try:
+        st = s.ns.stat(path)
+    except nsmod.Error:
+        st = None
+    if st is None or st.isdir:
+        s.report(expunges=True, uid=req.uid)
+        return s.tagged(req, f"NO [TRYCREATE] {req.name} mailbox does not exist")
+    if box.readonly:
+        return s.no(req, "mailbox is read-only")
+    box.check()
+    msgs, ok = s.resolve(ranges, req.uid)
+    if not ok or any(m.expunged for m in msgs):
+        return s.no(req)
+    try:
+        items = [Item(mbox_entry(box.read(m, "unixheader"), box.read(m, "raw")),
+                      set(m.flags) - {"\\Recent"}, list(m.keywords)) for m in msgs]
+        validity, uids = deliver(s, path, items) if items else (0, [])
+    except (MailboxError, nsmod.Error, OSError, LockError) as e:
+        s.log(f"move: {e}")
+        return s.no(req)
+    if msgs and all(uids):
+        src = ",".join(str(m.uid) for m in msgs)
+        s.untagged(f"OK [COPYUID {validity} {src} {','.join(map(str, uids))}] moved")
+    moved = {id(m) for m in msgs}
+    box.expunge(lambda m: id(m) in moved)
+    s.report(expunges=True, uid=req.uid)
+    s.ok(req)
+
+
+capability("MOVE", 43)
