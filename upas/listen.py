@@ -12,8 +12,8 @@ This module imports none of the servers: it runs them as processes.
 
 The default services (the Plan 9 tcp110, tcp143, tcp993, tcp995 scripts):
 
-    pop3    tcp!*!110   python -m upas.pop3 [-t certfile]
-    imap4d  tcp!*!143   python -m upas.imap4d
+    pop3    tcp!*!110   python -m upas.pop3 [-t certfile]     (STLS)
+    imap4d  tcp!*!143   python -m upas.imap4d [-t certfile]  (STARTTLS)
     pop3s   tcp!*!995   TLS, python -m upas.pop3 -p
     imaps   tcp!*!993   TLS, python -m upas.imap4d -p
 
@@ -80,7 +80,7 @@ def default_services(certfile: str | None) -> dict[str, Service]:
     stls = ["-t", certfile] if certfile else []
     return {s.name: s for s in (
         svc("pop3", 110, "pop3", stls),
-        svc("imap4d", 143, "imap4d", []),
+        svc("imap4d", 143, "imap4d", stls),       # STARTTLS (Plan 9 has none)
         svc("pop3s", 995, "pop3", ["-p"], tls=True),
         svc("imaps", 993, "imap4d", ["-p"], tls=True),
     )}

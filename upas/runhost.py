@@ -1,0 +1,356 @@
+"""`make run`: a complete local mail host from one command.
+
+    python -m upas.runhost [-f] [-d rundir] [-h host] [-p pop3,imap,pop3s,imaps]
+
+Creates the run directory (default ./run), copies testdata/mail into it
+(-f: a fresh copy even if one is there; the shipped mail is never touched),
+writes the demo keys file (auth/demo.py), starts keyfs, the auth server,
+factotum (holding the host's p9sk1 key), ratfs and the launcher on loopback
+ports with a certificate made on the spot, and prints how to connect.
+Ctrl-C or SIGTERM stops everything it started.  Ports 0 mean "any free
+port"; the ports actually used are printed (tests/fixtures/host.py uses that).
+"""
+from __future__ import annotations
+
+import getopt
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from auth import demo
+from upas import listen
+
+REPO = Path(__file__).resolve().parent.parent
+TESTDATA = REPO / "testdata" / "mail"
+PORTS = {"pop3": 11110, "imap4d": 11143, "pop3s": 11995, "imaps": 11993}
+STARTUP = float(os.environ.get("RUNHOST_STARTUP_SECS", "20"))
+HOST_KEY = (f"key proto=p9sk1 dom={demo.AUTHDOM} user={demo.HOSTID} "
+            f"!password={demo.HOST_PASSWORD}\n")
+USAGE = "usage: runhost [-f] [-d rundir] [-h host] [-p pop3,imap,pop3s,imaps]"
+
+
+class StartError(Exception):
+    pass
+
+
+def _free_port(host: str) -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def _wait(what: str, ready, proc: subprocess.Popen) -> None:
+    end = time.monotonic() + STARTUP
+    while not ready():
+        if proc.poll() is not None:
+            raise StartError(f"{what} exited with status {proc.returncode}")
+        if time.monotonic() > end:
+            raise StartError(f"{what} did not start in {STARTUP:.0f}s")
+        time.sleep(0.05)
+
+
+def _connects(family: int, addr) -> bool:
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        try:
+            s.connect(addr)
+        except OSError:
+            return False
+    return True
+
+
+def make_certificate(directory: Path, host: str) -> tuple[Path, Path, str]:
+    """A self-signed server certificate: (PEM with key and chain, CA file
+    for clients, which tool made it).  openssl if installed, else trustme."""
+    pem, ca = directory / "server.pem", directory / "ca.pem"
+    san = f"subjectAltName=DNS:localhost,IP:{host}" if _is_ip(host) else \
+        f"subjectAltName=DNS:localhost,DNS:{host}"
+    if shutil.which("openssl"):
+        key, cert = directory / "server.key", directory / "server.crt"
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                        "-keyout", str(key), "-out", str(cert), "-days", "30",
+                        "-subj", "/CN=localhost", "-addext", san],
+                       check=True, capture_output=True)
+        _private(pem, key.read_bytes() + cert.read_bytes())
+        key.unlink()
+        shutil.copyfile(cert, ca)
+        return pem, ca, "openssl"
+    try:
+        import trustme
+    except ImportError:
+        raise StartError("need the openssl command or the trustme module "
+                         "to make a certificate") from None
+    authority = trustme.CA()
+    leaf = authority.issue_cert("localhost", host)
+    _private(pem, leaf.private_key_and_cert_chain_pem.bytes())
+    authority.cert_pem.write_to_path(str(ca))
+    return pem, ca, "trustme"
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        socket.inet_pton(socket.AF_INET6 if ":" in host else socket.AF_INET, host)
+    except OSError:
+        return False
+    return True
+
+
+def _private(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+
+
+def _namespace_dir(rundir: Path) -> str:
+    """$rundir/ns, unless that is too long for a unix socket path."""
+    ns = rundir / "ns"
+    if len(str(ns)) > 80:
+        return tempfile.mkdtemp(prefix="ns.upas.", dir="/tmp")
+    ns.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(ns, 0o700)
+    return str(ns)
+
+
+@dataclass
+class Host:
+    rundir: Path
+    host: str = "127.0.0.1"
+    ports: dict[str, int] = field(default_factory=lambda: dict(PORTS))
+    fresh: bool = False
+    logdir: Path | None = None          # None: servers log to our stderr
+    extra_env: dict[str, str] = field(default_factory=dict)
+    procs: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
+    addrs: dict[str, tuple[str, int]] = field(default_factory=dict)
+    env: dict[str, str] = field(default_factory=dict)
+    certmaker: str = ""
+
+    # -- paths
+    @property
+    def mailroot(self) -> Path:
+        return self.rundir / "mail"
+
+    @property
+    def certfile(self) -> Path:
+        return self.rundir / "tls" / "server.pem"
+
+    @property
+    def cafile(self) -> Path:
+        return self.rundir / "tls" / "ca.pem"
+
+    # -- start / stop
+    def start(self) -> "Host":
+        try:
+            self._prepare()
+            self._start_keyfs()
+            self._start_authsrv()
+            self._start_factotum()
+            self._start_ratfs()
+            self._start_launcher()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _prepare(self) -> None:
+        self.rundir = self.rundir.resolve()
+        self.rundir.mkdir(parents=True, exist_ok=True)
+        if self.fresh and self.mailroot.exists():
+            shutil.rmtree(self.mailroot)
+        if not self.mailroot.exists():
+            shutil.copytree(TESTDATA, self.mailroot)
+        lib = self.mailroot / "lib"
+        lib.mkdir(exist_ok=True)
+        for name in ("blocked", "smtpd.conf.ext"):
+            (lib / name).touch()
+        (self.rundir / "tls").mkdir(mode=0o700, exist_ok=True)
+        _, _, self.certmaker = make_certificate(self.rundir / "tls", self.host)
+        if self.logdir:
+            self.logdir.mkdir(parents=True, exist_ok=True)
+        ns = _namespace_dir(self.rundir)
+        self.env = dict(os.environ, NAMESPACE=ns, MAILROOT=str(self.mailroot),
+                        factotum=f"unix!{ns}/factotum", PYTHONUNBUFFERED="1",
+                        **self.extra_env)
+        self.env.pop("upasfs", None)   # each session starts its own upasfs
+        self.files = demo.make_demo(str(self.rundir / "auth"))
+
+    def _spawn(self, name: str, argv: list[str], **kw) -> subprocess.Popen:
+        if self.logdir and "stderr" not in kw:
+            kw["stderr"] = open(self.logdir / f"{name}.log", "ab")
+        proc = subprocess.Popen(argv, env=self.env, start_new_session=True, **kw)
+        if "stderr" in kw and hasattr(kw["stderr"], "close"):
+            kw["stderr"].close()
+        self.procs.append((name, proc))
+        return proc
+
+    def _posted(self, name: str) -> bool:
+        return _connects(socket.AF_UNIX, os.path.join(self.env["NAMESPACE"], name))
+
+    def _start_keyfs(self) -> None:
+        p = self._spawn("keyfs", [sys.executable, "-m", "auth.keyfs", "-k", self.files.authkey,
+                                  self.files.keys])
+        _wait("keyfs", lambda: self._posted("keys"), p)
+
+    def _start_authsrv(self) -> None:
+        port = self.ports.get("auth") or _free_port(self.host)
+        addr = f"tcp!{self.host}!{port}"
+        p = self._spawn("authsrv", [sys.executable, "-m", "auth.authsrv", "-a", addr,
+                                    "-u", self.files.speaksfor])
+        _wait("authsrv", lambda: _connects(socket.AF_INET, (self.host, port)), p)
+        self.env["auth"] = addr
+        self.addrs["auth"] = (self.host, port)
+
+    def _start_factotum(self) -> None:
+        # The host key goes through a pipe: no secret is written to disk.
+        r, w = os.pipe()
+        p = self._spawn("factotum", [sys.executable, "-m", "auth.factotum",
+                                     "-a", self.env["auth"], "-k", f"/dev/fd/{r}"],
+                        pass_fds=(r,))
+        os.close(r)
+        with os.fdopen(w, "w") as f:
+            f.write(HOST_KEY)
+        _wait("factotum", lambda: self._posted("factotum"), p)
+
+    def _start_ratfs(self) -> None:
+        lib = self.mailroot / "lib"
+        p = self._spawn("ratfs", [sys.executable, "-m", "upas.ratify",
+                                  "-c", str(lib / "smtpd.conf.ext"), "-f", str(lib / "blocked")])
+        _wait("ratfs", lambda: self._posted("ratify"), p)
+
+    def _start_launcher(self) -> None:
+        argv = [sys.executable, "-m", "upas.listen", "-t", str(self.certfile)]
+        for name, port in self.ports.items():
+            if name in PORTS:
+                argv += ["-l", f"{name}=tcp!{self.host}!{port}"]
+        argv += [n for n in PORTS if n in self.ports]
+        p = self._spawn("listen", argv, stdout=subprocess.PIPE, text=True)
+        timer = threading.Timer(STARTUP, p.kill)
+        timer.start()
+        try:
+            for line in p.stdout:
+                words = line.split()
+                if words[:1] == ["announce"]:
+                    _, host, port = words[2].split("!")
+                    self.addrs[words[1]] = (host, int(port))
+                elif words[:1] == ["ready"]:
+                    break
+        finally:
+            timer.cancel()
+        if p.poll() is not None:
+            raise StartError(f"listen exited with status {p.returncode}")
+
+    def stop(self) -> None:
+        """SIGTERM everything we started, newest first; SIGKILL stragglers."""
+        for name, p in reversed(self.procs):
+            if p.poll() is None:
+                p.terminate()
+            try:
+                p.wait(timeout=listen.GRACE + 5 if name == "listen" else 5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            if p.stdout:
+                p.stdout.close()
+        self.procs.clear()
+        ns = self.env.get("NAMESPACE", "")
+        if ns.startswith("/tmp/ns.upas."):
+            shutil.rmtree(ns, ignore_errors=True)
+
+    def dead(self) -> list[str]:
+        return [name for name, p in self.procs if p.poll() is not None]
+
+    # -- what to tell the user
+    def instructions(self) -> str:
+        h = self.host
+        port = {n: a[1] for n, a in self.addrs.items()}
+        users = "\n".join(f"    {u:8} mail secret (APOP, CRAM-MD5, LOGIN/PASS) {s!r:16}"
+                          f" login password {pw!r}" for u, (pw, s) in demo.USERS.items())
+        lines = [
+            f"upas mail host running; run directory {self.rundir}",
+            f"  mail store   {self.mailroot} (a copy of testdata/mail)",
+            f"  name space   NAMESPACE={self.env['NAMESPACE']}  (keys, factotum, ratify)",
+            f"  auth server  {self.env['auth']}  (auth domain {demo.AUTHDOM})",
+            f"  certificate  {self.certfile} (made with {self.certmaker}); "
+            f"clients trust {self.cafile}",
+            "",
+            f"  host {h}",
+        ]
+        for name, what in (("pop3", "POP3, APOP; STLS then USER/PASS"),
+                           ("imap4d", "IMAP4rev1, AUTHENTICATE CRAM-MD5; STARTTLS"),
+                           ("pop3s", "POP3 over TLS, USER/PASS or APOP"),
+                           ("imaps", "IMAP over TLS, LOGIN or CRAM-MD5")):
+            if name in port:
+                lines.append(f"    {port[name]:<6} {what}")
+        lines += ["", "  users", users, ""]
+        if "imaps" in port:
+            lines.append("  mutt:\n    mutt -n -F /dev/null -e 'set ssl_ca_certificates_file="
+                         f"{self.cafile}; set imap_pass=glenda-apop; set folder="
+                         f"imaps://glenda@{h}:{port['imaps']}/; set spoolfile=+INBOX' "
+                         "-f +INBOX")
+        if "pop3" in port:
+            lines.append("  fetchmail (APOP, messages left on the server, each written to "
+                         "/tmp/fetched.N):\n    echo 'poll " f"{h} service {port['pop3']} "
+                         "protocol APOP user glenda password glenda-apop' > /tmp/fetchmailrc"
+                         " && chmod 600 /tmp/fetchmailrc && fetchmail -f /tmp/fetchmailrc "
+                         "--keep --fetchall --mda 'cat > /tmp/fetched.$$'")
+        if "pop3s" in port:
+            lines.append(f"  fetchmail over TLS (USER/PASS): poll {h} service {port['pop3s']} "
+                         f"protocol POP3 user glenda password glenda-apop ssl sslcertfile "
+                         f"{self.cafile} sslcertck")
+        lines += ["", "Ctrl-C stops everything."]
+        return "\n".join(lines)
+
+
+def parse_args(argv: list[str]) -> Host:
+    opts, args = getopt.getopt(argv, "fd:h:p:")
+    if args:
+        raise getopt.GetoptError("no arguments expected")
+    host = Host(Path("run"))
+    for k, v in opts:
+        if k == "-f":
+            host.fresh = True
+        elif k == "-d":
+            host.rundir = Path(v)
+        elif k == "-h":
+            host.host = v
+        elif k == "-p":
+            nums = v.split(",")
+            if len(nums) != 4 or not all(n.isdigit() for n in nums):
+                raise getopt.GetoptError("-p wants four port numbers")
+            host.ports = dict(zip(PORTS, map(int, nums)))
+    return host
+
+
+def main(argv: list[str] | None = None) -> int:
+    try:
+        host = parse_args(sys.argv[1:] if argv is None else argv)
+    except getopt.GetoptError as e:
+        print(f"runhost: {e}\n{USAGE}", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        host.start()
+    except (StartError, OSError, subprocess.CalledProcessError) as e:
+        print(f"runhost: {e}", file=sys.stderr)
+        return 1
+    print(host.instructions(), flush=True)
+    while not stop.wait(0.5):
+        if host.dead():
+            print(f"runhost: {', '.join(host.dead())} exited; stopping", file=sys.stderr)
+            host.stop()
+            return 1
+    print("\nrunhost: stopping", file=sys.stderr)
+    host.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
