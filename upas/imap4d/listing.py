@@ -139,8 +139,8 @@ class Tree:
 
 @dataclass
 class ListArgs:
-    ref: bytes
-    patterns: list[bytes]
+    ref: str              # decoded from modified UTF-7
+    patterns: list[str]
     select: set[str]
     ret: set[str]
     extended: bool
@@ -178,13 +178,13 @@ def parse_list(r: p.Reader) -> ListArgs:
         raise p.ParseError()
     if "RECURSIVEMATCH" in select and not select & {"SUBSCRIBED", "SPECIAL-USE"}:
         raise p.ParseError()
-    return ListArgs(ref, patterns, select, ret, extended)
+    return ListArgs(_decode(ref), [_decode(x) for x in patterns], select, ret, extended)
 
 
 def parse_lsub(r: p.Reader) -> ListArgs:
     ref = r.astring()
     r.sp()
-    return ListArgs(ref, [_mailbox_pattern(r)], set(), set(), False)
+    return ListArgs(_decode(ref), [_decode(_mailbox_pattern(r))], set(), set(), False)
 
 
 def _decode(raw: bytes) -> str:
@@ -215,9 +215,8 @@ def _emit(s, req, e: Entry, extra: list[str] = ()) -> None:
 
 
 def _patterns(s, req, args: ListArgs) -> list[str] | None:
-    ref = _decode(args.ref)
     try:
-        return [combine(ref, _decode(pt)) for pt in args.patterns]
+        return [combine(args.ref, pt) for pt in args.patterns]
     except PatternError as e:
         s.tagged(req, f"NO {e}")
         return None
@@ -226,8 +225,8 @@ def _patterns(s, req, args: ListArgs) -> list[str] | None:
 @command("LIST", states=AUTH | SELECTED, parse=parse_list, updates=EXPUNGES)
 def cmd_list(s, req) -> None:
     args: ListArgs = req.args
-    if not args.extended and args.patterns == [b""]:
-        return _root_line(s, req, _decode(args.ref))
+    if not args.extended and args.patterns == [""]:
+        return _root_line(s, req, args.ref)
     pats = _patterns(s, req, args)
     if pats is None:
         return
@@ -272,8 +271,8 @@ def _subscribed_entries(tree: Tree, subs: set[str], pattern: str) -> list[Entry]
 @command("LSUB", states=AUTH | SELECTED, parse=parse_lsub, updates=EXPUNGES)
 def cmd_lsub(s, req) -> None:
     args: ListArgs = req.args
-    if args.patterns == [b""]:
-        return _root_line(s, req, _decode(args.ref))
+    if args.patterns == [""]:
+        return _root_line(s, req, args.ref)
     pats = _patterns(s, req, args)
     if pats is None:
         return
