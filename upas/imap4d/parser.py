@@ -24,7 +24,7 @@ from typing import Callable, TypeVar
 T = TypeVar("T")
 
 MAX_NUMBER = 2**32 - 1
-STAR = MAX_NUMBER          # `*` in a set: the highest number (resolved later)
+STAR = MAX_NUMBER + 1      # `*` in a set: the highest number (resolved later)
 
 SYSTEM_FLAGS = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft", "\\Recent")
 _SYSFLAG = {f.lower(): f for f in SYSTEM_FLAGS}
