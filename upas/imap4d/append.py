@@ -144,6 +144,8 @@ def _mailbox_refusal(s, req, raw: bytes) -> str | None:
 
 
 def literal_check(s, req, parts: list[bytes], size: int) -> str | None:
+    """Before `+ Ready for literal data`: the arguments so far must parse
+    (else BAD now, not after the message) and name an existing mailbox."""
     r = p.Reader(parts)
     try:
         r.tag()
@@ -153,14 +155,15 @@ def literal_check(s, req, parts: list[bytes], size: int) -> str | None:
         if r.peek() == 0x7B and r.i == len(r.parts) - 1:
             return None        # this literal is the mailbox name itself
         raw = r.astring()
-    except p.ParseError:
-        return None            # the handler's parser will say BAD
+        r.sp()
+        _flags_and_date(r)
+    except p.ParseError as e:
+        return f"BAD {req.echo} {e.msg}"
     return _mailbox_refusal(s, req, raw)
 
 
-def parse_append(r: p.Reader):
-    raw = r.astring()
-    r.sp()
+def _flags_and_date(r: p.Reader) -> tuple[list[str], tuple[int, int] | None]:
+    """The optional flag list and date-time, up to the message literal."""
     flags: list[str] = []
     if r.peek() == 0x28:
         flags = r.paren_list(r.flag)
@@ -171,6 +174,13 @@ def parse_append(r: p.Reader):
         r.sp()
     if r.peek() != 0x7B:
         raise p.ParseError()
+    return flags, date
+
+
+def parse_append(r: p.Reader):
+    raw = r.astring()
+    r.sp()
+    flags, date = _flags_and_date(r)
     return raw, flags, date, r.literal()
 
 
