@@ -104,7 +104,7 @@ def install(s, ctx: ssl.SSLContext, recv: Callable[[], bytes],
 
 
 def _offered(s) -> bool:
-    return s.starttls is not None and not s.tls
+    return s.starttls is not None and not s.tls and s.state == NOTAUTH
 
 
 @command("STARTTLS", states=NOTAUTH)
