@@ -478,3 +478,42 @@ def test_serve_fd_on_a_socketpair_child():
         if child.poll() is None:
             child.kill()
             child.wait()
+
+
+def test_debug_trace_hides_data(raw, caplog):
+    import logging
+    _, connect = raw
+    c = attached(connect)
+    with caplog.at_level(logging.DEBUG, logger="upas.ninep"):
+        c.rpc(T.Twalk(2, 0, 1, ["ctl"]))
+        c.rpc(T.Topen(3, 1, OWRITE))
+        c.rpc(T.Twrite(4, 1, 0, b"key proto=pass !password=sekrit"))
+    text = caplog.text
+    assert "<- Twalk tag=2 fid=0 newfid=1 wname=['ctl']" in text
+    assert "<- Twrite tag=4 fid=1 offset=0 data=<31 bytes>" in text
+    assert "-> Rwrite tag=4 count=31" in text
+    assert "sekrit" not in text
+
+
+def test_backpressure_bounds_queued_requests(raw, monkeypatch):
+    """With every slot taken by blocked reads, the server stops reading
+    (memory stays bounded) yet answers again once they finish."""
+    from upas.ninep import server
+    root, connect = raw
+    monkeypatch.setattr(server, "MAX_INFLIGHT", 4)
+    c = attached(connect)
+    gate = root.kids["gate"]
+    for i in range(4):
+        c.rpc(T.Twalk(1, 0, 10 + i, ["gate"]))
+        c.rpc(T.Topen(2, 10 + i, OREAD))
+        c.send(T.Tread(100 + i, 10 + i, 0, 10))
+    for i in range(4):
+        assert gate.waiting.acquire(timeout=5)
+    c.send(T.Tstat(200, 0))
+    c.sock.settimeout(0.3)
+    with pytest.raises(TimeoutError):
+        c.sock.recv(1)              # not read, let alone answered, yet
+    c.sock.settimeout(5)
+    gate.event.set()
+    tags = {c.recv().tag for _ in range(5)}
+    assert tags == {100, 101, 102, 103, 200}

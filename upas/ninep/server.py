@@ -25,6 +25,8 @@ log = logging.getLogger("upas.ninep")
 
 ERRLEN = 200          # bytes of an Rerror ename we send
 MAX_WORKERS = 256     # per connection; more requests queue behind them
+MAX_INFLIGHT = 1024   # per connection; then we stop reading (backpressure),
+                      # which bounds memory to about MAX_INFLIGHT * msize
 
 
 class Error(Exception):
@@ -88,6 +90,25 @@ class Node:
 
     def wstat(self, st: Stat, user: str) -> None:
         raise Error("permission denied")
+
+
+def trace(direction: str, msg: codec.Msg) -> None:
+    """Log a message at DEBUG level (the 9P trace of upas/fs -D). Data and
+    stat contents are shown as lengths only: they may hold secrets."""
+    if not log.isEnabledFor(logging.DEBUG):
+        return
+    parts = []
+    for name, kind in msg.SCHEMA:
+        v = getattr(msg, name)
+        if kind == "D":
+            text = f"<{len(v)} bytes>"
+        elif kind == "T":
+            text = f"<stat {v.name!r}>"
+        else:
+            text = repr(v)
+        parts.append(f"{name}={text}")
+    log.debug("%s %s tag=%d %s", direction, type(msg).__name__, msg.tag,
+              " ".join(parts))
 
 
 def _clip(ename: str) -> str:
@@ -208,6 +229,7 @@ class _Conn:
         self.lock = threading.Lock()        # fids and inflight
         self.wlock = threading.Lock()       # replies
         self.workers = _Workers(self._run)
+        self.slots = threading.BoundedSemaphore(MAX_INFLIGHT)
         self.dead = False
 
     # -- reading ----------------------------------------------------------
@@ -239,6 +261,7 @@ class _Conn:
             self._dispatch(msg)
 
     def _dispatch(self, msg: codec.Msg) -> None:
+        trace("<-", msg)
         if isinstance(msg, codec.Tversion):
             self._version(msg)
             return
@@ -258,10 +281,12 @@ class _Conn:
         if bad:
             self._send(codec.Rerror(msg.tag, "tag in use"))
             return
+        self.slots.acquire()        # released when the worker is done
         self.workers.submit(req)
 
     # -- replies ----------------------------------------------------------
     def _send(self, msg: codec.Msg) -> None:
+        trace("->", msg)
         data = codec.pack(msg)
         with self.wlock:
             self._write(data)
@@ -275,6 +300,7 @@ class _Conn:
             self.dead = True
 
     def _reply(self, req: _Request, msg: codec.Msg) -> None:
+        trace("->", msg)
         data = codec.pack(msg)
         with self.wlock:
             with self.lock:
@@ -297,7 +323,10 @@ class _Conn:
         except Exception as e:          # a bug in a tree must not kill us
             log.exception("9p: %s failed", type(msg).__name__)
             reply = codec.Rerror(msg.tag, _clip(f"internal error: {e}"))
-        self._reply(req, reply)
+        try:
+            self._reply(req, reply)
+        finally:
+            self.slots.release()
 
     # -- session ----------------------------------------------------------
     def _version(self, m: codec.Tversion) -> None:
