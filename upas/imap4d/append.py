@@ -75,17 +75,13 @@ def mbox_entry(user: str, message: bytes, when: int, zone_secs: int) -> bytes:
 # ---------------------------------------------------------------- storing
 
 def _target(s, path: str) -> Mailbox:
-    """The Mailbox that assigns the target's uids (cached per session)."""
+    """The Mailbox that assigns the target's uids: the selected one, or a
+    fresh `status` view (not kept: a long-lived view would hand \\Recent
+    back to messages another session has since seen)."""
     if s.box is not None and s.box.path == path and not s.box.gone:
         return s.box
-    boxes = s.extra.setdefault("append_boxes", {})
-    box = boxes.get(path)
-    if box is None or box.gone:
-        box = Mailbox(s.ns, path, readonly=True, keep_recent=True)
-        box.open()
-        boxes[path] = box
-    else:
-        box.check()
+    box = Mailbox(s.ns, path, readonly=True, keep_recent=True)
+    box.open()
     return box
 
 
