@@ -1,0 +1,308 @@
+"""The auth server (fs-auth.md 3.5, 3.6).
+
+    python -m auth.authsrv [-a tcp!*!567] [-k keys] [-D dom] [-u rulesfile] [-t idle]
+
+Answers AuthTreq, AuthApop, AuthCram, AuthChal (p9cr) and AuthPass. Keys
+come from keyfs over 9P (the posted service `keys`, or any dial string),
+as on Plan 9 where authsrv reads /mnt/keys. Unknown or unusable users get
+random keys, so replies never reveal which users exist.
+
+Session is sans-I/O: it asks for a number of bytes (`want`) and answers
+what it is fed; serve_conn is the socket driver.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import secrets
+import socket
+import sys
+import threading
+from dataclasses import dataclass, field
+from typing import Generator
+
+from auth import crypt, speaksfor
+from auth.records import (AUTHENTLEN, NETCHLEN, PASSREQLEN, TICKREQLEN, Authenticator, AuthType,
+                          Passwordreq, RecordNum, Ticket, Ticketreq, err_reply, ok_reply,
+                          okvar_reply)
+from upas.ninep.client import Client, Hungup
+from upas.ninep.dial import announce
+from upas.ninep.server import Error
+
+log = logging.getLogger("auth.authsrv")
+
+MAXFAIL = 7              # Bell: the 7th failure ends the connection
+MD5HEXLEN = 32
+DEFAULT_IDLE = 600.0     # Bell gives up after 10 minutes
+
+
+class KeyStore:
+    """keyfs seen through 9P: /USER/key, /USER/secret, /USER/log."""
+
+    def __init__(self, addr: str):
+        self.addr = addr
+        self._client: Client | None = None
+        self._lock = threading.Lock()
+
+    def _call(self, fn, *args):
+        for attempt in (0, 1):          # redial once if keyfs restarted
+            with self._lock:
+                if self._client is None:
+                    self._client = Client.dial(self.addr, uname="auth")
+                c = self._client
+            try:
+                return fn(c, *args)
+            except Hungup:
+                with self._lock:
+                    if self._client is c:
+                        self._client = None
+                if attempt:
+                    raise
+
+    def _read(self, path: str) -> bytes | None:
+        try:
+            return self._call(Client.read, path)
+        except (Error, OSError):
+            return None
+
+    def _write(self, path: str, data: bytes) -> bool:
+        try:
+            self._call(Client.write, path, data)
+            return True
+        except (Error, OSError):
+            return False
+
+    @staticmethod
+    def _usable(user: str) -> bool:
+        return bool(user) and "/" not in user and user not in (".", "..")
+
+    def key(self, user: str) -> bytes | None:
+        k = self._read(f"{user}/key") if self._usable(user) else None
+        return k if k is not None and len(k) == crypt.DESKEYLEN else None
+
+    def secret(self, user: str) -> bytes | None:
+        s = self._read(f"{user}/secret") if self._usable(user) else None
+        return s[:31] if s else None
+
+    def log(self, user: str, good: bool) -> None:
+        if self._usable(user):
+            self._write(f"{user}/log", b"good" if good else b"bad")
+
+    def set_key(self, user: str, key: bytes) -> bool:
+        return self._usable(user) and self._write(f"{user}/key", key)
+
+    def set_secret(self, user: str, secret: bytes) -> bool:
+        return self._usable(user) and self._write(f"{user}/secret", secret)
+
+
+@dataclass
+class Config:
+    store: KeyStore
+    dom: str
+    rules: list = field(default_factory=list)
+    idle: float = DEFAULT_IDLE
+
+
+def _randkey() -> bytes:
+    return secrets.token_bytes(crypt.DESKEYLEN)
+
+
+class Session:
+    """One connection's conversation. `want` is how many bytes to feed next
+    (0: the connection is over); feed returns the bytes to send back."""
+
+    def __init__(self, cfg: Config, raddr: str):
+        self.cfg, self.raddr = cfg, raddr
+        self.failures = 0
+        self._out = b""
+        self._gen = self._run()
+        self.want = next(self._gen)
+
+    def feed(self, data: bytes) -> bytes:
+        if len(data) != self.want:
+            raise ValueError("feed exactly `want` bytes")
+        try:
+            self.want = self._gen.send(data)
+        except StopIteration:
+            self.want = 0
+        out, self._out = self._out, b""
+        return out
+
+    def _reply(self, data: bytes) -> None:
+        self._out += data
+
+    def _fail(self, user: str, what: str) -> None:
+        """A bad response: AuthErr, `bad` to keyfs log; too many ends the session."""
+        self._reply(err_reply(f"{what}-fail bad response {self.raddr}"))
+        self.cfg.store.log(user, False)
+        self.failures += 1
+        log.info("%s-fail %s(%s) bad response", what, user, self.raddr)
+
+    def _run(self) -> Generator[int, bytes, None]:
+        handlers = {AuthType.AuthTreq: self._treq, AuthType.AuthChal: self._chal,
+                    AuthType.AuthPass: self._passwd, AuthType.AuthApop: self._apop,
+                    AuthType.AuthCram: self._apop}
+        while self.failures < MAXFAIL:
+            tr = Ticketreq.unpack((yield TICKREQLEN))
+            handler = handlers.get(tr.type)
+            if handler is None:
+                log.info("unknown ticket request type %d from %s", tr.type, self.raddr)
+                return
+            if (yield from handler(tr)) is False:
+                return
+
+    def _key_or_random(self, user: str) -> bytes:
+        return self.cfg.store.key(user) or _randkey()
+
+    def _ticket_pair(self, chal: bytes, uid: str, hkey: bytes) -> bytes:
+        """Khost{AuthTs, chal, uid, uid, Kn} + Kn{AuthAc, chal, 0}: 85 bytes."""
+        kn = _randkey()
+        t = Ticket(RecordNum.AuthTs, chal, uid, uid, kn).pack(hkey)
+        return t + Authenticator(RecordNum.AuthAc, chal, 0).pack(kn)
+
+    def _treq(self, tr: Ticketreq):
+        akey, hkey = self._key_or_random(tr.authid), self._key_or_random(tr.hostid)
+        suid = tr.uid
+        if not speaksfor.speaks_for(self.cfg.rules, tr.hostid, tr.uid):
+            akey, hkey, suid = _randkey(), _randkey(), ""
+            log.info("tr-fail %s@%s(%s) -> %s@%s no speaks for", tr.uid, tr.hostid, self.raddr,
+                     tr.uid, tr.authid)
+        kn = _randkey()
+        tc = Ticket(RecordNum.AuthTc, tr.chal, tr.uid, suid, kn).pack(hkey)
+        ts = Ticket(RecordNum.AuthTs, tr.chal, tr.uid, suid, kn).pack(akey)
+        self._reply(ok_reply(tc + ts))
+        return
+        yield
+
+    def _apop(self, tr: Ticketreq):
+        kind = "apop" if tr.type == AuthType.AuthApop else "cram"
+        r = [secrets.randbits(32) for _ in range(4)]
+        chal = f"<{r[0]:x}{r[1]:x}.{r[2]:x}{r[3]:x}@{self.cfg.dom}>".encode()
+        self._reply(okvar_reply(chal))
+        while self.failures < MAXFAIL:
+            tr2 = Ticketreq.unpack((yield TICKREQLEN))
+            resp = yield MD5HEXLEN
+            if tr2.type != tr.type:
+                log.info("%s: protocol botch from %s", kind, self.raddr)
+                return False
+            secret = self.cfg.store.secret(tr2.uid) or secrets.token_bytes(16)
+            digest = crypt.apop_digest if kind == "apop" else crypt.cram_digest
+            if not crypt.hex_matches(digest(chal, secret), resp):
+                self._fail(tr2.uid, kind)
+                continue
+            self._reply(ok_reply(self._ticket_pair(tr2.chal, tr2.uid,
+                                                   self._key_or_random(tr2.hostid))))
+            self.cfg.store.log(tr2.uid, True)
+            log.info("%s-ok %s@%s(%s)", kind, tr2.uid, tr2.hostid, self.raddr)
+            return True
+        return False
+
+    def _chal(self, tr: Ticketreq):
+        ukey = self._key_or_random(tr.uid)
+        chal = str(secrets.randbelow(100000)).encode()
+        self._reply(ok_reply(chal.ljust(NETCHLEN, b"\0")))
+        resp = (yield NETCHLEN).split(b"\0", 1)[0].strip()
+        if not crypt.hex_matches(crypt.netcrypt(ukey, chal), resp):
+            self._fail(tr.uid, "chal")
+            return
+        self._reply(ok_reply(self._ticket_pair(tr.chal, tr.uid,
+                                               self._key_or_random(tr.hostid))))
+        self.cfg.store.log(tr.uid, True)
+        log.info("chal-ok %s@%s(%s)", tr.uid, tr.hostid, self.raddr)
+
+    def _passwd(self, tr: Ticketreq):
+        store = self.cfg.store
+        ukey = self._key_or_random(tr.uid)
+        if not speaksfor.speaks_for(self.cfg.rules, tr.hostid, tr.uid):
+            ukey = _randkey()
+        kn = _randkey()
+        self._reply(ok_reply(Ticket(RecordNum.AuthTp, tr.chal, tr.uid, tr.uid, kn).pack(ukey)))
+        while self.failures < MAXFAIL:
+            pr = Passwordreq.unpack((yield PASSREQLEN), kn)
+            if pr.num != AuthType.AuthPass:
+                self._reply(err_reply("protocol botch"))
+                return False
+            if not secrets.compare_digest(crypt.passtokey(pr.old), ukey):
+                self._reply(err_reply("bad password"))
+                store.log(tr.uid, False)
+                self.failures += 1
+                continue
+            if pr.new and not store.set_key(tr.uid, crypt.passtokey(pr.new)):
+                self._reply(err_reply("can't write key"))
+                return False
+            if pr.changesecret and not store.set_secret(tr.uid, pr.secret.encode()):
+                self._reply(err_reply("can't write secret"))
+                return False
+            self._reply(ok_reply())
+            log.info("passwd-ok %s(%s)", tr.uid, self.raddr)
+            return True
+        return False
+
+
+def _recvn(sock: socket.socket, n: int) -> bytes | None:
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        if not chunk:
+            return None
+        buf += chunk
+    return buf
+
+
+def serve_conn(sock: socket.socket, cfg: Config) -> None:
+    """Drive one Session over a socket; an idle or short read ends it."""
+    try:
+        peer = sock.getpeername()
+        raddr = peer[0] if isinstance(peer, tuple) else "local"
+    except OSError:
+        raddr = "unknown"
+    sock.settimeout(cfg.idle)
+    try:
+        sess = Session(cfg, raddr)
+        while sess.want:
+            data = _recvn(sock, sess.want)
+            if data is None:
+                break
+            sock.sendall(sess.feed(data))
+    except (OSError, ValueError) as e:
+        log.info("connection from %s ended: %s", raddr, type(e).__name__)
+    finally:
+        sock.close()
+
+
+def serve_forever(listener: socket.socket, cfg: Config) -> None:
+    while True:
+        try:
+            sock, _ = listener.accept()
+        except OSError:
+            return
+        threading.Thread(target=serve_conn, args=(sock, cfg), daemon=True).start()
+
+
+def _address(listener: socket.socket, addr: str) -> str:
+    host, port = listener.getsockname()[:2]
+    return f"tcp!{host}!{port}" if addr.startswith(("tcp!", "net!")) else addr
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="authsrv", description="Plan 9 auth server")
+    ap.add_argument("-a", metavar="addr", default="tcp!*!567", help="announce address")
+    ap.add_argument("-k", metavar="keys", default="keys", help="keyfs service or dial string")
+    ap.add_argument("-D", metavar="dom", default=socket.getfqdn(), help="domain in APOP/CRAM challenges")
+    ap.add_argument("-u", metavar="rulesfile", help='"speaks for" rules (ndb: hostid=X uid=...)')
+    ap.add_argument("-t", metavar="seconds", type=float, default=DEFAULT_IDLE, help="idle timeout")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="authsrv: %(message)s")
+    try:
+        cfg = Config(KeyStore(args.k), args.D, speaksfor.load(args.u), args.t)
+        listener = announce(args.a)
+    except (OSError, Error) as e:
+        print(f"authsrv: {e}", file=sys.stderr)
+        return 1
+    print(_address(listener, args.a), flush=True)   # lets a parent learn a port-0 address
+    serve_forever(listener, cfg)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
