@@ -1,0 +1,88 @@
+"""upasfs: python -m upas.fs9p [-bdilnps] [-f mailbox] [-m name] [-S alsoname]
+
+As plan9port's upas/fs: opens /mail/box/$user/mbox (or -f) as `mbox` and
+posts the 9P service `upasfs` (-m NAME: another service name; -S ALSO:
+post it also as ALSO, e.g. `mail` for plan9port's mail clients).  -i serves
+one 9P connection on stdin instead (a server started on a socketpair, e.g.
+by pop3 through the namespace).  -s is accepted: posting is the only way
+to serve on Unix.  -p turns off plumbing and the background reader, -b
+prints a line per new message, -d logs 9P errors, -l is accepted.
+"""
+from __future__ import annotations
+
+import getopt
+import getpass
+import logging
+import os
+import sys
+import threading
+import time
+
+from upas.fs9p.ctl import mboxpath
+from upas.fs9p.tree import MailFS
+from upas.mail.mbox import MailError
+from upas.ninep import IOHDRSZ, Server, post
+
+USAGE = "usage: upas/fs [-bdilnps] [-f mailbox] [-m name] [-S alsoname]"
+MSIZE = 4096 * IOHDRSZ          # plan9port's messagesize (sic)
+POLL = float(os.environ.get("UPASFS_POLL", 15))
+
+
+def biff(mb, m) -> None:
+    part = mb.parsed(m)
+    sender = (part.from_ or part.unixfrom or b"").decode("utf-8", "replace")
+    subject = (part.subject or b"").decode("utf-8", "replace")
+    print(f"[ {sender} / {subject} / {m.end - m.start} ]", flush=True)
+
+
+def reader(fs: MailFS) -> None:
+    """upas/fs's reader: wait, then look at every mailbox each period."""
+    while True:
+        time.sleep(POLL)
+        fs.poll()
+
+
+def main(argv: list[str]) -> int:
+    try:
+        opts, args = getopt.getopt(argv, "bdf:ilm:npsS:")
+    except getopt.GetoptError:
+        print(USAGE, file=sys.stderr)
+        return 1
+    if args:
+        print(USAGE, file=sys.stderr)
+        return 1
+    o = dict(opts)
+    also = [v for k, v in opts if k == "-S"]
+    user = os.environ.get("user") or getpass.getuser()
+    logging.basicConfig(level=logging.DEBUG if "-d" in o else logging.WARNING,
+                        stream=sys.stderr)
+    fs = MailFS(user, biff=biff if "-b" in o else None)
+    box = o.get("-f")
+    if box is None and "-n" not in o:
+        box = f"/mail/box/{user}/mbox"
+    if box is not None:
+        try:
+            fs.open(mboxpath(box, user), "mbox")
+        except MailError as e:
+            print(f"upas/fs: opening mailbox: {e}", file=sys.stderr)
+            return 1
+    srv = Server(fs.attach, auth_error="upas/fs: authentication not required",
+                 msize=MSIZE)
+    if "-p" not in o:
+        threading.Thread(target=reader, args=(fs,), daemon=True).start()
+    if "-i" in o:
+        srv.serve_fd(0, 1)
+        return 0
+    names = [o.get("-m", "upasfs")] + also
+    listeners = [post(n) for n in names]
+    for ls in listeners[1:]:
+        threading.Thread(target=srv.serve_forever, args=(ls,), daemon=True).start()
+    try:
+        srv.serve_forever(listeners[0])
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

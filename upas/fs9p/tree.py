@@ -1,0 +1,288 @@
+"""The /mail/fs tree of plan9port's upas/fs as ninep.server Nodes.
+
+Qid paths are upas/fs's: (object id << 10) | file index, with the file
+indexes of dat.h (25 message files, then Qtop, Qmbox, Qdir, Qctl).
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+from upas.mail import mime
+from upas.mail.header import Ignore
+from upas.mail.mbox import Mailbox, MailError, Message, open_mailbox
+from upas.ninep import DMDIR, OREAD, QTDIR, QTFILE, Error, Node, Open, Qid, Stat
+
+QMAX = len(mime.FILES)
+QTOP, QMBOX, QDIR, QCTL = QMAX + 1, QMAX + 2, QMAX + 3, QMAX + 4
+EPERM = "permission denied"
+ENOTEXIST = "file does not exist"
+
+
+def qpath(oid: int, f: int) -> int:
+    return ((oid & 0xFFFFF) << 10) | f
+
+
+class MailFS:
+    """The state of one upasfs: its user and its open mailboxes."""
+
+    def __init__(self, user: str, ignore: Ignore | None = None, biff=None):
+        self.user = user
+        self.ids = mime.Ids()
+        self.ignore = ignore or Ignore.default()
+        self.boxes: list[Mailbox] = []
+        self.lock = threading.RLock()
+        self.biff = biff
+
+    # -- mailboxes -------------------------------------------------------
+    def open(self, path: str, name: str | None) -> None:
+        """upas/fs newmbox: errors are the texts upas/fs gives."""
+        if name is None:
+            name = path.rstrip("/").rsplit("/", 1)[-1] if "/" in path else path
+            if not name or path.endswith("/"):
+                raise MailError("bad mbox name")
+        if not os.path.exists(path) and not os.path.exists(path + ".tmp"):
+            raise MailError(os.strerror(2))
+        with self.lock:
+            for mb in self.boxes:
+                if mb.name == name:
+                    if mb.path == path:
+                        return
+                    raise MailError("mbox name in use")
+            mb = open_mailbox(path, name, self.ids, self.ignore)
+            if self.biff:
+                mb.on_new = self.biff
+            self.boxes.append(mb)
+
+    def close(self, name: str) -> None:
+        with self.lock:
+            for mb in self.boxes:
+                if mb.name == name:
+                    self.boxes.remove(mb)
+                    mb.close()
+                    return
+
+    def box(self, name: str) -> Mailbox | None:
+        with self.lock:
+            for mb in self.boxes:
+                if mb.name == name:
+                    return mb
+        return None
+
+    def poll(self) -> None:
+        """The background reader: sync every mailbox whose file changed."""
+        for mb in list(self.boxes):
+            try:
+                mb.sync()
+            except Exception:       # a vanished mailbox is not fatal
+                pass
+
+    def attach(self, uname: str, aname: str) -> Node:
+        if uname != self.user:
+            raise Error(EPERM)
+        return Root(self)
+
+
+def _now_stat(name: str, qid: Qid, mode: int, user: str, length: int = 0,
+              t: int | None = None, at: int | None = None) -> Stat:
+    t = int(time.time()) if t is None else t
+    return Stat(qid=qid, mode=mode, atime=t if at is None else at, mtime=t,
+                length=length, name=name, uid=user, gid=user, muid=user)
+
+
+class _Dir(Node):
+    """A directory with upas/fs's walk quirk: `x.y` not found retries as `x`."""
+
+    def lookup(self, name: str) -> Node | None:
+        raise NotImplementedError
+
+    def walk(self, name: str) -> Node:
+        node = self.lookup(name)
+        if node is None:
+            dot = name.find(".")
+            if dot > 0:
+                node = self.lookup(name[:dot])
+        if node is None:
+            raise Error(ENOTEXIST)
+        return node
+
+    def remove(self, user: str) -> None:
+        """Tremove of anything but a message only clunks (as upas/fs)."""
+
+
+class Root(_Dir):
+    def __init__(self, fs: MailFS):
+        self.fs = fs
+
+    @property
+    def qid(self) -> Qid:
+        return Qid(QTDIR, 0, qpath(0, QTOP))
+
+    def stat(self) -> Stat:
+        return _now_stat(".", self.qid, DMDIR | 0o555, self.fs.user)
+
+    def children(self) -> list[Node]:
+        with self.fs.lock:
+            return [TopCtl(self.fs)] + [MboxDir(self.fs, mb) for mb in self.fs.boxes]
+
+    def lookup(self, name: str) -> Node | None:
+        if name == "ctl":
+            return TopCtl(self.fs)
+        mb = self.fs.box(name)
+        return MboxDir(self.fs, mb) if mb else None
+
+
+class TopCtl(Node):
+    def __init__(self, fs: MailFS):
+        self.fs = fs
+
+    @property
+    def qid(self) -> Qid:
+        return Qid(QTFILE, 0, qpath(0, QCTL))
+
+    def stat(self) -> Stat:
+        return _now_stat("ctl", self.qid, 0o666, self.fs.user)
+
+    def open(self, mode: int, user: str) -> Open:
+        from upas.fs9p.ctl import CtlOpen
+        return CtlOpen(self.fs)
+
+    def remove(self, user: str) -> None:
+        pass
+
+
+class MboxDir(_Dir):
+    def __init__(self, fs: MailFS, mb: Mailbox):
+        self.fs, self.mb = fs, mb
+
+    @property
+    def qid(self) -> Qid:
+        return Qid(QTDIR, self.mb.vers, qpath(self.mb.id, QMBOX))
+
+    def _sync(self) -> None:
+        try:
+            self.mb.sync()
+        except Exception:           # as upas/fs: a failed sync still answers
+            pass
+
+    def stat(self) -> Stat:
+        self._sync()
+        return _now_stat(self.mb.name, self.qid, DMDIR | 0o555, self.fs.user,
+                         t=self.mb.mtime, at=self.mb.atime)
+
+    def children(self) -> list[Node]:
+        self._sync()
+        return [MsgDir(self.fs, self.mb, m) for m in self.mb.live()]
+
+    def lookup(self, name: str) -> Node | None:
+        m = self.mb.lookup(name)
+        return MsgDir(self.fs, self.mb, m) if m else None
+
+
+class _InMessage:
+    """Shared by a message/part directory and its files."""
+
+    fs: MailFS
+    mb: Mailbox
+    msg: Message
+    path_in_msg: tuple[int, ...]
+
+    def part(self) -> mime.Part:
+        p = self.mb.parsed(self.msg)
+        for i in self.path_in_msg:
+            p = p.parts[i]
+        return p
+
+    def _times(self) -> tuple[int, int]:
+        return self.mb.mtime, self.mb.atime
+
+    def remove(self, user: str) -> None:
+        """Bell/p9p: the fid's message is marked deleted; parts are never purged."""
+        if self.path_in_msg:
+            return
+        with self.mb.lock:
+            if not self.msg.deleted:
+                self.msg.deleted = True
+                if self.msg.refs == 0:
+                    self.mb.sync()
+
+
+class MsgDir(_InMessage, _Dir):
+    def __init__(self, fs: MailFS, mb: Mailbox, msg: Message,
+                 path_in_msg: tuple[int, ...] = (), pid: int | None = None,
+                 name: str | None = None):
+        self.fs, self.mb, self.msg = fs, mb, msg
+        self.path_in_msg = path_in_msg
+        self.pid = msg.id if pid is None else pid
+        self.name = msg.name if name is None else name
+
+    @property
+    def qid(self) -> Qid:
+        return Qid(QTDIR, 0, qpath(self.pid, QDIR))
+
+    def stat(self) -> Stat:
+        t, at = self._times()
+        return _now_stat(self.name, self.qid, DMDIR | 0o555, self.fs.user, t=t, at=at)
+
+    def _subdirs(self, part: mime.Part) -> list["MsgDir"]:
+        return [MsgDir(self.fs, self.mb, self.msg, self.path_in_msg + (i,), p.id, p.name)
+                for i, p in enumerate(part.parts)]
+
+    def children(self) -> list[Node]:
+        part = self.part()
+        files: list[Node] = [MsgFile(self, i) for i in range(QMAX)]
+        return files + self._subdirs(part)
+
+    def lookup(self, name: str) -> Node | None:
+        i = mime.FILEINDEX.get(name)
+        if i is not None:
+            return MsgFile(self, i)
+        for d in self._subdirs(self.part()):
+            if d.name == name:
+                return d
+        return None
+
+
+class MsgFile(_InMessage, Node):
+    def __init__(self, d: MsgDir, index: int):
+        self.fs, self.mb, self.msg = d.fs, d.mb, d.msg
+        self.path_in_msg, self.pid = d.path_in_msg, d.pid
+        self.index = index
+        self.fname = mime.FILES[index]
+
+    @property
+    def qid(self) -> Qid:
+        return Qid(QTFILE, 0, qpath(self.pid, self.index))
+
+    def stat(self) -> Stat:
+        t, at = self._times()
+        n = self.part().length(self.fname, self.fs.ignore)
+        return _now_stat(self.fname, self.qid, 0o444, self.fs.user, length=n, t=t, at=at)
+
+    def open(self, mode: int, user: str) -> Open:
+        if mode & 3 != OREAD:
+            raise Error(EPERM)
+        part = self.part()
+        if self.fname == "body":
+            part.open_body()
+        return FileOpen(self, part)
+
+
+class FileOpen(Open):
+    """An open message file: holds its message (deletion waits for the
+    last clunk) and computes the content once."""
+
+    def __init__(self, f: MsgFile, part: mime.Part):
+        self.f, self.part = f, part
+        self.data: bytes | None = None
+        f.mb.incref(f.msg)
+
+    def read(self, offset: int, count: int) -> bytes:
+        if self.data is None:
+            self.data = self.part.file(self.f.fname, self.f.fs.ignore)
+        return self.data[offset:offset + count]
+
+    def clunk(self) -> None:
+        self.data = None
+        self.f.mb.decref(self.f.msg)

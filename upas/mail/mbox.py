@@ -1,0 +1,527 @@
+"""Mailboxes as upas/fs keeps them: Plan 9 mbox files and mdir directories.
+
+A Mailbox holds one small record per message (offsets, digest, id, name);
+message bytes stay in the file and are read (and MIME-parsed) only when a
+message is looked at.  Scanning uses mmap; syncing follows upas/fs
+(plan9.c): re-read under L.mbox, match known messages by digest in order,
+purge deleted ones, rewrite crash-safely through `<path>.tmp`.
+Change detection compares inode, size, mtime/ctime in ns and a hash of the
+file's tail, so an append in the same second is never missed.
+"""
+from __future__ import annotations
+
+import collections
+import hashlib
+import mmap
+import os
+import stat as statmod
+import threading
+from typing import Callable, Iterator
+
+from upas.mail import mime
+from upas.mail.header import Ignore
+from upas.mail.lock import MailLock
+
+MBOXMODE = 0o662
+TAIL = 4096                 # bytes of the file's end hashed for change detection
+CACHE_BYTES = 32 << 20      # parsed messages kept while unreferenced
+CACHE_COUNT = 256
+COPY_CHUNK = 1 << 20
+RECENT = 16                 # 9front flag bits: a D d f r s S = 1 2 4 ... 64
+
+
+class MailError(Exception):
+    """A mailbox error; its text is what upas/fs would say."""
+
+
+class Message:
+    """A top-level message: where it is, what it digests to, its fs name."""
+
+    __slots__ = ("name", "id", "start", "end", "digest", "deleted", "inmbox",
+                 "refs", "file", "flags")
+
+    def __init__(self, name: str, mid: int, start: int, end: int, digest: bytes,
+                 file: str | None = None):
+        self.name, self.id = name, mid
+        self.start, self.end, self.digest = start, end, digest
+        self.deleted, self.inmbox, self.refs = False, True, 0
+        self.file = file            # mdir: the message's own file
+        self.flags = RECENT
+
+    @property
+    def size(self) -> int:
+        return self.end - self.start
+
+
+def scan(buf, start: int, end: int) -> Iterator[tuple[int, int]]:
+    """Stored-message ranges in buf[start:end] (Bell/p9p rule).
+
+    Every `\\nFrom ` starts a message; a message ends before the last `\\n`
+    preceding the next one (or EOF).  If the region does not begin with
+    `From ` it holds no messages.
+    """
+    if end - start < 5 or buf[start:start + 5] != b"From ":
+        return
+    s = start
+    while s < end:
+        nxt = buf.find(b"\nFrom ", s, end)
+        e = end if nxt < 0 else nxt + 1
+        stored_end = e - 1 if buf[e - 1] == 0x0A and e - 1 >= s else e
+        yield s, stored_end
+        s = e
+
+
+def digest_of(buf, start: int, end: int) -> bytes:
+    with memoryview(buf) as mv:
+        return hashlib.sha1(mv[start:end]).hexdigest().encode()
+
+
+def fsync_dir(path: str) -> None:
+    fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class Mailbox:
+    """One open mailbox of the fs (the plan9 mbox form)."""
+
+    def __init__(self, path: str, name: str, ids: mime.Ids,
+                 ignore: Ignore | None = None, dolock: bool = True):
+        self.path, self.name, self.ids = path, name, ids
+        self.ignore = ignore or Ignore([])
+        self.dolock = dolock
+        self.id = ids()
+        self.root_id = ids()
+        self.messages: list[Message] = []
+        self.subname = 0
+        self.vers = 0
+        self.key: tuple | None = None
+        self.size = 0
+        self.mtime = 0
+        self.atime = 0
+        self.lock = threading.RLock()
+        self.on_new: Callable[[Mailbox, Message], None] | None = None
+        self._cache: collections.OrderedDict[str, tuple[Message, mime.Part]] = \
+            collections.OrderedDict()
+        self._cache_bytes = 0
+
+    # -- public ----------------------------------------------------------
+    def sync(self) -> None:
+        """Read what changed, purge deleted messages, rewrite if needed."""
+        with self.lock:
+            if self.dolock:
+                with MailLock(os.path.dirname(self.path) or "."):
+                    self._sync()
+            else:
+                self._sync()
+
+    def live(self) -> list[Message]:
+        with self.lock:
+            return [m for m in self.messages if not m.deleted]
+
+    def lookup(self, name: str) -> Message | None:
+        with self.lock:
+            for m in self.messages:
+                if m.name == name and not m.deleted:
+                    return m
+        return None
+
+    def delete(self, names: list[str]) -> None:
+        """Mark messages deleted (unknown names ignored) and sync."""
+        with self.lock:
+            needwrite = False
+            for n in names:
+                for m in self.messages:
+                    if m.name == n:
+                        if not m.deleted:
+                            m.deleted = needwrite = True
+                        break
+            if needwrite:
+                self.sync()
+
+    def set_flags(self, m: Message, on: int, off: int) -> None:
+        with self.lock:
+            m.flags = (m.flags | on) & ~off
+
+    def incref(self, m: Message) -> None:
+        with self.lock:
+            m.refs += 1
+
+    def decref(self, m: Message) -> None:
+        with self.lock:
+            m.refs -= 1
+            if m.refs == 0 and m.deleted:
+                try:
+                    self.sync()
+                except Exception:
+                    pass            # the message stays marked; next sync retries
+
+    def parsed(self, m: Message) -> mime.Part:
+        """The MIME tree of m, parsed on first use and cached."""
+        with self.lock:
+            hit = self._cache.get(m.name)
+            if hit is not None and hit[0] is m:
+                self._cache.move_to_end(m.name)
+                return hit[1]
+            data = self.read_message(m)
+            part = mime.parse_message(data, 0, len(data), mime.Ids(m.id - 1),
+                                      m.name, m.digest)
+            self._cache[m.name] = (m, part)
+            self._cache_bytes += len(data)
+            while len(self._cache) > 1 and (len(self._cache) > CACHE_COUNT
+                                            or self._cache_bytes > CACHE_BYTES):
+                _, (old, p) = self._cache.popitem(last=False)
+                self._cache_bytes -= len(p.buf)
+            return part
+
+    def read_message(self, m: Message) -> bytes:
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            return _pread_all(fd, m.end - m.start, m.start)
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        with self.lock:
+            self._cache.clear()
+
+    # -- syncing ---------------------------------------------------------
+    def _open(self) -> int:
+        try:
+            return os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            try:
+                os.rename(self.path + ".tmp", self.path)   # crash recovery
+            except OSError:
+                pass
+            try:
+                return os.open(self.path, os.O_RDONLY)
+            except OSError as e:
+                raise MailError(e.strerror) from None
+        except OSError as e:
+            raise MailError(e.strerror) from None
+
+    def _sync(self) -> None:
+        fd = self._open()
+        try:
+            self._read(fd)
+        finally:
+            os.close(fd)
+        if self._purge():
+            self._rewrite()
+
+    def _filekey(self, fd: int, st: os.stat_result) -> tuple:
+        n = min(TAIL, st.st_size)
+        tail = hashlib.sha1(os.pread(fd, n, st.st_size - n)).digest() if n else b""
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, tail)
+
+    def _read(self, fd: int) -> None:
+        st = os.fstat(fd)
+        key = self._filekey(fd, st)
+        self.mtime, self.atime = int(st.st_mtime), int(st.st_atime)
+        if key == self.key:
+            return
+        old, self.key = self.key, key
+        self.vers += 1
+        known = [m for m in self.messages if m.inmbox]
+        size = st.st_size
+        with _mapped(fd, size) as buf:
+            start, merge_from = self._resume_point(buf, old, known, size)
+            scanned = scan(buf, start, size)
+            self._merge(buf, scanned, known[merge_from:])
+        self.size = size
+
+    def _resume_point(self, buf, old, known: list[Message], size: int) -> tuple[int, int]:
+        """Where to rescan from, and the index of the first known message to
+        match against: appends are read from the old end, anything else from 0."""
+        if old is None or not known or old[:2] != self.key[:2] or size < self.size:
+            return 0, 0
+        last = known[-1]
+        if last.end > size or digest_of(buf, last.start, last.end) != last.digest:
+            return 0, 0
+        if self.size >= 1 and buf[self.size - 1:self.size] == b"\n" \
+                and buf[self.size:self.size + 5] == b"From " and last.end < self.size:
+            return self.size, len(known)
+        return last.start, len(known) - 1
+
+    def _merge(self, buf, scanned, known: list[Message]) -> None:
+        """upas/fs's merge: known messages are matched by digest in order;
+        a known message skipped over has disappeared from the file."""
+        k = 0
+        new: list[Message] = []
+        for s, e in scanned:
+            mid = self.ids()                 # every message read takes an id
+            dig = digest_of(buf, s, e)
+            matched = None
+            while k < len(known):
+                km = known[k]
+                k += 1
+                if km.digest == dig:
+                    matched = km
+                    break
+                km.inmbox, km.deleted = False, True
+            if matched is not None:
+                matched.start, matched.end = s, e
+                continue
+            self.ids.last += mime.count_ids(buf, s, e) - 1
+            self.subname += 1
+            new.append(Message(str(self.subname), mid, s, e, dig))
+            self.messages.append(new[-1])
+        for km in known[k:]:
+            km.inmbox, km.deleted = False, True
+        self.ids()                           # the read that finds EOF
+        self._announce(new)
+
+    def _announce(self, new: list[Message]) -> None:
+        if self.on_new is not None and self.key is not None:
+            for m in new:
+                self.on_new(self, m)
+
+    def _purge(self) -> int:
+        newdels = 0
+        keep = []
+        for m in self.messages:
+            if m.deleted and m.refs == 0:
+                newdels += m.inmbox
+                self._cache.pop(m.name, None)
+            else:
+                keep.append(m)
+        self.messages = keep
+        return newdels
+
+    def _rewrite(self) -> None:
+        """Write the surviving messages to <path>.tmp, fsync, rename over
+        <path>; mail appended meanwhile by writers that skip the lock is
+        carried over."""
+        tmp = self.path + ".tmp"
+        try:
+            mode = os.stat(self.path).st_mode & 0o777
+        except OSError:
+            mode = MBOXMODE
+        try:
+            os.remove(tmp)
+        except FileNotFoundError:
+            pass
+        src = os.open(self.path, os.O_RDONLY)
+        try:
+            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+            try:
+                os.fchmod(out, mode)
+                placed = self._copy_messages(src, out)
+                copied = self._copy_tail(src, out, self.size)
+                os.fsync(out)
+            except BaseException:
+                os.close(out)
+                os.remove(tmp)
+                raise
+            os.close(out)
+            os.rename(tmp, self.path)
+            fsync_dir(self.path)
+            late = self._copy_tail_after_rename(src, copied)
+        finally:
+            os.close(src)
+        for m, (s, e) in placed:
+            m.start, m.end = s, e
+        for m in self.messages:
+            if m.deleted:
+                m.inmbox = False
+        self._after_rewrite(placed, appended=(copied > self.size or late))
+
+    def _copy_messages(self, src: int, out: int) -> list:
+        placed = []
+        pos = 0
+        for m in self.messages:
+            if m.deleted or not m.inmbox:
+                continue
+            _copy_range(src, out, m.start, m.end)
+            os.write(out, b"\n")
+            placed.append((m, (pos, pos + m.end - m.start)))
+            pos += m.end - m.start + 1
+        return placed
+
+    @staticmethod
+    def _copy_tail(src: int, out: int, seen: int) -> int:
+        size = os.fstat(src).st_size
+        if size > seen:
+            _copy_range(src, out, seen, size)
+        return max(size, seen)
+
+    def _copy_tail_after_rename(self, src: int, copied: int) -> bool:
+        size = os.fstat(src).st_size
+        if size <= copied:
+            return False
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND)
+        try:
+            _copy_range(src, fd, copied, size)
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return True
+
+    def _after_rewrite(self, placed: list, appended: bool) -> None:
+        """Record the new file so our own rewrite is not seen as new mail;
+        mail carried over from the old file is scanned at the next sync."""
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            st = os.fstat(fd)
+            end = placed[-1][1][1] + 1 if placed else 0
+            self.size = end
+            if appended:
+                self.key = (st.st_dev, st.st_ino, end, 0, 0, b"")
+            else:
+                self.key = self._filekey(fd, st)
+        finally:
+            os.close(fd)
+        self.vers += 1
+
+
+class _mapped:
+    """mmap of a file (an empty file maps to b'')."""
+
+    def __init__(self, fd: int, size: int):
+        self.fd, self.size, self.mm = fd, size, None
+
+    def __enter__(self):
+        if self.size == 0:
+            return b""
+        self.mm = mmap.mmap(self.fd, self.size, prot=mmap.PROT_READ)
+        return self.mm
+
+    def __exit__(self, *exc) -> None:
+        if self.mm is not None:
+            self.mm.close()
+
+
+def _pread_all(fd: int, n: int, off: int) -> bytes:
+    parts = []
+    while n > 0:
+        b = os.pread(fd, min(n, 1 << 24), off)
+        if not b:
+            break
+        parts.append(b)
+        n -= len(b)
+        off += len(b)
+    return b"".join(parts)
+
+
+def _copy_range(src: int, out: int, start: int, end: int) -> None:
+    while start < end:
+        b = os.pread(src, min(COPY_CHUNK, end - start), start)
+        if not b:
+            raise MailError("mailbox shrank while being rewritten")
+        mv = memoryview(b)
+        while mv:
+            mv = mv[os.write(out, mv):]
+        start += len(b)
+
+
+class MdirBox(Mailbox):
+    """A directory with one message per file, named `<secs>.<NN>` (9front mdir)."""
+
+    def _sync(self) -> None:
+        try:
+            st = os.stat(self.path)
+        except OSError as e:
+            raise MailError(e.strerror) from None
+        self.mtime, self.atime = int(st.st_mtime), int(st.st_atime)
+        entries = _mdir_entries(self.path)
+        key = tuple(entries)
+        if key != self.key:
+            self.key = key
+            self.vers += 1
+            self._read_entries(entries)
+        if self._purge_files():
+            self.vers += 1
+            self.key = tuple(_mdir_entries(self.path))
+
+    def _read_entries(self, entries: list[tuple]) -> None:
+        byfile = {m.file: m for m in self.messages if m.inmbox}
+        seen = set()
+        for (_secs, _seq, fname, _size, _mt) in entries:
+            data = self._read_file(fname)
+            if data is None:
+                continue
+            seen.add(fname)
+            end = len(data) - 1 if data.endswith(b"\n") else len(data)
+            dig = digest_of(data, 0, end)
+            mid = self.ids()
+            km = byfile.get(fname)
+            if km is not None and km.digest == dig:
+                km.end = end
+                continue
+            if km is not None:
+                km.inmbox, km.deleted = False, True
+            self.ids.last += mime.count_ids(data, 0, end) - 1
+            self.subname += 1
+            self.messages.append(Message(str(self.subname), mid, 0, end, dig, fname))
+        for fname, km in byfile.items():
+            if fname not in seen:
+                km.inmbox, km.deleted = False, True
+        self.ids()
+
+    def _read_file(self, fname: str) -> bytes | None:
+        try:
+            with open(os.path.join(self.path, fname), "rb") as f:
+                return f.read()
+        except OSError:
+            return None
+
+    def _purge_files(self) -> int:
+        n = 0
+        for m in self.messages:
+            if m.deleted and m.refs == 0 and m.inmbox:
+                try:
+                    os.remove(os.path.join(self.path, m.file))
+                except FileNotFoundError:
+                    pass
+                n += 1
+        self._purge()
+        if n:
+            fsync_dir(os.path.join(self.path, "x"))
+        return n
+
+    def read_message(self, m: Message) -> bytes:
+        data = self._read_file(m.file) or b""
+        return data[:m.end]
+
+    def sync(self) -> None:
+        with self.lock:
+            if self.dolock:
+                with MailLock(self.path):
+                    self._sync()
+            else:
+                self._sync()
+
+
+def _mdir_entries(path: str) -> list[tuple]:
+    """(secs, seq, name, size, mtime_ns) of the message files, in mdir order."""
+    out = []
+    with os.scandir(path) as it:
+        for e in it:
+            secs, dot, seq = e.name.partition(".")
+            if not (dot and secs.isdigit() and seq.isdigit() and len(seq) == 2):
+                continue
+            if int(secs) < 1000000:
+                continue
+            try:
+                st = e.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            if not statmod.S_ISREG(st.st_mode) or st.st_size == 0:
+                continue
+            out.append((int(secs), int(seq), e.name, st.st_size, st.st_mtime_ns))
+    out.sort()
+    return out
+
+
+def open_mailbox(path: str, name: str, ids: mime.Ids,
+                 ignore: Ignore | None = None) -> Mailbox:
+    """Open and read a mailbox: a directory is mdir, anything else mbox."""
+    if not os.path.exists(path) and not os.path.exists(path + ".tmp"):
+        raise MailError(os.strerror(2))
+    cls = MdirBox if os.path.isdir(path) else Mailbox
+    mb = cls(path, name, ids, ignore)
+    mb.sync()
+    return mb

@@ -1,0 +1,395 @@
+"""MIME structure of one stored message and the 25 files upas/fs serves
+for it and for each of its parts (Bell/plan9port order).
+
+A Part keeps byte offsets into a buffer (the message's bytes, or the
+decoded body of a message/rfc822 container); file contents are cut from it
+on demand.  Object ids follow upas/fs: a message takes one id, then each
+multipart level allocates ids to all its children before descending.
+"""
+from __future__ import annotations
+
+import re
+from typing import Callable, Iterator
+
+from upas.mail import header as H
+
+# the 25 per-message files, in upas/fs's internal order (= qid file index)
+FILES = ("body bcc cc date digest disposition filename from header inreplyto "
+         "lines mimeheader messageid raw rawbody rawheader rawunix replyto "
+         "sender subject to type unixheader info unixdate").split()
+FILEINDEX = {name: i for i, name in enumerate(FILES)}
+INFO_FIELDS = ("from to cc replyto unixdate subject type disposition filename "
+               "digest bcc inreplyto date sender messageid lines").split()
+
+EPOCH_DATE = b"Thu Jan  1 00:00:00 GMT 1970"
+
+# header prefix -> attribute; the last three are the MIME headers
+_HEADS = [(b"date:", "date"), (b"from:", "from_"), (b"to:", "to"),
+          (b"sender:", "sender"), (b"reply-to:", "replyto"),
+          (b"subject:", "subject"), (b"cc:", "cc"), (b"bcc:", "bcc"),
+          (b"in-reply-to:", "inreplyto"), (b"mime-version:", "mimeversion"),
+          (b"message-id:", "messageid"),
+          (b"content-type:", "ctype"), (b"content-transfer-encoding:", "cenc"),
+          (b"content-disposition:", "cdisp")]
+_MIME_HEADS = _HEADS[-3:]
+_ADDR = {"from_", "to", "sender", "replyto", "cc", "bcc", "mimeversion"}
+
+NONE, INLINE, FILE = 0, 1, 2
+ENONE, EBASE64, EQUOTED = 0, 1, 2
+
+
+class Part:
+    """A message (top level) or a MIME part, as offsets into `buf`."""
+
+    __slots__ = ("buf", "id", "name", "parent", "parts", "start", "end",
+                 "header", "hend", "mheader", "mhend", "body", "bend",
+                 "from_", "to", "cc", "bcc", "sender", "replyto", "subject",
+                 "date", "inreplyto", "messageid", "mimeversion",
+                 "type", "charset", "encoding", "disposition", "filename",
+                 "boundary", "unixfrom", "unixdate", "unixheader", "digest",
+                 "dbody", "opened", "_hlen")
+
+    def __init__(self, buf, pid: int, name: str, parent: "Part | None"):
+        self.buf = buf
+        self.id = pid
+        self.name = name
+        self.parent = parent
+        self.parts: list[Part] = []
+        for a in ("from_", "to", "cc", "bcc", "sender", "replyto", "subject",
+                  "date", "inreplyto", "messageid", "mimeversion", "filename",
+                  "boundary", "unixfrom", "unixdate", "unixheader", "digest",
+                  "dbody", "_hlen"):
+            setattr(self, a, None)
+        self.type = b"text/plain"
+        self.charset = b"iso-8859-1"
+        self.encoding = ENONE
+        self.disposition = NONE
+        self.opened = False
+
+    # -- header handlers -------------------------------------------------
+    def _set(self, attr: str, value: bytes) -> None:
+        if attr in _ADDR:
+            setattr(self, attr, H.addr822(value))
+        elif attr == "ctype":
+            self._ctype(value)
+        elif attr == "cenc":
+            v = value[H.skipwhite(value):].lower()
+            if v.startswith(b"base64"):
+                self.encoding = EBASE64
+            elif v.startswith(b"quoted-printable"):
+                self.encoding = EQUOTED
+        elif attr == "cdisp":
+            self._cdisp(value)
+        else:
+            setattr(self, attr, H.killtrailingwhite(value[H.skipwhite(value):]))
+
+    def _ctype(self, v: bytes) -> None:
+        self.type, i = _getstring(v, H.skipwhite(v), lower=True)
+        while i < len(v):
+            if (j := _isattribute(v, i, b"boundary")) >= 0:
+                b, i = _getstring(v, j)
+                self.boundary = b"--" + b
+            elif v[i:i + 9].lower() == b"multipart":
+                pass
+            elif (j := _isattribute(v, i, b"name")) >= 0:
+                i = j
+                if self.filename is None:
+                    self.filename = _filename(v, i)
+            elif (j := _isattribute(v, i, b"charset")) >= 0:
+                self.charset, i = _getstring(v, j)
+            i = _skiptosemi(v, i)
+
+    def _cdisp(self, v: bytes) -> None:
+        i = H.skipwhite(v)
+        while i < len(v):
+            low = v[i:i + 10].lower()
+            if low.startswith(b"inline"):
+                self.disposition = INLINE
+            elif low.startswith(b"attachment"):
+                self.disposition = FILE
+            elif low.startswith(b"filename="):
+                i += 9
+                self.filename = _filename(v, i)
+            i = _skiptosemi(v, i)
+
+    # -- files -----------------------------------------------------------
+    def raw_body(self) -> bytes:
+        return bytes(self.buf[self.body:self.bend])
+
+    def decoded_body(self) -> bytes:
+        """`body` after open-time decoding and charset conversion."""
+        if self.dbody is None:
+            self.dbody = _decode(self.encoding, self.raw_body())
+        body = self.dbody
+        if not self.parts and self.type[:4].lower() == b"text":
+            body = H.convert_text(self.charset, body)
+            if self.type.startswith(b"text/"):
+                body = body.replace(b"\0", b"")    # Bell strips NULs from text
+        return body
+
+    def open_body(self) -> None:
+        self.opened = True
+
+    def file(self, name: str, ignore: H.Ignore | None = None) -> bytes:
+        """The content of one of the 25 files."""
+        if name == "info":
+            return b"".join(H.rfc2047(self.file(f)) + b"\n" for f in INFO_FIELDS)
+        if name == "header":
+            return H.filtered_header(self.buf, self.header, self.hend,
+                                     ignore or H.Ignore([]))
+        return _FILE_FNS[name](self)
+
+    def length(self, name: str, ignore: H.Ignore | None = None) -> int:
+        if name == "body" and not self.opened:
+            return len(self.dbody) if self.dbody is not None else self.bend - self.body
+        if name == "header":
+            if self._hlen is None:
+                self._hlen = len(self.file("header", ignore))
+            return self._hlen
+        return len(self.file(name, ignore))
+
+    def qidpath(self, fileindex: int) -> int:
+        return ((self.id & 0xFFFFF) << 10) | fileindex
+
+    def walk(self) -> Iterator["Part"]:
+        yield self
+        for p in self.parts:
+            yield from p.walk()
+
+
+def _raw(m: Part) -> bytes:
+    p = m.start
+    if m.buf[p:p + 5] == b"From ":
+        nl = m.buf.find(b"\n", p, m.end)
+        p = p if nl < 0 else nl + 1
+    return bytes(m.buf[p:m.end])
+
+
+def _body(m: Part) -> bytes:
+    return m.decoded_body() if m.opened else (m.dbody if m.dbody is not None
+                                              else m.raw_body())
+
+
+def _disposition(m: Part) -> bytes:
+    return {INLINE: b"inline", FILE: b"file"}.get(m.disposition, b"")
+
+
+_FILE_FNS: dict[str, Callable[[Part], bytes]] = {
+    "body": _body,
+    "bcc": lambda m: m.bcc or b"",
+    "cc": lambda m: m.cc or b"",
+    "date": lambda m: m.date or m.unixdate or b"",
+    "digest": lambda m: m.digest or b"",
+    "disposition": _disposition,
+    "filename": lambda m: m.filename or b"",
+    "from": lambda m: m.from_ or m.unixfrom or b"",
+    "inreplyto": lambda m: m.inreplyto or b"",
+    "lines": lambda m: b"%d" % m.buf.count(b"\n", m.body, m.bend),
+    "mimeheader": lambda m: bytes(m.buf[m.mheader:m.mhend]),
+    "messageid": lambda m: m.messageid or b"",
+    "raw": _raw,
+    "rawbody": Part.raw_body,
+    "rawheader": lambda m: bytes(m.buf[m.header:m.hend]),
+    "rawunix": lambda m: bytes(m.buf[m.start:m.end]),
+    "replyto": lambda m: m.replyto or m.from_ or m.sender or m.unixfrom or b"",
+    "sender": lambda m: m.sender or b"",
+    "subject": lambda m: m.subject or b"",
+    "to": lambda m: m.to or b"",
+    "type": lambda m: m.type or b"",
+    "unixheader": lambda m: m.unixheader or b"",
+    "unixdate": lambda m: m.unixdate or b"",
+}
+
+
+# -- small scanners of header values -----------------------------------
+
+def _getstring(v: bytes, i: int, lower: bool = False) -> tuple[bytes, int]:
+    i = H.skipwhite(v, i)
+    if i < len(v) and v[i] == 0x22:
+        e = v.find(b'"', i + 1)
+        s = v[i + 1:] if e < 0 else v[i + 1:e]
+        i = len(v) if e < 0 else e + 1
+    else:
+        e = i
+        while e < len(v) and v[e] not in H.WHITE and v[e] != 0x3B:
+            e += 1
+        s, i = v[i:e], e
+    return (s.lower() if lower else s), i
+
+
+def _isattribute(v: bytes, i: int, attr: bytes) -> int:
+    n = len(attr)
+    if v[i:i + n].lower() != attr:
+        return -1
+    i += n
+    while i < len(v) and v[i] == 0x20:
+        i += 1
+    if i >= len(v) or v[i] != 0x3D:
+        return -1
+    i += 1
+    while i < len(v) and v[i] == 0x20:
+        i += 1
+    return i
+
+
+def _skiptosemi(v: bytes, i: int) -> int:
+    while i < len(v) and v[i] != 0x3B:
+        i += 1
+    while i < len(v) and (v[i] == 0x3B or v[i] in H.WHITE):
+        i += 1
+    return i
+
+
+def _filename(v: bytes, i: int) -> bytes:
+    s, _ = _getstring(v, i)
+    return s.translate(bytes.maketrans(b" \t;", b"___"))
+
+
+def _decode(encoding: int, data: bytes) -> bytes:
+    if encoding == EBASE64:
+        return H.dec64(data)
+    if encoding == EQUOTED:
+        return H.decquoted(data)
+    return data
+
+
+# -- parsing ---------------------------------------------------------------
+
+class Ids:
+    """The upas/fs object-id counter (ids are never reused)."""
+
+    def __init__(self, last: int = 0):
+        self.last = last
+
+    def __call__(self) -> int:
+        self.last += 1
+        return self.last
+
+
+def _parse_headers(m: Part, justmime: bool, addfrom: bool, structure: bool) -> None:
+    heads = _MIME_HEADS if (justmime or structure) else _HEADS
+    p = m.header
+    for line, p in H.header_lines(m.buf, m.header, m.end):
+        low = line[:26].lower()
+        for prefix, attr in heads:
+            if low.startswith(prefix):
+                m._set(attr, line[len(prefix):])
+                break
+    if justmime:
+        m.mhend, m.hend = p, m.header
+    else:
+        m.hend = p
+    if p < m.end and m.buf[p] == 0x0A:
+        p += 1
+    m.body = p
+    if structure:
+        return
+    _fix_unixdate(m)
+    if not addfrom and m.unixfrom is None:
+        return
+    sender = (m.unixfrom if m.unixfrom is not None and m.unixfrom != b"???"
+              else m.from_ or b"???")
+    m.unixheader = b"From " + sender + b" " + (m.unixdate or EPOCH_DATE) + b"\n"
+
+
+def _fix_unixdate(m: Part) -> None:
+    """A missing envelope date comes from the first Received: line or Date:."""
+    if m.unixdate not in (None, b"???", b"Thu Jan 1 00:00:00 GMT 1970"):
+        return
+    m.unixdate = None
+    buf = m.buf
+    if bytes(buf[m.header:m.header + 9]).lower() == b"received:":
+        q = buf.find(b";", m.header, m.end)
+        if q >= 0:
+            p = q
+            while True:
+                p = buf.find(b"\n", p, m.end)
+                if p < 0 or p + 1 >= m.end or buf[p + 1] not in b" \t\n":
+                    break
+                p += 1
+            if p >= 0:
+                m.unixdate = H.date822tounix(bytes(buf[q + 1:p]))
+    if m.unixdate is None and m.date is not None:
+        m.unixdate = H.date822tounix(m.date)
+
+
+def _parse(m: Part, justmime: bool, ids: Ids, structure: bool, addfrom: bool = False) -> None:
+    _parse_headers(m, justmime, addfrom, structure)
+    if m.type.startswith(b"multipart/"):
+        _attachments(m, ids, structure)
+    elif m.type == b"message/rfc822":
+        if m.encoding != ENONE:
+            m.dbody = _decode(m.encoding, m.raw_body())
+        _attachments(m, ids, structure)
+        if not structure and m.parts:
+            _promote(m, m.parts[0])
+
+
+def _promote(m: Part, nm: Part) -> None:
+    if m.replyto is None and m.from_ is None and m.sender is None:
+        for a in ("from_", "to", "date", "sender", "replyto", "subject", "unixdate"):
+            setattr(m, a, getattr(nm, a))
+
+
+def _boundary_re(boundary: bytes) -> re.Pattern:
+    return re.compile(rb"^" + re.escape(boundary) + rb"(--)?[ \t\r]*$", re.M)
+
+
+def _attachments(m: Part, ids: Ids, structure: bool) -> None:
+    if m.boundary is not None:
+        pat = _boundary_re(m.boundary)
+        nm = None
+        pos = m.body
+        while True:
+            mo = pat.search(m.buf, pos, m.bend)
+            if mo is None:
+                if nm is not None:
+                    nm.end = nm.bend = m.bend
+                break
+            if nm is not None:
+                nm.end = nm.bend = mo.start()
+            if mo.group(1):
+                break
+            nl = m.buf.find(b"\n", mo.end(), m.bend)
+            if nl < 0:
+                break
+            nm = Part(m.buf, ids(), str(len(m.parts) + 1), m)
+            nm.start = nm.header = nm.mheader = nm.body = nl + 1
+            m.parts.append(nm)
+            pos = nl + 1
+        for nm in m.parts:
+            _parse(nm, True, ids, structure)
+    elif m.type == b"message/rfc822":
+        buf, s, e = ((m.dbody, 0, len(m.dbody)) if m.dbody is not None
+                     else (m.buf, m.body, m.bend))
+        nm = Part(buf, ids(), "1", m)
+        nm.start = nm.header = nm.body = s
+        nm.mheader = nm.mhend = s
+        nm.end = nm.bend = e
+        m.parts.append(nm)
+        _parse(nm, False, ids, structure)
+
+
+def parse_message(buf, start: int, end: int, ids: Ids, name: str = "",
+                  digest: bytes | None = None, structure: bool = False) -> Part:
+    """Parse the stored message buf[start:end] (it begins with its `From ` line)."""
+    m = Part(buf, ids(), name, None)
+    m.start, m.end, m.bend = start, end, end
+    nl = buf.find(b"\n", start, end)
+    m.header = end if nl < 0 else nl + 1
+    m.mheader = m.mhend = m.header
+    m.digest = digest
+    if not structure and bytes(buf[start:start + 5]) == b"From ":
+        e = start + 5
+        while e < end and buf[e] not in b"\r\n\0":
+            e += 1
+        m.unixfrom, m.unixdate = H.parse_unix_line(bytes(buf[start + 5:e]))
+    _parse(m, False, ids, structure)
+    return m
+
+
+def count_ids(buf, start: int, end: int) -> int:
+    """How many object ids the message buf[start:end] takes (itself + parts)."""
+    ids = Ids()
+    parse_message(buf, start, end, ids, structure=True)
+    return ids.last
