@@ -80,6 +80,16 @@ def add_imp_entries(ns: nsmod.Namespace, path: str, digests: list[str],
     return f.uidvalidity, uids
 
 
+def cover(s, path: str) -> None:
+    """Make the target's .imp hold a uid for every message it has, so that
+    the copies' uids come after them in mailbox order (as UIDs must).
+    Opened as STATUS does: its recent messages stay recent."""
+    if s.box is not None and s.box.path == path:
+        s.box.check()
+        return
+    Mailbox(s.ns, path, keep_recent=True).open()
+
+
 @command("COPY", states=SELECTED, parse=parse_copy, updates=EXPUNGES, uid=True)
 def copy(s, req: Request) -> None:
     ranges, target = req.args
@@ -111,6 +121,7 @@ def copy(s, req: Request) -> None:
         return
     digests = [hashlib.sha1(e).hexdigest() for e in entries]
     try:
+        cover(s, path)
         with s.ns.lock(os.path.dirname(path)):
             append_entries(s.ns, path, entries)
             validity, uids = add_imp_entries(s.ns, path, digests, [set(m.flags) for m in msgs],

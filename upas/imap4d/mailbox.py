@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from dataclasses import dataclass, field
 
 from upas import ns as nsmod
@@ -45,9 +46,10 @@ class Message:
 
 def fs_name(path: str) -> str:
     """The upasfs name this mailbox is opened under: `mbox` for the inbox
-    (shared with pop3 and other sessions, as one upasfs view), else a name
-    derived from the path (upasfs names may not contain `/`)."""
-    if os.path.basename(path) == "mbox":
+    /mail/box/USER/mbox (shared with pop3 and other sessions, as one upasfs
+    view), else a name derived from the path (upasfs names may not contain
+    `/`)."""
+    if re.fullmatch(r"/mail/box/[^/]+/mbox", path):
         return "mbox"
     return "imap-" + hashlib.sha1(path.encode()).hexdigest()[:10]
 
