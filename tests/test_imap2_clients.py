@@ -1,0 +1,61 @@
+"""Real client libraries against imap4d part 2 (logins through the real
+auth stack): imaplib APPEND, imapclient folders, STATUS, ID and IDLE with
+mail delivered meanwhile.
+
+imaplib (and so imapclient) accepts only upper-case untagged responses, so
+Plan 9's kept lower-case `* bye`, `* N expunge` and NAMESPACE `nil`
+(decisions.md) make it fail on LOGOUT, on expunges and on NAMESPACE: these
+tests end with shutdown() and check MOVE and NAMESPACE on raw lines
+(test_imap2_ext.py, test_imap2_folders.py) instead."""
+from __future__ import annotations
+
+import pytest
+from imapclient import IMAPClient
+
+MSG = b"Subject: hello\r\nFrom: a@b\r\n\r\nFrom the start\r\nline two\r\n"
+
+
+@pytest.fixture
+def srv(imap_factory):
+    return imap_factory(flags=("-p",))
+
+
+@pytest.fixture
+def ic(srv):
+    c = IMAPClient(srv.addr[0], port=srv.addr[1], ssl=False, timeout=20)
+    c.login("glenda", "glenda-apop")
+    yield c
+    c.shutdown()
+
+
+def test_imaplib_append(srv):
+    m = srv.imaplib()
+    m.login("glenda", "glenda-apop")
+    typ, data = m.append("INBOX", r"(\Answered)", '"02-Jan-2006 15:04:05 +0000"', MSG)
+    assert typ == "OK" and data[0].startswith(b"[APPENDUID ")
+    m.select("INBOX")
+    typ, data = m.fetch("9", "(FLAGS BODY.PEEK[])")
+    # stored as Plan 9 stores it: a body line `From ` is escaped with a space
+    assert data[0][1] == MSG.replace(b"\r\nFrom the", b"\r\n From the")
+    assert b"\\Answered" in data[0][0]
+    m.shutdown()
+
+
+def test_imapclient_folders(ic):
+    ic.create_folder("Archive/2026")
+    ic.create_folder("Grüße")
+    names = [n for _, _, n in ic.list_folders()]
+    assert names == ["INBOX", "Archive", "Archive/2026", "Grüße", "lists", "lists/mbox"]
+    flags = {n: f for f, _, n in ic.list_folders()}
+    assert flags["Archive"] == (b"\\Noselect", b"\\HasChildren")
+    ic.subscribe_folder("Grüße")
+    assert [n for _, _, n in ic.list_sub_folders()] == ["INBOX", "Grüße"]
+    ic.rename_folder("Grüße", "Archive/Grüße")
+    assert ic.folder_exists("Archive/Grüße") and not ic.folder_exists("Grüße")
+    st = ic.folder_status("Archive/Grüße", ["MESSAGES", "UIDNEXT"])
+    assert st == {b"MESSAGES": 0, b"UIDNEXT": 1}
+    ic.delete_folder("Archive/Grüße")
+    assert not ic.folder_exists("Archive/Grüße")
+    fields = ic.id_({"name": "pytest"})
+    fields = fields[0] if len(fields) == 1 else fields
+    assert dict(zip(fields[::2], fields[1::2]))[b"name"] == b"upas imap4d"
