@@ -1,0 +1,185 @@
+"""../shared/golden/upasfs/ctl-demo.txt reproduced against a real upasfs
+over its posted socket (fs-auth.md §1.1-1.3, 1.7-1.8; decisions.md:
+numbers never reused, Tremove deletes, change detection by size and content)."""
+from __future__ import annotations
+
+import os
+import shutil
+import stat
+
+import pytest
+
+from tests.fixtures.upasfs import GOLDEN
+from upas.ninep import DMDIR, Error, QTDIR
+
+APPENDED = (b"From glenda Thu Nov 26 12:00:00 EST 2026\n"
+            b"Subject: appended later\n\nnew mail\n\n")
+SAME_SECOND = (b"From glenda Thu Nov 26 13:00:00 EST 2026\n"
+               b"Subject: appended in the same second\n\nlost mail?\n\n")
+LATER = (b"From glenda Thu Nov 26 14:00:00 EST 2026\n"
+         b"Subject: appended a second later\n\nmore mail\n\n")
+INFO6 = (b"glenda\n\n\nglenda\nThu Nov 26 12:00:00 EST 2026\nappended later\n"
+         b"text/plain\n\n\n73c3b06b258841c37d6948e795184118776a3845\n\n\n"
+         b"Thu Nov 26 12:00:00 EST 2026\n\n\n1\n")
+
+
+def names(c, path=""):
+    return [s.name for s in c.readdir(path)]
+
+
+def from_lines(path):
+    data = open(path, "rb").read()
+    return len(data), sum(1 for ln in data.split(b"\n") if ln.startswith(b"From "))
+
+
+def ctl(c, line):
+    return c.write("ctl", line.encode() + b"\n")
+
+
+def test_ctl_demo_transcript(upasfs):
+    box = os.path.dirname(upasfs.mbox)
+    other = os.path.join(box, "other")
+    shutil.copy(GOLDEN / "input" / "mbox", other)
+    with upasfs.client() as c:
+        assert names(c) == ["ctl", "mbox"]
+        assert names(c, "mbox") == ["1", "2", "3", "4", "5"]
+        assert c.read("ctl") == b""
+        with pytest.raises(Error, match="^unknown control message$"):
+            ctl(c, "bogus command")
+        for line in ("delete", "delete nosuchbox 1", "delete mbox 99"):
+            assert ctl(c, line) == len(line) + 1
+        assert from_lines(upasfs.mbox) == (3397, 5)
+
+        ctl(c, "delete mbox 1")
+        assert names(c, "mbox") == ["2", "3", "4", "5"]
+        assert from_lines(upasfs.mbox) == (2840, 4)
+        assert open(upasfs.mbox, "rb").readline() == \
+            b"From ken@plan9.bell-labs.com Tue Nov 24 10:00:00 EST 2026\n"
+        assert stat.S_IMODE(os.stat(os.path.join(box, "L.mbox")).st_mode) == 0o666
+        assert not os.path.exists(upasfs.mbox + ".tmp")
+        with pytest.raises(Error):
+            c.read("mbox/1/subject")
+
+        c.remove("mbox/2")                              # Tremove deletes
+        assert names(c, "mbox") == ["3", "4", "5"]
+        assert from_lines(upasfs.mbox) == (1500, 3)
+        assert open(upasfs.mbox, "rb").readline() == \
+            b"From andre@example.fr Wed Nov 25 11:30:00 EST 2026\n"
+
+        with pytest.raises(Error, match="^permission denied$"):
+            c.write("mbox/3/subject", b"x\n")
+        assert c.read("mbox/3.anything/subject") == \
+            b"=?utf-8?B?Q2Fmw6kgw6AgUGFyaXMg4oKs?= and =?ISO-8859-1?Q?na=EFve_caf=E9?="
+        with pytest.raises(Error, match="^file does not exist$"):
+            c.read("mbox/3/nosuchfile")
+        with pytest.raises(Error, match="^permission denied$"):
+            c.create("mbox/newfile")
+        st = c.stat("mbox/3")
+        assert (st.qid.path, st.qid.vers, st.qid.type, st.mode, st.length) == \
+            (0x201C, 0, QTDIR, DMDIR | 0o555, 0)
+
+        ctl(c, f"open {other} work")
+        listing = {s.name: s.mode for s in c.readdir("")}
+        assert list(listing) == ["ctl", "mbox", "work"]
+        assert listing == {"ctl": 0o666, "mbox": DMDIR | 0o555, "work": DMDIR | 0o555}
+        assert names(c, "work") == ["1", "2", "3", "4", "5"]
+        assert c.read("work/3/subject").startswith(b"=?utf-8?B?Q2Fm")
+        ctl(c, f"open {other} work")                    # same path, same name
+        with pytest.raises(Error, match="^mbox name in use$"):
+            ctl(c, f"open {upasfs.mbox} work")
+        with pytest.raises(Error, match="^No such file or directory$"):
+            ctl(c, f"open {os.path.join(box, 'nonexistent')}")
+        with pytest.raises(Error, match="^/ not allowed in mailbox name$"):
+            ctl(c, f"open {other} a/b")
+        ctl(c, f"open {other}")
+        assert names(c) == ["ctl", "mbox", "work", "other"]
+        for line in ("close other", "close work", "close nosuchbox"):
+            ctl(c, line)
+        assert names(c) == ["ctl", "mbox"]
+
+        with open(upasfs.mbox, "ab") as f:             # new mail from outside
+            f.write(APPENDED)
+        assert names(c, "mbox") == ["3", "4", "5", "6"]
+        assert c.read("mbox/6/subject") == b"appended later"
+        assert c.read("mbox/6/info") == INFO6
+        ctl(c, "delete mbox 3 4 5")
+        assert names(c, "mbox") == ["6"]
+        assert open(upasfs.mbox, "rb").read() == APPENDED
+
+        # the race plan9port loses: an append in the same second as our rewrite
+        ctl(c, "delete mbox 6")
+        with open(upasfs.mbox, "ab") as f:
+            f.write(SAME_SECOND)
+        assert names(c, "mbox") == ["7"]                # noticed at once (decisions.md)
+        with open(upasfs.mbox, "ab") as f:
+            f.write(LATER)
+        assert names(c, "mbox") == ["7", "8"]
+        assert c.read("mbox/7/subject") == b"appended in the same second"
+        assert c.read("mbox/8/subject") == b"appended a second later"
+        assert open(upasfs.mbox, "rb").read() == SAME_SECOND + LATER
+
+
+def test_plan9_paths_in_open_are_found_under_mailroot(upasfs):
+    shutil.copy(GOLDEN / "input" / "mbox", os.path.join(upasfs.mailroot, "box", "glenda", "x"))
+    with upasfs.client() as c:
+        ctl(c, "open /mail/box/glenda/x")
+        ctl(c, "open x y")                              # relative: /mail/box/$user/x
+        assert names(c) == ["ctl", "mbox", "x", "y"]
+        assert names(c, "y") == ["1", "2", "3", "4", "5"]
+        with pytest.raises(Error, match="^unknown control message$"):
+            ctl(c, "open")
+        with pytest.raises(Error, match="^unknown control message$"):
+            c.write("ctl", b"")
+
+
+def test_auth_and_attach_rules(upasfs):
+    from upas.ninep import codec
+    with pytest.raises(Error, match="^permission denied$"):
+        upasfs.client(uname="bob")
+    with upasfs.client() as c:                          # Tauth -> Rerror
+        with pytest.raises(Error, match="^upas/fs: authentication not required$"):
+            c._rpc(codec.Tauth(0, 77, "glenda", ""))
+
+
+def test_numbers_never_reused_and_qid_vers_rises(upasfs):
+    with upasfs.client() as c:
+        v0 = c.stat("mbox").qid.vers
+        ctl(c, "delete mbox 4 5")
+        v1 = c.stat("mbox").qid.vers
+        assert v1 > v0
+        with open(upasfs.mbox, "ab") as f:
+            f.write(APPENDED)
+        st = c.stat("mbox")                              # a stat syncs
+        assert st.qid.vers > v1
+        assert names(c, "mbox") == ["1", "2", "3", "6"]
+
+
+def test_deletion_waits_for_the_last_clunk(upasfs):
+    with upasfs.client() as c:
+        f = c.open("mbox/2/raw")
+        c.remove("mbox/2")
+        assert names(c, "mbox") == ["1", "3", "4", "5"]
+        assert from_lines(upasfs.mbox)[1] == 5          # still in the file
+        assert f.read(5) == b"Date:"
+        f.close()
+        names(c, "mbox")
+        assert from_lines(upasfs.mbox)[1] == 4
+
+
+def test_9front_ctl_verbs(upasfs):
+    box = os.path.dirname(upasfs.mbox)
+    with upasfs.client() as c:
+        ctl(c, "create newbox")
+        assert os.path.isdir(os.path.join(box, "newbox"))
+        assert "newbox" in names(c)
+        shutil.copy(GOLDEN / "input" / "mbox", os.path.join(box, "old"))
+        ctl(c, "rename old new")
+        assert os.path.exists(os.path.join(box, "new"))
+        assert not os.path.exists(os.path.join(box, "old"))
+        ctl(c, "remove new")
+        assert not os.path.exists(os.path.join(box, "new"))
+        ctl(c, "flag mbox +s-r 1 2")
+        with pytest.raises(Error, match="^bad flag$"):
+            ctl(c, "flag mbox x 1")
+        with pytest.raises(Error, match="^move not supported$"):
+            ctl(c, "move mbox 1 other")
