@@ -1,16 +1,16 @@
 """APPEND (servers.md 3.10, RFC 3501 6.3.11) with APPENDUID (RFC 4315).
 
-The message is stored as Plan 9 stores mail: `From <user> <date>` + the
-message with CRLF turned into LF and body lines beginning `From ` escaped
-with a space (as Plan 9's delivery does), ending in LF, then the blank
-separator line.  The date line uses the client's date-time with its zone
-(9front's form, which INTERNALDATE gives back unchanged); a date in the
-future becomes now.
+The message is stored by the delivery code (upas/mbappend.py), as Plan 9
+stores mail: `From <user> <date>` + the message with CRLF turned into LF
+and lines beginning `From ` escaped with a space, ending in LF, then the
+blank separator line.  The date line uses the client's date-time with its
+zone (9front's form, which INTERNALDATE gives back unchanged); a date in
+the future becomes now.
 
 Nothing is written until the whole literal has arrived, so a client that
-disconnects mid-APPEND leaves the mailbox as it was; the append itself is
-done under the mailbox directory's lock and undone (truncated) if it fails
-(copy.append_entries, shared with COPY).
+disconnects mid-APPEND leaves the mailbox as it was; mbappend appends under
+the mailbox directory's lock with one write and an fsync, and cuts the
+file back to its old length if that fails.
 
 UIDs: before appending, the target is opened as Plan 9's `status` view
 (mailbox.Mailbox), which gives every message already in the file its uid;
@@ -26,18 +26,17 @@ import re
 import time
 from dataclasses import dataclass, field
 
+from upas import mbappend
 from upas import ns as nsmod
 from upas.mail.lock import LockError
 
 from . import names
 from . import parser as p
-from .copy import append_entries
 from .mailbox import Mailbox, MailboxError
 from .table import AUTH, EXPUNGES, SELECTED, command
 
 FIND_TRIES = int(os.environ.get("IMAP_APPEND_FIND_TRIES", "40"))
 FIND_WAIT = 0.025            # seconds between looks for the new message in upasfs
-_FROM = re.compile(rb"^From ", re.M)
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
 
@@ -64,12 +63,11 @@ def from_line(user: str, when: int, zone_secs: int) -> bytes:
 
 
 def mbox_entry(user: str, message: bytes, when: int, zone_secs: int) -> bytes:
-    """The stored form of a client's message (the digest covers exactly this)."""
-    body = message.replace(b"\r\n", b"\n")
-    body = _FROM.sub(b" From ", body)
-    if not body.endswith(b"\n"):
-        body += b"\n"
-    return from_line(user, when, zone_secs) + body
+    """The stored form of a client's message (the digest covers exactly
+    this): mbappend's, without its separator line."""
+    head = from_line(user, when, zone_secs)
+    stored = mbappend.format_message(head + message.replace(b"\r\n", b"\n"), user)
+    return stored[:-1]
 
 
 # ---------------------------------------------------------------- storing
@@ -90,8 +88,10 @@ def deliver(s, path: str, items: list[Item]) -> tuple[int, list[int | None]]:
     A uid is None only if upasfs has not shown the message in time."""
     box = _target(s, path)
     known = {id(m) for m in box.msgs}
-    with s.ns.lock(os.path.dirname(path)):
-        append_entries(s.ns, path, [it.entry for it in items])
+    real = s.ns.local_path(path)
+    if real is None:
+        raise nsmod.Error("mailbox is not local")
+    mbappend.append_mbox(real, b"".join(it.entry + b"\n" for it in items))
     found = _find(box, known, [it.digest for it in items])
     pairs = [(m, it) for m, it in zip(found, items) if m is not None]
 
