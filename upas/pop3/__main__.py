@@ -230,8 +230,8 @@ def serve(session: Session, conn: Conn, tls_ctx: ssl.SSLContext | None,
           debug: Callable[[bytes], None] | None) -> None:
     """The command loop: read, answer every complete line, flush, repeat."""
     splitter = LineSplitter()
-    pending: deque = deque(session.start())
-    if not _carry_out(pending, session, conn, splitter, tls_ctx, debug):
+    pending: deque = deque()     # lines read but not yet answered
+    if not _carry_out(session.start(), session, conn, splitter, tls_ctx, debug):
         return
     eof = False
     while True:

@@ -51,22 +51,30 @@ class FsMailbox:
         """One message as Plan 9 reads it, or None if any file fails."""
         d = f"{self.dir}/{n}"
         try:
-            digest = self.ns.read(f"{d}/digest")[:DIGEST_MAX]
-            header_lines = self.ns.read(f"{d}/rawheader").count(b"\n")
-            body_lines = atoi(self.ns.read(f"{d}/lines"))
+            digest = self._read(f"{d}/digest", DIGEST_MAX)
+            header_lines = sum(c.count(b"\n") for c in self._chunks(f"{d}/rawheader"))
+            body_lines = atoi(self._read(f"{d}/lines", 99))
             raw_len = self.ns.stat(f"{d}/raw").length
-        except nsmod.Error:
+        except (nsmod.Error, MailboxError):
             return None
         size = raw_len + header_lines + 1 + body_lines
         return MessageInfo(n, digest.decode("ascii", "replace"), size)
 
-    def open_raw(self, fsnum: int) -> Iterator[bytes]:
-        """Open `raw` now (errors surface before +OK); stream its chunks."""
+    def _read(self, path: str, limit: int) -> bytes:
+        """At most `limit` bytes in one read (no extra read to find EOF)."""
+        with self.ns.open(path, "r") as f:
+            return f.read(limit)
+
+    def _chunks(self, path: str) -> Iterator[bytes]:
         try:
-            f = self.ns.open(f"{self.dir}/{fsnum}/raw", "r")
+            f = self.ns.open(path, "r")
         except nsmod.Error as e:
             raise MailboxError(str(e)) from None
         return _chunks(f)
+
+    def open_raw(self, fsnum: int) -> Iterator[bytes]:
+        """Open `raw` now (errors surface before +OK); stream its chunks."""
+        return self._chunks(f"{self.dir}/{fsnum}/raw")
 
     def delete(self, fsnums: Sequence[int]) -> None:
         cmd = " ".join(["delete", self.name, *map(str, fsnums)])
@@ -77,6 +85,7 @@ class FsMailbox:
 
 
 def _chunks(f) -> Iterator[bytes]:
+    """Chunks of the open file until a read returns nothing."""
     try:
         while True:
             try:
