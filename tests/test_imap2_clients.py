@@ -9,6 +9,10 @@ tests end with shutdown() and check MOVE and NAMESPACE on raw lines
 (test_imap2_ext.py, test_imap2_folders.py) instead."""
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+
 import pytest
 from imapclient import IMAPClient
 
@@ -59,3 +63,24 @@ def test_imapclient_folders(ic):
     fields = ic.id_({"name": "pytest"})
     fields = fields[0] if len(fields) == 1 else fields
     assert dict(zip(fields[::2], fields[1::2]))[b"name"] == b"upas imap4d"
+def test_imapclient_idle_sees_delivery_within_a_second(ic, srv):
+    """decisions.md: new mail during IDLE at once (Plan 9: within 15 s)."""
+    ic.select_folder("INBOX")
+    ic.idle()
+    time.sleep(0.1)
+    deliver(srv, b"From: someone@example.org\nSubject: new\n\nhi\n")
+    t0 = time.monotonic()                        # the mail is in the file now
+    got = []
+    while time.monotonic() - t0 < 3 and not any(r[1] == b"EXISTS" for r in got):
+        got += ic.idle_check(timeout=0.2)
+    took = time.monotonic() - t0
+    ic.idle_done()
+    assert (9, b"EXISTS") in got
+    assert took < 1.0, f"took {took:.2f}s"
+
+
+def deliver(srv, message: bytes) -> None:
+    """Deliver as the mail system does: `python -m upas.mbappend BOX < msg`."""
+    box = str(srv.box())
+    subprocess.run([sys.executable, "-m", "upas.mbappend", box], input=message,
+                   env=srv.env, check=True, timeout=20)
