@@ -41,12 +41,6 @@ class StartError(Exception):
     pass
 
 
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
-
-
 def _wait(what: str, ready, proc: subprocess.Popen) -> None:
     end = time.monotonic() + STARTUP
     while not ready():
@@ -64,6 +58,18 @@ def _connects(family: int, addr) -> bool:
         except OSError:
             return False
     return True
+
+
+def _first_line(p: subprocess.Popen, what: str) -> str:
+    timer = threading.Timer(STARTUP, p.kill)
+    timer.start()
+    try:
+        line = p.stdout.readline().strip()
+    finally:
+        timer.cancel()
+    if not line:
+        raise StartError(f"{what} exited with status {p.wait()}")
+    return line
 
 
 def make_certificate(directory: Path, host: str) -> tuple[Path, Path, str]:
@@ -198,13 +204,18 @@ class Host:
         _wait("keyfs", lambda: self._posted("keys"), p)
 
     def _start_authsrv(self) -> None:
-        port = self.ports.get("auth") or _free_port(self.host)
-        addr = f"tcp!{self.host}!{port}"
-        p = self._spawn("authsrv", [sys.executable, "-m", "auth.authsrv", "-a", addr,
-                                    "-u", self.files.speaksfor])
-        _wait("authsrv", lambda: _connects(socket.AF_INET, (self.host, port)), p)
+        port = self.ports.get("auth", 0)
+        p = self._spawn("authsrv", [sys.executable, "-m", "auth.authsrv",
+                                    "-a", f"tcp!{self.host}!{port}", "-k", "keys",
+                                    "-D", demo.AUTHDOM, "-u", self.files.speaksfor],
+                        stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        # authsrv prints the address it announced (port 0 resolved)
+        addr = _first_line(p, "authsrv")
+        if not addr.startswith("tcp!"):
+            raise StartError(f"authsrv said {addr!r}")
         self.env["auth"] = addr
-        self.addrs["auth"] = (self.host, port)
+        _, h, port = addr.split("!")
+        self.addrs["auth"] = (h, int(port))
 
     def _start_factotum(self) -> None:
         # The host key goes through a pipe: no secret is written to disk.

@@ -1,0 +1,82 @@
+"""The launcher with the real servers, as `make run` starts them
+(tests/fixtures/host.py): APOP over POP3 with -r ratification, USER/PASS
+over implicit TLS (995), IMAP LOGIN over implicit TLS (993)."""
+import hashlib
+import imaplib
+import poplib
+import re
+import ssl
+import time
+
+import pytest
+
+from upas.ninep.client import Client
+
+pytestmark = pytest.mark.timeout(90)
+
+
+def tls_context(host):
+    ctx = ssl.create_default_context(cafile=str(host.cafile))
+    ctx.check_hostname = False        # the certificate names localhost and 127.0.0.1
+    return ctx
+
+
+def count_messages(mbox):
+    return sum(1 for line in mbox.read_bytes().split(b"\n") if line.startswith(b"From "))
+
+
+def wait_for(pred, timeout=10):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.05)
+    raise AssertionError("timed out")
+
+
+def test_pop3_apop_through_launcher_ratifies_peer(mail_host):
+    host, port = mail_host.addrs["pop3"]
+    p = poplib.POP3(host, port, timeout=20)
+    chal = re.search(rb"<[^>]+>", p.getwelcome()).group(0)
+    digest = hashlib.md5(chal + b"glenda-apop").hexdigest()
+    assert p._shortcmd(f"APOP glenda {digest}").startswith(b"+OK")
+    n = count_messages(mail_host.mailroot / "box" / "glenda" / "mbox")
+    assert p.stat()[0] == n
+    p.quit()
+    # -r 127.0.0.1!port from the launcher: pop3 created trusted/127.0.0.1#32
+    with Client.dial(f"unix!{mail_host.env['NAMESPACE']}/ratify", uname="glenda") as c:
+        st = c.stat("trusted/127.0.0.1")
+        assert (st.name, st.uid, st.mode & 0o777) == ("127.0.0.1#32", "glenda", 0o444)
+    log = mail_host.logdir / "listen.log"
+    assert wait_for(lambda: re.search(r"^listen: pop3 127\.0\.0\.1!\d+ pid \d+ exit 0 ",
+                                      log.read_text(), re.M))
+
+
+def test_pop3s_user_pass_over_tls(mail_host):
+    host, port = mail_host.addrs["pop3s"]
+    p = poplib.POP3_SSL(host, port, context=tls_context(mail_host), timeout=20)
+    p.user("bob")
+    assert p.pass_("bob-apop").startswith(b"+OK")
+    assert p.stat()[0] == count_messages(mail_host.mailroot / "box" / "bob" / "mbox")
+    p.quit()
+
+
+def test_pop3_plain_refuses_user_pass(mail_host):
+    host, port = mail_host.addrs["pop3"]
+    p = poplib.POP3(host, port, timeout=20)
+    with pytest.raises(poplib.error_proto):
+        p.user("bob")
+        p.pass_("bob-apop")
+    p.close()
+
+
+def test_imaps_login_over_tls(mail_host):
+    host, port = mail_host.addrs["imaps"]
+    m = imaplib.IMAP4_SSL(host, port, ssl_context=tls_context(mail_host), timeout=20)
+    assert m.login("glenda", "glenda-apop")[0] == "OK"
+    typ, data = m.select("INBOX", readonly=True)
+    assert typ == "OK"
+    assert int(data[0]) == count_messages(mail_host.mailroot / "box" / "glenda" / "mbox")
+    # imaplib's logout() rejects Plan 9's lower-case `* bye`: just hang up.
+    m.shutdown()
