@@ -36,8 +36,9 @@ MD5HEXLEN = 32
 DEFAULT_IDLE = 600.0     # Bell gives up after 10 minutes
 
 
-class KeyStore:
-    """keyfs seen through 9P: /USER/key, /USER/secret, /USER/log."""
+class KeyfsFiles:
+    """keyfs's files over 9P: read(path)/write(path, data), redialling once
+    if keyfs was restarted."""
 
     def __init__(self, addr: str):
         self.addr = addr
@@ -45,7 +46,7 @@ class KeyStore:
         self._lock = threading.Lock()
 
     def _call(self, fn, *args):
-        for attempt in (0, 1):          # redial once if keyfs restarted
+        for attempt in (0, 1):
             with self._lock:
                 if self._client is None:
                     self._client = Client.dial(self.addr, uname="auth")
@@ -59,15 +60,29 @@ class KeyStore:
                 if attempt:
                     raise
 
+    def read(self, path: str) -> bytes:
+        return self._call(Client.read, path)
+
+    def write(self, path: str, data: bytes) -> int:
+        return self._call(Client.write, path, data)
+
+
+class KeyStore:
+    """What the AS needs from /mnt/keys: USER/key, USER/secret, USER/log.
+    `files` has read(path) and write(path, data) raising ninep Error."""
+
+    def __init__(self, files):
+        self.files = files
+
     def _read(self, path: str) -> bytes | None:
         try:
-            return self._call(Client.read, path)
+            return self.files.read(path)
         except (Error, OSError):
             return None
 
     def _write(self, path: str, data: bytes) -> bool:
         try:
-            self._call(Client.write, path, data)
+            self.files.write(path, data)
             return True
         except (Error, OSError):
             return False
@@ -294,7 +309,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="authsrv: %(message)s")
     try:
-        cfg = Config(KeyStore(args.k), args.D, speaksfor.load(args.u), args.t)
+        cfg = Config(KeyStore(KeyfsFiles(args.k)), args.D, speaksfor.load(args.u), args.t)
         listener = announce(args.a)
     except (OSError, Error) as e:
         print(f"authsrv: {e}", file=sys.stderr)
