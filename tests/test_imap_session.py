@@ -317,3 +317,13 @@ def test_eof_message(c):
     assert c.line() == b"* bad empty command line: bad syntax\r\n"
     assert c.line() == b"* bye end of input\r\n"
     assert c.closed()
+
+
+def test_ratify_with_r(imap_factory):
+    import os
+    srv = imap_factory(flags=("-a", "-r", "127.0.0.9!4321"), auth=False)
+    trusted = os.path.join(srv.mailroot, "ratify", "trusted")
+    os.makedirs(trusted, exist_ok=True)
+    cl = srv.connect()
+    assert cl.cmd(b"a NOOP") == [b"a OK NOOP completed\r\n"]
+    assert os.listdir(trusted) == ["127.0.0.9#32"]

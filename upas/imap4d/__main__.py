@@ -14,11 +14,12 @@ import getpass
 import os
 import socket
 import sys
+import threading
 
 from upas import ns as nsmod
 from upas.imap4d.session import Options, Session
 
-USAGE = "usage: imap4d [-acpvT] [-d site] [-s servername] [-t certfile]"
+USAGE = "usage: imap4d [-acpvT] [-d site] [-r remote] [-s servername] [-t certfile]"
 
 
 class Connection:
@@ -28,6 +29,7 @@ top of send/recv: the output is flushed whenever input is awaited."""
     def __init__(self, rfd: int = 0, wfd: int = 1):
         self.rfd, self.wfd = rfd, wfd
         self.out = bytearray()
+        self.lock = threading.Lock()      # IDLE's poller writes from a thread
 
     # -- raw
     def _raw_read(self) -> bytes:
@@ -47,15 +49,19 @@ top of send/recv: the output is flushed whenever input is awaited."""
 
     # -- buffered
     def send(self, data: bytes) -> None:
-        self.out += data
-        if len(self.out) >= 65536:
-            self.flush()
+        with self.lock:
+            self.out += data
+            if len(self.out) >= 65536:
+                self._flush_locked()
 
     def flush(self) -> None:
-        if not self.out:
-            return
-        data, self.out = bytes(self.out), bytearray()
-        self._raw_write(data)
+        with self.lock:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
+        if self.out:
+            data, self.out = bytes(self.out), bytearray()
+            self._raw_write(data)
 
     def recv(self) -> bytes:
         """Bytes from the client (after flushing what we owe it); b"" at EOF."""
@@ -110,6 +116,8 @@ def parse_args(argv: list[str]) -> Options:
             site = val
         elif flag == "-s":
             servername = val
+        elif flag == "-r":
+            o.remote = val
         elif flag == "-t":
             o.certfile = val
         elif flag == "-T":
@@ -140,7 +148,7 @@ def main(argv: list[str]) -> int:
         return 1
     if opts.verbose:
         print(f"{opts.user}: imap4d debugging enabled", file=sys.stderr, flush=True)
-    s = Session(opts, conn.send, conn.recv, make_namespace)
+    s = Session(opts, conn.send, conn.recv, make_namespace, flush=conn.flush)
     try:
         if opts.certfile:
             from upas.imap4d import tls

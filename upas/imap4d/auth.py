@@ -11,6 +11,7 @@ import hashlib
 import hmac
 
 from upas.imap4d import parser as p
+from upas.imap4d.ratify import ratify
 from upas.imap4d.session import Bye
 from upas.imap4d.table import NOTAUTH, State, Request, capability, command
 
@@ -76,6 +77,7 @@ def setup_user(s, user: str) -> None:
     s.user = user
     s.state = State.AUTH
     s.log("logged in")
+    ratify(s)
 
 
 # ------------------------------------------------------------ LOGIN

@@ -1,6 +1,7 @@
 """CAPABILITY, NOOP, CHECK, LOGOUT, x-exit, and the UID prefix entry."""
 from __future__ import annotations
 
+from upas.imap4d.ratify import ratify
 from upas.imap4d.table import (ANY, EXPUNGES, SELECTED, Request, capability,
                                capability_line, command)
 
@@ -18,11 +19,13 @@ def capability_cmd(s, req: Request) -> None:
 @command("NOOP", states=ANY, updates=EXPUNGES)
 def noop(s, req: Request) -> None:
     s.ok(req)
+    ratify(s)
 
 
 @command("CHECK", states=SELECTED, updates=EXPUNGES)
 def check(s, req: Request) -> None:
     s.ok(req)
+    ratify(s)
 
 
 @command("LOGOUT", states=ANY)

@@ -28,6 +28,7 @@ class Options:
     plaintext: bool = False              # -p
     p9cr: bool = False                   # -c
     verbose: bool = False                # -v
+    remote: str = ""                     # -r ip!port: ratify the peer
     max_line: int = 65536
     max_literal: int = 64 << 20
     certfile: str = ""                   # -t: TLS certificate+key (tls.py)
@@ -42,11 +43,13 @@ class Bye(Exception):
 class Session:
     def __init__(self, opts: Options, send: Callable[[bytes], None],
                  recv: Callable[[], bytes],
-                 namespace: Callable[[str], nsmod.Namespace]):
+                 namespace: Callable[[str], nsmod.Namespace],
+                 flush: Callable[[], None] | None = None):
         table.load_commands()
         self.opts = opts
         self._send = send
         self.recv = recv
+        self._flush = flush
         self.namespace = namespace
         self.framer = p.Framer(opts.max_line, opts.max_literal)
         self.state: State = NOTAUTH
@@ -64,6 +67,12 @@ class Session:
     # -- output -----------------------------------------------------------
     def send(self, data: bytes) -> None:
         self._send(data)
+
+    def flush(self) -> None:
+        """Push buffered output to the client now (IDLE's poller needs it;
+        otherwise output goes out whenever input is awaited)."""
+        if self._flush is not None:
+            self._flush()
 
     def line(self, text: str) -> None:
         self._send(text.encode("utf-8", "surrogateescape") + b"\r\n")
