@@ -94,3 +94,28 @@ def test_imaps_login_over_tls_ratifies_peer(mail_host):
     assert int(data[0]) == count_messages(mail_host.mailroot / "box" / "glenda" / "mbox")
     # imaplib's logout() rejects Plan 9's lower-case `* bye`: just hang up.
     m.shutdown()
+
+
+def test_sigterm_mid_session_loses_no_mail(tmp_path):
+    """DELE without QUIT, then the launcher is told to stop: the session is
+    ended after the grace period and the mailbox keeps every message."""
+    from tests.fixtures.host import start_host
+    host = start_host(tmp_path / "run", extra_env={"LISTEN_GRACE": "0.5"})
+    try:
+        mbox = host.mailroot / "box" / "bob" / "mbox"
+        before = mbox.read_bytes()
+        h, port = host.addrs["pop3"]
+        p = poplib.POP3(h, port, timeout=20)
+        chal = re.search(rb"<[^>]+>", p.getwelcome()).group(0)
+        p._shortcmd("APOP bob " + hashlib.md5(chal + b"bob-apop").hexdigest())
+        assert p.dele(1).startswith(b"+OK")
+        listen = dict(host.procs)["listen"]
+        listen.terminate()
+        assert listen.wait(timeout=20) == 0
+        with pytest.raises((poplib.error_proto, OSError, EOFError)):
+            p.stat()
+        assert mbox.read_bytes() == before
+        log = (host.logdir / "listen.log").read_text()
+        assert re.search(r"^listen: pop3 127\.0\.0\.1!\d+ pid \d+ exit ", log, re.M)
+    finally:
+        host.stop()
