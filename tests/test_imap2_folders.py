@@ -238,19 +238,19 @@ TRAVERSALS = [b"../bob/mbox", b"/etc/passwd", b"foo/../../x", b"lists/../../bob/
               b"L.mbox", b"mbox.imp", b"imap.subscribed", b"..", b"\"../bob\""]
 
 
-@pytest.mark.parametrize("name", TRAVERSALS)
-def test_traversal_gets_no_and_touches_nothing(c, srv, name):
+def test_traversal_gets_no_and_touches_nothing(c, srv):
     c.cmd(b"z0 LSUB \"\" *")          # make imap.subscribed first
     root = Path(srv.mailroot)
     before = tree_state(root)
     cmds = [b"CREATE %s", b"DELETE %s", b"SELECT %s", b"EXAMINE %s", b"STATUS %s (MESSAGES)",
             b"SUBSCRIBE %s", b"RENAME %s x", b"RENAME lists/mbox %s", b"APPEND %s {3}"]
-    for i, fmt in enumerate(cmds):
-        tag = b"t%d" % i
-        lines = c.cmd(tag + b" " + fmt % name)
-        assert lines[-1].startswith(tag + b" NO "), lines
-        assert not any(ln.startswith(b"+") for ln in lines)
-    assert c.cmd(b"u UNSUBSCRIBE " + name)[-1].startswith(b"u ")
+    for name in TRAVERSALS:
+        for i, fmt in enumerate(cmds):
+            tag = b"t%d" % i
+            lines = c.cmd(tag + b" " + fmt % name)
+            assert lines[-1].startswith(tag + b" NO "), (name, lines)
+            assert not any(ln.startswith(b"+") for ln in lines)
+        assert c.cmd(b"u UNSUBSCRIBE " + name)[-1].startswith(b"u ")
     assert tree_state(root) == before
 
 
