@@ -95,6 +95,15 @@ def test_special_use_and_list_extended(c):
                      b'* LIST (\\Noinferiors \\Marked) "/" "Archive"\r\n',
                      b"e OK LIST completed\r\n"]
     assert c.cmd(b'f LIST (BOGUS) "" *') == [b"f BAD LIST bad syntax\r\n"]
+    # RFC 5258 RECURSIVEMATCH: a parent of a subscribed box gets CHILDINFO
+    c.cmd(b"g CREATE Archive2/2026")
+    c.cmd(b"h SUBSCRIBE Archive2/2026")
+    assert c.cmd(b'i LIST (SUBSCRIBED RECURSIVEMATCH) "" %') == [
+        b'* LIST (\\Noinferiors \\Marked \\Subscribed) "/" "INBOX"\r\n',
+        b'* LIST (\\Noselect \\HasChildren) "/" "Archive2" ("CHILDINFO" ("SUBSCRIBED"))\r\n',
+        b'* LIST (\\Noinferiors \\Marked \\Sent \\Subscribed) "/" "Sent"\r\n',
+        b"i OK LIST completed\r\n"]
+    assert c.cmd(b'j LIST (RECURSIVEMATCH) "" %') == [b"j BAD LIST bad syntax\r\n"]
 
 
 def test_lsub_creates_subscribed_file_fact39(c, srv):

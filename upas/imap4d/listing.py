@@ -209,9 +209,9 @@ def _stored(e: Entry) -> str:
     return names.INBOX if e.path == names.INBOX_FILE else e.path
 
 
-def _emit(s, req, e: Entry, extra: list[str] = ()) -> None:
+def _emit(s, req, e: Entry, extra: list[str] = (), ext: str = "") -> None:
     attrs = " ".join(e.attrs + list(extra))
-    s.untagged(f"{req.name} ({attrs}) \"/\" {quote(e.wire)}")
+    s.untagged(f"{req.name} ({attrs}) \"/\" {quote(e.wire)}{ext}")
 
 
 def _patterns(s, req, args: ListArgs) -> list[str] | None:
@@ -233,18 +233,30 @@ def cmd_list(s, req) -> None:
     tree = Tree(s.ns, s.user)
     want_sub = "SUBSCRIBED" in args.select or "SUBSCRIBED" in args.ret
     subs = _subscribed(s) if want_sub else set()
+    recursive = "RECURSIVEMATCH" in args.select and "SUBSCRIBED" in args.select
     seen: set[str] = set()
     for pat in pats:
         entries = tree.match(pat)
         if "SUBSCRIBED" in args.select:
-            entries = _subscribed_entries(tree, subs, pat)
+            subscribed = _subscribed_entries(tree, subs, pat)
+            if recursive:   # RFC 5258 3.5: parents of subscribed names, too
+                names_ = {e.path for e in subscribed}
+                subscribed += [e for e in entries if e.path not in names_]
+                subscribed.sort(key=lambda e: (e.path != names.INBOX_FILE, e.path))
+            entries = subscribed
         for e in entries:
             if e.path in seen:
                 continue
             seen.add(e.path)
             if "SPECIAL-USE" in args.select and not set(e.attrs) & set(SPECIAL_USE.values()):
                 continue
-            extra = ["\\Subscribed"] if want_sub and _stored(e) in subs else []
+            is_sub = _stored(e) in subs
+            extra = ["\\Subscribed"] if want_sub and is_sub else []
+            if recursive and not is_sub:
+                if not any(n.startswith(_stored(e) + "/") for n in subs):
+                    continue
+                _emit(s, req, e, extra, ' ("CHILDINFO" ("SUBSCRIBED"))')
+                continue
             _emit(s, req, e, extra)
     s.ok(req, "completed")
 
