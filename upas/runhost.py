@@ -1,6 +1,7 @@
 """`make run`: a complete local mail host from one command.
 
     python -m upas.runhost [-f] [-d rundir] [-h host] [-p pop3,imap,pop3s,imaps]
+        [-R all|store|frontend] [-S storehost] [-U user]
 
 Creates the run directory (default ./run), copies testdata/mail into it
 (-f: a fresh copy even if one is there; the shipped mail is never touched),
@@ -9,6 +10,12 @@ factotum (holding the host's p9sk1 key), ratfs and the launcher on loopback
 ports with a certificate made on the spot, and prints how to connect.
 Ctrl-C or SIGTERM stops everything it started.  Ports 0 mean "any free
 port"; the ports actually used are printed (tests/fixtures/host.py uses that).
+
+-R splits the host in two, the Plan 9 way to outgrow one machine: `store`
+keeps the mail and serves keyfs/authsrv, factotum, ratfs and USER's upasfs
+(-U, default glenda: one upasfs serves one user) over 9P on TCP at -h, on
+the STORE_PORTS; `frontend` runs only the launcher, its servers reaching
+those services on -S storehost through $auth, $factotum, $ratify, $upasfs.
 """
 from __future__ import annotations
 
@@ -31,10 +38,13 @@ from upas import listen
 REPO = Path(__file__).resolve().parent.parent
 TESTDATA = REPO / "testdata" / "mail"
 PORTS = {"pop3": 11110, "imap4d": 11143, "pop3s": 11995, "imaps": 11993}
+STORE_PORTS = {"auth": 11567, "factotum": 11568, "ratify": 11569, "upasfs": 11570}
+ROLES = ("all", "store", "frontend")
 STARTUP = float(os.environ.get("RUNHOST_STARTUP_SECS", "20"))
 HOST_KEY = (f"key proto=p9sk1 dom={demo.AUTHDOM} user={demo.HOSTID} "
             f"!password={demo.HOST_PASSWORD}\n")
-USAGE = "usage: runhost [-f] [-d rundir] [-h host] [-p pop3,imap,pop3s,imaps]"
+USAGE = ("usage: runhost [-f] [-d rundir] [-h host] [-p pop3,imap,pop3s,imaps] "
+         "[-R all|store|frontend] [-S storehost] [-U user]")
 
 
 class StartError(Exception):
@@ -51,10 +61,17 @@ def _wait(what: str, ready, proc: subprocess.Popen) -> None:
         time.sleep(0.05)
 
 
-def _connects(family: int, addr) -> bool:
+def _answers(addr: str) -> bool:
+    """Does the dial string unix!PATH or tcp!HOST!PORT accept a connection?"""
+    net, _, rest = addr.partition("!")
+    if net == "unix":
+        family, target = socket.AF_UNIX, rest
+    else:
+        h, _, port = rest.partition("!")
+        family, target = socket.AF_INET6 if ":" in h else socket.AF_INET, (h, int(port))
     with socket.socket(family, socket.SOCK_STREAM) as s:
         try:
-            s.connect(addr)
+            s.connect(target)
         except OSError:
             return False
     return True
@@ -132,6 +149,9 @@ class Host:
     fresh: bool = False
     logdir: Path | None = None          # None: servers log to our stderr
     extra_env: dict[str, str] = field(default_factory=dict)
+    role: str = "all"
+    storehost: str = ""                 # frontend: where the store's services are
+    user: str = "glenda"                # store: whose upasfs is served
     procs: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
     addrs: dict[str, tuple[str, int]] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
@@ -152,13 +172,15 @@ class Host:
 
     # -- start / stop
     def start(self) -> "Host":
+        steps = {"all": (self._start_keyfs, self._start_authsrv, self._start_factotum,
+                         self._start_ratfs, self._start_launcher),
+                 "store": (self._start_keyfs, self._start_authsrv, self._start_factotum,
+                           self._start_ratfs, self._start_upasfs),
+                 "frontend": (self._use_store, self._start_launcher)}[self.role]
         try:
             self._prepare()
-            self._start_keyfs()
-            self._start_authsrv()
-            self._start_factotum()
-            self._start_ratfs()
-            self._start_launcher()
+            for step in steps:
+                step()
         except BaseException:
             self.stop()
             raise
@@ -169,7 +191,9 @@ class Host:
         self.rundir.mkdir(parents=True, exist_ok=True)
         if self.fresh and self.mailroot.exists():
             shutil.rmtree(self.mailroot)
-        if not self.mailroot.exists():
+        if self.role == "frontend":
+            (self.mailroot / "box").mkdir(parents=True, exist_ok=True)   # mail is the store's
+        elif not self.mailroot.exists():
             shutil.copytree(TESTDATA, self.mailroot)
         lib = self.mailroot / "lib"
         lib.mkdir(exist_ok=True)
@@ -186,25 +210,40 @@ class Host:
         self.env.pop("upasfs", None)   # each session starts its own upasfs
         self.files = demo.make_demo(str(self.rundir / "auth"))
 
+    def _addr(self, name: str) -> str:
+        """Where a service is served: posted locally, or on TCP for a store."""
+        if self.role == "store":
+            return f"tcp!{self.host}!{STORE_PORTS[name]}"
+        return name
+
+    def _dialstring(self, name: str) -> str:
+        addr = self._addr(name)
+        return addr if "!" in addr else f"unix!{self.env['NAMESPACE']}/{addr}"
+
+    def _use_store(self) -> None:
+        """A frontend: every service but the launcher is the store's."""
+        if not self.storehost:
+            raise StartError("a frontend needs -S storehost")
+        for name, port in STORE_PORTS.items():
+            self.env[name] = f"tcp!{self.storehost}!{port}"
+
     def _spawn(self, name: str, argv: list[str], **kw) -> subprocess.Popen:
         if self.logdir and "stderr" not in kw:
             kw["stderr"] = open(self.logdir / f"{name}.log", "ab")
-        proc = subprocess.Popen(argv, env=self.env, start_new_session=True, **kw)
+        kw.setdefault("env", self.env)
+        proc = subprocess.Popen(argv, start_new_session=True, **kw)
         if "stderr" in kw and hasattr(kw["stderr"], "close"):
             kw["stderr"].close()
         self.procs.append((name, proc))
         return proc
 
-    def _posted(self, name: str) -> bool:
-        return _connects(socket.AF_UNIX, os.path.join(self.env["NAMESPACE"], name))
-
     def _start_keyfs(self) -> None:
         p = self._spawn("keyfs", [sys.executable, "-m", "auth.keyfs", "-k", self.files.authkey,
                                   self.files.keys])
-        _wait("keyfs", lambda: self._posted("keys"), p)
+        _wait("keyfs", lambda: _answers(f"unix!{self.env['NAMESPACE']}/keys"), p)
 
     def _start_authsrv(self) -> None:
-        port = self.ports.get("auth", 0)
+        port = STORE_PORTS["auth"] if self.role == "store" else self.ports.get("auth", 0)
         p = self._spawn("authsrv", [sys.executable, "-m", "auth.authsrv",
                                     "-a", f"tcp!{self.host}!{port}", "-k", "keys",
                                     "-D", demo.AUTHDOM, "-u", self.files.speaksfor],
@@ -221,18 +260,27 @@ class Host:
         # The host key goes through a pipe: no secret is written to disk.
         r, w = os.pipe()
         p = self._spawn("factotum", [sys.executable, "-m", "auth.factotum",
-                                     "-a", self.env["auth"], "-k", f"/dev/fd/{r}"],
-                        pass_fds=(r,))
+                                     "-a", self.env["auth"], "-k", f"/dev/fd/{r}",
+                                     "-s", self._addr("factotum")], pass_fds=(r,))
         os.close(r)
         with os.fdopen(w, "w") as f:
             f.write(HOST_KEY)
-        _wait("factotum", lambda: self._posted("factotum"), p)
+        self.env["factotum"] = self._dialstring("factotum")
+        _wait("factotum", lambda: _answers(self.env["factotum"]), p)
 
     def _start_ratfs(self) -> None:
         lib = self.mailroot / "lib"
-        p = self._spawn("ratfs", [sys.executable, "-m", "upas.ratify",
+        p = self._spawn("ratfs", [sys.executable, "-m", "upas.ratify", "-s", self._addr("ratify"),
                                   "-c", str(lib / "smtpd.conf.ext"), "-f", str(lib / "blocked")])
-        _wait("ratfs", lambda: self._posted("ratify"), p)
+        _wait("ratfs", lambda: _answers(self._dialstring("ratify")), p)
+
+    def _start_upasfs(self) -> None:
+        """The store's upasfs for one user, on TCP for the frontends."""
+        addr = self._addr("upasfs")
+        env = dict(self.env, user=self.user, USER=self.user, LOGNAME=self.user)
+        p = self._spawn("upasfs", [sys.executable, "-m", "upas.fs9p", "-n", "-p", "-m", addr],
+                        env=env)
+        _wait("upasfs", lambda: _answers(addr), p)
 
     def _start_launcher(self) -> None:
         argv = [sys.executable, "-m", "upas.listen", "-t", str(self.certfile)]
@@ -278,6 +326,12 @@ class Host:
 
     # -- what to tell the user
     def instructions(self) -> str:
+        if self.role == "store":
+            return "\n".join(
+                [f"upas mail store running; run directory {self.rundir}"] +
+                [f"  {name:9} tcp!{self.host}!{port}" for name, port in STORE_PORTS.items()] +
+                [f"frontends: python -m upas.runhost -R frontend -S {self.host}",
+                 "Ctrl-C stops everything."])
         h = self.host
         port = {n: a[1] for n, a in self.addrs.items()}
         users = "\n".join(f"    {u:8} mail secret (APOP, CRAM-MD5, LOGIN/PASS) {s!r:16}"
@@ -287,6 +341,7 @@ class Host:
             f"  mail store   {self.mailroot} (a copy of testdata/mail)",
             f"  name space   NAMESPACE={self.env['NAMESPACE']}  (keys, factotum, ratify)",
             f"  auth server  {self.env['auth']}  (auth domain {demo.AUTHDOM})",
+            f"  factotum     {self.env['factotum']}",
             f"  certificate  {self.certfile} (made with {self.certmaker}); "
             f"clients trust {self.cafile}",
             "",
@@ -319,7 +374,7 @@ class Host:
 
 
 def parse_args(argv: list[str]) -> Host:
-    opts, args = getopt.getopt(argv, "fd:h:p:")
+    opts, args = getopt.getopt(argv, "fd:h:p:R:S:U:")
     if args:
         raise getopt.GetoptError("no arguments expected")
     host = Host(Path("run"))
@@ -335,6 +390,14 @@ def parse_args(argv: list[str]) -> Host:
             if len(nums) != 4 or not all(n.isdigit() for n in nums):
                 raise getopt.GetoptError("-p wants four port numbers")
             host.ports = dict(zip(PORTS, map(int, nums)))
+        elif k == "-R":
+            if v not in ROLES:
+                raise getopt.GetoptError(f"-R wants one of {', '.join(ROLES)}")
+            host.role = v
+        elif k == "-S":
+            host.storehost = v
+        elif k == "-U":
+            host.user = v
     return host
 
 
