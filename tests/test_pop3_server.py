@@ -44,12 +44,12 @@ def wire(raw: bytes) -> bytes:
     lines = raw.split(b"\n")
     if lines[-1] == b"":
         lines.pop()
-    out = b""
+    out = []
     for line in lines:
         if line.endswith(b"\r"):
             line = line[:-1]
-        out += (b"." if line.startswith(b".") else b"") + line + b"\r\n"
-    return out + b".\r\n"
+        out.append((b"." if line.startswith(b".") else b"") + line + b"\r\n")
+    return b"".join(out) + b".\r\n"
 
 
 # -- facts 1-5 ---------------------------------------------------------------
