@@ -75,7 +75,9 @@ def via_file(path: str, authkey: bytes, user: str, password: str, secret: str) -
     """Install by rewriting the keys file; True when the user was created."""
     from auth.keydb import KeyDB
     KeyDB.check_name(user)
-    recs = keyfile.load(path, authkey)
+    recs, skipped = keyfile.load_scan(path, authkey)
+    if skipped:   # rewriting would destroy what we could not read
+        raise ValueError(f"{path}: {skipped} bad records: wrong auth key or damaged file")
     old = next((r for r in recs if r.name == user), None)
     if old is None:
         _need_password(password)

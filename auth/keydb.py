@@ -50,7 +50,8 @@ class KeyDB:
         self._lock = threading.RLock()
         self._ids = itertools.count(1)
         self.users: dict[str, User] = {}
-        for rec in keyfile.load(self.path, self.authkey):
+        recs, self.skipped = keyfile.load_scan(self.path, self.authkey)
+        for rec in recs:
             self.users.setdefault(rec.name, User(rec, next(self._ids)))
 
     # -- persistence -----------------------------------------------------

@@ -63,12 +63,22 @@ def file_key(authkey: bytes) -> bytes:
     return crypt.des56to64(authkey)
 
 
-def decode(data: bytes, authkey: bytes) -> list[KeyRecord]:
-    """Decrypt a whole keys file and return its valid records (a trailing partial record is ignored)."""
+def scan(data: bytes, authkey: bytes) -> tuple[list[KeyRecord], int]:
+    """Decrypt a whole keys file: (valid records, number skipped).
+
+    Invalid records and a trailing partial record count as skipped; a file
+    written by keyfs has none, so any means a wrong auth key or damage.
+    """
     plain = crypt.des_cbc_decrypt(file_key(authkey), data)
     body = plain[KEYDBOFF:]
-    recs = (_unpack(body[i:i + KEYDBLEN]) for i in range(0, len(body) - KEYDBLEN + 1, KEYDBLEN))
-    return [r for r in recs if r is not None]
+    recs = [_unpack(body[i:i + KEYDBLEN]) for i in range(0, len(body) - KEYDBLEN + 1, KEYDBLEN)]
+    good = [r for r in recs if r is not None]
+    return good, len(recs) - len(good) + (1 if len(body) % KEYDBLEN else 0)
+
+
+def decode(data: bytes, authkey: bytes) -> list[KeyRecord]:
+    """The valid records of a keys file (invalid ones are skipped, as keyfs does)."""
+    return scan(data, authkey)[0]
 
 
 def encode(records: list[KeyRecord], authkey: bytes, prefix: bytes | None = None) -> bytes:
@@ -87,12 +97,17 @@ def recover(path: str) -> None:
         os.rename(tmp, path)
 
 
-def load(path: str, authkey: bytes) -> list[KeyRecord]:
+def load_scan(path: str, authkey: bytes) -> tuple[list[KeyRecord], int]:
+    """scan() of the file at path; a missing file is empty."""
     recover(path)
     if not os.path.exists(path):
-        return []
+        return [], 0
     with open(path, "rb") as f:
-        return decode(f.read(), authkey)
+        return scan(f.read(), authkey)
+
+
+def load(path: str, authkey: bytes) -> list[KeyRecord]:
+    return load_scan(path, authkey)[0]
 
 
 def save(path: str, records: list[KeyRecord], authkey: bytes) -> None:

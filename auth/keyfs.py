@@ -164,14 +164,12 @@ def _authkey(args: argparse.Namespace) -> bytes:
 
 
 def open_db(path: str, authkey: bytes) -> KeyDB:
-    """Load the keys file; refuse one whose records all fail to decode (a wrong auth key)
-    rather than overwrite it with an empty database."""
+    """Load the keys file. Unlike keyfs, refuse a file with undecodable records
+    (a wrong auth key or damage): the next write-back would destroy them."""
     scale = float(os.environ.get("KEYFS_PURGATORY_SCALE", "1"))
     db = KeyDB(path, authkey, purgatory_scale=scale)
-    keyfile.recover(path)
-    size = os.path.getsize(path) if os.path.exists(path) else 0
-    if not db.users and size >= keyfile.KEYDBOFF + keyfile.KEYDBLEN:
-        raise ValueError(f"{path}: no valid records: wrong auth key?")
+    if db.skipped:
+        raise ValueError(f"{path}: {db.skipped} bad records: wrong auth key or damaged file")
     if not os.path.exists(path):
         db.save_all()
     return db

@@ -67,3 +67,9 @@ def test_edit_keys_file_directly(tmp_path):
     assert b"erin" not in open(files.keys, "rb").read()
     p = changeuser(None, "-f", files.keys, "erin", stdin=b"x\n")
     assert p.returncode == 1 and p.stderr == b"changeuser: -f needs -k authkeyfile\n"
+    before = open(files.keys, "rb").read()
+    wrong = tmp_path / "wrong"
+    wrong.write_text("wrong-pw\n")
+    p = changeuser(None, "-f", files.keys, "-k", str(wrong), "frank", stdin=b"frank-pw\n")
+    assert p.returncode == 1 and b"wrong auth key or damaged file" in p.stderr
+    assert open(files.keys, "rb").read() == before

@@ -48,6 +48,14 @@ def test_last_record_secret_read_to_the_last_byte():
     assert back[1].key == crypt.passtokey("x")
 
 
+def test_scan_counts_skipped_and_partial_records():
+    data = keyfile.encode([_glenda(), KeyRecord("bob")], AUTHKEY, prefix=bytes(8))
+    assert [r.name for r in keyfile.scan(data, AUTHKEY)[0]] == ["glenda", "bob"]
+    assert keyfile.scan(data, AUTHKEY)[1] == 0
+    assert keyfile.scan(data, crypt.passtokey("wrong"))[1] > 0
+    assert keyfile.scan(data[:-5], AUTHKEY)[1] == 1
+
+
 def test_bad_names_skipped():
     good = KeyRecord("ok").pack()
     bads = [b"x" * 28, bytes(28), b"has space".ljust(28, b"\0"), b"a/b".ljust(28, b"\0"),
@@ -78,14 +86,20 @@ def test_record_repr_hides_key_and_secret():
 # -- the keyfs process -----------------------------------------------------
 
 @pytest.fixture
-def keys(auth_servers):
-    with auth_servers.keys_client() as c:
+def keys(auth_servers_module):
+    with auth_servers_module.keys_client() as c:
         yield c
+
+
+@pytest.fixture
+def user(auth_servers_module):
+    """A fresh user on the shared keyfs: key NAME-pw, secret NAME-apop."""
+    return auth_servers_module.new_user()
 
 
 def test_tree_listing_and_modes(keys):
     names = [s.name for s in keys.readdir("/")]
-    assert names == ["upas", "glenda", "bob"]
+    assert names[:3] == ["upas", "glenda", "bob"]
     files = keys.readdir("glenda")
     assert [s.name for s in files] == ["key", "secret", "log", "status", "expire", "warnings"]
     assert all(s.mode == 0o666 and s.uid == "auth" for s in files)
@@ -94,7 +108,7 @@ def test_tree_listing_and_modes(keys):
 
 def test_fact29_mkdir_key_status_expire(keys):
     keys.create("carol", DMDIR | 0o777, "r").close()
-    assert "carol" in [s.name for s in keys.readdir("/")]
+    assert [s.name for s in keys.readdir("/")][-1] == "carol"
     assert len(keys.read("carol/key")) == 7
     with pytest.raises(Error, match="^garbled write data$"):
         keys.write("carol/key", b"123456")
@@ -115,44 +129,44 @@ def test_demo_keys_and_secrets(keys):
     assert keys.read("upas/key") == crypt.passtokey(demo.HOST_PASSWORD)
 
 
-def test_fact29_purgatory_after_ten_bad_logs(keys):
+def test_fact29_purgatory_after_ten_bad_logs(keys, user):
     for _ in range(9):
-        keys.write("bob/log", b"bad")
-    assert keys.read("bob/key") == crypt.passtokey("bob-pw")
-    keys.write("bob/log", b"bad")
-    assert keys.read("bob/log") == b"10\n"
+        keys.write(f"{user}/log", b"bad")
+    assert keys.read(f"{user}/key") == crypt.passtokey(user + "-pw")
+    keys.write(f"{user}/log", b"bad")
+    assert keys.read(f"{user}/log") == b"10\n"
     with pytest.raises(Error, match="^user in purgatory$"):
-        keys.read("bob/key")
+        keys.read(f"{user}/key")
     with pytest.raises(Error, match="^user in purgatory$"):
-        keys.read("bob/secret")
-    assert keys.read("bob/status") == b"ok\n"
+        keys.read(f"{user}/secret")
+    assert keys.read(f"{user}/status") == b"ok\n"
     time.sleep(10 * 0.05 + 0.2)            # 10 s scaled by KEYFS_PURGATORY_SCALE
-    assert keys.read("bob/key") == crypt.passtokey("bob-pw")
-    keys.write("bob/log", b"good")
-    assert keys.read("bob/log") == b"0\n"
+    assert keys.read(f"{user}/key") == crypt.passtokey(user + "-pw")
+    keys.write(f"{user}/log", b"good")
+    assert keys.read(f"{user}/log") == b"0\n"
 
 
-def test_log_only_exact_good_resets(keys):
-    keys.write("bob/log", b"bad")
-    keys.write("bob/log", b"good\n")
-    assert keys.read("bob/log") == b"2\n"
-    keys.write("bob/status", b"ok")
-    assert keys.read("bob/log") == b"0\n"
+def test_log_only_exact_good_resets(keys, user):
+    keys.write(f"{user}/log", b"bad")
+    keys.write(f"{user}/log", b"good\n")
+    assert keys.read(f"{user}/log") == b"2\n"
+    keys.write(f"{user}/status", b"ok")
+    assert keys.read(f"{user}/log") == b"0\n"
 
 
-def test_disabled_and_expired(keys):
-    keys.write("bob/status", b"disabled\n")
-    assert keys.read("bob/status") == b"disabled\n"
+def test_disabled_and_expired(keys, user):
+    keys.write(f"{user}/status", b"disabled\n")
+    assert keys.read(f"{user}/status") == b"disabled\n"
     with pytest.raises(Error, match="^user disabled$"):
-        keys.read("bob/key")
-    keys.write("bob/status", b"ok")
-    keys.write("bob/expire", b"%d" % (time.time() - 5))
-    assert keys.read("bob/status") == b"expired\n"
+        keys.read(f"{user}/key")
+    keys.write(f"{user}/status", b"ok")
+    keys.write(f"{user}/expire", b"%d" % (time.time() - 5))
+    assert keys.read(f"{user}/status") == b"expired\n"
     with pytest.raises(Error, match="^user expired$"):
-        keys.read("bob/secret")
-    keys.write("bob/expire", b"never")
-    assert keys.read("bob/expire") == b"never\n"
-    assert keys.read("bob/key") == crypt.passtokey("bob-pw")
+        keys.read(f"{user}/secret")
+    keys.write(f"{user}/expire", b"never")
+    assert keys.read(f"{user}/expire") == b"never\n"
+    assert keys.read(f"{user}/key") == crypt.passtokey(user + "-pw")
 
 
 @pytest.mark.parametrize("file,value,err", [
@@ -161,20 +175,20 @@ def test_disabled_and_expired(keys):
     ("expire", b"4294967296", "bad expiration date"),
     ("secret", b"s" * 32, "garbled write data"),
 ])
-def test_malformed_writes_refused(keys, file, value, err):
+def test_malformed_writes_refused(keys, user, file, value, err):
     with pytest.raises(Error, match=f"^{err}$"):
-        keys.write(f"glenda/{file}", value)
-    assert keys.read("glenda/status") == b"ok\n"
-    assert keys.read("glenda/expire") == b"never\n"
-    assert keys.read("glenda/secret") == b"glenda-apop"
+        keys.write(f"{user}/{file}", value)
+    assert keys.read(f"{user}/status") == b"ok\n"
+    assert keys.read(f"{user}/expire") == b"never\n"
+    assert keys.read(f"{user}/secret") == (user + "-apop").encode()
 
 
-def test_warnings_as_strtoul_into_a_byte(keys):
-    keys.write("glenda/warnings", b"300")
-    assert keys.read("glenda/warnings") == b"44\n"
-    keys.write("glenda/expire", b"4102444800\n")
-    assert keys.read("glenda/expire") == b"4102444800\n"
-    assert keys.read("glenda/warnings") == b"0\n"
+def test_warnings_as_strtoul_into_a_byte(keys, user):
+    keys.write(f"{user}/warnings", b"300")
+    assert keys.read(f"{user}/warnings") == b"44\n"
+    keys.write(f"{user}/expire", b"4102444800\n")
+    assert keys.read(f"{user}/expire") == b"4102444800\n"
+    assert keys.read(f"{user}/warnings") == b"0\n"
 
 
 @pytest.mark.parametrize("name,err", [
@@ -196,21 +210,25 @@ def test_only_user_dirs_can_be_made_or_removed(keys):
         keys.remove("glenda/key")
 
 
-def test_rename_remove_and_walked_fid(keys):
-    keys.wstat("bob", Stat(type=0xFFFF, dev=0xFFFFFFFF, qid=codec.Qid(0xFF, 0xFFFFFFFF, 2**64 - 1),
+def test_rename_remove_and_walked_fid(keys, user):
+    keys.wstat(user, Stat(type=0xFFFF, dev=0xFFFFFFFF, qid=codec.Qid(0xFF, 0xFFFFFFFF, 2**64 - 1),
                            mode=0xFFFFFFFF, atime=0xFFFFFFFF, mtime=0xFFFFFFFF,
                            length=2**64 - 1, name="robert"))
-    assert [s.name for s in keys.readdir("/")] == ["upas", "glenda", "robert"]
-    assert keys.read("robert/key") == crypt.passtokey("bob-pw")
+    names = [s.name for s in keys.readdir("/")]
+    assert "robert" in names and user not in names
+    assert keys.read("robert/key") == crypt.passtokey(user + "-pw")
     f = keys.open("robert/key")
     keys.remove("robert")
     with pytest.raises(Error, match="^user removed$"):
         f.read()
     f.close()
-    assert [s.name for s in keys.readdir("/")] == ["upas", "glenda"]
+    assert "robert" not in [s.name for s in keys.readdir("/")]
+    with pytest.raises(Error, match="^file does not exist$"):
+        keys.read("robert/key")
 
 
-def test_changes_persist_and_log_does_not(auth_servers, keys):
+def test_changes_persist_and_log_does_not(auth_servers):
+    keys = auth_servers.keys_client()
     keys.create("dave", DMDIR | 0o777, "r").close()
     keys.write("dave/key", crypt.passtokey("dave-pw"))
     keys.write("dave/secret", b"dave-apop")
@@ -229,7 +247,8 @@ def test_changes_persist_and_log_does_not(auth_servers, keys):
         assert c.read("bob/log") == b"0\n"
 
 
-def test_tauth_declined_and_garbage_survived(auth_servers):
+def test_tauth_declined_and_garbage_survived(auth_servers_module):
+    auth_servers = auth_servers_module
     path = os.path.join(auth_servers.namespace, "keys")
     s = socket.socket(socket.AF_UNIX)
     s.connect(path)
@@ -244,14 +263,15 @@ def test_tauth_declined_and_garbage_survived(auth_servers):
         assert c.read("glenda/status") == b"ok\n"
 
 
-def test_wrong_auth_key_refuses_to_start(auth_servers, tmp_path):
+def test_wrong_auth_key_refuses_to_start(auth_servers_module, tmp_path):
+    auth_servers = auth_servers_module
     wrong = tmp_path / "wrong"
     wrong.write_text("not-the-password\n")
     env = dict(auth_servers.env, NAMESPACE=str(tmp_path))
     p = subprocess.run([sys.executable, "-m", "auth.keyfs", "-k", str(wrong), "-s", "k2",
                         auth_servers.files.keys], env=env, capture_output=True, timeout=30)
     assert p.returncode == 1
-    assert b"no valid records" in p.stderr
+    assert b"bad records: wrong auth key or damaged file" in p.stderr
     assert b"not-the-password" not in p.stderr
 
 
