@@ -169,3 +169,38 @@ def test_ctl_debug_file_only_for_owner(ratfs, tmp_path):
         with pytest.raises(Error, match="^permission denied$"):
             c.write("ctl", f"debug {tmp_path}/x".encode())
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("name", ["9" * 1000, "1.2.3.4.5", "..x", "::1", "1.2.3.4#99",
+                                  "\u00e9t\u00e9", "-1.0.0.0"])
+def test_odd_names_are_clean_misses(ratfs, name):
+    with ratfs.client() as c:
+        for d in ("trusted", "block/ip", "deny/account"):
+            with pytest.raises(Error, match="^file does not exist$"):
+                c.stat(f"{d}/{name}")
+        assert c.stat("trusted/135.104.9.1").name == "135.104.0.0#16"   # still serving
+
+
+def test_debug_to_file_by_owner(ratfs, tmp_path):
+    import getpass
+    log = tmp_path / "ratfs.debug"
+    with ratfs.client(getpass.getuser()) as c:
+        c.write("ctl", f"debug '{log}'".encode())
+        c.stat("block/ip/10.9.9.9")
+        c.write("ctl", b"nodebug")
+    text = log.read_text()
+    assert "block/ip/10.9.9.9 -> 10.0.0.0#8" in text
+
+
+def test_d_flag_logs_to_stderr(tmp_path):
+    ns = tmp_path / "ns"
+    ns.mkdir(mode=0o700)
+    (tmp_path / "b").write_text("")
+    (tmp_path / "c").write_text("")
+    proc = start_ratfs(str(ns), tmp_path / "b", tmp_path / "c", ["-d"])
+    try:
+        with Client.dial(f"unix!{ns}/ratify", uname="dbg"):
+            pass
+    finally:
+        stop(proc)
+    assert "attach dbg" in proc.stderr.read()

@@ -163,3 +163,33 @@ def test_reload_when_mtime_changes(files):
     t.refresh()
     assert t.lookup_ip("dial", "9.9.9.9") == "9.0.0.0#8"
     assert t.lookup_ip("block", "10.1.2.3") is None   # the old table is gone
+
+
+from hypothesis import given, strategies as st  # noqa: E402
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(0, 32))
+def test_cidr_names_round_trip(addr, bits):
+    net = ipaddress.IPv4Network((addr, bits), strict=False)
+    assert rules.parse_cidr(str(net).replace("/", "#")) == net
+
+
+@given(st.lists(st.tuples(st.integers(0, 2**32 - 1), st.integers(8, 32)), max_size=20),
+       st.integers(0, 2**32 - 1))
+def test_lookup_is_most_specific_holder(nets, addr):
+    entries = [rules.IpEntry(str(i), ipaddress.IPv4Network((a, b), strict=False))
+               for i, (a, b) in enumerate(nets)]
+    ip = ipaddress.IPv4Address(addr)
+    hit = rules.longest_match(entries, ip)
+    holders = [e for e in entries if ip in e.net]
+    if not holders:
+        assert hit is None
+    else:
+        assert ip in hit.net
+        assert hit.net.prefixlen == max(e.net.prefixlen for e in holders)
+
+
+@given(st.text(max_size=200))
+def test_tokens_never_fail_and_are_lower_case(line):
+    toks = rules.tokens(line)
+    assert all(t and t == t.lower() for t in toks)
