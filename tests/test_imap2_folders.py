@@ -214,8 +214,10 @@ def test_delete(c, srv):
 
 def test_rename(c, srv):
     c.cmd(b"a CREATE foo")
-    c.cmd(b"b APPEND foo {12}\r\nSubject: x\r\n\r\n")
+    c.cmd(b"b APPEND foo ($Junk) {12}\r\nSubject: x\r\n\r\n")
     imp = srv.box(name="foo.imp").read_bytes()
+    kw = srv.box(name="foo.kw.imp").read_bytes()
+    assert b" $Junk" in kw
     c.cmd(b"c SUBSCRIBE foo")
     assert c.cmd(b"d RENAME foo lists/mbox") == [b"d NO RENAME mailbox already exists\r\n"]
     assert c.cmd(b"e RENAME foo INBOX") == [b"e NO RENAME bad mailbox destination name\r\n"]
@@ -225,9 +227,13 @@ def test_rename(c, srv):
     assert not srv.box(name="foo").exists()
     assert srv.box(name="new/sub/bar").read_bytes().endswith(b"Subject: x\n\n")
     assert srv.box(name="new/sub/bar.imp").read_bytes() == imp
+    assert srv.box(name="new/sub/bar.kw.imp").read_bytes() == kw
+    assert not srv.box(name="foo.imp").exists() and not srv.box(name="foo.kw.imp").exists()
     assert b"new/sub/bar\n" in srv.box(name="imap.subscribed").read_bytes()
     assert c.cmd(b"i RENAME new other") == [b"i OK RENAME completed\r\n"]
     assert srv.box(name="other/sub/bar").exists()
+    assert c.cmd(b"j DELETE other/sub/bar") == [b"j OK other/sub/bar DELETE completed\r\n"]
+    assert sorted(p.name for p in srv.box(name="other/sub").iterdir()) == []
 
 
 def test_rename_inbox_moves_mail_keeps_inbox(c, srv):

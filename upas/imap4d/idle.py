@@ -18,16 +18,6 @@ from .table import AUTH, EXPUNGES, SELECTED, capability, command
 POLL = float(os.environ.get("IMAP_IDLE_POLL", "0.2"))
 
 
-def flush(s) -> None:
-    """Push buffered output to the client now: the driver buffers until it
-    next reads, and during IDLE it is already reading."""
-    fn = getattr(s, "flush", None)
-    if not callable(fn):
-        fn = getattr(getattr(s.recv, "__self__", None), "flush", None)
-    if callable(fn):
-        fn()
-
-
 class Poller:
     """Report mailbox changes from a thread until stopped."""
 
@@ -43,7 +33,7 @@ class Poller:
                 return
             try:
                 self.s.report(expunges=True)
-                flush(self.s)
+                self.s.flush()
             except Exception as e:  # the fs went away: stop polling, keep idling
                 self.s.log(f"idle poll: {e}")
                 return
@@ -62,7 +52,7 @@ def cmd_idle(s, req) -> None:
     if s.box is not None:
         s.report(expunges=True)
     s.continuation("idling, waiting for done")
-    flush(s)
+    s.flush()
     with Poller(s):
         line = s.readline()
     if line is None:  # the client went away while idling

@@ -77,13 +77,6 @@ class TLSStream:
             except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
                 return b""
 
-    def flush(self) -> None:
-        """Flush the encrypted bytes and the transport's own buffer."""
-        self._flush()
-        fn = getattr(getattr(self._send, "__self__", None), "flush", None)
-        if callable(fn):
-            fn()
-
     def send(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
