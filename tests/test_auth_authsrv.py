@@ -43,6 +43,17 @@ class AS:
 
 
 @pytest.fixture
+def auth_servers(auth_servers_module):
+    """One keyfs + authsrv per module; tests that change a user make a fresh one."""
+    return auth_servers_module
+
+
+@pytest.fixture
+def user(auth_servers):
+    return auth_servers.new_user("as")
+
+
+@pytest.fixture
 def conn(auth_servers):
     c = AS(auth_servers.auth)
     yield c
@@ -70,28 +81,37 @@ def test_okvar_challenge_framing_fact25(conn):
 
 @pytest.mark.parametrize("kind,digest,upper", [(APOP, crypt.apop_digest, False),
                                                (CRAM, crypt.cram_digest, True)])
-def test_apop_cram_success_86_bytes_fact27(auth_servers, conn, kind, digest, upper):
-    chal = conn.challenge(kind)
-    resp = digest(chal, b"glenda-apop")
-    mine = secrets.token_bytes(8)
-    conn.respond(kind, "glenda", resp.upper() if upper else resp, mine)
-    _check_ticket_pair(conn.raw(86), mine, "glenda")
+def test_apop_cram_success_86_bytes_fact27(auth_servers, conn, user, kind, digest, upper):
     with auth_servers.keys_client() as k:
-        assert k.read("glenda/log") == b"0\n"
+        k.write(f"{user}/log", b"bad")
+    chal = conn.challenge(kind)
+    resp = digest(chal, (user + "-apop").encode())
+    mine = secrets.token_bytes(8)
+    conn.respond(kind, user, resp.upper() if upper else resp, mine)
+    _check_ticket_pair(conn.raw(86), mine, user)
+    with auth_servers.keys_client() as k:
+        assert k.read(f"{user}/log") == b"0\n"     # `good` reached keyfs
 
 
-def test_apop_failure_65_bytes_reaches_keyfs_log_and_retry_works(auth_servers, conn):
+def test_demo_users_apop(conn):
+    for name, (_, secret) in demo.USERS.items():
+        chal = conn.challenge(APOP)
+        conn.respond(APOP, name, crypt.apop_digest(chal, secret.encode()), b"demo-usr")
+        _check_ticket_pair(conn.raw(86), b"demo-usr", name)
+
+
+def test_apop_failure_65_bytes_reaches_keyfs_log_and_retry_works(auth_servers, conn, user):
     chal = conn.challenge(APOP)
-    conn.respond(APOP, "glenda", crypt.apop_digest(chal, b"wrong"))
+    conn.respond(APOP, user, crypt.apop_digest(chal, b"wrong"))
     err = conn.raw(65)
     assert err[0] == 5 and err[1:].rstrip(b"\0") == b"apop-fail bad response 127.0.0.1"
     with auth_servers.keys_client() as k:
-        assert k.read("glenda/log") == b"1\n"
+        assert k.read(f"{user}/log") == b"1\n"
     # S may repeat step 3 with the same challenge
-    conn.respond(APOP, "glenda", crypt.apop_digest(chal, b"glenda-apop"), b"12345678")
-    _check_ticket_pair(conn.raw(86), b"12345678", "glenda")
+    conn.respond(APOP, user, crypt.apop_digest(chal, (user + "-apop").encode()), b"12345678")
+    _check_ticket_pair(conn.raw(86), b"12345678", user)
     with auth_servers.keys_client() as k:
-        assert k.read("glenda/log") == b"0\n"
+        assert k.read(f"{user}/log") == b"0\n"
 
 
 def test_cram_failure(conn):
@@ -109,42 +129,41 @@ def test_unknown_user_looks_like_wrong_response(conn):
     assert conn.raw(65) == known
 
 
-def test_disabled_user_fails(auth_servers, conn):
+def test_disabled_user_fails(auth_servers, conn, user):
     with auth_servers.keys_client() as k:
-        k.write("bob/status", b"disabled")
+        k.write(f"{user}/status", b"disabled")
     chal = conn.challenge(APOP)
-    conn.respond(APOP, "bob", crypt.apop_digest(chal, b"bob-apop"))
+    conn.respond(APOP, user, crypt.apop_digest(chal, (user + "-apop").encode()))
     assert conn.raw(65)[0] == 5
 
 
-def test_seventh_failure_ends_connection(conn):
-    chal = conn.challenge(APOP)
+def test_seventh_failure_ends_connection(conn, user):
+    conn.challenge(APOP)
     for _ in range(7):
-        conn.respond(APOP, "bob", "f" * 32)
+        conn.respond(APOP, user, "f" * 32)
         assert conn.raw(65)[0] == 5
     assert conn.raw(1) == b""
-    del chal
 
 
-def test_p9cr_challenge_response_fact28(auth_servers, conn):
+def test_p9cr_challenge_response_fact28(auth_servers, conn, user):
     assert crypt.netcrypt(crypt.passtokey("password"), "12345") == "7d682065"
     tr = Ticketreq(AuthType.AuthChal, authdom=demo.AUTHDOM, chal=b"p9crchal", hostid=demo.HOSTID,
-                   uid="glenda")
+                   uid=user)
     conn.send(tr.pack())
     reply = conn.raw(17)
     assert reply[0] == AuthType.AuthOK
     chal = reply[1:].rstrip(b"\0")
     assert chal.isdigit() and int(chal) < 100000 and reply[1 + len(chal):] == bytes(16 - len(chal))
-    resp = crypt.netcrypt(crypt.passtokey("glenda-pw"), chal)
+    resp = crypt.netcrypt(crypt.passtokey(user + "-pw"), chal)
     conn.send(resp.encode().ljust(16, b"\0"))
-    _check_ticket_pair(conn.raw(86), b"p9crchal", "glenda")
+    _check_ticket_pair(conn.raw(86), b"p9crchal", user)
     # a wrong response on a fresh challenge: AuthErr, counted in keyfs
     conn.send(tr.pack())
     conn.raw(17)
     conn.send(b"00000000".ljust(16, b"\0"))
     assert conn.raw(65)[0] == 5
     with auth_servers.keys_client() as k:
-        assert k.read("glenda/log") == b"1\n"
+        assert k.read(f"{user}/log") == b"1\n"
 
 
 def test_ticket_request_speaks_for(conn):
@@ -169,19 +188,19 @@ def test_ticket_request_speaks_for(conn):
     assert Ticket.unpack(r[:72], keys["bob"]).suid == "bob"
 
 
-def test_change_password_and_secret(auth_servers, conn):
-    conn.send(Ticketreq(AuthType.AuthPass, authdom=demo.AUTHDOM, chal=b"pwchalle", hostid="bob",
-                        uid="bob").pack())
-    t = Ticket.unpack(read_reply(conn.f, 72), crypt.passtokey("bob-pw"))
-    assert t.num == RecordNum.AuthTp and t.cuid == "bob"
-    conn.send(Passwordreq(AuthType.AuthPass, "not-bob-pw", "x", 0, "").pack(t.key))
+def test_change_password_and_secret(auth_servers, conn, user):
+    conn.send(Ticketreq(AuthType.AuthPass, authdom=demo.AUTHDOM, chal=b"pwchalle", hostid=user,
+                        uid=user).pack())
+    t = Ticket.unpack(read_reply(conn.f, 72), crypt.passtokey(user + "-pw"))
+    assert t.num == RecordNum.AuthTp and t.cuid == user
+    conn.send(Passwordreq(AuthType.AuthPass, "not-the-pw", "x", 0, "").pack(t.key))
     with pytest.raises(ASError, match="^remote: bad password$"):
         read_reply(conn.f, 0)
-    conn.send(Passwordreq(AuthType.AuthPass, "bob-pw", "bob-new-pw", 1, "bob-new-apop").pack(t.key))
+    conn.send(Passwordreq(AuthType.AuthPass, user + "-pw", "new-pw", 1, "new-apop").pack(t.key))
     assert read_reply(conn.f, 0) == b""
     with auth_servers.keys_client() as k:
-        assert k.read("bob/key") == crypt.passtokey("bob-new-pw")
-        assert k.read("bob/secret") == b"bob-new-apop"
+        assert k.read(f"{user}/key") == crypt.passtokey("new-pw")
+        assert k.read(f"{user}/secret") == b"new-apop"
 
 
 def test_garbage_and_unknown_type_close_connection_service_stays(auth_servers):
