@@ -311,3 +311,16 @@ def test_py9p_client_like_plan9port_9p(tree):
             p.walk(0, 5, "nope")
     finally:
         p.close()
+
+
+def test_readline_is_positional(tree):
+    root, c, _ = tree
+    text = b"".join(b"line %d\n" % i for i in range(5000)) + b"tail"
+    c.write("hello", text, trunc=True)
+    with c.open("hello") as f:
+        assert f.readline() == b"line 0\n"
+        assert f.tell() == 7
+        assert f.readline(3) == b"lin"
+        assert f.readline() == b"e 1\n"
+        rest = f.readlines()
+    assert rest[0] == b"line 2\n" and rest[-1] == b"tail" and len(rest) == 4999

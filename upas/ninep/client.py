@@ -477,6 +477,34 @@ class File(io.RawIOBase):
             self.offset += len(data)
             out.extend(Stat.unpack_many(data))
 
+    def readline(self, size: int | None = -1) -> bytes:
+        """One line: whole-iounit Treads, the offset set just past the
+        newline (9P reads are positional, so nothing is lost)."""
+        self._check()
+        limit = -1 if size is None else size
+        out: list[bytes] = []
+        got = 0
+        while limit < 0 or got < limit:
+            want = self.iounit if limit < 0 else min(self.iounit, limit - got)
+            data = self.client._tread(self.fid, self.offset, want)
+            if not data:
+                break
+            nl = data.find(b"\n")
+            if nl >= 0:
+                data = data[:nl + 1]
+            self.offset += len(data)
+            out.append(data)
+            got += len(data)
+            if nl >= 0:
+                break
+        return b"".join(out)
+
+    def readlines(self, hint: int = -1) -> list[bytes]:
+        lines: list[bytes] = []
+        while line := self.readline():
+            lines.append(line)
+        return lines
+
     def __iter__(self) -> Iterator[bytes]:  # type: ignore[override]
         """Chunks of up to iounit bytes until EOF."""
         while True:
