@@ -125,6 +125,11 @@ def test_lsub_creates_subscribed_file_fact39(c, srv):
         b'* LSUB (\\Noselect) "/" "gone"\r\n',
         b'* LSUB (\\Noinferiors \\Marked) "/" "lists/mbox"\r\n',
         b"g OK LSUB completed\r\n"]
+    # RFC 3501 6.3.9: `%` stops above lists/mbox, so `lists` is \Noselect
+    assert c.cmd(b'h LSUB "" %') == [
+        b'* LSUB (\\Noselect) "/" "gone"\r\n',
+        b'* LSUB (\\Noselect) "/" "lists"\r\n',
+        b"h OK LSUB completed\r\n"]
 
 
 def test_status_fact50_51_no_expunge(c, srv):

@@ -289,9 +289,20 @@ def cmd_lsub(s, req) -> None:
     if pats is None:
         return
     tree = Tree(s.ns, s.user)
-    for e in _subscribed_entries(tree, _subscribed(s), pats[0]):
+    subs = _subscribed(s)
+    entries = _subscribed_entries(tree, subs, pats[0])
+    for e in entries:
         attrs = [a for a in e.attrs if a != "\\NonExistent"]
         _emit(s, req, Entry(e.path, e.isdir, attrs))
+    # RFC 3501 6.3.9: with `%`, a level above a subscribed name that the
+    # pattern stops at is listed \Noselect
+    shown = {e.path for e in entries}
+    rx = pattern_regex(pats[0])
+    stopped = {n.rsplit("/", k)[0] for n in subs if not rx.match(n)
+               for k in range(1, n.count("/") + 1)}
+    for parent in sorted(stopped - shown - subs):
+        if rx.match(parent) and names.is_listable(parent):
+            _emit(s, req, Entry(parent, True, ["\\Noselect"]))
     s.ok(req, "completed")
 
 
