@@ -10,10 +10,9 @@ import pytest
 from hypothesis import given, strategies as st
 
 from auth.records import ASError, AuthInfo
-from auth.factotum.__main__ import make_ring
-from auth.factotum.keys import KeyError_, format_attrs, parse_attrs, quote, tokenize
+from auth.factotum.keys import CtlError, format_attrs, parse_attrs, quote, tokenize
 from auth.factotum.proto import Context
-from auth.factotum.rpc import Conversation, RpcFileError
+from auth.factotum.rpc import Conversation, RpcFileError, new_keyring as make_ring
 
 
 def no_as(dom):
@@ -115,19 +114,19 @@ def test_ctl_listing_hides_secrets():                       # fact 18
 
 def test_ctl_errors():
     ring = make_ring()
-    with pytest.raises(KeyError_, match="^key without protos$"):
+    with pytest.raises(CtlError, match="^key without protos$"):
         ring.ctl("key user=glenda !password=x")
-    with pytest.raises(KeyError_, match="^multiline write not allowed$"):
+    with pytest.raises(CtlError, match="^multiline write not allowed$"):
         ring.ctl("key proto=pass user=a !password=b\nkey proto=pass user=c !password=d\n")
-    with pytest.raises(KeyError_, match="^found no keys to delete$"):
+    with pytest.raises(CtlError, match="^found no keys to delete$"):
         ring.ctl("delkey proto=pass")
-    with pytest.raises(KeyError_, match=r"^only !private\? patterns"):
+    with pytest.raises(CtlError, match=r"^only !private\? patterns"):
         ring.ctl("delkey proto=pass !password=b")
-    with pytest.raises(KeyError_, match="^proto p9any doesn't take keys$"):
+    with pytest.raises(CtlError, match="^proto p9any doesn't take keys$"):
         ring.ctl("key proto=p9any user=a")
-    with pytest.raises(KeyError_, match="^no key data$"):
+    with pytest.raises(CtlError, match="^no key data$"):
         ring.ctl("key proto=p9sk1 user=a dom=d")
-    with pytest.raises(KeyError_, match="^malformed key data$"):
+    with pytest.raises(CtlError, match="^malformed key data$"):
         ring.ctl("key proto=p9sk1 user=a dom=d !hex=123")
     ring.ctl("# a comment")
     ring.ctl("")
@@ -288,3 +287,32 @@ def test_p9any_client_picks_p9sk1():
     assert rpc(cli, b"write v.2 p9sk1@upas.local\0") == b"ok"
     assert rpc(cli, b"read") == b"ok p9sk1 upas.local\0"
     assert rpc(cli, b"write NO\0") == b"error server gave up"
+
+
+def test_attr_and_errors_never_show_a_private_value():
+    c = conv()
+    reply = rpc(c, b"start proto=pass user=glenda !password=leaked")
+    assert reply.startswith(b"needkey ") and b"leaked" not in reply
+    c = conv("proto=apop server=s user=u !password=pw")
+    rpc(c, b"start proto=apop role=client server=s !password=leaked")
+    assert rpc(c, b"attr") == b"ok proto=apop role=client server=s !password?"
+
+
+def test_p9any_version_1_offer_skips_ok():
+    cli = conv("proto=p9sk1 dom=upas.local user=glenda !password=glenda-pw")
+    rpc(cli, b"start proto=p9any role=client")
+    assert rpc(cli, b"write p9sk1@upas.local\0") == b"ok"
+    assert rpc(cli, b"read") == b"ok p9sk1 upas.local\0"
+    assert len(rpc(cli, b"read")) == 3 + 8                  # straight on to p9sk1's CHc
+
+
+@given(st.binary(max_size=300))
+def test_any_request_gets_a_reply(request):
+    """Garbage never breaks a conversation: a reply or a 9P-level refusal."""
+    c = conv("proto=pass user=glenda !password=pw",
+             "proto=p9sk1 dom=upas.local user=upas !password=upas-host-pw")
+    for req in (b"start proto=p9any role=server", request, b"write " + request, request):
+        c.write(req)
+        reply = c.read(4096)
+        assert reply.split(b" ", 1)[0] in (b"ok", b"done", b"error", b"needkey", b"phase",
+                                           b"toosmall")

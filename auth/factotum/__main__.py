@@ -14,19 +14,11 @@ import sys
 
 from upas.ninep import post, service_path
 
-from . import pass_, p9sk1
 from .asclient import authdial
 from .fs import Factotum
-from .keys import KeyError_, Keyring
+from .keys import CtlError, Keyring
 from .proto import Context
-from .rpc import PROTOCOLS
-
-
-def make_ring() -> Keyring:
-    """The key ring with each protocol's key check (addkey)."""
-    return Keyring(addkey={"apop": lambda k: None, "cram": lambda k: None,
-                           "pass": pass_.addkey, "p9sk1": p9sk1.addkey},
-                   known=lambda name: name in PROTOCOLS)
+from .rpc import new_keyring
 
 
 def load_keys(ring: Keyring, path: str) -> None:
@@ -37,7 +29,7 @@ def load_keys(ring: Keyring, path: str) -> None:
                 continue
             try:
                 ring.ctl(line)
-            except KeyError_ as e:
+            except CtlError as e:
                 sys.exit(f"factotum: {path}:{n}: {e}")
 
 
@@ -52,7 +44,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("-m", dest="mtpt", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
-    ring = make_ring()
+    ring = new_keyring()
     if args.keys:
         load_keys(ring, args.keys)
     authaddr = args.authaddr

@@ -12,15 +12,18 @@ import hashlib
 import hmac
 import secrets
 
-from auth.records import (ASError, AUTHENTLEN, AuthType, Authenticator, RecordNum, TICKETLEN,
-                          Ticket, Ticketreq)
+from auth.records import (ASError, AUTHENTLEN, AuthInfo, AuthType, Authenticator, RecordNum,
+                          TICKETLEN, Ticket, Ticketreq)
 
-from .keys import find, set_attrs
-from .proto import EASPROTO, ESTABLISHED, Context, Failure, Protocol, is_client, set_attr, quote
-from auth.records import AuthInfo
+from .keys import Key, find, quote, set_attrs
+from .proto import EASPROTO, ESTABLISHED, Context, Failure, Protocol, is_client, set_attr
 
 MD5HEX = 32
 MAXCHAL = 128          # the challenge buffer of apop.c
+
+
+def addkey(key: Key) -> None:
+    """apop and cram keys are used as they are (replacekey)."""
 
 
 class Apop(Protocol):

@@ -16,7 +16,7 @@ import time
 
 from upas.ninep import DMDIR, DMEXCL, QTDIR, QTEXCL, Error, Node, Open, Qid, Server, Stat
 
-from .keys import KeyError_
+from .keys import CtlError
 from .proto import Context
 from .rpc import PROTOCOLS, Conversation, RpcFileError
 
@@ -60,7 +60,7 @@ class _Ctl(_Snapshot):
     def write(self, offset: int, data: bytes) -> int:
         try:
             self.factotum.ctx.ring.ctl(data.decode("utf-8", "replace"))
-        except KeyError_ as e:
+        except CtlError as e:
             raise Error(str(e)) from None
         return len(data)
 

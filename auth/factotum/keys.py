@@ -95,6 +95,11 @@ def format_attrs(attrs: Iterable[Attr]) -> str:
     return " ".join(str(a) for a in attrs)
 
 
+def show_attrs(attrs: Iterable[Attr]) -> str:
+    """%A for replies and logs: a private value never appears (`!name?`)."""
+    return " ".join(quote(a.name) + "?" if a.name.startswith("!") else str(a) for a in attrs)
+
+
 def find(attrs: Iterable[Attr], name: str) -> str | None:
     """_strfindattr: the value of the first name=value attribute."""
     for a in attrs:
@@ -149,7 +154,7 @@ def matches(pattern: Iterable[Attr], pub: list[Attr], priv: list[Attr] = ()) -> 
     return True
 
 
-class KeyError_(Exception):
+class CtlError(Exception):
     """A ctl write that failed; the text is Plan 9's."""
 
 
@@ -185,20 +190,20 @@ class NoKey(Exception):
 class Keyring:
     """The keys factotum holds.  Thread-safe: conversations run in parallel."""
     keys: list[Key] = field(default_factory=list)
-    # proto name -> validator that fills Key.data or raises KeyError_;
+    # proto name -> validator that fills Key.data or raises CtlError;
     # a proto missing here does not take keys.
     addkey: dict[str, Callable[[Key], None]] = field(default_factory=dict)
     known: Callable[[str], bool] = lambda name: True
     lock: threading.RLock = field(default_factory=threading.RLock)
 
     def ctl(self, line: str) -> None:
-        """One ctl write (rpc.c ctlwrite); raises KeyError_ with Plan 9 text."""
+        """One ctl write (rpc.c ctlwrite); raises CtlError with Plan 9 text."""
         if line.startswith("#") or line == "":
             return
         nl = line.find("\n")
         if nl >= 0:
             if line[nl + 1:] != "":
-                raise KeyError_("multiline write not allowed")
+                raise CtlError("multiline write not allowed")
             line = line[:nl]
         verb, _, rest = line.partition(" ")
         if verb == "key":
@@ -208,12 +213,12 @@ class Keyring:
         elif verb == "debug":
             pass
         else:
-            raise KeyError_("unknown verb")
+            raise CtlError("unknown verb")
 
     def add(self, attrs: list[Attr]) -> None:
         protos = [a.value for a in attrs if a.name == "proto"]
         if not protos:
-            raise KeyError_("key without protos")
+            raise CtlError("key without protos")
         rest = [a for a in attrs if a.name != "proto"]
         pub = [a for a in rest if not a.name.startswith("!")]
         priv = [a for a in rest if a.name.startswith("!")]
@@ -221,17 +226,17 @@ class Keyring:
         for proto in protos:
             try:
                 self._add_one(proto, pub, priv)
-            except KeyError_ as e:
+            except CtlError as e:
                 error = e
         if error:
             raise error
 
     def _add_one(self, proto: str, pub: list[Attr], priv: list[Attr]) -> None:
         if not self.known(proto):
-            raise KeyError_(f"unknown proto {proto}")
+            raise CtlError(f"unknown proto {proto}")
         check = self.addkey.get(proto)
         if check is None:
-            raise KeyError_(f"proto {proto} doesn't take keys")
+            raise CtlError(f"proto {proto} doesn't take keys")
         key = Key([Attr("proto", proto)] + [Attr(a.name, a.value, a.kind) for a in pub],
                   [Attr(a.name, a.value, a.kind) for a in priv])
         check(key)
@@ -244,11 +249,11 @@ class Keyring:
 
     def delete(self, pattern: list[Attr]) -> None:
         if any(a.name.startswith("!") and a.kind != QUERY for a in pattern):
-            raise KeyError_("only !private? patterns are allowed for private fields")
+            raise CtlError("only !private? patterns are allowed for private fields")
         with self.lock:
             keep = [k for k in self.keys if not matches(pattern, k.attrs, k.priv)]
             if len(keep) == len(self.keys):
-                raise KeyError_("found no keys to delete")
+                raise CtlError("found no keys to delete")
             self.keys[:] = keep
 
     def listing(self) -> str:
@@ -275,11 +280,11 @@ class Keyring:
                     nmatch += 1
                     if nmatch > skip:
                         return k
-        message = f"no key matches {format_attrs(attr0)} {format_attrs(attr1)}"
+        message = f"no key matches {show_attrs(attr0)} {show_attrs(attr1)}"
         if not any(a.kind == QUERY for a in (*attr0, *attr1)):
             raise NoKey(message, None)
         wanted = sort_attrs(a for a in (*attr0, *attr1) if a.name not in IGNORED)
-        raise NoKey(message, format_attrs(wanted) if nmatch == 0 else "")
+        raise NoKey(message, show_attrs(wanted) if nmatch == 0 else "")
 
     def disable(self, key: Key) -> None:
         """disablekey: mark a key the AS rejected on first use."""

@@ -13,8 +13,8 @@ from auth import crypt
 from auth.records import (ASError, AUTHENTLEN, AuthInfo, AuthType, Authenticator, CHALLEN,
                           DESKEYLEN, RecordNum, TICKETLEN, TICKREQLEN, Ticket, Ticketreq)
 
-from .keys import (Key, KeyError_, NoKey, del_attr, find, format_attrs, parse_attrs, quote,
-                   set_attrs)
+from .keys import (Key, CtlError, NoKey, del_attr, find, parse_attrs, quote, set_attrs,
+                   show_attrs)
 from .proto import (EASPROTO, EBADKEY, ESTABLISHED, Context, Failure, NeedKey, Protocol,
                     TooSmall, is_client)
 
@@ -28,12 +28,12 @@ def addkey(key: Key) -> None:
         except ValueError:
             data = b""
         if len(data) != DESKEYLEN or len(hexkey) != 2 * DESKEYLEN:
-            raise KeyError_("malformed key data")
+            raise CtlError("malformed key data")
         key.data = data
     elif password is not None:
         key.data = crypt.passtokey(password)
     else:
-        raise KeyError_("no key data")
+        raise CtlError("no key data")
 
 
 class P9sk1(Protocol):
@@ -111,7 +111,7 @@ class P9sk1(Protocol):
             if self.key.successes == 0 and not speakfor:
                 self.ctx.ring.disable(self.key)
             if not speakfor:
-                raise NeedKey(f"{format_attrs(self.want)} {self.keyprompt}")
+                raise NeedKey(f"{show_attrs(self.want)} {self.keyprompt}")
             raise Failure(EBADKEY)
         self.key.successes += 1
         auth = Authenticator(RecordNum.AuthAc, self.tr.chal, 0).pack(self.t.key)

@@ -11,7 +11,7 @@ import itertools
 import threading
 from typing import Callable
 
-from .keys import find, format_attrs, parse_attrs
+from .keys import Keyring, find, parse_attrs, show_attrs
 from .proto import (ETOOLARGE, Context, Failure, NeedKey, PhaseError, Protocol,
                     TooSmall)
 from . import apop, p9any, p9cr, p9sk1, pass_
@@ -24,7 +24,15 @@ PROTOCOLS: dict[str, type[Protocol]] = {
     p.name: p for p in (apop.Apop, apop.Cram, p9any.P9any, p9cr.P9cr, p9sk1.P9sk1, pass_.Pass)
 }
 
+# proto -> the check a new key must pass (addkey); p9any and p9cr take none.
+ADDKEY = {"apop": apop.addkey, "cram": apop.addkey, "pass": pass_.addkey, "p9sk1": p9sk1.addkey}
+
 _seqnum = itertools.count(1)
+
+
+def new_keyring() -> Keyring:
+    """An empty key ring that knows our protocols and their key checks."""
+    return Keyring(addkey=dict(ADDKEY), known=lambda name: name in PROTOCOLS)
 
 
 class RpcFileError(Exception):
@@ -143,7 +151,7 @@ class Conversation:
         return data if len(data) <= count else b"error read too small"
 
     def _attr(self, arg: bytes, count: int) -> bytes:
-        return ("ok " + format_attrs(self.attrs)).encode()
+        return ("ok " + show_attrs(self.attrs)).encode()
 
     def _outcome(self, e: Exception) -> bytes:
         """retrpc: the reply for a protocol's failure outcome."""
