@@ -77,14 +77,20 @@ class KeyStore:
     def _read(self, path: str) -> bytes | None:
         try:
             return self.files.read(path)
-        except (Error, OSError):
+        except Error:
+            return None
+        except OSError as e:
+            log.warning("keyfs unreachable: %s", e.strerror or type(e).__name__)
             return None
 
     def _write(self, path: str, data: bytes) -> bool:
         try:
             self.files.write(path, data)
             return True
-        except (Error, OSError):
+        except Error:
+            return False
+        except OSError as e:
+            log.warning("keyfs unreachable: %s", e.strerror or type(e).__name__)
             return False
 
     @staticmethod

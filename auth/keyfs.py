@@ -186,6 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     if not args.p and not args.k:
         print("keyfs: no auth key: use -p or -k authkeyfile", file=sys.stderr)
         return 1
+    if "!" in args.s and not args.s.startswith("unix!"):
+        print("keyfs: keys are served on a local socket only", file=sys.stderr)
+        return 1
     try:
         db = open_db(args.keyfile, _authkey(args))
         listener = post(args.s)

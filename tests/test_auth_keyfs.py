@@ -12,6 +12,7 @@ from auth import crypt, demo, keyfile
 from auth.keyfile import KeyRecord
 from tests.fixtures.auth import start_keyfs, stop
 from upas.ninep import codec
+from upas.ninep.client import Client
 from upas.ninep.codec import DMDIR, Stat
 from upas.ninep.server import Error
 
@@ -279,3 +280,31 @@ def test_no_auth_key_is_an_error(tmp_path):
     p = subprocess.run([sys.executable, "-m", "auth.keyfs", str(tmp_path / "k")],
                        capture_output=True, timeout=30, env=dict(os.environ, NAMESPACE=str(tmp_path)))
     assert p.returncode == 1 and b"no auth key" in p.stderr
+
+
+def test_password_from_stdin_with_p_and_local_only(tmp_path):
+    files = demo.make_demo(str(tmp_path / "demo"))
+    ns = tmp_path / "ns"
+    env = dict(os.environ, NAMESPACE=str(ns))
+    p = subprocess.Popen([sys.executable, "-m", "auth.keyfs", "-p", "-s", "kp", files.keys],
+                         env=env, stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        p.stdin.write(demo.AUTHKEY_PASSWORD.encode() + b"\n")
+        p.stdin.close()
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                c = Client.dial(str(ns / "kp"))
+                break
+            except OSError:
+                assert p.poll() is None and time.monotonic() < deadline, "keyfs did not start"
+                time.sleep(0.05)
+        with c:
+            assert c.read("bob/key") == crypt.passtokey("bob-pw")
+    finally:
+        p.terminate()
+        p.wait(10)
+        p.stderr.close()
+    r = subprocess.run([sys.executable, "-m", "auth.keyfs", "-k", files.authkey, "-s", "tcp!*!0",
+                        files.keys], env=env, capture_output=True, timeout=30)
+    assert r.returncode == 1 and r.stderr == b"keyfs: keys are served on a local socket only\n"
