@@ -561,3 +561,62 @@ def test_large_message_streams_with_flat_memory(pop3):
     hwm_kb = int(re.search(r"VmHWM:\s+(\d+)", Path(f"/proc/{pid}/status").read_text()).group(1))
     assert hwm_kb < 60 * 1024, f"pop3 peak RSS {hwm_kb} kB for a {total >> 20} MB message"
     c.cmd(b"QUIT")
+
+
+def test_posted_upasfs_inbox_and_sub_mailbox_side_by_side(pop3_factory):
+    srv = pop3_factory(["-p"], posted_upasfs="glenda")
+    a = srv.connect()
+    assert login(a, GLENDA) == b"+OK mailbox is /mail/box/glenda/mbox\r\n"
+    b = srv.connect()
+    b.cmd(b"USER glenda/lists")
+    assert b.cmd(b"PASS glenda-apop") == b"+OK mailbox is /mail/box/glenda/lists/mbox\r\n"
+    assert b.cmd(b"STAT").startswith(b"+OK 1 ")
+    n = len(entries(srv.box("glenda")))
+    assert a.cmd(b"STAT").startswith(f"+OK {n} ".encode())
+    b.cmd(b"QUIT")
+    c = srv.connect()
+    assert login(c, GLENDA) == b"+OK mailbox is /mail/box/glenda/mbox\r\n"
+
+
+def test_posted_name():
+    from upas.pop3.host import posted_name
+    assert posted_name("glenda", "/mail/box/glenda/mbox") == "mbox"
+    assert posted_name("glenda", "/mail/box/glenda/lists/mbox") == "lists!mbox"
+
+
+# -- RFC 2449/5034 additions, only with -e -------------------------------------
+def test_in_use_response_code(pop3_factory):
+    """Another client holds the name `mbox` for another file: [IN-USE]."""
+    from upas import ninep
+    srv = pop3_factory(["-e"], posted_upasfs="glenda")
+    with ninep.Client.dial(srv.env["upasfs"], uname="glenda") as fs:
+        fs.write("ctl", b"open /mail/box/glenda/lists/mbox mbox")
+    c = srv.connect()
+    assert login(c, GLENDA) == b"-ERR [IN-USE] mbox name in use\r\n"
+    assert c.closed()
+
+
+def test_auth_cram_md5_through_factotum(pop3_factory):
+    import base64
+    import hmac
+    c = pop3_factory(["-e"]).connect()
+    c.send(b"CAPA")
+    assert b"SASL CRAM-MD5\r\nRESP-CODES\r\nAUTH-RESP-CODE\r\n" in c.multi()
+    sent = c.cmd(b"AUTH CRAM-MD5")
+    assert sent.startswith(b"+ ")
+    chal = base64.b64decode(sent[2:].strip())
+    assert re.fullmatch(rb"<[0-9a-f]+\.[0-9a-f]+@[^>]+>", chal)
+    bad = hmac.new(b"wrong", chal, "md5").hexdigest()
+    assert c.cmd(base64.b64encode(b"bob " + bad.encode())) == b"-ERR [AUTH] authentication failed\r\n"
+    sent = c.cmd(b"AUTH CRAM-MD5")
+    chal = base64.b64decode(sent[2:].strip())
+    good = hmac.new(b"bob-apop", chal, "md5").hexdigest()
+    assert c.cmd(base64.b64encode(b"bob " + good.encode())) == b"+OK mailbox is /mail/box/bob/mbox\r\n"
+    assert c.cmd(b"STAT").startswith(b"+OK 3 ")
+
+
+def test_auth_plain_under_p(pop3_factory):
+    import base64
+    c = pop3_factory(["-e", "-p"]).connect()
+    assert c.cmd(b"AUTH PLAIN " + base64.b64encode(b"\0glenda\0glenda-apop")) == (
+        b"+OK mailbox is /mail/box/glenda/mbox\r\n")

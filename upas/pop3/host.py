@@ -5,7 +5,7 @@ on /mail/fs, ratifies the peer in /mail/ratify and writes syslog `pop3`.
 Here: `login` builds the user's name space (confined to /mail/box/USER) and
 takes the user's name for 9P attaches; `open_mailbox` either starts upasfs
 for the session on a socketpair or, when `$upasfs` names a running one,
-asks it to `open` the mailbox as `mbox`.
+asks it to `open` the mailbox (as `mbox` for the inbox; see posted_name).
 """
 from __future__ import annotations
 
@@ -64,9 +64,10 @@ class NamespaceHost:
     def open_mailbox(self, box: str) -> FsMailbox:
         ns = self._namespace()
         if self._posted:
-            self._open_posted(ns, box)
-        else:
-            self._start_upasfs(ns, box)
+            name = posted_name(ns.user, box)
+            self._open_posted(ns, box, name)
+            return FsMailbox(ns, name)
+        self._start_upasfs(ns, box)
         return FsMailbox(ns, "mbox")
 
     def _start_upasfs(self, ns: nsmod.Namespace, box: str) -> None:
@@ -82,10 +83,11 @@ class NamespaceHost:
             raise MailboxError(msg if msg.startswith("can't") else
                                f"can't initialize upas/fs: {msg}") from None
 
-    def _open_posted(self, ns: nsmod.Namespace, box: str) -> None:
-        """A running upasfs (the user's own): `open BOX mbox` in its ctl."""
+    def _open_posted(self, ns: nsmod.Namespace, box: str, name: str) -> None:
+        """A running upasfs (the user's own, shared by its sessions):
+        `open BOX NAME` in its ctl; the same BOX again is a no-op."""
         try:
-            ns.write(f"{FSROOT}/ctl", f"open {box} mbox".encode())
+            ns.write(f"{FSROOT}/ctl", f"open {box} {name}".encode())
         except nsmod.Error as e:
             text = str(e)
             raise MailboxError(text, "IN-USE" if "in use" in text else "") from None
@@ -116,3 +118,14 @@ class NamespaceHost:
             self.ns.close()
             self.ns = None
 
+
+def posted_name(user: str, box: str) -> str:
+    """The name a shared upasfs serves BOX under: `mbox` for the user's
+    inbox (as upas/fs names it), else the path below /mail/box/USER with
+    `/` as `!`, so that a session on `USER/sub` never takes `mbox` away
+    from one on the inbox."""
+    prefix = f"/mail/box/{user}/"
+    if box == f"{prefix}mbox":
+        return "mbox"
+    rest = box[len(prefix):] if box.startswith(prefix) else box.strip("/")
+    return rest.replace("/", "!")
