@@ -100,3 +100,29 @@ def test_bad_handshake_ends_session_cleanly(imap_factory, certfile):
     raw.close()
     srv.wait_idle(10)
     assert all(p.poll() is not None for p in srv.procs)
+
+
+def test_idle_over_tls_reports_delivery(imap_factory, certfile, ca):
+    """IDLE's updates come from another thread: they must cross TLS intact."""
+    import subprocess
+    import sys
+    import time
+    srv = imap_factory(flags=("-a", "-t", certfile, "-T"), auth=False)
+    tls = client_ctx(ca).wrap_socket(socket.create_connection(srv.addr, timeout=20),
+                                     server_hostname="imap.test")
+    f = tls.makefile("rwb", buffering=0)
+    f.readline()
+    f.write(b"a SELECT INBOX\r\n")
+    lines_until(f, b"a")
+    f.write(b"b IDLE\r\n")
+    assert f.readline() == b"+ idling, waiting for done\r\n"
+    for i in range(2):
+        subprocess.run([sys.executable, "-m", "upas.mbappend", str(srv.box())],
+                       input=b"Subject: over tls %d\n\nhi\n" % i, env=srv.env, check=True)
+        t0 = time.monotonic()
+        assert f.readline() == b"* %d EXISTS\r\n" % (9 + i)
+        assert f.readline() == b"* %d RECENT\r\n" % (9 + i)
+        assert time.monotonic() - t0 < 1.0
+    f.write(b"DONE\r\n")
+    assert lines_until(f, b"b") == [b"b OK IDLE terminated\r\n"]
+    tls.close()

@@ -16,6 +16,7 @@ session's `starttls` hook, which the driver sets when it has a certificate.
 from __future__ import annotations
 
 import ssl
+import threading
 from typing import Callable
 
 from .table import NOTAUTH, capability, command
@@ -32,13 +33,18 @@ def server_context(certfile: str) -> ssl.SSLContext:
 
 
 class TLSStream:
-    """Server-side TLS over recv()/send() callables of the raw transport."""
+    """Server-side TLS over recv()/send() callables of the raw transport.
+
+    IDLE's poller thread may send while the session thread waits for input,
+    so the TLS object is used under a lock; the wait for raw bytes is not.
+    """
 
     def __init__(self, ctx: ssl.SSLContext, recv: Callable[[], bytes],
                  send: Callable[[bytes], None]):
         self._recv, self._send = recv, send
         self.inb, self.outb = ssl.MemoryBIO(), ssl.MemoryBIO()
         self.obj = ctx.wrap_bio(self.inb, self.outb, server_side=True)
+        self.lock = threading.Lock()
 
     def _flush(self) -> None:
         data = self.outb.read()
@@ -47,42 +53,46 @@ class TLSStream:
 
     def _fill(self) -> bool:
         data = self._recv()
-        if not data:
-            self.inb.write_eof()
-            return False
-        self.inb.write(data)
-        return True
+        with self.lock:
+            if not data:
+                self.inb.write_eof()
+                return False
+            self.inb.write(data)
+            return True
 
     def handshake(self) -> None:
         """Complete the handshake; raises ssl.SSLError or EOFError."""
         while True:
-            try:
-                self.obj.do_handshake()
-                self._flush()
-                return
-            except ssl.SSLWantReadError:
-                self._flush()
-                if not self._fill():
-                    raise EOFError("end of input during TLS handshake") from None
+            with self.lock:
+                try:
+                    self.obj.do_handshake()
+                    self._flush()
+                    return
+                except ssl.SSLWantReadError:
+                    self._flush()
+            if not self._fill():
+                raise EOFError("end of input during TLS handshake")
 
     def recv(self) -> bytes:
         """Decrypted bytes; b"" at the end of input."""
         while True:
-            try:
-                return self.obj.read(CHUNK)
-            except ssl.SSLWantReadError:
-                self._flush()
-                if not self._fill():
+            with self.lock:
+                try:
+                    return self.obj.read(CHUNK)
+                except ssl.SSLWantReadError:
+                    self._flush()
+                except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
                     return b""
-            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+            if not self._fill():
                 return b""
 
     def send(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
-            n = self.obj.write(view)
-            view = view[n:]
-            self._flush()
+        with self.lock:
+            view = memoryview(data)
+            while view:
+                n = self.obj.write(view)
+                view = view[n:]
+                self._flush()
 
 
 def install(s, ctx: ssl.SSLContext, recv: Callable[[], bytes],
