@@ -3,9 +3,12 @@
 No auth server here: pass and the apop/cram client role need none.
 fs-auth.md 2.1-2.3; facts 13, 17, 18, 36 (our file list, without `conv`).
 """
+import shutil
+
 import pytest
 
 from lib import factotum as lf
+from tests.fixtures.factotum import short_namespace, start_factotum
 from upas import ninep
 
 
@@ -129,3 +132,24 @@ def test_errors_are_exceptions(factotum_proc):
     with pytest.raises(lf.FactotumUnavailable):
         lf.auth_challenge("proto=apop role=server", addr="unix!/nonexistent/factotum")
     assert factotum_proc.alive()
+
+
+def test_initial_keys_from_a_pipe():
+    """-k as `make run` uses it: key lines through a pipe, comments skipped."""
+    ns = short_namespace()
+    f = start_factotum(ns, keyfile="# host key\nkey proto=p9sk1 dom=upas.local user=upas "
+                                   "!password=upas-host-pw\n\nkey proto=pass user=x !password=y\n")
+    try:
+        with ninep.Client.dial(f.addr) as c:
+            assert c.read("ctl") == (b"key proto=p9sk1 dom=upas.local user=upas !password?\n"
+                                     b"key proto=pass user=x !password?\n")
+    finally:
+        f.stop()
+        shutil.rmtree(ns, ignore_errors=True)
+
+
+def test_bad_initial_key_is_fatal():
+    ns = short_namespace()
+    with pytest.raises(RuntimeError, match="exited"):
+        start_factotum(ns, keyfile="key user=nobody !password=x\n")
+    shutil.rmtree(ns, ignore_errors=True)
