@@ -5,6 +5,7 @@ import hashlib
 import imaplib
 import poplib
 import re
+import socket
 import ssl
 import time
 
@@ -119,3 +120,22 @@ def test_sigterm_mid_session_loses_no_mail(tmp_path):
         assert re.search(r"^listen: pop3 127\.0\.0\.1!\d+ pid \d+ exit ", log, re.M)
     finally:
         host.stop()
+
+
+def test_limit_answers_in_the_protocol(mail_host, launcher):
+    env = dict(mail_host.env, LISTEN_GRACE="1")
+    la = launcher(["-M", "1", "-l", "pop3=tcp!127.0.0.1!0", "-l", "imap4d=tcp!127.0.0.1!0",
+                   "pop3", "imap4d"], env)
+    held = []
+    for name, busy in (("pop3", b"-ERR too many connections\r\n"),
+                       ("imap4d", b"* BYE too many connections\r\n")):
+        s1 = socket.create_connection(("127.0.0.1", la.port(name)), timeout=20)
+        f1 = s1.makefile("rb")
+        assert f1.readline()[:1] in (b"+", b"*")       # a real greeting
+        held.append((s1, f1))
+        s2 = socket.create_connection(("127.0.0.1", la.port(name)), timeout=20)
+        with s2, s2.makefile("rb") as f2:
+            assert f2.read() == busy
+    for s, f in held:
+        f.close()
+        s.close()

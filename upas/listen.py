@@ -36,6 +36,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from upas.ninep.dial import announce
+
 USAGE = ("usage: listen [-v] [-c conffile] [-t certfile [-k keyfile]] [-m maxconns] "
          "[-M maxperpeer] [-l name=addr]... [-F name=flags]... [name...]")
 MAXCONNS = 100          # per service
@@ -135,12 +137,7 @@ class Launcher:
         """Bind every service; returns the actual addresses (port 0 resolved)."""
         out = []
         for svc in self.services:
-            host, port = parse_addr(svc.addr)
-            fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-            s = socket.socket(fam, socket.SOCK_STREAM)
-            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            s.bind((host, port))
-            s.listen(64)
+            s = announce(svc.addr)
             self.listeners.append((s, svc))
             bound = s.getsockname()
             out.append((svc, f"tcp!{bound[0]}!{bound[1]}"))
@@ -159,7 +156,11 @@ class Launcher:
                     conn, peer = key.fileobj.accept()
                 except OSError:
                     continue
-                self._start(conn, peer, key.data)
+                refused = self._admit(key.data, peer[0])
+                if refused:
+                    self._refuse(conn, peer, key.data, refused)
+                else:
+                    self._start(conn, peer, key.data)
         sel.close()
         for s, _ in self.listeners:
             s.close()
@@ -198,22 +199,17 @@ class Launcher:
         t.start()
 
     def _session(self, conn: socket.socket, peer: tuple, svc: Service) -> None:
-        ip, remote = peer[0], peer_string(peer)
+        remote = peer_string(peer)
         start = time.monotonic()
-        refused = self._admit(svc, ip)
-        status = f"refused: {refused}" if refused else "error"
+        status = "error"
         try:
             if svc.tls:
                 conn = self._handshake(conn)
-            if refused:
-                self._refuse(conn, svc)
-            else:
-                status = self._serve(conn, remote, svc)
+            status = self._serve(conn, remote, svc)
         except (OSError, ssl.SSLError) as e:
             status = f"error: {e.__class__.__name__}: {e}"
         finally:
-            if not refused:
-                self._release(svc, ip)
+            self._release(svc, peer[0])
             _close(conn)
             self.log(f"{svc.name} {remote} {status} {time.monotonic() - start:.2f}s")
             with self.lock:
@@ -225,12 +221,17 @@ class Launcher:
         tconn.settimeout(None)
         return tconn
 
-    def _refuse(self, conn: socket.socket, svc: Service) -> None:
-        if svc.busy:
+    def _refuse(self, conn: socket.socket, peer: tuple, svc: Service, why: str) -> None:
+        """Over a limit: say so (plain services only; no thread, no TLS
+        handshake, so a flood costs nothing) and hang up."""
+        if svc.busy and not svc.tls:
+            conn.setblocking(False)
             try:
-                conn.sendall(svc.busy)
+                conn.send(svc.busy)
             except OSError:
                 pass
+        conn.close()
+        self.log(f"{svc.name} {peer_string(peer)} refused: {why} 0.00s")
 
     def _serve(self, conn: socket.socket, remote: str, svc: Service) -> str:
         argv = [*svc.argv, "-r", remote]
