@@ -88,3 +88,31 @@ def test_hex_matches_either_case_and_rejects_wrong():
     assert crypt.hex_matches(d, d.encode())
     assert not crypt.hex_matches(d, "b913a602c7eda7a495b4e6e7334d3891")
     assert not crypt.hex_matches(d, d[:-1])
+
+
+# -- properties --------------------------------------------------------------
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+keys7 = st.binary(min_size=7, max_size=7)
+
+
+@settings(max_examples=60, deadline=None)
+@given(keys7, st.binary(min_size=8, max_size=200))
+def test_prop_encrypt_decrypt_inverse(key, data):
+    assert crypt.decrypt(key, crypt.encrypt(key, data)) == data
+
+
+@settings(max_examples=60, deadline=None)
+@given(keys7, st.binary(max_size=200))
+def test_prop_cbc_inverse_and_length(key, data):
+    k8 = crypt.des56to64(key)
+    ct = crypt.des_cbc_encrypt(k8, data)
+    assert len(ct) == len(data) and crypt.des_cbc_decrypt(k8, ct) == data
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.text(max_size=40))
+def test_prop_passtokey_is_7_bytes_and_truncates_at_27(pw):
+    raw = pw.encode()
+    assert len(crypt.passtokey(pw)) == 7
+    assert crypt.passtokey(raw) == crypt.passtokey(raw[:27])

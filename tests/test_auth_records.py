@@ -97,3 +97,38 @@ def test_err_and_ok_framing():
 def test_read_reply_botch(bad):
     with pytest.raises(ASError):
         read_reply(io.BytesIO(bad), 16)
+
+
+# -- properties --------------------------------------------------------------
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from auth.keyfile import KeyRecord, decode, encode  # noqa: E402
+
+names = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x2FF, blacklist_characters="/\x7f"),
+                min_size=1, max_size=9)            # at most 27 UTF-8 bytes
+b8 = st.binary(min_size=8, max_size=8)
+b7 = st.binary(min_size=7, max_size=7)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(0, 255), names, names, b8, names, names)
+def test_prop_ticketreq_roundtrip(t, a, d, c, h, u):
+    tr = Ticketreq(t, a, d, c, h, u)
+    assert Ticketreq.unpack(tr.pack()) == tr
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(64, 69), b8, names, names, b7, b7)
+def test_prop_ticket_roundtrip_under_key(num, chal, cuid, suid, kn, key):
+    t = Ticket(num, chal, cuid, suid, kn)
+    assert Ticket.unpack(t.pack(key), key) == t
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(names, b7, st.integers(0, 1), st.integers(0, 255),
+                          st.integers(0, 2**32 - 1), st.binary(max_size=31).map(lambda b: b.replace(b"\0", b"x"))),
+                max_size=5, unique_by=lambda r: r[0]), b7)
+def test_prop_keyfile_roundtrip(rows, authkey):
+    recs = [KeyRecord(*r) for r in rows]
+    back = decode(encode(recs, authkey), authkey)
+    assert [(r.name, r.key, r.status, r.warnings, r.expire, r.secret) for r in back] == rows
