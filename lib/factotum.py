@@ -41,6 +41,7 @@ from typing import Callable
 
 from auth import crypt
 from auth.factotum.keys import parse_attrs, quote, tokenize
+from auth.factotum.p9cr import netkey_response
 from auth.records import AuthInfo
 from upas import ninep
 
@@ -267,10 +268,9 @@ def p9cr_response(chal: str, password: str) -> str:
     zero-filled to 8 bytes, DES-encrypted under passtokey(password); the
     first 4 bytes as 8 lower-case hex digits (`12345`, `password` ->
     `7d682065`)."""
-    digits = chal.strip()
-    if not digits.isdigit():
+    if not chal.strip().isdigit():
         raise FactotumError(f"bad p9cr challenge {chal!r}")
-    return crypt.netcrypt(crypt.passtokey(password), str(int(digits)))
+    return netkey_response(crypt.passtokey(password), chal)
 
 
 def auth_userpasswd(user: str, password: str, addr: str | None = None) -> AuthInfo:

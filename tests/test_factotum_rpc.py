@@ -316,3 +316,11 @@ def test_any_request_gets_a_reply(request):
         reply = c.read(4096)
         assert reply.split(b" ", 1)[0] in (b"ok", b"done", b"error", b"needkey", b"phase",
                                            b"toosmall")
+
+
+def test_p9cr_client_role_answers_with_the_p9sk1_password():       # fact 28
+    c = conv("proto=p9sk1 dom=upas.local user=glenda !password=password")
+    assert rpc(c, b"start proto=p9cr role=client") == b"ok"
+    assert rpc(c, b"write 12345") == b"ok"
+    assert rpc(c, b"read") == b"ok 7d682065"
+    assert rpc(c, b"read") == b"done"
