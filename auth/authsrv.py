@@ -124,6 +124,11 @@ class Config:
     idle: float = DEFAULT_IDLE
 
 
+def _printable(name: str) -> str:
+    """Names come off the wire: keep control characters out of the log."""
+    return "".join(c if c.isprintable() else "?" for c in name)
+
+
 def _randkey() -> bytes:
     return secrets.token_bytes(crypt.DESKEYLEN)
 
@@ -157,7 +162,7 @@ class Session:
         self._reply(err_reply(f"{what}-fail bad response {self.raddr}"))
         self.cfg.store.log(user, False)
         self.failures += 1
-        log.info("%s-fail %s(%s) bad response", what, user, self.raddr)
+        log.info("%s-fail %s(%s) bad response", what, _printable(user), self.raddr)
 
     def _run(self) -> Generator[int, bytes, None]:
         handlers = {AuthType.AuthTreq: self._treq, AuthType.AuthChal: self._chal,
@@ -186,14 +191,14 @@ class Session:
         suid = tr.uid
         if not speaksfor.speaks_for(self.cfg.rules, tr.hostid, tr.uid):
             akey, hkey, suid = _randkey(), _randkey(), ""
-            log.info("tr-fail %s@%s(%s) -> %s@%s no speaks for", tr.uid, tr.hostid, self.raddr,
-                     tr.uid, tr.authid)
+            log.info("tr-fail %s@%s(%s) -> %s@%s no speaks for", _printable(tr.uid),
+                     _printable(tr.hostid), self.raddr, _printable(tr.uid), _printable(tr.authid))
         kn = _randkey()
         tc = Ticket(RecordNum.AuthTc, tr.chal, tr.uid, suid, kn).pack(hkey)
         ts = Ticket(RecordNum.AuthTs, tr.chal, tr.uid, suid, kn).pack(akey)
         self._reply(ok_reply(tc + ts))
         return
-        yield
+        yield   # a handler is a generator even when it needs no further input
 
     def _apop(self, tr: Ticketreq):
         kind = "apop" if tr.type == AuthType.AuthApop else "cram"
@@ -214,7 +219,7 @@ class Session:
             self._reply(ok_reply(self._ticket_pair(tr2.chal, tr2.uid,
                                                    self._key_or_random(tr2.hostid))))
             self.cfg.store.log(tr2.uid, True)
-            log.info("%s-ok %s@%s(%s)", kind, tr2.uid, tr2.hostid, self.raddr)
+            log.info("%s-ok %s@%s(%s)", kind, _printable(tr2.uid), _printable(tr2.hostid), self.raddr)
             return True
         return False
 
@@ -229,7 +234,7 @@ class Session:
         self._reply(ok_reply(self._ticket_pair(tr.chal, tr.uid,
                                                self._key_or_random(tr.hostid))))
         self.cfg.store.log(tr.uid, True)
-        log.info("chal-ok %s@%s(%s)", tr.uid, tr.hostid, self.raddr)
+        log.info("chal-ok %s@%s(%s)", _printable(tr.uid), _printable(tr.hostid), self.raddr)
 
     def _passwd(self, tr: Ticketreq):
         store = self.cfg.store
@@ -255,7 +260,7 @@ class Session:
                 self._reply(err_reply("can't write secret"))
                 return False
             self._reply(ok_reply())
-            log.info("passwd-ok %s(%s)", tr.uid, self.raddr)
+            log.info("passwd-ok %s(%s)", _printable(tr.uid), self.raddr)
             return True
         return False
 
