@@ -322,5 +322,10 @@ def test_readline_is_positional(tree):
         assert f.tell() == 7
         assert f.readline(3) == b"lin"
         assert f.readline() == b"e 1\n"
+        assert f.read(5) == b"line "
+        assert f.readline() == b"2\n"
+        f.seek(7)
+        assert f.readline() == b"line 1\n"
         rest = f.readlines()
     assert rest[0] == b"line 2\n" and rest[-1] == b"tail" and len(rest) == 4999
+    assert b"".join(rest) == text[14:]

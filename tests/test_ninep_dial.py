@@ -127,3 +127,16 @@ def test_bad_dial_strings(ninep_namespace):
         dial("tcp!hostonly")
     with pytest.raises(OSError):
         dial("nosuchservice")
+
+
+def test_shutdown_removes_socket_and_hangs_up(ninep_namespace):
+    path = os.path.join(ninep_namespace, "gone")
+    srv = _serve(post("gone"))
+    c = Client.dial("gone")
+    assert c.read("hello") == b"hello, world\n"
+    srv.shutdown()
+    assert not os.path.exists(path)
+    from upas.ninep import Hungup
+    with pytest.raises(Hungup):
+        c.read("hello")
+    c.close()

@@ -401,6 +401,7 @@ class File(io.RawIOBase):
         self.iounit = min(iounit, client.iounit)
         self.mode = mode
         self.offset = 0
+        self._rbuf, self._rpos, self._rbuf_off = b"", 0, -1   # readline
 
     def readable(self) -> bool:
         return self.mode & 3 in (OREAD, ORDWR, 3)
@@ -436,6 +437,7 @@ class File(io.RawIOBase):
 
     def write(self, data: Any) -> int:
         self._check()
+        self._rbuf_off = -1
         view = memoryview(bytes(data))
         total = 0
         while True:
@@ -478,24 +480,28 @@ class File(io.RawIOBase):
             out.extend(Stat.unpack_many(data))
 
     def readline(self, size: int | None = -1) -> bytes:
-        """One line: whole-iounit Treads, the offset set just past the
-        newline (9P reads are positional, so nothing is lost)."""
+        """One line. Reads whole iounits ahead; the buffer is used only
+        while the offset is where it left it (seek/write drop it)."""
         self._check()
         limit = -1 if size is None else size
         out: list[bytes] = []
         got = 0
         while limit < 0 or got < limit:
-            want = self.iounit if limit < 0 else min(self.iounit, limit - got)
-            data = self.client._tread(self.fid, self.offset, want)
-            if not data:
-                break
-            nl = data.find(b"\n")
-            if nl >= 0:
-                data = data[:nl + 1]
-            self.offset += len(data)
-            out.append(data)
-            got += len(data)
-            if nl >= 0:
+            if self._rbuf_off != self.offset or self._rpos >= len(self._rbuf):
+                self._rbuf = self.client._tread(self.fid, self.offset, self.iounit)
+                self._rbuf_off, self._rpos = self.offset, 0
+                if not self._rbuf:
+                    break
+            buf, pos = self._rbuf, self._rpos
+            nl = buf.find(b"\n", pos)
+            end = len(buf) if nl < 0 else nl + 1
+            if limit >= 0:
+                end = min(end, pos + limit - got)
+            out.append(buf[pos:end])
+            got += end - pos
+            self.offset += end - pos
+            self._rpos, self._rbuf_off = end, self.offset
+            if buf[end - 1:end] == b"\n":
                 break
         return b"".join(out)
 

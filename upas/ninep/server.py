@@ -8,11 +8,13 @@ lock.
 """
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import queue
 import socket
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
@@ -201,12 +203,17 @@ class _Transport:
         while view:
             view = view[os.write(self.wfd, view):]
 
-    def close(self) -> None:
+    def hangup(self) -> None:
+        """Make a blocked recv return EOF (sockets only)."""
         if self.sock is not None:
             try:
                 self.sock.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+    def close(self) -> None:
+        if self.sock is not None:
+            self.hangup()
             self.sock.close()
         else:
             for fd in {self.rfd, self.wfd}:
@@ -563,34 +570,77 @@ class Server:
         self.attach = attach
         self.auth_error = auth_error
         self.msize = msize
-        self._listeners: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._listeners: list[tuple[socket.socket, tuple | None]] = []
+        self._conns: set[_Conn] = set()
 
     def serve(self, sock: socket.socket) -> None:
         """Serve one connection until EOF, then clunk its fids and close it."""
-        _Conn(self, _Transport(sock)).serve()
+        self._run(_Conn(self, _Transport(sock)))
 
     def serve_fd(self, rfd: int = 0, wfd: int | None = None) -> None:
         """Serve one connection on file descriptors, e.g. a socketpair end
         passed as stdin (wfd defaults to rfd), or a stdin/stdout pipe pair."""
-        _Conn(self, _Transport(rfd=rfd, wfd=rfd if wfd is None else wfd)).serve()
+        self._run(_Conn(self, _Transport(rfd=rfd, wfd=rfd if wfd is None else wfd)))
+
+    def _run(self, conn: _Conn) -> None:
+        with self._lock:
+            self._conns.add(conn)
+        try:
+            conn.serve()
+        finally:
+            with self._lock:
+                self._conns.discard(conn)
 
     def serve_forever(self, listener: socket.socket) -> None:
         """Accept connections until the listener is closed (see shutdown)."""
-        self._listeners.append(listener)
+        with self._lock:
+            self._listeners.append((listener, _socket_file(listener)))
         while True:
             try:
                 sock, _ = listener.accept()
-            except OSError:
-                return
+            except OSError as e:
+                if listener.fileno() < 0 or e.errno in (errno.EBADF, errno.EINVAL):
+                    return
+                log.warning("9p: accept: %s", e)   # e.g. EMFILE: keep going
+                time.sleep(0.1)
+                continue
             threading.Thread(target=self.serve, args=(sock,), daemon=True,
                              name="9p-conn").start()
 
     def shutdown(self) -> None:
-        """Stop serve_forever loops by closing their listeners."""
-        for ls in self._listeners:
-            try:
-                ls.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-            ls.close()
-        self._listeners.clear()
+        """Stop serve_forever loops, remove their unix socket files, and
+        hang up every open connection (their fids are clunked)."""
+        with self._lock:
+            listeners, self._listeners = self._listeners, []
+            conns = list(self._conns)
+        for ls, file in listeners:
+            _close_listener(ls, file)
+        for conn in conns:
+            conn.t.hangup()
+
+
+def _socket_file(ls: socket.socket) -> tuple[str, int] | None:
+    """(path, inode) of a unix listener's socket file, to remove it later
+    only if it is still ours."""
+    if ls.family != socket.AF_UNIX:
+        return None
+    try:
+        path = ls.getsockname()
+        return path, os.stat(path).st_ino
+    except (OSError, TypeError):
+        return None
+
+
+def _close_listener(ls: socket.socket, file: tuple[str, int] | None) -> None:
+    try:
+        ls.shutdown(socket.SHUT_RDWR)       # wakes a thread blocked in accept
+    except OSError:
+        pass
+    if file:
+        try:
+            if os.stat(file[0]).st_ino == file[1]:
+                os.unlink(file[0])
+        except OSError:
+            pass
+    ls.close()
