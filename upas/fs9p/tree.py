@@ -255,14 +255,23 @@ class MsgFile(_InMessage, Node):
     def qid(self) -> Qid:
         return Qid(QTFILE, 0, qpath(self.pid, self.index))
 
+    def _unparsed(self) -> bool:
+        """raw, rawunix and digest of a message are served without parsing."""
+        return not self.path_in_msg and self.fname in Mailbox.UNPARSED
+
     def stat(self) -> Stat:
         t, at = self._times()
-        n = self.part().length(self.fname, self.fs.ignore)
+        if self._unparsed():
+            n = self.mb.unparsed_length(self.msg, self.fname)
+        else:
+            n = self.part().length(self.fname, self.fs.ignore)
         return _now_stat(self.fname, self.qid, 0o444, self.fs.user, length=n, t=t, at=at)
 
     def open(self, mode: int, user: str) -> Open:
         if mode & 3 != OREAD:
             raise Error(EPERM)
+        if self._unparsed():
+            return FileOpen(self, None)
         part = self.part()
         if self.fname == "body":
             part.open_body()
@@ -273,14 +282,16 @@ class FileOpen(Open):
     """An open message file: holds its message (deletion waits for the
     last clunk) and computes the content once."""
 
-    def __init__(self, f: MsgFile, part: mime.Part):
+    def __init__(self, f: MsgFile, part: mime.Part | None):
         self.f, self.part = f, part
         self.data: bytes | None = None
         f.mb.incref(f.msg)
 
     def read(self, offset: int, count: int) -> bytes:
         if self.data is None:
-            self.data = self.part.file(self.f.fname, self.f.fs.ignore)
+            f = self.f
+            self.data = (f.mb.unparsed_file(f.msg, f.fname) if self.part is None
+                         else self.part.file(f.fname, f.fs.ignore))
         return self.data[offset:offset + count]
 
     def clunk(self) -> None:

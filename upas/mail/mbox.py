@@ -38,7 +38,7 @@ class Message:
     """A top-level message: where it is, what it digests to, its fs name."""
 
     __slots__ = ("name", "id", "start", "end", "digest", "deleted", "inmbox",
-                 "refs", "file", "flags")
+                 "refs", "file", "flags", "fromlen")
 
     def __init__(self, name: str, mid: int, start: int, end: int, digest: bytes,
                  file: str | None = None):
@@ -47,6 +47,7 @@ class Message:
         self.deleted, self.inmbox, self.refs = False, True, 0
         self.file = file            # mdir: the message's own file
         self.flags = RECENT
+        self.fromlen = 0            # length of the `From ` line, \n included
 
     @property
     def size(self) -> int:
@@ -95,6 +96,7 @@ class Mailbox:
         self.id = ids()
         self.root_id = ids()
         self.messages: list[Message] = []
+        self._byname: dict[str, Message] = {}
         self.subname = 0
         self.vers = 0
         self.key: tuple | None = None
@@ -123,21 +125,17 @@ class Mailbox:
 
     def lookup(self, name: str) -> Message | None:
         with self.lock:
-            for m in self.messages:
-                if m.name == name and not m.deleted:
-                    return m
-        return None
+            m = self._byname.get(name)
+            return m if m is not None and not m.deleted else None
 
     def delete(self, names: list[str]) -> None:
         """Mark messages deleted (unknown names ignored) and sync."""
         with self.lock:
             needwrite = False
             for n in names:
-                for m in self.messages:
-                    if m.name == n:
-                        if not m.deleted:
-                            m.deleted = needwrite = True
-                        break
+                m = self._byname.get(n)
+                if m is not None and not m.deleted:
+                    m.deleted = needwrite = True
             if needwrite:
                 self.sync()
 
@@ -176,7 +174,31 @@ class Mailbox:
                 self._cache_bytes -= len(p.buf)
             return part
 
+    # files of a top-level message that need no MIME parse
+    UNPARSED = ("raw", "rawunix", "digest")
+
+    def unparsed_length(self, m: Message, name: str) -> int:
+        return {"raw": m.size - m.fromlen, "rawunix": m.size, "digest": len(m.digest)}[name]
+
+    def unparsed_file(self, m: Message, name: str) -> bytes:
+        if name == "digest":
+            return m.digest
+        data = self.read_message(m)
+        return data[m.fromlen:] if name == "raw" else data
+
     def read_message(self, m: Message) -> bytes:
+        """The stored bytes of m, checked against its digest: if the file
+        changed behind our back, sync once and read again."""
+        with self.lock:
+            for attempt in (0, 1):
+                data = self._read_stored(m)
+                if digest_of(data, 0, len(data)) == m.digest:
+                    return data
+                if attempt == 0:
+                    self.sync()
+            raise MailError("message changed in the mailbox file")
+
+    def _read_stored(self, m: Message) -> bytes:
         fd = os.open(self.path, os.O_RDONLY)
         try:
             return _pread_all(fd, m.end - m.start, m.start)
@@ -251,7 +273,9 @@ class Mailbox:
         a known message skipped over has disappeared from the file."""
         k = 0
         new: list[Message] = []
+        dropped = 0
         for s, e in scanned:
+            dropped = _drop_pages(buf, dropped, s)
             mid = self.ids()                 # every message read takes an id
             dig = digest_of(buf, s, e)
             matched = None
@@ -268,7 +292,8 @@ class Mailbox:
             self.ids.last += mime.count_ids(buf, s, e) - 1
             self.subname += 1
             new.append(Message(str(self.subname), mid, s, e, dig))
-            self.messages.append(new[-1])
+            new[-1].fromlen = _fromlen(buf, s, e)
+            self._add(new[-1])
         for km in known[k:]:
             km.inmbox, km.deleted = False, True
         self.ids()                           # the read that finds EOF
@@ -279,6 +304,10 @@ class Mailbox:
             for m in new:
                 self.on_new(self, m)
 
+    def _add(self, m: Message) -> None:
+        self.messages.append(m)
+        self._byname[m.name] = m
+
     def _purge(self) -> int:
         newdels = 0
         keep = []
@@ -286,6 +315,7 @@ class Mailbox:
             if m.deleted and m.refs == 0:
                 newdels += m.inmbox
                 self._cache.pop(m.name, None)
+                del self._byname[m.name]
             else:
                 keep.append(m)
         self.messages = keep
@@ -394,6 +424,26 @@ class _mapped:
             self.mm.close()
 
 
+RELEASE = 16 << 20
+
+
+def _fromlen(buf, s: int, e: int) -> int:
+    if buf[s:s + 5] != b"From ":
+        return 0
+    nl = buf.find(b"\n", s, e)
+    return 0 if nl < 0 else nl + 1 - s
+
+
+def _drop_pages(buf, done: int, upto: int) -> int:
+    """Let the kernel drop mapped pages already scanned, so that scanning a
+    large mailbox does not grow the resident set by the mailbox's size."""
+    if not isinstance(buf, mmap.mmap) or upto - done < RELEASE:
+        return done
+    end = upto - upto % mmap.PAGESIZE
+    buf.madvise(mmap.MADV_DONTNEED, done, end - done)
+    return end
+
+
 def _pread_all(fd: int, n: int, off: int) -> bytes:
     parts = []
     while n > 0:
@@ -455,7 +505,8 @@ class MdirBox(Mailbox):
                 km.inmbox, km.deleted = False, True
             self.ids.last += mime.count_ids(data, 0, end) - 1
             self.subname += 1
-            self.messages.append(Message(str(self.subname), mid, 0, end, dig, fname))
+            self._add(Message(str(self.subname), mid, 0, end, dig, fname))
+            self.messages[-1].fromlen = _fromlen(data, 0, end)
         for fname, km in byfile.items():
             if fname not in seen:
                 km.inmbox, km.deleted = False, True
@@ -482,7 +533,7 @@ class MdirBox(Mailbox):
             fsync_dir(os.path.join(self.path, "x"))
         return n
 
-    def read_message(self, m: Message) -> bytes:
+    def _read_stored(self, m: Message) -> bytes:
         data = self._read_file(m.file) or b""
         return data[:m.end]
 

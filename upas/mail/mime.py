@@ -331,27 +331,41 @@ def _promote(m: Part, nm: Part) -> None:
             setattr(m, a, getattr(nm, a))
 
 
-def _boundary_re(boundary: bytes) -> re.Pattern:
-    return re.compile(rb"^" + re.escape(boundary) + rb"(--)?[ \t\r]*$", re.M)
+def _find_boundary(buf, boundary: bytes, pos: int, end: int) -> tuple[int, int, bool] | None:
+    """The next boundary line in buf[pos:end]: `--b` at a line start,
+    followed only by an optional `--` and blanks (decisions.md).
+    Returns (line start, line end, is_last)."""
+    n = len(boundary)
+    while True:
+        x = buf.find(boundary, pos, end)
+        if x < 0:
+            return None
+        pos = x + 1
+        if x > 0 and buf[x - 1] != 0x0A:
+            continue
+        e = buf.find(b"\n", x + n, end)
+        e = end if e < 0 else e
+        rest = bytes(buf[x + n:e])
+        last = rest.startswith(b"--")
+        if (rest[2:] if last else rest).strip(b" \t\r"):
+            continue
+        return x, e, last
 
 
 def _attachments(m: Part, ids: Ids, structure: bool) -> None:
     if m.boundary is not None:
-        pat = _boundary_re(m.boundary)
         nm = None
         pos = m.body
         while True:
-            mo = pat.search(m.buf, pos, m.bend)
-            if mo is None:
+            found = _find_boundary(m.buf, m.boundary, pos, m.bend)
+            if found is None:
                 if nm is not None:
                     nm.end = nm.bend = m.bend
                 break
+            x, nl, last = found
             if nm is not None:
-                nm.end = nm.bend = mo.start()
-            if mo.group(1):
-                break
-            nl = m.buf.find(b"\n", mo.end(), m.bend)
-            if nl < 0:
+                nm.end = nm.bend = x
+            if last or nl >= m.bend:
                 break
             nm = Part(m.buf, ids(), str(len(m.parts) + 1), m)
             nm.start = nm.header = nm.mheader = nm.body = nl + 1
@@ -388,8 +402,14 @@ def parse_message(buf, start: int, end: int, ids: Ids, name: str = "",
     return m
 
 
+_COMPOUND = re.compile(rb'(?im)^content-type:\s*"?(multipart/|message/rfc822)')
+
+
 def count_ids(buf, start: int, end: int) -> int:
     """How many object ids the message buf[start:end] takes (itself + parts)."""
+    hend = buf.find(b"\n\n", start, end)
+    if _COMPOUND.search(buf, start, end if hend < 0 else hend + 1) is None:
+        return 1                          # no multipart or rfc822 header: no parts
     ids = Ids()
     parse_message(buf, start, end, ids, structure=True)
     return ids.last

@@ -1,0 +1,122 @@
+"""upasfs on a 10,000-message (~100 MB) mailbox (issue 2, Benchmarks).
+
+Printed, from one run:
+  - time to open the mailbox (process start to posted service, and a ctl
+    `open` of the same file under a second name),
+  - peak memory (VmHWM) of the upasfs process against the mailbox size,
+  - MB/s reading every message's `raw` over 9P, beside a plain local read
+    of the same mailbox file as the reference,
+  - files/s for walk/open/read/clunk of every message's `digest`.
+
+    python -m bench.upasfs_bench [-n MESSAGES]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.corpus import make_corpus  # noqa: E402
+from upas import ninep  # noqa: E402
+
+USER = "glenda"
+
+
+def vmhwm_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def start(root: Path, ns: Path) -> tuple[subprocess.Popen, float]:
+    env = dict(os.environ, MAILROOT=str(root), NAMESPACE=str(ns), user=USER)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "upas.fs9p", "-s", "-p"],
+                            env=env, cwd=str(REPO))
+    addr = "unix!" + str(ns / "upasfs")
+    while True:
+        if proc.poll() is not None:
+            raise SystemExit(f"upasfs exited with {proc.returncode}")
+        try:
+            ninep.Client.dial(addr, uname=USER).close()
+            return proc, time.perf_counter() - t0
+        except (OSError, ninep.Error):
+            time.sleep(0.02)
+
+
+def local_read(path: Path) -> float:
+    t0 = time.perf_counter()
+    with open(path, "rb", buffering=0) as f:
+        while f.read(1 << 16):
+            pass
+    return time.perf_counter() - t0
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("-n", type=int, default=10_000, help="messages in the corpus")
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="upasfs-bench-") as tmp:
+        root = Path(tmp) / "mail"
+        box = root / "box" / USER
+        box.mkdir(parents=True)
+        ns = Path(tmp) / "ns"
+        ns.mkdir(mode=0o700)
+        mbox = box / "mbox"
+        t0 = time.perf_counter()
+        size = make_corpus(mbox, a.n)
+        print(f"corpus: {a.n} messages, {size / 1e6:.1f} MB "
+              f"(generated in {time.perf_counter() - t0:.1f} s)")
+        proc, startup = start(root, ns)
+        try:
+            run(proc, ns, mbox, size, startup, a.n)
+        finally:
+            proc.terminate()
+            proc.wait()
+
+
+def run(proc, ns: Path, mbox: Path, size: int, startup: float, n: int) -> None:
+    c = ninep.Client.dial("unix!" + str(ns / "upasfs"), uname=USER)
+    t0 = time.perf_counter()
+    c.write("ctl", f"open {mbox} again\n".encode())
+    reopen = time.perf_counter() - t0
+    c.write("ctl", b"close again\n")
+    print(f"open: process start to service posted {startup:.2f} s; "
+          f"ctl open of the same mailbox {reopen:.2f} s")
+
+    names = [s.name for s in c.readdir("mbox")]
+    assert len(names) == n, len(names)
+
+    local = local_read(mbox)
+    t0 = time.perf_counter()
+    total = 0
+    for name in names:
+        total += len(c.read(f"mbox/{name}/raw"))
+    ninep_secs = time.perf_counter() - t0
+    print(f"read all raw over 9P: {total / 1e6:.1f} MB in {ninep_secs:.2f} s = "
+          f"{total / 1e6 / ninep_secs:.1f} MB/s; reference local read of the "
+          f"mailbox: {size / 1e6 / local:.0f} MB/s")
+
+    t0 = time.perf_counter()
+    for name in names:
+        c.read(f"mbox/{name}/digest")
+    secs = time.perf_counter() - t0
+    print(f"digest walk/open/read/clunk: {n / secs:.0f} files/s")
+
+    peak = vmhwm_kb(proc.pid)
+    print(f"upasfs peak memory (VmHWM): {peak / 1024:.1f} MB for a "
+          f"{size / 1e6:.1f} MB mailbox ({peak * 1024 / size:.0%})")
+    c.close()
+
+
+if __name__ == "__main__":
+    main()
