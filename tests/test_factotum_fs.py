@@ -153,3 +153,13 @@ def test_bad_initial_key_is_fatal():
     with pytest.raises(RuntimeError, match="exited"):
         start_factotum(ns, keyfile="key user=nobody !password=x\n")
     shutil.rmtree(ns, ignore_errors=True)
+
+
+def test_tauth_declined(factotum_proc):
+    """lib9p's answer when a server takes no authentication."""
+    from upas.ninep import codec
+    with ninep.dial(factotum_proc.addr) as s:
+        s.sendall(codec.pack(codec.Tversion(ninep.NOTAG, 8192, "9P2000")))
+        assert codec.read_msg(s, 8192).version == "9P2000"
+        s.sendall(codec.pack(codec.Tauth(1, 7, "glenda", "")))
+        assert codec.read_msg(s, 8192) == codec.Rerror(1, "factotum: authentication not required")
