@@ -242,3 +242,23 @@ def test_ctl_listing_hides_the_host_secret(auth_stack):                      # f
         listing = c.read("ctl").decode()
     assert "key proto=p9sk1 dom=upas.local user=upas !password?\n" in listing
     assert "upas-host-pw" not in listing and "bob-apop" not in listing
+
+
+def test_parallel_logins(auth_stack):
+    """Conversations run side by side on one factotum and one AS."""
+    addr = auth_stack.env["factotum"]
+    results = []
+
+    def login(user):
+        try:
+            c = lf.auth_challenge("proto=apop role=server", addr)
+            results.append(lf.auth_response(c, user, apop(c.chal, auth_stack.users[user][1])).cuid)
+        except Exception as e:               # collected, then asserted
+            results.append(e)
+
+    threads = [threading.Thread(target=login, args=(u,)) for u in ["glenda", "bob"] * 6]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(results) == ["bob"] * 6 + ["glenda"] * 6

@@ -163,3 +163,18 @@ def test_tauth_declined(factotum_proc):
         assert codec.read_msg(s, 8192).version == "9P2000"
         s.sendall(codec.pack(codec.Tauth(1, 7, "glenda", "")))
         assert codec.read_msg(s, 8192) == codec.Rerror(1, "factotum: authentication not required")
+
+
+def test_auth_server_down_is_an_error_not_a_crash():
+    ns = short_namespace()
+    f = start_factotum(ns, authaddr="tcp!127.0.0.1!1",
+                       keys=("proto=p9sk1 dom=upas.local user=upas !password=upas-host-pw",))
+    try:
+        with pytest.raises(lf.FactotumError, match="^auth server tcp!127.0.0.1!1: "):
+            lf.auth_challenge("proto=apop role=server", f.addr)
+        with pytest.raises(lf.FactotumError, match="^auth server protocol botch$"):
+            lf.auth_challenge("proto=p9cr role=server user=glenda", f.addr)
+        assert f.alive()
+    finally:
+        f.stop()
+        shutil.rmtree(ns, ignore_errors=True)
