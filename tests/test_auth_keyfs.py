@@ -47,6 +47,11 @@ def test_last_record_secret_read_to_the_last_byte():
     back = keyfile.decode(keyfile.encode(recs, AUTHKEY), AUTHKEY)
     assert [r.name for r in back] == ["a", "b"] and back[1].secret == b"s" * 31
     assert back[1].key == crypt.passtokey("x")
+    # Bell decrypted only len - len % 73 bytes: the CBC tail then falls elsewhere
+    data = keyfile.encode(recs, AUTHKEY, prefix=bytes(8))
+    n = len(data) - len(data) % 73
+    bell = crypt.des_cbc_decrypt(keyfile.file_key(AUTHKEY), data[:n])
+    assert bell[8 + 73 + 41:n] != b"s" * (n - 8 - 73 - 41)
 
 
 def test_scan_counts_skipped_and_partial_records():
