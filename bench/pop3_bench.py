@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import random
 import re
 import shutil
 import socket
@@ -28,38 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from bench.corpus import make_corpus  # noqa: E402  (the shared bench mailbox)
+
 DOVECOT = "/usr/sbin/dovecot"
 TIMEOUT = 600
-
-
-# ---------------------------------------------------------------- corpus
-WORDS = ("plan nine upas mail server factotum namespace mailbox glenda bob message "
-         "digest header body line file protocol").split()
-
-
-def make_corpus(path: Path, n: int, seed: int = 9) -> int:
-    """A deterministic mbox of n messages, 300 B to ~200 KB, with lines
-    starting with '.', 8-bit text and MIME parts.  Returns its size."""
-    rnd = random.Random(seed)
-    with open(path, "wb") as f:
-        for i in range(n):
-            size = int(rnd.lognormvariate(8.5, 1.1)) + 300
-            lines = []
-            while sum(map(len, lines)) < size:
-                words = rnd.choices(WORDS, k=rnd.randint(3, 12))
-                line = " ".join(words)
-                if rnd.random() < 0.03:
-                    line = "." + line
-                if rnd.random() < 0.02:
-                    line = "caf\xe9 " + line
-                lines.append(line)
-            body = "\n".join(lines).encode("latin-1")
-            f.write(f"From sender{i % 97}@example.org Thu Nov 26 10:{i // 600 % 60:02d}:"
-                    f"{i % 60:02d} GMT 2026\n".encode())
-            f.write(f"From: sender{i % 97}@example.org\nTo: glenda@upas.local\n"
-                    f"Subject: message {i}\nMessage-ID: <{i}@example.org>\n\n".encode())
-            f.write(body + b"\n\n")
-    return path.stat().st_size
 
 
 # ---------------------------------------------------------------- client
@@ -166,7 +139,6 @@ def descendants(pid: int) -> list[int]:
 
 # ---------------------------------------------------------------- ours
 def run_ours(box: Path, tmp: Path) -> Result:
-    sys.path.insert(0, str(REPO))
     from tests.fixtures.auth import running_auth          # keyfs + authsrv
     from tests.fixtures.factotum import HOST_KEY, start_factotum
     from tests.fixtures.pop3 import _Acceptor

@@ -620,3 +620,20 @@ def test_auth_plain_under_p(pop3_factory):
     c = pop3_factory(["-e", "-p"]).connect()
     assert c.cmd(b"AUTH PLAIN " + base64.b64encode(b"\0glenda\0glenda-apop")) == (
         b"+OK mailbox is /mail/box/glenda/mbox\r\n")
+
+
+def test_symlink_out_of_the_users_mail_dir_is_refused(pop3_factory):
+    srv = pop3_factory(["-p"])
+    os.symlink("../glenda", srv.box("bob", "evil"))
+    c = srv.connect()
+    c.cmd(b"USER bob/evil")
+    assert c.cmd(b"PASS bob-apop") == b"-ERR can't initialize upas/fs: permission denied\r\n"
+    assert c.closed()
+
+
+def test_missing_sub_mailbox(pop3_factory):
+    c = pop3_factory(["-p"]).connect()
+    c.cmd(b"USER bob/nonesuch")
+    reply = c.cmd(b"PASS bob-apop")
+    assert reply.startswith(b"-ERR ") and reply.endswith(b"\r\n")
+    assert c.closed()

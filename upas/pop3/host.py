@@ -31,6 +31,7 @@ class NamespaceHost:
         self.user = ""
         self._log = log if log is not None else sys.stderr
         self._posted = bool(os.environ.get("upasfs"))
+        self.ns_confined = False
 
     # -- newns -------------------------------------------------------------
     def login(self, user: str) -> None:
@@ -46,6 +47,7 @@ class NamespaceHost:
                 self.ns.close()
             self.ns = nsmod.Namespace.default(user)
             self.ns.confine(user)
+            self.ns_confined = True
         except (nsmod.Error, OSError) as e:
             raise HostError(str(e)) from None
         return self.ns
@@ -63,12 +65,23 @@ class NamespaceHost:
     # -- readmbox ------------------------------------------------------------
     def open_mailbox(self, box: str) -> FsMailbox:
         ns = self._namespace()
+        if self.ns_confined:
+            self._check_confined(ns, box)
         if self._posted:
             name = posted_name(ns.user, box)
             self._open_posted(ns, box, name)
             return FsMailbox(ns, name)
         self._start_upasfs(ns, box)
         return FsMailbox(ns, "mbox")
+
+    @staticmethod
+    def _check_confined(ns: nsmod.Namespace, box: str) -> None:
+        """upasfs resolves BOX in its own, wider name space: refuse here a
+        path that leaves /mail/box/USER (a symbolic link, say)."""
+        try:
+            ns.local_path(box)
+        except nsmod.Error as e:
+            raise MailboxError(f"can't initialize upas/fs: {e}") from None
 
     def _start_upasfs(self, ns: nsmod.Namespace, box: str) -> None:
         """As Plan 9: unmount /mail/fs, run `upas/fs -np -f BOX` for us
