@@ -637,3 +637,17 @@ def test_missing_sub_mailbox(pop3_factory):
     reply = c.cmd(b"PASS bob-apop")
     assert reply.startswith(b"-ERR ") and reply.endswith(b"\r\n")
     assert c.closed()
+
+
+def test_plaintext_pipelined_after_stls_is_dropped(pop3_factory, tls_files):
+    """Commands sent in the clear behind STLS must not run inside TLS."""
+    cert, ctx = tls_files
+    c = pop3_factory(["-t", cert]).connect()
+    c.sock.sendall(b"STLS\r\nFOO\r\n")
+    assert c.line() == b"+OK\r\n"
+    tls = ctx.wrap_socket(c.sock, server_hostname="localhost")
+    f = tls.makefile("rb")
+    tls.sendall(b"NOOP\r\n")
+    assert f.readline() == b"+OK\r\n"
+    tls.sendall(b"STLS\r\n")
+    assert f.readline() == b"-ERR tls already started\r\n"
