@@ -458,15 +458,20 @@ import sys
 from tests.fixtures.ninep import sample_tree
 from upas.ninep import Server
 root = sample_tree()
-Server(lambda u, a: root).serve_fd(0)
+Server(lambda u, a: root).serve_fd(*map(int, sys.argv[1:]))
 """
 
 
-def test_serve_fd_on_a_socketpair_child():
+@pytest.mark.parametrize("fds", [["0"], ["0", "1"]])
+def test_serve_fd_on_a_socketpair_child(fds):
+    """As pop3 starts upas/fs: one socketpair end as the child's stdin (and
+    stdout)."""
     ours, theirs = socket.socketpair()
     repo = Path(__file__).resolve().parents[1]
-    child = subprocess.Popen([sys.executable, "-c", CHILD], stdin=theirs,
-                             cwd=repo, env=dict(os.environ, PYTHONPATH=str(repo)))
+    out = theirs if len(fds) == 2 else None
+    child = subprocess.Popen([sys.executable, "-c", CHILD, *fds], stdin=theirs,
+                             stdout=out, cwd=repo,
+                             env=dict(os.environ, PYTHONPATH=str(repo)))
     theirs.close()
     try:
         from upas.ninep import Client

@@ -127,7 +127,7 @@ class _Fid:
     mode: int = 0
     dirents: list[bytes] = field(default_factory=list)
     dirpos: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.RLock = field(default_factory=threading.RLock)
 
     @property
     def node(self) -> Node:
@@ -376,7 +376,8 @@ class _Conn:
     def _release(self, f: _Fid) -> None:
         """Clunk an open fid; ORCLOSE removes the file (errors ignored, as a
         clunk always succeeds)."""
-        handle, f.handle = f.handle, None
+        with f.lock:
+            handle, f.handle = f.handle, None
         if handle is None:
             return
         try:
@@ -474,7 +475,17 @@ class _Conn:
                 raise Error("is a directory")
             f.handle = node.open(m.mode, f.user)
             f.mode = m.mode
+            self._still_ours(m.fid, f)
             return codec.Ropen(m.tag, node.qid, self.iounit)
+
+    def _still_ours(self, fid: int, f: _Fid) -> None:
+        """A fid clunked (or a connection hung up) while its open was in
+        progress must not leak the new handle."""
+        with self.lock:
+            live = not self.dead and self.fids.get(fid) is f
+        if not live:
+            self._release(f)
+            raise Error("unknown fid")
 
     def _create(self, m: codec.Tcreate) -> codec.Msg:
         f = self._fid(m.fid)
@@ -490,6 +501,7 @@ class _Conn:
             node, handle = f.node.create(m.name, m.perm, m.mode, f.user)
             f.path = f.path + [node]
             f.handle, f.mode = handle, m.mode
+            self._still_ours(m.fid, f)
             return codec.Rcreate(m.tag, node.qid, self.iounit)
 
     def _read(self, m: codec.Tread) -> codec.Msg:
