@@ -522,3 +522,39 @@ def test_backpressure_bounds_queued_requests(raw, monkeypatch):
     gate.event.set()
     tags = {c.recv().tag for _ in range(5)}
     assert tags == {100, 101, 102, 103, 200}
+
+
+def test_unencodable_replies_become_rerror(serve_9p):
+    from upas.ninep import Node
+
+    class Bad(Node):
+        qid = Qid(0, 0, 2)
+
+        def stat(self):
+            return Stat(qid=self.qid, name="bad", length=-1)   # out of range
+
+    class Huge(Node):
+        qid = Qid(0, 0, 3)
+
+        def stat(self):
+            return Stat(qid=self.qid, name="h" * 9000)         # > msize 8192
+
+    class Root(Node):
+        qid = Qid(QTDIR, 0, 1)
+
+        def walk(self, name):
+            return Bad() if name == "bad" else Huge()
+
+        def stat(self):
+            return Stat(qid=self.qid, name="/")
+
+    addr = serve_9p(lambda u, a: Root())
+    with RawConn(addr) as c:
+        c.start(msize=8192)
+        for i in range(300):      # more than MAX_WORKERS: no worker is lost
+            c.rpc(T.Twalk(1, 0, 1, ["bad"]))
+            assert err(c.rpc(T.Tstat(2, 1))) == "internal error: bad reply"
+            c.rpc(T.Tclunk(3, 1))
+        c.rpc(T.Twalk(1, 0, 1, ["huge"]))
+        assert err(c.rpc(T.Tstat(2, 1))) == "reply too large"
+        assert c.rpc(T.Tstat(4, 0)).stat.name == "/"

@@ -13,6 +13,7 @@ import logging
 import os
 import queue
 import socket
+import struct
 import threading
 import time
 from dataclasses import dataclass, field
@@ -169,6 +170,8 @@ class _Workers:
                 return
             try:
                 self._run(item)
+            except Exception:           # never lose a worker thread
+                log.exception("9p: worker failed")
             finally:
                 with self._lock:
                     self._idle += 1
@@ -308,13 +311,26 @@ class _Conn:
 
     def _reply(self, req: _Request, msg: codec.Msg) -> None:
         trace("->", msg)
-        data = codec.pack(msg)
+        data = self._encode(msg)
         with self.wlock:
             with self.lock:
                 if req.flushed:
                     return              # Rflush was already sent: suppress
                 del self.inflight[req.msg.tag]
             self._write(data)
+
+    def _encode(self, msg: codec.Msg) -> bytes:
+        """Pack a reply; one a tree made unsendable (a field out of range,
+        longer than msize) becomes an Rerror instead."""
+        try:
+            data = codec.pack(msg)
+        except (ValueError, OverflowError, struct.error) as e:
+            log.error("9p: cannot encode %s: %s", type(msg).__name__, e)
+            return codec.pack(codec.Rerror(msg.tag, "internal error: bad reply"))
+        if len(data) > self.msize:
+            log.error("9p: %s larger than msize", type(msg).__name__)
+            return codec.pack(codec.Rerror(msg.tag, "reply too large"))
+        return data
 
     def _run(self, req: _Request) -> None:
         msg = req.msg
