@@ -1,7 +1,7 @@
 """factotum as a process: its 9P files and lib/factotum against it.
 
 No auth server here: pass and the apop/cram client role need none.
-fs-auth.md 2.1-2.3; facts 13, 17, 18, 36 (our file list, without `conv`).
+fs-auth.md 2.1-2.3; facts 13, 17, 18, 36.
 """
 import shutil
 
@@ -15,7 +15,7 @@ from upas import ninep
 def test_files_in_plan9port_order(factotum_proc):
     with ninep.Client.dial(factotum_proc.addr) as c:
         names = [s.name for s in c.readdir("")]
-        assert names == ["confirm", "needkey", "ctl", "rpc", "proto", "log"]
+        assert names == ["confirm", "needkey", "ctl", "rpc", "proto", "log", "conv"]
         modes = {s.name: s.mode for s in c.readdir("")}
     assert modes["rpc"] == 0o666 and modes["proto"] == 0o444 and modes["ctl"] == 0o600
     assert modes["log"] == 0o600 | ninep.DMEXCL
@@ -67,6 +67,7 @@ def test_each_open_of_rpc_is_a_conversation(factotum_proc):
         assert a.read(4096) == b"ok"                          # fact 13
         b.write(b"read")
         assert b.read(4096) == b"error no current protocol"
+        assert c.read("conv") == b"conv state=HavePass proto=pass service=imap user=glenda\n"
         a.write(b"read")
         assert a.read(4096) == b"ok glenda pw"
         a.close(), b.close()

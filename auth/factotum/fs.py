@@ -1,7 +1,7 @@
 """factotum's files over 9P (fs-auth.md 2.1), on upas.ninep.server.
 
 The plan9port layout: the files sit at the attach root, listed in the
-order `confirm needkey ctl rpc proto log`.  Each open of `rpc` is an
+order `confirm needkey ctl rpc proto log conv`.  Each open of `rpc` is an
 independent Conversation; `ctl` lists keys without their secrets and takes
 `key`/`delkey` lines.  We never queue requests on `needkey` or `confirm`:
 a missing key is answered with a `needkey` reply at once.
@@ -13,6 +13,7 @@ import getpass
 import sys
 import threading
 import time
+import weakref
 
 from upas.ninep import DMDIR, DMEXCL, QTDIR, QTEXCL, Error, Node, Open, Qid, Server, Stat
 
@@ -152,19 +153,24 @@ class Factotum:
     """The file tree of one factotum process."""
 
     FILES = (("confirm", 0o600 | DMEXCL), ("needkey", 0o600 | DMEXCL), ("ctl", 0o600),
-             ("rpc", 0o666), ("proto", 0o444), ("log", 0o600 | DMEXCL))
+             ("rpc", 0o666), ("proto", 0o444), ("log", 0o600 | DMEXCL), ("conv", 0o400))
 
     def __init__(self, ctx: Context, owner: str | None = None, debug: bool = False):
         self.ctx = ctx
         self.owner = owner or getpass.getuser()
         self.started = int(time.time())
         self.log = Log(debug)
+        self.convs: weakref.WeakSet[Conversation] = weakref.WeakSet()
         self.files = [_File(self, name, i + 1, perm) for i, (name, perm) in enumerate(self.FILES)]
         self.root = _Root(self)
 
     def opener(self, name: str, user: str) -> Open:
         if name == "rpc":
-            return _Rpc(Conversation(Context(self.ctx.ring, self.ctx.authdial, user), self.log))
+            conv = Conversation(Context(self.ctx.ring, self.ctx.authdial, user), self.log)
+            self.convs.add(conv)
+            return _Rpc(conv)
+        if name == "conv":
+            return _Snapshot(self.conv_list)
         if name == "ctl":
             return _Ctl(self)
         if name == "proto":
@@ -172,6 +178,11 @@ class Factotum:
         if name == "log":
             return _Snapshot(self.log.text)
         return _Snapshot(lambda: b"")       # needkey, confirm: nothing is ever queued
+
+    def conv_list(self) -> bytes:
+        """plan9port's `conv`: one line per open conversation, no secrets."""
+        lines = [conv.describe() for conv in list(self.convs)]
+        return "".join(line + "\n" for line in lines if line).encode()
 
     def server(self) -> Server:
         return Server(lambda uname, aname: self.root, auth_error="factotum: authentication not required")

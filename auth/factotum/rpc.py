@@ -11,7 +11,7 @@ import itertools
 import threading
 from typing import Callable
 
-from .keys import Keyring, find, parse_attrs, show_attrs
+from .keys import Keyring, find, parse_attrs, quote, show_attrs
 from .proto import (ETOOLARGE, Context, Failure, NeedKey, PhaseError, Protocol,
                     TooSmall)
 from . import apop, p9any, p9cr, p9sk1, pass_
@@ -74,6 +74,13 @@ class Conversation:
     def close(self) -> None:
         with self.lock:
             self._drop()
+
+    def describe(self) -> str:
+        """A `conv` line: the phase and the attributes, or "" when idle."""
+        proto = self.proto
+        if proto is None:
+            return ""
+        return f"conv state={quote(proto.phase)} {show_attrs(self.attrs)}"
 
     # --- the verbs ---
 
