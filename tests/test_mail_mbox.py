@@ -236,3 +236,20 @@ def test_lock_excludes_threads_and_processes(tmp_path):
         order.append("main")
     t.join(5)
     assert order == ["main", "t"]
+
+
+def test_nested_lock_stays_held_for_other_processes(tmp_path):
+    probe = ("import fcntl, os, sys; fd = os.open(sys.argv[1], os.O_RDWR)\n"
+             "try:\n    fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB); print('free')\n"
+             "except OSError:\n    print('held')\n")
+    lockfile = str(tmp_path / "L.mbox")
+
+    def other() -> str:
+        return subprocess.run([sys.executable, "-c", probe, lockfile],
+                              capture_output=True, text=True).stdout.strip()
+    with MailLock(str(tmp_path)):
+        with MailLock(str(tmp_path)):
+            pass
+        assert other() == "held"
+    assert other() == "free"
+    assert stat.S_IMODE(os.stat(lockfile).st_mode) == 0o666

@@ -15,43 +15,47 @@ import time
 RETRY = 0.5
 TIMEOUT = float(os.environ.get("UPAS_LOCK_TIMEOUT", 5 * 60))
 
-# fcntl locks belong to the process: threads of one process must also
-# exclude each other, so each lock file has a process-wide mutex.
-_mutexes: dict[str, threading.RLock] = {}
-_mutexes_lock = threading.Lock()
+# fcntl locks belong to the process, and closing any descriptor of the file
+# drops them: so one record per lock file is shared by the whole process (a
+# mutex for its threads, the descriptor, a nesting depth).
+class _Held:
+    def __init__(self) -> None:
+        self.mutex = threading.RLock()
+        self.fd: int | None = None
+        self.depth = 0
+
+
+_held: dict[str, _Held] = {}
+_held_lock = threading.Lock()
 
 
 class LockError(Exception):
     pass
 
 
-def _mutex(path: str) -> threading.RLock:
-    with _mutexes_lock:
-        return _mutexes.setdefault(path, threading.RLock())
+def _record(path: str) -> _Held:
+    with _held_lock:
+        return _held.setdefault(path, _Held())
 
 
 class MailLock:
-    """Context manager holding `<dirpath>/L.mbox`."""
+    """Context manager holding `<dirpath>/L.mbox` (re-entrant in a thread)."""
 
     def __init__(self, dirpath: str, timeout: float | None = None):
         self.path = os.path.join(dirpath, "L.mbox")
         self.timeout = TIMEOUT if timeout is None else timeout
-        self.fd: int | None = None
-        self._depth = 0
 
     def acquire(self) -> None:
-        mutex = _mutex(self.path)
-        if not mutex.acquire(timeout=self.timeout):
+        h = _record(self.path)
+        if not h.mutex.acquire(timeout=self.timeout):
             raise LockError("can't lock mailbox")
-        if self._depth:
-            self._depth += 1
-            return
-        try:
-            self.fd = self._lock_file()
-        except BaseException:
-            mutex.release()
-            raise
-        self._depth = 1
+        if h.depth == 0:
+            try:
+                h.fd = self._lock_file()
+            except BaseException:
+                h.mutex.release()
+                raise
+        h.depth += 1
 
     def _lock_file(self) -> int:
         old = os.umask(0)
@@ -74,12 +78,13 @@ class MailLock:
             time.sleep(RETRY)
 
     def release(self) -> None:
-        self._depth -= 1
-        if self._depth == 0 and self.fd is not None:
-            fcntl.lockf(self.fd, fcntl.LOCK_UN)
-            os.close(self.fd)
-            self.fd = None
-        _mutex(self.path).release()
+        h = _record(self.path)
+        h.depth -= 1
+        if h.depth == 0 and h.fd is not None:
+            fcntl.lockf(h.fd, fcntl.LOCK_UN)
+            os.close(h.fd)
+            h.fd = None
+        h.mutex.release()
 
     def __enter__(self) -> "MailLock":
         self.acquire()
