@@ -247,3 +247,25 @@ def test_non_ascii_names_agree_with_plan9port_codec():
         assert pack(m) == py9p.encode_message(py9p_message(m))
         s = Stat(name=name, uid="glenda")
         assert s.pack() == py9p.encode_dir(_to_py9p(s))
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.sampled_from(sorted(MESSAGES)), u16, st.binary(max_size=120))
+def test_random_bodies_decode_or_raise_protocol_error(typ, tag, body):
+    b = struct.pack("<IBH", 7 + len(body), typ, tag) + body
+    try:
+        m = unpack(b)
+    except ProtocolError as e:
+        assert e.tag == tag            # a framed message can always be answered
+    else:
+        assert pack(m) == b            # whatever decodes re-encodes exactly
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=80))
+def test_random_stat_bytes(b):
+    try:
+        s = Stat.unpack(b)
+    except ProtocolError:
+        return
+    assert s.pack() == b
