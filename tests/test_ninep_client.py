@@ -329,3 +329,32 @@ def test_readline_is_positional(tree):
         rest = f.readlines()
     assert rest[0] == b"line 2\n" and rest[-1] == b"tail" and len(rest) == 4999
     assert b"".join(rest) == text[14:]
+
+
+def test_interrupted_call_is_flushed_and_frees_its_tag(tree):
+    """A waiting thread interrupted (here by a signal handler raising) sends
+    Tflush; the server drops the old reply; the client stays usable and no
+    tag is lost."""
+    import signal
+    root, c, _ = tree
+
+    class Interrupted(Exception):
+        pass
+
+    def handler(signum, frame):
+        raise Interrupted()
+
+    old = signal.signal(signal.SIGALRM, handler)
+    try:
+        f = c.open("gate")
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        with pytest.raises(Interrupted):
+            f.read(10)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+    root.kids["gate"].event.set()
+    assert c.read("hello") == b"hello, world\n"
+    assert c.stat("hello").length == 13
+    assert len(c._free_tags) == 0xFFFF
+    f.close()

@@ -43,13 +43,14 @@ def _names(path: str) -> list[str]:
 
 
 class _Call:
-    __slots__ = ("tag", "reply", "wake", "abandoned")
+    __slots__ = ("tag", "reply", "wake", "abandoned", "flushes")
 
     def __init__(self, tag: int):
         self.tag = tag
         self.reply: codec.Msg | None = None
         self.wake = threading.Event()
         self.abandoned = False
+        self.flushes: _Call | None = None   # the request a Tflush cancels
 
 
 class Client:
@@ -63,6 +64,7 @@ class Client:
         self._pending: dict[int, _Call] = {}
         self._waiters: dict[_Call, None] = {}  # calls with a thread waiting
         self._reading = False                 # some waiter reads the socket
+        self._inbuf = bytearray()             # bytes read, not yet a message
         self._free_tags: deque[int] = deque(range(NOTAG))
         self._free_fids: list[int] = []
         self._next_fid = 0
@@ -93,7 +95,7 @@ class Client:
     # socket itself if nobody else is, delivers whatever arrives, and hands
     # the reading over when its own reply is in. That saves two thread
     # switches per request over a dedicated reader.
-    def _start(self, msg: codec.Msg) -> _Call:
+    def _start(self, msg: codec.Msg, flushes: _Call | None = None) -> _Call:
         """Send a request; the reply is collected by _finish."""
         with self._lock:
             if self._dead:
@@ -106,6 +108,7 @@ class Client:
                 raise Error("too many outstanding requests")
             msg.tag = tag
             call = self._pending[tag] = _Call(tag)
+            call.flushes = flushes
         data = codec.pack(msg)
         try:
             with self._wlock:
@@ -143,11 +146,13 @@ class Client:
     def _read_one(self, mine: _Call) -> None:
         """Read one reply and deliver it; called with the reading role."""
         try:
-            m = codec.read_msg(self._sock, self.msize)
+            m = self._recv_msg()
         except (OSError, ProtocolError):
             m = None
-        except BaseException:               # interrupted inside a message
-            self._hangup()
+        except BaseException:               # interrupted: partial input is
+            with self._lock:                # kept in _inbuf, so the stream
+                self._reading = False       # stays usable; pass reading on
+                self._wake_reader(None)
             raise
         if m is None:
             self._hangup()
@@ -156,16 +161,48 @@ class Client:
             self._reading = False
             call = self._pending.pop(m.tag, None)
             if call is not None:            # else a reply to nobody: dropped
-                call.reply = m
-                if call.abandoned:
-                    self._release_tag(call.tag)
-                elif call in self._waiters:
-                    call.wake.set()
+                self._deliver(call, m)
             if mine.reply is not None:      # leaving: pass the reading on
-                for other in self._waiters:
-                    if other is not call:
-                        other.wake.set()
-                        break
+                self._wake_reader(call)
+
+    def _recv_msg(self) -> codec.Msg:
+        """One message from the socket, buffered in self._inbuf; the size
+        field is checked against msize before waiting for the body."""
+        buf = self._inbuf
+        while True:
+            if len(buf) >= 4:
+                size = int.from_bytes(buf[:4], "little")
+                if size < 7 or size > self.msize:
+                    raise ProtocolError("bad message size")
+                if len(buf) >= size:
+                    data = bytes(buf[:size])
+                    del buf[:size]
+                    return codec.unpack(data)
+                need = size - len(buf)
+            else:
+                need = 4 - len(buf)
+            chunk = self._sock.recv(max(need, 65536))
+            if not chunk:
+                raise ProtocolError("connection closed")
+            buf += chunk
+
+    def _deliver(self, call: _Call, m: codec.Msg) -> None:
+        call.reply = m
+        if call.abandoned:
+            self._release_tag(call.tag)
+        elif call in self._waiters:
+            call.wake.set()
+        old = call.flushes
+        if old is not None and self._pending.get(old.tag) is old:
+            # Rflush: the flushed request will get no reply; its tag is free.
+            del self._pending[old.tag]
+            self._release_tag(old.tag)
+
+    def _wake_reader(self, skip: _Call | None) -> None:
+        for other in self._waiters:
+            if other is not skip:
+                other.wake.set()
+                return
 
     def _hangup(self) -> None:
         with self._lock:
@@ -202,7 +239,7 @@ class Client:
                 self._release_tag(call.tag)
                 return
         try:
-            flush = self._start(codec.Tflush(0, call.tag))
+            flush = self._start(codec.Tflush(0, call.tag), flushes=call)
         except Error:
             return
         with self._lock:
