@@ -299,6 +299,20 @@ def test_flush_of_a_blocked_request(raw):
     assert isinstance(c.rpc(T.Tclunk(7, 1)), T.Rclunk)
 
 
+def test_tversion_aborts_outstanding_requests(raw):
+    root, connect = raw
+    c = attached(connect)
+    _open_gate(c)
+    gate = root.kids["gate"]
+    c.send(T.Tread(5, 1, 0, 100))
+    assert gate.waiting.acquire(timeout=5)
+    assert c.rpc(T.Tversion(NOTAG, 8192, "9P2000")) == T.Rversion(NOTAG, 8192, "9P2000")
+    gate.event.set()
+    time.sleep(0.2)
+    # No Rread for tag 5 ever comes: the next reply is for the next request.
+    assert isinstance(c.rpc(T.Tattach(6, 0, NOFID, "glenda", "")), T.Rattach)
+
+
 def test_flush_of_unknown_or_finished_tag(raw):
     _, connect = raw
     c = attached(connect)
