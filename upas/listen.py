@@ -124,13 +124,19 @@ class Launcher:
                  log=None):
         self.services = services
         self.tls = tls
-        self.log = log or (lambda s: print(f"listen: {s}", file=sys.stderr, flush=True))
+        self.log = log or self._stderr_log
         self.lock = threading.Lock()
         self.children: set[subprocess.Popen] = set()
         self.threads: set[threading.Thread] = set()
         self.listeners: list[tuple[socket.socket, Service]] = []
         self.stopping = threading.Event()
         self._wake_r, self._wake_w = socket.socketpair()
+
+    def _stderr_log(self, line: str) -> None:
+        # One write per line, under the lock: sessions end on many threads.
+        with self.lock:
+            sys.stderr.write(f"listen: {line}\n")
+            sys.stderr.flush()
 
     # -- listening ----------------------------------------------------------
     def announce(self) -> list[tuple[Service, str]]:
