@@ -24,7 +24,7 @@ from upas.mail.lock import MailLock
 
 MBOXMODE = 0o662
 TAIL = 4096                 # bytes of the file's end hashed for change detection
-CACHE_BYTES = 32 << 20      # parsed messages kept while unreferenced
+CACHE_BYTES = 8 << 20       # parsed messages kept while unreferenced
 CACHE_COUNT = 256
 COPY_CHUNK = 1 << 20
 RECENT = 16                 # 9front flag bits: a D d f r s S = 1 2 4 ... 64
@@ -424,7 +424,7 @@ class _mapped:
             self.mm.close()
 
 
-RELEASE = 16 << 20
+RELEASE = 4 << 20
 
 
 def _fromlen(buf, s: int, e: int) -> int:

@@ -41,7 +41,7 @@ ENONE, EBASE64, EQUOTED = 0, 1, 2
 class Part:
     """A message (top level) or a MIME part, as offsets into `buf`."""
 
-    __slots__ = ("buf", "id", "name", "parent", "parts", "start", "end",
+    __slots__ = ("buf", "id", "name", "parts", "start", "end",
                  "header", "hend", "mheader", "mhend", "body", "bend",
                  "from_", "to", "cc", "bcc", "sender", "replyto", "subject",
                  "date", "inreplyto", "messageid", "mimeversion",
@@ -49,11 +49,10 @@ class Part:
                  "boundary", "unixfrom", "unixdate", "unixheader", "digest",
                  "dbody", "opened", "_hlen")
 
-    def __init__(self, buf, pid: int, name: str, parent: "Part | None"):
+    def __init__(self, buf, pid: int, name: str):
         self.buf = buf
         self.id = pid
         self.name = name
-        self.parent = parent
         self.parts: list[Part] = []
         for a in ("from_", "to", "cc", "bcc", "sender", "replyto", "subject",
                   "date", "inreplyto", "messageid", "mimeversion", "filename",
@@ -367,7 +366,7 @@ def _attachments(m: Part, ids: Ids, structure: bool) -> None:
                 nm.end = nm.bend = x
             if last or nl >= m.bend:
                 break
-            nm = Part(m.buf, ids(), str(len(m.parts) + 1), m)
+            nm = Part(m.buf, ids(), str(len(m.parts) + 1))
             nm.start = nm.header = nm.mheader = nm.body = nl + 1
             m.parts.append(nm)
             pos = nl + 1
@@ -376,7 +375,7 @@ def _attachments(m: Part, ids: Ids, structure: bool) -> None:
     elif m.type == b"message/rfc822":
         buf, s, e = ((m.dbody, 0, len(m.dbody)) if m.dbody is not None
                      else (m.buf, m.body, m.bend))
-        nm = Part(buf, ids(), "1", m)
+        nm = Part(buf, ids(), "1")
         nm.start = nm.header = nm.body = s
         nm.mheader = nm.mhend = s
         nm.end = nm.bend = e
@@ -387,7 +386,7 @@ def _attachments(m: Part, ids: Ids, structure: bool) -> None:
 def parse_message(buf, start: int, end: int, ids: Ids, name: str = "",
                   digest: bytes | None = None, structure: bool = False) -> Part:
     """Parse the stored message buf[start:end] (it begins with its `From ` line)."""
-    m = Part(buf, ids(), name, None)
+    m = Part(buf, ids(), name)
     m.start, m.end, m.bend = start, end, end
     nl = buf.find(b"\n", start, end)
     m.header = end if nl < 0 else nl + 1
