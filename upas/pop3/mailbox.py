@@ -28,6 +28,7 @@ class FsMailbox:
         self.ns = ns
         self.name = name
         self.dir = f"{FSROOT}/{name}"
+        self._raw_len: dict[int, int] = {}
         self.messages: list[MessageInfo] = self._scan()
 
     def _scan(self) -> list[MessageInfo]:
@@ -57,6 +58,7 @@ class FsMailbox:
             raw_len = self.ns.stat(f"{d}/raw").length
         except (nsmod.Error, MailboxError):
             return None
+        self._raw_len[n] = raw_len
         size = raw_len + header_lines + 1 + body_lines
         return MessageInfo(n, digest.decode("ascii", "replace"), size)
 
@@ -65,16 +67,18 @@ class FsMailbox:
         with self.ns.open(path, "r") as f:
             return f.read(limit)
 
-    def _chunks(self, path: str) -> Iterator[bytes]:
+    def _chunks(self, path: str, length: int | None = None) -> Iterator[bytes]:
         try:
             f = self.ns.open(path, "r")
         except nsmod.Error as e:
             raise MailboxError(str(e)) from None
-        return _chunks(f)
+        return _chunks(f, length)
 
     def open_raw(self, fsnum: int) -> Iterator[bytes]:
         """Open `raw` now (errors surface before +OK); stream its chunks."""
-        return self._chunks(f"{self.dir}/{fsnum}/raw")
+        # a message's raw never changes in upasfs: once its stat length is
+        # read, the read that would only find EOF is skipped.
+        return self._chunks(f"{self.dir}/{fsnum}/raw", self._raw_len.get(fsnum))
 
     def delete(self, fsnums: Sequence[int]) -> None:
         cmd = " ".join(["delete", self.name, *map(str, fsnums)])
@@ -84,16 +88,18 @@ class FsMailbox:
             raise MailboxError(f"error deleting messages: {e}") from None
 
 
-def _chunks(f) -> Iterator[bytes]:
-    """Chunks of the open file until a read returns nothing."""
+def _chunks(f, length: int | None = None) -> Iterator[bytes]:
+    """Chunks of the open file until a read returns nothing, or `length`."""
+    got = 0
     try:
-        while True:
+        while length is None or got < length:
             try:
                 data = f.read(CHUNK)
             except Exception as e:  # 9P errors (ninep.Error), hangups
                 raise MailboxError(f"read error: {e}") from None
             if not data:
                 return
+            got += len(data)
             yield data
     finally:
         try:
