@@ -100,3 +100,14 @@ def test_missing_mailbox_is_fatal(tmp_path):
                        capture_output=True, timeout=30)
     assert p.returncode == 1
     assert p.stderr == b"upas/fs: opening mailbox: No such file or directory\n"
+
+
+def test_vanished_mailbox_gives_an_error_not_a_crash(upasfs):
+    with upasfs.client() as c:
+        os.remove(upasfs.mbox)
+        with pytest.raises(Error, match="^No such file or directory$"):
+            c.read("mbox/1/raw")
+        assert [s.name for s in c.readdir("")] == ["ctl", "mbox"]   # still serving
+        with open(upasfs.mbox, "wb") as f:
+            f.write((GOLDEN / "input" / "mbox").read_bytes())
+        assert c.read("mbox/1/subject") == b"first message: plain text"

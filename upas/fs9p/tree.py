@@ -8,6 +8,8 @@ from __future__ import annotations
 import os
 import threading
 import time
+from contextlib import contextmanager
+from typing import Iterator
 
 from upas.mail import mime
 from upas.mail.header import Ignore
@@ -22,6 +24,17 @@ ENOTEXIST = "file does not exist"
 
 def qpath(oid: int, f: int) -> int:
     return ((oid & 0xFFFFF) << 10) | f
+
+
+@contextmanager
+def as_9p_error() -> Iterator[None]:
+    """A mailbox that vanished or changed answers with an Rerror."""
+    try:
+        yield
+    except MailError as e:
+        raise Error(str(e)) from None
+    except OSError as e:
+        raise Error(e.strerror or str(e)) from None
 
 
 class MailFS:
@@ -189,7 +202,8 @@ class _InMessage:
     path_in_msg: tuple[int, ...]
 
     def part(self) -> mime.Part:
-        p = self.mb.parsed(self.msg)
+        with as_9p_error():
+            p = self.mb.parsed(self.msg)
         for i in self.path_in_msg:
             p = p.parts[i]
         return p
@@ -290,8 +304,9 @@ class FileOpen(Open):
     def read(self, offset: int, count: int) -> bytes:
         if self.data is None:
             f = self.f
-            self.data = (f.mb.unparsed_file(f.msg, f.fname) if self.part is None
-                         else self.part.file(f.fname, f.fs.ignore))
+            with as_9p_error():
+                self.data = (f.mb.unparsed_file(f.msg, f.fname) if self.part is None
+                             else self.part.file(f.fname, f.fs.ignore))
         return self.data[offset:offset + count]
 
     def clunk(self) -> None:
