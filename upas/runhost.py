@@ -361,14 +361,14 @@ class Host:
                          "-f +INBOX")
         if "pop3" in port:
             lines.append("  fetchmail (APOP, messages left on the server, each written to "
-                         "/tmp/fetched.N):\n    echo 'poll " f"{h} service {port['pop3']} "
+                         "/tmp/fetched.<pid>):\n    echo 'poll " f"{h} service {port['pop3']} "
                          "protocol APOP user glenda password glenda-apop' > /tmp/fetchmailrc"
                          " && chmod 600 /tmp/fetchmailrc && fetchmail -f /tmp/fetchmailrc "
                          "--keep --fetchall --mda 'cat > /tmp/fetched.$$'")
         if "pop3s" in port:
             lines.append(f"  fetchmail over TLS (USER/PASS): poll {h} service {port['pop3s']} "
                          f"protocol POP3 user glenda password glenda-apop ssl sslcertfile "
-                         f"{self.cafile} sslcertck")
+                         f"{self.cafile} sslcertck sslcommonname localhost")
         lines += ["", "Ctrl-C stops everything."]
         return "\n".join(lines)
 
