@@ -7,7 +7,9 @@ into characters except to convert an encoded word to UTF-8.
 from __future__ import annotations
 
 import binascii
+import calendar
 import os
+import time
 from email.utils import parsedate_tz
 
 WHITE = b" \t\n\r\v\f"
@@ -398,8 +400,6 @@ _MONTHS = "Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split()
 
 def date822tounix(value: bytes) -> bytes | None:
     """An RFC 822 date as upas/fs renders it in GMT: `Sun Nov 22 12:00:00 GMT 2026`."""
-    import calendar
-    import time
     try:
         t = parsedate_tz(value.decode("latin-1"))
         if t is None:
