@@ -193,3 +193,15 @@ def test_lookup_is_most_specific_holder(nets, addr):
 def test_tokens_never_fail_and_are_lower_case(line):
     toks = rules.tokens(line)
     assert all(t and t == t.lower() for t in toks)
+
+
+def test_ipv6_peer_with_pop3s_host_mask_trusts_only_the_host(files):
+    ctl, conf = files
+    t = Tables(str(ctl), str(conf), clock=Clock())
+    e = t.add_trusted("2001:db8::7#32", "u")           # what pop3 writes for an IPv6 peer
+    assert e.net == ipaddress.ip_network("2001:db8::7/128")
+    assert t.lookup_trusted("2001:db8::7") is e
+    assert t.lookup_trusted("2001:db8::8") is None
+    assert t.add_trusted("::ffff:192.0.2.1#32", "u").net == ipaddress.ip_network("192.0.2.1/32")
+    assert t.lookup_trusted("::ffff:192.0.2.1").name == "::ffff:192.0.2.1#32"
+    assert t.lookup_trusted("192.0.2.1").name == "::ffff:192.0.2.1#32"

@@ -80,9 +80,22 @@ def parse_addr(name: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     """The address part of a walked name (`10.1.2.3`, `10.1.2.3#32`, `!port` cut)."""
     name = name.split(SUBCHAR, 1)[0].split("!", 1)[0]
     try:
-        return ipaddress.ip_address(name)
+        addr = ipaddress.ip_address(name)
     except ValueError as e:
         raise CidrError(f"bad address: {name}") from e
+    # an IPv4 peer seen through an IPv6 socket is the IPv4 peer
+    return getattr(addr, "ipv4_mapped", None) or addr
+
+
+def parse_trusted_name(name: str) -> Network:
+    """A name created in trusted/.  pop3 and imap4d always write
+    `<peer>#32`, the IPv4 host mask; for an IPv6 peer that would trust a
+    /32 of the IPv6 space, so there #32 means the host (/128)."""
+    net = parse_cidr(name)
+    if net.version == 6 and name.endswith(SUBCHAR + "32"):
+        addr = parse_addr(name)
+        return ipaddress.ip_network(addr)
+    return net
 
 
 @dataclass

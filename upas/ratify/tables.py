@@ -124,7 +124,7 @@ class Tables:
     def add_trusted(self, name: str, uid: str) -> Trusted:
         """Create trusted/NAME for uid; a same-named entry of uid is renewed."""
         try:
-            net = rules.parse_cidr(name)
+            net = rules.parse_trusted_name(name)
         except rules.CidrError:
             raise TableError("bad cidr in filename") from None
         with self.lock:
