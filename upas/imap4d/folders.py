@@ -1,12 +1,13 @@
-"""Mailbox management: CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE and
-NAMESPACE (servers.md 3.10), on the files under /mail/box/USER.
+"""Mailbox management: CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE,
+NAMESPACE and STATUS (servers.md 3.10), on the files under /mail/box/USER.
 
 As Bell Labs' imap4d, these edit the mail tree directly (through the
 namespace), under the mail lock.  Where the original had bugs we follow
 decisions.md: DELETE answers NO when nothing was deleted; a name is refused
 if any component is `..` (names.py).  RENAME of INBOX moves its messages to
 the new mailbox and leaves INBOX empty, as Plan 9 does, but crash-safely:
-the copy is complete and synced before the inbox is emptied.
+the copy is complete and synced before the inbox is emptied.  STATUS opens
+the box as Plan 9's `status` view and, unlike Plan 9, never expunges.
 """
 from __future__ import annotations
 
@@ -54,8 +55,7 @@ def _imp_files(s, path: str) -> list[str]:
 
 def selected_path(s) -> str | None:
     """The path (relative to the mail dir) of the selected mailbox, if any."""
-    box = getattr(s, "box", None)
-    full = getattr(box, "path", None) if box is not None else None
+    full = s.box.path if s.box is not None else None
     prefix = _path(s, "") + "/"
     return full[len(prefix):] if full and full.startswith(prefix) else None
 
