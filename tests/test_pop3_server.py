@@ -651,3 +651,17 @@ def test_plaintext_pipelined_after_stls_is_dropped(pop3_factory, tls_files):
     assert f.readline() == b"+OK\r\n"
     tls.sendall(b"STLS\r\n")
     assert f.readline() == b"-ERR tls already started\r\n"
+
+
+def test_poplib_user_pass_under_p(pop3_factory):
+    srv = pop3_factory(["-p"])
+    p = srv.poplib()
+    assert "USER" in p.capa()
+    assert p.user("bob") == b"+OK"
+    assert p.pass_("bob-apop") == b"+OK mailbox is /mail/box/bob/mbox"
+    msgs = entries(srv.box("bob"))
+    count, octets = p.stat()
+    assert (count, octets) == (len(msgs), sum(expected_size(r) for _, r in msgs))
+    with pytest.raises(poplib.error_proto, match="already authenticated"):
+        p.user("glenda")
+    p.quit()
