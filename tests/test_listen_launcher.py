@@ -181,3 +181,28 @@ def test_defaults_are_the_plan9_services():
     assert svcs["pop3s"].tls and svcs["pop3s"].argv[-1] == "-p"
     assert svcs["imaps"].tls and svcs["imaps"].argv[-1] == "-p"
     assert not svcs["imap4d"].tls
+
+
+def test_tls_relay_does_not_deadlock_on_pipelined_bulk(launcher, conf, tmp_path):
+    """The client sends 8 MB without reading while the server echoes it:
+    the relay must keep both directions moving."""
+    import threading
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    pem = tmp_path / "cert.pem"
+    ca.issue_cert("localhost").private_key_and_cert_chain_pem.write_to_path(str(pem))
+    la = launcher(["-c", str(conf), "-t", str(pem), "techo"])
+    ctx = ssl.create_default_context()
+    ca.configure_trust(ctx)
+    raw = socket.create_connection(("127.0.0.1", la.port("techo")), timeout=30)
+    s = ctx.wrap_socket(raw, server_hostname="localhost")
+    f = s.makefile("rb")
+    f.readline()
+    blob = (os.urandom(4 * 2**20).hex() + "\n").encode()
+    sender = threading.Thread(target=s.sendall, args=(blob,))
+    sender.start()
+    got = f.read(len(blob))
+    sender.join(timeout=30)
+    assert got == blob
+    f.close()
+    s.close()
