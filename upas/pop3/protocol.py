@@ -25,7 +25,6 @@ FIRST_DELAY = 5         # doubled before each wait: 10, 20, 40 ... seconds
 MAX_DELAY = 30 * 60
 MAX_FAILURES = 20       # the 21st failure ends the session
 GUESSER_AT = 3
-CHUNK = 64 * 1024
 IMPLEMENTATION = "upas-py-pop3"
 
 
@@ -674,7 +673,7 @@ def _auth(s: Session, arg: bytes, word: bytes) -> Iterator[Event]:
         yield s.err("unsupported authentication mechanism")
 
 
-def _sasl_decode(s: Session, line: bytes) -> bytes | None:
+def _sasl_decode(line: bytes) -> bytes | None:
     if line == b"*":
         return None
     try:
@@ -684,23 +683,23 @@ def _sasl_decode(s: Session, line: bytes) -> bytes | None:
 
 
 def _cram_step(s: Session, chal: Challenge, line: bytes) -> Iterator[Event]:
-    data = _sasl_decode(s, line)
-    if data is None:
-        yield s.err("authentication cancelled" if line == b"*" else "bad base64")
-        return
-    user, _, digest = data.rpartition(b" ")
-    bad = s._setuser(user) if user else s.err("bad mailbox name")
-    if bad:
-        yield bad
-        return
     try:
+        data = _sasl_decode(line)
+        if data is None:
+            yield s.err("authentication cancelled" if line == b"*" else "bad base64")
+            return
+        user, _, digest = data.rpartition(b" ")
+        bad = s._setuser(user) if user else s.err("bad mailbox name")
+        if bad:
+            yield bad
+            return
         yield from s._dologin(digest.decode("latin-1"), chal)
     finally:
         chal.close()
 
 
 def _plain_step(s: Session, line: bytes) -> Iterator[Event]:
-    data = _sasl_decode(s, line)
+    data = _sasl_decode(line)
     parts = data.split(b"\0") if data is not None else []
     if len(parts) != 3:
         yield s.err("authentication cancelled" if line == b"*" else "bad base64")
