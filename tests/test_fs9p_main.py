@@ -111,3 +111,47 @@ def test_vanished_mailbox_gives_an_error_not_a_crash(upasfs):
         with open(upasfs.mbox, "wb") as f:
             f.write((GOLDEN / "input" / "mbox").read_bytes())
         assert c.read("mbox/1/subject") == b"first message: plain text"
+
+
+def test_concurrent_readers_during_deletes_and_appends(upasfs):
+    """Clients reading while messages are deleted and mail arrives: every
+    read either succeeds with the right bytes or says the file is gone."""
+    import threading
+    gold = {n: (GOLDEN / "fs" / "mbox" / n / "rawunix").read_bytes() for n in "12345"}
+    errors: list[str] = []
+    stop = threading.Event()
+
+    def reader(k: int) -> None:
+        with upasfs.client() as c:
+            i = 0
+            while not stop.is_set():
+                n = "12345"[(i + k) % 5]
+                i += 1
+                try:
+                    data = c.read(f"mbox/{n}/rawunix")
+                except Error as e:
+                    if str(e) != "file does not exist":
+                        errors.append(str(e))
+                    continue
+                if data != gold[n]:
+                    errors.append(f"wrong bytes for {n}")
+
+    threads = [threading.Thread(target=reader, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        with upasfs.client() as c:
+            for n in ("2", "4"):
+                time.sleep(0.2)
+                c.write("ctl", f"delete mbox {n}\n".encode())
+                with open(upasfs.mbox, "ab") as f:
+                    f.write(APPENDED)
+                time.sleep(0.2)
+            assert [s.name for s in c.readdir("mbox")] == ["1", "3", "5", "6", "7"]
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(10)
+    assert errors == []
+    data = open(upasfs.mbox, "rb").read()
+    assert data == gold["1"] + b"\n" + gold["3"] + b"\n" + gold["5"] + b"\n" + APPENDED * 2

@@ -191,6 +191,8 @@ class Mailbox:
         changed behind our back, sync once and read again."""
         with self.lock:
             for attempt in (0, 1):
+                if not m.inmbox:            # purged since it was walked to
+                    raise MailError("file does not exist")
                 data = self._read_stored(m)
                 if digest_of(data, 0, len(data)) == m.digest:
                     return data
@@ -314,6 +316,7 @@ class Mailbox:
         for m in self.messages:
             if m.deleted and m.refs == 0:
                 newdels += m.inmbox
+                m.inmbox = False            # fids still holding it get an error
                 self._cache.pop(m.name, None)
                 del self._byname[m.name]
             else:
