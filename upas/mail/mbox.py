@@ -492,6 +492,7 @@ class MdirBox(Mailbox):
     def _read_entries(self, entries: list[tuple]) -> None:
         byfile = {m.file: m for m in self.messages if m.inmbox}
         seen = set()
+        before = len(self.messages)
         for (_secs, _seq, fname, _size, _mt) in entries:
             data = self._read_file(fname)
             if data is None:
@@ -514,6 +515,7 @@ class MdirBox(Mailbox):
             if fname not in seen:
                 km.inmbox, km.deleted = False, True
         self.ids()
+        self._announce(self.messages[before:])
 
     def _read_file(self, fname: str) -> bytes | None:
         try:
