@@ -6,7 +6,7 @@ post it also as ALSO, e.g. `mail` for plan9port's mail clients).  -i serves
 one 9P connection on stdin instead (a server started on a socketpair, e.g.
 by pop3 through the namespace).  -s is accepted: posting is the only way
 to serve on Unix.  -p turns off plumbing and the background reader, -b
-prints a line per new message, -d logs 9P errors, -l is accepted.
+prints a line per new message, -d logs the 9P traffic, -l is accepted.
 """
 from __future__ import annotations
 
