@@ -358,3 +358,36 @@ def test_interrupted_call_is_flushed_and_frees_its_tag(tree):
     assert c.stat("hello").length == 13
     assert len(c._free_tags) == 0xFFFF
     f.close()
+
+
+def test_py9p_client_many_threads_one_connection(tree):
+    """plan9port's codec on one multiplexed connection from 8 threads: many
+    fids and tags in flight at once."""
+    root, _, addr = tree
+    p = py9p.Client.connect_unix(addr[len("unix!"):], msize=8192)
+    errors: list[BaseException] = []
+    try:
+        p.negotiate()
+        p.attach(0, uname="glenda")
+
+        def work(k: int) -> None:
+            try:
+                for i in range(30):
+                    fid = 100 + k * 1000 + i
+                    n = (k * 30 + i) % 100
+                    p.walk(0, fid, f"many/{n}")
+                    p.open(fid, OREAD)
+                    assert p.read(fid, 8168, 0) == b"x" * n
+                    assert p.stat(fid).length == n
+                    p.clunk(fid)
+            except BaseException as e:
+                errors.append(e)
+
+        threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not errors, errors[0]
+    finally:
+        p.close()
