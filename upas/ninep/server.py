@@ -604,6 +604,7 @@ class Server:
 
     def serve(self, sock: socket.socket) -> None:
         """Serve one connection until EOF, then clunk its fids and close it."""
+        sock.settimeout(None)       # an idle client is not an error
         self._run(_Conn(self, _Transport(sock)))
 
     def serve_fd(self, rfd: int = 0, wfd: int | None = None) -> None:
