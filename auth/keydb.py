@@ -70,7 +70,7 @@ class KeyDB:
             self._save([u.rec for u in self.users.values()])
 
     # -- users -----------------------------------------------------------
-    def list(self) -> list[User]:
+    def all_users(self) -> list[User]:
         with self._lock:
             return list(self.users.values())
 

@@ -132,7 +132,7 @@ class RootDir(_Base):
         return self._stat("/", self.qid, DMDIR | 0o777)
 
     def children(self) -> list[Node]:
-        return [UserDir(self.db, self.t0, u) for u in self.db.list()]
+        return [UserDir(self.db, self.t0, u) for u in self.db.all_users()]
 
     @_plan9
     def walk(self, name: str) -> Node:
