@@ -46,7 +46,7 @@ def test_pop3_apop_through_launcher_ratifies_peer(mail_host):
     assert p.stat()[0] == n
     p.quit()
     # -r 127.0.0.1!port from the launcher: pop3 created trusted/127.0.0.1#32
-    with ratfs(mail_host, "glenda") as c:
+    with ratfs_client(mail_host, "glenda") as c:
         st = c.stat("trusted/127.0.0.1")
         assert (st.name, st.uid, st.mode & 0o777) == ("127.0.0.1#32", "glenda", 0o444)
     log = mail_host.logdir / "listen.log"
@@ -72,12 +72,12 @@ def test_pop3_plain_refuses_user_pass(mail_host):
     p.close()
 
 
-def ratfs(host, uname):
+def ratfs_client(host, uname):
     return Client.dial(f"unix!{host.env['NAMESPACE']}/ratify", uname=uname)
 
 
 def test_imaps_login_over_tls_ratifies_peer(mail_host):
-    with ratfs(mail_host, "glenda") as c:
+    with ratfs_client(mail_host, "glenda") as c:
         while True:                       # clear what earlier logins left
             try:
                 c.remove("trusted/127.0.0.1#32")
@@ -87,7 +87,7 @@ def test_imaps_login_over_tls_ratifies_peer(mail_host):
     host, port = mail_host.addrs["imaps"]
     m = imaplib.IMAP4_SSL(host, port, ssl_context=tls_context(mail_host), timeout=20)
     assert m.login("glenda", "glenda-apop")[0] == "OK"
-    with ratfs(mail_host, "glenda") as c:
+    with ratfs_client(mail_host, "glenda") as c:
         st = c.stat("trusted/127.0.0.1")
         assert (st.name, st.uid) == ("127.0.0.1#32", "glenda")
     typ, data = m.select("INBOX", readonly=True)
