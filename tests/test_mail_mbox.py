@@ -253,3 +253,26 @@ def test_nested_lock_stays_held_for_other_processes(tmp_path):
         assert other() == "held"
     assert other() == "free"
     assert stat.S_IMODE(os.stat(lockfile).st_mode) == 0o666
+
+
+def test_readers_do_not_wait_forever_for_a_held_lock(tmp_path, monkeypatch):
+    path = tmp_path / "mbox"
+    mb = opened(path, msg("one"))
+    monkeypatch.setattr(mbox, "READ_LOCK_WAIT", 0.3)
+    probe = ("import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR)\n"
+             "fcntl.lockf(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(30)\n")
+    holder = subprocess.Popen([sys.executable, "-c", probe, str(tmp_path / "L.mbox")],
+                              stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline() == b"locked\n"
+        with open(path, "ab") as f:
+            f.write(msg("two"))
+        t0 = time.monotonic()
+        mb.refresh()                                      # lock busy: old state served
+        assert time.monotonic() - t0 < 5
+        assert subjects(mb) == [b"one"]
+    finally:
+        holder.kill()
+        holder.wait()
+    mb.refresh()
+    assert subjects(mb) == [b"one", b"two"]

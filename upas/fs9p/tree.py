@@ -87,8 +87,8 @@ class MailFS:
         """The background reader: sync every mailbox whose file changed."""
         for mb in list(self.boxes):
             try:
-                mb.sync()
-            except Exception:       # a vanished mailbox is not fatal
+                mb.refresh()
+            except (MailError, OSError):    # a vanished mailbox is not fatal
                 pass
 
     def attach(self, uname: str, aname: str) -> Node:
@@ -175,8 +175,8 @@ class MboxDir(_Dir):
 
     def _sync(self) -> None:
         try:
-            self.mb.sync()
-        except Exception:           # as upas/fs: a failed sync still answers
+            self.mb.refresh()
+        except (MailError, OSError):    # as upas/fs: a failed sync still answers
             pass
 
     def stat(self) -> Stat:

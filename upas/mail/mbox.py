@@ -20,13 +20,14 @@ from typing import Callable, Iterator
 
 from upas.mail import mime
 from upas.mail.header import Ignore
-from upas.mail.lock import MailLock
+from upas.mail.lock import LockError, MailLock
 
 MBOXMODE = 0o662
 TAIL = 4096                 # bytes of the file's end hashed for change detection
 CACHE_BYTES = 8 << 20       # parsed messages kept while unreferenced
 CACHE_COUNT = 256
 COPY_CHUNK = 1 << 20
+READ_LOCK_WAIT = float(os.environ.get("UPASFS_READ_LOCK_WAIT", 2))
 RECENT = 16                 # 9front flag bits: a D d f r s S = 1 2 4 ... 64
 
 
@@ -110,14 +111,28 @@ class Mailbox:
         self._cache_bytes = 0
 
     # -- public ----------------------------------------------------------
-    def sync(self) -> None:
-        """Read what changed, purge deleted messages, rewrite if needed."""
+    def lockdir(self) -> str:
+        return os.path.dirname(self.path) or "."
+
+    def sync(self, timeout: float | None = None) -> None:
+        """Read what changed, purge deleted messages, rewrite if needed,
+        under L.mbox (waiting up to `timeout`, default upas's 5 minutes;
+        LockError if it stays busy)."""
         with self.lock:
             if self.dolock:
-                with MailLock(os.path.dirname(self.path) or "."):
+                with MailLock(self.lockdir(), timeout):
                     self._sync()
             else:
                 self._sync()
+
+    def refresh(self) -> None:
+        """A sync for readers (directory reads, stats, the background
+        reader): if someone holds the lock for long -- e.g. a client that
+        consults the fs while holding it -- the last state is served."""
+        try:
+            self.sync(READ_LOCK_WAIT)
+        except LockError:
+            pass
 
     def live(self) -> list[Message]:
         with self.lock:
@@ -542,13 +557,8 @@ class MdirBox(Mailbox):
         data = self._read_file(m.file) or b""
         return data[:m.end]
 
-    def sync(self) -> None:
-        with self.lock:
-            if self.dolock:
-                with MailLock(self.path):
-                    self._sync()
-            else:
-                self._sync()
+    def lockdir(self) -> str:
+        return self.path
 
 
 def _mdir_entries(path: str) -> list[tuple]:
