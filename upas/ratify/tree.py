@@ -9,6 +9,7 @@ Address lookups are walks: `trusted/10.1.2.3` exists when an entry holds
 """
 from __future__ import annotations
 
+import sys
 from typing import Callable
 
 from upas.ninep.codec import DMDIR, OREAD, OWRITE, QTDIR, Qid, Stat
@@ -282,7 +283,6 @@ class Ratfs:
             raise Error("unknown command")
 
     def _set_debug(self, path: str | None, user: str, off: bool = False) -> None:
-        import sys
         if off:
             new = None
         elif path is None:
