@@ -314,13 +314,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="authsrv", description="Plan 9 auth server")
     ap.add_argument("-a", metavar="addr", default="tcp!*!567", help="announce address")
     ap.add_argument("-k", metavar="keys", default="keys", help="keyfs service or dial string")
-    ap.add_argument("-D", metavar="dom", default=socket.getfqdn(), help="domain in APOP/CRAM challenges")
+    ap.add_argument("-D", metavar="dom", help="domain in APOP/CRAM challenges (default: this host's)")
     ap.add_argument("-u", metavar="rulesfile", help='"speaks for" rules (ndb: hostid=X uid=...)')
     ap.add_argument("-t", metavar="seconds", type=float, default=DEFAULT_IDLE, help="idle timeout")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="authsrv: %(message)s")
     try:
-        cfg = Config(KeyStore(KeyfsFiles(args.k)), args.D, speaksfor.load(args.u), args.t)
+        cfg = Config(KeyStore(KeyfsFiles(args.k)), args.D or socket.getfqdn(),
+                     speaksfor.load(args.u), args.t)
         listener = announce(args.a)
     except (OSError, Error) as e:
         print(f"authsrv: {e}", file=sys.stderr)
