@@ -1,6 +1,6 @@
 """listen: accept connections and start one server process per connection.
 
-    python -m upas.listen [-v] [-c conffile] [-t certfile [-k keyfile]]
+    python -m upas.listen [-uv] [-c conffile] [-t certfile [-k keyfile]]
         [-m maxconns] [-M maxperpeer] [-l name=addr]... [-F name=flags]...
         [name...]
 
@@ -20,6 +20,10 @@ The default services (the Plan 9 tcp110, tcp143, tcp993, tcp995 scripts):
 A conffile line `name addr [tls] command args...` defines or replaces a
 service (`pop3` and `imap4d` as the command mean our servers; `#` comments).
 Naming services on the command line runs only those.
+
+-u keeps one upasfs per user alive across sessions (upas/fsbroker.py):
+the servers get $upasfs pointing at a broker posted as `upasfs`, which
+hands each session to its user's upasfs, restarting one that died.
 """
 from __future__ import annotations
 
@@ -38,7 +42,7 @@ from dataclasses import dataclass, field
 
 from upas.ninep.dial import announce
 
-USAGE = ("usage: listen [-v] [-c conffile] [-t certfile [-k keyfile]] [-m maxconns] "
+USAGE = ("usage: listen [-uv] [-c conffile] [-t certfile [-k keyfile]] [-m maxconns] "
          "[-M maxperpeer] [-l name=addr]... [-F name=flags]... [name...]")
 MAXCONNS = 100          # per service
 MAXPERPEER = 10         # per service and peer address
@@ -358,6 +362,7 @@ def tls_context(certfile: str, keyfile: str | None) -> ssl.SSLContext:
 @dataclass
 class Options:
     verbose: bool = False
+    keep_fs: bool = False
     conffile: str | None = None
     certfile: str | None = None
     keyfile: str | None = None
@@ -370,13 +375,15 @@ class Options:
 
 def parse_args(argv: list[str]) -> Options:
     try:
-        opts, args = getopt.getopt(argv, "vc:t:k:m:M:l:F:")
+        opts, args = getopt.getopt(argv, "uvc:t:k:m:M:l:F:")
     except getopt.GetoptError as e:
         raise ConfigError(str(e)) from None
     o = Options(names=args)
     for k, v in opts:
         if k == "-v":
             o.verbose = True
+        elif k == "-u":
+            o.keep_fs = True
         elif k == "-c":
             o.conffile = v
         elif k == "-t":
@@ -421,6 +428,14 @@ def configure(o: Options) -> list[Service]:
     return chosen
 
 
+def _start_broker():
+    """-u: post the upasfs broker; the servers inherit $upasfs naming it."""
+    from upas.fsbroker import Broker
+    broker = Broker(os.environ.get("MAILROOT") or "/mail")
+    os.environ["upasfs"] = broker.start()
+    return broker
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         o = parse_args(sys.argv[1:] if argv is None else argv)
@@ -432,6 +447,7 @@ def main(argv: list[str] | None = None) -> int:
     launcher = Launcher(services, tls)
     try:
         bound = launcher.announce()
+        broker = _start_broker() if o.keep_fs else None
     except OSError as e:
         print(f"listen: announce: {e}", file=sys.stderr)
         return 1
@@ -443,7 +459,11 @@ def main(argv: list[str] | None = None) -> int:
     print("ready", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: launcher.stop())
     signal.signal(signal.SIGINT, lambda *_: launcher.stop())
-    launcher.run()
+    try:
+        launcher.run()
+    finally:
+        if broker is not None:
+            broker.stop()
     return 0
 
 

@@ -1,6 +1,6 @@
 """`make run`: a complete local mail host from one command.
 
-    python -m upas.runhost [-f] [-d rundir] [-h host] [-p pop3,imap,pop3s,imaps]
+    python -m upas.runhost [-fs] [-d rundir] [-h host] [-p pop3,imap,pop3s,imaps]
         [-R all|store|frontend] [-S storehost] [-U user]
 
 Creates the run directory (default ./run), copies testdata/mail into it
@@ -10,6 +10,8 @@ factotum (holding the host's p9sk1 key), ratfs and the launcher on loopback
 ports with a certificate made on the spot, and prints how to connect.
 Ctrl-C or SIGTERM stops everything it started.  Ports 0 mean "any free
 port"; the ports actually used are printed (tests/fixtures/host.py uses that).
+The launcher keeps one upasfs per user alive across sessions (its -u);
+-s starts one upasfs per session instead, as Plan 9's pop3 does.
 
 -R splits the host in two, the Plan 9 way to outgrow one machine: `store`
 keeps the mail and serves keyfs/authsrv, factotum, ratfs and USER's upasfs
@@ -43,7 +45,7 @@ ROLES = ("all", "store", "frontend")
 STARTUP = float(os.environ.get("RUNHOST_STARTUP_SECS", "20"))
 HOST_KEY = (f"key proto=p9sk1 dom={demo.AUTHDOM} user={demo.HOSTID} "
             f"!password={demo.HOST_PASSWORD}\n")
-USAGE = ("usage: runhost [-f] [-d rundir] [-h host] [-p pop3,imap,pop3s,imaps] "
+USAGE = ("usage: runhost [-fs] [-d rundir] [-h host] [-p pop3,imap,pop3s,imaps] "
          "[-R all|store|frontend] [-S storehost] [-U user]")
 
 
@@ -152,6 +154,7 @@ class Host:
     role: str = "all"
     storehost: str = ""                 # frontend: where the store's services are
     user: str = "glenda"                # store: whose upasfs is served
+    keep_fs: bool = True                # launcher -u: a upasfs per user, kept alive
     procs: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
     addrs: dict[str, tuple[str, int]] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
@@ -284,6 +287,8 @@ class Host:
 
     def _start_launcher(self) -> None:
         argv = [sys.executable, "-m", "upas.listen", "-t", str(self.certfile)]
+        if self.keep_fs and "upasfs" not in self.env:
+            argv.append("-u")
         for name, port in self.ports.items():
             if name in PORTS:
                 argv += ["-l", f"{name}=tcp!{self.host}!{port}"]
@@ -374,13 +379,15 @@ class Host:
 
 
 def parse_args(argv: list[str]) -> Host:
-    opts, args = getopt.getopt(argv, "fd:h:p:R:S:U:")
+    opts, args = getopt.getopt(argv, "fsd:h:p:R:S:U:")
     if args:
         raise getopt.GetoptError("no arguments expected")
     host = Host(Path("run"))
     for k, v in opts:
         if k == "-f":
             host.fresh = True
+        elif k == "-s":
+            host.keep_fs = False
         elif k == "-d":
             host.rundir = Path(v)
         elif k == "-h":

@@ -1,0 +1,186 @@
+"""One upasfs per user, kept alive across sessions, behind one posted name.
+
+The launcher's -u.  Starting upas/fs for every POP3 or IMAP session costs a
+process start and a mailbox scan; a upasfs that stays up answers the next
+session at once.  But a upasfs serves only its owner, so this broker posts
+`upasfs` in $NAMESPACE and, for each connection, reads the client's
+Tversion and Tattach, starts (or restarts, if it died) the attaching user's
+own upasfs, posted as `upasfs.USER`, replays the two messages to it and
+then splices the bytes: the session talks to its user's upasfs directly.
+Only users with a mail directory ($MAILROOT/box/USER) get one.
+"""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+from upas.ninep import codec
+from upas.ninep.dial import dial, post, service_path
+
+MSIZE = 65536 + codec.IOHDRSZ       # offered to clients; upasfs accepts more
+STARTUP = float(os.environ.get("FSBROKER_STARTUP_SECS", "20"))
+USERNAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+
+
+class BrokerError(Exception):
+    pass
+
+
+class Broker:
+    def __init__(self, mailroot: str, name: str = "upasfs", log=None):
+        self.mailroot = mailroot
+        self.name = name
+        self.log = log or (lambda s: print(f"fsbroker: {s}", file=sys.stderr, flush=True))
+        self.lock = threading.Lock()
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.listener: socket.socket | None = None
+
+    # -- the per-user servers ------------------------------------------------
+    def _service(self, user: str) -> str:
+        return f"{self.name}.{user}"
+
+    def ensure(self, user: str) -> str:
+        """The dial string of user's upasfs, started if not running."""
+        if not USERNAME.fullmatch(user) or not os.path.isdir(
+                os.path.join(self.mailroot, "box", user)):
+            raise BrokerError("permission denied")
+        with self.lock:
+            p = self.procs.get(user)
+            if p is None or p.poll() is not None:
+                if p is not None:
+                    self.log(f"upasfs for {user} exited with status {p.returncode}; restarting")
+                p = self._start(user)
+                self.procs[user] = p
+        addr = "unix!" + service_path(self._service(user))
+        self._wait(addr, p)
+        return addr
+
+    def _start(self, user: str) -> subprocess.Popen:
+        # -n: no mailbox at start (the servers `open` theirs); -p: no plumber
+        env = dict(os.environ, user=user, USER=user, LOGNAME=user, MAILROOT=self.mailroot)
+        return subprocess.Popen([sys.executable, "-m", "upas.fs9p", "-n", "-p",
+                                 "-m", self._service(user)], env=env,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def _wait(self, addr: str, p: subprocess.Popen) -> None:
+        end = time.monotonic() + STARTUP
+        while True:
+            try:
+                dial(addr).close()
+                return
+            except OSError:
+                pass
+            if p.poll() is not None or time.monotonic() > end:
+                raise BrokerError("can't initialize upas/fs")
+            time.sleep(0.02)
+
+    def pids(self) -> dict[str, int]:
+        with self.lock:
+            return {u: p.pid for u, p in self.procs.items() if p.poll() is None}
+
+    # -- serving -------------------------------------------------------------
+    def start(self) -> str:
+        """Post the broker and serve in a thread; returns its dial string."""
+        self.listener = post(self.name)
+        threading.Thread(target=self._accept, daemon=True, name="fsbroker").start()
+        return "unix!" + service_path(self.name)
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._session, args=(conn,), daemon=True).start()
+
+    def _session(self, conn: socket.socket) -> None:
+        backend = None
+        try:
+            backend = self._handshake(conn)
+            if backend is not None:
+                splice(conn, backend)
+        except (OSError, codec.ProtocolError):
+            pass
+        finally:
+            for s in (conn, backend):
+                if s is not None:
+                    s.close()
+
+    def _handshake(self, conn: socket.socket) -> socket.socket | None:
+        """Answer Tversion (and Tauth) ourselves; at Tattach connect the
+        user's upasfs, replay version and attach, and hand over."""
+        msize = MSIZE
+        while True:
+            m = codec.read_msg(conn, msize)
+            if m is None:
+                return None
+            if isinstance(m, codec.Tversion):
+                msize = min(m.msize, MSIZE)
+                conn.sendall(codec.pack(codec.Rversion(m.tag, msize, codec.VERSION)))
+            elif isinstance(m, codec.Tattach):
+                return self._attach(conn, m, msize)
+            else:
+                text = ("upas/fs: authentication not required" if isinstance(m, codec.Tauth)
+                        else "not attached")
+                conn.sendall(codec.pack(codec.Rerror(m.tag, text)))
+
+    def _attach(self, conn: socket.socket, m: codec.Tattach, msize: int) -> socket.socket | None:
+        try:
+            addr = self.ensure(m.uname)
+            backend = dial(addr)
+        except (BrokerError, OSError) as e:
+            conn.sendall(codec.pack(codec.Rerror(m.tag, str(e) if isinstance(e, BrokerError)
+                                                 else "can't initialize upas/fs")))
+            return None
+        backend.sendall(codec.pack(codec.Tversion(codec.NOTAG, msize, codec.VERSION)))
+        r = codec.read_msg(backend, msize)
+        if not isinstance(r, codec.Rversion) or r.msize != msize:
+            backend.close()
+            conn.sendall(codec.pack(codec.Rerror(m.tag, "can't initialize upas/fs")))
+            return None
+        backend.sendall(codec.pack(m))
+        return backend
+
+    def stop(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
+            try:
+                os.unlink(service_path(self.name))
+            except OSError:
+                pass
+        with self.lock:
+            procs = list(self.procs.values())
+            self.procs.clear()
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+def splice(a: socket.socket, b: socket.socket) -> None:
+    """Copy bytes both ways until either side hangs up."""
+    def copy(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while data := src.recv(65536):
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+    t = threading.Thread(target=copy, args=(b, a), daemon=True)
+    t.start()
+    copy(a, b)
+    t.join()
