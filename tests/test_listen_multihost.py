@@ -102,8 +102,7 @@ def three_hosts(tmp_path):
     try:
         store = net.add("store")
         fe1, fe2 = net.add("fe1"), net.add("fe2")
-        runhost(net, "store", ["-R", "store", "-h", store, "-U", "glenda"],
-                tmp_path / "store", procs)
+        runhost(net, "store", ["-R", "store", "-h", store], tmp_path / "store", procs)
         for name, addr in (("fe1", fe1), ("fe2", fe2)):
             runhost(net, name, ["-R", "frontend", "-h", addr, "-S", store],
                     tmp_path / name, procs)
@@ -138,6 +137,11 @@ def test_two_frontends_share_one_store(three_hosts):
     p1.quit()
     mbox = (mailroot / "box" / "glenda" / "mbox").read_bytes()
     assert mbox.count(b"\nFrom ") + mbox.startswith(b"From ") == n - 1
+    # another user through the other frontend: his own mailbox on the store
+    b = apop(fe2, "bob", b"bob-apop")
+    bob = (mailroot / "box" / "bob" / "mbox").read_bytes()
+    assert b.stat()[0] == bob.count(b"\nFrom ") + bob.startswith(b"From ")
+    b.quit()
     # both frontends ratified the client through the store's ratfs
     from upas.ninep.client import Client
     with Client.dial(f"tcp!{store}!11569", uname="glenda") as c:

@@ -1,5 +1,7 @@
 """One upasfs per user, kept alive across sessions, behind one posted name.
 
+    python -m upas.fsbroker [-s service]      (default service: upasfs)
+
 The launcher's -u.  Starting upas/fs for every POP3 or IMAP session costs a
 process start and a mailbox scan; a upasfs that stays up answers the next
 session at once.  But a upasfs serves only its owner, so this broker posts
@@ -7,7 +9,9 @@ session at once.  But a upasfs serves only its owner, so this broker posts
 Tversion and Tattach, starts (or restarts, if it died) the attaching user's
 own upasfs, posted as `upasfs.USER`, replays the two messages to it and
 then splices the bytes: the session talks to its user's upasfs directly.
-Only users with a mail directory ($MAILROOT/box/USER) get one.
+Only users with a mail directory ($MAILROOT/box/USER) get one.  With -s
+tcp!*!PORT a mail store serves every user's mail to frontends on other
+hosts (9P on TCP has no authentication: private networks only).
 """
 from __future__ import annotations
 
@@ -34,15 +38,16 @@ class BrokerError(Exception):
 class Broker:
     def __init__(self, mailroot: str, name: str = "upasfs", log=None):
         self.mailroot = mailroot
-        self.name = name
+        self.name = name                # where the broker is posted (or announced)
         self.log = log or (lambda s: print(f"fsbroker: {s}", file=sys.stderr, flush=True))
         self.lock = threading.Lock()
         self.procs: dict[str, subprocess.Popen] = {}
         self.listener: socket.socket | None = None
 
     # -- the per-user servers ------------------------------------------------
-    def _service(self, user: str) -> str:
-        return f"{self.name}.{user}"
+    @staticmethod
+    def _service(user: str) -> str:
+        return f"upasfs.{user}"
 
     def ensure(self, user: str) -> str:
         """The dial string of user's upasfs, started if not running."""
@@ -88,6 +93,8 @@ class Broker:
         """Post the broker and serve in a thread; returns its dial string."""
         self.listener = post(self.name)
         threading.Thread(target=self._accept, daemon=True, name="fsbroker").start()
+        if "!" in self.name:
+            return self.name
         return "unix!" + service_path(self.name)
 
     def _accept(self) -> None:
@@ -149,10 +156,11 @@ class Broker:
     def stop(self) -> None:
         if self.listener is not None:
             self.listener.close()
-            try:
-                os.unlink(service_path(self.name))
-            except OSError:
-                pass
+            if "!" not in self.name:
+                try:
+                    os.unlink(service_path(self.name))
+                except OSError:
+                    pass
         with self.lock:
             procs = list(self.procs.values())
             self.procs.clear()
@@ -184,3 +192,31 @@ def splice(a: socket.socket, b: socket.socket) -> None:
     t.start()
     copy(a, b)
     t.join()
+
+
+def main(argv: list[str] | None = None) -> int:
+    import getopt
+    import signal
+    try:
+        opts, args = getopt.getopt(sys.argv[1:] if argv is None else argv, "s:")
+    except getopt.GetoptError:
+        opts, args = [], ["?"]
+    if args:
+        print("usage: fsbroker [-s service]", file=sys.stderr)
+        return 1
+    broker = Broker(os.environ.get("MAILROOT") or "/mail", dict(opts).get("-s", "upasfs"))
+    try:
+        broker.start()
+    except OSError as e:
+        print(f"fsbroker: post {broker.name}: {e}", file=sys.stderr)
+        return 1
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    signal.signal(signal.SIGINT, lambda *_: done.set())
+    done.wait()
+    broker.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -14,10 +14,11 @@ The launcher keeps one upasfs per user alive across sessions (its -u);
 -s starts one upasfs per session instead, as Plan 9's pop3 does.
 
 -R splits the host in two, the Plan 9 way to outgrow one machine: `store`
-keeps the mail and serves keyfs/authsrv, factotum, ratfs and USER's upasfs
-(-U, default glenda: one upasfs serves one user) over 9P on TCP at -h, on
-the STORE_PORTS; `frontend` runs only the launcher, its servers reaching
-those services on -S storehost through $auth, $factotum, $ratify, $upasfs.
+keeps the mail and serves the auth server, factotum, ratfs and the mail
+(the upasfs broker: each user's upasfs; -U USER: only that user's upasfs)
+over TCP at -h on the STORE_PORTS; `frontend` runs only the launcher, its
+servers reaching those on -S storehost through $auth, $factotum, $ratify
+and $upasfs.
 """
 from __future__ import annotations
 
@@ -153,7 +154,7 @@ class Host:
     extra_env: dict[str, str] = field(default_factory=dict)
     role: str = "all"
     storehost: str = ""                 # frontend: where the store's services are
-    user: str = "glenda"                # store: whose upasfs is served
+    user: str = ""                      # store -U: serve only this user's upasfs
     keep_fs: bool = True                # launcher -u: a upasfs per user, kept alive
     procs: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
     addrs: dict[str, tuple[str, int]] = field(default_factory=dict)
@@ -278,11 +279,16 @@ class Host:
         _wait("ratfs", lambda: _answers(self._dialstring("ratify")), p)
 
     def _start_upasfs(self) -> None:
-        """The store's upasfs for one user, on TCP for the frontends."""
+        """The store's mail for the frontends: with -U, that user's upasfs on
+        TCP; else the broker (upas/fsbroker.py) handing each session to its
+        user's upasfs."""
         addr = self._addr("upasfs")
-        env = dict(self.env, user=self.user, USER=self.user, LOGNAME=self.user)
-        p = self._spawn("upasfs", [sys.executable, "-m", "upas.fs9p", "-n", "-p", "-m", addr],
-                        env=env)
+        if self.user:
+            env = dict(self.env, user=self.user, USER=self.user, LOGNAME=self.user)
+            argv = [sys.executable, "-m", "upas.fs9p", "-n", "-p", "-m", addr]
+        else:
+            env, argv = self.env, [sys.executable, "-m", "upas.fsbroker", "-s", addr]
+        p = self._spawn("upasfs", argv, env=env)
         _wait("upasfs", lambda: _answers(addr), p)
 
     def _start_launcher(self) -> None:
