@@ -299,3 +299,16 @@ def test_non_ascii_name_round_trip(c, srv):
     assert srv.box(name="Entwürfe&Co").is_file()
     assert c.cmd(b"i CREATE &Jjo") == [b"i NO CREATE bad mailbox\r\n"]
     assert c.cmd(b'j LIST "" &Jjo') == [b"j BAD LIST mailbox name not in modified utf-7\r\n"]
+
+
+def test_names_needing_quotes(c, srv):
+    assert c.cmd(b'a CREATE "say \\"hi\\" \\\\o/"') == [b'a OK say "hi" \\o/ CREATE completed\r\n']
+    assert srv.box(name='say "hi" \\o').is_dir()
+    assert c.cmd(b'b CREATE "with space"') == [b"b OK with space CREATE completed\r\n"]
+    assert c.cmd(b'c LIST "" "say*"') == [
+        b'* LIST (\\Noselect \\HasNoChildren) "/" "say \\"hi\\" \\\\o"\r\n', b"c OK LIST completed\r\n"]
+    assert c.cmd(b'd CREATE "q\\"x"') == [b'd OK q"x CREATE completed\r\n']
+    assert c.cmd(b'd STATUS "q\\"x" (MESSAGES)') == [
+        b'* STATUS "q\\"x" (MESSAGES 0)\r\n', b"d OK STATUS completed\r\n"]
+    assert c.cmd(b"e CREATE {4}\r\nlit1") == [b"+ Ready for literal data\r\n",
+                                              b"e OK lit1 CREATE completed\r\n"]

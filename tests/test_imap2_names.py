@@ -89,3 +89,33 @@ def test_listable_hides_bookkeeping_files():
     assert names.is_listable("mbox")
     assert names.box_path("glenda", "a/b") == "/mail/box/glenda/a/b"
     assert names.box_path("glenda", "") == "/mail/box/glenda"
+
+
+@given(st.text(max_size=40))
+def test_parse_never_escapes_the_mail_dir(text):
+    """Whatever a client sends, a valid name is a clean relative path."""
+    try:
+        n = names.parse(mutf7.encode(text))
+    except names.BadName:
+        return
+    comps = n.path.split("/")
+    assert not n.path.startswith("/") and ".." not in comps and "" not in comps
+    assert not any(c.startswith("L.") or c.endswith(".imp") for c in comps)
+    assert n.path == "mbox" or comps[0] not in ("mbox", "imap.subscribed", "pipeto")
+
+
+def test_list_patterns():
+    from upas.imap4d import listing
+    rx = listing.pattern_regex("a/%")
+    assert rx.match("a/b") and not rx.match("a/b/c") and not rx.match("ab")
+    assert listing.pattern_regex("a*").match("a/b/c")
+    assert listing.pattern_regex("inbox", fold=True).match("INBOX")
+    assert listing.pattern_regex("a.b").match("a.b") and not listing.pattern_regex("a.b").match("axb")
+    assert listing.combine("foo/", "%") == "foo/%"
+    for ref, pat in (("", "/etc"), ("", "../x"), ("a/", "../../x"), ("/", "%")):
+        with pytest.raises(listing.PatternError):
+            listing.combine(ref, pat)
+    assert listing._start("a/b/%") == ("a/b", 1)
+    assert listing._start("%/%") == ("", 2)
+    assert listing._start("a/*")[0] == "a"
+    assert listing.quote('a"b\\c') == '"a\\"b\\\\c"'
