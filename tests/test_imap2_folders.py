@@ -312,3 +312,12 @@ def test_names_needing_quotes(c, srv):
         b'* STATUS "q\\"x" (MESSAGES 0)\r\n', b"d OK STATUS completed\r\n"]
     assert c.cmd(b"e CREATE {4}\r\nlit1") == [b"+ Ready for literal data\r\n",
                                               b"e OK lit1 CREATE completed\r\n"]
+
+
+def test_status_of_the_selected_mailbox(c):
+    """decisions.md: STATUS works on the selected mailbox (its own view)."""
+    c.cmd(b"a SELECT INBOX")
+    c.cmd(b"b STORE 1:3 +FLAGS.SILENT (\\Seen)")
+    assert c.cmd(b"c STATUS INBOX (MESSAGES RECENT UNSEEN)") == [
+        b"* STATUS INBOX (MESSAGES 8 RECENT 8 UNSEEN 5)\r\n", b"c OK STATUS completed\r\n"]
+    assert c.cmd(b"d FETCH 1 FLAGS")[0] == b"* 1 FETCH (FLAGS (\\Seen \\Recent))\r\n"
