@@ -251,6 +251,8 @@ class Launcher:
             theirs.close()
             try:
                 relay(conn, ours)
+            except OSError:           # the client vanished; the server gets EOF
+                pass
             finally:
                 _close(ours)
         else:
