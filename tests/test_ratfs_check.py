@@ -47,12 +47,52 @@ def test_sender_path():
 
 
 def test_plain_directory_in_place_of_ratfs(tmp_path):
+    """No ratfs: pop3/imap4d create plain files; the answers are the same."""
+    import os
+    import time
     (tmp_path / "trusted").mkdir()
-    (tmp_path / "trusted" / "192.0.2.9").touch()
+    (tmp_path / "trusted" / "192.0.2.9#32").touch()          # as pop3 writes it
+    (tmp_path / "trusted" / "198.51.100.0#24").touch()
+    old = tmp_path / "trusted" / "203.0.113.5#32"
+    old.touch()
+    t = time.time() - 2 * 3600 - 5                            # expired
+    os.utime(old, (t, t))
     (tmp_path / "deny" / "account").mkdir(parents=True)
     (tmp_path / "deny" / "account" / "spam.com!joe").touch()
+    (tmp_path / "block" / "ip").mkdir(parents=True)
+    (tmp_path / "block" / "ip" / "10.0.0.0#8").touch()
     n = Namespace("glenda")
     n.bind_dir("/mail/ratify", str(tmp_path))
     assert is_trusted(n, "192.0.2.9!1")
+    assert is_trusted(n, "198.51.100.77")
     assert not is_trusted(n, "192.0.2.10")
+    assert not is_trusted(n, "203.0.113.5")
+    assert not is_trusted(n, "..")
     assert classify(n, "192.0.2.10", "joe@spam.com") == "deny"
+    assert classify(n, "192.0.2.10", "jim@spam.com") == "allow"
+    assert ip_action(n, "10.9.8.7") == "block"
+    assert classify(n, "192.0.2.9", "joe@spam.com") == "trusted"
+
+
+def test_pop3_ratifies_into_a_plain_directory(tmp_path, monkeypatch):
+    """The -r path with no ratfs: the file pop3 (NamespaceHost.ratify)
+    writes into $MAILROOT/ratify makes the peer trusted for smtpd."""
+    import getpass
+    import os
+    from upas.pop3.host import NamespaceHost
+    root = tmp_path / "mail"
+    (root / "box" / "glenda").mkdir(parents=True)
+    (root / "ratify" / "trusted").mkdir(parents=True)
+    monkeypatch.setenv("MAILROOT", str(root))
+    monkeypatch.setenv("NAMESPACE", str(tmp_path / "ns"))
+    monkeypatch.delenv("ratify", raising=False)
+    for k in ("USER", "LOGNAME", "user"):      # login() sets them: restore after
+        monkeypatch.setenv(k, os.environ.get(k) or getpass.getuser())
+    host = NamespaceHost()
+    host.login("glenda")
+    host.ratify("192.0.2.44")
+    host.close()
+    n = Namespace.default("glenda")
+    assert n.local_path("/mail/ratify") is not None          # a plain directory
+    assert (root / "ratify" / "trusted" / "192.0.2.44#32").exists()
+    assert is_trusted(n, "192.0.2.44!2525")

@@ -4,12 +4,22 @@
     ip_action(ns, "10.1.2.3")               -> "allow" | "block" | ...
     classify(ns, peer, sender, helo)        -> "trusted" | an action
 
-Every question is a file test under /mail/ratify, so the same code works
-with ratfs mounted over 9P or with a plain directory bound there.
+With ratfs mounted on /mail/ratify every question is a walk, as smtpd's
+access(2) calls are.  When /mail/ratify is a plain directory instead (no
+ratfs running; pop3 and imap4d then create plain files there), the same
+answers come from reading the directories: names are CIDR ranges
+(`10.1.2.3#32`) or account patterns, and a trusted file expires two hours
+after it was last (re)created, as ratfs's temporary entries do.
 """
 from __future__ import annotations
 
-from upas.ns import Namespace
+import time
+
+from upas import ns as nsmod
+
+from . import rules
+from .account import account_matches
+from .tables import TIMEOUT
 
 ROOT = "/mail/ratify"
 ORDER = ("allow", "block", "deny", "dial", "delay")   # smtpd's order; first hit wins
@@ -20,27 +30,69 @@ def _ip(peer: str) -> str:
     return peer.split("!", 1)[0]
 
 
-def _exists(ns: Namespace, path: str) -> bool:
-    return ns.exists(path)
+def _is_plain(ns: nsmod.Namespace) -> bool:
+    try:
+        return ns.local_path(ROOT) is not None
+    except nsmod.Error:
+        return False
 
 
-def is_trusted(ns: Namespace, peer: str) -> bool:
+def _scan(ns: nsmod.Namespace, directory: str, holds, max_age: float | None = None) -> bool:
+    """Does some entry of a plain directory hold the question?"""
+    try:
+        entries = ns.readdir(directory)
+    except nsmod.Error:
+        return False
+    now = time.time()
+    return any(holds(d.name) for d in entries
+               if max_age is None or now - d.mtime < max_age)
+
+
+def _holds_ip(ip: str):
+    try:
+        addr = rules.parse_addr(ip)
+    except rules.CidrError:
+        return lambda name: False
+
+    def holds(name: str) -> bool:
+        try:
+            return addr in rules.parse_trusted_name(name)
+        except rules.CidrError:
+            return False
+    return holds
+
+
+def _valid_name(name: str) -> bool:
+    return bool(name) and "/" not in name and name not in (".", "..")
+
+
+def is_trusted(ns: nsmod.Namespace, peer: str) -> bool:
     ip = _ip(peer)
-    return bool(ip) and "/" not in ip and _exists(ns, f"{ROOT}/trusted/{ip}")
+    if not _valid_name(ip):
+        return False
+    if _is_plain(ns):
+        return _scan(ns, f"{ROOT}/trusted", _holds_ip(ip), max_age=TIMEOUT)
+    return ns.exists(f"{ROOT}/trusted/{ip}")
 
 
-def _action(ns: Namespace, kind: str, name: str) -> str:
-    if not name:
+def _action(ns: nsmod.Namespace, kind: str, name: str) -> str:
+    if not _valid_name(name):
         return "allow"
+    plain = _is_plain(ns)
     for action in ORDER:
-        if _exists(ns, f"{ROOT}/{action}/{kind}/{name}"):
+        directory = f"{ROOT}/{action}/{kind}"
+        if plain:
+            holds = _holds_ip(name) if kind == "ip" else (
+                lambda pattern: account_matches(pattern, name))
+            if _scan(ns, directory, holds):
+                return action
+        elif ns.exists(f"{directory}/{name}"):
             return action
     return "allow"
 
 
-def ip_action(ns: Namespace, peer: str) -> str:
-    ip = _ip(peer)
-    return "allow" if "/" in ip else _action(ns, "ip", ip)
+def ip_action(ns: nsmod.Namespace, peer: str) -> str:
+    return _action(ns, "ip", _ip(peer))
 
 
 def sender_path(sender: str, helo: str = "") -> str:
@@ -55,7 +107,7 @@ def sender_path(sender: str, helo: str = "") -> str:
     return s.replace("/", "#")
 
 
-def classify(ns: Namespace, peer: str, sender: str = "", helo: str = "") -> str:
+def classify(ns: nsmod.Namespace, peer: str, sender: str = "", helo: str = "") -> str:
     """smtpd's verdict for MAIL FROM: trusted peers skip the account check;
     an IP action other than allow wins; else the sender's account action."""
     if is_trusted(ns, peer):
