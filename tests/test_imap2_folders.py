@@ -104,6 +104,24 @@ def test_special_use_and_list_extended(c):
         b'* LIST (\\Noinferiors \\Marked \\Sent \\Subscribed) "/" "Sent"\r\n',
         b"i OK LIST completed\r\n"]
     assert c.cmd(b'j LIST (RECURSIVEMATCH) "" %') == [b"j BAD LIST bad syntax\r\n"]
+    # RFC 5819 LIST-STATUS: each selectable box's STATUS follows its LIST line
+    assert c.cmd(b'k LIST "" % RETURN (STATUS (UIDNEXT MESSAGES))') == [
+        b'* LIST (\\Noinferiors \\Marked) "/" "INBOX"\r\n',
+        b'* STATUS "INBOX" (MESSAGES 8 UIDNEXT 9)\r\n',
+        b'* LIST (\\Noinferiors \\Marked) "/" "Archive"\r\n',
+        b'* STATUS "Archive" (MESSAGES 0 UIDNEXT 1)\r\n',
+        b'* LIST (\\Noselect \\HasChildren) "/" "Archive2"\r\n',
+        b'* LIST (\\Noinferiors \\Marked \\Drafts) "/" "Drafts"\r\n',
+        b'* STATUS "Drafts" (MESSAGES 0 UIDNEXT 1)\r\n',
+        b'* LIST (\\Noinferiors \\Marked \\Junk) "/" "Junk"\r\n',
+        b'* STATUS "Junk" (MESSAGES 0 UIDNEXT 1)\r\n',
+        b'* LIST (\\Noinferiors \\Marked \\Sent) "/" "Sent"\r\n',
+        b'* STATUS "Sent" (MESSAGES 0 UIDNEXT 1)\r\n',
+        b'* LIST (\\Noinferiors \\Marked \\Trash) "/" "Trash"\r\n',
+        b'* STATUS "Trash" (MESSAGES 0 UIDNEXT 1)\r\n',
+        b'* LIST (\\Noselect \\HasChildren) "/" "lists"\r\n',
+        b"k OK LIST completed\r\n"]
+    assert c.cmd(b'l LIST "" % RETURN (STATUS (BOGUS))') == [b"l BAD LIST illegal status item\r\n"]
 
 
 def test_lsub_creates_subscribed_file_fact39(c, srv):

@@ -229,17 +229,25 @@ def parse_status(r: p.Reader) -> tuple[bytes, set[str]]:
     return name, set(r.paren_list(item, empty_ok=False))
 
 
-def _status_box(s, name: names.Name):
+def _status_box(s, path: str):
     """The selected box when it is the one asked about (decisions.md), else
     the box opened as Plan 9's `status` view: it writes `r` in the .imp, so
     recent mail stays recent, and it never expunges (decisions.md)."""
     from .mailbox import Mailbox
-    if selected_path(s) == name.path:
+    if selected_path(s) == path:
         s.box.check()
         return s.box
-    box = Mailbox(s.ns, _path(s, name.path), readonly=True, keep_recent=True)
+    box = Mailbox(s.ns, _path(s, path), readonly=True, keep_recent=True)
     box.open()
     return box
+
+
+def status_line(s, path: str, items: set[str], shown: str) -> str:
+    """`STATUS <shown> (ITEM n ...)`, items in Plan 9's fixed order; raises
+    MailboxError or ns.Error when the box cannot be opened."""
+    vals = status_values(_status_box(s, path))
+    body = " ".join(f"{k} {vals[k]}" for k in STATUS_ITEMS if k in items)
+    return f"STATUS {shown} ({body})"
 
 
 def status_values(box) -> dict[str, int]:
@@ -267,12 +275,10 @@ def cmd_status(s, req) -> None:
     except names.BadName:
         return s.no(req, "bad mailbox")
     try:
-        box = _status_box(s, name)
+        line = status_line(s, name.path, items, wire_name(raw))
     except (MailboxError, nsmod.Error) as e:
         return s.no(req, f"can't open mailbox {_wire(raw)}: {e}", code="TRYCREATE")
-    vals = status_values(box)
-    body = " ".join(f"{k} {vals[k]}" for k in STATUS_ITEMS if k in items)
-    s.untagged(f"STATUS {wire_name(raw)} ({body})")
+    s.untagged(line)
     s.ok(req, "completed")
 
 

@@ -12,7 +12,7 @@ could not name (names.is_listable) are never shown.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from . import mutf7, names, subscriptions
 from . import parser as p
@@ -144,6 +144,7 @@ class ListArgs:
     select: set[str]
     ret: set[str]
     extended: bool
+    status: set[str] = field(default_factory=set)   # LIST-STATUS items
 
 
 def _mailbox_pattern(r: p.Reader) -> bytes:
@@ -167,18 +168,38 @@ def parse_list(r: p.Reader) -> ListArgs:
     else:
         patterns = [_mailbox_pattern(r)]
     ret: set[str] = set()
+    status: set[str] = set()
     if not r.at_end() and r.peek() == 0x20:
         r.sp()
         if not r.accept(b"RETURN "):
             raise p.ParseError()
-        ret, extended = _opts(r), True
+        ret, status, extended = *_return_opts(r), True
     known_sel = {"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"}
-    known_ret = {"SUBSCRIBED", "CHILDREN", "SPECIAL-USE"}
+    known_ret = {"SUBSCRIBED", "CHILDREN", "SPECIAL-USE", "STATUS"}
     if not select <= known_sel or not ret <= known_ret:
         raise p.ParseError()
     if "RECURSIVEMATCH" in select and not select & {"SUBSCRIBED", "SPECIAL-USE"}:
         raise p.ParseError()
-    return ListArgs(_decode(ref), [_decode(x) for x in patterns], select, ret, extended)
+    return ListArgs(_decode(ref), [_decode(x) for x in patterns], select, ret, extended,
+                    status)
+
+
+def _return_opts(r: p.Reader) -> tuple[set[str], set[str]]:
+    """RETURN (...): option atoms, and the items of RFC 5819's STATUS (...)."""
+    from .folders import STATUS_ITEMS
+    status: set[str] = set()
+
+    def opt() -> str:
+        w = r.atom().upper()
+        if w == "STATUS":
+            r.sp()
+            items = {i.upper() for i in r.paren_list(r.atom, empty_ok=False)}
+            if not items <= set(STATUS_ITEMS):
+                raise p.ParseError("illegal status item")
+            status.update(items)
+        return w
+    opts = set(r.paren_list(opt))
+    return opts, status
 
 
 def parse_lsub(r: p.Reader) -> ListArgs:
@@ -258,7 +279,20 @@ def cmd_list(s, req) -> None:
                 _emit(s, req, e, extra, ' ("CHILDINFO" ("SUBSCRIBED"))')
                 continue
             _emit(s, req, e, extra)
+            if args.status and "\\Noselect" not in e.attrs:
+                _list_status(s, e, args.status)
     s.ok(req, "completed")
+
+
+def _list_status(s, e: Entry, items: set[str]) -> None:
+    """RFC 5819: the STATUS of a listed mailbox right after its LIST line;
+    a box that cannot be opened just gets no STATUS line."""
+    from .folders import status_line
+    from .mailbox import MailboxError
+    try:
+        s.untagged(status_line(s, e.path, items, quote(e.wire)))
+    except (MailboxError, nsmod.Error) as err:
+        s.log(f"list-status {e.path}: {err}")
 
 
 def _subscribed_entries(tree: Tree, subs: set[str], pattern: str) -> list[Entry]:
@@ -309,3 +343,4 @@ def cmd_lsub(s, req) -> None:
 capability("CHILDREN", 30)
 capability("LIST-EXTENDED", 31)
 capability("SPECIAL-USE", 32)
+capability("LIST-STATUS", 33)
