@@ -38,7 +38,7 @@ def c(srv):
 
 def test_capability_lists_what_part2_implements(c):
     caps = c.cmd(b"a CAPABILITY")[0].split()
-    for cap in (b"IDLE", b"NAMESPACE", b"CHILDREN", b"LIST-EXTENDED", b"SPECIAL-USE",
+    for cap in (b"IDLE", b"NAMESPACE", b"CHILDREN", b"LIST-EXTENDED", b"SPECIAL-USE", b"LIST-STATUS",
                 b"UNSELECT", b"ID", b"ENABLE", b"MOVE", b"UIDPLUS", b"LITERAL+"):
         assert cap in caps
     assert b"STARTTLS" not in caps      # no -t certfile: not offered
