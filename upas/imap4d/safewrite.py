@@ -8,15 +8,9 @@ from __future__ import annotations
 import os
 from typing import Iterable
 
+from upas.mail.mbox import fsync_dir
+
 CHUNK = 1 << 16
-
-
-def _fsync_dir(real: str) -> None:
-    fd = os.open(os.path.dirname(real) or ".", os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_chunks(ns, path: str, chunks: Iterable[bytes], mode: int = 0o664) -> None:
@@ -39,7 +33,7 @@ def write_chunks(ns, path: str, chunks: Iterable[bytes], mode: int = 0o664) -> N
         raise
     os.close(fd)
     ns.rename(tmp, path)
-    _fsync_dir(real)
+    fsync_dir(real)
 
 
 def replace(ns, path: str, data: bytes, mode: int = 0o664) -> None:
