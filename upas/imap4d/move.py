@@ -50,7 +50,12 @@ def cmd_move(s, req) -> None:
         src = ",".join(str(m.uid) for m in msgs)
         s.untagged(f"OK [COPYUID {validity} {src} {','.join(map(str, uids))}] moved")
     moved = {id(m) for m in msgs}
-    box.expunge(lambda m: id(m) in moved)
+    try:
+        box.expunge(lambda m: id(m) in moved)
+    except nsmod.Error as e:   # the copies exist; nothing is lost
+        s.log(f"move: expunge: {e}")
+        s.report(expunges=True, uid=req.uid)
+        return s.tagged(req, f"NO {req.echo} copied but not expunged")
     s.report(expunges=True, uid=req.uid)
     s.ok(req)
 
