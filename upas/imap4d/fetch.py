@@ -12,7 +12,7 @@ import time
 
 from upas.imap4d import envelope as env
 from upas.imap4d import parser as p
-from upas.imap4d.mailbox import Mailbox, Message
+from upas.imap4d.mailbox import Mailbox, Message, parallel
 from upas.imap4d.table import NO_EXPUNGES, SELECTED, Request, command
 
 SEEN_SETTERS = ("RFC822", "RFC822.TEXT")
@@ -235,11 +235,15 @@ def fetch(s, req: Request) -> None:
     if any(sets_seen(a) for a in atts) and not box.readonly:
         changed = box.modify([m for m in msgs if "\\Seen" not in m.flags], _set_seen)
     site = s.opts.site
-    for m in msgs:
+
+    def response(m: Message) -> bytes | None:
         try:
-            data = b" ".join(item(box, m, a, site) for a in atts)
+            return b" ".join(item(box, m, a, site) for a in atts)
         except Exception as e:          # the message vanished under us
             s.log(f"fetch {m.uid}: {e}")
+            return None
+    for m, data in zip(msgs, parallel(response, msgs)):
+        if data is None:
             ok = False
             continue
         s.send(b"* %d FETCH (" % box.seq(m) + data + b")\r\n")

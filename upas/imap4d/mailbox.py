@@ -16,13 +16,36 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Callable, Iterator, TypeVar
 
 from upas import ns as nsmod
 from upas.imap4d import imp
 
+T = TypeVar("T")
+R = TypeVar("R")
+
 CTL = "/mail/fs/ctl"
 DELETE_BATCH = 8192          # bytes per `delete` ctl write, as Bell
+# 9P round trips dominate, so reads for many messages can go out in
+# parallel; off by default (1) until concurrent multi-chunk reads on one
+# ninep client stop losing replies (seen: a Tread never answered).
+THREADS = int(os.environ.get("UPAS_IMAP_THREADS", "1"))
+POOL = ThreadPoolExecutor(max_workers=THREADS) if THREADS > 1 else None
+BATCH = 64
+# per-message files kept in memory once read (bodies are not: a big
+# mailbox would end up in memory)
+CACHED = {"rawheader", "mimeheader", "unixheader", "digest", "type"}
+
+
+def parallel(fn: Callable[[T], R], items: list[T]) -> Iterator[R]:
+    """fn over items, BATCH at a time on the pool, results in order."""
+    if POOL is None:
+        yield from map(fn, items)
+        return
+    for i in range(0, len(items), BATCH):
+        yield from POOL.map(fn, items[i:i + BATCH])
 
 
 class MailboxError(Exception):
@@ -128,18 +151,18 @@ class Mailbox:
                 changed = True
         known = {m.fsnum for m in self.msgs}
         last = max(known, default=0)
-        for n in nums:
-            if n in known or n < last:
-                continue
-            try:
-                digest = self.ns.read(f"{self.fsdir}/{n}/digest").decode().strip()
-            except nsmod.Error:
-                continue            # vanished meanwhile, or unreadable: ignored
-            if not digest:
-                continue
-            self.msgs.append(Message(n, digest, flags={"\\Recent"}))
-            changed = True
+        new = [n for n in nums if n not in known and n > last]
+        for n, digest in zip(new, parallel(self._digest, new)):
+            if digest:              # unreadable or vanished meanwhile: ignored
+                self.msgs.append(Message(n, digest, flags={"\\Recent"}))
+                changed = True
         return changed
+
+    def _digest(self, n: int) -> str:
+        try:
+            return self.ns.read(f"{self.fsdir}/{n}/digest").decode().strip()
+        except nsmod.Error:
+            return ""
 
     def _vanish(self) -> bool:
         """The mailbox is gone: everything becomes pending expunge."""
@@ -274,7 +297,7 @@ class Mailbox:
         c = m.cache.get(rel)
         if c is None:
             c = self.ns.read(f"{self.fsdir}/{m.fsnum}/{rel}")
-            if len(c) < 1 << 20:
+            if rel.rsplit("/", 1)[-1] in CACHED:
                 m.cache[rel] = c
         return c
 

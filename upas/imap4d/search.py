@@ -11,7 +11,7 @@ import time
 from upas.imap4d import envelope as env
 from upas.imap4d import fetch
 from upas.imap4d import parser as p
-from upas.imap4d.mailbox import Mailbox, Message
+from upas.imap4d.mailbox import Mailbox, Message, parallel
 from upas.imap4d.table import NO_EXPUNGES, SELECTED, Request, command
 
 CHARSETS = ("US-ASCII", "UTF-8")
@@ -43,6 +43,8 @@ class Matcher:
     def texts(self, node: fetch.Node | None = None) -> list[bytes]:
         """The decoded body of every leaf part (the message body if single)."""
         node = node or self.node
+        if node.ctype().type not in ("multipart", "message"):
+            return [node.file("body")]       # no parts: spare the directory read
         kids = self.box.subdirs(self.m, node.rel)
         if not kids:
             return [node.file("body")]
@@ -168,15 +170,18 @@ def search(s, req: Request) -> None:
         return
     box: Mailbox = s.box
     box.check()
-    hits = []
     n = len(box.msgs)
-    for i, m in enumerate(box.msgs):
+
+    def test(i: int) -> bool:
+        m = box.msgs[i]
         if m.expunged:
-            continue
+            return False
         try:
-            if Matcher(box, m, i + 1, n).match(key):
-                hits.append(m.uid if req.uid else i + 1)
+            return Matcher(box, m, i + 1, n).match(key)
         except Exception as e:           # a message that vanished meanwhile
             s.log(f"search {m.uid}: {e}")
+            return False
+    hits = [box.msgs[i].uid if req.uid else i + 1
+            for i, hit in zip(range(n), parallel(test, list(range(n)))) if hit]
     s.untagged(" ".join(["SEARCH"] + [str(h) for h in hits]))
     s.ok(req)
