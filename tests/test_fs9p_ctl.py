@@ -126,6 +126,10 @@ def test_plan9_paths_in_open_are_found_under_mailroot(upasfs):
         ctl(c, "open x y")                              # relative: /mail/box/$user/x
         assert names(c) == ["ctl", "mbox", "x", "y"]
         assert names(c, "y") == ["1", "2", "3", "4", "5"]
+        shutil.copy(GOLDEN / "input" / "mbox",
+                    os.path.join(upasfs.mailroot, "box", "glenda", "it's spaced"))
+        ctl(c, "open '/mail/box/glenda/it''s spaced' sp")   # rc-style quoting
+        assert names(c, "sp") == ["1", "2", "3", "4", "5"]
         with pytest.raises(Error, match="^unknown control message$"):
             ctl(c, "open")
         with pytest.raises(Error, match="^unknown control message$"):
