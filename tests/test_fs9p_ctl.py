@@ -187,3 +187,15 @@ def test_9front_ctl_verbs(upasfs):
             ctl(c, "flag mbox x 1")
         with pytest.raises(Error, match="^move not supported$"):
             ctl(c, "move mbox 1 other")
+
+
+def test_tremove_of_a_message_file_deletes_the_message_but_parts_stay(upasfs):
+    """Bell/p9p: Tremove marks the fid's message deleted; a part is never purged."""
+    with upasfs.client() as c:
+        c.remove("mbox/2/1/body")                       # a part: just clunked
+        assert names(c, "mbox/2")[-3:] == ["1", "2", "3"]
+        c.remove("mbox/3/subject")                      # a file of message 3
+        assert names(c, "mbox") == ["1", "2", "4", "5"]
+        c.remove("ctl")                                 # anything else: clunked
+        assert names(c) == ["ctl", "mbox"]
+    assert from_lines(upasfs.mbox)[1] == 4
