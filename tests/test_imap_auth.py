@@ -10,8 +10,6 @@ import pytest
 
 from lib.factotum import p9cr_response
 
-pytest.importorskip("auth.authsrv", reason="the auth server (auth stack) is not in the tree yet")
-
 SECRET = {"glenda": "glenda-apop", "bob": "bob-apop"}
 PASSWORD = {"glenda": "glenda-pw", "bob": "bob-pw"}
 

@@ -80,9 +80,11 @@ def make_namespace(user: str) -> nsmod.Namespace:
     ns.confine(user)
     if not ns.mounted("/mail/fs"):
         posted = nsmod._posted("upasfs")
-        if posted:
+        try:
+            if posted is None:
+                raise nsmod.Error("no posted upasfs")
             ns.mount("/mail/fs", posted)
-        else:
+        except nsmod.Error:             # none, or a stale socket: our own
             ns.mount_child("/mail/fs", nsmod.python_argv("upas.fs9p", "-i", "-np"),
                            env=dict(os.environ))
     return ns
