@@ -169,47 +169,42 @@ class Session:
             self.ns.close()
 
     # -- commands -----------------------------------------------------------
-    def head(self, r: p.Reader) -> tuple[Request, table.Command] | None:
-        """Parse `tag SP command`, resolving UID; reply to errors and return
-        None, or return the request and its table entry."""
+    def head(self, r: p.Reader) -> tuple[Request | None, table.Command | None, str | None]:
+        """Parse `tag SP command` (and a UID subcommand): the request, its
+        table entry, or the error reply line (Plan 9's texts, 3.2-3.3)."""
         try:
             tag = r.tag()
         except p.ParseError as e:
-            self.untagged(f"bad empty command line: {e.msg}")
-            return None
+            return None, None, f"* bad empty command line: {e.msg}"
         try:
             r.sp()
             name = r.atom()
         except p.ParseError as e:
-            self.line(f"{tag} BAD no command: {e.msg}")
-            return None
+            return None, None, f"{tag} BAD no command: {e.msg}"
         req = Request(tag, name)
         cmd = table.lookup(name, self.state)
         if cmd is None:
-            self.bad(req, "illegal command")
-            return None
+            return req, None, f"{tag} BAD {name} illegal command"
         if cmd.name == "UID":
             try:
                 r.sp()
                 sub = r.atom()
             except p.ParseError as e:
-                self.bad(req, e.msg)
-                return None
+                return req, None, f"{tag} BAD {name} {e.msg}"
             sc = table.lookup(sub, self.state)
             if sc is None or not sc.uid:
-                self.bad(req, f"illegal uid command {sub}")
-                return None
+                return req, None, f"{tag} BAD {name} illegal uid command {sub}"
             req, cmd = Request(tag, sub, uid=True), sc
-        return req, cmd
+        return req, cmd, None
 
     def dispatch(self, parts: list[bytes]) -> None:
         if self.opts.verbose:
             self._log_input(parts[0])
         r = p.Reader(parts)
-        got = self.head(r)
-        if got is None:
+        req, cmd, error = self.head(r)
+        if error is not None:
+            self.line(error)
             return
-        req, cmd = got
         try:
             if cmd.parse is not None and not (cmd.optional and r.at_end()):
                 r.sp()
@@ -227,49 +222,22 @@ class Session:
             self.current = None
 
     def literal(self, ev: p.LiteralEvent) -> None:
-        r = p.Reader(ev.parts[:-1] + [ev.parts[-1]])
-        req, cmd = self._peek_command(r)
-        refusal = None
-        if cmd is None:
-            refusal = "BAD"
-        elif ev.size > self.opts.max_literal:
-            refusal = f"NO [TOOBIG] {req.echo} literal too large"
-        elif cmd.literal_check is not None:
+        """Accept a literal (sending the continuation for a synchronising
+        one) unless its command is illegal here, too big, or refused by the
+        command's own literal_check (APPEND checks the mailbox first)."""
+        req, cmd, error = self.head(p.Reader(ev.parts))
+        if error is None and ev.size > self.opts.max_literal:
+            error = f"{req.tag} NO [TOOBIG] {req.echo} literal too large"
+        if error is None and cmd.literal_check is not None:
             refusal = cmd.literal_check(self, req, ev.parts, ev.size)
-        if refusal is None:
+            error = None if refusal is None else f"{req.tag} {refusal}"
+        if error is None:
             self.framer.accept()
             if ev.sync:
                 self.continuation(READY)
             return
         self.framer.refuse()
-        if refusal == "BAD":
-            if req is not None:
-                self.bad(req, "illegal command")
-            else:
-                self.untagged("bad empty command line: bad syntax")
-        else:
-            self.line(f"{req.tag} {refusal}")
-
-    def _peek_command(self, r: p.Reader):
-        """The request and command a partial command line is for, or
-        (req-or-None, None) when it is not a legal command here."""
-        try:
-            tag = r.tag()
-            r.sp()
-            name = r.atom()
-        except p.ParseError:
-            return None, None
-        req = Request(tag, name)
-        cmd = table.lookup(name, self.state)
-        if cmd is not None and cmd.name == "UID":
-            try:
-                r.sp()
-                sub = r.atom()
-            except p.ParseError:
-                return req, None
-            sc = table.lookup(sub, self.state)
-            return (Request(tag, sub, uid=True), sc) if sc and sc.uid else (req, None)
-        return req, cmd
+        self.line(error)
 
     def too_long(self, ev: p.TooLongEvent) -> None:
         r = p.Reader([ev.prefix])
