@@ -92,7 +92,8 @@ def timed(results: dict, name: str, fn) -> None:
     results[name] = time.perf_counter() - t
 
 
-def run_steps(addr, login: str | None) -> dict:
+def run_steps(addr, login: str | None, peak) -> dict:
+    """The timed steps; peak() (the servers' VmHWM) is read before LOGOUT."""
     r: dict = {}
     c = session(addr, login)
     timed(r, "SELECT cold", lambda: c.cmd("SELECT INBOX"))
@@ -103,6 +104,8 @@ def run_steps(addr, login: str | None) -> dict:
     timed(r, "FETCH body", lambda: c.cmd("FETCH 1:* BODY.PEEK[]"))
     timed(r, "SEARCH TEXT", lambda: c.cmd(f"SEARCH TEXT {WORD}"))
     r["hits"] = c.cmd(f"SEARCH TEXT {WORD}")
+    r["peak_kb"] = peak()
+    c.cmd("LOGOUT")
     return r
 
 
@@ -121,9 +124,9 @@ def run_ours(box: Path, tmp: Path) -> dict:
     acc = _Acceptor([sys.executable, "-m", "upas.imap4d", "-a", "-s", "bench"], env,
                     str(tmp / "imap.log"))
     try:
-        r = run_steps(acc.listener.getsockname()[:2], None)
-        r["peak_kb"] = sum(vmhwm_kb(p) for p in [fs.pid] + [x for proc in acc.procs
-                                                             for x in descendants(proc.pid)])
+        r = run_steps(acc.listener.getsockname()[:2], None,
+                      lambda: sum(vmhwm_kb(p) for p in [fs.pid] + [x for proc in acc.procs
+                                                                    for x in descendants(proc.pid)]))
     finally:
         acc.stop()
         fs.terminate()
@@ -195,10 +198,11 @@ def run_dovecot(box: Path, tmp: Path) -> dict | None:
                     print("dovecot did not start; see", tmp / "dovecot.log")
                     return None
                 time.sleep(0.1)
-        r = run_steps(("127.0.0.1", port), "LOGIN glenda bench")
-        r["peak_kb"] = sum(vmhwm_kb(p) for p in descendants(master.pid)
-                           if Path(f"/proc/{p}/comm").exists()
-                           and Path(f"/proc/{p}/comm").read_text().strip() == "imap")
+        def peak() -> int:
+            return sum(vmhwm_kb(p) for p in descendants(master.pid)
+                       if Path(f"/proc/{p}/comm").exists()
+                       and Path(f"/proc/{p}/comm").read_text().strip() == "imap")
+        r = run_steps(("127.0.0.1", port), "LOGIN glenda bench", peak)
     finally:
         master.terminate()
         master.wait(10)
