@@ -6,7 +6,6 @@ own header), `rawbody`, `unixheader`, and the numbered subdirectories.
 """
 from __future__ import annotations
 
-import calendar
 import re
 import time
 
@@ -154,17 +153,6 @@ def internaldate(unixheader: bytes) -> str:
     return "%02d-%s-%s %s:%s:%s %s%04d" % (int(m.group(2)), p.MONTHS[mon - 1], m.group(7).decode(),
                                            m.group(3).decode(), m.group(4).decode(),
                                            m.group(5).decode(), "-" if z < 0 else "+", abs(z))
-
-
-def unix_time(unixheader: bytes) -> int | None:
-    """The From-line date as a Unix time (SEARCH BEFORE/ON/SINCE)."""
-    d = internaldate(unixheader)
-    try:
-        st = time.strptime(d[:20], "%d-%b-%Y %H:%M:%S")
-    except ValueError:
-        return None
-    z = int(d[21:])
-    return calendar.timegm(st) - ((abs(z) // 100) * 3600 + (abs(z) % 100) * 60) * (1 if z >= 0 else -1)
 
 
 def rfc822_size(box: Mailbox, m: Message) -> int:

@@ -280,18 +280,6 @@ class Mailbox:
                 hi = mid
         return lo + 1
 
-    def by_uid(self, uid: int) -> Message | None:
-        lo, hi = 0, len(self.msgs)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if self.msgs[mid].uid < uid:
-                lo = mid + 1
-            else:
-                hi = mid
-        if lo < len(self.msgs) and self.msgs[lo].uid == uid:
-            return self.msgs[lo]
-        return None
-
     def read(self, m: Message, rel: str) -> bytes:
         """A file of a message (rel like `raw` or `2/1/mimeheader`), cached."""
         c = m.cache.get(rel)

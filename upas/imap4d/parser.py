@@ -76,13 +76,9 @@ class Framer:
         self.literal_need = 0        # bytes of an accepted literal still to come
         self.skip = 0                # bytes of a refused LITERAL+ to throw away
         self.discarding = False      # dropping the rest of an overlong line
-        self.eof = False
 
     def feed(self, data: bytes) -> None:
         self.buf += data
-
-    def feed_eof(self) -> None:
-        self.eof = True
 
     def accept(self) -> None:
         """Take the pending literal: its bytes become the next part."""
@@ -100,10 +96,6 @@ class Framer:
             self.discarding = True
         self.pending = None
         self.parts = []
-
-    def in_command(self) -> bool:
-        """True when part of a command has been read (EOF then cuts it short)."""
-        return bool(self.parts) or self.literal_need > 0 or bool(self.buf)
 
     def readline(self) -> bytes | None:
         """A raw line (AUTHENTICATE responses, IDLE's DONE), or None if
@@ -219,12 +211,6 @@ class Reader:
         while self.pos < len(t) and ok(t[self.pos]):
             self.pos += 1
         return t[start:self.pos]
-
-    def rest_of_line(self) -> bytes:
-        """Everything up to the end of the current line part."""
-        r = self.text[self.pos:]
-        self.pos = len(self.text)
-        return r
 
     # -- tokens
     def tag(self) -> str:

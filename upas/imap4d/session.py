@@ -14,7 +14,7 @@ from typing import Callable
 from upas import ns as nsmod
 from upas.imap4d import parser as p
 from upas.imap4d import table
-from upas.imap4d.table import AUTH, NOTAUTH, SELECTED, Request, State
+from upas.imap4d.table import NOTAUTH, Request, State
 
 READY = "Ready for literal data"
 
