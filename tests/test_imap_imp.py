@@ -58,3 +58,17 @@ def test_keywords_file_round_trip():
     data = imp.format_keywords([(D1, 7, ["$Junk", "work"]), (D2, 9, [])])
     assert data == b"imap keywords\n" + D1.encode() + b" 0000000007 $Junk work\n"
     assert imp.parse_keywords(data) == {7: (D1, ["$Junk", "work"])}
+
+
+def test_crash_safe_write_and_recovery(tmp_path):
+    from upas import ns as nsmod
+    ns = nsmod.Namespace("glenda")
+    ns.bind_dir("/mail/box/glenda", str(tmp_path))
+    imp.write_atomic(ns, "/mail/box/glenda/mbox.imp", PLAN9)
+    assert (tmp_path / "mbox.imp").read_bytes() == PLAN9
+    assert not (tmp_path / "mbox.imp.tmp").exists()
+    # a crash between writing the new file and the rename: the .tmp is used
+    (tmp_path / "mbox.imp").rename(tmp_path / "mbox.imp.tmp")
+    assert imp.read_file(ns, "/mail/box/glenda/mbox.imp") == PLAN9
+    assert (tmp_path / "mbox.imp").exists() and not (tmp_path / "mbox.imp.tmp").exists()
+    assert imp.read_file(ns, "/mail/box/glenda/none.imp") is None

@@ -327,3 +327,17 @@ def test_ratify_with_r(imap_factory):
     cl = srv.connect()
     assert cl.cmd(b"a NOOP") == [b"a OK NOOP completed\r\n"]
     assert os.listdir(trusted) == ["127.0.0.9#32"]
+
+
+def test_d_site_for_bare_addresses(imap_factory):
+    cl = imap_factory(flags=("-a", "-d", "example.com"), auth=False).connect()
+    cl.cmd(b"a EXAMINE INBOX")
+    assert cl.cmd(b"b FETCH 5 ENVELOPE")[0] == (
+        b'* 5 FETCH (ENVELOPE (NIL NIL NIL NIL NIL ((NIL NIL "glenda" "example.com")) NIL NIL NIL NIL))\r\n')
+
+
+def test_unknown_flag_gives_usage(imap_factory):
+    srv = imap_factory(flags=("-Z",), auth=False, posted_upasfs=False)
+    assert srv.connect().greeting == b"* bye usage\r\n"
+    srv.wait_idle()
+    assert "usage: imap4d [-acpvT]" in srv.syslog()
