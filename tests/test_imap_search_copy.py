@@ -122,3 +122,14 @@ def test_copy_nothing_when_a_message_is_missing(c, imap_preauth):
     assert c.cmd(b"a COPY 1,99 lists/mbox") == [b"a NO COPY failed\r\n"]
     assert c.cmd(b"b COPY 1 ../bob/mbox") == [b"b NO COPY bad mailbox\r\n"]
     assert lists.read_bytes() == before
+
+
+def test_uid_expunge_only_the_given_uids(c, imap_preauth):
+    c.cmd(b"a STORE 2:4 +FLAGS.SILENT (\\Deleted)")
+    assert c.cmd(b"b UID EXPUNGE 3:4,99") == [b"* 3 expunge\r\n", b"* 3 expunge\r\n", b"* 6 EXISTS\r\n",
+                                             b"* 6 RECENT\r\n", b"b OK uid EXPUNGE messages erased\r\n"]
+    assert search(c, b"DELETED", uid=True) == [2]
+    assert c.cmd(b"c CHECK") == [b"c OK CHECK completed\r\n"]
+    e = imap_preauth.connect()
+    assert e.cmd(b"a EXAMINE INBOX")[1] == b"* 6 EXISTS\r\n"
+    assert e.cmd(b"b EXPUNGE") == [b"b NO EXPUNGE some messages not expunged\r\n"]
