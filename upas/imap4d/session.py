@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from upas import ns as nsmod
+from upas.mail.lock import LockError
 from upas.imap4d import parser as p
 from upas.imap4d import table
 from upas.imap4d.table import NOTAUTH, Request, State
@@ -218,6 +219,17 @@ class Session:
         self.current = cmd
         try:
             cmd.handler(self, req)
+        except Bye:
+            raise
+        except (nsmod.Error, OSError, LockError) as e:
+            # the mail system failed under the command (upasfs gone, lock
+            # timeout): say so and carry on, as Plan 9's NO ... failed
+            self.log(f"{req.name}: {e}")
+            self.current = None
+            self.no(req, "failed")
+        except Exception as e:
+            self.log(f"{req.name}: internal error: {e!r}")
+            raise Bye(f"internal error: {type(e).__name__}") from None
         finally:
             self.current = None
 
