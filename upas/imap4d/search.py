@@ -20,6 +20,8 @@ CHARSETS = ("US-ASCII", "UTF-8")
 def decoded(v: bytes) -> str:
     """A header value with its encoded words decoded (best effort)."""
     text = v.decode("utf-8", "replace")
+    if b"=?" not in v:
+        return text                      # nothing encoded: spare the parse
     try:
         return str(email.header.make_header(email.header.decode_header(text)))
     except Exception:
@@ -100,8 +102,9 @@ class Matcher:
         return any(contains(t.decode("utf-8", "replace"), k.args[0]) for t in self.texts())
 
     def k_text(self, k: p.Key) -> bool:
-        hdr = self.header().decode("utf-8", "replace")
-        return (contains(hdr, k.args[0]) or contains(decoded(self.header()), k.args[0])
+        raw = self.header()
+        return (contains(raw.decode("utf-8", "replace"), k.args[0])
+                or (b"=?" in raw and contains(decoded(raw), k.args[0]))
                 or self.k_body(k))
 
     def k_size(self, k: p.Key) -> bool:
