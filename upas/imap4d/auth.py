@@ -48,11 +48,12 @@ def challenge(proto: str, user: str | None = None):
         raise AuthFailed(str(e) or "can't get challenge") from None
 
 
-def check(state, user: str, resp: str) -> None:
+def check(state, user: str | None, resp: str) -> None:
     """Verify a response through factotum; raise AuthFailed on refusal."""
     try:
         info = _factotum().auth_response(state, user, resp)
     except Exception as e:
+        getattr(state, "close", lambda: None)()    # no retries here: free it
         raise AuthFailed(str(e) or "login failed") from None
     if info is None:
         raise AuthFailed("login failed")
@@ -121,7 +122,7 @@ def p9cr_login(s, req: Request, user: str, password: str) -> None:
     if pending is not None:
         st, who = pending
         try:
-            check(st, who, password)
+            check(st, None, password)      # p9cr: the user went in at start
         except AuthFailed:
             s.extra.pop("p9cr", None)
             return p9cr_challenge(s, req, who)
