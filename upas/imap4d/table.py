@@ -48,7 +48,8 @@ Responses:
 
 A handler that needs more input (AUTHENTICATE, IDLE) calls
 ``s.readline()``, which returns the next client line (bytes, without CRLF)
-or None at end of input.  It runs on the driver's thread; that is fine
+or None at end of input.  Output is buffered until input is awaited;
+``s.flush()`` pushes it out now (IDLE's poller thread).  It runs on the driver's thread; that is fine
 because one session serves one client, one command at a time.
 """
 from __future__ import annotations
