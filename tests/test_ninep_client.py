@@ -391,3 +391,24 @@ def test_py9p_client_many_threads_one_connection(tree):
         assert not errors, errors[0]
     finally:
         p.close()
+
+
+def test_reading_role_never_handed_to_a_served_waiter(tree):
+    """Regression (seen as imap4d hangs under load): the thread leaving the
+    reading role woke the first waiter, even one whose reply had already
+    been delivered but which had not run yet; that waiter returned without
+    reading and every other waiter slept forever.  The interleaving is too
+    rare to provoke from outside, so set up exactly that state."""
+    from upas.ninep.client import _Call
+
+    _, c, _ = tree
+    served, owed, leaving = _Call(1), _Call(2), _Call(3)
+    served.reply = codec.Rclunk(1)
+    served.wake.set()
+    c._waiters[served] = None
+    c._waiters[owed] = None
+    try:
+        c._wake_reader(leaving)
+        assert owed.wake.is_set(), "no waiter owed a reply was handed the reading role"
+    finally:
+        c._waiters.clear()

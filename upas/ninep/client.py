@@ -199,8 +199,11 @@ class Client:
             self._release_tag(old.tag)
 
     def _wake_reader(self, skip: _Call | None) -> None:
+        # Hand the reading role to a waiter still owed a reply: one whose
+        # reply was already delivered would return without reading, leaving
+        # the others asleep.
         for other in self._waiters:
-            if other is not skip:
+            if other is not skip and other.reply is None:
                 other.wake.set()
                 return
 
