@@ -421,8 +421,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"runhost: {e}\n{USAGE}", file=sys.stderr)
         return 1
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):   # HUP: terminal closed
+        signal.signal(sig, lambda *_: stop.set())
     try:
         host.start()
     except (StartError, OSError, subprocess.CalledProcessError) as e:
