@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import getpass
 import os
-import re
 import socket
 import sys
 import time
@@ -20,6 +19,7 @@ from typing import TextIO
 from upas import ns as nsmod
 from upas.pop3.mailbox import FSROOT, FsMailbox
 from upas.pop3.protocol import HostError, MailboxError
+from upas.ratify.enable import enableaddr
 
 
 
@@ -108,15 +108,8 @@ class NamespaceHost:
     # -- ratification, log ----------------------------------------------------
     def ratify(self, peer: str) -> None:
         """Plan 9 enableaddr: (re)create trusted/PEER#32; failures silent."""
-        if self.ns is None or not re.fullmatch(r"[0-9A-Fa-f.:]{1,63}", peer):
-            return   # an address, never a path
-        path = f"/mail/ratify/trusted/{peer}#32"
-        try:
-            if self.ns.exists(path):
-                self.ns.remove(path)
-            self.ns.create(path, 0o666)
-        except (nsmod.Error, OSError):
-            pass
+        if self.ns is not None:
+            enableaddr(self.ns, peer)
 
     def syslog(self, text: str) -> None:
         stamp = time.strftime("%b %e %H:%M:%S")
