@@ -1,12 +1,11 @@
 """Real client libraries against imap4d part 2 (logins through the real
 auth stack): imaplib APPEND, imapclient folders, STATUS, ID and IDLE with
-mail delivered meanwhile.
+mail delivered meanwhile; imaplib and imapclient over a `-a` (PREAUTH)
+session: SELECT, STORE, EXPUNGE, MOVE, NAMESPACE, LOGOUT.
 
-imaplib (and so imapclient) accepts only upper-case untagged responses, so
-Plan 9's kept lower-case `* bye`, `* N expunge` and NAMESPACE `nil`
-(decisions.md) make it fail on LOGOUT, on expunges and on NAMESPACE: these
-tests end with shutdown() and check MOVE and NAMESPACE on raw lines
-(test_imap2_ext.py, test_imap2_folders.py) instead."""
+imaplib (and so imapclient) accepts only upper-case untagged responses;
+these work because imap4d sends `* PREAUTH`, `* BYE`, `* N EXPUNGE` and
+NAMESPACE's `NIL` in upper case (docs/decisions.md)."""
 from __future__ import annotations
 
 import subprocess
@@ -29,7 +28,7 @@ def ic(srv):
     c = IMAPClient(srv.addr[0], port=srv.addr[1], ssl=False, timeout=20)
     c.login("glenda", "glenda-apop")
     yield c
-    c.shutdown()
+    assert c.logout() == b""
 
 
 def test_imaplib_append(srv):
@@ -42,7 +41,7 @@ def test_imaplib_append(srv):
     # stored as Plan 9 stores it: a body line `From ` is escaped with a space
     assert data[0][1] == MSG.replace(b"\r\nFrom the", b"\r\n From the")
     assert b"\\Answered" in data[0][0]
-    m.shutdown()
+    assert m.logout()[0] == "BYE"
 
 
 def test_imapclient_folders(ic):
@@ -84,3 +83,38 @@ def deliver(srv, message: bytes) -> None:
     box = str(srv.box())
     subprocess.run([sys.executable, "-m", "upas.mbappend", box], input=message,
                    env=srv.env, check=True, timeout=20)
+
+
+def test_imaplib_preauth_session(imap_preauth):
+    """`-a`: imaplib takes the PREAUTH greeting as authenticated."""
+    m = imap_preauth.imaplib()
+    assert m.welcome == b"* PREAUTH imap.test IMAP4rev1 server ready user glenda authenticated"
+    assert m.state == "AUTH"
+    assert m.select("INBOX") == ("OK", [b"8"])
+    m.store("2:3", "+FLAGS", r"(\Deleted)")
+    assert m.expunge() == ("OK", [b"2", b"2"])
+    assert m.namespace() == ("OK", [b'(("" "/")) NIL NIL'])
+    assert m.logout() == ("BYE", [b""])
+    imap_preauth.wait_idle()
+    assert b"multipart with attachments" not in imap_preauth.box().read_bytes()
+
+
+def test_imapclient_preauth_session(imap_preauth):
+    """`-a` with imapclient: no login, then SELECT, STORE \\Deleted,
+    EXPUNGE (its responses parsed), MOVE, NAMESPACE and LOGOUT."""
+    c = IMAPClient(*imap_preauth.addr, ssl=False, timeout=20)
+    assert c.welcome == b"* PREAUTH imap.test IMAP4rev1 server ready user glenda authenticated"
+    assert c.select_folder("INBOX")[b"EXISTS"] == 8
+    c.add_flags([2, 3], [b"\\Deleted"])
+    assert c.expunge() == (b"EXPUNGE messages erased",
+                           [(2, b"EXPUNGE"), (2, b"EXPUNGE"), (6, b"EXISTS"), (6, b"RECENT")])
+    assert c.search(["ALL"]) == [1, 4, 5, 6, 7, 8]          # UIDs
+    c.move([1], "lists/mbox")
+    assert c.search(["ALL"]) == [4, 5, 6, 7, 8]
+    ns = c.namespace()
+    assert (ns.personal, ns.other, ns.shared) == ((("", "/"),), None, None)
+    assert c.logout() == b""
+    imap_preauth.wait_idle()
+    inbox = imap_preauth.box().read_bytes()
+    assert b"multipart with attachments" not in inbox and b"first message" not in inbox
+    assert b"first message: plain text" in imap_preauth.box(name="lists/mbox").read_bytes()

@@ -34,7 +34,7 @@ def test_move_with_copyuid_and_expunges(c, imap_preauth):
     lines = c.cmd(b"c MOVE 2:3 Trash")
     v = uidvalidity(srv, "Trash")
     assert lines == [b"* OK [COPYUID %d 2,3 1,2] moved\r\n" % v,
-                     b"* 2 expunge\r\n", b"* 2 expunge\r\n",
+                     b"* 2 EXPUNGE\r\n", b"* 2 EXPUNGE\r\n",
                      b"* 6 EXISTS\r\n", b"* 6 RECENT\r\n",
                      b"c OK MOVE completed\r\n"]
     moved = srv.box(name="Trash").read_bytes()
@@ -45,7 +45,7 @@ def test_move_with_copyuid_and_expunges(c, imap_preauth):
     assert srv.box().read_bytes().count(b"\nFrom ") + 1 == 6
     lines = c.cmd(b"d UID MOVE 7 Trash")
     assert lines == [b"* OK [COPYUID %d 7 3] moved\r\n" % v,
-                     b"* 5 expunge\r\n", b"* 5 EXISTS\r\n", b"* 5 RECENT\r\n",
+                     b"* 5 EXPUNGE\r\n", b"* 5 EXISTS\r\n", b"* 5 RECENT\r\n",
                      b"d OK uid MOVE completed\r\n"]
     assert c.cmd(b"e MOVE 1 nosuch") == [b"e NO [TRYCREATE] MOVE mailbox does not exist\r\n"]
     assert c.cmd(b"f MOVE 99 Trash") == [b"f NO MOVE failed\r\n"]

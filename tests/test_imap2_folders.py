@@ -45,13 +45,13 @@ def test_capability_lists_what_part2_implements(c):
 
 
 def test_namespace_fact36(c):
-    assert c.cmd(b"a NAMESPACE") == [b'* NAMESPACE (("" "/")) nil nil\r\n',
+    assert c.cmd(b"a NAMESPACE") == [b'* NAMESPACE (("" "/")) NIL NIL\r\n',
                                       b"a OK NAMESPACE completed\r\n"]
 
 
 def test_list_empty_pattern_fact37(c):
     assert c.cmd(b'a LIST "" ""') == [b'* LIST (\\Noselect) "/" ""\r\n', b"a OK LIST\r\n"]
-    assert c.cmd(b'b list "foo/bar" ""') == [b'* list (\\Noselect) "/" "foo/"\r\n', b"b OK list\r\n"]
+    assert c.cmd(b'b list "foo/bar" ""') == [b'* LIST (\\Noselect) "/" "foo/"\r\n', b"b OK list\r\n"]
 
 
 def test_list_star_fact38_and_children(c, srv):

@@ -51,7 +51,7 @@ def test_idle_reports_other_sessions(srv):
     line = watcher.line()
     if line.startswith(b"* 1 FETCH"):     # the flag change may be seen first
         line = watcher.line()
-    assert line == b"* 1 expunge\r\n"
+    assert line == b"* 1 EXPUNGE\r\n"
     assert watcher.line() == b"* 8 EXISTS\r\n"
     assert watcher.line().endswith(b" RECENT\r\n")
     assert time.monotonic() - t0 < PROMPT

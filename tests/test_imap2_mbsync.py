@@ -3,8 +3,9 @@ imap4d, then a flag change and a deletion on each side propagating.
 
 mbsync runs imap4d through its Tunnel option (a server on stdin/stdout,
 as the launcher runs it) over the shared posted upasfs, and logs in with
-CRAM-MD5 through the real auth stack.  (`-a` cannot be used: mbsync
-rejects Plan 9's lower-case `* preauth` greeting.)"""
+CRAM-MD5 through the real auth stack; a second run uses `imap4d -a`, whose
+`* PREAUTH` greeting mbsync accepts only in upper case (docs/decisions.md:
+isync 1.4 says `IMAP error: bogus greeting response preauth`)."""
 from __future__ import annotations
 
 import os
@@ -19,13 +20,20 @@ import pytest
 MBSYNC = shutil.which("mbsync")
 pytestmark = pytest.mark.skipif(MBSYNC is None, reason="mbsync (apt package isync) is not installed")
 
-CONFIG = """\
+LOGIN = """\
 IMAPAccount plan9
 Tunnel "{python} -m upas.imap4d -s imap.test"
 User glenda
 Pass glenda-apop
 AuthMechs CRAM-MD5
+"""
 
+PREAUTH = """\
+IMAPAccount plan9
+Tunnel "{python} -m upas.imap4d -a -s imap.test"
+"""
+
+CONFIG = """
 IMAPStore far
 Account plan9
 
@@ -95,7 +103,7 @@ def test_mbsync_two_way(imap_factory, tmp_path):
     (near / "Local" / "cur" / "1700000000.1.host:2,S").write_bytes(
         b"Subject: made locally\nFrom: glenda@upas.local\n\nlocal body\n")
     cfg = tmp_path / "mbsyncrc"
-    cfg.write_text(CONFIG.format(python=sys.executable, near=near))
+    cfg.write_text(LOGIN.format(python=sys.executable) + CONFIG.format(near=near))
     env = dict(srv.env, HOME=str(tmp_path))
 
     run_mbsync(cfg, env)
@@ -135,3 +143,23 @@ def test_mbsync_two_way(imap_factory, tmp_path):
     # nothing lost: the server INBOX still holds the other seven
     assert srv.box().read_bytes().count(b"\nFrom ") + 1 == 7
     c.close()
+
+
+def test_mbsync_preauth(imap_factory, tmp_path):
+    """`imap4d -a`: mbsync takes the PREAUTH greeting and syncs without a
+    login; a deletion made locally reaches the server's mbox."""
+    srv = imap_factory(flags=("-a",), auth=False)
+    near = tmp_path / "near"
+    near.mkdir()
+    cfg = tmp_path / "mbsyncrc"
+    cfg.write_text(PREAUTH.format(python=sys.executable) + CONFIG.format(near=near))
+    env = dict(srv.env, HOME=str(tmp_path))
+    run_mbsync(cfg, env)
+    inbox = maildir_msgs(near / "INBOX")
+    assert len(inbox) == 8 and "slides and notes" in inbox
+    victim = next(f for sub in ("cur", "new") for f in (near / "INBOX" / sub).iterdir()
+                  if b"Subject: slides and notes" in f.read_bytes())
+    victim.unlink()
+    run_mbsync(cfg, env)
+    assert b"slides and notes" not in srv.box().read_bytes()
+    assert srv.box().read_bytes().count(b"\nFrom ") + 1 == 7

@@ -65,7 +65,7 @@ def test_cram_without_space_is_fatal(srv):
     c.send(b"a AUTHENTICATE CRAM-MD5")
     c.line()
     c.send(base64.b64encode(b"glenda"))
-    assert c.line() == b"* bye bad auth response\r\n"
+    assert c.line() == b"* BYE bad auth response\r\n"
     assert c.closed()
 
 
@@ -107,7 +107,7 @@ def test_p9cr_login_flow(imap_factory):
 def test_c_and_p_exclusive(imap_factory):
     srv = imap_factory(flags=("-c", "-p"), auth=False, posted_upasfs=False)
     c = srv.connect()
-    assert c.greeting == b"* bye usage\r\n"
+    assert c.greeting == b"* BYE usage\r\n"
     srv.wait_idle()
     assert "imap4d: -c and -p are mutually exclusive" in srv.syslog()
 

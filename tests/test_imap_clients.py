@@ -1,10 +1,9 @@
 """Real clients (imaplib, imapclient) against imap4d with the real auth
 stack and upasfs: login by each mechanism, SELECT, FETCH of structure and
-data, partial fetches, SEARCH, STORE, COPY, UID commands, CLOSE.
-
-Python's clients accept only upper-case untagged types, so Plan 9's kept
-`* N expunge` and `* preauth` (decisions.md) make them abort; these
-scenarios remove mail with CLOSE, which expunges silently."""
+data, partial fetches, SEARCH, STORE, COPY, UID commands, EXPUNGE, CLOSE,
+LOGOUT.  Python's clients accept only upper-case untagged types: they work
+because imap4d sends `* N EXPUNGE` and `* BYE` in upper case
+(docs/decisions.md)."""
 import imaplib
 
 import pytest
@@ -39,11 +38,13 @@ def test_imaplib_cram_md5_session(srv):
     typ, data = m.uid("FETCH", "2", "(UID FLAGS)")
     assert data == [b"2 (UID 2 FLAGS (\\Flagged \\Recent))"]
     m.store("2", "+FLAGS", r"\Deleted")
+    assert m.expunge() == ("OK", [b"2"])
+    assert m.select("INBOX") == ("OK", [b"7"])
+    m.store("7", "+FLAGS", r"\Deleted")
     assert m.close() == ("OK", [b"CLOSE mailbox closed, now in authenticated state"])
     typ, data = m.select("lists/mbox", readonly=True)
     assert typ == "OK" and int(data[0]) >= 2
-    with pytest.raises(imaplib.IMAP4.abort, match="bye"):
-        m.logout()                       # Plan 9's lower-case `* bye` (decisions.md)
+    assert m.logout() == ("BYE", [b""])
     srv.wait_idle()
     assert b"multipart with attachments" not in srv.box().read_bytes()
     assert b"multipart with attachments" in srv.box(name="lists/mbox").read_bytes()
@@ -87,8 +88,11 @@ def test_imapclient_login_structure_and_flags(srv):
     c.copy([5], "lists/mbox")
     added = srv.box(name="lists/mbox").read_bytes()[len(before):]
     assert added.startswith(b"From daemon ") and b"escaped From" in added
+    c.delete_messages([5])
+    assert c.expunge() == (b"EXPUNGE messages erased", [(5, b"EXPUNGE"), (7, b"EXISTS"), (7, b"RECENT")])
+    assert c.select_folder("INBOX")[b"EXISTS"] == 7
     c.close_folder()
-    c.shutdown()
+    assert c.logout() == b""                     # the `* BYE` text; no abort
 
 
 def test_imapclient_plain_login(srv):

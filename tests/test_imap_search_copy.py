@@ -130,7 +130,7 @@ def test_copy_nothing_when_a_message_is_missing(c, imap_preauth):
 
 def test_uid_expunge_only_the_given_uids(c, imap_preauth):
     c.cmd(b"a STORE 2:4 +FLAGS.SILENT (\\Deleted)")
-    assert c.cmd(b"b UID EXPUNGE 3:4,99") == [b"* 3 expunge\r\n", b"* 3 expunge\r\n", b"* 6 EXISTS\r\n",
+    assert c.cmd(b"b UID EXPUNGE 3:4,99") == [b"* 3 EXPUNGE\r\n", b"* 3 EXPUNGE\r\n", b"* 6 EXISTS\r\n",
                                              b"* 6 RECENT\r\n", b"b OK uid EXPUNGE messages erased\r\n"]
     assert search(c, b"DELETED", uid=True) == [2]
     assert c.cmd(b"c CHECK") == [b"c OK CHECK completed\r\n"]

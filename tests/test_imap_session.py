@@ -37,7 +37,7 @@ def test_23_greetings(plain, imap_preauth):
     cl = plain.connect()
     assert cl.greeting == b"* OK imap.test IMAP4rev1 server ready\r\n"
     cl = imap_preauth.connect()
-    assert cl.greeting == b"* preauth imap.test IMAP4rev1 server ready user glenda authenticated\r\n"
+    assert cl.greeting == b"* PREAUTH imap.test IMAP4rev1 server ready user glenda authenticated\r\n"
 
 
 def test_24_25_capability_without_p(plain):
@@ -67,7 +67,7 @@ def test_27_28_illegal_commands_and_empty_lines(plain):
     assert cl.cmd(b"a SELECT INBOX") == [b"a BAD SELECT illegal command\r\n"]
     assert cl.cmd(b"a FOO") == [b"a BAD FOO illegal command\r\n"]
     cl.send(b"\r\n")
-    assert cl.line() == b"* bad empty command line: bad syntax\r\n"
+    assert cl.line() == b"* BAD empty command line: bad syntax\r\n"
     assert cl.cmd(b"a") == [b"a BAD no command: bad syntax\r\n"]
     assert cl.cmd(b"a uid FETCH 1 FLAGS") == [b"a BAD uid illegal command\r\n"]
     assert cl.cmd(b"a NOOP") == [b"a OK NOOP completed\r\n"]
@@ -167,13 +167,13 @@ def test_40_store_and_silent(sel):
 
 def test_41_uid_store_lower_case_uid(sel):
     assert sel.cmd(b"a UID STORE 2 +FLAGS (\\Seen)") == [
-        b"* 2 FETCH (uid 2 FLAGS (\\Seen \\Recent))\r\n", b"a OK uid STORE completed\r\n"]
+        b"* 2 FETCH (UID 2 FLAGS (\\Seen \\Recent))\r\n", b"a OK uid STORE completed\r\n"]
 
 
 def test_42_expunge(sel, imap_preauth):
     before = imap_preauth.box().read_bytes()
     sel.cmd(b"a STORE 2,3,5 +FLAGS.SILENT (\\Deleted)")
-    assert sel.cmd(b"b EXPUNGE") == [b"* 2 expunge\r\n", b"* 2 expunge\r\n", b"* 3 expunge\r\n",
+    assert sel.cmd(b"b EXPUNGE") == [b"* 2 EXPUNGE\r\n", b"* 2 EXPUNGE\r\n", b"* 3 EXPUNGE\r\n",
                                      b"* 5 EXISTS\r\n", b"* 5 RECENT\r\n",
                                      b"b OK EXPUNGE messages erased\r\n"]
     after = imap_preauth.box().read_bytes()
@@ -245,14 +245,14 @@ def test_55_copy_to_missing_box(sel):
 def test_57_logout_does_not_expunge(sel, imap_preauth):
     before = imap_preauth.box().read_bytes()
     sel.cmd(b"a STORE 1 +FLAGS.SILENT (\\Deleted)")
-    assert sel.cmd(b"b LOGOUT") == [b"* bye\r\n", b"b OK LOGOUT completed\r\n"]
+    assert sel.cmd(b"b LOGOUT") == [b"* BYE\r\n", b"b OK LOGOUT completed\r\n"]
     assert sel.closed()
     # decisions.md: only CLOSE and EXPUNGE remove mail
     assert imap_preauth.box().read_bytes() == before
 
 
 def test_58_x_exit(sel):
-    assert sel.cmd(b"a x-exit") == [b"* bye\r\n", b"a OK x-exit completed\r\n"]
+    assert sel.cmd(b"a x-exit") == [b"* BYE\r\n", b"a OK x-exit completed\r\n"]
     assert sel.closed()
 
 
@@ -314,8 +314,8 @@ def test_65_uid_unknown_subcommand(sel):
 
 def test_eof_message(c):
     c.sock.shutdown(1)
-    assert c.line() == b"* bad empty command line: bad syntax\r\n"
-    assert c.line() == b"* bye end of input\r\n"
+    assert c.line() == b"* BAD empty command line: bad syntax\r\n"
+    assert c.line() == b"* BYE end of input\r\n"
     assert c.closed()
 
 
@@ -338,6 +338,6 @@ def test_d_site_for_bare_addresses(imap_factory):
 
 def test_unknown_flag_gives_usage(imap_factory):
     srv = imap_factory(flags=("-Z",), auth=False, posted_upasfs=False)
-    assert srv.connect().greeting == b"* bye usage\r\n"
+    assert srv.connect().greeting == b"* BYE usage\r\n"
     srv.wait_idle()
     assert "usage: imap4d [-acpvT]" in srv.syslog()

@@ -139,13 +139,13 @@ def main(argv: list[str]) -> int:
         opts = parse_args(argv)
     except getopt.GetoptError:
         print(USAGE, file=sys.stderr)
-        conn.send(b"* bye usage\r\n")
+        conn.send(b"* BYE usage\r\n")
         conn.flush()
         return 1
     if opts.p9cr and opts.plaintext:
         print("imap4d: -c and -p are mutually exclusive", file=sys.stderr)
         print(USAGE, file=sys.stderr)
-        conn.send(b"* bye usage\r\n")
+        conn.send(b"* BYE usage\r\n")
         conn.flush()
         return 1
     if opts.verbose:

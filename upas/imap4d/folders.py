@@ -205,7 +205,7 @@ def cmd_unsubscribe(s, req) -> None:
 
 @command("NAMESPACE", states=AUTH | SELECTED, updates=EXPUNGES)
 def cmd_namespace(s, req) -> None:
-    s.untagged('NAMESPACE (("" "/")) nil nil')
+    s.untagged('NAMESPACE (("" "/")) NIL NIL')
     s.ok(req, "completed")
 
 

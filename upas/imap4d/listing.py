@@ -218,7 +218,7 @@ def _decode(raw: bytes) -> str:
 def _root_line(s, req, ref: str) -> None:
     """An empty pattern: the hierarchy delimiter and the reference's root."""
     root = ref[:ref.index("/") + 1] if "/" in ref else ""
-    s.untagged(f"{req.name} (\\Noselect) \"/\" {quote(mutf7.encode(root))}")
+    s.untagged(f"{req.name.upper()} (\\Noselect) \"/\" {quote(mutf7.encode(root))}")
     s.tagged(req, f"OK {req.name}")
 
 
@@ -232,7 +232,7 @@ def _stored(e: Entry) -> str:
 
 def _emit(s, req, e: Entry, extra: list[str] = (), ext: str = "") -> None:
     attrs = " ".join(e.attrs + list(extra))
-    s.untagged(f"{req.name} ({attrs}) \"/\" {quote(e.wire)}{ext}")
+    s.untagged(f"{req.name.upper()} ({attrs}) \"/\" {quote(e.wire)}{ext}")
 
 
 def _patterns(s, req, args: ListArgs) -> list[str] | None:

@@ -314,7 +314,7 @@ class Mailbox:
 
     def take_expunged(self) -> list[int]:
         """Drop pending expunges; their sequence numbers as each is removed
-        in turn (already adjusted, as `* n expunge` needs)."""
+        in turn (already adjusted, as `* n EXPUNGE` needs)."""
         seqs = []
         i = 0
         while i < len(self.msgs):

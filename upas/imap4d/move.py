@@ -2,7 +2,7 @@
 
 The copies are stored by append.deliver (so their uids are the ones the
 target will keep); then `* OK [COPYUID ...]` is sent, the sources are
-deleted through upasfs, and their `* n expunge` lines follow, before the
+deleted through upasfs, and their `* n EXPUNGE` lines follow, before the
 tagged OK, as RFC 6851 3.3 asks.  A read-only (EXAMINEd) box refuses.
 """
 from __future__ import annotations

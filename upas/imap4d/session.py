@@ -38,7 +38,7 @@ class Options:
 
 
 class Bye(Exception):
-    """End the session after sending ``* bye <reason>``."""
+    """End the session after sending ``* BYE <reason>``."""
 
 
 class Session:
@@ -79,6 +79,8 @@ class Session:
         self._send(text.encode("utf-8", "surrogateescape") + b"\r\n")
 
     def untagged(self, text: str) -> None:
+        # atoms go out in upper case (PREAUTH, BYE, EXPUNGE, UID, NIL) where
+        # Plan 9 had lower case: imaplib and mbsync reject those (docs/decisions.md)
         self.line("* " + text)
 
     def continuation(self, text: str = "") -> None:
@@ -129,7 +131,7 @@ class Session:
         if o.preauth:
             from upas.imap4d import auth
             auth.setup_user(self, o.user)
-            self.untagged(f"preauth {o.servername} IMAP4rev1 server ready user {o.user} authenticated")
+            self.untagged(f"PREAUTH {o.servername} IMAP4rev1 server ready user {o.user} authenticated")
         else:
             self.untagged(f"OK {o.servername} IMAP4rev1 server ready")
 
@@ -139,7 +141,7 @@ class Session:
             while not self.done:
                 self.step()
         except Bye as e:
-            self.untagged(f"bye {e}")
+            self.untagged(f"BYE {e}")
         finally:
             self.finish()
 
@@ -150,8 +152,8 @@ class Session:
             data = self.recv()
             if not data:
                 # end of input, perhaps mid-literal: nothing is executed
-                self.untagged("bad empty command line: bad syntax")
-                self.untagged("bye end of input")
+                self.untagged("BAD empty command line: bad syntax")
+                self.untagged("BYE end of input")
                 self.done = True
                 return
             self.framer.feed(data)
@@ -176,7 +178,7 @@ class Session:
         try:
             tag = r.tag()
         except p.ParseError as e:
-            return None, None, f"* bad empty command line: {e.msg}"
+            return None, None, f"* BAD empty command line: {e.msg}"
         try:
             r.sp()
             name = r.atom()
@@ -256,7 +258,7 @@ class Session:
         try:
             tag = r.tag()
         except p.ParseError:
-            self.untagged("bad empty command line: line too long")
+            self.untagged("BAD empty command line: line too long")
             return
         self.line(f"{tag} BAD line too long")
 
@@ -280,13 +282,13 @@ class Session:
         box.check()
         seqs = box.take_expunged() if expunges else []
         for s in seqs:
-            self.untagged(f"{s} expunge")
+            self.untagged(f"{s} EXPUNGE")
         for m in list(box.flag_changes):
             if m.expunged or m not in box.msgs:
                 continue
             seq = box.seq(m)
             flags = " ".join(m.flag_list())
-            self.untagged(f"{seq} FETCH (uid {m.uid} FLAGS ({flags}))" if uid
+            self.untagged(f"{seq} FETCH (UID {m.uid} FLAGS ({flags}))" if uid
                           else f"{seq} FETCH (FLAGS ({flags}))")
         box.flag_changes.clear()
         n = len(box.msgs)

@@ -77,7 +77,7 @@ def store(s, req: Request) -> None:
         for m in msgs:
             seq = box.seq(m)
             fl = " ".join(m.flag_list())
-            s.untagged(f"{seq} FETCH (uid {m.uid} FLAGS ({fl}))" if req.uid
+            s.untagged(f"{seq} FETCH (UID {m.uid} FLAGS ({fl}))" if req.uid
                        else f"{seq} FETCH (FLAGS ({fl}))")
     if ok:
         s.ok(req)

@@ -41,7 +41,7 @@ Responses:
     ``<tag> line`` verbatim for the odd replies (``a OK foo CREATE completed``).
   * Before an OK or NO the session reports pending mailbox changes as the
     entry's ``updates`` says: ``EXPUNGES`` (check, then EXISTS/RECENT/FETCH
-    and ``* n expunge``), ``NO_EXPUNGES`` (FETCH/STORE/SEARCH: never an
+    and ``* n EXPUNGE``), ``NO_EXPUNGES`` (FETCH/STORE/SEARCH: never an
     expunge, RFC 3501 7.4.1) or ``None`` (nothing).
   * Raising ``parser.ParseError(msg)`` from ``parse`` gives
     ``<tag> BAD <cmd> <msg>`` and the rest of the line is discarded.
