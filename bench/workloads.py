@@ -1,0 +1,188 @@
+"""The workloads of issue 8, each run the same way against ours and Dovecot.
+
+A workload is an untimed `setup(server)` and a timed `run(server, tick)`
+returning a Sample; `tick(done, total)` drives the progress bar.  Peak
+memory is read from the server before the session logs out.
+"""
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+from bench.clients import Imap, Pop3
+
+SEARCH_WORD = "factotum"
+SESSIONS = 50
+APPENDS = 1000
+Tick = Callable[[int, int], None]
+
+
+@dataclass
+class Sample:
+    seconds: float
+    peak_kb: int = 0
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass
+class Workload:
+    name: str
+    title: str
+    run: Callable[..., Sample]
+    setup: Callable = lambda server, ctx: None
+
+
+def imap_session(server) -> Imap:
+    c = Imap(server.imap_addr)
+    if server.imap_login:
+        c.cmd(server.imap_login)
+    return c
+
+
+def selected(server) -> Imap:
+    c = imap_session(server)
+    c.cmd("SELECT INBOX")
+    return c
+
+
+def timed_command(command: str) -> Callable[..., Sample]:
+    """One timed command in a session that has selected INBOX."""
+    def run(server, ctx, tick: Tick) -> Sample:
+        c = selected(server)
+        t = time.perf_counter()
+        lines = c.cmd(command)
+        secs = time.perf_counter() - t
+        peak = server.peak_kb()
+        c.cmd("LOGOUT")
+        return Sample(secs, peak, {"untagged": lines})
+    return run
+
+
+def pop3_download(server, ctx, tick: Tick) -> Sample:
+    t = time.perf_counter()
+    c = Pop3(server.pop3_addr)
+    for line in server.pop3_login:
+        c.cmd(line)
+    n = int(c.cmd("STAT").split()[1])
+    c.cmd("UIDL")
+    c.multi()
+    h, octets = hashlib.sha1(), 0
+    for i in range(1, n + 1):
+        c.cmd(f"RETR {i}")
+        data = c.multi()
+        octets += len(data)
+        h.update(data)
+        if i % 100 == 0:
+            tick(i, n)
+    peak = server.peak_kb()
+    c.cmd("QUIT")
+    return Sample(time.perf_counter() - t, peak,
+                  {"messages": n, "octets": octets, "sha1": h.hexdigest()[:12]})
+
+
+def select_cold_setup(server, ctx) -> None:
+    server.drop_index()
+
+
+def select(server, ctx, tick: Tick) -> Sample:
+    c = imap_session(server)
+    t = time.perf_counter()
+    c.cmd("SELECT INBOX")
+    secs = time.perf_counter() - t
+    peak = server.peak_kb()
+    c.cmd("LOGOUT")
+    return Sample(secs, peak)
+
+
+def warm(server, ctx) -> None:
+    selected(server).cmd("LOGOUT")
+
+
+def unseen(server, ctx) -> None:
+    c = selected(server)
+    c.cmd("UID STORE 1:* -FLAGS.SILENT (\\Seen)")
+    c.cmd("LOGOUT")
+
+
+def append_setup(server, ctx) -> None:
+    c = imap_session(server)
+    try:
+        c.cmd("DELETE benchappend")
+    except RuntimeError:
+        pass
+    c.cmd("CREATE benchappend")
+    c.cmd("LOGOUT")
+
+
+def append(server, ctx, tick: Tick) -> Sample:
+    msgs = ctx["append_messages"]
+    c = imap_session(server)
+    t = time.perf_counter()
+    for i, m in enumerate(msgs, 1):
+        c.cmd("APPEND benchappend ()", m)
+        if i % 50 == 0:
+            tick(i, len(msgs))
+    secs = time.perf_counter() - t
+    peak = server.peak_kb()
+    c.cmd("DELETE benchappend")
+    c.cmd("LOGOUT")
+    return Sample(secs, peak, {"messages": len(msgs)})
+
+
+def concurrent_sessions(server, ctx, tick: Tick) -> Sample:
+    """SESSIONS clients at once: SELECT, the headers of the first 20
+    messages (a client's first screen), LOGOUT.  Errors are counted, not raised."""
+    errors: list[str] = []
+    done = [0]
+    lock = threading.Lock()
+    peaks: list[int] = []
+
+    def one() -> None:
+        try:
+            c = imap_session(server)
+            c.cmd("SELECT INBOX")
+            c.cmd("FETCH 1:20 (UID FLAGS BODY.PEEK[HEADER])")
+            with lock:
+                if len(peaks) == SESSIONS // 2:
+                    peaks.append(server.peak_kb())
+                else:
+                    peaks.append(0)
+            c.cmd("LOGOUT")
+            c.close()
+        except Exception as e:  # every failure is a result here
+            with lock:
+                errors.append(f"{type(e).__name__}: {e}")
+        with lock:
+            done[0] += 1
+            tick(done[0], SESSIONS)
+
+    threads = [threading.Thread(target=one) for _ in range(SESSIONS)]
+    t = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    secs = time.perf_counter() - t
+    return Sample(secs, max(peaks, default=0),
+                  {"sessions_per_s": SESSIONS / secs, "errors": len(errors),
+                   "first_error": errors[0] if errors else ""})
+
+
+WORKLOADS = [
+    Workload("pop3", "POP3 full download", pop3_download),
+    Workload("select-cold", "SELECT cold", select, select_cold_setup),
+    Workload("select-warm", "SELECT warm", select, warm),
+    Workload("fetch-envelope", "FETCH 1:* (UID FLAGS RFC822.SIZE ENVELOPE BODYSTRUCTURE)",
+             timed_command("FETCH 1:* (UID FLAGS RFC822.SIZE ENVELOPE BODYSTRUCTURE)")),
+    Workload("fetch-body", "FETCH 1:* BODY.PEEK[]", timed_command("FETCH 1:* BODY.PEEK[]")),
+    Workload("search-text", f"SEARCH TEXT {SEARCH_WORD}",
+             timed_command(f"SEARCH TEXT {SEARCH_WORD}")),
+    Workload("sessions-50", f"{SESSIONS} concurrent sessions", concurrent_sessions),
+    Workload("store-seen", "UID STORE 1:* +FLAGS (\\Seen)",
+             timed_command("UID STORE 1:* +FLAGS (\\Seen)"), unseen),
+    Workload("append-1000", f"APPEND of {APPENDS} messages", append, append_setup),
+]
+BY_NAME = {w.name: w for w in WORKLOADS}
