@@ -66,8 +66,10 @@ def main(argv: list[str]) -> int:
         except MailError as e:
             print(f"upas/fs: opening mailbox: {e}", file=sys.stderr)
             return 1
+    # no upasfs file blocks on read, so requests are answered in order in
+    # each connection's reader thread (no hand-off to a worker)
     srv = Server(fs.attach, auth_error="upas/fs: authentication not required",
-                 msize=MSIZE)
+                 msize=MSIZE, inline=True)
     if "-p" not in o:
         threading.Thread(target=reader, args=(fs,), daemon=True).start()
     if "-i" in o:

@@ -291,8 +291,11 @@ class _Conn:
         if bad:
             self._send(codec.Rerror(msg.tag, "tag in use"))
             return
-        self.slots.acquire()        # released when the worker is done
-        self.workers.submit(req)
+        self.slots.acquire()        # released when the request is done
+        if self.srv.inline:
+            self._run(req)          # in order, with no thread hand-off
+        else:
+            self.workers.submit(req)
 
     # -- replies ----------------------------------------------------------
     def _send(self, msg: codec.Msg) -> None:
@@ -592,9 +595,14 @@ class Server:
 
     def __init__(self, attach: Callable[[str, str], Node],
                  auth_error: str = "authentication not required",
-                 msize: int = 65536 + IOHDRSZ):
+                 msize: int = 65536 + IOHDRSZ, inline: bool = False):
+        """inline: answer each request in the connection's reader thread,
+        in arrival order -- for trees none of whose operations block (a
+        blocking read would stall its connection); it saves two thread
+        switches per request and lets a client pipeline walk/open/read/clunk."""
         if msize < MIN_MSIZE:
             raise ValueError("msize too small")
+        self.inline = inline
         self.attach = attach
         self.auth_error = auth_error
         self.msize = msize
