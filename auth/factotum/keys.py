@@ -11,55 +11,13 @@ import threading
 from dataclasses import dataclass, field
 from typing import Callable, Iterable
 
+from lib.rcquote import quote, tokenize
+
 # The kinds of attribute (libauth's AttrNameval, AttrQuery, AttrDefault).
 NAMEVAL, QUERY, DEFAULT = "=", "?", ":="
 
 # Attributes a key need only match when it has them (util.c `ignored`).
 IGNORED = ("role", "disabled")
-
-
-def needs_quote(s: str) -> bool:
-    """rc quoting rule (section 0): empty, blank, control character or '."""
-    return s == "" or any(c <= " " or c in "'\x7f" for c in s)
-
-
-def quote(s: str) -> str:
-    """Format like Plan 9's %q."""
-    if not needs_quote(s):
-        return s
-    return "'" + s.replace("'", "''") + "'"
-
-
-def tokenize(s: str) -> list[str]:
-    """Split on blanks and undo rc quoting (Plan 9 tokenize)."""
-    out: list[str] = []
-    i, n = 0, len(s)
-    while True:
-        while i < n and s[i] in " \t\r\n":
-            i += 1
-        if i >= n:
-            return out
-        tok: list[str] = []
-        quoted = False
-        while i < n:
-            c = s[i]
-            if quoted:
-                if c == "'":
-                    if i + 1 < n and s[i + 1] == "'":
-                        tok.append("'")
-                        i += 1
-                    else:
-                        quoted = False
-                else:
-                    tok.append(c)
-            elif c in " \t\r\n":
-                break
-            elif c == "'":
-                quoted = True
-            else:
-                tok.append(c)
-            i += 1
-        out.append("".join(tok))
 
 
 @dataclass

@@ -20,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, TypeVar
 
+from lib.rcquote import quote
 from upas import ns as nsmod
 from upas.imap4d import imp
 
@@ -110,7 +111,8 @@ class Mailbox:
         if st.isdir:
             raise MailboxError("is a directory")
         try:
-            self.ns.write(CTL, f"open {self.path} {self.fsname}".encode())
+            # rc-quoted: upasfs tokenizes ctl lines, and names may hold blanks
+            self.ns.write(CTL, f"open {quote(self.path)} {quote(self.fsname)}".encode())
         except nsmod.Error as e:
             raise MailboxError(str(e)) from None
         # upasfs takes the mail lock itself when it reads the mailbox, so
