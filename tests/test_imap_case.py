@@ -7,7 +7,6 @@ atom stays Plan 9's, word for word."""
 from __future__ import annotations
 
 import imaplib
-import re
 
 import pytest
 
