@@ -578,6 +578,21 @@ def test_posted_upasfs_inbox_and_sub_mailbox_side_by_side(pop3_factory):
     assert login(c, GLENDA) == b"+OK mailbox is /mail/box/glenda/mbox\r\n"
 
 
+def test_posted_upasfs_mailbox_name_with_a_space(pop3_factory):
+    """`USER glenda/old mail`: the path and name are rc-quoted in upasfs's
+    ctl, so the space does not split the `open` command."""
+    srv = pop3_factory(["-p"], posted_upasfs="glenda")
+    sub = srv.box("glenda", "old mail")
+    sub.mkdir()
+    (sub / "mbox").write_bytes((srv.box("glenda", "lists") / "mbox").read_bytes())
+    c = srv.connect()
+    c.cmd(b"USER glenda/old mail")
+    assert c.cmd(b"PASS glenda-apop") == b"+OK mailbox is /mail/box/glenda/old mail/mbox\r\n"
+    assert c.cmd(b"STAT").startswith(b"+OK 1 ")
+    assert c.cmd(b"RETR 1") == b"+OK\r\n"
+    assert b"Subject: [9fans] acme tips\r\n" in c.multi()
+
+
 def test_posted_name():
     from upas.pop3.host import posted_name
     assert posted_name("glenda", "/mail/box/glenda/mbox") == "mbox"

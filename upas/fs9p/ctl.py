@@ -5,45 +5,14 @@ from __future__ import annotations
 import os
 import shutil
 
+from lib.rcquote import tokenize
 from upas.mail.lock import MailLock
 from upas.mail.mbox import MailError
 from upas.ninep import Error, Open
+from upas.ns import mailroot
 
 EBADCTL = "unknown control message"
 FLAGLETTERS = "aDdfrsS"        # answered Deleted draft flagged recent seen Stored
-
-
-def tokenize(s: str) -> list[str]:
-    """rc-style tokens: blanks separate, '...' quotes with '' for a quote."""
-    out: list[str] = []
-    i, n = 0, len(s)
-    while True:
-        while i < n and s[i] in " \t\r\n":
-            i += 1
-        if i >= n:
-            return out
-        tok = []
-        while i < n and s[i] not in " \t\r\n":
-            if s[i] == "'":
-                i += 1
-                while i < n:
-                    if s[i] == "'":
-                        if i + 1 < n and s[i + 1] == "'":
-                            tok.append("'")
-                            i += 2
-                            continue
-                        i += 1
-                        break
-                    tok.append(s[i])
-                    i += 1
-            else:
-                tok.append(s[i])
-                i += 1
-        out.append("".join(tok))
-
-
-def mailroot() -> str:
-    return os.environ.get("MAILROOT", "/mail")
 
 
 def mboxpath(path: str, user: str) -> str:
