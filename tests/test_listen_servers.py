@@ -93,8 +93,7 @@ def test_imaps_login_over_tls_ratifies_peer(mail_host):
     typ, data = m.select("INBOX", readonly=True)
     assert typ == "OK"
     assert int(data[0]) == count_messages(mail_host.mailroot / "box" / "glenda" / "mbox")
-    # imaplib's logout() rejects Plan 9's lower-case `* bye`: just hang up.
-    m.shutdown()
+    assert m.logout()[0] == "BYE"
 
 
 def test_sigterm_mid_session_loses_no_mail(tmp_path):

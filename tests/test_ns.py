@@ -1,5 +1,6 @@
 """The namespace: cleanname, mount resolution and confinement."""
 import os
+import time
 
 import pytest
 
@@ -95,3 +96,17 @@ def test_relative_paths_refused(tree):
     ns, _ = tree
     with pytest.raises(Error, match="not absolute"):
         ns.read("mail/box/glenda/mbox")
+
+
+def test_qid_version_changes_with_a_same_size_rewrite(tree):
+    """A rewrite to the same length must still change qid.vers (an XOR of
+    mtime and ctime once left only the size, so such rewrites looked equal)."""
+    ns, root = tree
+    path = "/mail/box/glenda/mbox"
+    before = ns.stat(path).qid.vers
+    data = ns.read(path)
+    time.sleep(0.01)
+    ns.write(path, data.replace(b"x", b"y"))
+    after = ns.stat(path)
+    assert after.length == len(data)
+    assert after.qid.vers != before

@@ -13,9 +13,11 @@ import errno
 import os
 import socket
 import stat as statmod
+import struct
 import subprocess
 import sys
 import threading
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO, Iterator
@@ -174,8 +176,9 @@ def _dir_from_os(name: str, st: os.stat_result) -> Dir:
     isdir = statmod.S_ISDIR(st.st_mode)
     mode = (st.st_mode & 0o777) | (DMDIR if isdir else 0)
     # As plan9port's _p9dir: qid.path is the inode; qid.vers changes with the
-    # contents.  Nanosecond mtime and size together catch same-second appends.
-    vers = (st.st_mtime_ns ^ st.st_size ^ st.st_ctime_ns) & 0xFFFFFFFF
+    # contents.  Nanosecond mtime and ctime and the size, mixed by a checksum
+    # (XOR cancelled out equal mtime and ctime, leaving only the size).
+    vers = zlib.crc32(struct.pack("<qqq", st.st_mtime_ns, st.st_ctime_ns, st.st_size))
     qid = Qid(0x80 if isdir else 0, vers, st.st_ino)
     return Dir(name, 0 if isdir else st.st_size, mode, int(st.st_mtime), qid)
 
