@@ -4,7 +4,7 @@ For each mailbox size: the corpus (bench/corpus.py, cached in bench/out/),
 our servers (bench/ours.py) and Dovecot (bench/dovecot.py) on copies of it;
 each workload run ROUNDS times, ours and Dovecot alternately (the order
 swapped every round); the median, the ratio, the peak memory.  At the end:
-the table, bench/out/bench-TIME.json and bench/out/bench.png.
+the table, bench/out/bench-TIME.json and bench/out/bench-TIME.png.
 
     python -m bench [--sizes 1000,10000] [--workloads pop3,select-cold,...]
                     [--rounds 3] [--no-dovecot] [--install-dovecot]
@@ -123,13 +123,14 @@ def main(argv: list[str] | None = None) -> int:
         print("dovecot skipped: not installed (try --install-dovecot)")
     results = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                "rounds": a.rounds, "sizes": []}
+    path = OUT / time.strftime("bench-%Y%m%dT%H%M%S.json", time.gmtime())
     for n in sizes:
         results["sizes"].append(run_size(n, names, a.rounds, with_dovecot))
-        report.write_json(results, OUT)          # partial results survive a crash
+        report.write_json(results, path)         # partial results survive a crash
     print()
     print(report.table(results))
-    print(f"\nresults: {report.write_json(results, OUT)}")
-    png = report.plot(results, OUT)
+    print(f"\nresults: {path}")
+    png = report.plot(results, path.with_suffix(".png"))
     if png:
         print(f"plot: {png}")
     return 0

@@ -71,15 +71,14 @@ def _notes(name: str, o: dict | None, d: dict | None) -> str:
     return "; ".join(parts)
 
 
-def write_json(results: dict, outdir: Path) -> Path:
-    outdir.mkdir(parents=True, exist_ok=True)
-    path = outdir / time.strftime("bench-%Y%m%dT%H%M%S.json", time.gmtime())
+def write_json(results: dict, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=1))
     return path
 
 
-def plot(results: dict, outdir: Path) -> Path | None:
-    """Median time against mailbox size, one panel per workload."""
+def plot(results: dict, path: Path) -> Path | None:
+    """Median time against mailbox size, one panel per workload, in path."""
     try:
         import matplotlib
         matplotlib.use("Agg")
@@ -107,6 +106,5 @@ def plot(results: dict, outdir: Path) -> Path | None:
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
     fig.tight_layout()
-    path = outdir / "bench.png"
     fig.savefig(path, dpi=90)
     return path
