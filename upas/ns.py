@@ -226,6 +226,10 @@ class _NinepMount:
     def read(self, rel: str) -> bytes:
         return self._call(self.client.read, self._p(rel))
 
+    def read_many(self, rels: list[str], count: int) -> list[bytes | None]:
+        got = self._call(self.client.read_many, [self._p(r) for r in rels], count)
+        return [None if isinstance(g, Exception) else g for g in got]
+
     def write(self, rel: str, data: bytes) -> int:
         return self._call(self.client.write, self._p(rel), data)
 
@@ -356,6 +360,24 @@ class Namespace:
     def read(self, path: str) -> bytes:
         m, rel = self._resolve(path)
         return m.read(rel)
+
+    def read_many(self, paths: list[str], count: int) -> list[bytes | None]:
+        """The first `count` bytes of each file by one read (all of a small
+        file), None where that fails.  Files on one 9P mount are read with
+        their requests pipelined (ninep Client.read_many)."""
+        where = [self._resolve(p) for p in paths]
+        mounts = {id(m) for m, _ in where}
+        m = where[0][0] if where else None
+        if len(mounts) == 1 and hasattr(m, "read_many"):
+            return m.read_many([rel for _, rel in where], count)
+        out: list[bytes | None] = []
+        for m, rel in where:
+            try:
+                with m.open(rel, "r") as f:
+                    out.append(f.read(count))
+            except Error:
+                out.append(None)
+        return out
 
     def write(self, path: str, data: bytes) -> int:
         m, rel = self._resolve(path)

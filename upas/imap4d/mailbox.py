@@ -35,6 +35,7 @@ DELETE_BATCH = 8192          # bytes per `delete` ctl write, as Bell
 THREADS = int(os.environ.get("UPAS_IMAP_THREADS", "1"))
 POOL = ThreadPoolExecutor(max_workers=THREADS) if THREADS > 1 else None
 BATCH = 64
+DIGEST_READ = 1024           # bytes read of a digest file: all of it
 # per-message files kept in memory once read (bodies are not: a big
 # mailbox would end up in memory)
 CACHED = {"rawheader", "mimeheader", "unixheader", "digest", "type"}
@@ -154,17 +155,17 @@ class Mailbox:
         known = {m.fsnum for m in self.msgs}
         last = max(known, default=0)
         new = [n for n in nums if n not in known and n > last]
-        for n, digest in zip(new, parallel(self._digest, new)):
+        for n, digest in zip(new, self._digests(new)):
             if digest:              # unreadable or vanished meanwhile: ignored
                 self.msgs.append(Message(n, digest, flags={"\\Recent"}))
                 changed = True
         return changed
 
-    def _digest(self, n: int) -> str:
-        try:
-            return self.ns.read(f"{self.fsdir}/{n}/digest").decode().strip()
-        except nsmod.Error:
-            return ""
+    def _digests(self, nums: list[int]) -> list[str]:
+        """The digests of many messages, their reads pipelined on the 9P
+        connection (a digest is one short read)."""
+        got = self.ns.read_many([f"{self.fsdir}/{n}/digest" for n in nums], DIGEST_READ)
+        return [d.decode().strip() if d is not None else "" for d in got]
 
     def _vanish(self) -> bool:
         """The mailbox is gone: everything becomes pending expunge."""
