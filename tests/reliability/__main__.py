@@ -1,0 +1,34 @@
+"""Long modes: python -m tests.reliability crash|stress [--iterations N]
+[--seconds S] [--clients N] [--seed N]  (run from the repository root)."""
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(prog="python -m tests.reliability")
+    ap.add_argument("mode", choices=("crash", "stress"))
+    ap.add_argument("--iterations", type=int, default=500)
+    ap.add_argument("--seconds", type=float, default=300)
+    ap.add_argument("--clients", type=int, default=24)
+    ap.add_argument("--seed", type=int, default=random.randrange(1 << 30))
+    a = ap.parse_args(argv)
+    t0 = time.monotonic()
+    with tempfile.TemporaryDirectory(prefix="reliability.") as d:
+        if a.mode == "crash":
+            from tests.reliability import crash
+            stats = crash.run(Path(d), a.iterations, a.seed)
+        else:
+            from tests.reliability import stress
+            stats = stress.run(Path(d), a.clients, a.seconds, a.seed)
+    print(f"{a.mode} seed {a.seed}: {stats} in {time.monotonic() - t0:.0f}s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
