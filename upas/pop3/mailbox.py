@@ -41,31 +41,43 @@ class FsMailbox:
         except nsmod.Error as e:
             raise MailboxError(f"cannot read from {self.dir}: {e}") from None
         nums = sorted(int(d.name) for d in entries if d.name.isdigit())
+        # the small files of every message are read with their 9P requests
+        # pipelined (ns.read_many); only the stats go out one by one
+        digests = self._many(nums, "digest", DIGEST_MAX)
+        headers = self._many(nums, "rawheader", CHUNK)
+        lines = self._many(nums, "lines", 99)
+        files = list(zip(nums, digests, headers, lines))
         if len(nums) < 2 * SCAN_THREADS:
-            found = [self._message(n) for n in nums]
+            found = [self._message(*f) for f in files]
         else:
             with ThreadPoolExecutor(SCAN_THREADS) as pool:
-                found = list(pool.map(self._message, nums))
+                found = list(pool.map(lambda f: self._message(*f), files))
         return [m for m in found if m is not None]
 
-    def _message(self, n: int) -> MessageInfo | None:
+    def _many(self, nums: list[int], name: str, count: int) -> list[bytes | None]:
+        try:
+            return self.ns.read_many([f"{self.dir}/{n}/{name}" for n in nums], count)
+        except nsmod.Error:
+            return [None] * len(nums)
+
+    def _message(self, n: int, digest: bytes | None, header: bytes | None,
+                 lines: bytes | None) -> MessageInfo | None:
         """One message as Plan 9 reads it, or None if any file fails."""
         d = f"{self.dir}/{n}"
+        if digest is None or header is None or lines is None:
+            return None
         try:
-            digest = self._read(f"{d}/digest", DIGEST_MAX)
-            header_lines = sum(c.count(b"\n") for c in self._chunks(f"{d}/rawheader"))
-            body_lines = atoi(self._read(f"{d}/lines", 99))
+            if len(header) < CHUNK:
+                header_lines = header.count(b"\n")
+            else:                   # a header longer than one read
+                header_lines = sum(c.count(b"\n") for c in self._chunks(f"{d}/rawheader"))
+            body_lines = atoi(lines)
             raw_len = self.ns.stat(f"{d}/raw").length
         except (nsmod.Error, MailboxError):
             return None
         self._raw_len[n] = raw_len
         size = raw_len + header_lines + 1 + body_lines
         return MessageInfo(n, digest.decode("ascii", "replace"), size)
-
-    def _read(self, path: str, limit: int) -> bytes:
-        """At most `limit` bytes in one read (no extra read to find EOF)."""
-        with self.ns.open(path, "r") as f:
-            return f.read(limit)
 
     def _chunks(self, path: str, length: int | None = None) -> Iterator[bytes]:
         try:
