@@ -143,11 +143,17 @@ class Pop(LineSession):
         return out
 
     def tokens(self) -> dict[int, str]:
-        """message number -> token, from TOP n 0."""
+        """message number -> token, from TOP n 0 (a message another
+        session deleted meanwhile answers -ERR and is left out)."""
         out = {}
         for row in self.multi(b"LIST"):
             n = int(row.split()[0])
-            head = b"".join(self.multi(b"TOP %d 0" % n))
+            try:
+                head = b"".join(self.multi(b"TOP %d 0" % n))
+            except SessionError as e:
+                if not e.args[0].startswith(b"-ERR"):
+                    raise
+                continue
             m = re.search(rb"<([0-9a-z-]+)@ledger>", head)
             out[n] = m.group(1).decode() if m else None
         return out
