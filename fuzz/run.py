@@ -1,11 +1,13 @@
 """python -m fuzz.run TARGET [-t SECONDS] [-n EXAMPLES]: atheris when it is
-installed (coverage-guided, corpus in fuzz/corpus/TARGET), else hypothesis."""
+installed (coverage-guided; corpus in $FUZZ_CORPUS/TARGET, default under
+the temporary directory), else hypothesis."""
 from __future__ import annotations
 
 import argparse
 import importlib
 import os
 import sys
+import tempfile
 import time
 
 
@@ -13,7 +15,8 @@ def with_atheris(name: str, seconds: float) -> None:
     import atheris
     with atheris.instrument_imports():     # coverage of the parser's own code
         fn = importlib.import_module(f"fuzz.{name}").target
-    corpus = os.path.join(os.path.dirname(__file__), "corpus", name)
+    corpus = os.path.join(os.environ.get("FUZZ_CORPUS", os.path.join(
+        tempfile.gettempdir(), "upas-fuzz-corpus")), name)
     os.makedirs(corpus, exist_ok=True)
     atheris.Setup([sys.argv[0], f"-max_total_time={int(seconds)}", "-max_len=4096",
                    corpus], fn)

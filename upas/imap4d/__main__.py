@@ -12,6 +12,7 @@ from __future__ import annotations
 import getopt
 import getpass
 import os
+import select
 import socket
 import sys
 import threading
@@ -19,6 +20,7 @@ import threading
 from upas import ns as nsmod
 from upas.imap4d.session import Options, Session
 
+IDLE_TIMEOUT = float(os.environ.get("IMAP4D_IDLE_TIMEOUT", 30 * 60))
 USAGE = "usage: imap4d [-acpvT] [-d site] [-r remote] [-s servername] [-t certfile]"
 
 
@@ -33,10 +35,18 @@ top of send/recv: the output is flushed whenever input is awaited."""
 
     # -- raw
     def _raw_read(self) -> bytes:
+        """Bytes, or b"" at EOF.  A client silent for IMAP4D_IDLE_TIMEOUT
+        seconds (default 30 minutes, RFC 3501 5.4) is logged out; no lock
+        is held while we wait, so a stalled client blocks nobody."""
         try:
-            return os.read(self.rfd, 65536)
+            ready, _, _ = select.select([self.rfd], [], [], IDLE_TIMEOUT)
+            if ready:
+                return os.read(self.rfd, 65536)
         except OSError:
             return b""
+        self.send(b"* BYE Autologout; idle for too long\r\n")
+        self.flush()
+        raise EOFError("idle timeout")       # main() ends the session quietly
 
     def _raw_write(self, data: bytes) -> None:
         view = memoryview(data)

@@ -15,6 +15,7 @@ Plan 9 does.  POP3_DELAY_SCALE multiplies the failed-login delays.
 from __future__ import annotations
 
 import os
+import select
 import socket
 import ssl
 import stat
@@ -28,6 +29,7 @@ from upas.pop3.protocol import (OVERLONG, Close, LineSplitter, Session, Sleep,
 
 ARGFLAGS = "adrt"          # flags that take a value (EARGF)
 BUFMAX = 64 * 1024         # flush the output buffer beyond this
+IDLE_TIMEOUT = float(os.environ.get("POP3_IDLE_TIMEOUT", 10 * 60))
 USAGE = "usage: upas/pop3 [-a authmboxfile] [-d debugfile] [-p] [-r remote] [-t cert]\n"
 
 
@@ -107,11 +109,22 @@ class Conn:
 
     # -- buffered
     def recv(self) -> bytes:
+        """Bytes, or b"" at EOF or after POP3_IDLE_TIMEOUT seconds of
+        silence (default 10 minutes, RFC 1939's minimum autologout timer):
+        the session then ends as at EOF, deleting nothing."""
         self.flush()
         try:
+            if not self._pending() and not select.select([self.rfd], [], [], IDLE_TIMEOUT)[0]:
+                return b""
             return self._recv()
         except (ConnectionError, ssl.SSLError, OSError):
             return b""
+
+    def _pending(self) -> bool:
+        """Decrypted bytes already buffered by TLS (select cannot see them)."""
+        if self.tls is None:
+            return False
+        return self.tls.pending() > 0 or bool(self._bio_in and self._bio_in.pending)
 
     def write(self, data: bytes) -> None:
         self.out += data
