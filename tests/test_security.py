@@ -10,6 +10,7 @@ import os
 import socket
 import ssl
 import threading
+import warnings
 from pathlib import Path
 
 import pytest
@@ -189,7 +190,9 @@ def test_tls_floor_is_1_2(server, tls_cert):
     client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     client.check_hostname, client.verify_mode = False, ssl.CERT_NONE
     try:
-        client.minimum_version = client.maximum_version = ssl.TLSVersion.TLSv1
+        with warnings.catch_warnings():          # TLSv1 is deprecated: that is the point
+            warnings.simplefilter("ignore", DeprecationWarning)
+            client.minimum_version = client.maximum_version = ssl.TLSVersion.TLSv1
         client.set_ciphers("ALL:@SECLEVEL=0")
     except (ValueError, ssl.SSLError):
         pass
@@ -201,3 +204,33 @@ def test_tls_floor_is_1_2(server, tls_cert):
     assert errors, "the server accepted a TLS 1.0 client"
     ciphers = {c["name"] for c in ctx.get_ciphers()}
     assert not any(w in c for c in ciphers for w in ("RC4", "NULL", "EXPORT", "MD5", "DES-CBC-"))
+
+
+# ----------------------------------------------------------- purgatory
+def test_keyfs_purgatory_through_pop3(pop3_factory, auth_stack):
+    """Ten failed APOP logins (pop3 -> factotum -> authsrv -> keyfs log)
+    put bob in purgatory: the right secret is refused until it ends."""
+    import hashlib
+    import time
+    srv = pop3_factory()
+
+    def apop(secret: str) -> bytes:
+        c = srv.connect()
+        digest = hashlib.md5(c.chal.encode() + secret.encode()).hexdigest()
+        reply = c.cmd(f"APOP bob {digest}".encode())
+        c.send(b"QUIT")
+        c.close()
+        return reply
+
+    for _ in range(10):
+        assert apop("wrong-secret") == b"-ERR authentication failed\r\n"
+    t10 = time.monotonic()
+    with auth_stack.servers.keys_client() as keys:
+        assert keys.read("bob/log") == b"10\n"                      # keyfs counted them
+    refused = apop("bob-apop")
+    # in purgatory (0.5 s at the tests' scale) the right secret is refused
+    assert refused == b"-ERR authentication failed\r\n" or time.monotonic() - t10 > 0.5
+    deadline = time.monotonic() + 15
+    while apop("bob-apop").startswith(b"-ERR"):                     # 10 s, scaled
+        assert time.monotonic() < deadline, "purgatory never ended"
+        time.sleep(0.2)
