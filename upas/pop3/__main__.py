@@ -10,7 +10,8 @@ pipelining), STLS with Python's ssl, the failed-login sleeps.
 on the RFC 2449/5034 additions (CAPA SASL/RESP-CODES/AUTH-RESP-CODE/
 IMPLEMENTATION, AUTH CRAM-MD5 and PLAIN, response codes) which change Plan 9
 replies and are therefore off by default.  Unknown flags are ignored, as
-Plan 9 does.  POP3_DELAY_SCALE multiplies the failed-login delays.
+Plan 9 does.  POP3_DELAY_SCALE multiplies the failed-login delays;
+POP3_IDLE_TIMEOUT (seconds, default 600) ends a silent session.
 """
 from __future__ import annotations
 
