@@ -1,6 +1,8 @@
 #!/bin/sh
-# Run the benchmarks; figures are printed beside a reference from the same run.
+# Run the benchmarks; figures are printed beside Dovecot's from the same run
+# (installed privately from apt on first use).
 set -e
 venv=${VENV:-.venv}
 sh mk/venv.sh
-exec "$venv/bin/python" -m bench "$@"
+"$venv/bin/python" -m pip install -q -e ".[test,bench]"
+exec "$venv/bin/python" -m bench --install-dovecot "$@"
