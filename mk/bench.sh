@@ -5,4 +5,7 @@ set -e
 venv=${VENV:-.venv}
 sh mk/venv.sh
 "$venv/bin/python" -m pip install -q -e ".[test,bench]"
+echo "== upasfs: open, peak memory, 9P throughput beside a local read =="
+"$venv/bin/python" -m bench.upasfs_bench
+echo "== servers: ours beside Dovecot =="
 exec "$venv/bin/python" -m bench --install-dovecot "$@"
