@@ -243,6 +243,8 @@ class Mailbox:
         if self.gone:
             return
         relisted = self._relist()
+        if self.gone:       # upasfs (or the box) went away: an empty .imp would
+            return          # drop every UID and flag (found by the crash harness)
         if relisted or self._imp_stamp() != self.imp_stamp:
             with self.ns.lock(self.dir):
                 self._merge_imp()
@@ -254,6 +256,8 @@ class Mailbox:
         the lock, after catching up with others; the .imp is rewritten."""
         touched = []
         self._relist()
+        if self.gone:
+            return touched
         with self.ns.lock(self.dir):
             self._merge_imp()
             for m in msgs:
