@@ -187,9 +187,20 @@ def run(base: Path, clients: int, seconds: float, seed: int) -> Stats:
         s.close()
         stored = st.ledger.check(INBOX, rig.path(INBOX))
         if len(final) != len(stored):   # upasfs purges deletions lazily
-            st.ledger.soft.append(f"IMAP shows {len(final)} messages, the file holds {len(stored)}")
+            st.ledger.soft.append(f"IMAP shows {len(final)} messages, upasfs lists "
+                                  f"{_fs_count(rig)}, the file holds {len(stored)}")
             st.ledger._settle()
         else:
             st.ledger.check_imp(rig.path(INBOX), stored, {})
         st.stats.errors = st.ledger.soft   # soft findings, reported
         return st.stats
+
+
+def _fs_count(rig: Rig) -> int:
+    """Messages upasfs lists for the inbox view imap4d uses (`mbox`)."""
+    from upas import ninep
+    c = ninep.Client.dial(rig.env["upasfs"], uname="glenda")
+    try:
+        return sum(d.name.isdigit() for d in c.readdir("mbox"))
+    finally:
+        c.close()
