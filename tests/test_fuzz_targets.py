@@ -1,5 +1,5 @@
 """Hostile input (issue 9): every fuzz target in fuzz/ under hypothesis for
-a bounded number of examples (FUZZ_EXAMPLES, default 150); `make fuzz` runs
+a bounded number of examples (FUZZ_EXAMPLES, default 400); `make fuzz` runs
 them long with atheris (python -m fuzz.run TARGET -t SECONDS)."""
 import importlib
 import os
@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 from fuzz import TARGETS
 
-EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "400"))
 
 # inputs shaped like each protocol reach deeper than random bytes
 SHAPED = {

@@ -1,7 +1,7 @@
 """Crash safety (issue 9): SIGKILL upasfs, pop3 and imap4d in the middle of
 DELE+QUIT, EXPUNGE, APPEND, COPY, MOVE, STORE and mbox rewrites while
 mbappend deliveries arrive; after every kill the mailbox must agree with the
-ledger (tests/reliability/crash.py).  RELIABILITY_ITERATIONS (default 21: three rounds of the seven operations)
+ledger (tests/reliability/crash.py).  RELIABILITY_ITERATIONS (default 28: four rounds of the seven operations)
 and RELIABILITY_SEED set the run; `python -m tests.reliability crash
 --iterations 500` is the long mode.
 """
@@ -12,7 +12,7 @@ import pytest
 
 from tests.reliability import crash
 
-ITERATIONS = int(os.environ.get("RELIABILITY_ITERATIONS", "21"))
+ITERATIONS = int(os.environ.get("RELIABILITY_ITERATIONS", "28"))
 
 
 @pytest.mark.timeout(60 + 5 * ITERATIONS)
