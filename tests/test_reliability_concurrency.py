@@ -4,7 +4,7 @@ RELIABILITY_STRESS_SECONDS (default 8; `python -m tests.reliability stress
 --seconds 600` is the nightly mode).  Nothing lost, duplicated or torn; UIDs
 ascend and are never reused within a UIDVALIDITY; each session's view is
 consistent (tests/reliability/stress.py).  RELIABILITY_STRICT=1 also fails on
-the soft findings (an acknowledged delete undone, flags lost).
+the soft finding (an acknowledged delete undone by a kill or a lazy purge).
 """
 import os
 import random

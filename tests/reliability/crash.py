@@ -37,7 +37,7 @@ class Stats:
     ops: dict[str, int] = field(default_factory=dict)
     deliveries: int = 0
     acknowledged: int = 0      # ops whose reply arrived before the kill
-    soft: list[str] = field(default_factory=list)   # durability findings (strict mode fails)
+    soft: list[str] = field(default_factory=list)   # undone deletes (strict mode fails)
 
     def count(self, op: str, victim: str) -> None:
         self.ops[op] = self.ops.get(op, 0) + 1

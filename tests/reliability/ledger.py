@@ -174,14 +174,12 @@ class Ledger:
             assert seen.setdefault(e.uid, m.token) == m.token, \
                 f"UID {e.uid} reused within UIDVALIDITY {imp.uidvalidity}"
             want = self.flags.get(m.token, set()) if flags else set()
-            if not want <= e.flags:
-                self.soft.append(f"{m.token}: flags {want} lost, .imp has {e.flags} "
+            if not want <= e.flags:     # a hard failure since imap4d be3e8e1
+                raise AssertionError(f"{m.token}: flags {want} lost, .imp has {e.flags} "
                                      f"(uid {e.uid}, uidvalidity {imp.uidvalidity}, "
                                      f"uidvalidities seen {sorted(uids)}, earlier UIDs "
                                      f"{[u for u, t in seen.items() if t == m.token]}, "
                                      f"digest {m.digest})")
-                self.flags[m.token] = set(e.flags)   # reported once
-        self._settle()
 
 
 def lock_is_free(dirpath: str) -> bool:
