@@ -199,3 +199,27 @@ def test_tremove_of_a_message_file_deletes_the_message_but_parts_stay(upasfs):
         c.remove("ctl")                                 # anything else: clunked
         assert names(c) == ["ctl", "mbox"]
     assert from_lines(upasfs.mbox)[1] == 4
+
+
+def test_ctl_delete_is_on_disk_before_the_reply_even_with_an_open_fid(upasfs):
+    """An acknowledged `delete` must survive upasfs being killed right
+    after it (the reliability harness saw deleted mail come back): the
+    message is purged at once although a fid still holds it open."""
+    import signal
+
+    with open(upasfs.mbox, "rb") as f:
+        before = f.read()
+    c = upasfs.client()
+    subject = c.read("mbox/2/subject")
+    held = c.open("mbox/2/raw")
+    held.read(10)
+    c.write("ctl", b"delete mbox 2")
+    with open(upasfs.mbox, "rb") as f:
+        after = f.read()
+    assert len(after) < len(before)
+    assert b"Subject: " + subject not in after
+    upasfs.proc.send_signal(signal.SIGKILL)
+    upasfs.proc.wait()
+    with open(upasfs.mbox, "rb") as f:
+        assert f.read() == after
+    c.close()

@@ -109,6 +109,7 @@ class Mailbox:
         self._cache: collections.OrderedDict[str, tuple[Message, mime.Part]] = \
             collections.OrderedDict()
         self._cache_bytes = 0
+        self._expunging = False     # a ctl delete is purging
 
     # -- public ----------------------------------------------------------
     def lockdir(self) -> str:
@@ -144,7 +145,10 @@ class Mailbox:
             return m if m is not None and not m.deleted else None
 
     def delete(self, names: list[str]) -> None:
-        """Mark messages deleted (unknown names ignored) and sync."""
+        """Mark messages deleted (unknown names ignored) and sync.  They are
+        purged even while a fid still holds one (that fid then gets errors):
+        the caller is told the delete is done, so it must be on disk before
+        the reply, whatever happens to this process next."""
         with self.lock:
             needwrite = False
             for n in names:
@@ -152,7 +156,11 @@ class Mailbox:
                 if m is not None and not m.deleted:
                     m.deleted = needwrite = True
             if needwrite:
-                self.sync()
+                self._expunging = True
+                try:
+                    self.sync()
+                finally:
+                    self._expunging = False
 
     def set_flags(self, m: Message, on: int, off: int) -> None:
         with self.lock:
@@ -329,7 +337,7 @@ class Mailbox:
         newdels = 0
         keep = []
         for m in self.messages:
-            if m.deleted and m.refs == 0:
+            if m.deleted and (m.refs == 0 or self._expunging):
                 newdels += m.inmbox
                 m.inmbox = False            # fids still holding it get an error
                 self._cache.pop(m.name, None)
