@@ -1,5 +1,5 @@
 # The recipes live in mk/ so that make and Plan 9 mk (mkfile) run the same steps.
-.PHONY: all install test run bench clean
+.PHONY: all install test run bench fuzz stress clean
 
 all: test
 
@@ -14,6 +14,12 @@ run:
 
 bench:
 	sh mk/bench.sh
+
+fuzz:
+	sh mk/fuzz.sh
+
+stress:
+	sh mk/stress.sh
 
 clean:
 	rm -rf .venv run bench/out .pytest_cache

@@ -13,5 +13,11 @@ run:V:
 bench:V:
 	sh mk/bench.sh
 
+fuzz:V:
+	sh mk/fuzz.sh
+
+stress:V:
+	sh mk/stress.sh
+
 clean:V:
 	rm -rf .venv run bench/out .pytest_cache

@@ -1,0 +1,7 @@
+#!/bin/sh
+# The long reliability runs: SIGKILLs mid-operation, then many clients at once.
+set -e
+venv=${VENV:-.venv}
+sh mk/venv.sh
+"$venv/bin/python" -m tests.reliability crash --iterations "${RELIABILITY_ITERATIONS:-500}"
+"$venv/bin/python" -m tests.reliability stress --clients 24 --seconds "${STRESS_SECONDS:-600}"
