@@ -156,9 +156,14 @@ class Mailbox:
         last = max(known, default=0)
         new = [n for n in nums if n not in known and n > last]
         for n, digest in zip(new, self._digests(new)):
-            if digest:              # unreadable or vanished meanwhile: ignored
-                self.msgs.append(Message(n, digest, flags={"\\Recent"}))
-                changed = True
+            if not digest:
+                # Unreadable (a busy fs) or vanished meanwhile: stop here and
+                # look again next time.  Skipping it would lose it for good,
+                # since only numbers above the last known one are taken.
+                self.fs_stamp = None
+                break
+            self.msgs.append(Message(n, digest, flags={"\\Recent"}))
+            changed = True
         return changed
 
     def _digests(self, nums: list[int]) -> list[str]:
