@@ -34,8 +34,8 @@ class Ours:
     def __enter__(self) -> "Ours":
         from tests.fixtures.auth import running_auth
         from tests.fixtures.factotum import HOST_KEY, start_factotum
-        from tests.fixtures.imap import _Acceptor as ImapAcceptor
-        from tests.fixtures.pop3 import _Acceptor as Pop3Acceptor
+        from tests.fixtures.acceptor import Acceptor as ImapAcceptor
+        from tests.fixtures.acceptor import Acceptor as Pop3Acceptor
         try:
             self.box.mkdir(parents=True)
             shutil.copy(self.mbox, self.box / "mbox")
@@ -69,7 +69,7 @@ class Ours:
         self.stack.close()
 
     def _start_fs(self) -> None:
-        from tests.fixtures.imap import _posted_upasfs
+        from tests.fixtures.acceptor import start_posted_upasfs as _posted_upasfs
         self.fs = _posted_upasfs(self.env, USER)
 
     def _stop_fs(self) -> None:

@@ -151,7 +151,8 @@ class Pop(LineSession):
             try:
                 head = b"".join(self.multi(b"TOP %d 0" % n))
             except SessionError as e:
-                if not e.args[0].startswith(b"-ERR"):
+                reply = e.args[0]
+                if not (isinstance(reply, bytes) and reply.startswith(b"-ERR")):
                     raise
                 continue
             m = re.search(rb"<([0-9a-z-]+)@ledger>", head)
