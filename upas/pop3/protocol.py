@@ -518,13 +518,18 @@ def _capa(s: Session, arg: bytes, word: bytes) -> Iterator[Event]:
     yield b"".join(lines)
 
 
-def _dele(s: Session, arg: bytes, word: bytes) -> Iterator[Event]:
+def _numbered(s: Session, arg: bytes, cmd: str):
+    """The message that DELE, RETR or TOP names, or the -ERR text."""
     if not arg:
-        yield s.err("DELE requires a message number")
-        return
+        return None, f"{cmd} requires a message number"
     m = s._msg(arg)
-    if m is None:
-        yield s.err("no such message")
+    return (m, None) if m is not None else (None, "no such message")
+
+
+def _dele(s: Session, arg: bytes, word: bytes) -> Iterator[Event]:
+    m, err = _numbered(s, arg, "DELE")
+    if err:
+        yield s.err(err)
         return
     m.deleted = True
     yield s.ok(f"message {atoi(arg)} deleted")
@@ -570,12 +575,9 @@ def _rset(s: Session, arg: bytes, word: bytes) -> Iterator[Event]:
 
 
 def _retr(s: Session, arg: bytes, word: bytes) -> Iterator[Event]:
-    if not arg:
-        yield s.err("RETR requires a message number")
-        return
-    m = s._msg(arg)
-    if m is None:
-        yield s.err("no such message")
+    m, err = _numbered(s, arg, "RETR")
+    if err:
+        yield s.err(err)
         return
     chunks = s._open(m)
     if chunks is None:
@@ -605,12 +607,9 @@ def _syncc(s: Session, arg: bytes, word: bytes) -> Iterator[Event]:
 
 
 def _top(s: Session, arg: bytes, word: bytes) -> Iterator[Event]:
-    if not arg:
-        yield s.err("TOP requires a message number")
-        return
-    m = s._msg(arg)
-    if m is None:
-        yield s.err("no such message")
+    m, err = _numbered(s, arg, "TOP")
+    if err:
+        yield s.err(err)
         return
     _, count = split_arg(arg)
     if not count:
