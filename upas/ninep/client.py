@@ -379,14 +379,7 @@ class Client:
                 self._finish_quietly(c)
             self._clunk_quietly(fid) if walked else self._freefid(fid)
             raise
-        try:
-            walked = self._walked(walk, len(names), [opened, first])
-        except BaseException:
-            self._freefid(fid)
-            raise
-        if not walked:
-            self._freefid(fid)
-            raise Error("file does not exist")
+        self._require_walk(walk, names, fid, [opened, first])
         try:
             try:
                 r = self._finish(opened, codec.Ropen)
@@ -457,6 +450,19 @@ class Client:
         except Error as e:
             return e
 
+    def _require_walk(self, walk: _Call, names: list[str], fid: int,
+                      pending: list[_Call]) -> None:
+        """A pipelined Twalk must have made `fid`; if not, the fid is freed
+        and the requests sent after it on that fid are collected."""
+        try:
+            walked = self._walked(walk, len(names), pending)
+        except BaseException:
+            self._freefid(fid)
+            raise
+        if not walked:
+            self._freefid(fid)
+            raise Error("file does not exist")
+
     def _walked(self, call: _Call, n: int, pending: list[_Call] = ()) -> bool:
         """Whether a pipelined Twalk made its fid; when it did not, the
         requests sent after it on that fid are collected (they failed)."""
@@ -499,14 +505,7 @@ class Client:
         except BaseException:
             self._clunk_quietly(fid) if self._walked(walk, len(names)) else self._freefid(fid)
             raise
-        try:
-            walked = self._walked(walk, len(names), [early])
-        except BaseException:
-            self._freefid(fid)
-            raise
-        if not walked:
-            self._freefid(fid)
-            raise Error("file does not exist")
+        self._require_walk(walk, names, fid, [early])
         try:
             try:
                 return self._finish(early, codec.Rstat).stat
