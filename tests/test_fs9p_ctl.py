@@ -211,9 +211,12 @@ def test_ctl_delete_is_on_disk_before_the_reply_even_with_an_open_fid(upasfs):
         before = f.read()
     c = upasfs.client()
     subject = c.read("mbox/2/subject")
+    raw = c.read("mbox/2/raw")
     held = c.open("mbox/2/raw")
-    held.read(10)
+    assert held.read(10) == raw[:10]
     c.write("ctl", b"delete mbox 2")
+    # the reader that had it open still gets the whole message
+    assert raw[:10] + held.read() == raw
     with open(upasfs.mbox, "rb") as f:
         after = f.read()
     assert len(after) < len(before)

@@ -39,7 +39,7 @@ class Message:
     """A top-level message: where it is, what it digests to, its fs name."""
 
     __slots__ = ("name", "id", "start", "end", "digest", "deleted", "inmbox",
-                 "refs", "file", "flags", "fromlen")
+                 "refs", "file", "flags", "fromlen", "kept")
 
     def __init__(self, name: str, mid: int, start: int, end: int, digest: bytes,
                  file: str | None = None):
@@ -49,6 +49,7 @@ class Message:
         self.file = file            # mdir: the message's own file
         self.flags = RECENT
         self.fromlen = 0            # length of the `From ` line, \n included
+        self.kept: bytes | None = None   # stored bytes, once purged while open
 
     @property
     def size(self) -> int:
@@ -215,6 +216,8 @@ class Mailbox:
         with self.lock:
             for attempt in (0, 1):
                 if not m.inmbox:            # purged since it was walked to
+                    if m.kept is not None:
+                        return m.kept
                     raise MailError("file does not exist")
                 data = self._read_stored(m)
                 if digest_of(data, 0, len(data)) == m.digest:
@@ -338,6 +341,10 @@ class Mailbox:
         keep = []
         for m in self.messages:
             if m.deleted and (m.refs == 0 or self._expunging):
+                if m.refs and m.inmbox and m.kept is None:
+                    # a fid still reads it (a pop3 RETR, say): keep its bytes
+                    # so that reader finishes, as upas/fs's in-memory copy does
+                    m.kept = self._read_stored(m)
                 newdels += m.inmbox
                 m.inmbox = False            # fids still holding it get an error
                 self._cache.pop(m.name, None)
@@ -550,7 +557,9 @@ class MdirBox(Mailbox):
     def _purge_files(self) -> int:
         n = 0
         for m in self.messages:
-            if m.deleted and m.refs == 0 and m.inmbox:
+            if m.deleted and (m.refs == 0 or self._expunging) and m.inmbox:
+                if m.refs:
+                    m.kept = self._read_stored(m)   # before its file goes
                 try:
                     os.remove(os.path.join(self.path, m.file))
                 except FileNotFoundError:
