@@ -179,8 +179,11 @@ def test_ticket_request_speaks_for(conn):
     conn.send(Ticketreq(AuthType.AuthTreq, authid=demo.HOSTID, authdom=demo.AUTHDOM,
                         chal=b"schalleN", hostid="bob", uid="glenda").pack())
     r = read_reply(conn.f, 144)
-    assert Ticket.unpack(r[:72], keys["bob"]).num != RecordNum.AuthTc
-    assert Ticket.unpack(r[72:], HOSTKEY).num != RecordNum.AuthTs
+    # (a wrong key still yields the right num byte 1 time in 256: compare
+    # num and challenge together, which chance matches 1 time in 2**72)
+    bad_c, bad_s = Ticket.unpack(r[:72], keys["bob"]), Ticket.unpack(r[72:], HOSTKEY)
+    assert (bad_c.num, bad_c.chal) != (RecordNum.AuthTc, b"schalleN")
+    assert (bad_s.num, bad_s.chal) != (RecordNum.AuthTs, b"schalleN")
     # and himself he may speak for
     conn.send(Ticketreq(AuthType.AuthTreq, authid=demo.HOSTID, authdom=demo.AUTHDOM,
                         chal=b"schalleN", hostid="bob", uid="bob").pack())
