@@ -11,7 +11,8 @@ import time
 
 from upas.imap4d import envelope as env
 from upas.imap4d import parser as p
-from upas.imap4d.mailbox import Mailbox, Message, parallel
+from upas.imap4d.mailbox import Mailbox, Message
+from upas.imap4d.prefetch import evaluate, gather
 from upas.imap4d.table import NO_EXPUNGES, SELECTED, Request, command
 
 SEEN_SETTERS = ("RFC822", "RFC822.TEXT")
@@ -34,7 +35,10 @@ class Node:
         return self.box.read(self.msg, f"{self.rel}/{name}" if self.rel else name)
 
     def mime_header(self) -> bytes:
-        """The header holding this node's Content-* fields."""
+        """The header holding this node's Content-* fields (a top-level
+        message's mimeheader is empty: fs-auth.md)."""
+        if not self.rel:
+            return self.file("rawheader")
         return self.file("mimeheader") or self.file("rawheader")
 
     def ctype(self) -> env.ContentType:
@@ -111,7 +115,8 @@ def bodystructure(node: Node, ext: bool, site: str) -> bytes:
     if ct.type == "multipart":
         kids = node.children()
         if kids:
-            out = b"(" + b"".join(bodystructure(k, ext, site) for k in kids) + b" " + env.istring(ct.subtype)
+            out = b"(" + b"".join(gather(lambda k: bodystructure(k, ext, site), kids)) + \
+                b" " + env.istring(ct.subtype)
             if ext:
                 out += b" " + env.plist(ct.params) + b" " + env.disposition(hdr) + b" " + \
                     env.istring(env.field(hdr, "content-language"))
@@ -194,6 +199,30 @@ def item(box: Mailbox, m: Message, a: p.FetchAtt, site: str) -> bytes:
     return label + b" " + env.literal(data)
 
 
+def first_files(atts: list[p.FetchAtt]):
+    """m -> the files of message m itself that these items certainly read."""
+    want: set[str] = set()
+    size = False
+    for a in atts:
+        if a.name == "RFC822.SIZE":
+            want.add("rawheader")
+            size = True
+        elif a.name in ("ENVELOPE", "RFC822.HEADER"):
+            want.add("rawheader")
+        elif a.name in ("BODY", "BODYSTRUCTURE"):
+            want.add("rawheader")
+        elif a.name in ("RFC822", "RFC822.TEXT"):
+            want |= {"rawheader", "rawbody"}
+        elif a.name == "INTERNALDATE":
+            want.add("unixheader")
+        elif a.section is not None and not a.section.part:
+            want.add("rawheader")
+            if a.section.text in ("", "TEXT"):
+                want.add("rawbody")
+    files = sorted(want)
+    return lambda m: (files + ["rawbody"]) if size and "size" not in m.cache else files
+
+
 def sets_seen(a: p.FetchAtt) -> bool:
     return a.name in SEEN_SETTERS or (a.name == "BODY[]" and not a.peek)
 
@@ -226,11 +255,11 @@ def fetch(s, req: Request) -> None:
 
     def response(m: Message) -> bytes | None:
         try:
-            return b" ".join(item(box, m, a, site) for a in atts)
+            return b" ".join(gather(lambda a: item(box, m, a, site), atts))
         except Exception as e:          # the message vanished under us
             s.log(f"fetch {m.uid}: {e}")
             return None
-    for m, data in zip(msgs, parallel(response, msgs)):
+    for m, data in evaluate(box, msgs, response, first_files(atts)):
         if data is None:
             ok = False
             continue

@@ -16,38 +16,18 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, TypeVar
 
 from lib.rcquote import quote
 from upas import ns as nsmod
-from upas.imap4d import imp
-
-T = TypeVar("T")
-R = TypeVar("R")
+from upas.imap4d import imp, prefetch
 
 CTL = "/mail/fs/ctl"
 DELETE_BATCH = 8192          # bytes per `delete` ctl write, as Bell
-# 9P round trips dominate, so reads for many messages can go out in
-# parallel; off by default (1) until concurrent multi-chunk reads on one
-# ninep client stop losing replies (seen: a Tread never answered).
-THREADS = int(os.environ.get("UPAS_IMAP_THREADS", "1"))
-POOL = ThreadPoolExecutor(max_workers=THREADS) if THREADS > 1 else None
-BATCH = 64
 DIGEST_READ = 1024           # bytes read of a digest file: all of it
 # per-message files kept in memory once read (bodies are not: a big
 # mailbox would end up in memory)
 CACHED = {"rawheader", "mimeheader", "unixheader", "digest", "type"}
-
-
-def parallel(fn: Callable[[T], R], items: list[T]) -> Iterator[R]:
-    """fn over items, BATCH at a time on the pool, results in order."""
-    if POOL is None:
-        yield from map(fn, items)
-        return
-    for i in range(0, len(items), BATCH):
-        yield from POOL.map(fn, items[i:i + BATCH])
 
 
 class MailboxError(Exception):
@@ -102,6 +82,10 @@ class Mailbox:
         self.exists_reported = 0
         self.recent_reported = 0
         self.gone = False
+        # FETCH and SEARCH read many messages' files at once (prefetch.py)
+        self.held: dict[tuple[int, str], object] = {}   # files read for them
+        self.speculative = False
+        self.iounit = 0
 
     # -- opening -------------------------------------------------------
     def open(self) -> None:
@@ -293,18 +277,37 @@ class Mailbox:
         return lo + 1
 
     def read(self, m: Message, rel: str) -> bytes:
-        """A file of a message (rel like `raw` or `2/1/mimeheader`), cached."""
+        """A file of a message (rel like `raw` or `2/1/mimeheader`), cached.
+        While speculating (prefetch.py) a file not read yet raises Need."""
         c = m.cache.get(rel)
         if c is None:
+            c = self.held.get((m.fsnum, rel))
+        if not isinstance(c, bytes):
+            if self.speculative:
+                raise prefetch.Need(() if (m.fsnum, rel) in self.held else (rel,))
             c = self.ns.read(f"{self.fsdir}/{m.fsnum}/{rel}")
             if rel.rsplit("/", 1)[-1] in CACHED:
                 m.cache[rel] = c
         return c
 
+    def has(self, m: Message, rel: str) -> bool:
+        return rel in m.cache or (m.fsnum, rel) in self.held
+
+    def hold(self, m: Message, rel: str, data) -> None:
+        """Keep a file read ahead: for good if it is a CACHED one, else
+        until the command is done (None: the read failed)."""
+        if isinstance(data, bytes) and rel.rsplit("/", 1)[-1] in CACHED:
+            m.cache[rel] = data
+        else:
+            self.held[(m.fsnum, rel)] = data
+
     def subdirs(self, m: Message, rel: str) -> list[int]:
         """The MIME part numbers under a message or part directory."""
         key = "dir:" + rel
         if key not in m.cache:
+            if self.speculative:
+                m.cache[key] = prefetch.probe_children(self, m, rel)
+                return m.cache[key]
             p = f"{self.fsdir}/{m.fsnum}" + (f"/{rel}" if rel else "")
             m.cache[key] = sorted(int(d.name) for d in self.ns.readdir(p)
                                   if d.name.isdigit())

@@ -11,7 +11,8 @@ import time
 from upas.imap4d import envelope as env
 from upas.imap4d import fetch
 from upas.imap4d import parser as p
-from upas.imap4d.mailbox import Mailbox, Message, parallel
+from upas.imap4d.mailbox import Mailbox, Message
+from upas.imap4d.prefetch import evaluate, gather
 from upas.imap4d.table import NO_EXPUNGES, SELECTED, Request, command
 
 CHARSETS = ("US-ASCII", "UTF-8")
@@ -50,15 +51,15 @@ class Matcher:
         kids = self.box.subdirs(self.m, node.rel)
         if not kids:
             return [node.file("body")]
-        out = []
-        for k in kids:
-            child = fetch.Node(self.box, self.m, f"{node.rel}/{k}" if node.rel else str(k))
-            if self.box.subdirs(self.m, child.rel) == [] or not child.is_rfc822():
-                out += self.texts(child)
-            else:
-                emb = child.embedded()
-                out += [emb.file("rawheader")] + self.texts(emb)
-        return out
+        return sum(gather(self._part_texts, [
+            fetch.Node(self.box, self.m, f"{node.rel}/{k}" if node.rel else str(k))
+            for k in kids]), [])
+
+    def _part_texts(self, child: fetch.Node) -> list[bytes]:
+        if not child.is_rfc822() or self.box.subdirs(self.m, child.rel) == []:
+            return self.texts(child)
+        emb = child.embedded()
+        return [emb.file("rawheader")] + self.texts(emb)
 
     def field_values(self, name: str) -> list[str]:
         vals = [v for n, v, _ in env.fields(self.header()) if n == name]
@@ -160,6 +161,21 @@ class Matcher:
         return False
 
 
+# the files of the message itself that a key certainly reads
+_KEY_FILES = {"addr": ("rawheader",), "subject": ("rawheader",), "header": ("rawheader",),
+              "sentdate": ("rawheader",), "text": ("rawheader",),
+              "body": ("rawheader",), "size": ("rawheader", "rawbody"),
+              "date": ("unixheader",)}
+
+
+def first_files(k: p.Key) -> list[str]:
+    """What evaluating k surely reads of a message (the first key of an
+    AND or OR is always evaluated)."""
+    if k.op.lower() in ("and", "or", "not"):
+        return first_files(k.kids[0]) if k.kids else []
+    return list(_KEY_FILES.get(k.op.lower(), ()))
+
+
 def parse_search(r: p.Reader):
     return p.search_program(r)
 
@@ -175,16 +191,17 @@ def search(s, req: Request) -> None:
     box.check()
     n = len(box.msgs)
 
-    def test(i: int) -> bool:
-        m = box.msgs[i]
+    def test(m: Message) -> bool:
         if m.expunged:
             return False
         try:
-            return Matcher(box, m, i + 1, n).match(key)
+            return Matcher(box, m, seqs[id(m)], n).match(key)
         except Exception as e:           # a message that vanished meanwhile
             s.log(f"search {m.uid}: {e}")
             return False
-    hits = [box.msgs[i].uid if req.uid else i + 1
-            for i, hit in zip(range(n), parallel(test, list(range(n)))) if hit]
+    seqs = {id(m): i + 1 for i, m in enumerate(box.msgs)}
+    files = first_files(key)
+    hits = [m.uid if req.uid else seqs[id(m)]
+            for m, hit in evaluate(box, list(box.msgs), test, lambda m: files) if hit]
     s.untagged(" ".join(["SEARCH"] + [str(h) for h in hits]))
     s.ok(req)
