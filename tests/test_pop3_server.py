@@ -680,3 +680,33 @@ def test_poplib_user_pass_under_p(pop3_factory):
     with pytest.raises(poplib.error_proto, match="already authenticated"):
         p.user("glenda")
     p.quit()
+
+
+def test_retr_in_order_and_out_of_order_over_many_messages(pop3):
+    """RETR reads the messages after an in-order RETR in the same round
+    trip: every reply stays byte for byte what the message alone gives,
+    through a large message, a DELE, a TOP and jumps back and forth."""
+    path = pop3.box("glenda", "many/mbox")
+    path.parent.mkdir()
+    msgs = [b"From a%d@example.org Thu Nov 26 10:00:00 GMT 2026\nSubject: m%d\n\n"
+            b".dot %d\n\xff body\r\nend" % (i, i, i) + b"\n" * (i % 2) + b"\n" for i in range(40)]
+    msgs[7] = big_message(2_000)                     # ~140 KB: streamed
+    path.write_bytes(b"".join(msgs))
+    raws = [r for _, r in entries(path)]
+    assert len(raws) == 40
+    c = pop3.connect()
+    assert c.apop("glenda/many", "glenda-apop").startswith(b"+OK")
+    assert c.cmd(b"DELE 12") == b"+OK message 12 deleted\r\n"
+    order = [*range(1, 12), 12, 13, 3, 4, *range(14, 31), 2, 31, 32]
+    for i in order:
+        if i == 12:
+            assert c.cmd(b"RETR 12") == b"-ERR no such message\r\n"
+            continue
+        assert c.cmd(f"RETR {i}".encode()) == b"+OK\r\n", i
+        assert c.multi() == wire(raws[i - 1]), i
+    assert c.cmd(b"TOP 33 0") == b"+OK\r\n"
+    assert c.multi() == raws[32].split(b"\n\n", 1)[0].replace(b"\n", b"\r\n") + b"\r\n\r\n.\r\n"
+    for i in range(34, 41):
+        assert c.cmd(f"RETR {i}".encode()) == b"+OK\r\n", i
+        assert c.multi() == wire(raws[i - 1]), i
+    assert c.cmd(b"QUIT") == b"+OK\r\n"

@@ -6,10 +6,16 @@ length of `raw`.  A message whose files cannot be read is skipped and takes
 no POP number.  Size = len(raw) + header lines + 1 + body lines, the size
 after LF -> CRLF.  Deletion is one `delete NAME N...` written to
 /mail/fs/ctl (2.8).  Everything goes through the namespace.
+
+Cost is the number of 9P requests: the three small files of a message are
+read together (ns.read_many), message after message, so that upasfs parses
+each message once; the stats of `raw` go out meanwhile from a few threads.
+RETR reads a message that fits in one read with its walk, open, read and
+clunk pipelined; a larger one is streamed in bounded memory.
 """
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
+import time
 from typing import Iterator, Sequence
 
 from upas import ns as nsmod
@@ -17,8 +23,13 @@ from upas.pop3.protocol import MailboxError, MessageInfo, atoi
 
 FSROOT = "/mail/fs"
 DIGEST_MAX = 63
-SCAN_THREADS = 8   # 9P requests in flight while scanning a big mailbox
+SCAN_THREADS = 8   # stats of raw in flight while the small files are read
+SCAN_BATCH = 128   # messages whose small files one read_many call reads
 CHUNK = 64 * 1024
+SMALL_FILES = ("digest", "rawheader", "lines")
+AHEAD_MAX = 16            # messages read ahead for an in-order download
+AHEAD_BYTES = 256 * 1024
+AHEAD_TTL = 2.0           # seconds a copy read ahead may wait for its RETR
 
 
 class FsMailbox:
@@ -29,7 +40,11 @@ class FsMailbox:
         self.name = name
         self.dir = f"{FSROOT}/{name}"
         self._raw_len: dict[int, int] = {}
+        self._ahead: dict[int, bytes] = {}   # raw read ahead, by fsnum
+        self._ahead_at = 0.0
+        self._next = -1                       # the fsnum after the last RETR
         self.messages: list[MessageInfo] = self._scan()
+        self._index = {m.fsnum: i for i, m in enumerate(self.messages)}
 
     def _scan(self) -> list[MessageInfo]:
         try:
@@ -41,56 +56,124 @@ class FsMailbox:
         except nsmod.Error as e:
             raise MailboxError(f"cannot read from {self.dir}: {e}") from None
         nums = sorted(int(d.name) for d in entries if d.name.isdigit())
-        # the small files of every message are read with their 9P requests
-        # pipelined (ns.read_many); only the stats go out one by one
-        digests = self._many(nums, "digest", DIGEST_MAX)
-        headers = self._many(nums, "rawheader", CHUNK)
-        lines = self._many(nums, "lines", 99)
-        files = list(zip(nums, digests, headers, lines))
-        if len(nums) < 2 * SCAN_THREADS:
-            found = [self._message(*f) for f in files]
-        else:
-            with ThreadPoolExecutor(SCAN_THREADS) as pool:
-                found = list(pool.map(lambda f: self._message(*f), files))
-        return [m for m in found if m is not None]
+        if not nums:
+            return []
+        sizes = self._raw_lengths(nums)
+        found: list[MessageInfo] = []
+        for i in range(0, len(nums), SCAN_BATCH):
+            batch = nums[i:i + SCAN_BATCH]
+            files = self._small_files(batch)
+            for j, n in enumerate(batch):
+                m = self._message(n, *files[3 * j:3 * j + 3], next(sizes))
+                if m is not None:
+                    found.append(m)
+        return found
 
-    def _many(self, nums: list[int], name: str, count: int) -> list[bytes | None]:
+    def _small_files(self, nums: list[int]) -> list[bytes | None]:
+        """digest, rawheader and lines of each message, in that order."""
+        paths = [f"{self.dir}/{n}/{f}" for n in nums for f in SMALL_FILES]
         try:
-            return self.ns.read_many([f"{self.dir}/{n}/{name}" for n in nums], count)
+            return self.ns.read_many(paths, CHUNK)
         except nsmod.Error:
-            return [None] * len(nums)
+            return [None] * len(paths)
+
+    def _raw_lengths(self, nums: list[int]) -> Iterator[int | None]:
+        """The length of each message's raw (None: no stat), in order; the
+        stats run in threads while the caller reads the small files."""
+        stat_many = getattr(self.ns, "stat_many", None)
+        if stat_many is not None:
+            paths = [f"{self.dir}/{n}/raw" for n in nums]
+            return iter([None if d is None else d.length for d in stat_many(paths)])
+        if len(nums) < 2 * SCAN_THREADS:
+            return iter([self._raw_length(n) for n in nums])
+        return _threaded(self._raw_length, nums, SCAN_THREADS)
+
+    def _raw_length(self, n: int) -> int | None:
+        try:
+            return self.ns.stat(f"{self.dir}/{n}/raw").length
+        except nsmod.Error:
+            return None
 
     def _message(self, n: int, digest: bytes | None, header: bytes | None,
-                 lines: bytes | None) -> MessageInfo | None:
+                 lines: bytes | None, raw_len: int | None) -> MessageInfo | None:
         """One message as Plan 9 reads it, or None if any file fails."""
-        d = f"{self.dir}/{n}"
-        if digest is None or header is None or lines is None:
+        if digest is None or header is None or lines is None or raw_len is None:
             return None
         try:
             if len(header) < CHUNK:
                 header_lines = header.count(b"\n")
             else:                   # a header longer than one read
-                header_lines = sum(c.count(b"\n") for c in self._chunks(f"{d}/rawheader"))
-            body_lines = atoi(lines)
-            raw_len = self.ns.stat(f"{d}/raw").length
-        except (nsmod.Error, MailboxError):
+                header_lines = sum(c.count(b"\n") for c in
+                                   self._chunks(f"{self.dir}/{n}/rawheader"))
+        except MailboxError:
             return None
         self._raw_len[n] = raw_len
-        size = raw_len + header_lines + 1 + body_lines
-        return MessageInfo(n, digest.decode("ascii", "replace"), size)
+        size = raw_len + header_lines + 1 + atoi(lines)
+        return MessageInfo(n, digest[:DIGEST_MAX].decode("ascii", "replace"), size)
 
-    def _chunks(self, path: str, length: int | None = None) -> Iterator[bytes]:
+    def _chunks(self, path: str, length: int | None = None,
+                offset: int = 0) -> Iterator[bytes]:
         try:
             f = self.ns.open(path, "r")
+            if offset:
+                f.seek(offset)
         except nsmod.Error as e:
             raise MailboxError(str(e)) from None
         return _chunks(f, length)
 
-    def open_raw(self, fsnum: int) -> Iterator[bytes]:
-        """Open `raw` now (errors surface before +OK); stream its chunks."""
+    def open_raw(self, fsnum: int) -> Iterator[bytes] | list[bytes]:
+        """Open `raw` now (errors surface before +OK); its chunks."""
+        path = f"{self.dir}/{fsnum}/raw"
         # a message's raw never changes in upasfs: once its stat length is
         # read, the read that would only find EOF is skipped.
-        return self._chunks(f"{self.dir}/{fsnum}/raw", self._raw_len.get(fsnum))
+        length = self._raw_len.get(fsnum)
+        if length is None or length > CHUNK:
+            return self._chunks(path, length)
+        data = self._ahead.pop(fsnum, None)
+        if data is None or time.monotonic() - self._ahead_at > AHEAD_TTL:
+            data = self._read_ahead(fsnum)
+        self._next = self._following(fsnum)
+        if data is None:
+            raise MailboxError("message disappeared")
+        if len(data) < length:      # the mount reads less at a time
+            return _prepend(data, self._chunks(path, length - len(data), len(data)))
+        return [data]
+
+    def _read_ahead(self, fsnum: int) -> bytes | None:
+        """raw of fsnum by one pipelined read; when the client goes through
+        the messages in order (this one follows the last RETR), the small
+        messages after it come in the same round trip, for the next RETRs.
+        (raw never changes in upasfs; a copy is kept for AHEAD_TTL seconds.)"""
+        nums = [fsnum]
+        if fsnum == self._next:
+            total = self._raw_len[fsnum]
+            for m in self._after(fsnum):
+                length = self._raw_len[m.fsnum]
+                if len(nums) > AHEAD_MAX or length > CHUNK or total + length > AHEAD_BYTES:
+                    break
+                if not m.deleted:
+                    nums.append(m.fsnum)
+                    total += length
+        try:
+            got = self.ns.read_many([f"{self.dir}/{n}/raw" for n in nums], CHUNK)
+        except nsmod.Error as e:
+            raise MailboxError(str(e)) from None
+        self._ahead = {n: d for n, d in zip(nums[1:], got[1:]) if d is not None}
+        self._ahead_at = time.monotonic()
+        return got[0]
+
+    def _following(self, fsnum: int) -> int:
+        """The fsnum of the next message not marked deleted, or -1."""
+        for m in self._after(fsnum):
+            if not m.deleted:
+                return m.fsnum
+        return -1
+
+    def _after(self, fsnum: int) -> Iterator[MessageInfo]:
+        """The messages after fsnum (by index: no copy of the list)."""
+        msgs = self.messages
+        for i in range(self._index.get(fsnum, len(msgs)) + 1, len(msgs)):
+            yield msgs[i]
 
     def delete(self, fsnums: Sequence[int]) -> None:
         cmd = " ".join(["delete", self.name, *map(str, fsnums)])
@@ -100,13 +183,29 @@ class FsMailbox:
             raise MailboxError(f"error deleting messages: {e}") from None
 
 
+def _threaded(fn, items: list, nthreads: int) -> Iterator:
+    """fn of every item, computed by nthreads threads; results in order."""
+    from concurrent.futures import ThreadPoolExecutor
+    pool = ThreadPoolExecutor(nthreads)
+    results = pool.map(fn, items)
+    pool.shutdown(wait=False)
+    return results
+
+
+def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
+    yield first
+    yield from rest
+
+
 def _chunks(f, length: int | None = None) -> Iterator[bytes]:
-    """Chunks of the open file until a read returns nothing, or `length`."""
+    """Chunks of the open file until a read returns nothing, or `length`
+    bytes; one read per iounit of a 9P file."""
+    size = max(getattr(f, "iounit", CHUNK), CHUNK)
     got = 0
     try:
         while length is None or got < length:
             try:
-                data = f.read(CHUNK)
+                data = f.read(size if length is None else min(size, length - got))
             except Exception as e:  # 9P errors (ninep.Error), hangups
                 raise MailboxError(f"read error: {e}") from None
             if not data:
@@ -118,4 +217,3 @@ def _chunks(f, length: int | None = None) -> Iterator[bytes]:
             f.close()
         except Exception:
             pass
-
