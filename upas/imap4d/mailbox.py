@@ -82,6 +82,7 @@ class Mailbox:
         self.exists_reported = 0
         self.recent_reported = 0
         self.gone = False
+        self._ahead: list[tuple[imp.Entry, list[str]]] = []   # see _newer
         # FETCH and SEARCH read many messages' files at once (prefetch.py)
         self.held: dict[tuple[int, str], object] = {}   # files read for them
         self.speculative = False
@@ -186,7 +187,26 @@ class Mailbox:
             if not m.uid:
                 m.uid = self.uidnext
                 self.uidnext += 1
+        self._ahead = self._newer(parsed, kws)
         self.imp_stamp = self._imp_stamp()
+
+    def _newer(self, parsed: imp.ImpFile | None, kws: dict) -> list[tuple[imp.Entry, list[str]]]:
+        """Entries of messages another session has numbered but this one has
+        not listed yet (uids above all of ours), with their keywords.  Our
+        rewrite of the file keeps them: dropping them would lose their
+        flags, and the next session would number those messages anew, out
+        of mailbox order (found by the stress rig)."""
+        if not parsed:
+            return []
+        mine = {m.digest for m in self.msgs}
+        last = max((m.uid for m in self.msgs), default=0)
+        out = []
+        for e in parsed.entries:
+            if e.uid > last and e.digest not in mine:
+                last = e.uid
+                k = kws.get(e.uid)
+                out.append((e, list(k[1]) if k and k[0] == e.digest else []))
+        return out
 
     def _apply_entry(self, m: Message, e: imp.Entry | None, kws: dict,
                      initial: bool) -> None:
@@ -219,10 +239,12 @@ class Mailbox:
     def _write_imp(self) -> None:
         live = [m for m in self.msgs if not m.expunged]
         f = imp.ImpFile(self.uidvalidity, self.uidnext,
-                        [imp.Entry(m.digest, m.uid, m.flags) for m in live])
+                        [imp.Entry(m.digest, m.uid, m.flags) for m in live]
+                        + [e for e, _ in self._ahead])
         imp.write_atomic(self.ns, self.imppath, imp.format_imp(f, self.keep_recent))
         rows = [(m.digest, m.uid, m.keywords) for m in live]
-        if any(m.keywords for m in live) or self.ns.exists(self.kwpath):
+        rows += [(e.digest, e.uid, kw) for e, kw in self._ahead]
+        if any(r[2] for r in rows) or self.ns.exists(self.kwpath):
             imp.write_atomic(self.ns, self.kwpath, imp.format_keywords(rows))
         self.imp_stamp = self._imp_stamp()
 
