@@ -26,7 +26,6 @@ import re
 import time
 from dataclasses import dataclass, field
 
-from upas import mbappend
 from upas import ns as nsmod
 from upas.mail.lock import LockError
 
@@ -65,6 +64,7 @@ def from_line(user: str, when: int, zone_secs: int) -> bytes:
 def mbox_entry(user: str, message: bytes, when: int, zone_secs: int) -> bytes:
     """The stored form of a client's message (the digest covers exactly
     this): mbappend's, without its separator line."""
+    from upas import mbappend           # not at start-up: it loads upasfs's mbox code
     head = from_line(user, when, zone_secs)
     stored = mbappend.format_message(head + message.replace(b"\r\n", b"\n"), user)
     return stored[:-1]
@@ -91,9 +91,13 @@ def deliver(s, path: str, items: list[Item]) -> tuple[int, list[int | None]]:
     real = s.ns.local_path(path)
     if real is None:
         raise nsmod.Error("mailbox is not local")
+    from upas import mbappend
     mbappend.append_mbox(real, b"".join(it.entry + b"\n" for it in items))
     found = _find(box, known, [it.digest for it in items])
-    pairs = [(m, it) for m, it in zip(found, items) if m is not None]
+    # only messages stored with flags need the .imp rewritten again (_find's
+    # look has recorded their uids)
+    pairs = [(m, it) for m, it in zip(found, items)
+             if m is not None and (it.flags - {"\\Recent"} or it.keywords)]
 
     def apply(m) -> bool:
         it = next(it for mm, it in pairs if mm is m)

@@ -30,6 +30,13 @@ DIGEST_READ = 1024           # bytes read of a digest file: all of it
 CACHED = {"rawheader", "mimeheader", "unixheader", "digest", "type"}
 
 
+# upasfs dir -> (its qid.path, {message number: digest}).  A number names
+# one message for as long as upasfs keeps that mailbox open (the same
+# qid.path): numbers are never reused.  So a process reads a digest once,
+# though APPEND and STATUS open their mailbox afresh every time.
+_DIGESTS: dict[str, tuple[int | None, dict[int, str]]] = {}
+
+
 class MailboxError(Exception):
     """The mailbox cannot be opened; the text goes into the NO reply."""
 
@@ -153,9 +160,19 @@ class Mailbox:
 
     def _digests(self, nums: list[int]) -> list[str]:
         """The digests of many messages, their reads pipelined on the 9P
-        connection (a digest is one short read)."""
-        got = self.ns.read_many([f"{self.fsdir}/{n}/digest" for n in nums], DIGEST_READ)
-        return [d.decode().strip() if d is not None else "" for d in got]
+        connection (a digest is one short read); each read once a process."""
+        qpath = self.fs_stamp[0].path if self.fs_stamp else None
+        known = _DIGESTS.get(self.fsdir)
+        if known is None or known[0] != qpath:
+            known = _DIGESTS[self.fsdir] = (qpath, {})
+        seen = known[1]
+        todo = [n for n in nums if n not in seen]
+        got = self.ns.read_many([f"{self.fsdir}/{n}/digest" for n in todo], DIGEST_READ) \
+            if todo else []
+        for n, d in zip(todo, got):
+            if d is not None and d.strip():
+                seen[n] = d.decode().strip()
+        return [seen.get(n, "") for n in nums]
 
     def _vanish(self) -> bool:
         """The mailbox is gone: everything becomes pending expunge."""

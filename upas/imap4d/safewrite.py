@@ -8,8 +8,6 @@ from __future__ import annotations
 import os
 from typing import Iterable
 
-from upas.mail.mbox import fsync_dir
-
 CHUNK = 1 << 16
 
 
@@ -33,6 +31,7 @@ def write_chunks(ns, path: str, chunks: Iterable[bytes], mode: int = 0o664) -> N
         raise
     os.close(fd)
     ns.rename(tmp, path)
+    from upas.mail.mbox import fsync_dir   # not at start-up (the mbox parser)
     fsync_dir(real)
 
 

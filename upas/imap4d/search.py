@@ -4,8 +4,6 @@ every message; BODY and TEXT match the decoded text upasfs serves in
 from __future__ import annotations
 
 import calendar
-import email.header
-import email.utils
 import time
 
 from upas.imap4d import envelope as env
@@ -23,6 +21,7 @@ def decoded(v: bytes) -> str:
     text = v.decode("utf-8", "replace")
     if b"=?" not in v:
         return text                      # nothing encoded: spare the parse
+    import email.header                  # not at start-up: seldom needed
     try:
         return str(email.header.make_header(email.header.decode_header(text)))
     except Exception:
@@ -128,6 +127,7 @@ class Matcher:
         v = env.field(self.header(), "date")
         t = None
         if v:
+            import email.utils
             try:
                 tt = email.utils.parsedate_tz(v.decode("ascii", "replace"))
                 if tt:
