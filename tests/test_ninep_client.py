@@ -169,6 +169,7 @@ def test_fids_and_tags_are_released_on_errors(tree):
         c.stat("hello")
     # Every failed call gave its fid back: the pool never grew past a few.
     assert c._next_fid < 10
+    c.settle()              # the last stat's Tclunk went out unawaited
     assert len(c._free_tags) == 0xFFFF
 
 
@@ -195,6 +196,7 @@ def test_concurrent_requests_from_many_threads(tree):
     for t in threads:
         t.join(60)
     assert not errors, errors[0]
+    c.settle()
     assert len(c._free_tags) == 0xFFFF
 
 
@@ -356,6 +358,7 @@ def test_interrupted_call_is_flushed_and_frees_its_tag(tree):
     root.kids["gate"].event.set()
     assert c.read("hello") == b"hello, world\n"
     assert c.stat("hello").length == 13
+    c.settle()
     assert len(c._free_tags) == 0xFFFF
     f.close()
 
@@ -403,6 +406,8 @@ def test_reading_role_never_handed_to_a_served_waiter(tree):
 
     _, c, _ = tree
     served, owed, leaving = _Call(1), _Call(2), _Call(3)
+    for waiter in (served, owed):       # a waiting thread sleeps on an Event
+        waiter.wake = threading.Event()
     served.reply = codec.Rclunk(1)
     served.wake.set()
     c._waiters[served] = None

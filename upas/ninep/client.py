@@ -20,7 +20,10 @@ from .codec import (IOHDRSZ, MAXWELEM, NOFID, NOTAG, OREAD, ORDWR, OTRUNC,
 from .server import Error
 
 PIPELINE = 8          # outstanding Treads when reading a large file
-BATCH = 64            # files whose requests read_many keeps in flight
+BATCH = 64            # files whose requests read_many sends together
+MSIZE = (1 << 20) + IOHDRSZ   # asked for; a server may give less (9P2000
+                              # servers give at least 8 KiB, ours 64 KiB)
+RECV = 65536          # bytes asked of each recv (more to finish a big reply)
 
 _MODES = {"r": OREAD, "w": OWRITE, "rw": ORDWR, "r+": ORDWR, "w+": ORDWR}
 
@@ -44,30 +47,33 @@ def _names(path: str) -> list[str]:
 
 
 class _Call:
-    __slots__ = ("tag", "reply", "wake", "abandoned", "flushes")
+    __slots__ = ("tag", "reply", "wake", "abandoned", "flushes", "fid")
 
     def __init__(self, tag: int):
         self.tag = tag
         self.reply: codec.Msg | None = None
-        self.wake = threading.Event()
+        self.wake: threading.Event | None = None  # made when a thread sleeps
         self.abandoned = False
         self.flushes: _Call | None = None   # the request a Tflush cancels
+        self.fid: int | None = None         # freed by the reply (_clunk_later)
 
 
 class Client:
     """One 9P session, attached as `uname` to `aname`."""
 
     def __init__(self, sock: socket.socket, uname: str | None = None,
-                 aname: str = "", msize: int = 65536 + IOHDRSZ):
+                 aname: str = "", msize: int = MSIZE):
         self._sock = sock
         self._lock = threading.Lock()         # everything below
         self._wlock = threading.Lock()        # requests on the wire
         self._pending: dict[int, _Call] = {}
         self._waiters: dict[_Call, None] = {}  # calls with a thread waiting
         self._reading = False                 # some waiter reads the socket
-        self._inbuf = bytearray()             # bytes read, not yet a message
+        self._inbuf = bytearray()             # bytes read ...
+        self._inpos = 0                       # ... up to here decoded
         self._free_tags: deque[int] = deque(range(NOTAG))
         self._free_fids: list[int] = []
+        self._unsettled: dict[_Call, None] = {}  # Tclunks nobody waits for
         self._next_fid = 0
         self._dead = False
         self.msize = msize
@@ -98,29 +104,37 @@ class Client:
     # switches per request over a dedicated reader.
     def _start(self, msg: codec.Msg, flushes: _Call | None = None) -> _Call:
         """Send a request; the reply is collected by _finish."""
+        call = self._start_many([msg])[0]
+        call.flushes = flushes
+        return call
+
+    def _start_many(self, msgs: list[codec.Msg]) -> list[_Call]:
+        """Send requests together, by one write (all of them or none)."""
         with self._lock:
             if self._dead:
                 raise Hungup()
-            if isinstance(msg, codec.Tversion):
-                tag = NOTAG
-            elif self._free_tags:
-                tag = self._free_tags.popleft()
-            else:
+            if len(self._free_tags) < len(msgs):
                 raise Error("too many outstanding requests")
-            msg.tag = tag
-            call = self._pending[tag] = _Call(tag)
-            call.flushes = flushes
-        data = codec.pack(msg)
+            calls = []
+            for msg in msgs:
+                tag = NOTAG if isinstance(msg, codec.Tversion) else self._free_tags.popleft()
+                msg.tag = tag
+                calls.append(_Call(tag))
+                self._pending[tag] = calls[-1]
         try:
+            data = b"".join([codec.pack(m) for m in msgs])
             with self._wlock:
                 self._sock.sendall(data)
-        except OSError:
+        except BaseException as e:
             with self._lock:
-                self._pending.pop(tag, None)
-                self._release_tag(tag)
+                for call in calls:
+                    if self._pending.pop(call.tag, None) is call:
+                        self._release_tag(call.tag)
+            if not isinstance(e, OSError):
+                raise                       # unpackable: nothing was sent
             self._hangup()
             raise Hungup() from None
-        return call
+        return calls
 
     def _release_tag(self, tag: int) -> None:
         if tag != NOTAG:
@@ -138,7 +152,10 @@ class Client:
                     self._waiters.pop(call, None)
                 else:
                     self._waiters[call] = None
-                    call.wake.clear()
+                    if call.wake is None:
+                        call.wake = threading.Event()
+                    else:
+                        call.wake.clear()
             if lead:
                 self._read_one(call)
             else:
@@ -171,18 +188,22 @@ class Client:
         field is checked against msize before waiting for the body."""
         buf = self._inbuf
         while True:
-            if len(buf) >= 4:
-                size = int.from_bytes(buf[:4], "little")
+            pos = self._inpos
+            have = len(buf) - pos
+            if have >= 4:
+                size = int.from_bytes(buf[pos:pos + 4], "little")
                 if size < 7 or size > self.msize:
                     raise ProtocolError("bad message size")
-                if len(buf) >= size:
-                    data = bytes(buf[:size])
-                    del buf[:size]
-                    return codec.unpack(data)
-                need = size - len(buf)
+                if have >= size:
+                    self._inpos = pos + size
+                    return codec.unpack_from(buf, pos, size)
+                need = size - have
             else:
-                need = 4 - len(buf)
-            chunk = self._sock.recv(max(need, 65536))
+                need = 4 - have
+            if pos:                 # drop what is decoded before reading on
+                del buf[:pos]
+                self._inpos = 0
+            chunk = self._sock.recv(max(need, RECV))
             if not chunk:
                 raise ProtocolError("connection closed")
             buf += chunk
@@ -191,7 +212,10 @@ class Client:
         call.reply = m
         if call.abandoned:
             self._release_tag(call.tag)
-        elif call in self._waiters:
+            if call.fid is not None:
+                self._free_fids.append(call.fid)
+                del self._unsettled[call]
+        if call in self._waiters:           # settle() may wait for it
             call.wake.set()
         old = call.flushes
         if old is not None and self._pending.get(old.tag) is old:
@@ -213,6 +237,7 @@ class Client:
             self._dead = True
             self._reading = False
             self._pending.clear()
+            self._unsettled.clear()
             for call in self._waiters:
                 call.wake.set()
 
@@ -311,6 +336,33 @@ class Client:
                 self._freefid(fid)
             raise
 
+    def _clunk_later(self, fid: int) -> None:
+        """Clunk a fid opened only for reading without waiting for the
+        reply (a round trip less per file read): whichever call reads the
+        connection next collects it, and only then is the fid reused.  A
+        server that answers in order has clunked it before it answers any
+        later request; see settle()."""
+        try:
+            (call,) = self._start_many([codec.Tclunk(0, fid)])
+        except Error:
+            self._freefid(fid)              # hung up: no fid to clunk
+            return
+        with self._lock:
+            if call.reply is None and not self._dead:
+                call.abandoned, call.fid = True, fid
+                self._unsettled[call] = None
+                return
+            self._release_tag(call.tag)     # another thread read the reply
+            self._free_fids.append(fid)
+
+    def settle(self) -> None:
+        """Wait for the replies to the Tclunks sent without waiting; then
+        every fid and tag of finished calls is back in the pool."""
+        with self._lock:
+            calls = list(self._unsettled)
+        for call in calls:
+            self._await(call)
+
     def _clunk_quietly(self, fid: int) -> None:
         try:
             self._clunk(fid)
@@ -367,17 +419,12 @@ class Client:
             with self.open(path) as f:
                 return rest(f.fid, f.iounit, self._tread(f.fid, 0, f.iounit))
         fid = self._allocfid()
-        calls: list[_Call] = []
         try:
-            for msg in (codec.Twalk(0, self._root, fid, names),
-                        codec.Topen(0, fid, OREAD), codec.Tread(0, fid, 0, self.iounit)):
-                calls.append(self._start(msg))
-            walk, opened, first = calls
+            walk, opened, first = self._start_many([
+                codec.Twalk(0, self._root, fid, names), codec.Topen(0, fid, OREAD),
+                codec.Tread(0, fid, 0, self.iounit)])
         except BaseException:
-            walked = bool(calls) and self._walked(calls[0], len(names))
-            for c in calls[1:]:
-                self._finish_quietly(c)
-            self._clunk_quietly(fid) if walked else self._freefid(fid)
+            self._freefid(fid)
             raise
         self._require_walk(walk, names, fid, [opened, first])
         try:
@@ -395,45 +442,74 @@ class Client:
                 data = self._tread(fid, 0, self.iounit)
             return rest(fid, r.iounit or self.iounit, data)
         finally:
-            self._clunk_quietly(fid)
+            self._clunk_later(fid)
 
     def read_many(self, paths: list[str], count: int) -> list[bytes | Error]:
         """The first `count` bytes of each file, by one Tread each (for
         small files whose one read is all of them), or the Error.  Twalk,
-        Topen, Tread and Tclunk of BATCH files go out back to back, so a
-        batch costs about one round trip.  A file whose requests a server
+        Topen, Tread and Tclunk of BATCH files go out in one write, and the
+        next batch goes out before the replies to one are collected, so
+        the server always has work.  A file whose requests a server
         answered out of order is read again on its own."""
+        count = min(count, self.iounit)
         out: list[bytes | Error] = []
-        for i in range(0, len(paths), BATCH):
-            out += self._read_batch(paths[i:i + BATCH], min(count, self.iounit))
+        inflight: deque[tuple[list[str], list]] = deque()
+        try:
+            for i in range(0, len(paths), BATCH):
+                batch = paths[i:i + BATCH]
+                inflight.append((batch, self._send_batch(batch, count)))
+                if len(inflight) > 1:
+                    out += self._gather(*inflight.popleft(), count)
+            while inflight:
+                out += self._gather(*inflight.popleft(), count)
+        finally:
+            for _, sent in inflight:        # only after an exception
+                self._settle(sent)
         return out
 
-    def _read_batch(self, paths: list[str], count: int) -> list[bytes | Error]:
-        sent: list[tuple[int, list[_Call]]] = []
+    def _send_batch(self, paths: list[str], count: int) -> list:
+        """Send the requests for a batch: [(fid, walk length, calls)]; a
+        path too deep for one Twalk gets no fid (-1) and is read alone."""
+        msgs: list[codec.Msg] = []
+        plan: list[tuple[int, int, int]] = []
+        for path in paths:
+            names = _names(path)
+            if len(names) > MAXWELEM:
+                plan.append((-1, 0, -1))
+                continue
+            fid = self._allocfid()
+            plan.append((fid, len(names), len(msgs)))
+            msgs += (codec.Twalk(0, self._root, fid, names), codec.Topen(0, fid, OREAD),
+                     codec.Tread(0, fid, 0, count), codec.Tclunk(0, fid))
         try:
-            for path in paths:
-                names = _names(path)
-                fid = self._allocfid() if len(names) <= MAXWELEM else -1
-                calls: list[_Call] = []
-                sent.append((fid, calls))
-                if fid < 0:
-                    continue
-                for msg in (codec.Twalk(0, self._root, fid, names), codec.Topen(0, fid, OREAD),
-                            codec.Tread(0, fid, 0, count), codec.Tclunk(0, fid)):
-                    calls.append(self._start(msg))
-        finally:
-            replies = [(fid, [self._reply_or_error(c) for c in calls]) for fid, calls in sent]
-        out: list[bytes | Error] = []
-        for path, (fid, rs) in zip(paths, replies):
-            walked = (bool(rs) and isinstance(rs[0], codec.Rwalk)
-                      and len(rs[0].wqid) == len(_names(path)))
-            if walked and (len(rs) < 4 or isinstance(rs[3], Exception)):
-                self._clunk_quietly(fid)     # the Tclunk came first or never went
+            calls = self._start_many(msgs)
+        except BaseException:
+            for fid, _, _ in plan:
+                if fid >= 0:
+                    self._freefid(fid)
+            raise
+        return [(fid, n, calls[i:i + 4] if fid >= 0 else []) for fid, n, i in plan]
+
+    def _settle(self, sent: list) -> list[bytes | None]:
+        """Collect a sent batch's replies and give each fid back (clunking
+        it if the server took the Tclunk before the walk); the data of each
+        file, or None where the file must be read again alone."""
+        out: list[bytes | None] = []
+        for fid, n, calls in sent:
+            rs = [self._reply_or_error(c) for c in calls]
+            walked = bool(rs) and isinstance(rs[0], codec.Rwalk) and len(rs[0].wqid) == n
+            if walked and isinstance(rs[3], Exception):
+                self._clunk_quietly(fid)     # the Tclunk came before the walk
             elif fid >= 0:
                 self._freefid(fid)           # every request was answered
-            ok = walked and len(rs) == 4 and all(not isinstance(r, Exception) for r in rs)
-            out.append(rs[2].data if ok else self._read_alone(path, count))
+            ok = walked and not any(isinstance(r, Exception) for r in rs)
+            out.append(rs[2].data if ok else None)
         return out
+
+    def _gather(self, paths: list[str], sent: list, count: int) -> list[bytes | Error]:
+        got = self._settle(sent)
+        return [d if d is not None else self._read_alone(p, count)
+                for p, d in zip(paths, got)]
 
     def _reply_or_error(self, call: _Call) -> Any:
         try:
@@ -496,14 +572,10 @@ class Client:
                 self._clunk_quietly(fid)
         fid = self._allocfid()
         try:
-            walk = self._start(codec.Twalk(0, self._root, fid, names))
+            walk, early = self._start_many([codec.Twalk(0, self._root, fid, names),
+                                            codec.Tstat(0, fid)])
         except BaseException:
             self._freefid(fid)
-            raise
-        try:
-            early = self._start(codec.Tstat(0, fid))
-        except BaseException:
-            self._clunk_quietly(fid) if self._walked(walk, len(names)) else self._freefid(fid)
             raise
         self._require_walk(walk, names, fid, [early])
         try:
@@ -512,7 +584,7 @@ class Client:
             except Error:
                 return self._rpc(codec.Tstat(0, fid)).stat
         finally:
-            self._clunk_quietly(fid)
+            self._clunk_later(fid)
 
     def wstat(self, path: str, st: Stat) -> None:
         fid = self.walk(path)
@@ -720,4 +792,7 @@ class File(io.RawIOBase):
     def close(self) -> None:
         if not self.closed:
             super().close()
-            self.client._clunk_quietly(self.fid)
+            if self.mode == OREAD:          # nothing can hang on its clunk
+                self.client._clunk_later(self.fid)
+            else:
+                self.client._clunk_quietly(self.fid)

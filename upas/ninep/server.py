@@ -2,9 +2,11 @@
 
 The framework owns the protocol (version, fids, walk, directory reads,
 flush, iounit); a tree only answers walk/open/read/write/stat questions.
-One thread reads each connection; requests run on worker threads so that a
-read that blocks never stalls other requests; replies are written under a
-lock.
+One thread reads each connection, taking in as many requests as one recv
+brings; requests run on worker threads so that a read that blocks never
+stalls other requests, and replies are written under a lock.  An inline
+server (for trees that never block) answers them in the reader thread
+instead and sends the replies to one recv's worth of requests together.
 """
 from __future__ import annotations
 
@@ -30,6 +32,8 @@ ERRLEN = 200          # bytes of an Rerror ename we send
 MAX_WORKERS = 256     # per connection; more requests queue behind them
 MAX_INFLIGHT = 1024   # per connection; then we stop reading (backpressure),
                       # which bounds memory to about MAX_INFLIGHT * msize
+RECV = 65536          # bytes asked of each recv (more to finish a big message)
+OUTBOX = 1 << 18      # inline: replies held back at most, then sent
 
 
 class Error(Exception):
@@ -241,6 +245,10 @@ class _Conn:
         self.workers = _Workers(self._run)
         self.slots = threading.BoundedSemaphore(MAX_INFLIGHT)
         self.dead = False
+        # inline: the replies to the requests of one recv, sent together
+        # (only the reader thread writes then, so no lock is needed)
+        self.outbox: list[bytes] | None = [] if server.inline else None
+        self.outlen = 0
 
     # -- reading ----------------------------------------------------------
     def serve(self) -> None:
@@ -253,22 +261,55 @@ class _Conn:
             self.t.close()
 
     def _loop(self) -> None:
-        while not self.dead:
-            try:
-                msg = codec.read_msg(self.t, self.msize)
-            except ProtocolError as e:
-                # A complete frame we cannot decode gets an Rerror; a broken
-                # frame (bad size, EOF inside) cannot be resynchronised.
-                log.debug("9p: malformed message: %s", e)
-                if e.tag is None:
+        buf = bytearray()
+        need = 4                    # bytes still missing of the next message
+        try:
+            while not self.dead:
+                try:
+                    chunk = self.t.recv(max(RECV, need))
+                except OSError:
                     return
+                if not chunk:
+                    return          # EOF (inside a message too: it is lost)
+                buf += chunk
+                pos, need = self._consume(buf)
+                if need < 0:
+                    return
+                del buf[:pos]
+                self._flush()
+        finally:
+            self._flush()
+
+    def _consume(self, buf: bytearray) -> tuple[int, int]:
+        """Handle every complete message in buf; return where the rest
+        begins and how many bytes it lacks (-1: the stream is broken)."""
+        pos, end = 0, len(buf)
+        while end - pos >= 4:
+            size = int.from_bytes(buf[pos:pos + 4], "little")
+            if size < codec.HEADER.size or size > self.msize:
+                # A size field we cannot trust: no way to resynchronise.
+                log.debug("9p: bad message size %d", size)
+                return pos, -1
+            if end - pos < size:
+                return pos, size - (end - pos)
+            try:
+                msg = codec.unpack_from(buf, pos, size)
+            except ProtocolError as e:
+                # a complete frame we cannot decode gets an Rerror
+                log.debug("9p: malformed message: %s", e)
                 self._send(codec.Rerror(e.tag, str(e)))
-                continue
-            except OSError:
-                return
-            if msg is None:
-                return
-            self._dispatch(msg)
+            else:
+                self._dispatch(msg)
+            pos += size
+        return pos, 4 - (end - pos)
+
+    def _flush(self) -> None:
+        out = self.outbox
+        if out:
+            data = out[0] if len(out) == 1 else b"".join(out)
+            out.clear()
+            self.outlen = 0
+            self._sendall(data)
 
     def _dispatch(self, msg: codec.Msg) -> None:
         trace("<-", msg)
@@ -279,7 +320,14 @@ class _Conn:
             self._send(codec.Rerror(msg.tag, "version not negotiated"))
             return
         if isinstance(msg, codec.Tflush):
-            self._flush(msg)
+            self._tflush(msg)
+            return
+        if self.outbox is not None:
+            # inline: every earlier request is answered, none is in flight
+            if msg.tag == NOTAG:
+                self._send(codec.Rerror(msg.tag, "tag in use"))
+            else:
+                self._write(self._encode(self._answer(msg)))
             return
         req = _Request(msg)
         with self.lock:
@@ -292,10 +340,7 @@ class _Conn:
             self._send(codec.Rerror(msg.tag, "tag in use"))
             return
         self.slots.acquire()        # released when the request is done
-        if self.srv.inline:
-            self._run(req)          # in order, with no thread hand-off
-        else:
-            self.workers.submit(req)
+        self.workers.submit(req)
 
     # -- replies ----------------------------------------------------------
     def _send(self, msg: codec.Msg) -> None:
@@ -305,6 +350,16 @@ class _Conn:
             self._write(data)
 
     def _write(self, data: bytes) -> None:
+        out = self.outbox
+        if out is None:
+            self._sendall(data)
+            return
+        out.append(data)
+        self.outlen += len(data)
+        if self.outlen >= OUTBOX:
+            self._flush()
+
+    def _sendall(self, data: bytes) -> None:
         if self.dead:
             return
         try:
@@ -313,7 +368,6 @@ class _Conn:
             self.dead = True
 
     def _reply(self, req: _Request, msg: codec.Msg) -> None:
-        trace("->", msg)
         data = self._encode(msg)
         with self.wlock:
             with self.lock:
@@ -325,6 +379,7 @@ class _Conn:
     def _encode(self, msg: codec.Msg) -> bytes:
         """Pack a reply; one a tree made unsendable (a field out of range,
         longer than msize) becomes an Rerror instead."""
+        trace("->", msg)
         try:
             data = codec.pack(msg)
         except (ValueError, OverflowError, struct.error) as e:
@@ -336,23 +391,25 @@ class _Conn:
         return data
 
     def _run(self, req: _Request) -> None:
-        msg = req.msg
+        try:
+            self._reply(req, self._answer(req.msg))
+        finally:
+            self.slots.release()
+
+    def _answer(self, msg: codec.Msg) -> codec.Msg:
+        """The reply to a request: its handler's, or an Rerror."""
         handler = self.HANDLERS.get(type(msg))
         try:
             if handler is None:
                 raise Error("bad message type")   # an R-message sent to us
-            reply = handler(self, msg)
+            return handler(self, msg)
         except Error as e:
-            reply = codec.Rerror(msg.tag, _clip(e.ename))
+            return codec.Rerror(msg.tag, _clip(e.ename))
         except ProtocolError as e:
-            reply = codec.Rerror(msg.tag, str(e))
+            return codec.Rerror(msg.tag, str(e))
         except Exception as e:          # a bug in a tree must not kill us
             log.exception("9p: %s failed", type(msg).__name__)
-            reply = codec.Rerror(msg.tag, _clip(f"internal error: {e}"))
-        try:
-            self._reply(req, reply)
-        finally:
-            self.slots.release()
+            return codec.Rerror(msg.tag, _clip(f"internal error: {e}"))
 
     # -- session ----------------------------------------------------------
     def _version(self, m: codec.Tversion) -> None:
@@ -372,7 +429,7 @@ class _Conn:
         self.versioned = True
         self._send(codec.Rversion(m.tag, self.msize, codec.VERSION))
 
-    def _flush(self, m: codec.Tflush) -> None:
+    def _tflush(self, m: codec.Tflush) -> None:
         # Rflush goes out now; the old request's reply, if not yet sent, is
         # suppressed (both decisions are made under wlock, so the order on
         # the wire is always: old reply (maybe), then Rflush).
@@ -410,8 +467,7 @@ class _Conn:
 
     # -- fid table ----------------------------------------------------------
     def _fid(self, fid: int) -> _Fid:
-        with self.lock:
-            f = self.fids.get(fid)
+        f = self.fids.get(fid)      # one dict lookup: atomic, no lock needed
         if f is None:
             raise Error("unknown fid")
         return f
