@@ -24,7 +24,10 @@ from upas.mail.mbox import MailError
 from upas.ninep import IOHDRSZ, Server, post
 
 USAGE = "usage: upas/fs [-bdilnps] [-f mailbox] [-m name] [-S alsoname]"
-MSIZE = 4096 * IOHDRSZ          # plan9port's messagesize (sic)
+# plan9port's upas/fs offers 4096*IOHDRSZ; we offer more, for our own
+# client's bulk reads (a client asking less, as plan9port's do, gets what
+# it asks for)
+MSIZE = (1 << 20) + IOHDRSZ
 POLL = float(os.environ.get("UPASFS_POLL", 15))
 
 

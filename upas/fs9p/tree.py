@@ -107,6 +107,11 @@ def _now_stat(name: str, qid: Qid, mode: int, user: str, length: int = 0,
 class _Dir(Node):
     """A directory with upas/fs's walk quirk: `x.y` not found retries as `x`."""
 
+    __slots__ = ()
+
+    def is_dir(self) -> bool:
+        return True
+
     def lookup(self, name: str) -> Node | None:
         raise NotImplementedError
 
@@ -125,6 +130,8 @@ class _Dir(Node):
 
 
 class Root(_Dir):
+    __slots__ = ("fs",)
+
     def __init__(self, fs: MailFS):
         self.fs = fs
 
@@ -147,8 +154,13 @@ class Root(_Dir):
 
 
 class TopCtl(Node):
+    __slots__ = ("fs",)
+
     def __init__(self, fs: MailFS):
         self.fs = fs
+
+    def is_dir(self) -> bool:
+        return False
 
     @property
     def qid(self) -> Qid:
@@ -166,6 +178,8 @@ class TopCtl(Node):
 
 
 class MboxDir(_Dir):
+    __slots__ = ("fs", "mb")
+
     def __init__(self, fs: MailFS, mb: Mailbox):
         self.fs, self.mb = fs, mb
 
@@ -184,9 +198,11 @@ class MboxDir(_Dir):
         return _now_stat(self.mb.name, self.qid, DMDIR | 0o555, self.fs.user,
                          t=self.mb.mtime, at=self.mb.atime)
 
-    def children(self) -> list[Node]:
+    def children(self) -> Iterator[Node]:
+        """One message directory at a time: a listing of a big mailbox
+        keeps only its packed entries."""
         self._sync()
-        return [MsgDir(self.fs, self.mb, m) for m in self.mb.live()]
+        return (MsgDir(self.fs, self.mb, m) for m in self.mb.live())
 
     def lookup(self, name: str) -> Node | None:
         m = self.mb.lookup(name)
@@ -195,6 +211,8 @@ class MboxDir(_Dir):
 
 class _InMessage:
     """Shared by a message/part directory and its files."""
+
+    __slots__ = ("fs", "mb", "msg", "path_in_msg", "pid")
 
     fs: MailFS
     mb: Mailbox
@@ -223,6 +241,8 @@ class _InMessage:
 
 
 class MsgDir(_InMessage, _Dir):
+    __slots__ = ("name",)
+
     def __init__(self, fs: MailFS, mb: Mailbox, msg: Message,
                  path_in_msg: tuple[int, ...] = (), pid: int | None = None,
                  name: str | None = None):
@@ -259,6 +279,8 @@ class MsgDir(_InMessage, _Dir):
 
 
 class MsgFile(_InMessage, Node):
+    __slots__ = ("index", "fname")
+
     def __init__(self, d: MsgDir, index: int):
         self.fs, self.mb, self.msg = d.fs, d.mb, d.msg
         self.path_in_msg, self.pid = d.path_in_msg, d.pid
@@ -268,6 +290,9 @@ class MsgFile(_InMessage, Node):
     @property
     def qid(self) -> Qid:
         return Qid(QTFILE, 0, qpath(self.pid, self.index))
+
+    def is_dir(self) -> bool:
+        return False
 
     def _unparsed(self) -> bool:
         """raw, rawunix and digest of a message are served without parsing."""
@@ -295,6 +320,8 @@ class MsgFile(_InMessage, Node):
 class FileOpen(Open):
     """An open message file: holds its message (deletion waits for the
     last clunk) and computes the content once."""
+
+    __slots__ = ("f", "part", "data")
 
     def __init__(self, f: MsgFile, part: mime.Part | None):
         self.f, self.part = f, part

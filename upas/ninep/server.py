@@ -19,7 +19,7 @@ import struct
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 from . import codec
 from .codec import (DMDIR, IOHDRSZ, MIN_MSIZE, NOFID, NOTAG, OEXEC, ORCLOSE,
@@ -50,6 +50,8 @@ class Error(Exception):
 class Open:
     """One open fid. Subclass it; the defaults refuse I/O."""
 
+    __slots__ = ()
+
     def read(self, offset: int, count: int) -> bytes:
         raise Error("permission denied")
 
@@ -63,6 +65,8 @@ class Open:
 class Node:
     """One file or directory. Subclasses provide `qid` and `stat()`, plus
     `children()` (directories) or `open()` (files)."""
+
+    __slots__ = ()
 
     @property
     def qid(self) -> Qid:
@@ -80,7 +84,9 @@ class Node:
                 return child
         raise Error("file does not exist")
 
-    def children(self) -> list["Node"]:
+    def children(self) -> Iterable["Node"]:
+        """A directory's entries (a list, or an iterator: a directory read
+        at offset 0 goes through it once)."""
         return []
 
     def open(self, mode: int, user: str) -> Open:
