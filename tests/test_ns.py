@@ -110,3 +110,30 @@ def test_qid_version_changes_with_a_same_size_rewrite(tree):
     after = ns.stat(path)
     assert after.length == len(data)
     assert after.qid.vers != before
+
+
+def test_a_server_that_hangs_up_at_attach_is_a_namespace_error(tmp_path):
+    """A 9P service that closes the connection during Tversion (a busy or
+    dying server) fails the file operation with ns.Error, which the
+    servers turn into a protocol error; before, the 9P client's Hungup
+    escaped as another exception and pop3 exited without a reply."""
+    import socket
+    import threading
+
+    path = str(tmp_path / "hangup")
+    lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    lsock.bind(path)
+    lsock.listen(1)
+
+    def hang_up() -> None:
+        conn, _ = lsock.accept()
+        conn.recv(64)
+        conn.close()
+    t = threading.Thread(target=hang_up, daemon=True)
+    t.start()
+    ns = Namespace("glenda")
+    ns.mount("/mail/fs", "unix!" + path, lazy=True)
+    with pytest.raises(Error, match="cannot mount"):
+        ns.read("/mail/fs/ctl")
+    t.join(5)
+    lsock.close()

@@ -199,10 +199,13 @@ class _NinepMount:
         with self._lock:
             if self._client is None:
                 from upas.ninep.client import Client
+                from upas.ninep.client import Error as NinepError
                 try:
                     self._client = Client.dial(self._addr)
                 except OSError as e:
                     raise Error(f"cannot mount {self._addr}: {e.strerror or e}") from None
+                except NinepError as e:     # hung up or refused in Tversion/Tattach
+                    raise Error(f"cannot mount {self._addr}: {e}") from None
             return self._client
 
     def _p(self, rel: str) -> str:
