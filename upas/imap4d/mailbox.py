@@ -90,6 +90,7 @@ class Mailbox:
         self.recent_reported = 0
         self.gone = False
         self._ahead: list[tuple[imp.Entry, list[str]]] = []   # see _newer
+        self._imp_read: tuple[bytes | None, bytes | None] = (None, None)
         # FETCH and SEARCH read many messages' files at once (prefetch.py)
         self.held: dict[tuple[int, str], object] = {}   # files read for them
         self.speculative = False
@@ -196,6 +197,7 @@ class Mailbox:
         live = [m for m in self.msgs if not m.expunged]
         found, uidnext = imp.match(parsed, [m.digest for m in live], self.uidnext)
         kwdata = imp.read_file(self.ns, self.kwpath)
+        self._imp_read = (data, kwdata)     # _write_imp skips an unchanged file
         kws = imp.parse_keywords(kwdata) if kwdata else {}
         for m, e in zip(live, found):
             self._apply_entry(m, e, kws, initial)
@@ -258,12 +260,23 @@ class Mailbox:
         f = imp.ImpFile(self.uidvalidity, self.uidnext,
                         [imp.Entry(m.digest, m.uid, m.flags) for m in live]
                         + [e for e, _ in self._ahead])
-        imp.write_atomic(self.ns, self.imppath, imp.format_imp(f, self.keep_recent))
+        # called right after _merge_imp, the lock still held: a file that
+        # would come out as it was read is not rewritten (nor fsynced)
+        old, oldkw = self._imp_read
+        self._imp_read = (None, None)
+        data = imp.format_imp(f, self.keep_recent)
+        wrote = data != old
+        if wrote:
+            imp.write_atomic(self.ns, self.imppath, data)
         rows = [(m.digest, m.uid, m.keywords) for m in live]
         rows += [(e.digest, e.uid, kw) for e, kw in self._ahead]
-        if any(r[2] for r in rows) or self.ns.exists(self.kwpath):
-            imp.write_atomic(self.ns, self.kwpath, imp.format_keywords(rows))
-        self.imp_stamp = self._imp_stamp()
+        if any(r[2] for r in rows) or oldkw is not None or self.ns.exists(self.kwpath):
+            kw = imp.format_keywords(rows)
+            if kw != oldkw:
+                imp.write_atomic(self.ns, self.kwpath, kw)
+                wrote = True
+        if wrote or self.imp_stamp is None:
+            self.imp_stamp = self._imp_stamp()
 
     # -- change detection ------------------------------------------------
     def check(self) -> None:
