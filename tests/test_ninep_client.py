@@ -173,6 +173,24 @@ def test_fids_and_tags_are_released_on_errors(tree):
     assert len(c._free_tags) == 0xFFFF
 
 
+def test_read_only_fids_are_clunked_with_the_next_request(tree):
+    _, c, _ = tree
+    assert c.read("hello") == b"hello, world\n"
+    assert len(c._deferred) == 1        # no round trip of its own
+    assert c.stat("hello").length == 13     # its Tclunk went out first
+    for _ in range(100):
+        c.read("hello")
+        with c.open("hello") as f:
+            f.read(5)
+    assert c._next_fid < 10             # each fid came back for reuse
+    c.settle()
+    assert not c._deferred and not c._unsettled
+    assert len(c._free_tags) == 0xFFFF
+    with c.open("hello", "rw") as f:    # not read-only: clunked at once
+        f.read(5)
+    assert not c._deferred and len(c._free_tags) == 0xFFFF
+
+
 def test_concurrent_requests_from_many_threads(tree):
     root, c, _ = tree
     big = bytes(root.kids["big"].data)

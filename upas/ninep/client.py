@@ -24,6 +24,7 @@ BATCH = 64            # files whose requests read_many sends together
 MSIZE = (1 << 20) + IOHDRSZ   # asked for; a server may give less (9P2000
                               # servers give at least 8 KiB, ours 64 KiB)
 RECV = 65536          # bytes asked of each recv (more to finish a big reply)
+DEFERRED = 32         # read-only fids whose Tclunk may wait for the next request
 
 _MODES = {"r": OREAD, "w": OWRITE, "rw": ORDWR, "r+": ORDWR, "w+": ORDWR}
 
@@ -73,6 +74,7 @@ class Client:
         self._inpos = 0                       # ... up to here decoded
         self._free_tags: deque[int] = deque(range(NOTAG))
         self._free_fids: list[int] = []
+        self._deferred: list[int] = []           # fids to clunk (_clunk_later)
         self._unsettled: dict[_Call, None] = {}  # Tclunks nobody waits for
         self._next_fid = 0
         self._dead = False
@@ -109,18 +111,25 @@ class Client:
         return call
 
     def _start_many(self, msgs: list[codec.Msg]) -> list[_Call]:
-        """Send requests together, by one write (all of them or none)."""
+        """Send requests together, by one write (all of them or none),
+        after the Tclunks deferred by _clunk_later."""
         with self._lock:
             if self._dead:
                 raise Hungup()
-            if len(self._free_tags) < len(msgs):
+            clunks, self._deferred = self._deferred, []
+            if len(self._free_tags) < len(clunks) + len(msgs):
+                self._deferred = clunks
                 raise Error("too many outstanding requests")
+            msgs = [codec.Tclunk(0, fid) for fid in clunks] + msgs
             calls = []
             for msg in msgs:
                 tag = NOTAG if isinstance(msg, codec.Tversion) else self._free_tags.popleft()
                 msg.tag = tag
                 calls.append(_Call(tag))
                 self._pending[tag] = calls[-1]
+            for call, fid in zip(calls, clunks):    # nobody waits for these
+                call.abandoned, call.fid = True, fid
+                self._unsettled[call] = None
         try:
             data = b"".join([codec.pack(m) for m in msgs])
             with self._wlock:
@@ -128,13 +137,15 @@ class Client:
         except BaseException as e:
             with self._lock:
                 for call in calls:
+                    self._unsettled.pop(call, None)
                     if self._pending.pop(call.tag, None) is call:
                         self._release_tag(call.tag)
+                self._deferred[:0] = clunks
             if not isinstance(e, OSError):
                 raise                       # unpackable: nothing was sent
             self._hangup()
             raise Hungup() from None
-        return calls
+        return calls[len(clunks):]
 
     def _release_tag(self, tag: int) -> None:
         if tag != NOTAG:
@@ -238,6 +249,7 @@ class Client:
             self._reading = False
             self._pending.clear()
             self._unsettled.clear()
+            self._deferred.clear()
             for call in self._waiters:
                 call.wake.set()
 
@@ -337,27 +349,35 @@ class Client:
             raise
 
     def _clunk_later(self, fid: int) -> None:
-        """Clunk a fid opened only for reading without waiting for the
-        reply (a round trip less per file read): whichever call reads the
-        connection next collects it, and only then is the fid reused.  A
-        server that answers in order has clunked it before it answers any
-        later request; see settle()."""
-        try:
-            (call,) = self._start_many([codec.Tclunk(0, fid)])
-        except Error:
-            self._freefid(fid)              # hung up: no fid to clunk
-            return
+        """Clunk a fid opened only for reading (nothing can depend on its
+        clunk but the fid's release) without a round trip of its own: the
+        Tclunk goes out in the same write as the next request (or once
+        DEFERRED of them wait), its reply is collected by whichever call
+        reads next, and only then is the fid reused.  A server that
+        answers in order has clunked it before it answers that next
+        request; settle() sends and collects them at once."""
         with self._lock:
-            if call.reply is None and not self._dead:
-                call.abandoned, call.fid = True, fid
-                self._unsettled[call] = None
+            if self._dead:
+                self._free_fids.append(fid)
                 return
-            self._release_tag(call.tag)     # another thread read the reply
-            self._free_fids.append(fid)
+            self._deferred.append(fid)
+            if len(self._deferred) < DEFERRED:
+                return
+        self._send_deferred()
+
+    def _send_deferred(self) -> None:
+        with self._lock:
+            if not self._deferred:
+                return
+        try:
+            self._start_many([])
+        except Error:
+            pass                            # hung up: the server forgot them
 
     def settle(self) -> None:
-        """Wait for the replies to the Tclunks sent without waiting; then
-        every fid and tag of finished calls is back in the pool."""
+        """Send the deferred Tclunks and wait for their replies: then the
+        fid and tag of every finished call are back in the pool."""
+        self._send_deferred()
         with self._lock:
             calls = list(self._unsettled)
         for call in calls:
