@@ -15,7 +15,6 @@ session's `starttls` hook, which the driver sets when it has a certificate.
 """
 from __future__ import annotations
 
-import ssl
 import threading
 from typing import Callable
 
@@ -24,8 +23,12 @@ from .table import NOTAUTH, capability, command
 CHUNK = 16384
 
 
+# ssl is imported where it is used: most sessions never start TLS, and
+# its import is a noticeable part of a session process's start-up.
+
 def server_context(certfile: str) -> ssl.SSLContext:
     """A server context from one PEM file with the chain and the key."""
+    import ssl
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(certfile)
@@ -41,6 +44,7 @@ class TLSStream:
 
     def __init__(self, ctx: ssl.SSLContext, recv: Callable[[], bytes],
                  send: Callable[[bytes], None]):
+        import ssl
         self._recv, self._send = recv, send
         self.inb, self.outb = ssl.MemoryBIO(), ssl.MemoryBIO()
         self.obj = ctx.wrap_bio(self.inb, self.outb, server_side=True)
@@ -62,6 +66,7 @@ class TLSStream:
 
     def handshake(self) -> None:
         """Complete the handshake; raises ssl.SSLError or EOFError."""
+        import ssl
         while True:
             with self.lock:
                 try:
@@ -75,6 +80,7 @@ class TLSStream:
 
     def recv(self) -> bytes:
         """Decrypted bytes; b"" at the end of input."""
+        import ssl
         while True:
             with self.lock:
                 try:
@@ -116,6 +122,7 @@ def cmd_starttls(s, req) -> None:
         return s.bad(req, "tls already started")
     if s.starttls is None:
         return s.no(req, "don't have any tls credentials")
+    import ssl
     s.ok(req, "begin TLS negotiation now")
     # RFC 3501 6.2.1: nothing the client sent in the clear after the
     # command may be taken as if it came over TLS
