@@ -435,3 +435,64 @@ def test_reading_role_never_handed_to_a_served_waiter(tree):
         assert owed.wake.is_set(), "no waiter owed a reply was handed the reading role"
     finally:
         c._waiters.clear()
+
+
+# ---- batched reads and stats -------------------------------------------------
+
+def test_read_many_small_whole_and_missing(tree):
+    root, c, _ = tree
+    big = bytes(root.kids["big"].data)
+    paths = [f"many/{i}" for i in range(100)] + ["big", "nope", "many/nope",
+                                                   "hello/x", "sub/ünïcødé.txt"]
+    got = c.read_many(paths, 10)
+    assert got[:100] == [b"x" * min(i, 10) for i in range(100)]
+    assert got[100] == big[:10]
+    # as c.read says: a short Rwalk is "file does not exist"
+    assert [str(e) for e in got[101:104]] == ["file does not exist"] * 3
+    with pytest.raises(Error, match="^file does not exist$"):
+        c.read("hello/x")
+    assert got[104] == "grüße\n".encode()
+    # count None: whole files, the big one read on past its first Tread
+    small = Client.dial(c_addr(tree), uname="glenda", msize=8192 + IOHDRSZ)
+    try:
+        whole = small.read_many(["big", "hello", "nope", "many/99"])
+        assert whole[0] == big and whole[1] == b"hello, world\n"
+        assert isinstance(whole[2], Error) and whole[3] == b"x" * 99
+        small.settle()
+        assert len(small._free_tags) == 0xFFFF and small._next_fid < 2 * 64 + 8
+    finally:
+        small.close()
+
+
+def test_a_missing_file_costs_no_second_walk(tree):
+    """The short Rwalk (or the walk's Rerror) of a fresh fid is final: the
+    file is not read again on its own."""
+    _, c, _ = tree
+    seen = []
+    orig = c.open
+    c.open = lambda *a, **k: seen.append(a) or orig(*a, **k)
+    try:
+        got = c.read_many(["sub/gone", "gone", "hello"], 100)
+    finally:
+        del c.open
+    assert [str(g) for g in got[:2]] == ["file does not exist"] * 2
+    assert got[2] == b"hello, world\n" and seen == []
+
+
+def test_stat_many_agrees_with_stat(tree):
+    _, c, _ = tree
+    paths = ["hello", "big", "sub", "nope", "many/7", "sub/ünïcødé.txt"] * 30
+    got = c.stat_many(paths)
+    for p, s in zip(paths, got):
+        if p == "nope":
+            assert isinstance(s, Error) and str(s) == "file does not exist"
+        else:
+            want = c.stat(p)
+            assert (s.name, s.length, s.qid, s.mode) == (want.name, want.length,
+                                                         want.qid, want.mode)
+    c.settle()
+    assert len(c._free_tags) == 0xFFFF
+
+
+def c_addr(tree) -> str:
+    return tree[2]

@@ -137,3 +137,25 @@ def test_a_server_that_hangs_up_at_attach_is_a_namespace_error(tmp_path):
         ns.read("/mail/fs/ctl")
     t.join(5)
     lsock.close()
+
+
+def test_batched_reads_and_stats_local_and_9p(tree, memtree_addr):
+    ns, root = tree
+    paths = ["/mail/box/glenda/mbox", "/mail/box/glenda/none", "/mail/box/bob/mbox"]
+    assert ns.read_many(paths) == [ns.read(paths[0]), None, b"bob's mail\n"]
+    assert ns.read_many(paths, 4) == [b"From", None, b"bob'"]
+    st = ns.stat_many(paths)
+    assert st[0] == ns.stat(paths[0]) and st[1] is None and st[2].length == 11
+    mem, addr = memtree_addr
+    from upas.ninep import Client
+    ns.bind_9p("/mnt/mem", Client.dial(addr, uname="glenda"))
+    paths = ["/mnt/mem/hello", "/mnt/mem/nope", "/mnt/mem/big", "/mnt/mem/many/5"]
+    got = ns.read_many(paths)
+    assert got == [b"hello, world\n", None, bytes(mem.kids["big"].data), b"xxxxx"]
+    st = ns.stat_many(paths)
+    assert [d and (d.name, d.length) for d in st] == [
+        ("hello", 13), None, ("big", 200 * 1024), ("5", 5)]
+    # paths on two mounts: one by one, the same answers
+    mixed = ns.read_many(["/mnt/mem/hello", "/mail/box/bob/mbox"], 5)
+    assert mixed == [b"hello", b"bob's"]
+    assert [d.name for d in ns.stat_many(["/mnt/mem/hello", "/mail/box/bob"])] == ["hello", "bob"]

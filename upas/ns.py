@@ -229,9 +229,13 @@ class _NinepMount:
     def read(self, rel: str) -> bytes:
         return self._call(self.client.read, self._p(rel))
 
-    def read_many(self, rels: list[str], count: int) -> list[bytes | None]:
+    def read_many(self, rels: list[str], count: int | None) -> list[bytes | None]:
         got = self._call(self.client.read_many, [self._p(r) for r in rels], count)
         return [None if isinstance(g, Exception) else g for g in got]
+
+    def stat_many(self, rels: list[str]) -> list[Dir | None]:
+        got = self._call(self.client.stat_many, [self._p(r) for r in rels])
+        return [None if isinstance(g, Exception) else _dir_from_9p(g) for g in got]
 
     def write(self, rel: str, data: bytes) -> int:
         return self._call(self.client.write, self._p(rel), data)
@@ -364,23 +368,45 @@ class Namespace:
         m, rel = self._resolve(path)
         return m.read(rel)
 
-    def read_many(self, paths: list[str], count: int) -> list[bytes | None]:
+    def read_many(self, paths: list[str], count: int | None = None) -> list[bytes | None]:
         """The first `count` bytes of each file by one read (all of a small
-        file), None where that fails.  Files on one 9P mount are read with
-        their requests pipelined (ninep Client.read_many)."""
-        where = [self._resolve(p) for p in paths]
-        mounts = {id(m) for m, _ in where}
-        m = where[0][0] if where else None
-        if len(mounts) == 1 and hasattr(m, "read_many"):
-            return m.read_many([rel for _, rel in where], count)
+        file), or with count None each whole file; None where that fails.
+        Files on one 9P mount are read with their requests pipelined
+        (ninep Client.read_many)."""
+        m = self._one_9p_mount(paths)
+        if m is not None:
+            return m.read_many([self._resolve(p)[1] for p in paths], count)
         out: list[bytes | None] = []
-        for m, rel in where:
+        for path in paths:
             try:
+                m, rel = self._resolve(path)
                 with m.open(rel, "r") as f:
                     out.append(f.read(count))
             except Error:
                 out.append(None)
         return out
+
+    def stat_many(self, paths: list[str]) -> list[Dir | None]:
+        """stat of each file, None where it fails; pipelined as read_many."""
+        m = self._one_9p_mount(paths)
+        if m is not None:
+            return m.stat_many([self._resolve(p)[1] for p in paths])
+        out: list[Dir | None] = []
+        for path in paths:
+            try:
+                out.append(self.stat(path))
+            except Error:
+                out.append(None)
+        return out
+
+    def _one_9p_mount(self, paths: list[str]) -> _NinepMount | None:
+        """The 9P mount serving all of paths, if one does."""
+        mounts = {id(m): m for m, _ in (self._resolve(p) for p in paths)}
+        if len(mounts) == 1:
+            m = next(iter(mounts.values()))
+            if isinstance(m, _NinepMount):
+                return m
+        return None
 
     def write(self, path: str, data: bytes) -> int:
         m, rel = self._resolve(path)

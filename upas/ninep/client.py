@@ -464,76 +464,105 @@ class Client:
         finally:
             self._clunk_later(fid)
 
-    def read_many(self, paths: list[str], count: int) -> list[bytes | Error]:
-        """The first `count` bytes of each file, by one Tread each (for
-        small files whose one read is all of them), or the Error.  Twalk,
-        Topen, Tread and Tclunk of BATCH files go out in one write, and the
-        next batch goes out before the replies to one are collected, so
-        the server always has work.  A file whose requests a server
-        answered out of order is read again on its own."""
-        count = min(count, self.iounit)
-        out: list[bytes | Error] = []
+    def read_many(self, paths: list[str], count: int | None = None) -> list[bytes | Error]:
+        """Each file's first `count` bytes by one Tread (all of a file
+        smaller than that), or with count None the whole file, or the
+        Error.  Twalk, Topen, Tread and Tclunk of BATCH files go out in
+        one write, and the next batch goes out before the replies to one
+        are collected, so the server always has work.  Whole files whose
+        one read came back full are opened again and read on to EOF."""
+        n = self.iounit if count is None else min(count, self.iounit)
+        got = self._batched(paths, lambda fid: [codec.Topen(0, fid, OREAD),
+                                                 codec.Tread(0, fid, 0, n)],
+                            lambda rs: rs[-1].data, lambda p: self._read_alone(p, n))
+        if count is None:
+            got = [self._read_rest(p, d) if isinstance(d, bytes) and len(d) == n else d
+                   for p, d in zip(paths, got)]
+        return got
+
+    def stat_many(self, paths: list[str]) -> list[Stat | Error]:
+        """Each file's stat, or the Error; Twalk, Tstat and Tclunk of BATCH
+        files go out in one write (as read_many)."""
+        return self._batched(paths, lambda fid: [codec.Tstat(0, fid)],
+                             lambda rs: rs[-1].stat, self._stat_alone)
+
+    def _batched(self, paths: list[str], middle, result, alone) -> list:
+        """For each path: Twalk to a new fid, the requests middle(fid),
+        Tclunk; result(replies to middle) is the file's value.  A file whose
+        requests failed after its walk -- maybe a server with workers
+        answered them out of order -- gets alone(path) instead."""
+        out: list = []
         inflight: deque[tuple[list[str], list]] = deque()
         try:
             for i in range(0, len(paths), BATCH):
                 batch = paths[i:i + BATCH]
-                inflight.append((batch, self._send_batch(batch, count)))
+                inflight.append((batch, self._send_batch(batch, middle)))
                 if len(inflight) > 1:
-                    out += self._gather(*inflight.popleft(), count)
+                    out += self._gather(*inflight.popleft(), result, alone)
             while inflight:
-                out += self._gather(*inflight.popleft(), count)
+                out += self._gather(*inflight.popleft(), result, alone)
         finally:
             for _, sent in inflight:        # only after an exception
-                self._settle(sent)
+                self._settle(sent, result)
         return out
 
-    def _send_batch(self, paths: list[str], count: int) -> list:
+    def _send_batch(self, paths: list[str], middle) -> list:
         """Send the requests for a batch: [(fid, walk length, calls)]; a
-        path too deep for one Twalk gets no fid (-1) and is read alone."""
+        path too deep for one Twalk gets no fid (-1) and is done alone."""
         msgs: list[codec.Msg] = []
-        plan: list[tuple[int, int, int]] = []
+        plan: list[tuple[int, int, int, int]] = []
         for path in paths:
             names = _names(path)
             if len(names) > MAXWELEM:
-                plan.append((-1, 0, -1))
+                plan.append((-1, 0, 0, 0))
                 continue
             fid = self._allocfid()
-            plan.append((fid, len(names), len(msgs)))
-            msgs += (codec.Twalk(0, self._root, fid, names), codec.Topen(0, fid, OREAD),
-                     codec.Tread(0, fid, 0, count), codec.Tclunk(0, fid))
+            reqs = [codec.Twalk(0, self._root, fid, names), *middle(fid),
+                    codec.Tclunk(0, fid)]
+            plan.append((fid, len(names), len(msgs), len(reqs)))
+            msgs += reqs
         try:
             calls = self._start_many(msgs)
         except BaseException:
-            for fid, _, _ in plan:
+            for fid, _, _, _ in plan:
                 if fid >= 0:
                     self._freefid(fid)
             raise
-        return [(fid, n, calls[i:i + 4] if fid >= 0 else []) for fid, n, i in plan]
+        return [(fid, n, calls[i:i + k]) for fid, n, i, k in plan]
 
-    def _settle(self, sent: list) -> list[bytes | None]:
+    def _settle(self, sent: list, result) -> list:
         """Collect a sent batch's replies and give each fid back (clunking
-        it if the server took the Tclunk before the walk); the data of each
-        file, or None where the file must be read again alone."""
-        out: list[bytes | None] = []
+        it if the server took the Tclunk before the walk); per file its
+        value, the walk's Error (final: a fresh fid's walk from the root
+        depends on no other request), or None: to be done alone."""
+        out: list = []
         for fid, n, calls in sent:
             rs = [self._reply_or_error(c) for c in calls]
             walked = bool(rs) and isinstance(rs[0], codec.Rwalk) and len(rs[0].wqid) == n
-            if walked and isinstance(rs[3], Exception):
+            if walked and isinstance(rs[-1], Exception):
                 self._clunk_quietly(fid)     # the Tclunk came before the walk
             elif fid >= 0:
                 self._freefid(fid)           # every request was answered
-            ok = walked and not any(isinstance(r, Exception) for r in rs)
-            out.append(rs[2].data if ok else None)
+            if not rs:
+                out.append(None)
+            elif not walked:
+                out.append(rs[0] if isinstance(rs[0], Error)
+                           else Error("file does not exist"))
+            elif any(isinstance(r, Exception) for r in rs[1:-1]):
+                out.append(None)
+            else:
+                out.append(result(rs[1:-1]))
         return out
 
-    def _gather(self, paths: list[str], sent: list, count: int) -> list[bytes | Error]:
-        got = self._settle(sent)
-        return [d if d is not None else self._read_alone(p, count)
-                for p, d in zip(paths, got)]
+    def _gather(self, paths: list[str], sent: list, result, alone) -> list:
+        got = self._settle(sent, result)
+        return [alone(p) if d is None else d for p, d in zip(paths, got)]
 
     def _reply_or_error(self, call: _Call) -> Any:
         try:
             return self._finish(call)
+        except Hungup:
+            raise
         except Error as e:
             return e
 
@@ -541,6 +570,24 @@ class Client:
         try:
             with self.open(path) as f:
                 return f.read(count)
+        except Hungup:
+            raise
+        except Error as e:
+            return e
+
+    def _read_rest(self, path: str, first: bytes) -> bytes | Error:
+        """A whole file whose first read of len(first) bytes came back full."""
+        try:
+            with self.open(path) as f:
+                return first + self._readall(f.fid, len(first), f.iounit)
+        except Hungup:
+            raise
+        except Error as e:
+            return e
+
+    def _stat_alone(self, path: str) -> Stat | Error:
+        try:
+            return self.stat(path)
         except Hungup:
             raise
         except Error as e:
