@@ -469,8 +469,11 @@ class Client:
         smaller than that), or with count None the whole file, or the
         Error.  Twalk, Topen, Tread and Tclunk of BATCH files go out in
         one write, and the next batch goes out before the replies to one
-        are collected, so the server always has work.  Whole files whose
-        one read came back full are opened again and read on to EOF."""
+        are collected, so the server always has work.  With count None a
+        read shorter than the iounit is taken as all of the file (true of
+        upasfs's files and of disk files, not of every synthetic file:
+        use read() for those); a file whose read came back full is
+        opened again and read on to EOF."""
         n = self.iounit if count is None else min(count, self.iounit)
         got = self._batched(paths, lambda fid: [codec.Topen(0, fid, OREAD),
                                                  codec.Tread(0, fid, 0, n)],
