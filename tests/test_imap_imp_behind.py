@@ -12,6 +12,7 @@ import os
 
 from upas import mbappend
 from upas import ns as nsmod
+from upas.imap4d import imp
 from upas.imap4d.mailbox import Mailbox
 
 BOX = "/mail/box/glenda/mbox"
@@ -53,3 +54,20 @@ def test_a_session_behind_keeps_what_others_numbered(upasfs, monkeypatch):
     assert fresh.msgs[-1].uid == late.uid
     assert "\\Deleted" in fresh.msgs[-1].flags
     assert fresh.uidnext == ahead.uidnext
+
+
+def test_an_entry_of_a_message_deleted_elsewhere_does_not_linger(upasfs, monkeypatch):
+    """The other side of the rule above: an entry above all of a session's
+    UIDs may also be a message deleted without imap4d (pop3's DELE+QUIT
+    writes only upasfs's ctl).  Listed again and still absent, it goes."""
+    for name in ("user", "USER", "LOGNAME"):
+        monkeypatch.setenv(name, "glenda")
+    first = _view(upasfs)
+    last = first.msgs[-1]
+    first.ns.write("/mail/fs/ctl", f"delete mbox {last.fsnum}".encode())
+
+    fresh = _view(upasfs)
+    with open(upasfs.mbox + ".imp", "rb") as f:
+        entries = imp.parse_imp(f.read()).entries
+    assert [e.digest for e in entries] == [m.digest for m in fresh.msgs]
+    assert last.digest not in {m.digest for m in fresh.msgs}

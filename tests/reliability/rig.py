@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from contextlib import ExitStack
 from pathlib import Path
@@ -35,8 +36,9 @@ class LineSession:
 
     def __init__(self, argv: list[str], env: dict):
         mine, theirs = socket.socketpair()
-        self.proc = subprocess.Popen(argv, stdin=theirs, stdout=theirs,
-                                     stderr=None if os.environ.get("RELIABILITY_DEBUG") else subprocess.DEVNULL,
+        # the server's stderr is kept to explain a hang-up (see line())
+        self.errors = None if os.environ.get("RELIABILITY_DEBUG") else tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(argv, stdin=theirs, stdout=theirs, stderr=self.errors,
                                      env=env, cwd=str(REPO))
         theirs.close()
         mine.settimeout(TIMEOUT)
@@ -49,8 +51,20 @@ class LineSession:
     def line(self) -> bytes:
         line = self.file.readline()
         if not line:
-            raise SessionError("connection closed")
+            raise SessionError("connection closed" + self._why())
         return line
+
+    def _why(self) -> str:
+        """The exit status and the last of the server's stderr."""
+        try:
+            code = self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            return " (server still running)"
+        tail = b""
+        if self.errors is not None:
+            self.errors.seek(0)
+            tail = self.errors.read()[-600:]
+        return f" (server exit {code}; stderr {tail!r})"
 
     def kill(self) -> None:
         if self.proc.poll() is None:
@@ -63,6 +77,8 @@ class LineSession:
             self.sock.close()
         except OSError:
             pass
+        if self.errors is not None:
+            self.errors.close()
         try:
             self.proc.wait(TIMEOUT)
         except subprocess.TimeoutExpired:

@@ -90,6 +90,7 @@ class Mailbox:
         self.recent_reported = 0
         self.gone = False
         self._ahead: list[tuple[imp.Entry, list[str]]] = []   # see _newer
+        self._unlisted: set[tuple[str, int]] = set()   # ahead, before our last listing
         self._imp_read: tuple[bytes | None, bytes | None] = (None, None)
         # FETCH and SEARCH read many messages' files at once (prefetch.py)
         self.held: dict[tuple[int, str], object] = {}   # files read for them
@@ -115,6 +116,7 @@ class Mailbox:
         with self.ns.lock(self.dir):
             self._merge_imp(initial=True)
             self._write_imp()
+        self._confirm_ahead()
         self.exists_reported = len(self.msgs)
         self.recent_reported = self.recent()
         self.flag_changes.clear()
@@ -130,11 +132,13 @@ class Mailbox:
 
     def _relist(self, force: bool = False) -> bool:
         """Re-read the fs directory if it changed; True if anything did."""
+        ahead = {(e.digest, e.uid) for e, _ in self._ahead}
         try:
             stamp = self._fs_stamp()
         except nsmod.Error:
             return self._vanish()
         if not force and stamp == self.fs_stamp:
+            self._unlisted = ahead      # our listing is still upasfs's
             return False
         self.fs_stamp = stamp
         nums = sorted(int(d.name) for d in self.ns.readdir(self.fsdir)
@@ -157,6 +161,8 @@ class Mailbox:
                 break
             self.msgs.append(Message(n, digest, flags={"\\Recent"}))
             changed = True
+        else:
+            self._unlisted = ahead      # a whole listing, made after them
         return changed
 
     def _digests(self, nums: list[int]) -> list[str]:
@@ -218,6 +224,7 @@ class Mailbox:
         if not parsed:
             return []
         mine = {m.digest for m in self.msgs}
+        mine |= {d for d, _ in self._unlisted}     # still unlisted: deleted
         last = max((m.uid for m in self.msgs), default=0)
         out = []
         for e in parsed.entries:
@@ -291,6 +298,7 @@ class Mailbox:
                 self._merge_imp()
                 if relisted:            # new uids or vanished messages to record
                     self._write_imp()
+            self._confirm_ahead()
 
     def modify(self, msgs: list[Message], change) -> list[Message]:
         """Apply change(msg) -> bool (True if it changed) to messages, under
@@ -305,7 +313,21 @@ class Mailbox:
                 if not m.expunged and change(m):
                     touched.append(m)
             self._write_imp()
+        self._confirm_ahead()
         return touched
+
+    def _confirm_ahead(self) -> None:
+        """Entries kept for messages we had not listed (_newer): list
+        again; those still unlisted were deleted (by pop3, say), and the
+        file is rewritten without them."""
+        if not self._ahead or self.gone:
+            return
+        self._relist()
+        if self.gone:
+            return
+        with self.ns.lock(self.dir):
+            self._merge_imp()
+            self._write_imp()
 
     # -- queries ---------------------------------------------------------
     def recent(self) -> int:
