@@ -114,3 +114,45 @@ def test_tls_on_pipes(certs):
     assert done and done[0].startswith("TLSv1.")
     os.close(from_srv_w)
     os.close(to_srv_r)
+
+
+def test_output_is_sent_whole_through_short_writes(monkeypatch):
+    """Conn sends its buffered chunks with writev: more chunks than one
+    writev takes, and writes the kernel cuts short, still arrive whole and
+    in order."""
+    real = os.writev
+    calls = []
+
+    def short_writev(fd, bufs):
+        calls.append(len(bufs))
+        part, room = [], 7                     # at most 7 bytes a call
+        for b in bufs:
+            if room <= 0:
+                break
+            part.append(bytes(b[:room]))
+            room -= len(part[-1])
+        return real(fd, part)
+
+    monkeypatch.setattr(drv.os, "writev", short_writev)
+    r, w = os.pipe()
+    chunks = [b"%d," % i for i in range(1500)] + [b"x" * 70_000]
+    got = bytearray()
+    conn = drv.Conn(r, w)
+    done = threading.Event()
+
+    def drain():
+        while chunk := os.read(r, 65536):
+            got.extend(chunk)
+        done.set()
+    reader = threading.Thread(target=drain)
+    reader.start()
+    for c in chunks:
+        conn.write(c)                          # the last one flushes (64 KiB)
+    conn.write(b"end")
+    conn.flush()
+    os.close(w)
+    assert done.wait(30)
+    reader.join()
+    os.close(r)
+    assert bytes(got) == b"".join(chunks) + b"end"
+    assert max(calls) <= drv.IOV_MAX and len(calls) > 1500 // 7

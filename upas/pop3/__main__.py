@@ -18,18 +18,21 @@ from __future__ import annotations
 import os
 import select
 import socket
-import ssl
 import stat
 import sys
 import time
 from collections import deque
-from typing import BinaryIO, Callable
+from typing import TYPE_CHECKING, BinaryIO, Callable
 
 from upas.pop3.protocol import (OVERLONG, Close, LineSplitter, Session, Sleep,
                                 StartTLS)
 
+if TYPE_CHECKING:
+    import ssl                 # imported for -t and STLS only (start-up time)
+
 ARGFLAGS = "adrt"          # flags that take a value (EARGF)
 BUFMAX = 64 * 1024         # flush the output buffer beyond this
+IOV_MAX = 512              # buffers handed to one writev
 IDLE_TIMEOUT = float(os.environ.get("POP3_IDLE_TIMEOUT", 10 * 60))
 USAGE = "usage: upas/pop3 [-a authmboxfile] [-d debugfile] [-p] [-r remote] [-t cert]\n"
 
@@ -74,7 +77,8 @@ class Conn:
 
     def __init__(self, rfd: int = 0, wfd: int = 1):
         self.rfd, self.wfd = rfd, wfd
-        self.out = bytearray()
+        self.out: list[bytes] = []     # written, not yet sent: sent by writev
+        self.outlen = 0
         self.sock: socket.socket | None = None
         if stat.S_ISSOCK(os.fstat(rfd).st_mode):
             self.sock = socket.socket(fileno=os.dup(rfd))
@@ -92,21 +96,24 @@ class Conn:
         return addr[0] if isinstance(addr, tuple) else None
 
     # -- raw I/O
+    # (TLS on a socket is an SSLSocket; on pipes an SSLObject with BIOs)
     def _recv(self) -> bytes:
-        if isinstance(self.tls, ssl.SSLSocket):
+        if self.tls is None:
+            return os.read(self.rfd, BUFMAX)
+        if self._bio_in is None:
             return self.tls.recv(BUFMAX)
-        if self.tls is not None:
-            return self._bio_read()
-        return os.read(self.rfd, BUFMAX)
+        return self._bio_read()
 
-    def _send(self, data: bytes) -> None:
-        if isinstance(self.tls, ssl.SSLSocket):
+    def _send(self, chunks: list[bytes]) -> None:
+        if self.tls is None:
+            _writev_all(self.wfd, chunks)
+            return
+        data = b"".join(chunks)
+        if self._bio_in is None:
             self.tls.sendall(data)
-        elif self.tls is not None:
+        else:
             self.tls.write(data)
             self._bio_flush()
-        else:
-            _write_all(self.wfd, data)
 
     # -- buffered
     def recv(self) -> bytes:
@@ -118,7 +125,7 @@ class Conn:
             if not self._pending() and not select.select([self.rfd], [], [], IDLE_TIMEOUT)[0]:
                 return b""
             return self._recv()
-        except (ConnectionError, ssl.SSLError, OSError):
+        except OSError:             # ssl.SSLError and ConnectionError too
             return b""
 
     def _pending(self) -> bool:
@@ -128,17 +135,19 @@ class Conn:
         return self.tls.pending() > 0 or bool(self._bio_in and self._bio_in.pending)
 
     def write(self, data: bytes) -> None:
-        self.out += data
-        if len(self.out) >= BUFMAX:
+        self.out.append(data)
+        self.outlen += len(data)
+        if self.outlen >= BUFMAX:
             self.flush()
 
     def flush(self) -> None:
         if self.out:
-            data, self.out = bytes(self.out), bytearray()
-            self._send(data)
+            chunks, self.out, self.outlen = self.out, [], 0
+            self._send(chunks)
 
     # -- TLS
     def start_tls(self, ctx: ssl.SSLContext) -> str:
+        import ssl
         self.flush()
         if self.sock is not None:
             self.tls = ctx.wrap_socket(self.sock, server_side=True)
@@ -151,6 +160,7 @@ class Conn:
 
     def _pump(self, op: Callable[[], object]) -> object:
         """Run an SSLObject call, moving bytes between the BIOs and the fds."""
+        import ssl
         while True:
             try:
                 result = op()
@@ -166,6 +176,7 @@ class Conn:
             return result
 
     def _bio_read(self) -> bytes:
+        import ssl
         try:
             return self._pump(lambda: self.tls.read(BUFMAX))
         except ssl.SSLZeroReturnError:
@@ -190,6 +201,22 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[n:]
 
 
+def _writev_all(fd: int, chunks: list) -> None:
+    """Send the chunks as they are (no joining copy), IOV_MAX at a time."""
+    i = 0
+    while i < len(chunks):
+        batch = chunks[i:i + IOV_MAX]
+        n = os.writev(fd, batch)
+        for c in batch:
+            if n < len(c):
+                break
+            n -= len(c)
+            i += 1
+        else:
+            continue
+        chunks[i] = memoryview(chunks[i])[n:]   # partly written: the rest
+
+
 # ---------------------------------------------------------------- main
 class Options:
     def __init__(self) -> None:
@@ -202,6 +229,7 @@ class Options:
 
 
 def tls_context(certfile: str) -> ssl.SSLContext:
+    import ssl
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.load_cert_chain(certfile)
@@ -224,7 +252,7 @@ def options(flags: list[tuple[str, str]], conn: Conn) -> Options | str:
         elif c == "t":
             try:
                 o.tls_ctx = tls_context(value)
-            except (OSError, ssl.SSLError, ValueError) as e:
+            except (OSError, ValueError) as e:     # ssl.SSLError is an OSError
                 return f"cannot read TLS certificate: {getattr(e, 'strerror', None) or e}"
         elif c == "e":
             o.extensions = True
@@ -279,7 +307,7 @@ def _carry_out(events, session, conn, splitter, tls_ctx, debug, pending=None) ->
                 pending.clear()
             try:
                 info = conn.start_tls(tls_ctx)
-            except (ssl.SSLError, OSError) as e:
+            except OSError as e:                   # ssl.SSLError too
                 if debug:
                     debug(f"tls: handshake failed: {e}\n".encode())
                 return False
@@ -316,11 +344,17 @@ def main(argv: list[str] | None = None) -> int:
                       delay_scale=delay_scale(), debug=debug)
     try:
         serve(session, conn, opts.tls_ctx, debug)
-    except (BrokenPipeError, ConnectionError, ssl.SSLError):
+    except (BrokenPipeError, ConnectionError) + _tls_errors():
         pass   # the client went away: nothing more to do, nothing deleted
     finally:
         host.close()
     return 0
+
+
+def _tls_errors() -> tuple:
+    """ssl.SSLError if TLS was used (without it, no such error is raised)."""
+    ssl = sys.modules.get("ssl")
+    return (ssl.SSLError,) if ssl is not None else ()
 
 
 if __name__ == "__main__":
