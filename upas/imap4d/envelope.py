@@ -3,10 +3,15 @@ from the files upasfs serves (rawheader, mimeheader, rawbody, part dirs).
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
 NIL = b"NIL"
+_UNQUOTABLE = re.compile(rb'[\x00"\\\r\n\x7f-\xff]')   # bytes that need a literal
+_BARE_LF = re.compile(rb"(?<!\r)\n")
+_FIELD = re.compile(rb"[^\n]*\n(?:[ \t][^\n]*\n)*|[^\n]+$")
+_FOLD = re.compile(rb"\r?\n[ \t]")
 
 
 # ------------------------------------------------------------ output strings
@@ -18,7 +23,7 @@ def istring(v: bytes | str | None) -> bytes:
         return NIL
     if isinstance(v, str):
         v = v.encode("utf-8")
-    if len(v) <= 65 and not any(c in b'"\\\r\n' or c >= 0x7f or c == 0 for c in v):
+    if len(v) <= 65 and not _UNQUOTABLE.search(v):
         return b'"' + v + b'"'
     return b"{%d}\r\n" % len(v) + v
 
@@ -33,7 +38,7 @@ def crlf(data: bytes) -> bytes:
     """Every LF not already preceded by CR becomes CRLF."""
     if b"\r" not in data:
         return data.replace(b"\n", b"\r\n")
-    return re.sub(rb"(?<!\r)\n", b"\r\n", data)
+    return _BARE_LF.sub(b"\r\n", data)
 
 
 def header_block(raw: bytes) -> bytes:
@@ -44,10 +49,12 @@ def header_block(raw: bytes) -> bytes:
     return crlf(raw) + b"\r\n"
 
 
-def fields(raw: bytes) -> list[tuple[str, bytes, bytes]]:
-    """(lower-case name, unfolded value, raw lines) for each header field."""
+@functools.lru_cache(maxsize=1024)
+def fields(raw: bytes) -> tuple[tuple[str, bytes, bytes], ...]:
+    """(lower-case name, unfolded value, raw lines) for each header field
+    (kept for the next call: one FETCH asks a header for many fields)."""
     out: list[tuple[str, bytes, bytes]] = []
-    for m in re.finditer(rb"[^\n]*\n(?:[ \t][^\n]*\n)*|[^\n]+$", raw):
+    for m in _FIELD.finditer(raw):
         text = m.group(0)
         colon = text.find(b":")
         if colon <= 0:
@@ -55,9 +62,11 @@ def fields(raw: bytes) -> list[tuple[str, bytes, bytes]]:
                 continue
             continue
         name = text[:colon].strip().decode("ascii", "replace").lower()
-        value = re.sub(rb"\r?\n[ \t]", b" ", text[colon + 1:]).strip()
-        out.append((name, value, text))
-    return out
+        value = text[colon + 1:]
+        if b"\n " in value or b"\n\t" in value:
+            value = _FOLD.sub(b" ", value)
+        out.append((name, value.strip(), text))
+    return tuple(out)
 
 
 def field(raw: bytes, name: str) -> bytes | None:

@@ -12,7 +12,7 @@ import time
 from upas.imap4d import envelope as env
 from upas.imap4d import parser as p
 from upas.imap4d.mailbox import Mailbox, Message
-from upas.imap4d.prefetch import evaluate, gather
+from upas.imap4d.prefetch import evaluate, gather, once
 from upas.imap4d.table import NO_EXPUNGES, SELECTED, Request, command
 
 SEEN_SETTERS = ("RFC822", "RFC822.TEXT")
@@ -254,8 +254,10 @@ def fetch(s, req: Request) -> None:
     site = s.opts.site
 
     def response(m: Message) -> bytes | None:
+        def one(i: int) -> bytes:
+            return once(box, m, str(i), lambda: item(box, m, atts[i], site))
         try:
-            return b" ".join(gather(lambda a: item(box, m, a, site), atts))
+            return b" ".join(gather(one, range(len(atts))))
         except Exception as e:          # the message vanished under us
             s.log(f"fetch {m.uid}: {e}")
             return None

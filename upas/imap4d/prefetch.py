@@ -61,6 +61,15 @@ def gather(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
     return out
 
 
+def once(box: "Mailbox", m: "Message", key: str, fn: Callable[[], R]) -> R:
+    """fn(), computed once in a batch for message m (a later speculative
+    round reuses the result instead of computing it again)."""
+    k = (m.fsnum, ":" + key)             # no file name begins with ":"
+    if k not in box.held:
+        box.held[k] = fn()
+    return box.held[k]              # type: ignore[return-value]
+
+
 def evaluate(box: "Mailbox", msgs: list["Message"], fn: Callable[["Message"], R],
              first: Callable[["Message"], Iterable[str]] = lambda m: ()
              ) -> Iterator[tuple["Message", R]]:
