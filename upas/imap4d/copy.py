@@ -12,7 +12,8 @@ from __future__ import annotations
 from upas import ns as nsmod
 from upas.imap4d import append, names
 from upas.imap4d import parser as p
-from upas.imap4d.mailbox import Mailbox
+from upas.imap4d.mailbox import Mailbox, Message
+from upas.imap4d.prefetch import evaluate
 from upas.imap4d.table import EXPUNGES, SELECTED, Request, command
 
 
@@ -30,6 +31,12 @@ def mbox_entry(unixheader: bytes, raw: bytes) -> bytes:
     if not raw.endswith(b"\n"):
         raw += b"\n"
     return unixheader + raw
+
+
+def stored_entries(box: Mailbox, msgs: list[Message]) -> list[bytes]:
+    """mbox_entry of each message, the files of many read at once."""
+    return [e for _, e in evaluate(box, msgs, lambda m: mbox_entry(
+        box.read(m, "unixheader"), box.read(m, "raw")), lambda m: ("unixheader", "raw"))]
 
 
 @command("COPY", states=SELECTED, parse=parse_copy, updates=EXPUNGES, uid=True)
@@ -56,7 +63,7 @@ def copy(s, req: Request) -> None:
         s.no(req)
         return
     try:
-        entries = [mbox_entry(box.read(m, "unixheader"), box.read(m, "raw")) for m in msgs]
+        entries = stored_entries(box, msgs)
     except nsmod.Error as e:
         s.log(f"copy: {e}")
         s.no(req)

@@ -12,7 +12,7 @@ from upas.mail.lock import LockError
 
 from . import names
 from .append import Item, deliver
-from .copy import mbox_entry, parse_copy
+from .copy import parse_copy, stored_entries
 from .mailbox import MailboxError
 from .table import SELECTED, capability, command
 
@@ -40,8 +40,8 @@ def cmd_move(s, req) -> None:
     if not ok or any(m.expunged for m in msgs):
         return s.no(req)
     try:
-        items = [Item(mbox_entry(box.read(m, "unixheader"), box.read(m, "raw")),
-                      set(m.flags) - {"\\Recent"}, list(m.keywords)) for m in msgs]
+        items = [Item(e, set(m.flags) - {"\\Recent"}, list(m.keywords))
+                 for e, m in zip(stored_entries(box, msgs), msgs)]
         validity, uids = deliver(s, path, items) if items else (0, [])
     except (MailboxError, nsmod.Error, OSError, LockError) as e:
         s.log(f"move: {e}")
