@@ -9,9 +9,11 @@ after LF -> CRLF.  Deletion is one `delete NAME N...` written to
 
 Cost is the number of 9P requests: the three small files of a message are
 read together (ns.read_many), message after message, so that upasfs parses
-each message once; the stats of `raw` go out meanwhile from a few threads.
-RETR reads a message that fits in one read with its walk, open, read and
-clunk pipelined; a larger one is streamed in bounded memory.
+each message once; the stats of `raw` are pipelined too (ns.stat_many).
+RETR reads a message of up to ONE_READ bytes with its walk, open, read and
+clunk pipelined, and when the client goes through the messages in order,
+the small ones after it in the same round trip; a larger message is
+streamed in bounded memory.
 """
 from __future__ import annotations
 
@@ -23,12 +25,13 @@ from upas.pop3.protocol import MailboxError, MessageInfo, atoi
 
 FSROOT = "/mail/fs"
 DIGEST_MAX = 63
-SCAN_THREADS = 8   # stats of raw in flight while the small files are read
-SCAN_BATCH = 128   # messages whose small files one read_many call reads
+SCAN_BATCH = 512   # messages whose small files one read_many call reads
 CHUNK = 64 * 1024
 SMALL_FILES = ("digest", "rawheader", "lines")
-AHEAD_MAX = 16            # messages read ahead for an in-order download
-AHEAD_BYTES = 256 * 1024
+ONE_READ = 1 << 20        # RETR reads a message up to this size at once
+AHEAD_MAX = 32            # messages read ahead for an in-order download,
+AHEAD_ONE = CHUNK         # each at most this long,
+AHEAD_BYTES = 512 * 1024  # all together at most this
 AHEAD_TTL = 2.0           # seconds a copy read ahead may wait for its RETR
 
 
@@ -78,21 +81,12 @@ class FsMailbox:
             return [None] * len(paths)
 
     def _raw_lengths(self, nums: list[int]) -> Iterator[int | None]:
-        """The length of each message's raw (None: no stat), in order; the
-        stats run in threads while the caller reads the small files."""
-        stat_many = getattr(self.ns, "stat_many", None)
-        if stat_many is not None:
-            paths = [f"{self.dir}/{n}/raw" for n in nums]
-            return iter([None if d is None else d.length for d in stat_many(paths)])
-        if len(nums) < 2 * SCAN_THREADS:
-            return iter([self._raw_length(n) for n in nums])
-        return _threaded(self._raw_length, nums, SCAN_THREADS)
-
-    def _raw_length(self, n: int) -> int | None:
+        """The length of each message's raw (None: no stat), in order."""
         try:
-            return self.ns.stat(f"{self.dir}/{n}/raw").length
+            dirs = self.ns.stat_many([f"{self.dir}/{n}/raw" for n in nums])
         except nsmod.Error:
-            return None
+            dirs = [None] * len(nums)
+        return iter([None if d is None else d.length for d in dirs])
 
     def _message(self, n: int, digest: bytes | None, header: bytes | None,
                  lines: bytes | None, raw_len: int | None) -> MessageInfo | None:
@@ -127,7 +121,7 @@ class FsMailbox:
         # a message's raw never changes in upasfs: once its stat length is
         # read, the read that would only find EOF is skipped.
         length = self._raw_len.get(fsnum)
-        if length is None or length > CHUNK:
+        if length is None or length > ONE_READ:
             return self._chunks(path, length)
         data = self._ahead.pop(fsnum, None)
         if data is None or time.monotonic() - self._ahead_at > AHEAD_TTL:
@@ -149,13 +143,13 @@ class FsMailbox:
             total = self._raw_len[fsnum]
             for m in self._after(fsnum):
                 length = self._raw_len[m.fsnum]
-                if len(nums) > AHEAD_MAX or length > CHUNK or total + length > AHEAD_BYTES:
+                if len(nums) > AHEAD_MAX or length > AHEAD_ONE or total + length > AHEAD_BYTES:
                     break
                 if not m.deleted:
                     nums.append(m.fsnum)
                     total += length
         try:
-            got = self.ns.read_many([f"{self.dir}/{n}/raw" for n in nums], CHUNK)
+            got = self.ns.read_many([f"{self.dir}/{n}/raw" for n in nums], max(ONE_READ, AHEAD_ONE))
         except nsmod.Error as e:
             raise MailboxError(str(e)) from None
         self._ahead = {n: d for n, d in zip(nums[1:], got[1:]) if d is not None}
@@ -181,15 +175,6 @@ class FsMailbox:
             self.ns.write(f"{FSROOT}/ctl", cmd.encode())
         except nsmod.Error as e:
             raise MailboxError(f"error deleting messages: {e}") from None
-
-
-def _threaded(fn, items: list, nthreads: int) -> Iterator:
-    """fn of every item, computed by nthreads threads; results in order."""
-    from concurrent.futures import ThreadPoolExecutor
-    pool = ThreadPoolExecutor(nthreads)
-    results = pool.map(fn, items)
-    pool.shutdown(wait=False)
-    return results
 
 
 def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
