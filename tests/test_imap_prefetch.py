@@ -1,0 +1,146 @@
+"""FETCH and SEARCH answers computed from batched, speculative reads
+(prefetch.py) are the answers of the direct, file-by-file reads: the same
+code on two Mailbox views of one real upasfs, over the testdata messages,
+generated bench messages and MIME shapes that take several probe rounds
+(more parts than one round probes, multiparts nested in multiparts and in
+a message/rfc822 part).  A message deleted between two rounds is
+answered with an error, never with a structure guessed from missing parts."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bench.corpus import make_corpus
+from upas import ns as nsmod
+from upas.imap4d import fetch, prefetch, search
+from upas.imap4d import parser as p
+from upas.imap4d.mailbox import CTL, Mailbox
+
+REPO = Path(__file__).resolve().parents[1]
+SITE = "imap.test"
+
+
+def _part(ctype: str, body: str) -> str:
+    return f"Content-Type: {ctype}\n\n{body}\n"
+
+
+def _multipart(sub: str, boundary: str, parts: list[str]) -> str:
+    out = f"Content-Type: multipart/{sub}; boundary={boundary}\n\n"
+    for part in parts:
+        out += f"--{boundary}\n{part}"
+    return out + f"--{boundary}--\n"
+
+
+def _shapes() -> bytes:
+    """Messages whose part counts and nesting need several probe rounds."""
+    many = _multipart("mixed", "b5", [_part("text/plain", f"part {i} factotum") for i in range(1, 7)])
+    inner = _multipart("alternative", "in", [_part("text/plain", "plain"), _part("text/html", "<p>x</p>")])
+    nested = _multipart("mixed", "out", [_part("text/plain", "first"), inner + "\n",
+                                         _part("text/plain", "last factotum")])
+    embedded = ("From: x@y\nSubject: inside\n" + _multipart(
+        "mixed", "emb", [_part("text/plain", "embedded factotum"), _part("image/png", "AAAA")]))
+    with_rfc822 = _multipart("mixed", "r8", [_part("text/plain", "see attached"),
+                                             _part("message/rfc822", embedded)])
+    headless = _multipart("mixed", "hl", ["\nno header at all\n", _part("text/plain", "two")])
+    msgs = [many, nested, with_rfc822, headless]
+    return b"".join(
+        (f"From glenda Mon Nov 23 09:{i:02d}:00 2026\nFrom: glenda@example.org\n"
+         f"Subject: shape {i}\nMIME-Version: 1.0\n{m}\n").encode()
+        for i, m in enumerate(msgs))
+
+
+@pytest.fixture(scope="module")
+def mbox(tmp_path_factory) -> bytes:
+    gen = tmp_path_factory.mktemp("corpus") / "mbox"
+    make_corpus(gen, 60, seed=3)
+    plain = (REPO / "testdata" / "mail" / "box" / "glenda" / "mbox").read_bytes()
+    return plain.rstrip(b"\n") + b"\n\n" + _shapes() + gen.read_bytes()
+
+
+@pytest.fixture
+def views(upasfs_factory, mbox, monkeypatch):
+    """Two views of one upasfs mailbox: one read directly, one batched (in
+    batches of 7 messages, so that batches have edges)."""
+    monkeypatch.setattr(prefetch, "BATCH", 7)
+    fs = upasfs_factory(mbox)
+    ns = nsmod.Namespace("glenda")
+    ns.bind_dir("/mail/box", str(Path(fs.mailroot) / "box"))
+    ns.bind_9p("/mail/fs", fs.client())
+    boxes = []
+    for _ in range(2):
+        b = Mailbox(ns, "/mail/box/glenda/mbox", readonly=True)
+        b.open()
+        boxes.append(b)
+    yield boxes
+    ns.close()
+
+
+def _fetch_direct(box, atts):
+    return [b" ".join(fetch.item(box, m, a, SITE) for a in atts) for m in box.msgs]
+
+
+def _fetch_batched(box, atts, guard=lambda fn: fn):
+    def one(m):
+        return b" ".join(prefetch.gather(lambda a: fetch.item(box, m, a, SITE), atts))
+    return [r for _, r in prefetch.evaluate(box, box.msgs, guard(one), fetch.first_files(atts))]
+
+
+FETCHES = [b"(UID RFC822.SIZE ENVELOPE BODYSTRUCTURE)", b"(BODY INTERNALDATE)",
+           b"BODY.PEEK[]", b"(BODY.PEEK[1] BODY.PEEK[2.MIME] BODY.PEEK[2.1] BODY.PEEK[3.TEXT]"
+           b" BODY.PEEK[2.2.HEADER] BODY.PEEK[HEADER.FIELDS (From Subject)])",
+           b"(RFC822.HEADER RFC822.TEXT BODY.PEEK[TEXT]<5.20>)"]
+
+
+@pytest.mark.parametrize("what", FETCHES)
+def test_fetch_batched_equals_direct(views, what):
+    direct, batched = views
+    atts = p.fetch_atts(p.Reader([what]))
+    want = _fetch_direct(direct, atts)
+    assert len(want) > 70
+    assert _fetch_batched(batched, atts) == want
+    assert batched.held == {} and not batched.speculative
+
+
+@pytest.mark.parametrize("query", [b"TEXT factotum", b"BODY embedded", b"OR FROM ken SUBJECT shape",
+                                   b"LARGER 2000 NOT BODY zzz", b"HEADER Content-Type mixed"])
+def test_search_batched_equals_direct(views, query):
+    direct, batched = views
+    key = p.search_program(p.Reader([query]))[1]
+    n = len(direct.msgs)
+    want = [search.Matcher(direct, m, i + 1, n).match(key) for i, m in enumerate(direct.msgs)]
+    assert any(want) and not all(want)
+    files = search.first_files(key)
+    got = [r for _, r in prefetch.evaluate(batched, batched.msgs,
+                                           lambda m: search.Matcher(batched, m, 0, n).match(key),
+                                           lambda m: files)]
+    assert got == want
+
+
+def test_message_deleted_between_rounds_is_an_error(views, monkeypatch):
+    direct, batched = views
+    atts = p.fetch_atts(p.Reader([b"(RFC822.SIZE BODYSTRUCTURE)"]))
+    want = _fetch_direct(direct, atts)
+    victim = next(m for m in batched.msgs if batched.read(m, "rawheader").find(b"shape 0") >= 0)
+    deleted = []
+    real = prefetch.load
+
+    def load(box, wanted):          # the first round that read the victim's files
+        real(box, wanted)
+        if not deleted and any(m is victim for m, _ in wanted):
+            box.ns.write(CTL, f"delete {box.fsname} {victim.fsnum}".encode())
+            deleted.append(victim)
+    monkeypatch.setattr(prefetch, "load", load)
+
+    def guard(fn):
+        def safe(m):
+            try:
+                return fn(m)
+            except nsmod.Error:
+                return None
+        return safe
+    got = _fetch_batched(batched, atts, guard)
+    assert deleted
+    i = batched.msgs.index(victim)
+    assert got[i] is None
+    assert got[:i] + got[i + 1:] == want[:i] + want[i + 1:]
