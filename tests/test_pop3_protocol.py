@@ -10,6 +10,8 @@ import hmac
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from upas.pop3 import protocol as P
 
@@ -510,3 +512,27 @@ def test_auth_plain_only_when_clear_allowed():
         b"+OK mailbox is /mail/box/glenda/mbox\r\n")
     s, _, _ = session(extensions=True, allow_clear=True)
     assert say(s, b"AUTH PLAIN *") == b"-ERR authentication cancelled\r\n"
+
+
+def _stuffed(raw: bytes) -> bytes:
+    """RETR's data for raw, line by line (decisions.md: one CRLF per line,
+    a CR before LF dropped, other bytes kept, a leading '.' doubled)."""
+    lines = raw.split(b"\n")
+    last = lines.pop()
+    out = [(b"." if ln[:1] == b"." else b"") + (ln[:-1] if ln.endswith(b"\r") else ln) + b"\r\n"
+           for ln in lines]
+    if last:
+        out.append((b"." if last[:1] == b"." else b"") + last + b"\r\n")
+    return b"".join(out) + b".\r\n"
+
+
+@given(st.lists(st.sampled_from([b"\r", b"\n", b".", b"x", b"\0", b"\r\n", b"\n."]), max_size=60)
+       .map(b"".join), st.lists(st.integers(1, 9), min_size=1, max_size=20))
+def test_dot_stuffer_matches_line_by_line(raw, sizes):
+    st_ = P.DotStuffer()
+    out, pos, k = [], 0, 0
+    while pos < len(raw):
+        n = sizes[k % len(sizes)]
+        out.append(st_.feed(raw[pos:pos + n]))
+        pos, k = pos + n, k + 1
+    assert b"".join(out) + st_.end() == _stuffed(raw)

@@ -212,7 +212,13 @@ class DotStuffer:
         if data.endswith(b"\r"):
             data = data[:-1]
             self._cr = True
-        out = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n").replace(b"\n.", b"\n..")
+        # a one-byte test (memchr) first: the two-byte searches of replace
+        # cost several times more, and most mail has no CR and few dots
+        if b"\r" in data:
+            data = data.replace(b"\r\n", b"\n")
+        out = data.replace(b"\n", b"\r\n")
+        if b"." in out:
+            out = out.replace(b"\n.", b"\n..")
         if self._bol and out.startswith(b"."):
             out = b"." + out
         if data:
