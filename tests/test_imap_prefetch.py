@@ -3,7 +3,7 @@
 code on two Mailbox views of one real upasfs, over the testdata messages,
 generated bench messages and MIME shapes that take several probe rounds
 (more parts than one round probes, multiparts nested in multiparts and in
-a message/rfc822 part).  A message deleted between two rounds is
+a message/rfc822 part, parts larger than one 9P read).  A message deleted between two rounds is
 answered with an error, never with a structure guessed from missing parts."""
 from __future__ import annotations
 
@@ -43,7 +43,10 @@ def _shapes() -> bytes:
     with_rfc822 = _multipart("mixed", "r8", [_part("text/plain", "see attached"),
                                              _part("message/rfc822", embedded)])
     headless = _multipart("mixed", "hl", ["\nno header at all\n", _part("text/plain", "two")])
-    msgs = [many, nested, with_rfc822, headless]
+    line = "many bytes beyond one 9P read factotum\n"
+    big = _multipart("mixed", "bg", [_part("text/plain", line * 6000),
+                                     _part("application/octet-stream", "QUJD" * 30000)])
+    msgs = [many, nested, with_rfc822, headless, big]
     return b"".join(
         (f"From glenda Mon Nov 23 09:{i:02d}:00 2026\nFrom: glenda@example.org\n"
          f"Subject: shape {i}\nMIME-Version: 1.0\n{m}\n").encode()

@@ -95,7 +95,6 @@ class Mailbox:
         # FETCH and SEARCH read many messages' files at once (prefetch.py)
         self.held: dict[tuple[int, str], object] = {}   # files read for them
         self.speculative = False
-        self.iounit = 0
 
     # -- opening -------------------------------------------------------
     def open(self) -> None:

@@ -27,8 +27,6 @@ R = TypeVar("R")
 BATCH = 128          # messages evaluated together
 ROUNDS = 12          # speculative rounds before the rest is read directly
 PROBE = 3            # children probed per round
-CHUNK = 1 << 20      # bytes asked of each file (read_many gives an iounit)
-FLOOR = 512          # no 9P iounit is smaller: a shorter read is the whole file
 DEFER = object()     # held: a failed probe that does not tell whether the part exists
 
 
@@ -135,11 +133,11 @@ def load(box: "Mailbox", want: list[tuple["Message", str]]) -> None:
     if not jobs:
         return
     paths = [f"{box.fsdir}/{m.fsnum}/{rel}" for m, rel in jobs]
-    got = box.ns.read_many(paths, CHUNK)
+    got = box.ns.read_many(paths, None)       # whole files
     found = {(id(m), rel) for (m, rel), data in zip(jobs, got) if data is not None}
-    for (m, rel), path, data in zip(jobs, paths, got):
+    for (m, rel), data in zip(jobs, got):
         if data is not None:
-            box.hold(m, rel, _whole(box, path, data))
+            box.hold(m, rel, data)
         elif _probe(rel) > 1 and (id(m), _sibling(rel, -1)) in found:
             box.hold(m, rel, None)      # no such part: its elder was just there
         else:
@@ -151,21 +149,6 @@ def _sibling(rel: str, d: int) -> str:
     parts = rel.split("/")
     parts[-2] = str(int(parts[-2]) + d)
     return "/".join(parts)
-
-
-def _whole(box: "Mailbox", path: str, data: bytes) -> bytes:
-    """A file of which read_many gave the first read: the rest of it if
-    that read may have stopped at the iounit rather than at the end."""
-    if len(data) < (box.iounit or FLOOR):
-        return data
-    with box.ns.open(path) as f:
-        if not box.iounit:
-            # an open 9P file tells its iounit; a local file has read `count`
-            box.iounit = min(getattr(f, "iounit", CHUNK) or CHUNK, CHUNK)
-        if len(data) < box.iounit:
-            return data
-        f.seek(len(data))
-        return data + f.read()
 
 
 def probe_children(box: "Mailbox", m: "Message", rel: str) -> list[int]:
