@@ -94,21 +94,33 @@ class ContentType:
 
 
 _TOKEN = rb'[^\s()<>@,;:\\"/\[\]?=]+'
+_PARAM = re.compile(rb';\s*(' + _TOKEN + rb')\s*=\s*("(?:[^"\\]|\\.)*"|' + _TOKEN + rb')')
+_TYPE = re.compile(rb"\s*(" + _TOKEN + rb")\s*/\s*(" + _TOKEN + rb")")
+_WORD = re.compile(rb"\s*(" + _TOKEN + rb")")
+_QUOTED_PAIR = re.compile(rb"\\(.)")
+_COMMENT = re.compile(rb'\((?:[^()\\]|\\.)*\)')
+_COMMENT_TEXT = re.compile(rb"\(((?:[^()\\]|\\.)*)\)")
+_ANGLE_ADDR = re.compile(rb'(.*)<([^<>]*)>\s*(\(.*\))?\s*$', re.S)
+_SPACES = re.compile(rb"\s+")
+_GROUP = re.compile(rb'\s*[^"<>@,]*:')
 
 
 def parse_params(s: bytes) -> list[tuple[str, str]]:
     out = []
-    for m in re.finditer(rb';\s*(' + _TOKEN + rb')\s*=\s*("(?:[^"\\]|\\.)*"|' + _TOKEN + rb')', s):
+    for m in _PARAM.finditer(s):
         v = m.group(2)
         if v.startswith(b'"'):
-            v = re.sub(rb"\\(.)", rb"\1", v[1:-1])
+            v = _QUOTED_PAIR.sub(rb"\1", v[1:-1])
         out.append((m.group(1).decode("ascii", "replace"), v.decode("utf-8", "replace")))
     return out
 
 
+@functools.lru_cache(maxsize=1024)
 def content_type(hdr: bytes, default: str = "text/plain") -> ContentType:
+    """The type of a header's Content-Type (cached like fields(): not to be
+    changed by the caller)."""
     v = field(hdr, "content-type")
-    m = re.match(rb"\s*(" + _TOKEN + rb")\s*/\s*(" + _TOKEN + rb")", v or b"")
+    m = _TYPE.match(v or b"")
     if not m:
         t, st = default.split("/")
         return ContentType(t, st, [])       # servers.md 3.11: no charset invented
@@ -121,7 +133,7 @@ def disposition(hdr: bytes) -> bytes:
     v = field(hdr, "content-disposition")
     if not v:
         return NIL
-    m = re.match(rb"\s*(" + _TOKEN + rb")", v)
+    m = _WORD.match(v)
     if not m:
         return NIL
     return b"(" + istring(m.group(1).decode().upper()) + b" " + \
@@ -169,14 +181,14 @@ def _uncomment(v: bytes) -> bytes:
     prev = None
     while prev != v:
         prev = v
-        v = re.sub(rb'\((?:[^()\\]|\\.)*\)', b" ", v)
+        v = _COMMENT.sub(b" ", v)
     return v
 
 
 def _unquote(v: bytes) -> bytes:
     v = v.strip()
     if len(v) >= 2 and v[:1] == b'"' and v[-1:] == b'"':
-        v = re.sub(rb"\\(.)", rb"\1", v[1:-1])
+        v = _QUOTED_PAIR.sub(rb"\1", v[1:-1])
     return v
 
 
@@ -185,15 +197,15 @@ def address(a: bytes, site: str) -> bytes | None:
     a = a.strip()
     if not a:
         return None
-    m = re.match(rb'(.*)<([^<>]*)>\s*(\(.*\))?\s*$', a, re.S)
+    m = _ANGLE_ADDR.match(a)
     if m:
-        personal = _unquote(re.sub(rb"\s+", b" ", _uncomment(m.group(1))).strip()) or None
+        personal = _unquote(_SPACES.sub(b" ", _uncomment(m.group(1))).strip()) or None
         spec = m.group(2)
     else:
-        c = re.search(rb"\(((?:[^()\\]|\\.)*)\)", a)
+        c = _COMMENT_TEXT.search(a)
         personal = c.group(1).strip() if c else None
         spec = _uncomment(a)
-    spec = re.sub(rb"\s+", b"", spec)
+    spec = _SPACES.sub(b"", spec)
     if b":" in spec and spec.startswith(b"@"):       # route: dropped
         spec = spec.split(b":", 1)[1]
     if b"@" in spec:
@@ -208,7 +220,7 @@ def address(a: bytes, site: str) -> bytes | None:
 def addresses(v: bytes | None, site: str) -> bytes:
     if not v:
         return NIL
-    if re.match(rb'\s*[^"<>@,]*:', v) and b";" in v:
+    if _GROUP.match(v) and b";" in v:
         return NIL                                   # a group: the whole field
     addrs = [x for x in (address(a, site) for a in _split_top(v, 0x2c)) if x]
     return b"(" + b"".join(addrs) + b")" if addrs else NIL
