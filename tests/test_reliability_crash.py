@@ -51,3 +51,28 @@ def test_ledger_catches_a_lost_and_a_torn_message(tmp_path):
     path.write_bytes(msgs[0] + msgs[1] + msgs[1] + msgs[2])
     with pytest.raises(AssertionError, match="2 times"):
         ledger.check("mbox", str(path))
+
+
+def test_store_after_upasfs_died_is_refused(tmp_path):
+    """Found by the crash harness: with upasfs killed under it, imap4d's
+    STORE recorded nothing yet answered OK, so the client believed flags
+    that were never stored.  It must say NO; a fresh session then sees
+    the flags as they were."""
+    from tests.reliability.rig import Rig, SessionError
+    with Rig(tmp_path) as rig:
+        for i in range(3):
+            assert rig.deliver(b"Subject: m%d\n\nbody\n" % i).wait() == 0
+        rig.start_fs()
+        s = rig.imap()
+        s.cmd(b"SELECT INBOX")
+        rig.kill_fs()
+        with pytest.raises(SessionError, match="t2 NO"):
+            s.cmd(b"STORE 1 +FLAGS (\\Seen)")
+        s.kill()
+        rig.start_fs()
+        fresh = rig.imap()
+        fresh.cmd(b"SELECT INBOX")
+        flags = b"".join(fresh.cmd(b"FETCH 1 FLAGS"))
+        assert b"\\Seen" not in flags
+        fresh.cmd(b"LOGOUT")
+        fresh.close()

@@ -74,12 +74,18 @@ def mbox_entry(user: str, message: bytes, when: int, zone_secs: int) -> bytes:
 
 def _target(s, path: str) -> Mailbox:
     """The Mailbox that assigns the target's uids: the selected one, or a
-    fresh `status` view (not kept: a long-lived view would hand \\Recent
-    back to messages another session has since seen)."""
+    fresh `status` view.  The view the last APPEND used is taken again only
+    if nothing changed since (else a long-lived view would hand \\Recent
+    back to messages another session has since seen): a run of APPENDs
+    then lists and reads the target once, not once per message."""
     if s.box is not None and s.box.path == path and not s.box.gone:
         return s.box
+    kept = s.extra.get("append_box")
+    if kept is not None and kept.path == path and kept.unchanged():
+        return kept
     box = Mailbox(s.ns, path, readonly=True, keep_recent=True)
     box.open()
+    s.extra["append_box"] = box
     return box
 
 
@@ -105,7 +111,10 @@ def deliver(s, path: str, items: list[Item]) -> tuple[int, list[int | None]]:
         m.keywords = list(dict.fromkeys(m.keywords + it.keywords))
         return True
     if pairs:
-        box.modify([m for m, _ in pairs], apply)
+        try:
+            box.modify([m for m, _ in pairs], apply)
+        except MailboxError:
+            pass    # upasfs went away: the message is stored, its flags are not
     return box.uidvalidity, [m.uid if m else None for m in found]
 
 

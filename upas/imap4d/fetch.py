@@ -11,7 +11,7 @@ import time
 
 from upas.imap4d import envelope as env
 from upas.imap4d import parser as p
-from upas.imap4d.mailbox import Mailbox, Message
+from upas.imap4d.mailbox import Mailbox, MailboxError, Message
 from upas.imap4d.prefetch import evaluate, gather, once
 from upas.imap4d.table import NO_EXPUNGES, SELECTED, Request, command
 
@@ -250,7 +250,10 @@ def fetch(s, req: Request) -> None:
         atts = [p.FetchAtt("UID")] + [a for a in atts if a.name != "UID"]
     changed = []
     if any(sets_seen(a) for a in atts) and not box.readonly:
-        changed = box.modify([m for m in msgs if "\\Seen" not in m.flags], _set_seen)
+        try:
+            changed = box.modify([m for m in msgs if "\\Seen" not in m.flags], _set_seen)
+        except MailboxError:
+            pass            # upasfs is gone: the reads below fail too
     site = s.opts.site
 
     def response(m: Message) -> bytes | None:

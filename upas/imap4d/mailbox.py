@@ -304,8 +304,8 @@ class Mailbox:
         the lock, after catching up with others; the .imp is rewritten."""
         touched = []
         self._relist()
-        if self.gone:
-            return touched
+        if self.gone:       # upasfs died: nothing can be recorded, say so
+            raise MailboxError("mailbox is gone")
         with self.ns.lock(self.dir):
             self._merge_imp()
             for m in msgs:
@@ -329,6 +329,17 @@ class Mailbox:
             self._write_imp()
 
     # -- queries ---------------------------------------------------------
+    def unchanged(self) -> bool:
+        """Neither the fs directory nor the .imp changed since this view
+        last looked: it holds what opening the mailbox afresh would read."""
+        if self.gone or self.fs_stamp is None or self.imp_stamp is None:
+            return False
+        try:
+            stamp = self._fs_stamp()
+        except nsmod.Error:
+            return False
+        return stamp == self.fs_stamp and self._imp_stamp() == self.imp_stamp
+
     def recent(self) -> int:
         return sum(1 for m in self.msgs if "\\Recent" in m.flags and not m.expunged)
 
