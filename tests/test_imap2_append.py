@@ -134,3 +134,37 @@ def test_disconnect_mid_append_leaves_box_as_it_was(srv):
     c.close()
     srv.wait_idle()
     assert (srv.box().read_bytes(), srv.box(name="mbox.imp").read_bytes()) == before
+
+
+def _append(c, tag: bytes, box: bytes) -> bytes:
+    lines = c.cmd(tag + b" APPEND " + box + b" {%d}\r\n" % len(MSG) + MSG + b"\r\n")
+    assert lines[-1].startswith(tag + b" OK [APPENDUID "), lines
+    return lines[-1]
+
+
+def test_appends_in_a_row_see_other_sessions_between(c, srv):
+    """A run of APPENDs reuses its view of the target only while nothing
+    changed: another session's SELECT (which takes \\Recent) and its
+    DELETE + CREATE (a new UIDVALIDITY) are seen by the next APPEND."""
+    c.cmd(b"a CREATE foo")
+    _append(c, b"b", b"foo")
+    _append(c, b"c", b"foo")
+    other = srv.connect()
+    try:
+        assert b"* 2 RECENT\r\n" in other.cmd(b"d SELECT foo")
+        other.cmd(b"e UNSELECT")
+        _append(c, b"f", b"foo")
+        lines = other.cmd(b"g SELECT foo")
+        assert b"* 3 EXISTS\r\n" in lines and b"* 1 RECENT\r\n" in lines
+        other.cmd(b"h UNSELECT")
+        v = uidvalidity(srv, "foo")
+        other.cmd(b"i DELETE foo")
+        time.sleep(1.1)                  # a new UIDVALIDITY is a new second
+        other.cmd(b"j CREATE foo")
+        reply = _append(c, b"k", b"foo")
+        v2 = uidvalidity(srv, "foo")
+        assert v2 != v and reply == b"k OK [APPENDUID %d 1] APPEND completed\r\n" % v2
+        lines = other.cmd(b"l SELECT foo")
+        assert b"* 1 EXISTS\r\n" in lines and b"* 1 RECENT\r\n" in lines
+    finally:
+        other.close()
