@@ -255,6 +255,7 @@ class _Conn:
         # (only the reader thread writes then, so no lock is needed)
         self.outbox: list[bytes] | None = [] if server.inline else None
         self.outlen = 0
+        self.tracing = False        # DEBUG logging on: looked at per recv
 
     # -- reading ----------------------------------------------------------
     def serve(self) -> None:
@@ -278,6 +279,7 @@ class _Conn:
                 if not chunk:
                     return          # EOF (inside a message too: it is lost)
                 buf += chunk
+                self.tracing = log.isEnabledFor(logging.DEBUG)
                 pos, need = self._consume(buf)
                 if need < 0:
                     return
@@ -318,7 +320,8 @@ class _Conn:
             self._sendall(data)
 
     def _dispatch(self, msg: codec.Msg) -> None:
-        trace("<-", msg)
+        if self.tracing:
+            trace("<-", msg)
         if isinstance(msg, codec.Tversion):
             self._version(msg)
             return
@@ -385,7 +388,8 @@ class _Conn:
     def _encode(self, msg: codec.Msg) -> bytes:
         """Pack a reply; one a tree made unsendable (a field out of range,
         longer than msize) becomes an Rerror instead."""
-        trace("->", msg)
+        if self.tracing:
+            trace("->", msg)
         try:
             data = codec.pack(msg)
         except (ValueError, OverflowError, struct.error) as e:
@@ -522,7 +526,7 @@ class _Conn:
         path, qids = list(f.path), []
         for i, name in enumerate(m.wname):
             try:
-                path = self._step(path, name)
+                self._step(path, name)
             except Error:
                 if i == 0:
                     raise
@@ -535,15 +539,18 @@ class _Conn:
         return codec.Rwalk(m.tag, qids)
 
     @staticmethod
-    def _step(path: list[Node], name: str) -> list[Node]:
+    def _step(path: list[Node], name: str) -> None:
+        """Walk path (root .. node) one name further, in place."""
         node = path[-1]
         if not node.is_dir():
             raise Error("not a directory")
         if name == "..":
-            return path[:-1] if len(path) > 1 else path
+            if len(path) > 1:
+                path.pop()
+            return
         if name == "." or "/" in name or not name:
             raise Error("file does not exist")
-        return path + [node.walk(name)]
+        path.append(node.walk(name))
 
     def _open(self, m: codec.Topen) -> codec.Msg:
         f = self._fid(m.fid)
