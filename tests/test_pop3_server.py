@@ -710,3 +710,31 @@ def test_retr_in_order_and_out_of_order_over_many_messages(pop3):
         assert c.cmd(f"RETR {i}".encode()) == b"+OK\r\n", i
         assert c.multi() == wire(raws[i - 1]), i
     assert c.cmd(b"QUIT") == b"+OK\r\n"
+
+
+@pytest.mark.parametrize("ttl", ["0.2", "60"])
+def test_a_message_read_ahead_is_not_kept_past_its_time(pop3_factory, ttl):
+    """Another session deletes message 3 after ours read it ahead (RETR 1,
+    RETR 2 in order): the copy serves RETR 3 only within POP3_READAHEAD_TTL
+    (as if RETR 3 had come first); after it, RETR 3 reads upasfs again and
+    finds the message gone, as without read-ahead."""
+    srv = pop3_factory(["-p"], env={"POP3_READAHEAD_TTL": ttl})
+    raws = [r for _, r in entries(srv.box("bob"))]
+    assert len(raws) == 3
+    a = srv.connect()
+    login(a)
+    for i in (1, 2):
+        assert a.cmd(f"RETR {i}".encode()) == b"+OK\r\n"
+        assert a.multi() == wire(raws[i - 1])
+    b = srv.connect()
+    login(b)
+    assert b.cmd(b"DELE 3") == b"+OK message 3 deleted\r\n"
+    assert b.cmd(b"QUIT") == b"+OK\r\n"
+    assert b.closed()
+    time.sleep(0.4)
+    if ttl == "60":
+        assert a.cmd(b"RETR 3") == b"+OK\r\n"
+        assert a.multi() == wire(raws[2])
+    else:
+        assert a.cmd(b"RETR 3") == b"-ERR message disappeared\r\n"
+    assert a.cmd(b"QUIT") == b"+OK\r\n"

@@ -11,7 +11,9 @@ on the RFC 2449/5034 additions (CAPA SASL/RESP-CODES/AUTH-RESP-CODE/
 IMPLEMENTATION, AUTH CRAM-MD5 and PLAIN, response codes) which change Plan 9
 replies and are therefore off by default.  Unknown flags are ignored, as
 Plan 9 does.  POP3_DELAY_SCALE multiplies the failed-login delays;
-POP3_IDLE_TIMEOUT (seconds, default 600) ends a silent session.
+POP3_IDLE_TIMEOUT (seconds, default 600) ends a silent session;
+POP3_READAHEAD_TTL (seconds, default 1) bounds how long a message read
+ahead for an in-order download is kept (mailbox.py).
 """
 from __future__ import annotations
 

@@ -13,10 +13,13 @@ each message once; the stats of `raw` are pipelined too (ns.stat_many).
 RETR reads a message of up to ONE_READ bytes with its walk, open, read and
 clunk pipelined, and when the client goes through the messages in order,
 the small ones after it in the same round trip; a larger message is
-streamed in bounded memory.
+streamed in bounded memory.  A copy read ahead is used for
+POP3_READAHEAD_TTL seconds (default 1): within that time a RETR is
+answered as if it had come when the copy was read.
 """
 from __future__ import annotations
 
+import os
 import time
 from typing import Iterator, Sequence
 
@@ -32,7 +35,8 @@ ONE_READ = 1 << 20        # RETR reads a message up to this size at once
 AHEAD_MAX = 32            # messages read ahead for an in-order download,
 AHEAD_ONE = CHUNK         # each at most this long,
 AHEAD_BYTES = 512 * 1024  # all together at most this
-AHEAD_TTL = 2.0           # seconds a copy read ahead may wait for its RETR
+# seconds a copy read ahead may wait for its RETR (then it is read again)
+AHEAD_TTL = float(os.environ.get("POP3_READAHEAD_TTL", 1))
 
 
 class FsMailbox:
