@@ -29,6 +29,11 @@ class Error(Exception):
     """A file operation failed; the text is Plan 9's (`file does not exist`)."""
 
 
+class Hungup(Error):
+    """The 9P service behind a mount went away (`i/o on hungup channel`):
+    nothing on that mount will work again in this process."""
+
+
 @dataclass(frozen=True)
 class Qid:
     type: int
@@ -215,6 +220,8 @@ class _NinepMount:
         from upas.ninep import client as nc
         try:
             return fn(*args)
+        except nc.Hungup as e:
+            raise Hungup(str(e)) from None
         except nc.Error as e:
             raise Error(str(e)) from None
         except OSError as e:

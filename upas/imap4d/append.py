@@ -31,7 +31,7 @@ from upas.mail.lock import LockError
 
 from . import names
 from . import parser as p
-from .mailbox import Mailbox, MailboxError
+from .mailbox import Mailbox, MailboxError, MailboxLost
 from .table import AUTH, EXPUNGES, SELECTED, command
 
 FIND_TRIES = int(os.environ.get("IMAP_APPEND_FIND_TRIES", "40"))
@@ -121,7 +121,10 @@ def deliver(s, path: str, items: list[Item]) -> tuple[int, list[int | None]]:
 def _find(box: Mailbox, known: set[int], digests: list[str]):
     """The new messages with these digests, in order, once upasfs shows them."""
     for _ in range(FIND_TRIES):
-        box.check()
+        try:
+            box.check()
+        except MailboxLost:     # stored all the same: no APPENDUID
+            return [None] * len(digests)
         fresh = [m for m in box.msgs if id(m) not in known and not m.expunged]
         out, i = [], 0
         for d in digests:

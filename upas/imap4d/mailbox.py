@@ -41,6 +41,12 @@ class MailboxError(Exception):
     """The mailbox cannot be opened; the text goes into the NO reply."""
 
 
+class MailboxLost(Exception):
+    """upasfs died under the session: its message numbers mean nothing any
+    more, so the session ends (BYE) rather than report every message
+    expunged, which a syncing client would take for deletions."""
+
+
 @dataclass(eq=False)
 class Message:
     fsnum: int
@@ -134,6 +140,8 @@ class Mailbox:
         ahead = {(e.digest, e.uid) for e, _ in self._ahead}
         try:
             stamp = self._fs_stamp()
+        except nsmod.Hungup:
+            raise MailboxLost("upas/fs has gone away") from None
         except nsmod.Error:
             return self._vanish()
         if not force and stamp == self.fs_stamp:

@@ -15,6 +15,7 @@ from upas import ns as nsmod
 from upas.mail.lock import LockError
 from upas.imap4d import parser as p
 from upas.imap4d import table
+from upas.imap4d.mailbox import MailboxLost
 from upas.imap4d.table import NOTAUTH, Request, State
 
 READY = "Ready for literal data"
@@ -223,6 +224,8 @@ class Session:
             cmd.handler(self, req)
         except Bye:
             raise
+        except MailboxLost as e:
+            raise Bye(str(e)) from None
         except (nsmod.Error, OSError, LockError) as e:
             # the mail system failed under the command (upasfs gone, lock
             # timeout): say so and carry on, as Plan 9's NO ... failed
