@@ -39,9 +39,7 @@ import socket
 from dataclasses import dataclass
 from typing import Callable
 
-from auth import crypt
 from auth.factotum.keys import parse_attrs, quote, tokenize
-from auth.factotum.p9cr import netkey_response
 from auth.records import AuthInfo
 from upas import ninep
 
@@ -270,6 +268,10 @@ def p9cr_response(chal: str, password: str) -> str:
     `7d682065`)."""
     if not chal.strip().isdigit():
         raise FactotumError(f"bad p9cr challenge {chal!r}")
+    # DES (pycryptodome, via cffi) is imported only here: every pop3 and
+    # imap4d connection is a new process, and the apop/cram roles never need it
+    from auth import crypt
+    from auth.factotum.p9cr import netkey_response
     return netkey_response(crypt.passtokey(password), chal)
 
 

@@ -5,10 +5,13 @@
 set -e
 venv=${VENV:-.venv}
 stamp=$venv/.installed
-if [ -f "$stamp" ] && [ "$stamp" -nt pyproject.toml ]; then
-	exit 0
+if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+	python3 -m venv "$venv"
+	"$venv/bin/python" -m pip install -q --upgrade pip
+	"$venv/bin/python" -m pip install -q -e ".[test]"
+	touch "$stamp"
 fi
-python3 -m venv "$venv"
-"$venv/bin/python" -m pip install -q --upgrade pip
-"$venv/bin/python" -m pip install -q -e ".[test]"
-touch "$stamp"
+# Every session is a new process: give them the bytecode an installed
+# package has (an editable install has none, and PYTHONDONTWRITEBYTECODE,
+# set on some hosts, stops Python writing it).  Quick when up to date.
+"$venv/bin/python" -m compileall -q -j 0 upas auth lib bench >/dev/null
