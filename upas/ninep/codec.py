@@ -560,9 +560,22 @@ def _unpack_twalk(buf, pos: int, size: int, tag: int) -> Twalk:
     _, _, _, fid, newfid, n = _TWALK.unpack_from(buf, pos)
     if n > MAXWELEM:
         raise ProtocolError(f"more than {MAXWELEM} walk elements", tag)
-    r = _Reader(buf, pos + 17, pos + size, tag)
-    names = [r.string() for _ in range(n)]
-    r.done()
+    p, end = pos + 17, pos + size
+    names = []
+    for _ in range(n):
+        if p + 2 > end:
+            raise ProtocolError("short message", tag)
+        k = buf[p] | buf[p + 1] << 8
+        p += 2
+        if p + k > end:
+            raise ProtocolError("short message", tag)
+        try:
+            names.append(str(buf[p:p + k], "utf-8"))
+        except UnicodeDecodeError:
+            raise ProtocolError("invalid UTF-8 in string", tag) from None
+        p += k
+    if p != end:
+        raise ProtocolError("trailing bytes in message", tag)
     return Twalk(tag, fid, newfid, names)
 
 
