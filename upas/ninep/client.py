@@ -173,42 +173,44 @@ class Client:
                 call.wake.wait()
 
     def _read_one(self, mine: _Call) -> None:
-        """Read one reply and deliver it; called with the reading role."""
+        """Read a reply, and those already received after it, and deliver
+        them; called with the reading role."""
+        broken = False
         try:
-            m = self._recv_msg()
+            got = [self._recv_msg()]
+            while (m := self._buffered()) is not None:
+                got.append(m)
         except (OSError, ProtocolError):
-            m = None
+            got, broken = [], True
         except BaseException:               # interrupted: partial input is
             with self._lock:                # kept in _inbuf, so the stream
                 self._reading = False       # stays usable; pass reading on
                 self._wake_reader(None)
             raise
-        if m is None:
+        if broken:
             self._hangup()
             return
         with self._lock:
             self._reading = False
-            call = self._pending.pop(m.tag, None)
-            if call is not None:            # else a reply to nobody: dropped
-                self._deliver(call, m)
+            for m in got:
+                call = self._pending.pop(m.tag, None)
+                if call is not None:        # else a reply to nobody: dropped
+                    self._deliver(call, m)
             if mine.reply is not None:      # leaving: pass the reading on
-                self._wake_reader(call)
+                self._wake_reader(None)
 
     def _recv_msg(self) -> codec.Msg:
         """One message from the socket, buffered in self._inbuf; the size
         field is checked against msize before waiting for the body."""
         buf = self._inbuf
         while True:
+            m = self._buffered()
+            if m is not None:
+                return m
             pos = self._inpos
             have = len(buf) - pos
             if have >= 4:
-                size = int.from_bytes(buf[pos:pos + 4], "little")
-                if size < 7 or size > self.msize:
-                    raise ProtocolError("bad message size")
-                if have >= size:
-                    self._inpos = pos + size
-                    return codec.unpack_from(buf, pos, size)
-                need = size - have
+                need = int.from_bytes(buf[pos:pos + 4], "little") - have
             else:
                 need = 4 - have
             if pos:                 # drop what is decoded before reading on
@@ -218,6 +220,20 @@ class Client:
             if not chunk:
                 raise ProtocolError("connection closed")
             buf += chunk
+
+    def _buffered(self) -> codec.Msg | None:
+        """The next message if all of it is in self._inbuf (no waiting)."""
+        buf, pos = self._inbuf, self._inpos
+        have = len(buf) - pos
+        if have < 4:
+            return None
+        size = int.from_bytes(buf[pos:pos + 4], "little")
+        if size < 7 or size > self.msize:
+            raise ProtocolError("bad message size")
+        if have < size:
+            return None
+        self._inpos = pos + size
+        return codec.unpack_from(buf, pos, size)
 
     def _deliver(self, call: _Call, m: codec.Msg) -> None:
         call.reply = m
