@@ -103,3 +103,16 @@ def test_message_directory_stat_from_ctl_demo(upasfs):
         st = c.stat("mbox/3")
     assert (st.name, st.qid.path, st.qid.vers, st.qid.type, st.mode, st.length) == \
         ("3", 0x201C, 0, QTDIR, DMDIR | 0o555, 0)
+
+
+def test_header_offsets_files_before_any_parse(upasfs):
+    """rawheader, rawbody and lines of a message are served from where its
+    header and body lie, without a full MIME parse: asked first, before
+    anything has parsed the message, they are the same bytes and lengths."""
+    with upasfs.client() as c:
+        for n in range(1, 6):
+            d = f"mbox/{n}"
+            want = {s[0]: s[5] for s in golden_stats(FS / d)}
+            for name in ("lines", "rawheader", "rawbody"):
+                assert c.stat(f"{d}/{name}").length == want[name], f"{d}/{name}"
+                assert c.read(f"{d}/{name}") == (FS / d / name).read_bytes(), f"{d}/{name}"

@@ -298,12 +298,22 @@ class MsgFile(_InMessage, Node):
         """raw, rawunix and digest of a message are served without parsing."""
         return not self.path_in_msg and self.fname in Mailbox.UNPARSED
 
+    def _offsets_only(self) -> bool:
+        """rawheader, rawbody and lines of a message need no full parse."""
+        return not self.path_in_msg and self.fname in Mailbox.OFFSETS
+
+    def _part_for_file(self) -> mime.Part:
+        if self._offsets_only():
+            with as_9p_error():
+                return self.mb.offsets(self.msg)
+        return self.part()
+
     def stat(self) -> Stat:
         t, at = self._times()
         if self._unparsed():
             n = self.mb.unparsed_length(self.msg, self.fname)
         else:
-            n = self.part().length(self.fname, self.fs.ignore)
+            n = self._part_for_file().length(self.fname, self.fs.ignore)
         return _now_stat(self.fname, self.qid, 0o444, self.fs.user, length=n, t=t, at=at)
 
     def open(self, mode: int, user: str) -> Open:
@@ -311,7 +321,7 @@ class MsgFile(_InMessage, Node):
             raise Error(EPERM)
         if self._unparsed():
             return FileOpen(self, None)
-        part = self.part()
+        part = self._part_for_file()
         if self.fname == "body":
             part.open_body()
         return FileOpen(self, part)

@@ -110,6 +110,7 @@ class Mailbox:
         self._cache: collections.OrderedDict[str, tuple[Message, mime.Part]] = \
             collections.OrderedDict()
         self._cache_bytes = 0
+        self._offsets: tuple[Message, mime.Part] | None = None  # see offsets()
         self._expunging = False     # a ctl delete is purging
 
     # -- public ----------------------------------------------------------
@@ -200,6 +201,23 @@ class Mailbox:
 
     # files of a top-level message that need no MIME parse
     UNPARSED = ("raw", "rawunix", "digest")
+    # ... and those that need only where its header and body are
+    OFFSETS = ("rawheader", "rawbody", "lines")
+
+    def offsets(self, m: Message) -> mime.Part:
+        """m's parsed tree if it is cached, else a Part that knows only
+        where m's header and body are (mime.parse_offsets; the last one is
+        kept: a reader asks for several such files of one message)."""
+        with self.lock:
+            hit = self._cache.get(m.name)
+            if hit is not None and hit[0] is m:
+                return hit[1]
+            if self._offsets is not None and self._offsets[0] is m:
+                return self._offsets[1]
+            data = self.read_message(m)
+            part = mime.parse_offsets(data, 0, len(data), m.id, m.name)
+            self._offsets = (m, part)
+            return part
 
     def unparsed_length(self, m: Message, name: str) -> int:
         return {"raw": m.size - m.fromlen, "rawunix": m.size, "digest": len(m.digest)}[name]
@@ -236,6 +254,7 @@ class Mailbox:
     def close(self) -> None:
         with self.lock:
             self._cache.clear()
+            self._offsets = None
 
     # -- syncing ---------------------------------------------------------
     def _open(self) -> int:
@@ -348,6 +367,8 @@ class Mailbox:
                 newdels += m.inmbox
                 m.inmbox = False            # fids still holding it get an error
                 self._cache.pop(m.name, None)
+                if self._offsets is not None and self._offsets[0] is m:
+                    self._offsets = None
                 del self._byname[m.name]
             else:
                 keep.append(m)

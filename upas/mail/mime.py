@@ -401,6 +401,19 @@ def parse_message(buf, start: int, end: int, ids: Ids, name: str = "",
     return m
 
 
+def parse_offsets(buf, start: int, end: int, pid: int, name: str = "") -> Part:
+    """Only where the header and the body of the stored message
+    buf[start:end] lie: all that its `rawheader`, `rawbody` and `lines`
+    need, without the work of parsing its fields and parts."""
+    m = Part(buf, pid, name)
+    m.start, m.end, m.bend = start, end, end
+    nl = buf.find(b"\n", start, end)
+    m.header = end if nl < 0 else nl + 1
+    m.mheader = m.mhend = m.header
+    _parse_headers(m, False, False, True)
+    return m
+
+
 _COMPOUND = re.compile(rb'(?im)^content-type:\s*"?(multipart/|message/rfc822)')
 
 
