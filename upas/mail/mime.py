@@ -265,15 +265,21 @@ class Ids:
         return self.last
 
 
+# each prefix ends at its only colon: a line starts with one of them exactly
+# when its text up to its first colon is that prefix
+_HEADMAP = dict(_HEADS)
+_MIME_HEADMAP = dict(_MIME_HEADS)
+
+
 def _parse_headers(m: Part, justmime: bool, addfrom: bool, structure: bool) -> None:
-    heads = _MIME_HEADS if (justmime or structure) else _HEADS
+    heads = _MIME_HEADMAP if (justmime or structure) else _HEADMAP
     p = m.header
     for line, p in H.header_lines(m.buf, m.header, m.end):
-        low = line[:26].lower()
-        for prefix, attr in heads:
-            if low.startswith(prefix):
-                m._set(attr, line[len(prefix):])
-                break
+        colon = line.find(b":", 0, 26)
+        if colon >= 0:
+            attr = heads.get(line[:colon + 1].lower())
+            if attr is not None:
+                m._set(attr, line[colon + 1:])
     if justmime:
         m.mhend, m.hend = p, m.header
     else:
