@@ -264,8 +264,8 @@ class MsgDir(_InMessage, _Dir):
                 for i, p in enumerate(part.parts)]
 
     def children(self) -> list[Node]:
-        part = self.part()
-        files: list[Node] = [MsgFile(self, i) for i in range(QMAX)]
+        part = self.part()          # looked up once for the whole listing
+        files: list[Node] = [MsgFile(self, i, part) for i in range(QMAX)]
         return files + self._subdirs(part)
 
     def lookup(self, name: str) -> Node | None:
@@ -279,13 +279,15 @@ class MsgDir(_InMessage, _Dir):
 
 
 class MsgFile(_InMessage, Node):
-    __slots__ = ("index", "fname")
+    __slots__ = ("index", "fname", "parsed")
 
-    def __init__(self, d: MsgDir, index: int):
+    def __init__(self, d: MsgDir, index: int, parsed: mime.Part | None = None):
+        """parsed: the part, when the caller has just looked it up."""
         self.fs, self.mb, self.msg = d.fs, d.mb, d.msg
         self.path_in_msg, self.pid = d.path_in_msg, d.pid
         self.index = index
         self.fname = mime.FILES[index]
+        self.parsed = parsed
 
     @property
     def qid(self) -> Qid:
@@ -303,6 +305,8 @@ class MsgFile(_InMessage, Node):
         return not self.path_in_msg and self.fname in Mailbox.OFFSETS
 
     def _part_for_file(self) -> mime.Part:
+        if self.parsed is not None:
+            return self.parsed
         if self._offsets_only():
             with as_9p_error():
                 return self.mb.offsets(self.msg)

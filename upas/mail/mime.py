@@ -47,7 +47,7 @@ class Part:
                  "date", "inreplyto", "messageid", "mimeversion",
                  "type", "charset", "encoding", "disposition", "filename",
                  "boundary", "unixfrom", "unixdate", "unixheader", "digest",
-                 "dbody", "opened", "_hlen")
+                 "dbody", "opened", "_lens")
 
     def __init__(self, buf, pid: int, name: str):
         self.buf = buf
@@ -57,7 +57,7 @@ class Part:
         for a in ("from_", "to", "cc", "bcc", "sender", "replyto", "subject",
                   "date", "inreplyto", "messageid", "mimeversion", "filename",
                   "boundary", "unixfrom", "unixdate", "unixheader", "digest",
-                  "dbody", "_hlen"):
+                  "dbody", "_lens"):
             setattr(self, a, None)
         self.type = b"text/plain"
         self.charset = b"iso-8859-1"
@@ -141,11 +141,17 @@ class Part:
     def length(self, name: str, ignore: H.Ignore | None = None) -> int:
         if name == "body" and not self.opened:
             return len(self.dbody) if self.dbody is not None else self.bend - self.body
-        if name == "header":
-            if self._hlen is None:
-                self._hlen = len(self.file("header", ignore))
-            return self._hlen
-        return len(self.file(name, ignore))
+        # a directory listing stats all 25 files: each content is made
+        # once for its length (body's length changes when it is opened)
+        lens = self._lens
+        if lens is None:
+            lens = self._lens = {}
+        n = lens.get(name)
+        if n is None:
+            span = _SPANS.get(name)
+            n = lens[name] = (_span(self.buf, *span(self)) if span is not None
+                              else len(self.file(name, ignore)))
+        return n
 
     def qidpath(self, fileindex: int) -> int:
         return ((self.id & 0xFFFFF) << 10) | fileindex
@@ -157,11 +163,31 @@ class Part:
 
 
 def _raw(m: Part) -> bytes:
+    return bytes(m.buf[_raw_start(m):m.end])
+
+
+def _raw_start(m: Part) -> int:
     p = m.start
     if m.buf[p:p + 5] == b"From ":
         nl = m.buf.find(b"\n", p, m.end)
         p = p if nl < 0 else nl + 1
-    return bytes(m.buf[p:m.end])
+    return p
+
+
+def _span(buf, a: int, b: int) -> int:
+    """len(buf[a:b]) without the copy (a, b >= 0)."""
+    n = len(buf)
+    return max(0, min(b, n) - min(a, n))
+
+
+# files that are a slice of the buffer: their lengths need no copy
+_SPANS: dict[str, Callable[[Part], tuple[int, int]]] = {
+    "raw": lambda m: (_raw_start(m), m.end),
+    "rawbody": lambda m: (m.body, m.bend),
+    "rawheader": lambda m: (m.header, m.hend),
+    "rawunix": lambda m: (m.start, m.end),
+    "mimeheader": lambda m: (m.mheader, m.mhend),
+}
 
 
 def _body(m: Part) -> bytes:
