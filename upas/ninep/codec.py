@@ -117,12 +117,15 @@ class Stat:
     muid: str = ""
 
     def pack(self) -> bytes:
-        strs = b"".join(_pstr(s) for s in (self.name, self.uid, self.gid, self.muid))
-        size = _STAT_FIXED.size - 2 + len(strs)
+        u = _pstr(self.uid)
+        g = u if self.gid == self.uid else _pstr(self.gid)
+        m = u if self.muid == self.uid else _pstr(self.muid)
+        n = _pstr(self.name)
+        size = _STAT_FIXED.size - 2 + len(n) + len(u) + len(g) + len(m)
         q = self.qid
-        return _STAT_FIXED.pack(size, self.type, self.dev, q[0], q[1], q[2],
-                                self.mode, self.atime, self.mtime,
-                                self.length) + strs
+        return b"".join((_STAT_FIXED.pack(size, self.type, self.dev, q[0], q[1], q[2],
+                                          self.mode, self.atime, self.mtime,
+                                          self.length), n, u, g, m))
 
     @classmethod
     def unpack(cls, b: bytes | memoryview) -> "Stat":
