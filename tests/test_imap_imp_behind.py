@@ -71,3 +71,27 @@ def test_an_entry_of_a_message_deleted_elsewhere_does_not_linger(upasfs, monkeyp
         entries = imp.parse_imp(f.read()).entries
     assert [e.digest for e in entries] == [m.digest for m in fresh.msgs]
     assert last.digest not in {m.digest for m in fresh.msgs}
+
+
+def test_a_listing_older_than_a_recorded_delete_numbers_nothing_anew(upasfs, monkeypatch):
+    """The stress rig's second finding: a session listed upasfs, another
+    deleted a message and recorded the .imp without it, and only then did
+    the first take the lock: it found a message the file did not know,
+    older than ones it knew, and numbered it anew -- UIDs out of order,
+    and the disorder spread.  Now it lists again first."""
+    for name in ("user", "USER", "LOGNAME"):
+        monkeypatch.setenv(name, "glenda")
+    behind = _view(upasfs)
+    gone = behind.msgs[1]
+    behind.ns.write("/mail/fs/ctl", f"delete mbox {gone.fsnum}".encode())
+    _view(upasfs)                          # records the .imp without it
+
+    # the interleaving: merge (under the lock) from the listing made before
+    gone.uid = 0
+    behind.uidnext = 1
+    behind._under_lock()
+    assert gone.expunged
+    with open(upasfs.mbox + ".imp", "rb") as f:
+        entries = imp.parse_imp(f.read()).entries
+    uids = [e.uid for e in entries]
+    assert uids == sorted(uids) and gone.digest not in {e.digest for e in entries}

@@ -17,6 +17,7 @@ import hashlib
 import os
 import re
 from dataclasses import dataclass, field
+from typing import Callable
 
 from lib.rcquote import quote
 from upas import ns as nsmod
@@ -24,6 +25,7 @@ from upas.imap4d import imp, prefetch
 
 CTL = "/mail/fs/ctl"
 DELETE_BATCH = 8192          # bytes per `delete` ctl write, as Bell
+RELIST_TRIES = 3             # listings before numbering an unknown old message
 DIGEST_READ = 1024           # bytes read of a digest file: all of it
 # per-message files kept in memory once read (bodies are not: a big
 # mailbox would end up in memory)
@@ -35,6 +37,17 @@ CACHED = {"rawheader", "mimeheader", "unixheader", "digest", "type"}
 # qid.path): numbers are never reused.  So a process reads a digest once,
 # though APPEND and STATUS open their mailbox afresh every time.
 _DIGESTS: dict[str, tuple[int | None, dict[int, str]]] = {}
+
+
+def _unnumbered_before_numbered(live: list[Message]) -> bool:
+    """A message without a uid before one with a uid (mailbox order)."""
+    seen_unnumbered = False
+    for m in live:
+        if not m.uid:
+            seen_unnumbered = True
+        elif seen_unnumbered:
+            return True
+    return False
 
 
 class MailboxError(Exception):
@@ -118,9 +131,7 @@ class Mailbox:
         # upasfs takes the mail lock itself when it reads the mailbox, so
         # the fs is consulted first and the lock held for the .imp only
         self._relist(force=True)
-        with self.ns.lock(self.dir):
-            self._merge_imp(initial=True)
-            self._write_imp()
+        self._under_lock(initial=True)
         self._confirm_ahead()
         self.exists_reported = len(self.msgs)
         self.recent_reported = self.recent()
@@ -197,9 +208,38 @@ class Mailbox:
         return True
 
     # -- the .imp --------------------------------------------------------
-    def _merge_imp(self, initial: bool = False) -> None:
+    def _under_lock(self, apply: Callable[[], None] | None = None, write: bool = True,
+                    initial: bool = False) -> None:
+        """Merge the .imp under the lock, apply a change, write the file.
+
+        We list upasfs before taking the lock (upasfs takes it to read the
+        mailbox), so our listing may predate a deletion another session has
+        already recorded: a message we list that the file does not know,
+        older than messages it does know, is most likely such a one, and
+        numbering it anew would put UIDs out of order (the stress rig saw
+        the disorder spread from session to session).  Then we list again
+        and merge again; a message still there after that lost its entry
+        and is numbered anew."""
+        settle = False
+        for attempt in range(RELIST_TRIES):
+            settle = settle or attempt == RELIST_TRIES - 1
+            with self.ns.lock(self.dir):
+                if self._merge_imp(initial, settle):
+                    if apply is not None:
+                        apply()
+                    if write:
+                        self._write_imp()
+                    return
+            write = True                # the new listing has changes to record
+            settle = not self._relist()     # nothing new seen: number them now
+            if self.gone:
+                return
+
+    def _merge_imp(self, initial: bool = False, settle: bool = True) -> bool:
         """Read the .imp (and keywords) and reconcile them with the messages;
-        called with the lock held.  Messages without a uid get new ones."""
+        called with the lock held.  Messages without a uid get new ones --
+        unless `settle` is false and one of them lies before messages the
+        file knows: then False, nothing numbered (see _under_lock)."""
         data = imp.read_file(self.ns, self.imppath)
         parsed = imp.parse_imp(data) if data else None
         if parsed and self.uidvalidity and parsed.uidvalidity != self.uidvalidity:
@@ -215,12 +255,15 @@ class Mailbox:
         for m, e in zip(live, found):
             self._apply_entry(m, e, kws, initial)
         self.uidnext = uidnext
+        if not settle and _unnumbered_before_numbered(live):
+            return False
         for m in live:
             if not m.uid:
                 m.uid = self.uidnext
                 self.uidnext += 1
         self._ahead = self._newer(parsed, kws)
         self.imp_stamp = self._imp_stamp()
+        return True
 
     def _newer(self, parsed: imp.ImpFile | None, kws: dict) -> list[tuple[imp.Entry, list[str]]]:
         """Entries of messages another session has numbered but this one has
@@ -301,10 +344,8 @@ class Mailbox:
         if self.gone:       # upasfs (or the box) went away: an empty .imp would
             return          # drop every UID and flag (found by the crash harness)
         if relisted or self._imp_stamp() != self.imp_stamp:
-            with self.ns.lock(self.dir):
-                self._merge_imp()
-                if relisted:            # new uids or vanished messages to record
-                    self._write_imp()
+            # new uids or vanished messages to record if relisted
+            self._under_lock(write=relisted)
             self._confirm_ahead()
 
     def modify(self, msgs: list[Message], change) -> list[Message]:
@@ -314,12 +355,9 @@ class Mailbox:
         self._relist()
         if self.gone:       # upasfs died: nothing can be recorded, say so
             raise MailboxError("mailbox is gone")
-        with self.ns.lock(self.dir):
-            self._merge_imp()
-            for m in msgs:
-                if not m.expunged and change(m):
-                    touched.append(m)
-            self._write_imp()
+        def apply() -> None:
+            touched.extend(m for m in msgs if not m.expunged and change(m))
+        self._under_lock(apply)
         self._confirm_ahead()
         return touched
 
@@ -332,9 +370,7 @@ class Mailbox:
         self._relist()
         if self.gone:
             return
-        with self.ns.lock(self.dir):
-            self._merge_imp()
-            self._write_imp()
+        self._under_lock()
 
     # -- queries ---------------------------------------------------------
     def unchanged(self) -> bool:

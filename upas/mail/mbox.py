@@ -16,6 +16,7 @@ import mmap
 import os
 import stat as statmod
 import threading
+import time
 from typing import Callable, Iterator
 
 from upas.mail import mime
@@ -28,6 +29,7 @@ CACHE_BYTES = 8 << 20       # parsed messages kept while unreferenced
 CACHE_COUNT = 256
 COPY_CHUNK = 1 << 20
 READ_LOCK_WAIT = float(os.environ.get("UPASFS_READ_LOCK_WAIT", 2))
+REFRESH_POLL = 0.02        # seconds between a reader's tries at L.mbox
 RECENT = 16                 # 9front flag bits: a D d f r s S = 1 2 4 ... 64
 
 
@@ -131,11 +133,20 @@ class Mailbox:
     def refresh(self) -> None:
         """A sync for readers (directory reads, stats, the background
         reader): if someone holds the lock for long -- e.g. a client that
-        consults the fs while holding it -- the last state is served."""
-        try:
-            self.sync(READ_LOCK_WAIT)
-        except LockError:
-            pass
+        consults the fs while holding it -- the last state is served.
+        L.mbox is waited for without the mailbox's own lock held: holding
+        it for READ_LOCK_WAIT while deliveries kept L.mbox busy queued every
+        walk and read of the mailbox behind one reader (a pop3 session
+        starved for a minute in the stress run)."""
+        deadline = time.monotonic() + READ_LOCK_WAIT
+        while True:
+            try:
+                self.sync(0)            # one try at the file lock
+                return
+            except LockError:
+                if time.monotonic() >= deadline:
+                    return
+                time.sleep(REFRESH_POLL)
 
     def live(self) -> list[Message]:
         with self.lock:
