@@ -675,7 +675,9 @@ class Server:
         self.attach = attach
         self.auth_error = auth_error
         self.msize = msize
-        self._lock = threading.Lock()
+        # reentrant: shutdown() is called from signal handlers (ratfs's
+        # SIGTERM), which may interrupt serve_forever inside this lock
+        self._lock = threading.RLock()
         self._listeners: list[tuple[socket.socket, tuple | None]] = []
         self._conns: set[_Conn] = set()
 
