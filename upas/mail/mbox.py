@@ -104,6 +104,7 @@ class Mailbox:
         self.subname = 0
         self.vers = 0
         self.key: tuple | None = None
+        self._quick: tuple | None = None     # the file's stat when last read (refresh)
         self.size = 0
         self.mtime = 0
         self.atime = 0
@@ -137,7 +138,11 @@ class Mailbox:
         L.mbox is waited for without the mailbox's own lock held: holding
         it for READ_LOCK_WAIT while deliveries kept L.mbox busy queued every
         walk and read of the mailbox behind one reader (a pop3 session
-        starved for a minute in the stress run)."""
+        starved for a minute in the stress run).  A file whose stat is
+        what it was when last read is not looked at again: no lock at all
+        (every stat and listing of the mailbox directory comes here)."""
+        if self._quick is not None and self._quick == _quick_stat(self.path):
+            return
         deadline = time.monotonic() + READ_LOCK_WAIT
         while True:
             try:
@@ -301,6 +306,7 @@ class Mailbox:
         st = os.fstat(fd)
         key = self._filekey(fd, st)
         self.mtime, self.atime = int(st.st_mtime), int(st.st_atime)
+        self._quick = _stat_key(st)
         if key == self.key:
             return
         old, self.key = self.key, key
@@ -465,11 +471,25 @@ class Mailbox:
             self.size = end
             if appended:
                 self.key = (st.st_dev, st.st_ino, end, 0, 0, b"")
+                self._quick = None          # carried-over mail: read it next time
             else:
                 self.key = self._filekey(fd, st)
+                self._quick = _stat_key(st)
         finally:
             os.close(fd)
         self.vers += 1
+
+
+def _stat_key(st: os.stat_result) -> tuple:
+    """What changes whenever a file is written or replaced."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _quick_stat(path: str) -> tuple | None:
+    try:
+        return _stat_key(os.stat(path))
+    except OSError:
+        return None
 
 
 class _mapped:
