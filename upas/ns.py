@@ -380,9 +380,9 @@ class Namespace:
         file), or with count None each whole file; None where that fails.
         Files on one 9P mount are read with their requests pipelined
         (ninep Client.read_many)."""
-        m = self._one_9p_mount(paths)
-        if m is not None:
-            return m.read_many([self._resolve(p)[1] for p in paths], count)
+        one = self._one_9p_mount(paths)
+        if one is not None:
+            return one[0].read_many(one[1], count)
         out: list[bytes | None] = []
         for path in paths:
             try:
@@ -395,9 +395,9 @@ class Namespace:
 
     def stat_many(self, paths: list[str]) -> list[Dir | None]:
         """stat of each file, None where it fails; pipelined as read_many."""
-        m = self._one_9p_mount(paths)
-        if m is not None:
-            return m.stat_many([self._resolve(p)[1] for p in paths])
+        one = self._one_9p_mount(paths)
+        if one is not None:
+            return one[0].stat_many(one[1])
         out: list[Dir | None] = []
         for path in paths:
             try:
@@ -406,13 +406,13 @@ class Namespace:
                 out.append(None)
         return out
 
-    def _one_9p_mount(self, paths: list[str]) -> _NinepMount | None:
-        """The 9P mount serving all of paths, if one does."""
-        mounts = {id(m): m for m, _ in (self._resolve(p) for p in paths)}
-        if len(mounts) == 1:
-            m = next(iter(mounts.values()))
-            if isinstance(m, _NinepMount):
-                return m
+    def _one_9p_mount(self, paths: list[str]) -> tuple[_NinepMount, list[str]] | None:
+        """The 9P mount serving all of paths, with the paths on it, if one
+        does (each path resolved once: a FETCH resolves thousands)."""
+        resolved = [self._resolve(p) for p in paths]
+        first = resolved[0][0] if resolved else None
+        if isinstance(first, _NinepMount) and all(m is first for m, _ in resolved):
+            return first, [rel for _, rel in resolved]
         return None
 
     def write(self, path: str, data: bytes) -> int:
