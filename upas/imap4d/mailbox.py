@@ -131,8 +131,7 @@ class Mailbox:
         # upasfs takes the mail lock itself when it reads the mailbox, so
         # the fs is consulted first and the lock held for the .imp only
         self._relist(force=True)
-        self._under_lock(initial=True)
-        self._confirm_ahead()
+        self._under_lock()
         self.exists_reported = len(self.msgs)
         self.recent_reported = self.recent()
         self.flag_changes.clear()
@@ -208,34 +207,41 @@ class Mailbox:
         return True
 
     # -- the .imp --------------------------------------------------------
-    def _under_lock(self, apply: Callable[[], None] | None = None, write: bool = True,
-                    initial: bool = False) -> None:
+    def _under_lock(self, apply: Callable[[], None] | None = None, write: bool = True) -> None:
         """Merge the .imp under the lock, apply a change, write the file.
 
         We list upasfs before taking the lock (upasfs takes it to read the
-        mailbox), so our listing may predate a deletion another session has
-        already recorded: a message we list that the file does not know,
-        older than messages it does know, is most likely such a one, and
-        numbering it anew would put UIDs out of order (the stress rig saw
-        the disorder spread from session to session).  Then we list again
-        and merge again; a message still there after that lost its entry
-        and is numbered anew."""
+        mailbox), so our listing may be out of date in two ways, each met
+        by listing again and merging again (a few times at most):
+        - it may predate a delete another session has recorded: a message
+          we list that the file does not know, older than messages it does
+          know, is most likely such a one, and numbering it anew would put
+          UIDs out of order (the stress rig saw the disorder spread);
+          a message still there after a new listing lost its entry and is
+          numbered anew;
+        - the file may number messages we have not listed (kept: _newer);
+          those a new listing still lacks were deleted, and go."""
         settle = False
         for attempt in range(RELIST_TRIES):
-            settle = settle or attempt == RELIST_TRIES - 1
+            last = attempt == RELIST_TRIES - 1
+            settle = settle or last
             with self.ns.lock(self.dir):
-                if self._merge_imp(initial, settle):
+                numbered = self._merge_imp(settle)
+                if numbered:
                     if apply is not None:
                         apply()
+                        apply = None
                     if write:
                         self._write_imp()
-                    return
-            write = True                # the new listing has changes to record
-            settle = not self._relist()     # nothing new seen: number them now
+            if numbered and (not self._ahead or last):
+                return
+            write = True                # what the new listing changed
+            relisted = self._relist()
+            settle = not numbered and not relisted   # nothing new: number now
             if self.gone:
                 return
 
-    def _merge_imp(self, initial: bool = False, settle: bool = True) -> bool:
+    def _merge_imp(self, settle: bool = True) -> bool:
         """Read the .imp (and keywords) and reconcile them with the messages;
         called with the lock held.  Messages without a uid get new ones --
         unless `settle` is false and one of them lies before messages the
@@ -253,7 +259,7 @@ class Mailbox:
         self._imp_read = (data, kwdata)     # _write_imp skips an unchanged file
         kws = imp.parse_keywords(kwdata) if kwdata else {}
         for m, e in zip(live, found):
-            self._apply_entry(m, e, kws, initial)
+            self._apply_entry(m, e, kws)
         self.uidnext = uidnext
         if not settle and _unnumbered_before_numbered(live):
             return False
@@ -284,8 +290,7 @@ class Mailbox:
                 out.append((e, list(k[1]) if k and k[0] == e.digest else []))
         return out
 
-    def _apply_entry(self, m: Message, e: imp.Entry | None, kws: dict,
-                     initial: bool) -> None:
+    def _apply_entry(self, m: Message, e: imp.Entry | None, kws: dict) -> None:
         fresh = not m.uid
         if e is None:
             return                      # new to the file: keeps \Recent
@@ -346,7 +351,6 @@ class Mailbox:
         if relisted or self._imp_stamp() != self.imp_stamp:
             # new uids or vanished messages to record if relisted
             self._under_lock(write=relisted)
-            self._confirm_ahead()
 
     def modify(self, msgs: list[Message], change) -> list[Message]:
         """Apply change(msg) -> bool (True if it changed) to messages, under
@@ -358,19 +362,7 @@ class Mailbox:
         def apply() -> None:
             touched.extend(m for m in msgs if not m.expunged and change(m))
         self._under_lock(apply)
-        self._confirm_ahead()
         return touched
-
-    def _confirm_ahead(self) -> None:
-        """Entries kept for messages we had not listed (_newer): list
-        again; those still unlisted were deleted (by pop3, say), and the
-        file is rewritten without them."""
-        if not self._ahead or self.gone:
-            return
-        self._relist()
-        if self.gone:
-            return
-        self._under_lock()
 
     # -- queries ---------------------------------------------------------
     def unchanged(self) -> bool:

@@ -104,7 +104,6 @@ class Mailbox:
         self.subname = 0
         self.vers = 0
         self.key: tuple | None = None
-        self._quick: tuple | None = None     # the file's stat when last read (refresh)
         self.size = 0
         self.mtime = 0
         self.atime = 0
@@ -141,7 +140,7 @@ class Mailbox:
         starved for a minute in the stress run).  A file whose stat is
         what it was when last read is not looked at again: no lock at all
         (every stat and listing of the mailbox directory comes here)."""
-        if self._quick is not None and self._quick == _quick_stat(self.path):
+        if self._unchanged():
             return
         deadline = time.monotonic() + READ_LOCK_WAIT
         while True:
@@ -300,13 +299,18 @@ class Mailbox:
     def _filekey(self, fd: int, st: os.stat_result) -> tuple:
         n = min(TAIL, st.st_size)
         tail = hashlib.sha1(os.pread(fd, n, st.st_size - n)).digest() if n else b""
-        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns, tail)
+        return _stat_key(st) + (tail,)
+
+    def _unchanged(self) -> bool:
+        """The file's stat is the one in the key it was last read with (the
+        placeholder key after a rewrite that carried mail over matches no
+        stat, so that mail is read)."""
+        return self.key is not None and self.key[:5] == _quick_stat(self.path)
 
     def _read(self, fd: int) -> None:
         st = os.fstat(fd)
         key = self._filekey(fd, st)
         self.mtime, self.atime = int(st.st_mtime), int(st.st_atime)
-        self._quick = _stat_key(st)
         if key == self.key:
             return
         old, self.key = self.key, key
@@ -471,10 +475,8 @@ class Mailbox:
             self.size = end
             if appended:
                 self.key = (st.st_dev, st.st_ino, end, 0, 0, b"")
-                self._quick = None          # carried-over mail: read it next time
             else:
                 self.key = self._filekey(fd, st)
-                self._quick = _stat_key(st)
         finally:
             os.close(fd)
         self.vers += 1
@@ -554,6 +556,9 @@ def _copy_range(src: int, out: int, start: int, end: int) -> None:
 
 class MdirBox(Mailbox):
     """A directory with one message per file, named `<secs>.<NN>` (9front mdir)."""
+
+    def _unchanged(self) -> bool:
+        return False        # a directory: its files are listed at every sync
 
     def _sync(self) -> None:
         try:

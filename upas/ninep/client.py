@@ -578,31 +578,20 @@ class Client:
         return [alone(p) if d is None else d for p, d in zip(paths, got)]
 
     def _reply_or_error(self, call: _Call) -> Any:
-        try:
-            return self._finish(call)
-        except Hungup:
-            raise
-        except Error as e:
-            return e
+        return _error_as_value(self._finish, call)
 
     def _read_alone(self, path: str, count: int) -> bytes | Error:
-        try:
+        def read() -> bytes:
             with self.open(path) as f:
                 return f.read(count)
-        except Hungup:
-            raise
-        except Error as e:
-            return e
+        return _error_as_value(read)
 
     def _read_rest(self, path: str, first: bytes) -> bytes | Error:
         """A whole file whose first read of len(first) bytes came back full."""
-        try:
+        def rest() -> bytes:
             with self.open(path) as f:
                 return first + self._readall(f.fid, len(first), f.iounit)
-        except Hungup:
-            raise
-        except Error as e:
-            return e
+        return _error_as_value(rest)
 
     def _stat_alone(self, path: str) -> Stat | Error:
         try:
@@ -740,6 +729,17 @@ class Client:
                 return b"".join(out)
             out.append(data)
             offset += len(data)
+
+
+def _error_as_value(fn, *args) -> Any:
+    """fn's result, or the 9P Error it raised (a batch reports per file); a
+    hang-up still raises: nothing after it can succeed."""
+    try:
+        return fn(*args)
+    except Hungup:
+        raise
+    except Error as e:
+        return e
 
 
 class File(io.RawIOBase):
