@@ -276,3 +276,25 @@ def test_readers_do_not_wait_forever_for_a_held_lock(tmp_path, monkeypatch):
         holder.wait()
     mb.refresh()
     assert subjects(mb) == [b"one", b"two"]
+
+
+def test_read_after_a_rewrite_behind_our_back_is_checked(tmp_path):
+    """A message is read without rehashing only while the file is the one
+    last read; after another writer replaced it (same size, same offsets,
+    other bytes) the digest check finds the change: the message is gone
+    rather than served with the new bytes."""
+    path = tmp_path / "mbox"
+    mb = opened(path, msg("aaaa") + msg("bbbb"))
+    first, second = mb.live()
+    assert mb.unparsed_file(first, "raw") == msg("aaaa")[len(b"From glenda Thu Nov 26 12:00:00 EST 2026\n"):-1]
+    assert mb.unparsed_file(second, "rawunix") == msg("bbbb")[:-1]
+    tmp = tmp_path / "other"
+    tmp.write_bytes(msg("cccc") + msg("bbbb"))
+    os.rename(tmp, path)
+    with pytest.raises(mbox.MailError):
+        mb.read_message(first)
+    # upas/fs's merge: matching in order, the unmatched first message
+    # took the second with it; both come back as new messages
+    assert not first.inmbox and not second.inmbox
+    assert [mb.unparsed_file(m, "rawunix") for m in mb.live()] == \
+        [msg("cccc")[:-1], msg("bbbb")[:-1]]

@@ -240,29 +240,50 @@ class Mailbox:
     def unparsed_file(self, m: Message, name: str) -> bytes:
         if name == "digest":
             return m.digest
-        data = self.read_message(m)
-        return data[m.fromlen:] if name == "raw" else data
+        return self.read_message(m, m.fromlen if name == "raw" else 0)
 
-    def read_message(self, m: Message) -> bytes:
-        """The stored bytes of m, checked against its digest: if the file
-        changed behind our back, sync once and read again."""
+    def read_message(self, m: Message, skip: int = 0) -> bytes:
+        """The stored bytes of m (less its first `skip`), checked: if the
+        file's stat is still the one it was read with, the bytes at m's
+        offsets are those digested then; else they are digested again, and
+        if the file changed behind our back, synced once and read again."""
         with self.lock:
             for attempt in (0, 1):
                 if not m.inmbox:            # purged since it was walked to
                     if m.kept is not None:
-                        return m.kept
+                        return m.kept[skip:]
                     raise MailError("file does not exist")
+                data = self._read_if_unchanged(m, skip)
+                if data is not None:
+                    return data
                 data = self._read_stored(m)
                 if digest_of(data, 0, len(data)) == m.digest:
-                    return data
+                    return data[skip:]
                 if attempt == 0:
                     self.sync()
             raise MailError("message changed in the mailbox file")
 
-    def _read_stored(self, m: Message) -> bytes:
+    def _read_if_unchanged(self, m: Message, skip: int) -> bytes | None:
+        """m's bytes if the file open now is the one last read (its stat
+        unchanged: what the digest check would show, without hashing the
+        message at every read); None if it may have changed."""
+        if self.key is None:
+            return None
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except OSError:
+            return None
+        try:
+            if _stat_key(os.fstat(fd)) != self.key[:5]:
+                return None
+            return _pread_all(fd, m.end - m.start - skip, m.start + skip)
+        finally:
+            os.close(fd)
+
+    def _read_stored(self, m: Message, skip: int = 0) -> bytes:
         fd = os.open(self.path, os.O_RDONLY)
         try:
-            return _pread_all(fd, m.end - m.start, m.start)
+            return _pread_all(fd, m.end - m.start - skip, m.start + skip)
         finally:
             os.close(fd)
 
@@ -627,9 +648,12 @@ class MdirBox(Mailbox):
             fsync_dir(os.path.join(self.path, "x"))
         return n
 
-    def _read_stored(self, m: Message) -> bytes:
+    def _read_if_unchanged(self, m: Message, skip: int) -> bytes | None:
+        return None         # a message's own file: read and digested
+
+    def _read_stored(self, m: Message, skip: int = 0) -> bytes:
         data = self._read_file(m.file) or b""
-        return data[:m.end]
+        return data[skip:m.end]
 
     def lockdir(self) -> str:
         return self.path
