@@ -24,6 +24,12 @@ Naming services on the command line runs only those.
 -u keeps one upasfs per user alive across sessions (upas/fsbroker.py):
 the servers get $upasfs pointing at a broker posted as `upasfs`, which
 hands each session to its user's upasfs, restarting one that died.
+
+A server run as `python -m MODULE` (ours, or a conffile line naming this
+interpreter) is forked, one process per connection still, from a fork
+server that has imported MODULE once (upas/forkserver.py), instead of
+started afresh: the ~0.1-0.2 s of interpreter start and imports is paid
+once.  LISTEN_FORKSERVER=0 in the environment execs every server instead.
 """
 from __future__ import annotations
 
@@ -40,6 +46,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from upas.forkserver import ForkServer, ForkServerError
 from upas.ninep.dial import announce
 
 USAGE = ("usage: listen [-uv] [-c conffile] [-t certfile [-k keyfile]] [-m maxconns] "
@@ -47,6 +54,7 @@ USAGE = ("usage: listen [-uv] [-c conffile] [-t certfile [-k keyfile]] [-m maxco
 MAXCONNS = 100          # per service
 MAXPERPEER = 10         # per service and peer address
 GRACE = float(os.environ.get("LISTEN_GRACE", "10"))   # seconds sessions get at SIGTERM
+FORKSERVER = os.environ.get("LISTEN_FORKSERVER", "1") != "0"
 SERVERS = {"pop3": "upas.pop3", "imap4d": "upas.imap4d"}
 BUSY = {"pop3": b"-ERR too many connections\r\n",
         "imap4d": b"* BYE too many connections\r\n"}
@@ -70,6 +78,13 @@ class Service:
     @property
     def count(self) -> int:
         return sum(self.active.values())
+
+    @property
+    def module(self) -> str | None:
+        """MODULE of a `python -m MODULE ...` server under this interpreter."""
+        if len(self.argv) >= 3 and self.argv[0] == sys.executable and self.argv[1] == "-m":
+            return self.argv[2]
+        return None
 
 
 def server_argv(command: str, args: list[str]) -> tuple[list[str], bytes]:
@@ -125,12 +140,17 @@ def peer_string(addr: tuple) -> str:
 
 class Launcher:
     def __init__(self, services: list[Service], tls: ssl.SSLContext | None,
-                 log=None):
+                 log=None, forkserver: bool = FORKSERVER):
         self.services = services
         self.tls = tls
         self.log = log or self._stderr_log
         self.lock = threading.Lock()
-        self.children: set[subprocess.Popen] = set()
+        self.children: set = set()          # subprocess.Popen or ForkedChild
+        self.forkservers: dict[str, ForkServer] = {}
+        if forkserver:
+            for svc in services:
+                if svc.module and svc.module not in self.forkservers:
+                    self.forkservers[svc.module] = ForkServer(svc.module, self.log)
         self.threads: set[threading.Thread] = set()
         self.listeners: list[tuple[socket.socket, Service]] = []
         self.stopping = threading.Event()
@@ -154,6 +174,8 @@ class Launcher:
         return out
 
     def run(self) -> None:
+        for fs in self.forkservers.values():
+            fs.start()                # importing while the first client dials
         sel = selectors.DefaultSelector()
         for s, svc in self.listeners:
             sel.register(s, selectors.EVENT_READ, svc)
@@ -247,7 +269,7 @@ class Launcher:
         argv = [*svc.argv, "-r", remote]
         if isinstance(conn, ssl.SSLSocket):
             ours, theirs = socket.socketpair()
-            child = self._spawn(argv, theirs)
+            child = self._spawn(svc, argv, theirs)
             theirs.close()
             try:
                 relay(conn, ours)
@@ -256,14 +278,26 @@ class Launcher:
             finally:
                 _close(ours)
         else:
-            child = self._spawn(argv, conn)
+            child = self._spawn(svc, argv, conn)
             conn.close()              # the child holds it now
         rc = child.wait()
         with self.lock:
             self.children.discard(child)
-        return f"pid {child.pid} exit {rc}"
+        return f"pid {child.pid} exit {'unknown' if rc is None else rc}"
 
-    def _spawn(self, argv: list[str], sock: socket.socket) -> subprocess.Popen:
+    def _spawn(self, svc: Service, argv: list[str], sock: socket.socket):
+        """The server on sock: forked by its fork server if it has one
+        (exec if that fails), else exec'd."""
+        fs = self.forkservers.get(svc.module)
+        if fs is not None and not self.stopping.is_set():
+            try:
+                child = fs.spawn(argv[3:], sock)
+            except ForkServerError as e:
+                self.log(f"{svc.name}: {e}; exec instead")
+            else:
+                with self.lock:
+                    self.children.add(child)
+                return child
         with self.lock:
             child = subprocess.Popen(argv, stdin=sock.fileno(), stdout=sock.fileno(),
                                      close_fds=True, start_new_session=True)
@@ -293,6 +327,8 @@ class Launcher:
             threads = list(self.threads)
         for t in threads:
             t.join(timeout=5)
+        for fs in self.forkservers.values():
+            fs.stop()
 
     def _busy(self) -> bool:
         with self.lock:
@@ -347,7 +383,7 @@ def _close(s: socket.socket) -> None:
         pass
 
 
-def _signal(child: subprocess.Popen, sig: int) -> None:
+def _signal(child, sig: int) -> None:
     try:
         child.send_signal(sig)
     except ProcessLookupError:

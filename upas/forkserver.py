@@ -1,0 +1,301 @@
+"""A fork server: a process that has imported a server once and forks a
+fresh copy of it for each connection.
+
+    python -m upas.forkserver FD MODULE      (started by upas.listen)
+
+Every session of ours is `python -m upas.pop3` or `python -m upas.imap4d`
+run on the connection, as listen(8) runs Plan 9's; starting the
+interpreter and importing the server cost ~0.1-0.2 s of each.  The
+launcher (upas/listen.py) is threaded, so it must not fork itself: it
+starts this small single-threaded process per server module, which runs
+the module's top-level imports and nothing else (no 9P connection, no
+thread, no secret), then forks on request.  The child becomes exactly what exec
+would have made: its own process and session, the connection as fd 0
+and 1, stderr the launcher's, `sys.argv` the server's, the module run as
+`__main__`, the interpreter's normal exit.  Python's `random` reseeds
+itself in a forked child (os.register_at_fork); our servers draw every
+secret from os.urandom.
+
+The launcher's side is ForkServer.spawn.  Over the control socket (FD,
+SOCK_SEQPACKET) each request is the server's arguments, NUL-separated,
+carrying two descriptors by SCM_RIGHTS: the connection and a reply
+socket, on which the fork server answers `pid N` and, when the child
+has been reaped, `exit STATUS` (Popen's returncode: -N for signal N).
+If the fork server dies, the reply socket ends without `exit`; the
+launcher then watches the child through a pidfd, and starts a new fork
+server for the next connection.
+"""
+from __future__ import annotations
+
+import gc
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+MAXREQ = 65536
+STARTUP = float(os.environ.get("FORKSERVER_STARTUP_SECS", "30"))
+
+
+# -- the launcher's side --------------------------------------------------
+
+class ForkServerError(OSError):
+    pass
+
+
+class ForkedChild:
+    """A session forked by a fork server; what the launcher needs of a
+    subprocess.Popen: pid, send_signal, wait."""
+
+    def __init__(self, pid: int, reply: socket.socket):
+        self.pid, self.reply = pid, reply
+        self.returncode: int | None = None
+        try:
+            self.pidfd: int | None = os.pidfd_open(pid)
+        except (AttributeError, OSError):     # gone already (its exit is on
+            self.pidfd = None                 # the reply), or no pidfd here
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is not None:
+            return
+        if self.pidfd is not None:
+            signal.pidfd_send_signal(self.pidfd, sig)
+        else:
+            os.kill(self.pid, sig)
+
+    def wait(self) -> int | None:
+        """The exit status; None if the fork server died before telling it
+        (then we wait until the process is gone, status unknown)."""
+        try:
+            msg = self.reply.recv(64)
+        except OSError:
+            msg = b""
+        if msg.startswith(b"exit "):
+            self.returncode = int(msg[5:])
+        else:
+            self._wait_gone()
+        self.reply.close()
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
+        return self.returncode
+
+    def _wait_gone(self) -> None:
+        if self.pidfd is not None:
+            sel = selectors.DefaultSelector()
+            sel.register(self.pidfd, selectors.EVENT_READ)
+            sel.select()
+            sel.close()
+            return
+        while True:
+            try:
+                os.kill(self.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.1)
+
+
+class ForkServer:
+    """One fork server for `module`, started on first use, restarted when
+    it has died."""
+
+    def __init__(self, module: str, log=None):
+        self.module = module
+        self.log = log or (lambda s: None)
+        self.lock = threading.Lock()
+        self.proc: subprocess.Popen | None = None
+        self.ctl: socket.socket | None = None
+
+    def start(self) -> None:
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "upas.forkserver", str(theirs.fileno()), self.module],
+                pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, start_new_session=True)
+        except BaseException:
+            ours.close()
+            raise
+        finally:
+            theirs.close()
+        self.ctl = ours
+
+    def spawn(self, args: list[str], conn: socket.socket) -> ForkedChild:
+        """Fork a session running the module with `args` on conn; a fork
+        server found dead is restarted once."""
+        for attempt in (1, 2):
+            with self.lock:
+                if self.proc is None or self.proc.poll() is not None:
+                    if self.proc is not None:
+                        self.log(f"fork server {self.module} pid {self.proc.pid} "
+                                 f"exit {self.proc.returncode}; restarting")
+                        self.ctl.close()
+                    self.start()
+                ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+                try:
+                    payload = "\0".join(args).encode()
+                    socket.send_fds(self.ctl, [payload], [conn.fileno(), theirs.fileno()])
+                    sent = True
+                except OSError:
+                    sent = False
+                finally:
+                    theirs.close()
+            msg = b""
+            if sent:
+                ours.settimeout(STARTUP)     # a fork server still importing answers late
+                try:
+                    msg = ours.recv(64)
+                except OSError:
+                    pass
+                ours.settimeout(None)
+            if msg.startswith(b"pid "):
+                return ForkedChild(int(msg[4:]), ours)
+            ours.close()
+            self._reap_dead()
+        raise ForkServerError(f"fork server {self.module} failed")
+
+    def _reap_dead(self) -> None:
+        """The fork server did not answer: make sure it is gone, so the
+        next spawn starts a new one."""
+        with self.lock:
+            if self.proc is not None and self.proc.poll() is None:
+                self.proc.kill()
+                self.proc.wait()
+
+    def stop(self) -> None:
+        """Hang up; the fork server exits (its sessions carry on)."""
+        with self.lock:
+            if self.ctl is not None:
+                self.ctl.close()
+            if self.proc is not None:
+                try:
+                    self.proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+
+
+# -- the fork server ------------------------------------------------------
+
+def _preload(module: str) -> None:
+    """Run the top-level imports of what `python -m module` runs, and
+    nothing else of it (a server module may act on import).  A failure is
+    left for the child to meet, as exec would."""
+    import ast
+    import importlib.util
+    try:
+        spec = importlib.util.find_spec(module)
+        if spec is not None and spec.submodule_search_locations is not None:
+            spec = importlib.util.find_spec(module + ".__main__")
+        tree = ast.parse(spec.loader.get_source(spec.name), spec.origin)
+        imports = [n for n in tree.body if isinstance(n, ast.Import) or
+                   (isinstance(n, ast.ImportFrom) and n.module != "__future__")]
+        code = compile(ast.Module(body=imports, type_ignores=[]), spec.origin, "exec")
+        exec(code, {"__name__": "__forkserver_preload__", "__package__": spec.parent})
+    except Exception:
+        pass
+
+
+def serve(ctl: socket.socket) -> list[str] | None:
+    """Fork a child per request until the launcher hangs up (None).  In a
+    child, returns its server arguments with fds 0/1 the connection."""
+    wake_r, wake_w = socket.socketpair()
+    wake_r.setblocking(False)
+    wake_w.setblocking(False)
+    signal.set_wakeup_fd(wake_w.fileno())
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    sel = selectors.DefaultSelector()
+    sel.register(ctl, selectors.EVENT_READ)
+    sel.register(wake_r, selectors.EVENT_READ)
+    children: dict[int, socket.socket] = {}
+    mine = [ctl, wake_r, wake_w]
+
+    def child(conn: int, reply: socket.socket, args: list[str]) -> list[str]:
+        os.setsid()
+        signal.set_wakeup_fd(-1)
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        sel.close()
+        for s in [*mine, reply, *children.values()]:
+            s.close()
+        os.dup2(conn, 0)
+        os.dup2(conn, 1)
+        if conn > 2:
+            os.close(conn)
+        return args
+
+    while True:
+        for key, _ in sel.select():
+            if key.fileobj is wake_r:
+                _drain(wake_r)
+                _reap(children)
+                continue
+            msg, fds, _, _ = socket.recv_fds(ctl, MAXREQ, 2)
+            if not msg and not fds:
+                return None                 # the launcher is gone
+            if len(fds) != 2:
+                for fd in fds:
+                    os.close(fd)
+                continue
+            conn, reply = fds[0], socket.socket(fileno=fds[1])
+            args = msg.decode().split("\0") if msg else []
+            pid = os.fork()
+            if pid == 0:
+                return child(conn, reply, args)
+            os.close(conn)
+            children[pid] = reply
+            _send(reply, b"pid %d" % pid)
+
+
+def _drain(s: socket.socket) -> None:
+    try:
+        while s.recv(4096):
+            pass
+    except BlockingIOError:
+        pass
+
+
+def _reap(children: dict[int, socket.socket]) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        reply = children.pop(pid, None)
+        if reply is not None:
+            _send(reply, b"exit %d" % os.waitstatus_to_exitcode(status))
+            reply.close()
+
+
+def _send(s: socket.socket, data: bytes) -> None:
+    try:
+        s.send(data)
+    except OSError:           # the launcher's session thread is gone
+        pass
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2 or not argv[0].isdigit():
+        print("usage: forkserver fd module", file=sys.stderr)
+        return 1
+    fd, module = int(argv[0]), argv[1]
+    ctl = socket.socket(fileno=fd)
+    _preload(module)
+    gc.collect()
+    gc.freeze()           # the children share these pages; no GC copies them
+    args = serve(ctl)
+    if args is None:
+        return 0
+    import runpy
+    sys.argv = [module, *args]
+    runpy.run_module(module, run_name="__main__", alter_sys=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
