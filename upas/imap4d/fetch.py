@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import time
 
+from upas.imap4d import digestcache
 from upas.imap4d import envelope as env
 from upas.imap4d import parser as p
 from upas.imap4d.mailbox import Mailbox, MailboxError, Message
@@ -173,6 +174,23 @@ def flags_item(m: Message) -> bytes:
     return ("FLAGS (" + " ".join(m.flag_list()) + ")").encode()
 
 
+# items computed from the message's content (and the site) alone
+KEPT = ("RFC822.SIZE", "ENVELOPE", "BODY", "BODYSTRUCTURE")
+
+
+def kept_item(box: Mailbox, m: Message, a: p.FetchAtt, site: str,
+              kept: digestcache.DigestCache | None) -> bytes:
+    """item(), taken from or added to the digest cache when it is one of
+    the items the content alone determines."""
+    if kept is None or a.name not in KEPT:
+        return item(box, m, a, site)
+    v = kept.get(m.digest, a.name)
+    if v is None:
+        v = item(box, m, a, site)
+        kept.put(m.digest, a.name, v)
+    return v
+
+
 def item(box: Mailbox, m: Message, a: p.FetchAtt, site: str) -> bytes:
     top = Node(box, m)
     if a.name == "FLAGS":
@@ -199,8 +217,23 @@ def item(box: Mailbox, m: Message, a: p.FetchAtt, site: str) -> bytes:
     return label + b" " + env.literal(data)
 
 
-def first_files(atts: list[p.FetchAtt]):
-    """m -> the files of message m itself that these items certainly read."""
+def first_files(atts: list[p.FetchAtt], kept: digestcache.DigestCache | None = None):
+    """m -> the files of message m itself that these items certainly read
+    (none for the items the digest cache holds for m)."""
+    if kept is not None:
+        mine = _files([a for a in atts if a.name not in KEPT])
+        rest = [a for a in atts if a.name in KEPT]
+        theirs = _files(rest)
+
+        def files(m: Message) -> list[str]:
+            if all(kept.get(m.digest, a.name) is not None for a in rest):
+                return mine(m)
+            return sorted(set(mine(m)) | set(theirs(m)))
+        return files
+    return _files(atts)
+
+
+def _files(atts: list[p.FetchAtt]):
     want: set[str] = set()
     size = False
     for a in atts:
@@ -255,20 +288,25 @@ def fetch(s, req: Request) -> None:
         except MailboxError:
             pass            # upasfs is gone: the reads below fail too
     site = s.opts.site
+    kept = _cache(box, site, atts)
 
     def response(m: Message) -> bytes | None:
         def one(i: int) -> bytes:
-            return once(box, m, str(i), lambda: item(box, m, atts[i], site))
+            return once(box, m, str(i), lambda: kept_item(box, m, atts[i], site, kept))
         try:
             return b" ".join(gather(one, range(len(atts))))
         except Exception as e:          # the message vanished under us
             s.log(f"fetch {m.uid}: {e}")
             return None
-    for m, data in evaluate(box, msgs, response, first_files(atts)):
-        if data is None:
-            ok = False
-            continue
-        s.send(b"* %d FETCH (" % box.seq(m) + data + b")\r\n")
+    try:
+        for m, data in evaluate(box, msgs, response, first_files(atts, kept)):
+            if data is None:
+                ok = False
+                continue
+            s.send(b"* %d FETCH (" % box.seq(m) + data + b")\r\n")
+    finally:
+        if kept is not None:
+            kept.flush({m.digest for m in box.msgs if not m.expunged})
     if not any(a.name == "FLAGS" for a in atts):
         for m in changed:
             s.untagged(f"{box.seq(m)} FETCH ({flags_item(m).decode()})")
@@ -276,6 +314,13 @@ def fetch(s, req: Request) -> None:
         s.ok(req)
     else:
         s.no(req)
+
+
+def _cache(box: Mailbox, site: str, atts: list[p.FetchAtt]) -> digestcache.DigestCache | None:
+    """The mailbox's digest cache, if these items use it."""
+    if not any(a.name in KEPT for a in atts):
+        return None
+    return digestcache.for_box(box.ns, box.path, site)
 
 
 def _set_seen(m: Message) -> bool:

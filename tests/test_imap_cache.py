@@ -1,0 +1,191 @@
+"""The digest cache (digestcache.py): FETCH's RFC822.SIZE, ENVELOPE, BODY
+and BODYSTRUCTURE kept in `<mailbox>.idx.imp`, keyed by message digest.
+
+Real imap4d sessions over a real posted upasfs, on the testdata messages,
+generated bench messages and MIME shapes: the answers of a cold session
+(no file), a warm one (every answer from the file) and an uncached one
+(the file foreign, hence ignored) are byte for byte the same; a record in
+the file is what a warm session answers (a hit reads no message); torn,
+corrupt, stale and foreign files; concurrent sessions; compaction."""
+from __future__ import annotations
+
+import threading
+import zlib
+from pathlib import Path
+
+import pytest
+
+from bench.corpus import make_corpus
+from tests.test_imap_prefetch import _shapes
+from upas import ns as nsmod
+from upas.imap4d import digestcache as dc
+
+REPO = Path(__file__).resolve().parents[1]
+ITEMS = b"(UID RFC822.SIZE ENVELOPE BODYSTRUCTURE)"   # FLAGS: \\Recent differs
+BODY = b"(BODY RFC822.SIZE)"
+
+
+@pytest.fixture(scope="module")
+def mbox(tmp_path_factory) -> bytes:
+    gen = tmp_path_factory.mktemp("corpus") / "mbox"
+    make_corpus(gen, 40, seed=5)
+    plain = (REPO / "testdata" / "mail" / "box" / "glenda" / "mbox").read_bytes()
+    return plain.rstrip(b"\n") + b"\n\n" + _shapes() + gen.read_bytes()
+
+
+@pytest.fixture
+def server(imap_preauth, mbox):
+    imap_preauth.box().write_bytes(mbox)
+    return imap_preauth
+
+
+def cache_file(server) -> Path:
+    return server.box().with_name("mbox" + dc.SUFFIX)
+
+
+def fetch_all(server, what: bytes = ITEMS) -> list[bytes]:
+    c = server.connect()
+    try:
+        c.cmd(b"s EXAMINE INBOX")
+        r = c.cmd(b"f FETCH 1:* " + what)
+        assert r[-1] == b"f OK FETCH completed\r\n", r[-3:]
+        c.cmd(b"l LOGOUT")
+    finally:
+        c.close()
+    return r
+
+
+def records(path: Path) -> dict[str, dict[str, bytes]]:
+    data = path.read_bytes()
+    state, entries, torn = dc.parse(data, data[:data.index(b"\n") + 1])
+    assert state == "ok" and not torn
+    return entries
+
+
+def test_cold_warm_and_uncached_answers_are_the_same(server):
+    assert not cache_file(server).exists()
+    cold = fetch_all(server)
+    assert len(cold) > 50
+    kept = records(cache_file(server))
+    assert len(kept) == len(cold) - 1
+    assert all(set(kv) == {"RFC822.SIZE", "ENVELOPE", "BODYSTRUCTURE"} for kv in kept.values())
+    warm = fetch_all(server)
+    assert warm == cold
+    body = fetch_all(server, BODY)                  # BODY: added to the records
+    assert all("BODY" in kv for kv in records(cache_file(server)).values())
+    assert fetch_all(server, BODY) == body
+    cache_file(server).write_bytes(b"imap internal mailbox description\nnot a cache\n")
+    assert fetch_all(server) == cold                # foreign: ignored ...
+    assert fetch_all(server, BODY) == body
+    assert cache_file(server).read_bytes() == b"imap internal mailbox description\nnot a cache\n"
+
+
+def test_a_hit_is_answered_from_the_record(server):
+    cold = fetch_all(server)
+    path = cache_file(server)
+    data = path.read_bytes()
+    head = data[:data.index(b"\n") + 1]
+    digest = next(iter(records(path)))
+    marker = b'ENVELOPE ("kept" NIL NIL NIL NIL NIL NIL NIL NIL NIL)'
+    path.write_bytes(data + dc.record(digest, "ENVELOPE", marker))   # the last record wins
+    warm = fetch_all(server)
+    diffs = [(c, w) for c, w in zip(cold, warm) if c != w]
+    assert len(warm) == len(cold) and len(diffs) == 1
+    assert marker in diffs[0][1] and marker not in diffs[0][0]
+    assert dc.parse(path.read_bytes(), head)[0] == "ok"
+
+
+def test_torn_tail_is_ignored_and_rewritten(server):
+    cold = fetch_all(server)
+    path = cache_file(server)
+    data = path.read_bytes()
+    whole = len(records(path))
+    path.write_bytes(data[:len(data) * 2 // 3])     # a writer killed mid-record
+    head = data[:data.index(b"\n") + 1]
+    state, left, torn = dc.parse(path.read_bytes(), head)
+    assert state == "ok" and torn and 0 < len(left) < whole
+    assert fetch_all(server) == cold                # the rest computed again
+    assert len(records(path)) == whole              # and the file rewritten whole
+
+
+def test_corrupt_record_ends_the_reading(server):
+    cold = fetch_all(server)
+    path = cache_file(server)
+    data = bytearray(path.read_bytes())
+    i = data.index(b"ENVELOPE (") + 12
+    data[i] ^= 0x20                                 # crc no longer matches
+    path.write_bytes(bytes(data))
+    head = bytes(data[:data.index(b"\n") + 1])
+    assert dc.parse(bytes(data), head)[2]           # torn from there on
+    assert fetch_all(server) == cold
+    assert records(path)
+
+
+def test_stale_code_version_is_replaced(server):
+    cold = fetch_all(server)
+    path = cache_file(server)
+    data = path.read_bytes()
+    old = dc.MAGIC + b"0000000000000000 imap.test\n"
+    wrong = b'ENVELOPE (NIL "stale" NIL NIL NIL NIL NIL NIL NIL NIL)'
+    path.write_bytes(old + b"".join(dc.record(d, "ENVELOPE", wrong) for d in records(path)))
+    assert fetch_all(server) == cold                # not trusted
+    assert path.read_bytes().startswith(data[:data.index(b"\n") + 1])
+    assert b'"stale"' not in path.read_bytes()
+
+
+def test_concurrent_cold_sessions(server):
+    want = fetch_all(server, b"(UID RFC822.SIZE)")  # no cache items but the size
+    cache_file(server).unlink()
+    out: list[list[bytes]] = []
+    errors: list[BaseException] = []
+
+    def one() -> None:
+        try:
+            out.append(fetch_all(server))
+        except BaseException as e:                  # noqa: BLE001 -- reported below
+            errors.append(e)
+    threads = [threading.Thread(target=one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(out) == 4 and all(r == out[0] for r in out)
+    assert len(records(cache_file(server))) == len(want) - 1
+    assert fetch_all(server) == out[0]
+
+
+def test_compaction_keeps_only_live_digests(tmp_path):
+    box = tmp_path / "box" / "glenda"
+    box.mkdir(parents=True)
+    (box / "mbox").write_bytes(b"")
+    ns = nsmod.Namespace("glenda")
+    ns.bind_dir("/mail/box", str(tmp_path / "box"))
+    digests = ["%040x" % i for i in range(400)]
+    c = dc.DigestCache(ns, "/mail/box/glenda/mbox", "imap.test")
+    c.refresh()
+    for d in digests:
+        c.put(d, "ENVELOPE", b"ENVELOPE " + b"x" * 300)
+    c.flush(set(digests))
+    path = box / ("mbox" + dc.SUFFIX)
+    assert len(records(path)) == 400
+    big = path.stat().st_size
+    live = set(digests[:10])
+    c2 = dc.DigestCache(ns, "/mail/box/glenda/mbox", "imap.test")
+    c2.refresh()
+    assert c2.get(digests[0], "ENVELOPE") == b"ENVELOPE " + b"x" * 300
+    c2.put(digests[0], "BODY", b"BODY x")        # a write: the file is mostly dead
+    c2.flush(live)
+    assert set(records(path)) == live and path.stat().st_size < big // 10
+    c2.put(digests[1], "BODY", b"BODY y")        # small now: appended
+    c2.flush(live)
+    assert records(path)[digests[1]] == {"ENVELOPE": b"ENVELOPE " + b"x" * 300, "BODY": b"BODY y"}
+
+
+def test_record_checksums():
+    r = dc.record("a" * 40, "ENVELOPE", b"v\r\nw")
+    assert r[:1] == b"R" and int(r[9:17], 16) == zlib.crc32(r[17:-1])
+    head = dc.header_line("imap.test")
+    assert dc.parse(head + r, head) == ("ok", {"a" * 40: {"ENVELOPE": b"v\r\nw"}}, False)
+    assert dc.parse(head + r[:-1], head)[2]
+    assert dc.parse(b"something else\n" + r, head)[0] == "foreign"
