@@ -8,7 +8,7 @@ run on the connection, as listen(8) runs Plan 9's; starting the
 interpreter and importing the server cost ~0.1-0.2 s of each.  The
 launcher (upas/listen.py) is threaded, so it must not fork itself: it
 starts this small single-threaded process per server module, which runs
-the module's top-level imports and nothing else (no 9P connection, no
+the module's import statements and nothing else (no 9P connection, no
 thread, no secret), then forks on request.  The child becomes exactly what exec
 would have made: its own process and session, the connection as fd 0
 and 1, stderr the launcher's, `sys.argv` the server's, the module run as
@@ -182,22 +182,39 @@ class ForkServer:
 # -- the fork server ------------------------------------------------------
 
 def _preload(module: str) -> None:
-    """Run the top-level imports of what `python -m module` runs, and
-    nothing else of it (a server module may act on import).  A failure is
-    left for the child to meet, as exec would."""
+    """Import the server's modules without running it: for a package, its
+    modules but __main__ and private ones (imap4d imports them all to
+    register its commands); then every import statement of what `python
+    -m module` runs (those in its functions too: a server imports some
+    things only when a session needs them), each alone, and nothing else
+    of it (a server module may act on import).  A failure is left for the
+    child to meet, as exec would."""
     import ast
+    import importlib
     import importlib.util
+    import pkgutil
     try:
         spec = importlib.util.find_spec(module)
         if spec is not None and spec.submodule_search_locations is not None:
+            for m in pkgutil.iter_modules(spec.submodule_search_locations):
+                if not m.name.startswith("_"):
+                    try:
+                        importlib.import_module(f"{module}.{m.name}")
+                    except Exception:
+                        pass
             spec = importlib.util.find_spec(module + ".__main__")
         tree = ast.parse(spec.loader.get_source(spec.name), spec.origin)
-        imports = [n for n in tree.body if isinstance(n, ast.Import) or
-                   (isinstance(n, ast.ImportFrom) and n.module != "__future__")]
-        code = compile(ast.Module(body=imports, type_ignores=[]), spec.origin, "exec")
-        exec(code, {"__name__": "__forkserver_preload__", "__package__": spec.parent})
     except Exception:
-        pass
+        return
+    scope = {"__name__": "__forkserver_preload__", "__package__": spec.parent}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import) or (
+                isinstance(node, ast.ImportFrom) and node.module != "__future__"):
+            try:
+                exec(compile(ast.Module(body=[node], type_ignores=[]), spec.origin, "exec"),
+                     scope)
+            except Exception:
+                pass
 
 
 def serve(ctl: socket.socket) -> list[str] | None:
