@@ -235,9 +235,7 @@ def _getstring(v: bytes, i: int, lower: bool = False) -> tuple[bytes, int]:
         s = v[i + 1:] if e < 0 else v[i + 1:e]
         i = len(v) if e < 0 else e + 1
     else:
-        e = i
-        while e < len(v) and v[e] not in H.WHITE and v[e] != 0x3B:
-            e += 1
+        e = _TOKEN.match(v, i).end() if i < len(v) else i
         s, i = v[i:e], e
     return (s.lower() if lower else s), i
 
@@ -257,12 +255,16 @@ def _isattribute(v: bytes, i: int, attr: bytes) -> int:
     return i
 
 
+_TOKEN = re.compile(rb"[^; \t\n\r\v\f]*")
+_SEMIS_WHITE = re.compile(rb"[; \t\n\r\v\f]*")
+
+
 def _skiptosemi(v: bytes, i: int) -> int:
-    while i < len(v) and v[i] != 0x3B:
-        i += 1
-    while i < len(v) and (v[i] == 0x3B or v[i] in H.WHITE):
-        i += 1
-    return i
+    """Past the next `;` and the `;`s and blanks after it (or to the end)."""
+    semi = v.find(b";", i)
+    if semi < 0:
+        return max(i, len(v))
+    return _SEMIS_WHITE.match(v, semi).end()
 
 
 def _filename(v: bytes, i: int) -> bytes:
@@ -300,7 +302,9 @@ _MIME_HEADMAP = dict(_MIME_HEADS)
 def _parse_headers(m: Part, justmime: bool, addfrom: bool, structure: bool) -> None:
     heads = _MIME_HEADMAP if (justmime or structure) else _HEADMAP
     p = m.header
-    for line, p in H.header_lines(m.buf, m.header, m.end):
+    lines = (_mime_lines(m.buf, m.header, m.end) if heads is _MIME_HEADMAP
+             else H.header_lines(m.buf, m.header, m.end))
+    for line, p in lines:
         colon = line.find(b":", 0, 26)
         if colon >= 0:
             attr = heads.get(line[:colon + 1].lower())
@@ -321,6 +325,28 @@ def _parse_headers(m: Part, justmime: bool, addfrom: bool, structure: bool) -> N
     sender = (m.unixfrom if m.unixfrom is not None and m.unixfrom != b"???"
               else m.from_ or b"???")
     m.unixheader = b"From " + sender + b" " + (m.unixdate or EPOCH_DATE) + b"\n"
+
+
+# a header block as H.header_lines reads it: logical lines whose first
+# physical line has a colon, continued by lines starting with blank or tab
+_HEADER_BLOCK = re.compile(rb"(?:[^\n:]*:[^\n]*(?:\n[ \t][^\n]*)*(?:\n|\Z))*")
+_MIME_FIELD = rb"content-(?:type|transfer-encoding|disposition):"
+_MIME_FIRST = re.compile(rb"(?i)" + _MIME_FIELD)
+_MIME_NEXT = re.compile(rb"(?im)^" + _MIME_FIELD)
+
+
+def _mime_lines(buf, start: int, end: int) -> Iterator[tuple[bytes, int]]:
+    """What H.header_lines yields that can name a MIME field, and last the
+    end of the block: the block is measured, and only the lines starting
+    with a MIME field name are joined (a message's other fields are most
+    of its header, and opening a mailbox parses every message's MIME)."""
+    p = _HEADER_BLOCK.match(buf, start, end).end()
+    if p > start:
+        if _MIME_FIRST.match(buf, start, p):
+            yield next(H.header_lines(buf, start, end))[0], p
+        for x in _MIME_NEXT.finditer(buf, start + 1, p):
+            yield next(H.header_lines(buf, x.start(), end))[0], p
+    yield b"", p
 
 
 def _fix_unixdate(m: Part) -> None:
