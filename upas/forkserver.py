@@ -184,37 +184,50 @@ class ForkServer:
 def _preload(module: str) -> None:
     """Import the server's modules without running it: for a package, its
     modules but __main__ and private ones (imap4d imports them all to
-    register its commands); then every import statement of what `python
-    -m module` runs (those in its functions too: a server imports some
-    things only when a session needs them), each alone, and nothing else
-    of it (a server module may act on import).  A failure is left for the
-    child to meet, as exec would."""
-    import ast
+    register its commands); then every import statement in them and in
+    what `python -m module` runs, those in functions too (a server
+    imports some things only when a session needs them: pop3 and imap4d
+    the factotum client and DES at login), each alone.  Nothing else of
+    the module run as __main__ is run (it may act on import).  A failure
+    is left for the child to meet, as exec would."""
     import importlib
     import importlib.util
     import pkgutil
     try:
         spec = importlib.util.find_spec(module)
-        if spec is not None and spec.submodule_search_locations is not None:
-            for m in pkgutil.iter_modules(spec.submodule_search_locations):
-                if not m.name.startswith("_"):
-                    try:
-                        importlib.import_module(f"{module}.{m.name}")
-                    except Exception:
-                        pass
-            spec = importlib.util.find_spec(module + ".__main__")
-        tree = ast.parse(spec.loader.get_source(spec.name), spec.origin)
+        if spec is None:
+            return
+        specs = [spec]
+        if spec.submodule_search_locations is not None:
+            names = [f"{module}.{m.name}" for m in
+                     pkgutil.iter_modules(spec.submodule_search_locations)
+                     if not m.name.startswith("_")]
+            for name in names:
+                _try(importlib.import_module, name)
+            specs = [importlib.util.find_spec(n) for n in [*names, module + ".__main__"]]
     except Exception:
         return
+    for s in specs:
+        if s is not None:
+            _try(_run_imports, s)
+
+
+def _run_imports(spec) -> None:
+    import ast
+    tree = ast.parse(spec.loader.get_source(spec.name), spec.origin)
     scope = {"__name__": "__forkserver_preload__", "__package__": spec.parent}
     for node in ast.walk(tree):
         if isinstance(node, ast.Import) or (
                 isinstance(node, ast.ImportFrom) and node.module != "__future__"):
-            try:
-                exec(compile(ast.Module(body=[node], type_ignores=[]), spec.origin, "exec"),
-                     scope)
-            except Exception:
-                pass
+            _try(exec, compile(ast.Module(body=[node], type_ignores=[]), spec.origin, "exec"),
+                 scope)
+
+
+def _try(fn, *args) -> None:
+    try:
+        fn(*args)
+    except Exception:
+        pass
 
 
 def serve(ctl: socket.socket) -> list[str] | None:
