@@ -6,6 +6,7 @@ from __future__ import annotations
 import calendar
 import time
 
+from upas.imap4d import digestcache
 from upas.imap4d import envelope as env
 from upas.imap4d import fetch
 from upas.imap4d import parser as p
@@ -14,6 +15,7 @@ from upas.imap4d.prefetch import evaluate, gather
 from upas.imap4d.table import NO_EXPUNGES, SELECTED, Request, command
 
 CHARSETS = ("US-ASCII", "UTF-8")
+TEXTS = "TEXTS"      # digest cache key: where a message's header and texts lie
 
 
 def decoded(v: bytes) -> str:
@@ -32,33 +34,94 @@ def contains(hay: str, needle: str) -> bool:
     return needle.casefold() in hay.casefold()
 
 
-class Matcher:
-    """Evaluates a key tree against one message, reading files lazily."""
+def _rel(node: fetch.Node, name: str) -> str:
+    return f"{node.rel}/{name}" if node.rel else name
 
-    def __init__(self, box: Mailbox, m: Message, seq: int, maxseq: int):
+
+def parse_recipe(v: bytes | None) -> list[tuple[int, int] | str] | None:
+    """The sources of a message's header and texts, as the digest cache
+    keeps them: a span (start, end) of `raw`, or a file name."""
+    if v is None:
+        return None
+    out: list[tuple[int, int] | str] = []
+    for e in v.split(b" "):
+        if e[:1] == b"r":
+            s, _, t = e[1:].partition(b"-")
+            out.append((int(s), int(t)))
+        else:
+            out.append(e[1:].decode())
+    return out
+
+
+def make_recipe(raw: bytes, rels: list[str], texts: list[bytes]) -> bytes:
+    """Each text as the span of `raw` holding the very same bytes, or as its
+    file when raw holds it nowhere -- or every one as its file when the
+    spans would cover less than half of raw (reading them is cheaper)."""
+    spans = []
+    for t in texts:
+        i = raw.find(t)
+        spans.append((i, i + len(t)) if i >= 0 and raw[i:i + len(t)] == t else None)
+    covered = sum(e - s for x in spans if x for s, e in [x])
+    if 2 * covered < len(raw):
+        spans = [None] * len(texts)
+    return b" ".join(b"r%d-%d" % x if x else b"f" + r.encode() for x, r in zip(spans, rels))
+
+
+class Matcher:
+    """Evaluates a key tree against one message, reading files lazily.
+    With the mailbox's digest cache, the texts TEXT and BODY search are
+    read from where the cache says they lie (kept when first found, from
+    the bytes of `raw` checked equal to them)."""
+
+    def __init__(self, box: Mailbox, m: Message, seq: int, maxseq: int,
+                 kept: digestcache.DigestCache | None = None):
         self.box, self.m, self.seq, self.maxseq = box, m, seq, maxseq
         self.node = fetch.Node(box, m)
+        self.kept = kept
+        self.recipe = parse_recipe(kept.get(m.digest, TEXTS)) if kept else None
+
+    def _source(self, x: tuple[int, int] | str) -> bytes:
+        if isinstance(x, str):
+            return self.node.file(x)
+        return self.node.file("raw")[x[0]:x[1]]
 
     def header(self) -> bytes:
+        r = self.recipe
+        if r and "rawheader" not in self.m.cache and (isinstance(r[0], str) or self.box.has(self.m, "raw")):
+            return self._source(r[0])
         return self.node.file("rawheader")
 
-    def texts(self, node: fetch.Node | None = None) -> list[bytes]:
-        """The decoded body of every leaf part (the message body if single)."""
+    def texts(self) -> list[bytes]:
+        """The decoded body of every leaf part (the message body if single),
+        and the header of every message part."""
+        if self.recipe:
+            return gather(self._source, self.recipe[1:])
+        rels = self.text_files()
+        texts = gather(self.node.file, rels)
+        if self.kept is not None and self.box.has(self.m, "raw"):
+            rels = ["rawheader"] + rels
+            texts = [self.node.file("rawheader")] + texts
+            self.kept.put(self.m.digest, TEXTS, make_recipe(self.node.file("raw"), rels, texts))
+            texts = texts[1:]
+        return texts
+
+    def text_files(self, node: fetch.Node | None = None) -> list[str]:
+        """The files texts() reads: every leaf's body (the message body if
+        single), every embedded message's header."""
         node = node or self.node
         if node.ctype().type not in ("multipart", "message"):
-            return [node.file("body")]       # no parts: spare the directory read
+            return [_rel(node, "body")]      # no parts: spare the directory read
         kids = self.box.subdirs(self.m, node.rel)
         if not kids:
-            return [node.file("body")]
-        return sum(gather(self._part_texts, [
-            fetch.Node(self.box, self.m, f"{node.rel}/{k}" if node.rel else str(k))
-            for k in kids]), [])
+            return [_rel(node, "body")]
+        return sum(gather(self._part_files, [
+            fetch.Node(self.box, self.m, _rel(node, str(k))) for k in kids]), [])
 
-    def _part_texts(self, child: fetch.Node) -> list[bytes]:
+    def _part_files(self, child: fetch.Node) -> list[str]:
         if not child.is_rfc822() or self.box.subdirs(self.m, child.rel) == []:
-            return self.texts(child)
+            return self.text_files(child)
         emb = child.embedded()
-        return [emb.file("rawheader")] + self.texts(emb)
+        return [_rel(emb, "rawheader")] + self.text_files(emb)
 
     def field_values(self, name: str) -> list[str]:
         vals = [v for n, v, _ in env.fields(self.header()) if n == name]
@@ -109,7 +172,8 @@ class Matcher:
 
     def k_size(self, k: p.Key) -> bool:
         op, n = k.args
-        size = fetch.rfc822_size(self.box, self.m)
+        v = self.kept.get(self.m.digest, "RFC822.SIZE") if self.kept else None
+        size = int(v.split()[1]) if v else fetch.rfc822_size(self.box, self.m)
         return size > n if op == ">" else size < n
 
     def _day_cmp(self, t: int | None, k: p.Key) -> bool:
@@ -176,6 +240,27 @@ def first_files(k: p.Key) -> list[str]:
     return list(_KEY_FILES.get(k.op.lower(), ()))
 
 
+def _reads_texts(k: p.Key) -> bool:
+    return k.op.lower() in ("text", "body") or any(_reads_texts(x) for x in k.kids or ())
+
+
+def first_files_kept(k: p.Key, kept: digestcache.DigestCache | None):
+    """m -> what evaluating k on m first reads: with the digest cache, for
+    a key searching texts, where the cache says they lie, or else `raw`
+    too (to keep where they lie)."""
+    files = first_files(k)
+    if kept is None or not _reads_texts(k):
+        return lambda m: files
+
+    def f(m: Message) -> list[str]:
+        r = parse_recipe(kept.get(m.digest, TEXTS))
+        if r is None:
+            return files + ["raw"]
+        own = sorted({x if isinstance(x, str) else "raw" for x in r})
+        return own + [x for x in files if x not in own and x != "rawheader"]
+    return f
+
+
 def parse_search(r: p.Reader):
     return p.search_program(r)
 
@@ -191,17 +276,21 @@ def search(s, req: Request) -> None:
     box.check()
     n = len(box.msgs)
 
+    kept = digestcache.for_box(box.ns, box.path, s.opts.site)
+
     def test(m: Message) -> bool:
         if m.expunged:
             return False
         try:
-            return Matcher(box, m, seqs[id(m)], n).match(key)
+            return Matcher(box, m, seqs[id(m)], n, kept).match(key)
         except Exception as e:           # a message that vanished meanwhile
             s.log(f"search {m.uid}: {e}")
             return False
     seqs = {id(m): i + 1 for i, m in enumerate(box.msgs)}
-    files = first_files(key)
-    hits = [m.uid if req.uid else seqs[id(m)]
-            for m, hit in evaluate(box, list(box.msgs), test, lambda m: files) if hit]
+    try:
+        hits = [m.uid if req.uid else seqs[id(m)]
+                for m, hit in evaluate(box, list(box.msgs), test, first_files_kept(key, kept)) if hit]
+    finally:
+        kept.flush({m.digest for m in box.msgs if not m.expunged})
     s.untagged(" ".join(["SEARCH"] + [str(h) for h in hits]))
     s.ok(req)

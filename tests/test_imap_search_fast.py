@@ -1,0 +1,128 @@
+"""SEARCH with the digest cache's TEXTS records (search.py): where a
+message's header and texts lie -- spans of `raw` checked byte-equal to
+the texts when first found, or the files -- so that a warm TEXT/BODY
+search reads one or two files per message instead of walking its parts.
+
+Answers are compared with the direct, uncached evaluation on the testdata
+messages (quoted-printable, base64, latin1, encoded words, nested parts),
+generated bench messages and MIME shapes: needles only in the raw
+encoding (never matched), only in the decoded text (matched), in part
+headers and boundaries, non-ASCII; cold, warm, and through real sessions."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.test_imap_cache import cache_file, mbox, server  # noqa: F401 -- fixtures
+from tests.test_imap_prefetch import views  # noqa: F401 -- fixture
+from upas.imap4d import digestcache as dc
+from upas.imap4d import parser as p
+from upas.imap4d import prefetch, search
+
+QUERIES = [b"TEXT factotum", b"TEXT \"soft line\"", b"TEXT \"soft =\"", b"TEXT =3D",
+           b"TEXT AAECAwQF", b"TEXT QUJD", b"TEXT boundary_42", b"TEXT \"--inner\"",
+           b"TEXT \"Content-Type: text/html\"", b"BODY embedded", b"TEXT Caf\xc3\xa9",
+           b"TEXT Voil\xc3\xa0", b"TEXT caf\xc3\xa9", b"TEXT glenda", b"BODY \"Equals sign: =\"",
+           b"OR FROM ken SUBJECT shape", b"LARGER 2000 NOT BODY zzz", b"TEXT inside",
+           b"SUBJECT message TEXT kernel", b"NOT TEXT the"]
+
+
+def _direct(box, key) -> list[bool]:
+    n = len(box.msgs)
+    return [search.Matcher(box, m, i + 1, n).match(key) for i, m in enumerate(box.msgs)]
+
+
+def _kept(box, key, kept) -> list[bool]:
+    n = len(box.msgs)
+    got = [r for _, r in prefetch.evaluate(
+        box, box.msgs, lambda m: search.Matcher(box, m, 0, n, kept).match(key),
+        search.first_files_kept(key, kept))]
+    kept.flush({m.digest for m in box.msgs})
+    return got
+
+
+def test_cold_and_warm_equal_direct(views):
+    direct, batched = views
+    hits = made = 0
+    for q in QUERIES:
+        key = p.search_program(p.Reader([q]))[1]
+        want = _direct(direct, key)
+        hits += any(want) and not all(want)
+        real = Path(batched.ns.local_path(batched.path + dc.SUFFIX))
+        real.unlink(missing_ok=True)
+        kept = None
+        for run in ("cold", "warm", "reloaded"):
+            if run != "warm":
+                kept = dc.DigestCache(batched.ns, batched.path, "imap.test")
+            kept.refresh()
+            assert _kept(batched, key, kept) == want, (q, run)
+            assert batched.held == {} and not batched.speculative
+        made += real.exists()
+    assert hits >= 12 and made >= 10
+    _kept(batched, p.search_program(p.Reader([b"TEXT zzzq"]))[1], kept)   # reads every text
+    recipes = [search.parse_recipe(kept.get(m.digest, search.TEXTS)) for m in batched.msgs]
+    assert all(recipes)
+    spans = sum(isinstance(x, tuple) for r in recipes for x in r)
+    files = sum(isinstance(x, str) for r in recipes for x in r)
+    assert spans > 60 and files > 10          # both kinds: plain texts, decoded ones
+
+
+def test_recipe_spans_are_the_texts(views):
+    _, box = views
+    kept = dc.DigestCache(box.ns, box.path, "imap.test")
+    kept.refresh()
+    _kept(box, p.search_program(p.Reader([b"TEXT zzz"]))[1], kept)
+    for m in box.msgs:
+        r = search.parse_recipe(kept.get(m.digest, search.TEXTS))
+        raw = box.read(m, "raw")
+        got = [box.read(m, x) if isinstance(x, str) else raw[x[0]:x[1]] for x in r]
+        mt = search.Matcher(box, m, 0, 0)
+        assert got == [box.read(m, "rawheader")] + [box.read(m, f) for f in mt.text_files()]
+
+
+def test_make_recipe_prefers_files_when_spans_are_small():
+    raw = b"Subject: x\n\n" + b"A" * 1000
+    assert search.make_recipe(raw, ["rawheader", "body"], [b"Subject: x\n", b"A" * 1000]) \
+        == b"r0-11 r12-1012"
+    assert search.make_recipe(raw, ["rawheader", "1/body"], [b"Subject: x\n", b"\x00\x01"]) \
+        == b"frawheader f1/body"
+
+
+def _search(server, query: bytes) -> list[bytes]:
+    c = server.connect()
+    try:
+        c.cmd(b"s EXAMINE INBOX")
+        r = c.cmd(b"q SEARCH " + query)
+        assert r[-1] == b"q OK SEARCH completed\r\n", r
+        c.cmd(b"l LOGOUT")
+    finally:
+        c.close()
+    return r
+
+
+def test_sessions_cold_warm_uncached(server):  # noqa: F811 -- fixture
+    qs = [b"TEXT factotum", b"TEXT \"soft line\"", b"TEXT AAECAwQF", b"BODY embedded",
+          b"TEXT =3D", b"TEXT kernel"]
+    cold = [_search(server, q) for q in qs]
+    assert sum(r[0] != b"* SEARCH\r\n" for r in cold) >= 4
+    data = cache_file(server).read_bytes()
+    assert b" TEXTS r" in data and b" TEXTS f" in data
+    assert [_search(server, q) for q in qs] == cold
+    cache_file(server).write_bytes(b"foreign\n")
+    assert [_search(server, q) for q in qs] == cold
+    assert cache_file(server).read_bytes() == b"foreign\n"
+
+
+def test_a_record_is_what_a_warm_search_reads(server):  # noqa: F811 -- fixture
+    assert _search(server, b"TEXT \"--=_boundary_42\"") == \
+        [b"* SEARCH\r\n", b"q OK SEARCH completed\r\n"]     # a boundary: in no text
+    path = cache_file(server)
+    data = path.read_bytes()
+    digests = list(dc.parse(data, data[:data.index(b"\n") + 1])[1])
+    assert digests
+    # every message's texts said to be its whole raw: boundaries become text
+    path.write_bytes(data + b"".join(dc.record(d, search.TEXTS, b"frawheader fraw")
+                                     for d in digests))
+    r = _search(server, b"TEXT \"--=_boundary_42\"")
+    assert r == [b"* SEARCH 2\r\n", b"q OK SEARCH completed\r\n"]
