@@ -7,7 +7,7 @@ swapped every round); the median, the ratio, the peak memory.  At the end:
 the table, bench/out/bench-TIME.json and bench/out/bench-TIME.png.
 
     python -m bench [--sizes 1000,10000] [--workloads pop3,select-cold,...]
-                    [--rounds 3] [--no-dovecot] [--install-dovecot]
+                    [--rounds 3] [--no-dovecot] [--listen-exec] [--install-dovecot]
 """
 from __future__ import annotations
 
@@ -70,7 +70,8 @@ def summarize(samples: list[dict]) -> dict:
             "extra": samples[-1]["extra"]}
 
 
-def run_size(n: int, names: list[str], rounds: int, with_dovecot: bool) -> dict:
+def run_size(n: int, names: list[str], rounds: int, with_dovecot: bool,
+             listen_exec: bool = False) -> dict:
     mbox = corpus(n)
     ctx = {"append_messages": append_messages(APPENDS)} if "append-1000" in names else {}
     out = {"messages": n, "mbox_bytes": mbox.stat().st_size, "workloads": {}}
@@ -78,7 +79,7 @@ def run_size(n: int, names: list[str], rounds: int, with_dovecot: bool) -> dict:
     with tempfile.TemporaryDirectory(prefix="bench.", dir="/tmp") as d:
         (Path(d) / "ours").mkdir()
         (Path(d) / "dovecot").mkdir()
-        with Ours(Path(d) / "ours", mbox) as ours:
+        with Ours(Path(d) / "ours", mbox, listen_exec) as ours:
             servers = [ours]
             if with_dovecot:
                 servers.append(Dovecot(Path(d) / "dovecot", mbox).__enter__())
@@ -109,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="comma-separated, of: " + ", ".join(w.name for w in WORKLOADS))
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--no-dovecot", action="store_true", help="time ours only")
+    ap.add_argument("--listen-exec", action="store_true",
+                    help="our launcher execs every session (no fork server)")
     ap.add_argument("--install-dovecot", action="store_true",
                     help="apt-get install " + " ".join(dovecot.PACKAGES) + " if missing")
     a = ap.parse_args(argv)
@@ -122,10 +125,10 @@ def main(argv: list[str] | None = None) -> int:
     if not a.no_dovecot and not with_dovecot:
         print("dovecot skipped: not installed (try --install-dovecot)")
     results = {"started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-               "rounds": a.rounds, "sizes": []}
+               "rounds": a.rounds, "listen_exec": a.listen_exec, "sizes": []}
     path = OUT / time.strftime("bench-%Y%m%dT%H%M%S.json", time.gmtime())
     for n in sizes:
-        results["sizes"].append(run_size(n, names, a.rounds, with_dovecot))
+        results["sizes"].append(run_size(n, names, a.rounds, with_dovecot, a.listen_exec))
         report.write_json(results, path)         # partial results survive a crash
     print()
     print(report.table(results))

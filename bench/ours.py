@@ -1,93 +1,103 @@
-"""Our servers for the bench, run as the launcher runs them: one
-`python -m upas.imap4d -a` per IMAP connection over the user's posted
-upasfs, and one `python -m upas.pop3 -p` per POP3 connection with the real
-auth chain (keyfs + authsrv + factotum), starting upasfs for its session
-(Plan 9's way).  Both over a copy of the bench mailbox.
+"""Our servers for the bench, run as a host runs them: `make run`'s
+upas/runhost.py (keyfs, authsrv, factotum, ratfs and the launcher) over a
+copy of the bench mailbox as glenda's.  The launcher (upas/listen.py -u)
+forks a `python -m upas.imap4d -p` or `python -m upas.pop3 -p` per
+connection from its fork servers (`exec=True`: exec'd, LISTEN_FORKSERVER=0)
+and keeps one upasfs per user alive behind its broker; clients log in
+with LOGIN or USER/PASS, checked by factotum and the auth server.
+`-p` allows those plaintext logins, as the Dovecot configuration does
+(disable_plaintext_auth = no); `-M 100` lets the 50 concurrent sessions
+of one peer in (the launcher's default allows 10 per peer).
+
+Peak memory: the user's upasfs (VmHWM) and every session process with
+its descendants (PSS: a forked session shares its fork server's pages).
 """
 from __future__ import annotations
 
-import contextlib
 import os
 import shutil
-import subprocess
-import sys
-import tempfile
+import signal
+import time
 from pathlib import Path
 
-from bench.procs import descendants, vmhwm_kb
+from bench.procs import children, cmdline, descendants, pss_kb, vmhwm_kb
 
 USER = "glenda"
+PASSWORD = "glenda-apop"        # the demo user's mail secret (auth/demo.py)
 
 
 class Ours:
     name = "upas-py"
-    imap_login = None                        # -a: preauthenticated
-    pop3_login = (f"USER {USER}", "PASS glenda-apop")
+    imap_login = f"LOGIN {USER} {PASSWORD}"
+    pop3_login = (f"USER {USER}", f"PASS {PASSWORD}")
 
-    def __init__(self, tmp: Path, mbox: Path):
-        self.tmp, self.mbox = tmp, mbox
-        self.box = tmp / "mail" / "box" / USER
-        self.stack = contextlib.ExitStack()
-        self.fs: subprocess.Popen | None = None
+    def __init__(self, tmp: Path, mbox: Path, exec_: bool = False):
+        self.tmp, self.mbox, self.exec = tmp, mbox, exec_
+        self.rundir = tmp / "run"
+        self.box = self.rundir / "mail" / "box" / USER
+        self.host = None
         self.fs_peak = 0
 
     def __enter__(self) -> "Ours":
-        from tests.fixtures.auth import running_auth
-        from tests.fixtures.factotum import HOST_KEY, start_factotum
-        from tests.fixtures.acceptor import Acceptor as ImapAcceptor
-        from tests.fixtures.acceptor import Acceptor as Pop3Acceptor
-        try:
-            self.box.mkdir(parents=True)
-            shutil.copy(self.mbox, self.box / "mbox")
-            self.ns = tempfile.mkdtemp(prefix="ns.", dir="/tmp")   # short socket paths
-            self.stack.callback(shutil.rmtree, self.ns, True)
-            self.env = dict(os.environ, MAILROOT=str(self.tmp / "mail"), NAMESPACE=self.ns,
-                            user=USER, USER=USER, LOGNAME=USER)
-            self.env.pop("upasfs", None)
-            self._start_fs()
-            self.stack.callback(self._stop_fs)
-            imap = ImapAcceptor([sys.executable, "-m", "upas.imap4d", "-a", "-s", "bench"],
-                                self.env, str(self.tmp / "imap.log"))
-            self.stack.callback(imap.stop)
-            servers = self.stack.enter_context(running_auth())
-            fact = start_factotum(servers.namespace, authaddr=servers.auth, keys=(HOST_KEY,))
-            self.stack.callback(fact.stop)
-            penv = dict(self.env, NAMESPACE=servers.namespace, factotum=fact.addr,
-                        auth=servers.auth, POP3_DELAY_SCALE="0")
-            pop3 = Pop3Acceptor([sys.executable, "-m", "upas.pop3", "-p"], penv,
-                                str(self.tmp / "pop3.log"), False)
-            self.stack.callback(pop3.stop)
-        except BaseException:
-            self.stack.close()
-            raise
-        self.acceptors = (imap, pop3)
-        self.imap_addr = imap.listener.getsockname()[:2]
-        self.pop3_addr = pop3.listener.getsockname()[:2]
+        from upas.runhost import PORTS, TESTDATA, Host
+        shutil.copytree(TESTDATA, self.rundir / "mail")
+        self._fresh_box()
+        env = {"POP3_DELAY_SCALE": "0", "LISTEN_FORKSERVER": "0" if self.exec else "1"}
+        self.host = Host(self.rundir, ports={"pop3": 0, "imap4d": 0},
+                         logdir=self.tmp / "log", extra_env=env,
+                         listen_flags=["-M", "100", "-F", "imap4d=-p", "-F", "pop3=-p"])
+        assert set(self.host.ports) <= set(PORTS)
+        self.host.start()
+        self.imap_addr = self.host.addrs["imap4d"]
+        self.pop3_addr = self.host.addrs["pop3"]
         return self
 
     def __exit__(self, *exc) -> None:
-        self.stack.close()
+        if self.host:
+            self._stop_fs()
+            self.host.stop()
+            self.host = None
 
-    def _start_fs(self) -> None:
-        from tests.fixtures.acceptor import start_posted_upasfs as _posted_upasfs
-        self.fs = _posted_upasfs(self.env, USER)
+    def _fresh_box(self) -> None:
+        shutil.rmtree(self.box, ignore_errors=True)
+        self.box.mkdir(parents=True)
+        shutil.copy(self.mbox, self.box / "mbox")
+
+    @property
+    def launcher_pid(self) -> int:
+        return dict(self.host.procs)["listen"].pid
+
+    def _upasfs(self) -> list[int]:
+        """The per-user upasfs processes the launcher's broker started."""
+        return [p for p in children(self.launcher_pid) if "upas.fs9p" in cmdline(p)]
+
+    def _sessions(self) -> list[int]:
+        out = []
+        for p in children(self.launcher_pid):
+            argv = cmdline(p)
+            if "upas.forkserver" in argv:
+                out += [q for c in children(p) for q in descendants(c)]
+            elif "upas.imap4d" in argv or "upas.pop3" in argv:
+                out += descendants(p)
+        return out
 
     def _stop_fs(self) -> None:
-        if self.fs and self.fs.poll() is None:
-            self.fs_peak = max(self.fs_peak, vmhwm_kb(self.fs.pid))
-            self.fs.terminate()
-            self.fs.wait(10)
+        """End the user's upasfs (its peak kept); the broker starts a new one
+        for the next session."""
+        for pid in self._upasfs():
+            self.fs_peak = max(self.fs_peak, vmhwm_kb(pid))
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            end = time.monotonic() + 10
+            while pid in self._upasfs() and time.monotonic() < end:
+                time.sleep(0.05)
 
     def reset(self) -> None:
         """A fresh copy of the mailbox, no .imp, a new upasfs: the cold state."""
         self._stop_fs()
-        for f in self.box.iterdir():
-            if f.is_file():
-                f.unlink()
-            else:
-                shutil.rmtree(f)
-        shutil.copy(self.mbox, self.box / "mbox")
-        self._start_fs()
+        self._fresh_box()
 
     def drop_index(self) -> None:
         """imap4d's index of the mailbox is its .imp file."""
@@ -95,15 +105,10 @@ class Ours:
             f.unlink()
 
     def upasfs_peak_kb(self) -> int:
-        live = vmhwm_kb(self.fs.pid) if self.fs and self.fs.poll() is None else 0
-        return max(self.fs_peak, live)
+        live = [vmhwm_kb(p) for p in self._upasfs()] if self.host else []
+        return max([self.fs_peak, *live])
 
     def peak_kb(self) -> int:
-        """VmHWM of the posted upasfs and of every live session process
-        (a pop3 session's own upasfs included)."""
-        pids = [self.fs.pid] if self.fs else []
-        for acc in self.acceptors:
-            for proc in acc.procs:
-                if proc.poll() is None:
-                    pids += descendants(proc.pid)
-        return sum(vmhwm_kb(p) for p in pids)
+        return (sum(vmhwm_kb(p) for p in self._upasfs()) +
+                sum(pss_kb(p) for p in self._sessions()))
+

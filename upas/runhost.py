@@ -156,6 +156,7 @@ class Host:
     storehost: str = ""                 # frontend: where the store's services are
     user: str = ""                      # store -U: serve only this user's upasfs
     keep_fs: bool = True                # launcher -u: a upasfs per user, kept alive
+    listen_flags: list[str] = field(default_factory=list)   # more launcher flags (-M, -F)
     procs: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
     addrs: dict[str, tuple[str, int]] = field(default_factory=dict)
     env: dict[str, str] = field(default_factory=dict)
@@ -295,6 +296,7 @@ class Host:
         argv = [sys.executable, "-m", "upas.listen", "-t", str(self.certfile)]
         if self.keep_fs and "upasfs" not in self.env:
             argv.append("-u")
+        argv += self.listen_flags
         for name, port in self.ports.items():
             if name in PORTS:
                 argv += ["-l", f"{name}=tcp!{self.host}!{port}"]
