@@ -20,6 +20,7 @@ from lib.rcquote import quote
 from upas import ns as nsmod
 from upas.pop3.mailbox import FSROOT, FsMailbox
 from upas.pop3.protocol import HostError, MailboxError
+from upas.pop3.sizecache import SizeCache, cache_path
 from upas.ratify.enable import enableaddr
 
 
@@ -68,12 +69,14 @@ class NamespaceHost:
         ns = self._namespace()
         if self.ns_confined:
             self._check_confined(ns, box)
+        path = cache_path(box, ns.user)
+        sizes = SizeCache(ns, path) if path is not None else None
         if self._posted:
             name = posted_name(ns.user, box)
             self._open_posted(ns, box, name)
-            return FsMailbox(ns, name)
+            return FsMailbox(ns, name, sizes)
         self._start_upasfs(ns, box)
-        return FsMailbox(ns, "mbox")
+        return FsMailbox(ns, "mbox", sizes)
 
     @staticmethod
     def _check_confined(ns: nsmod.Namespace, box: str) -> None:

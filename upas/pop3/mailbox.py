@@ -7,9 +7,12 @@ no POP number.  Size = len(raw) + header lines + 1 + body lines, the size
 after LF -> CRLF.  Deletion is one `delete NAME N...` written to
 /mail/fs/ctl (2.8).  Everything goes through the namespace.
 
-Cost is the number of 9P requests: the three small files of a message are
-read together (ns.read_many), message after message, so that upasfs parses
-each message once; the stats of `raw` are pipelined too (ns.stat_many).
+Cost is the number of 9P requests.  The digests are read first; a message
+whose sizes the session's SizeCache (`BOX.pop3.imp`, keyed by digest)
+knows costs nothing more.  For the others the two small files of a message
+are read together (ns.read_many), message after message, so that upasfs
+parses each message once; the stats of `raw` are pipelined too
+(ns.stat_many).
 RETR reads a message of up to ONE_READ bytes with its walk, open, read and
 clunk pipelined, and when the client goes through the messages in order,
 the small ones after it in the same round trip; a larger message is
@@ -25,12 +28,12 @@ from typing import Iterator, Sequence
 
 from upas import ns as nsmod
 from upas.pop3.protocol import MailboxError, MessageInfo, atoi
+from upas.pop3.sizecache import SizeCache
 
 FSROOT = "/mail/fs"
 DIGEST_MAX = 63
 SCAN_BATCH = 512   # messages whose small files one read_many call reads
 CHUNK = 64 * 1024
-SMALL_FILES = ("digest", "rawheader", "lines")
 ONE_READ = 1 << 20        # RETR reads a message up to this size at once
 AHEAD_MAX = 32            # messages read ahead for an in-order download,
 AHEAD_ONE = CHUNK         # each at most this long,
@@ -42,10 +45,12 @@ AHEAD_TTL = float(os.environ.get("POP3_READAHEAD_TTL", 1))
 class FsMailbox:
     """Messages of /mail/fs/NAME with their POP sizes and digests."""
 
-    def __init__(self, ns: nsmod.Namespace, name: str = "mbox"):
+    def __init__(self, ns: nsmod.Namespace, name: str = "mbox",
+                 sizes: SizeCache | None = None):
         self.ns = ns
         self.name = name
         self.dir = f"{FSROOT}/{name}"
+        self.sizes = sizes
         self._raw_len: dict[int, int] = {}
         self._ahead: dict[int, bytes] = {}   # raw read ahead, by fsnum
         self._ahead_at = 0.0
@@ -63,22 +68,53 @@ class FsMailbox:
         except nsmod.Error as e:
             raise MailboxError(f"cannot read from {self.dir}: {e}") from None
         nums = sorted(int(d.name) for d in entries if d.name.isdigit())
-        if not nums:
-            return []
-        sizes = self._raw_lengths(nums)
         found: list[MessageInfo] = []
+        live: set[bytes] = set()
         for i in range(0, len(nums), SCAN_BATCH):
-            batch = nums[i:i + SCAN_BATCH]
-            files = self._small_files(batch)
-            for j, n in enumerate(batch):
-                m = self._message(n, *files[3 * j:3 * j + 3], next(sizes))
-                if m is not None:
-                    found.append(m)
+            found += self._scan_batch(nums[i:i + SCAN_BATCH], live)
+        if self.sizes is not None:
+            self.sizes.save(live)
         return found
 
-    def _small_files(self, nums: list[int]) -> list[bytes | None]:
-        """digest, rawheader and lines of each message, in that order."""
-        paths = [f"{self.dir}/{n}/{f}" for n in nums for f in SMALL_FILES]
+    def _scan_batch(self, nums: list[int], live: set[bytes]) -> list[MessageInfo]:
+        """The messages of nums that can be read, in order: each one's
+        digest, and for one whose sizes the cache lacks, its rawheader,
+        lines and the length of raw."""
+        digests = self._small_files(nums, ("digest",))
+        cache = self.sizes
+        todo = [(n, d) for n, d in zip(nums, digests) if d is not None
+                and (cache is None or cache.get(d) is None)]
+        files = self._small_files([n for n, _ in todo], ("rawheader", "lines"))
+        sizes = self._raw_lengths([n for n, _ in todo])
+        read = {}
+        for j, (n, d) in enumerate(todo):
+            m = self._message(n, d, files[2 * j], files[2 * j + 1], next(sizes))
+            if m is not None:
+                read[n] = m
+                if cache is not None:
+                    cache.add(d, self._raw_len[n], m.size)
+        out = []
+        for n, d in zip(nums, digests):
+            m = read.get(n)
+            if m is None and d is not None and cache is not None:
+                m = self._cached(n, d)
+            if m is not None:
+                live.add(d)
+                out.append(m)
+        return out
+
+    def _cached(self, n: int, digest: bytes) -> MessageInfo | None:
+        got = self.sizes.get(digest)
+        if got is None:
+            return None
+        self._raw_len[n] = got[0]
+        return MessageInfo(n, digest[:DIGEST_MAX].decode("ascii", "replace"), got[1])
+
+    def _small_files(self, nums: list[int], names: tuple[str, ...]) -> list[bytes | None]:
+        """The named files of each message, message by message."""
+        if not nums:
+            return []
+        paths = [f"{self.dir}/{n}/{f}" for n in nums for f in names]
         try:
             return self.ns.read_many(paths, CHUNK)
         except nsmod.Error:
@@ -86,6 +122,8 @@ class FsMailbox:
 
     def _raw_lengths(self, nums: list[int]) -> Iterator[int | None]:
         """The length of each message's raw (None: no stat), in order."""
+        if not nums:
+            return iter(())
         try:
             dirs = self.ns.stat_many([f"{self.dir}/{n}/raw" for n in nums])
         except nsmod.Error:
@@ -135,6 +173,8 @@ class FsMailbox:
             raise MailboxError("message disappeared")
         if len(data) < length:      # the mount reads less at a time
             return _prepend(data, self._chunks(path, length - len(data), len(data)))
+        if len(data) >= ONE_READ:   # a whole read: maybe not all of it
+            return _prepend(data, self._chunks(path, None, len(data)))
         return [data]
 
     def _read_ahead(self, fsnum: int) -> bytes | None:

@@ -1,0 +1,145 @@
+"""pop3's sizes by digest (`<mailbox>.pop3.imp`, upas/pop3/sizecache.py):
+a later session reads only each message's digest for the messages the
+file knows; a corrupt, torn or foreign file is ignored, never trusted;
+concurrent sessions and new mail leave it right.  End to end with the real
+pop3, upasfs and factotum; the file's own rules on a local namespace."""
+from __future__ import annotations
+
+import binascii
+import threading
+
+from tests.test_pop3_server import GLENDA, entries, expected_size, login, wire
+from upas import ns as nsmod
+from upas.pop3 import sizecache
+from upas.pop3.sizecache import MAGIC, SizeCache
+
+
+def listing(pop3) -> tuple[bytes, bytes, bytes]:
+    """STAT, LIST and UIDL of one session of glenda's."""
+    c = pop3.connect()
+    login(c, GLENDA)
+    stat = c.cmd(b"STAT")
+    c.send(b"LIST")
+    lst = c.multi()
+    c.send(b"UIDL")
+    uidl = c.multi()
+    c.cmd(b"QUIT")
+    return stat, lst, uidl
+
+
+def expected_list(pop3) -> bytes:
+    sizes = [expected_size(r) for _, r in entries(pop3.box("glenda"))]
+    return (f"+OK +{len(sizes)} messages ({sum(sizes)} octets)\r\n".encode()
+            + b"".join(b"%d %d\r\n" % (i, s) for i, s in enumerate(sizes, 1)) + b".\r\n")
+
+
+def records(path) -> dict[bytes, tuple[int, int]]:
+    return sizecache._parse(path.read_bytes())
+
+
+def test_first_session_writes_second_reads(pop3_factory):
+    pop3 = pop3_factory()
+    cache = pop3.box("glenda", "mbox.pop3.imp")
+    assert not cache.exists()
+    first = listing(pop3)
+    assert first[1] == expected_list(pop3)
+    got = records(cache)
+    msgs = entries(pop3.box("glenda"))
+    assert {d: s for d, (_, s) in got.items()} == \
+        {d.encode(): expected_size(r) for d, r in msgs}
+    assert cache.stat().st_mode & 0o777 == 0o600
+    before = cache.read_bytes()
+    assert listing(pop3) == first            # warm: the same bytes
+    assert cache.read_bytes() == before      # nothing new: not written
+    c = pop3.connect()
+    login(c, GLENDA)
+    for i, (_, raw) in enumerate(msgs, 1):
+        assert c.cmd(b"RETR %d" % i) == b"+OK\r\n"
+        assert c.multi() == wire(raw)
+
+
+def test_a_hit_is_used_and_a_miss_read(pop3_factory):
+    """A record the file has is believed (the digest names the bytes); a
+    message it lacks is read and added."""
+    pop3 = pop3_factory()
+    cache = pop3.box("glenda", "mbox.pop3.imp")
+    msgs = entries(pop3.box("glenda"))
+    digest, raw = msgs[0]
+    line = b"%s %d %d" % (digest.encode(), len(raw), 12345)
+    cache.write_bytes(MAGIC + line + b" %08x\n" % binascii.crc32(line))
+    stat, lst, _ = listing(pop3)
+    assert lst.split(b"\r\n")[1] == b"1 12345"
+    assert lst.split(b"\r\n")[2] == b"2 %d" % expected_size(msgs[1][1])
+    assert len(records(cache)) == len(msgs)
+
+
+def test_corrupt_records_and_torn_tail_are_ignored(pop3_factory):
+    pop3 = pop3_factory()
+    cache = pop3.box("glenda", "mbox.pop3.imp")
+    listing(pop3)
+    good = cache.read_bytes()
+    lines = good.split(b"\n")
+    d0 = lines[1].split(b" ")[0]
+    # a record whose check fails (its size changed), and a tail torn mid-record
+    lines[1] = lines[1].replace(b" ", b" 9", 2)
+    torn = b"\n".join(lines[:-1]) + b"\n" + lines[2][:30]
+    cache.write_bytes(torn)
+    assert d0 not in records(cache)
+    assert listing(pop3)[1] == expected_list(pop3)
+    again = records(cache)                   # the lost record was added back
+    assert d0 in again and again == sizecache._parse(good)
+
+
+def test_foreign_file_is_ignored_and_replaced(pop3_factory):
+    pop3 = pop3_factory()
+    cache = pop3.box("glenda", "mbox.pop3.imp")
+    digest, raw = entries(pop3.box("glenda"))[0]
+    line = b"%s %d %d" % (digest.encode(), len(raw), 1)
+    cache.write_bytes(b"upas/pop3 sizes 999\n" + line + b" %08x\n" % binascii.crc32(line))
+    assert listing(pop3)[1] == expected_list(pop3)
+    assert cache.read_bytes().startswith(MAGIC)
+    assert records(cache)[digest.encode()][1] == expected_size(raw)
+
+
+def test_new_mail_is_added_and_concurrent_sessions_agree(pop3_factory):
+    pop3 = pop3_factory()
+    cache = pop3.box("glenda", "mbox.pop3.imp")
+    listing(pop3)
+    with open(pop3.box("glenda"), "ab") as f:
+        f.write(b"From bob Thu Nov 26 12:00:00 EST 2026\nSubject: late\n\n.dot\nx\n")
+    want = expected_list(pop3)
+    results: list = []
+
+    def session() -> None:
+        results.append(listing(pop3)[1])
+    threads = [threading.Thread(target=session) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert results == [want] * 4
+    got = records(cache)
+    assert set(got) == {d.encode() for d, _ in entries(pop3.box("glenda"))}
+    assert listing(pop3)[1] == want
+
+
+def test_compaction_drops_gone_messages(tmp_path, monkeypatch):
+    monkeypatch.setattr(sizecache, "SLACK", 2)
+    ns = nsmod.Namespace("glenda")
+    ns.bind_dir("/mail/box/glenda", str(tmp_path))
+    path = sizecache.cache_path("/mail/box/glenda/mbox", "glenda")
+    assert path == "/mail/box/glenda/mbox.pop3.imp"
+    c = SizeCache(ns, path)
+    assert c.get(b"a" * 40) is None          # no file: every message a miss
+    for i in range(6):
+        c.add(b"%040d" % i, 10 + i, 20 + i)
+    c.save({b"%040d" % i for i in range(6)})
+    assert len(records(tmp_path / "mbox.pop3.imp")) == 6
+    c = SizeCache(ns, path)
+    assert c.get(b"%040d" % 5) == (15, 25)
+    c.save({b"%040d" % 5})                   # 5 of 6 gone: rewritten
+    assert records(tmp_path / "mbox.pop3.imp") == {b"%040d" % 5: (15, 25)}
+    assert not (tmp_path / "mbox.pop3.imp.tmp").exists()
+    # only the user's own mailboxes have one
+    assert sizecache.cache_path("/mail/box/bob/mbox", "glenda") is None
+    assert sizecache.cache_path("/tmp/mbox", "glenda") is None
