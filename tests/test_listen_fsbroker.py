@@ -18,16 +18,23 @@ from tests.fixtures.host import start_host
 pytestmark = pytest.mark.timeout(120)
 
 
-def upasfs_pids(user):
+def upasfs_pids(host, user):
+    """user's upasfs processes started by this host's launcher (other hosts
+    may run on the machine at the same time)."""
     pids = []
-    for d in Path("/proc").iterdir():
-        if d.name.isdigit():
+    launcher = dict(host.procs)["listen"].pid
+    for task in Path(f"/proc/{launcher}/task").iterdir():
+        try:
+            kids = [int(p) for p in (task / "children").read_text().split()]
+        except OSError:
+            continue
+        for pid in kids:
             try:
-                argv = (d / "cmdline").read_bytes().split(b"\0")
+                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
             if b"upas.fs9p" in argv and f"upasfs.{user}".encode() in argv:
-                pids.append(int(d.name))
+                pids.append(pid)
     return pids
 
 
@@ -62,7 +69,7 @@ def test_sessions_share_the_users_upasfs(host):
     p = apop(host, "glenda", b"glenda-apop")
     n = p.stat()[0]
     p.quit()
-    pids = upasfs_pids("glenda")
+    pids = upasfs_pids(host, "glenda")
     assert len(pids) == 1
     m = imap(host, "glenda", "glenda-apop")
     assert int(m.select("INBOX", readonly=True)[1][0]) == n
@@ -70,21 +77,21 @@ def test_sessions_share_the_users_upasfs(host):
     p = apop(host, "glenda", b"glenda-apop")
     assert p.stat()[0] == n
     p.quit()
-    assert upasfs_pids("glenda") == pids          # the same process all along
+    assert upasfs_pids(host, "glenda") == pids          # the same process all along
     b = apop(host, "bob", b"bob-apop")            # bob gets his own
     b.quit()
-    assert len(upasfs_pids("bob")) == 1
+    assert len(upasfs_pids(host, "bob")) == 1
 
 
 def test_a_dead_upasfs_is_restarted(host):
     apop(host, "glenda", b"glenda-apop").quit()
-    (old,) = upasfs_pids("glenda")
+    (old,) = upasfs_pids(host, "glenda")
     os.kill(old, signal.SIGKILL)
     time.sleep(0.2)
     p = apop(host, "glenda", b"glenda-apop")
     assert p.stat()[0] > 0
     p.quit()
-    (new,) = upasfs_pids("glenda")
+    (new,) = upasfs_pids(host, "glenda")
     assert new != old
 
 
@@ -94,6 +101,6 @@ def test_only_users_with_mail_get_one(host):
         Client.dial(addr, uname="mallory")
     with pytest.raises(Error, match="^permission denied$"):
         Client.dial(addr, uname="../glenda")
-    assert upasfs_pids("mallory") == []
+    assert upasfs_pids(host, "mallory") == []
     with Client.dial(addr, uname="glenda") as c:   # a 9P session with glenda's upasfs
         assert "ctl" in [s.name for s in c.readdir("")]
