@@ -7,7 +7,7 @@ In the spirit of 9front's upas/mbappend.  BOX is a Plan 9 path
 relative to /mail/box/$user.  The message gets a `From sender date` line
 unless it already starts with one; lines that begin with `From ` are
 escaped with a leading blank as upas delivery does; one empty line
-follows.  The append is made under L.mbox with one write and an fsync;
+follows.  The append is made under L.mbox with one write and an fdatasync;
 if anything fails the file is cut back to its old length, so earlier mail
 is never touched.  An mdir BOX gets a new `<secs>.<NN>` file, written to a
 temporary name, fsynced and renamed.
@@ -50,20 +50,28 @@ def format_message(msg: bytes, sender: str, when: float | None = None) -> bytes:
 def append_mbox(path: str, data: bytes) -> None:
     """Append `data` to the mbox file at path under its lock."""
     with MailLock(os.path.dirname(path) or "."):
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, MBOXMODE)
+        append_locked(path, data)
+
+
+def append_locked(path: str, data: bytes) -> os.stat_result:
+    """append_mbox for a caller holding the lock; the file's stat after.
+    fdatasync, not fsync: it makes the data and the new length durable,
+    which is all an append changes that matters (the mtime is not)."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, MBOXMODE)
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            data = b"\n" + data      # never glue onto a truncated last line
         try:
-            size = os.fstat(fd).st_size
-            if size and os.pread(fd, 1, size - 1) != b"\n":
-                data = b"\n" + data      # never glue onto a truncated last line
-            try:
-                _write_all(fd, data)
-                os.fsync(fd)
-            except BaseException:
-                os.ftruncate(fd, size)
-                os.fsync(fd)
-                raise
-        finally:
-            os.close(fd)
+            _write_all(fd, data)
+            os.fdatasync(fd)
+        except BaseException:
+            os.ftruncate(fd, size)
+            os.fsync(fd)
+            raise
+        return os.fstat(fd)
+    finally:
+        os.close(fd)
 
 
 def append_mdir(path: str, data: bytes, when: float | None = None) -> str:

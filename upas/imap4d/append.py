@@ -16,7 +16,10 @@ UIDs: before appending, the target is opened as Plan 9's `status` view
 (mailbox.Mailbox), which gives every message already in the file its uid;
 after appending, a re-check gives the new message the next one.  So the
 uid reported in APPENDUID is the one every later session sees, and UIDs
-keep ascending in mailbox order.
+keep ascending in mailbox order.  The next APPEND to the same mailbox
+skips the view if, under the lock, the mailbox file and its .imp are as
+this session left them: it appends the message and the .imp lines at once
+(_deliver_at_tail), two fdatasyncs and no listing of the target.
 """
 from __future__ import annotations
 
@@ -27,9 +30,9 @@ import time
 from dataclasses import dataclass, field
 
 from upas import ns as nsmod
-from upas.mail.lock import LockError
+from upas.mail.lock import LockError, MailLock
 
-from . import names
+from . import imp, names
 from . import parser as p
 from .mailbox import Mailbox, MailboxError, MailboxLost
 from .table import AUTH, EXPUNGES, SELECTED, command
@@ -92,13 +95,18 @@ def _target(s, path: str) -> Mailbox:
 def deliver(s, path: str, items: list[Item]) -> tuple[int, list[int | None]]:
     """Append items to the mailbox at `path`; (uidvalidity, uid of each).
     A uid is None only if upasfs has not shown the message in time."""
-    box = _target(s, path)
-    known = {id(m) for m in box.msgs}
     real = s.ns.local_path(path)
     if real is None:
         raise nsmod.Error("mailbox is not local")
+    if s.box is None or s.box.path != path:
+        got = _deliver_at_tail(s, path, real, items)
+        if got is not None:
+            return got
+    box = _target(s, path)
+    known = {id(m) for m in box.msgs}
     from upas import mbappend
-    mbappend.append_mbox(real, b"".join(it.entry + b"\n" for it in items))
+    with MailLock(os.path.dirname(real)):
+        after = _file_key(mbappend.append_locked(real, _stored(items)))
     found = _find(box, known, [it.digest for it in items])
     # only messages stored with flags need the .imp rewritten again (_find's
     # look has recorded their uids)
@@ -115,7 +123,95 @@ def deliver(s, path: str, items: list[Item]) -> tuple[int, list[int | None]]:
             box.modify([m for m, _ in pairs], apply)
         except MailboxError:
             pass    # upasfs went away: the message is stored, its flags are not
+    if box is not s.box and all(found):
+        _remember_tail(s, box, real, after)
     return box.uidvalidity, [m.uid if m else None for m in found]
+
+
+def _stored(items: list[Item]) -> bytes:
+    return b"".join(it.entry + b"\n" for it in items)
+
+
+def _file_key(st: os.stat_result) -> tuple:
+    """What changes whenever a mailbox file is written (upasfs compares
+    the same to know whether to read it again)."""
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+# ------------------------------------------------ a run of APPENDs, at the tail
+
+def _read(real: str) -> bytes | None:
+    try:
+        with open(real, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+@dataclass
+class _Tail:
+    """A mailbox (not the selected one) whose .imp, as of `imp`, numbers
+    every message of its file, as of `key`: both as this session left them
+    after its last APPEND there."""
+    path: str
+    key: tuple
+    imp: bytes
+    kw: bytes | None
+
+
+def _remember_tail(s, box: Mailbox, real: str, after: tuple) -> None:
+    """After an APPEND through a view of the target: if nobody wrote the
+    mailbox since our append (so the view, which has listed our message,
+    listed the whole file) and the .imp is still what the view wrote
+    (every listed message numbered), the next APPEND may skip the view."""
+    s.extra.pop("append_tail", None)
+    if box.imp_known is None or any(not m.uid for m in box.msgs if not m.expunged):
+        return
+    with MailLock(os.path.dirname(real)):
+        try:
+            if _file_key(os.stat(real)) != after:
+                return
+        except OSError:
+            return
+        if (imp.read_file(s.ns, box.imppath), imp.read_file(s.ns, box.kwpath)) != box.imp_known:
+            return
+    s.extra["append_tail"] = _Tail(box.path, after, *box.imp_known)
+
+
+def _deliver_at_tail(s, path: str, real: str, items: list[Item]
+                     ) -> tuple[int, list[int | None]] | None:
+    """Append without listing the target in upasfs, when nothing but this
+    session has written the mailbox and its .imp since its last APPEND
+    there (checked under the lock, by the file's stat and the .imp's bytes):
+    the new messages are then the file's last, their uids the next ones, and
+    the .imp gets their lines at its end.  None: not so, take the long way
+    (keywords too: they live in the .kw.imp)."""
+    tail = s.extra.get("append_tail")
+    if tail is None or tail.path != path or any(it.keywords for it in items):
+        return None
+    from upas import mbappend
+    impreal, kwreal = s.ns.local_path(path + ".imp"), s.ns.local_path(path + ".kw.imp")
+    if impreal is None or kwreal is None:
+        return None
+    with MailLock(os.path.dirname(real)):
+        try:
+            if _file_key(os.stat(real)) != tail.key:
+                return None
+        except OSError:
+            return None
+        if _read(impreal) != tail.imp or _read(kwreal) != tail.kw:
+            return None
+        head = imp.header(tail.imp)
+        if head is None:
+            return None
+        validity, first = head
+        s.extra.pop("append_tail")          # until both files are written
+        after = _file_key(mbappend.append_locked(real, _stored(items)))
+        uids = list(range(first, first + len(items)))
+        lines = b"".join(imp.format_entry(imp.Entry(it.digest, uid, it.flags | {"\\Recent"}), True)
+                         for it, uid in zip(items, uids))
+        new = imp.append_in_place(impreal, tail.imp, first + len(items), lines)
+    s.extra["append_tail"] = _Tail(path, after, new, tail.kw)
+    return validity, uids
 
 
 def _find(box: Mailbox, known: set[int], digests: list[str]):

@@ -20,6 +20,7 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
+from typing import AbstractSet
 
 from upas import ns as nsmod
 
@@ -28,14 +29,17 @@ KW_MAGIC = b"imap keywords\n"
 # flag letters in file order, with the IMAP flag each stands for
 FLAG_CHARS = (("s", "\\Seen"), ("a", "\\Answered"), ("f", "\\Flagged"),
               ("D", "\\Deleted"), ("d", "\\Draft"), ("r", "\\Recent"))
-_ENTRY = re.compile(rb"([0-9a-f]{40}) (\d{10}) ([s-][a-][f-][D-][d-][r-]--)")
+# an entry line, found in the file's body line by line (^...$ per line)
+_ENTRY = re.compile(rb"(?m)^([0-9a-f]{40}) (\d{10}) ([s-][a-][f-][D-][d-][r-]--)$")
+_HEADER = re.compile(re.escape(MAGIC) + rb"(\d{10}) (\d{10})\n")
+_UIDNEXT_AT = len(MAGIC) + 11      # offset of the uidnext field
 
 
 @dataclass
 class Entry:
     digest: str
     uid: int
-    flags: set[str] = field(default_factory=set)   # system flags incl. \Recent
+    flags: AbstractSet[str] = field(default_factory=set)   # system flags incl. \Recent
 
 
 @dataclass
@@ -45,7 +49,7 @@ class ImpFile:
     entries: list[Entry]
 
 
-def format_flags(flags: set[str], recent: bool) -> str:
+def format_flags(flags: AbstractSet[str], recent: bool) -> str:
     out = "".join(c if (f in flags and (f != "\\Recent" or recent)) else "-"
                   for c, f in FLAG_CHARS)
     return out + "--"
@@ -55,12 +59,33 @@ def parse_flags(s: str) -> set[str]:
     return {f for (c, f), x in zip(FLAG_CHARS, s) if x == c}
 
 
+# a mailbox has few distinct flag sets: each is formatted (and each flag
+# field parsed) once per process, not once per message
+_FORMATTED: dict[tuple[frozenset, bool], bytes] = {}
+_PARSED: dict[bytes, frozenset[str]] = {}
+
+
+def _flag_field(flags: AbstractSet[str], recent: bool) -> bytes:
+    key = (flags if isinstance(flags, frozenset) else frozenset(flags), recent)
+    out = _FORMATTED.get(key)
+    if out is None:
+        out = _FORMATTED[key] = format_flags(flags, recent).encode()
+    return out
+
+
+def format_entry(e: Entry, recent: bool) -> bytes:
+    """One entry line of the file."""
+    return b"%s %010d %s\n" % (e.digest.encode(), e.uid, _flag_field(e.flags, recent))
+
+
+def format_header(uidvalidity: int, uidnext: int) -> bytes:
+    return b"%010d %010d\n" % (uidvalidity, uidnext)
+
+
 def format_imp(imp: ImpFile, recent: bool) -> bytes:
     """The whole file; `r` written only when recent is True (STATUS boxes)."""
-    lines = [MAGIC, b"%010d %010d\n" % (imp.uidvalidity, imp.uidnext)]
-    for e in imp.entries:
-        lines.append(b"%s %010d %s\n" % (e.digest.encode(), e.uid,
-                                         format_flags(e.flags, recent).encode()))
+    lines = [MAGIC, format_header(imp.uidvalidity, imp.uidnext)]
+    lines += [format_entry(e, recent) for e in imp.entries]
     return b"".join(lines)
 
 
@@ -69,17 +94,51 @@ def parse_imp(data: bytes) -> ImpFile | None:
     that do not parse are skipped (9front is lenient the same way)."""
     if not data.startswith(MAGIC):
         return None
-    lines = data[len(MAGIC):].split(b"\n")
-    m = re.fullmatch(rb"(\d{10}) (\d{10})", lines[0])
+    head, _, body = data[len(MAGIC):].partition(b"\n")
+    m = re.fullmatch(rb"(\d{10}) (\d{10})", head)
     if not m:
         return None
     entries = []
-    for line in lines[1:]:
-        e = _ENTRY.fullmatch(line)
-        if e:
-            entries.append(Entry(e.group(1).decode(), int(e.group(2)),
-                                 parse_flags(e.group(3).decode())))
+    for digest, uid, flags in _ENTRY.findall(body):
+        f = _PARSED.get(flags)
+        if f is None:
+            f = _PARSED[flags] = frozenset(parse_flags(flags.decode()))
+        entries.append(Entry(digest.decode(), int(uid), f))
     return ImpFile(int(m.group(1)), int(m.group(2)), entries)
+
+
+def header(data: bytes) -> tuple[int, int] | None:
+    """(uidvalidity, uidnext) of a .imp file's bytes, None if not Plan 9's."""
+    m = _HEADER.match(data)
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def append_in_place(real: str, old: bytes, uidnext: int, lines: bytes) -> bytes:
+    """Add entry lines to the end of the .imp (a local file) whose bytes are
+    `old` and set its uidnext, in place, with one fdatasync (the caller
+    holds the lock); the file's new bytes.
+
+    The bytes are those the whole rewrite would give.  Whatever a crash
+    leaves is a valid file: the uidnext field is 10 bytes inside the first
+    sector (written whole or not at all), and a torn tail is a partial line
+    that parse_imp skips; a uid on a line above the header's uidnext is
+    allowed for (match takes the larger).  No reply is sent before the
+    fdatasync returns."""
+    fd = os.open(real, os.O_WRONLY)
+    try:
+        _pwrite_all(fd, lines, len(old))
+        _pwrite_all(fd, b"%010d" % uidnext, _UIDNEXT_AT)
+        os.fdatasync(fd)
+    finally:
+        os.close(fd)
+    return old[:_UIDNEXT_AT] + b"%010d" % uidnext + old[_UIDNEXT_AT + 10:] + lines
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
+    mv = memoryview(data)
+    while mv:
+        n = os.pwrite(fd, mv, offset)
+        mv, offset = mv[n:], offset + n
 
 
 def format_keywords(rows: list[tuple[str, int, list[str]]]) -> bytes:

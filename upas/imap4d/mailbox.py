@@ -111,6 +111,9 @@ class Mailbox:
         self._ahead: list[tuple[imp.Entry, list[str]]] = []   # see _newer
         self._unlisted: set[tuple[str, int]] = set()   # ahead, before our last listing
         self._imp_read: tuple[bytes | None, bytes | None] = (None, None)
+        # the .imp and .kw.imp as this view last wrote them (or found them
+        # right), set by a merge and write under one lock; else None
+        self.imp_known: tuple[bytes, bytes | None] | None = None
         # FETCH and SEARCH read many messages' files at once (prefetch.py)
         self.held: dict[tuple[int, str], object] = {}   # files read for them
         self.speculative = False
@@ -257,6 +260,7 @@ class Mailbox:
         found, uidnext = imp.match(parsed, [m.digest for m in live], self.uidnext)
         kwdata = imp.read_file(self.ns, self.kwpath)
         self._imp_read = (data, kwdata)     # _write_imp skips an unchanged file
+        self.imp_known = None
         kws = imp.parse_keywords(kwdata) if kwdata else {}
         for m, e in zip(live, found):
             self._apply_entry(m, e, kws)
@@ -332,11 +336,13 @@ class Mailbox:
             imp.write_atomic(self.ns, self.imppath, data)
         rows = [(m.digest, m.uid, m.keywords) for m in live]
         rows += [(e.digest, e.uid, kw) for e, kw in self._ahead]
+        kwnow = oldkw
         if any(r[2] for r in rows) or oldkw is not None or self.ns.exists(self.kwpath):
             kw = imp.format_keywords(rows)
             if kw != oldkw:
                 imp.write_atomic(self.ns, self.kwpath, kw)
-                wrote = True
+                kwnow, wrote = kw, True
+        self.imp_known = (data, kwnow)
         if wrote or self.imp_stamp is None:
             self.imp_stamp = self._imp_stamp()
 
