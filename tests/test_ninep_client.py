@@ -464,6 +464,23 @@ def test_read_many_small_whole_and_missing(tree):
         small.close()
 
 
+def test_read_many_begun_then_collected_after_other_requests(tree):
+    """read_many_begin sends the requests at once; other calls made before
+    the replies are collected get their own replies; the collection gets
+    the files (and an Error for a missing one); no tag or fid is left."""
+    root, c, _ = tree
+    c.settle()
+    tags, fids = len(c._free_tags), c._next_fid
+    finish = c.read_many_begin([f"many/{i}" for i in range(90)] + ["nope"], 5)
+    assert c.read("hello") == b"hello, world\n"
+    assert c.stat("many/7").length == 7
+    got = finish()
+    assert got[:90] == [b"x" * min(i, 5) for i in range(90)]
+    assert str(got[90]) == "file does not exist"
+    c.settle()
+    assert len(c._free_tags) == tags and c._next_fid <= fids + 2 * 64 + 4
+
+
 def test_a_missing_file_costs_no_second_walk(tree):
     """The short Rwalk (or the walk's Rerror) of a fresh fid is final: the
     file is not read again on its own."""

@@ -159,3 +159,14 @@ def test_batched_reads_and_stats_local_and_9p(tree, memtree_addr):
     mixed = ns.read_many(["/mnt/mem/hello", "/mail/box/bob/mbox"], 5)
     assert mixed == [b"hello", b"bob's"]
     assert [d.name for d in ns.stat_many(["/mnt/mem/hello", "/mail/box/bob"])] == ["hello", "bob"]
+
+
+def test_read_many_begin_local(tmp_path):
+    """The two halves of read_many: on a local bind all the work is done when
+    collected; the same files, None where one is missing."""
+    (tmp_path / "a").write_bytes(b"alpha")
+    ns = Namespace("glenda")
+    ns.bind_dir("/mail/box/glenda", str(tmp_path))
+    finish = ns.read_many_begin(["/mail/box/glenda/a", "/mail/box/glenda/b"], 3)
+    (tmp_path / "b").write_bytes(b"beta")       # made before the collection
+    assert finish() == [b"alp", b"bet"]

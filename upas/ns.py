@@ -20,7 +20,7 @@ import threading
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import BinaryIO, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 DMDIR = 0x80000000
 
@@ -240,6 +240,14 @@ class _NinepMount:
         got = self._call(self.client.read_many, [self._p(r) for r in rels], count)
         return [None if isinstance(g, Exception) else g for g in got]
 
+    def read_many_begin(self, rels: list[str], count: int) -> Callable[[], list[bytes | None]]:
+        finish = self._call(self.client.read_many_begin, [self._p(r) for r in rels], count)
+
+        def collect() -> list[bytes | None]:
+            got = self._call(finish)
+            return [None if isinstance(g, Exception) else g for g in got]
+        return collect
+
     def stat_many(self, rels: list[str]) -> list[Dir | None]:
         got = self._call(self.client.stat_many, [self._p(r) for r in rels])
         return [None if isinstance(g, Exception) else _dir_from_9p(g) for g in got]
@@ -392,6 +400,15 @@ class Namespace:
             except Error:
                 out.append(None)
         return out
+
+    def read_many_begin(self, paths: list[str], count: int) -> Callable[[], list[bytes | None]]:
+        """read_many(paths, count) in two halves: on a 9P mount the requests
+        are sent now, and the returned function (to be called once) waits
+        for the replies; elsewhere all the work is done by that function."""
+        one = self._one_9p_mount(paths)
+        if one is not None:
+            return one[0].read_many_begin(one[1], count)
+        return lambda: self.read_many(paths, count)
 
     def stat_many(self, paths: list[str]) -> list[Dir | None]:
         """stat of each file, None where it fails; pipelined as read_many."""

@@ -12,7 +12,7 @@ import os
 import socket
 import threading
 from collections import deque
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from . import codec
 from .codec import (IOHDRSZ, MAXWELEM, NOFID, NOTAG, OREAD, ORDWR, OTRUNC,
@@ -498,6 +498,34 @@ class Client:
             got = [self._read_rest(p, d) if isinstance(d, bytes) and len(d) == n else d
                    for p, d in zip(paths, got)]
         return got
+
+    def read_many_begin(self, paths: list[str], count: int) -> Callable[[], list[bytes | Error]]:
+        """read_many in two halves: the requests go out now and the
+        returned function collects the replies (call it exactly once; the
+        server works while the caller does something else)."""
+        n = min(count, self.iounit)
+        middle = lambda fid: [codec.Topen(0, fid, OREAD), codec.Tread(0, fid, 0, n)]
+        result = lambda rs: rs[-1].data
+        sent: list = []
+        try:
+            for i in range(0, len(paths), BATCH):
+                sent.append((paths[i:i + BATCH], self._send_batch(paths[i:i + BATCH], middle)))
+        except BaseException:
+            for _, batch in sent:
+                self._settle(batch, result)
+            raise
+
+        def finish() -> list[bytes | Error]:
+            out: list = []
+            try:
+                while sent:
+                    out += self._gather(*sent[0], result, lambda p: self._read_alone(p, n))
+                    sent.pop(0)
+            finally:
+                for _, batch in sent:       # only after an exception
+                    self._settle(batch, result)
+            return out
+        return finish
 
     def stat_many(self, paths: list[str]) -> list[Stat | Error]:
         """Each file's stat, or the Error; Twalk, Tstat and Tclunk of BATCH

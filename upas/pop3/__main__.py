@@ -118,11 +118,14 @@ class Conn:
             self._bio_flush()
 
     # -- buffered
-    def recv(self) -> bytes:
+    def recv(self, idle: Callable[[], None] | None = None) -> bytes:
         """Bytes, or b"" at EOF or after POP3_IDLE_TIMEOUT seconds of
         silence (default 10 minutes, RFC 1939's minimum autologout timer):
-        the session then ends as at EOF, deleting nothing."""
+        the session then ends as at EOF, deleting nothing.  `idle` runs
+        once the output is sent, before waiting."""
         self.flush()
+        if idle is not None:
+            idle()
         try:
             if not self._pending() and not select.select([self.rfd], [], [], IDLE_TIMEOUT)[0]:
                 return b""
@@ -282,7 +285,7 @@ def serve(session: Session, conn: Conn, tls_ctx: ssl.SSLContext | None,
         if not pending:
             if eof:
                 return
-            data = conn.recv()
+            data = conn.recv(session.idle)
             if data:
                 pending.extend(splitter.feed(data))
             else:

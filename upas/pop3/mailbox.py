@@ -15,8 +15,10 @@ parses each message once; the stats of `raw` are pipelined too
 (ns.stat_many).
 RETR reads a message of up to ONE_READ bytes with its walk, open, read and
 clunk pipelined, and when the client goes through the messages in order,
-the small ones after it in the same round trip; a larger message is
-streamed in bounded memory.  A copy read ahead is used for
+the small ones after it in the same round trip; while the client reads a
+reply, the next batch is asked for (prefetch, called by the driver before
+it waits), so upasfs reads it meanwhile.  A larger message is streamed in
+bounded memory.  A copy read ahead is used for
 POP3_READAHEAD_TTL seconds (default 1): within that time a RETR is
 answered as if it had come when the copy was read.
 """
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 import os
 import time
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from upas import ns as nsmod
 from upas.pop3.protocol import MailboxError, MessageInfo, atoi
@@ -52,8 +54,9 @@ class FsMailbox:
         self.dir = f"{FSROOT}/{name}"
         self.sizes = sizes
         self._raw_len: dict[int, int] = {}
-        self._ahead: dict[int, bytes] = {}   # raw read ahead, by fsnum
-        self._ahead_at = 0.0
+        # raw read ahead, by fsnum: (bytes, when read)
+        self._ahead: dict[int, tuple[bytes, float]] = {}
+        self._pending: tuple[list[int], Callable[[], list], float] | None = None
         self._next = -1                       # the fsnum after the last RETR
         self.messages: list[MessageInfo] = self._scan()
         self._index = {m.fsnum: i for i, m in enumerate(self.messages)}
@@ -165,8 +168,8 @@ class FsMailbox:
         length = self._raw_len.get(fsnum)
         if length is None or length > ONE_READ:
             return self._chunks(path, length)
-        data = self._ahead.pop(fsnum, None)
-        if data is None or time.monotonic() - self._ahead_at > AHEAD_TTL:
+        data = self._take(fsnum)
+        if data is None:
             data = self._read_ahead(fsnum)
         self._next = self._following(fsnum)
         if data is None:
@@ -177,28 +180,74 @@ class FsMailbox:
             return _prepend(data, self._chunks(path, None, len(data)))
         return [data]
 
+    def prefetch(self) -> None:
+        """While the client reads a reply: when it goes through the messages
+        in order, ask upasfs now for the next messages not yet read ahead
+        (collected when a RETR needs one), so that it reads them meanwhile."""
+        if self._pending is not None or self._next < 0:
+            return
+        start, have = self._next, 0
+        while start in self._ahead and have <= AHEAD_MAX:
+            start, have = self._following(start), have + 1
+        if start < 0 or have > AHEAD_MAX or self._raw_len[start] > ONE_READ:
+            return
+        nums = self._batch(start)
+        try:
+            finish = self.ns.read_many_begin(self._raw_paths(nums), max(ONE_READ, AHEAD_ONE))
+        except nsmod.Error:
+            return                  # the RETR that needs them will say
+        self._pending = (nums, finish, time.monotonic())
+
+    def _take(self, fsnum: int) -> bytes | None:
+        """fsnum's raw if it was read ahead less than AHEAD_TTL s ago."""
+        if self._pending is not None and (fsnum in self._pending[0] or fsnum not in self._ahead):
+            self._collect()
+        got = self._ahead.pop(fsnum, None)
+        if got is None or time.monotonic() - got[1] > AHEAD_TTL:
+            return None
+        return got[0]
+
+    def _collect(self) -> None:
+        """The replies to the prefetch; copies older than AHEAD_TTL go."""
+        nums, finish, at = self._pending
+        self._pending = None
+        try:
+            got = finish()
+        except nsmod.Error as e:
+            raise MailboxError(str(e)) from None
+        now = time.monotonic()
+        self._ahead = {n: v for n, v in self._ahead.items() if now - v[1] <= AHEAD_TTL}
+        self._ahead.update((n, (d, at)) for n, d in zip(nums, got) if d is not None)
+
     def _read_ahead(self, fsnum: int) -> bytes | None:
         """raw of fsnum by one pipelined read; when the client goes through
         the messages in order (this one follows the last RETR), the small
         messages after it come in the same round trip, for the next RETRs.
         (raw never changes in upasfs; a copy is kept for AHEAD_TTL seconds.)"""
-        nums = [fsnum]
-        if fsnum == self._next:
-            total = self._raw_len[fsnum]
-            for m in self._after(fsnum):
-                length = self._raw_len[m.fsnum]
-                if len(nums) > AHEAD_MAX or length > AHEAD_ONE or total + length > AHEAD_BYTES:
-                    break
-                if not m.deleted:
-                    nums.append(m.fsnum)
-                    total += length
+        nums = self._batch(fsnum) if fsnum == self._next else [fsnum]
         try:
-            got = self.ns.read_many([f"{self.dir}/{n}/raw" for n in nums], max(ONE_READ, AHEAD_ONE))
+            got = self.ns.read_many(self._raw_paths(nums), max(ONE_READ, AHEAD_ONE))
         except nsmod.Error as e:
             raise MailboxError(str(e)) from None
-        self._ahead = {n: d for n, d in zip(nums[1:], got[1:]) if d is not None}
-        self._ahead_at = time.monotonic()
+        at = time.monotonic()
+        self._ahead = {n: (d, at) for n, d in zip(nums[1:], got[1:]) if d is not None}
         return got[0]
+
+    def _batch(self, fsnum: int) -> list[int]:
+        """fsnum and the small messages after it not marked deleted, up
+        to AHEAD_MAX of them and AHEAD_BYTES in all."""
+        nums, total = [fsnum], self._raw_len[fsnum]
+        for m in self._after(fsnum):
+            length = self._raw_len[m.fsnum]
+            if len(nums) > AHEAD_MAX or length > AHEAD_ONE or total + length > AHEAD_BYTES:
+                break
+            if not m.deleted:
+                nums.append(m.fsnum)
+                total += length
+        return nums
+
+    def _raw_paths(self, nums: list[int]) -> list[str]:
+        return [f"{self.dir}/{n}/raw" for n in nums]
 
     def _following(self, fsnum: int) -> int:
         """The fsnum of the next message not marked deleted, or -1."""

@@ -95,7 +95,9 @@ class Mailbox(Protocol):
     messages: Sequence[MessageInfo]
 
     def open_raw(self, fsnum: int) -> Iterable[bytes]:
-        """Open message `fsnum`'s raw file (raise MailboxError); its chunks."""
+        """Open message `fsnum`'s raw file (raise MailboxError); its chunks.
+        (A mailbox may also have `prefetch()`, called while the session
+        waits for the client: see Session.idle.)"""
 
     def delete(self, fsnums: Sequence[int]) -> None:
         """Remove these messages from the mailbox file (raise MailboxError)."""
@@ -389,6 +391,13 @@ class Session:
         if n < 1 or n > len(self.msgs) or self.msgs[n - 1].deleted:
             return None
         return self.msgs[n - 1]
+
+    def idle(self) -> None:
+        """The driver waits for the client: a mailbox that can read ahead
+        (FsMailbox.prefetch) does so meanwhile."""
+        prefetch = getattr(self.mbox, "prefetch", None)
+        if prefetch is not None:
+            prefetch()
 
     def _sync(self) -> bytes:
         if not self.loggedin or self.mbox is None:
