@@ -72,14 +72,12 @@ class Ours:
         return [p for p in children(self.launcher_pid) if "upas.fs9p" in cmdline(p)]
 
     def _sessions(self) -> list[int]:
-        out = []
-        for p in children(self.launcher_pid):
-            argv = cmdline(p)
-            if "upas.forkserver" in argv:
-                out += [q for c in children(p) for q in descendants(c)]
-            elif "upas.imap4d" in argv or "upas.pop3" in argv:
-                out += descendants(p)
-        return out
+        """Session processes: the fork servers' children or exec'd servers,
+        with their descendants."""
+        top = children(self.launcher_pid)       # fork servers, upasfs, exec'd sessions
+        skip = {self.launcher_pid, *(p for p in top if "upas.fs9p" in cmdline(p) or
+                                     "upas.forkserver" in cmdline(p))}
+        return [p for p in descendants(self.launcher_pid) if p not in skip]
 
     def _stop_fs(self) -> None:
         """End the user's upasfs (its peak kept); the broker starts a new one

@@ -32,21 +32,31 @@ def cmdline(pid: int) -> list[str]:
         return []
 
 
-def children(pid: int) -> list[int]:
-    out = []
-    for task in Path(f"/proc/{pid}/task").glob("*/children"):
-        try:
-            out += [int(x) for x in task.read_text().split()]
-        except OSError:
-            pass
+def _children_map() -> dict[int, list[int]]:
+    """Every live process's children, found by their parent (a child is
+    listed under the thread that started it in /proc/PID/task/*/children,
+    and moves when that thread ends)."""
+    out: dict[int, list[int]] = {}
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
+            try:
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            out.setdefault(ppid, []).append(int(d.name))
     return out
+
+
+def children(pid: int) -> list[int]:
+    return _children_map().get(pid, [])
 
 
 def descendants(pid: int) -> list[int]:
     """pid and all its live descendants."""
+    kids = _children_map()
     out, todo = [], [pid]
     while todo:
         p = todo.pop()
         out.append(p)
-        todo += children(p)
+        todo += kids.get(p, [])
     return out
