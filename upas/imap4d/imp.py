@@ -20,7 +20,7 @@ import os
 import re
 import time
 from dataclasses import dataclass, field
-from typing import AbstractSet
+from typing import AbstractSet, Iterable
 
 from upas import ns as nsmod
 
@@ -35,7 +35,7 @@ _HEADER = re.compile(re.escape(MAGIC) + rb"(\d{10}) (\d{10})\n")
 _UIDNEXT_AT = len(MAGIC) + 11      # offset of the uidnext field
 
 
-@dataclass
+@dataclass(slots=True)
 class Entry:
     digest: str
     uid: int
@@ -73,20 +73,30 @@ def _flag_field(flags: AbstractSet[str], recent: bool) -> bytes:
     return out
 
 
+_LINE = b"%s %010d %s\n"
+
+
 def format_entry(e: Entry, recent: bool) -> bytes:
     """One entry line of the file."""
-    return b"%s %010d %s\n" % (e.digest.encode(), e.uid, _flag_field(e.flags, recent))
+    return _LINE % (e.digest.encode(), e.uid, _flag_field(e.flags, recent))
 
 
 def format_header(uidvalidity: int, uidnext: int) -> bytes:
     return b"%010d %010d\n" % (uidvalidity, uidnext)
 
 
+def format_rows(uidvalidity: int, uidnext: int,
+                rows: Iterable[tuple[str, int, AbstractSet[str]]], recent: bool) -> bytes:
+    """The whole file from (digest, uid, flags) rows, mailbox order."""
+    field = _flag_field
+    lines = [_LINE % (d.encode(), u, field(f, recent)) for d, u, f in rows]
+    return b"".join([MAGIC, format_header(uidvalidity, uidnext), *lines])
+
+
 def format_imp(imp: ImpFile, recent: bool) -> bytes:
     """The whole file; `r` written only when recent is True (STATUS boxes)."""
-    lines = [MAGIC, format_header(imp.uidvalidity, imp.uidnext)]
-    lines += [format_entry(e, recent) for e in imp.entries]
-    return b"".join(lines)
+    return format_rows(imp.uidvalidity, imp.uidnext,
+                       ((e.digest, e.uid, e.flags) for e in imp.entries), recent)
 
 
 def parse_imp(data: bytes) -> ImpFile | None:
@@ -105,6 +115,12 @@ def parse_imp(data: bytes) -> ImpFile | None:
             f = _PARSED[flags] = frozenset(parse_flags(flags.decode()))
         entries.append(Entry(digest.decode(), int(uid), f))
     return ImpFile(int(m.group(1)), int(m.group(2)), entries)
+
+
+def as_parsed(data: bytes, parsed: ImpFile) -> bool:
+    """The file is exactly what format_imp(parsed, True) gives: every line
+    after the header parsed (entry lines have one length), none skipped."""
+    return len(data) == len(MAGIC) + 22 + 61 * len(parsed.entries)
 
 
 def header(data: bytes) -> tuple[int, int] | None:

@@ -114,6 +114,8 @@ class Mailbox:
         # the .imp and .kw.imp as this view last wrote them (or found them
         # right), set by a merge and write under one lock; else None
         self.imp_known: tuple[bytes, bytes | None] | None = None
+        self._known_live: list[Message] = []      # the messages it was for
+        self._imp_exact = False             # the merge took the file as it is
         # FETCH and SEARCH read many messages' files at once (prefetch.py)
         self.held: dict[tuple[int, str], object] = {}   # files read for them
         self.speculative = False
@@ -234,6 +236,7 @@ class Mailbox:
                     if apply is not None:
                         apply()
                         apply = None
+                        self._imp_exact = False
                     if write:
                         self._write_imp()
             if numbered and (not self._ahead or last):
@@ -250,6 +253,11 @@ class Mailbox:
         unless `settle` is false and one of them lies before messages the
         file knows: then False, nothing numbered (see _under_lock)."""
         data = imp.read_file(self.ns, self.imppath)
+        kwdata = imp.read_file(self.ns, self.kwpath)
+        if self._as_written(data, kwdata):
+            self._imp_read = (data, kwdata)
+            self.imp_stamp = self._imp_stamp()
+            return True
         parsed = imp.parse_imp(data) if data else None
         if parsed and self.uidvalidity and parsed.uidvalidity != self.uidvalidity:
             parsed = None               # someone else's box now; keep ours
@@ -258,9 +266,9 @@ class Mailbox:
                                 else imp.default_uidvalidity(self.ns, self.path))
         live = [m for m in self.msgs if not m.expunged]
         found, uidnext = imp.match(parsed, [m.digest for m in live], self.uidnext)
-        kwdata = imp.read_file(self.ns, self.kwpath)
         self._imp_read = (data, kwdata)     # _write_imp skips an unchanged file
         self.imp_known = None
+        self._imp_exact = self._takes_all(live, parsed, found, uidnext) and imp.as_parsed(data, parsed)
         kws = imp.parse_keywords(kwdata) if kwdata else {}
         for m, e in zip(live, found):
             self._apply_entry(m, e, kws)
@@ -274,6 +282,27 @@ class Mailbox:
         self._ahead = self._newer(parsed, kws)
         self.imp_stamp = self._imp_stamp()
         return True
+
+    def _takes_all(self, live: list[Message], parsed: imp.ImpFile | None,
+                   found: list, uidnext: int) -> bool:
+        """New messages (a view just opened) take every entry of the file,
+        in its order, uids and flags as they are: the file would be written
+        back as it is (so _write_imp need not format it to find out)."""
+        if parsed is None or uidnext != parsed.uidnext or len(found) != len(parsed.entries):
+            return False
+        if any(m.uid for m in live):
+            return False
+        if not self.keep_recent and any("\\Recent" in e.flags for e in parsed.entries):
+            return False
+        return all(f is e and e.uid for f, e in zip(found, parsed.entries))
+
+    def _as_written(self, data: bytes | None, kwdata: bytes | None) -> bool:
+        """The files are as this view last wrote them, and its messages the
+        ones it wrote them for: merging them would change nothing (the
+        comparison _write_imp makes anyway, made first)."""
+        if self.imp_known is None or self._ahead or (data, kwdata) != self.imp_known:
+            return False
+        return [m for m in self.msgs if not m.expunged] == self._known_live
 
     def _newer(self, parsed: imp.ImpFile | None, kws: dict) -> list[tuple[imp.Entry, list[str]]]:
         """Entries of messages another session has numbered but this one has
@@ -302,10 +331,12 @@ class Mailbox:
             m.uid = e.uid
         if m.uid and e.uid and e.uid != m.uid:
             return                      # the file disagrees; ours stands
-        recent = "\\Recent" in m.flags
-        if fresh:
-            recent = "\\Recent" in e.flags
-        new = set(e.flags - {"\\Recent"}) | ({"\\Recent"} if recent else set())
+        new = set(e.flags)              # a new message's \\Recent is the file's
+        if not fresh:
+            if "\\Recent" in m.flags:     # else ours stands
+                new.add("\\Recent")
+            else:
+                new.discard("\\Recent")
         k = kws.get(m.uid)
         newkw = list(k[1]) if k and k[0] == m.digest else []
         if not fresh and (new != m.flags or newkw != m.keywords):
@@ -323,14 +354,17 @@ class Mailbox:
 
     def _write_imp(self) -> None:
         live = [m for m in self.msgs if not m.expunged]
-        f = imp.ImpFile(self.uidvalidity, self.uidnext,
-                        [imp.Entry(m.digest, m.uid, m.flags) for m in live]
-                        + [e for e, _ in self._ahead])
+        rows = [(m.digest, m.uid, m.flags) for m in live]
+        rows += [(e.digest, e.uid, e.flags) for e, _ in self._ahead]
         # called right after _merge_imp, the lock still held: a file that
         # would come out as it was read is not rewritten (nor fsynced)
         old, oldkw = self._imp_read
         self._imp_read = (None, None)
-        data = imp.format_imp(f, self.keep_recent)
+        if self._imp_exact and old is not None:
+            data = old                  # as it was read (see _takes_all)
+        else:
+            data = imp.format_rows(self.uidvalidity, self.uidnext, rows, self.keep_recent)
+        self._imp_exact = False
         wrote = data != old
         if wrote:
             imp.write_atomic(self.ns, self.imppath, data)
@@ -342,7 +376,7 @@ class Mailbox:
             if kw != oldkw:
                 imp.write_atomic(self.ns, self.kwpath, kw)
                 kwnow, wrote = kw, True
-        self.imp_known = (data, kwnow)
+        self.imp_known, self._known_live = (data, kwnow), live
         if wrote or self.imp_stamp is None:
             self.imp_stamp = self._imp_stamp()
 
@@ -401,6 +435,17 @@ class Mailbox:
             else:
                 hi = mid
         return lo + 1
+
+    def seqs(self, msgs: list[Message]) -> list[int]:
+        """seq() of many messages (in mailbox order), in one pass."""
+        out, i, all_ = [], 0, self.msgs
+        for m in msgs:
+            while i < len(all_) and all_[i] is not m:
+                i += 1
+            if i == len(all_):            # not in order after all
+                return [self.seq(m) for m in msgs]
+            out.append(i + 1)
+        return out
 
     def read(self, m: Message, rel: str) -> bytes:
         """A file of a message (rel like `raw` or `2/1/mimeheader`), cached.

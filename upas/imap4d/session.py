@@ -7,6 +7,7 @@ The session is independent of sockets: it is given ``send(bytes)`` and
 """
 from __future__ import annotations
 
+import bisect
 import sys
 from dataclasses import dataclass, field
 from typing import Callable
@@ -312,8 +313,20 @@ class Session:
         if uid:
             top = msgs[-1].uid
             rs = [(top if a == p.STAR else a, top if b == p.STAR else b) for a, b in ranges]
-            rs = [(min(a, b), max(a, b)) for a, b in rs]
-            return [m for m in msgs if any(lo <= m.uid <= hi for lo, hi in rs)], True
+            uids = [m.uid for m in msgs]
+            if 0 in uids:                       # one not numbered yet: no order
+                rs = [(min(a, b), max(a, b)) for a, b in rs]
+                return [m for m in msgs if any(lo <= m.uid <= hi for lo, hi in rs)], True
+            # uids ascend in mailbox order: each range is a slice
+            spans = sorted((bisect.bisect_left(uids, min(a, b)), bisect.bisect_right(uids, max(a, b)))
+                           for a, b in rs)
+            out, end = [], 0
+            for lo, hi in spans:
+                lo = max(lo, end)
+                if hi > lo:
+                    out += msgs[lo:hi]
+                    end = hi
+            return out, True
         n = len(msgs)
         ok = True
         picked = set()

@@ -30,20 +30,31 @@ def changer(op: str, flags: list[str]):
     kws = [f for f in flags if not f.startswith("\\")]
 
     def change(m: Message) -> bool:
-        before = (set(m.flags), list(m.keywords))
-        recent = m.flags & {"\\Recent"}
+        # system flags first: the common STORE names no keyword
         if op == "":
-            m.flags = sysflags | recent
-            m.keywords = _dedup(kws)
+            new = sysflags | (m.flags & {"\\Recent"})
         elif op == "+":
-            m.flags |= sysflags
-            m.keywords = _dedup(m.keywords + kws)
+            new = m.flags | sysflags
         else:
-            m.flags -= sysflags
-            low = {k.lower() for k in kws}
-            m.keywords = [k for k in m.keywords if k.lower() not in low]
-        return (m.flags, m.keywords) != before
+            new = m.flags - sysflags
+        changed = new != m.flags
+        if changed:
+            m.flags = new
+        if kws or op == "":
+            words = _keywords(op, m.keywords, kws)
+            if words != m.keywords:
+                m.keywords, changed = words, True
+        return changed
     return change
+
+
+def _keywords(op: str, have: list[str], kws: list[str]) -> list[str]:
+    if op == "":
+        return _dedup(kws)
+    if op == "+":
+        return _dedup(have + kws)
+    low = {k.lower() for k in kws}
+    return [k for k in have if k.lower() not in low]
 
 
 def _dedup(kws: list[str]) -> list[str]:
@@ -74,12 +85,24 @@ def store(s, req: Request) -> None:
         if m in box.flag_changes:
             box.flag_changes.remove(m)      # reported here
     if not silent:
-        for m in msgs:
-            seq = box.seq(m)
-            fl = " ".join(m.flag_list())
-            s.untagged(f"{seq} FETCH (UID {m.uid} FLAGS ({fl}))" if req.uid
-                       else f"{seq} FETCH (FLAGS ({fl}))")
+        _report(s, box, msgs, req.uid)
     if ok:
         s.ok(req)
     else:
         s.no(req)
+
+
+def _report(s, box: Mailbox, msgs: list[Message], uid: bool) -> None:
+    """`* n FETCH (FLAGS (...))` for each message, in one write; each
+    distinct set of flags and keywords formatted once."""
+    seqs = box.seqs(msgs)
+    shown: dict[tuple, str] = {}
+    out = []
+    for m, n in zip(msgs, seqs):
+        key = (frozenset(m.flags), *m.keywords)
+        fl = shown.get(key)
+        if fl is None:
+            fl = shown[key] = " ".join(m.flag_list())
+        out.append(f"* {n} FETCH (UID {m.uid} FLAGS ({fl}))\r\n" if uid
+                   else f"* {n} FETCH (FLAGS ({fl}))\r\n")
+    s.send("".join(out).encode("utf-8", "surrogateescape"))
