@@ -49,3 +49,17 @@ def test_a_message_mid_buffer():
     assert lines == [b"Content-Type: multipart/mixed; boundary=zz"]
     assert buf[end:end + 5] == b"\nbody"
     assert (lines, end) == mime_fields(buf, start, len(buf))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.sampled_from(PIECES), max_size=10), st.sampled_from([b"\n", b"\n\n", b""]))
+def test_offsets_are_where_the_full_parse_puts_them(pieces, tail):
+    """rawheader/rawbody/lines are served from parse_offsets: the header
+    end and body start must be the full parse's."""
+    buf = b"From a Thu Nov 26 12:00:00 EST 2026\n" + b"\n".join(pieces) + tail + b"text\n"
+    full = mime.parse_message(buf, 0, len(buf), mime.Ids())
+    quick = mime.parse_offsets(buf, 0, len(buf), 1)
+    assert (quick.header, quick.hend, quick.body, quick.bend) == \
+        (full.header, full.hend, full.body, full.bend)
+    for f in ("rawheader", "rawbody", "lines"):
+        assert quick.file(f) == full.file(f)

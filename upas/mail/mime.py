@@ -468,7 +468,9 @@ def parse_offsets(buf, start: int, end: int, pid: int, name: str = "") -> Part:
     nl = buf.find(b"\n", start, end)
     m.header = end if nl < 0 else nl + 1
     m.mheader = m.mhend = m.header
-    _parse_headers(m, False, False, True)
+    # where _parse_headers would put them (the block as header_lines reads it)
+    p = m.hend = _HEADER_BLOCK.match(buf, m.header, end).end()
+    m.body = p + 1 if p < end and buf[p] == 0x0A else p
     return m
 
 
