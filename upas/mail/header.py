@@ -9,7 +9,6 @@ from __future__ import annotations
 import binascii
 import calendar
 import os
-import re
 import time
 from email.utils import parsedate_tz
 
@@ -20,13 +19,11 @@ def isspace(c: int) -> bool:
     return c in WHITE
 
 
-_WHITE_RUN = re.compile(rb"[ \t\n\r\v\f]*")
-
-
 def skipwhite(b: bytes, i: int = 0) -> int:
-    if i >= len(b):
-        return i
-    return _WHITE_RUN.match(b, i).end()
+    n = len(b)
+    while i < n and b[i] in WHITE:
+        i += 1
+    return i
 
 
 def killtrailingwhite(b: bytes) -> bytes:

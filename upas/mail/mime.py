@@ -54,11 +54,11 @@ class Part:
         self.id = pid
         self.name = name
         self.parts: list[Part] = []
-        for a in ("from_", "to", "cc", "bcc", "sender", "replyto", "subject",
-                  "date", "inreplyto", "messageid", "mimeversion", "filename",
-                  "boundary", "unixfrom", "unixdate", "unixheader", "digest",
-                  "dbody", "_lens"):
-            setattr(self, a, None)
+        self.from_ = self.to = self.cc = self.bcc = self.sender = None
+        self.replyto = self.subject = self.date = self.inreplyto = None
+        self.messageid = self.mimeversion = self.filename = self.boundary = None
+        self.unixfrom = self.unixdate = self.unixheader = self.digest = None
+        self.dbody = self._lens = None
         self.type = b"text/plain"
         self.charset = b"iso-8859-1"
         self.encoding = ENONE
