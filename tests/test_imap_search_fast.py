@@ -13,6 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.test_imap_cache import cache_file, mbox, server  # noqa: F401 -- fixtures
 from tests.test_imap_prefetch import views  # noqa: F401 -- fixture
@@ -126,3 +128,15 @@ def test_a_record_is_what_a_warm_search_reads(server):  # noqa: F811 -- fixture
                                      for d in digests))
     r = _search(server, b"TEXT \"--=_boundary_42\"")
     assert r == [b"* SEARCH 2\r\n", b"q OK SEARCH completed\r\n"]
+
+
+@settings(max_examples=400, deadline=None)
+@given(hay=st.binary(max_size=40) | st.text(max_size=30).map(lambda t: t.encode()),
+       needle=st.text(alphabet=st.characters(max_codepoint=0x24F) | st.sampled_from("Kſß\u212a"),
+                      max_size=4))
+def test_bytes_search_is_the_decoded_search(hay, needle):
+    assert search.contains_bytes(hay, needle) == \
+        search.contains(hay.decode("utf-8", "replace"), needle)
+    up = hay.upper()
+    assert search.contains_bytes(up, needle) == \
+        search.contains(up.decode("utf-8", "replace"), needle)

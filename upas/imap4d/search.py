@@ -34,6 +34,15 @@ def contains(hay: str, needle: str) -> bool:
     return needle.casefold() in hay.casefold()
 
 
+def contains_bytes(hay: bytes, needle: str) -> bool:
+    """contains(hay decoded as UTF-8, needle).  Both ASCII: the decoding is
+    the bytes themselves and casefold() is lower(), so the bytes are
+    searched as they are (most texts: no copy of a decoded string)."""
+    if needle.isascii() and hay.isascii():
+        return needle.lower().encode() in hay.lower()
+    return contains(hay.decode("utf-8", "replace"), needle)
+
+
 def _rel(node: fetch.Node, name: str) -> str:
     return f"{node.rel}/{name}" if node.rel else name
 
@@ -62,7 +71,7 @@ def make_recipe(raw: bytes, rels: list[str], texts: list[bytes]) -> bytes:
         i = raw.find(t)
         spans.append((i, i + len(t)) if i >= 0 and raw[i:i + len(t)] == t else None)
     covered = sum(e - s for x in spans if x for s, e in [x])
-    if 2 * covered < len(raw):
+    if not raw or 2 * covered < len(raw):
         spans = [None] * len(texts)
     return b" ".join(b"r%d-%d" % x if x else b"f" + r.encode() for x, r in zip(spans, rels))
 
@@ -97,13 +106,24 @@ class Matcher:
         if self.recipe:
             return gather(self._source, self.recipe[1:])
         rels = self.text_files()
-        texts = gather(self.node.file, rels)
-        if self.kept is not None and self.box.has(self.m, "raw"):
-            rels = ["rawheader"] + rels
-            texts = [self.node.file("rawheader")] + texts
-            self.kept.put(self.m.digest, TEXTS, make_recipe(self.node.file("raw"), rels, texts))
-            texts = texts[1:]
+        if self.kept is None:
+            return gather(self.node.file, rels)
+        # first time: keep where the texts lie, from raw when it likely
+        # holds them as they are (read in the same round as the texts)
+        raw = ["raw"] if self._raw_pays() else []
+        texts = gather(self.node.file, rels + raw)
+        if raw:
+            raw = texts.pop()
+        head = self.node.file("rawheader")
+        self.kept.put(self.m.digest, TEXTS,
+                      make_recipe(raw or b"", ["rawheader"] + rels, [head] + texts))
         return texts
+
+    def _raw_pays(self) -> bool:
+        """Whether raw likely holds the texts as they are: text, and text
+        alternatives; not attachments (decoded, and most of raw)."""
+        ct = self.node.ctype()
+        return ct.type == "text" or (ct.type == "multipart" and ct.subtype == "alternative")
 
     def text_files(self, node: fetch.Node | None = None) -> list[str]:
         """The files texts() reads: every leaf's body (the message body if
@@ -162,11 +182,11 @@ class Matcher:
         return bool(vals) and (s == "" or any(contains(v, s) for v in vals))
 
     def k_body(self, k: p.Key) -> bool:
-        return any(contains(t.decode("utf-8", "replace"), k.args[0]) for t in self.texts())
+        return any(contains_bytes(t, k.args[0]) for t in self.texts())
 
     def k_text(self, k: p.Key) -> bool:
         raw = self.header()
-        return (contains(raw.decode("utf-8", "replace"), k.args[0])
+        return (contains_bytes(raw, k.args[0])
                 or (b"=?" in raw and contains(decoded(raw), k.args[0]))
                 or self.k_body(k))
 
@@ -246,8 +266,7 @@ def _reads_texts(k: p.Key) -> bool:
 
 def first_files_kept(k: p.Key, kept: digestcache.DigestCache | None):
     """m -> what evaluating k on m first reads: with the digest cache, for
-    a key searching texts, where the cache says they lie, or else `raw`
-    too (to keep where they lie)."""
+    a key searching texts, where the cache says they lie."""
     files = first_files(k)
     if kept is None or not _reads_texts(k):
         return lambda m: files
@@ -255,7 +274,7 @@ def first_files_kept(k: p.Key, kept: digestcache.DigestCache | None):
     def f(m: Message) -> list[str]:
         r = parse_recipe(kept.get(m.digest, TEXTS))
         if r is None:
-            return files + ["raw"]
+            return files
         own = sorted({x if isinstance(x, str) else "raw" for x in r})
         return own + [x for x in files if x not in own and x != "rawheader"]
     return f
