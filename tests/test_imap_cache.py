@@ -189,3 +189,46 @@ def test_record_checksums():
     assert dc.parse(head + r, head) == ("ok", {"a" * 40: {"ENVELOPE": b"v\r\nw"}}, False)
     assert dc.parse(head + r[:-1], head)[2]
     assert dc.parse(b"something else\n" + r, head)[0] == "foreign"
+
+
+def test_small_fetch_in_a_fresh_session_answers_directly(server):
+    c = server.connect()
+    c.cmd(b"s EXAMINE INBOX")
+    small = c.cmd(b"f FETCH 1:3 (ENVELOPE)")
+    assert small[-1] == b"f OK FETCH completed\r\n" and len(small) == 4
+    assert not cache_file(server).exists()          # a few: not worth reading the file
+    big = c.cmd(b"g FETCH 1:* (ENVELOPE)")
+    assert cache_file(server).exists()
+    again = c.cmd(b"h FETCH 1:3 (ENVELOPE)")        # read now: used for a few too
+    assert again[:3] == small[:3] == big[:3]
+    c.close()
+
+
+def test_records_others_append_are_read_from_where_we_stopped(tmp_path):
+    box = tmp_path / "box" / "glenda"
+    box.mkdir(parents=True)
+    ns = nsmod.Namespace("glenda")
+    ns.bind_dir("/mail/box", str(tmp_path / "box"))
+    a = dc.DigestCache(ns, "/mail/box/glenda/mbox", "imap.test")
+    b = dc.DigestCache(ns, "/mail/box/glenda/mbox", "imap.test")
+    a.refresh()
+    a.put("1" * 40, "ENVELOPE", b"one")
+    a.flush({"1" * 40})
+    b.refresh()
+    assert b.get("1" * 40, "ENVELOPE") == b"one"
+    size = b.size
+    a.put("2" * 40, "ENVELOPE", b"two")
+    a.flush({"1" * 40, "2" * 40})
+    path = box / ("mbox" + dc.SUFFIX)
+    with open(path, "r+b") as f:                    # b re-reads only the tail:
+        f.write(b"X")                               # a spoiled header is not seen
+    b.refresh()
+    assert b.get("2" * 40, "ENVELOPE") is None and b.state == "foreign"
+    with open(path, "r+b") as f:
+        f.write(b"u")
+    c = dc.DigestCache(ns, "/mail/box/glenda/mbox", "imap.test")
+    c.refresh()
+    c.size, c.stamp = size, (ns.stat(c.path).qid, 0, size)     # as b before
+    c.entries = {}
+    c.refresh()
+    assert c.get("2" * 40, "ENVELOPE") == b"two" and c.get("1" * 40, "ENVELOPE") is None

@@ -80,8 +80,14 @@ def parse(data: bytes, header: bytes) -> tuple[str, dict[str, dict[str, bytes]],
         return "foreign", {}, False
     if not data.startswith(header):
         return "stale", {}, False
+    out, torn = parse_records(data, len(header))
+    return "ok", out, torn
+
+
+def parse_records(data: bytes, pos: int) -> tuple[dict[str, dict[str, bytes]], bool]:
+    """The records from pos on; True if a bad one ends them before the end."""
     out: dict[str, dict[str, bytes]] = {}
-    pos, end = len(header), len(data)
+    end = len(data)
     while pos < end:
         if end - pos < _HEAD or data[pos] != 0x52:          # "R"
             break
@@ -100,7 +106,7 @@ def parse(data: bytes, header: bytes) -> tuple[str, dict[str, dict[str, bytes]],
             break
         out.setdefault(parts[0].decode(), {})[parts[1].decode()] = parts[2]
         pos = stop + 1
-    return "ok", out, pos < end
+    return out, pos < end
 
 
 class DigestCache:
@@ -127,8 +133,31 @@ class DigestCache:
             self.stamp, self.state, self.size, self.torn = None, "absent", 0, False
             return
         stamp = (d.qid, d.mtime, d.length)
-        if stamp != self.stamp:
+        if stamp == self.stamp:
+            return
+        if not (self.stamp and self._load_tail(stamp)):
             self._load(stamp)
+
+    def _load_tail(self, stamp) -> bool:
+        """Read only the records others appended since we read the file
+        (the same file, grown, and all of it good so far)."""
+        if self.state != "ok" or self.torn or stamp[0].path != self.stamp[0].path \
+                or stamp[2] <= self.size:
+            return False
+        real = self.ns.local_path(self.path)
+        if real is None:
+            return False
+        with open(real, "rb") as f:
+            if f.read(len(self.header)) != self.header:
+                return False
+            f.seek(self.size)
+            data = f.read()
+        entries, self.torn = parse_records(data, 0)
+        for d, kv in entries.items():
+            self.entries.setdefault(d, {}).update(kv)
+        self.size += len(data)
+        self.stamp = stamp
+        return True
 
     def _load(self, stamp) -> None:
         try:
@@ -212,6 +241,14 @@ class DigestCache:
 
 
 _OPEN: dict[tuple[str, str], DigestCache] = {}
+SMALL = 16          # fewer messages: answered directly unless the cache is read
+
+
+def worth(ns: nsmod.Namespace, boxpath: str, site: str, n: int) -> bool:
+    """Whether a command on n messages should use the cache: reading a big
+    file costs more than computing a few answers directly."""
+    c = _OPEN.get((boxpath, site))
+    return n >= SMALL or (c is not None and c.ns is ns and c.stamp is not None)
 
 
 def for_box(ns: nsmod.Namespace, boxpath: str, site: str) -> DigestCache:

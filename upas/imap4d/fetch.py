@@ -288,7 +288,7 @@ def fetch(s, req: Request) -> None:
         except MailboxError:
             pass            # upasfs is gone: the reads below fail too
     site = s.opts.site
-    kept = _cache(box, site, atts)
+    kept = _cache(box, site, atts, len(msgs))
 
     def response(m: Message) -> bytes | None:
         def one(i: int) -> bytes:
@@ -316,9 +316,10 @@ def fetch(s, req: Request) -> None:
         s.no(req)
 
 
-def _cache(box: Mailbox, site: str, atts: list[p.FetchAtt]) -> digestcache.DigestCache | None:
-    """The mailbox's digest cache, if these items use it."""
-    if not any(a.name in KEPT for a in atts):
+def _cache(box: Mailbox, site: str, atts: list[p.FetchAtt],
+           n: int) -> digestcache.DigestCache | None:
+    """The mailbox's digest cache, if these items on n messages use it."""
+    if not any(a.name in KEPT for a in atts) or not digestcache.worth(box.ns, box.path, site, n):
         return None
     return digestcache.for_box(box.ns, box.path, site)
 

@@ -295,7 +295,8 @@ def search(s, req: Request) -> None:
     box.check()
     n = len(box.msgs)
 
-    kept = digestcache.for_box(box.ns, box.path, s.opts.site)
+    kept = digestcache.for_box(box.ns, box.path, s.opts.site) \
+        if _reads_texts(key) and digestcache.worth(box.ns, box.path, s.opts.site, n) else None
 
     def test(m: Message) -> bool:
         if m.expunged:
@@ -310,6 +311,7 @@ def search(s, req: Request) -> None:
         hits = [m.uid if req.uid else seqs[id(m)]
                 for m, hit in evaluate(box, list(box.msgs), test, first_files_kept(key, kept)) if hit]
     finally:
-        kept.flush({m.digest for m in box.msgs if not m.expunged})
+        if kept is not None:
+            kept.flush({m.digest for m in box.msgs if not m.expunged})
     s.untagged(" ".join(["SEARCH"] + [str(h) for h in hits]))
     s.ok(req)
