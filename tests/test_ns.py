@@ -159,6 +159,11 @@ def test_batched_reads_and_stats_local_and_9p(tree, memtree_addr):
     mixed = ns.read_many(["/mnt/mem/hello", "/mail/box/bob/mbox"], 5)
     assert mixed == [b"hello", b"bob's"]
     assert [d.name for d in ns.stat_many(["/mnt/mem/hello", "/mail/box/bob"])] == ["hello", "bob"]
+    # paths not in clean form, and one under a mount inside the 9P mount
+    odd = ["/mnt/mem/hello", "/mnt/mem//many/./5", "/mnt/mem/many/../hello", "/mnt/mem/many/5/"]
+    assert ns.read_many(odd, 5) == [b"hello", b"xxxxx", b"hello", b"xxxxx"]
+    ns.bind_dir("/mnt/mem/many", str(root / "box" / "glenda"))
+    assert ns.read_many(["/mnt/mem/hello", "/mnt/mem/many/mbox"], 4) == [b"hell", b"From"]
 
 
 def test_read_many_begin_local(tmp_path):

@@ -426,11 +426,25 @@ class Namespace:
     def _one_9p_mount(self, paths: list[str]) -> tuple[_NinepMount, list[str]] | None:
         """The 9P mount serving all of paths, with the paths on it, if one
         does (each path resolved once: a FETCH resolves thousands)."""
-        resolved = [self._resolve(p) for p in paths]
-        first = resolved[0][0] if resolved else None
-        if isinstance(first, _NinepMount) and all(m is first for m, _ in resolved):
-            return first, [rel for _, rel in resolved]
-        return None
+        if not paths:
+            return None
+        first, rel0 = self._resolve(paths[0])
+        if not isinstance(first, _NinepMount):
+            return None
+        point = next(k for k, m in self._mounts.items() if m is first)
+        prefix = point.rstrip("/") + "/"
+        nested = any(k.startswith(prefix) for k in self._mounts)
+        rels = [rel0]
+        for p in paths[1:]:
+            if not nested and p.startswith(prefix) and not p.endswith("/") \
+                    and "//" not in p and "/." not in p:
+                rels.append(p[len(prefix):])    # clean, and under no other mount
+                continue
+            m, rel = self._resolve(p)
+            if m is not first:
+                return None
+            rels.append(rel)
+        return first, rels
 
     def write(self, path: str, data: bytes) -> int:
         m, rel = self._resolve(path)
