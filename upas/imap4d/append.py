@@ -147,6 +147,7 @@ def _read(real: str) -> bytes | None:
     except FileNotFoundError:
         return None
 
+
 @dataclass
 class _Tail:
     """A mailbox (not the selected one) whose .imp, as of `imp`, numbers

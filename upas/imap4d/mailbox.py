@@ -368,10 +368,11 @@ class Mailbox:
         wrote = data != old
         if wrote:
             imp.write_atomic(self.ns, self.imppath, data)
-        rows = [(m.digest, m.uid, m.keywords) for m in live]
-        rows += [(e.digest, e.uid, kw) for e, kw in self._ahead]
         kwnow = oldkw
-        if any(r[2] for r in rows) or oldkw is not None or self.ns.exists(self.kwpath):
+        if (oldkw is not None or any(m.keywords for m in live)
+                or any(kw for _, kw in self._ahead) or self.ns.exists(self.kwpath)):
+            rows = [(m.digest, m.uid, m.keywords) for m in live]
+            rows += [(e.digest, e.uid, kw) for e, kw in self._ahead]
             kw = imp.format_keywords(rows)
             if kw != oldkw:
                 imp.write_atomic(self.ns, self.kwpath, kw)
