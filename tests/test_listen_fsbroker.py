@@ -21,20 +21,17 @@ pytestmark = pytest.mark.timeout(120)
 def upasfs_pids(host, user):
     """user's upasfs processes started by this host's launcher (other hosts
     may run on the machine at the same time)."""
-    pids = []
     launcher = dict(host.procs)["listen"].pid
-    for task in Path(f"/proc/{launcher}/task").iterdir():
-        try:
-            kids = [int(p) for p in (task / "children").read_text().split()]
-        except OSError:
-            continue
-        for pid in kids:
+    pids = []
+    for d in Path("/proc").iterdir():
+        if d.name.isdigit():
             try:
-                argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+                ppid = int((d / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                argv = (d / "cmdline").read_bytes().split(b"\0")
             except OSError:
                 continue
-            if b"upas.fs9p" in argv and f"upasfs.{user}".encode() in argv:
-                pids.append(pid)
+            if ppid == launcher and b"upas.fs9p" in argv and f"upasfs.{user}".encode() in argv:
+                pids.append(int(d.name))
     return pids
 
 

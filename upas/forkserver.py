@@ -54,18 +54,20 @@ class ForkedChild:
     def __init__(self, pid: int, reply: socket.socket):
         self.pid, self.reply = pid, reply
         self.returncode: int | None = None
+        self.lock = threading.Lock()          # the pidfd: signalled while wait ends
         try:
             self.pidfd: int | None = os.pidfd_open(pid)
         except (AttributeError, OSError):     # gone already (its exit is on
             self.pidfd = None                 # the reply), or no pidfd here
 
     def send_signal(self, sig: int) -> None:
-        if self.returncode is not None:
-            return
-        if self.pidfd is not None:
-            signal.pidfd_send_signal(self.pidfd, sig)
-        else:
-            os.kill(self.pid, sig)
+        with self.lock:
+            if self.returncode is not None:
+                return
+            if self.pidfd is not None:
+                signal.pidfd_send_signal(self.pidfd, sig)
+            else:
+                os.kill(self.pid, sig)
 
     def wait(self) -> int | None:
         """The exit status; None if the fork server died before telling it
@@ -74,14 +76,15 @@ class ForkedChild:
             msg = self.reply.recv(64)
         except OSError:
             msg = b""
-        if msg.startswith(b"exit "):
-            self.returncode = int(msg[5:])
-        else:
+        if not msg.startswith(b"exit "):
             self._wait_gone()
-        self.reply.close()
-        if self.pidfd is not None:
-            os.close(self.pidfd)
-            self.pidfd = None
+        with self.lock:
+            if msg.startswith(b"exit "):
+                self.returncode = int(msg[5:])
+            self.reply.close()
+            if self.pidfd is not None:
+                os.close(self.pidfd)
+                self.pidfd = None
         return self.returncode
 
     def _wait_gone(self) -> None:

@@ -46,7 +46,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-from upas.forkserver import ForkServer, ForkServerError
+from upas.forkserver import ForkServer
 from upas.ninep.dial import announce
 
 USAGE = ("usage: listen [-uv] [-c conffile] [-t certfile [-k keyfile]] [-m maxconns] "
@@ -292,7 +292,7 @@ class Launcher:
         if fs is not None and not self.stopping.is_set():
             try:
                 child = fs.spawn(argv[3:], sock)
-            except ForkServerError as e:
+            except OSError as e:          # ForkServerError, or it could not start
                 self.log(f"{svc.name}: {e}; exec instead")
             else:
                 with self.lock:
