@@ -71,6 +71,10 @@ def test_cold_warm_and_uncached_answers_are_the_same(server):
     assert all(set(kv) == {"RFC822.SIZE", "ENVELOPE", "BODYSTRUCTURE"} for kv in kept.values())
     warm = fetch_all(server)
     assert warm == cold
+    c = server.connect()
+    listed = c.cmd(b'l LIST "" *')
+    c.close()
+    assert listed[-1].startswith(b"l OK") and not any(b"idx" in x for x in listed)
     body = fetch_all(server, BODY)                  # BODY: added to the records
     assert all("BODY" in kv for kv in records(cache_file(server)).values())
     assert fetch_all(server, BODY) == body
