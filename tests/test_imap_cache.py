@@ -236,3 +236,8 @@ def test_records_others_append_are_read_from_where_we_stopped(tmp_path):
     c.entries = {}
     c.refresh()
     assert c.get("2" * 40, "ENVELOPE") == b"two" and c.get("1" * 40, "ENVELOPE") is None
+
+
+def test_the_file_is_the_users_only(server):
+    fetch_all(server)
+    assert cache_file(server).stat().st_mode & 0o077 == 0     # headers of mail inside

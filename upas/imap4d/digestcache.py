@@ -24,7 +24,8 @@ session, without the mail lock); a torn or corrupt record ends the reading
 of the file, and the next write rewrites it whole (tmp + fsync + rename,
 under the mail lock) with only the records of messages still in the
 mailbox.  A file not starting with our magic line is someone else's: it is
-neither read nor written.  The cache is best effort: when it cannot be
+neither read nor written.  Mode 0600: it holds headers of the user's mail
+(the mailbox itself is 0662).  The cache is best effort: when it cannot be
 read or written the answers are computed as without it.
 """
 from __future__ import annotations
@@ -39,6 +40,7 @@ from upas import ns as nsmod
 
 MAGIC = b"upas imap4d digest cache 1 "
 SUFFIX = ".idx.imp"
+MODE = 0o600                # headers of the user's mail: the user's only
 SLACK = 64 << 10            # bytes of dead records tolerated before a rewrite
 _HEAD = 17                  # b"R" + 8 hex length + 8 hex crc
 _DIGEST = re.compile(rb"[0-9a-f]{40}\Z")
@@ -235,7 +237,10 @@ class DigestCache:
             body = [record(d, k, v) for d in sorted(live) if d in self.entries
                     for k, v in sorted(self.entries[d].items())]
             data = self.header + b"".join(body)
-            imp.write_atomic(self.ns, self.path, data)
+            real = self.ns.local_path(self.path)
+            if real is not None and os.path.lexists(real + ".tmp"):
+                os.unlink(real + ".tmp")        # a crash's: its mode would stay
+            imp.write_atomic(self.ns, self.path, data, MODE)
         self.entries = {d: kv for d, kv in self.entries.items() if d in live}
         self.state, self.torn, self.size, self.stamp = "ok", False, len(data), None
 
