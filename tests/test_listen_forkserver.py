@@ -267,3 +267,21 @@ def test_real_servers_answer_alike_forked_and_execed(mail_host):
         la.stop()
     log = (mail_host.logdir / "listen.log").read_text()
     assert re.search(r"^listen: imap4d 127\.0\.0\.1!\d+ pid \d+ exit 0 ", log, re.M)
+
+
+def test_missing_module_fails_as_exec_does(tmp_path):
+    """The fork server imports nothing it cannot; the child meets the error
+    as `python -m` would: on stderr (the launcher's) and exit status 1."""
+    (tmp_path / "listen.conf").write_text(
+        f"nomod tcp!127.0.0.1!0 {sys.executable} -m nosuchmodule_upas\n")
+    for fork in ("1", "0"):
+        env = dict(os.environ, LISTEN_GRACE="1", LISTEN_FORKSERVER=fork)
+        la = start_launcher(["-c", str(tmp_path / "listen.conf"), "nomod"], env)
+        try:
+            s = socket.create_connection(("127.0.0.1", la.port("nomod")), timeout=20)
+            with s, s.makefile("rb") as f:
+                assert f.read() == b""
+            assert re.search(r" pid \d+ exit 1 ", wait_log(la, "listen: nomod "))
+            wait_log(la, "No module named nosuchmodule_upas")
+        finally:
+            la.stop()

@@ -103,8 +103,8 @@ class ForkedChild:
 
 
 class ForkServer:
-    """One fork server for `module`, started on first use, restarted when
-    it has died."""
+    """One fork server for `module`: started by start() (or the first
+    spawn), restarted by a spawn that finds it dead."""
 
     def __init__(self, module: str, log=None):
         self.module = module
@@ -130,7 +130,7 @@ class ForkServer:
     def spawn(self, args: list[str], conn: socket.socket) -> ForkedChild:
         """Fork a session running the module with `args` on conn; a fork
         server found dead is restarted once."""
-        for attempt in (1, 2):
+        for _ in range(2):
             with self.lock:
                 if self.proc is None or self.proc.poll() is not None:
                     if self.proc is not None:

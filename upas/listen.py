@@ -175,7 +175,10 @@ class Launcher:
 
     def run(self) -> None:
         for fs in self.forkservers.values():
-            fs.start()                # importing while the first client dials
+            try:
+                fs.start()            # importing while the first client dials
+            except OSError as e:      # the first spawn tries again
+                self.log(f"fork server {fs.module}: {e}")
         sel = selectors.DefaultSelector()
         for s, svc in self.listeners:
             sel.register(s, selectors.EVENT_READ, svc)
