@@ -241,3 +241,16 @@ def test_records_others_append_are_read_from_where_we_stopped(tmp_path):
 def test_the_file_is_the_users_only(server):
     fetch_all(server)
     assert cache_file(server).stat().st_mode & 0o077 == 0     # headers of mail inside
+
+
+def test_only_digests_are_kept(tmp_path):
+    (tmp_path / "box" / "glenda").mkdir(parents=True)
+    ns = nsmod.Namespace("glenda")
+    ns.bind_dir("/mail/box", str(tmp_path / "box"))
+    c = dc.DigestCache(ns, "/mail/box/glenda/mbox", "imap.test")
+    c.refresh()
+    c.put("not a digest", "ENVELOPE", b"x")        # a foreign fs's name: never written
+    c.put("b" * 40, "ENVELOPE", b"y")
+    c.flush({"b" * 40, "not a digest"})
+    assert records(tmp_path / "box" / "glenda" / ("mbox" + dc.SUFFIX)) == \
+        {"b" * 40: {"ENVELOPE": b"y"}}

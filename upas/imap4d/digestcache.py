@@ -178,8 +178,8 @@ class DigestCache:
 
     def put(self, digest: str, key: str, value: bytes) -> None:
         """Keep an answer (written by flush)."""
-        if self.get(digest, key) == value:
-            return
+        if self.get(digest, key) == value or not _DIGEST.match(digest.encode()):
+            return                      # known, or not a digest we can name
         self.entries.setdefault(digest, {})[key] = value
         if self.state != "foreign":
             self.pending.append(record(digest, key, value))
@@ -261,6 +261,7 @@ def for_box(ns: nsmod.Namespace, boxpath: str, site: str) -> DigestCache:
     key = (boxpath, site)
     c = _OPEN.get(key)
     if c is None or c.ns is not ns:
+        _OPEN.clear()                   # one mailbox's answers held at a time
         c = _OPEN[key] = DigestCache(ns, boxpath, site)
     c.refresh()
     return c
