@@ -71,19 +71,21 @@ class FsMailbox:
         except nsmod.Error as e:
             raise MailboxError(f"cannot read from {self.dir}: {e}") from None
         nums = sorted(int(d.name) for d in entries if d.name.isdigit())
+        digests = self._small_files(nums, ("digest",))   # one pipelined run
         found: list[MessageInfo] = []
         live: set[bytes] = set()
         for i in range(0, len(nums), SCAN_BATCH):
-            found += self._scan_batch(nums[i:i + SCAN_BATCH], live)
+            found += self._scan_batch(nums[i:i + SCAN_BATCH],
+                                      digests[i:i + SCAN_BATCH], live)
         if self.sizes is not None:
             self.sizes.save(live)
         return found
 
-    def _scan_batch(self, nums: list[int], live: set[bytes]) -> list[MessageInfo]:
-        """The messages of nums that can be read, in order: each one's
-        digest, and for one whose sizes the cache lacks, its rawheader,
-        lines and the length of raw."""
-        digests = self._small_files(nums, ("digest",))
+    def _scan_batch(self, nums: list[int], digests: list[bytes | None],
+                    live: set[bytes]) -> list[MessageInfo]:
+        """The messages of nums that can be read, in order, given their
+        digests: for one whose sizes the cache lacks, its rawheader, lines
+        and the length of raw are read."""
         cache = self.sizes
         todo = [(n, d) for n, d in zip(nums, digests) if d is not None
                 and (cache is None or cache.get(d) is None)]
