@@ -538,7 +538,9 @@ def test_backpressure_bounds_queued_requests(raw, monkeypatch):
     assert tags == {100, 101, 102, 103, 200}
 
 
-def test_unencodable_replies_become_rerror(serve_9p):
+@pytest.mark.parametrize("inline", [False, True])
+def test_unencodable_replies_become_rerror(serve_9p, inline):
+    """(inline: the reader thread's own fast path answers them)"""
     from upas.ninep import Node
 
     class Bad(Node):
@@ -562,7 +564,7 @@ def test_unencodable_replies_become_rerror(serve_9p):
         def stat(self):
             return Stat(qid=self.qid, name="/")
 
-    addr = serve_9p(lambda u, a: Root())
+    addr = serve_9p(lambda u, a: Root(), inline=inline)
     with RawConn(addr) as c:
         c.start(msize=8192)
         for i in range(300):      # more than MAX_WORKERS: no worker is lost

@@ -292,22 +292,44 @@ class _Conn:
         """Handle every complete message in buf; return where the rest
         begins and how many bytes it lacks (-1: the stream is broken)."""
         pos, end = 0, len(buf)
+        # inline, versioned, not tracing: the file requests are answered
+        # here, without the general path's calls (most of a request's cost)
+        fast = self.HANDLERS if self.outbox is not None and self.versioned \
+            and not self.tracing else {}
+        out, msize, unpack, pack = self.outbox, self.msize, codec.unpack_from, codec.pack
         while end - pos >= 4:
             size = int.from_bytes(buf[pos:pos + 4], "little")
-            if size < codec.HEADER.size or size > self.msize:
+            if size < codec.HEADER.size or size > msize:
                 # A size field we cannot trust: no way to resynchronise.
                 log.debug("9p: bad message size %d", size)
                 return pos, -1
             if end - pos < size:
                 return pos, size - (end - pos)
             try:
-                msg = codec.unpack_from(buf, pos, size)
+                msg = unpack(buf, pos, size)
             except ProtocolError as e:
                 # a complete frame we cannot decode gets an Rerror
                 log.debug("9p: malformed message: %s", e)
                 self._send(codec.Rerror(e.tag, str(e)))
             else:
-                self._dispatch(msg)
+                handler = fast.get(type(msg))
+                if handler is None or msg.tag == NOTAG:
+                    self._dispatch(msg)
+                else:
+                    try:
+                        reply = handler(self, msg)
+                    except Exception as e:
+                        reply = self._error_reply(msg, e)
+                    try:
+                        data = pack(reply)
+                    except Exception:       # as _encode says
+                        data = self._encode(reply)
+                    if len(data) > msize:
+                        data = self._encode(reply)
+                    out.append(data)
+                    self.outlen += len(data)
+                    if self.outlen >= OUTBOX:
+                        self._flush()
             pos += size
         return pos, 4 - (end - pos)
 
@@ -413,13 +435,18 @@ class _Conn:
             if handler is None:
                 raise Error("bad message type")   # an R-message sent to us
             return handler(self, msg)
-        except Error as e:
+        except Exception as e:
+            return self._error_reply(msg, e)
+
+    @staticmethod
+    def _error_reply(msg: codec.Msg, e: Exception) -> codec.Msg:
+        """The Rerror for what a handler raised (called in its except)."""
+        if isinstance(e, Error):
             return codec.Rerror(msg.tag, _clip(e.ename))
-        except ProtocolError as e:
+        if isinstance(e, ProtocolError):
             return codec.Rerror(msg.tag, str(e))
-        except Exception as e:          # a bug in a tree must not kill us
-            log.exception("9p: %s failed", type(msg).__name__)
-            return codec.Rerror(msg.tag, _clip(f"internal error: {e}"))
+        log.exception("9p: %s failed", type(msg).__name__)  # a bug in a tree
+        return codec.Rerror(msg.tag, _clip(f"internal error: {e}"))
 
     # -- session ----------------------------------------------------------
     def _version(self, m: codec.Tversion) -> None:
@@ -519,16 +546,14 @@ class _Conn:
         f = self._fid(m.fid)
         if f.handle is not None:
             raise Error("cannot clone open fid")
-        if m.newfid != m.fid:
-            with self.lock:
-                if m.newfid in self.fids:
-                    raise Error("fid in use")
-        path, qids = list(f.path), []
-        for i, name in enumerate(m.wname):
+        if m.newfid != m.fid and m.newfid in self.fids:
+            raise Error("fid in use")       # (one dict lookup; _newfid locks)
+        path, qids, step = list(f.path), [], self._step
+        for name in m.wname:
             try:
-                self._step(path, name)
+                step(path, name)
             except Error:
-                if i == 0:
+                if not qids:
                     raise
                 return codec.Rwalk(m.tag, qids)   # partial: newfid not made
             qids.append(path[-1].qid)
