@@ -140,6 +140,18 @@ def _file_key(st: os.stat_result) -> tuple:
 
 # ------------------------------------------------ a run of APPENDs, at the tail
 
+_SYNCER = None
+
+
+def _syncer():
+    """One worker thread for the mailbox half of an APPEND at the tail."""
+    global _SYNCER
+    if _SYNCER is None:
+        from concurrent.futures import ThreadPoolExecutor
+        _SYNCER = ThreadPoolExecutor(1, thread_name_prefix="append")
+    return _SYNCER
+
+
 def _read(real: str) -> bytes | None:
     try:
         with open(real, "rb") as f:
@@ -206,11 +218,18 @@ def _deliver_at_tail(s, path: str, real: str, items: list[Item]
             return None
         validity, first = head
         s.extra.pop("append_tail")          # until both files are written
-        after = _file_key(mbappend.append_locked(real, _stored(items)))
+        # the two appends and their fdatasyncs at once (the syncs overlap
+        # in the kernel); no reply before both are done, and either alone
+        # after a crash is harmless: a message without its line is numbered
+        # later, a line without its message is dropped as deleted mail is
+        stored = _syncer().submit(mbappend.append_locked, real, _stored(items))
         uids = list(range(first, first + len(items)))
         lines = b"".join(imp.format_entry(imp.Entry(it.digest, uid, it.flags | {"\\Recent"}), True)
                          for it, uid in zip(items, uids))
-        new = imp.append_in_place(impreal, tail.imp, first + len(items), lines)
+        try:
+            new = imp.append_in_place(impreal, tail.imp, first + len(items), lines)
+        finally:
+            after = _file_key(stored.result())
     s.extra["append_tail"] = _Tail(path, after, new, tail.kw)
     return validity, uids
 
