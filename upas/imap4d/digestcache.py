@@ -66,7 +66,8 @@ def code_version() -> bytes:
 
 
 def header_line(site: str) -> bytes:
-    return MAGIC + code_version() + b" " + site.encode("utf-8", "replace").replace(b"\n", b"?") + b"\n"
+    name = site.encode("utf-8", "replace").replace(b"\n", b"?")
+    return MAGIC + code_version() + b" " + name + b"\n"
 
 
 def record(digest: str, key: str, value: bytes) -> bytes:

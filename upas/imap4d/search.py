@@ -95,8 +95,10 @@ class Matcher:
         return self.node.file("raw")[x[0]:x[1]]
 
     def header(self) -> bytes:
+        """rawheader, or its span of raw when raw is read for the texts."""
         r = self.recipe
-        if r and "rawheader" not in self.m.cache and (isinstance(r[0], str) or self.box.has(self.m, "raw")):
+        if r and isinstance(r[0], tuple) and "rawheader" not in self.m.cache \
+                and self.box.has(self.m, "raw"):
             return self._source(r[0])
         return self.node.file("rawheader")
 
@@ -110,13 +112,11 @@ class Matcher:
             return gather(self.node.file, rels)
         # first time: keep where the texts lie, from raw when it likely
         # holds them as they are (read in the same round as the texts)
-        raw = ["raw"] if self._raw_pays() else []
-        texts = gather(self.node.file, rels + raw)
-        if raw:
-            raw = texts.pop()
+        want_raw = self._raw_pays()
+        texts = gather(self.node.file, rels + (["raw"] if want_raw else []))
+        raw = texts.pop() if want_raw else b""
         head = self.node.file("rawheader")
-        self.kept.put(self.m.digest, TEXTS,
-                      make_recipe(raw or b"", ["rawheader"] + rels, [head] + texts))
+        self.kept.put(self.m.digest, TEXTS, make_recipe(raw, ["rawheader"] + rels, [head] + texts))
         return texts
 
     def _raw_pays(self) -> bool:
@@ -308,8 +308,8 @@ def search(s, req: Request) -> None:
             return False
     seqs = {id(m): i + 1 for i, m in enumerate(box.msgs)}
     try:
-        hits = [m.uid if req.uid else seqs[id(m)]
-                for m, hit in evaluate(box, list(box.msgs), test, first_files_kept(key, kept)) if hit]
+        found = evaluate(box, list(box.msgs), test, first_files_kept(key, kept))
+        hits = [m.uid if req.uid else seqs[id(m)] for m, hit in found if hit]
     finally:
         if kept is not None:
             kept.flush({m.digest for m in box.msgs if not m.expunged})
