@@ -583,13 +583,15 @@ class Client:
         value, the walk's Error (final: a fresh fid's walk from the root
         depends on no other request), or None: to be done alone."""
         out: list = []
+        replies = self._replies([c for _, _, calls in sent for c in calls])
+        free: list[int] = []
         for fid, n, calls in sent:
-            rs = [self._reply_or_error(c) for c in calls]
+            rs = [next(replies) for _ in calls]
             walked = bool(rs) and isinstance(rs[0], codec.Rwalk) and len(rs[0].wqid) == n
             if walked and isinstance(rs[-1], Exception):
                 self._clunk_quietly(fid)     # the Tclunk came before the walk
             elif fid >= 0:
-                self._freefid(fid)           # every request was answered
+                free.append(fid)             # every request was answered
             if not rs:
                 out.append(None)
             elif not walked:
@@ -599,11 +601,36 @@ class Client:
                 out.append(None)
             else:
                 out.append(result(rs[1:-1]))
+        with self._lock:
+            self._free_fids += free
         return out
 
     def _gather(self, paths: list[str], sent: list, result, alone) -> list:
         got = self._settle(sent, result)
         return [alone(p) if d is None else d for p, d in zip(paths, got)]
+
+    def _replies(self, calls: list[_Call]) -> Iterator[Any]:
+        """Each call's reply or its Error, as _reply_or_error gives them,
+        waiting for the replies still owed and freeing every tag under
+        one acquisition of the lock (a batch has hundreds of calls)."""
+        for i, call in enumerate(calls):
+            if call.reply is None:
+                try:
+                    self._await(call)
+                except BaseException:       # as _finish: this one is abandoned
+                    self._abandon(call)
+                    with self._lock:
+                        for c in calls[:i]:
+                            self._release_tag(c.tag)
+                    raise
+        with self._lock:
+            for call in calls:
+                self._release_tag(call.tag)
+        for call in calls:
+            r = call.reply
+            if r is None:
+                raise Hungup()
+            yield Error(r.ename) if isinstance(r, codec.Rerror) else r
 
     def _reply_or_error(self, call: _Call) -> Any:
         return _error_as_value(self._finish, call)
