@@ -109,6 +109,9 @@ def test_forked_session_is_what_exec_makes(svcdir):
             port = a.sock.getsockname()[1]
             seen[fork] = a.what.replace(f"!{port}", "!PORT")
             assert f"127.0.0.1!{port}" in a.what     # stdin is this connection
+            # b started while a was open: nothing of a's session is open in b
+            assert b.what.rpartition("[")[2] == a.what.rpartition("[")[2] == "'0', '1', '2', '3']\n"
+            assert f"127.0.0.1!{b.sock.getsockname()[1]} " in b.what
             if fork:
                 assert a.ppid != la.proc.pid         # forked by the fork server
                 assert b"upas.forkserver" in cmdline(a.ppid)

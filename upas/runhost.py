@@ -11,7 +11,9 @@ ports with a certificate made on the spot, and prints how to connect.
 Ctrl-C or SIGTERM stops everything it started.  Ports 0 mean "any free
 port"; the ports actually used are printed (tests/fixtures/host.py uses that).
 The launcher keeps one upasfs per user alive across sessions (its -u);
--s starts one upasfs per session instead, as Plan 9's pop3 does.
+-s starts one upasfs per session instead, as Plan 9's pop3 does.  Each
+session is its own process, forked from the launcher's fork server
+(upas/forkserver.py; LISTEN_FORKSERVER=0 in the environment: exec'd).
 
 -R splits the host in two, the Plan 9 way to outgrow one machine: `store`
 keeps the mail and serves the auth server, factotum, ratfs and the mail
