@@ -254,3 +254,24 @@ def test_only_digests_are_kept(tmp_path):
     c.flush({"b" * 40, "not a digest"})
     assert records(tmp_path / "box" / "glenda" / ("mbox" + dc.SUFFIX)) == \
         {"b" * 40: {"ENVELOPE": b"y"}}
+
+
+def test_rename_moves_the_cache_and_delete_removes_it(server):
+    box = server.box()
+    other = box.with_name("keep")
+    other.write_bytes(box.read_bytes())
+    c = server.connect()
+    try:
+        c.cmd(b"s EXAMINE keep")
+        assert c.cmd(b"f FETCH 1:* " + ITEMS)[-1] == b"f OK FETCH completed\r\n"
+        c.cmd(b"u UNSELECT")
+        assert other.with_name("keep" + dc.SUFFIX).exists()
+        assert c.cmd(b"r RENAME keep kept")[-1] == b"r OK RENAME completed\r\n"
+        assert not other.with_name("keep" + dc.SUFFIX).exists()
+        moved = other.with_name("kept" + dc.SUFFIX)
+        assert records(moved)                   # the same records, under the new name
+        assert c.cmd(b"d DELETE kept")[-1] == b"d OK kept DELETE completed\r\n"
+        assert not moved.exists()
+        c.cmd(b"l LOGOUT")
+    finally:
+        c.close()

@@ -15,7 +15,7 @@ import posixpath
 
 from upas import ns as nsmod
 
-from . import names, safewrite, subscriptions
+from . import digestcache, names, safewrite, subscriptions
 from . import parser as p
 from .table import AUTH, EXPUNGES, SELECTED, capability, command
 
@@ -42,15 +42,17 @@ def _path(s, path: str) -> str:
     return names.box_path(s.user, path)
 
 
-def _imp_files(s, path: str) -> list[str]:
-    """The shadow file `<path>.imp` and the keywords beside it (imp.py)."""
+def _imp_files(s, path: str, cache: bool = True) -> list[str]:
+    """The shadow file `<path>.imp`, the keywords beside it (imp.py) and,
+    if `cache`, the digest cache (digestcache.py)."""
     parent, base = posixpath.split(path)
     try:
         entries = s.ns.readdir(_path(s, parent))
     except nsmod.Error:
         return []
     return [posixpath.join(parent, d.name) for d in entries
-            if d.name in (base + ".imp", base + ".kw.imp")]
+            if d.name in (base + ".imp", base + ".kw.imp")
+            or (cache and d.name == base + digestcache.SUFFIX)]
 
 
 def selected_path(s) -> str | None:
@@ -131,10 +133,10 @@ def _rename_inbox(s, to: str) -> None:
     ns = s.ns
     make_parents(s, to)
     safewrite.copy(ns, _path(s, names.INBOX_FILE), _path(s, to), FILE_PERM)
-    for f in _imp_files(s, names.INBOX_FILE):
+    for f in _imp_files(s, names.INBOX_FILE, cache=False):
         safewrite.copy(ns, _path(s, f), _path(s, to + f[len(names.INBOX_FILE):]))
     safewrite.replace(ns, _path(s, names.INBOX_FILE), b"", FILE_PERM)
-    for f in _imp_files(s, names.INBOX_FILE):
+    for f in _imp_files(s, names.INBOX_FILE):     # the cache is rebuilt on demand
         ns.remove(_path(s, f))
 
 
