@@ -27,6 +27,7 @@ R = TypeVar("R")
 BATCH = 128          # messages evaluated together
 ROUNDS = 12          # speculative rounds before the rest is read directly
 PROBE = 3            # children probed per round
+READ_AHEAD = 1 << 20  # bytes of each first file asked for ahead (capped by the iounit)
 DEFER = object()     # held: a failed probe that does not tell whether the part exists
 
 
@@ -72,15 +73,58 @@ def evaluate(box: "Mailbox", msgs: list["Message"], fn: Callable[["Message"], R]
              first: Callable[["Message"], Iterable[str]] = lambda m: ()
              ) -> Iterator[tuple["Message", R]]:
     """(m, fn(m)) for every message, in order, BATCH messages at a time;
-    first(m): files m is known to need (read in the first round)."""
-    for i in range(0, len(msgs), BATCH):
-        batch = msgs[i:i + BATCH]
+    first(m): files m is known to need (read in the first round).  The
+    first round of the next batch is asked for before this batch is
+    evaluated, so that upasfs reads it while we compute."""
+    batches = [msgs[i:i + BATCH] for i in range(0, len(msgs), BATCH)]
+    ahead = _ahead(box, batches[0], first) if batches else None
+    try:
+        for k, batch in enumerate(batches):
+            got, ahead = ahead(), None
+            if k + 1 < len(batches):
+                ahead = _ahead(box, batches[k + 1], first)
+            try:
+                for m, rel, data in got:
+                    box.hold(m, rel, data)
+                results = _batch(box, batch, fn, [(m, r) for m in batch for r in first(m)])
+            finally:
+                box.held.clear()
+                box.speculative = False
+            yield from zip(batch, results)
+    finally:
+        if ahead is not None:
+            ahead()                     # the replies must be taken in
+
+
+def _ahead(box: "Mailbox", batch: list["Message"], first):
+    """Send the reads of a batch's first files now; the returned function
+    collects them as [(m, rel, data)].  A file that filled the one read
+    (bigger than the iounit) is left out: the first round reads it whole."""
+    jobs = [(m, r) for m in batch for r in first(m) if not box.has(m, r)]
+    if not jobs:
+        return lambda: []
+    paths = [f"{box.fsdir}/{m.fsnum}/{r}" for m, r in jobs]
+    count = min(READ_AHEAD, _iounit(box, paths))
+    try:
+        finish = box.ns.read_many_begin(paths, count)
+    except Exception:
+        return lambda: []               # the first round reads them as before
+
+    def collect() -> list:
         try:
-            results = _batch(box, batch, fn, [(m, r) for m in batch for r in first(m)])
-        finally:
-            box.held.clear()
-            box.speculative = False
-        yield from zip(batch, results)
+            got = finish()
+        except Exception:
+            return []
+        return [(m, r, d) for (m, r), d in zip(jobs, got)
+                if d is not None and len(d) < count]
+    return collect
+
+
+def _iounit(box: "Mailbox", paths: list[str]) -> int:
+    """The most one read of these files returns (a 9P mount's iounit)."""
+    one = box.ns._one_9p_mount(paths)
+    client = getattr(one[0], "client", None) if one else None
+    return getattr(client, "iounit", READ_AHEAD) if one else READ_AHEAD
 
 
 def _batch(box: "Mailbox", batch: list["Message"], fn, want) -> list:

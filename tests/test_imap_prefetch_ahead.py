@@ -1,0 +1,72 @@
+"""The first files of the next batch are asked for ahead (prefetch.evaluate):
+sent before the current batch is evaluated, so upasfs reads them while
+imap4d computes.  The answers stay those of the direct reads, also when a
+file is longer than what was read ahead, and a FETCH stopped early leaves
+no reply unread on the connection."""
+from __future__ import annotations
+
+from upas.imap4d import fetch, prefetch
+from upas.imap4d import parser as p
+from tests.test_imap_prefetch import _fetch_batched, _fetch_direct, mbox, views  # noqa: F401
+
+ATTS = b"(UID RFC822.SIZE ENVELOPE BODYSTRUCTURE)"
+
+
+def _spy(box, log):
+    """Record the ns calls of a view: ("begin"|"read", number of files)."""
+    begin, many = box.ns.read_many_begin, box.ns.read_many
+
+    def read_many_begin(paths, count):
+        log.append(("begin", len(paths), count))
+        return begin(paths, count)
+
+    def read_many(paths, count=None):
+        log.append(("read", len(paths), count))
+        return many(paths, count)
+    box.ns.read_many_begin, box.ns.read_many = read_many_begin, read_many
+
+
+def test_next_batch_is_asked_for_before_this_one_is_answered(views):
+    direct, batched = views
+    atts = p.fetch_atts(p.Reader([ATTS]))
+    want = _fetch_direct(direct, atts)
+    log: list = []
+    _spy(batched, log)
+    first = fetch.first_files(atts)
+
+    def one(m):
+        log.append(("answer", m.fsnum))
+        return b" ".join(prefetch.gather(lambda a: fetch.item(batched, m, a, "imap.test"), atts))
+    got = [r for _, r in prefetch.evaluate(batched, batched.msgs, one, first)]
+    assert got == want
+    begins = [i for i, e in enumerate(log) if e[0] == "begin"]
+    answers = [i for i, e in enumerate(log) if e[0] == "answer"]
+    nbatches = -(-len(batched.msgs) // prefetch.BATCH)
+    assert len(begins) == nbatches
+    # the second batch's reads went out before the first answer was computed
+    assert begins[1] < answers[0]
+    assert log[begins[0]][1] == 2 * prefetch.BATCH       # rawheader and rawbody
+
+
+def test_files_longer_than_the_read_ahead_are_read_whole(views, monkeypatch):
+    direct, batched = views
+    monkeypatch.setattr(prefetch, "READ_AHEAD", 300)
+    atts = p.fetch_atts(p.Reader([ATTS]))
+    want = _fetch_direct(direct, atts)
+    assert any(len(direct.read(m, "rawbody")) > 300 for m in direct.msgs)
+    assert _fetch_batched(batched, atts) == want
+    assert batched.held == {} and not batched.speculative
+
+
+def test_a_fetch_stopped_early_leaves_the_connection_clean(views):
+    direct, batched = views
+    atts = p.fetch_atts(p.Reader([ATTS]))
+    want = _fetch_direct(direct, atts)
+
+    def one(m):
+        return b" ".join(prefetch.gather(lambda a: fetch.item(batched, m, a, "imap.test"), atts))
+    it = prefetch.evaluate(batched, batched.msgs, one, fetch.first_files(atts))
+    assert next(it)[1] == want[0]
+    it.close()                  # the next batch's reads were in flight
+    assert batched.held == {}
+    assert _fetch_batched(batched, atts) == want
