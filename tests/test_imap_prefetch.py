@@ -126,14 +126,18 @@ def test_message_deleted_between_rounds_is_an_error(views, monkeypatch):
     want = _fetch_direct(direct, atts)
     victim = next(m for m in batched.msgs if batched.read(m, "rawheader").find(b"shape 0") >= 0)
     deleted = []
-    real = prefetch.load
+    real = prefetch.load_begin
 
-    def load(box, wanted):          # the first round that read the victim's files
-        real(box, wanted)
-        if not deleted and any(m is victim for m, _ in wanted):
-            box.ns.write(CTL, f"delete {box.fsname} {victim.fsnum}".encode())
-            deleted.append(victim)
-    monkeypatch.setattr(prefetch, "load", load)
+    def load_begin(box, wanted):    # the first round that read the victim's files
+        collect = real(box, wanted)
+
+        def then():
+            collect()
+            if not deleted and any(m is victim for m, _ in wanted):
+                box.ns.write(CTL, f"delete {box.fsname} {victim.fsnum}".encode())
+                deleted.append(victim)
+        return then
+    monkeypatch.setattr(prefetch, "load_begin", load_begin)
 
     def guard(fn):
         def safe(m):

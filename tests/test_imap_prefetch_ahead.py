@@ -1,8 +1,8 @@
-"""The first files of the next batch are asked for ahead (prefetch.evaluate):
-sent before the current batch is evaluated, so upasfs reads them while
-imap4d computes.  The answers stay those of the direct reads, also when a
-file is longer than what was read ahead, and a FETCH stopped early leaves
-no reply unread on the connection."""
+"""Two batches are under way at once (prefetch.evaluate's lanes): the reads
+of one batch's round are in flight while the other batch is evaluated, so
+upasfs reads while imap4d computes.  The answers stay those of the direct
+reads, also when a file is longer than one read, and a FETCH stopped
+early leaves no reply unread on the connection."""
 from __future__ import annotations
 
 from upas.imap4d import fetch, prefetch
@@ -17,7 +17,7 @@ def _spy(box, log):
     begin, many = box.ns.read_many_begin, box.ns.read_many
 
     def read_many_begin(paths, count):
-        log.append(("begin", len(paths), count))
+        log.append(("begin", len(paths), {int(x.split("/")[4]) for x in paths}))
         return begin(paths, count)
 
     def read_many(paths, count=None):
@@ -41,16 +41,23 @@ def test_next_batch_is_asked_for_before_this_one_is_answered(views):
     assert got == want
     begins = [i for i, e in enumerate(log) if e[0] == "begin"]
     answers = [i for i, e in enumerate(log) if e[0] == "answer"]
-    nbatches = -(-len(batched.msgs) // prefetch.BATCH)
-    assert len(begins) == nbatches
+    assert log[begins[0]][1] == 2 * prefetch.BATCH       # rawheader and rawbody
+    assert log[begins[1]][1] == 2 * prefetch.BATCH       # ... of the next batch
     # the second batch's reads went out before the first answer was computed
     assert begins[1] < answers[0]
-    assert log[begins[0]][1] == 2 * prefetch.BATCH       # rawheader and rawbody
+    # later rounds too: while a round's reads are in flight, messages of
+    # another batch are answered
+    overlapped = 0
+    for k, i in enumerate(begins[2:], 2):
+        mine = log[i][2]
+        j = next((b for b in begins[k + 1:] if log[b][2] & mine), len(log))
+        overlapped += any(e[0] == "answer" and e[1] not in mine for e in log[i:j])
+    assert overlapped >= (len(begins) - 2) // 2 > 0
 
 
-def test_files_longer_than_the_read_ahead_are_read_whole(views, monkeypatch):
+def test_files_longer_than_one_read_are_read_whole(views, monkeypatch):
     direct, batched = views
-    monkeypatch.setattr(prefetch, "READ_AHEAD", 300)
+    monkeypatch.setattr(prefetch, "_iounit", lambda box, paths: 300)
     atts = p.fetch_atts(p.Reader([ATTS]))
     want = _fetch_direct(direct, atts)
     assert any(len(direct.read(m, "rawbody")) > 300 for m in direct.msgs)

@@ -9,6 +9,10 @@ reads all of it with one pipelined `ns.read_many`, and evaluates again,
 until every message's answer is complete.  An answer is thus computed
 from exactly the bytes the direct reads would give, at the cost of a few
 round trips per batch instead of several per message and MIME part.
+Two batches are under way at once: the reads of one's round are sent
+(ns.read_many_begin) and upasfs works on them while the other is
+evaluated, so the two processes compute at the same time instead of in
+turn.
 
 A part's children are not found by listing its directory (a listing
 makes upasfs stat all 25 files of the part) but by reading `k/mimeheader`
@@ -16,6 +20,7 @@ for k = 1, 2, ... until one is missing (see probe_children).
 """
 from __future__ import annotations
 
+from collections import deque
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, TypeVar
 
 if TYPE_CHECKING:
@@ -27,7 +32,8 @@ R = TypeVar("R")
 BATCH = 128          # messages evaluated together
 ROUNDS = 12          # speculative rounds before the rest is read directly
 PROBE = 3            # children probed per round
-READ_AHEAD = 1 << 20  # bytes of each first file asked for ahead (capped by the iounit)
+LANES = 2            # batches under way at once
+ONE_READ = 1 << 20   # bytes read at once from a file not on a 9P mount
 DEFER = object()     # held: a failed probe that does not tell whether the part exists
 
 
@@ -73,85 +79,84 @@ def evaluate(box: "Mailbox", msgs: list["Message"], fn: Callable[["Message"], R]
              first: Callable[["Message"], Iterable[str]] = lambda m: ()
              ) -> Iterator[tuple["Message", R]]:
     """(m, fn(m)) for every message, in order, BATCH messages at a time;
-    first(m): files m is known to need (read in the first round).  The
-    first round of the next batch is asked for before this batch is
-    evaluated, so that upasfs reads it while we compute."""
+    first(m): files m is known to need (read in the first round).  LANES
+    batches are under way at once: while upasfs reads the files of one
+    batch's round, imap4d evaluates another's."""
     batches = [msgs[i:i + BATCH] for i in range(0, len(msgs), BATCH)]
-    ahead = _ahead(box, batches[0], first) if batches else None
+    lanes: deque[_Lane] = deque()
+    finished: dict[int, list] = {}
+    started = shown = 0
     try:
-        for k, batch in enumerate(batches):
-            got, ahead = ahead(), None
-            if k + 1 < len(batches):
-                ahead = _ahead(box, batches[k + 1], first)
-            try:
-                for m, rel, data in got:
-                    box.hold(m, rel, data)
-                results = _batch(box, batch, fn, [(m, r) for m in batch for r in first(m)])
-            finally:
-                box.held.clear()
-                box.speculative = False
-            yield from zip(batch, results)
+        while shown < len(batches):
+            while len(lanes) < LANES and started < len(batches):
+                batch = batches[started]
+                lanes.append(_Lane(box, started, batch, fn, [(m, r) for m in batch for r in first(m)]))
+                started += 1
+            lane = lanes.popleft()
+            results = lane.step()
+            if results is None:
+                lanes.append(lane)
+                continue
+            finished[lane.index] = results
+            while shown in finished:
+                yield from zip(batches[shown], finished.pop(shown))
+                shown += 1
     finally:
-        if ahead is not None:
-            ahead()                     # the replies must be taken in
+        for lane in lanes:
+            lane.drain()
+        box.held.clear()
+        box.speculative = False
 
 
-def _ahead(box: "Mailbox", batch: list["Message"], first):
-    """Send the reads of a batch's first files now; the returned function
-    collects them as [(m, rel, data)].  A file that filled the one read
-    (bigger than the iounit) is left out: the first round reads it whole."""
-    jobs = [(m, r) for m in batch for r in first(m) if not box.has(m, r)]
-    if not jobs:
-        return lambda: []
-    paths = [f"{box.fsdir}/{m.fsnum}/{r}" for m, r in jobs]
-    count = min(READ_AHEAD, _iounit(box, paths))
-    try:
-        finish = box.ns.read_many_begin(paths, count)
-    except Exception:
-        return lambda: []               # the first round reads them as before
+class _Lane:
+    """One batch evaluated round by round; its round's reads are in flight
+    between two steps."""
 
-    def collect() -> list:
-        try:
-            got = finish()
-        except Exception:
-            return []
-        return [(m, r, d) for (m, r), d in zip(jobs, got)
-                if d is not None and len(d) < count]
-    return collect
+    def __init__(self, box: "Mailbox", index: int, batch: list["Message"], fn, want):
+        self.box, self.index, self.batch, self.fn = box, index, batch, fn
+        self.done: dict[int, object] = {}
+        self.pending, self.direct = list(batch), []
+        self.rounds = 1
+        self.collect: Callable[[], None] | None = load_begin(box, want)
 
-
-def _iounit(box: "Mailbox", paths: list[str]) -> int:
-    """The most one read of these files returns (a 9P mount's iounit)."""
-    one = box.ns._one_9p_mount(paths)
-    client = getattr(one[0], "client", None) if one else None
-    return getattr(client, "iounit", READ_AHEAD) if one else READ_AHEAD
-
-
-def _batch(box: "Mailbox", batch: list["Message"], fn, want) -> list:
-    done: dict[int, object] = {}
-    pending, direct = list(batch), []
-    for _ in range(ROUNDS):
-        load(box, want)
-        want, todo = [], []
+    def step(self) -> list | None:
+        """Take in this round's reads and evaluate; the results once every
+        message is answered, else None with the next round's reads sent."""
+        self.drain()
+        box, want, todo = self.box, [], []
         box.speculative = True
         try:
-            for m in pending:
+            for m in self.pending:
                 try:
-                    done[id(m)] = fn(m)
+                    self.done[id(m)] = self.fn(m)
                 except Need as n:
                     if n.rels:
                         want += [(m, r) for r in n.rels]
                         todo.append(m)
                     else:
-                        direct.append(m)
+                        self.direct.append(m)
         finally:
             box.speculative = False
-        pending = todo
-        if not pending:
-            break
-    for m in pending + direct:
-        done[id(m)] = fn(m)
-    return [done[id(m)] for m in batch]
+        self.pending = todo
+        if todo and self.rounds < ROUNDS:
+            self.rounds += 1
+            self.collect = load_begin(box, want)
+            return None
+        for m in self.pending + self.direct:
+            self.done[id(m)] = self.fn(m)
+        self._forget()
+        return [self.done[id(m)] for m in self.batch]
+
+    def drain(self) -> None:
+        collect, self.collect = self.collect, None
+        if collect is not None:
+            collect()
+
+    def _forget(self) -> None:
+        """Drop what was held for this batch (the other lanes keep theirs)."""
+        mine = {m.fsnum for m in self.batch}
+        for k in [k for k in self.box.held if k[0] in mine]:
+            del self.box.held[k]
 
 
 # ------------------------------------------------------------ reading
@@ -164,9 +169,15 @@ def _probe(rel: str) -> int:
 
 
 def load(box: "Mailbox", want: list[tuple["Message", str]]) -> None:
-    """Read the wanted files, those of one message together and in order,
-    all in one pipelined read_many.  A probe is read even if known (the
-    one before the next probes: see probe_children)."""
+    """Read the wanted files (load_begin, then wait for them)."""
+    load_begin(box, want)()
+
+
+def load_begin(box: "Mailbox", want: list[tuple["Message", str]]) -> Callable[[], None]:
+    """Send the reads of the wanted files, those of one message together
+    and in order, all in one pipelined read_many; the returned function
+    (called once) takes them in.  A probe is read even if known (the one
+    before the next probes: see probe_children)."""
     per: dict[int, tuple["Message", list[str]]] = {}
     for m, rel in want:
         if _probe(rel) or not box.has(m, rel):
@@ -175,9 +186,22 @@ def load(box: "Mailbox", want: list[tuple["Message", str]]) -> None:
                 rels.append(rel)
     jobs = [(m, r) for m, rels in per.values() for r in rels]
     if not jobs:
-        return
+        return lambda: None
     paths = [f"{box.fsdir}/{m.fsnum}/{rel}" for m, rel in jobs]
-    got = box.ns.read_many(paths, None)       # whole files
+    count = _iounit(box, paths)
+    finish = box.ns.read_many_begin(paths, count)
+
+    def collect() -> None:
+        got = finish()
+        full = [i for i, d in enumerate(got) if d is not None and len(d) >= count]
+        if full:                # bigger than one read: read whole
+            for i, d in zip(full, box.ns.read_many([paths[i] for i in full], None)):
+                got[i] = d
+        _take(box, jobs, got)
+    return collect
+
+
+def _take(box: "Mailbox", jobs: list[tuple["Message", str]], got: list) -> None:
     found = {(id(m), rel) for (m, rel), data in zip(jobs, got) if data is not None}
     for (m, rel), data in zip(jobs, got):
         if data is not None:
@@ -186,6 +210,13 @@ def load(box: "Mailbox", want: list[tuple["Message", str]]) -> None:
             box.hold(m, rel, None)      # no such part: its elder was just there
         else:
             box.hold(m, rel, DEFER if _probe(rel) else None)
+
+
+def _iounit(box: "Mailbox", paths: list[str]) -> int:
+    """The most one read of these files returns (a 9P mount's iounit)."""
+    one = box.ns._one_9p_mount(paths)
+    client = getattr(one[0], "client", None) if one else None
+    return getattr(client, "iounit", ONE_READ) if one else ONE_READ
 
 
 def _sibling(rel: str, d: int) -> str:
