@@ -149,13 +149,19 @@ def plist(params: list[tuple[str, str]]) -> bytes:
 # ------------------------------------------------------------ addresses
 
 def _split_top(v: bytes, sep: int) -> list[bytes]:
-    """Split at SEP outside quotes, comments and angle brackets."""
-    out, cur, depth, angle, quote, esc = [], bytearray(), 0, False, False, False
-    for c in v:
-        if esc:
-            esc = False
-        elif c == 0x5c:
-            esc = True
+    """Split at SEP outside quotes, comments and angle brackets (a backslash
+    escapes the next byte); only the bytes that matter are visited."""
+    pat = _SPLIT_AT.get(sep)
+    if pat is None:
+        pat = _SPLIT_AT[sep] = re.compile(rb'[\\"()<>' + re.escape(bytes((sep,))) + rb"]")
+    out, start, depth, angle, quote, skip = [], 0, 0, False, False, -1
+    for mt in pat.finditer(v):
+        i = mt.start()
+        if i < skip:                    # escaped
+            continue
+        c = v[i]
+        if c == 0x5c:
+            skip = i + 2
         elif quote:
             quote = c != 0x22
         elif c == 0x22:
@@ -169,12 +175,13 @@ def _split_top(v: bytes, sep: int) -> list[bytes]:
         elif c == 0x3e and not depth:
             angle = False
         elif c == sep and not depth and not angle:
-            out.append(bytes(cur))
-            cur = bytearray()
-            continue
-        cur.append(c)
-    out.append(bytes(cur))
+            out.append(v[start:i])
+            start = i + 1
+    out.append(v[start:])
     return out
+
+
+_SPLIT_AT: dict[int, re.Pattern] = {}
 
 
 def _uncomment(v: bytes) -> bytes:
