@@ -5,13 +5,13 @@ concurrent sessions and new mail leave it right.  End to end with the real
 pop3, upasfs and factotum; the file's own rules on a local namespace."""
 from __future__ import annotations
 
-import binascii
 import threading
 
 from tests.test_pop3_server import GLENDA, entries, expected_size, login, wire
 from upas import ns as nsmod
+from upas.mail import digestfile
 from upas.pop3 import sizecache
-from upas.pop3.sizecache import MAGIC, SizeCache
+from upas.pop3.sizecache import HEADER, KEY, MAGIC, SizeCache
 
 
 def listing(pop3) -> tuple[bytes, bytes, bytes]:
@@ -33,8 +33,18 @@ def expected_list(pop3) -> bytes:
             + b"".join(b"%d %d\r\n" % (i, s) for i, s in enumerate(sizes, 1)) + b".\r\n")
 
 
+def parse(data: bytes) -> dict[bytes, tuple[int, int]]:
+    state, entries, _ = digestfile.parse(data, MAGIC, HEADER)
+    assert state == "ok"
+    return {d.encode(): tuple(int(x) for x in kv[KEY].split()) for d, kv in entries.items()}
+
+
 def records(path) -> dict[bytes, tuple[int, int]]:
-    return sizecache._parse(path.read_bytes())
+    return parse(path.read_bytes())
+
+
+def record(digest: str, raw_len: int, size: int) -> bytes:
+    return digestfile.record(digest, KEY, b"%d %d" % (raw_len, size))
 
 
 def test_first_session_writes_second_reads(pop3_factory):
@@ -65,8 +75,7 @@ def test_a_hit_is_used_and_a_miss_read(pop3_factory):
     cache = pop3.box("glenda", "mbox.pop3.imp")
     msgs = entries(pop3.box("glenda"))
     digest, raw = msgs[0]
-    line = b"%s %d %d" % (digest.encode(), len(raw), 12345)
-    cache.write_bytes(MAGIC + line + b" %08x\n" % binascii.crc32(line))
+    cache.write_bytes(HEADER + record(digest, len(raw), 12345))
     stat, lst, _ = listing(pop3)
     assert lst.split(b"\r\n")[1] == b"1 12345"
     assert lst.split(b"\r\n")[2] == b"2 %d" % expected_size(msgs[1][1])
@@ -79,26 +88,31 @@ def test_corrupt_records_and_torn_tail_are_ignored(pop3_factory):
     listing(pop3)
     good = cache.read_bytes()
     lines = good.split(b"\n")
-    d0 = lines[1].split(b" ")[0]
-    # a record whose check fails (its size changed), and a tail torn mid-record
-    lines[1] = lines[1].replace(b" ", b" 9", 2)
+    d0 = lines[1][17:57]
+    # a record whose check fails (its size changed) ends the reading;
+    # and a tail torn mid-record
+    lines[1] = lines[1][:-1] + b"9"
     torn = b"\n".join(lines[:-1]) + b"\n" + lines[2][:30]
     cache.write_bytes(torn)
-    assert d0 not in records(cache)
+    state, left, was_torn = digestfile.parse(torn, MAGIC, HEADER)
+    assert state == "ok" and was_torn and d0.decode() not in left
     assert listing(pop3)[1] == expected_list(pop3)
-    again = records(cache)                   # the lost record was added back
-    assert d0 in again and again == sizecache._parse(good)
+    again = records(cache)                   # rewritten whole, the lost records back
+    assert d0 in again and again == parse(good)
 
 
-def test_foreign_file_is_ignored_and_replaced(pop3_factory):
+def test_stale_file_is_replaced_and_foreign_one_left_alone(pop3_factory):
     pop3 = pop3_factory()
     cache = pop3.box("glenda", "mbox.pop3.imp")
     digest, raw = entries(pop3.box("glenda"))[0]
-    line = b"%s %d %d" % (digest.encode(), len(raw), 1)
-    cache.write_bytes(b"upas/pop3 sizes 999\n" + line + b" %08x\n" % binascii.crc32(line))
+    cache.write_bytes(MAGIC + b"999\n" + record(digest, len(raw), 1))   # another format
     assert listing(pop3)[1] == expected_list(pop3)
-    assert cache.read_bytes().startswith(MAGIC)
+    assert cache.read_bytes().startswith(HEADER)
     assert records(cache)[digest.encode()][1] == expected_size(raw)
+    foreign = b"not ours\n" + record(digest, len(raw), 1)
+    cache.write_bytes(foreign)
+    assert listing(pop3)[1] == expected_list(pop3)
+    assert cache.read_bytes() == foreign
 
 
 def test_new_mail_is_added_and_concurrent_sessions_agree(pop3_factory):
@@ -124,7 +138,7 @@ def test_new_mail_is_added_and_concurrent_sessions_agree(pop3_factory):
 
 
 def test_compaction_drops_gone_messages(tmp_path, monkeypatch):
-    monkeypatch.setattr(sizecache, "SLACK", 2)
+    monkeypatch.setattr(digestfile, "SLACK", 2)
     ns = nsmod.Namespace("glenda")
     ns.bind_dir("/mail/box/glenda", str(tmp_path))
     path = sizecache.cache_path("/mail/box/glenda/mbox", "glenda")
@@ -133,12 +147,15 @@ def test_compaction_drops_gone_messages(tmp_path, monkeypatch):
     assert c.get(b"a" * 40) is None          # no file: every message a miss
     for i in range(6):
         c.add(b"%040d" % i, 10 + i, 20 + i)
+    c.add(b"x" * 40, 1, 1)                   # not a digest: not kept
     c.save({b"%040d" % i for i in range(6)})
     assert len(records(tmp_path / "mbox.pop3.imp")) == 6
     c = SizeCache(ns, path)
     assert c.get(b"%040d" % 5) == (15, 25)
-    c.save({b"%040d" % 5})                   # 5 of 6 gone: rewritten
-    assert records(tmp_path / "mbox.pop3.imp") == {b"%040d" % 5: (15, 25)}
+    c.add(b"%040d" % 6, 16, 26)
+    c.save({b"%040d" % i for i in (5, 6)})   # 5 of 7 gone: rewritten
+    assert records(tmp_path / "mbox.pop3.imp") == {b"%040d" % 5: (15, 25),
+                                                   b"%040d" % 6: (16, 26)}
     assert not (tmp_path / "mbox.pop3.imp.tmp").exists()
     # only the user's own mailboxes have one
     assert sizecache.cache_path("/mail/box/bob/mbox", "glenda") is None

@@ -14,8 +14,9 @@ from __future__ import annotations
 import posixpath
 
 from upas import ns as nsmod
+from upas.mail import safewrite
 
-from . import digestcache, names, safewrite, subscriptions
+from . import digestcache, names, subscriptions
 from . import parser as p
 from .table import AUTH, EXPUNGES, SELECTED, capability, command
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import AbstractSet, Iterable
 
 from upas import ns as nsmod
+from upas.mail import safewrite
 
 MAGIC = b"imap internal mailbox description\n"
 KW_MAGIC = b"imap keywords\n"
@@ -207,23 +208,7 @@ def match(imp: ImpFile | None, digests: list[str], uidnext_floor: int = 1
 def write_atomic(ns: nsmod.Namespace, path: str, data: bytes, mode: int = 0o664) -> None:
     """tmp + fsync + rename + fsync(dir), on a locally bound path; through
     the namespace otherwise (a remote file server does its own syncing)."""
-    real = ns.local_path(path)
-    if real is None:
-        ns.write(path, data)
-        return
-    tmp = real + ".tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, real)
-    dfd = os.open(os.path.dirname(real), os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    safewrite.replace(ns, path, data, mode)
 
 
 def read_file(ns: nsmod.Namespace, path: str) -> bytes | None:

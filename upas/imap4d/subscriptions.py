@@ -9,8 +9,9 @@ under the mail lock and replaces the file crash-safely.
 from __future__ import annotations
 
 from upas import ns as nsmod
+from upas.mail import safewrite
 
-from . import names, safewrite
+from . import names
 
 FILE = "imap.subscribed"
 HEADER = "#imap4 subscription list\n"

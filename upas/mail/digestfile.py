@@ -1,0 +1,218 @@
+"""Records about messages, kept by digest in a file beside the mailbox.
+
+upasfs names each message's content by its SHA-1 `digest` (which covers
+every byte of the message, its From line included).  Whatever a server
+derives from the content alone is therefore the same for every message
+with that digest, in every session, for ever: it can be kept and reused
+without reading the message again, and can never be stale.  imap4d keeps
+its FETCH answers this way (imap4d/digestcache.py), pop3 its sizes
+(pop3/sizecache.py); Dovecot's dovecot.index.cache is the model.
+
+    <header>\\n                                                   the owner's
+    R<len:8 hex><crc32:8 hex><digest:40> <key> <value>\\n         one a record
+
+The header starts with the owner's magic; the rest of it says what the
+records depend on (a format version, the code that computed them): a
+file with another header is "stale" and replaced, one without the magic
+is "foreign" and neither read nor written.  Records are appended (one
+write by a session, without the mail lock); a torn or corrupt record ends
+the reading of the file, and the next write rewrites it whole (tmp +
+fsync + rename, under the mail lock) with only the records of messages
+still in the mailbox.  The file is best effort: when it cannot be read or
+written, the owner computes its answers as without it.
+"""
+from __future__ import annotations
+
+import os
+import re
+import zlib
+
+from upas import ns as nsmod
+from upas.mail import safewrite
+
+SLACK = 64 << 10            # bytes of dead records tolerated before a rewrite
+_HEAD = 17                  # b"R" + 8 hex length + 8 hex crc
+_DIGEST = re.compile(rb"[0-9a-f]{40}\Z")
+_KEY = re.compile(rb"[A-Za-z0-9.:-]{1,40}\Z")
+
+
+def record(digest: str, key: str, value: bytes) -> bytes:
+    payload = b"%s %s %s" % (digest.encode(), key.encode(), value)
+    return b"R%08x%08x" % (len(payload), zlib.crc32(payload)) + payload + b"\n"
+
+
+def parse(data: bytes, magic: bytes, header: bytes
+          ) -> tuple[str, dict[str, dict[str, bytes]], bool]:
+    """(state, entries, torn) of a file's bytes.  state: "ok" (ours, current),
+    "stale" (ours, but another header: not read), "foreign" (not ours);
+    torn: bytes after the last good record."""
+    if not data.startswith(magic):
+        return "foreign", {}, False
+    if not data.startswith(header):
+        return "stale", {}, False
+    out, torn = parse_records(data, len(header))
+    return "ok", out, torn
+
+
+def parse_records(data: bytes, pos: int) -> tuple[dict[str, dict[str, bytes]], bool]:
+    """The records from pos on; True if a bad one ends them before the end."""
+    out: dict[str, dict[str, bytes]] = {}
+    end = len(data)
+    while pos < end:
+        if end - pos < _HEAD or data[pos] != 0x52:          # "R"
+            break
+        try:
+            n, crc = int(data[pos + 1:pos + 9], 16), int(data[pos + 9:pos + 17], 16)
+        except ValueError:
+            break
+        stop = pos + _HEAD + n
+        if stop >= end or data[stop] != 0x0A:
+            break
+        payload = data[pos + _HEAD:stop]
+        if zlib.crc32(payload) != crc:
+            break
+        parts = payload.split(b" ", 2)
+        if len(parts) != 3 or not _DIGEST.match(parts[0]) or not _KEY.match(parts[1]):
+            break
+        out.setdefault(parts[0].decode(), {})[parts[1].decode()] = parts[2]
+        pos = stop + 1
+    return out, pos < end
+
+
+def is_digest(digest: str) -> bool:
+    return bool(_DIGEST.match(digest.encode()))
+
+
+class DigestFile:
+    """One such file, as this session knows it."""
+
+    def __init__(self, ns: nsmod.Namespace, path: str, magic: bytes, header: bytes,
+                 mode: int = 0o600):
+        assert header.startswith(magic) and header.endswith(b"\n")
+        self.ns, self.path, self.dir = ns, path, os.path.dirname(path)
+        self.magic, self.header, self.mode = magic, header, mode
+        self.entries: dict[str, dict[str, bytes]] = {}
+        self.pending: list[bytes] = []
+        self.state = "absent"
+        self.torn = False
+        self.size = 0
+        self.stamp = None
+
+    # -- reading ---------------------------------------------------------
+    def refresh(self) -> None:
+        """Take in what other sessions added since we last read the file."""
+        try:
+            d = self.ns.stat(self.path)
+        except nsmod.Error:
+            self.stamp, self.state, self.size, self.torn = None, "absent", 0, False
+            return
+        stamp = (d.qid, d.mtime, d.length)
+        if stamp == self.stamp:
+            return
+        if not (self.stamp and self._load_tail(stamp)):
+            self._load(stamp)
+
+    def _load_tail(self, stamp) -> bool:
+        """Read only the records others appended since we read the file
+        (the same file, grown, and all of it good so far)."""
+        if self.state != "ok" or self.torn or stamp[0].path != self.stamp[0].path \
+                or stamp[2] <= self.size:
+            return False
+        real = self.ns.local_path(self.path)
+        if real is None:
+            return False
+        with open(real, "rb") as f:
+            if f.read(len(self.header)) != self.header:
+                return False
+            f.seek(self.size)
+            data = f.read()
+        entries, self.torn = parse_records(data, 0)
+        self._take(entries)
+        self.size += len(data)
+        self.stamp = stamp
+        return True
+
+    def _load(self, stamp) -> None:
+        try:
+            data = self.ns.read(self.path)
+        except (nsmod.Error, OSError):
+            self.state, self.stamp = "foreign", None      # unreadable: leave it be
+            return
+        self.state, entries, self.torn = parse(data, self.magic, self.header)
+        self._take(entries)
+        self.size, self.stamp = len(data), stamp
+
+    def _take(self, entries: dict[str, dict[str, bytes]]) -> None:
+        for d, kv in entries.items():
+            self.entries.setdefault(d, {}).update(kv)
+
+    def get(self, digest: str, key: str) -> bytes | None:
+        kv = self.entries.get(digest)
+        return kv.get(key) if kv else None
+
+    def put(self, digest: str, key: str, value: bytes) -> None:
+        """Keep a value (written by flush)."""
+        if self.get(digest, key) == value or not is_digest(digest):
+            return                      # known, or not a digest we can name
+        self.entries.setdefault(digest, {})[key] = value
+        if self.state != "foreign":
+            self.pending.append(record(digest, key, value))
+
+    # -- writing ---------------------------------------------------------
+    def flush(self, live: set[str]) -> None:
+        """Write what was added; rewrite the file if it is absent, stale,
+        torn, or mostly records of messages no longer in `live`."""
+        if not self.pending or self.state == "foreign":
+            self.pending.clear()
+            return
+        try:
+            if self.state == "ok" and not self.torn and not self._bloated(live) \
+                    and self._append():
+                return
+            self._rewrite(live)
+        except Exception:                       # noqa: BLE001 -- best effort:
+            pass                                # the answers stand without it
+        finally:
+            self.pending.clear()
+
+    def _bloated(self, live: set[str]) -> bool:
+        kept = sum(len(k) + len(v) + 60 for d in live if d in self.entries
+                   for k, v in self.entries[d].items())
+        return self.size > 2 * kept + SLACK
+
+    def _append(self) -> bool:
+        """One O_APPEND write of the pending records, if the file is still
+        ours; False if it must be rewritten instead."""
+        real = self.ns.local_path(self.path)
+        if real is None:
+            return False
+        fd = os.open(real, os.O_RDWR | os.O_APPEND)
+        try:
+            if os.pread(fd, len(self.header), 0) != self.header:
+                return False
+            data = memoryview(b"".join(self.pending))
+            while data:
+                data = data[os.write(fd, data):]
+        finally:
+            os.close(fd)
+        self.size += sum(len(r) for r in self.pending)
+        d = self.ns.stat(self.path)
+        # nobody else wrote meanwhile: what we hold is the file
+        self.stamp = (d.qid, d.mtime, d.length) if d.length == self.size else None
+        return True
+
+    def _rewrite(self, live: set[str]) -> None:
+        with self.ns.lock(self.dir):
+            self.stamp = None
+            self.refresh()                      # others' records since
+            if self.state == "foreign":
+                return
+            body = [record(d, k, v) for d in sorted(live) if d in self.entries
+                    for k, v in sorted(self.entries[d].items())]
+            data = self.header + b"".join(body)
+            real = self.ns.local_path(self.path)
+            if real is not None and os.path.lexists(real + ".tmp"):
+                os.unlink(real + ".tmp")        # a crash's: its mode would stay
+            safewrite.replace(self.ns, self.path, data, self.mode)
+        self.entries = {d: kv for d, kv in self.entries.items() if d in live}
+        self.state, self.torn, self.size, self.stamp = "ok", False, len(data), None
