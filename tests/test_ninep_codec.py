@@ -85,6 +85,25 @@ def test_stat_layout():
     assert Stat.unpack_many(b + Stat(name="x").pack()) == [ST, Stat(name="x")]
 
 
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.text(max_size=12), st.text(max_size=5)), max_size=8))
+def test_names_of_a_listing_are_unpack_manys(entries):
+    b = b"".join(Stat(name=n, uid=u, gid="g", muid=u).pack() for n, u in entries)
+    assert Stat.names_of(b) == [s.name for s in Stat.unpack_many(b)]
+    for k in range(1, len(b)):            # a cut entry is refused, as unpack_many does
+        if not _whole_entries(b, k):
+            with pytest.raises(ProtocolError):
+                Stat.names_of(b[:k])
+
+
+def _whole_entries(b: bytes, k: int) -> bool:
+    """Whether b[:k] ends at an entry boundary."""
+    pos = 0
+    while pos < k:
+        pos += struct.unpack_from("<H", b, pos)[0] + 2
+    return pos == k
+
+
 @pytest.mark.parametrize("msg", EXAMPLES, ids=lambda m: type(m).__name__)
 def test_every_truncation_is_refused(msg):
     b = pack(msg)

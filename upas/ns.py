@@ -144,6 +144,9 @@ class _LocalMount:
                 continue  # vanished, or a dangling link
         return out
 
+    def readdir_names(self, rel: str) -> list[str]:
+        return [d.name for d in self.readdir(rel)]
+
     def create(self, rel: str, perm: int, isdir: bool) -> None:
         path = self.real(rel)
         try:
@@ -260,6 +263,9 @@ class _NinepMount:
 
     def readdir(self, rel: str) -> list[Dir]:
         return [_dir_from_9p(s) for s in self._call(self.client.readdir, self._p(rel))]
+
+    def readdir_names(self, rel: str) -> list[str]:
+        return self._call(self.client.readdir_names, self._p(rel))
 
     def create(self, rel: str, perm: int, isdir: bool) -> None:
         f = self._call(self.client.create, self._p(rel), perm | (DMDIR if isdir else 0), 0)
@@ -457,6 +463,11 @@ class Namespace:
     def readdir(self, path: str) -> list[Dir]:
         m, rel = self._resolve(path)
         return m.readdir(rel)
+
+    def readdir_names(self, path: str) -> list[str]:
+        """The names readdir would give, without the rest of each entry."""
+        m, rel = self._resolve(path)
+        return m.readdir_names(rel)
 
     def create(self, path: str, perm: int = 0o666, dir: bool = False) -> None:
         m, rel = self._resolve(path)

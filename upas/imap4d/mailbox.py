@@ -163,8 +163,7 @@ class Mailbox:
             self._unlisted = ahead      # our listing is still upasfs's
             return False
         self.fs_stamp = stamp
-        nums = sorted(int(d.name) for d in self.ns.readdir(self.fsdir)
-                      if d.name.isdigit())
+        nums = sorted(int(n) for n in self.ns.readdir_names(self.fsdir) if n.isdigit())
         have = set(nums)
         changed = False
         for m in self.msgs:
@@ -481,8 +480,7 @@ class Mailbox:
                 m.cache[key] = prefetch.probe_children(self, m, rel)
                 return m.cache[key]
             p = f"{self.fsdir}/{m.fsnum}" + (f"/{rel}" if rel else "")
-            m.cache[key] = sorted(int(d.name) for d in self.ns.readdir(p)
-                                  if d.name.isdigit())
+            m.cache[key] = sorted(int(n) for n in self.ns.readdir_names(p) if n.isdigit())
         return m.cache[key]
 
     # -- removal -----------------------------------------------------------

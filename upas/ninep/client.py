@@ -438,11 +438,19 @@ class Client:
                            self._readall(fid, 0, iounit, first))
 
     def readdir(self, path: str) -> list[Stat]:
-        """A directory's entries; its reads go on sequentially from where
-        the previous one stopped, as directory offsets require."""
+        """A directory's entries."""
+        return Stat.unpack_many(self._readdir_bytes(path))
+
+    def readdir_names(self, path: str) -> list[str]:
+        """Only the names of a directory's entries (much less decoding)."""
+        return Stat.names_of(self._readdir_bytes(path))
+
+    def _readdir_bytes(self, path: str) -> bytes:
+        """A directory's data; its reads go on sequentially from where the
+        previous one stopped, as directory offsets require."""
         def rest(fid: int, iounit: int, first: bytes) -> bytes:
             return self._read_sequential(fid, len(first), iounit, [first]) if first else b""
-        return Stat.unpack_many(self._whole(path, rest))
+        return self._whole(path, rest)
 
     def _whole(self, path: str, rest) -> bytes:
         """Open path for reading, read it with rest(fid, iounit, first data),

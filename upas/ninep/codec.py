@@ -142,6 +142,23 @@ class Stat:
             out.append(cls._read(r)[0])
         return out
 
+    @staticmethod
+    def names_of(b: bytes | memoryview) -> list[str]:
+        """Only the names of a directory read's entries: a listing of a big
+        mailbox is 10,000 entries whose other fields nobody may look at."""
+        out, pos, end = [], 0, len(b)
+        name_at = _STAT_FIXED.size        # the name's length follows the fixed part
+        while pos < end:
+            if end - pos < name_at + 2:
+                raise ProtocolError("short stat entry")
+            size = b[pos] | b[pos + 1] << 8
+            n = b[pos + name_at] | b[pos + name_at + 1] << 8
+            if size + 2 > end - pos or name_at + 2 + n > size + 2:
+                raise ProtocolError("stat entry overruns the data")
+            out.append(bytes(b[pos + name_at + 2:pos + name_at + 2 + n]).decode("utf-8", "replace"))
+            pos += size + 2
+        return out
+
     @classmethod
     def _read(cls, r: _Reader) -> tuple["Stat", int]:
         start = r.pos

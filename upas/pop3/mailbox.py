@@ -67,10 +67,10 @@ class FsMailbox:
         except nsmod.Error as e:
             raise MailboxError(f"can't initialize upas/fs: {e}") from None
         try:
-            entries = self.ns.readdir(self.dir)
+            entries = self.ns.readdir_names(self.dir)
         except nsmod.Error as e:
             raise MailboxError(f"cannot read from {self.dir}: {e}") from None
-        nums = sorted(int(d.name) for d in entries if d.name.isdigit())
+        nums = sorted(int(n) for n in entries if n.isdigit())
         digests = self._small_files(nums, ("digest",))   # one pipelined run
         found: list[MessageInfo] = []
         live: set[bytes] = set()
