@@ -34,6 +34,7 @@ ROUNDS = 12          # speculative rounds before the rest is read directly
 PROBE = 3            # children probed per round
 LANES = 2            # batches under way at once
 ONE_READ = 1 << 20   # bytes read at once from a file not on a 9P mount
+MIN_READ = 8192 - 24  # the iounit of the smallest msize 9P servers use
 DEFER = object()     # held: a failed probe that does not tell whether the part exists
 
 
@@ -213,10 +214,14 @@ def _take(box: "Mailbox", jobs: list[tuple["Message", str]], got: list) -> None:
 
 
 def _iounit(box: "Mailbox", paths: list[str]) -> int:
-    """The most one read of these files returns (a 9P mount's iounit)."""
-    one = box.ns._one_9p_mount(paths)
-    client = getattr(one[0], "client", None) if one else None
-    return getattr(client, "iounit", ONE_READ) if one else ONE_READ
+    """The most one read of these files returns (a 9P mount's iounit); if
+    it cannot be told, the least any 9P server gives (a file that fills
+    the read is read again whole, so a smaller guess is only slower)."""
+    try:
+        one = box.ns._one_9p_mount(paths)
+        return int(one[0].client.iounit) if one else ONE_READ
+    except (AttributeError, TypeError, ValueError):
+        return MIN_READ
 
 
 def _sibling(rel: str, d: int) -> str:
