@@ -164,6 +164,14 @@ def test_batched_reads_and_stats_local_and_9p(tree, memtree_addr):
     assert ns.read_many(odd, 5) == [b"hello", b"xxxxx", b"hello", b"xxxxx"]
     ns.bind_dir("/mnt/mem/many", str(root / "box" / "glenda"))
     assert ns.read_many(["/mnt/mem/hello", "/mnt/mem/many/mbox"], 4) == [b"hell", b"From"]
+    # the one-read size of a 9P mount; none for a local file
+    c = Client.dial(addr, uname="glenda")
+    ns.bind_9p("/mnt/other", c)
+    assert ns.iounit("/mnt/other/hello") == c.iounit == c.msize - 24
+    assert ns.iounit("/mail/box/glenda/mbox") is None
+    # names only, on both kinds of mount
+    assert ns.readdir_names("/mnt/other/many") == [d.name for d in ns.readdir("/mnt/other/many")]
+    assert ns.readdir_names("/mail/box") == [d.name for d in ns.readdir("/mail/box")] != []
 
 
 def test_read_many_begin_local(tmp_path):

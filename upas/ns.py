@@ -469,6 +469,12 @@ class Namespace:
         m, rel = self._resolve(path)
         return m.readdir_names(rel)
 
+    def iounit(self, path: str) -> int | None:
+        """The most one 9P read of a file at path returns; None if path is
+        not on a 9P mount (a local file is read whole)."""
+        m, _ = self._resolve(path)
+        return m.client.iounit if isinstance(m, _NinepMount) else None
+
     def create(self, path: str, perm: int = 0o666, dir: bool = False) -> None:
         m, rel = self._resolve(path)
         m.create(rel, perm, dir)

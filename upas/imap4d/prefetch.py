@@ -23,6 +23,8 @@ from __future__ import annotations
 from collections import deque
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator, TypeVar
 
+from upas import ns as nsmod
+
 if TYPE_CHECKING:
     from upas.imap4d.mailbox import Mailbox, Message
 
@@ -218,10 +220,10 @@ def _iounit(box: "Mailbox", paths: list[str]) -> int:
     it cannot be told, the least any 9P server gives (a file that fills
     the read is read again whole, so a smaller guess is only slower)."""
     try:
-        one = box.ns._one_9p_mount(paths)
-        return int(one[0].client.iounit) if one else ONE_READ
-    except (AttributeError, TypeError, ValueError):
+        n = box.ns.iounit(paths[0]) if paths else None
+    except nsmod.Error:
         return MIN_READ
+    return ONE_READ if n is None else n
 
 
 def _sibling(rel: str, d: int) -> str:
