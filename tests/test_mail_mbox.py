@@ -298,3 +298,30 @@ def test_read_after_a_rewrite_behind_our_back_is_checked(tmp_path):
     assert not first.inmbox and not second.inmbox
     assert [mb.unparsed_file(m, "rawunix") for m in mb.live()] == \
         [msg("cccc")[:-1], msg("bbbb")[:-1]]
+
+
+def test_open_fids_counted_without_the_lock_across_threads(tmp_path):
+    """incref/decref take no lock (every open and clunk of every session
+    comes there): counts stay exact across threads, and a deleted message
+    stays in the file until the last holder lets go, then is purged."""
+    path = tmp_path / "mbox"
+    mb = opened(path, msg("a") + msg("b"))
+    a = mb.lookup("1")
+
+    def churn() -> None:
+        for _ in range(20000):
+            mb.incref(a)
+            mb.decref(a)
+    threads = [threading.Thread(target=churn) for _ in range(8)]
+    mb.incref(a)                        # held throughout
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert a.refs == 1
+    a.deleted = True                    # as the fs's remove marks it
+    mb.sync()
+    assert path.read_bytes().count(b"Subject: a") == 1       # held: kept
+    mb.decref(a)                                             # the last holder
+    assert b"Subject: a" not in path.read_bytes()
+    assert [m.name for m in mb.live()] == ["2"]

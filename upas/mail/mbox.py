@@ -41,13 +41,14 @@ class Message:
     """A top-level message: where it is, what it digests to, its fs name."""
 
     __slots__ = ("name", "id", "start", "end", "digest", "deleted", "inmbox",
-                 "refs", "file", "flags", "fromlen", "kept")
+                 "holders", "file", "flags", "fromlen", "kept")
 
     def __init__(self, name: str, mid: int, start: int, end: int, digest: bytes,
                  file: str | None = None):
         self.name, self.id = name, mid
         self.start, self.end, self.digest = start, end, digest
-        self.deleted, self.inmbox, self.refs = False, True, 0
+        self.deleted, self.inmbox = False, True
+        self.holders: list[None] = []   # one item per open fid (see Mailbox.incref)
         self.file = file            # mdir: the message's own file
         self.flags = RECENT
         self.fromlen = 0            # length of the `From ` line, \n included
@@ -56,6 +57,11 @@ class Message:
     @property
     def size(self) -> int:
         return self.end - self.start
+
+    @property
+    def refs(self) -> int:
+        """How many open fids hold the message."""
+        return len(self.holders)
 
 
 def scan(buf, start: int, end: int) -> Iterator[tuple[int, int]]:
@@ -157,9 +163,11 @@ class Mailbox:
             return [m for m in self.messages if not m.deleted]
 
     def lookup(self, name: str) -> Message | None:
-        with self.lock:
-            m = self._byname.get(name)
-            return m if m is not None and not m.deleted else None
+        # No lock: each dict operation is atomic, and sync changes _byname
+        # an entry at a time.  Every walk of every session comes here;
+        # taking the mailbox lock for it convoyed concurrent sessions.
+        m = self._byname.get(name)
+        return m if m is not None and not m.deleted else None
 
     def delete(self, names: list[str]) -> None:
         """Mark messages deleted (unknown names ignored) and sync.  They are
@@ -184,17 +192,21 @@ class Mailbox:
             m.flags = (m.flags | on) & ~off
 
     def incref(self, m: Message) -> None:
-        with self.lock:
-            m.refs += 1
+        # list.append and list.pop are atomic: every open and clunk of every
+        # session comes here, and no lock is taken unless a deleted message
+        # is let go (a sync that finds refs > 0 keeps the message; a decref
+        # that finds it deleted syncs again: one of the two sees the other)
+        m.holders.append(None)
 
     def decref(self, m: Message) -> None:
-        with self.lock:
-            m.refs -= 1
-            if m.refs == 0 and m.deleted:
-                try:
-                    self.sync()
-                except Exception:
-                    pass            # the message stays marked; next sync retries
+        m.holders.pop()
+        if m.deleted and not m.holders:
+            with self.lock:
+                if m.deleted and not m.holders:
+                    try:
+                        self.sync()
+                    except Exception:
+                        pass        # the message stays marked; next sync retries
 
     def parsed(self, m: Message) -> mime.Part:
         """The MIME tree of m, parsed on first use and cached."""
