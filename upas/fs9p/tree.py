@@ -66,21 +66,23 @@ class MailFS:
             mb = open_mailbox(path, name, self.ids, self.ignore)
             if self.biff:
                 mb.on_new = self.biff
-            self.boxes.append(mb)
+            self.boxes = self.boxes + [mb]      # a new list: box() reads without the lock
 
     def close(self, name: str) -> None:
         with self.lock:
             for mb in self.boxes:
                 if mb.name == name:
-                    self.boxes.remove(mb)
+                    self.boxes = [b for b in self.boxes if b is not mb]
                     mb.close()
                     return
 
     def box(self, name: str) -> Mailbox | None:
-        with self.lock:
-            for mb in self.boxes:
-                if mb.name == name:
-                    return mb
+        # No lock: open and close replace the list rather than change it,
+        # and every walk of every session comes here (open holds the lock
+        # while it reads a whole mailbox).
+        for mb in self.boxes:
+            if mb.name == name:
+                return mb
         return None
 
     def poll(self) -> None:
