@@ -15,22 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from bench.corpus import make_corpus
-from tests.test_imap_prefetch import _shapes
+from tests.test_imap_prefetch import mixed_mbox
 from upas import ns as nsmod
 from upas.imap4d import digestcache as dc
 
-REPO = Path(__file__).resolve().parents[1]
 ITEMS = b"(UID RFC822.SIZE ENVELOPE BODYSTRUCTURE)"   # FLAGS: \\Recent differs
 BODY = b"(BODY RFC822.SIZE)"
 
 
 @pytest.fixture(scope="module")
 def mbox(tmp_path_factory) -> bytes:
-    gen = tmp_path_factory.mktemp("corpus") / "mbox"
-    make_corpus(gen, 40, seed=5)
-    plain = (REPO / "testdata" / "mail" / "box" / "glenda" / "mbox").read_bytes()
-    return plain.rstrip(b"\n") + b"\n\n" + _shapes() + gen.read_bytes()
+    return mixed_mbox(tmp_path_factory, 40, 5)
 
 
 @pytest.fixture

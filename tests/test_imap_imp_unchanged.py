@@ -11,11 +11,8 @@ import os
 
 import pytest
 
-from upas import ns as nsmod
+from tests.test_imap_imp_behind import _view
 from upas.imap4d import imp
-from upas.imap4d.mailbox import Mailbox
-
-BOX = "/mail/box/glenda/mbox"
 
 
 @pytest.fixture
@@ -23,14 +20,7 @@ def view(upasfs, monkeypatch):
     for name in ("user", "USER", "LOGNAME"):    # 9P attaches as the mail's owner
         monkeypatch.setenv(name, "glenda")
 
-    def make() -> Mailbox:
-        ns = nsmod.Namespace("glenda")
-        ns.bind_dir("/mail/box", os.path.join(upasfs.mailroot, "box"))
-        ns.mount("/mail/fs", upasfs.addr)
-        box = Mailbox(ns, BOX)
-        box.open()
-        return box
-    return make
+    return lambda: _view(upasfs)
 
 
 def _file(upasfs) -> str:

@@ -53,12 +53,17 @@ def _shapes() -> bytes:
         for i, m in enumerate(msgs))
 
 
-@pytest.fixture(scope="module")
-def mbox(tmp_path_factory) -> bytes:
+def mixed_mbox(tmp_path_factory, n: int, seed: int) -> bytes:
+    """The testdata messages, the MIME shapes and n generated messages."""
     gen = tmp_path_factory.mktemp("corpus") / "mbox"
-    make_corpus(gen, 60, seed=3)
+    make_corpus(gen, n, seed=seed)
     plain = (REPO / "testdata" / "mail" / "box" / "glenda" / "mbox").read_bytes()
     return plain.rstrip(b"\n") + b"\n\n" + _shapes() + gen.read_bytes()
+
+
+@pytest.fixture(scope="module")
+def mbox(tmp_path_factory) -> bytes:
+    return mixed_mbox(tmp_path_factory, 60, 3)
 
 
 @pytest.fixture
