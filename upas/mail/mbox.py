@@ -292,10 +292,10 @@ class Mailbox:
         finally:
             os.close(fd)
 
-    def _read_stored(self, m: Message, skip: int = 0) -> bytes:
+    def _read_stored(self, m: Message) -> bytes:
         fd = os.open(self.path, os.O_RDONLY)
         try:
-            return _pread_all(fd, m.end - m.start - skip, m.start + skip)
+            return _pread_all(fd, m.end - m.start, m.start)
         finally:
             os.close(fd)
 
@@ -663,9 +663,9 @@ class MdirBox(Mailbox):
     def _read_if_unchanged(self, m: Message, skip: int) -> bytes | None:
         return None         # a message's own file: read and digested
 
-    def _read_stored(self, m: Message, skip: int = 0) -> bytes:
+    def _read_stored(self, m: Message) -> bytes:
         data = self._read_file(m.file) or b""
-        return data[skip:m.end]
+        return data[:m.end]
 
     def lockdir(self) -> str:
         return self.path
