@@ -527,8 +527,10 @@ class Client:
             out: list = []
             try:
                 while sent:
-                    out += self._gather(*sent[0], result, lambda p: self._read_alone(p, n))
-                    sent.pop(0)
+                    # taken off first: if gathering raises, it has settled
+                    # this batch itself, and settling it again below would
+                    # free its tags and fids twice
+                    out += self._gather(*sent.pop(0), result, lambda p: self._read_alone(p, n))
             finally:
                 for _, batch in sent:       # only after an exception
                     self._settle(batch, result)
