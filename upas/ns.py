@@ -503,13 +503,15 @@ class Namespace:
         return m.local_path(rel)
 
     @contextmanager
-    def lock(self, dirpath: str) -> Iterator[None]:
-        """Hold the mail lock (L.mbox) of the mail directory `dirpath`."""
+    def lock(self, dirpath: str, timeout: float | None = None) -> Iterator[None]:
+        """Hold the mail lock (L.mbox) of the mail directory `dirpath`,
+        waiting at most `timeout` seconds (default: upas's 5 minutes;
+        upas.mail.lock.LockError when it stays busy)."""
         real = self.local_path(dirpath)
         if real is None:
             raise Error("mail lock needs a local mail directory")
         from upas.mail.lock import MailLock
-        with MailLock(real):
+        with MailLock(real, timeout):
             yield
 
     # -- the default table -------------------------------------------------

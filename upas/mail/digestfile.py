@@ -31,6 +31,7 @@ from upas import ns as nsmod
 from upas.mail import safewrite
 
 SLACK = 64 << 10            # bytes of dead records tolerated before a rewrite
+LOCK_WAIT = 0.5             # seconds a rewrite waits for the mail lock
 _HEAD = 17                  # b"R" + 8 hex length + 8 hex crc
 _DIGEST = re.compile(rb"[0-9a-f]{40}\Z")
 _KEY = re.compile(rb"[A-Za-z0-9.:-]{1,40}\Z")
@@ -202,7 +203,9 @@ class DigestFile:
         return True
 
     def _rewrite(self, live: set[str]) -> None:
-        with self.ns.lock(self.dir):
+        # a cache is not worth a wait: a busy L.mbox (a delivery, a mailbox
+        # rewrite) leaves the file as it is until a later flush
+        with self.ns.lock(self.dir, LOCK_WAIT):
             self.stamp = None
             self.refresh()                      # others' records since
             if self.state == "foreign":
@@ -210,9 +213,6 @@ class DigestFile:
             body = [record(d, k, v) for d in sorted(live) if d in self.entries
                     for k, v in sorted(self.entries[d].items())]
             data = self.header + b"".join(body)
-            real = self.ns.local_path(self.path)
-            if real is not None and os.path.lexists(real + ".tmp"):
-                os.unlink(real + ".tmp")        # a crash's: its mode would stay
             safewrite.replace(self.ns, self.path, data, self.mode)
         self.entries = {d: kv for d, kv in self.entries.items() if d in live}
         self.state, self.torn, self.size, self.stamp = "ok", False, len(data), None

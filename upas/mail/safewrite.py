@@ -18,6 +18,10 @@ def write_chunks(ns, path: str, chunks: Iterable[bytes], mode: int = 0o664) -> N
     if real is None:  # a 9P-mounted store: no rename; one whole write
         ns.write(path, b"".join(chunks))
         return
+    try:
+        os.unlink(real)         # a crash's tmp: reopened, it would keep its mode
+    except FileNotFoundError:
+        pass
     fd = os.open(real, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
     try:
         for c in chunks:
