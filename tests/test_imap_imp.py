@@ -1,6 +1,7 @@
 """The .imp shadow file (servers.md 3.7): Plan 9's exact format, and the
 matching of entries to messages."""
 from upas.imap4d import imp
+from upas.mail import safewrite
 
 D1, D2, D3 = "3f786850e387550fdab836ed7e6dc881de23001b", "a" * 40, "b" * 40
 
@@ -64,7 +65,7 @@ def test_crash_safe_write_and_recovery(tmp_path):
     from upas import ns as nsmod
     ns = nsmod.Namespace("glenda")
     ns.bind_dir("/mail/box/glenda", str(tmp_path))
-    imp.write_atomic(ns, "/mail/box/glenda/mbox.imp", PLAN9)
+    safewrite.replace(ns, "/mail/box/glenda/mbox.imp", PLAN9)
     assert (tmp_path / "mbox.imp").read_bytes() == PLAN9
     assert not (tmp_path / "mbox.imp.tmp").exists()
     # a crash between writing the new file and the rename: the .tmp is used

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 
 from upas import ns as nsmod
 from upas.mail.lock import LockError, MailLock
+from upas.mail.mbox import stat_key
 
 from . import imp, names
 from . import parser as p
@@ -106,7 +107,7 @@ def deliver(s, path: str, items: list[Item]) -> tuple[int, list[int | None]]:
     known = {id(m) for m in box.msgs}
     from upas import mbappend
     with MailLock(os.path.dirname(real)):
-        after = _file_key(mbappend.append_locked(real, _stored(items)))
+        after = stat_key(mbappend.append_locked(real, _stored(items)))
     found = _find(box, known, [it.digest for it in items])
     # only messages stored with flags need the .imp rewritten again (_find's
     # look has recorded their uids)
@@ -130,12 +131,6 @@ def deliver(s, path: str, items: list[Item]) -> tuple[int, list[int | None]]:
 
 def _stored(items: list[Item]) -> bytes:
     return b"".join(it.entry + b"\n" for it in items)
-
-
-def _file_key(st: os.stat_result) -> tuple:
-    """What changes whenever a mailbox file is written (upasfs compares
-    the same to know whether to read it again)."""
-    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 # ------------------------------------------------ a run of APPENDs, at the tail
@@ -181,7 +176,7 @@ def _remember_tail(s, box: Mailbox, real: str, after: tuple) -> None:
         return
     with MailLock(os.path.dirname(real)):
         try:
-            if _file_key(os.stat(real)) != after:
+            if stat_key(os.stat(real)) != after:
                 return
         except OSError:
             return
@@ -207,7 +202,7 @@ def _deliver_at_tail(s, path: str, real: str, items: list[Item]
         return None
     with MailLock(os.path.dirname(real)):
         try:
-            if _file_key(os.stat(real)) != tail.key:
+            if stat_key(os.stat(real)) != tail.key:
                 return None
         except OSError:
             return None
@@ -229,7 +224,7 @@ def _deliver_at_tail(s, path: str, real: str, items: list[Item]
         try:
             new = imp.append_in_place(impreal, tail.imp, first + len(items), lines)
         finally:
-            after = _file_key(stored.result())
+            after = stat_key(stored.result())
     s.extra["append_tail"] = _Tail(path, after, new, tail.kw)
     return validity, uids
 

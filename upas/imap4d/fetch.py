@@ -305,7 +305,7 @@ def fetch(s, req: Request) -> None:
                 continue
             s.send(b"* %d FETCH (" % box.seq(m) + data + b")\r\n")
     finally:
-        if kept is not None:
+        if kept is not None and kept.pending:      # (the set costs O(mailbox))
             kept.flush({m.digest for m in box.msgs if not m.expunged})
     if not any(a.name == "FLAGS" for a in atts):
         for m in changed:

@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import AbstractSet, Iterable
 
 from upas import ns as nsmod
-from upas.mail import safewrite
 
 MAGIC = b"imap internal mailbox description\n"
 KW_MAGIC = b"imap keywords\n"
@@ -203,12 +202,6 @@ def match(imp: ImpFile | None, digests: list[str], uidnext_floor: int = 1
             uidnext = max(uidnext, e.uid + 1)
         out.append(e)
     return out, uidnext
-
-
-def write_atomic(ns: nsmod.Namespace, path: str, data: bytes, mode: int = 0o664) -> None:
-    """tmp + fsync + rename + fsync(dir), on a locally bound path; through
-    the namespace otherwise (a remote file server does its own syncing)."""
-    safewrite.replace(ns, path, data, mode)
 
 
 def read_file(ns: nsmod.Namespace, path: str) -> bytes | None:

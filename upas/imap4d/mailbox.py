@@ -21,6 +21,7 @@ from typing import Callable
 
 from lib.rcquote import quote
 from upas import ns as nsmod
+from upas.mail import safewrite
 from upas.imap4d import imp, prefetch
 
 CTL = "/mail/fs/ctl"
@@ -366,7 +367,7 @@ class Mailbox:
         self._imp_exact = False
         wrote = data != old
         if wrote:
-            imp.write_atomic(self.ns, self.imppath, data)
+            safewrite.replace(self.ns, self.imppath, data)
         kwnow = oldkw
         if (oldkw is not None or any(m.keywords for m in live)
                 or any(kw for _, kw in self._ahead) or self.ns.exists(self.kwpath)):
@@ -374,7 +375,7 @@ class Mailbox:
             rows += [(e.digest, e.uid, kw) for e, kw in self._ahead]
             kw = imp.format_keywords(rows)
             if kw != oldkw:
-                imp.write_atomic(self.ns, self.kwpath, kw)
+                safewrite.replace(self.ns, self.kwpath, kw)
                 kwnow, wrote = kw, True
         self.imp_known, self._known_live = (data, kwnow), live
         if wrote or self.imp_stamp is None:

@@ -171,11 +171,6 @@ def _probe(rel: str) -> int:
         and parts[-2].isdigit() else 0
 
 
-def load(box: "Mailbox", want: list[tuple["Message", str]]) -> None:
-    """Read the wanted files (load_begin, then wait for them)."""
-    load_begin(box, want)()
-
-
 def load_begin(box: "Mailbox", want: list[tuple["Message", str]]) -> Callable[[], None]:
     """Send the reads of the wanted files, those of one message together
     and in order, all in one pipelined read_many; the returned function

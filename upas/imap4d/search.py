@@ -69,8 +69,8 @@ def make_recipe(raw: bytes, rels: list[str], texts: list[bytes]) -> bytes:
     spans = []
     for t in texts:
         i = raw.find(t)
-        spans.append((i, i + len(t)) if i >= 0 and raw[i:i + len(t)] == t else None)
-    covered = sum(e - s for x in spans if x for s, e in [x])
+        spans.append((i, i + len(t)) if i >= 0 else None)
+    covered = sum(x[1] - x[0] for x in spans if x)
     if not raw or 2 * covered < len(raw):
         spans = [None] * len(texts)
     return b" ".join(b"r%d-%d" % x if x else b"f" + r.encode() for x, r in zip(spans, rels))
@@ -311,7 +311,7 @@ def search(s, req: Request) -> None:
         found = evaluate(box, list(box.msgs), test, first_files_kept(key, kept))
         hits = [m.uid if req.uid else seqs[id(m)] for m, hit in found if hit]
     finally:
-        if kept is not None:
+        if kept is not None and kept.pending:      # (the set costs O(mailbox))
             kept.flush({m.digest for m in box.msgs if not m.expunged})
     s.untagged(" ".join(["SEARCH"] + [str(h) for h in hits]))
     s.ok(req)

@@ -286,7 +286,7 @@ class Mailbox:
         except OSError:
             return None
         try:
-            if _stat_key(os.fstat(fd)) != self.key[:5]:
+            if stat_key(os.fstat(fd)) != self.key[:5]:
                 return None
             return _pread_all(fd, m.end - m.start - skip, m.start + skip)
         finally:
@@ -332,7 +332,7 @@ class Mailbox:
     def _filekey(self, fd: int, st: os.stat_result) -> tuple:
         n = min(TAIL, st.st_size)
         tail = hashlib.sha1(os.pread(fd, n, st.st_size - n)).digest() if n else b""
-        return _stat_key(st) + (tail,)
+        return stat_key(st) + (tail,)
 
     def _unchanged(self) -> bool:
         """The file's stat is the one in the key it was last read with (the
@@ -515,14 +515,14 @@ class Mailbox:
         self.vers += 1
 
 
-def _stat_key(st: os.stat_result) -> tuple:
+def stat_key(st: os.stat_result) -> tuple:
     """What changes whenever a file is written or replaced."""
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def _quick_stat(path: str) -> tuple | None:
     try:
-        return _stat_key(os.stat(path))
+        return stat_key(os.stat(path))
     except OSError:
         return None
 
