@@ -346,20 +346,21 @@ class Mailbox:
         self.mtime, self.atime = int(st.st_mtime), int(st.st_atime)
         if key == self.key:
             return
-        old, self.key = self.key, key
         self.vers += 1
         known = [m for m in self.messages if m.inmbox]
         size = st.st_size
         with _mapped(fd, size) as buf:
-            start, merge_from = self._resume_point(buf, old, known, size)
+            start, merge_from = self._resume_point(buf, self.key, key, known, size)
             scanned = scan(buf, start, size)
             self._merge(buf, scanned, known[merge_from:])
-        self.size = size
+        # only now: a read that failed half-way must not leave a key that
+        # says the file was read (reads trust the offsets while it matches)
+        self.size, self.key = size, key
 
-    def _resume_point(self, buf, old, known: list[Message], size: int) -> tuple[int, int]:
+    def _resume_point(self, buf, old, key, known: list[Message], size: int) -> tuple[int, int]:
         """Where to rescan from, and the index of the first known message to
         match against: appends are read from the old end, anything else from 0."""
-        if old is None or not known or old[:2] != self.key[:2] or size < self.size:
+        if old is None or not known or old[:2] != key[:2] or size < self.size:
             return 0, 0
         last = known[-1]
         if last.end > size or digest_of(buf, last.start, last.end) != last.digest:
