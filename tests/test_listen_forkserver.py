@@ -288,3 +288,27 @@ def test_missing_module_fails_as_exec_does(tmp_path):
             wait_log(la, "No module named nosuchmodule_upas")
         finally:
             la.stop()
+
+
+def test_the_launcher_holds_a_pidfd_of_the_child(svcdir, monkeypatch):
+    """The fork server opens it before it could reap the child, so a
+    signal at shutdown cannot reach a process that reused the pid."""
+    from upas.forkserver import ForkServer
+    monkeypatch.setenv("PYTHONPATH", str(svcdir))
+    fs = ForkServer("fsecho")
+    ls = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(ls.getsockname())
+    conn, _ = ls.accept()
+    try:
+        child = fs.spawn(["x"], conn)
+        conn.close()
+        f = client.makefile("rwb", buffering=0)
+        assert int(f.readline().split()[1]) == child.pid
+        with open(f"/proc/self/fdinfo/{child.pidfd}") as info:
+            assert re.search(rf"^Pid:\s+{child.pid}$", info.read(), re.M)
+        f.write(b"exit 4\n")
+        assert child.wait() == 4 and child.pidfd is None
+    finally:
+        client.close()
+        ls.close()
+        fs.stop()

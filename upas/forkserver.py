@@ -51,14 +51,13 @@ class ForkedChild:
     """A session forked by a fork server; what the launcher needs of a
     subprocess.Popen: pid, send_signal, wait."""
 
-    def __init__(self, pid: int, reply: socket.socket):
-        self.pid, self.reply = pid, reply
+    def __init__(self, pid: int, reply: socket.socket, pidfd: int | None):
+        """pidfd: opened by the fork server before it could reap the child,
+        so it names this process even if the pid is soon reused (None: no
+        pidfds on this system)."""
+        self.pid, self.reply, self.pidfd = pid, reply, pidfd
         self.returncode: int | None = None
         self.lock = threading.Lock()          # the pidfd: signalled while wait ends
-        try:
-            self.pidfd: int | None = os.pidfd_open(pid)
-        except (AttributeError, OSError):     # gone already (its exit is on
-            self.pidfd = None                 # the reply), or no pidfd here
 
     def send_signal(self, sig: int) -> None:
         with self.lock:
@@ -147,16 +146,18 @@ class ForkServer:
                     sent = False
                 finally:
                     theirs.close()
-            msg = b""
+            msg, fds = b"", []
             if sent:
                 ours.settimeout(STARTUP)     # a fork server still importing answers late
                 try:
-                    msg = ours.recv(64)
+                    msg, fds, _, _ = socket.recv_fds(ours, 64, 1)
                 except OSError:
                     pass
                 ours.settimeout(None)
             if msg.startswith(b"pid "):
-                return ForkedChild(int(msg[4:]), ours)
+                return ForkedChild(int(msg[4:]), ours, fds[0] if fds else None)
+            for fd in fds:
+                os.close(fd)
             ours.close()
             self._reap_dead()
         raise ForkServerError(f"fork server {self.module} failed")
@@ -280,7 +281,7 @@ def serve(ctl: socket.socket) -> list[str] | None:
                 return child(conn, reply, args)
             os.close(conn)
             children[pid] = reply
-            _send(reply, b"pid %d" % pid)
+            _send_pid(reply, pid)
 
 
 def _drain(s: socket.socket) -> None:
@@ -303,6 +304,22 @@ def _reap(children: dict[int, socket.socket]) -> None:
         if reply is not None:
             _send(reply, b"exit %d" % os.waitstatus_to_exitcode(status))
             reply.close()
+
+
+def _send_pid(reply: socket.socket, pid: int) -> None:
+    """`pid N`, with a pidfd of the child: opened here, where the child
+    cannot have been reaped yet, it cannot name another process."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):         # no pidfds here: the pid alone
+        _send(reply, b"pid %d" % pid)
+        return
+    try:
+        socket.send_fds(reply, [b"pid %d" % pid], [pidfd])
+    except OSError:                           # the launcher's session thread is gone
+        pass
+    finally:
+        os.close(pidfd)
 
 
 def _send(s: socket.socket, data: bytes) -> None:
