@@ -270,3 +270,32 @@ def test_rename_moves_the_cache_and_delete_removes_it(server):
         c.cmd(b"l LOGOUT")
     finally:
         c.close()
+
+
+def test_an_append_caught_half_written_is_read_again_not_taken_for_torn(tmp_path, monkeypatch):
+    from upas.mail import digestfile
+    (tmp_path / "box" / "glenda").mkdir(parents=True)
+    ns = nsmod.Namespace("glenda")
+    ns.bind_dir("/mail/box", str(tmp_path / "box"))
+    a = dc.DigestCache(ns, "/mail/box/glenda/mbox", "imap.test")
+    a.refresh()
+    a.put("1" * 40, "ENVELOPE", b"one")
+    a.flush({"1" * 40})
+    path = tmp_path / "box" / "glenda" / ("mbox" + dc.SUFFIX)
+    rec = dc.record("2" * 40, "ENVELOPE", b"two")
+    with open(path, "ab") as f:
+        f.write(rec[:10])                   # another session's write, half done
+    rest = rec[10:]
+
+    def the_writer_finishes(secs):
+        with open(path, "ab") as f:
+            f.write(rest)
+    monkeypatch.setattr(digestfile.time, "sleep", the_writer_finishes)
+    b = dc.DigestCache(ns, "/mail/box/glenda/mbox", "imap.test")
+    b.refresh()
+    assert not b.torn and b.get("2" * 40, "ENVELOPE") == b"two"
+    with open(path, "ab") as f:             # a crash's tail stays torn
+        f.write(rec[:10])
+    monkeypatch.setattr(digestfile.time, "sleep", lambda secs: None)
+    b.refresh()
+    assert b.torn

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 import zlib
 
 from upas import ns as nsmod
@@ -32,6 +33,7 @@ from upas.mail import safewrite
 
 SLACK = 64 << 10            # bytes of dead records tolerated before a rewrite
 LOCK_WAIT = 0.5             # seconds a rewrite waits for the mail lock
+TORN_RECHECK = 0.01         # seconds before a torn-looking file is read again
 _HEAD = 17                  # b"R" + 8 hex length + 8 hex crc
 _DIGEST = re.compile(rb"[0-9a-f]{40}\Z")
 _KEY = re.compile(rb"[A-Za-z0-9.:-]{1,40}\Z")
@@ -100,7 +102,7 @@ class DigestFile:
         self.stamp = None
 
     # -- reading ---------------------------------------------------------
-    def refresh(self) -> None:
+    def refresh(self, retried: bool = False) -> None:
         """Take in what other sessions added since we last read the file."""
         try:
             d = self.ns.stat(self.path)
@@ -112,6 +114,13 @@ class DigestFile:
             return
         if not (self.stamp and self._load_tail(stamp)):
             self._load(stamp)
+        if self.torn and not retried:
+            # maybe another session's append caught half-written (a write
+            # to a file is not atomic for readers): look once more before
+            # the next flush takes the file for torn and rewrites it
+            time.sleep(TORN_RECHECK)
+            self.stamp = None
+            self.refresh(retried=True)
 
     def _load_tail(self, stamp) -> bool:
         """Read only the records others appended since we read the file
