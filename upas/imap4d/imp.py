@@ -137,9 +137,12 @@ def append_in_place(real: str, old: bytes, uidnext: int, lines: bytes) -> bytes:
     The bytes are those the whole rewrite would give.  Whatever a crash
     leaves is a valid file: the uidnext field is 10 bytes inside the first
     sector (written whole or not at all), and a torn tail is a partial line
-    that parse_imp skips; a uid on a line above the header's uidnext is
-    allowed for (match takes the larger).  No reply is sent before the
-    fdatasync returns."""
+    that parse_imp skips.  A line whose uid is not below the header's
+    uidnext (its message appended, the header not) is allowed for: match
+    continues uidnext above the uid of every line it pairs with a message;
+    a line left without its message is dropped at the next relist, and
+    its uid, never sent in an APPENDUID, may be given again.  No reply is
+    sent before the fdatasync returns."""
     fd = os.open(real, os.O_WRONLY)
     try:
         _pwrite_all(fd, lines, len(old))
