@@ -32,11 +32,21 @@ def _key(path: str) -> tuple:
     return (st.st_ino, st.st_mtime_ns, st.st_size)
 
 
-def test_an_exact_file_is_not_rewritten(upasfs, view):
+def _counting(monkeypatch, name: str) -> list:
+    """Count the calls of imp.NAME made from now on."""
+    calls: list = []
+    real = getattr(imp, name)
+    monkeypatch.setattr(imp, name, lambda *a, **k: calls.append(a) or real(*a, **k))
+    return calls
+
+
+def test_an_exact_file_is_not_rewritten(upasfs, view, monkeypatch):
     first = view()
     path = _file(upasfs)
     before, key = open(path, "rb").read(), _key(path)
+    formatted = _counting(monkeypatch, "format_rows")
     again = view()
+    assert formatted == []                      # not even formatted to compare
     assert _key(path) == key and open(path, "rb").read() == before
     assert [(m.uid, m.flags) for m in again.msgs] == [(m.uid, m.flags - {"\\Recent"}) for m in first.msgs]
 
@@ -63,7 +73,7 @@ def test_a_file_select_would_change_is_rewritten_canonical(upasfs, view, spoil):
         assert "\\Recent" in box.msgs[0].flags
 
 
-def test_a_view_sees_another_sessions_change_to_a_file_it_wrote(upasfs, view):
+def test_a_view_sees_another_sessions_change_to_a_file_it_wrote(upasfs, view, monkeypatch):
     mine, other = view(), view()
     change = lambda m: m.flags.add("\\Flagged") or True     # noqa: E731
     mine.modify(mine.msgs[:1], change)                        # mine wrote the file
@@ -71,8 +81,10 @@ def test_a_view_sees_another_sessions_change_to_a_file_it_wrote(upasfs, view):
     mine.flag_changes.clear()
     mine.check()
     assert mine.flag_changes == [mine.msgs[1]] and "\\Flagged" in mine.msgs[1].flags
-    mine.modify(mine.msgs[2:3], change)             # its own file again: no merge
-    mine.modify(mine.msgs[3:4], change)
+    mine.modify(mine.msgs[2:3], change)             # mine writes the file again:
+    parsed = _counting(monkeypatch, "parse_imp")
+    mine.modify(mine.msgs[3:4], change)             # its own file: no merge
+    assert parsed == []
     fresh = view()
     assert [("\\Flagged" in m.flags) for m in fresh.msgs[:5]] == [True, True, True, True, False]
     assert open(_file(upasfs), "rb").read() == imp.format_imp(imp.parse_imp(
