@@ -300,6 +300,32 @@ def test_read_after_a_rewrite_behind_our_back_is_checked(tmp_path):
         [msg("cccc")[:-1], msg("bbbb")[:-1]]
 
 
+def test_in_place_write_is_seen_and_an_unchanged_file_not_hashed(tmp_path, monkeypatch):
+    """The case the stat check exists for: a write in place, same size, same
+    inode (a later tick, so mtime and ctime move), is caught by the digest;
+    while the file is untouched, reads hash nothing."""
+    path = tmp_path / "mbox"
+    mb = opened(path, msg("aaaa") + msg("bbbb"))
+    first, _ = mb.live()
+    hashed = []
+    real = mbox.digest_of
+    monkeypatch.setattr(mbox, "digest_of", lambda *a: hashed.append(a) or real(*a))
+    assert mb.read_message(first) == msg("aaaa")[:-1]
+    assert hashed == []
+    time.sleep(0.02)                        # past any timestamp tick
+    with open(path, "r+b") as f:
+        f.seek(f.read().index(b"aaaa"))
+        f.write(b"zzzz")
+    for _ in range(2):                      # and stays caught
+        with pytest.raises(mbox.MailError):
+            mb.read_message(first)
+    assert hashed
+    # read again whole, as after the rename above: matching in order, both
+    # come back as new messages, each with its own bytes
+    assert [(m.name, mb.read_message(m)) for m in mb.live()] == \
+        [("3", msg("zzzz")[:-1]), ("4", msg("bbbb")[:-1])]
+
+
 def test_open_fids_counted_without_the_lock_across_threads(tmp_path):
     """incref/decref take no lock (every open and clunk of every session
     comes there): counts stay exact across threads, and a deleted message

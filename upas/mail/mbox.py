@@ -272,6 +272,11 @@ class Mailbox:
                 if digest_of(data, 0, len(data)) == m.digest:
                     return data[skip:]
                 if attempt == 0:
+                    # the file changed where we had read it: read it all
+                    # again, matching by digest (a sync that saw the same
+                    # inode grown would check only the last message, and
+                    # its key would then vouch for bytes never digested)
+                    self.key = None
                     self.sync()
             raise MailError("message changed in the mailbox file")
 
