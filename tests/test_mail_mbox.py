@@ -324,6 +324,17 @@ def test_in_place_write_is_seen_and_an_unchanged_file_not_hashed(tmp_path, monke
     # come back as new messages, each with its own bytes
     assert [(m.name, mb.read_message(m)) for m in mb.live()] == \
         [("3", msg("zzzz")[:-1]), ("4", msg("bbbb")[:-1])]
+    # the same found by a sync before any read (a stat of the mailbox)
+    mb = opened(path, msg("aaaa") + msg("bbbb"))
+    first, _ = mb.live()
+    time.sleep(0.02)
+    with open(path, "r+b") as f:
+        f.seek(f.read().index(b"aaaa"))
+        f.write(b"yyyy")
+    mb.refresh()
+    with pytest.raises(mbox.MailError):
+        mb.read_message(first)
+    assert [mb.read_message(m) for m in mb.live()] == [msg("yyyy")[:-1], msg("bbbb")[:-1]]
 
 
 def test_open_fids_counted_without_the_lock_across_threads(tmp_path):

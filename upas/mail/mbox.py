@@ -364,8 +364,10 @@ class Mailbox:
 
     def _resume_point(self, buf, old, key, known: list[Message], size: int) -> tuple[int, int]:
         """Where to rescan from, and the index of the first known message to
-        match against: appends are read from the old end, anything else from 0."""
-        if old is None or not known or old[:2] != key[:2] or size < self.size:
+        match against: appends are read from the old end, anything else from 0
+        (a file of the same size, changed, was written in place: nothing
+        appended, and reads must not trust its old offsets unchecked)."""
+        if old is None or not known or old[:2] != key[:2] or size <= self.size:
             return 0, 0
         last = known[-1]
         if last.end > size or digest_of(buf, last.start, last.end) != last.digest:
