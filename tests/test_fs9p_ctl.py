@@ -1,4 +1,4 @@
-"""../shared/golden/upasfs/ctl-demo.txt reproduced against a real upasfs
+"""testdata/golden/upasfs/ctl-demo.txt reproduced against a real upasfs
 over its posted socket (fs-auth.md §1.1-1.3, 1.7-1.8; decisions.md:
 numbers never reused, Tremove deletes, change detection by size and content)."""
 from __future__ import annotations

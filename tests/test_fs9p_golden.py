@@ -1,7 +1,7 @@
 """The golden test (issue 2 §4): a real upasfs over a real socket serves
-../shared/golden/upasfs/input/mbox; every file of every message and part,
+testdata/golden/upasfs/input/mbox; every file of every message and part,
 every listing and every time-independent stat field must equal the real
-plan9port upas/fs output in ../shared/golden/upasfs/fs/, byte for byte."""
+plan9port upas/fs output in testdata/golden/upasfs/fs/, byte for byte."""
 from __future__ import annotations
 
 import re
