@@ -1,4 +1,4 @@
-"""APPEND over a real socket (servers.md 3.10 APPEND, facts 53-54,
+"""APPEND over a real socket (servers.md 3.10, facts 53-54,
 decisions.md): the stored bytes, the .imp entry, APPENDUID, flags and
 date-time, LITERAL+, the literal limit and bad or cut-short literals."""
 from __future__ import annotations

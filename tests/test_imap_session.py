@@ -1,5 +1,5 @@
 """imap4d over a real socket against a real upasfs: servers.md section 4
-facts 23-65 of part 1, as exact strings (adjusted where decisions.md
+facts 23-65, as exact strings (adjusted where decisions.md
 fixes a bug; each such test says so)."""
 import base64
 import re

@@ -504,7 +504,7 @@ def test_client_vanishes_mid_retr(pop3):
 
 
 def test_mailbox_changes_during_session(pop3):
-    """Mail delivered during a session is invisible to it (servers.md 2.7.7),
+    """Mail delivered during a session is invisible to it (servers.md §2.7, step 7),
     and its QUIT deletes only what it marked: the new mail survives."""
     path = pop3.box("bob")
     msgs = entries(path)

@@ -37,7 +37,7 @@ class Node:
 
     def mime_header(self) -> bytes:
         """The header holding this node's Content-* fields (a top-level
-        message's mimeheader is empty: fs-auth.md)."""
+        message's mimeheader is empty: fs-auth.md §1.4)."""
         if not self.rel:
             return self.file("rawheader")
         return self.file("mimeheader") or self.file("rawheader")
