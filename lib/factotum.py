@@ -254,12 +254,12 @@ def auth_response(c: Chalstate, user: str | None = None,
     except FactotumError as e:
         raise AuthError(str(e)) from None    # Plan 9: rejected at the write
     try:
-        status, arg = c.rpc.call("read")
+        status, arg = _finished(c.rpc)
         if status == "ok":                   # plan9port: the verdict, then done
             if arg != b"ok":
                 verdict = arg.decode("utf-8", "replace")
                 raise AuthError(verdict[4:] if verdict.startswith("bad ") else verdict)
-            status, arg = c.rpc.call("read")
+            status, arg = _finished(c.rpc)
         if status != "done":
             raise FactotumError(f"factotum protocol botch {status} {arg[:32]!r}")
         info = c.rpc.authinfo()
@@ -270,6 +270,20 @@ def auth_response(c: Chalstate, user: str | None = None,
         raise
     c.close()
     return info
+
+
+def _finished(rpc: Rpc) -> tuple[str, bytes]:
+    """A read after the response: `done`, or plan9port's verdict (`ok ok`,
+    `ok bad ...`), or its `error protocol finished`, which its rpc.c
+    gives when the conversation ends successfully around the read (the
+    verdict's reply then overwritten, or the read still pending): taken
+    as done, since that text follows only a protocol that succeeded."""
+    try:
+        return rpc.call("read")
+    except FactotumError as e:
+        if str(e) != "protocol finished":
+            raise
+        return "done", b""
 
 
 def auth_respond(chal: str | bytes, attrs: str, addr: str | None = None,

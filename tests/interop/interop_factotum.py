@@ -1,0 +1,172 @@
+"""plan9port's factotum beside our auth server and servers.
+
+- Its server roles (apop, cram, p9cr) and the p9sk1 client role against
+  our authsrv, which it finds through $PLAN9/ndb/local (issue 14, row 3).
+- Our pop3 (APOP, USER/PASS) and imap4d (LOGIN, AUTHENTICATE CRAM-MD5)
+  authenticating through it with lib/factotum (row 5).
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import imaplib
+import poplib
+import socket
+import threading
+
+import pytest
+
+from auth import demo
+from lib import factotum as lf
+from tests.fixtures.transcript import Tap, Transcript, finished
+from tests.interop.conftest import record
+
+USER = "glenda"
+PASSWORD, SECRET = demo.USERS[USER]
+
+
+def apop(chal: str, secret: str = SECRET) -> str:
+    return hashlib.md5(chal.encode() + secret.encode()).hexdigest()
+
+
+def cram(chal: str, secret: str = SECRET) -> str:
+    return hmac.new(secret.encode(), chal.encode(), hashlib.md5).hexdigest()
+
+
+def _as_transcript(name: str, about: str, conns) -> Transcript:
+    return Transcript(name, about, "plan9port factotum (auth server client)", "server",
+                      "bytes", conns)
+
+
+# -- row 3: plan9port's factotum against our authsrv ------------------------------
+
+@pytest.mark.parametrize("proto,digest", [("apop", apop), ("cram", cram)])
+def test_apop_cram_server_role_through_our_authsrv(p9p, p9p_factotum, proto, digest):
+    """A wrong answer is refused (and the conversation goes on), the right
+    one gives the user's AuthInfo; the AS saw one connection."""
+    f = p9p_factotum
+    since = len(f.as_tap.connections)
+    c = lf.auth_challenge(f"proto={proto} role=server", f.addr)
+    assert c.chal.startswith("<") and c.chal.endswith(f"@{demo.AUTHDOM}>")
+    with pytest.raises(lf.AuthError, match="^authentication failed$"):
+        lf.auth_response(c, USER, "0" * 32)
+    ai = lf.auth_response(c, USER, digest(c.chal))
+    assert (ai.cuid, ai.suid, ai.secret) == (USER, USER, b"")
+    conns = finished(f.as_tap, since, 1)
+    assert len(conns) == 1
+    record(p9p, _as_transcript(f"factotum-authsrv-{proto}",
+                               f"plan9port factotum, {proto} server role: the AS challenge, "
+                               f"a wrong response, the right one", conns), "interop_factotum")
+
+
+def test_p9cr_server_role_through_our_authsrv(p9p, p9p_factotum):
+    f = p9p_factotum
+    since = len(f.as_tap.connections)
+    assert lf.auth_userpasswd(USER, PASSWORD, f.addr).cuid == USER
+    with pytest.raises(lf.AuthError):
+        lf.auth_userpasswd(USER, "not-the-password", f.addr)
+    conns = finished(f.as_tap, since, 2)
+    record(p9p, _as_transcript("factotum-authsrv-p9cr",
+                               "plan9port factotum, p9cr server role (auth_userpasswd): "
+                               "the right password, then a wrong one", conns),
+           "interop_factotum")
+
+
+def test_p9sk1_between_two_conversations_through_our_authsrv(p9p, p9p_factotum):
+    """The client role gets its tickets from our AS (AuthTreq); the server
+    role checks them: both end with the same AuthInfo and secret."""
+    f = p9p_factotum
+    f.ctl(f"key proto=p9sk1 dom={demo.AUTHDOM} user={USER} role=client !password={PASSWORD}")
+    since = len(f.as_tap.connections)
+    a, b = socket.socketpair()
+    out: dict = {}
+
+    def run(name, sock, attrs):
+        try:
+            out[name] = lf.auth_proxy(sock, attrs, f.addr)
+        except Exception as e:          # noqa: BLE001 - asserted below
+            out[name] = e
+    threads = [threading.Thread(target=run, args=("client", a, f"proto=p9sk1 role=client "
+                                                   f"dom={demo.AUTHDOM} user={USER}")),
+               threading.Thread(target=run, args=("server", b, f"proto=p9sk1 role=server "
+                                                   f"dom={demo.AUTHDOM}"))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    a.close()
+    b.close()
+    assert out["client"].cuid == out["server"].cuid == USER, out
+    assert out["client"].secret == out["server"].secret and len(out["client"].secret) == 8
+    conns = finished(f.as_tap, since, 1)
+    record(p9p, _as_transcript("factotum-authsrv-p9sk1",
+                               "plan9port factotum, p9sk1 client role: the ticket request",
+                               conns), "interop_factotum")
+
+
+# -- row 5: our servers through plan9port's factotum ---------------------------------
+
+@pytest.fixture
+def through_p9p(p9p_factotum, servers, tmp_path):
+    """Our servers' environment, factotum being plan9port's behind a Tap."""
+    f = p9p_factotum
+    tap = Tap(f.addr, listen="unix!" + str(tmp_path / "factotum.tap"))
+    env = dict(f.env, MAILROOT=str(servers.mailroot()), factotum=tap.addr,
+               auth=f.servers.auth, POP3_DELAY_SCALE="0")
+    env.pop("upasfs", None)
+    env.pop("PLAN9", None)
+    yield tap, env
+    tap.close()
+
+
+def _factotum_transcript(name: str, about: str, conns) -> Transcript:
+    return Transcript(name, about, "plan9port factotum (9pserve)", "client", "9p", conns)
+
+
+def _login_and_check(tap, since, name, about, n, p9p):
+    conns = finished(tap, since, n)
+    record(p9p, _factotum_transcript(name, about, conns), "interop_factotum")
+
+
+def test_pop3_apop_and_pass_through_p9p_factotum(p9p, servers, through_p9p):
+    tap, env = through_p9p
+    a = servers.start("upas.pop3", ["-p"], env)
+    since = len(tap.connections)
+    p = poplib.POP3(*a.addr, timeout=20)
+    with pytest.raises(poplib.error_proto, match="authentication failed"):
+        p.apop(USER, "not-the-secret")
+    assert p.apop(USER, SECRET).startswith(b"+OK")
+    assert p.stat()[0] == 8
+    p.quit()
+    _login_and_check(tap, since, "factotum-pop3-apop",
+                     "our pop3 -p: APOP with a wrong secret, then the right one", 1, p9p)
+
+    since = len(tap.connections)
+    p = poplib.POP3(*a.addr, timeout=20)
+    p.user(USER)
+    assert p.pass_(SECRET).startswith(b"+OK")
+    assert p.stat()[0] == 8
+    p.quit()
+    _login_and_check(tap, since, "factotum-pop3-pass", "our pop3 -p: USER/PASS", 1, p9p)
+
+
+def test_imap4d_login_and_cram_through_p9p_factotum(p9p, servers, through_p9p):
+    tap, env = through_p9p
+    a = servers.start("upas.imap4d", ["-p", "-s", "imap.test"], env)
+    since = len(tap.connections)
+    m = imaplib.IMAP4(*a.addr, timeout=20)
+    with pytest.raises(imaplib.IMAP4.error):
+        m.login(USER, "not-the-secret")
+    assert m.login(USER, SECRET)[0] == "OK"
+    assert m.select("INBOX") == ("OK", [b"8"])
+    m.logout()
+    _login_and_check(tap, since, "factotum-imap4d-login",
+                     "our imap4d -p: LOGIN with a wrong secret, then the right one", 2, p9p)
+
+    since = len(tap.connections)
+    m = imaplib.IMAP4(*a.addr, timeout=20)
+    assert m.login_cram_md5(USER, SECRET)[0] == "OK"
+    assert m.select("INBOX") == ("OK", [b"8"])
+    m.logout()
+    _login_and_check(tap, since, "factotum-imap4d-cram",
+                     "our imap4d: AUTHENTICATE CRAM-MD5", 1, p9p)
