@@ -46,7 +46,7 @@ class Plan9port:
         """plan9 (default: the build) is $PLAN9 as the program sees it:
         factotum finds the auth server through $PLAN9/ndb/local."""
         env = dict(os.environ, PLAN9=plan9 or str(self.root), NAMESPACE=namespace,
-                   PATH=f"{self.root / 'bin'}:{os.environ.get('PATH', '/usr/bin:/bin')}")
+                   PATH=f"{os.environ.get('PATH', '/usr/bin:/bin')}:{self.root / 'bin'}")
         env.pop("DISPLAY", None)
         env.update(extra)
         return env
@@ -165,5 +165,7 @@ class PrivateMail:
                 pass
 
     def wrap(self, argv: list[str]) -> list[str]:
+        # the system's mount(8): plan9port has a mount of its own
+        mount = shutil.which("mount", path="/usr/bin:/bin:/usr/sbin:/sbin") or "mount"
         return ["unshare", "--mount", "--propagation", "private", "--",
-                "sh", "-c", 'mount --bind "$0" /mail && exec "$@"', str(self.dir), *argv]
+                "sh", "-c", f'{mount} --bind "$0" /mail && exec "$@"', str(self.dir), *argv]
