@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from auth import demo
-from tests.fixtures.acceptor import Acceptor, TESTDATA, stop_all
+from tests.fixtures.acceptor import Acceptor, stop_all
 from tests.fixtures.auth import running_auth
 from tests.fixtures.factotum import HOST_KEY
 from tests.fixtures.transcript import Tap, Transcript
@@ -112,18 +112,12 @@ def p9p_factotum(p9p):
 
 class Servers:
     """Our pop3 and imap4d, one process per connection (as the launcher
-    runs them), on a copy of testdata/mail unless `mailroot` is given."""
+    runs them); `.base` is a scratch directory."""
 
     def __init__(self, base: Path):
         self.base = base
         self.acceptors: list[Acceptor] = []
         self.extra: list = []
-
-    def mailroot(self) -> Path:
-        root = self.base / "mail"
-        if not root.exists():
-            shutil.copytree(TESTDATA, root)
-        return root
 
     def start(self, module: str, flags: list[str], env: dict,
               wrap=None) -> Acceptor:

@@ -14,23 +14,13 @@ from pathlib import Path
 
 import pytest
 
-from auth import demo
 from tests.fixtures.factotum import start_factotum
 from tests.fixtures.transcript import Tap, Transcript, finished
+from tests.interop import sessions
 from tests.interop.conftest import record
 from tests.interop.plan9port import Daemon, wait_posted
 
-USER = "glenda"
-SECRET = demo.USERS[USER][1]
-FOLDED = (b"From bob@example.org Fri Nov 27 09:00:00 2026\n"
-          b"Date: Fri, 27 Nov 2026 09:00:00 +0000\n"
-          b"From: Bob Bobson <bob@example.org>\n"
-          b"To: glenda@example.org\n"
-          b"Subject: a subject long enough that its writer\n"
-          b"    folded it onto a second line\n"
-          b"Message-ID: <folded.1@example.org>\n"
-          b"\n"
-          b"The subject of this one is folded.\n\n")
+USER, SECRET = sessions.USER, sessions.SECRET
 RFC_BRANCH = "fixed on branch rfc"
 
 
@@ -38,10 +28,7 @@ RFC_BRANCH = "fixed on branch rfc"
 def mailroot(servers) -> Path:
     """testdata/mail, glenda's mailbox with a ninth message whose Subject
     is folded."""
-    root = servers.mailroot()
-    with open(root / "box" / USER / "mbox", "ab") as f:
-        f.write(FOLDED)
-    return root
+    return sessions.mailroot(servers.base, folded=True)
 
 
 class P9pClientHost:
@@ -223,7 +210,7 @@ def test_9p_against_our_upasfs(p9p, servers, mailroot, tmp_path):
     mbox = mailroot / "box" / me / "mbox"
     mbox.parent.mkdir(exist_ok=True)
     shutil.copy(mailroot / "box" / USER / "mbox", mbox)
-    os.utime(mbox, (1796000000, 1796000000))
+    os.utime(mbox, (sessions.MTIME, sessions.MTIME))
     theirs_box = tmp_path / "theirs.mbox"
     shutil.copy2(mbox, theirs_box)
     ours_ns = tempfile.mkdtemp(prefix="ns.", dir="/tmp")
@@ -258,7 +245,7 @@ def test_9p_against_our_upasfs(p9p, servers, mailroot, tmp_path):
         ours.stop()
         shutil.rmtree(ours_ns, ignore_errors=True)
     record(p9p, Transcript("upasfs-p9p-9p", "plan9port's 9p -a against our upasfs -f MBOX "
-                           "(glenda's mailbox and the folded one, mtime 1796000000): "
+                           f"(glenda's mailbox and the folded one, mtime {sessions.MTIME}): "
                            + "; ".join(" ".join(op) for op in OPS) + "; write ctl: "
                            + ", ".join(repr(c.decode()) for c in CTL) + "; ls mbox",
                            "plan9port 9p", "server", "9p", conns), "interop_clients")

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import imaplib
-import poplib
 import socket
 import threading
 
@@ -19,6 +17,7 @@ import pytest
 from auth import demo
 from lib import factotum as lf
 from tests.fixtures.transcript import Tap, Transcript, finished
+from tests.interop import sessions
 from tests.interop.conftest import record
 
 USER = "glenda"
@@ -111,7 +110,7 @@ def through_p9p(p9p_factotum, servers, tmp_path):
     """Our servers' environment, factotum being plan9port's behind a Tap."""
     f = p9p_factotum
     tap = Tap(f.addr, listen="unix!" + str(tmp_path / "factotum.tap"))
-    env = dict(f.env, MAILROOT=str(servers.mailroot()), factotum=tap.addr,
+    env = dict(f.env, MAILROOT=str(sessions.mailroot(servers.base)), factotum=tap.addr,
                auth=f.servers.auth, POP3_DELAY_SCALE="0")
     env.pop("upasfs", None)
     env.pop("PLAN9", None)
@@ -132,21 +131,11 @@ def test_pop3_apop_and_pass_through_p9p_factotum(p9p, servers, through_p9p):
     tap, env = through_p9p
     a = servers.start("upas.pop3", ["-p"], env)
     since = len(tap.connections)
-    p = poplib.POP3(*a.addr, timeout=20)
-    with pytest.raises(poplib.error_proto, match="authentication failed"):
-        p.apop(USER, "not-the-secret")
-    assert p.apop(USER, SECRET).startswith(b"+OK")
-    assert p.stat()[0] == 8
-    p.quit()
+    sessions.pop3_apop_wrong_then_right(a.addr)
     _login_and_check(tap, since, "factotum-pop3-apop",
                      "our pop3 -p: APOP with a wrong secret, then the right one", 1, p9p)
-
     since = len(tap.connections)
-    p = poplib.POP3(*a.addr, timeout=20)
-    p.user(USER)
-    assert p.pass_(SECRET).startswith(b"+OK")
-    assert p.stat()[0] == 8
-    p.quit()
+    sessions.pop3_user_pass(a.addr)
     _login_and_check(tap, since, "factotum-pop3-pass", "our pop3 -p: USER/PASS", 1, p9p)
 
 
@@ -154,19 +143,10 @@ def test_imap4d_login_and_cram_through_p9p_factotum(p9p, servers, through_p9p):
     tap, env = through_p9p
     a = servers.start("upas.imap4d", ["-p", "-s", "imap.test"], env)
     since = len(tap.connections)
-    m = imaplib.IMAP4(*a.addr, timeout=20)
-    with pytest.raises(imaplib.IMAP4.error):
-        m.login(USER, "not-the-secret")
-    assert m.login(USER, SECRET)[0] == "OK"
-    assert m.select("INBOX") == ("OK", [b"8"])
-    m.logout()
+    sessions.imap_login_wrong_then_right(a.addr)
     _login_and_check(tap, since, "factotum-imap4d-login",
                      "our imap4d -p: LOGIN with a wrong secret, then the right one", 2, p9p)
-
     since = len(tap.connections)
-    m = imaplib.IMAP4(*a.addr, timeout=20)
-    assert m.login_cram_md5(USER, SECRET)[0] == "OK"
-    assert m.select("INBOX") == ("OK", [b"8"])
-    m.logout()
+    sessions.imap_cram(a.addr)
     _login_and_check(tap, since, "factotum-imap4d-cram",
                      "our imap4d: AUTHENTICATE CRAM-MD5", 1, p9p)

@@ -21,20 +21,15 @@ from pathlib import Path
 import pytest
 
 from auth import crypt
-from tests.fixtures.acceptor import TESTDATA
-from tests.fixtures.imap import ImapClient
 from tests.fixtures.pop3 import PopClient
 from tests.fixtures.transcript import Tap, Transcript, finished
+from tests.interop import sessions
 from tests.interop.conftest import record
 from tests.interop.plan9port import Daemon, wait_posted
 from upas.ninep.codec import DMDIR
 
 USER = pwd.getpwuid(os.getuid()).pw_name     # plan9port's upas/fs serves only its owner
 SECRET = "interop-apop"
-RUNS = 3
-PARTS = b" ".join(b"BODY.PEEK[%s]" % p for p in (
-    b"", b"HEADER", b"TEXT", b"1", b"1.MIME", b"2", b"2.MIME", b"2.1", b"2.5.MIME", b"3",
-    b"3.1.2")) + b" BODYSTRUCTURE ENVELOPE RFC822.SIZE"
 
 
 @pytest.fixture
@@ -44,8 +39,7 @@ def p9p_host(p9p, p9p_factotum, private_mail, servers):
     box = private_mail.dir / "box" / USER
     if box.exists():
         shutil.rmtree(box)
-    box.mkdir(parents=True)
-    shutil.copy(TESTDATA / "box" / "glenda" / "mbox", box / "mbox")
+    sessions.mailbox_for(private_mail.dir, USER)
     _keyfs_user(p9p_factotum.servers)
     ns = p9p_factotum.ns
     fs = Daemon(private_mail.wrap([p9p.bin("upas/fs"), "-s"]), p9p.env(ns),
@@ -83,17 +77,6 @@ def _ours(env: dict) -> dict:
     return ours
 
 
-def _imap_session(addr) -> list[bytes]:
-    c = ImapClient(addr)
-    out = [c.greeting]
-    out += c.cmd(b"s SELECT INBOX")
-    for i in range(RUNS):
-        out += c.cmd(b"f%d FETCH 1:* (%s)" % (i, PARTS))
-    out += c.cmd(b"l LOGOUT")
-    c.close()
-    return [line for line in out if not line.endswith(b" RECENT\r\n")]   # first session only
-
-
 def _alive(p9p, env, fs) -> bool:
     r = p9p.run(["9p", "ls", "upasfs"], env)
     return fs.alive() and r.returncode == 0 and b"mbox" in r.stdout
@@ -103,49 +86,37 @@ def test_imap4d_fetches_every_part_over_p9p_upasfs(p9p, p9p_host, servers, priva
     fs, tap, env = p9p_host
     a = servers.start("upas.imap4d", ["-a", "-s", "imap.test"], env, wrap=private_mail.wrap)
     since = len(tap.connections)
-    first = _imap_session(a.addr)
+    first = sessions.imap_every_part(a.addr)
     conns = finished(tap, since, 1)
     assert not any(b"BYE upas/fs" in line for line in first), first
     assert all(line.startswith(b"* ") or line.endswith(b"completed\r\n") or line.startswith(
         b"s OK") for line in first), [x for x in first if b" OK " not in x][:5]
-    for _ in range(RUNS - 1):                  # new sessions, the same upas/fs
-        assert _imap_session(a.addr) == first
+    for _ in range(sessions.RUNS - 1):                  # new sessions, the same upas/fs
+        assert sessions.imap_every_part(a.addr) == first
         assert _alive(p9p, p9p.env(env["NAMESPACE"]), fs)
     record(p9p, Transcript("upasfs-imap4d", "our imap4d -a: SELECT INBOX and FETCH of every "
-                           f"part ({RUNS} times), over plan9port's upas/fs (9pserve)",
+                           f"part ({sessions.RUNS} times), over plan9port's upas/fs (9pserve)",
                            "plan9port upas/fs -s (9pserve)", "client", "9p", conns),
            "interop_upasfs")
     b = servers.start("upas.imap4d", ["-a", "-s", "imap.test"], _ours(env), wrap=private_mail.wrap)
-    assert _imap_session(b.addr) == first
-
-
-def _pop3_session(addr) -> list[bytes]:
-    c = PopClient(addr)
-    digest = hashlib.md5(c.chal.encode() + SECRET.encode()).hexdigest()
-    out = [c.cmd(f"APOP {USER} {digest}".encode())]
-    out += [c.cmd(b"STAT"), c.cmd(b"LIST") + c.multi(), c.cmd(b"UIDL") + c.multi()]
-    for n in range(1, 9):
-        out += [c.cmd(b"RETR %d" % n) + c.multi(), c.cmd(b"TOP %d 2" % n) + c.multi()]
-    out += [c.cmd(b"RETR 9"), c.cmd(b"QUIT")]
-    c.close()
-    return out
+    assert sessions.imap_every_part(b.addr) == first
 
 
 def test_pop3_reads_every_message_over_p9p_upasfs(p9p, p9p_host, servers, private_mail):
     fs, tap, env = p9p_host
     a = servers.start("upas.pop3", [], env, wrap=private_mail.wrap)
     since = len(tap.connections)
-    first = _pop3_session(a.addr)
+    first = sessions.pop3_every_message(a.addr, USER, SECRET)
     conns = finished(tap, since, 1)
     assert first[0] == f"+OK mailbox is /mail/box/{USER}/mbox\r\n".encode()
     assert first[1].startswith(b"+OK 8 ") and first[-1] == b"+OK\r\n"
-    assert _pop3_session(a.addr) == first and _alive(p9p, p9p.env(env["NAMESPACE"]), fs)
+    assert sessions.pop3_every_message(a.addr, USER, SECRET) == first and _alive(p9p, p9p.env(env["NAMESPACE"]), fs)
     record(p9p, Transcript("upasfs-pop3", "our pop3: APOP, STAT, LIST, UIDL, RETR and TOP "
                            "of every message, over plan9port's upas/fs (9pserve)",
                            "plan9port upas/fs -s (9pserve)", "client", "9p", conns),
            "interop_upasfs")
     b = servers.start("upas.pop3", [], _ours(env), wrap=private_mail.wrap)
-    assert _pop3_session(b.addr) == first
+    assert sessions.pop3_every_message(b.addr, USER, SECRET) == first
 
 
 def test_missing_mailbox_says_where(p9p, p9p_host, servers, private_mail):
