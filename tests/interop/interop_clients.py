@@ -249,3 +249,23 @@ def test_9p_against_our_upasfs(p9p, servers, mailroot, tmp_path):
                            + "; ".join(" ".join(op) for op in OPS) + "; write ctl: "
                            + ", ".join(repr(c.decode()) for c in CTL) + "; ls mbox",
                            "plan9port 9p", "server", "9p", conns), "interop_clients")
+
+
+def test_p9p_upasfs_apop_through_p9p_factotum_is_refused(p9p, servers, auth_stack, mailroot):
+    """What docs/running.md says: plan9port's upas/fs cannot log in by
+    APOP through plan9port's factotum, whoever the server is (its
+    libauth's auth_respond reads once, and gets the user its factotum
+    gives first); our pop3 refuses the user name taken for a digest."""
+    a = servers.start("upas.pop3", [], our_env(auth_stack, mailroot))
+    host = f"tcp!127.0.0.1!{a.addr[1]}"
+    h = P9pClientHost(p9p, servers.base, {})
+    h.factotum.stop()                        # plan9port's instead of ours
+    f = h.daemon([p9p.bin("factotum"), "-n"], "factotum")
+    r = p9p.run(["9p", "write", "factotum/ctl"], h.env,
+                input=f"key proto=apop server={host} user={USER} !password={SECRET}\n".encode())
+    assert r.returncode == 0 and f.alive()
+    try:
+        with pytest.raises(RuntimeError, match="opening mailbox: -ERR authentication failed"):
+            h.daemon([p9p.bin("upas/fs"), "-s", "-f", f"/apopnotls/{host}/{USER}"], "upasfs")
+    finally:
+        h.stop()
