@@ -118,35 +118,31 @@ def through_p9p(p9p_factotum, servers, tmp_path):
     tap.close()
 
 
-def _factotum_transcript(name: str, about: str, conns) -> Transcript:
-    return Transcript(name, about, "plan9port factotum (9pserve)", "client", "9p", conns)
+LOGINS = [
+    ("factotum-pop3-apop", "upas.pop3", ["-p"], sessions.pop3_apop_wrong_then_right, 1,
+     "our pop3 -p: APOP with a wrong secret, then the right one"),
+    ("factotum-pop3-pass", "upas.pop3", ["-p"], sessions.pop3_user_pass, 2,
+     "our pop3 -p: USER/PASS"),
+    ("factotum-imap4d-login", "upas.imap4d", ["-p", "-s", "imap.test"],
+     sessions.imap_login_wrong_then_right, 2,
+     "our imap4d -p: LOGIN with a wrong secret, then the right one"),
+    ("factotum-imap4d-cram", "upas.imap4d", ["-p", "-s", "imap.test"], sessions.imap_cram, 1,
+     "our imap4d: AUTHENTICATE CRAM-MD5"),
+]
 
 
-def _login_and_check(tap, since, name, about, n, p9p):
-    conns = finished(tap, since, n)
-    record(p9p, _factotum_transcript(name, about, conns), "interop_factotum")
-
-
-def test_pop3_apop_and_pass_through_p9p_factotum(p9p, servers, through_p9p):
+@pytest.mark.parametrize("name,module,flags,session,conversations,about", LOGINS,
+                         ids=[row[0] for row in LOGINS])
+def test_our_logins_through_p9p_factotum(p9p, servers, through_p9p, name, module, flags,
+                                         session, conversations, about):
+    """The session logs in (a wrong secret refused first where it says
+    so), in as many factotum conversations as recorded: pop3 keeps its
+    greeting's for APOP and its retries but starts one for PASS, imap4d
+    starts one for each LOGIN."""
     tap, env = through_p9p
-    a = servers.start("upas.pop3", ["-p"], env)
-    since = len(tap.connections)
-    sessions.pop3_apop_wrong_then_right(a.addr)
-    _login_and_check(tap, since, "factotum-pop3-apop",
-                     "our pop3 -p: APOP with a wrong secret, then the right one", 1, p9p)
-    since = len(tap.connections)
-    sessions.pop3_user_pass(a.addr)
-    _login_and_check(tap, since, "factotum-pop3-pass", "our pop3 -p: USER/PASS", 1, p9p)
-
-
-def test_imap4d_login_and_cram_through_p9p_factotum(p9p, servers, through_p9p):
-    tap, env = through_p9p
-    a = servers.start("upas.imap4d", ["-p", "-s", "imap.test"], env)
-    since = len(tap.connections)
-    sessions.imap_login_wrong_then_right(a.addr)
-    _login_and_check(tap, since, "factotum-imap4d-login",
-                     "our imap4d -p: LOGIN with a wrong secret, then the right one", 2, p9p)
-    since = len(tap.connections)
-    sessions.imap_cram(a.addr)
-    _login_and_check(tap, since, "factotum-imap4d-cram",
-                     "our imap4d: AUTHENTICATE CRAM-MD5", 1, p9p)
+    a = servers.start(module, flags, env)
+    session(a.addr)
+    conns = finished(tap, 0, conversations)
+    assert len(conns) == conversations
+    record(p9p, Transcript(name, about, "plan9port factotum (9pserve)", "client", "9p", conns),
+           "interop_factotum")
