@@ -183,7 +183,8 @@ def test_the_replay_catches_a_changed_reply(tmp_path, acceptors, auth_stack):
     """A recorded reply of ours changed by one byte is reported."""
     t = Transcript.load("pop3-p9p-upasfs-pass")
     conn = t.connections[0]
-    i = next(i for i, (side, d) in enumerate(conn) if side == "server" and d and d.startswith(b"+OK 9 "))
+    i = next(i for i, (side, d) in enumerate(conn)
+             if side == "server" and d and d.startswith(b"+OK 9 "))
     conn[i] = ("server", conn[i][1].replace(b"+OK 9 ", b"+OK 8 "))
     env = dict(os.environ, **auth_stack.env, MAILROOT=str(sessions.mailroot(tmp_path, folded=True)),
                POP3_DELAY_SCALE="0")
@@ -374,7 +375,8 @@ def test_plan9port_factotum_p9sk1_ticket_request_against_our_authsrv(authsrv):
     keys = (crypt.passtokey(demo.USERS["glenda"][0]), HOST_KEY)
     tickets = []
     for i, key in enumerate(keys):
-        g, w = (Ticket.unpack(r[1 + i * TICKETLEN:1 + (i + 1) * TICKETLEN], key) for r in (got, want))
+        at = slice(1 + i * TICKETLEN, 1 + (i + 1) * TICKETLEN)
+        g, w = (Ticket.unpack(r[at], key) for r in (got, want))
         assert (g.num, g.chal, g.cuid, g.suid) == (w.num, w.chal, w.cuid, w.suid)
         tickets.append(g)
     assert tickets[0].key == tickets[1].key

@@ -36,14 +36,11 @@ def p9p() -> Plan9port:
     return found
 
 
-def p9p_commit(p9p: Plan9port) -> str:
-    return os.environ.get("PLAN9_COMMIT", "(commit not given: set $PLAN9_COMMIT)")
-
-
-def record(p9p: Plan9port, t: Transcript, test: str) -> None:
-    """Save t if recording was asked for."""
+def record(t: Transcript, test: str) -> None:
+    """Save t if recording was asked for ($PLAN9_COMMIT names the build)."""
     if RECORD:
-        t.source = SOURCE.format(commit=p9p_commit(p9p), test=test)
+        commit = os.environ.get("PLAN9_COMMIT", "(commit not given: set $PLAN9_COMMIT)")
+        t.source = SOURCE.format(commit=commit, test=test)
         t.save()
 
 

@@ -117,7 +117,7 @@ def _pop_mailbox(p9p, p9p_client, servers, auth_stack, mailroot, flags, path, na
         tap.close()
     want = p9p_upasfs_view(p9p, servers, mailroot / "box" / USER / "mbox")
     assert got == want
-    record(p9p, Transcript(name, f"plan9port's upas/fs -f /{path}/HOST/{USER} reading "
+    record(Transcript(name, f"plan9port's upas/fs -f /{path}/HOST/{USER} reading "
                            f"glenda's mailbox from our pop3 {' '.join(flags)}",
                            "plan9port upas/fs (POP3 client)", "server", "lines", conns),
            "interop_clients")
@@ -168,7 +168,7 @@ def mailfs_view(p9p, p9p_client, servers, auth_stack, mailroot):
         tap.close()
     want = p9p_upasfs_view(p9p, servers, mailroot / "box" / USER / "mbox", ("subject", "body"))
     want = {k: decoded(v) if k.endswith("/subject") else v for k, v in want.items()}
-    record(p9p, Transcript("imap4d-p9p-mailfs", "plan9port's mailfs -u glenda reading "
+    record(Transcript("imap4d-p9p-mailfs", "plan9port's mailfs -u glenda reading "
                            "glenda's mail from our imap4d -p (LOGIN), then stopped",
                            "plan9port mailfs (upas/nfs)", "server", "lines", conns),
            "interop_clients")
@@ -244,7 +244,8 @@ def test_9p_against_our_upasfs(p9p, servers, mailroot, tmp_path):
         h.stop()
         ours.stop()
         shutil.rmtree(ours_ns, ignore_errors=True)
-    record(p9p, Transcript("upasfs-p9p-9p", "plan9port's 9p -a against our upasfs -f MBOX "
+    record(Transcript("upasfs-p9p-9p", "plan9port's 9p -a against our upasfs -p -s on "
+                           "the user's mailbox "
                            f"(glenda's mailbox and the folded one, mtime {sessions.MTIME}): "
                            + "; ".join(" ".join(op) for op in OPS) + "; write ctl: "
                            + ", ".join(repr(c.decode()) for c in CTL) + "; ls mbox",

@@ -53,7 +53,7 @@ def test_apop_cram_server_role_through_our_authsrv(p9p, p9p_factotum, proto, dig
     assert (ai.cuid, ai.suid, ai.secret) == (USER, USER, b"")
     conns = finished(f.as_tap, since, 1)
     assert len(conns) == 1
-    record(p9p, _as_transcript(f"factotum-authsrv-{proto}",
+    record(_as_transcript(f"factotum-authsrv-{proto}",
                                f"plan9port factotum, {proto} server role: the AS challenge, "
                                f"a wrong response, the right one", conns), "interop_factotum")
 
@@ -65,7 +65,7 @@ def test_p9cr_server_role_through_our_authsrv(p9p, p9p_factotum):
     with pytest.raises(lf.AuthError):
         lf.auth_userpasswd(USER, "not-the-password", f.addr)
     conns = finished(f.as_tap, since, 2)
-    record(p9p, _as_transcript("factotum-authsrv-p9cr",
+    record(_as_transcript("factotum-authsrv-p9cr",
                                "plan9port factotum, p9cr server role (auth_userpasswd): "
                                "the right password, then a wrong one", conns),
            "interop_factotum")
@@ -98,7 +98,7 @@ def test_p9sk1_between_two_conversations_through_our_authsrv(p9p, p9p_factotum):
     assert out["client"].cuid == out["server"].cuid == USER, out
     assert out["client"].secret == out["server"].secret and len(out["client"].secret) == 8
     conns = finished(f.as_tap, since, 1)
-    record(p9p, _as_transcript("factotum-authsrv-p9sk1",
+    record(_as_transcript("factotum-authsrv-p9sk1",
                                "plan9port factotum, p9sk1 client role: the ticket request",
                                conns), "interop_factotum")
 
@@ -144,5 +144,5 @@ def test_our_logins_through_p9p_factotum(p9p, servers, through_p9p, name, module
     session(a.addr)
     conns = finished(tap, 0, conversations)
     assert len(conns) == conversations
-    record(p9p, Transcript(name, about, "plan9port factotum (9pserve)", "client", "9p", conns),
+    record(Transcript(name, about, "plan9port factotum (9pserve)", "client", "9p", conns),
            "interop_factotum")
