@@ -349,6 +349,7 @@ def test_posted_upasfs_without_the_mailbox_says_where(imap_factory, tmp_path):
     says here): SELECT's NO names the path and where it must be, not the
     bare system text (issue 14)."""
     import os
+    import shutil
     import tempfile
     from tests.fixtures.acceptor import start_posted_upasfs, stop_all
     elsewhere = tmp_path / "elsewhere"
@@ -366,3 +367,4 @@ def test_posted_upasfs_without_the_mailbox_says_where(imap_factory, tmp_path):
         cl.close()
     finally:
         stop_all([fs])
+        shutil.rmtree(ns, ignore_errors=True)

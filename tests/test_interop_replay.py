@@ -18,7 +18,6 @@ import re
 import shutil
 import socket
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
@@ -74,15 +73,15 @@ FACTOTUM_LOGINS = [
 
 @pytest.mark.parametrize("name,module,flags,session", FACTOTUM_LOGINS,
                          ids=[f[0] for f in FACTOTUM_LOGINS])
-def test_logins_through_plan9port_factotum(tmp_path, acceptors, name, module, flags, session):
+def test_logins_through_plan9port_factotum(tmp_path, ninep_namespace, acceptors, name, module,
+                                           flags, session):
     """lib/factotum in our servers against plan9port factotum's recorded
     replies (its verdict before done, 9pserve declining the pipelining
     probe): the same requests, and the logins succeed."""
     t = Transcript.load(name)
     rs = ReplayServer(t, f"unix!{tmp_path}/factotum")
     env = as_user(dict(os.environ, MAILROOT=str(sessions.mailroot(tmp_path)),
-                       NAMESPACE=tempfile.mkdtemp(prefix="ns.", dir="/tmp"),
-                       factotum=rs.addr), uname(t))
+                       NAMESPACE=ninep_namespace, factotum=rs.addr), uname(t))
     env.pop("upasfs", None)
     a = acceptors(module, flags, env, tmp_path / "server.log")
     session(a.addr)
@@ -91,7 +90,7 @@ def test_logins_through_plan9port_factotum(tmp_path, acceptors, name, module, fl
 
 # -- our pop3 and imap4d over plan9port's upas/fs (9pserve was the server) -------------
 
-def test_imap4d_over_plan9port_upasfs(tmp_path, acceptors):
+def test_imap4d_over_plan9port_upasfs(tmp_path, ninep_namespace, acceptors):
     """No request on a fid before its walk succeeded, and the recorded
     ones in the recorded order: FETCH of every part, thrice."""
     t = Transcript.load("upasfs-imap4d")
@@ -100,7 +99,7 @@ def test_imap4d_over_plan9port_upasfs(tmp_path, acceptors):
     sessions.mailbox_for(root, user)
     rs = ReplayServer(t, f"unix!{tmp_path}/upasfs")
     env = as_user(dict(os.environ, MAILROOT=str(root), upasfs=rs.addr,
-                       NAMESPACE=tempfile.mkdtemp(prefix="ns.", dir="/tmp")), user)
+                       NAMESPACE=ninep_namespace), user)
     a = acceptors("upas.imap4d", ["-a", "-s", "imap.test"], env, tmp_path / "imap.log")
     lines = sessions.imap_every_part(a.addr)
     assert lines[-1] == b"l OK LOGOUT completed\r\n"
@@ -227,7 +226,7 @@ def _host_times_blanked(msg: bytes) -> bytes:
     return msg
 
 
-def test_plan9port_9p_against_our_upasfs(tmp_path):
+def test_plan9port_9p_against_our_upasfs(tmp_path, ninep_namespace):
     """Every reply byte for byte, but for the times that depend on when
     and where it runs."""
     t = Transcript.load("upasfs-p9p-9p")
@@ -238,7 +237,7 @@ def test_plan9port_9p_against_our_upasfs(tmp_path):
     mbox.parent.mkdir(exist_ok=True)
     shutil.copy(root / "box" / sessions.USER / "mbox", mbox)
     os.utime(mbox, (sessions.MTIME, sessions.MTIME))
-    ns = tempfile.mkdtemp(prefix="ns.", dir="/tmp")
+    ns = ninep_namespace
     import subprocess
     fs = subprocess.Popen([sys.executable, "-m", "upas.fs9p", "-p", "-s"],
                           env=as_user(dict(os.environ, NAMESPACE=ns, MAILROOT=str(root)), user))
@@ -248,7 +247,6 @@ def test_plan9port_9p_against_our_upasfs(tmp_path):
         replay_as_client(t, lambda: dial(addr), mask=_host_times_blanked)
     finally:
         stop_all([fs])
-        shutil.rmtree(ns, ignore_errors=True)
 
 
 def _wait_socket(addr: str, proc) -> None:

@@ -15,7 +15,6 @@ import hashlib
 import os
 import pwd
 import shutil
-import tempfile
 
 import pytest
 
@@ -69,9 +68,11 @@ def _keyfs_user(auth) -> None:
         c.write(f"{USER}/secret", SECRET.encode())
 
 
-def _ours(env: dict) -> dict:
+def _ours(env: dict, base) -> dict:
     """The same environment, mail through a upasfs of our own."""
-    ours = dict(env, NAMESPACE=tempfile.mkdtemp(prefix="ns.", dir="/tmp"))
+    ns = base / "ns-ours"
+    ns.mkdir(mode=0o700, exist_ok=True)
+    ours = dict(env, NAMESPACE=str(ns))
     ours.pop("upasfs")
     return ours
 
@@ -97,7 +98,8 @@ def test_imap4d_fetches_every_part_over_p9p_upasfs(p9p, p9p_host, servers, priva
                            f"part ({sessions.RUNS} times), over plan9port's upas/fs (9pserve)",
                            "plan9port upas/fs -s (9pserve)", "client", "9p", conns),
            "interop_upasfs")
-    b = servers.start("upas.imap4d", ["-a", "-s", "imap.test"], _ours(env), wrap=private_mail.wrap)
+    b = servers.start("upas.imap4d", ["-a", "-s", "imap.test"], _ours(env, servers.base),
+                      wrap=private_mail.wrap)
     assert sessions.imap_every_part(b.addr) == first
 
 
@@ -115,7 +117,7 @@ def test_pop3_reads_every_message_over_p9p_upasfs(p9p, p9p_host, servers, privat
                            "of every message, over plan9port's upas/fs (9pserve)",
                            "plan9port upas/fs -s (9pserve)", "client", "9p", conns),
            "interop_upasfs")
-    b = servers.start("upas.pop3", [], _ours(env), wrap=private_mail.wrap)
+    b = servers.start("upas.pop3", [], _ours(env, servers.base), wrap=private_mail.wrap)
     assert sessions.pop3_every_message(b.addr, USER, SECRET) == first
 
 
