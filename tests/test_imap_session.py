@@ -341,3 +341,30 @@ def test_unknown_flag_gives_usage(imap_factory):
     assert srv.connect().greeting == b"* BYE usage\r\n"
     srv.wait_idle()
     assert "usage: imap4d [-acpvT]" in srv.syslog()
+
+
+def test_posted_upasfs_without_the_mailbox_says_where(imap_factory, tmp_path):
+    """The mailbox is here but not where the running upas/fs looks (a
+    plan9port upas/fs opens /mail/box/USER on its host whatever $MAILROOT
+    says here): SELECT's NO names the path and where it must be, not the
+    bare system text (issue 14)."""
+    import os
+    import shutil
+    import tempfile
+    from tests.fixtures.acceptor import start_posted_upasfs, stop_all
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "box" / "glenda").mkdir(parents=True)
+    ns = tempfile.mkdtemp(prefix="ns.", dir="/tmp")
+    fs = start_posted_upasfs(dict(os.environ, MAILROOT=str(elsewhere), NAMESPACE=ns), "glenda")
+    try:
+        srv = imap_factory(flags=("-a",), auth=False, posted_upasfs=False,
+                           env={"upasfs": f"unix!{ns}/upasfs"})
+        cl = srv.connect()
+        reply = cl.cmd(b"s SELECT INBOX")[-1]
+        assert reply.startswith(b"s NO SELECT can't open mailbox INBOX: upas/fs cannot open "
+                                b"/mail/box/glenda/mbox: "), reply
+        assert reply.endswith(b" (it must exist on the host upas/fs runs on)\r\n"), reply
+        cl.close()
+    finally:
+        stop_all([fs])
+        shutil.rmtree(ns, ignore_errors=True)

@@ -19,12 +19,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
-from lib.rcquote import quote
+from upas import fsctl
 from upas import ns as nsmod
 from upas.mail import safewrite
 from upas.imap4d import imp, prefetch
 
-CTL = "/mail/fs/ctl"
 DELETE_BATCH = 8192          # bytes per `delete` ctl write, as Bell
 RELIST_TRIES = 3             # listings before numbering an unknown old message
 DIGEST_READ = 1024           # bytes read of a digest file: all of it
@@ -135,8 +134,7 @@ class Mailbox:
         if st.isdir:
             raise MailboxError("is a directory")
         try:
-            # rc-quoted: upasfs tokenizes ctl lines, and names may hold blanks
-            self.ns.write(CTL, f"open {quote(self.path)} {quote(self.fsname)}".encode())
+            fsctl.open_mailbox(self.ns, self.path, self.fsname)
         except nsmod.Error as e:
             raise MailboxError(str(e)) from None
         # upasfs takes the mail lock itself when it reads the mailbox, so
@@ -509,7 +507,7 @@ class Mailbox:
             while nums and size + 1 + len(nums[0]) <= DELETE_BATCH:
                 size += 1 + len(nums[0])
                 batch.append(nums.pop(0))
-            self.ns.write(CTL, (head + " " + " ".join(batch)).encode())
+            self.ns.write(fsctl.CTL, (head + " " + " ".join(batch)).encode())
         self.fs_stamp = None
 
     def take_expunged(self) -> list[int]:
