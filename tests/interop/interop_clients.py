@@ -21,7 +21,6 @@ from tests.interop.conftest import record
 from tests.interop.plan9port import Daemon, wait_posted
 
 USER, SECRET = sessions.USER, sessions.SECRET
-RFC_BRANCH = "fixed on branch rfc"
 
 
 @pytest.fixture
@@ -133,8 +132,6 @@ def test_p9p_upasfs_pop3_client_user_pass(p9p, p9p_client, servers, auth_stack, 
                  "pop3-p9p-upasfs-pass")
 
 
-@pytest.mark.xfail(reason=f"STLS listed in CAPA without a certificate: {RFC_BRANCH}",
-                   raises=RuntimeError, strict=True)
 def test_p9p_upasfs_pop3_client_tries_stls_only_when_offered(p9p, p9p_client, servers,
                                                              auth_stack, mailroot):
     """/apop/ (not /apopnotls/) starts TLS when CAPA lists STLS: our pop3
@@ -182,7 +179,6 @@ def test_mailfs_reads_our_imap4d(mailfs_view):
         {k: v for k, v in want.items() if k != "9/subject"}
 
 
-@pytest.mark.xfail(reason=f"ENVELOPE's subject of a folded header: {RFC_BRANCH}", strict=True)
 def test_mailfs_folded_subject_as_upasfs_shows_it(mailfs_view):
     got, want = mailfs_view
     assert got["9/subject"] == want["9/subject"]
