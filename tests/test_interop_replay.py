@@ -160,6 +160,7 @@ def _apop_for_this_greeting(unit: bytes, seen: list[bytes]) -> bytes:
 
 
 CLIENT_SESSIONS = [("pop3-p9p-upasfs-apop", "upas.pop3", []),
+                   ("pop3-p9p-upasfs-apop-capa", "upas.pop3", []),
                    ("pop3-p9p-upasfs-pass", "upas.pop3", ["-p"]),
                    ("imap4d-p9p-mailfs", "upas.imap4d", ["-p", "-s", "imap.test"])]
 
