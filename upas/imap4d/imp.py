@@ -16,11 +16,12 @@ files through the namespace, under the mail lock, crash-safely.
 """
 from __future__ import annotations
 
+import bisect
 import os
 import re
 import time
 from dataclasses import dataclass, field
-from typing import AbstractSet, Iterable
+from typing import AbstractSet, Iterable, NamedTuple, Sequence
 
 from upas import ns as nsmod
 
@@ -180,31 +181,118 @@ def parse_keywords(data: bytes) -> dict[int, tuple[str, list[str]]]:
     return out
 
 
-def match(imp: ImpFile | None, digests: list[str], uidnext_floor: int = 1
-          ) -> tuple[list[Entry | None], int]:
-    """Pair each message (by digest, mailbox order) with its .imp entry.
+class Match(NamedTuple):
+    found: list[Entry | None]     # per message: its entry, None if new
+    uidnext: int                  # to continue numbering from
+    unclaimed: list[Entry]        # entries no message took (file order)
 
-    An entry is used at most once; its uid must be higher than the previous
-    message's (UIDs ascend in mailbox order), otherwise the message counts
-    as unknown.  A uid-0 entry (Plan 9 APPEND/COPY) lends only its flags.
-    Returns the entries (None: unknown) and the uidnext to continue from.
-    """
-    pool: dict[str, list[Entry]] = {}
-    for e in imp.entries if imp else []:
-        pool.setdefault(e.digest, []).append(e)
+
+def match(imp: ImpFile | None, msgs: Sequence[tuple[str, int]],
+          uidnext_floor: int = 1) -> Match:
+    """Pair each message, given as (digest, uid) in mailbox order (uid 0:
+    the caller has not numbered it), with its .imp entry.
+
+    An entry belongs to one message, not to a digest: two byte-identical
+    messages have two entries with one digest (issue 13).  A numbered
+    message takes only the entry with its own digest and uid.  The others
+    take entries in file order after the last one taken (both lists are in
+    mailbox order, and messages leave the file but never move), before the
+    next numbered message's; where a run of identical entries outnumbers
+    the identical messages there, the copies that went are taken to be
+    those marked \\Deleted (an EXPUNGE removes those), then the last.  An
+    entry whose uid is not above the previous message's (a file out of
+    order), or a uid-0 entry (Plan 9 APPEND/COPY), lends only its flags."""
+    entries = imp.entries if imp else []
     uidnext = max(imp.uidnext if imp else 1, uidnext_floor, 1)
-    last = 0
+    if len(entries) == len(msgs) and all(
+            e.digest == d and u in (0, e.uid) for e, (d, u) in zip(entries, msgs)):
+        idx: list[int | None] = list(range(len(msgs)))      # the usual case
+    else:
+        idx = _pair(entries, msgs)
     out: list[Entry | None] = []
-    for d in digests:
-        cands = pool.get(d, [])
-        e = cands.pop(0) if cands else None
-        if e is not None and e.uid and e.uid <= last:
-            e = Entry(d, 0, e.flags)
-        if e is not None and e.uid:
-            last = e.uid
-            uidnext = max(uidnext, e.uid + 1)
+    taken = [False] * len(entries)
+    last = 0
+    for (d, u), k in zip(msgs, idx):
+        e = None if k is None else entries[k]
+        if e is not None:
+            taken[k] = True
+            if not u and e.uid and e.uid <= last:
+                e = Entry(d, 0, e.flags)
+            if e.uid:
+                uidnext = max(uidnext, e.uid + 1)
+        last = u or (e.uid if e is not None else 0) or last
         out.append(e)
-    return out, uidnext
+    return Match(out, uidnext, [e for e, t in zip(entries, taken) if not t])
+
+
+def _pair(entries: list[Entry], msgs: Sequence[tuple[str, int]]) -> list[int | None]:
+    """The index of each message's entry (see match), None if it has none."""
+    own = {}
+    where: dict[str, list[int]] = {}
+    for k, e in enumerate(entries):
+        if e.uid:
+            own.setdefault((e.digest, e.uid), k)
+        where.setdefault(e.digest, []).append(k)
+    out: list[int | None] = [None] * len(msgs)
+    claimed = set()
+    for i, key in enumerate(msgs):
+        k = own.get(key) if key[1] else None
+        if k is not None and k not in claimed:
+            out[i] = k
+            claimed.add(k)
+    # the entry index a fresh message must stay below: the next numbered one's
+    bound, below = [0] * len(msgs), len(entries)
+    for i in range(len(msgs) - 1, -1, -1):
+        bound[i] = below
+        if out[i] is not None:
+            below = min(below, out[i])
+    start, i = 0, 0
+    while i < len(msgs):
+        d, u = msgs[i]
+        if u:
+            if out[i] is not None:
+                start = max(start, out[i] + 1)
+            i += 1
+            continue
+        group = i
+        while group < len(msgs) and msgs[group] == (d, 0):
+            group += 1
+        run = _run(entries, where.get(d, ()), start, bound[i], claimed)
+        if not run:
+            i += 1                      # new to the file
+            continue
+        chosen = _survivors(entries, run, group - i)
+        for k in chosen:
+            out[i] = k
+            claimed.add(k)
+            i += 1
+        start = chosen[-1] + 1
+    return out
+
+
+def _run(entries: list[Entry], at: Sequence[int], start: int, bound: int,
+         claimed: set) -> list[int]:
+    """The first unclaimed entry of a digest (indices `at`) in [start,
+    bound) and those right after it in the file with the same digest."""
+    run: list[int] = []
+    for k in at[bisect.bisect_left(at, start):]:
+        if k >= bound or (run and k != run[-1] + 1):
+            break
+        if k not in claimed:
+            run.append(k)
+        elif run:
+            break
+    return run
+
+
+def _survivors(entries: list[Entry], run: list[int], n: int) -> list[int]:
+    """Which of a run of identical entries the n identical messages take:
+    all in turn if they are as many or more; else those not \\Deleted
+    first, then the earliest."""
+    if n >= len(run):
+        return run
+    keep = sorted(run, key=lambda k: ("\\Deleted" in entries[k].flags, k))[:n]
+    return sorted(keep)
 
 
 def read_file(ns: nsmod.Namespace, path: str) -> bytes | None:

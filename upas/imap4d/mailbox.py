@@ -265,7 +265,8 @@ class Mailbox:
             self.uidvalidity = (parsed.uidvalidity if parsed
                                 else imp.default_uidvalidity(self.ns, self.path))
         live = [m for m in self.msgs if not m.expunged]
-        found, uidnext = imp.match(parsed, [m.digest for m in live], self.uidnext)
+        found, uidnext, unclaimed = imp.match(parsed, [(m.digest, m.uid) for m in live],
+                                              self.uidnext)
         self._imp_read = (data, kwdata)     # _write_imp skips an unchanged file
         self.imp_known = None
         self._imp_exact = self._takes_all(live, parsed, found, uidnext) and imp.as_parsed(data, parsed)
@@ -279,7 +280,7 @@ class Mailbox:
             if not m.uid:
                 m.uid = self.uidnext
                 self.uidnext += 1
-        self._ahead = self._newer(parsed, kws)
+        self._ahead = self._newer(parsed, unclaimed, live, kws)
         self.imp_stamp = self._imp_stamp()
         return True
 
@@ -304,21 +305,30 @@ class Mailbox:
             return False
         return [m for m in self.msgs if not m.expunged] == self._known_live
 
-    def _newer(self, parsed: imp.ImpFile | None, kws: dict) -> list[tuple[imp.Entry, list[str]]]:
+    def _newer(self, parsed: imp.ImpFile | None, unclaimed: list[imp.Entry],
+               live: list[Message], kws: dict) -> list[tuple[imp.Entry, list[str]]]:
         """Entries of messages another session has numbered but this one has
         not listed yet (uids above all of ours), with their keywords.  Our
         rewrite of the file keeps them: dropping them would lose their
         flags, and the next session would number those messages anew, out
-        of mailbox order (found by the stress rig)."""
-        if not parsed:
+        of mailbox order (found by the stress rig).  Such an entry is one
+        no message of ours took, and one more than we hold of its digest
+        (an identical copy delivered since: issue 13); an entry for a
+        message we hold under another uid is not one."""
+        if not parsed or not unclaimed:
             return []
-        mine = {m.digest for m in self.msgs}
-        mine |= {d for d, _ in self._unlisted}     # still unlisted: deleted
+        excess: dict[str, int] = {}
+        for e in parsed.entries:
+            excess[e.digest] = excess.get(e.digest, 0) + 1
+        for m in live:
+            excess[m.digest] = excess.get(m.digest, 0) - 1
+        gone = self._unlisted            # still unlisted after a listing: deleted
         last = max((m.uid for m in self.msgs), default=0)
         out = []
-        for e in parsed.entries:
-            if e.uid > last and e.digest not in mine:
+        for e in unclaimed:
+            if e.uid > last and excess.get(e.digest, 0) > 0 and (e.digest, e.uid) not in gone:
                 last = e.uid
+                excess[e.digest] -= 1
                 k = kws.get(e.uid)
                 out.append((e, list(k[1]) if k and k[0] == e.digest else []))
         return out
@@ -326,11 +336,9 @@ class Mailbox:
     def _apply_entry(self, m: Message, e: imp.Entry | None, kws: dict) -> None:
         fresh = not m.uid
         if e is None:
-            return                      # new to the file: keeps \Recent
+            return                      # new to the file (or it lost ours): ours stands
         if fresh and e.uid:
             m.uid = e.uid
-        if m.uid and e.uid and e.uid != m.uid:
-            return                      # the file disagrees; ours stands
         new = set(e.flags)              # a new message's \\Recent is the file's
         if not fresh:
             if "\\Recent" in m.flags:     # else ours stands
