@@ -94,6 +94,16 @@ def test_of_adjacent_identical_copies_the_deleted_one_went():
     assert [e.uid for e in found] == [4, 5]
 
 
+def test_a_message_listed_after_its_entry_went_takes_no_later_copys():
+    """A listing made before another session's EXPUNGE still shows copy
+    15, whose line that session has dropped; a later copy (24) keeps its
+    line and the messages between keep theirs."""
+    f = imp.ImpFile(1, 25, [imp.Entry(D2, 16, set()), imp.Entry(D3, 17, set()),
+                            imp.Entry(D1, 24, {"\\Seen"})])
+    found, _, _ = imp.match(f, fresh(D1, D2, D3, D1))
+    assert [e and e.uid for e in found] == [None, 16, 17, 24]
+
+
 def test_a_fresh_copy_does_not_take_a_numbered_ones_entry():
     """A session that numbered copy 4 lists a new identical copy: it gets
     no entry of the file but a line of its own (an entry a later one)."""

@@ -16,7 +16,7 @@ files through the namespace, under the mail lock, crash-safely.
 """
 from __future__ import annotations
 
-import bisect
+import difflib
 import os
 import re
 import time
@@ -188,27 +188,31 @@ class Match(NamedTuple):
 
 
 def match(imp: ImpFile | None, msgs: Sequence[tuple[str, int]],
-          uidnext_floor: int = 1) -> Match:
+          uidnext_floor: int = 1, gone: AbstractSet[tuple[str, int]] = frozenset()) -> Match:
     """Pair each message, given as (digest, uid) in mailbox order (uid 0:
     the caller has not numbered it), with its .imp entry.
 
     An entry belongs to one message, not to a digest: two byte-identical
     messages have two entries with one digest (issue 13).  A numbered
-    message takes only the entry with its own digest and uid.  The others
-    take entries in file order after the last one taken (both lists are in
-    mailbox order, and messages leave the file but never move), before the
-    next numbered message's; where a run of identical entries outnumbers
-    the identical messages there, the copies that went are taken to be
-    those marked \\Deleted (an EXPUNGE removes those), then the last.  An
-    entry whose uid is not above the previous message's (a file out of
-    order), or a uid-0 entry (Plan 9 APPEND/COPY), lends only its flags."""
+    message takes only the entry with its own digest and uid.  The others,
+    a run between two numbered ones at a time, take the entries between
+    those two's by the longest alignment of the digests in order (both
+    lists are in mailbox order, and messages leave a file but never move,
+    so position tells copies apart; a message listed after another
+    session dropped its entry does not take a later copy's).  Where a run
+    of identical entries outnumbers the identical messages aligned with
+    it, the copies that went are taken to be those marked \\Deleted (an
+    EXPUNGE removes those), then the last.  An entry whose uid is not
+    above the previous message's (a file out of order), or a uid-0 entry
+    (Plan 9 APPEND/COPY), lends only its flags.  `gone`: (digest, uid) of
+    messages the caller has seen deleted: their entries are nobody's."""
     entries = imp.entries if imp else []
     uidnext = max(imp.uidnext if imp else 1, uidnext_floor, 1)
-    if len(entries) == len(msgs) and all(
+    if not gone and len(entries) == len(msgs) and all(
             e.digest == d and u in (0, e.uid) for e, (d, u) in zip(entries, msgs)):
         idx: list[int | None] = list(range(len(msgs)))      # the usual case
     else:
-        idx = _pair(entries, msgs)
+        idx = _pair(entries, msgs, gone)
     out: list[Entry | None] = []
     taken = [False] * len(entries)
     last = 0
@@ -225,74 +229,64 @@ def match(imp: ImpFile | None, msgs: Sequence[tuple[str, int]],
     return Match(out, uidnext, [e for e, t in zip(entries, taken) if not t])
 
 
-def _pair(entries: list[Entry], msgs: Sequence[tuple[str, int]]) -> list[int | None]:
+def _pair(entries: list[Entry], msgs: Sequence[tuple[str, int]],
+          gone: AbstractSet[tuple[str, int]]) -> list[int | None]:
     """The index of each message's entry (see match), None if it has none."""
-    own = {}
-    where: dict[str, list[int]] = {}
+    own: dict[tuple[str, int], int] = {}
     for k, e in enumerate(entries):
         if e.uid:
             own.setdefault((e.digest, e.uid), k)
-        where.setdefault(e.digest, []).append(k)
     out: list[int | None] = [None] * len(msgs)
-    claimed = set()
+    claimed = {own[key] for key in gone if key in own}
     for i, key in enumerate(msgs):
         k = own.get(key) if key[1] else None
         if k is not None and k not in claimed:
             out[i] = k
             claimed.add(k)
-    # the entry index a fresh message must stay below: the next numbered one's
-    bound, below = [0] * len(msgs), len(entries)
-    for i in range(len(msgs) - 1, -1, -1):
-        bound[i] = below
-        if out[i] is not None:
-            below = min(below, out[i])
-    start, i = 0, 0
+    # the messages not numbered, a run at a time, with the entries between
+    # those of the numbered messages around them
+    lo, i = 0, 0
     while i < len(msgs):
-        d, u = msgs[i]
-        if u:
+        if msgs[i][1]:
             if out[i] is not None:
-                start = max(start, out[i] + 1)
+                lo = max(lo, out[i] + 1)
             i += 1
             continue
-        group = i
-        while group < len(msgs) and msgs[group] == (d, 0):
-            group += 1
-        run = _run(entries, where.get(d, ()), start, bound[i], claimed)
-        if not run:
-            i += 1                      # new to the file
-            continue
-        chosen = _survivors(entries, run, group - i)
-        for k in chosen:
-            out[i] = k
-            claimed.add(k)
-            i += 1
-        start = chosen[-1] + 1
+        j = i
+        while j < len(msgs) and not msgs[j][1]:
+            j += 1
+        hi = next((out[k] for k in range(j, len(msgs)) if out[k] is not None), len(entries))
+        free = [k for k in range(lo, hi) if k not in claimed]
+        for a, k in _align([msgs[x][0] for x in range(i, j)], entries, free):
+            out[i + a] = k
+        i = j
     return out
 
 
-def _run(entries: list[Entry], at: Sequence[int], start: int, bound: int,
-         claimed: set) -> list[int]:
-    """The first unclaimed entry of a digest (indices `at`) in [start,
-    bound) and those right after it in the file with the same digest."""
-    run: list[int] = []
-    for k in at[bisect.bisect_left(at, start):]:
-        if k >= bound or (run and k != run[-1] + 1):
-            break
-        if k not in claimed:
-            run.append(k)
-        elif run:
-            break
-    return run
-
-
-def _survivors(entries: list[Entry], run: list[int], n: int) -> list[int]:
-    """Which of a run of identical entries the n identical messages take:
-    all in turn if they are as many or more; else those not \\Deleted
-    first, then the earliest."""
-    if n >= len(run):
-        return run
-    keep = sorted(run, key=lambda k: ("\\Deleted" in entries[k].flags, k))[:n]
-    return sorted(keep)
+def _align(digests: list[str], entries: list[Entry], free: list[int]) -> list[tuple[int, int]]:
+    """(message, entry index) pairs of the longest alignment in order of
+    these messages' digests with the entries `free`; within a run of
+    identical entries, the messages take those not \\Deleted first."""
+    theirs = [entries[k].digest for k in free]
+    if digests == theirs:
+        return list(zip(range(len(digests)), free))
+    blocks = difflib.SequenceMatcher(None, digests, theirs, autojunk=False).get_matching_blocks()
+    pairs = {b + n: a + n for a, b, size in blocks for n in range(size)}   # free pos -> msg
+    out = []
+    pos = 0
+    while pos < len(free):
+        end = pos + 1
+        while end < len(free) and theirs[end] == theirs[pos]:
+            end += 1
+        mine = sorted(pairs[q] for q in range(pos, end) if q in pairs)
+        if mine:
+            run = range(pos, end)
+            if len(mine) < len(run):
+                run = sorted(sorted(run, key=lambda q: ("\\Deleted" in entries[free[q]].flags, q))
+                             [:len(mine)])
+            out += [(a, free[q]) for a, q in zip(mine, run)]
+        pos = end
+    return out
 
 
 def read_file(ns: nsmod.Namespace, path: str) -> bytes | None:

@@ -70,7 +70,7 @@ def _dedup(kws: list[str]) -> list[str]:
 def store(s, req: Request) -> None:
     ranges, op, silent, flags = req.args
     box: Mailbox = s.box
-    box.check()
+    s.report(expunges=req.uid, uid=req.uid)   # what changed first (RFC 3501 5.2, 7.4.1)
     msgs, ok = s.resolve(ranges, req.uid)
     if not req.uid and any(m.expunged for m in msgs):
         ok = False
@@ -84,6 +84,9 @@ def store(s, req: Request) -> None:
     for m in msgs:
         if m in box.flag_changes:
             box.flag_changes.remove(m)      # reported here
+    if op != "-":
+        box.keywords.update(f for f in flags if not f.startswith("\\"))
+    s.announce_keywords()                   # before a FETCH shows them
     if not silent:
         _report(s, box, msgs, req.uid)
     if ok:
