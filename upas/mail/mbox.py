@@ -857,11 +857,12 @@ def _mdir_entries(path: str) -> list[tuple]:
 
 
 def open_mailbox(path: str, name: str, ids: mime.Ids,
-                 ignore: Ignore | None = None) -> Mailbox:
-    """Open and read a mailbox: a directory is mdir, anything else mbox."""
+                 ignore: Ignore | None = None, index: bool | None = None) -> Mailbox:
+    """Open and read a mailbox: a directory is mdir, anything else mbox
+    (index: use and keep its index; default UPASFS_INDEX, on)."""
     if not os.path.exists(path) and not os.path.exists(path + ".tmp"):
         raise MailError(os.strerror(2))
     cls = MdirBox if os.path.isdir(path) else Mailbox
-    mb = cls(path, name, ids, ignore)
+    mb = cls(path, name, ids, ignore, index=index)
     mb.sync()
     return mb

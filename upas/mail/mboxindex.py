@@ -135,7 +135,8 @@ def _encode(p: mime.Part, top: int, buf) -> list:
         elif v is not None and not isinstance(v, int):
             raise Unkept
         vals.append(v)
-    return [p.id - top, vals, [_encode(c, top, buf) for c in p.parts]]
+    return [p.id - top, vals, [_encode(c, top, buf) for c in p.parts],
+            buf.count(b"\n", p.body, p.bend)]
 
 
 def decode(detail: bytes, buf, mid: int, name: str) -> mime.Part:
@@ -148,25 +149,29 @@ def decode(detail: bytes, buf, mid: int, name: str) -> mime.Part:
 
 
 def _decode(node: list, buf, mid: int, name: str) -> mime.Part:
-    rel, vals, kids = node
-    if len(vals) != len(FIELDS) or not isinstance(rel, int):
+    rel, vals, kids, lines = node
+    if len(vals) != len(FIELDS) or not isinstance(rel, int) or not isinstance(lines, int):
         raise ValueError("bad index detail")
     p = mime.Part(buf, mid + rel, name)
     for f, v in zip(FIELDS, vals):
         setattr(p, f, v.encode("latin-1") if isinstance(v, str) else v)
     p.parts = [_decode(k, buf, mid, str(i + 1)) for i, k in enumerate(kids)]
+    if isinstance(buf, LazyBytes):
+        buf.counts[(b"\n", p.body, p.bend)] = lines      # the `lines` file
     return p
 
 
 class LazyBytes:
     """A message's bytes, read when first needed (an index's parsed tree
-    serves its header fields without them).  Offers what mime.Part's files
-    use of a buffer; its length is known without reading."""
+    serves its header fields and line counts without them).  Offers what
+    mime.Part's files use of a buffer; its length, and the counts the
+    detail recorded, are known without reading."""
 
-    __slots__ = ("_n", "_load", "_data")
+    __slots__ = ("_n", "_load", "_data", "counts")
 
     def __init__(self, n: int, load: Callable[[], bytes]):
         self._n, self._load, self._data = n, load, None
+        self.counts: dict[tuple, int] = {}
 
     def _get(self) -> bytes:
         if self._data is None:
@@ -183,7 +188,8 @@ class LazyBytes:
         return self._get().find(*a)
 
     def count(self, *a) -> int:
-        return self._get().count(*a)
+        n = self.counts.get(a)
+        return self._get().count(*a) if n is None else n
 
 
 # -- the file ---------------------------------------------------------------
