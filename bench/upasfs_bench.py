@@ -10,6 +10,7 @@ Printed, from one run:
     of the same mailbox file as the reference,
   - files/s for walk/open/read/clunk of every message's `digest`, one
     file at a time and batched (read_many, as imap4d's SELECT reads them),
+    and the same digests from one read of the mailbox's `summary`,
   - files/s reading every message's `info` batched, which parses every
     message (the MIME work of IMAP's FETCH and SEARCH),
   - the raw reads again straight through the tree (no 9P), to show where
@@ -134,9 +135,9 @@ def main() -> None:
         print(f"start-up (process start to service posted, median of 3): "
               f"{st['index']:.2f} s from the index, {st['no index']:.2f} s without "
               f"(UPASFS_INDEX=0); the first start, writing the index, {st['first']:.2f} s")
-        proc, startup = start(root, ns)
+        proc, secs = start(root, ns)
         try:
-            run(proc, ns, mbox, size, startup, a.n)
+            run(proc, ns, mbox, size, secs, a.n)
         finally:
             proc.terminate()
             proc.wait()
@@ -173,6 +174,16 @@ def run(proc, ns: Path, mbox: Path, size: int, startup: float, n: int) -> None:
     many = time.perf_counter() - t0
     print(f"digest walk/open/read/clunk: {n / secs:.0f} files/s one by one, "
           f"{n / many:.0f} files/s batched (read_many)")
+    t0 = time.perf_counter()
+    mark = c.read("mbox/mark")
+    mark_secs = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    summary = c.read("mbox/summary")
+    secs = time.perf_counter() - t0
+    assert summary.count(b"\n") == n + 1 and summary.startswith(mark)
+    print(f"every digest, size and line count in one read of `summary`: {secs * 1000:.0f} ms "
+          f"({len(summary) / 1e6:.1f} MB; SELECT's digests by read_many above: "
+          f"{many * 1000:.0f} ms); `mark` {mark_secs * 1000:.1f} ms")
 
     t0 = time.perf_counter()
     info = c.read_many([f"mbox/{name}/info" for name in names], c.iounit)
