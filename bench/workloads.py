@@ -6,6 +6,7 @@ memory is read from the server before the session logs out.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 import re
@@ -137,6 +138,17 @@ def append(server, ctx, tick: Tick) -> Sample:
     return Sample(secs, peak, {"messages": len(msgs)})
 
 
+def all_at_once(fns: list[Callable[[], None]]) -> float:
+    """Seconds until every fn, each run in its own thread, has returned."""
+    threads = [threading.Thread(target=fn) for fn in fns]
+    t = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return time.perf_counter() - t
+
+
 def concurrent_sessions(server, ctx, tick: Tick) -> Sample:
     """SESSIONS clients at once: SELECT, the headers of the first 20
     messages (a client's first screen), LOGOUT.  Errors are counted, not raised."""
@@ -164,13 +176,7 @@ def concurrent_sessions(server, ctx, tick: Tick) -> Sample:
             done[0] += 1
             tick(done[0], SESSIONS)
 
-    threads = [threading.Thread(target=one) for _ in range(SESSIONS)]
-    t = time.perf_counter()
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    secs = time.perf_counter() - t
+    secs = all_at_once([one] * SESSIONS)
     return Sample(secs, max(peaks, default=0),
                   {"sessions_per_s": SESSIONS / secs, "errors": len(errors),
                    "first_error": errors[0] if errors else ""})
@@ -197,13 +203,7 @@ def mixed_load(server, ctx, tick: Tick) -> Sample:
                 if done[0] == total // 2:
                     peaks.append(server.peak_kb())
 
-    threads = [threading.Thread(target=client, args=(k,)) for k in range(MIXED_CLIENTS)]
-    t = time.perf_counter()
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    secs = time.perf_counter() - t
+    secs = all_at_once([functools.partial(client, k) for k in range(MIXED_CLIENTS)])
     return Sample(secs, max(peaks, default=0),
                   {"commands": commands[0], "commands_per_s": commands[0] / secs,
                    "errors": len(errors), "first_error": errors[0] if errors else ""})

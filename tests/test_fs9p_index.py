@@ -129,6 +129,30 @@ def test_a_message_added_since_is_the_only_one_parsed(tmp_path, trusted, monkeyp
     assert view(mb) == want
 
 
+def test_trees_parsed_since_the_last_write_are_kept_outside_memory(tmp_path, trusted,
+                                                                  monkeypatch):
+    """A message parsed again after its tree left the cache (256 trees)
+    is built from its detail, spilled to a temporary file until the
+    index is written, then read from the index."""
+    path = tmp_path / "mbox"
+    path.write_bytes(b"".join(msg(f"m{i}") for i in range(300)))
+    want = fresh(path)
+    mb = opened(path)
+    for m in mb.live():
+        mb.parsed(m)
+    assert all(isinstance(m.detail, int) and m.detail & 1 == mboxindex.SPILL
+               for m in mb.live())
+    calls = Counted(monkeypatch)
+    first = [mb.parsed(m).file("subject") for m in mb.live()[:10]]   # evicted: not cached
+    assert first == [b"m%d" % i for i in range(10)] and calls.calls == {}
+    mb.write_index(force=True)
+    assert all(m.detail & 1 == mboxindex.INDEX for m in mb.live())
+    mb._cache.clear()
+    assert view(mb) == want and "parse_message" not in calls.calls
+    for kind, off, n, crc in [(0, 0, 1, 0), (1, 2**40 - 1, 2**24 - 1, 2**32 - 1)]:
+        assert mboxindex.unplace(mboxindex.place(kind, off, n, crc)) == (kind, off, n, crc)
+
+
 def _edit_in_place(data: bytes) -> bytes:
     i = data.index(b"first message")
     return data[:i] + b"FIRST" + data[i + 5:]

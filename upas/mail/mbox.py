@@ -63,9 +63,9 @@ class Message:
         self.kept: bytes | None = None   # stored bytes, once purged while open
         self.nids = 1               # object ids it takes (itself and its parts)
         self.sizes: tuple = ()      # mboxindex.sizes()
-        # the parsed tree as an index detail: JSON bytes (b"": cannot be
-        # kept), a place in the mailbox's index file, or None (not parsed)
-        self.detail: bytes | tuple | None = None
+        # where its parsed tree is kept (mboxindex.Details: 0 if it cannot
+        # be), or None while it has not been parsed
+        self.detail: int | None = None
 
     @property
     def size(self) -> int:
@@ -144,7 +144,7 @@ class Mailbox:
         if index is None:
             index = mboxindex.ENABLED
         self.index_path = mboxindex.path_for(path) if index and dolock else None
-        self._idx_fd: int | None = None     # the index file details point into
+        self._details = mboxindex.Details()     # where messages' trees are kept
         self._idx_known: dict[bytes, mboxindex.Entry] | None = None
         self._idx_dirty = False
         self._idx_written = 0.0             # time.monotonic() of the last write
@@ -251,7 +251,7 @@ class Mailbox:
                 part = mime.parse_message(data, 0, len(data), mime.Ids(m.id - 1),
                                           m.name, m.digest)
                 if self.index_path and m.detail is None:
-                    m.detail = mboxindex.encode(part) or b""
+                    m.detail = self._details.keep(mboxindex.encode(part) or b"")
                     self._idx_dirty = True
             self._cache[m.name] = (m, part)
             self._cache_bytes += m.size
@@ -263,16 +263,14 @@ class Mailbox:
 
     def _from_detail(self, m: Message) -> mime.Part | None:
         """m's tree as its index detail has it, or None (no usable detail)."""
-        d = m.detail
-        if isinstance(d, tuple):
-            d = None if self._idx_fd is None else mboxindex.read_detail(self._idx_fd, d)
+        d = self._details.read(m.detail) if m.detail else None
         if d:
             lazy = mboxindex.LazyBytes(m.size, lambda: self.read_message(m))
             try:
                 return mboxindex.decode(d, lazy, m.id, m.name)
             except ValueError:
                 d = None
-        if d is None and m.detail is not None:
+        if d is None and m.detail:
             m.detail = None                 # unreadable: parse and keep anew
         return None
 
@@ -358,9 +356,7 @@ class Mailbox:
         with self.lock:
             self._cache.clear()
             self._offsets = None
-            if self._idx_fd is not None:
-                os.close(self._idx_fd)
-                self._idx_fd = None
+            self._details.close()
             self.index_path = None
 
     # -- syncing ---------------------------------------------------------
@@ -436,7 +432,7 @@ class Mailbox:
         idx = mboxindex.load(self.index_path)
         if idx is None:
             return False
-        self._idx_fd = idx.fd
+        self._details.use_index(idx.fd)
         if not (idx.trusted and idx.key == key and _in_order(idx.entries, size)):
             self._idx_known = idx.by_digest()
             return False
@@ -479,16 +475,14 @@ class Mailbox:
         try:
             fd, placed = mboxindex.write(self.index_path, self.key,
                                          mboxindex.is_trusted(self.key, self.read_ns),
-                                         entries, self._idx_fd)
+                                         entries, self._details)
         except OSError as e:
             _log.debug("%s: index not written: %s", self.name, e)
             self._idx_written = time.monotonic()      # not again at once
             return
         for m, e in zip(msgs, placed):
             m.detail = e.detail
-        if self._idx_fd is not None:
-            os.close(self._idx_fd)
-        self._idx_fd = fd
+        self._details.use_index(fd, spilled=True)
         self._idx_dirty = False
         self._idx_written = time.monotonic()
 

@@ -42,12 +42,12 @@ import hashlib
 import itertools
 import json
 import os
+import tempfile
 import zlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable, Iterable
 
-from upas.mail import mime
+from upas.mail import digestfile, mime
 
 MAGIC = b"upasfs index "
 VERSION = b"1"
@@ -72,14 +72,7 @@ def path_for(mailbox: str) -> str:
 def code_version() -> bytes:
     """A hash of the sources whose code computes the contents."""
     if not _CODE:
-        h = hashlib.sha1()
-        root = Path(__file__).resolve().parents[1]
-        for rel in _SOURCES:
-            try:
-                h.update((root / rel).read_bytes())
-            except OSError:
-                h.update(b"?" + rel.encode())
-        _CODE.append(h.hexdigest()[:16].encode())
+        _CODE.append(digestfile.code_hash(_SOURCES))
     return _CODE[0]
 
 
@@ -99,7 +92,7 @@ class Entry:
     nids: int
     flags: int
     sizes: tuple[int, int, int, int, int]    # see sizes()
-    detail: "bytes | tuple[int, int, int] | None"   # JSON, or (offset, len, crc) in the file
+    detail: int | None                       # a place (Details), 0: none kept
 
 
 def sizes(data: bytes, fromlen: int) -> tuple[int, int, int, int, int]:
@@ -192,6 +185,80 @@ class LazyBytes:
         return self._get().count(*a) if n is None else n
 
 
+# -- where details are ----------------------------------------------------
+
+INDEX, SPILL = 0, 1         # the index file, the spill file (Details)
+_MAXDETAIL = 1 << 24
+
+
+def place(kind: int, off: int, n: int, crc: int) -> int:
+    """A detail's place as one int (a message keeps one)."""
+    return ((((off << 24) | n) << 32 | crc) << 1) | kind
+
+
+def unplace(p: int) -> tuple[int, int, int, int]:
+    """(kind, offset, length, crc) of a place."""
+    crc = (p >> 1) & 0xFFFFFFFF
+    rest = p >> 33
+    return p & 1, rest >> 24, rest & (_MAXDETAIL - 1), crc
+
+
+class Details:
+    """The files a mailbox's details are read from: its index as last
+    read or written, and a spill file holding those parsed since (an
+    unnamed temporary file, 0600), so that upasfs keeps one int per
+    message in memory, not its tree."""
+
+    def __init__(self) -> None:
+        self.index_fd: int | None = None
+        self._spill = None
+        self._spill_size = 0
+
+    def keep(self, d: bytes) -> int:
+        """The place of a new detail (0: too large to keep)."""
+        if not d or len(d) >= _MAXDETAIL:
+            return 0
+        if self._spill is None:
+            self._spill = tempfile.TemporaryFile()
+        off = self._spill_size
+        os.pwrite(self._spill.fileno(), d, off)
+        self._spill_size += len(d)
+        return place(SPILL, off, len(d), zlib.crc32(d))
+
+    def raw(self, p: int) -> bytes:
+        """The bytes at a place, as they are (zeros where a file ends)."""
+        kind, off, n, _ = unplace(p)
+        fd = self.index_fd if kind == INDEX else self._spill and self._spill.fileno()
+        try:
+            got = os.pread(fd, n, off) if fd is not None else b""
+        except OSError:
+            got = b""
+        return got + bytes(n - len(got))
+
+    def read(self, p: int) -> bytes | None:
+        """The detail at a place, if it is whole."""
+        d = self.raw(p)
+        return d if zlib.crc32(d) == unplace(p)[3] else None
+
+    def use_index(self, fd: int, spilled: bool = False) -> None:
+        """Details are now in the index file fd (and the spilled ones
+        copied there, if `spilled`)."""
+        if self.index_fd is not None:
+            os.close(self.index_fd)
+        self.index_fd = fd
+        if spilled and self._spill is not None:
+            self._spill.truncate(0)
+            self._spill_size = 0
+
+    def close(self) -> None:
+        if self.index_fd is not None:
+            os.close(self.index_fd)
+            self.index_fd = None
+        if self._spill is not None:
+            self._spill.close()
+            self._spill, self._spill_size = None, 0
+
+
 # -- the file ---------------------------------------------------------------
 
 @dataclass
@@ -258,19 +325,10 @@ def _entries(lines: bytes, count: int, doff: int, dbytes: int) -> list[Entry] | 
             return None
         n = [int(x) for x in f[1:]]
         dlen = n[10]
-        detail = (off, dlen, n[11]) if dlen else None
+        detail = place(INDEX, off, dlen, n[11]) if 0 < dlen < _MAXDETAIL else None
         off += dlen
         out.append(Entry(f[0], n[0], n[1], n[2], n[3], n[4], tuple(n[5:10]), detail))
     return out if off == doff + dbytes else None
-
-
-def read_detail(fd: int, ptr: tuple[int, int, int]) -> bytes | None:
-    off, n, crc = ptr
-    try:
-        data = os.pread(fd, n, off)
-    except OSError:
-        return None
-    return data if len(data) == n and zlib.crc32(data) == crc else None
 
 
 def foreign(path: str) -> bool:
@@ -293,17 +351,15 @@ def is_trusted(key: tuple, read_ns: int) -> bool:
 
 
 def write(path: str, key: tuple, trusted: bool, entries: list[Entry],
-          old_fd: int | None) -> tuple[int, list[Entry]]:
-    """Replace the index at path crash-safely (the caller holds L.mbox).
-    A detail is bytes, or a place in the file old_fd (copied from there:
-    one that fails its CRC is copied as read, and fails it again when
-    used).  Returns the new file, open, and the entries with their
-    details as places in it."""
+          details: Details) -> tuple[int, list[Entry]]:
+    """Replace the index at path crash-safely (the caller holds L.mbox),
+    the entries' details copied from their places (one that fails its
+    CRC is copied as read, and fails it again when used).  Returns the
+    new file, open, and the entries with their details' places in it."""
     rows, placed = [], []
     dbytes = 0
     for e in entries:
-        d = e.detail
-        dlen, crc = (len(d), zlib.crc32(d)) if isinstance(d, bytes) else d[1:] if d else (0, 0)
+        dlen, crc = unplace(e.detail)[2:] if e.detail else (0, 0)
         rows.append(b"%s %d %d %d %d %d %d %d %d %d %d %d %d\n" % (
             (e.digest, e.start, e.end, e.fromlen, e.nids, e.flags) + e.sizes + (dlen, crc)))
         placed.append((dbytes, dlen, crc))
@@ -314,18 +370,11 @@ def write(path: str, key: tuple, trusted: bool, entries: list[Entry],
         key[:5] + (tail.encode(), trusted, len(rows), len(lines), dbytes,
                    hashlib.sha1(lines).hexdigest().encode()))
 
-    def details() -> Iterable[bytes]:
-        for e in entries:
-            d = e.detail
-            if isinstance(d, tuple):
-                got = os.pread(old_fd, d[1], d[0]) if old_fd is not None else b""
-                d = got + bytes(d[1] - len(got))
-            if d:
-                yield d
-    fd = _replace(path, itertools.chain((head, lines), details()))
+    copied = (details.raw(e.detail) for e in entries if e.detail)
+    fd = _replace(path, itertools.chain((head, lines), copied))
     base = len(head) + len(lines)
     out = [Entry(e.digest, e.start, e.end, e.fromlen, e.nids, e.flags, e.sizes,
-                 (base + off, n, crc) if n else None)
+                 place(INDEX, base + off, n, crc) if n else None)
            for e, (off, n, crc) in zip(entries, placed)]
     return fd, out
 
