@@ -220,7 +220,8 @@ def test_a_torn_or_corrupt_index_is_never_used(tmp_path, trusted):
     cuts = sorted(set(range(0, len(good), max(1, len(good) // 40))) | {len(good) - 1})
     flips = [good.index(b"\n") - 1, good.index(b"\n") + 3,       # first and key lines
              good.index(b"\n", good.index(b"\n") + 1) + 45,      # an entry
-             len(good) - 20]                                      # a detail
+             len(good) - 75 - 20,                                 # a detail
+             len(good) - 20]                                      # the trailer
     for damage in [("cut", c) for c in cuts] + [("flip", f) for f in flips]:
         bad = good[:damage[1]] if damage[0] == "cut" else \
             good[:damage[1]] + bytes([good[damage[1]] ^ 0x20]) + good[damage[1] + 1:]

@@ -480,8 +480,8 @@ class Mailbox:
             _log.debug("%s: index not written: %s", self.name, e)
             self._idx_written = time.monotonic()      # not again at once
             return
-        for m, e in zip(msgs, placed):
-            m.detail = e.detail
+        for m, p in zip(msgs, placed):
+            m.detail = p
         self._details.use_index(fd, spilled=True)
         self._idx_dirty = False
         self._idx_written = time.monotonic()

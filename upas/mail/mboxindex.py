@@ -5,9 +5,10 @@ learnt by reading a mailbox, so that a new upasfs does not read and parse
 an unchanged mailbox again (docs/decisions.md, "upasfs index").
 
     upasfs index 1 <code>\\n
-    <dev> <ino> <size> <mtime_ns> <ctime_ns> <tail> <trusted> <count> <elen> <dbytes> <esha1>\\n
+    <dev> <ino> <size> <mtime_ns> <ctime_ns> <tail> <trusted> <count>\\n
     <count entry lines, <elen> bytes in all, SHA-1 <esha1>>
     <dbytes bytes of details, one after the other in entry order>
+    <elen:16 digits> <dbytes:16 digits> <esha1>\\n
 
 The first line names the format and the code that computed the contents
 (a hash of the parser's sources): any other first line is not ours, or
@@ -39,7 +40,6 @@ user's mail.  Deleting it is always safe.
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
 import os
 import tempfile
@@ -58,6 +58,8 @@ MODE = 0o600
 RACY_NS = int(float(os.environ.get("UPASFS_INDEX_RACY", 2)) * 1e9)
 ENABLED = os.environ.get("UPASFS_INDEX", "1") != "0"
 _HEAD_MAX = 4096              # the two header lines are shorter than this
+_TRAILER = 75                 # b"%016d %016d %s\n" % (elen, dbytes, SHA-1 hex)
+_ROWS = 4096                  # entry lines made and written at a time
 _SOURCES = ("mail/mime.py", "mail/header.py", "mail/mbox.py", "mail/mboxindex.py")
 _CODE: list[bytes] = []
 # the Part slots a detail keeps (the rest is the buffer and serving state)
@@ -298,16 +300,21 @@ def _load(fd: int) -> Loaded | None:
     if nl < 0:
         return None
     f = head[len(first):nl].split(b" ")
-    if len(f) != 11:
+    if len(f) != 8:
         return None
     key = (int(f[0]), int(f[1]), int(f[2]), int(f[3]), int(f[4]),
            b"" if f[5] == b"-" else bytes.fromhex(f[5].decode()))
-    trusted, count, elen, dbytes = f[6] == b"1", int(f[7]), int(f[8]), int(f[9])
+    trusted, count = f[6] == b"1", int(f[7])
     hlen = nl + 1
-    if os.fstat(fd).st_size != hlen + elen + dbytes:
-        return None                                 # torn or grown
+    size = os.fstat(fd).st_size
+    t = os.pread(fd, _TRAILER, size - _TRAILER).split(b" ") if size >= _TRAILER else []
+    if len(t) != 3 or len(t[2]) != 41 or not t[2].endswith(b"\n"):
+        return None                                 # torn
+    elen, dbytes = int(t[0]), int(t[1])
+    if hlen + elen + dbytes + _TRAILER != size:
+        return None
     lines = os.pread(fd, elen, hlen)
-    if len(lines) != elen or hashlib.sha1(lines).hexdigest().encode() != f[10]:
+    if len(lines) != elen or hashlib.sha1(lines).hexdigest().encode() != t[2][:40]:
         return None
     entries = _entries(lines, count, hlen + elen, dbytes)
     return None if entries is None else Loaded(key, trusted, entries, fd)
@@ -351,31 +358,44 @@ def is_trusted(key: tuple, read_ns: int) -> bool:
 
 
 def write(path: str, key: tuple, trusted: bool, entries: list[Entry],
-          details: Details) -> tuple[int, list[Entry]]:
+          details: Details) -> tuple[int, list[int | None]]:
     """Replace the index at path crash-safely (the caller holds L.mbox),
     the entries' details copied from their places (one that fails its
-    CRC is copied as read, and fails it again when used).  Returns the
-    new file, open, and the entries with their details' places in it."""
-    rows, placed = [], []
-    dbytes = 0
-    for e in entries:
-        dlen, crc = unplace(e.detail)[2:] if e.detail else (0, 0)
-        rows.append(b"%s %d %d %d %d %d %d %d %d %d %d %d %d\n" % (
-            (e.digest, e.start, e.end, e.fromlen, e.nids, e.flags) + e.sizes + (dlen, crc)))
-        placed.append((dbytes, dlen, crc))
-        dbytes += dlen
-    lines = b"".join(rows)
+    CRC is copied as read, and fails it again when used).  Written as it
+    is made (a 100,000-message index is not held in memory).  Returns
+    the new file, open, and each entry's detail's place in it."""
     tail = key[5].hex() if key[5] else "-"
-    head = first_line() + b"%d %d %d %d %d %s %d %d %d %d %s\n" % (
-        key[:5] + (tail.encode(), trusted, len(rows), len(lines), dbytes,
-                   hashlib.sha1(lines).hexdigest().encode()))
+    head = first_line() + b"%d %d %d %d %d %s %d %d\n" % (
+        key[:5] + (tail.encode(), trusted, len(entries)))
+    h = hashlib.sha1()
+    elen = [0]
 
-    copied = (details.raw(e.detail) for e in entries if e.detail)
-    fd = _replace(path, itertools.chain((head, lines), copied))
-    base = len(head) + len(lines)
-    out = [Entry(e.digest, e.start, e.end, e.fromlen, e.nids, e.flags, e.sizes,
-                 place(INDEX, base + off, n, crc) if n else None)
-           for e, (off, n, crc) in zip(entries, placed)]
+    def chunks() -> Iterable[bytes]:
+        yield head
+        dbytes = 0
+        for i in range(0, len(entries), _ROWS):
+            rows = []
+            for e in entries[i:i + _ROWS]:
+                dlen, crc = unplace(e.detail)[2:] if e.detail else (0, 0)
+                rows.append(b"%s %d %d %d %d %d %d %d %d %d %d %d %d\n" % (
+                    (e.digest, e.start, e.end, e.fromlen, e.nids, e.flags) + e.sizes
+                    + (dlen, crc)))
+                dbytes += dlen
+            block = b"".join(rows)
+            h.update(block)
+            elen[0] += len(block)
+            yield block
+        for e in entries:
+            if e.detail:
+                yield details.raw(e.detail)
+        yield b"%016d %016d %s\n" % (elen[0], dbytes, h.hexdigest().encode())
+
+    fd = _replace(path, chunks())
+    off, out = len(head) + elen[0], []
+    for e in entries:
+        _, _, n, crc = unplace(e.detail) if e.detail else (0, 0, 0, 0)
+        out.append(place(INDEX, off, n, crc) if n else None)
+        off += n
     return fd, out
 
 
