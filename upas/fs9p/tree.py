@@ -19,7 +19,7 @@ import time
 from contextlib import contextmanager
 from typing import Iterator
 
-from upas.mail import mime
+from upas.mail import mboxindex, mime
 from upas.mail.header import Ignore
 from upas.mail.mbox import Mailbox, MailError, Message, open_mailbox
 from upas.ninep import DMDIR, OREAD, QTDIR, QTFILE, Error, Node, Open, Qid, Stat
@@ -271,7 +271,8 @@ class BoxFile(Node):
                                         len(live))]
             if self.fname == "summary":
                 data += [b"%s %s %d %d %d %d %d %d\n" % (
-                    (m.name.encode(), m.digest, m.size - m.fromlen) + m.sizes)
+                    (m.name.encode(), m.digest, m.size - m.fromlen)
+                    + mboxindex.unpack_sizes(m.sizes))
                     for m in live]
         return WholeOpen(b"".join(data))
 

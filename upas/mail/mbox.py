@@ -62,7 +62,7 @@ class Message:
         self.fromlen = 0            # length of the `From ` line, \n included
         self.kept: bytes | None = None   # stored bytes, once purged while open
         self.nids = 1               # object ids it takes (itself and its parts)
-        self.sizes: tuple = ()      # mboxindex.sizes()
+        self.sizes = b""            # mboxindex.sizes()
         # where its parsed tree is kept (mboxindex.Details: 0 if it cannot
         # be), or None while it has not been parsed
         self.detail: int | None = None

@@ -42,6 +42,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import struct
 import tempfile
 import zlib
 from dataclasses import dataclass
@@ -60,6 +61,7 @@ ENABLED = os.environ.get("UPASFS_INDEX", "1") != "0"
 _HEAD_MAX = 4096              # the two header lines are shorter than this
 _TRAILER = 75                 # b"%016d %016d %s\n" % (elen, dbytes, SHA-1 hex)
 _ROWS = 4096                  # entry lines made and written at a time
+_SIZES = struct.Struct("<5Q")
 _SOURCES = ("mail/mime.py", "mail/header.py", "mail/mbox.py", "mail/mboxindex.py")
 _CODE: list[bytes] = []
 # the Part slots a detail keeps (the rest is the buffer and serving state)
@@ -93,16 +95,21 @@ class Entry:
     fromlen: int
     nids: int
     flags: int
-    sizes: tuple[int, int, int, int, int]    # see sizes()
+    sizes: bytes                             # see sizes()
     detail: int | None                       # a place (Details), 0: none kept
 
 
-def sizes(data: bytes, fromlen: int) -> tuple[int, int, int, int, int]:
+def sizes(data: bytes, fromlen: int) -> bytes:
     """(len(rawheader), its newlines, len(rawbody), lines, CRs in raw) of the
-    stored message `data`, as upasfs's files have them."""
+    stored message `data`, as upasfs's files have them, packed (a message
+    keeps 40 bytes, not a tuple of five ints: see unpack_sizes)."""
     m = mime.parse_offsets(data, 0, len(data), 0)
-    return (m.hend - m.header, data.count(b"\n", m.header, m.hend),
-            len(data) - m.body, data.count(b"\n", m.body), data.count(b"\r", fromlen))
+    return _SIZES.pack(m.hend - m.header, data.count(b"\n", m.header, m.hend),
+                       len(data) - m.body, data.count(b"\n", m.body), data.count(b"\r", fromlen))
+
+
+def unpack_sizes(packed: bytes) -> tuple[int, int, int, int, int]:
+    return _SIZES.unpack(packed)
 
 
 class Unkept(Exception):
@@ -334,7 +341,7 @@ def _entries(lines: bytes, count: int, doff: int, dbytes: int) -> list[Entry] | 
         dlen = n[10]
         detail = place(INDEX, off, dlen, n[11]) if 0 < dlen < _MAXDETAIL else None
         off += dlen
-        out.append(Entry(f[0], n[0], n[1], n[2], n[3], n[4], tuple(n[5:10]), detail))
+        out.append(Entry(f[0], n[0], n[1], n[2], n[3], n[4], _SIZES.pack(*n[5:10]), detail))
     return out if off == doff + dbytes else None
 
 
@@ -378,8 +385,8 @@ def write(path: str, key: tuple, trusted: bool, entries: list[Entry],
             for e in entries[i:i + _ROWS]:
                 dlen, crc = unplace(e.detail)[2:] if e.detail else (0, 0)
                 rows.append(b"%s %d %d %d %d %d %d %d %d %d %d %d %d\n" % (
-                    (e.digest, e.start, e.end, e.fromlen, e.nids, e.flags) + e.sizes
-                    + (dlen, crc)))
+                    (e.digest, e.start, e.end, e.fromlen, e.nids, e.flags)
+                    + _SIZES.unpack(e.sizes) + (dlen, crc)))
                 dbytes += dlen
             block = b"".join(rows)
             h.update(block)
