@@ -230,6 +230,15 @@ def test_a_torn_or_corrupt_index_is_never_used(tmp_path, trusted):
         assert mboxindex.load(str(index_file(path))) is not None, damage  # whole again
 
 
+@pytest.mark.parametrize("bad", [b"[[1,[],[]]]", b"[" * 100000 + b"]" * 100000, b"{}",
+                                 b"[0,[0],[],1]", b'[0,[], "x", 1]', b"not json"])
+def test_a_detail_that_is_not_ours_is_refused(bad):
+    """Whatever the CRC let through, a detail decode() cannot take raises
+    ValueError (the message is then parsed)."""
+    with pytest.raises(ValueError):
+        mboxindex.decode(bad, b"", 1, "1")
+
+
 def test_an_old_index_is_replaced_and_a_foreign_file_left_alone(tmp_path, trusted):
     path = tmp_path / "mbox"
     good = indexed(path)

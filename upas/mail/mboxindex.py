@@ -146,7 +146,7 @@ def decode(detail: bytes, buf, mid: int, name: str) -> mime.Part:
     if the detail is not one encode() made)."""
     try:
         return _decode(json.loads(detail), buf, mid, name)
-    except (TypeError, IndexError, KeyError, AttributeError) as e:
+    except (TypeError, IndexError, KeyError, AttributeError, RecursionError) as e:
         raise ValueError(f"bad index detail: {e}") from None
 
 
