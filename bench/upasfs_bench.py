@@ -16,7 +16,7 @@ Printed, from one run:
   - the raw reads again straight through the tree (no 9P), to show where
     the time goes.
 
-    python -m bench.upasfs_bench [-n MESSAGES]
+    python -m bench.upasfs_bench [--sizes 10000,100000 | -n MESSAGES]
 
 The corpus is the one `python -m bench` caches in bench/out/corpus.
 """
@@ -117,8 +117,15 @@ def tree_only(mbox: Path, names: list[str]) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("-n", type=int, default=10_000, help="messages in the corpus")
+    ap.add_argument("--sizes", default="10000",
+                    help="corpus sizes in messages, comma-separated, as `python -m bench`")
+    ap.add_argument("-n", type=int, help="one corpus size")
     a = ap.parse_args()
+    for n in [a.n] if a.n else [int(x) for x in a.sizes.split(",") if x]:
+        bench_size(n)
+
+
+def bench_size(n: int) -> None:
     from bench.__main__ import corpus       # bench.__main__ imports this module
     with tempfile.TemporaryDirectory(prefix="upasfs-bench-") as tmp:
         root = Path(tmp) / "mail"
@@ -127,17 +134,17 @@ def main() -> None:
         ns = Path(tmp) / "ns"
         ns.mkdir(mode=0o700)
         mbox = box / "mbox"
-        src = corpus(a.n)
+        src = corpus(n)
         os.symlink(src, mbox)               # only read: no copy needed
         size = src.stat().st_size
-        print(f"corpus: {a.n} messages, {size / 1e6:.1f} MB")
+        print(f"corpus: {n} messages, {size / 1e6:.1f} MB")
         st = startup(src)
         print(f"start-up (process start to service posted, median of 3): "
               f"{st['index']:.2f} s from the index, {st['no index']:.2f} s without "
               f"(UPASFS_INDEX=0); the first start, writing the index, {st['first']:.2f} s")
         proc, secs = start(root, ns)
         try:
-            run(proc, ns, mbox, size, secs, a.n)
+            run(proc, ns, mbox, size, secs, n)
         finally:
             proc.terminate()
             proc.wait()
