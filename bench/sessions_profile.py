@@ -37,7 +37,7 @@ sys.path.insert(0, str(REPO))
 
 from bench.clients import Imap  # noqa: E402
 from bench.ours import Ours  # noqa: E402
-from bench.procs import children, cmdline, descendants  # noqa: E402
+from bench.procs import cmdline, descendants  # noqa: E402
 
 SESSIONS = 50
 PHASES = ("greeting", "login", "select", "fetch", "logout")

@@ -16,8 +16,8 @@ import time
 
 import pytest
 
-from tests.fixtures.upasfs import (GOLDEN, INDEX_ENV, REPO, index_path, read_all,
-                                   restart_from_index, start_upasfs, upasfs_root)
+from tests.fixtures.upasfs import (GOLDEN, INDEX_ENV, REPO, index_path, restart_from_index,
+                                   start_upasfs)
 from upas.mail import mbox, mboxindex, mime
 from upas.mail.header import Ignore
 
