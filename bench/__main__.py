@@ -21,7 +21,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench import dovecot, report  # noqa: E402
+from bench import dovecot, report, upasfs_bench  # noqa: E402
 from bench.corpus import make_corpus  # noqa: E402
 from bench.dovecot import Dovecot  # noqa: E402
 from bench.ours import Ours  # noqa: E402
@@ -99,6 +99,8 @@ def run_size(n: int, names: list[str], rounds: int, with_dovecot: bool,
                     s.__exit__()
             ours._stop_fs()
             out["upasfs_peak_kb"] = ours.upasfs_peak_kb()
+    out["upasfs_start"] = upasfs_bench.startup(mbox)
+    print("  upasfs start    " + "  ".join(f"{k} {v:.2f}s" for k, v in out["upasfs_start"].items()))
     return out
 
 

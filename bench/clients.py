@@ -60,15 +60,18 @@ class Pop3(_Lines):
 
 class Imap(_Lines):
     n = 0
+    tagged = b""            # the last tagged reply
 
     def skip(self, n: int) -> None:
         while len(self.buf) < n:
             self._fill()
         del self.buf[:n]
 
-    def cmd(self, text: str, literal: bytes | None = None) -> int:
+    def cmd(self, text: str, literal: bytes | None = None, keep: bool = False) -> int:
         """Run a command (with one synchronizing literal at its end);
-        the count of untagged lines.  A reply other than OK raises."""
+        the count of untagged lines (kept in .untagged if `keep`, literals
+        left out).  A reply other than OK raises."""
+        self.untagged: list[bytes] = []
         self.n += 1
         tag = b"t%d" % self.n
         if literal is None:
@@ -84,7 +87,10 @@ class Imap(_Lines):
             while (m := _LITERAL.search(line)):
                 self.skip(int(m.group(1)))
                 line = self.readline()
+            if keep and not line.startswith(tag + b" "):
+                self.untagged.append(line)
             if line.startswith(tag + b" "):
+                self.tagged = line
                 if not line.startswith(tag + b" OK"):
                     raise RuntimeError(f"{text}: {line!r}")
                 return count

@@ -53,6 +53,11 @@ def table(results: dict) -> str:
         rows.append(f"{size['messages']:>7} {'upasfs peak':<15} {_mb(fs):>9} for a "
                     f"{size['mbox_bytes'] / 1e6:.1f} MB mailbox "
                     f"({fs * 1024 / size['mbox_bytes']:.0%})")
+        st = size.get("upasfs_start")
+        if st:
+            rows.append(f"{size['messages']:>7} {'upasfs start':<15} {st['index']:>8.2f}s "
+                        f"from its index, {st['no index']:.2f}s without one "
+                        f"(first start, writing it: {st['first']:.2f}s)")
     return "\n".join(rows)
 
 
@@ -60,13 +65,18 @@ def _secs(r: dict | None) -> str:
     return f"{r['median']:.2f}s" if r else "skipped"
 
 
+_RATES = {"sessions-50": ("sessions_per_s", "sessions/s"),
+          "mixed-10": ("commands_per_s", "commands/s")}
+
+
 def _notes(name: str, o: dict | None, d: dict | None) -> str:
-    if name != "sessions-50":
+    if name not in _RATES:
         return ""
+    key, unit = _RATES[name]
     parts = []
     for label, r in (("ours", o), ("dovecot", d)):
         if r:
-            parts.append(f"{label} {r['extra']['sessions_per_s']:.1f} sessions/s, "
+            parts.append(f"{label} {r['extra'][key]:.1f} {unit}, "
                          f"{r['extra']['errors']} errors")
     return "; ".join(parts)
 

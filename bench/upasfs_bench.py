@@ -3,17 +3,20 @@
 Printed, from one run:
   - time to open the mailbox (process start to posted service, and a ctl
     `open` of the same file under a second name),
+  - start-up on the unchanged mailbox with its index and without one
+    (UPASFS_INDEX=0), the median of three starts each (startup()),
   - peak memory (VmHWM) of the upasfs process against the mailbox size,
   - MB/s reading every message's `raw` over 9P, beside a plain local read
     of the same mailbox file as the reference,
   - files/s for walk/open/read/clunk of every message's `digest`, one
     file at a time and batched (read_many, as imap4d's SELECT reads them),
+    and the same digests from one read of the mailbox's `summary`,
   - files/s reading every message's `info` batched, which parses every
     message (the MIME work of IMAP's FETCH and SEARCH),
   - the raw reads again straight through the tree (no 9P), to show where
     the time goes.
 
-    python -m bench.upasfs_bench [-n MESSAGES]
+    python -m bench.upasfs_bench [--sizes 10000,100000 | -n MESSAGES]
 
 The corpus is the one `python -m bench` caches in bench/out/corpus.
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,7 +34,6 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from bench.__main__ import corpus  # noqa: E402
 from upas import ninep  # noqa: E402
 
 USER = "glenda"
@@ -48,8 +51,8 @@ def vmrss_kb(pid: int) -> int:
     return vmhwm_kb(pid, "VmRSS")
 
 
-def start(root: Path, ns: Path) -> tuple[subprocess.Popen, float]:
-    env = dict(os.environ, MAILROOT=str(root), NAMESPACE=str(ns), user=USER)
+def start(root: Path, ns: Path, extra: dict | None = None) -> tuple[subprocess.Popen, float]:
+    env = dict(os.environ, MAILROOT=str(root), NAMESPACE=str(ns), user=USER, **(extra or {}))
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "upas.fs9p", "-s", "-p"],
                             env=env, cwd=str(REPO))
@@ -62,6 +65,30 @@ def start(root: Path, ns: Path) -> tuple[subprocess.Popen, float]:
             return proc, time.perf_counter() - t0
         except (OSError, ninep.Error):
             time.sleep(0.02)
+
+
+def startup(src: Path, rounds: int = 3) -> dict:
+    """Seconds from process start to the posted service, upasfs opening
+    the unchanged mailbox src: the first start (no index yet: it reads
+    the file and writes the index), then alternately without an index
+    (UPASFS_INDEX=0: every message read, hashed and its structure
+    scanned) and from the index (medians of `rounds`)."""
+    with tempfile.TemporaryDirectory(prefix="upasfs-start-") as tmp:
+        root = Path(tmp) / "mail"
+        box = root / "box" / USER
+        box.mkdir(parents=True)
+        os.symlink(src, box / "mbox")       # the index is written beside the link
+        ns = Path(tmp) / "ns"
+        ns.mkdir(mode=0o700)
+        times: dict[str, list[float]] = {"first": [], "no index": [], "index": []}
+        runs = [("first", {})] + [m for _ in range(rounds) for m in
+                                  (("no index", {"UPASFS_INDEX": "0"}), ("index", {}))]
+        for mode, env in runs:
+            proc, secs = start(root, ns, env)
+            proc.terminate()
+            proc.wait()
+            times[mode].append(secs)
+    return {mode: statistics.median(v) for mode, v in times.items()}
 
 
 def local_read(path: Path) -> float:
@@ -118,8 +145,16 @@ def tree_only(mbox: Path, names: list[str]) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("-n", type=int, default=10_000, help="messages in the corpus")
+    ap.add_argument("--sizes", default="10000",
+                    help="corpus sizes in messages, comma-separated, as `python -m bench`")
+    ap.add_argument("-n", type=int, help="one corpus size")
     a = ap.parse_args()
+    for n in [a.n] if a.n else [int(x) for x in a.sizes.split(",") if x]:
+        bench_size(n)
+
+
+def bench_size(n: int) -> None:
+    from bench.__main__ import corpus       # bench.__main__ imports this module
     with tempfile.TemporaryDirectory(prefix="upasfs-bench-") as tmp:
         root = Path(tmp) / "mail"
         box = root / "box" / USER
@@ -127,13 +162,17 @@ def main() -> None:
         ns = Path(tmp) / "ns"
         ns.mkdir(mode=0o700)
         mbox = box / "mbox"
-        src = corpus(a.n)
+        src = corpus(n)
         os.symlink(src, mbox)               # only read: no copy needed
         size = src.stat().st_size
-        print(f"corpus: {a.n} messages, {size / 1e6:.1f} MB")
-        proc, startup = start(root, ns)
+        print(f"corpus: {n} messages, {size / 1e6:.1f} MB")
+        st = startup(src)
+        print(f"start-up (process start to service posted, median of 3): "
+              f"{st['index']:.2f} s from the index, {st['no index']:.2f} s without "
+              f"(UPASFS_INDEX=0); the first start, writing the index, {st['first']:.2f} s")
+        proc, secs = start(root, ns)
         try:
-            run(proc, ns, mbox, size, startup, a.n)
+            run(proc, ns, mbox, size, secs, n)
         finally:
             proc.terminate()
             proc.wait()
@@ -174,6 +213,16 @@ def run(proc, ns: Path, mbox: Path, size: int, startup: float, n: int) -> None:
     print("the same where walks may not be pipelined (a server that does not "
           "say it takes them, e.g. plan9port's upas/fs behind 9pserve): "
           + walks_first(ns, names))
+    t0 = time.perf_counter()
+    mark = c.read("mbox/mark")
+    mark_secs = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    summary = c.read("mbox/summary")
+    secs = time.perf_counter() - t0
+    assert summary.count(b"\n") == n + 1 and summary.startswith(mark)
+    print(f"every digest, size and line count in one read of `summary`: {secs * 1000:.0f} ms "
+          f"({len(summary) / 1e6:.1f} MB; SELECT's digests by read_many above: "
+          f"{many * 1000:.0f} ms); `mark` {mark_secs * 1000:.1f} ms")
 
     t0 = time.perf_counter()
     info = c.read_many([f"mbox/{name}/info" for name in names], c.iounit)

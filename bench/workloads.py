@@ -6,7 +6,10 @@ memory is read from the server before the session logs out.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
+import random
+import re
 import threading
 import time
 from dataclasses import dataclass, field
@@ -17,6 +20,9 @@ from bench.clients import Imap, Pop3
 SEARCH_WORD = "factotum"
 SESSIONS = 50
 APPENDS = 1000
+MIXED_CLIENTS = 10
+MIXED_SESSIONS = 3          # sessions each mixed-load client runs in turn
+_APPENDUID = re.compile(rb"\[APPENDUID \d+ (\d+)\]")
 Tick = Callable[[int, int], None]
 
 
@@ -132,6 +138,17 @@ def append(server, ctx, tick: Tick) -> Sample:
     return Sample(secs, peak, {"messages": len(msgs)})
 
 
+def all_at_once(fns: list[Callable[[], None]]) -> float:
+    """Seconds until every fn, each run in its own thread, has returned."""
+    threads = [threading.Thread(target=fn) for fn in fns]
+    t = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return time.perf_counter() - t
+
+
 def concurrent_sessions(server, ctx, tick: Tick) -> Sample:
     """SESSIONS clients at once: SELECT, the headers of the first 20
     messages (a client's first screen), LOGOUT.  Errors are counted, not raised."""
@@ -159,16 +176,86 @@ def concurrent_sessions(server, ctx, tick: Tick) -> Sample:
             done[0] += 1
             tick(done[0], SESSIONS)
 
-    threads = [threading.Thread(target=one) for _ in range(SESSIONS)]
-    t = time.perf_counter()
-    for th in threads:
-        th.start()
-    for th in threads:
-        th.join()
-    secs = time.perf_counter() - t
+    secs = all_at_once([one] * SESSIONS)
     return Sample(secs, max(peaks, default=0),
                   {"sessions_per_s": SESSIONS / secs, "errors": len(errors),
                    "first_error": errors[0] if errors else ""})
+
+
+def mixed_load(server, ctx, tick: Tick) -> Sample:
+    """MIXED_CLIENTS clients at once, each running MIXED_SESSIONS sessions
+    of what a mail client sends (mixed_session); commands per second and
+    protocol errors (NO, BAD, a dropped connection) counted."""
+    done, errors, commands = [0], [], [0]
+    lock = threading.Lock()
+    peaks: list[int] = []
+    total = MIXED_CLIENTS * MIXED_SESSIONS
+
+    def client(k: int) -> None:
+        rng = random.Random(k)
+        for i in range(MIXED_SESSIONS):
+            n, errs = mixed_session(server, rng, f"{k}.{i}")
+            with lock:
+                commands[0] += n
+                errors.extend(errs)
+                done[0] += 1
+                tick(done[0], total)
+                if done[0] == total // 2:
+                    peaks.append(server.peak_kb())
+
+    secs = all_at_once([functools.partial(client, k) for k in range(MIXED_CLIENTS)])
+    return Sample(secs, max(peaks, default=0),
+                  {"commands": commands[0], "commands_per_s": commands[0] / secs,
+                   "errors": len(errors), "first_error": errors[0] if errors else ""})
+
+
+def mixed_session(server, rng: random.Random, label: str) -> tuple[int, list[str]]:
+    """login, select, the flags of all (a client's sync), the envelopes of
+    a screenful, two bodies (one marks \\Seen), STORE of flags and of a
+    keyword, APPEND, \\Deleted on what it appended, EXPUNGE, logout.
+    Only messages a session appended are expunged, so the mailbox keeps
+    its size and the numbers below EXISTS - 2 * MIXED_CLIENTS stay put."""
+    errors: list[str] = []
+    sent = [0]
+
+    def do(c: Imap, text: str, literal: bytes | None = None, keep: bool = False) -> None:
+        sent[0] += 1
+        try:
+            c.cmd(text, literal, keep)
+        except RuntimeError as e:           # NO or BAD: counted, the session goes on
+            errors.append(str(e)[:200])
+
+    try:
+        c = Imap(server.imap_addr)
+        if server.imap_login:
+            do(c, server.imap_login)
+        do(c, "SELECT INBOX", keep=True)
+        exists = next(int(x.split()[1]) for x in c.untagged if x.endswith(b" EXISTS\r\n"))
+        top = max(1, exists - 2 * MIXED_CLIENTS)
+        do(c, "UID FETCH 1:* (FLAGS)")
+        lo = rng.randint(1, max(1, top - 19))
+        do(c, f"FETCH {lo}:{min(top, lo + 19)} (UID FLAGS RFC822.SIZE ENVELOPE)")
+        do(c, f"FETCH {rng.randint(1, top)} BODY[]")
+        do(c, f"FETCH {rng.randint(1, top)} BODY.PEEK[]")
+        do(c, f"STORE {rng.randint(1, top)} +FLAGS (\\Flagged)")
+        k = rng.randint(1, top)
+        do(c, f"STORE {k} +FLAGS ($Bench)")
+        do(c, f"STORE {k} -FLAGS ($Bench)")
+        msg = (f"From: bench <bench@example.org>\r\nTo: glenda@example.org\r\n"
+               f"Subject: mixed load {label}\r\nMessage-ID: <{label}.{time.time()}@bench>\r\n"
+               f"\r\nA message a client saved.\r\n").encode()
+        do(c, "APPEND INBOX (\\Seen $Bench)", msg)
+        uid = _APPENDUID.search(c.tagged)
+        if uid is None:
+            errors.append(f"APPEND: no APPENDUID in {c.tagged!r}")
+        else:
+            do(c, f"UID STORE {uid.group(1).decode()} +FLAGS.SILENT (\\Deleted)")
+        do(c, "EXPUNGE")
+        do(c, "LOGOUT")
+        c.close()
+    except Exception as e:  # a dropped connection: the rest of the session is lost
+        errors.append(f"{type(e).__name__}: {e}")
+    return sent[0], errors
 
 
 WORKLOADS = [
@@ -184,5 +271,6 @@ WORKLOADS = [
     Workload("store-seen", "UID STORE 1:* +FLAGS (\\Seen)",
              timed_command("UID STORE 1:* +FLAGS (\\Seen)"), unseen),
     Workload("append-1000", f"APPEND of {APPENDS} messages", append, append_setup),
+    Workload("mixed-10", f"{MIXED_CLIENTS} clients, mixed commands", mixed_load),
 ]
 BY_NAME = {w.name: w for w in WORKLOADS}

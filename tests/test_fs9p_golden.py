@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.upasfs import GOLDEN
+from tests.fixtures.upasfs import GOLDEN, INDEX_ENV, index_path, read_all, restart_from_index
 from upas.ninep import DMDIR, QTDIR
 
 FS = GOLDEN / "fs"
@@ -18,6 +18,25 @@ pytestmark = pytest.mark.skipif(not FS.is_dir(), reason="golden data missing")
 _STAT = re.compile(r"^'([^']*)' '[^']*' '[^']*' '[^']*' q \(([0-9a-f]{16}) (\d+) (d?)\) "
                    r"m ([0-7]+) at \d+ mt \d+ l (\d+) t (\d+) d (\d+)$")
 _LS = re.compile(r"^(\S{11}) M (\d+) \S+ \S+ +(\d+) \w{3} +\d+ [\d:]+ (.+)$")
+
+
+@pytest.fixture(params=["fresh", "index"])
+def upasfs(request, upasfs_factory):
+    """The golden mailbox served from a fresh parse, and by a second
+    upasfs from the index (docs/decisions.md, "upasfs index") that a first
+    one wrote after reading every file: every message taken from the
+    index, every file served from its details.  That second upasfs parses
+    nothing, so it leaves the index as it found it."""
+    if request.param == "fresh":
+        yield upasfs_factory(ignore=False)
+        return
+    first = upasfs_factory(ignore=False, env=INDEX_ENV)
+    with first.client() as c:
+        assert read_all(c) == 13 * 25
+    fs, inode = restart_from_index(first)
+    yield fs
+    fs.stop()
+    assert index_path(fs).stat().st_ino == inode, "the index was rewritten: something was parsed"
 
 
 def modestr(mode: int) -> str:

@@ -1,13 +1,15 @@
 """Crash safety: SIGKILL a server in the middle of a mailbox change.
 
 Each iteration picks an operation (POP3 DELE+QUIT, IMAP EXPUNGE, APPEND,
-COPY, MOVE, STORE, an upasfs ctl delete = an mbox rewrite), starts it while
-`upas.mbappend` deliveries arrive, and SIGKILLs the session process or the
-posted upasfs at a random moment.  Then: no L.mbox lock blocks, a fresh
-imap4d session selects both mailboxes, and the files agree with the ledger
-(tests/reliability/ledger.py): nothing lost, duplicated or torn; what was
-acknowledged as deleted stays deleted; the .imp lists the messages in order
-with the flags of every acknowledged STORE.
+COPY, MOVE, STORE, an upasfs ctl delete = an mbox rewrite, upasfs writing
+its index), starts it while `upas.mbappend` deliveries arrive, and SIGKILLs
+the session process or the posted upasfs at a random moment.  Then: no
+L.mbox lock blocks, a fresh imap4d session selects both mailboxes, and the
+files agree with the ledger (tests/reliability/ledger.py): nothing lost,
+duplicated or torn; what was acknowledged as deleted stays deleted; the
+.imp lists the messages in order with the flags of every acknowledged
+STORE; upasfs (restarted from its index after a kill) serves the messages
+the file holds.
 """
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from tests.reliability.ledger import Ledger, lock_is_free
 from tests.reliability.rig import Imap, Rig, SessionError
 
 OPS = ("pop_dele", "imap_expunge", "imap_append", "imap_copy", "imap_move",
-       "imap_store", "fs_rewrite")
+       "imap_store", "fs_rewrite", "fs_index")
 INBOX, SAVED = "mbox", "saved"
 DELAYS = (0.0, 0.005, 0.02, 0.06, 0.15)   # kills land up to this far into the op
 
@@ -39,6 +41,7 @@ class Stats:
     acknowledged: int = 0      # ops whose reply arrived before the kill
     identical: int = 0         # checks that found byte-identical messages in a mailbox
     soft: list[str] = field(default_factory=list)   # undone deletes (strict mode fails)
+    index_cut: int = 0         # kills that left an index write half done
 
     def count(self, op: str, victim: str) -> None:
         self.ops[op] = self.ops.get(op, 0) + 1
@@ -105,7 +108,7 @@ class CrashRun:
                 arriving.append((token, rig.deliver(msg)))
         # every operation in turn; every third round kills upasfs instead
         op = OPS[self.stats.iterations % len(OPS)]
-        on_fs = (self.stats.iterations // len(OPS)) % 3 == 1 or op == "fs_rewrite"
+        on_fs = (self.stats.iterations // len(OPS)) % 3 == 1 or op.startswith("fs_")
         victim = "upasfs" if on_fs else ("pop3" if op == "pop_dele" else "imap4d")
         self.stats.count(op, victim)
         self.ledger.now = f"#{self.stats.iterations} {op}"
@@ -284,6 +287,42 @@ class CrashRun:
         finally:
             c.close()
 
+    def fs_index(self, victim: str, delay: float) -> None:
+        """upasfs writes its index: every message parsed (its tree kept in
+        the index), then mail delivered and the mailbox stat'd (the sync
+        that reads it writes the index at once: UPASFS_INDEX_DELAY=0).
+        The kill comes as the index's temporary file appears, or after
+        `delay`, and a new upasfs starts from what is left."""
+        c = ninep.Client.dial(self.rig.env["upasfs"], uname="glenda")
+        try:
+            c.write("ctl", b"open /mail/box/glenda/mbox mbox")
+            for d in c.readdir("mbox"):
+                if d.name.isdigit():
+                    c.read(f"mbox/{d.name}/info")
+            token, msg = self.ledger.new_message()
+            assert self.rig.deliver(msg).wait(30) == 0, "mbappend failed"
+            self.ledger.expect(INBOX, token)
+            self.stats.deliveries += 1
+            t = threading.Thread(target=self._stat, args=(c, "mbox"))
+            t.start()
+            tmp = self.rig.path(INBOX) + ".upasfs.imp.tmp"
+            deadline = time.monotonic() + delay
+            while not os.path.exists(tmp) and time.monotonic() < deadline:
+                pass
+            time.sleep(self.rng.uniform(0, 0.001))
+            self.rig.kill_fs()
+            self.stats.index_cut += os.path.exists(tmp)
+            t.join(30)
+        finally:
+            c.close()
+
+    @staticmethod
+    def _stat(c, path: str) -> None:
+        try:
+            c.stat(path)
+        except (ninep.Error, OSError):
+            pass
+
     @staticmethod
     def _ctl_delete(c, names, results) -> None:
         try:
@@ -314,6 +353,18 @@ class CrashRun:
             del self.moving[token]
         self.ledger.check_imp(rig.path(INBOX), inbox, self.uids[INBOX])
         self.ledger.check_imp(rig.path(SAVED), saved, self.uids[SAVED], flags=False)
+        self.check_fs(inbox)
+
+    def check_fs(self, inbox) -> None:
+        """upasfs serves the messages the file holds, in order (a stale
+        index would show others)."""
+        c = ninep.Client.dial(self.rig.env["upasfs"], uname="glenda")
+        try:
+            rows = c.read("mbox/summary").splitlines()[1:]
+        finally:
+            c.close()
+        served = [r.split(b" ")[1].decode() for r in rows]
+        assert served == [m.digest for m in inbox], "upasfs serves other messages than the file's"
 
 
 def run(base: Path, iterations: int, seed: int) -> Stats:

@@ -191,6 +191,9 @@ class Rig:
                         user=USER, USER=USER, LOGNAME=USER,
                         upasfs="unix!" + os.path.join(self.namespace, "upasfs"),
                         UPASFS_READ_LOCK_WAIT="2",
+                        # upasfs writes its index at every change, and a
+                        # restarted one trusts it at once (no racy window)
+                        UPASFS_INDEX_DELAY="0", UPASFS_INDEX_RACY="0",
                         factotum="unix!" + os.path.join(self.namespace, "factotum"),
                         auth=auth.auth)
         self.fs: subprocess.Popen | None = None

@@ -14,6 +14,7 @@ import getopt
 import getpass
 import logging
 import os
+import signal
 import sys
 import threading
 import time
@@ -75,17 +76,21 @@ def main(argv: list[str]) -> int:
                  msize=MSIZE, inline=True)
     if "-p" not in o:
         threading.Thread(target=reader, args=(fs,), daemon=True).start()
-    if "-i" in o:
-        srv.serve_fd(0, 1)
-        return 0
-    names = [o.get("-m", "upasfs")] + also
-    listeners = [post(n) for n in names]
-    for ls in listeners[1:]:
-        threading.Thread(target=srv.serve_forever, args=(ls,), daemon=True).start()
+    # a stop is an exit that writes the mailboxes' indexes first
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
+        if "-i" in o:
+            srv.serve_fd(0, 1)
+            return 0
+        names = [o.get("-m", "upasfs")] + also
+        listeners = [post(n) for n in names]
+        for ls in listeners[1:]:
+            threading.Thread(target=srv.serve_forever, args=(ls,), daemon=True).start()
         srv.serve_forever(listeners[0])
     except KeyboardInterrupt:
         pass
+    finally:
+        fs.flush()
     return 0
 
 

@@ -6,6 +6,7 @@ import os
 import shutil
 
 from lib.rcquote import tokenize
+from upas.mail import mboxindex
 from upas.mail.lock import MailLock
 from upas.mail.mbox import MailError
 from upas.ninep import Error, Open
@@ -13,6 +14,8 @@ from upas.ns import mailroot
 
 EBADCTL = "unknown control message"
 FLAGLETTERS = "aDdfrsS"        # answered Deleted draft flagged recent seen Stored
+# files that go with a mailbox: 9front's index, imap4d's shadow, our index
+BESIDE = (".idx", ".imp", mboxindex.SUFFIX)
 
 
 def mboxpath(path: str, user: str) -> str:
@@ -147,7 +150,7 @@ class Ctl:
                     os.rmdir(path)
             else:
                 os.remove(path)
-            for ext in (".idx", ".imp"):
+            for ext in BESIDE:
                 if not trunc and os.path.exists(path + ext):
                     os.remove(path + ext)
 
@@ -163,7 +166,7 @@ class Ctl:
         self._close_path(old)
         with MailLock(os.path.dirname(old) or "."):
             os.rename(old, new)
-            for ext in (".idx", ".imp"):
+            for ext in BESIDE:
                 if os.path.exists(old + ext):
                     os.rename(old + ext, new + ext)
             if keep:

@@ -2,22 +2,32 @@
 
 Qid paths are upas/fs's: (object id << 10) | file index, with the file
 indexes of dat.h (25 message files, then Qtop, Qmbox, Qdir, Qctl).
+
+Two files of a mailbox directory are ours, walkable but never listed (so
+Plan 9's listings stay as they are; docs/decisions.md, "upasfs's mark and
+summary"): `mark`, what a client compares to know it talks to the same
+upasfs and the mailbox's numbering has not changed since it looked, and
+`summary`, the mark and then a line per message with its digest, sizes
+and line counts, for a server's login or SELECT in one read.
 """
 from __future__ import annotations
 
 import os
+import secrets
 import threading
 import time
 from contextlib import contextmanager
 from typing import Iterator
 
-from upas.mail import mime
+from upas.mail import mboxindex, mime
 from upas.mail.header import Ignore
 from upas.mail.mbox import Mailbox, MailError, Message, open_mailbox
 from upas.ninep import DMDIR, OREAD, QTDIR, QTFILE, Error, Node, Open, Qid, Stat
 
 QMAX = len(mime.FILES)
 QTOP, QMBOX, QDIR, QCTL = QMAX + 1, QMAX + 2, QMAX + 3, QMAX + 4
+# ours (not upas/fs's), after its file indexes: the mailbox's mark, summary
+QMARK, QSUMMARY = QMAX + 5, QMAX + 6
 EPERM = "permission denied"
 ENOTEXIST = "file does not exist"
 
@@ -47,6 +57,9 @@ class MailFS:
         self.boxes: list[Mailbox] = []
         self.lock = threading.RLock()
         self.biff = biff
+        # tells this upasfs from any other, and from itself restarted
+        # (which numbers messages from 1 again, with the same qids)
+        self.instance = secrets.token_hex(8)
 
     # -- mailboxes -------------------------------------------------------
     def open(self, path: str, name: str | None) -> None:
@@ -73,8 +86,17 @@ class MailFS:
             for mb in self.boxes:
                 if mb.name == name:
                     self.boxes = [b for b in self.boxes if b is not mb]
+                    mb.write_index(force=True)
                     mb.close()
                     return
+
+    def flush(self) -> None:
+        """Write what the mailboxes' indexes lack (at exit)."""
+        for mb in list(self.boxes):
+            try:
+                mb.write_index(force=True)
+            except (MailError, OSError):
+                pass
 
     def box(self, name: str) -> Mailbox | None:
         # No lock: open and close replace the list rather than change it,
@@ -90,6 +112,7 @@ class MailFS:
         for mb in list(self.boxes):
             try:
                 mb.refresh()
+                mb.write_index()
             except (MailError, OSError):    # a vanished mailbox is not fatal
                 pass
 
@@ -208,7 +231,60 @@ class MboxDir(_Dir):
 
     def lookup(self, name: str) -> Node | None:
         m = self.mb.lookup(name)
-        return MsgDir(self.fs, self.mb, m) if m else None
+        if m is not None:
+            return MsgDir(self.fs, self.mb, m)
+        if name in BoxFile.NAMES:
+            return BoxFile(self, name)
+        return None
+
+
+class BoxFile(Node):
+    """`mark` or `summary` of a mailbox (see the module's docstring):
+    read as one whole, made at open after the mailbox is synced, as a
+    stat of its directory syncs it."""
+
+    __slots__ = ("d", "fname")
+    NAMES = {"mark": QMARK, "summary": QSUMMARY}
+
+    def __init__(self, d: MboxDir, name: str):
+        self.d, self.fname = d, name
+
+    def is_dir(self) -> bool:
+        return False
+
+    @property
+    def qid(self) -> Qid:
+        return Qid(QTFILE, 0, qpath(self.d.mb.id, self.NAMES[self.fname]))
+
+    def stat(self) -> Stat:
+        return _now_stat(self.fname, self.qid, 0o444, self.d.fs.user,
+                         t=self.d.mb.mtime, at=self.d.mb.atime)
+
+    def open(self, mode: int, user: str) -> Open:
+        if mode & 3 != OREAD:
+            raise Error(EPERM)
+        self.d._sync()
+        mb = self.d.mb
+        with mb.lock:
+            live = mb.live()
+            data = [b"%s %d %d %d\n" % (self.d.fs.instance.encode(), mb.id, mb.vers,
+                                        len(live))]
+            if self.fname == "summary":
+                data += [b"%s %s %d %d %d %d %d %d\n" % (
+                    (m.name.encode(), m.digest, m.size - m.fromlen)
+                    + mboxindex.unpack_sizes(m.sizes))
+                    for m in live]
+        return WholeOpen(b"".join(data))
+
+
+class WholeOpen(Open):
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes):
+        self.data = data
+
+    def read(self, offset: int, count: int) -> bytes:
+        return self.data[offset:offset + count]
 
 
 class _InMessage:

@@ -28,8 +28,6 @@ read or written the answers are computed as without it.
 """
 from __future__ import annotations
 
-import hashlib
-from pathlib import Path
 
 from upas import ns as nsmod
 from upas.mail import digestfile
@@ -49,14 +47,7 @@ _CODE: list[bytes] = []
 def code_version() -> bytes:
     """A hash of the sources the kept answers come from (computed once)."""
     if not _CODE:
-        h = hashlib.sha1()
-        root = Path(__file__).resolve().parents[1]
-        for rel in _SOURCES:
-            try:
-                h.update((root / rel).read_bytes())
-            except OSError:
-                h.update(b"?" + rel.encode())
-        _CODE.append(h.hexdigest()[:16].encode())
+        _CODE.append(digestfile.code_hash(_SOURCES))
     return _CODE[0]
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import posixpath
 
 from upas import ns as nsmod
-from upas.mail import safewrite
+from upas.mail import mboxindex, safewrite
 
 from . import digestcache, names, subscriptions
 from . import parser as p
@@ -46,7 +46,8 @@ def _path(s, path: str) -> str:
 
 def _imp_files(s, path: str, cache: bool = True) -> list[str]:
     """The shadow file `<path>.imp`, the keywords beside it (imp.py) and,
-    if `cache`, the digest cache (digestcache.py)."""
+    if `cache`, the digest cache (digestcache.py) and upasfs's index
+    (mail/mboxindex.py), which are rebuilt on demand."""
     parent, base = posixpath.split(path)
     try:
         entries = s.ns.readdir(_path(s, parent))
@@ -54,7 +55,7 @@ def _imp_files(s, path: str, cache: bool = True) -> list[str]:
         return []
     return [posixpath.join(parent, d.name) for d in entries
             if d.name in (base + ".imp", base + ".kw.imp")
-            or (cache and d.name == base + digestcache.SUFFIX)]
+            or (cache and d.name in (base + digestcache.SUFFIX, base + mboxindex.SUFFIX))]
 
 
 def selected_path(s) -> str | None:

@@ -30,9 +30,10 @@ _STOP = frozenset({"mbox", "pipeto", "pipefrom", "forward", "names", "headers",
                    "imap.ok", "imap.subscribed", "imap.uidvalidity", "dead.letter"})
 _PREFIXES = ("L.", "imap-tmp.")
 # .imp shadow files, crash-safe temporaries, 9front's index files; and
-# `.kw`, because the keywords of mailbox B live in `B.kw.imp` (imp.py), which
-# would be the shadow file of a mailbox named `B.kw`.
-_SUFFIXES = (".imp", ".tmp", ".idx", ".kw")
+# `.kw` and `.upasfs`, because the keywords of mailbox B live in `B.kw.imp`
+# (imp.py) and upasfs's index of it in `B.upasfs.imp` (mail/mboxindex.py),
+# which would be the shadow files of mailboxes named `B.kw` and `B.upasfs`.
+_SUFFIXES = (".imp", ".tmp", ".idx", ".kw", ".upasfs")
 
 
 class BadName(ValueError):

@@ -23,10 +23,12 @@ written, the owner computes its answers as without it.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import time
 import zlib
+from pathlib import Path
 
 from upas import ns as nsmod
 from upas.mail import safewrite
@@ -37,6 +39,19 @@ TORN_RECHECK = 0.01         # seconds before a torn-looking file is read again
 _HEAD = 17                  # b"R" + 8 hex length + 8 hex crc
 _DIGEST = re.compile(rb"[0-9a-f]{40}\Z")
 _KEY = re.compile(rb"[A-Za-z0-9.:-]{1,40}\Z")
+
+
+def code_hash(sources: tuple[str, ...]) -> bytes:
+    """16 hex digits of a hash of the sources (paths under upas/) whose code
+    computed a file's contents: another version of them, another hash."""
+    h = hashlib.sha1()
+    root = Path(__file__).resolve().parents[1]
+    for rel in sources:
+        try:
+            h.update((root / rel).read_bytes())
+        except OSError:
+            h.update(b"?" + rel.encode())
+    return h.hexdigest()[:16].encode()
 
 
 def record(digest: str, key: str, value: bytes) -> bytes:

@@ -6,7 +6,9 @@ message is looked at.  Scanning uses mmap; syncing follows upas/fs
 (plan9.c): re-read under L.mbox, match known messages by digest in order,
 purge deleted ones, rewrite crash-safely through `<path>.tmp`.
 Change detection compares inode, size, mtime/ctime in ns and a hash of the
-file's tail, so an append in the same second is never missed.
+file's tail, so an append in the same second is never missed.  What a read
+learnt is kept in the mailbox's index (mboxindex.py), so that the next
+upasfs need not read an unchanged file again.
 """
 from __future__ import annotations
 
@@ -15,14 +17,16 @@ import hashlib
 import mmap
 import os
 import stat as statmod
+import logging
 import threading
 import time
 from typing import Callable, Iterator
 
-from upas.mail import mime
+from upas.mail import mboxindex, mime
 from upas.mail.header import Ignore
 from upas.mail.lock import LockError, MailLock
 
+_log = logging.getLogger("upas.fs9p.index")
 MBOXMODE = 0o662
 TAIL = 4096                 # bytes of the file's end hashed for change detection
 CACHE_BYTES = 8 << 20       # parsed messages kept while unreferenced
@@ -31,6 +35,9 @@ COPY_CHUNK = 1 << 20
 READ_LOCK_WAIT = float(os.environ.get("UPASFS_READ_LOCK_WAIT", 2))
 REFRESH_POLL = 0.02        # seconds between a reader's tries at L.mbox
 RECENT = 16                 # 9front flag bits: a D d f r s S = 1 2 4 ... 64
+# seconds between writes of a changed index (the first read writes at once)
+INDEX_DELAY = float(os.environ.get("UPASFS_INDEX_DELAY", 30))
+INDEX_LOCK_WAIT = 0.5       # an index is not worth waiting longer for L.mbox
 
 
 class MailError(Exception):
@@ -41,7 +48,8 @@ class Message:
     """A top-level message: where it is, what it digests to, its fs name."""
 
     __slots__ = ("name", "id", "start", "end", "digest", "deleted", "inmbox",
-                 "holders", "file", "flags", "fromlen", "kept")
+                 "holders", "file", "flags", "fromlen", "kept", "nids", "sizes",
+                 "detail")
 
     def __init__(self, name: str, mid: int, start: int, end: int, digest: bytes,
                  file: str | None = None):
@@ -53,6 +61,11 @@ class Message:
         self.flags = RECENT
         self.fromlen = 0            # length of the `From ` line, \n included
         self.kept: bytes | None = None   # stored bytes, once purged while open
+        self.nids = 1               # object ids it takes (itself and its parts)
+        self.sizes = b""            # mboxindex.sizes()
+        # where its parsed tree is kept (mboxindex.Details: 0 if it cannot
+        # be), or None while it has not been parsed
+        self.detail: int | None = None
 
     @property
     def size(self) -> int:
@@ -87,6 +100,13 @@ def digest_of(buf, start: int, end: int) -> bytes:
         return hashlib.sha1(mv[start:end]).hexdigest().encode()
 
 
+def describe(m: Message, data: bytes) -> None:
+    """What a new message's stored bytes tell without a full parse."""
+    m.fromlen = _fromlen(data, 0, len(data))
+    m.nids = mime.count_ids(data, 0, len(data))
+    m.sizes = mboxindex.sizes(data, m.fromlen)
+
+
 def fsync_dir(path: str) -> None:
     fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
     try:
@@ -99,7 +119,8 @@ class Mailbox:
     """One open mailbox of the fs (the plan9 mbox form)."""
 
     def __init__(self, path: str, name: str, ids: mime.Ids,
-                 ignore: Ignore | None = None, dolock: bool = True):
+                 ignore: Ignore | None = None, dolock: bool = True,
+                 index: bool | None = None):
         self.path, self.name, self.ids = path, name, ids
         self.ignore = ignore or Ignore([])
         self.dolock = dolock
@@ -120,6 +141,14 @@ class Mailbox:
         self._cache_bytes = 0
         self._offsets: tuple[Message, mime.Part] | None = None  # see offsets()
         self._expunging = False     # a ctl delete is purging
+        if index is None:
+            index = mboxindex.ENABLED
+        self.index_path = mboxindex.path_for(path) if index and dolock else None
+        self._details = mboxindex.Details()     # where messages' trees are kept
+        self._idx_known: dict[bytes, mboxindex.Entry] | None = None
+        self._idx_dirty = False
+        self._idx_written = 0.0             # time.monotonic() of the last write
+        self.read_ns = 0                    # time.time_ns() when key was taken
 
     # -- public ----------------------------------------------------------
     def lockdir(self) -> str:
@@ -209,22 +238,41 @@ class Mailbox:
                         pass        # the message stays marked; next sync retries
 
     def parsed(self, m: Message) -> mime.Part:
-        """The MIME tree of m, parsed on first use and cached."""
+        """The MIME tree of m, parsed on first use (or taken from the
+        index, its bytes read only when a file needs them) and cached."""
         with self.lock:
             hit = self._cache.get(m.name)
             if hit is not None and hit[0] is m:
                 self._cache.move_to_end(m.name)
                 return hit[1]
-            data = self.read_message(m)
-            part = mime.parse_message(data, 0, len(data), mime.Ids(m.id - 1),
-                                      m.name, m.digest)
+            part = self._from_detail(m)
+            if part is None:
+                data = self.read_message(m)
+                part = mime.parse_message(data, 0, len(data), mime.Ids(m.id - 1),
+                                          m.name, m.digest)
+                if self.index_path and m.detail is None:
+                    m.detail = self._details.keep(mboxindex.encode(part) or b"")
+                    self._idx_dirty = True
             self._cache[m.name] = (m, part)
-            self._cache_bytes += len(data)
+            self._cache_bytes += m.size
             while len(self._cache) > 1 and (len(self._cache) > CACHE_COUNT
                                             or self._cache_bytes > CACHE_BYTES):
                 _, (old, p) = self._cache.popitem(last=False)
                 self._cache_bytes -= len(p.buf)
             return part
+
+    def _from_detail(self, m: Message) -> mime.Part | None:
+        """m's tree as its index detail has it, or None (no usable detail)."""
+        d = self._details.read(m.detail) if m.detail else None
+        if d:
+            lazy = mboxindex.LazyBytes(m.size, lambda: self.read_message(m))
+            try:
+                return mboxindex.decode(d, lazy, m.id, m.name)
+            except ValueError:
+                d = None
+        if d is None and m.detail:
+            m.detail = None                 # unreadable: parse and keep anew
+        return None
 
     # files of a top-level message that need no MIME parse
     UNPARSED = ("raw", "rawunix", "digest")
@@ -308,6 +356,8 @@ class Mailbox:
         with self.lock:
             self._cache.clear()
             self._offsets = None
+            self._details.close()
+            self.index_path = None
 
     # -- syncing ---------------------------------------------------------
     def _open(self) -> int:
@@ -333,6 +383,9 @@ class Mailbox:
             os.close(fd)
         if self._purge():
             self._rewrite()
+        if self._idx_dirty and (not self._idx_written or
+                                time.monotonic() - self._idx_written >= INDEX_DELAY):
+            self._write_index()
 
     def _filekey(self, fd: int, st: os.stat_result) -> tuple:
         n = min(TAIL, st.st_size)
@@ -348,19 +401,90 @@ class Mailbox:
     def _read(self, fd: int) -> None:
         st = os.fstat(fd)
         key = self._filekey(fd, st)
+        read_ns = time.time_ns()
         self.mtime, self.atime = int(st.st_mtime), int(st.st_atime)
         if key == self.key:
             return
         self.vers += 1
-        known = [m for m in self.messages if m.inmbox]
         size = st.st_size
-        with _mapped(fd, size) as buf:
-            start, merge_from = self._resume_point(buf, self.key, key, known, size)
-            scanned = scan(buf, start, size)
-            self._merge(buf, scanned, known[merge_from:])
+        if self.key is None and not self.messages and self.index_path \
+                and self._from_index(key, size):
+            self.size, self.key, self.read_ns = size, key, read_ns
+            return
+        known = [m for m in self.messages if m.inmbox]
+        try:
+            with _mapped(fd, size) as buf:
+                start, merge_from = self._resume_point(buf, self.key, key, known, size)
+                scanned = scan(buf, start, size)
+                self._merge(buf, scanned, known[merge_from:])
+        finally:
+            self._idx_known = None
         # only now: a read that failed half-way must not leave a key that
         # says the file was read (reads trust the offsets while it matches)
-        self.size, self.key = size, key
+        self.size, self.key, self.read_ns = size, key, read_ns
+        self._idx_dirty = True
+
+    # -- the index -------------------------------------------------------
+    def _from_index(self, key: tuple, size: int) -> bool:
+        """First read: take the messages from the index if it describes
+        this very file (True); else keep its entries to be found by digest
+        while the file is read."""
+        idx = mboxindex.load(self.index_path)
+        if idx is None:
+            return False
+        self._details.use_index(idx.fd)
+        if not (idx.trusted and idx.key == key and _in_order(idx.entries, size)):
+            self._idx_known = idx.by_digest()
+            return False
+        for e in idx.entries:
+            m = Message(str(self.subname + 1), self.ids(), e.start, e.end, e.digest)
+            self._take_entry(m, e)
+            self.subname += 1
+            self._add(m)
+        self.ids()                           # the read that finds EOF
+        _log.debug("%s: %d messages from %s", self.name, len(idx.entries), self.index_path)
+        return True
+
+    def _take_entry(self, m: Message, e: mboxindex.Entry) -> None:
+        m.fromlen, m.nids, m.sizes, m.detail, m.flags = e.fromlen, e.nids, e.sizes, e.detail, e.flags
+        self.ids.last += e.nids - 1
+
+    def write_index(self, force: bool = False) -> None:
+        """Write the index if it changed and INDEX_DELAY has passed since
+        the last write (force: at once), if L.mbox can be had quickly."""
+        if not (self.index_path and self._idx_dirty):
+            return
+        if not force and time.monotonic() - self._idx_written < INDEX_DELAY:
+            return
+        try:
+            with self.lock, MailLock(self.lockdir(), INDEX_LOCK_WAIT):
+                self._write_index()
+        except LockError:
+            pass
+
+    def _write_index(self) -> None:
+        """Under L.mbox: the index of the file as last read, if it is still
+        that file (else the next read writes it).  Best effort: an index
+        that cannot be written only costs the next upasfs a read."""
+        if not self.index_path or self.key is None or self.key[:5] != _quick_stat(self.path) \
+                or mboxindex.foreign(self.index_path):
+            return
+        msgs = sorted((m for m in self.messages if m.inmbox), key=lambda m: m.start)
+        entries = [mboxindex.Entry(m.digest, m.start, m.end, m.fromlen, m.nids,
+                                   m.flags & ~RECENT, m.sizes, m.detail) for m in msgs]
+        try:
+            fd, placed = mboxindex.write(self.index_path, self.key,
+                                         mboxindex.is_trusted(self.key, self.read_ns),
+                                         entries, self._details)
+        except OSError as e:
+            _log.debug("%s: index not written: %s", self.name, e)
+            self._idx_written = time.monotonic()      # not again at once
+            return
+        for m, p in zip(msgs, placed):
+            m.detail = p
+        self._details.use_index(fd, spilled=True)
+        self._idx_dirty = False
+        self._idx_written = time.monotonic()
 
     def _resume_point(self, buf, old, key, known: list[Message], size: int) -> tuple[int, int]:
         """Where to rescan from, and the index of the first known message to
@@ -398,11 +522,16 @@ class Mailbox:
             if matched is not None:
                 matched.start, matched.end = s, e
                 continue
-            self.ids.last += mime.count_ids(buf, s, e) - 1
             self.subname += 1
-            new.append(Message(str(self.subname), mid, s, e, dig))
-            new[-1].fromlen = _fromlen(buf, s, e)
-            self._add(new[-1])
+            m = Message(str(self.subname), mid, s, e, dig)
+            ent = self._idx_known.get(dig) if self._idx_known else None
+            if ent is not None and ent.end - ent.start == e - s:
+                self._take_entry(m, ent)         # parsed by an earlier upasfs
+            else:
+                describe(m, buf[s:e])
+                self.ids.last += m.nids - 1
+            new.append(m)
+            self._add(m)
         for km in known[k:]:
             km.inmbox, km.deleted = False, True
         self.ids()                           # the read that finds EOF
@@ -419,6 +548,7 @@ class Mailbox:
 
     def _purge(self) -> int:
         newdels = 0
+        gone = False
         keep = []
         for m in self.messages:
             if m.deleted and (m.refs == 0 or self._expunging):
@@ -428,6 +558,7 @@ class Mailbox:
                     m.kept = self._read_stored(m)
                 newdels += m.inmbox
                 m.inmbox = False            # fids still holding it get an error
+                gone = True
                 self._cache.pop(m.name, None)
                 if self._offsets is not None and self._offsets[0] is m:
                     self._offsets = None
@@ -435,6 +566,8 @@ class Mailbox:
             else:
                 keep.append(m)
         self.messages = keep
+        if gone:
+            self.vers += 1                  # the numbering changed (see `mark`)
         return newdels
 
     def _rewrite(self) -> None:
@@ -518,9 +651,21 @@ class Mailbox:
                 self.key = (st.st_dev, st.st_ino, end, 0, 0, b"")
             else:
                 self.key = self._filekey(fd, st)
+            self.read_ns = time.time_ns()
         finally:
             os.close(fd)
         self.vers += 1
+        self._idx_dirty = True
+
+
+def _in_order(entries: list[mboxindex.Entry], size: int) -> bool:
+    """Entries that can describe a file of `size` bytes, in file order."""
+    end = 0
+    for e in entries:
+        if not end <= e.start < e.end <= size or e.nids < 1:
+            return False
+        end = e.end
+    return True
 
 
 def stat_key(st: os.stat_result) -> tuple:
@@ -598,6 +743,10 @@ def _copy_range(src: int, out: int, start: int, end: int) -> None:
 class MdirBox(Mailbox):
     """A directory with one message per file, named `<secs>.<NN>` (9front mdir)."""
 
+    def __init__(self, *a, **kw):
+        super().__init__(*a, **kw)
+        self.index_path = None      # mbox files only: each file is read here
+
     def _unchanged(self) -> bool:
         return False        # a directory: its files are listed at every sync
 
@@ -635,10 +784,11 @@ class MdirBox(Mailbox):
                 continue
             if km is not None:
                 km.inmbox, km.deleted = False, True
-            self.ids.last += mime.count_ids(data, 0, end) - 1
             self.subname += 1
-            self._add(Message(str(self.subname), mid, 0, end, dig, fname))
-            self.messages[-1].fromlen = _fromlen(data, 0, end)
+            m = Message(str(self.subname), mid, 0, end, dig, fname)
+            describe(m, data[:end])
+            self.ids.last += m.nids - 1
+            self._add(m)
         for fname, km in byfile.items():
             if fname not in seen:
                 km.inmbox, km.deleted = False, True
@@ -701,11 +851,12 @@ def _mdir_entries(path: str) -> list[tuple]:
 
 
 def open_mailbox(path: str, name: str, ids: mime.Ids,
-                 ignore: Ignore | None = None) -> Mailbox:
-    """Open and read a mailbox: a directory is mdir, anything else mbox."""
+                 ignore: Ignore | None = None, index: bool | None = None) -> Mailbox:
+    """Open and read a mailbox: a directory is mdir, anything else mbox
+    (index: use and keep its index; default UPASFS_INDEX, on)."""
     if not os.path.exists(path) and not os.path.exists(path + ".tmp"):
         raise MailError(os.strerror(2))
     cls = MdirBox if os.path.isdir(path) else Mailbox
-    mb = cls(path, name, ids, ignore)
+    mb = cls(path, name, ids, ignore, index=index)
     mb.sync()
     return mb
