@@ -16,11 +16,13 @@ import select
 import socket
 import sys
 import threading
+import time
 
 from upas import ns as nsmod
 from upas.imap4d.session import Options, Session
 
 IDLE_TIMEOUT = float(os.environ.get("IMAP4D_IDLE_TIMEOUT", 30 * 60))
+LOGIN_TIMEOUT = float(os.environ.get("IMAP4D_LOGIN_TIMEOUT", 60))
 USAGE = "usage: imap4d [-acpvT] [-d site] [-r remote] [-s servername] [-t certfile]"
 
 
@@ -32,21 +34,37 @@ top of send/recv: the output is flushed whenever input is awaited."""
         self.rfd, self.wfd = rfd, wfd
         self.out = bytearray()
         self.lock = threading.Lock()      # IDLE's poller writes from a thread
+        now = time.monotonic()
+        self.idle_until = now + IDLE_TIMEOUT
+        self.login_until: float | None = now + LOGIN_TIMEOUT
+
+    def activity(self, authenticated: bool) -> None:
+        """A whole command was read (Session.on_command): the idle time
+        starts again, and after a login the login deadline is gone.  Bytes
+        alone restart nothing: a byte every few minutes holds no session."""
+        self.idle_until = time.monotonic() + IDLE_TIMEOUT
+        if authenticated:
+            self.login_until = None
 
     # -- raw
     def _raw_read(self) -> bytes:
-        """Bytes, or b"" at EOF.  A client silent for IMAP4D_IDLE_TIMEOUT
-        seconds (default 30 minutes, RFC 3501 5.4) is logged out; no lock
-        is held while we wait, so a stalled client blocks nobody."""
+        """Bytes, or b"" at EOF.  A client that sends no whole command for
+        IMAP4D_IDLE_TIMEOUT seconds (default 30 minutes, RFC 3501 5.4), or
+        has not logged in IMAP4D_LOGIN_TIMEOUT seconds (default 60) after
+        connecting, is logged out; no lock is held while we wait, so a
+        stalled client blocks nobody."""
+        login = self.login_until is not None and self.login_until < self.idle_until
+        until = self.login_until if login else self.idle_until
         try:
-            ready, _, _ = select.select([self.rfd], [], [], IDLE_TIMEOUT)
+            ready, _, _ = select.select([self.rfd], [], [], max(0.0, until - time.monotonic()))
             if ready:
                 return os.read(self.rfd, 65536)
         except OSError:
             return b""
-        self.send(b"* BYE Autologout; idle for too long\r\n")
+        why = "no login in time" if login else "idle for too long"
+        self.send(f"* BYE Autologout; {why}\r\n".encode())
         self.flush()
-        raise EOFError("idle timeout")       # main() ends the session quietly
+        raise EOFError("timeout")            # main() ends the session quietly
 
     def _raw_write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -161,6 +179,7 @@ def main(argv: list[str]) -> int:
     if opts.verbose:
         print(f"{opts.user}: imap4d debugging enabled", file=sys.stderr, flush=True)
     s = Session(opts, conn.send, conn.recv, make_namespace, flush=conn.flush)
+    s.on_command = conn.activity
     try:
         if opts.certfile:
             from upas.imap4d import tls
