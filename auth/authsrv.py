@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Generator
 
 from auth import crypt, speaksfor
+from lib import username
 from auth.records import (AUTHENTLEN, NETCHLEN, PASSREQLEN, TICKREQLEN, Authenticator, AuthType,
                           Passwordreq, RecordNum, Ticket, Ticketreq, err_reply, ok_reply,
                           okvar_reply)
@@ -95,7 +96,7 @@ class KeyStore:
 
     @staticmethod
     def _usable(user: str) -> bool:
-        return bool(user) and "/" not in user and user not in (".", "..")
+        return username.valid(user) and "/" not in user and user not in (".", "..")
 
     def key(self, user: str) -> bytes | None:
         k = self._read(f"{user}/key") if self._usable(user) else None

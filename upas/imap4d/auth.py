@@ -10,6 +10,7 @@ import binascii
 import hashlib
 import hmac
 
+from lib import username
 from upas.imap4d import parser as p
 from upas.imap4d.ratify import ratify
 from upas.imap4d.session import Bye
@@ -48,15 +49,21 @@ def challenge(proto: str, user: str | None = None):
         raise AuthFailed(str(e) or "can't get challenge") from None
 
 
-def check(state, user: str | None, resp: str) -> None:
-    """Verify a response through factotum; raise AuthFailed on refusal."""
+def check(state, user: str | None, resp: str) -> str:
+    """Verify a response through factotum: the user it authenticated (the
+    AuthInfo's cuid, which the session becomes, as Plan 9's setupuser
+    does); raise AuthFailed on refusal."""
+    if user is not None and not username.valid(user):
+        getattr(state, "close", lambda: None)()
+        raise AuthFailed("bad user name")
     try:
         info = _factotum().auth_response(state, user, resp)
     except Exception as e:
         getattr(state, "close", lambda: None)()    # no retries here: free it
         raise AuthFailed(str(e) or "login failed") from None
-    if info is None:
+    if info is None or not username.valid(info.cuid) or (user is not None and info.cuid != user):
         raise AuthFailed("login failed")
+    return info.cuid
 
 
 def chal_text(state) -> str:
@@ -99,7 +106,7 @@ def login(s, req: Request) -> None:
         s.no(req, "plaintext passwords disallowed")
         return
     try:
-        password_check(user, password)
+        user = password_check(user, password)
     except AuthFailed:
         s.no(req, "failed check")
         return
@@ -107,12 +114,14 @@ def login(s, req: Request) -> None:
     s.ok(req, "succeeded")
 
 
-def password_check(user: str, password: str) -> None:
+def password_check(user: str, password: str) -> str:
     """Plan 9's -p check: answer a CRAM challenge with the password as key,
     so it succeeds exactly when the password is the APOP/CRAM secret."""
+    if not username.valid(user):
+        raise AuthFailed("bad user name")
     st = challenge("cram")
     digest = hmac.new(password.encode(), chal_text(st).encode(), hashlib.md5).hexdigest()
-    check(st, user, digest)
+    return check(st, user, digest)
 
 
 def p9cr_login(s, req: Request, user: str, password: str) -> None:
@@ -122,12 +131,15 @@ def p9cr_login(s, req: Request, user: str, password: str) -> None:
     if pending is not None:
         st, who = pending
         try:
-            check(st, None, password)      # p9cr: the user went in at start
+            cuid = check(st, None, password)      # p9cr: the user went in at start
         except AuthFailed:
             s.extra.pop("p9cr", None)
             return p9cr_challenge(s, req, who)
         s.extra.pop("p9cr", None)
-        setup_user(s, who)
+        if cuid != who:
+            s.no(req, "failed check")
+            return
+        setup_user(s, cuid)
         s.ok(req, "succeeded")
         return
     p9cr_challenge(s, req, user)
@@ -135,6 +147,8 @@ def p9cr_login(s, req: Request, user: str, password: str) -> None:
 
 def p9cr_challenge(s, req: Request, user: str) -> None:
     try:
+        if not username.valid(user):
+            raise AuthFailed("bad user name")
         st = challenge("p9cr", user)
     except AuthFailed as e:
         s.no(req, f"failed check [{e}]")
@@ -192,7 +206,7 @@ def cram(s, req: Request) -> None:
     user, digest = text.split(" ", 1)
     user = user[:MAXUSER - 1]
     try:
-        check(st, user, digest.strip())
+        user = check(st, user, digest.strip())
     except AuthFailed:
         s.no(req, "failed login failed")
         return
@@ -226,7 +240,7 @@ def plain(s, req: Request, initial: str | None) -> None:
         s.no(req, "failed login failed")
         return
     try:
-        password_check(user, fields[2].decode("utf-8", "replace"))
+        user = password_check(user, fields[2].decode("utf-8", "replace"))
     except AuthFailed:
         s.no(req, "failed login failed")
         return

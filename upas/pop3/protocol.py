@@ -16,6 +16,7 @@ import hashlib
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Protocol, Sequence, Union
 
+from lib import username
 from upas.ns import cleanname
 
 MAXLINE = 1024          # Plan 9's command buffer: a line may hold 1023 bytes
@@ -79,8 +80,9 @@ class MessageInfo:
 class Challenge(Protocol):
     chal: str  # the text sent to the client, e.g. "<1a2b.3c4d@dom>"
 
-    def respond(self, user: str, response: str) -> None:
-        """Check `response` for `user`; raise AuthError on failure."""
+    def respond(self, user: str, response: str) -> str:
+        """Check `response` for `user`: the name factotum authenticated
+        (its cuid); raise AuthError on failure."""
 
     def close(self) -> None:
         """Drop the conversation (a later challenge replaces this one)."""
@@ -440,7 +442,7 @@ class Session:
         name = arg.decode("utf-8", "surrogateescape")
         box = ("/mail/box/" + name).encode("utf-8", "surrogateescape")[:BOXPATH_MAX - 1]
         box_s = box.decode("utf-8", "surrogateescape")
-        if "\0" in name or cleanname(box_s) != box_s:
+        if not username.valid(name) or cleanname(box_s) != box_s:
             return self.err("bad mailbox name")
         self.box = box_s + "/mbox"
         self.user = name.split("/", 1)[0]
@@ -450,7 +452,11 @@ class Session:
         try:
             if chal is None:
                 raise AuthError("no challenge")
-            chal.respond(self.user, response)
+            # the name factotum vouches for is the one we become (Plan 9's
+            # auth_chuid); it can only differ from the one given if the
+            # chain read that otherwise
+            if chal.respond(self.user, response) != self.user:
+                raise AuthError("authenticated as another user")
         except AuthError as e:
             if self.tries >= MAX_FAILURES:
                 yield self.err(f"authentication failed: {e}; server exiting", "AUTH")
