@@ -23,7 +23,7 @@ from upas.mail import mime
 from upas.mail.header import Ignore
 from upas.mail.lock import LockError, MailLock
 
-MBOXMODE = 0o662
+MBOXMODE = 0o600      # Plan 9: 0622, for deliveries by other users; ours run as one
 TAIL = 4096                 # bytes of the file's end hashed for change detection
 CACHE_BYTES = 8 << 20       # parsed messages kept while unreferenced
 CACHE_COUNT = 256
@@ -442,6 +442,7 @@ class Mailbox:
         <path>; mail appended meanwhile by writers that skip the lock is
         carried over."""
         tmp = self.path + ".tmp"
+        # the old file's mode: the mailbox's owner chose it (a new one is 0600)
         try:
             mode = os.stat(self.path).st_mode & 0o777
         except OSError:
