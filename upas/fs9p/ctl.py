@@ -6,7 +6,7 @@ import os
 import shutil
 
 from lib.rcquote import tokenize
-from upas.mail.lock import MailLock
+from upas.mail.lock import LockError, MailLock
 from upas.mail.mbox import MailError
 from upas.ninep import Error, Open
 from upas.ns import mailroot
@@ -73,7 +73,7 @@ class Ctl:
             raise Error(EBADCTL)
         try:
             fn(tok[1:])
-        except MailError as e:
+        except (MailError, LockError) as e:
             raise Error(str(e)) from None
         except OSError as e:
             raise Error(e.strerror or str(e)) from None

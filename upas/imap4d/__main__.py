@@ -19,6 +19,7 @@ import threading
 import time
 
 from upas import ns as nsmod
+from upas.mail import lock
 from upas.imap4d.session import Options, Session
 
 IDLE_TIMEOUT = float(os.environ.get("IMAP4D_IDLE_TIMEOUT", 30 * 60))
@@ -162,6 +163,7 @@ def parse_args(argv: list[str]) -> Options:
 
 
 def main(argv: list[str]) -> int:
+    lock.for_sessions()
     conn = Connection()
     try:
         opts = parse_args(argv)

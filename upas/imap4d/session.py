@@ -239,7 +239,11 @@ class Session:
             # timeout): say so and carry on, as Plan 9's NO ... failed
             self.log(f"{req.name}: {e}")
             self.current = None
-            self.no(req, "failed")
+            if isinstance(e, LockError) or str(e).endswith(LockError.TEXT):
+                # someone holds L.mbox (lock.py): nothing was changed
+                self.no(req, "failed: mailbox locked, try again later", code="INUSE")
+            else:
+                self.no(req, "failed")
         except Exception as e:
             self.log(f"{req.name}: internal error: {e!r}")
             raise Bye(f"internal error: {type(e).__name__}") from None

@@ -175,15 +175,20 @@ class Mailbox:
         the caller is told the delete is done, so it must be on disk before
         the reply, whatever happens to this process next."""
         with self.lock:
-            needwrite = False
+            marked = []
             for n in names:
                 m = self._byname.get(n)
                 if m is not None and not m.deleted:
-                    m.deleted = needwrite = True
-            if needwrite:
+                    m.deleted = True
+                    marked.append(m)
+            if marked:
                 self._expunging = True
                 try:
                     self.sync()
+                except LockError:
+                    for m in marked:    # not done: the messages stay, and show
+                        m.deleted = False
+                    raise
                 finally:
                     self._expunging = False
 

@@ -28,6 +28,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, BinaryIO, Callable
 
+from upas.mail import lock
 from upas.pop3.protocol import (OVERLONG, Close, LineSplitter, Session, Sleep,
                                 StartTLS)
 
@@ -350,6 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     from upas.pop3.host import NamespaceHost
 
     argv = sys.argv[1:] if argv is None else argv
+    lock.for_sessions()
     try:
         flags = parse_flags(argv)
     except UsageError:
