@@ -101,6 +101,21 @@ top of send/recv: the output is flushed whenever input is awaited."""
         return self._raw_read()
 
 
+def socket_peer(fd: int) -> str:
+    """The peer's IP when fd is a TCP socket (inetd, systemd), else ""."""
+    try:
+        s = socket.socket(fileno=os.dup(fd))
+    except OSError:
+        return ""
+    try:
+        addr = s.getpeername()
+        return addr[0] if isinstance(addr, tuple) else ""
+    except OSError:
+        return ""
+    finally:
+        s.close()
+
+
 def make_namespace(user: str) -> nsmod.Namespace:
     """The user's name space (newns): /mail/box/USER and /mail/fs."""
     # the stand-in for auth_chuid: 9P attaches are made as the user
@@ -178,6 +193,7 @@ def main(argv: list[str]) -> int:
         conn.send(b"* BYE usage\r\n")
         conn.flush()
         return 1
+    opts.peer = opts.remote or socket_peer(0)
     if opts.verbose:
         print(f"{opts.user}: imap4d debugging enabled", file=sys.stderr, flush=True)
     s = Session(opts, conn.send, conn.recv, make_namespace, flush=conn.flush)

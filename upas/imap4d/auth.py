@@ -9,8 +9,12 @@ import base64
 import binascii
 import hashlib
 import hmac
+import os
+import time
+from typing import Callable
 
 from lib import username
+from upas import loginfail
 from upas.imap4d import parser as p
 from upas.imap4d.ratify import ratify
 from upas.imap4d.session import Bye
@@ -30,6 +34,64 @@ capability("AUTH=PLAIN", 91, when=lambda s: s is not None and cleartext_ok(s))
 
 class AuthFailed(Exception):
     """factotum said no, or could not be asked; str() is its reason."""
+
+
+class Refused(AuthFailed):
+    """The peer address has tried too often (upas/loginfail.py)."""
+
+
+# ------------------------------------------------------------ throttling
+
+def _delay_scale() -> float:
+    try:
+        return float(os.environ.get("IMAP4D_DELAY_SCALE", "1"))
+    except ValueError:
+        return 1.0
+
+
+def guarded(s, check_fn: Callable[[], str], state=None) -> str:
+    """check_fn() (a login check: the user it authenticated), counted for
+    the peer address (wait, or Refused) and, on failure, Plan 9 pop3's
+    per-connection delays: the reply waits 10, 20, 40 ... seconds, and
+    the 21st failure ends the session.  `state`: a challenge to close if
+    the attempt is refused unchecked."""
+    g = s.extra.get("guard")
+    if g is None:
+        g = s.extra["guard"] = loginfail.Guard(s.opts.peer or None)
+    wait = g.begin()
+    if wait is None:
+        if state is not None:
+            getattr(state, "close", lambda: None)()
+        _failed(s, sleep=False)
+        raise Refused(loginfail.REFUSED)
+    if wait:
+        time.sleep(wait)
+    try:
+        cuid = check_fn()
+    except AuthFailed:
+        _failed(s)
+        raise
+    g.succeeded()
+    return cuid
+
+
+def _failed(s, sleep: bool = True) -> None:
+    tries = s.extra.get("tries", 0)
+    if tries >= loginfail.MAX_FAILURES:
+        raise Bye("too many login failures")
+    s.extra["tries"] = tries + 1
+    if sleep:
+        s.flush()
+        time.sleep(min(loginfail.FIRST_DELAY * 2 ** (tries + 1), loginfail.MAX_DELAY)
+                   * _delay_scale())
+
+
+def _refusal(s, req: Request, e: AuthFailed, text: str) -> None:
+    """NO for a failed login: the refusal of an address says so."""
+    if isinstance(e, Refused):
+        s.no(req, str(e), code="UNAVAILABLE")
+    else:
+        s.no(req, text)
 
 
 # ------------------------------------------------------------ factotum seam
@@ -106,9 +168,9 @@ def login(s, req: Request) -> None:
         s.no(req, "plaintext passwords disallowed")
         return
     try:
-        user = password_check(user, password)
-    except AuthFailed:
-        s.no(req, "failed check")
+        user = guarded(s, lambda: password_check(user, password))
+    except AuthFailed as e:
+        _refusal(s, req, e, "failed check")
         return
     setup_user(s, user)
     s.ok(req, "succeeded")
@@ -131,7 +193,10 @@ def p9cr_login(s, req: Request, user: str, password: str) -> None:
     if pending is not None:
         st, who = pending
         try:
-            cuid = check(st, None, password)      # p9cr: the user went in at start
+            cuid = guarded(s, lambda: check(st, None, password), st)  # p9cr: the user went in at start
+        except Refused as e:
+            s.extra.pop("p9cr", None)
+            return _refusal(s, req, e, "")
         except AuthFailed:
             s.extra.pop("p9cr", None)
             return p9cr_challenge(s, req, who)
@@ -206,9 +271,9 @@ def cram(s, req: Request) -> None:
     user, digest = text.split(" ", 1)
     user = user[:MAXUSER - 1]
     try:
-        user = check(st, user, digest.strip())
-    except AuthFailed:
-        s.no(req, "failed login failed")
+        user = guarded(s, lambda: check(st, user, digest.strip()), st)
+    except AuthFailed as e:
+        _refusal(s, req, e, "failed login failed")
         return
     setup_user(s, user)
     s.ok(req, "")
@@ -240,9 +305,9 @@ def plain(s, req: Request, initial: str | None) -> None:
         s.no(req, "failed login failed")
         return
     try:
-        user = password_check(user, fields[2].decode("utf-8", "replace"))
-    except AuthFailed:
-        s.no(req, "failed login failed")
+        user = guarded(s, lambda: password_check(user, fields[2].decode("utf-8", "replace")))
+    except AuthFailed as e:
+        _refusal(s, req, e, "failed login failed")
         return
     setup_user(s, user)
     s.ok(req, "")

@@ -32,6 +32,7 @@ class Options:
     p9cr: bool = False                   # -c
     verbose: bool = False                # -v
     remote: str = ""                     # -r ip!port: ratify the peer
+    peer: str = ""                       # -r, else the socket's peer: login throttle
     max_line: int = 65536
     max_literal: int = 64 << 20
     # before login a command (its lines and literals) is at most this:

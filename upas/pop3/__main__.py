@@ -347,6 +347,7 @@ def _carry_out(events, session, conn, splitter, tls_ctx, debug, pending=None) ->
 
 
 def main(argv: list[str] | None = None) -> int:
+    from upas.loginfail import Guard
     from upas.pop3.auth import FactotumAuth
     from upas.pop3.host import NamespaceHost
 
@@ -368,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     session = Session(FactotumAuth(), host, allow_clear=opts.allow_clear,
                       tls_cert=opts.tls_ctx is not None, peer=opts.peer,
                       preauth_box=opts.preauth, extensions=opts.extensions,
-                      delay_scale=delay_scale(), debug=debug)
+                      delay_scale=delay_scale(), debug=debug, guard=Guard(opts.peer))
     try:
         serve(session, conn, opts.tls_ctx, debug)
     except (BrokenPipeError, ConnectionError) + _tls_errors():
