@@ -14,10 +14,12 @@ SEARCH_NESTING = ("(", "NOT", "OR")
 
 
 def mime_bomb(depth: int, kind: str = "multipart", leaf: bytes = b"deep\n",
-              subject: bytes = b"bomb") -> bytes:
+              subject: bytes = b"bomb", headers: bytes = b"") -> bytes:
     """A message `depth` levels deep: each level a multipart/mixed with one
-    part, or a message/rfc822, or both in turn ("mixed")."""
-    head = [b"From: bomb@example.org\nSubject: " + subject + b"\nMIME-Version: 1.0\n"]
+    part, or a message/rfc822, or both in turn ("mixed").  `headers`: more
+    header lines (each ending in a newline)."""
+    head = [b"From: bomb@example.org\nSubject: " + subject + b"\n" + headers +
+            b"MIME-Version: 1.0\n"]
     tail = []
     for i in range(depth):
         multi = kind == "multipart" or (kind == "mixed" and i % 2 == 0)
@@ -30,9 +32,10 @@ def mime_bomb(depth: int, kind: str = "multipart", leaf: bytes = b"deep\n",
     return b"".join(head) + b"".join(reversed(tail))
 
 
-def mime_flood(parts: int, subject: bytes = b"flood") -> bytes:
+def mime_flood(parts: int, subject: bytes = b"flood", headers: bytes = b"") -> bytes:
     """One multipart with `parts` empty parts."""
-    return (b"From: flood@example.org\nSubject: " + subject + b"\nMIME-Version: 1.0\n"
+    return (b"From: flood@example.org\nSubject: " + subject + b"\n" + headers +
+            b"MIME-Version: 1.0\n"
             b"Content-Type: multipart/mixed; boundary=x\n\n" + b"--x\n\n" * parts + b"--x--\n")
 
 
