@@ -1,5 +1,5 @@
 # The recipes live in mk/ so that make and Plan 9 mk (mkfile) run the same steps.
-.PHONY: all install test run bench fuzz stress clean
+.PHONY: all install test interop run bench fuzz stress clean
 
 all: test
 
@@ -8,6 +8,9 @@ install:
 
 test:
 	sh mk/test.sh
+
+interop:
+	sh mk/interop.sh
 
 run:
 	sh mk/run.sh

@@ -7,6 +7,9 @@ install:V:
 test:V:
 	sh mk/test.sh
 
+interop:V:
+	sh mk/interop.sh
+
 run:V:
 	sh mk/run.sh
 

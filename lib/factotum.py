@@ -2,8 +2,13 @@
 
 Factotum is found as libauth finds it: an explicit address, else the dial
 string in $factotum, else the service `factotum` posted in $NAMESPACE.  It
-works with our auth.factotum and with plan9port's (for the calls whose
-conversations plan9port implements as Plan 9 does; fs-auth.md 2.5).
+works with our auth.factotum (Plan 9's conversations) and with
+plan9port's, which differs in three: it tells the verdict on a response
+(`ok ok` or `ok bad ...`) before `done`, its p9cr server wants the user
+written before it gives the challenge, and its apop/cram client gives the
+user before the response.  Each call tells the two apart by the replies
+(a `phase` where Plan 9 answers, an `ok` where Plan 9 says `done`), so
+either factotum works without being named.
 
 How the mail servers use it::
 
@@ -199,14 +204,24 @@ def auth_challenge(attrs: str, addr: str | None = None) -> Chalstate:
     attrs e.g. "proto=apop role=server", "proto=cram role=server" or
     "proto=p9cr role=server user=glenda" (quote values with quote()).
     """
+    given = {a.name: a.value for a in parse_attrs(attrs)}
     rpc = _start(attrs, addr)
     try:
-        _, chal = rpc.call("read")
+        try:
+            _, chal = rpc.call("read")
+        except PhaseError:
+            # plan9port's p9cr server reads the user before it asks the AS
+            # for a challenge (Plan 9's takes it from start)
+            if not given.get("user"):
+                raise
+            rpc.call("write", given["user"])
+            _, chal = rpc.call("read")
     except BaseException:
         rpc.close()
         raise
-    proto = next((a.value for a in parse_attrs(attrs) if a.name == "proto"), "")
-    return Chalstate(rpc, chal.decode("utf-8", "replace"), proto=proto)
+    # plan9port sends p9cr's challenge NUL-padded to 16 bytes
+    chal = chal.split(b"\0", 1)[0]
+    return Chalstate(rpc, chal.decode("utf-8", "replace"), proto=given.get("proto", ""))
 
 
 def auth_response(c: Chalstate, user: str | None = None,
@@ -237,14 +252,38 @@ def auth_response(c: Chalstate, user: str | None = None,
         c.close()
         raise
     except FactotumError as e:
-        raise AuthError(str(e)) from None
+        raise AuthError(str(e)) from None    # Plan 9: rejected at the write
     try:
-        status, arg = c.rpc.call("read")
+        status, arg = _finished(c.rpc)
+        if status == "ok":                   # plan9port: the verdict, then done
+            if arg != b"ok":
+                verdict = arg.decode("utf-8", "replace")
+                raise AuthError(verdict[4:] if verdict.startswith("bad ") else verdict)
+            status, arg = _finished(c.rpc)
         if status != "done":
             raise FactotumError(f"factotum protocol botch {status} {arg[:32]!r}")
-        return c.rpc.authinfo()
-    finally:
+        info = c.rpc.authinfo()
+    except AuthError:
+        raise                                # c stays open for another try
+    except BaseException:
         c.close()
+        raise
+    c.close()
+    return info
+
+
+def _finished(rpc: Rpc) -> tuple[str, bytes]:
+    """A read after the response: `done`, or plan9port's verdict (`ok ok`,
+    `ok bad ...`), or its `error protocol finished`, which its rpc.c
+    gives when the conversation ends successfully around the read (the
+    verdict's reply then overwritten, or the read still pending): taken
+    as done, since that text follows only a protocol that succeeded."""
+    try:
+        return rpc.call("read")
+    except FactotumError as e:
+        if str(e) != "protocol finished":
+            raise
+        return "done", b""
 
 
 def auth_respond(chal: str | bytes, attrs: str, addr: str | None = None,
@@ -252,13 +291,20 @@ def auth_respond(chal: str | bytes, attrs: str, addr: str | None = None,
     """Client role of apop/cram: (response, user) for a server's challenge.
 
     attrs e.g. "proto=apop role=client server=mail.example.com".  CRAM
-    responses come back upper-case (%H), as Plan 9's factotum gives them.
+    responses come back upper-case (%H), as Plan 9's factotum gives them
+    (plan9port's gives APOP's upper-case too).  Plan 9's factotum answers
+    the response and is then done (the user is among its attributes);
+    plan9port's answers the user, then the response, then waits for the
+    server's verdict, which is not known here: the conversation is closed.
     """
     with _start(attrs, addr, getkey) as rpc:
         rpc.call("write", chal)
-        _, resp = rpc.call("read")
+        _, first = rpc.call("read")
+        status, second = rpc.call("read")
+        if status == "ok":
+            return second.decode("ascii", "replace"), first.decode("utf-8", "replace")
         user = rpc.attrs().get("user", "")
-    return resp.decode("ascii", "replace"), user
+    return first.decode("ascii", "replace"), user
 
 
 def p9cr_response(chal: str, password: str) -> str:

@@ -1,4 +1,4 @@
-"""fs-auth.md 3.3/3.4 vectors and testable facts 20-22, 28, 26 (digests)."""
+"""The DES and passtokey vectors and the digests of fs-auth.md 3.3, 3.4, facts 20-22, 26, 28."""
 import pytest
 
 from auth import crypt

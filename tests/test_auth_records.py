@@ -1,4 +1,4 @@
-"""Record layouts (fs-auth.md 3.2), AuthInfo (2.4), reply framing (3.5); facts 19, 23-25."""
+"""Record layouts, AuthInfo and reply framing (fs-auth.md 3.2, 2.4, 3.5; facts 19, 23-25)."""
 import io
 
 import pytest
@@ -67,7 +67,7 @@ def test_passwordreq_roundtrip():
 def test_authinfo_fact19():
     ai = AuthInfo("glenda", "glenda")
     assert ai.pack() == H("0600676c656e64610600676c656e646100000000")
-    # The spec says "18 bytes" but its own byte list (2+6+2+6+2+2) is 20, as convAI2M writes.
+    # 2+6+2+6+2+2 bytes (fs-auth.md §2.4), as Plan 9's convAI2M writes
     assert len(ai.pack()) == 20
     assert AuthInfo.unpack(ai.pack()) == ai
     s = AuthInfo("bob", "upas", "", H("0102030405060708"))

@@ -1,4 +1,4 @@
-"""APPEND over a real socket (servers.md 3.10 APPEND, facts 53-54,
+"""APPEND over a real socket (servers.md 3.10, facts 53-54,
 decisions.md): the stored bytes, the .imp entry, APPENDUID, flags and
 date-time, LITERAL+, the literal limit and bad or cut-short literals."""
 from __future__ import annotations
@@ -117,7 +117,8 @@ def test_broken_literals(c, srv):
     c.cmd(b"a CREATE foo")
     assert c.cmd(b"b APPEND foo {abc}") == [b"b BAD APPEND bad syntax\r\n"]
     assert c.cmd(b"c APPEND foo {99999999999}")[0] == b"c BAD APPEND number out of range\r\n"
-    assert c.line() == b"\r\n"                # Plan 9's stray CRLF (fact 63)
+    # Plan 9 sent an empty line here (fact 63); no response may be empty
+    assert c.cmd(b"d NOOP") == [b"d OK NOOP completed\r\n"]
     assert c.cmd(b"d APPEND foo (\\Bogus) {1}") == [b"d BAD APPEND flag not supported\r\n"]
     assert c.cmd(b"e APPEND foo") == [b"e BAD APPEND bad syntax\r\n"]
     assert srv.box(name="foo").read_bytes() == b""
@@ -159,7 +160,6 @@ def test_appends_in_a_row_see_other_sessions_between(c, srv):
         other.cmd(b"h UNSELECT")
         v = uidvalidity(srv, "foo")
         other.cmd(b"i DELETE foo")
-        time.sleep(1.1)                  # a new UIDVALIDITY is a new second
         other.cmd(b"j CREATE foo")
         reply = _append(c, b"k", b"foo")
         v2 = uidvalidity(srv, "foo")

@@ -28,7 +28,7 @@ def ic(srv):
     c = IMAPClient(srv.addr[0], port=srv.addr[1], ssl=False, timeout=20)
     c.login("glenda", "glenda-apop")
     yield c
-    assert c.logout() == b""
+    assert c.logout() == b"logging out"
 
 
 def test_imaplib_append(srv):
@@ -94,7 +94,7 @@ def test_imaplib_preauth_session(imap_preauth):
     m.store("2:3", "+FLAGS", r"(\Deleted)")
     assert m.expunge() == ("OK", [b"2", b"2"])
     assert m.namespace() == ("OK", [b'(("" "/")) NIL NIL'])
-    assert m.logout() == ("BYE", [b""])
+    assert m.logout() == ("BYE", [b"logging out"])
     imap_preauth.wait_idle()
     assert b"multipart with attachments" not in imap_preauth.box().read_bytes()
 
@@ -113,7 +113,7 @@ def test_imapclient_preauth_session(imap_preauth):
     assert c.search(["ALL"]) == [4, 5, 6, 7, 8]
     ns = c.namespace()
     assert (ns.personal, ns.other, ns.shared) == ((("", "/"),), None, None)
-    assert c.logout() == b""
+    assert c.logout() == b"logging out"
     imap_preauth.wait_idle()
     inbox = imap_preauth.box().read_bytes()
     assert b"multipart with attachments" not in inbox and b"first message" not in inbox

@@ -1,8 +1,8 @@
 """Decision (docs/decisions.md, "IMAP atoms in upper case"): imap4d sends
 every protocol atom in upper case -- `* PREAUTH`, `* BYE`, `* N EXPUNGE`,
-`FETCH (UID n FLAGS ...)`, NAMESPACE's `NIL`, `* BAD` -- where Plan 9 (and
-../shared/spec/decisions.md) had lower case, because imaplib, imapclient
-and mbsync reject the lower-case forms.  The human-readable text after the
+`FETCH (UID n FLAGS ...)`, NAMESPACE's `NIL`, `* BAD` -- where Plan 9 had
+lower case (servers.md §3.4), because imaplib, imapclient and mbsync
+reject the lower-case forms.  The human-readable text after the
 atom stays Plan 9's, word for word."""
 from __future__ import annotations
 
@@ -25,7 +25,7 @@ def test_preauth_greeting(c):
 
 
 def test_logout_bye(c):
-    assert c.cmd(b"a logout") == [b"* BYE\r\n", b"a OK logout completed\r\n"]
+    assert c.cmd(b"a logout") == [b"* BYE logging out\r\n", b"a OK logout completed\r\n"]
     assert c.closed()
 
 
@@ -102,7 +102,7 @@ def test_every_untagged_line_is_one_imaplib_accepts(imap_preauth, c):
     untagged = [ln for ln in lines if ln.startswith(b"* ")]
     assert len(untagged) > 20
     for want in (GREETING, b"* BAD empty command line: bad syntax\r\n", b"* 1 EXPUNGE\r\n",
-                 b"* BYE\r\n", b"* 5 FETCH (UID 5 FLAGS (\\Seen \\Recent))\r\n"):
+                 b"* BYE logging out\r\n", b"* 5 FETCH (UID 5 FLAGS (\\Seen \\Recent))\r\n"):
         assert want in untagged
     for ln in untagged:
         assert any(rx.match(ln.rstrip(b"\r\n")) for rx in IMAPLIB_UNTAGGED), ln

@@ -15,7 +15,8 @@ from bench.corpus import make_corpus
 from upas import ns as nsmod
 from upas.imap4d import fetch, prefetch, search
 from upas.imap4d import parser as p
-from upas.imap4d.mailbox import CTL, Mailbox
+from upas.fsctl import CTL
+from upas.imap4d.mailbox import Mailbox
 
 REPO = Path(__file__).resolve().parents[1]
 SITE = "imap.test"

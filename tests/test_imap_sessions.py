@@ -62,4 +62,4 @@ def test_new_mail_is_announced(imap_preauth):
     assert a.cmd(b"c FETCH 9 (UID FLAGS)")[0] == b"* 9 FETCH (UID 9 FLAGS (\\Recent))\r\n"
     b = imap_preauth.connect()
     r = b.cmd(b"a SELECT INBOX")
-    assert b"* 0 RECENT\r\n" in r and b"* OK [UIDNEXT 10]\r\n" in r
+    assert b"* 0 RECENT\r\n" in r and b"* OK [UIDNEXT 10] Predicted next UID\r\n" in r

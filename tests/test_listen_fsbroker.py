@@ -101,3 +101,5 @@ def test_only_users_with_mail_get_one(host):
     assert upasfs_pids(host, "mallory") == []
     with Client.dial(addr, uname="glenda") as c:   # a 9P session with glenda's upasfs
         assert "ctl" in [s.name for s in c.readdir("")]
+        # the broker answers the pipelining probe for the upasfs behind it
+        assert c.walks_pipelined is True

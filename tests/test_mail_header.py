@@ -61,7 +61,7 @@ def test_ignore_list(tmp_path):
 
 
 def test_spec_worked_example(tmp_path):
-    """fs-auth.md §1.10 / testable facts 5 and 8: the file is the example
+    """fs-auth.md §1.10, facts 5 and 8: the file is the example
     plus one separating newline; the stored message excludes it."""
     from upas.mail.mbox import open_mailbox
     (tmp_path / "mbox").write_bytes(SPEC_EXAMPLE + b"\n")

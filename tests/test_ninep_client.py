@@ -513,3 +513,73 @@ def test_stat_many_agrees_with_stat(tree):
 
 def c_addr(tree) -> str:
     return tree[2]
+
+
+# ---- walks pipelined only with servers known to take it ----------------------
+
+FOREIGN = {"mbox/1/raw": b"one\n", "mbox/1/digest": b"d1",
+           "mbox/2/raw": b"two\n", "mbox/2/digest": b"d2", "ctl": b""}
+MISSING = ["mbox/2/5/mimeheader", "mbox/3/raw", "nope"]
+
+
+def _every_kind_of_read(c: Client) -> None:
+    """Each call that pipelines, on files that exist and files that do not
+    (imap4d probing a MIME part that is not there)."""
+    assert c.read("mbox/1/raw") == b"one\n"
+    assert c.stat("mbox/2/raw").length == 4
+    for p in MISSING:
+        with pytest.raises(Error, match="^file does not exist$"):
+            c.read(p)
+        with pytest.raises(Error, match="^file does not exist$"):
+            c.stat(p)
+    paths = ["mbox/1/digest", *MISSING, "mbox/2/digest"]
+    got = c.read_many(paths, 10)
+    assert got[0] == b"d1" and got[-1] == b"d2"
+    assert all(str(g) == "file does not exist" for g in got[1:-1])
+    assert c.read_many(paths)[-1] == b"d2"
+    stats = c.stat_many(paths)
+    assert stats[0].length == 2 and all(isinstance(s, Error) for s in stats[1:-1])
+    finish = c.read_many_begin(paths, 10)
+    assert c.read("mbox/2/raw") == b"two\n"
+    assert finish()[0] == b"d1"
+    c.settle()
+
+
+def test_no_request_before_a_walk_succeeded_on_a_foreign_server(strict_9p):
+    """A server that does not answer the probe is not sent a request on a
+    fid before its Rwalk came back, yet every call gives the same answers;
+    no fid is left behind (only the root stays)."""
+    srv = strict_9p(FOREIGN)
+    with Client.dial(srv.addr, uname="glenda") as c:
+        assert c.walks_pipelined is False
+        _every_kind_of_read(c)
+        assert srv.violations == []
+        assert list(srv.fids.values()) == [""]
+        assert len(c._free_tags) == 0xFFFF
+
+
+def test_the_stand_in_catches_pipelined_walks(strict_9p):
+    """The same server posing as ours (it answers the probe) is sent
+    requests on fids whose walk fails: the check above can fail."""
+    from upas.ninep import PIPELINE_ANAME
+    srv = strict_9p(FOREIGN, probe_answer=PIPELINE_ANAME)
+    with Client.dial(srv.addr, uname="glenda") as c:
+        assert c.walks_pipelined is True
+        assert c.read("mbox/1/raw") == b"one\n"
+        with pytest.raises(Error):
+            c.read("mbox/2/5/mimeheader")
+    assert srv.violations and srv.violations[0].startswith("Topen on fid")
+
+
+def test_our_servers_say_walks_may_be_pipelined(tree, ninep_namespace):
+    """Our framework answers the probing Tauth (an ordinary Tauth still
+    gets the server's own text), and pipelined requests on a failed
+    walk's fid just fail there."""
+    from tests.fixtures.ninep import RawConn
+    from upas.ninep import PIPELINE_ANAME
+    _, c, addr = tree
+    assert c.walks_pipelined is True
+    with RawConn(addr) as raw:
+        assert isinstance(raw.rpc(codec.Tversion(msize=8192)), codec.Rversion)
+        assert raw.rpc(codec.Tauth(1, 5, "glenda", PIPELINE_ANAME)).ename == PIPELINE_ANAME
+        assert raw.rpc(codec.Tauth(1, 5, "glenda", "")).ename == "test9p: authentication not required"

@@ -62,10 +62,10 @@ def test_fact1_greeting(pop3):
 def test_fact2_capa(pop3_factory):
     c = pop3_factory().connect()
     c.send(b"CAPA")
-    assert c.multi() == b"+OK\r\nTOP\r\nPIPELINING\r\nUIDL\r\nSTLS\r\n.\r\n"
+    assert c.multi() == b"+OK\r\nTOP\r\nPIPELINING\r\nUIDL\r\n.\r\n"     # no -t: no STLS
     c = pop3_factory(["-p"]).connect()
     c.send(b"CAPA")
-    assert c.multi() == b"+OK\r\nTOP\r\nUSER\r\nPIPELINING\r\nUIDL\r\nSTLS\r\n.\r\n"
+    assert c.multi() == b"+OK\r\nTOP\r\nUSER\r\nPIPELINING\r\nUIDL\r\n.\r\n"
 
 
 def test_fact3_fact4_fact5(pop3):
@@ -504,7 +504,7 @@ def test_client_vanishes_mid_retr(pop3):
 
 
 def test_mailbox_changes_during_session(pop3):
-    """Mail delivered during a session is invisible to it (servers.md 2.7.7),
+    """Mail delivered during a session is invisible to it (servers.md §2.7, step 7),
     and its QUIT deletes only what it marked: the new mail survives."""
     path = pop3.box("bob")
     msgs = entries(path)
@@ -738,3 +738,17 @@ def test_a_message_read_ahead_is_not_kept_past_its_time(pop3_factory, ttl):
     else:
         assert a.cmd(b"RETR 3") == b"-ERR message disappeared\r\n"
     assert a.cmd(b"QUIT") == b"+OK\r\n"
+
+
+def test_posted_upasfs_without_the_mailbox_says_where(pop3_factory):
+    """A running upas/fs opens the mailbox on its own host (plan9port's at
+    /mail/box/USER whatever $MAILROOT says here): when it is not there
+    the error names the path and where it must be, not the bare system
+    text (issue 14)."""
+    srv = pop3_factory(posted_upasfs="glenda")
+    srv.box("glenda").unlink()
+    c = srv.connect()
+    reply = login(c, GLENDA)
+    assert reply.startswith(b"-ERR upas/fs cannot open /mail/box/glenda/mbox: "), reply
+    assert reply.endswith(b" (it must exist on the host upas/fs runs on)\r\n"), reply
+    assert c.closed()

@@ -25,6 +25,7 @@ import time
 
 from upas.ninep import codec
 from upas.ninep.dial import dial, post, service_path
+from upas.ninep.server import PIPELINE_ANAME
 
 MSIZE = 65536 + codec.IOHDRSZ       # offered to clients; upasfs accepts more
 STARTUP = float(os.environ.get("FSBROKER_STARTUP_SECS", "20"))
@@ -132,9 +133,7 @@ class Broker:
             elif isinstance(m, codec.Tattach):
                 return self._attach(conn, m, msize)
             else:
-                text = ("upas/fs: authentication not required" if isinstance(m, codec.Tauth)
-                        else "not attached")
-                conn.sendall(codec.pack(codec.Rerror(m.tag, text)))
+                conn.sendall(codec.pack(codec.Rerror(m.tag, _refusal(m))))
 
     def _attach(self, conn: socket.socket, m: codec.Tattach, msize: int) -> socket.socket | None:
         try:
@@ -173,6 +172,17 @@ class Broker:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+
+
+def _refusal(m: codec.Msg) -> str:
+    """The Rerror for a request before Tattach: a Tauth is answered as
+    upasfs answers it (the sessions end up talking to a upasfs of ours,
+    so walks may be pipelined: see PIPELINE_ANAME)."""
+    if not isinstance(m, codec.Tauth):
+        return "not attached"
+    if m.aname == PIPELINE_ANAME:
+        return PIPELINE_ANAME
+    return "upas/fs: authentication not required"
 
 
 def splice(a: socket.socket, b: socket.socket) -> None:

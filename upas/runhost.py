@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import getopt
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -385,22 +386,42 @@ class Host:
                 lines.append(f"    {port[name]:<6} {what}")
         lines += ["", "  users", users, ""]
         if "imaps" in port:
-            lines.append("  mutt:\n    mutt -n -F /dev/null -e 'set ssl_ca_certificates_file="
-                         f"{self.cafile}; set imap_pass=glenda-apop; set folder="
-                         f"imaps://glenda@{h}:{port['imaps']}/; set spoolfile=+INBOX' "
-                         "-f +INBOX")
+            lines.append("  mutt:\n    " + _mutt_command(self.cafile, h, port["imaps"]))
         if "pop3" in port:
-            lines.append("  fetchmail (APOP, messages left on the server, each written to "
-                         "/tmp/fetched.<pid>):\n    echo 'poll " f"{h} service {port['pop3']} "
-                         "protocol APOP user glenda password glenda-apop' > /tmp/fetchmailrc"
-                         " && chmod 600 /tmp/fetchmailrc && fetchmail -f /tmp/fetchmailrc "
-                         "--keep --fetchall --mda 'cat > /tmp/fetched.$$'")
+            lines.append("  fetchmail (APOP; the messages stay on the server, each is written "
+                         "byte for byte to a file of fetchmail/apop/):\n    " + _fetchmail_command(
+                             self.rundir, "apop", f"poll {h} service {port['pop3']} protocol APOP "
+                             "user glenda password glenda-apop"))
         if "pop3s" in port:
-            lines.append(f"  fetchmail over TLS (USER/PASS): poll {h} service {port['pop3s']} "
-                         f"protocol POP3 user glenda password glenda-apop ssl sslcertfile "
-                         f"{self.cafile} sslcertck sslcommonname localhost")
+            lines.append("  fetchmail over TLS (USER/PASS; to fetchmail/tls/):\n    "
+                         + _fetchmail_command(
+                             self.rundir, "tls", f"poll {h} service {port['pop3s']} protocol POP3 user glenda "
+                             f"password glenda-apop ssl sslcertfile {self.cafile} sslcertck "
+                             "sslcommonname localhost"))
         lines += ["", "Ctrl-C stops everything."]
         return "\n".join(lines)
+
+
+def _mutt_command(cafile: Path, host: str, port: int) -> str:
+    """mutt on glenda's INBOX over TLS (tests/test_clients_runhost.py runs
+    it as printed)."""
+    settings = (f"set ssl_ca_certificates_file={cafile}; set imap_pass=glenda-apop; "
+                f"set folder=imaps://glenda@{host}:{port}/; set spoolfile=+INBOX")
+    return f"mutt -n -F /dev/null -e {shlex.quote(settings)} -f +INBOX"
+
+
+def _fetchmail_command(rundir: Path, name: str, poll: str) -> str:
+    """A shell command that writes a fetchmail rc file holding `poll` and
+    runs fetchmail on it, each message going to its own file.  It asks for
+    the bytes as served: --norewrite (fetchmail would add @host to bare
+    addresses such as `To: glenda`) and --invisible (no Received: line of
+    its own); tests/test_clients_runhost.py runs it as printed."""
+    q = shlex.quote
+    out, rc = rundir / "fetchmail" / name, rundir / "fetchmail" / f"{name}rc"
+    mda = f"cat > {q(str(out))}/$$"
+    return (f"mkdir -p {q(str(out))} && printf '%s\\n' {q(poll)} > {q(str(rc))} && "
+            f"chmod 600 {q(str(rc))} && fetchmail -f {q(str(rc))} --keep --fetchall "
+            f"--norewrite --invisible --mda {q(mda)}")
 
 
 def parse_args(argv: list[str]) -> Host:

@@ -6,12 +6,15 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
+from typing import Iterator
 
 NIL = b"NIL"
 _UNQUOTABLE = re.compile(rb'[\x00"\\\r\n\x7f-\xff]')   # bytes that need a literal
 _BARE_LF = re.compile(rb"(?<!\r)\n")
 _FIELD = re.compile(rb"[^\n]*\n(?:[ \t][^\n]*\n)*|[^\n]+$")
-_FOLD = re.compile(rb"\r?\n[ \t]")
+# a line break and the white space after it: one space (as upasfs's own
+# files and Dovecot show a folded field)
+_FOLD = re.compile(rb"\r?\n[ \t]+")
 
 
 # ------------------------------------------------------------ output strings
@@ -102,7 +105,6 @@ _COMMENT = re.compile(rb'\((?:[^()\\]|\\.)*\)')
 _COMMENT_TEXT = re.compile(rb"\(((?:[^()\\]|\\.)*)\)")
 _ANGLE_ADDR = re.compile(rb'(.*)<([^<>]*)>\s*(\(.*\))?\s*$', re.S)
 _SPACES = re.compile(rb"\s+")
-_GROUP = re.compile(rb'\s*[^"<>@,]*:')
 
 
 def parse_params(s: bytes) -> list[tuple[str, str]]:
@@ -148,14 +150,15 @@ def plist(params: list[tuple[str, str]]) -> bytes:
 
 # ------------------------------------------------------------ addresses
 
-def _split_top(v: bytes, sep: int) -> list[bytes]:
-    """Split at SEP outside quotes, comments and angle brackets (a backslash
-    escapes the next byte); only the bytes that matter are visited."""
-    pat = _SPLIT_AT.get(sep)
-    if pat is None:
-        pat = _SPLIT_AT[sep] = re.compile(rb'[\\"()<>' + re.escape(bytes((sep,))) + rb"]")
-    out, start, depth, angle, quote, skip = [], 0, 0, False, False, -1
-    for mt in pat.finditer(v):
+_SPECIALS = re.compile(rb'[\\"()<>,:;]')
+
+
+def _top_level(v: bytes) -> Iterator[int]:
+    """The offsets of `,` `:` `;` outside quotes, comments and angle
+    brackets (a backslash escapes the next byte); only the bytes that
+    matter are visited."""
+    depth, angle, quote, skip = 0, False, False, -1
+    for mt in _SPECIALS.finditer(v):
         i = mt.start()
         if i < skip:                    # escaped
             continue
@@ -164,24 +167,20 @@ def _split_top(v: bytes, sep: int) -> list[bytes]:
             skip = i + 2
         elif quote:
             quote = c != 0x22
-        elif c == 0x22:
-            quote = True
         elif c == 0x28:
             depth += 1
-        elif c == 0x29 and depth:
-            depth -= 1
-        elif c == 0x3c and not depth:
+        elif c == 0x29:
+            depth = max(0, depth - 1)
+        elif depth:
+            continue
+        elif c == 0x22:
+            quote = True
+        elif c == 0x3c:
             angle = True
-        elif c == 0x3e and not depth:
+        elif c == 0x3e:
             angle = False
-        elif c == sep and not depth and not angle:
-            out.append(v[start:i])
-            start = i + 1
-    out.append(v[start:])
-    return out
-
-
-_SPLIT_AT: dict[int, re.Pattern] = {}
+        elif not angle and c in b",:;":
+            yield i
 
 
 def _uncomment(v: bytes) -> bytes:
@@ -199,20 +198,48 @@ def _unquote(v: bytes) -> bytes:
     return v
 
 
-def address(a: bytes, site: str) -> bytes | None:
-    """One address as (personal NIL mailbox host), or None if empty."""
+def _phrase(v: bytes) -> bytes | None:
+    """A display name or group name: comments out, blanks collapsed, unquoted."""
+    return _unquote(_SPACES.sub(b" ", _uncomment(v)).strip()) or None
+
+
+@dataclass(frozen=True)
+class Address:
+    """One ENVELOPE address structure (RFC 3501 7.4.2).  A group start has
+    a mailbox (the group's name) and no host; a group end has neither."""
+    personal: bytes | None
+    mailbox: bytes | None
+    host: bytes | None
+
+    def wire(self) -> bytes:
+        return b"(" + istring(self.personal) + b" NIL " + istring(self.mailbox) + b" " + \
+            istring(self.host) + b")"
+
+    def text(self) -> str:
+        """`personal <mailbox@host>`: what SEARCH's address keys match."""
+        spec = b"@".join(x for x in (self.mailbox, self.host) if x)
+        out = (self.personal + b" <" + spec + b">") if self.personal else spec
+        return out.decode("utf-8", "replace")
+
+
+GROUP_END = Address(None, None, None)
+
+
+def address(a: bytes, site: str) -> Address | None:
+    """One mailbox (`addr-spec`, `name <addr-spec>`, `addr-spec (name)`,
+    `host!user`), or None if empty; comments are not part of the address."""
     a = a.strip()
     if not a:
         return None
     m = _ANGLE_ADDR.match(a)
     if m:
-        personal = _unquote(_SPACES.sub(b" ", _uncomment(m.group(1))).strip()) or None
+        personal = _phrase(m.group(1))
         spec = m.group(2)
     else:
         c = _COMMENT_TEXT.search(a)
         personal = c.group(1).strip() if c else None
-        spec = _uncomment(a)
-    spec = _SPACES.sub(b"", spec)
+        spec = a
+    spec = _SPACES.sub(b"", _uncomment(spec))
     if b":" in spec and spec.startswith(b"@"):       # route: dropped
         spec = spec.split(b":", 1)[1]
     if b"@" in spec:
@@ -221,16 +248,40 @@ def address(a: bytes, site: str) -> bytes | None:
         host, box = spec.rsplit(b"!", 1)
     else:
         box, host = spec, site.encode()
-    return b"(" + istring(personal or None) + b" NIL " + istring(box) + b" " + istring(host) + b")"
+    return Address(personal or None, box, host)
+
+
+def parse_addresses(v: bytes | None, site: str) -> list[Address]:
+    """An address list with its groups (RFC 5322 3.4): `name: a, b;` gives
+    the group's start, its members and its end."""
+    out: list[Address] = []
+    if not v:
+        return out
+    start, group = 0, False
+    for i in _top_level(v):
+        c = v[i]
+        if c == 0x3a and not group:                 # `name:` opens a group
+            out.append(Address(None, _phrase(v[start:i]) or b"", None))
+            group = True
+        else:
+            a = address(v[start:i], site)
+            if a is not None:
+                out.append(a)
+            if c == 0x3b and group:
+                out.append(GROUP_END)
+                group = False
+        start = i + 1
+    a = address(v[start:], site)
+    if a is not None:
+        out.append(a)
+    if group:                                       # a group left open: closed
+        out.append(GROUP_END)
+    return out
 
 
 def addresses(v: bytes | None, site: str) -> bytes:
-    if not v:
-        return NIL
-    if _GROUP.match(v) and b";" in v:
-        return NIL                                   # a group: the whole field
-    addrs = [x for x in (address(a, site) for a in _split_top(v, 0x2c)) if x]
-    return b"(" + b"".join(addrs) + b")" if addrs else NIL
+    addrs = parse_addresses(v, site)
+    return b"(" + b"".join(a.wire() for a in addrs) + b")" if addrs else NIL
 
 
 def envelope(hdr: bytes, site: str) -> bytes:

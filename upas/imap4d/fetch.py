@@ -26,18 +26,32 @@ ZONES = {"GMT": 0, "UT": 0, "UTC": 0, "Z": 0, "EST": -500, "EDT": -400,
 # ------------------------------------------------------------ the MIME tree
 
 class Node:
-    """A message or one of its MIME parts, as a path under the message dir."""
+    """A message or one of its MIME parts, as a path under the message dir.
+
+    `bounded`: the node ends where a boundary line of an enclosing
+    multipart starts.  upasfs (as plan9port's) keeps the line break before
+    that boundary in the part's files; RFC 2046 5.1.1 gives it to the
+    boundary, so body() leaves it out (docs/decisions.md)."""
 
     def __init__(self, box: Mailbox, msg: Message, rel: str = "",
-                 default_type: str = "text/plain"):
+                 default_type: str = "text/plain", bounded: bool = False):
         self.box, self.msg, self.rel, self.default_type = box, msg, rel, default_type
+        self.bounded = bounded
 
     def file(self, name: str) -> bytes:
         return self.box.read(self.msg, f"{self.rel}/{name}" if self.rel else name)
 
+    def body(self) -> bytes:
+        """The node's body as IMAP sends it: CRLF line ends, without the
+        line break that belongs to the next boundary."""
+        data = env.crlf(self.file("rawbody"))
+        if self.bounded and data.endswith(b"\r\n"):
+            data = data[:-2]
+        return data
+
     def mime_header(self) -> bytes:
         """The header holding this node's Content-* fields (a top-level
-        message's mimeheader is empty: fs-auth.md)."""
+        message's mimeheader is empty: fs-auth.md §1.4)."""
         if not self.rel:
             return self.file("rawheader")
         return self.file("mimeheader") or self.file("rawheader")
@@ -48,13 +62,15 @@ class Node:
     def children(self) -> list["Node"]:
         ct = self.ctype()
         dflt = "message/rfc822" if ct.subtype == "digest" else "text/plain"
-        return [Node(self.box, self.msg, f"{self.rel}/{k}" if self.rel else str(k), dflt)
+        multi = ct.type == "multipart"
+        return [Node(self.box, self.msg, f"{self.rel}/{k}" if self.rel else str(k), dflt, multi)
                 for k in self.box.subdirs(self.msg, self.rel)]
 
     def embedded(self) -> "Node | None":
-        """The message inside a message/rfc822 part."""
+        """The message inside a message/rfc822 node (it ends where the node does)."""
         kids = self.box.subdirs(self.msg, self.rel)
-        return Node(self.box, self.msg, f"{self.rel}/1" if self.rel else "1") if kids else None
+        return Node(self.box, self.msg, f"{self.rel}/1" if self.rel else "1",
+                    bounded=self.bounded) if kids else None
 
     def is_rfc822(self) -> bool:
         ct = self.ctype()
@@ -62,21 +78,27 @@ class Node:
 
 
 def navigate(top: Node, part: tuple[int, ...]) -> Node | None:
-    """The node that section part numbers name (RFC 3501 6.4.5)."""
-    node = top
+    """The node that section part numbers name (RFC 3501 6.4.5): the parts
+    of a multipart, part 1 of anything else; and below a message/rfc822
+    part -- the top-level message's part 1 too -- the parts of the
+    message it holds."""
+    node, as_part = top, False
     for k in part:
-        if node is not top and node.is_rfc822():
-            node = node.embedded()
-            if node is None:
+        holder = node
+        if as_part and node.is_rfc822():
+            holder = node.embedded()
+            if holder is None:
                 return None
-        ct = node.ctype()
-        if ct.type == "multipart":
-            kids = node.children()
+        if holder.ctype().type == "multipart":
+            kids = holder.children()
             if not 1 <= k <= len(kids):
                 return None
             node = kids[k - 1]
         elif k != 1:
             return None
+        else:
+            node = holder
+        as_part = True
     return node
 
 
@@ -87,14 +109,14 @@ def section_data(top: Node, sec: p.Section) -> bytes:
     if node is None:
         return b""
     if sec.text == "MIME":
-        return env.header_block(node.file("mimeheader"))
+        return env.header_block(node.mime_header())
     if sec.text == "":
-        return env.crlf(node.file("rawbody"))
-    if node is top:
+        return node.body()
+    if node.is_rfc822() and node.embedded() is not None:
+        return message_section(node.embedded(), sec)
+    if node is top:             # Plan 9: 1.HEADER of a one-part message is its header
         return message_section(top, sec)
-    if not node.is_rfc822() or node.embedded() is None:
-        return b""
-    return message_section(node.embedded(), sec)
+    return b""
 
 
 def message_section(m: Node, sec: p.Section) -> bytes:
@@ -102,10 +124,10 @@ def message_section(m: Node, sec: p.Section) -> bytes:
     if sec.text == "HEADER":
         return env.header_block(hdr)
     if sec.text == "TEXT":
-        return env.crlf(m.file("rawbody"))
+        return m.body()
     if sec.text.startswith("HEADER.FIELDS"):
         return env.select_fields(hdr, sec.fields, sec.text.endswith(".NOT"))
-    return env.header_block(hdr) + env.crlf(m.file("rawbody"))
+    return env.header_block(hdr) + m.body()
 
 
 # ------------------------------------------------------------ structure
@@ -122,7 +144,7 @@ def bodystructure(node: Node, ext: bool, site: str) -> bytes:
                 out += b" " + env.plist(ct.params) + b" " + env.disposition(hdr) + b" " + \
                     env.istring(env.field(hdr, "content-language"))
             return out + b")"
-    body = env.crlf(node.file("rawbody"))
+    body = node.body()
     enc = env.field(hdr, "content-transfer-encoding")
     ctype, subtype = ct.type, ct.subtype
     if ct.type == "multipart" or (ct.type == "message" and ct.subtype == "rfc822"

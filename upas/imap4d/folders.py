@@ -22,6 +22,7 @@ from .table import AUTH, EXPUNGES, SELECTED, capability, command
 
 DIR_PERM = 0o700           # mail is its owner's only (docs/running.md)
 FILE_PERM = 0o600
+LOCK_WAIT = 10.0            # seconds DELETE waits for a folder's lock
 
 
 def parse_one(r: p.Reader) -> bytes:
@@ -101,6 +102,26 @@ def cmd_create(s, req) -> None:
 
 # ---------------------------------------------------------------- DELETE
 
+LOCK_PREFIX = "L."          # L.mbox: the mail lock (names.py reserves `L.*`)
+
+
+def _remove(s, path: str) -> None:
+    """Remove a mailbox, or a folder whose only content is lock files: a
+    lock file is what selecting or appending to a mailbox that was in it
+    leaves, not content.  They go under the folder's own lock, so nobody
+    is between taking it and using the folder."""
+    full = _path(s, path)
+    st = s.ns.stat(full)
+    if st.isdir:
+        entries = s.ns.readdir(full)
+        if entries and all(not d.isdir and d.name.startswith(LOCK_PREFIX) for d in entries):
+            with s.ns.lock(full, LOCK_WAIT):
+                for d in entries:
+                    s.ns.remove(f"{full}/{d.name}")
+                s.ns.remove(full)
+            return
+    s.ns.remove(full)
+
 @command("DELETE", states=AUTH | SELECTED, parse=parse_one, updates=EXPUNGES)
 def cmd_delete(s, req) -> None:
     wire = _wire(req.args)
@@ -116,7 +137,7 @@ def cmd_delete(s, req) -> None:
         try:
             # the mailbox first: if it cannot go (a folder with children),
             # its UIDs and flags are kept
-            s.ns.remove(_path(s, name.path))
+            _remove(s, name.path)
         except nsmod.Error:
             return s.no(req, f"cannot delete mailbox {wire}")
         for f in _imp_files(s, name.path):

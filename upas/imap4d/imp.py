@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import AbstractSet, Iterable
 
 from upas import ns as nsmod
+from upas.mail import safewrite
 
 MAGIC = b"imap internal mailbox description\n"
 KW_MAGIC = b"imap keywords\n"
@@ -226,3 +227,30 @@ def default_uidvalidity(ns: nsmod.Namespace, boxpath: str) -> int:
         return ns.stat(boxpath).mtime or int(time.time())
     except nsmod.Error:
         return int(time.time())
+
+
+# the last UIDVALIDITY given to a new .imp under /mail/box/USER (a name
+# names.py reserves): a mailbox deleted and created again within a second
+# has the same mtime, and Plan 9's value would let its new messages reuse
+# the old ones' UIDs (RFC 3501 2.3.1.1; docs/decisions.md)
+LAST_UIDVALIDITY = "imap.uidvalidity"
+LOCK_WAIT = 10.0        # seconds: the user's directory is locked briefly
+
+
+def new_uidvalidity(ns: nsmod.Namespace, boxpath: str) -> int:
+    """The UIDVALIDITY of a new .imp: Plan 9's mtime, unless that is not
+    above the last one given in this user's mail directory (then one more).
+    The caller holds the mailbox directory's lock; the record is updated
+    under the user directory's (taken after it, never before)."""
+    userdir = "/".join(boxpath.split("/")[:4])          # /mail/box/USER
+    record = f"{userdir}/{LAST_UIDVALIDITY}"
+    with ns.lock(userdir, LOCK_WAIT):
+        try:
+            last = int(ns.read(record).split()[0])
+        except (nsmod.Error, ValueError, IndexError):
+            last = 0
+        v = default_uidvalidity(ns, boxpath)
+        if v <= last:
+            v = last + 1
+        safewrite.replace(ns, record, b"%010d\n" % v)
+    return v

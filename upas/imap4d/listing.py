@@ -155,6 +155,16 @@ def _opts(r: p.Reader) -> set[str]:
     return {w.upper() for w in r.paren_list(r.atom)}
 
 
+def _decode_pattern(raw: bytes) -> str:
+    """A pattern in modified UTF-7; a `&` that does not start a valid
+    encoding stands for itself (the grammar allows any list-char, and a
+    pattern that cannot name a mailbox just matches nothing)."""
+    try:
+        return mutf7.decode(raw)
+    except mutf7.DecodeError:
+        return raw.decode("utf-8", "replace")
+
+
 def parse_list(r: p.Reader) -> ListArgs:
     select: set[str] = set()
     extended = False
@@ -180,8 +190,8 @@ def parse_list(r: p.Reader) -> ListArgs:
         raise p.ParseError()
     if "RECURSIVEMATCH" in select and not select & {"SUBSCRIBED", "SPECIAL-USE"}:
         raise p.ParseError()
-    return ListArgs(_decode(ref), [_decode(x) for x in patterns], select, ret, extended,
-                    status)
+    return ListArgs(_decode_pattern(ref), [_decode_pattern(x) for x in patterns], select, ret,
+                    extended, status)
 
 
 def _return_opts(r: p.Reader) -> tuple[set[str], set[str]]:
@@ -205,14 +215,8 @@ def _return_opts(r: p.Reader) -> tuple[set[str], set[str]]:
 def parse_lsub(r: p.Reader) -> ListArgs:
     ref = r.astring()
     r.sp()
-    return ListArgs(_decode(ref), [_decode(_mailbox_pattern(r))], set(), set(), False)
-
-
-def _decode(raw: bytes) -> str:
-    try:
-        return mutf7.decode(raw)
-    except mutf7.DecodeError:
-        raise p.ParseError("mailbox name not in modified utf-7") from None
+    return ListArgs(_decode_pattern(ref), [_decode_pattern(_mailbox_pattern(r))], set(), set(),
+                    False)
 
 
 def _root_line(s, req, ref: str) -> None:
@@ -257,31 +261,50 @@ def cmd_list(s, req) -> None:
     recursive = "RECURSIVEMATCH" in args.select and "SUBSCRIBED" in args.select
     seen: set[str] = set()
     for pat in pats:
-        entries = tree.match(pat)
         if "SUBSCRIBED" in args.select:
-            subscribed = _subscribed_entries(tree, subs, pat)
-            if recursive:   # RFC 5258 3.5: parents of subscribed names, too
-                names_ = {e.path for e in subscribed}
-                subscribed += [e for e in entries if e.path not in names_]
-                subscribed.sort(key=lambda e: (e.path != names.INBOX_FILE, e.path))
-            entries = subscribed
-        for e in entries:
+            entries = _subscribed_selection(tree, subs, pat, recursive)
+        else:
+            entries = [(e, False) for e in tree.match(pat)]
+        for e, childinfo in entries:
             if e.path in seen:
                 continue
             seen.add(e.path)
             if "SPECIAL-USE" in args.select and not set(e.attrs) & set(SPECIAL_USE.values()):
                 continue
-            is_sub = _stored(e) in subs
-            extra = ["\\Subscribed"] if want_sub and is_sub else []
-            if recursive and not is_sub:
-                if not any(n.startswith(_stored(e) + "/") for n in subs):
-                    continue
-                _emit(s, req, e, extra, ' ("CHILDINFO" ("SUBSCRIBED"))')
-                continue
-            _emit(s, req, e, extra)
-            if args.status and "\\Noselect" not in e.attrs:
+            extra = ["\\Subscribed"] if want_sub and _stored(e) in subs else []
+            _emit(s, req, e, extra, ' ("CHILDINFO" ("SUBSCRIBED"))' if childinfo else "")
+            # RFC 5819 3: no STATUS for a name listed only for its children
+            if args.status and not set(e.attrs) & {"\\Noselect", "\\NonExistent"} \
+                    and (extra or not childinfo):
                 _list_status(s, e, args.status)
     s.ok(req, "completed")
+
+
+def _subscribed_selection(tree: Tree, subs: set[str], pattern: str,
+                          recursive: bool) -> list[tuple[Entry, bool]]:
+    """LIST (SUBSCRIBED [RECURSIVEMATCH]): the subscribed names matching,
+    existing or not, each with whether it gets CHILDINFO.  With
+    RECURSIVEMATCH (RFC 5258 3.5 and its example 9: `LIST (RECURSIVEMATCH
+    SUBSCRIBED) "" "*2"`) a name matching the pattern gets CHILDINFO, and
+    is listed even when not subscribed itself, when a subscribed name
+    below it does not match the pattern (so is not listed itself)."""
+    chosen = {e.path: [e, False] for e in _subscribed_entries(tree, subs, pattern)}
+    if recursive:
+        rx = pattern_regex(pattern)
+        for n in subs:
+            if n == names.INBOX or rx.match(n):
+                continue
+            parts = n.split("/")
+            for k in range(1, len(parts)):
+                parent = "/".join(parts[:k])
+                if not rx.match(parent) or not names.is_listable(parent):
+                    continue
+                if parent not in chosen:
+                    chosen[parent] = [tree.entry(parent) or Entry(parent, True, ["\\NonExistent"]),
+                                      False]
+                chosen[parent][1] = True
+    order = sorted(chosen, key=lambda p: (p != names.INBOX_FILE, p))
+    return [(chosen[p][0], chosen[p][1]) for p in order]
 
 
 def _list_status(s, e: Entry, items: set[str]) -> None:
@@ -309,8 +332,9 @@ def _subscribed_entries(tree: Tree, subs: set[str], pattern: str) -> list[Entry]
             if not rx.match(stored) or not names.is_listable(stored):
                 continue
             path = stored
-        # Plan 9 lists subscribed names that no longer exist as \Noselect
-        out.append(tree.entry(path) or Entry(path, False, ["\\Noselect", "\\NonExistent"]))
+        # a subscribed name that no longer exists: RFC 5258 \NonExistent
+        # (LSUB says \Noselect, as Plan 9)
+        out.append(tree.entry(path) or Entry(path, False, ["\\NonExistent"]))
     return out
 
 
@@ -326,7 +350,7 @@ def cmd_lsub(s, req) -> None:
     subs = _subscribed(s)
     entries = _subscribed_entries(tree, subs, pats[0])
     for e in entries:
-        attrs = [a for a in e.attrs if a != "\\NonExistent"]
+        attrs = ["\\Noselect" if a == "\\NonExistent" else a for a in e.attrs]
         _emit(s, req, Entry(e.path, e.isdir, attrs))
     # RFC 3501 6.3.9: with `%`, a level above a subscribed name that the
     # pattern stops at is listed \Noselect

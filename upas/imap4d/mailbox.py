@@ -19,13 +19,12 @@ import re
 from dataclasses import dataclass, field
 from typing import Callable
 
-from lib.rcquote import quote
+from upas import fsctl
 from upas import ns as nsmod
 from upas.mail import safewrite
 from upas.mail.mime import MAX_DEPTH
 from upas.imap4d import imp, prefetch
 
-CTL = "/mail/fs/ctl"
 DELETE_BATCH = 8192          # bytes per `delete` ctl write, as Bell
 RELIST_TRIES = 3             # listings before numbering an unknown old message
 DIGEST_READ = 1024           # bytes read of a digest file: all of it
@@ -70,6 +69,9 @@ class Message:
     flags: set[str] = field(default_factory=set)
     keywords: list[str] = field(default_factory=list)
     expunged: bool = False            # gone from the fs, not yet reported
+    # the .imp still holds its \\Recent (or does not know it yet): what a
+    # read-only view writes back as `r` (EXAMINE and STATUS keep \\Recent)
+    file_recent: bool = True
     cache: dict = field(default_factory=dict)
 
     def flag_list(self) -> list[str]:
@@ -100,7 +102,9 @@ class Mailbox:
         self.imppath = path + ".imp"
         self.kwpath = path + ".kw.imp"
         self.readonly = readonly
-        self.keep_recent = keep_recent       # STATUS/SUBSCRIBE boxes write `r`
+        # a read-only view (EXAMINE, STATUS) leaves \\Recent as the file has
+        # it (RFC 3501 6.3.2; Plan 9's EXAMINE cleared it: docs/decisions.md)
+        self.keep_recent = keep_recent or readonly
         self.msgs: list[Message] = []
         self.uidvalidity = 0
         self.uidnext = 1
@@ -131,8 +135,7 @@ class Mailbox:
         if st.isdir:
             raise MailboxError("is a directory")
         try:
-            # rc-quoted: upasfs tokenizes ctl lines, and names may hold blanks
-            self.ns.write(CTL, f"open {quote(self.path)} {quote(self.fsname)}".encode())
+            fsctl.open_mailbox(self.ns, self.path, self.fsname)
         except nsmod.Error as e:
             raise MailboxError(str(e)) from None
         # upasfs takes the mail lock itself when it reads the mailbox, so
@@ -264,7 +267,7 @@ class Mailbox:
             parsed = None               # someone else's box now; keep ours
         if not self.uidvalidity:
             self.uidvalidity = (parsed.uidvalidity if parsed
-                                else imp.default_uidvalidity(self.ns, self.path))
+                                else imp.new_uidvalidity(self.ns, self.path))
         live = [m for m in self.msgs if not m.expunged]
         found, uidnext = imp.match(parsed, [m.digest for m in live], self.uidnext)
         self._imp_read = (data, kwdata)     # _write_imp skips an unchanged file
@@ -273,6 +276,7 @@ class Mailbox:
         kws = imp.parse_keywords(kwdata) if kwdata else {}
         for m, e in zip(live, found):
             self._apply_entry(m, e, kws)
+            m.file_recent = e is None or "\\Recent" in e.flags
         self.uidnext = uidnext
         if not settle and _unnumbered_before_numbered(live):
             return False
@@ -355,7 +359,7 @@ class Mailbox:
 
     def _write_imp(self) -> None:
         live = [m for m in self.msgs if not m.expunged]
-        rows = [(m.digest, m.uid, m.flags) for m in live]
+        rows = [(m.digest, m.uid, self._stored_flags(m)) for m in live]
         rows += [(e.digest, e.uid, e.flags) for e, _ in self._ahead]
         # called right after _merge_imp, the lock still held: a file that
         # would come out as it was read is not rewritten (nor fsynced)
@@ -381,6 +385,14 @@ class Mailbox:
         self.imp_known, self._known_live = (data, kwnow), live
         if wrote or self.imp_stamp is None:
             self.imp_stamp = self._imp_stamp()
+
+    def _stored_flags(self, m: Message) -> set[str] | frozenset[str]:
+        """The flags the .imp gets for m: a view that keeps \\Recent writes
+        `r` where the file had it (or did not know m), not where this
+        session still shows it (a SELECT elsewhere may have taken it)."""
+        if not self.keep_recent or ("\\Recent" in m.flags) == m.file_recent:
+            return m.flags
+        return m.flags ^ {"\\Recent"}
 
     # -- change detection ------------------------------------------------
     def check(self) -> None:
@@ -501,7 +513,7 @@ class Mailbox:
             while nums and size + 1 + len(nums[0]) <= DELETE_BATCH:
                 size += 1 + len(nums[0])
                 batch.append(nums.pop(0))
-            self.ns.write(CTL, (head + " " + " ".join(batch)).encode())
+            self.ns.write(fsctl.CTL, (head + " " + " ".join(batch)).encode())
         self.fs_stamp = None
 
     def take_expunged(self) -> list[int]:

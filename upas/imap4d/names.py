@@ -27,7 +27,7 @@ MAXPATH = 256  # servers.md 3.14: mailbox path 256 bytes (BL: len + 4 < 256)
 
 # Files of the mail directory itself (first component only).
 _STOP = frozenset({"mbox", "pipeto", "pipefrom", "forward", "names", "headers",
-                   "imap.ok", "imap.subscribed", "dead.letter"})
+                   "imap.ok", "imap.subscribed", "imap.uidvalidity", "dead.letter"})
 _PREFIXES = ("L.", "imap-tmp.")
 # .imp shadow files, crash-safe temporaries, 9front's index files; and
 # `.kw`, because the keywords of mailbox B live in `B.kw.imp` (imp.py), which

@@ -178,7 +178,14 @@ class Matcher:
         return any(x.lower() == kw.lower() for x in self.m.keywords) == want
 
     def k_addr(self, k: p.Key) -> bool:
-        return any(contains(v, k.args[1]) for v in self.field_values(k.args[0]))
+        """The field's text, raw and decoded, or one of its addresses as
+        parsed (comments out: `<u (c)@ (c) x.org>` is u@x.org)."""
+        name, needle = k.args
+        if any(contains(v, needle) for v in self.field_values(name)):
+            return True
+        return any(contains(a.text(), needle)
+                   for n, v, _ in env.fields(self.header()) if n == name
+                   for a in env.parse_addresses(v, ""))
 
     def k_subject(self, k: p.Key) -> bool:
         return any(contains(v, k.args[0]) for v in self.field_values("subject"))

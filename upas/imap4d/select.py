@@ -7,7 +7,9 @@ from upas.imap4d.parser import Reader
 from upas.imap4d.table import AUTH, SELECTED, State, Request, command
 
 FLAGS = "FLAGS (\\Seen \\Answered \\Flagged \\Deleted \\Draft)"
-PERMANENT = "OK [PERMANENTFLAGS (\\Seen \\Answered \\Flagged \\Draft \\Deleted \\*)]"
+# every response code is followed by a text (RFC 3501 resp-text; Plan 9
+# sent none: docs/decisions.md); the texts are the RFC's own examples
+PERMANENT = "OK [PERMANENTFLAGS (\\Seen \\Answered \\Flagged \\Draft \\Deleted \\*)] Limited"
 
 
 def parse_mailbox(r: Reader) -> bytes:
@@ -45,10 +47,10 @@ def select_common(s, req: Request, readonly: bool) -> None:
     s.untagged(f"{box.recent()} RECENT")
     unseen = box.first_unseen()
     if unseen is not None:
-        s.untagged(f"OK [UNSEEN {unseen}]")
+        s.untagged(f"OK [UNSEEN {unseen}] Message {unseen} is first unseen")
     s.untagged(PERMANENT)
-    s.untagged(f"OK [UIDNEXT {box.uidnext}]")
-    s.untagged(f"OK [UIDVALIDITY {box.uidvalidity}]")
+    s.untagged(f"OK [UIDNEXT {box.uidnext}] Predicted next UID")
+    s.untagged(f"OK [UIDVALIDITY {box.uidvalidity}] UIDs valid")
     s.ok(req, f"{shown} completed", code="READ-ONLY" if readonly else "READ-WRITE")
 
 

@@ -224,9 +224,9 @@ class Session:
                 req.args = cmd.parse(r)
             r.end()
         except p.ParseError as e:
+            # (Plan 9 sent an empty line after `number out of range`, fact
+            # 63: no response the grammar allows, docs/decisions.md)
             self.bad(req, e.msg)
-            if e.msg == "number out of range":
-                self.send(b"\r\n")      # Plan 9's stray CRLF (fact 63)
             return
         self.current = cmd
         try:

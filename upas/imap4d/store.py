@@ -71,6 +71,9 @@ def _dedup(kws: list[str]) -> list[str]:
 def store(s, req: Request) -> None:
     ranges, op, silent, flags = req.args
     box: Mailbox = s.box
+    if box.readonly:            # EXAMINE: RFC 3501 6.3.2 (Plan 9 stored anyway)
+        s.no(req, "mailbox is read-only")
+        return
     box.check()
     msgs, ok = s.resolve(ranges, req.uid)
     if not req.uid and any(m.expunged for m in msgs):

@@ -17,7 +17,7 @@ from .codec import (DMAPPEND, DMAUTH, DMDIR, DMEXCL, DMTMP, IOHDRSZ, MAXWELEM,
                     NOFID, NOTAG, OEXEC, ORCLOSE, ORDWR, OREAD, OTRUNC, OWRITE,
                     QTAPPEND, QTAUTH, QTDIR, QTEXCL, QTFILE, QTTMP,
                     ProtocolError, Qid, Stat, pack, read_msg, unpack)
-from .server import Error, Node, Open, Server
+from .server import PIPELINE_ANAME, Error, Node, Open, Server
 from .client import Client, File, Hungup
 from .dial import announce, dial, namespace_dir, post, service_path
 
@@ -26,6 +26,6 @@ __all__ = [
     "NOFID", "NOTAG", "OEXEC", "ORCLOSE", "ORDWR", "OREAD", "OTRUNC",
     "OWRITE", "QTAPPEND", "QTAUTH", "QTDIR", "QTEXCL", "QTFILE", "QTTMP",
     "ProtocolError", "Qid", "Stat", "pack", "read_msg", "unpack",
-    "Error", "Node", "Open", "Server", "Client", "File", "Hungup",
+    "PIPELINE_ANAME", "Error", "Node", "Open", "Server", "Client", "File", "Hungup",
     "announce", "dial", "namespace_dir", "post", "service_path",
 ]

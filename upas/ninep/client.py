@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator
 from . import codec
 from .codec import (IOHDRSZ, MAXWELEM, NOFID, NOTAG, OREAD, ORDWR, OTRUNC,
                     OWRITE, ProtocolError, Qid, Stat)
-from .server import Error
+from .server import PIPELINE_ANAME, Error
 
 PIPELINE = 8          # outstanding Treads when reading a large file
 BATCH = 64            # files whose requests read_many sends together
@@ -87,11 +87,31 @@ class Client:
             self.iounit = self.msize - IOHDRSZ
             self.uname = uname if uname is not None else getpass.getuser()
             self._root = self._allocfid()
-            self.root_qid: Qid = self._rpc(codec.Tattach(
-                0, self._root, NOFID, self.uname, aname)).qid
+            afid = self._allocfid()
+            probe, attach = self._start_many([
+                codec.Tauth(0, afid, self.uname, PIPELINE_ANAME),
+                codec.Tattach(0, self._root, NOFID, self.uname, aname)])
+            # True when requests may follow a Twalk on its newfid before the
+            # Rwalk comes back (see PIPELINE_ANAME); asked in the attach's
+            # round trip, so it costs no wait
+            self.walks_pipelined = self._pipelining_answer(probe, afid)
+            self.root_qid: Qid = self._finish(attach, codec.Rattach).qid
         except BaseException:
             self.close()
             raise
+
+    def _pipelining_answer(self, probe: _Call, afid: int) -> bool:
+        """Whether the server said walks may be pipelined: only ours answer
+        the probing Tauth with the Rerror PIPELINE_ANAME."""
+        try:
+            self._finish(probe, codec.Rauth)
+        except Hungup:
+            raise
+        except Error as e:
+            self._freefid(afid)
+            return str(e) == PIPELINE_ANAME
+        self._clunk_later(afid)     # a server that wants authentication
+        return False
 
     @classmethod
     def dial(cls, addr: str, **kw: Any) -> "Client":
@@ -455,22 +475,15 @@ class Client:
     def _whole(self, path: str, rest) -> bytes:
         """Open path for reading, read it with rest(fid, iounit, first data),
         clunk.  Twalk, Topen and the first Tread go out together: one round
-        trip instead of three for a small file.  A server that answers
-        them out of order (one with a worker pool may) fails the early
-        open or read; those are then simply redone in order."""
+        trip instead of three for a small file (two where walks may not be
+        pipelined: the walk first).  A server that answers them out of
+        order (one with a worker pool may) fails the early open or read;
+        those are then simply redone in order."""
         names = _names(path)
         if len(names) > MAXWELEM:
             with self.open(path) as f:
                 return rest(f.fid, f.iounit, self._tread(f.fid, 0, f.iounit))
-        fid = self._allocfid()
-        try:
-            walk, opened, first = self._start_many([
-                codec.Twalk(0, self._root, fid, names), codec.Topen(0, fid, OREAD),
-                codec.Tread(0, fid, 0, self.iounit)])
-        except BaseException:
-            self._freefid(fid)
-            raise
-        self._require_walk(walk, names, fid, [opened, first])
+        fid, opened, first = self._walk_open_read(path, names)
         try:
             try:
                 r = self._finish(opened, codec.Ropen)
@@ -487,6 +500,27 @@ class Client:
             return rest(fid, r.iounit or self.iounit, data)
         finally:
             self._clunk_later(fid)
+
+    def _walk_open_read(self, path: str, names: list[str]) -> tuple[int, _Call, _Call]:
+        """A walked fid and its Topen and first Tread, sent."""
+        reads = lambda fid: [codec.Topen(0, fid, OREAD), codec.Tread(0, fid, 0, self.iounit)]
+        if not self.walks_pipelined:
+            fid = self.walk(path)
+            try:
+                opened, first = self._start_many(reads(fid))
+            except BaseException:
+                self._clunk_quietly(fid)
+                raise
+            return fid, opened, first
+        fid = self._allocfid()
+        try:
+            walk, opened, first = self._start_many([
+                codec.Twalk(0, self._root, fid, names), *reads(fid)])
+        except BaseException:
+            self._freefid(fid)
+            raise
+        self._require_walk(walk, names, fid, [opened, first])
+        return fid, opened, first
 
     def read_many(self, paths: list[str], count: int | None = None) -> list[bytes | Error]:
         """Each file's first `count` bytes by one Tread (all of a file
@@ -565,27 +599,47 @@ class Client:
 
     def _send_batch(self, paths: list[str], middle) -> list:
         """Send the requests for a batch: [(fid, walk length, calls)]; a
-        path too deep for one Twalk gets no fid (-1) and is done alone."""
-        msgs: list[codec.Msg] = []
-        plan: list[tuple[int, int, int, int]] = []
+        path too deep for one Twalk gets no fid (-1) and is done alone.
+        Where walks may not be pipelined the Twalks go out first, and the
+        rest only for the fids they made (_send_after_walks)."""
+        plan: list[tuple[int, list[str]]] = []
         for path in paths:
             names = _names(path)
-            if len(names) > MAXWELEM:
-                plan.append((-1, 0, 0, 0))
-                continue
-            fid = self._allocfid()
-            reqs = [codec.Twalk(0, self._root, fid, names), *middle(fid),
-                    codec.Tclunk(0, fid)]
-            plan.append((fid, len(names), len(msgs), len(reqs)))
-            msgs += reqs
+            plan.append((-1, []) if len(names) > MAXWELEM else (self._allocfid(), names))
+        rest = lambda fid: [*middle(fid), codec.Tclunk(0, fid)]
+        per_file = [[codec.Twalk(0, self._root, fid, names),
+                     *(rest(fid) if self.walks_pipelined else ())]
+                    for fid, names in plan if fid >= 0]
         try:
-            calls = self._start_many(msgs)
+            calls = iter(self._start_many([m for reqs in per_file for m in reqs]))
         except BaseException:
-            for fid, _, _, _ in plan:
+            for fid, _ in plan:
                 if fid >= 0:
                     self._freefid(fid)
             raise
-        return [(fid, n, calls[i:i + k]) for fid, n, i, k in plan]
+        k = len(per_file[0]) if per_file else 0
+        sent = [(fid, len(names), [next(calls) for _ in range(k)] if fid >= 0 else [])
+                for fid, names in plan]
+        if not self.walks_pipelined:
+            self._send_after_walks(sent, rest)
+        return sent
+
+    def _send_after_walks(self, sent: list, rest) -> None:
+        """Wait for a batch's Twalks, then send rest(fid) for each fid
+        they made, adding its calls to the fid's entry in sent."""
+        try:
+            for _, _, calls in sent:
+                if calls:
+                    self._await(calls[0])
+            walked = [(fid, calls) for fid, n, calls in sent
+                      if calls and _full_walk(calls[0].reply, n)]
+            msgs = [rest(fid) for fid, _ in walked]
+            more = iter(self._start_many([m for reqs in msgs for m in reqs]))
+        except BaseException:
+            self._settle(sent, None)        # clunks what the walks made
+            raise
+        for (_, calls), reqs in zip(walked, msgs):
+            calls += [next(more) for _ in reqs]
 
     def _settle(self, sent: list, result) -> list:
         """Collect a sent batch's replies and give each fid back (clunking
@@ -597,12 +651,12 @@ class Client:
         free: list[int] = []
         for fid, n, calls in sent:
             rs = [next(replies) for _ in calls]
-            walked = bool(rs) and isinstance(rs[0], codec.Rwalk) and len(rs[0].wqid) == n
-            if walked and isinstance(rs[-1], Exception):
+            walked = bool(rs) and _full_walk(rs[0], n)
+            if walked and (len(rs) == 1 or isinstance(rs[-1], Exception)):
                 self._clunk_quietly(fid)     # the Tclunk came before the walk
-            elif fid >= 0:
+            elif fid >= 0:                   # (or was never sent)
                 free.append(fid)             # every request was answered
-            if not rs:
+            if not rs or walked and len(rs) == 1:
                 out.append(None)
             elif not walked:
                 out.append(rs[0] if isinstance(rs[0], Error)
@@ -701,15 +755,15 @@ class Client:
             return f.write(data)
 
     def stat(self, path: str) -> Stat:
-        """Twalk and Tstat go out together (the Tstat is redone if the
-        server answered it first)."""
+        """Twalk and Tstat go out together where walks may be pipelined
+        (the Tstat is redone if the server answered it first)."""
         names = _names(path)
-        if len(names) > MAXWELEM:
+        if len(names) > MAXWELEM or not self.walks_pipelined:
             fid = self.walk(path)
             try:
                 return self._rpc(codec.Tstat(0, fid)).stat
             finally:
-                self._clunk_quietly(fid)
+                self._clunk_later(fid)
         fid = self._allocfid()
         try:
             walk, early = self._start_many([codec.Twalk(0, self._root, fid, names),
@@ -794,6 +848,11 @@ class Client:
                 return b"".join(out)
             out.append(data)
             offset += len(data)
+
+
+def _full_walk(reply: codec.Msg | Exception | None, n: int) -> bool:
+    """Whether a Twalk of n names made its newfid."""
+    return isinstance(reply, codec.Rwalk) and len(reply.wqid) == n
 
 
 def _error_as_value(fn, *args) -> Any:

@@ -35,6 +35,13 @@ MAX_INFLIGHT = 1024   # per connection; then we stop reading (backpressure),
 RECV = 65536          # bytes asked of each recv (more to finish a big message)
 OUTBOX = 1 << 18      # inline: replies held back at most, then sent
 
+# A Tauth whose aname is PIPELINE_ANAME asks: may requests on a Twalk's
+# newfid follow it before its Rwalk?  Our servers answer the Rerror
+# PIPELINE_ANAME (a request on a fid whose walk failed just gets an
+# Rerror here); any other answer means no (docs/decisions.md: plan9port's
+# 9pserve and upas/fs crash on such requests).
+PIPELINE_ANAME = "upas/ninep: walks may be pipelined"
+
 
 class Error(Exception):
     """A 9P error: its text becomes the Rerror ename (client: the ename)."""
@@ -530,7 +537,7 @@ class _Conn:
 
     # -- handlers -----------------------------------------------------------
     def _auth(self, m: codec.Tauth) -> codec.Msg:
-        raise Error(self.srv.auth_error)
+        raise Error(PIPELINE_ANAME if m.aname == PIPELINE_ANAME else self.srv.auth_error)
 
     def _attach(self, m: codec.Tattach) -> codec.Msg:
         if m.afid != NOFID:

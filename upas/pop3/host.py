@@ -16,7 +16,7 @@ import sys
 import time
 from typing import TextIO
 
-from lib.rcquote import quote
+from upas import fsctl
 from upas import ns as nsmod
 from upas.pop3.mailbox import FSROOT, FsMailbox
 from upas.pop3.protocol import HostError, MailboxError
@@ -104,7 +104,7 @@ class NamespaceHost:
         """A running upasfs (the user's own, shared by its sessions):
         `open BOX NAME` in its ctl; the same BOX again is a no-op."""
         try:
-            ns.write(f"{FSROOT}/ctl", f"open {quote(box)} {quote(name)}".encode())
+            fsctl.open_mailbox(ns, box, name)
         except nsmod.Error as e:
             text = str(e)
             raise MailboxError(text, "IN-USE" if "in use" in text else "") from None

@@ -374,6 +374,11 @@ class Session:
         if cmd.needauth and not self.loggedin:
             yield self.err(word + b" requires authentication")
             return
+        if cmd.most is not None and len(arg.split()) > cmd.most:
+            # RFC 1939 gives each command its arguments; more is a mistake,
+            # not a request to act on the first ones (Plan 9 ignored them)
+            yield self.err(b"too many arguments to " + word)
+            return
         yield from cmd.run(self, arg, word)
 
     def tls_started(self) -> None:
@@ -535,6 +540,7 @@ class Command:
     run: Callable[[Session, bytes, bytes], Iterator[Event]]
     needauth: bool = False
     extension: bool = False   # RFC 5034 AUTH: only with extensions enabled
+    most: int | None = 0      # arguments it takes at most (None: the rest is one)
 
 
 def _apop(s: Session, arg: bytes, word: bytes) -> Iterator[Event]:
@@ -553,7 +559,9 @@ def _capa(s: Session, arg: bytes, word: bytes) -> Iterator[Event]:
     lines = [s.ok(), s._line("TOP")]
     if s._clear_ok():
         lines.append(s._line("USER"))
-    lines += [s._line("PIPELINING"), s._line("UIDL"), s._line("STLS")]
+    lines += [s._line("PIPELINING"), s._line("UIDL")]
+    if s.tls_cert and not s.tls:        # only when STLS can succeed (decisions.md)
+        lines.append(s._line("STLS"))
     if s.extensions:
         mechs = "CRAM-MD5 PLAIN" if s._clear_ok() else "CRAM-MD5"
         lines += [s._line(f"SASL {mechs}"), s._line("RESP-CODES"),
@@ -758,21 +766,24 @@ def _plain_step(s: Session, line: bytes) -> Iterator[Event]:
     yield from s._password_login(password)
 
 
+# the arguments at most: RFC 1939 (RFC 2449 CAPA, RFC 2595 STLS, RFC 5034
+# AUTH, Plan 9's SYNC); PASS takes the rest of the line (RFC 1939 7), and
+# USER too (Plan 9: `USER name/sub`, a mailbox name with blanks)
 COMMANDS: dict[bytes, Command] = {
-    b"apop": Command(_apop),
-    b"auth": Command(_auth, extension=True),
+    b"apop": Command(_apop, most=2),
+    b"auth": Command(_auth, extension=True, most=2),
     b"capa": Command(_capa),
-    b"dele": Command(_dele, needauth=True),
-    b"list": Command(_list, needauth=True),
+    b"dele": Command(_dele, needauth=True, most=1),
+    b"list": Command(_list, needauth=True, most=1),
     b"noop": Command(_noop),
-    b"pass": Command(_pass),
+    b"pass": Command(_pass, most=None),
     b"quit": Command(_quit),
     b"rset": Command(_rset),
-    b"retr": Command(_retr, needauth=True),
+    b"retr": Command(_retr, needauth=True, most=1),
     b"stat": Command(_stat, needauth=True),
     b"stls": Command(_stls),
     b"sync": Command(_syncc, needauth=True),
-    b"top": Command(_top, needauth=True),
-    b"uidl": Command(_uidl, needauth=True),
-    b"user": Command(_user),
+    b"top": Command(_top, needauth=True, most=2),
+    b"uidl": Command(_uidl, needauth=True, most=1),
+    b"user": Command(_user, most=None),       # `USER name/sub` may hold blanks
 }
