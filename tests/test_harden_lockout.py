@@ -144,7 +144,7 @@ def test_imap_cram_failures_get_pop3s_delays_and_21st_ends(imap_factory, auth_st
 
 def test_imap_guesser_address_refused_user_elsewhere_fine(imap_factory, auth_stack, tmp_path):
     fresh(auth_stack, "glenda")
-    srv = imap_factory(env=throttled(tmp_path, "0"))
+    srv = imap_factory(env=throttled(tmp_path, "0"), remote=True)   # -r: the relay hides the peer
     from tests.fixtures.imap import ImapClient
     c = ImapClient.__new__(ImapClient)
     c.sock = socket.create_connection(srv.addr, timeout=20, source_address=(GUESSER, 0))
