@@ -95,8 +95,8 @@ def test_imap_literal_plus_before_login_closes_unread(imap_factory):
 def test_imap_login_deadline_whatever_the_client_sends(imap_factory):
     srv = imap_factory(flags=("-p",), env={"IMAP4D_LOGIN_TIMEOUT": "1.5",
                                            "IMAP4D_IDLE_TIMEOUT": "30"})
+    t = time.monotonic()                    # before the session (and its deadline) starts
     c = srv.connect()
-    t = time.monotonic()
     # whole commands and a byte at a time: none of it extends the deadline
     assert c.cmd(b"a CAPABILITY")[-1].startswith(b"a OK")
     with pytest.raises(OSError):
@@ -127,8 +127,8 @@ def test_imap_idle_timer_counts_whole_commands_only(imap_factory):
 
 def test_pop3_login_deadline_and_byte_dribble(pop3_factory):
     srv = pop3_factory(env={"POP3_LOGIN_TIMEOUT": "1.5", "POP3_IDLE_TIMEOUT": "30"})
+    t = time.monotonic()                    # before the session (and its deadline) starts
     c = srv.connect()
-    t = time.monotonic()
     assert c.cmd(b"CAPA").startswith(b"+OK")
     c.multi()
     dribble(c.sock, b"N")

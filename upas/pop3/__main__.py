@@ -313,10 +313,10 @@ def serve(session: Session, conn: Conn, tls_ctx: ssl.SSLContext | None,
                 pending.extend(splitter.eof())
             continue
         item = pending.popleft()
-        idle_until = time.monotonic() + IDLE_TIMEOUT
         events = session.overlong() if item is OVERLONG else session.handle(item)
         if not _carry_out(events, session, conn, splitter, tls_ctx, debug, pending):
             return
+        idle_until = time.monotonic() + IDLE_TIMEOUT    # from the answer on
 
 
 def _carry_out(events, session, conn, splitter, tls_ctx, debug, pending=None) -> bool:
