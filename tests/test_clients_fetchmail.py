@@ -93,3 +93,24 @@ def test_imap(mail_host, tmp_path):
           " user glenda password glenda-apop"     # fetchmail does STARTTLS by itself
           f" sslcertck sslcertfile {mail_host.cafile} sslcommonname localhost",
           mail_host.mailroot / "box" / "glenda" / "mbox")
+
+
+def test_pop3_uidl_keep_fetches_every_identical_copy(mail_host, tmp_path):
+    """Issue 13: byte-identical messages (one upasfs digest) have unique
+    UIDLs, so fetchmail's `uidl keep` mode fetches each copy once: all of
+    them at first, nothing the second time, one when one more arrives."""
+    from upas.mbappend import append_mbox
+    mbox = mail_host.mailroot / "box" / "glenda" / "mbox"
+    data = mbox.read_bytes()
+    first = data[:data.index(b"\nFrom ") + 1]          # entry + blank line
+    append_mbox(str(mbox), first)
+    append_mbox(str(mbox), first)
+    h, port = mail_host.addrs["pop3"]
+    poll = f"{h} service {port} protocol APOP uidl user glenda password glenda-apop"
+    fm = Fetchmail(tmp_path, mail_host)
+    check(fm, poll, mbox)
+    append_mbox(str(mbox), first)
+    r = fm.run(poll)
+    assert r.returncode == 0, r.stdout + r.stderr
+    got = delivered(fm.out)
+    assert len(got) == len(source_messages(mbox)) and got[-1] == got[0]

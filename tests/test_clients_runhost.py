@@ -34,7 +34,9 @@ def test_printed_fetchmail_lines_deliver_every_message_byte_for_byte(mail_host, 
     for line in lines:
         out = re.search(r"mkdir -p (\S+) ", line)
         outdir = shlex.split(out.group(1))[0]
-        env = dict(os.environ, HOME=str(tmp_path))     # fetchmail's lock and ids
+        # fetchmail's lock and ids: its own (as root the lock is /var/run/fetchmail.pid
+        # unless FETCHMAILHOME is set, shared with any other fetchmail running)
+        env = dict(os.environ, HOME=str(tmp_path), FETCHMAILHOME=str(tmp_path))
         r = subprocess.run(["sh", "-c", line], env=env, capture_output=True, text=True,
                            timeout=90)
         assert r.returncode == 0, line + "\n" + r.stdout + r.stderr

@@ -113,5 +113,5 @@ def test_a_torn_tail_of_the_imp_is_ignored(tmp_path):
     for cut in range(2, len(line)):     # a crash mid-line (all but its LF: whole)
         torn = imp.parse_imp(whole[:-cut])
         assert [e.digest for e in torn.entries] == [d1]
-        found, uidnext = imp.match(torn, [d1, d2])
+        found, uidnext, _ = imp.match(torn, [(d1, 0), (d2, 0)])
         assert found[0].uid == 1 and found[1] is None and uidnext == 3

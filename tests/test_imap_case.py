@@ -55,11 +55,13 @@ def test_expunge_and_uid_flag_updates(imap_preauth, c):
         b"* 2 FETCH (UID 2 FLAGS (\\Deleted))\r\n", b"d OK uid store completed\r\n"]
     assert c.cmd(b"e expunge") == [b"* 2 EXPUNGE\r\n", b"* 7 EXISTS\r\n", b"* 0 RECENT\r\n",
                                    b"e OK expunge messages erased\r\n"]
-    # the other session learns both during a UID command: EXPUNGE, then UID
+    # the other session learns both during a UID command (RFC 3501 7.4.1
+    # allows EXPUNGE there): the EXPUNGE, then the flag change with its UID,
+    # before the reply, so that the reply's numbers are the new ones (5.2)
     assert other.cmd(b"f uid fetch 1 UID") == [
-        b"* 1 FETCH (UID 1)\r\n", b"* 2 EXPUNGE\r\n",
-        b"* 2 FETCH (UID 3 FLAGS (\\Flagged \\Recent))\r\n", b"* 7 EXISTS\r\n",
-        b"* 7 RECENT\r\n", b"f OK uid fetch completed\r\n"]
+        b"* 2 EXPUNGE\r\n", b"* 7 EXISTS\r\n", b"* 7 RECENT\r\n",
+        b"* 2 FETCH (UID 3 FLAGS (\\Flagged \\Recent))\r\n",
+        b"* 1 FETCH (UID 1)\r\n", b"f OK uid fetch completed\r\n"]
     other.close()
 
 

@@ -32,17 +32,22 @@ def test_bad_header_is_not_plan9():
     assert imp.parse_imp(b"imap internal mailbox description\n12 34\n") is None
 
 
+def fresh(*digests):
+    """Messages no session has numbered yet."""
+    return [(d, 0) for d in digests]
+
+
 def test_match_in_order_by_digest():
     f = imp.parse_imp(PLAN9)
-    found, uidnext = imp.match(f, [D1, D3, D2])
+    found, uidnext, unclaimed = imp.match(f, fresh(D1, D3, D2))
     assert [e and e.uid for e in found] == [7, None, 9]
-    assert uidnext == 11
+    assert uidnext == 11 and unclaimed == []
 
 
 def test_match_refuses_descending_uids_and_uses_uid0_flags():
     f = imp.ImpFile(1, 20, [imp.Entry(D2, 9, {"\\Seen"}), imp.Entry(D1, 5, {"\\Flagged"}),
                             imp.Entry(D3, 0, {"\\Answered"})])
-    found, uidnext = imp.match(f, [D2, D1, D3])
+    found, uidnext, _ = imp.match(f, fresh(D2, D1, D3))
     assert found[0].uid == 9
     assert found[1].uid == 0 and found[1].flags == {"\\Flagged"}    # 5 < 9: a new uid
     assert found[2].uid == 0 and found[2].flags == {"\\Answered"}
@@ -51,8 +56,63 @@ def test_match_refuses_descending_uids_and_uses_uid0_flags():
 
 def test_duplicate_digests_take_entries_in_turn():
     f = imp.ImpFile(1, 5, [imp.Entry(D1, 2, set()), imp.Entry(D1, 4, {"\\Seen"})])
-    found, _ = imp.match(f, [D1, D1, D1])
+    found, _, _ = imp.match(f, fresh(D1, D1, D1))
     assert [e and e.uid for e in found] == [2, 4, None]
+
+
+# Issue 13: an entry belongs to one message, not to its digest.
+def test_a_numbered_message_takes_only_its_own_entry():
+    """After copy uid 4 of two identical messages is expunged, the file
+    still lists it (\\Deleted) before uid 5: the survivor keeps uid 5
+    and its own flags, never the expunged copy's \\Deleted."""
+    f = imp.ImpFile(1, 7, [imp.Entry(D2, 3, set()), imp.Entry(D1, 4, {"\\Deleted"}),
+                           imp.Entry(D3, 5, set()), imp.Entry(D1, 6, {"\\Seen"})])
+    found, _, unclaimed = imp.match(f, [(D2, 3), (D3, 5), (D1, 6)])
+    assert [(e.uid, set(e.flags)) for e in found] == [(3, set()), (5, set()), (6, {"\\Seen"})]
+    assert [e.uid for e in unclaimed] == [4]
+
+
+def test_a_new_session_pairs_identical_copies_by_position():
+    """Copies 4 and 6 of one message with another between; 4 has gone
+    (its line not yet dropped).  Mailbox order says which one is left."""
+    f = imp.ImpFile(1, 7, [imp.Entry(D1, 4, {"\\Deleted"}), imp.Entry(D3, 5, set()),
+                           imp.Entry(D1, 6, set())])
+    found, _, _ = imp.match(f, fresh(D3, D1))
+    assert [(e.uid, set(e.flags)) for e in found] == [(5, set()), (6, set())]
+    found, _, _ = imp.match(f, fresh(D1, D3))        # 6 went instead
+    assert [(e.uid, set(e.flags)) for e in found] == [(4, {"\\Deleted"}), (5, set())]
+
+
+def test_of_adjacent_identical_copies_the_deleted_one_went():
+    """Adjacent copies cannot be told apart by position: the copy that
+    an EXPUNGE removed is the one marked \\Deleted."""
+    f = imp.ImpFile(1, 6, [imp.Entry(D1, 4, {"\\Deleted"}), imp.Entry(D1, 5, {"\\Flagged"})])
+    found, _, unclaimed = imp.match(f, fresh(D1))
+    assert [(e.uid, set(e.flags)) for e in found] == [(5, {"\\Flagged"})]
+    assert [e.uid for e in unclaimed] == [4]
+    found, _, _ = imp.match(f, fresh(D1, D1))       # both still there
+    assert [e.uid for e in found] == [4, 5]
+
+
+def test_a_message_listed_after_its_entry_went_takes_no_later_copys():
+    """A listing made before another session's EXPUNGE still shows copy
+    15, whose line that session has dropped; a later copy (24) keeps its
+    line and the messages between keep theirs."""
+    f = imp.ImpFile(1, 25, [imp.Entry(D2, 16, set()), imp.Entry(D3, 17, set()),
+                            imp.Entry(D1, 24, {"\\Seen"})])
+    found, _, _ = imp.match(f, fresh(D1, D2, D3, D1))
+    assert [e and e.uid for e in found] == [None, 16, 17, 24]
+
+
+def test_a_fresh_copy_does_not_take_a_numbered_ones_entry():
+    """A session that numbered copy 4 lists a new identical copy: it gets
+    no entry of the file but a line of its own (an entry a later one)."""
+    f = imp.ImpFile(1, 5, [imp.Entry(D1, 4, {"\\Seen"})])
+    found, uidnext, _ = imp.match(f, [(D1, 4), (D1, 0)])
+    assert found[0].uid == 4 and found[1] is None and uidnext == 5
+    f = imp.ImpFile(1, 6, [imp.Entry(D1, 4, {"\\Seen"}), imp.Entry(D1, 5, {"\\Answered"})])
+    found, _, _ = imp.match(f, [(D1, 4), (D1, 0)])
+    assert found[1].uid == 5 and found[1].flags == {"\\Answered"}
 
 
 def test_keywords_file_round_trip():

@@ -10,9 +10,11 @@ interleaving is made exactly, on three Mailbox views of one real upasfs.
 """
 import os
 
+import pytest
+
 from upas import mbappend
 from upas import ns as nsmod
-from upas.imap4d import imp
+from upas.imap4d import imp, mailbox
 from upas.imap4d.mailbox import Mailbox
 
 BOX = "/mail/box/glenda/mbox"
@@ -95,3 +97,75 @@ def test_a_listing_older_than_a_recorded_delete_numbers_nothing_anew(upasfs, mon
         entries = imp.parse_imp(f.read()).entries
     uids = [e.uid for e in entries]
     assert uids == sorted(uids) and gone.digest not in {e.digest for e in entries}
+
+
+# Issue 13: found by the stress rig with byte-identical messages in its
+# corpus and by the session-model rig (tests/reliability/sessions.py).
+
+@pytest.fixture(autouse=True)
+def _fresh_digests(monkeypatch):
+    """Each test has its own upasfs, numbering alike: a digest one test's
+    views read for a message number is not another's (mailbox._DIGESTS is
+    per process, as imap4d has one upasfs)."""
+    monkeypatch.setattr(mailbox, "_DIGESTS", {})
+
+
+def _entries(fs) -> list[imp.Entry]:
+    with open(fs.mbox + ".imp", "rb") as f:
+        return imp.parse_imp(f.read()).entries
+
+
+def test_a_listing_older_than_an_expunge_drops_no_later_line(upasfs, monkeypatch):
+    """A session listed a new message X; another session numbered X,
+    expunged it and numbered a later message Y.  The first, merging from
+    its old listing, gave X a new uid above Y's and dropped Y's line (it
+    was below the new uid), so the next session numbered Y anew.  Now it
+    finds X gone in upasfs and leaves Y's line and uid alone."""
+    for name in ("user", "USER", "LOGNAME"):
+        monkeypatch.setenv(name, "glenda")
+    behind = _view(upasfs)
+    mbappend.append_mbox(upasfs.mbox, mbappend.format_message(NEW, "bob"))
+    behind._relist()                       # lists X, not yet merged
+    x = behind.msgs[-1]
+    assert x.uid == 0
+    other = _view(upasfs)
+    other.modify([other.msgs[-1]], lambda m: m.flags.add("\\Deleted") or True)
+    other.expunge(lambda m: "\\Deleted" in m.flags)
+    other.check()
+    mbappend.append_mbox(upasfs.mbox, mbappend.format_message(
+        NEW.replace(b"late", b"later"), "bob"))
+    other.check()
+    y = other.msgs[-1]
+    assert y.uid and y.digest != x.digest
+
+    behind._under_lock()                   # from the listing made before
+    assert x.expunged and x.uid == 0
+    entries = _entries(upasfs)
+    assert (y.digest, y.uid) in {(e.digest, e.uid) for e in entries}
+    fresh = _view(upasfs)
+    assert fresh.msgs[-1].digest == y.digest and fresh.msgs[-1].uid == y.uid
+    uids = [e.uid for e in entries]
+    assert uids == sorted(set(uids))
+
+
+def test_a_new_identical_copy_does_not_take_an_expunged_copys_line(upasfs, monkeypatch):
+    """A session expunges copy M (\\Deleted, uid u) while an identical
+    copy arrives; its next merge lists the copy before the .imp has lost
+    M's line.  The copy must not take that line: it would be reported with
+    u, the UID just expunged (RFC 3501 2.3.1.1), and carry M's \\Deleted."""
+    for name in ("user", "USER", "LOGNAME"):
+        monkeypatch.setenv(name, "glenda")
+    view = _view(upasfs)
+    m = view.msgs[-1]
+    view.modify([m], lambda x: x.flags.add("\\Deleted") or True)
+    with open(upasfs.mbox, "rb") as f:
+        data = f.read()
+    entry = data[data.rindex(b"\nFrom ") + 1:]
+    view.expunge(lambda x: x is m)
+    mbappend.append_mbox(upasfs.mbox, entry)      # the same bytes again
+    view.check()
+    copy = view.msgs[-1]
+    assert m.expunged and copy is not m and copy.digest == m.digest
+    assert copy.uid > m.uid and "\\Deleted" not in copy.flags
+    assert [(e.uid, "\\Deleted" in e.flags) for e in _entries(upasfs) if e.digest == m.digest] \
+        == [(copy.uid, False)]

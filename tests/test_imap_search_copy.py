@@ -74,7 +74,11 @@ def test_search_flags_and_uid_results(c):
 
 
 def test_store_forms(c):
+    # a keyword new to the mailbox is announced before a FETCH shows it
+    # (RFC 3501 7.2.6, docs/decisions.md)
     assert c.cmd(b"a STORE 1:2 FLAGS (\\Seen $Forwarded)") == [
+        b"* FLAGS (\\Seen \\Answered \\Flagged \\Deleted \\Draft $Forwarded)\r\n",
+        b"* OK [PERMANENTFLAGS (\\Seen \\Answered \\Flagged \\Draft \\Deleted $Forwarded \\*)] Limited\r\n",
         b"* 1 FETCH (FLAGS (\\Seen \\Recent $Forwarded))\r\n",
         b"* 2 FETCH (FLAGS (\\Seen \\Recent $Forwarded))\r\n", b"a OK STORE completed\r\n"]
     assert c.cmd(b"b STORE 1 -FLAGS $forwarded") == [

@@ -266,7 +266,10 @@ def test_59_close_expunges_silently(sel, imap_preauth):
 def test_60_keywords(sel, imap_preauth):
     assert sel.cmd(b"a FETCH 1 (FLAGS $Junk)") == [b"a BAD FETCH illegal fetch attribute\r\n"]
     # decisions.md: keywords are stored and returned (Plan 9: BAD no flags given)
+    # announced by FLAGS and PERMANENTFLAGS before a FETCH shows it (RFC 3501 7.2.6)
     assert sel.cmd(b"b STORE 1 +FLAGS ($Junk)") == [
+        b"* FLAGS (\\Seen \\Answered \\Flagged \\Deleted \\Draft $Junk)\r\n",
+        b"* OK [PERMANENTFLAGS (\\Seen \\Answered \\Flagged \\Draft \\Deleted $Junk \\*)] Limited\r\n",
         b"* 1 FETCH (FLAGS (\\Recent $Junk))\r\n", b"b OK STORE completed\r\n"]
     assert sel.cmd(b"c SEARCH KEYWORD $junk") == [b"* SEARCH 1\r\n", b"c OK SEARCH completed\r\n"]
     kw = imap_preauth.box(name="mbox.kw.imp").read_bytes().split(b"\n")
@@ -274,7 +277,8 @@ def test_60_keywords(sel, imap_preauth):
     imp = imap_preauth.box(name="mbox.imp").read_bytes()
     assert b"$Junk" not in imp                            # the .imp format is unchanged
     other = imap_preauth.connect()
-    other.cmd(b"a SELECT INBOX")
+    assert b"* FLAGS (\\Seen \\Answered \\Flagged \\Deleted \\Draft $Junk)\r\n" in \
+        other.cmd(b"a SELECT INBOX")
     assert other.cmd(b"b FETCH 1 FLAGS")[0] == b"* 1 FETCH (FLAGS ($Junk))\r\n"
 
 

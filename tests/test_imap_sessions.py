@@ -14,9 +14,10 @@ def test_flag_changes_are_reported_to_the_other_session(imap_preauth):
     assert a.cmd(b"b STORE 2 +FLAGS (\\Flagged)")[0] == b"* 2 FETCH (FLAGS (\\Flagged \\Recent))\r\n"
     assert b.cmd(b"b NOOP") == [b"* 2 FETCH (FLAGS (\\Flagged))\r\n", b"b OK NOOP completed\r\n"]
     assert b.cmd(b"c NOOP") == [b"c OK NOOP completed\r\n"]
-    # during a UID command the update carries the UID (upper case: docs/decisions.md)
+    # during a UID command the update carries the UID (upper case: docs/decisions.md);
+    # it comes before the reply, which reflects it
     a.cmd(b"c STORE 3 +FLAGS.SILENT (\\Seen)")
-    assert b.cmd(b"d UID SEARCH SEEN") == [b"* SEARCH 3\r\n", b"* 3 FETCH (UID 3 FLAGS (\\Seen))\r\n",
+    assert b.cmd(b"d UID SEARCH SEEN") == [b"* 3 FETCH (UID 3 FLAGS (\\Seen))\r\n", b"* SEARCH 3\r\n",
                                            b"d OK uid SEARCH completed\r\n"]
 
 

@@ -221,3 +221,52 @@ def test_tls_relay_does_not_deadlock_on_pipelined_bulk(launcher, conf, tmp_path)
             pass
     assert bytes(got) == blob
     s.close()
+
+
+@pytest.mark.parametrize("kind", ["exec", "forkserver"])
+def test_a_client_that_reconnects_at_once_is_not_refused(launcher, tmp_path, kind):
+    """Issue 13: a connection counts against its peer's limit until it
+    closes, not until its server exits.  Here each server winds down for
+    3 s after its client hangs up; a client with two connections (-M 2)
+    logs out and dials again at once, five times: never refused.  The
+    launcher still bounds the processes (maxconns)."""
+    conf = tmp_path / "c"
+    conf.write_text("slow tcp!127.0.0.1!0 /bin/sh -c 'echo up; cat >/dev/null; sleep 3' sh\n")
+    env = dict(os.environ, LISTEN_GRACE="1", LISTEN_FORKSERVER="0" if kind == "exec" else "1")
+    la = launcher(["-c", str(conf), "-M", "2", "slow"], env)
+    for _ in range(5):
+        conns = [connect(la, "slow") for _ in range(2)]
+        assert [f.readline() for _, f in conns] == [b"up\n", b"up\n"], la.log
+        for s, f in conns:
+            hangup(s, f)
+    assert not [line for line in la.log if "refused" in line]
+    s, f = connect(la, "slow")            # the limit itself still holds
+    t, g = connect(la, "slow")
+    u, h = connect(la, "slow")
+    assert f.readline() == g.readline() == b"up\n" and h.read() == b""
+    wait_log(la, lambda l: "refused: too many connections from peer" in l)
+    for c in ((s, f), (t, g), (u, h)):
+        hangup(*c)
+
+
+def test_imap_logout_and_dial_again_is_not_refused(launcher, tmp_path):
+    """The same with imap4d: three clients (-M 3) each LOGOUT and
+    reconnect at once, again and again."""
+    from tests.fixtures.acceptor import TESTDATA
+    import shutil
+    root = tmp_path / "mail"
+    shutil.copytree(TESTDATA, root)
+    env = dict(os.environ, LISTEN_GRACE="1", MAILROOT=str(root), user="glenda",
+               NAMESPACE=str(tmp_path))
+    env.pop("upasfs", None)
+    la = launcher(["-l", "imap4d=tcp!127.0.0.1!0", "-M", "3", "-F", "imap4d=-a", "imap4d"], env)
+    for _ in range(4):
+        conns = [connect(la, "imap4d") for _ in range(3)]
+        for _, f in conns:
+            assert f.readline().startswith(b"* PREAUTH"), la.log
+        for s, f in conns:
+            f.write(b"a LOGOUT\r\n")
+            assert f.readline().startswith(b"* BYE")
+            assert f.readline().startswith(b"a OK")
+            hangup(s, f)
+    assert not [line for line in la.log if "refused" in line], la.log

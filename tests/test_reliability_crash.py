@@ -37,7 +37,7 @@ def test_ledger_catches_a_lost_and_a_torn_message(tmp_path):
     msgs = []
     for _ in range(3):
         token, msg = ledger.new_message()
-        ledger.expect("mbox", token)
+        ledger.present("mbox", token)
         msgs.append(format_message(msg, "ledger@example.com"))
     path = tmp_path / "mbox"
     path.write_bytes(b"".join(msgs))
@@ -51,6 +51,41 @@ def test_ledger_catches_a_lost_and_a_torn_message(tmp_path):
     path.write_bytes(msgs[0] + msgs[1] + msgs[1] + msgs[2])
     with pytest.raises(AssertionError, match="2 times"):
         ledger.check("mbox", str(path))
+
+
+def test_ledger_counts_identical_copies(tmp_path):
+    """Copies share a token: the ledger counts them.  Two copies stored,
+    one delete acknowledged: one must be left, not none and not two (an
+    undone acknowledged delete is a soft finding), and a delete cut short
+    leaves one or none."""
+    from tests.reliability.ledger import Ledger
+    from upas.mbappend import format_message
+    ledger = Ledger()
+    token, msg = ledger.new_message()
+    one = format_message(msg, "ledger@example.com")
+    path = tmp_path / "mbox"
+    ledger.present("mbox", token)
+    ledger.present("mbox", token)
+    path.write_bytes(one + one)
+    assert len(ledger.check("mbox", str(path))) == 2
+    ledger.removing("mbox", token, 7)
+    ledger.removed("mbox", token, 7)
+    ledger.removing("mbox", token, 7)       # a second session deletes the same copy
+    ledger.removed("mbox", token, 7)
+    path.write_bytes(b"")
+    with pytest.raises(AssertionError, match="lost"):
+        ledger.check("mbox", str(path))
+    path.write_bytes(one + one)
+    ledger.check("mbox", str(path))
+    assert ledger.soft == [f"{token} came back after an acknowledged delete"]
+    path.write_bytes(one + one + one)
+    with pytest.raises(AssertionError, match="3 times"):
+        ledger.check("mbox", str(path))
+    ledger.removing("mbox", token)
+    path.write_bytes(one)
+    ledger.check("mbox", str(path))
+    path.write_bytes(b"")
+    ledger.check("mbox", str(path))      # the delete cut short landed late
 
 
 def test_a_session_whose_upasfs_died_says_bye(tmp_path):

@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import getopt
 import os
+import select
 import selectors
 import shlex
 import signal
@@ -73,11 +74,10 @@ class Service:
     busy: bytes = b""           # sent to a connection refused by a limit
     maxconns: int = MAXCONNS
     maxperpeer: int = MAXPERPEER
-    active: dict[str, int] = field(default_factory=dict)   # peer ip -> count
-
-    @property
-    def count(self) -> int:
-        return sum(self.active.values())
+    # peer ip -> connections the client still has open (maxperpeer); a
+    # session's server may run on a little after its client hung up
+    active: dict[str, int] = field(default_factory=dict)
+    running: int = 0            # server processes not yet exited (maxconns)
 
     @property
     def module(self) -> str | None:
@@ -152,6 +152,7 @@ class Launcher:
                 if svc.module and svc.module not in self.forkservers:
                     self.forkservers[svc.module] = ForkServer(svc.module, self.log)
         self.threads: set[threading.Thread] = set()
+        self.slots: dict[tuple[str, str], set[_Slot]] = {}   # (service, peer ip) -> open
         self.listeners: list[tuple[socket.socket, Service]] = []
         self.stopping = threading.Event()
         self._wake_r, self._wake_w = socket.socketpair()
@@ -191,11 +192,11 @@ class Launcher:
                     conn, peer = key.fileobj.accept()
                 except OSError:
                     continue
-                refused = self._admit(key.data, peer[0])
-                if refused:
-                    self._refuse(conn, peer, key.data, refused)
+                got = self._admit(key.data, peer[0], conn)
+                if isinstance(got, str):
+                    self._refuse(conn, peer, key.data, got)
                 else:
-                    self._start(conn, peer, key.data)
+                    self._start(conn, peer, got)
         sel.close()
         for s, _ in self.listeners:
             s.close()
@@ -210,41 +211,76 @@ class Launcher:
             pass
 
     # -- one connection -----------------------------------------------------
-    def _admit(self, svc: Service, ip: str) -> str | None:
-        """Count the connection in, or say which limit refuses it."""
+    def _admit(self, svc: Service, ip: str, conn: socket.socket) -> "_Slot | str":
+        """Count the connection in, or say which limit refuses it.  At the
+        per-peer limit, the peer's connections are looked at first: one
+        its client has just closed (it logged out and dialled again at
+        once) no longer counts, even if its session has not yet noticed."""
         with self.lock:
-            if svc.count >= svc.maxconns:
+            if svc.running >= svc.maxconns:
                 return "too many connections"
+            if svc.active.get(ip, 0) >= svc.maxperpeer:
+                for slot in list(self.slots.get((svc.name, ip), ())):
+                    if slot.fd is not None and hung_up(slot.fd):
+                        self._uncount_peer(slot)
             if svc.active.get(ip, 0) >= svc.maxperpeer:
                 return "too many connections from peer"
             svc.active[ip] = svc.active.get(ip, 0) + 1
-        return None
+            svc.running += 1
+            slot = _Slot(svc, ip, conn.fileno())
+            self.slots.setdefault((svc.name, ip), set()).add(slot)
+        return slot
 
-    def _release(self, svc: Service, ip: str) -> None:
-        with self.lock:
+    def _uncount_peer(self, slot: "_Slot") -> None:
+        """(Lock held.)  The client has closed the connection: it no longer
+        counts against its address, whether or not its server has exited."""
+        if slot.peer_counted:
+            slot.peer_counted = False
+            svc, ip = slot.svc, slot.ip
             svc.active[ip] -= 1
             if not svc.active[ip]:
                 del svc.active[ip]
 
-    def _start(self, conn: socket.socket, peer: tuple, svc: Service) -> None:
-        t = threading.Thread(target=self._session, args=(conn, peer, svc),
-                             name=f"listen-{svc.name}", daemon=True)
+    def _release_peer(self, slot: "_Slot") -> None:
+        with self.lock:
+            self._uncount_peer(slot)
+
+    def _forget_fd(self, slot: "_Slot") -> None:
+        """Before the launcher closes its copy of the connection: its fd
+        number may name another socket soon."""
+        with self.lock:
+            slot.fd = None
+
+    def _release(self, slot: "_Slot") -> None:
+        with self.lock:
+            self._uncount_peer(slot)
+            slot.svc.running -= 1
+            slot.fd = None
+            key = (slot.svc.name, slot.ip)
+            self.slots[key].discard(slot)
+            if not self.slots[key]:
+                del self.slots[key]
+
+    def _start(self, conn: socket.socket, peer: tuple, slot: "_Slot") -> None:
+        t = threading.Thread(target=self._session, args=(conn, peer, slot),
+                             name=f"listen-{slot.svc.name}", daemon=True)
         with self.lock:
             self.threads.add(t)
         t.start()
 
-    def _session(self, conn: socket.socket, peer: tuple, svc: Service) -> None:
+    def _session(self, conn: socket.socket, peer: tuple, slot: "_Slot") -> None:
+        svc = slot.svc
         remote = peer_string(peer)
         start = time.monotonic()
         status = "error"
         try:
             if svc.tls:
                 conn = self._handshake(conn)
-            status = self._serve(conn, remote, svc)
+            status = self._serve(conn, remote, slot)
         except (OSError, ssl.SSLError) as e:
             status = f"error: {e.__class__.__name__}: {e}"
         finally:
-            self._release(svc, peer[0])
+            self._release(slot)       # (forgets the fd) before it is closed
             _close(conn)
             self.log(f"{svc.name} {remote} {status} {time.monotonic() - start:.2f}s")
             with self.lock:
@@ -268,7 +304,8 @@ class Launcher:
         conn.close()
         self.log(f"{svc.name} {peer_string(peer)} refused: {why} 0.00s")
 
-    def _serve(self, conn: socket.socket, remote: str, svc: Service) -> str:
+    def _serve(self, conn: socket.socket, remote: str, slot: "_Slot") -> str:
+        svc = slot.svc
         argv = [*svc.argv, "-r", remote]
         if isinstance(conn, ssl.SSLSocket):
             ours, theirs = socket.socketpair()
@@ -280,9 +317,15 @@ class Launcher:
                 pass
             finally:
                 _close(ours)
+            self._release_peer(slot)  # the relay ends with the connection
         else:
             child = self._spawn(svc, argv, conn)
-            conn.close()              # the child holds it now
+            try:
+                if hangup_or_exit(conn, child):
+                    self._release_peer(slot)
+            finally:
+                self._forget_fd(slot)
+                conn.close()          # the child holds it now
         rc = child.wait()
         with self.lock:
             self.children.discard(child)
@@ -336,6 +379,67 @@ class Launcher:
     def _busy(self) -> bool:
         with self.lock:
             return bool(self.threads)
+
+
+@dataclass(eq=False)
+class _Slot:
+    """One admitted connection: what it holds of its service's limits, and
+    the fd of the launcher's copy of it while the launcher has one."""
+    svc: Service
+    ip: str
+    fd: int | None
+    peer_counted: bool = True
+
+
+def hung_up(fd: int) -> bool:
+    """The client has closed its end of the connection on fd (now)."""
+    rdhup = getattr(select, "POLLRDHUP", None)
+    if rdhup is None:
+        return False
+    p = select.poll()
+    p.register(fd, rdhup)
+    return bool(p.poll(0))
+
+
+def hangup_or_exit(conn: socket.socket, child) -> bool:
+    """Wait until the client has closed its end of conn (True) or the
+    server has exited (False), without reading conn: the server reads
+    it.  A client that logs out and reconnects at once must not find its
+    old connection counted while the server winds down.  Where the
+    system cannot tell a hang-up (no POLLRDHUP) or the exit (no pidfd and
+    no fork server's exit message), only the exit counts (False at once)."""
+    rdhup = getattr(select, "POLLRDHUP", None)
+    exit_fd, own = _exit_fd(child)
+    if rdhup is None or exit_fd is None:
+        return False
+    try:
+        p = select.poll()
+        p.register(conn.fileno(), rdhup)     # POLLHUP and POLLERR come anyway
+        p.register(exit_fd, select.POLLIN)
+        while True:
+            try:
+                events = p.poll()
+            except InterruptedError:
+                continue
+            if any(fd == exit_fd for fd, _ in events):
+                return False
+            return True
+    finally:
+        if own:
+            os.close(exit_fd)
+
+
+def _exit_fd(child) -> tuple[int | None, bool]:
+    """An fd that becomes readable when the child has exited, and whether
+    it is ours to close: a fork server's child tells its exit on its reply
+    socket (read later by wait); a subprocess gets a pidfd."""
+    reply = getattr(child, "reply", None)
+    if reply is not None:
+        return reply.fileno(), False
+    try:
+        return os.pidfd_open(child.pid), True
+    except (AttributeError, OSError):
+        return None, False
 
 
 def relay(a: socket.socket, b: socket.socket) -> None:

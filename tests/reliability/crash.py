@@ -37,6 +37,7 @@ class Stats:
     ops: dict[str, int] = field(default_factory=dict)
     deliveries: int = 0
     acknowledged: int = 0      # ops whose reply arrived before the kill
+    identical: int = 0         # checks that found byte-identical messages in a mailbox
     soft: list[str] = field(default_factory=list)   # undone deletes (strict mode fails)
 
     def count(self, op: str, victim: str) -> None:
@@ -64,7 +65,9 @@ class CrashRun:
         self.ledger = Ledger()
         self.uids: dict[str, dict[int, dict[int, str]]] = {INBOX: {}, SAVED: {}}
         self.stats = Stats()
-        self.moving: set[str] = set()   # tokens an interrupted MOVE left in flight
+        self.moving: dict[str, int] = {}   # tokens an interrupted MOVE left in flight:
+                                           # the fewest copies there may be (_floor)
+        self.appended: list[tuple[str, bytes, bytes]] = []   # (token, message, date)
         self.history: list[str] = []
         self.last_imp = b""
         self.ledger.strict = bool(os.environ.get("RELIABILITY_STRICT"))
@@ -75,7 +78,7 @@ class CrashRun:
         for _ in range(n):
             token, msg = self.ledger.new_message()
             assert self.rig.deliver(msg).wait() == 0
-            self.ledger.expect(INBOX, token)
+            self.ledger.present(INBOX, token)
             self.stats.deliveries += 1
 
     def start(self) -> None:
@@ -96,8 +99,10 @@ class CrashRun:
         arriving = []
         for _ in range(rng.randint(0, 2)):
             token, msg = self.ledger.new_message()
-            self.ledger.expect(INBOX, token, "maybe")
-            arriving.append((token, rig.deliver(msg)))
+            # twice at once, now and then: byte-identical if within one second
+            for _ in range(1 + (rng.random() < 0.3)):
+                self.ledger.adding(INBOX, token)
+                arriving.append((token, rig.deliver(msg)))
         # every operation in turn; every third round kills upasfs instead
         op = OPS[self.stats.iterations % len(OPS)]
         on_fs = (self.stats.iterations // len(OPS)) % 3 == 1 or op == "fs_rewrite"
@@ -111,7 +116,7 @@ class CrashRun:
                             f"{' after the reply' if self.stats.acknowledged > acked else ''}")
         for token, p in arriving:
             assert p.wait(30) == 0, "mbappend failed"
-            self.ledger.expect(INBOX, token)
+            self.ledger.added(INBOX, token)
             self.stats.deliveries += 1
         try:
             self.verify()
@@ -156,13 +161,13 @@ class CrashRun:
         nums = self._pick(view)
         for n in nums:
             p.cmd(b"DELE %d" % n)
-            self.ledger.expect(INBOX, view[n], "maybe")
+            self.ledger.removing(INBOX, view[n])
         p.send(b"QUIT\r\n")
         self._kill(victim, p, delay)
         if _reply_ready(p):
             self.stats.acknowledged += 1
             for n in nums:
-                self.ledger.expect(INBOX, view[n], "gone")
+                self.ledger.removed(INBOX, view[n])
         self._finish(p)
 
     def imap_expunge(self, victim: str, delay: float) -> None:
@@ -172,52 +177,67 @@ class CrashRun:
         # an earlier EXPUNGE cut short leaves \Deleted messages: this one removes them
         seqs = sorted(set(seqs) | {n for n, v in view.items() if "\\Deleted" in v[2]})
         for n in seqs:
-            self.ledger.expect(INBOX, view[n][0], "maybe")
+            self.ledger.removing(INBOX, view[n][0], view[n][1])
         tag = s.start(b"EXPUNGE")
         self._kill(victim, s, delay)
         if _reply_ready(s, tag):
             self.stats.acknowledged += 1
             for n in seqs:
-                self.ledger.expect(INBOX, view[n][0], "gone")
+                self.ledger.removed(INBOX, view[n][0], view[n][1])
         self._finish(s)
 
     def imap_append(self, victim: str, delay: float) -> None:
+        """APPEND a new message, or every other time the bytes and date of
+        an earlier APPEND again: a byte-identical copy (issue 13)."""
         s = self.rig.imap()
-        token, msg = self.ledger.new_message()
-        self.ledger.expect(INBOX, token, "maybe")
-        tag = s.start(b"APPEND INBOX (\\Seen)", msg.replace(b"\n", b"\r\n"))
+        if self.appended and self.rng.random() < 0.5:
+            token, msg, date = self.rng.choice(self.appended)
+        else:
+            token, msg = self.ledger.new_message()
+            date = b'"%02d-Mar-2026 10:00:00 +0000"' % self.rng.randint(1, 28)
+            self.appended.append((token, msg, date))
+        self.ledger.adding(INBOX, token)
+        tag = s.start(b"APPEND INBOX (\\Seen) " + date, msg.replace(b"\n", b"\r\n"))
         self._kill(victim, s, delay)
         if _reply_ready(s, tag):
             self.stats.acknowledged += 1
-            self.ledger.expect(INBOX, token)
+            self.ledger.added(INBOX, token)
         self._finish(s)
 
     def _transfer(self, victim: str, delay: float, verb: bytes) -> None:
+        """COPY (to saved, or now and then to INBOX itself) or MOVE to saved;
+        a message copied again is a byte-identical copy (issue 13)."""
         s, view = self._selected()
-        # never a message already in saved: a second COPY makes a second copy
-        view = {n: v for n, v in view.items() if self.ledger.state(SAVED, v[0]) is None}
-        if not view:
-            s.kill()
-            return
         seqs = self._pick(view, 2)
         moving = verb == b"MOVE"
+        target = SAVED if moving or self.rng.random() < 0.7 else INBOX
+        floors = {view[n][0]: self._floor(view[n][0]) for n in seqs}
         for n in seqs:
-            self.ledger.expect(SAVED, view[n][0], "maybe")
+            token = view[n][0]
             if moving:
-                self.ledger.expect(INBOX, view[n][0], "maybe")
-        tag = s.start(verb + b" " + self._seqset(seqs) + b" saved")
+                self.moving[token] = floors[token]
+                self.ledger.removing(INBOX, token, view[n][1])
+            self.ledger.adding(target, token)
+        tag = s.start(verb + b" " + self._seqset(seqs) + b" " + (b"saved" if target == SAVED
+                                                                 else b"INBOX"))
         self._kill(victim, s, delay)
         done = _reply_ready(s, tag)
         self.stats.acknowledged += done
         for n in seqs:
             token = view[n][0]
             if done:
-                self.ledger.expect(SAVED, token)
+                self.ledger.added(target, token)
                 if moving:
-                    self.ledger.expect(INBOX, token, "gone")
-            elif moving:
-                self.moving.add(token)
+                    self.ledger.removed(INBOX, token, view[n][1])
+                    self.moving.pop(token, None)
         self._finish(s)
+
+    def _floor(self, token: str) -> int:
+        """The fewest copies of token the two mailboxes may hold together
+        after a MOVE of one of them is cut short (a MOVE copies, then
+        expunges: the message is in one mailbox or both, never neither)."""
+        counts = [self.ledger.count(b, token) for b in (INBOX, SAVED)]
+        return sum(c.seen - c.pending for c in counts if c is not None)
 
     def imap_copy(self, victim: str, delay: float) -> None:
         self._transfer(victim, delay, b"COPY")
@@ -235,7 +255,7 @@ class CrashRun:
         if _reply_ready(s, tag):
             self.stats.acknowledged += 1
             for n in seqs:
-                self.ledger.flags.setdefault(view[n][0], set()).update(flags)
+                self.ledger.flags.setdefault(view[n][:2], set()).update(flags)
         self._finish(s)
 
     def fs_rewrite(self, victim: str, delay: float) -> None:
@@ -251,7 +271,7 @@ class CrashRun:
                 tokens[n] = m.group(1).decode() if m else None
             victims = self.rng.sample(names, min(len(names), self.rng.randint(1, 3)))
             for n in victims:
-                self.ledger.expect(INBOX, tokens[n], "maybe")
+                self.ledger.removing(INBOX, tokens[n])
             results: list = []
             t = threading.Thread(target=self._ctl_delete, args=(c, victims, results))
             t.start()
@@ -260,7 +280,7 @@ class CrashRun:
             if results == ["ok"]:
                 self.stats.acknowledged += 1
                 for n in victims:
-                    self.ledger.expect(INBOX, tokens[n], "gone")
+                    self.ledger.removed(INBOX, tokens[n])
         finally:
             c.close()
 
@@ -285,10 +305,13 @@ class CrashRun:
         s.close()
         inbox = self.ledger.check(INBOX, rig.path(INBOX))
         saved = self.ledger.check(SAVED, rig.path(SAVED))
-        for token in list(self.moving):
-            here = {self.ledger.state(INBOX, token), self.ledger.state(SAVED, token)}
-            assert here != {None}, f"{token} lost by an interrupted MOVE"
-            self.moving.discard(token)
+        self.stats.identical += any(len({m.digest for m in box}) < len(box) for box in (inbox, saved))
+        for token, floor in list(self.moving.items()):
+            here = sum(c.seen for c in (self.ledger.count(b, token) for b in (INBOX, SAVED))
+                       if c is not None)
+            assert here >= floor, f"{token} lost by an interrupted MOVE ({here} copies, " \
+                f"at least {floor} expected)"
+            del self.moving[token]
         self.ledger.check_imp(rig.path(INBOX), inbox, self.uids[INBOX])
         self.ledger.check_imp(rig.path(SAVED), saved, self.uids[SAVED], flags=False)
 

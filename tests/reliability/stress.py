@@ -34,22 +34,26 @@ class Stats:
     pop_sessions: int = 0
     deliveries: int = 0
     appends: int = 0
+    copies: int = 0
     deletes: int = 0
     fetch_views: int = 0
     hostile_attacks: int = 0
+    identical: int = 0      # messages at the end with the digest of an earlier one
     errors: list[str] = field(default_factory=list)
 
 
 class Stress:
     def __init__(self, rig: Rig, seed: int, seconds: float):
         self.rig, self.seed = rig, seed
-        self.deadline = time.monotonic() + seconds
+        self.t0 = time.monotonic()
+        self.deadline = self.t0 + seconds
         self.ledger = Ledger()
         # no kills here: every acknowledged delete and the final view must
         # hold exactly (RELIABILITY_STRICT=0 reports them instead)
         self.ledger.strict = os.environ.get("RELIABILITY_STRICT", "1") != "0"
         self.lock = threading.Lock()            # guards ledger, stats, uid map
         self.uids: dict[tuple[int, int], str] = {}   # (uidvalidity, uid) -> token
+        self.appended: list[tuple[str, bytes, bytes]] = []   # (token, message, date)
         self.stats = Stats()
 
     def running(self) -> bool:
@@ -57,25 +61,38 @@ class Stress:
 
     def _new(self) -> tuple[str, bytes]:
         with self.lock:
-            token, msg = self.ledger.new_message()
-            self.ledger.expect(INBOX, token, "maybe")
-            return token, msg
+            return self.ledger.new_message()
 
-    def _settle(self, box: str, token: str, state: str, counter: str) -> None:
+    def _ledger(self, what: str, token: str, uid: int | None = None, note: str = "") -> None:
+        """adding/added/removing/removed one copy of token in INBOX (the
+        ranges add up in any order: a session may see, delete and settle a
+        message before its deliverer has settled it delivered)."""
         with self.lock:
-            # a session may see, delete and settle a message before its
-            # deliverer has settled it present: the delete stands
-            if not (state == "present" and self.ledger.state(box, token) == "gone"):
-                self.ledger.expect(box, token, state)
+            note = f"{time.monotonic() - self.t0:.2f}s {threading.current_thread().name} {note}"
+            if what in ("removing", "removed"):
+                getattr(self.ledger, what)(INBOX, token, uid, note)
+            else:
+                getattr(self.ledger, what)(INBOX, token, note)
+
+    def _count(self, counter: str) -> None:
+        with self.lock:
             setattr(self.stats, counter, getattr(self.stats, counter) + 1)
 
     # -- clients
     def deliverer(self, rng: random.Random) -> None:
+        """mbappend deliveries; now and then one twice at once (two
+        byte-identical messages if both land within one second)."""
         while self.running():
             token, msg = self._new()
-            if self.rig.deliver(msg).wait(60) != 0:
-                raise AssertionError("mbappend failed")
-            self._settle(INBOX, token, "present", "deliveries")
+            procs = []
+            for _ in range(1 + (rng.random() < 0.2)):
+                self._ledger("adding", token, note="mbappend")
+                procs.append(self.rig.deliver(msg))
+            for p in procs:
+                if p.wait(60) != 0:
+                    raise AssertionError("mbappend failed")
+                self._ledger("added", token)
+                self._count("deliveries")
             time.sleep(rng.uniform(0, 0.3))
 
     def imap_client(self, rng: random.Random) -> None:
@@ -124,21 +141,50 @@ class Stress:
     def _imap_change(self, s, rng: random.Random) -> None:
         what = rng.random()
         if what < 0.3:
-            token, msg = self._new()
-            s.cmd(b"APPEND INBOX", msg.replace(b"\n", b"\r\n"))
-            self._settle(INBOX, token, "present", "appends")
+            token, msg, date = self._to_append(rng)
+            self._ledger("adding", token, note="APPEND")
+            s.cmd(b"APPEND INBOX " + date, msg.replace(b"\n", b"\r\n"))
+            self._ledger("added", token)
+            self._count("appends")
         elif what < 0.5:
             view = self._fetch(s)
             if len(view) > 8:
                 seq = rng.choice(sorted(view))
-                token = view[seq][0]
-                with self.lock:
-                    self.ledger.expect(INBOX, token, "maybe")
-                s.cmd(b"UID STORE %d +FLAGS.SILENT (\\Deleted)" % view[seq][1])
+                token, uid, _ = view[seq]
+                self._ledger("removing", token, uid, note="EXPUNGE")
+                s.cmd(b"UID STORE %d +FLAGS.SILENT (\\Deleted)" % uid)
                 s.cmd(b"EXPUNGE")
-                self._settle(INBOX, token, "gone", "deletes")
+                self._ledger("removed", token, uid)
+                self._count("deletes")
+        elif what < 0.6:
+            # a byte-identical copy of a message in the mailbox itself
+            view = self._fetch(s)
+            if view:
+                token, uid, _ = view[rng.choice(sorted(view))]
+                self._ledger("adding", token, note=f"COPY {uid}")
+                try:
+                    s.cmd(b"UID COPY %d INBOX" % uid)
+                except SessionError as e:       # expunged meanwhile (RFC 2180 4.4)
+                    if b" NO " not in e.args[0]:
+                        raise
+                    self._ledger("removing", token, note="COPY refused")
+                    self._ledger("removed", token)
+                    return
+                self._ledger("added", token)
+                self._count("copies")
         else:
             s.cmd(b"NOOP")
+
+    def _to_append(self, rng: random.Random) -> tuple[str, bytes, bytes]:
+        """A new message with a date, or half the time an earlier APPEND's
+        message and date again: the same bytes stored (issue 13)."""
+        with self.lock:
+            if self.appended and rng.random() < 0.5:
+                return rng.choice(self.appended)
+            token, msg = self.ledger.new_message()
+            date = b'"%02d-Mar-2026 10:00:00 +0000"' % rng.randint(1, 28)
+            self.appended.append((token, msg, date))
+            return token, msg, date
 
     def pop_client(self, rng: random.Random) -> None:
         while self.running():
@@ -151,12 +197,12 @@ class Stress:
                 if len(view) > 8 and rng.random() < 0.5:
                     n = rng.choice(sorted(view))
                     doomed = view[n]
-                    with self.lock:
-                        self.ledger.expect(INBOX, doomed, "maybe")
+                    self._ledger("removing", doomed, note="DELE")
                     p.cmd(b"DELE %d" % n)
                 p.cmd(b"QUIT")
                 if doomed:
-                    self._settle(INBOX, doomed, "gone", "deletes")
+                    self._ledger("removed", doomed)
+                    self._count("deletes")
             finally:
                 p.close()
             time.sleep(rng.uniform(0, 0.2))
@@ -178,7 +224,7 @@ def run(base: Path, clients: int, seconds: float, seed: int) -> Stats:
         for _ in range(10):
             token, msg = st._new()
             assert rig.deliver(msg).wait() == 0
-            st.ledger.expect(INBOX, token)
+            st.ledger.present(INBOX, token)
         rig.start_fs()
         kinds = ([st.imap_client] * (2 * clients // 5) + [st.pop_client] * (clients // 5))
         kinds += [st.deliverer] * (clients - len(kinds))
@@ -200,6 +246,7 @@ def run(base: Path, clients: int, seconds: float, seed: int) -> Stats:
         s.cmd(b"LOGOUT")
         s.close()
         stored = st.ledger.check(INBOX, rig.path(INBOX))
+        st.stats.identical = len(stored) - len({m.digest for m in stored})
         if len(final) != len(stored):   # upasfs purges deletions lazily
             st.ledger.soft.append(f"IMAP shows {len(final)} messages, upasfs lists "
                                   f"{_fs_count(rig)}, the file holds {len(stored)}")

@@ -57,7 +57,7 @@ def copy(s, req: Request) -> None:
         s.updates(req)
         s.line(f"{req.tag} NO [TRYCREATE] {req.name} mailbox does not exist")
         return
-    box.check()
+    s.report(expunges=req.uid, uid=req.uid)   # what changed first (RFC 3501 5.2, 7.4.1)
     msgs, ok = s.resolve(ranges, req.uid)
     if not ok or any(m.expunged for m in msgs):
         s.no(req)

@@ -300,7 +300,7 @@ def parse_fetch(r: p.Reader):
 def fetch(s, req: Request) -> None:
     ranges, atts = req.args
     box: Mailbox = s.box
-    box.check()
+    s.report(expunges=req.uid, uid=req.uid)   # what changed first (RFC 3501 5.2, 7.4.1)
     msgs, ok = s.resolve(ranges, req.uid)
     if not req.uid and any(m.expunged for m in msgs):
         ok = False
@@ -315,6 +315,7 @@ def fetch(s, req: Request) -> None:
             changed = box.modify([m for m in msgs if "\\Seen" not in m.flags], _set_seen)
         except MailboxError:
             pass            # upasfs is gone: the reads below fail too
+    s.announce_keywords()       # the merge may have brought others' keywords
     site = s.opts.site
     kept = _cache(box, site, atts, len(msgs))
 

@@ -16,11 +16,12 @@ files through the namespace, under the mail lock, crash-safely.
 """
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import time
 from dataclasses import dataclass, field
-from typing import AbstractSet, Iterable
+from typing import AbstractSet, Iterable, NamedTuple, Sequence
 
 from upas import ns as nsmod
 from upas.mail import safewrite
@@ -181,31 +182,112 @@ def parse_keywords(data: bytes) -> dict[int, tuple[str, list[str]]]:
     return out
 
 
-def match(imp: ImpFile | None, digests: list[str], uidnext_floor: int = 1
-          ) -> tuple[list[Entry | None], int]:
-    """Pair each message (by digest, mailbox order) with its .imp entry.
+class Match(NamedTuple):
+    found: list[Entry | None]     # per message: its entry, None if new
+    uidnext: int                  # to continue numbering from
+    unclaimed: list[Entry]        # entries no message took (file order)
 
-    An entry is used at most once; its uid must be higher than the previous
-    message's (UIDs ascend in mailbox order), otherwise the message counts
-    as unknown.  A uid-0 entry (Plan 9 APPEND/COPY) lends only its flags.
-    Returns the entries (None: unknown) and the uidnext to continue from.
-    """
-    pool: dict[str, list[Entry]] = {}
-    for e in imp.entries if imp else []:
-        pool.setdefault(e.digest, []).append(e)
+
+def match(imp: ImpFile | None, msgs: Sequence[tuple[str, int]],
+          uidnext_floor: int = 1, gone: AbstractSet[tuple[str, int]] = frozenset()) -> Match:
+    """Pair each message, given as (digest, uid) in mailbox order (uid 0:
+    the caller has not numbered it), with its .imp entry.
+
+    An entry belongs to one message, not to a digest: two byte-identical
+    messages have two entries with one digest (issue 13).  A numbered
+    message takes only the entry with its own digest and uid.  The others,
+    a run between two numbered ones at a time, take the entries between
+    those two's by the longest alignment of the digests in order (both
+    lists are in mailbox order, and messages leave a file but never move,
+    so position tells copies apart; a message listed after another
+    session dropped its entry does not take a later copy's).  Where a run
+    of identical entries outnumbers the identical messages aligned with
+    it, the copies that went are taken to be those marked \\Deleted (an
+    EXPUNGE removes those), then the last.  An entry whose uid is not
+    above the previous message's (a file out of order), or a uid-0 entry
+    (Plan 9 APPEND/COPY), lends only its flags.  `gone`: (digest, uid) of
+    messages the caller has seen deleted: their entries are nobody's."""
+    entries = imp.entries if imp else []
     uidnext = max(imp.uidnext if imp else 1, uidnext_floor, 1)
-    last = 0
+    if not gone and len(entries) == len(msgs) and all(
+            e.digest == d and u in (0, e.uid) for e, (d, u) in zip(entries, msgs)):
+        idx: list[int | None] = list(range(len(msgs)))      # the usual case
+    else:
+        idx = _pair(entries, msgs, gone)
     out: list[Entry | None] = []
-    for d in digests:
-        cands = pool.get(d, [])
-        e = cands.pop(0) if cands else None
-        if e is not None and e.uid and e.uid <= last:
-            e = Entry(d, 0, e.flags)
-        if e is not None and e.uid:
-            last = e.uid
-            uidnext = max(uidnext, e.uid + 1)
+    taken = [False] * len(entries)
+    last = 0
+    for (d, u), k in zip(msgs, idx):
+        e = None if k is None else entries[k]
+        if e is not None:
+            taken[k] = True
+            if not u and e.uid and e.uid <= last:
+                e = Entry(d, 0, e.flags)
+            if e.uid:
+                uidnext = max(uidnext, e.uid + 1)
+        last = u or (e.uid if e is not None else 0) or last
         out.append(e)
-    return out, uidnext
+    return Match(out, uidnext, [e for e, t in zip(entries, taken) if not t])
+
+
+def _pair(entries: list[Entry], msgs: Sequence[tuple[str, int]],
+          gone: AbstractSet[tuple[str, int]]) -> list[int | None]:
+    """The index of each message's entry (see match), None if it has none."""
+    own: dict[tuple[str, int], int] = {}
+    for k, e in enumerate(entries):
+        if e.uid:
+            own.setdefault((e.digest, e.uid), k)
+    out: list[int | None] = [None] * len(msgs)
+    claimed = {own[key] for key in gone if key in own}
+    for i, key in enumerate(msgs):
+        k = own.get(key) if key[1] else None
+        if k is not None and k not in claimed:
+            out[i] = k
+            claimed.add(k)
+    # the messages not numbered, a run at a time, with the entries between
+    # those of the numbered messages around them
+    lo, i = 0, 0
+    while i < len(msgs):
+        if msgs[i][1]:
+            if out[i] is not None:
+                lo = max(lo, out[i] + 1)
+            i += 1
+            continue
+        j = i
+        while j < len(msgs) and not msgs[j][1]:
+            j += 1
+        hi = next((out[k] for k in range(j, len(msgs)) if out[k] is not None), len(entries))
+        free = [k for k in range(lo, hi) if k not in claimed]
+        for a, k in _align([msgs[x][0] for x in range(i, j)], entries, free):
+            out[i + a] = k
+        i = j
+    return out
+
+
+def _align(digests: list[str], entries: list[Entry], free: list[int]) -> list[tuple[int, int]]:
+    """(message, entry index) pairs of the longest alignment in order of
+    these messages' digests with the entries `free`; within a run of
+    identical entries, the messages take those not \\Deleted first."""
+    theirs = [entries[k].digest for k in free]
+    if digests == theirs:
+        return list(zip(range(len(digests)), free))
+    blocks = difflib.SequenceMatcher(None, digests, theirs, autojunk=False).get_matching_blocks()
+    pairs = {b + n: a + n for a, b, size in blocks for n in range(size)}   # free pos -> msg
+    out = []
+    pos = 0
+    while pos < len(free):
+        end = pos + 1
+        while end < len(free) and theirs[end] == theirs[pos]:
+            end += 1
+        mine = sorted(pairs[q] for q in range(pos, end) if q in pairs)
+        if mine:
+            run = range(pos, end)
+            if len(mine) < len(run):
+                run = sorted(sorted(run, key=lambda q: ("\\Deleted" in entries[free[q]].flags, q))
+                             [:len(mine)])
+            out += [(a, free[q]) for a, q in zip(mine, run)]
+        pos = end
+    return out
 
 
 def read_file(ns: nsmod.Namespace, path: str) -> bytes | None:

@@ -26,7 +26,7 @@ from upas.mail.mime import MAX_DEPTH
 from upas.imap4d import imp, prefetch
 
 DELETE_BATCH = 8192          # bytes per `delete` ctl write, as Bell
-RELIST_TRIES = 3             # listings before numbering an unknown old message
+RELIST_TRIES = 8             # listings before numbering an unknown old message
 DIGEST_READ = 1024           # bytes read of a digest file: all of it
 # per-message files kept in memory once read (bodies are not: a big
 # mailbox would end up in memory)
@@ -38,17 +38,6 @@ CACHED = {"rawheader", "mimeheader", "unixheader", "digest", "type"}
 # qid.path): numbers are never reused.  So a process reads a digest once,
 # though APPEND and STATUS open their mailbox afresh every time.
 _DIGESTS: dict[str, tuple[int | None, dict[int, str]]] = {}
-
-
-def _unnumbered_before_numbered(live: list[Message]) -> bool:
-    """A message without a uid before one with a uid (mailbox order)."""
-    seen_unnumbered = False
-    for m in live:
-        if not m.uid:
-            seen_unnumbered = True
-        elif seen_unnumbered:
-            return True
-    return False
 
 
 class MailboxError(Exception):
@@ -111,7 +100,9 @@ class Mailbox:
         self.fs_stamp = None                 # (qid, mtime) of the fs dir
         self.imp_stamp = None
         self.flag_changes: list[Message] = []   # flag updates to report
-        self.exists_reported = 0
+        self.exists_reported = 0             # the messages the client knows: msgs[:n]
+        self.keywords: set[str] = set()      # keywords messages of this view have had
+        self.announced: set[str] = set()     # those the client was told of (FLAGS)
         self.recent_reported = 0
         self.gone = False
         self._ahead: list[tuple[imp.Entry, list[str]]] = []   # see _newer
@@ -122,6 +113,7 @@ class Mailbox:
         self.imp_known: tuple[bytes, bytes | None] | None = None
         self._known_live: list[Message] = []      # the messages it was for
         self._imp_exact = False             # the merge took the file as it is
+        self._doubted: bytes | None = None  # the .imp as a merge found it doubtful
         # FETCH and SEARCH read many messages' files at once (prefetch.py)
         self.held: dict[tuple[int, str], object] = {}   # files read for them
         self.speculative = False
@@ -226,16 +218,18 @@ class Mailbox:
           we list that the file does not know, older than messages it does
           know, is most likely such a one, and numbering it anew would put
           UIDs out of order (the stress rig saw the disorder spread);
+          so is a message we have numbered whose entry has gone (writing
+          it back would also drop the line of a later identical copy);
           a message still there after a new listing lost its entry and is
-          numbered anew;
+          numbered anew (or keeps its uid);
         - the file may number messages we have not listed (kept: _newer);
           those a new listing still lacks were deleted, and go."""
         settle = False
+        self._doubted = None
         for attempt in range(RELIST_TRIES):
             last = attempt == RELIST_TRIES - 1
-            settle = settle or last
             with self.ns.lock(self.dir):
-                numbered = self._merge_imp(settle)
+                numbered = self._merge_imp(settle, force=last)
                 if numbered:
                     if apply is not None:
                         apply()
@@ -251,11 +245,15 @@ class Mailbox:
             if self.gone:
                 return
 
-    def _merge_imp(self, settle: bool = True) -> bool:
+    def _merge_imp(self, settle: bool = True, force: bool = True) -> bool:
         """Read the .imp (and keywords) and reconcile them with the messages;
         called with the lock held.  Messages without a uid get new ones --
-        unless `settle` is false and one of them lies before messages the
-        file knows: then False, nothing numbered (see _under_lock)."""
+        unless the file and our listing disagree as an out-of-date listing
+        would (_doubtful): then False, nothing taken (see _under_lock).  The
+        disagreement is acted on when `force`d, or when `settle`: our new
+        listing showed nothing new and the file is as it was when we
+        doubted (a listing made before another session's write, which we
+        waited for at the lock, is out of date again)."""
         data = imp.read_file(self.ns, self.imppath)
         kwdata = imp.read_file(self.ns, self.kwpath)
         if self._as_written(data, kwdata):
@@ -269,24 +267,86 @@ class Mailbox:
             self.uidvalidity = (parsed.uidvalidity if parsed
                                 else imp.new_uidvalidity(self.ns, self.path))
         live = [m for m in self.msgs if not m.expunged]
-        found, uidnext = imp.match(parsed, [m.digest for m in live], self.uidnext)
+        found, uidnext, unclaimed = self._match(parsed, live)
         self._imp_read = (data, kwdata)     # _write_imp skips an unchanged file
         self.imp_known = None
+        doubt = self._doubtful(live, found, unclaimed)
+        if doubt and self._drop_vanished(live, found):
+            live = [m for m in self.msgs if not m.expunged]
+            found, uidnext, unclaimed = self._match(parsed, live)
+            doubt = self._doubtful(live, found, unclaimed)
+        if doubt and not force:
+            if not settle or data != self._doubted:
+                self._doubted = data
+                return False            # nothing taken: list again first
         self._imp_exact = self._takes_all(live, parsed, found, uidnext) and imp.as_parsed(data, parsed)
         kws = imp.parse_keywords(kwdata) if kwdata else {}
         for m, e in zip(live, found):
             self._apply_entry(m, e, kws)
             m.file_recent = e is None or "\\Recent" in e.flags
         self.uidnext = uidnext
-        if not settle and _unnumbered_before_numbered(live):
-            return False
         for m in live:
             if not m.uid:
                 m.uid = self.uidnext
                 self.uidnext += 1
-        self._ahead = self._newer(parsed, kws)
+        self._ahead = self._newer(parsed, unclaimed, live, kws)
         self.imp_stamp = self._imp_stamp()
         return True
+
+    def _match(self, parsed: imp.ImpFile | None, live: list[Message]) -> imp.Match:
+        """imp.match for our live messages; the entries of the messages we
+        have seen expunged are nobody's (a new identical copy must not take
+        one: its uid would be the one this session reports expunged)."""
+        gone = {(m.digest, m.uid) for m in self.msgs if m.expunged and m.uid} \
+            if len(live) < len(self.msgs) else frozenset()
+        return imp.match(parsed, [(m.digest, m.uid) for m in live], self.uidnext, gone)
+
+    def _doubtful(self, live: list[Message], found: list[imp.Entry | None],
+                  unclaimed: list[imp.Entry]) -> bool:
+        """The file and our listing disagree in a way an out-of-date listing
+        explains (see _under_lock): a message we numbered whose entry has
+        gone; a message the file does not know while it knows one after it
+        (numbered by us or another session: a new uid would not ascend);
+        or an entry at or below our uids that we would drop without having
+        seen its message expunged."""
+        if not unclaimed and None not in found:
+            return False                # the usual case: each has its entry
+        if any(m.uid and e is None for m, e in zip(live, found)):
+            return True
+        uids = [m.uid or (e.uid if e is not None else 0) for m, e in zip(live, found)]
+        new = 0 in uids
+        if new and any(uids[uids.index(0):]):
+            return True
+        last = max(uids, default=0)
+        ours = {(m.digest, m.uid) for m in self.msgs if m.expunged}
+        for e in unclaimed:
+            key = (e.digest, e.uid)
+            if key in ours:
+                continue
+            if e.uid <= last or (new and key not in self._unlisted):
+                return True
+        return False
+
+    def _drop_vanished(self, live: list[Message], found: list[imp.Entry | None]) -> bool:
+        """Of the messages the file does not know, mark those upasfs no
+        longer has expunged; True if there were any.  Our listing was made
+        before we took the lock and may predate a delete (whose session
+        has since dropped the message's line); a walk to a message
+        directory does not make upasfs read the mailbox (a listing would,
+        and it would wait for the lock we hold), so this look is current."""
+        doubted = [m for m, e in zip(live, found) if e is None]
+        if not doubted:
+            return False
+        got = self.ns.stat_many([f"{self.fsdir}/{m.fsnum}" for m in doubted])
+        gone = [m for m, d in zip(doubted, got) if d is None]
+        if gone:
+            try:
+                self.ns.stat(fsctl.CTL)       # a failed stat may be a hung-up upasfs
+            except nsmod.Hungup:
+                raise MailboxLost("upas/fs has gone away") from None
+            for m in gone:
+                m.expunged = True
+        return bool(gone)
 
     def _takes_all(self, live: list[Message], parsed: imp.ImpFile | None,
                    found: list, uidnext: int) -> bool:
@@ -309,21 +369,30 @@ class Mailbox:
             return False
         return [m for m in self.msgs if not m.expunged] == self._known_live
 
-    def _newer(self, parsed: imp.ImpFile | None, kws: dict) -> list[tuple[imp.Entry, list[str]]]:
+    def _newer(self, parsed: imp.ImpFile | None, unclaimed: list[imp.Entry],
+               live: list[Message], kws: dict) -> list[tuple[imp.Entry, list[str]]]:
         """Entries of messages another session has numbered but this one has
         not listed yet (uids above all of ours), with their keywords.  Our
         rewrite of the file keeps them: dropping them would lose their
         flags, and the next session would number those messages anew, out
-        of mailbox order (found by the stress rig)."""
-        if not parsed:
+        of mailbox order (found by the stress rig).  Such an entry is one
+        no message of ours took, and one more than we hold of its digest
+        (an identical copy delivered since: issue 13); an entry for a
+        message we hold under another uid is not one."""
+        if not parsed or not unclaimed:
             return []
-        mine = {m.digest for m in self.msgs}
-        mine |= {d for d, _ in self._unlisted}     # still unlisted: deleted
+        excess: dict[str, int] = {}
+        for e in parsed.entries:
+            excess[e.digest] = excess.get(e.digest, 0) + 1
+        for m in live:
+            excess[m.digest] = excess.get(m.digest, 0) - 1
+        gone = self._unlisted            # still unlisted after a listing: deleted
         last = max((m.uid for m in self.msgs), default=0)
         out = []
-        for e in parsed.entries:
-            if e.uid > last and e.digest not in mine:
+        for e in unclaimed:
+            if e.uid > last and excess.get(e.digest, 0) > 0 and (e.digest, e.uid) not in gone:
                 last = e.uid
+                excess[e.digest] -= 1
                 k = kws.get(e.uid)
                 out.append((e, list(k[1]) if k and k[0] == e.digest else []))
         return out
@@ -331,11 +400,9 @@ class Mailbox:
     def _apply_entry(self, m: Message, e: imp.Entry | None, kws: dict) -> None:
         fresh = not m.uid
         if e is None:
-            return                      # new to the file: keeps \Recent
+            return                      # new to the file (or it lost ours): ours stands
         if fresh and e.uid:
             m.uid = e.uid
-        if m.uid and e.uid and e.uid != m.uid:
-            return                      # the file disagrees; ours stands
         new = set(e.flags)              # a new message's \\Recent is the file's
         if not fresh:
             if "\\Recent" in m.flags:     # else ours stands
@@ -344,6 +411,8 @@ class Mailbox:
                 new.discard("\\Recent")
         k = kws.get(m.uid)
         newkw = list(k[1]) if k and k[0] == m.digest else []
+        if newkw:
+            self.keywords.update(newkw)
         if not fresh and (new != m.flags or newkw != m.keywords):
             if m not in self.flag_changes:
                 self.flag_changes.append(m)
@@ -440,7 +509,9 @@ class Mailbox:
         return None
 
     def seq(self, m: Message) -> int:
-        """The sequence number of m (UIDs ascend in mailbox order)."""
+        """The sequence number of m: found by its uid (UIDs ascend in
+        mailbox order), else looked for (a message that vanished before it
+        was numbered keeps uid 0 until reported)."""
         lo, hi = 0, len(self.msgs)
         while lo < hi:
             mid = (lo + hi) // 2
@@ -448,7 +519,9 @@ class Mailbox:
                 lo = mid + 1
             else:
                 hi = mid
-        return lo + 1
+        if lo < len(self.msgs) and self.msgs[lo] is m:
+            return lo + 1
+        return next(i for i, x in enumerate(self.msgs) if x is m) + 1
 
     def seqs(self, msgs: list[Message]) -> list[int]:
         """seq() of many messages (in mailbox order), in one pass."""
@@ -516,17 +589,28 @@ class Mailbox:
             self.ns.write(fsctl.CTL, (head + " " + " ".join(batch)).encode())
         self.fs_stamp = None
 
+    def drop_unannounced(self) -> None:
+        """Messages that came and went between two reports to the client
+        (after msgs[:exists_reported], the ones it knows) go unreported:
+        an EXPUNGE for them would name a number it never had."""
+        known = self.exists_reported
+        if any(m.expunged for m in self.msgs[known:]):
+            self._forget(m for m in self.msgs[known:] if m.expunged)
+            self.msgs[known:] = [m for m in self.msgs[known:] if not m.expunged]
+
     def take_expunged(self) -> list[int]:
         """Drop pending expunges; their sequence numbers as each is removed
-        in turn (already adjusted, as `* n EXPUNGE` needs)."""
-        seqs = []
-        i = 0
-        while i < len(self.msgs):
-            if self.msgs[i].expunged:
-                seqs.append(i + 1)
-                m = self.msgs.pop(i)
-                if m in self.flag_changes:
-                    self.flag_changes.remove(m)
-            else:
-                i += 1
+        in turn (already adjusted, as `* n EXPUNGE` needs).  Only messages
+        the client knows: drop_unannounced first."""
+        self.drop_unannounced()
+        seqs = [i + 1 - k for k, i in enumerate(i for i, m in enumerate(self.msgs) if m.expunged)]
+        if seqs:
+            self._forget(m for m in self.msgs if m.expunged)
+            self.msgs = [m for m in self.msgs if not m.expunged]
+            self.exists_reported -= len(seqs)
         return seqs
+
+    def _forget(self, gone) -> None:
+        gone = {id(m) for m in gone}
+        self.flag_changes = [m for m in self.flag_changes if id(m) not in gone]
+

@@ -35,7 +35,7 @@ def cmd_move(s, req) -> None:
         return s.tagged(req, f"NO [TRYCREATE] {req.name} mailbox does not exist")
     if box.readonly:
         return s.no(req, "mailbox is read-only")
-    box.check()
+    s.report(expunges=req.uid, uid=req.uid)   # what changed first (RFC 3501 5.2, 7.4.1)
     msgs, ok = s.resolve(ranges, req.uid)
     if not ok or any(m.expunged for m in msgs):
         return s.no(req)

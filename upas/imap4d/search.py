@@ -306,7 +306,7 @@ def search(s, req: Request) -> None:
         s.tagged(req, f'NO [BADCHARSET] ("US-ASCII" "UTF-8") {req.echo} failed')
         return
     box: Mailbox = s.box
-    box.check()
+    s.report(expunges=req.uid, uid=req.uid)   # what changed first (RFC 3501 5.2, 7.4.1)
     n = len(box.msgs)
 
     kept = digestcache.for_box(box.ns, box.path, s.opts.site) \

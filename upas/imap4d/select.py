@@ -12,6 +12,13 @@ FLAGS = "FLAGS (\\Seen \\Answered \\Flagged \\Deleted \\Draft)"
 PERMANENT = "OK [PERMANENTFLAGS (\\Seen \\Answered \\Flagged \\Draft \\Deleted \\*)] Limited"
 
 
+def flags_lines(keywords) -> list[str]:
+    """FLAGS and PERMANENTFLAGS with the keywords the mailbox's messages
+    have (Plan 9 lists the system flags only: docs/decisions.md)."""
+    kw = "".join(" " + k for k in sorted(keywords))
+    return [FLAGS[:-1] + kw + ")", PERMANENT.replace(" \\*)", kw + " \\*)")]
+
+
 def parse_mailbox(r: Reader) -> bytes:
     return r.astring()
 
@@ -42,13 +49,15 @@ def select_common(s, req: Request, readonly: bool) -> None:
         s.no(req, f"can't open mailbox {shown}: {e}")
         return
     s.box, s.box_name, s.state = box, shown, State.SELECTED
-    s.untagged(FLAGS)
+    box.announced = set(box.keywords)
+    flags, permanent = flags_lines(box.announced)
+    s.untagged(flags)
     s.untagged(f"{len(box.msgs)} EXISTS")
     s.untagged(f"{box.recent()} RECENT")
     unseen = box.first_unseen()
     if unseen is not None:
         s.untagged(f"OK [UNSEEN {unseen}] Message {unseen} is first unseen")
-    s.untagged(PERMANENT)
+    s.untagged(permanent)
     s.untagged(f"OK [UIDNEXT {box.uidnext}] Predicted next UID")
     s.untagged(f"OK [UIDVALIDITY {box.uidvalidity}] UIDs valid")
     s.ok(req, f"{shown} completed", code="READ-ONLY" if readonly else "READ-WRITE")

@@ -15,7 +15,7 @@ from typing import Callable
 from upas import ns as nsmod
 from upas.mail.lock import LockError
 from upas.imap4d import parser as p
-from upas.imap4d import table
+from upas.imap4d import select, table
 from upas.imap4d.mailbox import MailboxLost
 from upas.imap4d.table import NOTAUTH, Request, State
 
@@ -300,13 +300,26 @@ class Session:
         self.report(expunges=(cmd.updates == table.EXPUNGES or req.uid), uid=req.uid)
 
     def report(self, expunges: bool, uid: bool = False) -> None:
+        """Tell the client how the selected mailbox changed, in the order
+        its picture of the mailbox needs (RFC 3501 5.2, 7.4.1): the
+        expunges (where allowed), then new messages (EXISTS), then new
+        keywords (FLAGS), then flag changes, so that no reply names a
+        message or keyword before it is announced."""
         box = self.box
         if box is None:
             return
         box.check()
         seqs = box.take_expunged() if expunges else []
+        box.drop_unannounced()
         for s in seqs:
             self.untagged(f"{s} EXPUNGE")
+        n = len(box.msgs)
+        if n != box.exists_reported or seqs:
+            box.exists_reported = n
+            box.recent_reported = box.recent()
+            self.untagged(f"{n} EXISTS")
+            self.untagged(f"{box.recent_reported} RECENT")
+        self.announce_keywords()
         for m in list(box.flag_changes):
             if m.expunged or m not in box.msgs:
                 continue
@@ -315,12 +328,17 @@ class Session:
             self.untagged(f"{seq} FETCH (UID {m.uid} FLAGS ({flags}))" if uid
                           else f"{seq} FETCH (FLAGS ({flags}))")
         box.flag_changes.clear()
-        n = len(box.msgs)
-        if n != box.exists_reported or seqs:
-            box.exists_reported = n
-            box.recent_reported = box.recent()
-            self.untagged(f"{n} EXISTS")
-            self.untagged(f"{box.recent_reported} RECENT")
+
+    def announce_keywords(self) -> None:
+        """`* FLAGS` and `* OK [PERMANENTFLAGS]` again when the mailbox's
+        messages have a keyword the client has not been told of, before a
+        FETCH shows it (RFC 3501 7.2.6; docs/decisions.md)."""
+        box = self.box
+        if box is None or box.keywords <= box.announced:
+            return
+        box.announced |= box.keywords
+        for line in select.flags_lines(box.announced):
+            self.untagged(line)
 
     # -- message sets -----------------------------------------------------------
     def resolve(self, ranges: list[tuple[int, int]], uid: bool):

@@ -74,7 +74,7 @@ def store(s, req: Request) -> None:
     if box.readonly:            # EXAMINE: RFC 3501 6.3.2 (Plan 9 stored anyway)
         s.no(req, "mailbox is read-only")
         return
-    box.check()
+    s.report(expunges=req.uid, uid=req.uid)   # what changed first (RFC 3501 5.2, 7.4.1)
     msgs, ok = s.resolve(ranges, req.uid)
     if not req.uid and any(m.expunged for m in msgs):
         ok = False
@@ -90,6 +90,9 @@ def store(s, req: Request) -> None:
     for m in msgs:
         if m in box.flag_changes:
             box.flag_changes.remove(m)      # reported here
+    if op != "-":
+        box.keywords.update(f for f in flags if not f.startswith("\\"))
+    s.announce_keywords()                   # before a FETCH shows them
     if not silent:
         _report(s, box, msgs, req.uid)
     if ok:

@@ -73,6 +73,21 @@ class MessageInfo:
     size: int
     deleted: bool = False
     purged: bool = False   # deleted by SYNC: gone from upasfs for good
+    uidl: str = ""         # the unique-id: the digest, unique_ids() for copies
+
+
+def unique_ids(digests: Sequence[str]) -> list[str]:
+    """UIDLs unique within the maildrop (RFC 1939 7) when byte-identical
+    messages share a digest: the first copy keeps the plain digest (Plan
+    9's UIDL, so what clients recorded stays valid), the n-th copy in
+    mailbox order gets `DIGEST.n`.  An id stays while the copies before
+    it stay (docs/decisions.md)."""
+    seen: dict[str, int] = {}
+    out = []
+    for d in digests:
+        n = seen[d] = seen.get(d, 0) + 1
+        out.append(d if n == 1 else f"{d}.{n}")
+    return out
 
 
 class Challenge(Protocol):
@@ -398,6 +413,8 @@ class Session:
     def _load(self, box: str) -> None:
         self.mbox = self.host.open_mailbox(box)
         self.msgs = list(self.mbox.messages)
+        for m, uidl in zip(self.msgs, unique_ids([m.digest for m in self.msgs])):
+            m.uidl = uidl
 
     def _live(self) -> list[MessageInfo]:
         return [m for m in self.msgs if not m.deleted]
@@ -682,10 +699,10 @@ def _top(s: Session, arg: bytes, word: bytes) -> Iterator[Event]:
 def _uidl(s: Session, arg: bytes, word: bytes) -> Iterator[Event]:
     if arg:
         m = s._msg(arg)
-        yield s.ok(f"{atoi(arg)} {m.digest}") if m else s.err("no such message")
+        yield s.ok(f"{atoi(arg)} {m.uidl}") if m else s.err("no such message")
         return
     out = [s.ok()]
-    out += [s._line(f"{i} {m.digest}") for i, m in enumerate(s.msgs, 1) if not m.deleted]
+    out += [s._line(f"{i} {m.uidl}") for i, m in enumerate(s.msgs, 1) if not m.deleted]
     out.append(s._line("."))
     yield b"".join(out)
 
