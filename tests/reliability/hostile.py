@@ -27,6 +27,8 @@ import random
 import secrets
 import sys
 import time
+from contextlib import contextmanager
+from typing import Iterator
 
 from fuzz.nesting import mime_bomb, mime_flood, search_bomb
 from tests.reliability.ledger import body_digest
@@ -82,9 +84,7 @@ class Hostile:
         st._count("deliveries")
 
     def bodystructure(self, rng: random.Random) -> None:
-        s = self.rig.imap()
-        try:
-            s.cmd(b"SELECT INBOX")
+        with self._selected() as s:
             for _ in range(5):          # NO for messages expunged meanwhile: again
                 tag = s.start(b"FETCH 1:* (BODYSTRUCTURE)")
                 last = _tagged(s, tag)
@@ -93,23 +93,15 @@ class Hostile:
                 if b" NO " not in last:
                     raise AssertionError(f"BODYSTRUCTURE: {last!r}")
                 s.cmd(b"NOOP")
-            s.cmd(b"LOGOUT")
-        finally:
-            s.close()
 
     # -- hostile commands
     def search_nesting(self, rng: random.Random) -> None:
-        s = self.rig.imap()
-        try:
-            s.cmd(b"SELECT INBOX")
+        with self._selected() as s:
             tag = s.start(b"SEARCH " + search_bomb(1000, rng.choice(["(", "NOT", "OR"])))
             last = _tagged(s, tag)
             if last != tag + b" BAD SEARCH search program nested too deeply\r\n":
                 raise AssertionError(f"nested SEARCH: {last!r}")
             s.cmd(b"SEARCH ALL")
-            s.cmd(b"LOGOUT")
-        finally:
-            s.close()
 
     def big_literal(self, rng: random.Random) -> None:
         s = self._imap_login_session()
@@ -183,6 +175,17 @@ class Hostile:
     def hold_lock(self, rng: random.Random) -> None:
         with MailLock(self.rig.path("")):       # as a local user may (L.mbox is 0666)
             time.sleep(rng.uniform(0.5, 2))
+
+    @contextmanager
+    def _selected(self) -> Iterator[Imap]:
+        """A preauthenticated session with INBOX selected, logged out after."""
+        s = self.rig.imap()
+        try:
+            s.cmd(b"SELECT INBOX")
+            yield s
+            s.cmd(b"LOGOUT")
+        finally:
+            s.close()
 
     # -- sessions that must log in
     def _imap_login_session(self) -> LineSession:
