@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import secrets
 import socket
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Generator
 
 from auth import crypt, speaksfor
+from lib import username
 from auth.records import (AUTHENTLEN, NETCHLEN, PASSREQLEN, TICKREQLEN, Authenticator, AuthType,
                           Passwordreq, RecordNum, Ticket, Ticketreq, err_reply, ok_reply,
                           okvar_reply)
@@ -34,6 +37,13 @@ log = logging.getLogger("auth.authsrv")
 MAXFAIL = 7              # Bell: the 7th failure ends the connection
 MD5HEXLEN = 32
 DEFAULT_IDLE = 600.0     # Bell gives up after 10 minutes
+# Guess rates (ours, issue 17; AUTHSRV_DELAY_SCALE multiplies the seconds):
+# after its k-th failure a connection waits CONN_DELAY * 2^(k-1) (at most
+# CONN_MAXDELAY) before its next request is read, and an address may fail
+# BURST times at once, then once per REFILL seconds: while it is over that
+# budget every request from it waits (right or wrong: no answer is sooner).
+CONN_DELAY, CONN_MAXDELAY = 0.5, 8.0
+BURST, REFILL = 20, 1.0
 
 
 class KeyfsFiles:
@@ -95,7 +105,7 @@ class KeyStore:
 
     @staticmethod
     def _usable(user: str) -> bool:
-        return bool(user) and "/" not in user and user not in (".", "..")
+        return username.valid(user) and "/" not in user and user not in (".", "..")
 
     def key(self, user: str) -> bytes | None:
         k = self._read(f"{user}/key") if self._usable(user) else None
@@ -116,12 +126,50 @@ class KeyStore:
         return self._usable(user) and self._write(f"{user}/secret", secret)
 
 
+class GuessLimit:
+    """The failure budget of each peer address: a token bucket of BURST
+    failures, one back every REFILL seconds (scaled).  Shared by all
+    connections; a success costs nothing."""
+
+    def __init__(self, scale: float = 1.0):
+        self.scale = scale
+        self.lock = threading.Lock()
+        self.spent: dict[str, tuple[float, float]] = {}   # addr -> (tokens used, when)
+
+    def _used(self, addr: str, now: float) -> float:
+        used, when = self.spent.get(addr, (0.0, now))
+        refill = REFILL * self.scale
+        return max(0.0, used - (now - when) / refill) if refill > 0 else 0.0
+
+    def admit(self, addr: str) -> None:
+        """Wait while addr has no failure left to spend."""
+        while True:
+            with self.lock:
+                now = time.monotonic()
+                over = self._used(addr, now) - (BURST - 1)
+                if over <= 0:
+                    return
+            time.sleep(over * REFILL * self.scale)
+
+    def failed(self, addr: str) -> None:
+        with self.lock:
+            now = time.monotonic()
+            self.spent[addr] = (self._used(addr, now) + 1, now)
+            if len(self.spent) > 10000:       # forget addresses back to full budget
+                self.spent = {a: v for a, v in self.spent.items() if self._used(a, now) > 0}
+
+    def after_failure(self, k: int) -> float:
+        """What a connection waits after its k-th failure."""
+        return min(CONN_DELAY * 2 ** (k - 1), CONN_MAXDELAY) * self.scale
+
+
 @dataclass
 class Config:
     store: KeyStore
     dom: str
     rules: list = field(default_factory=list)
     idle: float = DEFAULT_IDLE
+    limit: GuessLimit = field(default_factory=GuessLimit)
 
 
 def _printable(name: str) -> str:
@@ -162,6 +210,7 @@ class Session:
         self._reply(err_reply(f"{what}-fail bad response {self.raddr}"))
         self.cfg.store.log(user, False)
         self.failures += 1
+        self.cfg.limit.failed(self.raddr)
         log.info("%s-fail %s(%s) bad response", what, _printable(user), self.raddr)
 
     def _run(self) -> Generator[int, bytes, None]:
@@ -252,6 +301,7 @@ class Session:
                 self._reply(err_reply("bad password"))
                 store.log(tr.uid, False)
                 self.failures += 1
+                self.cfg.limit.failed(self.raddr)
                 continue
             if pr.new and not store.set_key(tr.uid, crypt.passtokey(pr.new)):
                 self._reply(err_reply("can't write key"))
@@ -289,7 +339,11 @@ def serve_conn(sock: socket.socket, cfg: Config) -> None:
             data = _recvn(sock, sess.want)
             if data is None:
                 break
+            cfg.limit.admit(raddr)          # an address over its budget waits
+            failures = sess.failures
             sock.sendall(sess.feed(data))
+            if sess.failures > failures and sess.want:
+                time.sleep(cfg.limit.after_failure(sess.failures))
     except (OSError, ValueError) as e:
         log.info("connection from %s ended: %s", raddr, type(e).__name__)
     finally:
@@ -303,6 +357,13 @@ def serve_forever(listener: socket.socket, cfg: Config) -> None:
         except OSError:
             return
         threading.Thread(target=serve_conn, args=(sock, cfg), daemon=True).start()
+
+
+def delay_scale() -> float:
+    try:
+        return float(os.environ.get("AUTHSRV_DELAY_SCALE", "1"))
+    except ValueError:
+        return 1.0
 
 
 def _address(listener: socket.socket, addr: str) -> str:
@@ -321,7 +382,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="authsrv: %(message)s")
     try:
         cfg = Config(KeyStore(KeyfsFiles(args.k)), args.D or socket.getfqdn(),
-                     speaksfor.load(args.u), args.t)
+                     speaksfor.load(args.u), args.t, GuessLimit(delay_scale()))
         listener = announce(args.a)
     except (OSError, Error) as e:
         print(f"authsrv: {e}", file=sys.stderr)

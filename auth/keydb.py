@@ -18,7 +18,8 @@ from auth.keyfile import KeyRecord, STATUS_DISABLED, STATUS_OK
 from auth.records import ANAMELEN, DESKEYLEN, SECRETLEN
 
 FILES = ("key", "secret", "log", "status", "expire", "warnings")
-MAXBAD = 10                     # every MAXBAD-th bad attempt: purgatory
+MAXBAD = 10                     # MAXBAD bad attempts within BADWINDOW: purgatory
+BADWINDOW = 3600.0              # seconds (issue 17: see _w_log)
 STATUS_NAMES = {STATUS_OK: "ok", STATUS_DISABLED: "disabled"}
 
 
@@ -33,6 +34,7 @@ class User:
     bad: int = 0
     purgatory: float = 0.0
     removed: bool = False
+    recent: list[float] = field(default_factory=list)   # when the last bad ones came
 
     @property
     def name(self) -> str:
@@ -178,12 +180,26 @@ class KeyDB:
         self._commit(user, replace(user.rec, secret=data.split(b"\0", 1)[0]))
 
     def _w_log(self, user: User, data: bytes) -> None:
+        """Plan 9 puts a user in purgatory (for `bad` seconds) at every
+        MAXBAD-th bad attempt, however far apart.  Ours (docs/decisions.md,
+        "Login throttling"): only when the last MAXBAD came within
+        BADWINDOW -- the servers let one address make fewer than MAXBAD
+        attempts in that time (upas/loginfail.py), so one address alone
+        cannot lock a user out -- and a bad attempt during purgatory is not
+        counted (a refused key is no guess, and the user's own retries
+        would prolong it)."""
+        now = self.clock()
         if data == b"good":
             user.bad = 0
+            user.recent.clear()
+            return
+        if user.purgatory > now:
             return
         user.bad += 1
-        if user.bad % MAXBAD == 0:
-            user.purgatory = self.clock() + user.bad * self.purgatory_scale
+        user.recent = (user.recent + [now])[-MAXBAD:]
+        if len(user.recent) == MAXBAD and now - user.recent[0] < BADWINDOW:
+            user.purgatory = now + user.bad * self.purgatory_scale
+            user.recent.clear()
 
     def _w_status(self, user: User, data: bytes) -> None:
         word = data.split(b"\n", 1)[0].decode("ascii", "replace")
@@ -192,6 +208,7 @@ class KeyDB:
             raise KeyfsError("unknown status")
         self._commit(user, replace(user.rec, status=codes[word]))
         user.bad, user.purgatory = 0, 0.0
+        user.recent.clear()
 
     def _w_expire(self, user: User, data: bytes) -> None:
         word = data.split(b"\n", 1)[0]

@@ -7,4 +7,5 @@ runs one with atheris (coverage-guided) if installed, else hypothesis;
 tests/test_fuzz_targets.py runs each briefly with hypothesis in CI.
 """
 TARGETS = ("imap_parser", "pop3_protocol", "ninep_codec", "mbox_parser",
-           "mime_parser", "factotum_rpc", "ratfs_ctl")
+           "mime_parser", "factotum_rpc", "ratfs_ctl",
+           "mime_nesting", "imap_nesting")     # generated depth and counts (nesting.py)

@@ -33,6 +33,7 @@ class Chal:
             want = hmac.new(secret, self.chal.encode(), "md5").hexdigest()
         if not hmac.compare_digest(want, response):
             raise P.AuthError("authentication failure")
+        return user
 
     def close(self):
         pass

@@ -137,6 +137,20 @@ def _private(path: Path, data: bytes) -> None:
         f.write(data)
 
 
+def owner_only(root: Path) -> None:
+    """The mail tree as the servers make it: directories 0700, files 0600
+    (a copy keeps the repository's 0755/0644, which let every local user
+    read every mailbox; docs/running.md)."""
+    os.chmod(root, 0o700)
+    for d, dirs, files in os.walk(root):
+        for name in dirs:
+            os.chmod(os.path.join(d, name), 0o700)
+        for name in files:
+            path = os.path.join(d, name)
+            if not os.path.islink(path):
+                os.chmod(path, 0o600)
+
+
 def _namespace_dir(rundir: Path) -> str:
     """$rundir/ns, unless that is too long for a unix socket path."""
     ns = rundir / "ns"
@@ -207,6 +221,7 @@ class Host:
         lib.mkdir(exist_ok=True)
         for name in ("blocked", "smtpd.conf.ext"):
             (lib / name).touch()
+        owner_only(self.mailroot)
         (self.rundir / "tls").mkdir(mode=0o700, exist_ok=True)
         _, _, self.certmaker = make_certificate(self.rundir / "tls", self.host)
         if self.logdir:

@@ -15,6 +15,8 @@ import secrets
 from auth.records import (ASError, AUTHENTLEN, AuthInfo, AuthType, Authenticator, RecordNum,
                           TICKETLEN, Ticket, Ticketreq)
 
+from lib import username
+
 from .keys import Key, find, quote, set_attrs
 from .proto import EASPROTO, ESTABLISHED, Context, Failure, Protocol, is_client, set_attr
 
@@ -77,6 +79,8 @@ class Apop(Protocol):
 
     def _set_user(self, data: bytes) -> None:
         user = data.decode("utf-8", "replace")
+        if not username.valid(user):    # a NUL would cut the AS's copy short
+            raise Failure("bad user name")
         wanted = find(self.attrs, "user")
         if wanted is not None and wanted != user:
             raise Failure("bad user")

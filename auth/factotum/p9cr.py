@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 
 from auth import crypt
+from lib import username
 from auth.records import (ASError, AUTHENTLEN, ANAMELEN, AuthInfo, AuthType, Authenticator,
                           NETCHLEN, RecordNum, TICKETLEN, Ticket, Ticketreq)
 
@@ -43,6 +44,8 @@ class P9cr(Protocol):
             raise Failure("no user name specified in start msg")
         if len(user.encode()) >= ANAMELEN:
             raise Failure("user name too long")
+        if not username.valid(user):
+            raise Failure("bad user name")
         self._challenge(user)
         self.phase = "SHaveChal"
 

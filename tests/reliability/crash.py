@@ -301,7 +301,7 @@ class CrashRun:
                     c.read(f"mbox/{d.name}/info")
             token, msg = self.ledger.new_message()
             assert self.rig.deliver(msg).wait(30) == 0, "mbappend failed"
-            self.ledger.expect(INBOX, token)
+            self.ledger.present(INBOX, token)
             self.stats.deliveries += 1
             t = threading.Thread(target=self._stat, args=(c, "mbox"))
             t.start()

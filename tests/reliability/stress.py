@@ -1,6 +1,9 @@
 """Concurrency: many pop3 and imap4d sessions and mbappend deliveries on
 one mailbox at once, for a while, with the ledger (ledger.py) kept.
 
+A hostile client (hostile.py) attacks the servers and the mailbox all the
+while; none of the others may fail for it.
+
 Checks while it runs: every IMAP session's view is consistent (RFC 3501
 2.3.1.1: UIDs ascend with sequence numbers, a UID names one message for
 ever within its UIDVALIDITY -- across all sessions too -- and UIDVALIDITY
@@ -17,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tests.reliability.hostile import Hostile
 from tests.reliability.ledger import Ledger, lock_is_free
 from tests.reliability.rig import Rig, SessionError
 
@@ -33,6 +37,7 @@ class Stats:
     copies: int = 0
     deletes: int = 0
     fetch_views: int = 0
+    hostile_attacks: int = 0
     identical: int = 0      # messages at the end with the digest of an earlier one
     errors: list[str] = field(default_factory=list)
 
@@ -207,12 +212,13 @@ class Stress:
             fn(rng)
         except (AssertionError, SessionError, OSError) as e:
             with self.lock:
-                self.stats.errors.append(f"{fn.__name__}: {e!r}")
+                self.stats.errors.append(f"{getattr(fn, '__qualname__', fn)}: {e!r}")
 
 
 def run(base: Path, clients: int, seconds: float, seed: int) -> Stats:
     """clients: total of concurrent clients (2/5 imap4d, 1/5 pop3, 2/5
-    deliverers); raises AssertionError on the first inconsistency."""
+    deliverers), and one hostile client besides; raises AssertionError on
+    the first inconsistency."""
     with Rig(base) as rig:
         st = Stress(rig, seed, seconds)
         for _ in range(10):
@@ -222,13 +228,16 @@ def run(base: Path, clients: int, seconds: float, seed: int) -> Stats:
         rig.start_fs()
         kinds = ([st.imap_client] * (2 * clients // 5) + [st.pop_client] * (clients // 5))
         kinds += [st.deliverer] * (clients - len(kinds))
+        st.stats.clients = len(kinds)
+        hostile = Hostile(st)
+        kinds.append(hostile.run)
         threads = [threading.Thread(target=st._guard, args=(fn, random.Random(seed + i)))
                    for i, fn in enumerate(kinds)]
-        st.stats.clients = len(threads)
         for t in threads:
             t.start()
         for t in threads:
             t.join(seconds + 120)
+        st.stats.hostile_attacks = hostile.attacks
         assert not st.stats.errors, st.stats.errors
         assert lock_is_free(rig.path(""))
         s = rig.imap()

@@ -20,6 +20,7 @@ import threading
 import time
 
 from upas.fs9p.ctl import mboxpath
+from upas.mail import lock
 from upas.fs9p.tree import MailFS
 from upas.mail.mbox import MailError
 from upas.ninep import IOHDRSZ, Server, post
@@ -47,6 +48,7 @@ def reader(fs: MailFS) -> None:
 
 
 def main(argv: list[str]) -> int:
+    lock.for_sessions()         # it answers sessions' requests
     try:
         opts, args = getopt.getopt(argv, "bdf:ilm:npsS:")
     except getopt.GetoptError:

@@ -7,7 +7,7 @@ import shutil
 
 from lib.rcquote import tokenize
 from upas.mail import mboxindex
-from upas.mail.lock import MailLock
+from upas.mail.lock import LockError, MailLock
 from upas.mail.mbox import MailError
 from upas.ninep import Error, Open
 from upas.ns import mailroot
@@ -76,7 +76,7 @@ class Ctl:
             raise Error(EBADCTL)
         try:
             fn(tok[1:])
-        except MailError as e:
+        except (MailError, LockError) as e:
             raise Error(str(e)) from None
         except OSError as e:
             raise Error(e.strerror or str(e)) from None

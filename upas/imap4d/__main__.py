@@ -16,11 +16,14 @@ import select
 import socket
 import sys
 import threading
+import time
 
 from upas import ns as nsmod
+from upas.mail import lock
 from upas.imap4d.session import Options, Session
 
 IDLE_TIMEOUT = float(os.environ.get("IMAP4D_IDLE_TIMEOUT", 30 * 60))
+LOGIN_TIMEOUT = float(os.environ.get("IMAP4D_LOGIN_TIMEOUT", 60))
 USAGE = "usage: imap4d [-acpvT] [-d site] [-r remote] [-s servername] [-t certfile]"
 
 
@@ -32,21 +35,37 @@ top of send/recv: the output is flushed whenever input is awaited."""
         self.rfd, self.wfd = rfd, wfd
         self.out = bytearray()
         self.lock = threading.Lock()      # IDLE's poller writes from a thread
+        now = time.monotonic()
+        self.idle_until = now + IDLE_TIMEOUT
+        self.login_until: float | None = now + LOGIN_TIMEOUT
+
+    def activity(self, authenticated: bool) -> None:
+        """A whole command was read (Session.on_command): the idle time
+        starts again, and after a login the login deadline is gone.  Bytes
+        alone restart nothing: a byte every few minutes holds no session."""
+        self.idle_until = time.monotonic() + IDLE_TIMEOUT
+        if authenticated:
+            self.login_until = None
 
     # -- raw
     def _raw_read(self) -> bytes:
-        """Bytes, or b"" at EOF.  A client silent for IMAP4D_IDLE_TIMEOUT
-        seconds (default 30 minutes, RFC 3501 5.4) is logged out; no lock
-        is held while we wait, so a stalled client blocks nobody."""
+        """Bytes, or b"" at EOF.  A client that sends no whole command for
+        IMAP4D_IDLE_TIMEOUT seconds (default 30 minutes, RFC 3501 5.4), or
+        has not logged in IMAP4D_LOGIN_TIMEOUT seconds (default 60) after
+        connecting, is logged out; no lock is held while we wait, so a
+        stalled client blocks nobody."""
+        login = self.login_until is not None and self.login_until < self.idle_until
+        until = self.login_until if login else self.idle_until
         try:
-            ready, _, _ = select.select([self.rfd], [], [], IDLE_TIMEOUT)
+            ready, _, _ = select.select([self.rfd], [], [], max(0.0, until - time.monotonic()))
             if ready:
                 return os.read(self.rfd, 65536)
         except OSError:
             return b""
-        self.send(b"* BYE Autologout; idle for too long\r\n")
+        why = "no login in time" if login else "idle for too long"
+        self.send(f"* BYE Autologout; {why}\r\n".encode())
         self.flush()
-        raise EOFError("idle timeout")       # main() ends the session quietly
+        raise EOFError("timeout")            # main() ends the session quietly
 
     def _raw_write(self, data: bytes) -> None:
         view = memoryview(data)
@@ -80,6 +99,21 @@ top of send/recv: the output is flushed whenever input is awaited."""
         except EOFError:
             return b""
         return self._raw_read()
+
+
+def socket_peer(fd: int) -> str:
+    """The peer's IP when fd is a TCP socket (inetd, systemd), else ""."""
+    try:
+        s = socket.socket(fileno=os.dup(fd))
+    except OSError:
+        return ""
+    try:
+        addr = s.getpeername()
+        return addr[0] if isinstance(addr, tuple) else ""
+    except OSError:
+        return ""
+    finally:
+        s.close()
 
 
 def make_namespace(user: str) -> nsmod.Namespace:
@@ -144,6 +178,7 @@ def parse_args(argv: list[str]) -> Options:
 
 
 def main(argv: list[str]) -> int:
+    lock.for_sessions()
     conn = Connection()
     try:
         opts = parse_args(argv)
@@ -158,9 +193,11 @@ def main(argv: list[str]) -> int:
         conn.send(b"* BYE usage\r\n")
         conn.flush()
         return 1
+    opts.peer = opts.remote or socket_peer(0)
     if opts.verbose:
         print(f"{opts.user}: imap4d debugging enabled", file=sys.stderr, flush=True)
     s = Session(opts, conn.send, conn.recv, make_namespace, flush=conn.flush)
+    s.on_command = conn.activity
     try:
         if opts.certfile:
             from upas.imap4d import tls

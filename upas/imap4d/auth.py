@@ -9,7 +9,12 @@ import base64
 import binascii
 import hashlib
 import hmac
+import os
+import time
+from typing import Callable
 
+from lib import username
+from upas import loginfail
 from upas.imap4d import parser as p
 from upas.imap4d.ratify import ratify
 from upas.imap4d.session import Bye
@@ -31,6 +36,64 @@ class AuthFailed(Exception):
     """factotum said no, or could not be asked; str() is its reason."""
 
 
+class Refused(AuthFailed):
+    """The peer address has tried too often (upas/loginfail.py)."""
+
+
+# ------------------------------------------------------------ throttling
+
+def _delay_scale() -> float:
+    try:
+        return float(os.environ.get("IMAP4D_DELAY_SCALE", "1"))
+    except ValueError:
+        return 1.0
+
+
+def guarded(s, check_fn: Callable[[], str], state=None) -> str:
+    """check_fn() (a login check: the user it authenticated), counted for
+    the peer address (wait, or Refused) and, on failure, Plan 9 pop3's
+    per-connection delays: the reply waits 10, 20, 40 ... seconds, and
+    the 21st failure ends the session.  `state`: a challenge to close if
+    the attempt is refused unchecked."""
+    g = s.extra.get("guard")
+    if g is None:
+        g = s.extra["guard"] = loginfail.Guard(s.opts.peer or None)
+    wait = g.begin()
+    if wait is None:
+        if state is not None:
+            getattr(state, "close", lambda: None)()
+        _failed(s, sleep=False)
+        raise Refused(loginfail.REFUSED)
+    if wait:
+        time.sleep(wait)
+    try:
+        cuid = check_fn()
+    except AuthFailed:
+        _failed(s)
+        raise
+    g.succeeded()
+    return cuid
+
+
+def _failed(s, sleep: bool = True) -> None:
+    tries = s.extra.get("tries", 0)
+    if tries >= loginfail.MAX_FAILURES:
+        raise Bye("too many login failures")
+    s.extra["tries"] = tries + 1
+    if sleep:
+        s.flush()
+        time.sleep(min(loginfail.FIRST_DELAY * 2 ** (tries + 1), loginfail.MAX_DELAY)
+                   * _delay_scale())
+
+
+def _refusal(s, req: Request, e: AuthFailed, text: str) -> None:
+    """NO for a failed login: the refusal of an address says so."""
+    if isinstance(e, Refused):
+        s.no(req, str(e), code="UNAVAILABLE")
+    else:
+        s.no(req, text)
+
+
 # ------------------------------------------------------------ factotum seam
 
 def _factotum():
@@ -48,15 +111,21 @@ def challenge(proto: str, user: str | None = None):
         raise AuthFailed(str(e) or "can't get challenge") from None
 
 
-def check(state, user: str | None, resp: str) -> None:
-    """Verify a response through factotum; raise AuthFailed on refusal."""
+def check(state, user: str | None, resp: str) -> str:
+    """Verify a response through factotum: the user it authenticated (the
+    AuthInfo's cuid, which the session becomes, as Plan 9's setupuser
+    does); raise AuthFailed on refusal."""
+    if user is not None and not username.valid(user):
+        getattr(state, "close", lambda: None)()
+        raise AuthFailed("bad user name")
     try:
         info = _factotum().auth_response(state, user, resp)
     except Exception as e:
         getattr(state, "close", lambda: None)()    # no retries here: free it
         raise AuthFailed(str(e) or "login failed") from None
-    if info is None:
+    if info is None or not username.valid(info.cuid) or (user is not None and info.cuid != user):
         raise AuthFailed("login failed")
+    return info.cuid
 
 
 def chal_text(state) -> str:
@@ -99,20 +168,22 @@ def login(s, req: Request) -> None:
         s.no(req, "plaintext passwords disallowed")
         return
     try:
-        password_check(user, password)
-    except AuthFailed:
-        s.no(req, "failed check")
+        user = guarded(s, lambda: password_check(user, password))
+    except AuthFailed as e:
+        _refusal(s, req, e, "failed check")
         return
     setup_user(s, user)
     s.ok(req, "succeeded")
 
 
-def password_check(user: str, password: str) -> None:
+def password_check(user: str, password: str) -> str:
     """Plan 9's -p check: answer a CRAM challenge with the password as key,
     so it succeeds exactly when the password is the APOP/CRAM secret."""
+    if not username.valid(user):
+        raise AuthFailed("bad user name")
     st = challenge("cram")
     digest = hmac.new(password.encode(), chal_text(st).encode(), hashlib.md5).hexdigest()
-    check(st, user, digest)
+    return check(st, user, digest)
 
 
 def p9cr_login(s, req: Request, user: str, password: str) -> None:
@@ -122,12 +193,18 @@ def p9cr_login(s, req: Request, user: str, password: str) -> None:
     if pending is not None:
         st, who = pending
         try:
-            check(st, None, password)      # p9cr: the user went in at start
+            cuid = guarded(s, lambda: check(st, None, password), st)  # p9cr: the user went in at start
+        except Refused as e:
+            s.extra.pop("p9cr", None)
+            return _refusal(s, req, e, "")
         except AuthFailed:
             s.extra.pop("p9cr", None)
             return p9cr_challenge(s, req, who)
         s.extra.pop("p9cr", None)
-        setup_user(s, who)
+        if cuid != who:
+            s.no(req, "failed check")
+            return
+        setup_user(s, cuid)
         s.ok(req, "succeeded")
         return
     p9cr_challenge(s, req, user)
@@ -135,6 +212,8 @@ def p9cr_login(s, req: Request, user: str, password: str) -> None:
 
 def p9cr_challenge(s, req: Request, user: str) -> None:
     try:
+        if not username.valid(user):
+            raise AuthFailed("bad user name")
         st = challenge("p9cr", user)
     except AuthFailed as e:
         s.no(req, f"failed check [{e}]")
@@ -192,9 +271,9 @@ def cram(s, req: Request) -> None:
     user, digest = text.split(" ", 1)
     user = user[:MAXUSER - 1]
     try:
-        check(st, user, digest.strip())
-    except AuthFailed:
-        s.no(req, "failed login failed")
+        user = guarded(s, lambda: check(st, user, digest.strip()), st)
+    except AuthFailed as e:
+        _refusal(s, req, e, "failed login failed")
         return
     setup_user(s, user)
     s.ok(req, "")
@@ -226,9 +305,9 @@ def plain(s, req: Request, initial: str | None) -> None:
         s.no(req, "failed login failed")
         return
     try:
-        password_check(user, fields[2].decode("utf-8", "replace"))
-    except AuthFailed:
-        s.no(req, "failed login failed")
+        user = guarded(s, lambda: password_check(user, fields[2].decode("utf-8", "replace")))
+    except AuthFailed as e:
+        _refusal(s, req, e, "failed login failed")
         return
     setup_user(s, user)
     s.ok(req, "")

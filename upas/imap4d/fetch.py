@@ -146,16 +146,22 @@ def bodystructure(node: Node, ext: bool, site: str) -> bytes:
             return out + b")"
     body = node.body()
     enc = env.field(hdr, "content-transfer-encoding")
-    items = [env.istring(ct.type), env.istring(ct.subtype), env.plist(ct.params),
+    ctype, subtype = ct.type, ct.subtype
+    if ct.type == "multipart" or (ct.type == "message" and ct.subtype == "rfc822"
+                                  and node.embedded() is None):
+        # no parts (none found, or not split past mime.MAX_DEPTH): an opaque
+        # leaf, as Dovecot writes a part its parser did not split
+        ctype, subtype = "application", "octet-stream"
+    items = [env.istring(ctype), env.istring(subtype), env.plist(ct.params),
              env.istring(env.field(hdr, "content-id")),
              env.istring(env.field(hdr, "content-description")),
              env.istring(enc.decode("ascii", "replace").upper() if enc else "7BIT"),
              b"%d" % len(body)]
-    if ct.type == "message" and ct.subtype == "rfc822" and node.embedded() is not None:
+    if ctype == "message" and subtype == "rfc822":
         inner = node.embedded()
         items += [env.envelope(inner.file("rawheader"), site),
                   bodystructure(inner, ext, site), b"%d" % body.count(b"\n")]
-    elif ct.type == "text":
+    elif ctype == "text":
         items.append(b"%d" % body.count(b"\n"))
     if ext:
         items += [env.NIL, env.disposition(hdr), env.istring(env.field(hdr, "content-language"))]

@@ -20,8 +20,8 @@ from . import digestcache, names, subscriptions
 from . import parser as p
 from .table import AUTH, EXPUNGES, SELECTED, capability, command
 
-DIR_PERM = 0o775
-FILE_PERM = 0o664
+DIR_PERM = 0o700           # mail is its owner's only (docs/running.md)
+FILE_PERM = 0o600
 LOCK_WAIT = 10.0            # seconds DELETE waits for a folder's lock
 
 

@@ -22,6 +22,7 @@ from typing import Callable
 from upas import fsctl
 from upas import ns as nsmod
 from upas.mail import safewrite
+from upas.mail.mime import MAX_DEPTH
 from upas.imap4d import imp, prefetch
 
 DELETE_BATCH = 8192          # bytes per `delete` ctl write, as Bell
@@ -559,8 +560,13 @@ class Mailbox:
             self.held[(m.fsnum, rel)] = data
 
     def subdirs(self, m: Message, rel: str) -> list[int]:
-        """The MIME part numbers under a message or part directory."""
+        """The MIME part numbers under a message or part directory; none
+        MAX_DEPTH levels down, as upasfs splits no deeper (an upas/fs
+        without that bound must not make our structure walks recurse
+        without end)."""
         key = "dir:" + rel
+        if rel.count("/") + 1 >= MAX_DEPTH and rel:
+            return []
         if key not in m.cache:
             if self.speculative:
                 m.cache[key] = prefetch.probe_children(self, m, rel)

@@ -536,16 +536,63 @@ def search_program(r: Reader) -> tuple[str | None, Key]:
     return charset, Key("AND", kids=keys)
 
 
+MAX_SEARCH_NESTING = 256     # `(`, NOT and OR inside one another (docs/decisions.md)
+
+
+@dataclass
+class _Open:
+    """A search key whose operands are still being read: `(` (until `)`),
+    NOT (one operand) or OR (two)."""
+    op: str
+    want: int | None                # operands wanted; None: until `)`
+    got: int = 0
+    kids: list[Key] = field(default_factory=list)
+
+
 def search_key(r: Reader) -> Key:
-    c = r.peek()
-    if c == 0x28:
-        r.pos += 1
-        kids = [search_key(r)]
-        while r.peek() == 0x20:
+    """One search key.  Read without recursion, with an explicit stack of
+    the keys still open, so that nesting costs no Python stack; nesting
+    deeper than MAX_SEARCH_NESTING is refused.  An OR operand that is an OR
+    joins it (OR is associative): a long OR chain is one flat OR."""
+    stack: list[_Open] = []
+    while True:
+        c = r.peek()
+        if c == 0x28:
             r.pos += 1
-            kids.append(search_key(r))
-        r.expect(b")")
-        return Key("AND", kids=kids)
+            _push(stack, _Open("AND", None))
+            continue
+        key = _simple_key(r)
+        if isinstance(key, _Open):
+            r.sp()
+            _push(stack, key)
+            continue
+        while True:                     # hand the key to the keys open
+            if not stack:
+                return key
+            top = stack[-1]
+            top.got += 1
+            top.kids += key.kids if top.op == key.op == "OR" else [key]
+            if top.want is None:        # `(`: keys until `)`
+                if r.peek() == 0x20:
+                    r.pos += 1
+                    break
+                r.expect(b")")
+            elif top.got < top.want:
+                r.sp()
+                break
+            stack.pop()
+            key = Key(top.op, kids=top.kids)
+
+
+def _push(stack: list[_Open], k: _Open) -> None:
+    if len(stack) >= MAX_SEARCH_NESTING:
+        raise ParseError("search program nested too deeply")
+    stack.append(k)
+
+
+def _simple_key(r: Reader) -> Key | _Open:
+    """A key without operands, or the _Open of a NOT or OR."""
+    c = r.peek()
     if c is not None and 0x30 <= c <= 0x39:
         return Key("SEQ", (r.seqset(),))
     if c == 0x2a:
@@ -567,13 +614,9 @@ def search_key(r: Reader) -> Key:
         f = r.flag()
         return Key("FLAG" if f.startswith("\\") else "KEYWORD", (f, word == "KEYWORD"))
     if word == "NOT":
-        r.sp()
-        return Key("NOT", kids=[search_key(r)])
+        return _Open("NOT", 1)
     if word == "OR":
-        r.sp()
-        a = search_key(r)
-        r.sp()
-        return Key("OR", kids=[a, search_key(r)])
+        return _Open("OR", 2)
     if word in ("FROM", "TO", "CC", "BCC"):
         r.sp()
         return Key("ADDR", (word.lower(), r.nstring_or_atom_text()))

@@ -38,6 +38,11 @@ LANES = 2            # batches under way at once
 ONE_READ = 1 << 20   # bytes read at once from a file not on a 9P mount
 MIN_READ = 8192 - 24  # the iounit of the smallest msize 9P servers use
 DEFER = object()     # held: a failed probe that does not tell whether the part exists
+# files one round reads at most: every request of a round is written before
+# any reply is read, and upasfs stops reading once its replies fill the
+# socket, so the requests must fit in the socket buffers (a message of
+# thousands of parts would otherwise deadlock both: issue 17)
+ROUND_READS = 256
 
 
 class Need(BaseException):
@@ -182,7 +187,7 @@ def load_begin(box: "Mailbox", want: list[tuple["Message", str]]) -> Callable[[]
             rels = per.setdefault(id(m), (m, []))[1]
             if rel not in rels:
                 rels.append(rel)
-    jobs = [(m, r) for m, rels in per.values() for r in rels]
+    jobs = [(m, r) for m, rels in per.values() for r in rels][:ROUND_READS]
     if not jobs:
         return lambda: None
     paths = [f"{box.fsdir}/{m.fsnum}/{rel}" for m, rel in jobs]

@@ -150,11 +150,18 @@ class Matcher:
     def match(self, k: p.Key) -> bool:
         return getattr(self, "k_" + k.op.lower())(k)
 
+    # loops, not all()/any() over generators: a frame less per nesting level
     def k_and(self, k: p.Key) -> bool:
-        return all(self.match(x) for x in k.kids)
+        for x in k.kids:
+            if not self.match(x):
+                return False
+        return True
 
-    def k_or(self, k: p.Key) -> bool:
-        return self.match(k.kids[0]) or self.match(k.kids[1])
+    def k_or(self, k: p.Key) -> bool:       # an OR chain is one OR (parser)
+        for x in k.kids:
+            if self.match(x):
+                return True
+        return False
 
     def k_not(self, k: p.Key) -> bool:
         return not self.match(k.kids[0])

@@ -32,8 +32,12 @@ class Options:
     p9cr: bool = False                   # -c
     verbose: bool = False                # -v
     remote: str = ""                     # -r ip!port: ratify the peer
+    peer: str = ""                       # -r, else the socket's peer: login throttle
     max_line: int = 65536
     max_literal: int = 64 << 20
+    # before login a command (its lines and literals) is at most this:
+    # LOGIN and AUTHENTICATE need no more (issue 17)
+    max_login_command: int = 8192
     certfile: str = ""                   # -t: TLS certificate+key (tls.py)
     implicit_tls: bool = False           # -T: TLS before the greeting
     log: Callable[[str], None] = field(default=lambda s: print(s, file=sys.stderr, flush=True))
@@ -66,6 +70,9 @@ class Session:
         self.done = False
         self.current: table.Command | None = None
         self.extra: dict = {}             # per-session state of other modules
+        # called after each whole command with whether the session is
+        # logged in (the driver's idle and login timers)
+        self.on_command: Callable[[bool], None] = lambda authenticated: None
 
     # -- output -----------------------------------------------------------
     def send(self, data: bytes) -> None:
@@ -166,6 +173,7 @@ class Session:
             self.too_long(ev)
         else:
             self.dispatch(ev.parts)
+            self.on_command(self.state is not NOTAUTH)
 
     def finish(self) -> None:
         if self.box is not None:
@@ -232,7 +240,11 @@ class Session:
             # timeout): say so and carry on, as Plan 9's NO ... failed
             self.log(f"{req.name}: {e}")
             self.current = None
-            self.no(req, "failed")
+            if isinstance(e, LockError) or str(e).endswith(LockError.TEXT):
+                # someone holds L.mbox (lock.py): nothing was changed
+                self.no(req, "failed: mailbox locked, try again later", code="INUSE")
+            else:
+                self.no(req, "failed")
         except Exception as e:
             self.log(f"{req.name}: internal error: {e!r}")
             raise Bye(f"internal error: {type(e).__name__}") from None
@@ -244,6 +256,14 @@ class Session:
         one) unless its command is illegal here, too big, or refused by the
         command's own literal_check (APPEND checks the mailbox first)."""
         req, cmd, error = self.head(p.Reader(ev.parts))
+        if error is None and self.state is NOTAUTH and \
+                ev.size + sum(map(len, ev.parts)) > self.opts.max_login_command:
+            if not ev.sync:
+                # its bytes are on their way: rather than read them, hang up
+                # (RFC 7888 section 4 lets a server refuse a LITERAL+)
+                self.line(f"{req.tag} BAD [TOOBIG] {req.echo} literal too large before login")
+                raise Bye("literal too large before login")
+            error = f"{req.tag} NO [TOOBIG] {req.echo} literal too large before login"
         if error is None and ev.size > self.opts.max_literal:
             error = f"{req.tag} NO [TOOBIG] {req.echo} literal too large"
         if error is None and cmd.literal_check is not None:

@@ -1,6 +1,7 @@
 """STORE and UID STORE (servers.md 3.10; decisions.md: keywords stored)."""
 from __future__ import annotations
 
+from upas.mail.lock import LockError
 from upas.imap4d import parser as p
 from upas.imap4d.mailbox import Mailbox, Message
 from upas.imap4d.table import NO_EXPUNGES, SELECTED, Request, command
@@ -80,7 +81,9 @@ def store(s, req: Request) -> None:
     msgs = [m for m in msgs if not m.expunged]
     try:
         box.modify(msgs, changer(op, flags))
-    except Exception as e:                  # the lock could not be had
+    except LockError:
+        raise                               # the session answers NO [INUSE]
+    except Exception as e:
         s.log(f"store: {e}")
         s.no(req)
         return

@@ -3,6 +3,13 @@
 Plan 9 makes L.mbox an exclusive-use file; on Unix we hold an fcntl lock on
 it.  Acquisition retries every 0.5 s for up to 5 minutes, as upas does.
 Everybody who writes a mailbox file takes it.
+
+L.mbox is 0666, as on Plan 9: anyone who can reach the mailbox directory
+can hold the lock (docs/running.md).  So the servers that answer clients
+(upasfs, imap4d, pop3) call `for_sessions()`: they wait at most
+UPAS_SESSION_LOCK_TIMEOUT seconds (default 30) and then fail the command
+with LockError ("can't lock mailbox"), changing nothing; deliveries keep
+upas's 5 minutes.
 """
 from __future__ import annotations
 
@@ -14,6 +21,15 @@ import time
 
 RETRY = 0.5
 TIMEOUT = float(os.environ.get("UPAS_LOCK_TIMEOUT", 5 * 60))
+SESSION_TIMEOUT = float(os.environ.get("UPAS_SESSION_LOCK_TIMEOUT", 30))
+
+
+def for_sessions() -> None:
+    """This process answers clients: its lock waits are SESSION_TIMEOUT at
+    most (a client is not kept waiting minutes on someone else's lock)."""
+    global TIMEOUT
+    TIMEOUT = min(TIMEOUT, SESSION_TIMEOUT)
+
 
 # fcntl locks belong to the process, and closing any descriptor of the file
 # drops them: so one record per lock file is shared by the whole process (a
@@ -30,7 +46,10 @@ _held_lock = threading.Lock()
 
 
 class LockError(Exception):
-    pass
+    TEXT = "can't lock mailbox"     # also what upasfs answers (an Rerror)
+
+    def __init__(self, text: str = TEXT):
+        super().__init__(text)
 
 
 def _record(path: str) -> _Held:
@@ -48,7 +67,7 @@ class MailLock:
     def acquire(self) -> None:
         h = _record(self.path)
         if not h.mutex.acquire(timeout=self.timeout):
-            raise LockError("can't lock mailbox")
+            raise LockError()
         if h.depth == 0:
             try:
                 h.fd = self._lock_file()
@@ -74,7 +93,7 @@ class MailLock:
                     raise
             if time.monotonic() >= deadline:
                 os.close(fd)
-                raise LockError("can't lock mailbox")
+                raise LockError()
             time.sleep(RETRY)
 
     def release(self) -> None:

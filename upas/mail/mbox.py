@@ -27,7 +27,7 @@ from upas.mail.header import Ignore
 from upas.mail.lock import LockError, MailLock
 
 _log = logging.getLogger("upas.fs9p.index")
-MBOXMODE = 0o662
+MBOXMODE = 0o600      # Plan 9: 0622, for deliveries by other users; ours run as one
 TAIL = 4096                 # bytes of the file's end hashed for change detection
 CACHE_BYTES = 8 << 20       # parsed messages kept while unreferenced
 CACHE_COUNT = 256
@@ -204,15 +204,20 @@ class Mailbox:
         the caller is told the delete is done, so it must be on disk before
         the reply, whatever happens to this process next."""
         with self.lock:
-            needwrite = False
+            marked = []
             for n in names:
                 m = self._byname.get(n)
                 if m is not None and not m.deleted:
-                    m.deleted = needwrite = True
-            if needwrite:
+                    m.deleted = True
+                    marked.append(m)
+            if marked:
                 self._expunging = True
                 try:
                     self.sync()
+                except LockError:
+                    for m in marked:    # not done: the messages stay, and show
+                        m.deleted = False
+                    raise
                 finally:
                     self._expunging = False
 
@@ -575,6 +580,7 @@ class Mailbox:
         <path>; mail appended meanwhile by writers that skip the lock is
         carried over."""
         tmp = self.path + ".tmp"
+        # the old file's mode: the mailbox's owner chose it (a new one is 0600)
         try:
             mode = os.stat(self.path).st_mode & 0o777
         except OSError:

@@ -35,6 +35,12 @@ _MIME_HEADS = _HEADS[-3:]
 _ADDR = {"from_", "to", "sender", "replyto", "cc", "bcc", "mimeversion"}
 
 NONE, INLINE, FILE = 0, 1, 2
+
+# Bounds on one message's MIME tree (Dovecot's defaults, lib-mail
+# message-parser.h): a part MAX_DEPTH levels down is not split into parts,
+# and once a message and its parts number MAX_PARTS no boundary starts one more.
+MAX_DEPTH = 100
+MAX_PARTS = 10000
 ENONE, EBASE64, EQUOTED = 0, 1, 2
 
 
@@ -370,15 +376,32 @@ def _fix_unixdate(m: Part) -> None:
         m.unixdate = H.date822tounix(m.date)
 
 
-def _parse(m: Part, justmime: bool, ids: Ids, structure: bool, addfrom: bool = False) -> None:
-    _parse_headers(m, justmime, addfrom, structure)
+class _Walk:
+    """One message's parse: its id counter, whether only the structure is
+    wanted, and the bounds that keep a hostile message from exhausting
+    the stack or memory (docs/decisions.md, "MIME nesting")."""
+
+    __slots__ = ("ids", "structure", "last_id")
+
+    def __init__(self, ids: Ids, structure: bool):
+        self.ids, self.structure = ids, structure
+        self.last_id = ids.last - 1 + MAX_PARTS     # made after the top message took its id
+
+    def room(self) -> bool:
+        return self.ids.last < self.last_id
+
+
+def _parse(m: Part, justmime: bool, w: _Walk, depth: int, addfrom: bool = False) -> None:
+    _parse_headers(m, justmime, addfrom, w.structure)
+    if depth >= MAX_DEPTH:
+        return                  # a leaf: its body is its parts, unsplit
     if m.type.startswith(b"multipart/"):
-        _attachments(m, ids, structure)
+        _attachments(m, w, depth)
     elif m.type == b"message/rfc822":
         if m.encoding != ENONE:
             m.dbody = _decode(m.encoding, m.raw_body())
-        _attachments(m, ids, structure)
-        if not structure and m.parts:
+        _attachments(m, w, depth)
+        if not w.structure and m.parts:
             _promote(m, m.parts[0])
 
 
@@ -409,7 +432,9 @@ def _find_boundary(buf, boundary: bytes, pos: int, end: int) -> tuple[int, int, 
         return x, e, last
 
 
-def _attachments(m: Part, ids: Ids, structure: bool) -> None:
+def _attachments(m: Part, w: _Walk, depth: int) -> None:
+    if not w.room():
+        return
     if m.boundary is not None:
         nm = None
         pos = m.body
@@ -420,25 +445,28 @@ def _attachments(m: Part, ids: Ids, structure: bool) -> None:
                     nm.end = nm.bend = m.bend
                 break
             x, nl, last = found
+            if not w.room():            # out of parts: the last one keeps the rest
+                break
             if nm is not None:
                 nm.end = nm.bend = x
             if last or nl >= m.bend:
                 break
-            nm = Part(m.buf, ids(), str(len(m.parts) + 1))
+            nm = Part(m.buf, w.ids(), str(len(m.parts) + 1))
             nm.start = nm.header = nm.mheader = nm.body = nl + 1
+            nm.end = nm.bend = m.bend
             m.parts.append(nm)
             pos = nl + 1
         for nm in m.parts:
-            _parse(nm, True, ids, structure)
+            _parse(nm, True, w, depth + 1)
     elif m.type == b"message/rfc822":
         buf, s, e = ((m.dbody, 0, len(m.dbody)) if m.dbody is not None
                      else (m.buf, m.body, m.bend))
-        nm = Part(buf, ids(), "1")
+        nm = Part(buf, w.ids(), "1")
         nm.start = nm.header = nm.body = s
         nm.mheader = nm.mhend = s
         nm.end = nm.bend = e
         m.parts.append(nm)
-        _parse(nm, False, ids, structure)
+        _parse(nm, False, w, depth + 1)
 
 
 def parse_message(buf, start: int, end: int, ids: Ids, name: str = "",
@@ -455,7 +483,7 @@ def parse_message(buf, start: int, end: int, ids: Ids, name: str = "",
         while e < end and buf[e] not in b"\r\n\0":
             e += 1
         m.unixfrom, m.unixdate = H.parse_unix_line(bytes(buf[start + 5:e]))
-    _parse(m, False, ids, structure)
+    _parse(m, False, _Walk(ids, structure), 0)
     return m
 
 

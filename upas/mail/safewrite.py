@@ -9,9 +9,10 @@ import os
 from typing import Iterable
 
 CHUNK = 1 << 16
+MODE = 0o600       # mail and what describes it: the owner's only (docs/running.md)
 
 
-def write_chunks(ns, path: str, chunks: Iterable[bytes], mode: int = 0o664) -> None:
+def write_chunks(ns, path: str, chunks: Iterable[bytes], mode: int = MODE) -> None:
     """Replace (or create) `path` with the concatenated chunks."""
     tmp = path + ".tmp"
     real = ns.local_path(tmp)
@@ -39,11 +40,11 @@ def write_chunks(ns, path: str, chunks: Iterable[bytes], mode: int = 0o664) -> N
     fsync_dir(real)
 
 
-def replace(ns, path: str, data: bytes, mode: int = 0o664) -> None:
+def replace(ns, path: str, data: bytes, mode: int = MODE) -> None:
     write_chunks(ns, path, [data], mode)
 
 
-def copy(ns, src: str, dst: str, mode: int = 0o664) -> None:
+def copy(ns, src: str, dst: str, mode: int = MODE) -> None:
     """Copy `src` to `dst` (replacing it) without holding it all in memory."""
     with ns.open(src, "r") as f:
         write_chunks(ns, dst, iter(lambda: f.read(CHUNK), b""), mode)

@@ -11,7 +11,9 @@ on the RFC 2449/5034 additions (CAPA SASL/RESP-CODES/AUTH-RESP-CODE/
 IMPLEMENTATION, AUTH CRAM-MD5 and PLAIN, response codes) which change Plan 9
 replies and are therefore off by default.  Unknown flags are ignored, as
 Plan 9 does.  POP3_DELAY_SCALE multiplies the failed-login delays;
-POP3_IDLE_TIMEOUT (seconds, default 600) ends a silent session;
+POP3_IDLE_TIMEOUT (seconds, default 600) ends a session that sends no
+whole command line for that long; POP3_LOGIN_TIMEOUT (seconds, default
+60) ends one not logged in that long after it connected;
 POP3_READAHEAD_TTL (seconds, default 1) bounds how long a message read
 ahead for an in-order download is kept (mailbox.py).
 """
@@ -26,6 +28,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, BinaryIO, Callable
 
+from upas.mail import lock
 from upas.pop3.protocol import (OVERLONG, Close, LineSplitter, Session, Sleep,
                                 StartTLS)
 
@@ -36,6 +39,7 @@ ARGFLAGS = "adrt"          # flags that take a value (EARGF)
 BUFMAX = 64 * 1024         # flush the output buffer beyond this
 IOV_MAX = 512              # buffers handed to one writev
 IDLE_TIMEOUT = float(os.environ.get("POP3_IDLE_TIMEOUT", 10 * 60))
+LOGIN_TIMEOUT = float(os.environ.get("POP3_LOGIN_TIMEOUT", 60))
 USAGE = "usage: upas/pop3 [-a authmboxfile] [-d debugfile] [-p] [-r remote] [-t cert]\n"
 
 
@@ -118,18 +122,21 @@ class Conn:
             self._bio_flush()
 
     # -- buffered
-    def recv(self, idle: Callable[[], None] | None = None) -> bytes:
-        """Bytes, or b"" at EOF or after POP3_IDLE_TIMEOUT seconds of
-        silence (default 10 minutes, RFC 1939's minimum autologout timer):
-        the session then ends as at EOF, deleting nothing.  `idle` runs
-        once the output is sent, before waiting."""
+    def recv(self, idle: Callable[[], None] | None = None,
+             until: float | None = None) -> bytes:
+        """Bytes, or b"" at EOF; TimeoutError if none come before the
+        monotonic time `until`.  `idle` runs once the output is sent,
+        before waiting."""
         self.flush()
         if idle is not None:
             idle()
+        wait = None if until is None else max(0.0, until - time.monotonic())
         try:
-            if not self._pending() and not select.select([self.rfd], [], [], IDLE_TIMEOUT)[0]:
-                return b""
+            if not self._pending() and not select.select([self.rfd], [], [], wait)[0]:
+                raise TimeoutError
             return self._recv()
+        except TimeoutError:
+            raise
         except OSError:             # ssl.SSLError and ConnectionError too
             return b""
 
@@ -275,17 +282,30 @@ def delay_scale() -> float:
 
 def serve(session: Session, conn: Conn, tls_ctx: ssl.SSLContext | None,
           debug: Callable[[bytes], None] | None) -> None:
-    """The command loop: read, answer every complete line, flush, repeat."""
+    """The command loop: read, answer every complete line, flush, repeat.
+    A session that sends no whole line for POP3_IDLE_TIMEOUT seconds
+    (default 10 minutes, RFC 1939's minimum autologout timer), or is not
+    logged in POP3_LOGIN_TIMEOUT seconds after it connected, is closed
+    without a reply (RFC 1939 section 3), deleting nothing; bytes alone
+    restart no timer, so a byte every few minutes holds no session."""
     splitter = LineSplitter()
     pending: deque = deque()     # lines read but not yet answered
+    login_until = time.monotonic() + LOGIN_TIMEOUT
     if not _carry_out(session.start(), session, conn, splitter, tls_ctx, debug):
         return
+    idle_until = time.monotonic() + IDLE_TIMEOUT
     eof = False
     while True:
         if not pending:
             if eof:
                 return
-            data = conn.recv(session.idle)
+            try:
+                data = conn.recv(session.idle, idle_until if session.loggedin
+                                 else min(idle_until, login_until))
+            except TimeoutError:
+                if debug:
+                    debug(b"<timeout: session closed>\n")
+                return
             if data:
                 pending.extend(splitter.feed(data))
             else:
@@ -296,6 +316,7 @@ def serve(session: Session, conn: Conn, tls_ctx: ssl.SSLContext | None,
         events = session.overlong() if item is OVERLONG else session.handle(item)
         if not _carry_out(events, session, conn, splitter, tls_ctx, debug, pending):
             return
+        idle_until = time.monotonic() + IDLE_TIMEOUT    # from the answer on
 
 
 def _carry_out(events, session, conn, splitter, tls_ctx, debug, pending=None) -> bool:
@@ -326,10 +347,12 @@ def _carry_out(events, session, conn, splitter, tls_ctx, debug, pending=None) ->
 
 
 def main(argv: list[str] | None = None) -> int:
+    from upas.loginfail import Guard
     from upas.pop3.auth import FactotumAuth
     from upas.pop3.host import NamespaceHost
 
     argv = sys.argv[1:] if argv is None else argv
+    lock.for_sessions()
     try:
         flags = parse_flags(argv)
     except UsageError:
@@ -346,7 +369,7 @@ def main(argv: list[str] | None = None) -> int:
     session = Session(FactotumAuth(), host, allow_clear=opts.allow_clear,
                       tls_cert=opts.tls_ctx is not None, peer=opts.peer,
                       preauth_box=opts.preauth, extensions=opts.extensions,
-                      delay_scale=delay_scale(), debug=debug)
+                      delay_scale=delay_scale(), debug=debug, guard=Guard(opts.peer))
     try:
         serve(session, conn, opts.tls_ctx, debug)
     except (BrokenPipeError, ConnectionError) + _tls_errors():

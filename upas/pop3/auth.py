@@ -18,9 +18,9 @@ class FactotumChallenge:
         self._state = state
         self.chal = state.chal
 
-    def respond(self, user: str, response: str) -> None:
+    def respond(self, user: str, response: str) -> str:
         try:
-            factotum.auth_response(self._state, user, response)
+            return factotum.auth_response(self._state, user, response).cuid
         except factotum.FactotumError as e:
             raise AuthError(str(e)) from None
 

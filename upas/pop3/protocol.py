@@ -16,14 +16,13 @@ import hashlib
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Protocol, Sequence, Union
 
+from lib import username
+from upas.loginfail import FIRST_DELAY, MAX_DELAY, MAX_FAILURES, REFUSED
 from upas.ns import cleanname
 
 MAXLINE = 1024          # Plan 9's command buffer: a line may hold 1023 bytes
 MAXREPLY = 1023         # one formatted reply text, as vseprint into buf[1024]
 BOXPATH_MAX = 256 - 7   # "/mail/box/ARG" is cut so that "/mbox" still fits
-FIRST_DELAY = 5         # doubled before each wait: 10, 20, 40 ... seconds
-MAX_DELAY = 30 * 60
-MAX_FAILURES = 20       # the 21st failure ends the session
 GUESSER_AT = 3
 IMPLEMENTATION = "upas-py-pop3"
 
@@ -94,8 +93,9 @@ def unique_ids(digests: Sequence[str]) -> list[str]:
 class Challenge(Protocol):
     chal: str  # the text sent to the client, e.g. "<1a2b.3c4d@dom>"
 
-    def respond(self, user: str, response: str) -> None:
-        """Check `response` for `user`; raise AuthError on failure."""
+    def respond(self, user: str, response: str) -> str:
+        """Check `response` for `user`: the name factotum authenticated
+        (its cuid); raise AuthError on failure."""
 
     def close(self) -> None:
         """Drop the conversation (a later challenge replaces this one)."""
@@ -116,6 +116,16 @@ class Mailbox(Protocol):
 
     def delete(self, fsnums: Sequence[int]) -> None:
         """Remove these messages from the mailbox file (raise MailboxError)."""
+
+
+class Guard(Protocol):
+    """The peer address's attempts across sessions (upas/loginfail.py)."""
+
+    def begin(self) -> float | None:
+        """Seconds to wait before checking this attempt; None: refuse it."""
+
+    def succeeded(self) -> None:
+        """The attempt was a login: take it back."""
 
 
 class Host(Protocol):
@@ -295,8 +305,10 @@ class Session:
                  allow_clear: bool = False, tls_cert: bool = False,
                  peer: str | None = None, preauth_box: str | None = None,
                  extensions: bool = False, delay_scale: float = 1.0,
-                 debug: Callable[[bytes], None] | None = None):
+                 debug: Callable[[bytes], None] | None = None,
+                 guard: Guard | None = None):
         self.auth = auth
+        self.guard = guard
         self.host = host
         self.allow_clear = allow_clear
         self.tls_cert = tls_cert
@@ -462,17 +474,32 @@ class Session:
         name = arg.decode("utf-8", "surrogateescape")
         box = ("/mail/box/" + name).encode("utf-8", "surrogateescape")[:BOXPATH_MAX - 1]
         box_s = box.decode("utf-8", "surrogateescape")
-        if "\0" in name or cleanname(box_s) != box_s:
+        if not username.valid(name) or cleanname(box_s) != box_s:
             return self.err("bad mailbox name")
         self.box = box_s + "/mbox"
         self.user = name.split("/", 1)[0]
         return None
 
     def _dologin(self, response: str, chal: Challenge | None) -> Iterator[Event]:
+        wait = self.guard.begin() if self.guard is not None else 0.0
+        if wait is None:            # this address has guessed enough for now
+            if self.tries >= MAX_FAILURES:
+                yield self.err(f"authentication failed: {REFUSED}; server exiting", "AUTH")
+                yield Close()
+                return
+            self.tries += 1
+            yield self.err(REFUSED, "SYS/TEMP")
+            return
+        if wait:
+            yield Sleep(wait)
         try:
             if chal is None:
                 raise AuthError("no challenge")
-            chal.respond(self.user, response)
+            # the name factotum vouches for is the one we become (Plan 9's
+            # auth_chuid); it can only differ from the one given if the
+            # chain read that otherwise
+            if chal.respond(self.user, response) != self.user:
+                raise AuthError("authenticated as another user")
         except AuthError as e:
             if self.tries >= MAX_FAILURES:
                 yield self.err(f"authentication failed: {e}; server exiting", "AUTH")
@@ -486,6 +513,8 @@ class Session:
             yield self.err("authentication failed", "AUTH")
             return
         self._drop_challenge()
+        if self.guard is not None:
+            self.guard.succeeded()
         try:
             self.host.login(self.user)
         except HostError as e:
