@@ -1,4 +1,4 @@
-"""The auth server (fs-auth.md 3.5, 3.6).
+"""The auth server (docs/spec/fs-auth.md §3.5, §3.6).
 
     python -m auth.authsrv [-a tcp!*!567] [-k keys] [-D dom] [-u rulesfile] [-t idle]
 

@@ -1,4 +1,4 @@
-"""Plan 9's DES layer (fs-auth.md 3.3, 3.4) over pycryptodome.
+"""Plan 9's DES layer (docs/spec/fs-auth.md §3.3, §3.4) over pycryptodome.
 
 Keys are the 7-byte DES keys Plan 9 stores (DESKEYLEN); des56to64 widens
 them to the 8-byte FIPS form. Everything here is pure and works on bytes.

@@ -1,4 +1,4 @@
-"""keyfs's user database: the semantics of /mnt/keys/USER/* (fs-auth.md 3.8).
+"""keyfs's user database: the semantics of /mnt/keys/USER/* (docs/spec/fs-auth.md §3.8).
 
 Sans-I/O with respect to 9P: auth/keyfs.py maps files onto these methods.
 Every change is saved to the keys file before it takes effect, so a failed

@@ -1,9 +1,9 @@
-"""The Bell/plan9port keys file (fs-auth.md 3.8).
+"""The Bell/plan9port keys file (docs/spec/fs-auth.md §3.8).
 
 8 random bytes, then one 73-byte record per user, the whole DES-CBC encrypted
 (zero IV, libsec's tail rule) under des56to64(authkey). Unlike Bell's reader
 we decrypt the whole file, so the last record's secret survives intact
-(decisions.md). The file is only ever written encrypted, via tmp + fsync +
+(docs/decisions.md). The file is only ever written encrypted, via tmp + fsync +
 rename.
 """
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""keyfs: the authentication database served over 9P (fs-auth.md 3.8).
+"""keyfs: the authentication database served over 9P (docs/spec/fs-auth.md §3.8).
 
     python -m auth.keyfs [-p] [-k authkeyfile] [-s service] [keyfile]
 

@@ -1,4 +1,4 @@
-"""Plan 9 auth records (fs-auth.md 3.1, 3.2, 3.5, 2.4).
+"""Plan 9 auth records (docs/spec/fs-auth.md §3.1, §3.2, §3.5, §2.4).
 
 Ticketreq, Ticket, Authenticator and Passwordreq in the classic (form 0)
 layouts, the AuthInfo that factotum hands back, and the AS reply framing

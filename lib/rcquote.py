@@ -7,7 +7,7 @@ from __future__ import annotations
 
 
 def needs_quote(s: str) -> bool:
-    """rc quoting rule (fs-auth.md section 0): empty, blank, control character or '."""
+    """rc quoting rule (docs/spec/fs-auth.md §0): empty, blank, control character or '."""
     return s == "" or any(c <= " " or c in "'\x7f" for c in s)
 
 

@@ -1,4 +1,4 @@
-"""The real authsrv over TCP, with keys from the real keyfs (fs-auth.md 3.5/3.6; facts 25-28)."""
+"""The real authsrv over TCP, with keys from the real keyfs (docs/spec/fs-auth.md §3.5/§3.6; facts 25-28)."""
 import re
 import secrets
 import socket
@@ -61,7 +61,7 @@ def conn(auth_servers):
 
 
 def _check_ticket_pair(reply: bytes, chal: bytes, user: str):
-    """Fact 27: AuthOK + Khost{AuthTs, chal, user, user, Kn} + Kn{AuthAc, chal, 0}."""
+    """docs/spec/fs-auth.md fact 27: AuthOK + Khost{AuthTs, chal, user, user, Kn} + Kn{AuthAc, chal, 0}."""
     assert len(reply) == 86 and reply[0] == AuthType.AuthOK
     t = Ticket.unpack(reply[1:73], HOSTKEY)
     assert (t.num, t.chal, t.cuid, t.suid) == (RecordNum.AuthTs, chal, user, user)
@@ -69,7 +69,7 @@ def _check_ticket_pair(reply: bytes, chal: bytes, user: str):
     assert (a.num, a.chal, a.id) == (RecordNum.AuthAc, chal, 0)
 
 
-def test_okvar_challenge_framing_fact25(conn):
+def test_okvar_challenge_framing_fs_auth_fact25(conn):
     conn.send(Ticketreq(APOP, authdom=demo.AUTHDOM, hostid=demo.HOSTID).pack())
     head = conn.raw(6)
     assert head[0] == 9
@@ -81,7 +81,7 @@ def test_okvar_challenge_framing_fact25(conn):
 
 @pytest.mark.parametrize("kind,digest,upper", [(APOP, crypt.apop_digest, False),
                                                (CRAM, crypt.cram_digest, True)])
-def test_apop_cram_success_86_bytes_fact27(auth_servers, conn, user, kind, digest, upper):
+def test_apop_cram_success_86_bytes_fs_auth_fact27(auth_servers, conn, user, kind, digest, upper):
     with auth_servers.keys_client() as k:
         k.write(f"{user}/log", b"bad")
     chal = conn.challenge(kind)
@@ -145,7 +145,7 @@ def test_seventh_failure_ends_connection(conn, user):
     assert conn.raw(1) == b""
 
 
-def test_p9cr_challenge_response_fact28(auth_servers, conn, user):
+def test_p9cr_challenge_response_fs_auth_fact28(auth_servers, conn, user):
     assert crypt.netcrypt(crypt.passtokey("password"), "12345") == "7d682065"
     tr = Ticketreq(AuthType.AuthChal, authdom=demo.AUTHDOM, chal=b"p9crchal", hostid=demo.HOSTID,
                    uid=user)

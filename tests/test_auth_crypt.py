@@ -1,4 +1,4 @@
-"""The DES and passtokey vectors and the digests of fs-auth.md 3.3, 3.4, facts 20-22, 26, 28."""
+"""The DES and passtokey vectors and the digests of docs/spec/fs-auth.md §3.3, §3.4, facts 20-22, 26, 28."""
 import pytest
 
 from auth import crypt

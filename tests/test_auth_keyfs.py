@@ -1,4 +1,4 @@
-"""keyfs: the keys file (fs-auth.md 3.8, fact 30) and the real keyfs process (fact 29)."""
+"""keyfs: the keys file (docs/spec/fs-auth.md §3.8, fact 30) and the real keyfs process (docs/spec/fs-auth.md fact 29)."""
 import os
 import socket
 import stat as pystat
@@ -28,7 +28,7 @@ def _glenda():
 
 # -- the file format -------------------------------------------------------
 
-def test_one_user_keys_file_is_the_81_byte_example_fact30():
+def test_one_user_keys_file_is_the_81_byte_example_fs_auth_fact30():
     data = keyfile.encode([_glenda()], AUTHKEY, prefix=bytes(8))
     assert len(data) == 81
     assert data == EXAMPLE
@@ -37,12 +37,12 @@ def test_one_user_keys_file_is_the_81_byte_example_fact30():
         ("glenda", crypt.passtokey("password"), 0, 0, 0, b"apopsecret")
 
 
-def test_wrong_authkey_records_are_skipped_fact30():
+def test_wrong_authkey_records_are_skipped_fs_auth_fact30():
     assert keyfile.decode(EXAMPLE, crypt.passtokey("not-authpw")) == []
 
 
 def test_last_record_secret_read_to_the_last_byte():
-    # decisions.md: unlike Bell's reader, the tail of the last secret is intact.
+    # docs/decisions.md: unlike Bell's reader, the tail of the last secret is intact.
     recs = [KeyRecord("a", bytes(7)), KeyRecord("b", crypt.passtokey("x"), secret=b"s" * 31)]
     back = keyfile.decode(keyfile.encode(recs, AUTHKEY), AUTHKEY)
     assert [r.name for r in back] == ["a", "b"] and back[1].secret == b"s" * 31
@@ -112,7 +112,7 @@ def test_tree_listing_and_modes(keys):
     assert keys.stat("glenda").mode == DMDIR | 0o777
 
 
-def test_fact29_mkdir_key_status_expire(keys):
+def test_fs_auth_fact29_mkdir_key_status_expire(keys):
     keys.create("carol", DMDIR | 0o777, "r").close()
     assert [s.name for s in keys.readdir("/")][-1] == "carol"
     assert len(keys.read("carol/key")) == 7
@@ -135,7 +135,7 @@ def test_demo_keys_and_secrets(keys):
     assert keys.read("upas/key") == crypt.passtokey(demo.HOST_PASSWORD)
 
 
-def test_fact29_purgatory_after_ten_bad_logs(keys, user):
+def test_fs_auth_fact29_purgatory_after_ten_bad_logs(keys, user):
     for _ in range(9):
         keys.write(f"{user}/log", b"bad")
     assert keys.read(f"{user}/key") == crypt.passtokey(user + "-pw")

@@ -1,4 +1,4 @@
-"""Record layouts, AuthInfo and reply framing (fs-auth.md 3.2, 2.4, 3.5; facts 19, 23-25)."""
+"""Record layouts, AuthInfo and reply framing (docs/spec/fs-auth.md §3.2, §2.4, §3.5; facts 19, 23-25)."""
 import io
 
 import pytest
@@ -17,7 +17,7 @@ def test_lengths():
     assert (TICKREQLEN, TICKETLEN, AUTHENTLEN, PASSREQLEN) == (141, 72, 13, 90)
 
 
-def test_ticket_vector_fact23():
+def test_ticket_vector_fs_auth_fact23():
     t = Ticket(RecordNum.AuthTs, H("0102030405060708"), "glenda", "glenda", H("11223344556677"))
     key = crypt.passtokey("password")
     assert t.pack(key) == TICKET_CT
@@ -32,7 +32,7 @@ def test_authenticator_vector():
     assert Authenticator.unpack(H("082182bc889884087a6eebe163"), H("11223344556677")) == a
 
 
-def test_ticketreq_layout_fact24():
+def test_ticketreq_layout_fs_auth_fact24():
     tr = Ticketreq(AuthType.AuthApop, "auth", "upas.local", b"ABCDEFGH", "upas", "glenda")
     b = tr.pack()
     assert len(b) == 141
@@ -64,10 +64,10 @@ def test_passwordreq_roundtrip():
     assert plain[57] == 1 and plain[58:62] == b"apop"
 
 
-def test_authinfo_fact19():
+def test_authinfo_fs_auth_fact19():
     ai = AuthInfo("glenda", "glenda")
     assert ai.pack() == H("0600676c656e64610600676c656e646100000000")
-    # 2+6+2+6+2+2 bytes (fs-auth.md §2.4), as Plan 9's convAI2M writes
+    # 2+6+2+6+2+2 bytes (docs/spec/fs-auth.md §2.4), as Plan 9's convAI2M writes
     assert len(ai.pack()) == 20
     assert AuthInfo.unpack(ai.pack()) == ai
     s = AuthInfo("bob", "upas", "", H("0102030405060708"))
@@ -76,7 +76,7 @@ def test_authinfo_fact19():
         AuthInfo.unpack(ai.pack()[:-1])
 
 
-def test_okvar_framing_fact25():
+def test_okvar_framing_fs_auth_fact25():
     chal = b"<1a2b.3c4d@upas.local>"
     r = okvar_reply(chal)
     assert r[0] == 9 and r[1:6] == b"%-5d" % len(chal) and r[6:] == chal

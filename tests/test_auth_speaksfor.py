@@ -1,4 +1,4 @@
-"""The "speaks for" rules (fs-auth.md 3.6: hostid=X uid=..., uid=*, uid=!u)."""
+"""The "speaks for" rules (docs/spec/fs-auth.md §3.6: hostid=X uid=..., uid=*, uid=!u)."""
 from auth.speaksfor import parse, speaks_for
 
 RULES = parse("""# mail host

@@ -2,8 +2,8 @@
 
 auth_stack: keyfs + authsrv + a factotum holding the host key (upas,
 upas.local); users glenda and bob with the demo secrets.  The server roles
-follow the Plan 9 conversation (fs-auth.md 2.5) and verify through the AS.
-Facts 15, 16, 19, 27, 28; decisions.md "Reference dialect".
+follow the Plan 9 conversation (docs/spec/fs-auth.md §2.5) and verify through the AS.
+docs/spec/fs-auth.md facts 15, 16, 19, 27, 28; docs/decisions.md "Reference dialect".
 """
 import hashlib
 import hmac
@@ -66,7 +66,7 @@ def test_apop_login(auth_stack):
     assert (ai.cuid, ai.suid, ai.cap, ai.secret) == ("glenda", "glenda", "", b"")
 
 
-def test_apop_wrong_secret_fails_reaches_log_and_can_retry(auth_stack):       # fact 16
+def test_apop_wrong_secret_fails_reaches_log_and_can_retry(auth_stack):       # docs/spec/fs-auth.md fact 16
     addr = auth_stack.env["factotum"]
     before = bad_count(auth_stack, "bob")
     c = lf.auth_challenge("proto=apop role=server", addr)
@@ -78,7 +78,7 @@ def test_apop_wrong_secret_fails_reaches_log_and_can_retry(auth_stack):       # 
     assert bad_count(auth_stack, "bob") == 0                     # success writes `good`
 
 
-def test_apop_plan9_conversation_word_for_word(auth_stack):                   # facts 15, 16, 19
+def test_apop_plan9_conversation_word_for_word(auth_stack):                   # docs/spec/fs-auth.md facts 15, 16, 19
     client, rpc = rpc_session(auth_stack.env["factotum"])
     with client:
         assert rpc(b"start proto=apop role=server") == b"ok"
@@ -125,7 +125,7 @@ def test_cram_client_role_answers_our_server(auth_stack):
     assert lf.auth_response(c, user, resp.lower()).cuid == "bob"
 
 
-def test_p9cr_netkey_vector_and_login(auth_stack):                            # fact 28
+def test_p9cr_netkey_vector_and_login(auth_stack):                            # docs/spec/fs-auth.md fact 28
     assert lf.p9cr_response("12345", "password") == "7d682065"
     add_user(auth_stack, "netkey", "password", "netkey-apop")
     ai = lf.auth_userpasswd("netkey", "password", auth_stack.env["factotum"])
@@ -237,7 +237,7 @@ def test_disabled_user(auth_stack):
     test_apop_login(auth_stack)
 
 
-def test_ctl_listing_hides_the_host_secret(auth_stack):                      # fact 18
+def test_ctl_listing_hides_the_host_secret(auth_stack):                      # docs/spec/fs-auth.md fact 18
     with ninep.Client.dial(auth_stack.env["factotum"]) as c:
         listing = c.read("ctl").decode()
     assert "key proto=p9sk1 dom=upas.local user=upas !password?\n" in listing

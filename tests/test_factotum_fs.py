@@ -1,7 +1,7 @@
 """factotum as a process: its 9P files and lib/factotum against it.
 
 No auth server here: pass and the apop/cram client role need none.
-fs-auth.md 2.1-2.3; facts 13, 17, 18, 36.
+docs/spec/fs-auth.md §2.1-2.3; facts 13, 17, 18, 36.
 """
 import shutil
 
@@ -28,7 +28,7 @@ def test_proto_lists_one_protocol_per_line(factotum_proc):
     assert {"apop", "cram", "p9any", "p9cr", "p9sk1", "pass"} == set(protos[:-1])
 
 
-def test_ctl_hides_secrets_and_reports_errors(factotum_proc):      # fact 18
+def test_ctl_hides_secrets_and_reports_errors(factotum_proc):      # docs/spec/fs-auth.md fact 18
     f = factotum_proc
     f.ctl("key proto=apop server=pop.example.com user=alice !password=sekrit")
     f.ctl("key proto=p9sk1 dom=upas.local user=upas !password=upas-host-pw")
@@ -64,7 +64,7 @@ def test_each_open_of_rpc_is_a_conversation(factotum_proc):
     with ninep.Client.dial(factotum_proc.addr) as c:
         a, b = c.open("rpc", "rw"), c.open("rpc", "rw")
         a.write(b"start proto=pass service=imap")
-        assert a.read(4096) == b"ok"                          # fact 13
+        assert a.read(4096) == b"ok"                          # docs/spec/fs-auth.md fact 13
         b.write(b"read")
         assert b.read(4096) == b"error no current protocol"
         assert c.read("conv") == b"conv state=HavePass proto=pass service=imap user=glenda\n"
@@ -81,7 +81,7 @@ def test_log_is_exclusive(factotum_proc):
         c.open("log").close()
 
 
-def test_getuserpasswd_finds_factotum_three_ways(factotum_proc, monkeypatch):   # fact 17
+def test_getuserpasswd_finds_factotum_three_ways(factotum_proc, monkeypatch):   # docs/spec/fs-auth.md fact 17
     f = factotum_proc
     f.ctl("key proto=pass service=imap server=mail.example.com user=glenda '!password=my pw'")
     attrs = "proto=pass service=imap server=mail.example.com"

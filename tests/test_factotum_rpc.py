@@ -4,7 +4,7 @@ The auth-server side is absent here (authdial fails), so only what needs no
 AS runs: the rpc framing and limits, ctl, pass, apop/cram client role and
 p9sk1 between two conversations (the server invents tickets when it is
 asked for its own user, as Plan 9's mkserverticket does).
-fs-auth.md 2.2-2.5, facts 13, 14, 17, 18.
+docs/spec/fs-auth.md §2.2-2.5, facts 13, 14, 17, 18.
 """
 import pytest
 from hypothesis import given, strategies as st
@@ -33,22 +33,22 @@ def rpc(c, request, count=4096):
 
 # --- rpc framing and limits (2.3) ---
 
-def test_start_reply_is_exactly_ok():                       # fact 13
+def test_start_reply_is_exactly_ok():                       # docs/spec/fs-auth.md fact 13
     c = conv("proto=pass user=glenda !password=pw")
     assert rpc(c, b"start proto=pass") == b"ok"
 
 
-def test_read_with_data_is_ok_space_data():                 # fact 13
+def test_read_with_data_is_ok_space_data():                 # docs/spec/fs-auth.md fact 13
     c = conv("proto=pass user=glenda !password=pw")
     rpc(c, b"start proto=pass")
     assert rpc(c, b"read") == b"ok glenda pw"
 
 
-def test_start_without_proto():                             # fact 14
+def test_start_without_proto():                             # docs/spec/fs-auth.md fact 14
     assert rpc(conv(), b"start role=client") == b"error did not specify proto"
 
 
-def test_read_before_start_is_an_error():                   # fact 14
+def test_read_before_start_is_an_error():                   # docs/spec/fs-auth.md fact 14
     assert rpc(conv(), b"read") == b"error no current protocol"
     assert rpc(conv(), b"write x") == b"error no current protocol"
 
@@ -105,7 +105,7 @@ def test_pass_read_too_small_for_the_answer():
 
 # --- keys and ctl (2.2) ---
 
-def test_ctl_listing_hides_secrets():                       # fact 18
+def test_ctl_listing_hides_secrets():                       # docs/spec/fs-auth.md fact 18
     ring = make_ring()
     ring.ctl("key proto=apop server=pop.example.com user=alice !password=secret")
     assert ring.listing() == "key proto=apop server=pop.example.com user=alice !password?\n"
@@ -169,9 +169,9 @@ def test_quote_tokenize_round_trip(words):
     assert tokenize(" ".join(quote(w) for w in words)) == words
 
 
-# --- pass (fact 17) ---
+# --- pass (docs/spec/fs-auth.md fact 17) ---
 
-def test_pass_quotes_a_password_with_a_space():             # fact 17
+def test_pass_quotes_a_password_with_a_space():             # docs/spec/fs-auth.md fact 17
     c = conv("proto=pass service=imap server=mail.example.com user=glenda '!password=my pw'")
     assert rpc(c, b"start proto=pass role=client service=imap") == b"ok"
     assert rpc(c, b"read") == b"ok glenda 'my pw'"
@@ -318,7 +318,7 @@ def test_any_request_gets_a_reply(request):
                                            b"toosmall")
 
 
-def test_p9cr_client_role_answers_with_the_p9sk1_password():       # fact 28
+def test_p9cr_client_role_answers_with_the_p9sk1_password():       # docs/spec/fs-auth.md fact 28
     c = conv("proto=p9sk1 dom=upas.local user=glenda !password=password")
     assert rpc(c, b"start proto=p9cr role=client") == b"ok"
     assert rpc(c, b"write 12345") == b"ok"

@@ -1,5 +1,5 @@
 """testdata/golden/upasfs/ctl-demo.txt reproduced against a real upasfs
-over its posted socket (fs-auth.md §1.1-1.3, 1.7-1.8; decisions.md:
+over its posted socket (docs/spec/fs-auth.md §1.1-1.3, §1.7-1.8; docs/decisions.md:
 numbers never reused, Tremove deletes, change detection by size and content)."""
 from __future__ import annotations
 
@@ -110,7 +110,7 @@ def test_ctl_demo_transcript(upasfs):
         ctl(c, "delete mbox 6")
         with open(upasfs.mbox, "ab") as f:
             f.write(SAME_SECOND)
-        assert names(c, "mbox") == ["7"]                # noticed at once (decisions.md)
+        assert names(c, "mbox") == ["7"]                # noticed at once (docs/decisions.md)
         with open(upasfs.mbox, "ab") as f:
             f.write(LATER)
         assert names(c, "mbox") == ["7", "8"]

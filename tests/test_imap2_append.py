@@ -1,5 +1,5 @@
-"""APPEND over a real socket (servers.md 3.10, facts 53-54,
-decisions.md): the stored bytes, the .imp entry, APPENDUID, flags and
+"""APPEND over a real socket (docs/spec/servers.md §3.10, facts 53-54,
+docs/decisions.md): the stored bytes, the .imp entry, APPENDUID, flags and
 date-time, LITERAL+, the literal limit and bad or cut-short literals."""
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ def uidvalidity(srv, name="mbox") -> int:
     return int(srv.box(name=name + ".imp").read_bytes().split(b"\n")[1].split()[0])
 
 
-def test_append_fact53_continuation_and_appenduid(c, srv):
+def test_append_servers_fact53_continuation_and_appenduid(c, srv):
     c.cmd(b"a CREATE foo")
     c.send(b"b APPEND foo {5}")
     assert c.line() == b"+ Ready for literal data\r\n"
@@ -35,7 +35,7 @@ def test_append_fact53_continuation_and_appenduid(c, srv):
     lines = c.until(b"b")
     v = uidvalidity(srv, "foo")
     assert lines == [b"b OK [APPENDUID %d 1] APPEND completed\r\n" % v]
-    # decisions.md: INBOX works (Bell answered TRYCREATE)
+    # docs/decisions.md: INBOX works (Bell answered TRYCREATE)
     c.send(b"c APPEND INBOX {5}")
     assert c.line() == b"+ Ready for literal data\r\n"
     c.send(b"hello\r\n")
@@ -49,7 +49,7 @@ def test_append_missing_box_never_asks_for_literal(c):
     assert c.cmd(b"d NOOP") == [b"d OK NOOP completed\r\n"]   # the session goes on
 
 
-def test_append_fact54_stored_bytes_and_imp(c, srv):
+def test_append_servers_fact54_stored_bytes_and_imp(c, srv):
     c.cmd(b"a CREATE foo")
     lines = c.cmd(b'b APPEND foo (\\Seen \\Flagged) "02-Jan-2006 15:04:05 -0500" {%d}\r\n' % len(MSG)
                   + MSG + b"\r\n")
@@ -70,7 +70,7 @@ def test_append_fact54_stored_bytes_and_imp(c, srv):
 
 
 def test_append_space_padded_date_and_keyword(c, srv):
-    """decisions.md: RFC 3501's space-padded day parses; keywords are kept."""
+    """docs/decisions.md: RFC 3501's space-padded day parses; keywords are kept."""
     c.cmd(b"a CREATE foo")
     lines = c.cmd(b'b APPEND foo ($Junk) " 2-Jan-2006 15:04:05 +0130" {5}\r\nhello\r\n')
     assert lines[-1].startswith(b"b OK [APPENDUID ")
@@ -117,7 +117,7 @@ def test_broken_literals(c, srv):
     c.cmd(b"a CREATE foo")
     assert c.cmd(b"b APPEND foo {abc}") == [b"b BAD APPEND bad syntax\r\n"]
     assert c.cmd(b"c APPEND foo {99999999999}")[0] == b"c BAD APPEND number out of range\r\n"
-    # Plan 9 sent an empty line here (fact 63); no response may be empty
+    # Plan 9 sent an empty line here (docs/spec/servers.md fact 63); no response may be empty
     assert c.cmd(b"d NOOP") == [b"d OK NOOP completed\r\n"]
     assert c.cmd(b"d APPEND foo (\\Bogus) {1}") == [b"d BAD APPEND flag not supported\r\n"]
     assert c.cmd(b"e APPEND foo") == [b"e BAD APPEND bad syntax\r\n"]

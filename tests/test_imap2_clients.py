@@ -63,7 +63,7 @@ def test_imapclient_folders(ic):
     fields = fields[0] if len(fields) == 1 else fields
     assert dict(zip(fields[::2], fields[1::2]))[b"name"] == b"upas imap4d"
 def test_imapclient_idle_sees_delivery_within_a_second(ic, srv):
-    """decisions.md: new mail during IDLE at once (Plan 9: within 15 s)."""
+    """docs/decisions.md: new mail during IDLE at once (Plan 9: within 15 s)."""
     ic.select_folder("INBOX")
     ic.idle()
     time.sleep(0.1)

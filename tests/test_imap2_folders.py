@@ -1,5 +1,5 @@
 """imap4d part 2 over a real socket: names, LIST/LSUB, CREATE, DELETE,
-RENAME, SUBSCRIBE, NAMESPACE, STATUS (servers.md 3.6, 3.10, section 4)."""
+RENAME, SUBSCRIBE, NAMESPACE, STATUS (docs/spec/servers.md §3.6, §3.10, §4)."""
 from __future__ import annotations
 
 import hashlib
@@ -44,17 +44,17 @@ def test_capability_lists_what_part2_implements(c):
     assert b"STARTTLS" not in caps      # no -t certfile: not offered
 
 
-def test_namespace_fact36(c):
+def test_namespace_servers_fact36(c):
     assert c.cmd(b"a NAMESPACE") == [b'* NAMESPACE (("" "/")) NIL NIL\r\n',
                                       b"a OK NAMESPACE completed\r\n"]
 
 
-def test_list_empty_pattern_fact37(c):
+def test_list_empty_pattern_servers_fact37(c):
     assert c.cmd(b'a LIST "" ""') == [b'* LIST (\\Noselect) "/" ""\r\n', b"a OK LIST\r\n"]
     assert c.cmd(b'b list "foo/bar" ""') == [b'* LIST (\\Noselect) "/" "foo/"\r\n', b"b OK list\r\n"]
 
 
-def test_list_star_fact38_and_children(c, srv):
+def test_list_star_servers_fact38_and_children(c, srv):
     # no .imp yet: INBOX is \Marked (Plan 9: .imp missing or older)
     assert c.cmd(b'a LIST "" *') == [
         b'* LIST (\\Noinferiors \\Marked) "/" "INBOX"\r\n',
@@ -124,7 +124,7 @@ def test_special_use_and_list_extended(c):
     assert c.cmd(b'l LIST "" % RETURN (STATUS (BOGUS))') == [b"l BAD LIST illegal status item\r\n"]
 
 
-def test_lsub_creates_subscribed_file_fact39(c, srv):
+def test_lsub_creates_subscribed_file_servers_fact39(c, srv):
     f = srv.box(name="imap.subscribed")
     assert not f.exists()
     assert c.cmd(b'a LSUB "" *') == [b'* LSUB (\\Noinferiors \\Marked) "/" "INBOX"\r\n',
@@ -150,7 +150,7 @@ def test_lsub_creates_subscribed_file_fact39(c, srv):
         b"h OK LSUB completed\r\n"]
 
 
-def test_status_fact50_51_no_expunge(c, srv):
+def test_status_servers_fact50_51_no_expunge(c, srv):
     c.cmd(b"s SELECT INBOX")
     c.cmd(b"t STORE 1 +FLAGS (\\Deleted \\Seen)")
     c.cmd(b"u UNSELECT")
@@ -161,14 +161,14 @@ def test_status_fact50_51_no_expunge(c, srv):
     v = int(srv.box(name="mbox.imp").read_bytes().split(b"\n")[1].split()[0])
     assert lines == [b"* STATUS inbox (MESSAGES 8 RECENT 0 UIDNEXT 9 UIDVALIDITY %d UNSEEN 7)\r\n" % v,
                      b"b OK status completed\r\n"]
-    assert srv.box().read_bytes() == before          # decisions.md: no expunge
+    assert srv.box().read_bytes() == before          # docs/decisions.md: no expunge
     lines = c.cmd(b"c STATUS nosuch (MESSAGES)")
     assert lines[0].startswith(b"c NO [TRYCREATE] STATUS can't open mailbox nosuch: ")
     assert c.cmd(b"d STATUS INBOX (FOO)") == [b"d BAD STATUS illegal status item\r\n"]
     assert c.cmd(b"e STATUS ../bob/mbox (MESSAGES)") == [b"e NO STATUS bad mailbox\r\n"]
 
 
-def test_status_keeps_recent_fact35(srv):
+def test_status_keeps_recent_servers_fact35(srv):
     """A STATUS-only session leaves `r` in the .imp: still recent after."""
     c1 = srv.connect()
     assert c1.cmd(b"a STATUS INBOX (RECENT)")[0] == b"* STATUS INBOX (RECENT 8)\r\n"
@@ -179,7 +179,7 @@ def test_status_keeps_recent_fact35(srv):
     c2.close()
 
 
-def test_create_fact52(c, srv):
+def test_create_servers_fact52(c, srv):
     assert c.cmd(b"a CREATE foo") == [b"a OK foo CREATE completed\r\n"]
     assert srv.box(name="foo").read_bytes() == b""
     assert c.cmd(b"b CREATE foo") == [b"b NO CREATE mailbox already exists\r\n"]
@@ -225,7 +225,7 @@ def test_delete(c, srv):
     c.cmd(b"d UNSELECT")
     assert c.cmd(b"e DELETE foo") == [b"e OK foo DELETE completed\r\n"]
     assert not srv.box(name="foo").exists() and not srv.box(name="foo.imp").exists()
-    # decisions.md: NO when nothing was deleted (9front always said OK)
+    # docs/decisions.md: NO when nothing was deleted (9front always said OK)
     assert c.cmd(b"f DELETE foo") == [b"f NO DELETE cannot delete mailbox foo\r\n"]
     assert c.cmd(b"g DELETE INBOX") == [b"g NO DELETE cannot delete mailbox INBOX\r\n"]
     assert c.cmd(b"h DELETE lists") == [b"h NO DELETE cannot delete mailbox lists\r\n"]
@@ -317,7 +317,7 @@ def test_non_ascii_name_round_trip(c, srv):
     assert srv.box(name="Entwürfe&Co").is_file()
     assert c.cmd(b"i CREATE &Jjo") == [b"i NO CREATE bad mailbox\r\n"]
     # a pattern is any list-char (RFC 3501 9): `&` not starting valid
-    # modified UTF-7 matches nothing rather than being BAD (decisions.md)
+    # modified UTF-7 matches nothing rather than being BAD (docs/decisions.md)
     assert c.cmd(b'j LIST "" &Jjo') == [b"j OK LIST completed\r\n"]
 
 
@@ -335,7 +335,7 @@ def test_names_needing_quotes(c, srv):
 
 
 def test_status_of_the_selected_mailbox(c):
-    """decisions.md: STATUS works on the selected mailbox (its own view)."""
+    """docs/decisions.md: STATUS works on the selected mailbox (its own view)."""
     c.cmd(b"a SELECT INBOX")
     c.cmd(b"b STORE 1:3 +FLAGS.SILENT (\\Seen)")
     assert c.cmd(b"c STATUS INBOX (MESSAGES RECENT UNSEEN)") == [

@@ -1,4 +1,4 @@
-"""IDLE (RFC 2177, decisions.md): changes made by other sessions are
+"""IDLE (RFC 2177, docs/decisions.md): changes made by other sessions are
 reported well within a second; DONE ends it, anything else is BAD."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-PROMPT = float("1.0")      # decisions.md: "at once", not Plan 9's 15 s
+PROMPT = float("1.0")      # docs/decisions.md: "at once", not Plan 9's 15 s
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""Modified UTF-7 and mailbox-name validity (servers.md 3.6, decisions.md)."""
+"""Modified UTF-7 and mailbox-name validity (docs/spec/servers.md §3.6, docs/decisions.md)."""
 import pytest
 from hypothesis import given, strategies as st
 

@@ -1,4 +1,4 @@
-"""STARTTLS with `-t certfile` and implicit TLS with `-T` (decisions.md:
+"""STARTTLS with `-t certfile` and implicit TLS with `-T` (docs/decisions.md:
 built in, as Plan 9 had neither; RFC 3501 6.2.1)."""
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Logins through the real factotum + auth server (servers.md 3.5): CRAM-MD5
+"""Logins through the real factotum + auth server (docs/spec/servers.md §3.5): CRAM-MD5
 always, LOGIN and AUTHENTICATE PLAIN with -p, the p9cr flow with -c.
 Each session starts its own upasfs (the Plan 9 `upas/fs -np` path)."""
 import base64

@@ -1,7 +1,7 @@
 """Decision (docs/decisions.md, "IMAP atoms in upper case"): imap4d sends
 every protocol atom in upper case -- `* PREAUTH`, `* BYE`, `* N EXPUNGE`,
 `FETCH (UID n FLAGS ...)`, NAMESPACE's `NIL`, `* BAD` -- where Plan 9 had
-lower case (servers.md §3.4), because imaplib, imapclient and mbsync
+lower case (docs/spec/servers.md §3.4), because imaplib, imapclient and mbsync
 reject the lower-case forms.  The human-readable text after the
 atom stays Plan 9's, word for word."""
 from __future__ import annotations

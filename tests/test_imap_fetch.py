@@ -3,7 +3,7 @@ values checked by hand against the message text: ENVELOPE, BODYSTRUCTURE,
 every section form, partial fetches.  Sizes count CRLF line ends; a part's
 body ends before the line break that precedes the next boundary (RFC 2046
 5.1.1: it belongs to the boundary; Python's email parser agrees), though
-upasfs's own files keep it (decisions.md)."""
+upasfs's own files keep it (docs/decisions.md)."""
 import re
 
 import pytest

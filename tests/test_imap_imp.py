@@ -1,4 +1,4 @@
-"""The .imp shadow file (servers.md 3.7): Plan 9's exact format, and the
+"""The .imp shadow file (docs/spec/servers.md §3.7): Plan 9's exact format, and the
 matching of entries to messages."""
 from upas.imap4d import imp
 from upas.mail import safewrite

@@ -1,5 +1,5 @@
 """imap4d parser, without sockets: framing, literals, limits, the strict
-grammar and the argument parsers (servers.md 3.3)."""
+grammar and the argument parsers (docs/spec/servers.md §3.3)."""
 import pytest
 from hypothesis import given, settings, strategies as st
 

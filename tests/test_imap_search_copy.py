@@ -117,7 +117,7 @@ def test_copy_with_copyuid(c, imap_preauth):
                  b"* %d FETCH (UID %s FLAGS (\\Flagged \\Recent $Junk))\r\n" % (n, m.group(3)),
                  b"b OK uid FETCH completed\r\n"]
     assert t.cmd(b"c FETCH 1:* UID")[:-1] == [b"* %d FETCH (UID %d)\r\n" % (i, i) for i in range(1, n + 1)]
-    # INBOX as a target works too (decisions.md)
+    # INBOX as a target works too (docs/decisions.md)
     r = c.cmd(b"c COPY 3 inbox")
     assert r[:2] == [b"* 9 EXISTS\r\n", b"* 9 RECENT\r\n"]      # reported before the OK
     assert r[2] == b"c OK [COPYUID %s 3 9] COPY completed\r\n" % r[2].split()[3]

@@ -1,5 +1,5 @@
-"""imap4d over a real socket against a real upasfs: servers.md section 4
-facts 23-65, as exact strings (adjusted where decisions.md
+"""imap4d over a real socket against a real upasfs: docs/spec/servers.md §4
+facts 23-65, as exact strings (adjusted where docs/decisions.md
 fixes a bug; each such test says so)."""
 import base64
 import re
@@ -8,7 +8,7 @@ import pytest
 
 N = 8          # messages in testdata glenda/mbox
 FLAGS_LINE = b"* FLAGS (\\Seen \\Answered \\Flagged \\Deleted \\Draft)\r\n"
-# decisions.md: keywords are stored, so PERMANENTFLAGS also offers \* (RFC 3501)
+# docs/decisions.md: keywords are stored, so PERMANENTFLAGS also offers \* (RFC 3501)
 PERMANENT = b"* OK [PERMANENTFLAGS (\\Seen \\Answered \\Flagged \\Draft \\Deleted \\*)] Limited\r\n"
 
 
@@ -210,7 +210,7 @@ def test_45_header_fields(sel):
 def test_46_fetch_sets(sel):
     r = sel.cmd(b"a FETCH 1:* FLAGS")
     assert len(r) == N + 1 and r[-1] == b"a OK FETCH completed\r\n"
-    # decisions.md: `*` is the highest number (Plan 9 answered NO)
+    # docs/decisions.md: `*` is the highest number (Plan 9 answered NO)
     assert sel.cmd(b"b FETCH * FLAGS") == [b"* %d FETCH (FLAGS (\\Recent))\r\n" % N, b"b OK FETCH completed\r\n"]
     assert sel.cmd(b"c FETCH 99 FLAGS") == [b"c NO FETCH failed\r\n"]
     r = sel.cmd(b"d FETCH 7:99 FLAGS")
@@ -227,7 +227,7 @@ def test_47_uid_fetch(sel):
 # ------------------------------------------------------------ 48-49 SEARCH
 
 def test_48_search_all(sel):
-    # decisions.md: upper-case `* SEARCH` (9front)
+    # docs/decisions.md: upper-case `* SEARCH` (9front)
     assert sel.cmd(b"a SEARCH ALL") == [b"* SEARCH 1 2 3 4 5 6 7 8\r\n", b"a OK SEARCH completed\r\n"]
 
 
@@ -247,7 +247,7 @@ def test_57_logout_does_not_expunge(sel, imap_preauth):
     sel.cmd(b"a STORE 1 +FLAGS.SILENT (\\Deleted)")
     assert sel.cmd(b"b LOGOUT") == [b"* BYE logging out\r\n", b"b OK LOGOUT completed\r\n"]
     assert sel.closed()
-    # decisions.md: only CLOSE and EXPUNGE remove mail
+    # docs/decisions.md: only CLOSE and EXPUNGE remove mail
     assert imap_preauth.box().read_bytes() == before
 
 
@@ -265,7 +265,7 @@ def test_59_close_expunges_silently(sel, imap_preauth):
 
 def test_60_keywords(sel, imap_preauth):
     assert sel.cmd(b"a FETCH 1 (FLAGS $Junk)") == [b"a BAD FETCH illegal fetch attribute\r\n"]
-    # decisions.md: keywords are stored and returned (Plan 9: BAD no flags given)
+    # docs/decisions.md: keywords are stored and returned (Plan 9: BAD no flags given)
     # announced by FLAGS and PERMANENTFLAGS before a FETCH shows it (RFC 3501 7.2.6)
     assert sel.cmd(b"b STORE 1 +FLAGS ($Junk)") == [
         b"* FLAGS (\\Seen \\Answered \\Flagged \\Deleted \\Draft $Junk)\r\n",
@@ -300,12 +300,12 @@ def test_62_partial_label(sel):
 def test_63_number_out_of_range(sel):
     sel.send(b"a FETCH 4294967296 FLAGS")
     assert sel.line() == b"a BAD FETCH number out of range\r\n"
-    # Plan 9 then sent an empty line (fact 63), which no IMAP grammar allows
+    # Plan 9 then sent an empty line (docs/spec/servers.md fact 63), which no IMAP grammar allows
     assert sel.cmd(b"b NOOP") == [b"b OK NOOP completed\r\n"]
 
 
 def test_64_internaldate_two_digit_day(sel):
-    # decisions.md: two-digit day (9front form)
+    # docs/decisions.md: two-digit day (9front form)
     assert sel.cmd(b"a FETCH 1 INTERNALDATE") == [
         b'* 1 FETCH (INTERNALDATE "23-Nov-2026 09:15:02 -0500")\r\n', b"a OK FETCH completed\r\n"]
     r = sel.cmd(b"b FETCH 6 INTERNALDATE")

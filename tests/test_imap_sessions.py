@@ -1,5 +1,5 @@
 """Two sessions on one mailbox, and mail delivered meanwhile: the untagged
-updates of servers.md 3.9 at the points RFC 3501 allows."""
+updates of docs/spec/servers.md §3.9 at the points RFC 3501 allows."""
 import re
 import subprocess
 import sys

@@ -1,4 +1,4 @@
-"""Header rules of upas/fs (fs-auth.md §1.4, §1.6, §1.10) on the pure layer."""
+"""Header rules of upas/fs (docs/spec/fs-auth.md §1.4, §1.6, §1.10) on the pure layer."""
 from __future__ import annotations
 
 from upas.mail import header as H
@@ -61,7 +61,7 @@ def test_ignore_list(tmp_path):
 
 
 def test_spec_worked_example(tmp_path):
-    """fs-auth.md §1.10, facts 5 and 8: the file is the example
+    """docs/spec/fs-auth.md §1.10, facts 5 and 8: the file is the example
     plus one separating newline; the stored message excludes it."""
     from upas.mail.mbox import open_mailbox
     (tmp_path / "mbox").write_bytes(SPEC_EXAMPLE + b"\n")

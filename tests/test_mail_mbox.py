@@ -1,5 +1,5 @@
-"""Mailbox scanning, syncing and crash-safe rewriting (fs-auth.md §1.7-1.8,
-decisions.md: change detection by size and content; a rewrite never drops
+"""Mailbox scanning, syncing and crash-safe rewriting (docs/spec/fs-auth.md §1.7-1.8,
+docs/decisions.md: change detection by size and content; a rewrite never drops
 mail it has not seen), bad input, mdir, and mbappend delivery."""
 from __future__ import annotations
 

@@ -18,7 +18,7 @@ Q = Qid(0x80, 7, 0x1122334455667788)
 ST = Stat(type=1, dev=2, qid=Q, mode=codec.DMDIR | 0o755, atime=3, mtime=4,
           length=5, name="ünïcødé", uid="glenda", gid="sys", muid="bob")
 
-# One example of every message type (fs-auth.md 5.1).
+# One example of every message type (docs/spec/fs-auth.md §5.1).
 EXAMPLES = [
     codec.Tversion(NOTAG, 8192, "9P2000"),
     codec.Rversion(NOTAG, 8192, "9P2000"),

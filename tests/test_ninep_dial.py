@@ -1,4 +1,4 @@
-"""Dial strings, posting and the plan9port name space dir (fs-auth.md 5.3)."""
+"""Dial strings, posting and the plan9port name space dir (docs/spec/fs-auth.md §5.3)."""
 from __future__ import annotations
 
 import errno

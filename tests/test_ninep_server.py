@@ -1,5 +1,5 @@
 """The 9P2000 server framework, driven with exact messages over a real unix
-socket (fs-auth.md 5.1, 5.2)."""
+socket (docs/spec/fs-auth.md §5.1, §5.2)."""
 from __future__ import annotations
 
 import os

@@ -1,4 +1,4 @@
-"""The sans-I/O POP3 core, driven without a socket (servers.md section 2).
+"""The sans-I/O POP3 core, driven without a socket (docs/spec/servers.md §2).
 
 The session's collaborators here are small in-memory stand-ins with honest
 behaviour (an mbox split by the upas/fs digest rule, APOP checked with MD5);
@@ -51,7 +51,7 @@ class Auth:
 
 
 def split_mbox(text: bytes):
-    """(digest, raw) per message, by the upas/fs rule of servers.md 1.1."""
+    """(digest, raw) per message, by the upas/fs rule of docs/spec/servers.md §1.1."""
     starts = [0] + [m.start() + 1 for m in re.finditer(rb"\nFrom ", text)]
     out = []
     for a, b in zip(starts, starts[1:] + [len(text)]):
@@ -140,8 +140,8 @@ def apop(s, user="glenda", chal=CHAL):
     return say(s, f"APOP {user} {d}".encode())
 
 
-# -- greeting, CAPA, states (facts 1-5) --------------------------------------
-def test_fact1_greeting():
+# -- greeting, CAPA, states (docs/spec/servers.md facts 1-5) --------------------------------------
+def test_servers_fact1_greeting():
     _, _, g = session()
     assert g == b"+OK POP3 server ready " + CHAL.encode() + b"\r\n"
     assert re.fullmatch(rb"\+OK POP3 server ready <[0-9a-f]+\.[0-9a-f]+@[^>]+>\r\n", g)
@@ -152,9 +152,9 @@ def test_greeting_without_factotum():
     assert s.start() == [b"-ERR auth server not responding, try later\r\n", P.Close()]
 
 
-def test_fact2_capa():
+def test_servers_fact2_capa():
     # STLS only where it can succeed: a certificate, TLS not yet active
-    # (decisions.md; movemail and plan9port's upas/fs try it whenever listed)
+    # (docs/decisions.md; movemail and plan9port's upas/fs try it whenever listed)
     s, _, _ = session()
     assert say(s, b"CAPA") == b"+OK\r\nTOP\r\nPIPELINING\r\nUIDL\r\n.\r\n"
     s, _, _ = session(allow_clear=True)
@@ -172,7 +172,7 @@ def test_capa_after_tls_lists_user():
     assert say(s, b"STLS") == b"-ERR tls already started\r\n"
 
 
-def test_fact3_fact4_auth_required_and_unknown():
+def test_servers_fact3_fact4_auth_required_and_unknown():
     s, _, _ = session()
     assert say(s, b"STAT") == b"-ERR STAT requires authentication\r\n"
     assert say(s, b"stat") == b"-ERR stat requires authentication\r\n"
@@ -183,15 +183,15 @@ def test_fact3_fact4_auth_required_and_unknown():
     assert say(s, b"xtnd x") == b"-ERR unknown command xtnd\r\n"
 
 
-def test_fact5_noop_rset_quit_before_login():
+def test_servers_fact5_noop_rset_quit_before_login():
     s, _, _ = session()
     assert say(s, b"NOOP") == b"+OK\r\n"
     assert say(s, b"RSET") == b"+OK\r\n"
     assert run(s, b"QUIT") == (b"+OK\r\n", [P.Close()])
 
 
-# -- logins (facts 6-12, 22) -------------------------------------------------
-def test_fact6_user_then_pass_in_clear():
+# -- logins (docs/spec/servers.md facts 6-12, 22) -------------------------------------------------
+def test_servers_fact6_user_then_pass_in_clear():
     s, _, _ = session()
     assert say(s, b"USER bob") == b"+OK\r\n"
     assert say(s, b"PASS x") == b"-ERR password in the clear disallowed\r\n"
@@ -200,13 +200,13 @@ def test_fact6_user_then_pass_in_clear():
 
 @pytest.mark.parametrize("name", [b"../etc", b"bob/", b"bob//x", b"./bob", b"bob/../glenda",
                                   b".", b"bob\0x"])
-def test_fact7_bad_mailbox_name_continues(name):
+def test_servers_fact7_bad_mailbox_name_continues(name):
     s, _, _ = session()
     assert say(s, b"USER " + name) == b"-ERR bad mailbox name\r\n"
     assert say(s, b"NOOP") == b"+OK\r\n"
 
 
-def test_fact11_fact12_fact22_login_apop():
+def test_servers_fact11_fact12_fact22_login_apop():
     s, host, _ = session(peer="10.1.2.3")
     assert apop(s) == b"+OK mailbox is /mail/box/glenda/mbox\r\n"
     assert host.logins == ["glenda"] and host.ratified == ["10.1.2.3"]
@@ -236,7 +236,7 @@ def test_password_with_spaces_is_the_whole_rest():
         del SECRETS["sp"]
 
 
-def test_fact9_fact10_delays_guesser_and_exit():
+def test_servers_fact9_fact10_delays_guesser_and_exit():
     s, host, _ = session(peer="9.9.9.9", delay_scale=1.0)
     want = [10, 20, 40, 80, 160, 320, 640, 1280, 1800, 1800]
     for i in range(20):
@@ -285,7 +285,7 @@ def test_preauth_loads_before_greeting_and_does_not_ratify():
     assert s.start() == [b"-ERR upas/fs: no such mailbox\r\n", P.Close()]
 
 
-# -- message commands (facts 13-20) ------------------------------------------
+# -- message commands (docs/spec/servers.md facts 13-20) ------------------------------------------
 def logged_in(**kw):
     s, host, _ = session(**kw)
     apop(s)
@@ -296,7 +296,7 @@ def sizes():
     return [len(r) + r.count(b"\n") for _, r in split_mbox(MBOX)]
 
 
-def test_fact13_fact14_list_stat_sizes():
+def test_servers_fact13_fact14_list_stat_sizes():
     s, _ = logged_in()
     sz = sizes()
     assert say(s, b"STAT") == f"+OK 3 {sum(sz)}\r\n".encode()
@@ -309,7 +309,7 @@ def test_fact13_fact14_list_stat_sizes():
     assert say(s, b"STAT") == f"+OK 1 {sz[1]}\r\n".encode()
 
 
-def test_fact15_uidl():
+def test_servers_fact15_uidl():
     s, _ = logged_in()
     digests = [d for d, _ in split_mbox(MBOX)]
     assert say(s, b"UIDL 2") == f"+OK 2 {digests[1]}\r\n".encode()
@@ -318,7 +318,7 @@ def test_fact15_uidl():
     assert re.fullmatch(rb"\+OK 1 [0-9a-f]{40}\r\n", say(s, b"uidl 1"))
 
 
-def test_fact16_dele_rset():
+def test_servers_fact16_dele_rset():
     s, _ = logged_in()
     assert say(s, b"DELE 1") == b"+OK message 1 deleted\r\n"
     assert say(s, b"DELE 1") == b"-ERR no such message\r\n"
@@ -345,16 +345,16 @@ def test_atoi_junk():
     assert P.atoi(b"9" * 500) == 2**63 - 1
 
 
-def test_fact17_retr_dot_stuffing_crlf_nul():
+def test_servers_fact17_retr_dot_stuffing_crlf_nul():
     s, _ = logged_in()
     assert say(s, b"RETR 1") == b"+OK\r\nSubject: one\r\n\r\nhello\r\n..dot line\r\n.\r\n"
-    # a CRLF line is sent with one CR (decisions.md), not \r\r\n
+    # a CRLF line is sent with one CR (docs/decisions.md), not \r\r\n
     assert say(s, b"RETR 2") == (b"+OK\r\nSubject: two\r\nX: y\r\n\r\nline1\r\nline2\r\nline3\r\n.\r\n")
     # NUL passes through; the unterminated last line gets its CRLF
     assert say(s, b"RETR 3") == b"+OK\r\nSubject: three\r\n\r\nnul\0byte\r\nlast no newline\r\n.\r\n"
 
 
-def test_fact18_top():
+def test_servers_fact18_top():
     s, _ = logged_in()
     assert say(s, b"TOP 2 0") == b"+OK\r\nSubject: two\r\nX: y\r\n\r\n.\r\n"
     assert say(s, b"TOP 2 2") == b"+OK\r\nSubject: two\r\nX: y\r\n\r\nline1\r\nline2\r\n.\r\n"
@@ -403,7 +403,7 @@ def test_retr_failure_mid_stream_closes():
     assert sent == b"+OK\r\nSubject: x\r\n" and ev == [P.Close()]
 
 
-def test_fact20_quit_and_sync_delete():
+def test_servers_fact20_quit_and_sync_delete():
     s, host = logged_in()
     say(s, b"DELE 1")
     say(s, b"DELE 3")
@@ -432,14 +432,14 @@ def test_delete_error_reply():
     assert run(s, b"QUIT") == (b"-ERR error deleting messages: i/o error\r\n", [P.Close()])
 
 
-def test_fact19_empty_line_ends_without_deleting():
+def test_servers_fact19_empty_line_ends_without_deleting():
     s, host = logged_in()
     say(s, b"DELE 1")
     assert run(s, b"") == (b"", [P.Close()])
     assert host.box.deleted == []
 
 
-def test_fact21_stls_without_cert():
+def test_servers_fact21_stls_without_cert():
     s, _, _ = session()
     assert say(s, b"STLS") == b"-ERR don't have any tls credentials\r\n"
 
@@ -520,7 +520,7 @@ def test_auth_plain_only_when_clear_allowed():
 
 
 def _stuffed(raw: bytes) -> bytes:
-    """RETR's data for raw, line by line (decisions.md: one CRLF per line,
+    """RETR's data for raw, line by line (docs/decisions.md: one CRLF per line,
     a CR before LF dropped, other bytes kept, a leading '.' doubled)."""
     lines = raw.split(b"\n")
     last = lines.pop()

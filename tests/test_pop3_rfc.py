@@ -1,5 +1,5 @@
 """Issue 13, POP3: STLS is listed in CAPA only when it can succeed (RFC
-2595 4: "STLS" names a command the server accepts; decisions.md), and a
+2595 4: "STLS" names a command the server accepts; docs/decisions.md), and a
 command given more arguments than RFC 1939 lets it take answers -ERR and
 does nothing.  Real pop3 sessions over real sockets (the acceptor and the
 launcher), the real auth stack and upasfs; poplib as the client."""

@@ -1,7 +1,7 @@
 """upas/pop3 end to end: `python -m upas.pop3` per connection (socket as
 stdin/stdout), the real upasfs (started per session, or posted) and the real
-factotum + authsrv + keyfs.  Each testable fact of servers.md section 4
-(1-22) is asserted as an exact string; decisions.md fixes are named."""
+factotum + authsrv + keyfs.  Each testable fact of docs/spec/servers.md §4
+(1-22) is asserted as an exact string; docs/decisions.md fixes are named."""
 import hashlib
 import os
 import poplib
@@ -52,14 +52,14 @@ def wire(raw: bytes) -> bytes:
     return b"".join(out) + b".\r\n"
 
 
-# -- facts 1-5 ---------------------------------------------------------------
-def test_fact1_greeting(pop3):
+# -- docs/spec/servers.md facts 1-5 ---------------------------------------------------------------
+def test_servers_fact1_greeting(pop3):
     c = pop3.connect()
     assert re.fullmatch(rb"\+OK POP3 server ready <[0-9a-f]+\.[0-9a-f]+@[^>]+>\r\n", c.greeting)
     assert pop3.connect().greeting != c.greeting   # a new challenge per session
 
 
-def test_fact2_capa(pop3_factory):
+def test_servers_fact2_capa(pop3_factory):
     c = pop3_factory().connect()
     c.send(b"CAPA")
     assert c.multi() == b"+OK\r\nTOP\r\nPIPELINING\r\nUIDL\r\n.\r\n"     # no -t: no STLS
@@ -68,7 +68,7 @@ def test_fact2_capa(pop3_factory):
     assert c.multi() == b"+OK\r\nTOP\r\nUSER\r\nPIPELINING\r\nUIDL\r\n.\r\n"
 
 
-def test_fact3_fact4_fact5(pop3):
+def test_servers_fact3_fact4_fact5(pop3):
     c = pop3.connect()
     assert c.cmd(b"STAT") == b"-ERR STAT requires authentication\r\n"
     assert c.cmd(b"stat") == b"-ERR stat requires authentication\r\n"
@@ -79,27 +79,27 @@ def test_fact3_fact4_fact5(pop3):
     assert c.closed()
 
 
-# -- logins: facts 6-12 --------------------------------------------------------
-def test_fact6_pass_in_clear_disallowed(pop3):
+# -- logins: docs/spec/servers.md facts 6-12 --------------------------------------------------------
+def test_servers_fact6_pass_in_clear_disallowed(pop3):
     c = pop3.connect()
     assert c.cmd(b"USER bob") == b"+OK\r\n"
     assert c.cmd(b"PASS x") == b"-ERR password in the clear disallowed\r\n"
 
 
-def test_fact7_bad_mailbox_name_bell_continues(pop3):
+def test_servers_fact7_bad_mailbox_name_bell_continues(pop3):
     c = pop3.connect()
     assert c.cmd(b"USER ../etc") == b"-ERR bad mailbox name\r\n"
     assert c.cmd(b"NOOP") == b"+OK\r\n"
 
 
-def test_fact8_pass_without_user_bell(pop3_factory):
+def test_servers_fact8_pass_without_user_bell(pop3_factory):
     """BL (our reference dialect): no phase error; the login just fails."""
     c = pop3_factory(["-p"]).connect()
     assert c.cmd(b"PASS x") == b"-ERR authentication failed\r\n"
     assert c.cmd(b"NOOP") == b"+OK\r\n"
 
 
-def test_fact9_delays_scaled(pop3_factory):
+def test_servers_fact9_delays_scaled(pop3_factory):
     c = pop3_factory(env={"POP3_DELAY_SCALE": "0.01"}).connect()
     for want in (0.1, 0.2):
         t = time.monotonic()
@@ -107,7 +107,7 @@ def test_fact9_delays_scaled(pop3_factory):
         assert time.monotonic() - t >= want
 
 
-def test_fact9_fact10_21st_failure_exits_and_guesser_logged(pop3_factory):
+def test_servers_fact9_fact10_21st_failure_exits_and_guesser_logged(pop3_factory):
     srv = pop3_factory(env={"POP3_DELAY_SCALE": "0.00005"})
     c = srv.connect()
     bad = b"APOP bob 0123456789abcdef0123456789abcdef"
@@ -121,19 +121,19 @@ def test_fact9_fact10_21st_failure_exits_and_guesser_logged(pop3_factory):
     assert log.count("likely password guesser from 127.0.0.1") == 1
 
 
-def test_fact11_apop_login(pop3):
+def test_servers_fact11_apop_login(pop3):
     c = pop3.connect()
     assert login(c) == b"+OK mailbox is /mail/box/bob/mbox\r\n"
     assert "pop3: user bob logged in" in pop3.syslog()
 
 
-def test_fact12_user_sub_mailbox(pop3_factory):
+def test_servers_fact12_user_sub_mailbox(pop3_factory):
     srv = pop3_factory(["-p"])
     c = srv.connect()
     assert c.cmd(b"USER glenda/lists") == b"+OK\r\n"
     assert c.cmd(b"PASS glenda-apop") == b"+OK mailbox is /mail/box/glenda/lists/mbox\r\n"
     (digest, raw), = entries(srv.box("glenda", "lists/mbox"))
-    # fact 13, singular
+    # docs/spec/servers.md fact 13, singular
     assert c.cmd(b"LIST") == f"+OK +1 message ({expected_size(raw)} octets)\r\n".encode()
     assert c.multi() == f"1 {expected_size(raw)}\r\n.\r\n".encode()
     assert c.cmd(b"UIDL 1") == f"+OK 1 {digest}\r\n".encode()
@@ -149,8 +149,8 @@ def test_wrong_secret_and_unknown_user(pop3_factory):
     assert c.cmd(b"PASS bob-apop") == b"+OK mailbox is /mail/box/bob/mbox\r\n"
 
 
-# -- message commands: facts 13-20 ---------------------------------------------
-def test_fact13_fact14_list_and_sizes(pop3):
+# -- message commands: docs/spec/servers.md facts 13-20 ---------------------------------------------
+def test_servers_fact13_fact14_list_and_sizes(pop3):
     msgs = entries(pop3.box("bob"))
     sizes = [expected_size(r) for _, r in msgs]
     c = pop3.connect()
@@ -166,7 +166,7 @@ def test_fact13_fact14_list_and_sizes(pop3):
     assert len(body) - len(b".\r\n") - body.count(b"\r\n..") == sizes[0]
 
 
-def test_fact15_uidl_stable_across_sessions(pop3):
+def test_servers_fact15_uidl_stable_across_sessions(pop3):
     digests = [d for d, _ in entries(pop3.box("bob"))]
     want = "+OK\r\n" + "".join(f"{i} {d}\r\n" for i, d in enumerate(digests, 1)) + ".\r\n"
     for _ in range(2):
@@ -178,7 +178,7 @@ def test_fact15_uidl_stable_across_sessions(pop3):
         c.cmd(b"QUIT")
 
 
-def test_fact16_dele_rset(pop3):
+def test_servers_fact16_dele_rset(pop3):
     c = pop3.connect()
     login(c)
     assert c.cmd(b"DELE 1") == b"+OK message 1 deleted\r\n"
@@ -191,7 +191,7 @@ def test_fact16_dele_rset(pop3):
     assert pop3.box("bob").read_bytes() == before
 
 
-def test_fact17_retr_every_message(pop3):
+def test_servers_fact17_retr_every_message(pop3):
     """glenda's mbox has lines starting with '.', 8-bit and MIME mail."""
     msgs = entries(pop3.box("glenda"))
     c = pop3.connect()
@@ -201,7 +201,7 @@ def test_fact17_retr_every_message(pop3):
         assert c.multi() == wire(raw), i
 
 
-def test_fact18_top(pop3):
+def test_servers_fact18_top(pop3):
     (_, raw), *_ = entries(pop3.box("bob"))
     header = raw.split(b"\n\n", 1)[0]
     c = pop3.connect()
@@ -215,7 +215,7 @@ def test_fact18_top(pop3):
     assert c.multi() == header.replace(b"\n", b"\r\n") + b"\r\n\r\n" + body1 + b"\r\n.\r\n"
 
 
-def test_fact19_empty_line_ends_session_no_deletions(pop3):
+def test_servers_fact19_empty_line_ends_session_no_deletions(pop3):
     before = pop3.box("bob").read_bytes()
     c = pop3.connect()
     login(c)
@@ -226,7 +226,7 @@ def test_fact19_empty_line_ends_session_no_deletions(pop3):
     assert pop3.box("bob").read_bytes() == before
 
 
-def test_fact20_quit_deletes_others_byte_identical(pop3):
+def test_servers_fact20_quit_deletes_others_byte_identical(pop3):
     path = pop3.box("bob")
     text = path.read_bytes()
     msgs = entries(path)
@@ -243,7 +243,7 @@ def test_fact20_quit_deletes_others_byte_identical(pop3):
     assert after == text[:second] + text[third:]
 
 
-def test_fact20_sync_deletes_and_stays(pop3):
+def test_servers_fact20_sync_deletes_and_stays(pop3):
     path = pop3.box("bob")
     msgs = entries(path)
     c = pop3.connect()
@@ -259,7 +259,7 @@ def test_fact20_sync_deletes_and_stays(pop3):
     assert [d for d, _ in entries(path)] == [msgs[1][0]]
 
 
-# -- TLS: fact 21 ----------------------------------------------------------------
+# -- TLS: docs/spec/servers.md fact 21 ----------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tls_files(tmp_path_factory):
     ca = trustme.CA()
@@ -271,12 +271,12 @@ def tls_files(tmp_path_factory):
     return str(path), ctx
 
 
-def test_fact21_stls_without_cert(pop3):
+def test_servers_fact21_stls_without_cert(pop3):
     c = pop3.connect()
     assert c.cmd(b"STLS") == b"-ERR don't have any tls credentials\r\n"
 
 
-def test_fact21_stls_then_pass_with_poplib(pop3_factory, tls_files):
+def test_servers_fact21_stls_then_pass_with_poplib(pop3_factory, tls_files):
     cert, ctx = tls_files
     srv = pop3_factory(["-t", cert])
     p = srv.poplib()
@@ -337,8 +337,8 @@ def test_stls_over_pipes(pop3_factory, tls_files):
         p.wait()
 
 
-# -- ratification: fact 22 ---------------------------------------------------------
-def test_fact22_ratify_creates_and_refreshes(pop3_factory):
+# -- ratification: docs/spec/servers.md fact 22 ---------------------------------------------------------
+def test_servers_fact22_ratify_creates_and_refreshes(pop3_factory):
     srv = pop3_factory(["-p"], remote=True)
     trusted = Path(srv.mailroot) / "ratify" / "trusted" / "127.0.0.1#32"
     assert not trusted.exists()
@@ -504,7 +504,7 @@ def test_client_vanishes_mid_retr(pop3):
 
 
 def test_mailbox_changes_during_session(pop3):
-    """Mail delivered during a session is invisible to it (servers.md §2.7, step 7),
+    """Mail delivered during a session is invisible to it (docs/spec/servers.md §2.7, step 7),
     and its QUIT deletes only what it marked: the new mail survives."""
     path = pop3.box("bob")
     msgs = entries(path)

@@ -1,5 +1,5 @@
 """ratfs over 9P: a real `python -m upas.ratify` on a posted unix socket,
-driven with our 9P client (fs-auth.md section 4, facts 31-34)."""
+driven with our 9P client (docs/spec/fs-auth.md §4, facts 31-34)."""
 import os
 import socket
 import threading
@@ -28,14 +28,14 @@ def test_root_listing_order_and_modes(ratfs):
         assert [e.name for e in c.readdir("block")] == ["ip", "account"]
 
 
-def test_fact31_trusted_walk_names_the_entry(ratfs):
+def test_fs_auth_fact31_trusted_walk_names_the_entry(ratfs):
     with ratfs.client() as c:
         assert c.stat("trusted/135.104.9.1").name == "135.104.0.0#16"
         with pytest.raises(Error, match="^file does not exist$"):
             c.stat("trusted/10.1.1.1")
 
 
-def test_fact32_create_trusted(ratfs):
+def test_fs_auth_fact32_create_trusted(ratfs):
     with ratfs.client("u") as c, ratfs.client("v") as other:
         c.create("trusted/1.2.3.4#32", 0o666, 1).close()
         st = c.stat("trusted/1.2.3.4")
@@ -63,7 +63,7 @@ def test_permanent_entry_not_removable(ratfs):
             c.remove("trusted/135.104.1.1")
 
 
-def test_fact33_blocked_lines_as_files(ratfs):
+def test_fs_auth_fact33_blocked_lines_as_files(ratfs):
     with ratfs.client() as c:
         assert c.stat("block/account/.*!gre").name == ".*!gre"
         assert c.stat("dial/ip/135.104.9.7").name == "135.104.9.0#24"
@@ -73,7 +73,7 @@ def test_fact33_blocked_lines_as_files(ratfs):
             c.stat("dial/ip/135.104.8.7")
 
 
-def test_fact33_ctl_write_only_and_unknown_command(ratfs):
+def test_fs_auth_fact33_ctl_write_only_and_unknown_command(ratfs):
     with ratfs.client() as c:
         with pytest.raises(Error, match="^permission denied$"):
             c.open("ctl", "r")
@@ -139,7 +139,7 @@ def test_second_copy_exits(ratfs):
         assert c.stat("trusted/135.104.9.1").name == "135.104.0.0#16"
 
 
-def test_fact32_expiry_swept_at_attach(tmp_path):
+def test_fs_auth_fact32_expiry_swept_at_attach(tmp_path):
     """In-process server with a controlled clock: entries go at the first
     attach made two hours after creation, not before."""
     (tmp_path / "blocked").write_text("")

@@ -1,5 +1,5 @@
 """The SMTP-side questions (upas/ratify/check.py) answered by a real ratfs
-mounted in a namespace, and by a plain directory (fact 34)."""
+mounted in a namespace, and by a plain directory (docs/spec/fs-auth.md fact 34)."""
 import pytest
 
 from upas.ns import Namespace
@@ -16,7 +16,7 @@ def ns(ratfs):
     n.close()
 
 
-def test_fact34_order_allow_before_block(ns):
+def test_fs_auth_fact34_order_allow_before_block(ns):
     # 10.1.2.3 is under both block 10/8 and allow 10.1/16: allow is tested first
     assert ip_action(ns, "10.1.2.3!25") == "allow"
     assert ip_action(ns, "10.2.2.3") == "block"
@@ -24,7 +24,7 @@ def test_fact34_order_allow_before_block(ns):
     assert ip_action(ns, "8.8.8.8") == "allow"
 
 
-def test_fact34_trusted_skips_account_check(ns):
+def test_fs_auth_fact34_trusted_skips_account_check(ns):
     assert is_trusted(ns, "135.104.1.1!4444")
     assert classify(ns, "135.104.1.1", "joe@spam.com") == "trusted"
     assert classify(ns, "8.8.8.8", "joe@spam.com") == "deny"

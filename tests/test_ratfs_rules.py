@@ -1,5 +1,5 @@
 """ratfs tables without 9P: the control-file language, CIDR names, account
-patterns, trusted entries and their expiry (fs-auth.md section 4)."""
+patterns, trusted entries and their expiry (docs/spec/fs-auth.md §4)."""
 import ipaddress
 
 import pytest
@@ -16,7 +16,7 @@ def test_tokens_comments_escapes_commas_lowercase():
     assert rules.tokens(r"*block a\#b c\ d") == ["*block", "a#b", "c d"]
 
 
-def test_fact33_blocked_lines_become_names():
+def test_fs_auth_fact33_blocked_lines_become_names():
     cl = rules.parse_ctl("*block .*!gre\ndial 135.104.9.0/24\n")
     assert cl.account["block"] == [".*!gre"]
     assert [e.name for e in cl.ip["dial"]] == ["135.104.9.0#24"]
@@ -120,7 +120,7 @@ def test_tables_lookup_longest(files):
     assert t.lookup_trusted("10.1.1.1") is None
 
 
-def test_fact32_temporary_entries_expire_two_hours(files):
+def test_fs_auth_fact32_temporary_entries_expire_two_hours(files):
     ctl, conf = files
     clock = Clock()
     t = Tables(str(ctl), str(conf), clock=clock)

@@ -75,12 +75,17 @@ def page(name: str) -> tuple[frozenset[str], frozenset[int]] | None:
 
 @cache
 def decision_headings() -> frozenset[str]:
+    """Its headings, and the bold names that lead its list entries (`-
+    **MIME nesting** (...)`): an entry of a section is cited by its name."""
     text = (REPO / "docs" / "decisions.md").read_text(encoding="utf-8")
-    return frozenset(re.findall(r"^##+\s+(.+?)\s*$", text, re.M))
+    return frozenset(re.findall(r"^##+\s+(.+?)\s*$", text, re.M)
+                     + re.findall(r"^- \*\*(.+?)\.?\*\*", text, re.M))
 
 
 def is_heading(name: str) -> bool:
-    """A decisions heading, cited whole or without its "(qualifier)"."""
+    """A decisions heading or entry, cited whole or without its
+    "(qualifier)"; a citation wrapped over lines reads as one line."""
+    name = " ".join(name.split())
     return any(h == name or h.startswith(name + " (") for h in decision_headings())
 
 

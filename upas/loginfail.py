@@ -37,7 +37,7 @@ BASE = 2.0          # seconds: 2, 4, 8, ...
 MAXWAIT = 30.0
 LIMIT = 9           # attempts per WINDOW; keyfs's MAXBAD is 10
 REFUSED = "too many failed logins from your address; try again later"
-# Plan 9 pop3's per-connection schedule (servers.md 2), imap4d's too:
+# Plan 9 pop3's per-connection schedule (docs/spec/servers.md §2), imap4d's too:
 # the wait doubles before each failure's reply, 10, 20, 40 ... seconds,
 # and the 21st failure ends the session
 FIRST_DELAY = 5

@@ -1,4 +1,4 @@
-"""factotum: the authentication agent (fs-auth.md section 2).
+"""factotum: the authentication agent (docs/spec/fs-auth.md §2).
 
 rpc.py holds the conversation state machine, keys.py the key ring and the
 attribute syntax, one module per protocol (apop.py for apop and cram,

@@ -1,4 +1,4 @@
-"""apop and cram: MD5 challenge/response, both roles (fs-auth.md 2.5).
+"""apop and cram: MD5 challenge/response, both roles (docs/spec/fs-auth.md §2.5).
 
 Client: write the challenge, read the hex response.
 Server (the Plan 9 conversation, which libauth's auth_challenge and

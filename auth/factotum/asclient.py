@@ -1,4 +1,4 @@
-"""Talking to the auth server (fs-auth.md 3.5, 3.6).
+"""Talking to the auth server (docs/spec/fs-auth.md §3.5, §3.6).
 
 A Connection is one TCP conversation with the AS: ticket requests go out
 as 141-byte records, replies come back in the AuthOK / AuthErr / AuthOKvar

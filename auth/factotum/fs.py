@@ -1,4 +1,4 @@
-"""factotum's files over 9P (fs-auth.md 2.1), on upas.ninep.server.
+"""factotum's files over 9P (docs/spec/fs-auth.md §2.1), on upas.ninep.server.
 
 The plan9port layout: the files sit at the attach root, listed in the
 order `confirm needkey ctl rpc proto log conv`.  Each open of `rpc` is an

@@ -1,7 +1,7 @@
 """Factotum keys: the attribute syntax, templates and the key ring.
 
-An attribute list is what `key`, `delkey` and `start` carry (fs-auth.md
-2.2): rc-quoted tokens `name=value`, `name?` (must be present) and bare
+An attribute list is what `key`, `delkey` and `start` carry (docs/spec/fs-auth.md
+§2.2): rc-quoted tokens `name=value`, `name?` (must be present) and bare
 `name` (present, empty value).  Names starting with `!` are private: they
 are kept apart from the public attributes and never printed.
 """

@@ -1,4 +1,4 @@
-"""p9any: negotiate the protocol, then relay to it (fs-auth.md 3.7).
+"""p9any: negotiate the protocol, then relay to it (docs/spec/fs-auth.md §3.7).
 
 Server: read `v.2 p9sk1@dom ...`, write `p9sk1 dom`, read `OK`, then p9sk1.
 Client: write the offer, read the choice, write `OK`, then p9sk1.

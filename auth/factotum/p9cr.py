@@ -1,4 +1,4 @@
-"""p9cr: textual challenge/response checked by the AS (fs-auth.md 2.5).
+"""p9cr: textual challenge/response checked by the AS (docs/spec/fs-auth.md §2.5).
 
 Server (Plan 9's order, used by auth_userpasswd and imap4d -c): the user is
 named in `start`; read the decimal challenge; write the response.  The

@@ -1,4 +1,4 @@
-"""p9sk1: Plan 9 shared-key mutual authentication, both roles (fs-auth.md 3.6).
+"""p9sk1: Plan 9 shared-key mutual authentication, both roles (docs/spec/fs-auth.md §3.6).
 
 Client: read CHc; write the Ticketreq; read ticket + authenticator; write
 the server's authenticator.  Server: write CHc; read the Ticketreq; write

@@ -1,7 +1,7 @@
 """What every factotum protocol shares: outcomes, AuthInfo, the context.
 
 A protocol is a small state machine driven by the rpc `read` and `write`
-verbs (fs-auth.md 2.5).  Its methods return data or raise one of the
+verbs (docs/spec/fs-auth.md §2.5).  Its methods return data or raise one of the
 outcomes below; rpc.py turns those into the reply words (`error`,
 `needkey`, `phase`, `toosmall`).  Phase names follow Plan 9's, because they
 appear in `phase` replies.

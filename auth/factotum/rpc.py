@@ -1,4 +1,4 @@
-"""The rpc file: one conversation per open, sans I/O (fs-auth.md 2.3).
+"""The rpc file: one conversation per open, sans I/O (docs/spec/fs-auth.md §2.3).
 
 A write only records the request; the read that follows executes it and
 returns the reply, as Plan 9's rpc.c does.  Failures at the file level

@@ -74,8 +74,11 @@ class Daemon:
     """A plan9port daemon and whatever it forks, in a session of its own."""
 
     def __init__(self, argv: list[str], env: dict, log: Path):
+        # argv[0] as a user's $PATH gives it: daemons put it in their
+        # errors, which the recorded transcripts keep
         with open(log, "ab") as err:
-            self.proc = subprocess.Popen(argv, env=env, stdin=subprocess.DEVNULL,
+            self.proc = subprocess.Popen([os.path.basename(argv[0]), *argv[1:]],
+                                         executable=argv[0], env=env, stdin=subprocess.DEVNULL,
                                          stdout=err, stderr=err, start_new_session=True)
         self.sid = self.proc.pid
         self.log = log

@@ -1,5 +1,5 @@
 """The top `ctl` file: open, close, delete (Bell/p9p) and the 9front verbs
-create, rename, remove, flag (decisions.md).  Each write is one command."""
+create, rename, remove, flag (docs/decisions.md).  Each write is one command."""
 from __future__ import annotations
 
 import os

@@ -4,8 +4,8 @@ Qid paths are upas/fs's: (object id << 10) | file index, with the file
 indexes of dat.h (25 message files, then Qtop, Qmbox, Qdir, Qctl).
 
 Two files of a mailbox directory are ours, walkable but never listed (so
-Plan 9's listings stay as they are; docs/decisions.md, "upasfs's mark and
-summary"): `mark`, what a client compares to know it talks to the same
+Plan 9's listings stay as they are; docs/decisions.md, "upasfs's `mark` and
+`summary`"): `mark`, what a client compares to know it talks to the same
 upasfs and the mailbox's numbering has not changed since it looked, and
 `summary`, the mark and then a line per message with its digest, sizes
 and line counts, for a server's login or SELECT in one read.

@@ -1,4 +1,4 @@
-"""APPEND (servers.md 3.10, RFC 3501 6.3.11) with APPENDUID (RFC 4315).
+"""APPEND (docs/spec/servers.md §3.10, RFC 3501 6.3.11) with APPENDUID (RFC 4315).
 
 The message is stored by the delivery code (upas/mbappend.py), as Plan 9
 stores mail: `From <user> <date>` + the message with CRLF turned into LF

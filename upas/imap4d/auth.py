@@ -1,4 +1,4 @@
-"""Logins (servers.md 3.5): AUTHENTICATE CRAM-MD5 always; LOGIN and
+"""Logins (docs/spec/servers.md §3.5): AUTHENTICATE CRAM-MD5 always; LOGIN and
 AUTHENTICATE PLAIN with -p (or under TLS); the p9cr LOGIN flow with -c;
 -a preauthenticated.  Every check goes through factotum (lib/factotum.py):
 the server never sees a password database.

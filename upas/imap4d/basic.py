@@ -30,7 +30,7 @@ def check(s, req: Request) -> None:
 
 @command("LOGOUT", states=ANY)
 def logout(s, req: Request) -> None:
-    """decisions.md: LOGOUT does not expunge (only CLOSE and EXPUNGE do).
+    """docs/decisions.md: LOGOUT does not expunge (only CLOSE and EXPUNGE do).
     So `x-exit`, which Plan 9 kept to leave without expunging, is the same."""
     s.untagged("BYE logging out")      # Plan 9: bare `* BYE` (resp-text needs a text)
     s.ok(req)

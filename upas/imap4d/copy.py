@@ -1,4 +1,4 @@
-"""COPY and UID COPY with COPYUID (servers.md 3.10, decisions.md: INBOX
+"""COPY and UID COPY with COPYUID (docs/spec/servers.md §3.10, docs/decisions.md: INBOX
 mapped everywhere).
 
 Each copy is the source's `unixheader` + `raw` (its own From line kept,

@@ -125,7 +125,7 @@ def content_type(hdr: bytes, default: str = "text/plain") -> ContentType:
     m = _TYPE.match(v or b"")
     if not m:
         t, st = default.split("/")
-        return ContentType(t, st, [])       # servers.md 3.11: no charset invented
+        return ContentType(t, st, [])       # docs/spec/servers.md §3.11: no charset invented
     return ContentType(m.group(1).decode("ascii", "replace").lower(),
                        m.group(2).decode("ascii", "replace").lower(),
                        parse_params(v[m.end():]))

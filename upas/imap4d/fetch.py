@@ -1,4 +1,4 @@
-"""FETCH and UID FETCH (servers.md 3.10-3.11, decisions.md).
+"""FETCH and UID FETCH (docs/spec/servers.md §3.10-3.11, docs/decisions.md).
 
 Message data come from the upasfs files of the message and of its MIME
 part directories: `rawheader` (a message's header), `mimeheader` (a part's
@@ -51,7 +51,7 @@ class Node:
 
     def mime_header(self) -> bytes:
         """The header holding this node's Content-* fields (a top-level
-        message's mimeheader is empty: fs-auth.md §1.4)."""
+        message's mimeheader is empty: docs/spec/fs-auth.md §1.4)."""
         if not self.rel:
             return self.file("rawheader")
         return self.file("mimeheader") or self.file("rawheader")
@@ -172,7 +172,7 @@ def bodystructure(node: Node, ext: bool, site: str) -> bytes:
 
 def internaldate(unixheader: bytes) -> str:
     """The From-line date as `DD-Mon-YYYY HH:MM:SS +ZZZZ` (two-digit day,
-    decisions.md); an unparsable date gives the current time, as Plan 9."""
+    docs/decisions.md); an unparsable date gives the current time, as Plan 9."""
     m = re.search(rb"([A-Z][a-z]{2}) +(\d{1,2}) (\d\d):(\d\d):(\d\d)(?: ([A-Za-z]+|[+-]\d{4}))? (\d{4})",
                   unixheader)
     mon = m and p._MONTH.get(m.group(1).decode().lower())

@@ -1,9 +1,9 @@
 """Mailbox management: CREATE, DELETE, RENAME, SUBSCRIBE, UNSUBSCRIBE,
-NAMESPACE and STATUS (servers.md 3.10), on the files under /mail/box/USER.
+NAMESPACE and STATUS (docs/spec/servers.md §3.10), on the files under /mail/box/USER.
 
 As Bell Labs' imap4d, these edit the mail tree directly (through the
 namespace), under the mail lock.  Where the original had bugs we follow
-decisions.md: DELETE answers NO when nothing was deleted; a name is refused
+docs/decisions.md: DELETE answers NO when nothing was deleted; a name is refused
 if any component is `..` (names.py).  RENAME of INBOX moves its messages to
 the new mailbox and leaves INBOX empty, as Plan 9 does, but crash-safely:
 the copy is complete and synced before the inbox is emptied.  STATUS opens
@@ -255,9 +255,9 @@ def parse_status(r: p.Reader) -> tuple[bytes, set[str]]:
 
 
 def _status_box(s, path: str):
-    """The selected box when it is the one asked about (decisions.md), else
+    """The selected box when it is the one asked about (docs/decisions.md), else
     the box opened as Plan 9's `status` view: it writes `r` in the .imp, so
-    recent mail stays recent, and it never expunges (decisions.md)."""
+    recent mail stays recent, and it never expunges (docs/decisions.md)."""
     from .mailbox import Mailbox
     if selected_path(s) == path:
         s.box.check()

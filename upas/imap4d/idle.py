@@ -1,12 +1,12 @@
-"""IDLE (RFC 2177; servers.md 3.10).
+"""IDLE (RFC 2177; docs/spec/servers.md §3.10).
 
 Plan 9 polled every 15 s and ended IDLE on any line.  We report new mail,
 expunges and flag changes made elsewhere within a fraction of a second
-(decisions.md): while the session waits for the client's line, a poller
+(docs/decisions.md): while the session waits for the client's line, a poller
 thread runs the usual check (a stat of the upasfs directory, which makes
 upasfs look at the file, and of the .imp) every IMAP_IDLE_POLL seconds
 (default 0.2) and sends what changed.  Only `DONE` ends IDLE properly;
-any other line ends it with BAD (decisions.md).
+any other line ends it with BAD (docs/decisions.md).
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@
     <uidvalidity:10> <uidnext:10>\\n
     <digest:40 hex> <uid:10> <flags:8>\\n        one per message, mailbox order
 
-Flag characters by position: s a f D d r - -.  Keywords (decisions.md: kept
+Flag characters by position: s a f D d r - -.  Keywords (docs/decisions.md: kept
 beside the file without changing its format) live in `<mailbox>.kw.imp`, a
 name every Plan 9 LIST already hides (it ends in `.imp`):
 

@@ -1,4 +1,4 @@
-"""LIST and LSUB (servers.md 3.10), with RFC 5258 LIST-EXTENDED's cheap
+"""LIST and LSUB (docs/spec/servers.md §3.10), with RFC 5258 LIST-EXTENDED's cheap
 parts (selection SUBSCRIBED/REMOTE/RECURSIVEMATCH/SPECIAL-USE, RETURN
 (SUBSCRIBED CHILDREN SPECIAL-USE), several patterns), CHILDREN (RFC 3348)
 and SPECIAL-USE (RFC 6154).

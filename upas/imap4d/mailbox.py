@@ -6,7 +6,7 @@ directories of `/mail/fs/FSNAME/`.  UIDs and flags live in the `.imp`
 shadow file beside the mailbox (imp.py), which every session re-reads and
 rewrites under the mail lock, so sessions see each other's changes.
 
-Change detection (servers.md 3.9): the fs directory is re-listed when its
+Change detection (docs/spec/servers.md §3.9): the fs directory is re-listed when its
 qid or mtime changed; vanished directories become *pending expunges*, new
 ones new messages; a changed `.imp` yields flag updates.  The session
 reports these at the points RFC 3501 allows.

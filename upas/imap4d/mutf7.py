@@ -2,7 +2,7 @@
 
 Printable ASCII (0x20-0x7e) stands for itself, except `&`, written `&-`.
 Everything else is `&` + base64 (alphabet A-Z a-z 0-9 + ,, no padding) of
-the UTF-16BE code units, then `-`.  The decoder is strict (servers.md 3.6):
+the UTF-16BE code units, then `-`.  The decoder is strict (docs/spec/servers.md §3.6):
 raw bytes outside 0x20-0x7e, a bad base64 character, left-over non-zero
 bits, a missing `-`, or a shifted run that encodes printable ASCII (a
 second spelling of the same name) are all errors.

@@ -1,5 +1,5 @@
 """Mailbox names: from the client's modified UTF-7 to a path under
-/mail/box/USER, and back (servers.md 3.6, decisions.md).
+/mail/box/USER, and back (docs/spec/servers.md §3.6, docs/decisions.md).
 
 A client name is decoded from modified UTF-7 and checked component by
 component.  We are stricter than Plan 9's okMbox, which examined only the
@@ -9,7 +9,7 @@ upas and imap4d keep beside the mailboxes (L.mbox, *.imp, imap.subscribed,
 temporary files...).  So nothing outside /mail/box/USER and none of the
 bookkeeping files can ever be named.
 
-`INBOX` in any case is the file `mbox` (decisions.md: mapped everywhere);
+`INBOX` in any case is the file `mbox` (docs/decisions.md: mapped everywhere);
 the literal name `mbox` is refused, as in 9front, so that each mailbox has
 one name.
 """
@@ -23,7 +23,7 @@ __all__ = ["BadName", "Name", "INBOX", "INBOX_FILE", "parse", "display", "is_lis
 
 INBOX = "INBOX"
 INBOX_FILE = "mbox"
-MAXPATH = 256  # servers.md 3.14: mailbox path 256 bytes (BL: len + 4 < 256)
+MAXPATH = 256  # docs/spec/servers.md §3.14: mailbox path 256 bytes (BL: len + 4 < 256)
 
 # Files of the mail directory itself (first component only).
 _STOP = frozenset({"mbox", "pipeto", "pipefrom", "forward", "names", "headers",

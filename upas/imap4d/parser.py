@@ -340,7 +340,7 @@ class Reader:
 
     def flag(self) -> str:
         """A flag: a system flag (canonical case) or a keyword atom
-        (decisions.md: keywords are stored, not refused)."""
+        (docs/decisions.md: keywords are stored, not refused)."""
         word = self._run(lambda c: 0x21 <= c <= 0x7e and c not in _ATOM_EXCLUDED
                          and c != 0x5d or c == 0x5c)
         if not word:

@@ -1,4 +1,4 @@
-"""Ratification (servers.md 1.3, 3.14): with -r, a logged-in client's IP
+"""Ratification (docs/spec/servers.md §1.3, §3.14): with -r, a logged-in client's IP
 is made trusted for SMTP relay by (re)creating /mail/ratify/trusted/IP#32,
 at most once every 5 minutes, on login and on NOOP/CHECK.  Failures are
 silent, as in Plan 9."""

@@ -1,4 +1,4 @@
-"""SEARCH and UID SEARCH (servers.md 3.12, decisions.md: every key works on
+"""SEARCH and UID SEARCH (docs/spec/servers.md §3.12, docs/decisions.md: every key works on
 every message; BODY and TEXT match the decoded text upasfs serves in
 `body`; header keys match the raw and the RFC 2047-decoded value)."""
 from __future__ import annotations

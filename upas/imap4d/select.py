@@ -1,4 +1,4 @@
-"""SELECT, EXAMINE and CLOSE (servers.md 3.10, decisions.md)."""
+"""SELECT, EXAMINE and CLOSE (docs/spec/servers.md §3.10, docs/decisions.md)."""
 from __future__ import annotations
 
 from upas.imap4d import names
@@ -24,7 +24,7 @@ def parse_mailbox(r: Reader) -> bytes:
 
 
 def close_box(s) -> None:
-    """Leave the selected state without expunging (decisions.md: only
+    """Leave the selected state without expunging (docs/decisions.md: only
     CLOSE and EXPUNGE remove mail; CLOSE does its own expunge first)."""
     if s.box is not None:
         s.box.close()

@@ -1,5 +1,5 @@
 """One IMAP session: states, greeting, dispatch through the command table,
-tagged replies, and the untagged updates of servers.md 3.9.
+tagged replies, and the untagged updates of docs/spec/servers.md §3.9.
 
 The session is independent of sockets: it is given ``send(bytes)`` and
 ``recv() -> bytes`` (b"" at end of input) callables.  The driver
@@ -292,7 +292,7 @@ class Session:
             first = b" ".join(words[:2]) + b" ..."     # never log passwords
         self.log(first.decode("utf-8", "replace"))
 
-    # -- untagged updates (servers.md 3.9) ---------------------------------
+    # -- untagged updates (docs/spec/servers.md §3.9) ---------------------------------
     def updates(self, req: Request) -> None:
         cmd = self.current
         if cmd is None or cmd.updates is None or self.box is None:
@@ -343,8 +343,8 @@ class Session:
     # -- message sets -----------------------------------------------------------
     def resolve(self, ranges: list[tuple[int, int]], uid: bool):
         """The messages a set addresses, in mailbox order, and whether every
-        sequence number existed (servers.md 3.13; `*` is the highest,
-        decisions.md).  UIDs that do not exist are ignored."""
+        sequence number existed (docs/spec/servers.md §3.13; `*` is the highest,
+        docs/decisions.md).  UIDs that do not exist are ignored."""
         msgs = self.box.msgs
         if not msgs:
             return [], not uid and bool(ranges)

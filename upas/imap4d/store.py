@@ -1,4 +1,4 @@
-"""STORE and UID STORE (servers.md 3.10; decisions.md: keywords stored)."""
+"""STORE and UID STORE (docs/spec/servers.md §3.10; docs/decisions.md: keywords stored)."""
 from __future__ import annotations
 
 from upas.mail.lock import LockError

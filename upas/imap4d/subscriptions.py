@@ -1,4 +1,4 @@
-"""The subscription list, /mail/box/USER/imap.subscribed (servers.md 3.10).
+"""The subscription list, /mail/box/USER/imap.subscribed (docs/spec/servers.md §3.10).
 
 Plan 9's format: one name per line, `#` lines are comments; a missing file
 is created as `#imap4 subscription list\\nINBOX\\n`.  Names are stored as

@@ -1,7 +1,7 @@
 """TLS for imap4d: STARTTLS (RFC 3501 6.2.1) and implicit TLS (port 993).
 
 Plan 9 had no STARTTLS and ran `tlssrv` in front of imap4d on 993; we do
-both in the server (decisions.md):
+both in the server (docs/decisions.md):
 
   * `-t certfile`: a PEM file holding the certificate chain and its private
     key.  With it, STARTTLS is offered before login.

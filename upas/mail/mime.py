@@ -413,7 +413,7 @@ def _promote(m: Part, nm: Part) -> None:
 
 def _find_boundary(buf, boundary: bytes, pos: int, end: int) -> tuple[int, int, bool] | None:
     """The next boundary line in buf[pos:end]: `--b` at a line start,
-    followed only by an optional `--` and blanks (decisions.md).
+    followed only by an optional `--` and blanks (docs/decisions.md).
     Returns (line start, line end, is_last)."""
     n = len(boundary)
     while True:

@@ -1,6 +1,6 @@
 """The Authenticator of protocol.Session: factotum through lib/factotum.py.
 
-`proto=apop role=server` for the greeting, APOP and PASS (servers.md 2.6),
+`proto=apop role=server` for the greeting, APOP and PASS (docs/spec/servers.md §2.6),
 `proto=cram role=server` for AUTH CRAM-MD5.  Every factotum failure becomes
 protocol.AuthError with factotum's text, which Plan 9 shows after
 `authentication failed: ` at the 21st failure.

@@ -1,6 +1,6 @@
 """The POP view of a mailbox served by upasfs at /mail/fs/NAME.
 
-Plan 9's readmbox (servers.md 2.7): the message directories in numeric
+Plan 9's readmbox (docs/spec/servers.md §2.7): the message directories in numeric
 order; for each, `digest`, the line count of `rawheader`, `lines` and the
 length of `raw`.  A message whose files cannot be read is skipped and takes
 no POP number.  Size = len(raw) + header lines + 1 + body lines, the size

@@ -6,7 +6,7 @@ The driver feeds bytes to a `LineSplitter`, hands each line to
 `Close`.  The session reaches mail through a `Mailbox` and logins through an
 `Authenticator`, both injected, so every reply can be tested without a socket.
 
-Reply texts are servers.md section 2 word for word; where decisions.md fixes a
+Reply texts are docs/spec/servers.md §2 word for word; where docs/decisions.md fixes a
 bug (CRLF doubling, NUL truncation, overlong lines) the fix is here.
 """
 from __future__ import annotations
@@ -152,7 +152,7 @@ OVERLONG = Overlong()
 
 class LineSplitter:
     """Cuts input bytes into command lines: CRLF or LF ends a line, a lone CR
-    is data.  A line longer than the limit is discarded whole (decisions.md)
+    is data.  A line longer than the limit is discarded whole (docs/decisions.md)
     and reported once as OVERLONG."""
 
     def __init__(self, limit: int = MAXLINE - 1):
@@ -224,7 +224,7 @@ def split_arg(line: bytes) -> tuple[bytes, bytes]:
 class DotStuffer:
     """Turns raw message bytes into POP3 multi-line data, streaming: each
     line ends in exactly one CRLF (no CR doubling), a leading `.` is doubled,
-    every byte including NUL passes through (decisions.md)."""
+    every byte including NUL passes through (docs/decisions.md)."""
 
     def __init__(self) -> None:
         self._bol = True      # the next byte starts a line
@@ -299,7 +299,7 @@ def apop_digest(chal: str, secret: bytes) -> str:
 
 
 class Session:
-    """One POP3 conversation (servers.md section 2)."""
+    """One POP3 conversation (docs/spec/servers.md §2)."""
 
     def __init__(self, auth: Authenticator, host: Host, *,
                  allow_clear: bool = False, tls_cert: bool = False,
@@ -577,7 +577,7 @@ def _capa(s: Session, arg: bytes, word: bytes) -> Iterator[Event]:
     if s._clear_ok():
         lines.append(s._line("USER"))
     lines += [s._line("PIPELINING"), s._line("UIDL")]
-    if s.tls_cert and not s.tls:        # only when STLS can succeed (decisions.md)
+    if s.tls_cert and not s.tls:        # only when STLS can succeed (docs/decisions.md)
         lines.append(s._line("STLS"))
     if s.extensions:
         mechs = "CRAM-MD5 PLAIN" if s._clear_ok() else "CRAM-MD5"

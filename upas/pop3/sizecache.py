@@ -1,6 +1,6 @@
 """pop3's sizes of messages it has read, by digest: `<mailbox>.pop3.imp`.
 
-Loading a mailbox (servers.md 2.7) reads four upasfs files per message;
+Loading a mailbox (docs/spec/servers.md §2.7) reads four upasfs files per message;
 three of them (`rawheader`, `lines`, the stat of `raw`) only give what a
 message's bytes determine, and its `digest` (SHA-1 of those bytes) names
 them.  So the size and raw length found for a digest hold for every

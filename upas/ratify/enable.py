@@ -1,4 +1,4 @@
-"""enableaddr: what pop3 and imap4d do after a login (servers.md 1.3).
+"""enableaddr: what pop3 and imap4d do after a login (docs/spec/servers.md §1.3).
 
 The client's address is made trusted for SMTP relay by removing and
 creating /mail/ratify/trusted/IP#32 through the namespace (the removal
