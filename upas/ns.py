@@ -523,7 +523,7 @@ class Namespace:
         ns.bind_dir("/mail/box", os.path.join(root, "box"))
         if os.environ.get("upasfs"):
             ns.mount("/mail/fs", os.environ["upasfs"], lazy=True)
-        ratify = os.environ.get("ratify") or _posted("ratify")
+        ratify = os.environ.get("ratify") or posted("ratify")
         if ratify:
             ns.mount("/mail/ratify", ratify, lazy=True)
         elif os.path.isdir(os.path.join(root, "ratify")):
@@ -536,7 +536,7 @@ def mailroot() -> str:
     return os.environ.get("MAILROOT") or "/mail"
 
 
-def _posted(name: str) -> str | None:
+def posted(name: str) -> str | None:
     """The dial string of service `name` if it is posted in $NAMESPACE."""
     try:
         from upas.ninep.dial import namespace_dir
