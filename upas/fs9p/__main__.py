@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 
-from upas.fs9p.ctl import mboxpath
+from upas.ns import mboxpath
 from upas.mail import lock
 from upas.fs9p.tree import MailFS
 from upas.mail.mbox import MailError
