@@ -48,7 +48,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
-from upas.mail import digestfile, mime
+from upas.mail import digestcache, mime
 
 MAGIC = b"upasfs index "
 VERSION = b"1"
@@ -76,7 +76,7 @@ def path_for(mailbox: str) -> str:
 def code_version() -> bytes:
     """A hash of the sources whose code computes the contents."""
     if not _CODE:
-        _CODE.append(digestfile.code_hash(_SOURCES))
+        _CODE.append(digestcache.code_hash(_SOURCES))
     return _CODE[0]
 
 
