@@ -169,3 +169,41 @@ def test_a_new_identical_copy_does_not_take_an_expunged_copys_line(upasfs, monke
     assert copy.uid > m.uid and "\\Deleted" not in copy.flags
     assert [(e.uid, "\\Deleted" in e.flags) for e in _entries(upasfs) if e.digest == m.digest] \
         == [(copy.uid, False)]
+
+
+def test_a_listed_copy_deleted_since_does_not_take_its_twins_line(upasfs, monkeypatch):
+    """The stress rig's third finding (20 clients and a hostile one holding
+    L.mbox for a moment): a session listed copy X1 of a message, not yet
+    its byte-identical twin X2 (delivered after); while it waited for the
+    lock another session numbered both, expunged X1 and recorded the .imp
+    without X1's line.  Merging from its old listing, the first gave X1
+    the line left, X2's; its next listing showed X1 gone (so that UID was
+    reported expunged) and X2 new, numbered anew above the messages after
+    it: `UID 17 at seq 11 does not ascend`.  A fresh message that takes a
+    line someone else wrote since the session listed must still exist."""
+    for name in ("user", "USER", "LOGNAME"):
+        monkeypatch.setenv(name, "glenda")
+    x = mbappend.format_message(NEW, "bob")
+    behind = _view(upasfs)
+    mbappend.append_mbox(upasfs.mbox, x)
+    behind._relist()                       # lists X1, not yet merged
+    x1 = behind.msgs[-1]
+    assert x1.uid == 0
+    mbappend.append_mbox(upasfs.mbox, x)   # X2: the same bytes
+    mbappend.append_mbox(upasfs.mbox, mbappend.format_message(
+        NEW.replace(b"late", b"later"), "bob"))
+    other = _view(upasfs)
+    o1, o2, later = other.msgs[-3:]
+    assert o1.digest == o2.digest == x1.digest and o1.uid < o2.uid < later.uid
+    other.modify([o1], lambda m: m.flags.add("\\Deleted") or True)
+    other.expunge(lambda m: m is o1)
+    other.check()                          # the .imp without X1's line
+
+    behind._under_lock()                   # from the listing made before
+    assert x1.uid != o2.uid
+    behind.check()
+    live = [m for m in behind.msgs if not m.expunged]
+    assert [(m.digest, m.uid) for m in live[-2:]] == [(o2.digest, o2.uid), (later.digest, later.uid)]
+    uids = [m.uid for m in behind.msgs if m.uid]
+    assert uids == sorted(set(uids)), "UIDs must ascend in mailbox order"
+    assert o2.uid not in {m.uid for m in behind.msgs if m.expunged}

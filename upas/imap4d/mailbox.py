@@ -114,6 +114,11 @@ class Mailbox:
         self._known_live: list[Message] = []      # the messages it was for
         self._imp_exact = False             # the merge took the file as it is
         self._doubted: bytes | None = None  # the .imp as a merge found it doubtful
+        # the .imp as it stood when our listing was made: as we left it at
+        # our last unlock (or read just before the first listing); a file
+        # unchanged since has recorded no delete our listing predates
+        self._imp_listed: bytes | None = None
+        self._imp_now: bytes | None = None      # the .imp as last read or written
         # FETCH and SEARCH read many messages' files at once (prefetch.py)
         self.held: dict[tuple[int, str], object] = {}   # files read for them
         self.speculative = False
@@ -126,6 +131,10 @@ class Mailbox:
             raise MailboxError(str(e)) from None
         if st.isdir:
             raise MailboxError("is a directory")
+        try:                            # before listing (see _imp_listed)
+            self._imp_listed = self.ns.read(self.imppath)
+        except nsmod.Error:
+            self._imp_listed = None
         try:
             fsctl.open_mailbox(self.ns, self.path, self.fsname)
         except nsmod.Error as e:
@@ -223,7 +232,11 @@ class Mailbox:
           a message still there after a new listing lost its entry and is
           numbered anew (or keeps its uid);
         - the file may number messages we have not listed (kept: _newer);
-          those a new listing still lacks were deleted, and go."""
+          those a new listing still lacks were deleted, and go;
+        - a new message we list may have been deleted since and its line
+          dropped, leaving the line of an identical copy we have not
+          listed for it to take: when the file changed since our listing,
+          the new messages that take a line are looked up (_unconfirmed)."""
         settle = False
         self._doubted = None
         for attempt in range(RELIST_TRIES):
@@ -237,6 +250,7 @@ class Mailbox:
                         self._imp_exact = False
                     if write:
                         self._write_imp()
+                self._imp_listed = self._imp_now
             if numbered and (not self._ahead or last):
                 return
             write = True                # what the new listing changed
@@ -256,6 +270,7 @@ class Mailbox:
         waited for at the lock, is out of date again)."""
         data = imp.read_file(self.ns, self.imppath)
         kwdata = imp.read_file(self.ns, self.kwpath)
+        self._imp_now = data
         if self._as_written(data, kwdata):
             self._imp_read = (data, kwdata)
             self.imp_stamp = self._imp_stamp()
@@ -271,7 +286,7 @@ class Mailbox:
         self._imp_read = (data, kwdata)     # _write_imp skips an unchanged file
         self.imp_known = None
         doubt = self._doubtful(live, found, unclaimed)
-        if doubt and self._drop_vanished(live, found):
+        if self._drop_vanished(self._unconfirmed(live, found, doubt, data)):
             live = [m for m in self.msgs if not m.expunged]
             found, uidnext, unclaimed = self._match(parsed, live)
             doubt = self._doubtful(live, found, unclaimed)
@@ -327,14 +342,27 @@ class Mailbox:
                 return True
         return False
 
-    def _drop_vanished(self, live: list[Message], found: list[imp.Entry | None]) -> bool:
-        """Of the messages the file does not know, mark those upasfs no
-        longer has expunged; True if there were any.  Our listing was made
-        before we took the lock and may predate a delete (whose session
-        has since dropped the message's line); a walk to a message
-        directory does not make upasfs read the mailbox (a listing would,
-        and it would wait for the lock we hold), so this look is current."""
-        doubted = [m for m, e in zip(live, found) if e is None]
+    def _unconfirmed(self, live: list[Message], found: list[imp.Entry | None],
+                     doubt: bool, data: bytes | None) -> list[Message]:
+        """The messages whose pairing with the file holds only if they are
+        still in upasfs: when the merge is doubtful, those the file does
+        not know; and when the file has changed since our listing (another
+        session may have recorded a delete our listing predates), the new
+        messages that took a line.  A message deleted since we listed it
+        whose line is gone would take the line of an identical copy we
+        have not listed yet; when it then vanished, the copy would be
+        numbered anew, above the messages after it (the stress rig)."""
+        moved = data != self._imp_listed
+        return [m for m, e in zip(live, found)
+                if (e is None and doubt) or (e is not None and moved and not m.uid)]
+
+    def _drop_vanished(self, doubted: list[Message]) -> bool:
+        """Of these messages, mark those upasfs no longer has expunged;
+        True if there were any.  Our listing was made before we took the
+        lock and may predate a delete (whose session has since dropped the
+        message's line); a walk to a message directory does not make
+        upasfs read the mailbox (a listing would, and it would wait for
+        the lock we hold), so this look is current."""
         if not doubted:
             return False
         got = self.ns.stat_many([f"{self.fsdir}/{m.fsnum}" for m in doubted])
@@ -442,6 +470,7 @@ class Mailbox:
         wrote = data != old
         if wrote:
             safewrite.replace(self.ns, self.imppath, data)
+        self._imp_now = data
         kwnow = oldkw
         if (oldkw is not None or any(m.keywords for m in live)
                 or any(kw for _, kw in self._ahead) or self.ns.exists(self.kwpath)):
