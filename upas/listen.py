@@ -49,12 +49,15 @@ from dataclasses import dataclass, field
 
 from upas.forkserver import ForkServer
 from upas.ninep.dial import announce
+from upas.transport.tls import TLSStream, server_context
 
 USAGE = ("usage: listen [-uv] [-c conffile] [-t certfile [-k keyfile]] [-m maxconns] "
          "[-M maxperpeer] [-l name=addr]... [-F name=flags]... [name...]")
 MAXCONNS = 100          # per service
 MAXPERPEER = 10         # per service and peer address
 GRACE = float(os.environ.get("LISTEN_GRACE", "10"))   # seconds sessions get at SIGTERM
+HANDSHAKE_TIMEOUT = 30  # seconds a client on a TLS port has to say hello
+RELAY_BUFFER = 64 * 1024  # bytes the relay holds for either side
 FORKSERVER = os.environ.get("LISTEN_FORKSERVER", "1") != "0"
 SERVERS = {"pop3": "upas.pop3", "imap4d": "upas.imap4d"}
 BUSY = {"pop3": b"-ERR too many connections\r\n",
@@ -273,24 +276,22 @@ class Launcher:
         remote = peer_string(peer)
         start = time.monotonic()
         status = "error"
+        tls = None
         try:
             if svc.tls:
-                conn = self._handshake(conn)
-            status = self._serve(conn, remote, slot)
-        except (OSError, ssl.SSLError) as e:
+                tls = TLSStream(self.tls, conn.fileno(), conn.fileno())
+                tls.handshake(time.monotonic() + HANDSHAKE_TIMEOUT)
+            status = self._serve(conn, tls, remote, slot)
+        except OSError as e:          # ssl.SSLError, TimeoutError too
             status = f"error: {e.__class__.__name__}: {e}"
         finally:
             self._release(slot)       # (forgets the fd) before it is closed
+            if tls is not None:
+                tls.close()
             _close(conn)
             self.log(f"{svc.name} {remote} {status} {time.monotonic() - start:.2f}s")
             with self.lock:
                 self.threads.discard(threading.current_thread())
-
-    def _handshake(self, conn: socket.socket) -> ssl.SSLSocket:
-        conn.settimeout(30)           # a client that never says hello
-        tconn = self.tls.wrap_socket(conn, server_side=True)
-        tconn.settimeout(None)
-        return tconn
 
     def _refuse(self, conn: socket.socket, peer: tuple, svc: Service, why: str) -> None:
         """Over a limit: say so (plain services only; no thread, no TLS
@@ -304,15 +305,16 @@ class Launcher:
         conn.close()
         self.log(f"{svc.name} {peer_string(peer)} refused: {why} 0.00s")
 
-    def _serve(self, conn: socket.socket, remote: str, slot: "_Slot") -> str:
+    def _serve(self, conn: socket.socket, tls: TLSStream | None, remote: str,
+               slot: "_Slot") -> str:
         svc = slot.svc
         argv = [*svc.argv, "-r", remote]
-        if isinstance(conn, ssl.SSLSocket):
+        if tls is not None:
             ours, theirs = socket.socketpair()
             child = self._spawn(svc, argv, theirs)
             theirs.close()
             try:
-                relay(conn, ours)
+                relay(tls, conn, ours)
             except OSError:           # the client vanished; the server gets EOF
                 pass
             finally:
@@ -442,32 +444,117 @@ def _exit_fd(child) -> tuple[int | None, bool]:
         return None, False
 
 
-def relay(a: socket.socket, b: socket.socket) -> None:
-    """Copy bytes both ways until both sides are done (TLS a, plain b)."""
-    sel = selectors.DefaultSelector()
-    sel.register(a, selectors.EVENT_READ, b)
-    sel.register(b, selectors.EVENT_READ, a)
-    open_ = 2
-    while open_:
-        for key, _ in sel.select():
-            src, dst = key.fileobj, key.data
+def relay(tls: TLSStream, client: socket.socket, server: socket.socket) -> None:
+    """Copy bytes both ways, decrypting the client's (`tls` runs on the
+    `client` socket) and encrypting the server's, until the server is done
+    and what it said is sent.  Nothing waits on a write: a side is read
+    only while what it sent before has been taken by the other, so a
+    server writing with its input full (an echo), or a client doing the
+    same, stalls neither direction, and each holds at most RELAY_BUFFER."""
+    _Relay(tls, client, server).run()
+
+
+class _Relay:
+    def __init__(self, tls: TLSStream, client: socket.socket, server: socket.socket):
+        self.tls, self.client, self.server = tls, client, server
+        self.up = bytearray()         # the client's, decrypted, for the server
+        self.client_in = self.server_in = True     # each side still sending
+        self.sel = selectors.DefaultSelector()
+        self.watched: dict[socket.socket, int] = {}
+
+    def run(self) -> None:
+        self.client.setblocking(False)
+        self.server.setblocking(False)
+        try:
+            while self.server_in or self.tls.unsent():
+                self._take_buffered()
+                self._watch(self.client, self._client_events())
+                self._watch(self.server, self._server_events())
+                for key, mask in self.sel.select():
+                    if key.fileobj is self.client:
+                        self._client_ready(mask)
+                    else:
+                        self._server_ready(mask)
+        finally:
+            self.sel.close()
+
+    def _watch(self, sock: socket.socket, events: int) -> None:
+        old = self.watched.get(sock, 0)
+        if events == old:
+            return
+        if not events:
+            self.sel.unregister(sock)
+        elif not old:
+            self.sel.register(sock, events)
+        else:
+            self.sel.modify(sock, events)
+        self.watched[sock] = events
+
+    def _client_events(self) -> int:
+        ev = selectors.EVENT_WRITE if self.tls.unsent() else 0
+        if self.client_in and len(self.up) < RELAY_BUFFER:
+            ev |= selectors.EVENT_READ
+        return ev
+
+    def _server_events(self) -> int:
+        ev = selectors.EVENT_WRITE if self.up else 0
+        if self.server_in and not self.tls.unsent():
+            ev |= selectors.EVENT_READ
+        return ev
+
+    def _client_ready(self, mask: int) -> None:
+        if mask & selectors.EVENT_WRITE:
+            self.tls.flush()
+        if mask & selectors.EVENT_READ:
             try:
-                data = src.recv(65536)
-            except (ssl.SSLWantReadError, BlockingIOError):
-                continue
+                self._took(self.tls.recv(until=time.monotonic()))
+            except TimeoutError:      # part of a record so far
+                pass
+            except OSError:           # ssl.SSLError: as the end
+                self._took(b"")
+
+    def _take_buffered(self) -> None:
+        """Whole records read from the fd with an earlier one (a poll of
+        the fd shows none of those)."""
+        while self.client_in and len(self.up) < RELAY_BUFFER:
+            data = self.tls.recv_buffered()
+            if data is None:
+                return
+            self._took(data)
+
+    def _took(self, data: bytes) -> None:
+        if data:
+            self.up += data
+            return
+        self.client_in = False
+        self._passed_on()
+
+    def _passed_on(self) -> None:
+        """The client is done and all it sent is the server's: so is the
+        server's input."""
+        if not self.client_in and not self.up:
+            _shutdown_write(self.server)
+
+    def _server_ready(self, mask: int) -> None:
+        if mask & selectors.EVENT_WRITE:
+            try:
+                del self.up[:self.server.send(self.up)]
+            except BlockingIOError:
+                pass
+            except OSError:           # the server is gone: what it said still goes out
+                self.up.clear()
+            self._passed_on()
+        if mask & selectors.EVENT_READ:
+            try:
+                data = self.server.recv(RELAY_BUFFER)
+            except BlockingIOError:
+                return
             except OSError:
                 data = b""
             if data:
-                dst.sendall(data)
-                # SSL may hold more decrypted bytes than select can see
-                while isinstance(src, ssl.SSLSocket) and src.pending():
-                    dst.sendall(src.recv(src.pending()))
-                continue
-            sel.unregister(src)
-            open_ -= 1
-            if src is b:              # the server finished: end the session
-                return
-            _shutdown_write(dst)
+                self.tls.send(data)
+            else:
+                self.server_in = False
 
 
 def _shutdown_write(s: socket.socket) -> None:
@@ -479,12 +566,6 @@ def _shutdown_write(s: socket.socket) -> None:
 
 def _close(s: socket.socket) -> None:
     try:
-        if isinstance(s, ssl.SSLSocket):
-            s.settimeout(2)           # the peer may never answer close_notify
-            s.unwrap()
-    except (OSError, ValueError, ssl.SSLError):
-        pass
-    try:
         s.close()
     except OSError:
         pass
@@ -495,13 +576,6 @@ def _signal(child, sig: int) -> None:
         child.send_signal(sig)
     except ProcessLookupError:
         pass
-
-
-def tls_context(certfile: str, keyfile: str | None) -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(certfile, keyfile)
-    return ctx
 
 
 @dataclass
@@ -585,7 +659,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         o = parse_args(sys.argv[1:] if argv is None else argv)
         services = configure(o)
-        tls = tls_context(o.certfile, o.keyfile) if o.certfile else None
+        tls = server_context(o.certfile, o.keyfile) if o.certfile else None
     except (ConfigError, OSError, ssl.SSLError) as e:
         print(f"listen: {e}\n{USAGE}", file=sys.stderr)
         return 1

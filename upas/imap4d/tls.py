@@ -18,21 +18,11 @@ from __future__ import annotations
 import threading
 from typing import Callable
 
+from upas.transport.tls import server_context  # noqa: F401 -- the driver's
+
 from .table import NOTAUTH, capability, command
 
 CHUNK = 16384
-
-
-# ssl is imported where it is used: most sessions never start TLS, and
-# its import is a noticeable part of a session process's start-up.
-
-def server_context(certfile: str) -> ssl.SSLContext:
-    """A server context from one PEM file with the chain and the key."""
-    import ssl
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(certfile)
-    return ctx
 
 
 class TLSStream:
