@@ -97,6 +97,15 @@ class Framer:
         self.pending = None
         self.parts = []
 
+    def discard(self) -> None:
+        """Forget every byte fed and any command half read (STARTTLS: what
+        came in the clear after it is not to be trusted)."""
+        self.buf.clear()
+        self.parts = []
+        self.pending = None
+        self.literal_need = self.skip = 0
+        self.discarding = False
+
     def readline(self) -> bytes | None:
         """A raw line (AUTHENTICATE responses, IDLE's DONE), or None if
         no complete line is buffered.  Overlong lines are cut at max_line."""

@@ -47,10 +47,10 @@ Responses:
     ``<tag> BAD <cmd> <msg>`` and the rest of the line is discarded.
 
 A handler that needs more input (AUTHENTICATE, IDLE) calls
-``s.readline()``, which returns the next client line (bytes, without CRLF)
-or None at end of input.  Output is buffered until input is awaited;
-``s.flush()`` pushes it out now (IDLE's poller thread).  It runs on the driver's thread; that is fine
-because one session serves one client, one command at a time.
+``s.await_line(take, poll=None)`` and returns: ``take(line)`` runs when the
+client's next line comes (bytes without CRLF; None at end of input), and
+until then the driver calls ``poll()`` (IDLE's reports).  The session does
+no I/O: output goes to its driver, which sends it when input is awaited.
 """
 from __future__ import annotations
 
