@@ -108,13 +108,22 @@ def test_huge_literal_number_is_not_a_literal():
 # ------------------------------------------------------------ tokens
 
 def test_tag_and_command_rules():
+    """The session's head parser: a bad tag and a bad command name are
+    told apart (`* BAD empty command line` vs `a BAD no command`)."""
     r = p.Reader([b"A1.b] SELECT x"])
     assert p.command_head(r) == ("A1.b]", "SELECT")
-    for bad in (b"+a NOOP", b"(a NOOP", b"a*b NOOP", b' NOOP'):
-        with pytest.raises(p.ParseError):
+    # `*` ends a tag (RFC 3501 tag: no list-wildcards): then no space follows
+    for bad, tag in ((b"+a NOOP", None), (b"(a NOOP", None), (b"a*b NOOP", "a"), (b' NOOP', None)):
+        with pytest.raises(p.HeadError) as e:
             p.command_head(p.Reader([bad]))
-    with pytest.raises(p.ParseError):          # two spaces
+        assert e.value.tag == tag
+    with pytest.raises(p.HeadError) as e:      # two spaces
         p.command_head(p.Reader([b"a  NOOP"]))
+    assert e.value.tag == "a" and isinstance(e.value, p.ParseError)
+    r = p.Reader([b"a UID fetch 1 FLAGS"])
+    assert p.command_head(r) == ("a", "UID") and p.uid_command(r) == "fetch"
+    with pytest.raises(p.ParseError):
+        p.uid_command(p.Reader([b""]))
 
 
 def test_quoted_strings():

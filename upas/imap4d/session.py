@@ -239,22 +239,18 @@ class Session:
         """Parse `tag SP command` (and a UID subcommand): the request, its
         table entry, or the error reply line (Plan 9's texts, 3.2-3.3)."""
         try:
-            tag = r.tag()
-        except p.ParseError as e:
-            return None, None, f"* BAD empty command line: {e.msg}"
-        try:
-            r.sp()
-            name = r.atom()
-        except p.ParseError as e:
-            return None, None, f"{tag} BAD no command: {e.msg}"
+            tag, name = p.command_head(r)
+        except p.HeadError as e:
+            if e.tag is None:
+                return None, None, f"* BAD empty command line: {e.msg}"
+            return None, None, f"{e.tag} BAD no command: {e.msg}"
         req = Request(tag, name)
         cmd = table.lookup(name, self.state)
         if cmd is None:
             return req, None, f"{tag} BAD {name} illegal command"
         if cmd.name == "UID":
             try:
-                r.sp()
-                sub = r.atom()
+                sub = p.uid_command(r)
             except p.ParseError as e:
                 return req, None, f"{tag} BAD {name} {e.msg}"
             sc = table.lookup(sub, self.state)
