@@ -16,19 +16,13 @@ from lib import username
 from upas import loginfail
 from upas.imap4d import parser as p
 from upas.imap4d.ratify import ratify
-from upas.imap4d.session import Bye
-from upas.imap4d.table import NOTAUTH, State, Request, capability, command
+from upas.imap4d.request import Bye, Request, State
 
 MAXUSER = 64
 
 
 def cleartext_ok(s) -> bool:
     return s.opts.plaintext or s.opts.p9cr or s.tls
-
-
-capability("LOGINDISABLED", 80, when=lambda s: s is not None and not cleartext_ok(s))
-capability("AUTH=CRAM-MD5", 90)
-capability("AUTH=PLAIN", 91, when=lambda s: s is not None and cleartext_ok(s))
 
 
 class AuthFailed(Exception):
@@ -156,7 +150,6 @@ def parse_login(r: p.Reader):
     return user, r.astring()
 
 
-@command("LOGIN", states=NOTAUTH, parse=parse_login)
 def login(s, req: Request) -> None:
     user = req.args[0].decode("utf-8", "replace")[:MAXUSER]
     password = req.args[1].decode("utf-8", "replace")
@@ -232,7 +225,6 @@ def parse_authenticate(r: p.Reader):
     return mech, initial
 
 
-@command("AUTHENTICATE", states=NOTAUTH, parse=parse_authenticate)
 def authenticate(s, req: Request) -> None:
     mech, initial = req.args
     if mech.upper() == "CRAM-MD5" and initial is None:

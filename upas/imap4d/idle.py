@@ -14,12 +14,10 @@ import os
 
 from upas.transport.events import Hangup
 
-from .table import AUTH, EXPUNGES, SELECTED, capability, command
 
 POLL = float(os.environ.get("IMAP_IDLE_POLL", "0.2"))
 
 
-@command("IDLE", states=AUTH | SELECTED, updates=EXPUNGES)
 def cmd_idle(s, req) -> None:
     if s.box is not None:
         s.report(expunges=True)
@@ -49,6 +47,3 @@ def done(s, req, line: bytes | None) -> None:
     if line.strip().upper() != b"DONE":
         return s.bad(req, "expected DONE")
     s.ok(req, "terminated")
-
-
-capability("IDLE", 10)

@@ -21,9 +21,9 @@ from typing import Callable
 from upas import ns as nsmod
 from upas.mail.lock import LockError
 from upas.imap4d import parser as p
-from upas.imap4d import select, table
+from upas.imap4d import auth, select, table
 from upas.imap4d.mailbox import MailboxLost
-from upas.imap4d.table import NOTAUTH, Request, State
+from upas.imap4d.request import NOTAUTH, Bye, Request, State
 from upas.transport.events import Event, Hangup, Sleep, StartTLS
 
 READY = "Ready for literal data"
@@ -50,10 +50,6 @@ class Options:
     log: Callable[[str], None] = field(default=lambda s: print(s, file=sys.stderr, flush=True))
 
 
-class Bye(Exception):
-    """End the session after sending ``* BYE <reason>``."""
-
-
 @dataclass
 class _Waiting:
     """A command waiting for the client's next line."""
@@ -66,7 +62,6 @@ class _Waiting:
 class Session:
     def __init__(self, opts: Options, namespace: Callable[[str], nsmod.Namespace],
                  emit: Callable[[Event], None]):
-        table.load_commands()
         self.opts = opts
         self._emit = emit
         self.namespace = namespace
@@ -131,6 +126,10 @@ class Session:
             self.opts.log(f"{self.user or 'none'}: {text}")
 
     # -- for handlers -----------------------------------------------------
+    def capability_line(self) -> str:
+        """``CAPABILITY ...`` as this session offers it now."""
+        return table.capability_line(self)
+
     def await_line(self, take: Callable[[bytes | None], None],
                    poll: Callable[[], bool] | None = None) -> None:
         """The running command goes on when the client's next line comes:
@@ -161,7 +160,6 @@ class Session:
         o = self.opts
         try:
             if o.preauth:
-                from upas.imap4d import auth
                 auth.setup_user(self, o.user)
                 self.untagged(f"PREAUTH {o.servername} IMAP4rev1 server ready user {o.user} authenticated")
             else:
@@ -248,7 +246,7 @@ class Session:
         cmd = table.lookup(name, self.state)
         if cmd is None:
             return req, None, f"{tag} BAD {name} illegal command"
-        if cmd.name == "UID":
+        if cmd.handler is None:            # UID: the command it modifies
             try:
                 sub = p.uid_command(r)
             except p.ParseError as e:

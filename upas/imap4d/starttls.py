@@ -9,14 +9,14 @@ driver's (upas/transport): the command only asks for it.
 """
 from __future__ import annotations
 
-from .table import NOTAUTH, capability, command
+from .request import NOTAUTH
 
 
-def _offered(s) -> bool:
+def offered(s) -> bool:
+    """STARTTLS can be given now (for CAPABILITY)."""
     return bool(s.opts.certfile) and not s.tls and s.state == NOTAUTH
 
 
-@command("STARTTLS", states=NOTAUTH)
 def cmd_starttls(s, req) -> None:
     if s.tls:
         return s.bad(req, "tls already started")
@@ -24,6 +24,3 @@ def cmd_starttls(s, req) -> None:
         return s.no(req, "don't have any tls credentials")
     s.ok(req, "begin TLS negotiation now")
     s.start_tls()
-
-
-capability("STARTTLS", 70, when=_offered)
