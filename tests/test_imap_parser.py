@@ -277,3 +277,22 @@ def test_random_bytes_never_crash_the_parsers(data):
                     r.end()
                 except p.ParseError as e:
                     assert e.msg
+
+
+def test_every_search_key_the_parser_builds_has_a_matcher():
+    """search.KEYS is the table SEARCH evaluates keys by: each key of RFC
+    3501 6.4.4 parses to an op that is in it."""
+    from upas.imap4d import search
+    program = (b"ALL ANSWERED BCC a BEFORE 1-Jan-2000 BODY b CC c DELETED DRAFT "
+               b"FLAGGED FROM f HEADER h v KEYWORD k LARGER 1 NEW NOT SEEN OLD "
+               b"ON 1-Jan-2000 OR SEEN RECENT SENTBEFORE 1-Jan-2000 SENTON 1-Jan-2000 "
+               b"SENTSINCE 1-Jan-2000 SINCE 1-Jan-2000 SMALLER 9 SUBJECT s TEXT t TO t "
+               b"UID 1:* UNANSWERED UNDELETED UNDRAFT UNFLAGGED UNKEYWORD k UNSEEN 1,2 (SEEN)")
+    _, key = p.search_program(p.Reader([program]))
+    ops, todo = set(), [key]
+    while todo:
+        k = todo.pop()
+        ops.add(k.op)
+        todo += k.kids
+    assert ops <= set(search.KEYS)
+    assert {"ADDR", "DATE", "SENTDATE", "SIZE", "SEQ", "UID", "KEYWORD", "TEXT"} <= ops
