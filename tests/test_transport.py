@@ -73,16 +73,19 @@ def _client(sock: socket.socket, client_ctx: ssl.SSLContext) -> bytes:
     return out
 
 
-def test_tls_on_a_socket(certs):
+def _echo_over_tls(conn: Conn, client: socket.socket, certs) -> None:
     certfile, client_ctx = certs
-    a, b = socket.socketpair()
-    conn = Conn(b.fileno(), b.fileno())
     done: list = []
     t = threading.Thread(target=_serve_once, args=(conn, server_context(certfile), done))
     t.start()
-    assert _client(a, client_ctx) == b"echo secret line\r\n"
+    assert _client(client, client_ctx) == b"echo secret line\r\n"
     t.join(10)
     assert done and done[0].startswith("TLSv1.")
+
+
+def test_tls_on_a_socket(certs):
+    a, b = socket.socketpair()
+    _echo_over_tls(Conn(b.fileno(), b.fileno()), a, certs)
 
 
 def _relay(src_fd: int, dst: socket.socket) -> None:
@@ -104,20 +107,13 @@ def _relay_back(src: socket.socket, dst_fd: int) -> None:
 
 
 def test_tls_on_pipes(certs):
-    """stdin and stdout are two pipes: the handshake runs through MemoryBIO."""
-    certfile, client_ctx = certs
+    """stdin and stdout are two pipes: the same stream runs over them."""
     to_srv_r, to_srv_w = os.pipe()
     from_srv_r, from_srv_w = os.pipe()
-    conn = Conn(to_srv_r, from_srv_w)
     a, b = socket.socketpair()
     threading.Thread(target=_relay, args=(from_srv_r, b), daemon=True).start()
     threading.Thread(target=_relay_back, args=(b, to_srv_w), daemon=True).start()
-    done: list = []
-    t = threading.Thread(target=_serve_once, args=(conn, server_context(certfile), done))
-    t.start()
-    assert _client(a, client_ctx) == b"echo secret line\r\n"
-    t.join(10)
-    assert done and done[0].startswith("TLSv1.")
+    _echo_over_tls(Conn(to_srv_r, from_srv_w), a, certs)
     os.close(from_srv_w)
     os.close(to_srv_r)
 
