@@ -117,17 +117,13 @@ def delay_scale() -> float:
         return 1.0
 
 
-def serve(session: Session, conn: Conn, tls_ctx: ssl.SSLContext | None,
-          debug: Callable[[bytes], None] | None) -> None:
+class Driver:
     """The command loop: read, answer every complete line, flush, repeat.
     A session that sends no whole line for POP3_IDLE_TIMEOUT seconds
     (default 10 minutes, RFC 1939's minimum autologout timer), or is not
     logged in POP3_LOGIN_TIMEOUT seconds after it connected, is closed
     without a reply (RFC 1939 section 3), deleting nothing."""
-    _Driver(session, conn, tls_ctx, debug).run()
 
-
-class _Driver:
     def __init__(self, session: Session, conn: Conn, tls_ctx: ssl.SSLContext | None,
                  debug: Callable[[bytes], None] | None):
         self.session, self.conn, self.tls_ctx, self.debug = session, conn, tls_ctx, debug
@@ -220,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
                       preauth_box=opts.preauth, extensions=opts.extensions,
                       delay_scale=delay_scale(), debug=debug, guard=Guard(opts.peer))
     try:
-        serve(session, conn, opts.tls_ctx, debug)
+        Driver(session, conn, opts.tls_ctx, debug).run()
     except Hangup:
         pass   # the client went away: nothing more to do, nothing deleted
     finally:
