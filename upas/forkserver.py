@@ -187,9 +187,8 @@ class ForkServer:
 
 def _preload(module: str) -> None:
     """Import the server's modules without running it: for a package, its
-    modules but __main__ and private ones (imap4d imports them all to
-    register its commands); then every import statement in them and in
-    what `python -m module` runs, those in functions too (a server
+    modules but __main__ and private ones; then every import statement in
+    them and in what `python -m module` runs, those in functions too (a server
     imports some things only when a session needs them: pop3 and imap4d
     the factotum client and DES at login), each alone.  Nothing else of
     the module run as __main__ is run (it may act on import).  A failure

@@ -36,7 +36,6 @@ from upas.mail.mbox import stat_key
 from . import imp, names
 from . import parser as p
 from .mailbox import Mailbox, MailboxError, MailboxLost
-from .table import AUTH, EXPUNGES, SELECTED, command
 
 FIND_TRIES = int(os.environ.get("IMAP_APPEND_FIND_TRIES", "40"))
 FIND_WAIT = 0.025            # seconds between looks for the new message in upasfs
@@ -317,8 +316,6 @@ def _date_time(r: p.Reader) -> tuple[int, int]:
     return when, zone
 
 
-@command("APPEND", states=AUTH | SELECTED, parse=parse_append, updates=EXPUNGES,
-         literal_check=literal_check)
 def cmd_append(s, req) -> None:
     raw, flags, date, message = req.args
     refusal = _mailbox_refusal(s, req, raw)
@@ -340,4 +337,3 @@ def cmd_append(s, req) -> None:
         return s.no(req, "message save failed")
     code = f"APPENDUID {validity} {uids[0]}" if uids[0] else None
     s.ok(req, code=code)
-

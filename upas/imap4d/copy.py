@@ -14,7 +14,7 @@ from upas.imap4d import append, names
 from upas.imap4d import parser as p
 from upas.imap4d.mailbox import Mailbox, Message
 from upas.imap4d.prefetch import evaluate
-from upas.imap4d.table import EXPUNGES, SELECTED, Request, command
+from upas.imap4d.request import Request
 
 
 def parse_copy(r: p.Reader):
@@ -39,7 +39,6 @@ def stored_entries(box: Mailbox, msgs: list[Message]) -> list[bytes]:
         box.read(m, "unixheader"), box.read(m, "raw")), lambda m: ("unixheader", "raw"))]
 
 
-@command("COPY", states=SELECTED, parse=parse_copy, updates=EXPUNGES, uid=True)
 def copy(s, req: Request) -> None:
     ranges, target = req.args
     box: Mailbox = s.box

@@ -18,7 +18,6 @@ from upas.mail import mboxindex, safewrite
 
 from . import digestcache, names, subscriptions
 from . import parser as p
-from .table import AUTH, EXPUNGES, SELECTED, capability, command
 
 DIR_PERM = 0o700           # mail is its owner's only (docs/running.md)
 FILE_PERM = 0o600
@@ -80,7 +79,6 @@ def make_parents(s, path: str) -> None:
 
 # ---------------------------------------------------------------- CREATE
 
-@command("CREATE", states=AUTH | SELECTED, parse=parse_one, updates=EXPUNGES)
 def cmd_create(s, req) -> None:
     try:
         name = names.parse(req.args)
@@ -123,7 +121,6 @@ def _remove(s, path: str) -> None:
             return
     s.ns.remove(full)
 
-@command("DELETE", states=AUTH | SELECTED, parse=parse_one, updates=EXPUNGES)
 def cmd_delete(s, req) -> None:
     wire = _wire(req.args)
     try:
@@ -171,7 +168,6 @@ def _rename_box(s, frm: str, to: str) -> None:
         s.ns.rename(_path(s, f), _path(s, to + f[len(frm):]))
 
 
-@command("RENAME", states=AUTH | SELECTED, parse=parse_two, updates=EXPUNGES)
 def cmd_rename(s, req) -> None:
     try:
         frm, to = names.parse(req.args[0]), names.parse(req.args[1])
@@ -204,7 +200,6 @@ def cmd_rename(s, req) -> None:
 
 # ---------------------------------------------------------------- subscriptions
 
-@command("SUBSCRIBE", states=AUTH | SELECTED, parse=parse_one, updates=EXPUNGES)
 def cmd_subscribe(s, req) -> None:
     try:
         name = names.parse(req.args)
@@ -216,7 +211,6 @@ def cmd_subscribe(s, req) -> None:
     s.ok(req, "completed")
 
 
-@command("UNSUBSCRIBE", states=AUTH | SELECTED, parse=parse_one, updates=EXPUNGES)
 def cmd_unsubscribe(s, req) -> None:
     try:
         name = names.parse(req.args)
@@ -228,7 +222,6 @@ def cmd_unsubscribe(s, req) -> None:
 
 # ---------------------------------------------------------------- NAMESPACE
 
-@command("NAMESPACE", states=AUTH | SELECTED, updates=EXPUNGES)
 def cmd_namespace(s, req) -> None:
     s.untagged('NAMESPACE (("" "/")) NIL NIL')
     s.ok(req, "completed")
@@ -291,7 +284,6 @@ def wire_name(raw: bytes) -> str:
     return text if atom_ok else quote(text)
 
 
-@command("STATUS", states=AUTH | SELECTED, parse=parse_status, updates=EXPUNGES)
 def cmd_status(s, req) -> None:
     raw, items = req.args
     from .mailbox import MailboxError
@@ -305,6 +297,3 @@ def cmd_status(s, req) -> None:
         return s.no(req, f"can't open mailbox {_wire(raw)}: {e}", code="TRYCREATE")
     s.untagged(line)
     s.ok(req, "completed")
-
-
-capability("NAMESPACE", 20)

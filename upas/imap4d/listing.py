@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 
 from . import mutf7, names, subscriptions
 from . import parser as p
-from .table import AUTH, EXPUNGES, SELECTED, capability, command
 from upas import ns as nsmod
 
 MAX_DEPTH = 32  # `*` descends at most this far (a loop guard)
@@ -247,7 +246,6 @@ def _patterns(s, req, args: ListArgs) -> list[str] | None:
         return None
 
 
-@command("LIST", states=AUTH | SELECTED, parse=parse_list, updates=EXPUNGES)
 def cmd_list(s, req) -> None:
     args: ListArgs = req.args
     if not args.extended and args.patterns == [""]:
@@ -338,7 +336,6 @@ def _subscribed_entries(tree: Tree, subs: set[str], pattern: str) -> list[Entry]
     return out
 
 
-@command("LSUB", states=AUTH | SELECTED, parse=parse_lsub, updates=EXPUNGES)
 def cmd_lsub(s, req) -> None:
     args: ListArgs = req.args
     if args.patterns == [""]:
@@ -362,9 +359,3 @@ def cmd_lsub(s, req) -> None:
         if rx.match(parent) and names.is_listable(parent):
             _emit(s, req, Entry(parent, True, ["\\Noselect"]))
     s.ok(req, "completed")
-
-
-capability("CHILDREN", 30)
-capability("LIST-EXTENDED", 31)
-capability("SPECIAL-USE", 32)
-capability("LIST-STATUS", 33)
