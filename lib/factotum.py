@@ -44,7 +44,7 @@ import socket
 from dataclasses import dataclass
 from typing import Callable
 
-from auth.factotum.keys import parse_attrs, quote, tokenize
+from lib.attrs import parse_attrs, quote, tokenize
 from auth.records import AuthInfo
 from upas import ninep
 
@@ -317,8 +317,7 @@ def p9cr_response(chal: str, password: str) -> str:
     # DES (pycryptodome, via cffi) is imported only here: every pop3 and
     # imap4d connection is a new process, and the apop/cram roles never need it
     from auth import crypt
-    from auth.factotum.p9cr import netkey_response
-    return netkey_response(crypt.passtokey(password), chal)
+    return crypt.netkey_response(crypt.passtokey(password), chal)
 
 
 def auth_userpasswd(user: str, password: str, addr: str | None = None) -> AuthInfo:

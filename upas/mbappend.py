@@ -23,7 +23,8 @@ import time
 
 from upas.fs9p.ctl import mboxpath
 from upas.mail.lock import LockError, MailLock
-from upas.mail.mbox import MBOXMODE, fsync_dir
+from upas.mail.mbox import MBOXMODE
+from upas.mail.safewrite import fsync_dir
 
 _FROMLINE = re.compile(rb"(?m)^From ")
 

@@ -25,6 +25,7 @@ from typing import Callable, Iterator
 from upas.mail import mboxindex, mime
 from upas.mail.header import Ignore
 from upas.mail.lock import LockError, MailLock
+from upas.mail.safewrite import fsync_dir
 
 _log = logging.getLogger("upas.fs9p.index")
 MBOXMODE = 0o600      # Plan 9: 0622, for deliveries by other users; ours run as one
@@ -105,14 +106,6 @@ def describe(m: Message, data: bytes) -> None:
     m.fromlen = _fromlen(data, 0, len(data))
     m.nids = mime.count_ids(data, 0, len(data))
     m.sizes = mboxindex.sizes(data, m.fromlen)
-
-
-def fsync_dir(path: str) -> None:
-    fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Mailbox:
