@@ -39,14 +39,13 @@ FactotumUnavailable (no factotum to talk to).
 """
 from __future__ import annotations
 
-import os
 import socket
 from dataclasses import dataclass
 from typing import Callable
 
 from lib.attrs import parse_attrs, quote, tokenize
 from auth.records import AuthInfo
-from upas import ninep
+from upas import config, ninep
 
 AUTH_RPC_MAX = 4096            # libauth's AuthRpcMax: reply buffer size
 
@@ -86,7 +85,7 @@ class FactotumUnavailable(FactotumError):
 
 def factotum_address(addr: str | None = None) -> str:
     """Where factotum is: addr, else $factotum, else the service `factotum`."""
-    return addr or os.environ.get("factotum") or "factotum"
+    return addr or config.current().factotum or "factotum"
 
 
 class Rpc:

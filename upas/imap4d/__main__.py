@@ -10,7 +10,6 @@ started for the session on a socketpair (as Plan 9's `upas/fs -np`).
 from __future__ import annotations
 
 import getopt
-import getpass
 import os
 import select
 import socket
@@ -18,12 +17,11 @@ import sys
 import threading
 import time
 
+from upas import config
 from upas import ns as nsmod
 from upas.mail import lock
 from upas.imap4d.session import Options, Session
 
-IDLE_TIMEOUT = float(os.environ.get("IMAP4D_IDLE_TIMEOUT", 30 * 60))
-LOGIN_TIMEOUT = float(os.environ.get("IMAP4D_LOGIN_TIMEOUT", 60))
 USAGE = "usage: imap4d [-acpvT] [-d site] [-r remote] [-s servername] [-t certfile]"
 
 
@@ -35,15 +33,15 @@ top of send/recv: the output is flushed whenever input is awaited."""
         self.rfd, self.wfd = rfd, wfd
         self.out = bytearray()
         self.lock = threading.Lock()      # IDLE's poller writes from a thread
-        now = time.monotonic()
-        self.idle_until = now + IDLE_TIMEOUT
-        self.login_until: float | None = now + LOGIN_TIMEOUT
+        now, cfg = time.monotonic(), config.current()
+        self.idle_until = now + cfg.imap4d_idle_timeout
+        self.login_until: float | None = now + cfg.imap4d_login_timeout
 
     def activity(self, authenticated: bool) -> None:
         """A whole command was read (Session.on_command): the idle time
         starts again, and after a login the login deadline is gone.  Bytes
         alone restart nothing: a byte every few minutes holds no session."""
-        self.idle_until = time.monotonic() + IDLE_TIMEOUT
+        self.idle_until = time.monotonic() + config.current().imap4d_idle_timeout
         if authenticated:
             self.login_until = None
 
@@ -139,7 +137,7 @@ def default_names(servername: str | None, site: str | None) -> tuple[str, str]:
     name = servername or socket.getfqdn() or socket.gethostname()
     if site:
         return name, site
-    envsite = os.environ.get("site")
+    envsite = config.current().site
     if envsite and "." in name:
         return name, f"{envsite}.{name.split('.', 1)[1]}"
     return name, envsite or name
@@ -171,9 +169,8 @@ def parse_args(argv: list[str]) -> Options:
     if args:
         raise getopt.GetoptError("extra arguments")
     o.servername, o.site = default_names(servername, site)
-    o.user = os.environ.get("user") or getpass.getuser()
-    if "UPAS_IMAP_MAXLITERAL" in os.environ:
-        o.max_literal = int(os.environ["UPAS_IMAP_MAXLITERAL"])
+    o.user = config.current().login_name
+    o.max_literal = config.current().imap_maxliteral
     return o
 
 

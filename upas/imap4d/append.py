@@ -29,6 +29,7 @@ import re
 import time
 from dataclasses import dataclass, field
 
+from upas import config
 from upas import ns as nsmod
 from upas.mail.lock import LockError, MailLock
 from upas.mail.mbox import stat_key
@@ -38,7 +39,6 @@ from . import parser as p
 from .mailbox import Mailbox, MailboxError, MailboxLost
 from .table import AUTH, EXPUNGES, SELECTED, command
 
-FIND_TRIES = int(os.environ.get("IMAP_APPEND_FIND_TRIES", "40"))
 FIND_WAIT = 0.025            # seconds between looks for the new message in upasfs
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
@@ -231,7 +231,7 @@ def _deliver_at_tail(s, path: str, real: str, items: list[Item]
 
 def _find(box: Mailbox, known: set[int], digests: list[str]):
     """The new messages with these digests, in order, once upasfs shows them."""
-    for _ in range(FIND_TRIES):
+    for _ in range(config.current().imap_append_find_tries):
         try:
             box.check()
         except MailboxLost:     # stored all the same: no APPENDUID

@@ -10,20 +10,19 @@ any other line ends it with BAD (docs/decisions.md).
 """
 from __future__ import annotations
 
-import os
 import threading
 
-from .table import AUTH, EXPUNGES, SELECTED, capability, command
+from upas import config
 
-POLL = float(os.environ.get("IMAP_IDLE_POLL", "0.2"))
+from .table import AUTH, EXPUNGES, SELECTED, capability, command
 
 
 class Poller:
     """Report mailbox changes from a thread until stopped."""
 
-    def __init__(self, s, interval: float = POLL):
+    def __init__(self, s, interval: float | None = None):
         self.s = s
-        self.interval = interval
+        self.interval = config.current().imap_idle_poll if interval is None else interval
         self.stopped = threading.Event()
         self.thread = threading.Thread(target=self._run, daemon=True)
 

@@ -28,6 +28,7 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, BinaryIO, Callable
 
+from upas import config
 from upas.mail import lock
 from upas.pop3.protocol import (OVERLONG, Close, LineSplitter, Session, Sleep,
                                 StartTLS)
@@ -38,8 +39,6 @@ if TYPE_CHECKING:
 ARGFLAGS = "adrt"          # flags that take a value (EARGF)
 BUFMAX = 64 * 1024         # flush the output buffer beyond this
 IOV_MAX = 512              # buffers handed to one writev
-IDLE_TIMEOUT = float(os.environ.get("POP3_IDLE_TIMEOUT", 10 * 60))
-LOGIN_TIMEOUT = float(os.environ.get("POP3_LOGIN_TIMEOUT", 60))
 USAGE = "usage: upas/pop3 [-a authmboxfile] [-d debugfile] [-p] [-r remote] [-t cert]\n"
 
 
@@ -273,13 +272,6 @@ def options(flags: list[tuple[str, str]], conn: Conn) -> Options | str:
     return o
 
 
-def delay_scale() -> float:
-    try:
-        return float(os.environ.get("POP3_DELAY_SCALE", "1"))
-    except ValueError:
-        return 1.0
-
-
 def serve(session: Session, conn: Conn, tls_ctx: ssl.SSLContext | None,
           debug: Callable[[bytes], None] | None) -> None:
     """The command loop: read, answer every complete line, flush, repeat.
@@ -290,10 +282,11 @@ def serve(session: Session, conn: Conn, tls_ctx: ssl.SSLContext | None,
     restart no timer, so a byte every few minutes holds no session."""
     splitter = LineSplitter()
     pending: deque = deque()     # lines read but not yet answered
-    login_until = time.monotonic() + LOGIN_TIMEOUT
+    cfg = config.current()
+    login_until = time.monotonic() + cfg.pop3_login_timeout
     if not _carry_out(session.start(), session, conn, splitter, tls_ctx, debug):
         return
-    idle_until = time.monotonic() + IDLE_TIMEOUT
+    idle_until = time.monotonic() + cfg.pop3_idle_timeout
     eof = False
     while True:
         if not pending:
@@ -316,7 +309,7 @@ def serve(session: Session, conn: Conn, tls_ctx: ssl.SSLContext | None,
         events = session.overlong() if item is OVERLONG else session.handle(item)
         if not _carry_out(events, session, conn, splitter, tls_ctx, debug, pending):
             return
-        idle_until = time.monotonic() + IDLE_TIMEOUT    # from the answer on
+        idle_until = time.monotonic() + cfg.pop3_idle_timeout    # from the answer on
 
 
 def _carry_out(events, session, conn, splitter, tls_ctx, debug, pending=None) -> bool:
@@ -369,7 +362,7 @@ def main(argv: list[str] | None = None) -> int:
     session = Session(FactotumAuth(), host, allow_clear=opts.allow_clear,
                       tls_cert=opts.tls_ctx is not None, peer=opts.peer,
                       preauth_box=opts.preauth, extensions=opts.extensions,
-                      delay_scale=delay_scale(), debug=debug, guard=Guard(opts.peer))
+                      delay_scale=config.current().pop3_delay_scale, debug=debug, guard=Guard(opts.peer))
     try:
         serve(session, conn, opts.tls_ctx, debug)
     except (BrokenPipeError, ConnectionError) + _tls_errors():
