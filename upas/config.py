@@ -8,142 +8,171 @@ user, its timeouts, where its services are), and nothing reads
 it in this process with `use(cfg)`, or gives it to a child as
 environment variables (`cfg.environ()`).
 
-Names Plan 9 and plan9port users set already (`NAMESPACE`, `MAILROOT`,
-`upasfs`, `factotum`, `auth`, `ratify`, `user`, `site`) keep their
-meaning; ours are upper case and start with the program they tune.  A
-test knob exists so that the tests need not wait what a production
-host must (the delays that slow password guessing down, keyfs's
-purgatory, the index's racy window); it is marked `test` and left alone
-in production.  docs/running.md ("Environment") holds the table
-`markdown()` prints (`python -m upas.config`); tests/test_config.py
-keeps the two equal.
+VARIABLES below is the list: each variable with its type, its default and
+what it does.  A Config has one attribute per variable, its name in lower
+case (`$UPAS_LOCK_TIMEOUT` is `cfg.upas_lock_timeout`).  Names Plan 9 and
+plan9port users set already (`NAMESPACE`, `MAILROOT`, `upasfs`,
+`factotum`, `auth`, `ratify`, `user`, `site`) keep their meaning; ours
+are upper case and start with the program they tune.  A test knob exists
+so that the tests need not wait what a production host must (the delays
+that slow password guessing down, keyfs's purgatory, the index's racy
+window): production leaves it alone.  docs/running.md ("Environment")
+holds the table `markdown()` prints (`python -m upas.config`);
+tests/test_config.py keeps the two equal.
 """
 from __future__ import annotations
 
 import dataclasses
+import getpass
 import os
 import sys
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Mapping, NamedTuple
 
-PLAN9, OURS, TEST = "Plan 9", "ours", "test"
+# A `#` line starts a group of variables (its kind); then per variable a
+# line `NAME TYPE DEFAULT` and an indented line saying what it does.
+# TYPE: `s` seconds (a number), `int`, `num`, `bool` (0 or 1), `str`;
+# DEFAULT `-`: unset.
+VARIABLES = """
+# Plan 9
+NAMESPACE  str  -
+    the directory of the posted services (plan9port's; default `/tmp/ns.$USER.$DISPLAY`)
+DISPLAY  str  -
+    names the default name space directory when `NAMESPACE` is unset
+MAILROOT  str  /mail
+    the mail tree: `box/USER/`, `lib/ignore`, `ratify/`
+upasfs  str  -
+    dial string of upasfs (`/mail/fs`); unset: the posted `upasfs`, else one per session
+factotum  str  -
+    dial string of factotum; unset: the posted `factotum`
+auth  str  -
+    dial string of the auth server (factotum's, without `-a`)
+ratify  str  -
+    dial string of ratfs (`/mail/ratify`); unset: the posted `ratify`, else `$MAILROOT/ratify`
+user  str  -
+    the user upas/fs, imap4d and mbappend act for; unset: the login name
+site  str  -
+    imap4d's mail domain when `-d` is not given (with the host's domain)
+# ours
+IMAP4D_LOGIN_TIMEOUT  s  60
+    an IMAP session not logged in by then is ended, whatever it sends
+POP3_LOGIN_TIMEOUT  s  60
+    the same for POP3
+IMAP4D_IDLE_TIMEOUT  s  1800
+    an IMAP session sending no whole command this long is logged out (RFC 3501 5.4)
+POP3_IDLE_TIMEOUT  s  600
+    the same for POP3, dropped with nothing deleted (RFC 1939's 10 minutes)
+UPAS_IMAP_MAXLITERAL  int  67108864
+    bytes in one IMAP literal after login (before login a command holds 8 KiB)
+IMAP_IDLE_POLL  s  0.2
+    how often IDLE looks at the mailbox and its `.imp`
+IMAP_APPEND_FIND_TRIES  int  40
+    looks (25 ms apart) for an APPENDed message in upasfs before APPEND answers without APPENDUID
+POP3_READAHEAD_TTL  s  1
+    how long a message pop3 read ahead may be served from its copy
+UPAS_SESSION_LOCK_TIMEOUT  s  30
+    how long upasfs, imap4d and pop3 wait for `L.mbox`
+UPAS_LOCK_TIMEOUT  s  300
+    how long deliveries and everything else wait for it
+UPASFS_READ_LOCK_WAIT  s  2
+    how long upasfs's readers wait for a busy `L.mbox`, then serve what they have
+UPASFS_POLL  s  15
+    upasfs's background reader looks at its mailboxes this often
+UPASFS_INDEX  bool  1
+    `0`: upasfs keeps no index (`<box>.upasfs.imp`)
+UPASFS_INDEX_DELAY  s  30
+    a changing mailbox's index is rewritten at most this often
+UPAS_LOGINFAIL_DIR  str  -
+    failed logins per address, shared by all sessions (unset: `$NAMESPACE/loginfail`; `off`: none)
+UPAS_LOGINFAIL_WINDOW  s  3600
+    how long a failed attempt counts for its address
+FACTOTUM_AS_TIMEOUT  s  30
+    how long factotum waits for the auth server
+LISTEN_GRACE  s  10
+    at SIGTERM, how long the launcher lets sessions finish
+LISTEN_FORKSERVER  bool  1
+    `0`: the launcher execs each server instead of forking it from a fork server
+FORKSERVER_STARTUP_SECS  s  30
+    how long the launcher waits for a fork server to start
+FSBROKER_STARTUP_SECS  s  20
+    how long the upasfs broker waits for a user's upasfs to start
+RUNHOST_STARTUP_SECS  s  20
+    how long `make run` waits for each service to start
+# test knob
+POP3_DELAY_SCALE  num  1
+    multiplies pop3's waits after a failed login (Plan 9's 10, 20, 40 ... s)
+IMAP4D_DELAY_SCALE  num  1
+    the same for imap4d
+UPAS_LOGIN_DELAY_SCALE  num  1
+    multiplies the per-address waits (`UPAS_LOGINFAIL_DIR`)
+AUTHSRV_DELAY_SCALE  num  1
+    multiplies authsrv's waits after a failure
+KEYFS_PURGATORY_SCALE  num  1
+    multiplies keyfs's purgatory after bad logins
+UPASFS_INDEX_RACY  s  2
+    an index written less than this after its mailbox changed is not trusted (timestamp ticks)
+"""
+KINDS = ("Plan 9", "ours", "test knob")
 
 
-def _var(env: str, default: Any, doc: str, kind: str = OURS, unit: str = "") -> Any:
-    """A field read from the variable `env`; its type is its default's
-    (str when the default is None); `unit` is shown after the default."""
-    return field(default=default, metadata={"env": env, "doc": doc, "kind": kind, "unit": unit})
+class Variable(NamedTuple):
+    name: str             # as in the environment
+    type: str             # s, int, num, bool, str
+    default: Any
+    kind: str             # one of KINDS
+    doc: str
+
+    @property
+    def field(self) -> str:
+        return self.name.lower()
+
+    def parse(self, text: str) -> Any:
+        """The value of `text`; ValueError if it is not one."""
+        if self.type == "str":
+            return text
+        if self.type == "bool":
+            if text not in ("0", "1"):
+                raise ValueError(text)
+            return text == "1"
+        value = int(text) if self.type == "int" else float(text)
+        if not value >= 0:                  # negative or NaN
+            raise ValueError(text)
+        return value
+
+    def shown(self, value: Any) -> str:
+        if value is None:
+            return "unset"
+        if self.type == "bool":
+            return "1" if value else "0"
+        if isinstance(value, float) and value == int(value):
+            return str(int(value))
+        return str(value)
 
 
-@dataclass(frozen=True)
-class Config:
-    # -- where things are: Plan 9 / plan9port names ---------------------------
-    namespace: str | None = _var(
-        "NAMESPACE", None, "the name space directory holding the posted services "
-        "(plan9port; default `/tmp/ns.$USER.$DISPLAY`)", PLAN9)
-    display: str | None = _var(
-        "DISPLAY", None, "names the default name space directory when `NAMESPACE` is unset",
-        PLAN9)
-    mailroot: str = _var("MAILROOT", "/mail", "the mail tree: `box/USER/`, `lib/ignore`, "
-                         "`ratify/`", PLAN9)
-    upasfs: str | None = _var(
-        "upasfs", None, "dial string of the mail file server (`/mail/fs`); unset: the posted "
-        "`upasfs`, else one started per session", PLAN9)
-    factotum: str | None = _var(
-        "factotum", None, "dial string of factotum; unset: the posted `factotum`", PLAN9)
-    auth: str | None = _var(
-        "auth", None, "dial string of the auth server (factotum's, without `-a`)", PLAN9)
-    ratify: str | None = _var(
-        "ratify", None, "dial string of ratfs (`/mail/ratify`); unset: the posted `ratify`, "
-        "else `$MAILROOT/ratify`", PLAN9)
-    user: str | None = _var(
-        "user", None, "the user upas/fs, imap4d and mbappend act for; unset: the login name",
-        PLAN9)
-    site: str | None = _var(
-        "site", None, "imap4d's mail domain when `-d` is not given (with the host's domain)",
-        PLAN9)
+_PYTHON_TYPES = {"s": float, "num": float, "int": int, "bool": bool, "str": str}
+_MEANING = {"s": "a number of seconds", "num": "a number", "int": "a whole number",
+            "bool": "0 or 1"}
 
-    # -- limits and timeouts ---------------------------------------------------
-    imap4d_login_timeout: float = _var(
-        "IMAP4D_LOGIN_TIMEOUT", 60.0, "an IMAP session not logged in by then is ended, "
-        "whatever it sends", unit="s")
-    pop3_login_timeout: float = _var(
-        "POP3_LOGIN_TIMEOUT", 60.0, "the same for POP3", unit="s")
-    imap4d_idle_timeout: float = _var(
-        "IMAP4D_IDLE_TIMEOUT", 1800.0, "an IMAP session that sends no whole command for this "
-        "long is logged out (RFC 3501 5.4)", unit="s")
-    pop3_idle_timeout: float = _var(
-        "POP3_IDLE_TIMEOUT", 600.0, "a POP3 session silent this long is dropped, nothing "
-        "deleted (RFC 1939's 10 minutes; bytes alone restart neither timer)", unit="s")
-    imap_maxliteral: int = _var(
-        "UPAS_IMAP_MAXLITERAL", 64 << 20, "bytes in one IMAP literal after login (before "
-        "login a command holds 8 KiB)")
-    imap_idle_poll: float = _var(
-        "IMAP_IDLE_POLL", 0.2, "how often IDLE looks at the mailbox and its `.imp`", unit="s")
-    imap_append_find_tries: int = _var(
-        "IMAP_APPEND_FIND_TRIES", 40, "looks (25 ms apart) for an APPENDed message in upasfs "
-        "before APPEND answers without APPENDUID")
-    pop3_readahead_ttl: float = _var(
-        "POP3_READAHEAD_TTL", 1.0, "how long a message pop3 read ahead may be served from its "
-        "copy", unit="s")
-    session_lock_timeout: float = _var(
-        "UPAS_SESSION_LOCK_TIMEOUT", 30.0, "how long upasfs, imap4d and pop3 wait for "
-        "`L.mbox`", unit="s")
-    lock_timeout: float = _var(
-        "UPAS_LOCK_TIMEOUT", 300.0, "how long deliveries and everything else wait for it",
-        unit="s")
-    upasfs_read_lock_wait: float = _var(
-        "UPASFS_READ_LOCK_WAIT", 2.0, "how long upasfs's readers wait for a busy `L.mbox` "
-        "before serving the state they have", unit="s")
-    upasfs_poll: float = _var(
-        "UPASFS_POLL", 15.0, "upasfs's background reader looks at its mailboxes this often",
-        unit="s")
-    upasfs_index: bool = _var(
-        "UPASFS_INDEX", True, "`0`: upasfs keeps no index (`<box>.upasfs.imp`)")
-    upasfs_index_delay: float = _var(
-        "UPASFS_INDEX_DELAY", 30.0, "a changing mailbox's index is rewritten at most this "
-        "often", unit="s")
-    loginfail_dir: str | None = _var(
-        "UPAS_LOGINFAIL_DIR", None, "failed logins per address, shared by every pop3 and "
-        "imap4d session; unset: `$NAMESPACE/loginfail`; `off`: only Plan 9's "
-        "per-connection delays")
-    loginfail_window: float = _var(
-        "UPAS_LOGINFAIL_WINDOW", 3600.0, "how long a failed attempt counts for its address",
-        unit="s")
-    factotum_as_timeout: float = _var(
-        "FACTOTUM_AS_TIMEOUT", 30.0, "how long factotum waits for the auth server", unit="s")
-    listen_grace: float = _var(
-        "LISTEN_GRACE", 10.0, "at SIGTERM, how long the launcher lets sessions finish", unit="s")
-    listen_forkserver: bool = _var(
-        "LISTEN_FORKSERVER", True, "`0`: the launcher execs each server instead of forking "
-        "it from a fork server")
-    forkserver_startup: float = _var(
-        "FORKSERVER_STARTUP_SECS", 30.0, "how long the launcher waits for a fork server to "
-        "start", unit="s")
-    fsbroker_startup: float = _var(
-        "FSBROKER_STARTUP_SECS", 20.0, "how long the upasfs broker waits for a user's upasfs "
-        "to start", unit="s")
-    runhost_startup: float = _var(
-        "RUNHOST_STARTUP_SECS", 20.0, "how long `make run` waits for each service to start",
-        unit="s")
 
-    # -- test knobs: production leaves them alone -------------------------------
-    pop3_delay_scale: float = _var(
-        "POP3_DELAY_SCALE", 1.0, "multiplies pop3's waits after a failed login "
-        "(Plan 9's 10, 20, 40 ... s)", TEST)
-    imap4d_delay_scale: float = _var(
-        "IMAP4D_DELAY_SCALE", 1.0, "the same for imap4d", TEST)
-    login_delay_scale: float = _var(
-        "UPAS_LOGIN_DELAY_SCALE", 1.0, "multiplies the per-address waits (`UPAS_LOGINFAIL_DIR`)",
-        TEST)
-    authsrv_delay_scale: float = _var(
-        "AUTHSRV_DELAY_SCALE", 1.0, "multiplies authsrv's waits after a failure", TEST)
-    keyfs_purgatory_scale: float = _var(
-        "KEYFS_PURGATORY_SCALE", 1.0, "multiplies keyfs's purgatory after bad logins", TEST)
-    upasfs_index_racy: float = _var(
-        "UPASFS_INDEX_RACY", 2.0, "a mailbox changed less than this before its index was "
-        "written is read again (a write within the file system's timestamp granularity)",
-        TEST, unit="s")
+def _variables(table: str) -> tuple[Variable, ...]:
+    out, kind = [], KINDS[0]
+    for line in filter(str.strip, table.splitlines()):
+        if line.startswith("#"):
+            kind = line[1:].strip()
+            assert kind in KINDS, kind
+        elif not line.startswith(" "):
+            name, type_, default = line.split()
+            v = Variable(name, type_, None, kind, "")
+            out.append(v._replace(default=None if default == "-" else v.parse(default)))
+        else:
+            out[-1] = out[-1]._replace(doc=line.strip())
+    return tuple(out)
+
+
+BY_FIELD = {v.field: v for v in _variables(VARIABLES)}
+
+
+class _Config:
+    """What a Config does beyond holding the values."""
 
     @classmethod
     def from_environ(cls, environ: Mapping[str, str] | None = None,
@@ -154,63 +183,37 @@ class Config:
         stop every session)."""
         env = os.environ if environ is None else environ
         values = {}
-        for f in dataclasses.fields(cls):
-            text = env.get(f.metadata["env"])
+        for v in BY_FIELD.values():
+            text = env.get(v.name)
             if text:
                 try:
-                    values[f.name] = _parse(f.default, text)
+                    values[v.field] = v.parse(text)
                 except ValueError:
-                    print(f"upas: ${f.metadata['env']}={text!r} is not {_kind_name(f.default)};"
-                          f" using {_shown(f.default)}", file=warn or sys.stderr)
+                    print(f"upas: ${v.name}={text!r} is not {_MEANING[v.type]};"
+                          f" using {v.shown(v.default)}", file=warn or sys.stderr)
         return cls(**values)
 
     def environ(self) -> dict[str, str]:
         """The variables that give this configuration to a child (those
         whose value is not the default)."""
-        out = {}
-        for f in dataclasses.fields(self):
-            v = getattr(self, f.name)
-            if v != f.default:
-                out[f.metadata["env"]] = ("1" if v else "0") if isinstance(v, bool) else str(v)
-        return out
+        return {v.name: v.shown(getattr(self, v.field)) for v in BY_FIELD.values()
+                if getattr(self, v.field) != v.default}
 
     @property
     def login_name(self) -> str:
         """$user, else the login name (Plan 9's getuser)."""
-        if self.user:
-            return self.user
-        import getpass
-        return getpass.getuser()
+        return self.user or getpass.getuser()       # type: ignore[attr-defined]
 
 
-def _parse(default: Any, text: str) -> Any:
-    if isinstance(default, bool):
-        return text != "0"
-    if isinstance(default, (int, float)):
-        value = type(default)(float(text)) if isinstance(default, float) else int(text)
-        if value < 0 or value != value:
-            raise ValueError(text)
-        return value
-    return text
+Config = dataclasses.make_dataclass(
+    "Config",
+    [(v.field, _PYTHON_TYPES[v.type] if v.default is not None else str | None,
+      dataclasses.field(default=v.default)) for v in BY_FIELD.values()],
+    bases=(_Config,), frozen=True)
+Config.__module__ = __name__
+Config.__doc__ = "This process's settings, one attribute per variable of VARIABLES."
 
-
-def _kind_name(default: Any) -> str:
-    if isinstance(default, bool):
-        return "0 or 1"
-    if isinstance(default, int):
-        return "a whole number"
-    return "a number"
-
-
-def _shown(default: Any) -> str:
-    if isinstance(default, bool):
-        return "1" if default else "0"
-    if isinstance(default, float) and default == int(default):
-        return str(int(default))
-    return str(default)
-
-
-_current: Config | None = None
+_current: Any = None
 
 
 def current() -> Config:
@@ -232,13 +235,12 @@ def use(cfg: Config | None) -> None:
 def markdown() -> str:
     """The table of docs/running.md ("Environment")."""
     rows = ["| variable | default | what |", "|---|---|---|"]
-    for f in dataclasses.fields(Config):
-        m = f.metadata
-        default = "unset" if f.default is None else f"`{_shown(f.default)}`"
-        if m["unit"]:
-            default += f" {m['unit']}"
-        doc = ("test knob: " if m["kind"] == TEST else "") + m["doc"]
-        rows.append(f"| `{m['env']}` | {default} | {doc} |")
+    for v in BY_FIELD.values():
+        default = v.shown(v.default)
+        if v.default is not None:
+            default = f"`{default}`" + (" s" if v.type == "s" else "")
+        doc = ("test knob: " if v.kind == "test knob" else "") + v.doc
+        rows.append(f"| `{v.name}` | {default} | {doc} |")
     return "\n".join(rows) + "\n"
 
 

@@ -149,7 +149,7 @@ class ForkServer:
                     theirs.close()
             msg, fds = b"", []
             if sent:
-                ours.settimeout(config.current().forkserver_startup)     # a fork server still importing answers late
+                ours.settimeout(config.current().forkserver_startup_secs)     # a fork server still importing answers late
                 try:
                     msg, fds, _, _ = socket.recv_fds(ours, 64, 1)
                 except OSError:

@@ -74,7 +74,7 @@ class Broker:
                                 stdin=subprocess.DEVNULL, start_new_session=True)
 
     def _wait(self, addr: str, p: subprocess.Popen) -> None:
-        end = time.monotonic() + config.current().fsbroker_startup
+        end = time.monotonic() + config.current().fsbroker_startup_secs
         while True:
             try:
                 dial(addr).close()

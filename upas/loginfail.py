@@ -51,7 +51,7 @@ _SAFE = re.compile(r"[^0-9A-Za-z.:_-]")
 
 def store_dir() -> str | None:
     """Where the counts live, created 0700; None: not shared."""
-    d = config.current().loginfail_dir
+    d = config.current().upas_loginfail_dir
     if d == "off":
         return None
     if not d:
@@ -72,7 +72,7 @@ def wait_for(n: int) -> float:
     """Seconds an address with n attempts in the window waits."""
     if n < FREE:
         return 0.0
-    return min(BASE * 2 ** (n - FREE), MAXWAIT) * config.current().login_delay_scale
+    return min(BASE * 2 ** (n - FREE), MAXWAIT) * config.current().upas_login_delay_scale
 
 
 class Guard:
@@ -128,7 +128,7 @@ def _when(line: str) -> float:
 
 def _recent(stamps: list[str], now: float) -> list[str]:
     """The attempts that still count ($UPAS_LOGINFAIL_WINDOW)."""
-    window = config.current().loginfail_window
+    window = config.current().upas_loginfail_window
     return [s for s in stamps if now - _when(s) < window]
 
 
@@ -141,7 +141,7 @@ def _sweep(directory: str, now: float) -> None:
     for name in names:
         path = os.path.join(directory, name)
         try:
-            if now - os.stat(path).st_mtime > config.current().loginfail_window:
+            if now - os.stat(path).st_mtime > config.current().upas_loginfail_window:
                 with _Record(path) as stamps:
                     stamps[:] = _recent(stamps, now)
         except OSError:

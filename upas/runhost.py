@@ -57,7 +57,7 @@ class StartError(Exception):
 
 
 def _wait(what: str, ready, proc: subprocess.Popen) -> None:
-    startup = config.current().runhost_startup
+    startup = config.current().runhost_startup_secs
     end = time.monotonic() + startup
     while not ready():
         if proc.poll() is not None:
@@ -84,7 +84,7 @@ def _answers(addr: str) -> bool:
 
 
 def _first_line(p: subprocess.Popen, what: str) -> str:
-    timer = threading.Timer(config.current().runhost_startup, p.kill)
+    timer = threading.Timer(config.current().runhost_startup_secs, p.kill)
     timer.start()
     try:
         line = p.stdout.readline().strip()
@@ -320,7 +320,7 @@ class Host:
                 argv += ["-l", f"{name}=tcp!{self.host}!{port}"]
         argv += [n for n in PORTS if n in self.ports]
         p = self._spawn("listen", argv, stdout=subprocess.PIPE, text=True)
-        timer = threading.Timer(config.current().runhost_startup, p.kill)
+        timer = threading.Timer(config.current().runhost_startup_secs, p.kill)
         timer.start()
         try:
             for line in p.stdout:

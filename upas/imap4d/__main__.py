@@ -170,7 +170,7 @@ def parse_args(argv: list[str]) -> Options:
         raise getopt.GetoptError("extra arguments")
     o.servername, o.site = default_names(servername, site)
     o.user = config.current().login_name
-    o.max_literal = config.current().imap_maxliteral
+    o.max_literal = config.current().upas_imap_maxliteral
     return o
 
 

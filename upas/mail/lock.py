@@ -38,8 +38,8 @@ def default_timeout() -> float:
     after for_sessions)."""
     cfg = config.current()
     if _sessions:
-        return min(cfg.lock_timeout, cfg.session_lock_timeout)
-    return cfg.lock_timeout
+        return min(cfg.upas_lock_timeout, cfg.upas_session_lock_timeout)
+    return cfg.upas_lock_timeout
 
 
 # fcntl locks belong to the process, and closing any descriptor of the file
