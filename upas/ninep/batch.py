@@ -29,8 +29,7 @@ from .server import Error
 
 BATCH = 64            # files whose requests go out in one write
 INFLIGHT = 64 << 10   # request bytes sent in batches and not yet answered, at most
-REQUEST = 96          # a file's requests, bytes beside its path (Twalk 17 + 2 per
-                      # name, Topen 12 + Tread 23, or Tstat 11, Tclunk 11)
+TWALK, TCLUNK = 17, 11  # bytes of a Twalk without its names, of a Tclunk
 
 Middle = Callable[[int], list[codec.Msg]]   # a walked fid's requests
 Sent = list[tuple[int, int, list[Call]]]    # per file: fid (-1: none), walk length, calls
@@ -128,14 +127,15 @@ class Batch:
         """Send the requests for a batch: [(fid, walk length, calls)]; a
         path too deep for one Twalk gets no fid (-1) and is done alone.
         None, sending nothing, when there is no room and not `wait`."""
-        size = sum(REQUEST + len(p) for p in paths)
+        walks = [names_of(p) for p in paths]
+        walks = [names if len(names) <= MAXWELEM else None for names in walks]
+        per_fid = sum(len(codec.pack(m)) for m in middle(0)) + TCLUNK
+        size = sum(TWALK + 2 * len(names) + sum(map(len, names)) + per_fid
+                   for names in walks if names is not None)
         if not self._room(size, wait):
             return None
         c = self.c
-        plan: list[tuple[int, list[str]]] = []
-        for path in paths:
-            names = names_of(path)
-            plan.append((-1, []) if len(names) > MAXWELEM else (c.fids.alloc(), names))
+        plan = [(-1, []) if names is None else (c.fids.alloc(), names) for names in walks]
         rest = lambda fid: [*middle(fid), codec.Tclunk(0, fid)]
         per_file = [[codec.Twalk(0, c.root, fid, names),
                      *(rest(fid) if c.walks_pipelined else ())]
