@@ -37,8 +37,9 @@ import sys
 import threading
 import time
 
+from upas import config
+
 MAXREQ = 65536
-STARTUP = float(os.environ.get("FORKSERVER_STARTUP_SECS", "30"))
 
 
 # -- the launcher's side --------------------------------------------------
@@ -148,7 +149,7 @@ class ForkServer:
                     theirs.close()
             msg, fds = b"", []
             if sent:
-                ours.settimeout(STARTUP)     # a fork server still importing answers late
+                ours.settimeout(config.current().forkserver_startup_secs)     # a fork server still importing answers late
                 try:
                     msg, fds, _, _ = socket.recv_fds(ours, 64, 1)
                 except OSError:

@@ -47,6 +47,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from upas import config
 from upas.forkserver import ForkServer
 from upas.ninep.dial import announce
 from upas.transport.relay import relay
@@ -56,9 +57,7 @@ USAGE = ("usage: listen [-uv] [-c conffile] [-t certfile [-k keyfile]] [-m maxco
          "[-M maxperpeer] [-l name=addr]... [-F name=flags]... [name...]")
 MAXCONNS = 100          # per service
 MAXPERPEER = 10         # per service and peer address
-GRACE = float(os.environ.get("LISTEN_GRACE", "10"))   # seconds sessions get at SIGTERM
 HANDSHAKE_TIMEOUT = 30  # seconds a client on a TLS port has to say hello
-FORKSERVER = os.environ.get("LISTEN_FORKSERVER", "1") != "0"
 SERVERS = {"pop3": "upas.pop3", "imap4d": "upas.imap4d"}
 BUSY = {"pop3": b"-ERR too many connections\r\n",
         "imap4d": b"* BYE too many connections\r\n"}
@@ -143,14 +142,14 @@ def peer_string(addr: tuple) -> str:
 
 class Launcher:
     def __init__(self, services: list[Service], tls: ssl.SSLContext | None,
-                 log=None, forkserver: bool = FORKSERVER):
+                 log=None, forkserver: bool | None = None):
         self.services = services
         self.tls = tls
         self.log = log or self._stderr_log
         self.lock = threading.Lock()
         self.children: set = set()          # subprocess.Popen or ForkedChild
         self.forkservers: dict[str, ForkServer] = {}
-        if forkserver:
+        if config.current().listen_forkserver if forkserver is None else forkserver:
             for svc in services:
                 if svc.module and svc.module not in self.forkservers:
                     self.forkservers[svc.module] = ForkServer(svc.module, self.log)
@@ -354,11 +353,11 @@ class Launcher:
 
     # -- shutdown -----------------------------------------------------------
     def _drain(self) -> None:
-        """Let sessions finish for GRACE seconds, then end the servers.
+        """Let sessions finish for $LISTEN_GRACE seconds, then end the servers.
 
         SIGTERM a server, not SIGKILL: a POP3 session that has not sent QUIT
         deletes nothing, and a server mid-write finishes its tmp+rename."""
-        deadline = time.monotonic() + GRACE
+        deadline = time.monotonic() + config.current().listen_grace
         while self._busy() and time.monotonic() < deadline:
             time.sleep(0.05)
         for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
@@ -530,7 +529,7 @@ def configure(o: Options) -> list[Service]:
 def _start_broker():
     """-u: post the upasfs broker; the servers inherit $upasfs naming it."""
     from upas.fsbroker import Broker
-    broker = Broker(os.environ.get("MAILROOT") or "/mail")
+    broker = Broker(config.current().mailroot)
     os.environ["upasfs"] = broker.start()
     return broker
 

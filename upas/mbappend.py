@@ -15,15 +15,16 @@ temporary name, fsynced and renamed.
 from __future__ import annotations
 
 import getopt
-import getpass
 import os
 import re
 import sys
 import time
 
+from upas import config
 from upas.fs9p.ctl import mboxpath
 from upas.mail.lock import LockError, MailLock
-from upas.mail.mbox import MBOXMODE, fsync_dir
+from upas.mail.mbox import MBOXMODE
+from upas.mail.safewrite import fsync_dir
 
 _FROMLINE = re.compile(rb"(?m)^From ")
 
@@ -110,7 +111,7 @@ def main(argv: list[str]) -> int:
     if len(args) != 1:
         print("usage: mbappend [-f sender] mailbox", file=sys.stderr)
         return 1
-    user = os.environ.get("user") or getpass.getuser()
+    user = config.current().login_name
     sender = dict(opts).get("-f", user)
     path = mboxpath(args[0], user)
     data = format_message(sys.stdin.buffer.read(), sender)

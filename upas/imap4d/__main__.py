@@ -13,16 +13,15 @@ socketpair (as Plan 9's `upas/fs -np`).
 from __future__ import annotations
 
 import getopt
-import getpass
 import os
 import socket
 import sys
 import time
 from typing import TYPE_CHECKING
 
+from upas import config
 from upas import ns as nsmod
 from upas.mail import lock
-from upas.imap4d.idle import POLL
 from upas.imap4d.session import Options, Session
 from upas.transport.conn import LOGIN, Conn, Deadlines, peer_address
 from upas.transport.events import Event, Hangup, StartTLS
@@ -30,8 +29,6 @@ from upas.transport.events import Event, Hangup, StartTLS
 if TYPE_CHECKING:
     import ssl
 
-IDLE_TIMEOUT = float(os.environ.get("IMAP4D_IDLE_TIMEOUT", 30 * 60))
-LOGIN_TIMEOUT = float(os.environ.get("IMAP4D_LOGIN_TIMEOUT", 60))
 USAGE = "usage: imap4d [-acpvT] [-d site] [-r remote] [-s servername] [-t certfile]"
 
 
@@ -45,7 +42,8 @@ class Driver:
 
     def __init__(self, conn: Conn, tls_ctx: ssl.SSLContext | None):
         self.conn, self.tls_ctx = conn, tls_ctx
-        self.clock = Deadlines(IDLE_TIMEOUT, LOGIN_TIMEOUT)
+        cfg = config.current()
+        self.clock = Deadlines(cfg.imap4d_idle_timeout, cfg.imap4d_login_timeout)
         self.tls_wanted = False
         self.session: Session | None = None
 
@@ -64,7 +62,7 @@ class Driver:
         while not s.done:
             until, which = self.clock.next(s.logged_in)
             if s.polling:
-                next_poll = next_poll or time.monotonic() + POLL
+                next_poll = next_poll or time.monotonic() + config.current().imap_idle_poll
             else:
                 next_poll = None
             try:
@@ -120,7 +118,7 @@ def default_names(servername: str | None, site: str | None) -> tuple[str, str]:
     name = servername or socket.getfqdn() or socket.gethostname()
     if site:
         return name, site
-    envsite = os.environ.get("site")
+    envsite = config.current().site
     if envsite and "." in name:
         return name, f"{envsite}.{name.split('.', 1)[1]}"
     return name, envsite or name
@@ -152,9 +150,8 @@ def parse_args(argv: list[str]) -> Options:
     if args:
         raise getopt.GetoptError("extra arguments")
     o.servername, o.site = default_names(servername, site)
-    o.user = os.environ.get("user") or getpass.getuser()
-    if "UPAS_IMAP_MAXLITERAL" in os.environ:
-        o.max_literal = int(os.environ["UPAS_IMAP_MAXLITERAL"])
+    o.user = config.current().login_name
+    o.max_literal = config.current().upas_imap_maxliteral
     return o
 
 

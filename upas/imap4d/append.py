@@ -29,6 +29,7 @@ import re
 import time
 from dataclasses import dataclass, field
 
+from upas import config
 from upas import ns as nsmod
 from upas.mail.lock import LockError, MailLock
 from upas.mail.mbox import stat_key
@@ -37,7 +38,6 @@ from . import imp, names
 from . import parser as p
 from .mailbox import Mailbox, MailboxError, MailboxLost
 
-FIND_TRIES = int(os.environ.get("IMAP_APPEND_FIND_TRIES", "40"))
 FIND_WAIT = 0.025            # seconds between looks for the new message in upasfs
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
@@ -230,7 +230,7 @@ def _deliver_at_tail(s, path: str, real: str, items: list[Item]
 
 def _find(box: Mailbox, known: set[int], digests: list[str]):
     """The new messages with these digests, in order, once upasfs shows them."""
-    for _ in range(FIND_TRIES):
+    for _ in range(config.current().imap_append_find_tries):
         try:
             box.check()
         except MailboxLost:     # stored all the same: no APPENDUID

@@ -9,11 +9,10 @@ import base64
 import binascii
 import hashlib
 import hmac
-import os
 from typing import Callable
 
 from lib import username
-from upas import loginfail
+from upas import config, loginfail
 from upas.imap4d import parser as p
 from upas.imap4d.ratify import ratify
 from upas.imap4d.request import Bye, Request, State
@@ -34,13 +33,6 @@ class Refused(AuthFailed):
 
 
 # ------------------------------------------------------------ throttling
-
-def _delay_scale() -> float:
-    try:
-        return float(os.environ.get("IMAP4D_DELAY_SCALE", "1"))
-    except ValueError:
-        return 1.0
-
 
 def guarded(s, check_fn: Callable[[], str], state=None) -> str:
     """check_fn() (a login check: the user it authenticated), counted for
@@ -75,7 +67,7 @@ def _failed(s, sleep: bool = True) -> None:
     s.extra["tries"] = tries + 1
     if sleep:
         s.sleep(min(loginfail.FIRST_DELAY * 2 ** (tries + 1), loginfail.MAX_DELAY)
-                * _delay_scale())
+                * config.current().imap4d_delay_scale)
 
 
 def _refusal(s, req: Request, e: AuthFailed, text: str) -> None:

@@ -17,6 +17,7 @@ from upas import ns as nsmod
 from upas.mail import mboxindex, safewrite
 
 from . import digestcache, names, subscriptions
+from .envelope import quote
 from . import parser as p
 
 DIR_PERM = 0o700           # mail is its owner's only (docs/running.md)
@@ -278,7 +279,6 @@ def status_values(box) -> dict[str, int]:
 def wire_name(raw: bytes) -> str:
     """A mailbox name as echoed in an untagged reply: the client's string,
     bare when it is an atom (as Plan 9 prints it), else quoted."""
-    from .listing import quote
     text = _wire(raw)
     atom_ok = text and all(0x21 <= ord(c) <= 0x7E and c not in '(){%*"\\' for c in text)
     return text if atom_ok else quote(text)

@@ -4,7 +4,7 @@ ENABLE always answers an empty `* ENABLED` (which RFC 5161 allows)."""
 from __future__ import annotations
 
 from . import parser as p
-from .listing import quote
+from .envelope import quote
 
 SERVER_ID = (("name", "upas imap4d"), ("vendor", "upas-py"),
              ("os", "Plan 9 ports"))

@@ -10,12 +10,7 @@ IDLE properly; any other line ends it with BAD (docs/decisions.md).
 """
 from __future__ import annotations
 
-import os
-
 from upas.transport.events import Hangup
-
-
-POLL = float(os.environ.get("IMAP_IDLE_POLL", "0.2"))
 
 
 def cmd_idle(s, req) -> None:

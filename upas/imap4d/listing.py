@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass, field
 
 from . import mutf7, names, subscriptions
+from .envelope import quote
+from .folders import STATUS_ITEMS, status_line
 from . import parser as p
 from upas import ns as nsmod
 
@@ -35,10 +37,6 @@ class Entry:
     @property
     def wire(self) -> str:
         return names.display(self.path)
-
-
-def quote(s: str) -> str:
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def pattern_regex(pattern: str, fold: bool = False) -> re.Pattern:
@@ -195,7 +193,6 @@ def parse_list(r: p.Reader) -> ListArgs:
 
 def _return_opts(r: p.Reader) -> tuple[set[str], set[str]]:
     """RETURN (...): option atoms, and the items of RFC 5819's STATUS (...)."""
-    from .folders import STATUS_ITEMS
     status: set[str] = set()
 
     def opt() -> str:
@@ -308,7 +305,6 @@ def _subscribed_selection(tree: Tree, subs: set[str], pattern: str,
 def _list_status(s, e: Entry, items: set[str]) -> None:
     """RFC 5819: the STATUS of a listed mailbox right after its LIST line;
     a box that cannot be opened just gets no STATUS line."""
-    from .folders import status_line
     from .mailbox import MailboxError
     try:
         s.untagged(status_line(s, e.path, items, quote(e.wire)))

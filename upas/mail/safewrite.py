@@ -36,8 +36,16 @@ def write_chunks(ns, path: str, chunks: Iterable[bytes], mode: int = MODE) -> No
         raise
     os.close(fd)
     ns.rename(tmp, path)
-    from upas.mail.mbox import fsync_dir   # not at start-up (the mbox parser)
     fsync_dir(real)
+
+
+def fsync_dir(path: str) -> None:
+    """Make a rename or creation of `path` durable: fsync its directory."""
+    fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def replace(ns, path: str, data: bytes, mode: int = MODE) -> None:

@@ -25,6 +25,7 @@ import sys
 from collections import deque
 from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable
 
+from upas import config
 from upas.mail import lock
 from upas.pop3.protocol import OVERLONG, LineSplitter, Session
 from upas.transport.conn import Conn, Deadlines, peer_address
@@ -35,8 +36,6 @@ if TYPE_CHECKING:
     import ssl                 # imported for -t and STLS only (start-up time)
 
 ARGFLAGS = "adrt"          # flags that take a value (EARGF)
-IDLE_TIMEOUT = float(os.environ.get("POP3_IDLE_TIMEOUT", 10 * 60))
-LOGIN_TIMEOUT = float(os.environ.get("POP3_LOGIN_TIMEOUT", 60))
 USAGE = "usage: upas/pop3 [-a authmboxfile] [-d debugfile] [-p] [-r remote] [-t cert]\n"
 
 
@@ -110,13 +109,6 @@ def options(flags: list[tuple[str, str]], fd: int = 0) -> Options | str:
     return o
 
 
-def delay_scale() -> float:
-    try:
-        return float(os.environ.get("POP3_DELAY_SCALE", "1"))
-    except ValueError:
-        return 1.0
-
-
 class Driver:
     """The command loop: read, answer every complete line, flush, repeat.
     A session that sends no whole line for POP3_IDLE_TIMEOUT seconds
@@ -127,7 +119,8 @@ class Driver:
     def __init__(self, session: Session, conn: Conn, tls_ctx: ssl.SSLContext | None,
                  debug: Callable[[bytes], None] | None):
         self.session, self.conn, self.tls_ctx, self.debug = session, conn, tls_ctx, debug
-        self.clock = Deadlines(IDLE_TIMEOUT, LOGIN_TIMEOUT)
+        cfg = config.current()
+        self.clock = Deadlines(cfg.pop3_idle_timeout, cfg.pop3_login_timeout)
         self.splitter = LineSplitter()
         self.pending: deque = deque()     # lines read but not yet answered
 
@@ -214,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     session = Session(FactotumAuth(), host, allow_clear=opts.allow_clear,
                       tls_cert=opts.tls_ctx is not None, peer=opts.peer,
                       preauth_box=opts.preauth, extensions=opts.extensions,
-                      delay_scale=delay_scale(), debug=debug, guard=Guard(opts.peer))
+                      delay_scale=config.current().pop3_delay_scale, debug=debug, guard=Guard(opts.peer))
     try:
         Driver(session, conn, opts.tls_ctx, debug).run()
     except Hangup:

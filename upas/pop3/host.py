@@ -16,7 +16,7 @@ import sys
 import time
 from typing import TextIO
 
-from upas import fsctl
+from upas import config, fsctl
 from upas import ns as nsmod
 from upas.pop3.mailbox import FSROOT, FsMailbox
 from upas.pop3.protocol import HostError, MailboxError
@@ -32,7 +32,7 @@ class NamespaceHost:
         self.ns: nsmod.Namespace | None = None
         self.user = ""
         self._log = log if log is not None else sys.stderr
-        self._posted = bool(os.environ.get("upasfs"))
+        self._posted = bool(config.current().upasfs)
         self.ns_confined = False
 
     # -- newns -------------------------------------------------------------
