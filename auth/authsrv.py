@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import secrets
 import socket
 import sys
@@ -28,6 +27,7 @@ from lib import username
 from auth.records import (AUTHENTLEN, NETCHLEN, PASSREQLEN, TICKREQLEN, Authenticator, AuthType,
                           Passwordreq, RecordNum, Ticket, Ticketreq, err_reply, ok_reply,
                           okvar_reply)
+from upas import config
 from upas.ninep.client import Client, Hungup
 from upas.ninep.dial import announce
 from upas.ninep.server import Error
@@ -359,13 +359,6 @@ def serve_forever(listener: socket.socket, cfg: Config) -> None:
         threading.Thread(target=serve_conn, args=(sock, cfg), daemon=True).start()
 
 
-def delay_scale() -> float:
-    try:
-        return float(os.environ.get("AUTHSRV_DELAY_SCALE", "1"))
-    except ValueError:
-        return 1.0
-
-
 def _address(listener: socket.socket, addr: str) -> str:
     host, port = listener.getsockname()[:2]
     return f"tcp!{host}!{port}" if addr.startswith(("tcp!", "net!")) else addr
@@ -382,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="authsrv: %(message)s")
     try:
         cfg = Config(KeyStore(KeyfsFiles(args.k)), args.D or socket.getfqdn(),
-                     speaksfor.load(args.u), args.t, GuessLimit(delay_scale()))
+                     speaksfor.load(args.u), args.t, GuessLimit(config.current().authsrv_delay_scale))
         listener = announce(args.a)
     except (OSError, Error) as e:
         print(f"authsrv: {e}", file=sys.stderr)

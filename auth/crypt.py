@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from functools import lru_cache
 
 from Crypto.Cipher import DES
@@ -91,6 +92,15 @@ def netcrypt(key7: bytes, chal: str | bytes) -> str:
     raw = raw[:7].split(b"\0", 1)[0].split(b"\n", 1)[0]
     block = encrypt(key7, raw.ljust(8, b"\0"))
     return block[:4].hex()
+
+
+def netkey_response(key7: bytes, chal: bytes | str) -> str:
+    """The answer to a p9cr (netkey) decimal challenge: atoi, re-printed,
+    netcrypt'ed, as factotum's p9cr client and libauth's auth_userpasswd
+    compute it."""
+    text = chal.decode("ascii", "replace") if isinstance(chal, bytes) else chal
+    m = re.match(r"\s*([+-]?\d+)", text)
+    return netcrypt(key7, str(int(m.group(1)) if m else 0))
 
 
 def _cbc(key8: bytes, data: bytes, iv: bytes, enc: bool) -> bytes:

@@ -20,6 +20,7 @@ import time
 
 from auth import crypt, keyfile
 from auth.keydb import FILES, KeyDB, KeyfsError, User
+from upas import config
 from upas.ninep.dial import post, service_path
 from upas.ninep.codec import DMDIR, QTDIR, QTFILE, Qid, Stat
 from upas.ninep.server import Error, Node, Open, Server
@@ -166,8 +167,7 @@ def _authkey(args: argparse.Namespace) -> bytes:
 def open_db(path: str, authkey: bytes) -> KeyDB:
     """Load the keys file. Unlike keyfs, refuse a file with undecodable records
     (a wrong auth key or damage): the next write-back would destroy them."""
-    scale = float(os.environ.get("KEYFS_PURGATORY_SCALE", "1"))
-    db = KeyDB(path, authkey, purgatory_scale=scale)
+    db = KeyDB(path, authkey, purgatory_scale=config.current().keyfs_purgatory_scale)
     if db.skipped:
         raise ValueError(f"{path}: {db.skipped} bad records: wrong auth key or damaged file")
     if not os.path.exists(path):

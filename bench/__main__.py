@@ -22,25 +22,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench import dovecot, report, upasfs_bench  # noqa: E402
-from bench.corpus import make_corpus  # noqa: E402
+from bench.corpus import corpus  # noqa: E402
 from bench.dovecot import Dovecot  # noqa: E402
 from bench.ours import Ours  # noqa: E402
 from bench.workloads import APPENDS, BY_NAME, WORKLOADS  # noqa: E402
 
 OUT = REPO / "bench" / "out"
-
-
-def corpus(n: int, seed: int = 1) -> Path:
-    """The deterministic mailbox of n messages, generated once."""
-    path = OUT / "corpus" / f"mbox-{n}-{seed}"
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        t = time.perf_counter()
-        make_corpus(tmp, n, seed)
-        tmp.rename(path)
-        print(f"corpus {n}: generated in {time.perf_counter() - t:.1f}s")
-    return path
 
 
 def append_messages(n: int) -> list[bytes]:

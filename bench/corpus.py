@@ -21,6 +21,8 @@ WORDS = ("plan nine mail file server glenda bell labs upas message the of and to
 NAMES = ["Rob Pike", "Ken Thompson", "Dennis Ritchie", "Dave Presotto",
          "Howard Trickey", "Phil Winterbottom", "Russ Cox", "Glenda"]
 
+OUT = Path(__file__).resolve().parent / "out"
+
 
 def _addr(rng: random.Random) -> tuple[str, str]:
     name = rng.choice(NAMES)
@@ -97,6 +99,20 @@ def make_corpus(path: Path, n: int = 10_000, seed: int = 1) -> int:
             f.write(data)
             size += len(data)
     return size
+
+
+def corpus(n: int, seed: int = 1) -> Path:
+    """The deterministic mailbox of n messages, generated once into
+    bench/out/corpus/ and reused by every benchmark."""
+    path = OUT / "corpus" / f"mbox-{n}-{seed}"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        t = time.perf_counter()
+        make_corpus(tmp, n, seed)
+        tmp.rename(path)
+        print(f"corpus {n}: generated in {time.perf_counter() - t:.1f}s")
+    return path
 
 
 def main() -> None:

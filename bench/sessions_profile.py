@@ -144,7 +144,7 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=10_000, help="messages in the corpus")
     ap.add_argument("--py-spy", action="store_true", help="sample upasfs and the sessions")
     a = ap.parse_args()
-    from bench.__main__ import corpus
+    from bench.corpus import corpus
     with tempfile.TemporaryDirectory(prefix="bench-sessions.", dir="/tmp") as d:
         with Ours(Path(d), corpus(a.n)) as ours:
             session(ours)                   # upasfs started, the .imp written

@@ -34,6 +34,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from bench.corpus import corpus  # noqa: E402
 from upas import ninep  # noqa: E402
 
 USER = "glenda"
@@ -154,7 +155,6 @@ def main() -> None:
 
 
 def bench_size(n: int) -> None:
-    from bench.__main__ import corpus       # bench.__main__ imports this module
     with tempfile.TemporaryDirectory(prefix="upasfs-bench-") as tmp:
         root = Path(tmp) / "mail"
         box = root / "box" / USER

@@ -39,14 +39,13 @@ FactotumUnavailable (no factotum to talk to).
 """
 from __future__ import annotations
 
-import os
 import socket
 from dataclasses import dataclass
 from typing import Callable
 
-from auth.factotum.keys import parse_attrs, quote, tokenize
+from lib.attrs import parse_attrs, quote, tokenize
 from auth.records import AuthInfo
-from upas import ninep
+from upas import config, ninep
 
 AUTH_RPC_MAX = 4096            # libauth's AuthRpcMax: reply buffer size
 
@@ -86,7 +85,7 @@ class FactotumUnavailable(FactotumError):
 
 def factotum_address(addr: str | None = None) -> str:
     """Where factotum is: addr, else $factotum, else the service `factotum`."""
-    return addr or os.environ.get("factotum") or "factotum"
+    return addr or config.current().factotum or "factotum"
 
 
 class Rpc:
@@ -317,8 +316,7 @@ def p9cr_response(chal: str, password: str) -> str:
     # DES (pycryptodome, via cffi) is imported only here: every pop3 and
     # imap4d connection is a new process, and the apop/cram roles never need it
     from auth import crypt
-    from auth.factotum.p9cr import netkey_response
-    return netkey_response(crypt.passtokey(password), chal)
+    return crypt.netkey_response(crypt.passtokey(password), chal)
 
 
 def auth_userpasswd(user: str, password: str, addr: str | None = None) -> AuthInfo:

@@ -116,3 +116,11 @@ def test_prop_passtokey_is_7_bytes_and_truncates_at_27(pw):
     raw = pw.encode()
     assert len(crypt.passtokey(pw)) == 7
     assert crypt.passtokey(raw) == crypt.passtokey(raw[:27])
+
+
+def test_netkey_response_reads_the_challenge_as_atoi():
+    # p9cr's challenge is a decimal number: leading blanks and zeros and
+    # what follows the digits do not change the answer to 12345
+    key = crypt.passtokey("password")
+    for chal in ("12345", " 012345", b"12345\0\0\0", "+12345x"):
+        assert crypt.netkey_response(key, chal) == "7d682065"

@@ -81,15 +81,15 @@ def test_log_is_exclusive(factotum_proc):
         c.open("log").close()
 
 
-def test_getuserpasswd_finds_factotum_three_ways(factotum_proc, monkeypatch):   # docs/spec/fs-auth.md fact 17
+def test_getuserpasswd_finds_factotum_three_ways(factotum_proc, process_env):   # docs/spec/fs-auth.md fact 17
     f = factotum_proc
     f.ctl("key proto=pass service=imap server=mail.example.com user=glenda '!password=my pw'")
     attrs = "proto=pass service=imap server=mail.example.com"
     assert lf.auth_getuserpasswd(attrs, addr=f.addr) == ("glenda", "my pw")
-    monkeypatch.setenv("factotum", f.addr)
+    process_env.set("factotum", f.addr)
     assert lf.auth_getuserpasswd(attrs) == ("glenda", "my pw")
-    monkeypatch.delenv("factotum")
-    monkeypatch.setenv("NAMESPACE", f.namespace)
+    process_env.delete("factotum")
+    process_env.set("NAMESPACE", f.namespace)
     assert lf.auth_getuserpasswd(attrs) == ("glenda", "my pw")
     with ninep.Client.dial(f.addr) as c, c.open("rpc", "rw") as rpc:
         rpc.write(b"start proto=pass service=imap")

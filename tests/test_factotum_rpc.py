@@ -10,7 +10,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 from auth.records import ASError, AuthInfo
-from auth.factotum.keys import CtlError, format_attrs, parse_attrs, quote, tokenize
+from lib.attrs import format_attrs, parse_attrs, quote, tokenize
+from auth.factotum.keys import CtlError
 from auth.factotum.proto import Context
 from auth.factotum.rpc import Conversation, RpcFileError, new_keyring as make_ring
 

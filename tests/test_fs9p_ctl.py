@@ -142,7 +142,7 @@ def test_auth_and_attach_rules(upasfs):
         upasfs.client(uname="bob")
     with upasfs.client() as c:                          # Tauth -> Rerror
         with pytest.raises(Error, match="^upas/fs: authentication not required$"):
-            c._rpc(codec.Tauth(0, 77, "glenda", ""))
+            c.rpc(codec.Tauth(0, 77, "glenda", ""))
 
 
 def test_numbers_never_reused_and_qid_vers_rises(upasfs):

@@ -91,9 +91,9 @@ class Counted:
 
 
 @pytest.fixture
-def trusted(monkeypatch):
+def trusted(configure):
     """No racy window: the tests write a mailbox and read it at once."""
-    monkeypatch.setattr(mboxindex, "RACY_NS", 0)
+    configure(upasfs_index_racy=0)
 
 
 def test_an_unchanged_mailbox_is_not_read_again(tmp_path, trusted, monkeypatch):
@@ -195,12 +195,12 @@ def test_every_change_is_seen(tmp_path, trusted, change):
     assert view(opened(path)) == fresh(path)
 
 
-def test_a_racy_index_is_not_trusted(tmp_path, monkeypatch):
-    """An index of a file read within RACY_NS of its last change may hide
-    a write in place in the same timestamp tick: it is used only by
-    digest, the file read and hashed again."""
+def test_a_racy_index_is_not_trusted(tmp_path, monkeypatch, configure):
+    """An index of a file read within $UPASFS_INDEX_RACY of its last
+    change may hide a write in place in the same timestamp tick: it is
+    used only by digest, the file read and hashed again."""
     path = tmp_path / "mbox"
-    monkeypatch.setattr(mboxindex, "RACY_NS", 3600 * 10**9)
+    configure(upasfs_index_racy=3600)
     indexed(path)
     assert index_file(path).read_bytes().split(b"\n")[1].split(b" ")[6] == b"0"
     want = fresh(path)
@@ -268,9 +268,10 @@ def test_the_index_is_0600(tmp_path, trusted):
 
 
 CUT_WRITE = r"""
-import os, sys
+import dataclasses, os, sys
+from upas import config
 from upas.mail import mbox, mboxindex, mime
-mboxindex.RACY_NS = 0
+config.use(dataclasses.replace(config.current(), upasfs_index_racy=0))
 path, limit, where = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 mb = mbox.open_mailbox(path, "mbox", mime.Ids())
 for m in mb.live():

@@ -106,7 +106,7 @@ def test_parse_never_escapes_the_mail_dir(text):
 
 
 def test_list_patterns():
-    from upas.imap4d import listing
+    from upas.imap4d import envelope, listing
     rx = listing.pattern_regex("a/%")
     assert rx.match("a/b") and not rx.match("a/b/c") and not rx.match("ab")
     assert listing.pattern_regex("a*").match("a/b/c")
@@ -119,4 +119,4 @@ def test_list_patterns():
     assert listing._start("a/b/%") == ("a/b", 1)
     assert listing._start("%/%") == ("", 2)
     assert listing._start("a/*")[0] == "a"
-    assert listing.quote('a"b\\c') == '"a\\"b\\\\c"'
+    assert envelope.quote('a"b\\c') == '"a\\"b\\\\c"'

@@ -108,13 +108,22 @@ def test_huge_literal_number_is_not_a_literal():
 # ------------------------------------------------------------ tokens
 
 def test_tag_and_command_rules():
+    """The session's head parser: a bad tag and a bad command name are
+    told apart (`* BAD empty command line` vs `a BAD no command`)."""
     r = p.Reader([b"A1.b] SELECT x"])
     assert p.command_head(r) == ("A1.b]", "SELECT")
-    for bad in (b"+a NOOP", b"(a NOOP", b"a*b NOOP", b' NOOP'):
-        with pytest.raises(p.ParseError):
+    # `*` ends a tag (RFC 3501 tag: no list-wildcards): then no space follows
+    for bad, tag in ((b"+a NOOP", None), (b"(a NOOP", None), (b"a*b NOOP", "a"), (b' NOOP', None)):
+        with pytest.raises(p.HeadError) as e:
             p.command_head(p.Reader([bad]))
-    with pytest.raises(p.ParseError):          # two spaces
+        assert e.value.tag == tag
+    with pytest.raises(p.HeadError) as e:      # two spaces
         p.command_head(p.Reader([b"a  NOOP"]))
+    assert e.value.tag == "a" and isinstance(e.value, p.ParseError)
+    r = p.Reader([b"a UID fetch 1 FLAGS"])
+    assert p.command_head(r) == ("a", "UID") and p.uid_command(r) == "fetch"
+    with pytest.raises(p.ParseError):
+        p.uid_command(p.Reader([b""]))
 
 
 def test_quoted_strings():
@@ -268,3 +277,22 @@ def test_random_bytes_never_crash_the_parsers(data):
                     r.end()
                 except p.ParseError as e:
                     assert e.msg
+
+
+def test_every_search_key_the_parser_builds_has_a_matcher():
+    """search.KEYS is the table SEARCH evaluates keys by: each key of RFC
+    3501 6.4.4 parses to an op that is in it."""
+    from upas.imap4d import search
+    program = (b"ALL ANSWERED BCC a BEFORE 1-Jan-2000 BODY b CC c DELETED DRAFT "
+               b"FLAGGED FROM f HEADER h v KEYWORD k LARGER 1 NEW NOT SEEN OLD "
+               b"ON 1-Jan-2000 OR SEEN RECENT SENTBEFORE 1-Jan-2000 SENTON 1-Jan-2000 "
+               b"SENTSINCE 1-Jan-2000 SINCE 1-Jan-2000 SMALLER 9 SUBJECT s TEXT t TO t "
+               b"UID 1:* UNANSWERED UNDELETED UNDRAFT UNFLAGGED UNKEYWORD k UNSEEN 1,2 (SEEN)")
+    _, key = p.search_program(p.Reader([program]))
+    ops, todo = set(), [key]
+    while todo:
+        k = todo.pop()
+        ops.add(k.op)
+        todo += k.kids
+    assert ops <= set(search.KEYS)
+    assert {"ADDR", "DATE", "SENTDATE", "SIZE", "SEQ", "UID", "KEYWORD", "TEXT"} <= ops

@@ -23,7 +23,6 @@ from pathlib import Path
 import pytest
 
 from auth import crypt, demo
-from auth.factotum.p9cr import netkey_response
 from auth.records import AUTHENTLEN, TICKETLEN, Authenticator, Ticket, Ticketreq
 from tests.fixtures.acceptor import Acceptor, stop_all
 from tests.fixtures.auth import running_auth
@@ -352,7 +351,7 @@ def test_plan9port_factotum_p9cr_against_our_authsrv(authsrv):
         as_.send(tr)
         chal = as_.read(len(chal_rec))
         assert chal[0] == 4 and chal[1:].rstrip(b"\0").isdigit(), chal
-        mine = netkey_response(crypt.passtokey(password), chal[1:].rstrip(b"\0").decode())
+        mine = crypt.netkey_response(crypt.passtokey(password), chal[1:].rstrip(b"\0").decode())
         as_.send(mine.encode().ljust(len(resp), b"\0"))
         if conn == 0:
             _ticket_and_authenticator(as_.read(len(reply_rec)), reply_rec)

@@ -255,10 +255,10 @@ def test_nested_lock_stays_held_for_other_processes(tmp_path):
     assert stat.S_IMODE(os.stat(lockfile).st_mode) == 0o666
 
 
-def test_readers_do_not_wait_forever_for_a_held_lock(tmp_path, monkeypatch):
+def test_readers_do_not_wait_forever_for_a_held_lock(tmp_path, configure):
     path = tmp_path / "mbox"
     mb = opened(path, msg("one"))
-    monkeypatch.setattr(mbox, "READ_LOCK_WAIT", 0.3)
+    configure(upasfs_read_lock_wait=0.3)
     probe = ("import fcntl, os, sys, time; fd = os.open(sys.argv[1], os.O_RDWR)\n"
              "fcntl.lockf(fd, fcntl.LOCK_EX); print('locked', flush=True); time.sleep(30)\n")
     holder = subprocess.Popen([sys.executable, "-c", probe, str(tmp_path / "L.mbox")],

@@ -8,6 +8,7 @@ import time
 import py9p
 import pytest
 
+from tests.fixtures.ninep import MemDir, MemFile
 from upas.ninep import (Client, Error, Hungup, IOHDRSZ, NOFID, OREAD, QTDIR,
                         Stat, codec)
 
@@ -168,27 +169,27 @@ def test_fids_and_tags_are_released_on_errors(tree):
             c.remove("many")
         c.stat("hello")
     # Every failed call gave its fid back: the pool never grew past a few.
-    assert c._next_fid < 10
+    assert c.fids.made < 10
     c.settle()              # the last stat's Tclunk went out unawaited
-    assert len(c._free_tags) == 0xFFFF
+    assert c.mux.tags_in_use() == 0
 
 
 def test_read_only_fids_are_clunked_with_the_next_request(tree):
     _, c, _ = tree
     assert c.read("hello") == b"hello, world\n"
-    assert len(c._deferred) == 1        # no round trip of its own
+    assert c.mux.waiting_later() == 1   # no round trip of its own
     assert c.stat("hello").length == 13     # its Tclunk went out first
     for _ in range(100):
         c.read("hello")
         with c.open("hello") as f:
             f.read(5)
-    assert c._next_fid < 10             # each fid came back for reuse
+    assert c.fids.made < 10             # each fid came back for reuse
     c.settle()
-    assert not c._deferred and not c._unsettled
-    assert len(c._free_tags) == 0xFFFF
+    assert c.mux.waiting_later() == 0
+    assert c.mux.tags_in_use() == 0
     with c.open("hello", "rw") as f:    # not read-only: clunked at once
         f.read(5)
-    assert not c._deferred and len(c._free_tags) == 0xFFFF
+    assert c.mux.waiting_later() == 0 and c.mux.tags_in_use() == 0
 
 
 def test_concurrent_requests_from_many_threads(tree):
@@ -215,7 +216,7 @@ def test_concurrent_requests_from_many_threads(tree):
         t.join(60)
     assert not errors, errors[0]
     c.settle()
-    assert len(c._free_tags) == 0xFFFF
+    assert c.mux.tags_in_use() == 0
 
 
 def test_blocked_reader_does_not_stall_other_threads(tree):
@@ -377,7 +378,7 @@ def test_interrupted_call_is_flushed_and_frees_its_tag(tree):
     assert c.read("hello") == b"hello, world\n"
     assert c.stat("hello").length == 13
     c.settle()
-    assert len(c._free_tags) == 0xFFFF
+    assert c.mux.tags_in_use() == 0
     f.close()
 
 
@@ -420,21 +421,21 @@ def test_reading_role_never_handed_to_a_served_waiter(tree):
     been delivered but which had not run yet; that waiter returned without
     reading and every other waiter slept forever.  The interleaving is too
     rare to provoke from outside, so set up exactly that state."""
-    from upas.ninep.client import _Call
+    from upas.ninep.mux import Call
 
     _, c, _ = tree
-    served, owed, leaving = _Call(1), _Call(2), _Call(3)
+    served, owed, leaving = Call(1), Call(2), Call(3)
     for waiter in (served, owed):       # a waiting thread sleeps on an Event
         waiter.wake = threading.Event()
     served.reply = codec.Rclunk(1)
     served.wake.set()
-    c._waiters[served] = None
-    c._waiters[owed] = None
+    c.mux._waiters[served] = 1
+    c.mux._waiters[owed] = 1
     try:
-        c._wake_reader(leaving)
+        c.mux._wake_reader(leaving)
         assert owed.wake.is_set(), "no waiter owed a reply was handed the reading role"
     finally:
-        c._waiters.clear()
+        c.mux._waiters.clear()
 
 
 # ---- batched reads and stats -------------------------------------------------
@@ -459,7 +460,7 @@ def test_read_many_small_whole_and_missing(tree):
         assert whole[0] == big and whole[1] == b"hello, world\n"
         assert isinstance(whole[2], Error) and whole[3] == b"x" * 99
         small.settle()
-        assert len(small._free_tags) == 0xFFFF and small._next_fid < 2 * 64 + 8
+        assert small.mux.tags_in_use() == 0 and small.fids.made < 2 * 64 + 8
     finally:
         small.close()
 
@@ -470,7 +471,7 @@ def test_read_many_begun_then_collected_after_other_requests(tree):
     the files (and an Error for a missing one); no tag or fid is left."""
     root, c, _ = tree
     c.settle()
-    tags, fids = len(c._free_tags), c._next_fid
+    tags, fids = c.mux.tags_in_use(), c.fids.made
     finish = c.read_many_begin([f"many/{i}" for i in range(90)] + ["nope"], 5)
     assert c.read("hello") == b"hello, world\n"
     assert c.stat("many/7").length == 7
@@ -478,7 +479,7 @@ def test_read_many_begun_then_collected_after_other_requests(tree):
     assert got[:90] == [b"x" * min(i, 5) for i in range(90)]
     assert str(got[90]) == "file does not exist"
     c.settle()
-    assert len(c._free_tags) == tags and c._next_fid <= fids + 2 * 64 + 4
+    assert c.mux.tags_in_use() == tags and c.fids.made <= fids + 2 * 64 + 4
 
 
 def test_a_missing_file_costs_no_second_walk(tree):
@@ -508,7 +509,7 @@ def test_stat_many_agrees_with_stat(tree):
             assert (s.name, s.length, s.qid, s.mode) == (want.name, want.length,
                                                          want.qid, want.mode)
     c.settle()
-    assert len(c._free_tags) == 0xFFFF
+    assert c.mux.tags_in_use() == 0
 
 
 def c_addr(tree) -> str:
@@ -555,7 +556,7 @@ def test_no_request_before_a_walk_succeeded_on_a_foreign_server(strict_9p):
         _every_kind_of_read(c)
         assert srv.violations == []
         assert list(srv.fids.values()) == [""]
-        assert len(c._free_tags) == 0xFFFF
+        assert c.mux.tags_in_use() == 0
 
 
 def test_the_stand_in_catches_pipelined_walks(strict_9p):
@@ -583,3 +584,59 @@ def test_our_servers_say_walks_may_be_pipelined(tree, ninep_namespace):
         assert isinstance(raw.rpc(codec.Tversion(msize=8192)), codec.Rversion)
         assert raw.rpc(codec.Tauth(1, 5, "glenda", PIPELINE_ANAME)).ename == PIPELINE_ANAME
         assert raw.rpc(codec.Tauth(1, 5, "glenda", "")).ename == "test9p: authentication not required"
+
+
+def test_read_many_begin_of_thousands_of_files_does_not_deadlock(serve_9p):
+    """Thousands of files begun at once: the requests outgrow the socket
+    buffers while the replies fill them the other way.  Nobody reads the
+    replies until finish(), so were every request written at once, the
+    client would wait in send for a server waiting in send.  The batching
+    layer keeps the requests not yet answered under a bound (INFLIGHT)
+    and sends the rest from finish()."""
+    n = 10000
+    files = MemDir("files", [MemFile(str(i), bytes([i % 256]) * 1024) for i in range(n)])
+    addr = serve_9p(lambda u, a: MemDir("/", [files]), inline=True)
+    c = Client.dial(addr, uname="glenda")
+    got: list = []
+    t = threading.Thread(target=lambda: got.append(
+        c.read_many_begin([f"files/{i}" for i in range(n)], 1024)()), daemon=True)
+    t.start()
+    t.join(60)
+    try:
+        assert not t.is_alive(), "read_many_begin deadlocked"
+        assert got[0] == [bytes([i % 256]) * 1024 for i in range(n)]
+        c.settle()
+        assert c.mux.tags_in_use() == 0
+    finally:
+        c.close()
+
+
+def test_batches_of_many_threads_share_the_bound(serve_9p):
+    """Several threads begin big batches on one client and read single
+    files meanwhile: a sender short of room waits for another thread's
+    batch, and every thread gets its own files."""
+    n = 3000
+    files = MemDir("files", [MemFile(str(i), str(i).encode() * 50) for i in range(n)])
+    addr = serve_9p(lambda u, a: MemDir("/", [files]), inline=True)
+    c = Client.dial(addr, uname="glenda")
+    results: dict[int, bool] = {}
+
+    def work(k: int) -> None:
+        paths = [f"files/{(i * 7 + k) % n}" for i in range(n)]
+        finish = c.read_many_begin(paths, 4096)
+        alone = c.read(f"files/{k}")
+        got = finish()
+        results[k] = alone == str(k).encode() * 50 and got == [
+            p.split("/")[1].encode() * 50 for p in paths]
+
+    threads = [threading.Thread(target=work, args=(k,), daemon=True) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    try:
+        assert results == {k: True for k in range(4)}
+        c.settle()
+        assert c.mux.tags_in_use() == 0
+    finally:
+        c.close()

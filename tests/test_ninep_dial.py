@@ -27,20 +27,20 @@ def test_display_normalisation(disp, canon):
     assert _display_name(disp) == canon
 
 
-def test_namespace_env_wins(monkeypatch, tmp_path):
+def test_namespace_env_wins(process_env, tmp_path):
     ns = tmp_path / "ns"
-    monkeypatch.setenv("NAMESPACE", str(ns))
+    process_env.set("NAMESPACE", str(ns))
     assert namespace_dir() == str(ns)
     assert stat.S_IMODE(os.stat(ns).st_mode) == 0o700
 
 
 @pytest.fixture
-def display_ns(monkeypatch):
+def display_ns(process_env):
     """An unused DISPLAY, so /tmp/ns.$USER.$DISPLAY is ours to make."""
     disp = f"upas-test-{os.getpid()}:0"
     path = f"/tmp/ns.{getuser()}.upas-test-{os.getpid()}:0"
-    monkeypatch.delenv("NAMESPACE", raising=False)
-    monkeypatch.setenv("DISPLAY", disp + ".0")
+    process_env.delete("NAMESPACE")
+    process_env.set("DISPLAY", disp + ".0")
     shutil.rmtree(path, ignore_errors=True)
     yield path
     shutil.rmtree(path, ignore_errors=True)
@@ -64,9 +64,9 @@ def test_bad_name_space_dir(display_ns):
         namespace_dir()
 
 
-def test_no_namespace_no_display(monkeypatch):
-    monkeypatch.delenv("NAMESPACE", raising=False)
-    monkeypatch.delenv("DISPLAY", raising=False)
+def test_no_namespace_no_display(process_env):
+    process_env.delete("NAMESPACE")
+    process_env.delete("DISPLAY")
     with pytest.raises(Error, match=r"^\$NAMESPACE not set, \$DISPLAY not set$"):
         namespace_dir()
 

@@ -74,7 +74,7 @@ def test_plain_directory_in_place_of_ratfs(tmp_path):
     assert classify(n, "192.0.2.9", "joe@spam.com") == "trusted"
 
 
-def test_pop3_ratifies_into_a_plain_directory(tmp_path, monkeypatch):
+def test_pop3_ratifies_into_a_plain_directory(tmp_path, monkeypatch, process_env):
     """The -r path with no ratfs: the file pop3 (NamespaceHost.ratify)
     writes into $MAILROOT/ratify makes the peer trusted for smtpd."""
     import getpass
@@ -83,9 +83,9 @@ def test_pop3_ratifies_into_a_plain_directory(tmp_path, monkeypatch):
     root = tmp_path / "mail"
     (root / "box" / "glenda").mkdir(parents=True)
     (root / "ratify" / "trusted").mkdir(parents=True)
-    monkeypatch.setenv("MAILROOT", str(root))
-    monkeypatch.setenv("NAMESPACE", str(tmp_path / "ns"))
-    monkeypatch.delenv("ratify", raising=False)
+    process_env.set("MAILROOT", str(root))
+    process_env.set("NAMESPACE", str(tmp_path / "ns"))
+    process_env.delete("ratify")
     for k in ("USER", "LOGNAME", "user"):      # login() sets them: restore after
         monkeypatch.setenv(k, os.environ.get(k) or getpass.getuser())
     host = NamespaceHost()

@@ -10,6 +10,7 @@ import os
 import socket
 import ssl
 import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -155,12 +156,6 @@ def test_pop3_failure_delays_grow_and_21st_failure_exits():
 
 
 # ----------------------------------------------------------------- TLS
-def _server_contexts(cert: str):
-    from upas.imap4d.tls import server_context
-    from upas.pop3.__main__ import tls_context
-    return {"imap4d": server_context(cert), "pop3": tls_context(cert)}
-
-
 @pytest.fixture(scope="module")
 def tls_cert(tmp_path_factory):
     import trustme
@@ -171,9 +166,11 @@ def tls_cert(tmp_path_factory):
     return str(pem)
 
 
-@pytest.mark.parametrize("server", ["imap4d", "pop3"])
-def test_tls_floor_is_1_2(server, tls_cert):
-    ctx = _server_contexts(tls_cert)[server]
+def test_tls_floor_is_1_2(tls_cert):
+    """pop3, imap4d and the launcher's TLS ports all build their context
+    and run TLS with upas/transport/tls.py."""
+    from upas.transport.tls import TLSStream, server_context
+    ctx = server_context(tls_cert)
     assert ctx.minimum_version >= ssl.TLSVersion.TLSv1_2
     assert ctx.options & ssl.OP_NO_SSLv3 or ctx.minimum_version > ssl.TLSVersion.SSLv3
     # a client that speaks TLS 1.0 at most cannot complete a handshake
@@ -182,9 +179,10 @@ def test_tls_floor_is_1_2(server, tls_cert):
 
     def serve():
         try:
-            ctx.wrap_socket(a, server_side=True).close()
-        except (ssl.SSLError, OSError) as e:
+            TLSStream(ctx, a.fileno(), a.fileno()).handshake(time.monotonic() + 10)
+        except OSError as e:                    # ssl.SSLError
             errors.append(e)
+        a.close()
     t = threading.Thread(target=serve)
     t.start()
     client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -199,7 +197,6 @@ def test_tls_floor_is_1_2(server, tls_cert):
     with pytest.raises((ssl.SSLError, OSError)):
         client.wrap_socket(b).close()
     t.join(10)
-    a.close()
     b.close()
     assert errors, "the server accepted a TLS 1.0 client"
     ciphers = {c["name"] for c in ctx.get_ciphers()}

@@ -37,8 +37,9 @@ import sys
 import threading
 import time
 
+from upas import config
+
 MAXREQ = 65536
-STARTUP = float(os.environ.get("FORKSERVER_STARTUP_SECS", "30"))
 
 
 # -- the launcher's side --------------------------------------------------
@@ -148,7 +149,7 @@ class ForkServer:
                     theirs.close()
             msg, fds = b"", []
             if sent:
-                ours.settimeout(STARTUP)     # a fork server still importing answers late
+                ours.settimeout(config.current().forkserver_startup_secs)     # a fork server still importing answers late
                 try:
                     msg, fds, _, _ = socket.recv_fds(ours, 64, 1)
                 except OSError:
@@ -187,9 +188,8 @@ class ForkServer:
 
 def _preload(module: str) -> None:
     """Import the server's modules without running it: for a package, its
-    modules but __main__ and private ones (imap4d imports them all to
-    register its commands); then every import statement in them and in
-    what `python -m module` runs, those in functions too (a server
+    modules but __main__ and private ones; then every import statement in
+    them and in what `python -m module` runs, those in functions too (a server
     imports some things only when a session needs them: pop3 and imap4d
     the factotum client and DES at login), each alone.  Nothing else of
     the module run as __main__ is run (it may act on import).  A failure

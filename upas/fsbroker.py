@@ -23,12 +23,12 @@ import sys
 import threading
 import time
 
+from upas import config
 from upas.ninep import codec
 from upas.ninep.dial import dial, post, service_path
 from upas.ninep.server import PIPELINE_ANAME
 
 MSIZE = 65536 + codec.IOHDRSZ       # offered to clients; upasfs accepts more
-STARTUP = float(os.environ.get("FSBROKER_STARTUP_SECS", "20"))
 USERNAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 
 
@@ -74,7 +74,7 @@ class Broker:
                                 stdin=subprocess.DEVNULL, start_new_session=True)
 
     def _wait(self, addr: str, p: subprocess.Popen) -> None:
-        end = time.monotonic() + STARTUP
+        end = time.monotonic() + config.current().fsbroker_startup_secs
         while True:
             try:
                 dial(addr).close()
@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     if args:
         print("usage: fsbroker [-s service]", file=sys.stderr)
         return 1
-    broker = Broker(os.environ.get("MAILROOT") or "/mail", dict(opts).get("-s", "upasfs"))
+    broker = Broker(config.current().mailroot, dict(opts).get("-s", "upasfs"))
     try:
         broker.start()
     except OSError as e:

@@ -47,15 +47,17 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from upas import config
 from upas.forkserver import ForkServer
 from upas.ninep.dial import announce
+from upas.transport.relay import relay
+from upas.transport.tls import TLSStream, server_context
 
 USAGE = ("usage: listen [-uv] [-c conffile] [-t certfile [-k keyfile]] [-m maxconns] "
          "[-M maxperpeer] [-l name=addr]... [-F name=flags]... [name...]")
 MAXCONNS = 100          # per service
 MAXPERPEER = 10         # per service and peer address
-GRACE = float(os.environ.get("LISTEN_GRACE", "10"))   # seconds sessions get at SIGTERM
-FORKSERVER = os.environ.get("LISTEN_FORKSERVER", "1") != "0"
+HANDSHAKE_TIMEOUT = 30  # seconds a client on a TLS port has to say hello
 SERVERS = {"pop3": "upas.pop3", "imap4d": "upas.imap4d"}
 BUSY = {"pop3": b"-ERR too many connections\r\n",
         "imap4d": b"* BYE too many connections\r\n"}
@@ -140,14 +142,14 @@ def peer_string(addr: tuple) -> str:
 
 class Launcher:
     def __init__(self, services: list[Service], tls: ssl.SSLContext | None,
-                 log=None, forkserver: bool = FORKSERVER):
+                 log=None, forkserver: bool | None = None):
         self.services = services
         self.tls = tls
         self.log = log or self._stderr_log
         self.lock = threading.Lock()
         self.children: set = set()          # subprocess.Popen or ForkedChild
         self.forkservers: dict[str, ForkServer] = {}
-        if forkserver:
+        if config.current().listen_forkserver if forkserver is None else forkserver:
             for svc in services:
                 if svc.module and svc.module not in self.forkservers:
                     self.forkservers[svc.module] = ForkServer(svc.module, self.log)
@@ -273,24 +275,22 @@ class Launcher:
         remote = peer_string(peer)
         start = time.monotonic()
         status = "error"
+        tls = None
         try:
             if svc.tls:
-                conn = self._handshake(conn)
-            status = self._serve(conn, remote, slot)
-        except (OSError, ssl.SSLError) as e:
+                tls = TLSStream(self.tls, conn.fileno(), conn.fileno())
+                tls.handshake(time.monotonic() + HANDSHAKE_TIMEOUT)
+            status = self._serve(conn, tls, remote, slot)
+        except OSError as e:          # ssl.SSLError, TimeoutError too
             status = f"error: {e.__class__.__name__}: {e}"
         finally:
             self._release(slot)       # (forgets the fd) before it is closed
+            if tls is not None:
+                tls.close()
             _close(conn)
             self.log(f"{svc.name} {remote} {status} {time.monotonic() - start:.2f}s")
             with self.lock:
                 self.threads.discard(threading.current_thread())
-
-    def _handshake(self, conn: socket.socket) -> ssl.SSLSocket:
-        conn.settimeout(30)           # a client that never says hello
-        tconn = self.tls.wrap_socket(conn, server_side=True)
-        tconn.settimeout(None)
-        return tconn
 
     def _refuse(self, conn: socket.socket, peer: tuple, svc: Service, why: str) -> None:
         """Over a limit: say so (plain services only; no thread, no TLS
@@ -304,15 +304,16 @@ class Launcher:
         conn.close()
         self.log(f"{svc.name} {peer_string(peer)} refused: {why} 0.00s")
 
-    def _serve(self, conn: socket.socket, remote: str, slot: "_Slot") -> str:
+    def _serve(self, conn: socket.socket, tls: TLSStream | None, remote: str,
+               slot: "_Slot") -> str:
         svc = slot.svc
         argv = [*svc.argv, "-r", remote]
-        if isinstance(conn, ssl.SSLSocket):
+        if tls is not None:
             ours, theirs = socket.socketpair()
             child = self._spawn(svc, argv, theirs)
             theirs.close()
             try:
-                relay(conn, ours)
+                relay(tls, conn, ours)
             except OSError:           # the client vanished; the server gets EOF
                 pass
             finally:
@@ -352,11 +353,11 @@ class Launcher:
 
     # -- shutdown -----------------------------------------------------------
     def _drain(self) -> None:
-        """Let sessions finish for GRACE seconds, then end the servers.
+        """Let sessions finish for $LISTEN_GRACE seconds, then end the servers.
 
         SIGTERM a server, not SIGKILL: a POP3 session that has not sent QUIT
         deletes nothing, and a server mid-write finishes its tmp+rename."""
-        deadline = time.monotonic() + GRACE
+        deadline = time.monotonic() + config.current().listen_grace
         while self._busy() and time.monotonic() < deadline:
             time.sleep(0.05)
         for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 5.0)):
@@ -442,48 +443,7 @@ def _exit_fd(child) -> tuple[int | None, bool]:
         return None, False
 
 
-def relay(a: socket.socket, b: socket.socket) -> None:
-    """Copy bytes both ways until both sides are done (TLS a, plain b)."""
-    sel = selectors.DefaultSelector()
-    sel.register(a, selectors.EVENT_READ, b)
-    sel.register(b, selectors.EVENT_READ, a)
-    open_ = 2
-    while open_:
-        for key, _ in sel.select():
-            src, dst = key.fileobj, key.data
-            try:
-                data = src.recv(65536)
-            except (ssl.SSLWantReadError, BlockingIOError):
-                continue
-            except OSError:
-                data = b""
-            if data:
-                dst.sendall(data)
-                # SSL may hold more decrypted bytes than select can see
-                while isinstance(src, ssl.SSLSocket) and src.pending():
-                    dst.sendall(src.recv(src.pending()))
-                continue
-            sel.unregister(src)
-            open_ -= 1
-            if src is b:              # the server finished: end the session
-                return
-            _shutdown_write(dst)
-
-
-def _shutdown_write(s: socket.socket) -> None:
-    try:
-        s.shutdown(socket.SHUT_WR)
-    except OSError:
-        pass
-
-
 def _close(s: socket.socket) -> None:
-    try:
-        if isinstance(s, ssl.SSLSocket):
-            s.settimeout(2)           # the peer may never answer close_notify
-            s.unwrap()
-    except (OSError, ValueError, ssl.SSLError):
-        pass
     try:
         s.close()
     except OSError:
@@ -495,13 +455,6 @@ def _signal(child, sig: int) -> None:
         child.send_signal(sig)
     except ProcessLookupError:
         pass
-
-
-def tls_context(certfile: str, keyfile: str | None) -> ssl.SSLContext:
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(certfile, keyfile)
-    return ctx
 
 
 @dataclass
@@ -576,7 +529,7 @@ def configure(o: Options) -> list[Service]:
 def _start_broker():
     """-u: post the upasfs broker; the servers inherit $upasfs naming it."""
     from upas.fsbroker import Broker
-    broker = Broker(os.environ.get("MAILROOT") or "/mail")
+    broker = Broker(config.current().mailroot)
     os.environ["upasfs"] = broker.start()
     return broker
 
@@ -585,7 +538,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         o = parse_args(sys.argv[1:] if argv is None else argv)
         services = configure(o)
-        tls = tls_context(o.certfile, o.keyfile) if o.certfile else None
+        tls = server_context(o.certfile, o.keyfile) if o.certfile else None
     except (ConfigError, OSError, ssl.SSLError) as e:
         print(f"listen: {e}\n{USAGE}", file=sys.stderr)
         return 1

@@ -6,7 +6,8 @@ connections; the second let anyone lock a user out from one address.  So
 pop3 and imap4d also count login attempts per peer address, across all
 their sessions, and
 
-- an address with FREE or more attempts in the last WINDOW seconds waits
+- an address with FREE or more attempts in the last
+  $UPAS_LOGINFAIL_WINDOW seconds waits
   BASE * 2^(n - FREE) seconds (at most MAXWAIT) before its attempt is
   even checked -- right or wrong, so that no guess is answered sooner;
 - an address with LIMIT attempts in that window is refused at once, its
@@ -31,11 +32,12 @@ import random
 import re
 import time
 
-WINDOW = float(os.environ.get("UPAS_LOGINFAIL_WINDOW", 3600))
+from upas import config
+
 FREE = 3            # attempts before the waits start (typos happen)
 BASE = 2.0          # seconds: 2, 4, 8, ...
 MAXWAIT = 30.0
-LIMIT = 9           # attempts per WINDOW; keyfs's MAXBAD is 10
+LIMIT = 9           # attempts per window; keyfs's MAXBAD is 10
 REFUSED = "too many failed logins from your address; try again later"
 # Plan 9 pop3's per-connection schedule (docs/spec/servers.md §2), imap4d's too:
 # the wait doubles before each failure's reply, 10, 20, 40 ... seconds,
@@ -47,16 +49,9 @@ SWEEP = 0.01        # the chance that an attempt also sweeps stale files
 _SAFE = re.compile(r"[^0-9A-Za-z.:_-]")
 
 
-def _scale() -> float:
-    try:
-        return float(os.environ.get("UPAS_LOGIN_DELAY_SCALE", "1"))
-    except ValueError:
-        return 1.0
-
-
 def store_dir() -> str | None:
     """Where the counts live, created 0700; None: not shared."""
-    d = os.environ.get("UPAS_LOGINFAIL_DIR")
+    d = config.current().upas_loginfail_dir
     if d == "off":
         return None
     if not d:
@@ -77,7 +72,7 @@ def wait_for(n: int) -> float:
     """Seconds an address with n attempts in the window waits."""
     if n < FREE:
         return 0.0
-    return min(BASE * 2 ** (n - FREE), MAXWAIT) * _scale()
+    return min(BASE * 2 ** (n - FREE), MAXWAIT) * config.current().upas_login_delay_scale
 
 
 class Guard:
@@ -103,7 +98,7 @@ class Guard:
         if random.random() < SWEEP:
             _sweep(os.path.dirname(self.path), now)
         with self._locked() as stamps:
-            live = [s for s in stamps if now - _when(s) < WINDOW]
+            live = _recent(stamps, now)
             stamps[:] = live
             if len(live) >= LIMIT:
                 return None
@@ -131,8 +126,14 @@ def _when(line: str) -> float:
         return 0.0                  # garbage: forgotten
 
 
+def _recent(stamps: list[str], now: float) -> list[str]:
+    """The attempts that still count ($UPAS_LOGINFAIL_WINDOW)."""
+    window = config.current().upas_loginfail_window
+    return [s for s in stamps if now - _when(s) < window]
+
+
 def _sweep(directory: str, now: float) -> None:
-    """Forget the addresses not seen for a WINDOW (their files)."""
+    """Forget the addresses not seen for a window (their files)."""
     try:
         names = os.listdir(directory)
     except OSError:
@@ -140,9 +141,9 @@ def _sweep(directory: str, now: float) -> None:
     for name in names:
         path = os.path.join(directory, name)
         try:
-            if now - os.stat(path).st_mtime > WINDOW:
+            if now - os.stat(path).st_mtime > config.current().upas_loginfail_window:
                 with _Record(path) as stamps:
-                    stamps[:] = [s for s in stamps if now - _when(s) < WINDOW]
+                    stamps[:] = _recent(stamps, now)
         except OSError:
             pass
 

@@ -17,12 +17,12 @@ stores through append_locked in its own name space.
 from __future__ import annotations
 
 import getopt
-import getpass
 import os
 import re
 import sys
 import time
 
+from upas import config
 from upas import ns as nsmod
 from upas.mail import safewrite
 from upas.mail.lock import LockError
@@ -84,7 +84,7 @@ def append_mdir(path: str, data: bytes, when: float | None = None) -> str:
 
 def _bound(dirpath: str) -> nsmod.Namespace:
     """A name space holding the host directory `dirpath` at BOX."""
-    ns = nsmod.Namespace(getpass.getuser())
+    ns = nsmod.Namespace(config.current().login_name)
     ns.bind_dir(BOX, dirpath)
     return ns
 
@@ -97,7 +97,7 @@ def main(argv: list[str]) -> int:
     if len(args) != 1:
         print("usage: mbappend [-f sender] mailbox", file=sys.stderr)
         return 1
-    user = os.environ.get("user") or getpass.getuser()
+    user = config.current().login_name
     sender = dict(opts).get("-f", user)
     path = nsmod.mboxpath(args[0], user)
     data = format_message(sys.stdin.buffer.read(), sender)

@@ -22,6 +22,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO, Callable, Iterator
 
+from upas import config
+
 DMDIR = 0x80000000
 
 
@@ -646,9 +648,10 @@ class Namespace:
         ns = cls(user)
         root = mailroot()
         ns.bind_dir("/mail/box", os.path.join(root, "box"))
-        if os.environ.get("upasfs"):
-            ns.mount("/mail/fs", os.environ["upasfs"], lazy=True)
-        ratify = os.environ.get("ratify") or posted("ratify")
+        cfg = config.current()
+        if cfg.upasfs:
+            ns.mount("/mail/fs", cfg.upasfs, lazy=True)
+        ratify = cfg.ratify or posted("ratify")
         if ratify:
             ns.mount("/mail/ratify", ratify, lazy=True)
         elif os.path.isdir(os.path.join(root, "ratify")):
@@ -658,7 +661,7 @@ class Namespace:
 
 def mailroot() -> str:
     """$MAILROOT, else the system's /mail."""
-    return os.environ.get("MAILROOT") or "/mail"
+    return config.current().mailroot
 
 
 def mboxpath(path: str, user: str) -> str:

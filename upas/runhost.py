@@ -39,14 +39,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from auth import demo
-from upas import listen
+from upas import config, listen
 
 REPO = Path(__file__).resolve().parent.parent
 TESTDATA = REPO / "testdata" / "mail"
 PORTS = {"pop3": 11110, "imap4d": 11143, "pop3s": 11995, "imaps": 11993}
 STORE_PORTS = {"auth": 11567, "factotum": 11568, "ratify": 11569, "upasfs": 11570}
 ROLES = ("all", "store", "frontend")
-STARTUP = float(os.environ.get("RUNHOST_STARTUP_SECS", "20"))
 HOST_KEY = (f"key proto=p9sk1 dom={demo.AUTHDOM} user={demo.HOSTID} "
             f"!password={demo.HOST_PASSWORD}\n")
 USAGE = ("usage: runhost [-fs] [-d rundir] [-h host] [-p pop3,imap,pop3s,imaps] "
@@ -58,12 +57,13 @@ class StartError(Exception):
 
 
 def _wait(what: str, ready, proc: subprocess.Popen) -> None:
-    end = time.monotonic() + STARTUP
+    startup = config.current().runhost_startup_secs
+    end = time.monotonic() + startup
     while not ready():
         if proc.poll() is not None:
             raise StartError(f"{what} exited with status {proc.returncode}")
         if time.monotonic() > end:
-            raise StartError(f"{what} did not start in {STARTUP:.0f}s")
+            raise StartError(f"{what} did not start in {startup:.0f}s")
         time.sleep(0.05)
 
 
@@ -84,7 +84,7 @@ def _answers(addr: str) -> bool:
 
 
 def _first_line(p: subprocess.Popen, what: str) -> str:
-    timer = threading.Timer(STARTUP, p.kill)
+    timer = threading.Timer(config.current().runhost_startup_secs, p.kill)
     timer.start()
     try:
         line = p.stdout.readline().strip()
@@ -320,7 +320,7 @@ class Host:
                 argv += ["-l", f"{name}=tcp!{self.host}!{port}"]
         argv += [n for n in PORTS if n in self.ports]
         p = self._spawn("listen", argv, stdout=subprocess.PIPE, text=True)
-        timer = threading.Timer(STARTUP, p.kill)
+        timer = threading.Timer(config.current().runhost_startup_secs, p.kill)
         timer.start()
         try:
             for line in p.stdout:
@@ -341,7 +341,7 @@ class Host:
             if p.poll() is None:
                 p.terminate()
             try:
-                p.wait(timeout=listen.GRACE + 5 if name == "listen" else 5)
+                p.wait(timeout=config.current().listen_grace + 5 if name == "listen" else 5)
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()

@@ -17,7 +17,8 @@ from auth.records import (ASError, AUTHENTLEN, AuthInfo, AuthType, Authenticator
 
 from lib import username
 
-from .keys import Key, find, quote, set_attrs
+from lib.attrs import find, quote, set_attrs
+from .keys import Key
 from .proto import EASPROTO, ESTABLISHED, Context, Failure, Protocol, is_client, set_attr
 
 MD5HEX = 32

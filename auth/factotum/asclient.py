@@ -6,14 +6,13 @@ framing that auth.records.read_reply decodes.
 """
 from __future__ import annotations
 
-import os
 import socket
 
 from auth.records import ASError, TICKETLEN, read_reply
+from upas import config
 from upas.ninep import Error as NinepError, dial
 
 AUTHPORT = "567"
-TIMEOUT = float(os.environ.get("FACTOTUM_AS_TIMEOUT", "30"))
 
 
 def netmkaddr(addr: str) -> str:
@@ -39,7 +38,7 @@ class Connection:
     def dial(cls, addr: str) -> "Connection":
         try:
             sock = dial(netmkaddr(addr))
-            sock.settimeout(TIMEOUT)
+            sock.settimeout(config.current().factotum_as_timeout)
             return cls(sock)
         except (OSError, NinepError) as e:
             raise ASError(f"auth server {addr}: {getattr(e, 'strerror', None) or e}") from None
@@ -72,7 +71,7 @@ class Connection:
 
 def authdial(authaddr: str | None, dom: str | None) -> Connection:
     """_authdial: factotum's -a address, else $auth, else the domain itself."""
-    addr = authaddr or os.environ.get("auth") or dom
+    addr = authaddr or config.current().auth or dom
     if not addr:
         raise ASError("no auth server address")
     return Connection.dial(addr)

@@ -6,7 +6,8 @@ Every message is NUL-terminated.  Version 1 offers (no `v.2`) skip the OK.
 """
 from __future__ import annotations
 
-from .keys import Key, NoKey, del_attr, find, parse_attrs, quote, set_attrs, tokenize
+from lib.attrs import del_attr, find, parse_attrs, quote, set_attrs, tokenize
+from .keys import Key, NoKey
 from .p9sk1 import P9sk1
 from .proto import (EBADARG, ENEGOTIATION, ESTABLISHED, Context, Failure, NeedKey, Protocol,
                     TooSmall, is_client)

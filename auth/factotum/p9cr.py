@@ -6,24 +6,15 @@ client role answers a challenge with the user's p9sk1 password (netcrypt).
 """
 from __future__ import annotations
 
-import re
-
 from auth import crypt
 from lib import username
+from lib.attrs import find, parse_attrs, set_attrs
 from auth.records import (ASError, AUTHENTLEN, ANAMELEN, AuthInfo, AuthType, Authenticator,
                           NETCHLEN, RecordNum, TICKETLEN, Ticket, Ticketreq)
 
-from .keys import find, parse_attrs, set_attrs
 from .proto import EASPROTO, EBADARG, ESTABLISHED, Context, Failure, Protocol, TooSmall, is_client
 
 MAXCHAL = 64
-
-
-def netkey_response(key7: bytes, chal: bytes | str) -> str:
-    """The answer to a decimal challenge: atoi, re-printed, netcrypt'ed."""
-    text = chal.decode("ascii", "replace") if isinstance(chal, bytes) else chal
-    m = re.match(r"\s*([+-]?\d+)", text)
-    return crypt.netcrypt(key7, str(int(m.group(1)) if m else 0))
 
 
 class P9cr(Protocol):
@@ -90,7 +81,7 @@ class P9cr(Protocol):
         if self.phase == "CNeedChal":
             if len(data) >= MAXCHAL:
                 raise Failure(EBADARG)
-            self.resp = netkey_response(self.key.data, data).encode()
+            self.resp = crypt.netkey_response(self.key.data, data).encode()
             self.phase = "CHaveResp"
         elif self.phase == "SNeedResp":
             self._check(data)

@@ -13,8 +13,8 @@ from auth import crypt
 from auth.records import (ASError, AUTHENTLEN, AuthInfo, AuthType, Authenticator, CHALLEN,
                           DESKEYLEN, RecordNum, TICKETLEN, TICKREQLEN, Ticket, Ticketreq)
 
-from .keys import (Key, CtlError, NoKey, del_attr, find, parse_attrs, quote, set_attrs,
-                   show_attrs)
+from lib.attrs import del_attr, find, parse_attrs, quote, set_attrs, show_attrs
+from .keys import Key, CtlError, NoKey
 from .proto import (EASPROTO, EBADKEY, ESTABLISHED, Context, Failure, NeedKey, Protocol,
                     TooSmall, is_client)
 

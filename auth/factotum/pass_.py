@@ -5,7 +5,8 @@ rc-quoted fields (auth_getuserpasswd).
 """
 from __future__ import annotations
 
-from .keys import Key, quote, set_attrs
+from lib.attrs import quote, set_attrs
+from .keys import Key
 from .proto import ESTABLISHED, Context, Failure, Protocol, TooSmall
 
 

@@ -13,7 +13,8 @@ from typing import Callable
 
 from auth.records import AuthInfo
 
-from .keys import Attr, Keyring, NoKey, find, parse_attrs, quote, set_attrs
+from lib.attrs import Attr, find, parse_attrs, quote, set_attrs
+from .keys import Keyring, NoKey
 
 # Error texts of Plan 9's factotum (main.c).
 EASPROTO = "auth server protocol botch"

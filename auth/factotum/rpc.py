@@ -11,7 +11,8 @@ import itertools
 import threading
 from typing import Callable
 
-from .keys import Keyring, find, parse_attrs, quote, show_attrs
+from lib.attrs import find, parse_attrs, quote, show_attrs
+from .keys import Keyring
 from .proto import (ETOOLARGE, Context, Failure, NeedKey, PhaseError, Protocol,
                     TooSmall)
 from . import apop, p9any, p9cr, p9sk1, pass_

@@ -38,6 +38,9 @@ from upas.mail.lock import MailLock
 LOGIN_TIMEOUT = 1.5
 
 
+MIN_ATTACKS = 3                 # made however short the run (the suite's check)
+
+
 class Hostile:
     def __init__(self, stress):
         self.st = stress
@@ -57,7 +60,9 @@ class Hostile:
                  self.hold_lock, self.bomb, self.slowloris, self.bodystructure]
         while self.st.running():
             for move in moves:          # every attack once a round
-                if not self.st.running():
+                # the first quick ones even past the deadline: on a loaded
+                # machine a short run would otherwise end before any
+                if not self.st.running() and self.attacks >= MIN_ATTACKS:
                     return
                 move(rng)
                 self.attacks += 1

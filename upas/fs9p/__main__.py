@@ -11,14 +11,13 @@ prints a line per new message, -d logs the 9P traffic, -l is accepted.
 from __future__ import annotations
 
 import getopt
-import getpass
 import logging
-import os
 import signal
 import sys
 import threading
 import time
 
+from upas import config
 from upas.ns import mboxpath
 from upas.mail import lock
 from upas.fs9p.tree import MailFS
@@ -30,7 +29,6 @@ USAGE = "usage: upas/fs [-bdilnps] [-f mailbox] [-m name] [-S alsoname]"
 # client's bulk reads (a client asking less, as plan9port's do, gets what
 # it asks for)
 MSIZE = (1 << 20) + IOHDRSZ
-POLL = float(os.environ.get("UPASFS_POLL", 15))
 
 
 def biff(mb, m) -> None:
@@ -43,7 +41,7 @@ def biff(mb, m) -> None:
 def reader(fs: MailFS) -> None:
     """upas/fs's reader: wait, then look at every mailbox each period."""
     while True:
-        time.sleep(POLL)
+        time.sleep(config.current().upasfs_poll)
         fs.poll()
 
 
@@ -59,7 +57,7 @@ def main(argv: list[str]) -> int:
         return 1
     o = dict(opts)
     also = [v for k, v in opts if k == "-S"]
-    user = os.environ.get("user") or getpass.getuser()
+    user = config.current().login_name
     logging.basicConfig(level=logging.DEBUG if "-d" in o else logging.WARNING,
                         stream=sys.stderr)
     fs = MailFS(user, biff=biff if "-b" in o else None)

@@ -51,11 +51,11 @@ class Ctl:
         tok = tokenize(data.decode("utf-8", "replace"))
         if not tok:
             raise Error(EBADCTL)
-        fn = getattr(self, "cmd_" + tok[0], None)
+        fn = VERBS.get(tok[0])
         if fn is None:
             raise Error(EBADCTL)
         try:
-            fn(tok[1:])
+            fn(self, tok[1:])
         except (MailError, LockError) as e:
             raise Error(str(e)) from None
         except OSError as e:
@@ -160,6 +160,14 @@ class Ctl:
         for mb in list(self.fs.boxes):
             if mb.path == path:
                 self.fs.close(mb.name)
+
+
+# the ctl verbs (the table the writes are looked up in)
+VERBS = {
+    "open": Ctl.cmd_open, "close": Ctl.cmd_close, "delete": Ctl.cmd_delete,
+    "flag": Ctl.cmd_flag, "create": Ctl.cmd_create, "remove": Ctl.cmd_remove,
+    "rename": Ctl.cmd_rename, "move": Ctl.cmd_move,
+}
 
 
 class CtlOpen(Open):

@@ -1,119 +1,98 @@
-"""imap4d [-acpv] [-d site] [-s servername]: one IMAP session on stdin/stdout.
+"""imap4d [-acpvT] [-d site] [-s servername]: one IMAP session on stdin/stdout.
 
 The connection (stdin/stdout: a socket from the launcher or inetd, or
-pipes) is a small buffered I/O layer; with `-t certfile` TLS (tls.py) is
-layered over it for STARTTLS, and `-T` starts TLS before the greeting
-(implicit TLS, port 993).  Mail is reached through the namespace only: /mail/box
-from $MAILROOT, /mail/fs from $upasfs, the posted `upasfs`, or an upasfs
-started for the session on a socketpair (as Plan 9's `upas/fs -np`).
+pipes) is the shared one of upas/transport; this driver feeds the
+session (session.py, no I/O of its own) the client's bytes and carries
+out what it asks: output, the failed-login sleeps, TLS (`-t certfile`
+for STARTTLS; `-T` starts TLS before the greeting: implicit TLS, port
+993), IDLE's polls, and the idle and login deadlines.  Mail is reached
+through the namespace only: /mail/box from $MAILROOT, /mail/fs from
+$upasfs, the posted `upasfs`, or an upasfs started for the session on a
+socketpair (as Plan 9's `upas/fs -np`).
 """
 from __future__ import annotations
 
 import getopt
-import getpass
 import os
-import select
 import socket
 import sys
-import threading
 import time
+from typing import TYPE_CHECKING
 
+from upas import config
 from upas import ns as nsmod
 from upas.mail import fsview, lock
 from upas.imap4d.session import Options, Session
+from upas.transport.conn import LOGIN, Conn, Deadlines, peer_address
+from upas.transport.events import Event, Hangup, StartTLS
 
-IDLE_TIMEOUT = float(os.environ.get("IMAP4D_IDLE_TIMEOUT", 30 * 60))
-LOGIN_TIMEOUT = float(os.environ.get("IMAP4D_LOGIN_TIMEOUT", 60))
+if TYPE_CHECKING:
+    import ssl
+
 USAGE = "usage: imap4d [-acpvT] [-d site] [-r remote] [-s servername] [-t certfile]"
 
 
-class Connection:
-    """Buffered byte I/O on two file descriptors.  TLS (tls.py) runs on
-top of send/recv: the output is flushed whenever input is awaited."""
+class Driver:
+    """Runs a session on a connection: bytes in, the session's events out.
 
-    def __init__(self, rfd: int = 0, wfd: int = 1):
-        self.rfd, self.wfd = rfd, wfd
-        self.out = bytearray()
-        self.lock = threading.Lock()      # IDLE's poller writes from a thread
-        now = time.monotonic()
-        self.idle_until = now + IDLE_TIMEOUT
-        self.login_until: float | None = now + LOGIN_TIMEOUT
+    A client that sends no whole command for IMAP4D_IDLE_TIMEOUT seconds
+    (default 30 minutes, RFC 3501 5.4), or has not logged in
+    IMAP4D_LOGIN_TIMEOUT seconds (default 60) after connecting, is logged
+    out; no lock is held while we wait, so a stalled client blocks nobody."""
 
-    def activity(self, authenticated: bool) -> None:
-        """A whole command was read (Session.on_command): the idle time
-        starts again, and after a login the login deadline is gone.  Bytes
-        alone restart nothing: a byte every few minutes holds no session."""
-        self.idle_until = time.monotonic() + IDLE_TIMEOUT
-        if authenticated:
-            self.login_until = None
+    def __init__(self, conn: Conn, tls_ctx: ssl.SSLContext | None):
+        self.conn, self.tls_ctx = conn, tls_ctx
+        cfg = config.current()
+        self.clock = Deadlines(cfg.imap4d_idle_timeout, cfg.imap4d_login_timeout)
+        self.tls_wanted = False
+        self.session: Session | None = None
 
-    # -- raw
-    def _raw_read(self) -> bytes:
-        """Bytes, or b"" at EOF.  A client that sends no whole command for
-        IMAP4D_IDLE_TIMEOUT seconds (default 30 minutes, RFC 3501 5.4), or
-        has not logged in IMAP4D_LOGIN_TIMEOUT seconds (default 60) after
-        connecting, is logged out; no lock is held while we wait, so a
-        stalled client blocks nobody."""
-        login = self.login_until is not None and self.login_until < self.idle_until
-        until = self.login_until if login else self.idle_until
-        try:
-            ready, _, _ = select.select([self.rfd], [], [], max(0.0, until - time.monotonic()))
-            if ready:
-                return os.read(self.rfd, 65536)
-        except OSError:
-            return b""
-        why = "no login in time" if login else "idle for too long"
-        self.send(f"* BYE Autologout; {why}\r\n".encode())
-        self.flush()
-        raise EOFError("timeout")            # main() ends the session quietly
+    def emit(self, ev: Event) -> None:
+        if isinstance(ev, StartTLS):
+            self.tls_wanted = True      # once the session has taken its bytes
+        else:
+            self.conn.emit(ev)
 
-    def _raw_write(self, data: bytes) -> None:
-        view = memoryview(data)
-        while view:
+    def run(self, s: Session) -> None:
+        self.session = s
+        if s.opts.implicit_tls and not self.start_tls():
+            return
+        s.start()
+        next_poll = None
+        while not s.done:
+            until, which = self.clock.next(s.logged_in)
+            if s.polling:
+                next_poll = next_poll or time.monotonic() + config.current().imap_idle_poll
+            else:
+                next_poll = None
             try:
-                n = os.write(self.wfd, view)
-            except BrokenPipeError:
-                raise EOFError from None
-            view = view[n:]
+                data = self.conn.recv(min(until, next_poll or until))
+            except TimeoutError:
+                if next_poll is not None and time.monotonic() < until:
+                    s.poll()
+                    next_poll = None
+                    continue
+                s.timed_out("no login in time" if which == LOGIN else "idle for too long")
+                break
+            if not data:
+                s.end_of_input()
+                break
+            if s.feed(data):
+                self.clock.restart()
+            if self.tls_wanted and not self.start_tls():
+                return
+        self.conn.close()
 
-    # -- buffered
-    def send(self, data: bytes) -> None:
-        with self.lock:
-            self.out += data
-            if len(self.out) >= 65536:
-                self._flush_locked()
-
-    def flush(self) -> None:
-        with self.lock:
-            self._flush_locked()
-
-    def _flush_locked(self) -> None:
-        if self.out:
-            data, self.out = bytes(self.out), bytearray()
-            self._raw_write(data)
-
-    def recv(self) -> bytes:
-        """Bytes from the client (after flushing what we owe it); b"" at EOF."""
+    def start_tls(self) -> bool:
+        s = self.session
+        self.tls_wanted = False
         try:
-            self.flush()
-        except EOFError:
-            return b""
-        return self._raw_read()
-
-
-def socket_peer(fd: int) -> str:
-    """The peer's IP when fd is a TCP socket (inetd, systemd), else ""."""
-    try:
-        s = socket.socket(fileno=os.dup(fd))
-    except OSError:
-        return ""
-    try:
-        addr = s.getpeername()
-        return addr[0] if isinstance(addr, tuple) else ""
-    except OSError:
-        return ""
-    finally:
-        s.close()
+            self.conn.start_tls(self.tls_ctx, self.clock.next(s.logged_in)[0])
+        except OSError as e:                 # ssl.SSLError, TimeoutError too
+            s.log(f"tls handshake failed: {e}")
+            return False
+        s.tls_started()
+        return True
 
 
 def make_namespace(user: str) -> nsmod.Namespace:
@@ -130,7 +109,7 @@ def default_names(servername: str | None, site: str | None) -> tuple[str, str]:
     name = servername or socket.getfqdn() or socket.gethostname()
     if site:
         return name, site
-    envsite = os.environ.get("site")
+    envsite = config.current().site
     if envsite and "." in name:
         return name, f"{envsite}.{name.split('.', 1)[1]}"
     return name, envsite or name
@@ -162,47 +141,49 @@ def parse_args(argv: list[str]) -> Options:
     if args:
         raise getopt.GetoptError("extra arguments")
     o.servername, o.site = default_names(servername, site)
-    o.user = os.environ.get("user") or getpass.getuser()
-    if "UPAS_IMAP_MAXLITERAL" in os.environ:
-        o.max_literal = int(os.environ["UPAS_IMAP_MAXLITERAL"])
+    o.user = config.current().login_name
+    o.max_literal = config.current().upas_imap_maxliteral
     return o
 
 
 def main(argv: list[str]) -> int:
     lock.for_sessions()
-    conn = Connection()
+    conn = Conn()
     try:
         opts = parse_args(argv)
     except getopt.GetoptError:
         print(USAGE, file=sys.stderr)
-        conn.send(b"* BYE usage\r\n")
-        conn.flush()
-        return 1
+        return _refuse(conn, "usage")
     if opts.p9cr and opts.plaintext:
         print("imap4d: -c and -p are mutually exclusive", file=sys.stderr)
         print(USAGE, file=sys.stderr)
-        conn.send(b"* BYE usage\r\n")
-        conn.flush()
-        return 1
-    opts.peer = opts.remote or socket_peer(0)
+        return _refuse(conn, "usage")
+    tls_ctx = None
+    if opts.certfile:
+        from upas.transport.tls import server_context
+        try:
+            tls_ctx = server_context(opts.certfile)
+        except (OSError, ValueError) as e:     # ssl.SSLError is an OSError
+            print(f"imap4d: {opts.certfile}: {e}", file=sys.stderr)
+            return _refuse(conn, "cannot read TLS certificate")
+    opts.peer = opts.remote or peer_address(0) or ""
     if opts.verbose:
         print(f"{opts.user}: imap4d debugging enabled", file=sys.stderr, flush=True)
-    s = Session(opts, conn.send, conn.recv, make_namespace, flush=conn.flush)
-    s.on_command = conn.activity
+    driver = Driver(conn, tls_ctx)
+    s = Session(opts, make_namespace, driver.emit)
     try:
-        if opts.certfile:
-            from upas.imap4d import tls
-            tls.install(s, tls.server_context(opts.certfile), conn.recv, conn.send)
-            if opts.implicit_tls:
-                s.starttls()
-        s.run()
-    except EOFError:
-        return 0
-    try:
-        conn.flush()
-    except EOFError:
-        pass
+        driver.run(s)
+    except Hangup:
+        pass                    # the client went away: nothing more to say
+    finally:
+        s.finish()
     return 0
+
+
+def _refuse(conn: Conn, why: str) -> int:
+    conn.write(f"* BYE {why}\r\n".encode())
+    conn.close()
+    return 1
 
 
 if __name__ == "__main__":

@@ -33,15 +33,14 @@ import re
 import time
 from dataclasses import dataclass, field
 
+from upas import config
 from upas import ns as nsmod
 from upas.mail.lock import LockError
 
 from . import imp, names
 from . import parser as p
 from .mailbox import Mailbox, MailboxError, MailboxLost
-from .table import AUTH, EXPUNGES, SELECTED, command
 
-FIND_TRIES = int(os.environ.get("IMAP_APPEND_FIND_TRIES", "40"))
 FIND_WAIT = 0.025            # seconds between looks for the new message in upasfs
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 
@@ -210,7 +209,7 @@ def _deliver_at_tail(s, path: str, items: list[Item]) -> tuple[int, list[int | N
 
 def _find(box: Mailbox, known: set[int], digests: list[str]):
     """The new messages with these digests, in order, once upasfs shows them."""
-    for _ in range(FIND_TRIES):
+    for _ in range(config.current().imap_append_find_tries):
         try:
             box.check()
         except MailboxLost:     # stored all the same: no APPENDUID
@@ -296,8 +295,6 @@ def _date_time(r: p.Reader) -> tuple[int, int]:
     return when, zone
 
 
-@command("APPEND", states=AUTH | SELECTED, parse=parse_append, updates=EXPUNGES,
-         literal_check=literal_check)
 def cmd_append(s, req) -> None:
     raw, flags, date, message = req.args
     refusal = _mailbox_refusal(s, req, raw)
@@ -319,4 +316,3 @@ def cmd_append(s, req) -> None:
         return s.no(req, "message save failed")
     code = f"APPENDUID {validity} {uids[0]}" if uids[0] else None
     s.ok(req, code=code)
-

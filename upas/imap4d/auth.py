@@ -9,27 +9,19 @@ import base64
 import binascii
 import hashlib
 import hmac
-import os
-import time
 from typing import Callable
 
 from lib import username
-from upas import loginfail
+from upas import config, loginfail
 from upas.imap4d import parser as p
 from upas.imap4d.ratify import ratify
-from upas.imap4d.session import Bye
-from upas.imap4d.table import NOTAUTH, State, Request, capability, command
+from upas.imap4d.request import Bye, Request, State
 
 MAXUSER = 64
 
 
 def cleartext_ok(s) -> bool:
     return s.opts.plaintext or s.opts.p9cr or s.tls
-
-
-capability("LOGINDISABLED", 80, when=lambda s: s is not None and not cleartext_ok(s))
-capability("AUTH=CRAM-MD5", 90)
-capability("AUTH=PLAIN", 91, when=lambda s: s is not None and cleartext_ok(s))
 
 
 class AuthFailed(Exception):
@@ -41,13 +33,6 @@ class Refused(AuthFailed):
 
 
 # ------------------------------------------------------------ throttling
-
-def _delay_scale() -> float:
-    try:
-        return float(os.environ.get("IMAP4D_DELAY_SCALE", "1"))
-    except ValueError:
-        return 1.0
-
 
 def guarded(s, check_fn: Callable[[], str], state=None) -> str:
     """check_fn() (a login check: the user it authenticated), counted for
@@ -65,7 +50,7 @@ def guarded(s, check_fn: Callable[[], str], state=None) -> str:
         _failed(s, sleep=False)
         raise Refused(loginfail.REFUSED)
     if wait:
-        time.sleep(wait)
+        s.sleep(wait)
     try:
         cuid = check_fn()
     except AuthFailed:
@@ -81,9 +66,8 @@ def _failed(s, sleep: bool = True) -> None:
         raise Bye("too many login failures")
     s.extra["tries"] = tries + 1
     if sleep:
-        s.flush()
-        time.sleep(min(loginfail.FIRST_DELAY * 2 ** (tries + 1), loginfail.MAX_DELAY)
-                   * _delay_scale())
+        s.sleep(min(loginfail.FIRST_DELAY * 2 ** (tries + 1), loginfail.MAX_DELAY)
+                * config.current().imap4d_delay_scale)
 
 
 def _refusal(s, req: Request, e: AuthFailed, text: str) -> None:
@@ -158,7 +142,6 @@ def parse_login(r: p.Reader):
     return user, r.astring()
 
 
-@command("LOGIN", states=NOTAUTH, parse=parse_login)
 def login(s, req: Request) -> None:
     user = req.args[0].decode("utf-8", "replace")[:MAXUSER]
     password = req.args[1].decode("utf-8", "replace")
@@ -234,7 +217,6 @@ def parse_authenticate(r: p.Reader):
     return mech, initial
 
 
-@command("AUTHENTICATE", states=NOTAUTH, parse=parse_authenticate)
 def authenticate(s, req: Request) -> None:
     mech, initial = req.args
     if mech.upper() == "CRAM-MD5" and initial is None:
@@ -255,7 +237,10 @@ def cram(s, req: Request) -> None:
         s.no(req, "failed can't get challenge")
         return
     s.continuation(base64.b64encode(chal_text(st).encode()).decode())
-    line = s.readline()
+    s.await_line(lambda line: cram_response(s, req, st, line))
+
+
+def cram_response(s, req: Request, st, line: bytes | None) -> None:
     if line is None:
         raise Bye("end of input")
     if _cancelled(line):
@@ -285,13 +270,21 @@ def plain(s, req: Request, initial: str | None) -> None:
         return
     if initial is None:
         s.continuation("")
-        line = s.readline()
-        if line is None:
-            raise Bye("end of input")
-        if _cancelled(line) and line.strip() != b"":
-            s.no(req, "failed client cancelled authentication")
-            return
-        initial = line.strip().decode("ascii", "replace")
+        s.await_line(lambda line: plain_response(s, req, line))
+        return
+    plain_login(s, req, initial)
+
+
+def plain_response(s, req: Request, line: bytes | None) -> None:
+    if line is None:
+        raise Bye("end of input")
+    if _cancelled(line) and line.strip() != b"":
+        s.no(req, "failed client cancelled authentication")
+        return
+    plain_login(s, req, line.strip().decode("ascii", "replace"))
+
+
+def plain_login(s, req: Request, initial: str) -> None:
     try:
         fields = base64.b64decode(initial, validate=True).split(b"\0")
     except binascii.Error:
@@ -311,4 +304,3 @@ def plain(s, req: Request, initial: str | None) -> None:
         return
     setup_user(s, user)
     s.ok(req, "")
-

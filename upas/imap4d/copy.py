@@ -14,7 +14,7 @@ from upas.imap4d import append, names
 from upas.imap4d import parser as p
 from upas.imap4d.mailbox import Mailbox, Message
 from upas.imap4d.prefetch import Files, evaluate
-from upas.imap4d.table import EXPUNGES, SELECTED, Request, command
+from upas.imap4d.request import Request
 
 
 def parse_copy(r: p.Reader):
@@ -40,7 +40,6 @@ def stored_entries(box: Mailbox, msgs: list[Message]) -> list[bytes]:
         files.read(m, "unixheader"), files.read(m, "raw")), lambda m: ("unixheader", "raw"))]
 
 
-@command("COPY", states=SELECTED, parse=parse_copy, updates=EXPUNGES, uid=True)
 def copy(s, req: Request) -> None:
     ranges, target = req.args
     box: Mailbox = s.box

@@ -31,6 +31,11 @@ def istring(v: bytes | str | None) -> bytes:
     return b"{%d}\r\n" % len(v) + v
 
 
+def quote(s: str) -> str:
+    """A quoted string with `\\` and `"` escaped: mailbox names and ID values."""
+    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
 def literal(v: bytes) -> bytes:
     return b"{%d}\r\n" % len(v) + v
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from upas.imap4d.parser import Reader
-from upas.imap4d.table import SELECTED, Request, command
+from upas.imap4d.request import Request
 
 
 def parse_expunge(r: Reader):
@@ -10,7 +10,6 @@ def parse_expunge(r: Reader):
     return r.seqset()
 
 
-@command("EXPUNGE", states=SELECTED, parse=parse_expunge, optional=True, uid=True)
 def expunge_handler(s, req: Request) -> None:
     box = s.box
     if req.uid and req.args is None:

@@ -14,7 +14,7 @@ from upas.imap4d import envelope as env
 from upas.imap4d import parser as p
 from upas.imap4d.mailbox import Mailbox, MailboxError, Message
 from upas.imap4d.prefetch import Files, evaluate
-from upas.imap4d.table import NO_EXPUNGES, SELECTED, Request, command
+from upas.imap4d.request import Request
 
 SEEN_SETTERS = ("RFC822", "RFC822.TEXT")
 ZONES = {"GMT": 0, "UT": 0, "UTC": 0, "Z": 0, "EST": -500, "EDT": -400,
@@ -297,7 +297,6 @@ def parse_fetch(r: p.Reader):
     return ranges, p.fetch_atts(r)
 
 
-@command("FETCH", states=SELECTED, parse=parse_fetch, updates=NO_EXPUNGES, uid=True)
 def fetch(s, req: Request) -> None:
     ranges, atts = req.args
     box: Mailbox = s.box

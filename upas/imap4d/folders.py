@@ -17,8 +17,8 @@ from upas import ns as nsmod
 from upas.mail import digestcache, mboxindex, safewrite
 
 from . import fetchcache, names, subscriptions
+from .envelope import quote
 from . import parser as p
-from .table import AUTH, EXPUNGES, SELECTED, capability, command
 
 DIR_PERM = 0o700           # mail is its owner's only (docs/running.md)
 FILE_PERM = 0o600
@@ -87,7 +87,6 @@ def make_parents(s, path: str) -> None:
 
 # ---------------------------------------------------------------- CREATE
 
-@command("CREATE", states=AUTH | SELECTED, parse=parse_one, updates=EXPUNGES)
 def cmd_create(s, req) -> None:
     try:
         name = names.parse(req.args)
@@ -130,7 +129,6 @@ def _remove(s, path: str) -> None:
             return
     s.ns.remove(full)
 
-@command("DELETE", states=AUTH | SELECTED, parse=parse_one, updates=EXPUNGES)
 def cmd_delete(s, req) -> None:
     wire = _wire(req.args)
     try:
@@ -178,7 +176,6 @@ def _rename_box(s, frm: str, to: str) -> None:
         s.ns.rename(_path(s, f), _path(s, to + f[len(frm):]))
 
 
-@command("RENAME", states=AUTH | SELECTED, parse=parse_two, updates=EXPUNGES)
 def cmd_rename(s, req) -> None:
     try:
         frm, to = names.parse(req.args[0]), names.parse(req.args[1])
@@ -211,7 +208,6 @@ def cmd_rename(s, req) -> None:
 
 # ---------------------------------------------------------------- subscriptions
 
-@command("SUBSCRIBE", states=AUTH | SELECTED, parse=parse_one, updates=EXPUNGES)
 def cmd_subscribe(s, req) -> None:
     try:
         name = names.parse(req.args)
@@ -223,7 +219,6 @@ def cmd_subscribe(s, req) -> None:
     s.ok(req, "completed")
 
 
-@command("UNSUBSCRIBE", states=AUTH | SELECTED, parse=parse_one, updates=EXPUNGES)
 def cmd_unsubscribe(s, req) -> None:
     try:
         name = names.parse(req.args)
@@ -235,7 +230,6 @@ def cmd_unsubscribe(s, req) -> None:
 
 # ---------------------------------------------------------------- NAMESPACE
 
-@command("NAMESPACE", states=AUTH | SELECTED, updates=EXPUNGES)
 def cmd_namespace(s, req) -> None:
     s.untagged('NAMESPACE (("" "/")) NIL NIL')
     s.ok(req, "completed")
@@ -292,13 +286,11 @@ def status_values(box) -> dict[str, int]:
 def wire_name(raw: bytes) -> str:
     """A mailbox name as echoed in an untagged reply: the client's string,
     bare when it is an atom (as Plan 9 prints it), else quoted."""
-    from .listing import quote
     text = _wire(raw)
     atom_ok = text and all(0x21 <= ord(c) <= 0x7E and c not in '(){%*"\\' for c in text)
     return text if atom_ok else quote(text)
 
 
-@command("STATUS", states=AUTH | SELECTED, parse=parse_status, updates=EXPUNGES)
 def cmd_status(s, req) -> None:
     raw, items = req.args
     from .mailbox import MailboxError
@@ -312,6 +304,3 @@ def cmd_status(s, req) -> None:
         return s.no(req, f"can't open mailbox {_wire(raw)}: {e}", code="TRYCREATE")
     s.untagged(line)
     s.ok(req, "completed")
-
-
-capability("NAMESPACE", 20)

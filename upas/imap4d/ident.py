@@ -4,8 +4,7 @@ ENABLE always answers an empty `* ENABLED` (which RFC 5161 allows)."""
 from __future__ import annotations
 
 from . import parser as p
-from .listing import quote
-from .table import ANY, AUTH, capability, command
+from .envelope import quote
 
 SERVER_ID = (("name", "upas imap4d"), ("vendor", "upas-py"),
              ("os", "Plan 9 ports"))
@@ -38,7 +37,6 @@ def parse_id(r: p.Reader) -> list[tuple[bytes, bytes | None]]:
     return pairs
 
 
-@command("ID", states=ANY, parse=parse_id)
 def cmd_id(s, req) -> None:
     if req.args:
         s.log("client id: " + " ".join(
@@ -56,11 +54,6 @@ def parse_enable(r: p.Reader) -> list[str]:
     return caps
 
 
-@command("ENABLE", states=AUTH, parse=parse_enable)
 def cmd_enable(s, req) -> None:
     s.untagged("ENABLED")
     s.ok(req, "completed")
-
-
-capability("ID", 41)
-capability("ENABLE", 42)

@@ -2,65 +2,43 @@
 
 Plan 9 polled every 15 s and ended IDLE on any line.  We report new mail,
 expunges and flag changes made elsewhere within a fraction of a second
-(docs/decisions.md): while the session waits for the client's line, a poller
-thread runs the usual check (a stat of the upasfs directory, which makes
-upasfs look at the file, and of the .imp) every IMAP_IDLE_POLL seconds
-(default 0.2) and sends what changed.  Only `DONE` ends IDLE properly;
-any other line ends it with BAD (docs/decisions.md).
+(docs/decisions.md): while IDLE waits for the client's line, the driver
+has the session poll every IMAP_IDLE_POLL seconds (default 0.2): the
+usual check (a stat of the upasfs directory, which makes upasfs look at
+the file, and of the .imp), and what changed is sent.  Only `DONE` ends
+IDLE properly; any other line ends it with BAD (docs/decisions.md).
 """
 from __future__ import annotations
 
-import os
-import threading
-
-from .table import AUTH, EXPUNGES, SELECTED, capability, command
-
-POLL = float(os.environ.get("IMAP_IDLE_POLL", "0.2"))
+from upas.transport.events import Hangup
 
 
-class Poller:
-    """Report mailbox changes from a thread until stopped."""
-
-    def __init__(self, s, interval: float = POLL):
-        self.s = s
-        self.interval = interval
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self.stopped.wait(self.interval):
-            if self.s.box is None:
-                return
-            try:
-                self.s.report(expunges=True)
-                self.s.flush()
-            except Exception as e:  # the fs went away: stop polling, keep idling
-                self.s.log(f"idle poll: {e}")
-                return
-
-    def __enter__(self) -> "Poller":
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.stopped.set()
-        self.thread.join()
-
-
-@command("IDLE", states=AUTH | SELECTED, updates=EXPUNGES)
 def cmd_idle(s, req) -> None:
     if s.box is not None:
         s.report(expunges=True)
     s.continuation("idling, waiting for done")
-    s.flush()
-    with Poller(s):
-        line = s.readline()
+    s.await_line(lambda line: done(s, req, line),
+                 poll=(lambda: poll(s)) if s.box is not None else None)
+
+
+def poll(s) -> bool:
+    """Report what changed; False once there is nothing more to poll."""
+    if s.box is None:
+        return False
+    try:
+        s.report(expunges=True)
+    except Hangup:
+        raise
+    except Exception as e:  # the fs went away: stop polling, keep idling
+        s.log(f"idle poll: {e}")
+        return False
+    return True
+
+
+def done(s, req, line: bytes | None) -> None:
     if line is None:  # the client went away while idling
         s.done = True
         return
     if line.strip().upper() != b"DONE":
         return s.bad(req, "expected DONE")
     s.ok(req, "terminated")
-
-
-capability("IDLE", 10)

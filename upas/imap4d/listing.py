@@ -15,8 +15,9 @@ import re
 from dataclasses import dataclass, field
 
 from . import mutf7, names, subscriptions
+from .envelope import quote
+from .folders import STATUS_ITEMS, status_line
 from . import parser as p
-from .table import AUTH, EXPUNGES, SELECTED, capability, command
 from upas import ns as nsmod
 
 MAX_DEPTH = 32  # `*` descends at most this far (a loop guard)
@@ -36,10 +37,6 @@ class Entry:
     @property
     def wire(self) -> str:
         return names.display(self.path)
-
-
-def quote(s: str) -> str:
-    return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def pattern_regex(pattern: str, fold: bool = False) -> re.Pattern:
@@ -196,7 +193,6 @@ def parse_list(r: p.Reader) -> ListArgs:
 
 def _return_opts(r: p.Reader) -> tuple[set[str], set[str]]:
     """RETURN (...): option atoms, and the items of RFC 5819's STATUS (...)."""
-    from .folders import STATUS_ITEMS
     status: set[str] = set()
 
     def opt() -> str:
@@ -247,7 +243,6 @@ def _patterns(s, req, args: ListArgs) -> list[str] | None:
         return None
 
 
-@command("LIST", states=AUTH | SELECTED, parse=parse_list, updates=EXPUNGES)
 def cmd_list(s, req) -> None:
     args: ListArgs = req.args
     if not args.extended and args.patterns == [""]:
@@ -310,7 +305,6 @@ def _subscribed_selection(tree: Tree, subs: set[str], pattern: str,
 def _list_status(s, e: Entry, items: set[str]) -> None:
     """RFC 5819: the STATUS of a listed mailbox right after its LIST line;
     a box that cannot be opened just gets no STATUS line."""
-    from .folders import status_line
     from .mailbox import MailboxError
     try:
         s.untagged(status_line(s, e.path, items, quote(e.wire)))
@@ -338,7 +332,6 @@ def _subscribed_entries(tree: Tree, subs: set[str], pattern: str) -> list[Entry]
     return out
 
 
-@command("LSUB", states=AUTH | SELECTED, parse=parse_lsub, updates=EXPUNGES)
 def cmd_lsub(s, req) -> None:
     args: ListArgs = req.args
     if args.patterns == [""]:
@@ -362,9 +355,3 @@ def cmd_lsub(s, req) -> None:
         if rx.match(parent) and names.is_listable(parent):
             _emit(s, req, Entry(parent, True, ["\\Noselect"]))
     s.ok(req, "completed")
-
-
-capability("CHILDREN", 30)
-capability("LIST-EXTENDED", 31)
-capability("SPECIAL-USE", 32)
-capability("LIST-STATUS", 33)

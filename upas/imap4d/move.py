@@ -12,12 +12,10 @@ from upas.mail.lock import LockError
 
 from . import names
 from .append import Item, deliver
-from .copy import parse_copy, stored_entries
+from .copy import stored_entries
 from .mailbox import MailboxError
-from .table import SELECTED, capability, command
 
 
-@command("MOVE", states=SELECTED, parse=parse_copy, updates=None, uid=True)
 def cmd_move(s, req) -> None:
     ranges, target = req.args
     box = s.box
@@ -58,6 +56,3 @@ def cmd_move(s, req) -> None:
         return s.tagged(req, f"NO {req.echo} copied but not expunged")
     s.report(expunges=True, uid=req.uid)
     s.ok(req)
-
-
-capability("MOVE", 43)

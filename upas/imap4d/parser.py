@@ -97,6 +97,15 @@ class Framer:
         self.pending = None
         self.parts = []
 
+    def discard(self) -> None:
+        """Forget every byte fed and any command half read (STARTTLS: what
+        came in the clear after it is not to be trusted)."""
+        self.buf.clear()
+        self.parts = []
+        self.pending = None
+        self.literal_need = self.skip = 0
+        self.discarding = False
+
     def readline(self) -> bytes | None:
         """A raw line (AUTHENTICATE responses, IDLE's DONE), or None if
         no complete line is buffered.  Overlong lines are cut at max_line."""
@@ -643,8 +652,29 @@ def _simple_key(r: Reader) -> Key | _Open:
 
 # ---------------------------------------------------------------- commands
 
+class HeadError(ParseError):
+    """A command head that does not parse; `tag` is the tag if that much
+    was read (the replies differ: docs/spec/servers.md §3.3)."""
+
+    def __init__(self, msg: str, tag: str | None = None):
+        super().__init__(msg)
+        self.tag = tag
+
+
 def command_head(r: Reader) -> tuple[str, str]:
-    """`tag SP name`; errors carry which part failed (see session)."""
-    tag = r.tag()
+    """`tag SP name`: what every command line starts with."""
+    try:
+        tag = r.tag()
+    except ParseError as e:
+        raise HeadError(e.msg) from None
+    try:
+        r.sp()
+        return tag, r.atom()
+    except ParseError as e:
+        raise HeadError(e.msg, tag) from None
+
+
+def uid_command(r: Reader) -> str:
+    """After `UID`: SP and the name of the command it modifies."""
     r.sp()
-    return tag, r.atom()
+    return r.atom()

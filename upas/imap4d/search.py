@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import calendar
 import time
+from typing import Callable
 
 from upas.imap4d import fetchcache
 from upas.imap4d import envelope as env
@@ -12,7 +13,7 @@ from upas.imap4d import fetch
 from upas.imap4d import parser as p
 from upas.imap4d.mailbox import Mailbox, Message
 from upas.imap4d.prefetch import Files, evaluate
-from upas.imap4d.table import NO_EXPUNGES, SELECTED, Request, command
+from upas.imap4d.request import Request
 
 CHARSETS = ("US-ASCII", "UTF-8")
 TEXTS = "TEXTS"      # digest cache key: where a message's header and texts lie
@@ -151,7 +152,7 @@ class Matcher:
         return [v.decode("utf-8", "replace") + "\0" + decoded(v) for v in vals]
 
     def match(self, k: p.Key) -> bool:
-        return getattr(self, "k_" + k.op.lower())(k)
+        return KEYS[k.op](self, k)
 
     # loops, not all()/any() over generators: a frame less per nesting level
     def k_and(self, k: p.Key) -> bool:
@@ -262,23 +263,32 @@ class Matcher:
         return False
 
 
+# how each search key (parser.Key.op) tests a message
+KEYS: dict[str, Callable[[Matcher, p.Key], bool]] = {
+    "AND": Matcher.k_and, "OR": Matcher.k_or, "NOT": Matcher.k_not, "ALL": Matcher.k_all,
+    "FLAG": Matcher.k_flag, "KEYWORD": Matcher.k_keyword, "ADDR": Matcher.k_addr,
+    "SUBJECT": Matcher.k_subject, "HEADER": Matcher.k_header, "BODY": Matcher.k_body,
+    "TEXT": Matcher.k_text, "SIZE": Matcher.k_size, "DATE": Matcher.k_date,
+    "SENTDATE": Matcher.k_sentdate, "SEQ": Matcher.k_seq, "UID": Matcher.k_uid,
+}
+
 # the files of the message itself that a key certainly reads
-_KEY_FILES = {"addr": ("rawheader",), "subject": ("rawheader",), "header": ("rawheader",),
-              "sentdate": ("rawheader",), "text": ("rawheader",),
-              "body": ("rawheader",), "size": ("rawheader", "rawbody"),
-              "date": ("unixheader",)}
+_KEY_FILES = {"ADDR": ("rawheader",), "SUBJECT": ("rawheader",), "HEADER": ("rawheader",),
+              "SENTDATE": ("rawheader",), "TEXT": ("rawheader",),
+              "BODY": ("rawheader",), "SIZE": ("rawheader", "rawbody"),
+              "DATE": ("unixheader",)}
 
 
 def first_files(k: p.Key) -> list[str]:
     """What evaluating k surely reads of a message (the first key of an
     AND or OR is always evaluated)."""
-    if k.op.lower() in ("and", "or", "not"):
+    if k.op in ("AND", "OR", "NOT"):
         return first_files(k.kids[0]) if k.kids else []
-    return list(_KEY_FILES.get(k.op.lower(), ()))
+    return list(_KEY_FILES.get(k.op, ()))
 
 
 def _reads_texts(k: p.Key) -> bool:
-    return k.op.lower() in ("text", "body") or any(_reads_texts(x) for x in k.kids or ())
+    return k.op in ("TEXT", "BODY") or any(_reads_texts(x) for x in k.kids or ())
 
 
 def first_files_cached(k: p.Key, cache: fetchcache.FetchCache | None):
@@ -301,7 +311,6 @@ def parse_search(r: p.Reader):
     return p.search_program(r)
 
 
-@command("SEARCH", states=SELECTED, parse=parse_search, updates=NO_EXPUNGES, uid=True)
 def search(s, req: Request) -> None:
     charset, key = req.args
     if charset is not None and charset.upper() not in CHARSETS:

@@ -4,7 +4,7 @@ from __future__ import annotations
 from upas.imap4d import names
 from upas.imap4d.mailbox import Mailbox, MailboxError
 from upas.imap4d.parser import Reader
-from upas.imap4d.table import AUTH, SELECTED, State, Request, command
+from upas.imap4d.request import Request, State
 
 FLAGS = "FLAGS (\\Seen \\Answered \\Flagged \\Deleted \\Draft)"
 # every response code is followed by a text (RFC 3501 resp-text; Plan 9
@@ -63,17 +63,14 @@ def select_common(s, req: Request, readonly: bool) -> None:
     s.ok(req, f"{shown} completed", code="READ-ONLY" if readonly else "READ-WRITE")
 
 
-@command("SELECT", states=AUTH | SELECTED, parse=parse_mailbox)
 def select(s, req: Request) -> None:
     select_common(s, req, readonly=False)
 
 
-@command("EXAMINE", states=AUTH | SELECTED, parse=parse_mailbox)
 def examine(s, req: Request) -> None:
     select_common(s, req, readonly=True)
 
 
-@command("CLOSE", states=SELECTED)
 def close(s, req: Request) -> None:
     box = s.box
     if not box.readonly:

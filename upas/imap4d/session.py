@@ -1,9 +1,15 @@
 """One IMAP session: states, greeting, dispatch through the command table,
 tagged replies, and the untagged updates of docs/spec/servers.md §3.9.
 
-The session is independent of sockets: it is given ``send(bytes)`` and
-``recv() -> bytes`` (b"" at end of input) callables.  The driver
-(__main__.py) passes the stdin/stdout (or TLS) ones; tests may pass lists.
+The session does no I/O, as pop3's protocol.py: the driver (__main__.py)
+hands it the client's bytes (`feed`, `end_of_input`), and it hands the
+driver, through the `emit` callable it was given, the bytes to send and
+its requests (upas/transport/events.py: `Sleep` for the failed-login
+delays, `StartTLS`).  A command that needs more of the client than its
+line (AUTHENTICATE's response, IDLE's DONE) asks for the next line with
+`await_line` and returns; while such a command waits the driver calls
+`poll` (IDLE's reports).  The driver keeps the clocks: `feed` says how
+many commands were completed.
 """
 from __future__ import annotations
 
@@ -15,9 +21,10 @@ from typing import Callable
 from upas import ns as nsmod
 from upas.mail.lock import LockError
 from upas.imap4d import parser as p
-from upas.imap4d import select, table
+from upas.imap4d import auth, select, table
 from upas.imap4d.mailbox import MailboxLost
-from upas.imap4d.table import NOTAUTH, Request, State
+from upas.imap4d.request import NOTAUTH, Bye, Request, State
+from upas.transport.events import Event, Hangup, Sleep, StartTLS
 
 READY = "Ready for literal data"
 
@@ -38,25 +45,25 @@ class Options:
     # before login a command (its lines and literals) is at most this:
     # LOGIN and AUTHENTICATE need no more (issue 17)
     max_login_command: int = 8192
-    certfile: str = ""                   # -t: TLS certificate+key (tls.py)
+    certfile: str = ""                   # -t: TLS certificate+key: STARTTLS offered
     implicit_tls: bool = False           # -T: TLS before the greeting
     log: Callable[[str], None] = field(default=lambda s: print(s, file=sys.stderr, flush=True))
 
 
-class Bye(Exception):
-    """End the session after sending ``* BYE <reason>``."""
+@dataclass
+class _Waiting:
+    """A command waiting for the client's next line."""
+    req: Request
+    cmd: table.Command | None
+    take: Callable[[bytes | None], None]     # the line; None at end of input
+    poll: Callable[[], bool] | None          # reports meanwhile; False: no more
 
 
 class Session:
-    def __init__(self, opts: Options, send: Callable[[bytes], None],
-                 recv: Callable[[], bytes],
-                 namespace: Callable[[str], nsmod.Namespace],
-                 flush: Callable[[], None] | None = None):
-        table.load_commands()
+    def __init__(self, opts: Options, namespace: Callable[[str], nsmod.Namespace],
+                 emit: Callable[[Event], None]):
         self.opts = opts
-        self._send = send
-        self.recv = recv
-        self._flush = flush
+        self._emit = emit
         self.namespace = namespace
         self.framer = p.Framer(opts.max_line, opts.max_literal)
         self.state: State = NOTAUTH
@@ -64,28 +71,24 @@ class Session:
         self.ns: nsmod.Namespace | None = None
         self.box = None                   # mailbox.Mailbox when SELECTED
         self.box_name = ""
-        self.tls = False                  # tls.py sets it once TLS runs
-        self.starttls: Callable[[], None] | None = None   # tls.install sets it
+        self.tls = False                  # TLS runs (tls_started)
         self.enabled: set[str] = set()
         self.done = False
         self.current: table.Command | None = None
+        self.req: Request | None = None   # the command being run
+        self.waiting: _Waiting | None = None
         self.extra: dict = {}             # per-session state of other modules
-        # called after each whole command with whether the session is
-        # logged in (the driver's idle and login timers)
-        self.on_command: Callable[[bool], None] = lambda authenticated: None
 
     # -- output -----------------------------------------------------------
     def send(self, data: bytes) -> None:
-        self._send(data)
+        self._emit(data)
 
-    def flush(self) -> None:
-        """Push buffered output to the client now (IDLE's poller needs it;
-        otherwise output goes out whenever input is awaited)."""
-        if self._flush is not None:
-            self._flush()
+    def sleep(self, seconds: float) -> None:
+        """Let the client wait (what was said so far goes out first)."""
+        self._emit(Sleep(seconds))
 
     def line(self, text: str) -> None:
-        self._send(text.encode("utf-8", "surrogateescape") + b"\r\n")
+        self._emit(text.encode("utf-8", "surrogateescape") + b"\r\n")
 
     def untagged(self, text: str) -> None:
         # atoms go out in upper case (PREAUTH, BYE, EXPUNGE, UID, NIL) where
@@ -122,58 +125,106 @@ class Session:
         if self.opts.verbose:
             self.opts.log(f"{self.user or 'none'}: {text}")
 
-    # -- input for handlers -----------------------------------------------
-    def readline(self) -> bytes | None:
-        """The next raw client line, without its CRLF; None at end of input."""
-        while True:
-            line = self.framer.readline()
-            if line is not None:
-                return line
-            data = self.recv()
-            if not data:
-                return None
-            self.framer.feed(data)
+    # -- for handlers -----------------------------------------------------
+    def capability_line(self) -> str:
+        """``CAPABILITY ...`` as this session offers it now."""
+        return table.capability_line(self)
 
-    # -- the loop -------------------------------------------------------------
-    def greet(self) -> None:
+    def await_line(self, take: Callable[[bytes | None], None],
+                   poll: Callable[[], bool] | None = None) -> None:
+        """The running command goes on when the client's next line comes:
+        `take(line)` (without its CRLF; None at end of input) runs then,
+        as a part of the command.  Until then the driver calls `poll()`
+        now and then, if given, until it returns False."""
+        self.waiting = _Waiting(self.req, self.current, take, poll)
+
+    def start_tls(self) -> None:
+        """Ask the driver for TLS.  RFC 3501 6.2.1: nothing the client sent
+        in the clear after the command may be taken as if it came over
+        TLS, so what is buffered is dropped."""
+        self.framer.discard()
+        self._emit(StartTLS())
+
+    # -- for the driver ---------------------------------------------------
+    @property
+    def logged_in(self) -> bool:
+        return self.state is not NOTAUTH
+
+    @property
+    def polling(self) -> bool:
+        """A waiting command wants `poll` called."""
+        return self.waiting is not None and self.waiting.poll is not None
+
+    def start(self) -> None:
+        """The greeting (after the user is set up, with -a)."""
         o = self.opts
-        if o.preauth:
-            from upas.imap4d import auth
-            auth.setup_user(self, o.user)
-            self.untagged(f"PREAUTH {o.servername} IMAP4rev1 server ready user {o.user} authenticated")
-        else:
-            self.untagged(f"OK {o.servername} IMAP4rev1 server ready")
-
-    def run(self) -> None:
         try:
-            self.greet()
-            while not self.done:
-                self.step()
+            if o.preauth:
+                auth.setup_user(self, o.user)
+                self.untagged(f"PREAUTH {o.servername} IMAP4rev1 server ready user {o.user} authenticated")
+            else:
+                self.untagged(f"OK {o.servername} IMAP4rev1 server ready")
         except Bye as e:
-            self.untagged(f"BYE {e}")
-        finally:
-            self.finish()
+            self.bye(str(e))
 
-    def step(self) -> None:
-        """Read until one command (or event) has been handled."""
-        ev = self.framer.next_event()
-        if ev is None:
-            data = self.recv()
-            if not data:
-                # end of input, perhaps mid-literal: nothing is executed
+    def feed(self, data: bytes) -> int:
+        """Take the client's bytes and run every command they complete (or
+        the line a waiting command wants); how many commands were done."""
+        self.framer.feed(data)
+        done = 0
+        try:
+            while not self.done:
+                if self.waiting is not None:
+                    line = self.framer.readline()
+                    if line is None:
+                        break
+                    self._resume(line)
+                else:
+                    ev = self.framer.next_event()
+                    if ev is None:
+                        break
+                    if isinstance(ev, p.LiteralEvent):
+                        self.literal(ev)
+                        continue
+                    if isinstance(ev, p.TooLongEvent):
+                        self.too_long(ev)
+                        continue
+                    self.dispatch(ev.parts)
+                if self.waiting is None:
+                    done += 1
+        except Bye as e:
+            self.bye(str(e))
+        return done
+
+    def end_of_input(self) -> None:
+        """The client has gone, perhaps mid-command or mid-literal: nothing
+        it left unfinished is executed."""
+        try:
+            if self.waiting is not None:
+                self._resume(None)
+            else:
                 self.untagged("BAD empty command line: bad syntax")
                 self.untagged("BYE end of input")
-                self.done = True
-                return
-            self.framer.feed(data)
-            return
-        if isinstance(ev, p.LiteralEvent):
-            self.literal(ev)
-        elif isinstance(ev, p.TooLongEvent):
-            self.too_long(ev)
-        else:
-            self.dispatch(ev.parts)
-            self.on_command(self.state is not NOTAUTH)
+        except Bye as e:
+            self.bye(str(e))
+        self.done = True
+
+    def poll(self) -> None:
+        """The waiting command reports what changed meanwhile (IDLE)."""
+        w = self.waiting
+        if w is not None and w.poll is not None and not w.poll():
+            w.poll = None
+
+    def timed_out(self, why: str) -> None:
+        """The driver's clock ran out (`why`: which one, in words)."""
+        self.bye(f"Autologout; {why}")
+
+    def tls_started(self) -> None:
+        self.tls = True
+
+    def bye(self, reason: str) -> None:
+        self.untagged(f"BYE {reason}")
+        self.done = True
 
     def finish(self) -> None:
         if self.box is not None:
@@ -186,22 +237,18 @@ class Session:
         """Parse `tag SP command` (and a UID subcommand): the request, its
         table entry, or the error reply line (Plan 9's texts, 3.2-3.3)."""
         try:
-            tag = r.tag()
-        except p.ParseError as e:
-            return None, None, f"* BAD empty command line: {e.msg}"
-        try:
-            r.sp()
-            name = r.atom()
-        except p.ParseError as e:
-            return None, None, f"{tag} BAD no command: {e.msg}"
+            tag, name = p.command_head(r)
+        except p.HeadError as e:
+            if e.tag is None:
+                return None, None, f"* BAD empty command line: {e.msg}"
+            return None, None, f"{e.tag} BAD no command: {e.msg}"
         req = Request(tag, name)
         cmd = table.lookup(name, self.state)
         if cmd is None:
             return req, None, f"{tag} BAD {name} illegal command"
-        if cmd.name == "UID":
+        if cmd.handler is None:            # UID: the command it modifies
             try:
-                r.sp()
-                sub = r.atom()
+                sub = p.uid_command(r)
             except p.ParseError as e:
                 return req, None, f"{tag} BAD {name} {e.msg}"
             sc = table.lookup(sub, self.state)
@@ -228,10 +275,19 @@ class Session:
             # 63: no response the grammar allows, docs/decisions.md)
             self.bad(req, e.msg)
             return
-        self.current = cmd
+        self._run(req, cmd, lambda: cmd.handler(self, req))
+
+    def _resume(self, line: bytes | None) -> None:
+        w, self.waiting = self.waiting, None
+        self._run(w.req, w.cmd, lambda: w.take(line))
+
+    def _run(self, req: Request, cmd: table.Command | None, step: Callable[[], None]) -> None:
+        """Run (a part of) command `req`; the mail system's failures become
+        its NO, anything else ends the session."""
+        self.req, self.current = req, cmd
         try:
-            cmd.handler(self, req)
-        except Bye:
+            step()
+        except (Bye, Hangup):
             raise
         except MailboxLost as e:
             raise Bye(str(e)) from None
@@ -239,7 +295,7 @@ class Session:
             # the mail system failed under the command (upasfs gone, lock
             # timeout): say so and carry on, as Plan 9's NO ... failed
             self.log(f"{req.name}: {e}")
-            self.current = None
+            self.current = self.waiting = None
             if isinstance(e, LockError) or str(e).endswith(LockError.TEXT):
                 # someone holds L.mbox (lock.py): nothing was changed
                 self.no(req, "failed: mailbox locked, try again later", code="INUSE")
@@ -249,7 +305,7 @@ class Session:
             self.log(f"{req.name}: internal error: {e!r}")
             raise Bye(f"internal error: {type(e).__name__}") from None
         finally:
-            self.current = None
+            self.req = self.current = None
 
     def literal(self, ev: p.LiteralEvent) -> None:
         """Accept a literal (sending the continuation for a synchronising

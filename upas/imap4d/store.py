@@ -4,7 +4,7 @@ from __future__ import annotations
 from upas.mail.lock import LockError
 from upas.imap4d import parser as p
 from upas.imap4d.mailbox import Mailbox, Message
-from upas.imap4d.table import NO_EXPUNGES, SELECTED, Request, command
+from upas.imap4d.request import Request
 
 
 def parse_store(r: p.Reader):
@@ -67,7 +67,6 @@ def _dedup(kws: list[str]) -> list[str]:
     return out
 
 
-@command("STORE", states=SELECTED, parse=parse_store, updates=NO_EXPUNGES, uid=True)
 def store(s, req: Request) -> None:
     ranges, op, silent, flags = req.args
     box: Mailbox = s.box

@@ -1,100 +1,36 @@
-"""The imap4d command table and capability registry.
+"""The imap4d command table and the CAPABILITY line: one static table, as
+pop3's protocol.COMMANDS.  A command is an entry here; its handler and
+argument parser live in the module of its concern (request.py shows how
+one is written).
 
-Every IMAP command is a handler registered here with a decorator, so that
-modules of either part of imap4d add commands without editing the session
-or each other.  Every module of the package is imported by
-``load_commands()`` before the first command, so a new module registers its
-commands just by existing.
-
-Writing a handler::
-
-    from upas.imap4d.table import command, AUTH, SELECTED
-    from upas.imap4d import parser as p
-
-    def parse_status(r: p.Reader):          # runs after "<tag> STATUS "
-        name = r.astring()
-        r.sp()
-        items = r.paren_list(r.atom)
-        return name, items                  # any object: becomes req.args
-        # (r.end() is checked by the session after this returns)
-
-    @command("STATUS", states=AUTH | SELECTED, parse=parse_status,
-             updates=EXPUNGES)
-    def status(s: "Session", req: Request) -> None:
-        name, items = req.args
-        s.untagged(f"STATUS {name} (MESSAGES 3)")   # sends "* STATUS ..."
-        s.ok(req, "completed")                      # "<tag> OK STATUS completed"
-
-The handler receives the session (``s``: the user, the selected mailbox
-``s.box``, the namespace ``s.ns``, the options ``s.opts``) and a Request:
-``req.tag``, ``req.name`` (the command exactly as the client typed it, which
-Plan 9 echoes in replies), ``req.uid`` (True under ``UID``), ``req.args``.
-
-Responses:
-  * ``s.untagged(text)`` sends ``* text``; ``s.send(raw_bytes)`` sends bytes
-    as they are (literals); ``s.continuation(text)`` sends ``+ text``.
-  * ``s.ok(req, text)``, ``s.no(req, text)``, ``s.bad(req, text)`` send the
-    tagged reply ``<tag> OK <cmd> <text>`` (cmd = the echoed name, prefixed
-    with ``uid `` under UID).  ``code=`` puts a response code first:
-    ``s.ok(req, "completed", code="READ-WRITE")`` ->
-    ``a OK [READ-WRITE] SELECT completed``.  ``s.tagged(req, line)`` sends
-    ``<tag> line`` verbatim for the odd replies (``a OK foo CREATE completed``).
-  * Before an OK or NO the session reports pending mailbox changes as the
-    entry's ``updates`` says: ``EXPUNGES`` (check, then EXISTS/RECENT/FETCH
-    and ``* n EXPUNGE``), ``NO_EXPUNGES`` (FETCH/STORE/SEARCH: never an
-    expunge, RFC 3501 7.4.1) or ``None`` (nothing).
-  * Raising ``parser.ParseError(msg)`` from ``parse`` gives
-    ``<tag> BAD <cmd> <msg>`` and the rest of the line is discarded.
-
-A handler that needs more input (AUTHENTICATE, IDLE) calls
-``s.readline()``, which returns the next client line (bytes, without CRLF)
-or None at end of input.  Output is buffered until input is awaited;
-``s.flush()`` pushes it out now (IDLE's poller thread).  It runs on the driver's thread; that is fine
-because one session serves one client, one command at a time.
+An entry gives the states the command is legal in, the parser of what
+follows its name, what the session reports before its tagged reply
+(`updates`: EXPUNGES, NO_EXPUNGES or None, see request.py), whether `UID`
+may prefix it, APPEND's check before a literal is accepted, and whether
+its arguments may be absent.
 """
 from __future__ import annotations
 
-import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable
 
-
-class State(enum.Flag):
-    NOTAUTH = enum.auto()
-    AUTH = enum.auto()
-    SELECTED = enum.auto()
-
-
-NOTAUTH, AUTH, SELECTED = State.NOTAUTH, State.AUTH, State.SELECTED
-ANY = NOTAUTH | AUTH | SELECTED
+from upas.imap4d import (append, auth, basic, copy, expunge, fetch, folders, ident,
+                         idle, listing, move, search, select, starttls, store, unselect)
+from upas.imap4d.request import ANY, AUTH, NOTAUTH, SELECTED, State
 
 # what the session reports before the tagged reply
 EXPUNGES = "expunges"
 NO_EXPUNGES = "no-expunges"
 
 
-@dataclass
-class Request:
-    tag: str
-    name: str                    # as typed, e.g. "select" or "FETCH"
-    args: Any = None
-    uid: bool = False
-
-    @property
-    def echo(self) -> str:
-        """The command as Plan 9 echoes it in tagged replies."""
-        return ("uid " + self.name) if self.uid else self.name
-
-
-@dataclass
+@dataclass(frozen=True)
 class Command:
-    name: str                    # upper case
+    handler: Callable[..., None] | None     # None: UID, resolved by the session
     states: State
-    handler: Callable[..., None]
     parse: Callable[..., Any] | None = None
     updates: str | None = None
     uid: bool = False            # also valid as "UID <name>"
-    # called with (session, req-so-far, text-before-literal) before a
+    # called with (session, req-so-far, text-before-literal, size) before a
     # synchronising literal is accepted; returns None to go on, or a tagged
     # reply text (e.g. "NO [TRYCREATE] APPEND mailbox does not exist") to
     # refuse it (APPEND: "sent only after the mailbox checks pass").
@@ -102,23 +38,43 @@ class Command:
     optional: bool = False       # the arguments may be absent (args None)
 
 
-COMMANDS: dict[str, Command] = {}
-
-
-def command(name: str, states: State, parse: Callable[..., Any] | None = None,
-            updates: str | None = None, uid: bool = False,
-            literal_check: Callable[..., str | None] | None = None,
-            optional: bool = False):
-    """Register the decorated function as the handler of IMAP command NAME.
-
-    ``parse(reader)`` parses what follows the command and its space; with
-    ``optional=True`` a command line ending after the name gives args None.
-    ``uid=True`` also allows ``UID NAME``."""
-    def register(fn: Callable[..., None]) -> Callable[..., None]:
-        COMMANDS[name.upper()] = Command(name.upper(), states, fn, parse,
-                                         updates, uid, literal_check, optional)
-        return fn
-    return register
+COMMANDS: dict[str, Command] = {
+    "APPEND": Command(append.cmd_append, AUTH | SELECTED, append.parse_append, EXPUNGES,
+                      literal_check=append.literal_check),
+    "AUTHENTICATE": Command(auth.authenticate, NOTAUTH, auth.parse_authenticate),
+    "CAPABILITY": Command(basic.capability_cmd, ANY, updates=EXPUNGES),
+    "CHECK": Command(basic.check, SELECTED, updates=EXPUNGES),
+    "CLOSE": Command(select.close, SELECTED),
+    "COPY": Command(copy.copy, SELECTED, copy.parse_copy, EXPUNGES, uid=True),
+    "CREATE": Command(folders.cmd_create, AUTH | SELECTED, folders.parse_one, EXPUNGES),
+    "DELETE": Command(folders.cmd_delete, AUTH | SELECTED, folders.parse_one, EXPUNGES),
+    "ENABLE": Command(ident.cmd_enable, AUTH, ident.parse_enable),
+    "EXAMINE": Command(select.examine, AUTH | SELECTED, select.parse_mailbox),
+    "EXPUNGE": Command(expunge.expunge_handler, SELECTED, expunge.parse_expunge,
+                       uid=True, optional=True),
+    "FETCH": Command(fetch.fetch, SELECTED, fetch.parse_fetch, NO_EXPUNGES, uid=True),
+    "ID": Command(ident.cmd_id, ANY, ident.parse_id),
+    "IDLE": Command(idle.cmd_idle, AUTH | SELECTED, updates=EXPUNGES),
+    "LIST": Command(listing.cmd_list, AUTH | SELECTED, listing.parse_list, EXPUNGES),
+    "LOGIN": Command(auth.login, NOTAUTH, auth.parse_login),
+    "LOGOUT": Command(basic.logout, ANY),
+    "LSUB": Command(listing.cmd_lsub, AUTH | SELECTED, listing.parse_lsub, EXPUNGES),
+    "MOVE": Command(move.cmd_move, SELECTED, copy.parse_copy, uid=True),
+    "NAMESPACE": Command(folders.cmd_namespace, AUTH | SELECTED, updates=EXPUNGES),
+    "NOOP": Command(basic.noop, ANY, updates=EXPUNGES),
+    "RENAME": Command(folders.cmd_rename, AUTH | SELECTED, folders.parse_two, EXPUNGES),
+    "SEARCH": Command(search.search, SELECTED, search.parse_search, NO_EXPUNGES, uid=True),
+    "SELECT": Command(select.select, AUTH | SELECTED, select.parse_mailbox),
+    "STARTTLS": Command(starttls.cmd_starttls, NOTAUTH),
+    "STATUS": Command(folders.cmd_status, AUTH | SELECTED, folders.parse_status, EXPUNGES),
+    "STORE": Command(store.store, SELECTED, store.parse_store, NO_EXPUNGES, uid=True),
+    "SUBSCRIBE": Command(folders.cmd_subscribe, AUTH | SELECTED, folders.parse_one, EXPUNGES),
+    "UID": Command(None, SELECTED),
+    "UNSELECT": Command(unselect.cmd_unselect, SELECTED),
+    "UNSUBSCRIBE": Command(folders.cmd_unsubscribe, AUTH | SELECTED, folders.parse_one,
+                           EXPUNGES),
+    "X-EXIT": Command(basic.logout, ANY),       # Plan 9's LOGOUT without expunge: the same
+}
 
 
 def lookup(name: str, state: State) -> Command | None:
@@ -129,39 +85,31 @@ def lookup(name: str, state: State) -> Command | None:
     return c
 
 
-@dataclass(order=True)
-class Capability:
-    order: int
-    name: str = field(compare=False)
-    when: Callable[[Any], bool] | None = field(default=None, compare=False)
-
-
-CAPABILITIES: dict[str, Capability] = {}
-
-
-def capability(name: str, order: int, when: Callable[[Any], bool] | None = None) -> None:
-    """Advertise NAME in CAPABILITY, at position ORDER, when when(session) is true.
-
-    The order of Plan 9's line: IMAP4REV1 0, IDLE 10, NAMESPACE 20,
-    UIDPLUS 50, LOGINDISABLED 80, AUTH=CRAM-MD5 90, AUTH=PLAIN 91;
-    extensions go between 20 and 80.
-    """
-    CAPABILITIES[name] = Capability(order, name, when)
+# The CAPABILITY line in Plan 9's order (IMAP4REV1 IDLE NAMESPACE ...
+# LOGINDISABLED AUTH=CRAM-MD5 AUTH=PLAIN), our extensions in between; each
+# with the condition it is listed on, if any.
+CAPABILITIES: list[tuple[str, Callable[[Any], bool] | None]] = [
+    ("IMAP4REV1", None),
+    ("IDLE", None),
+    ("NAMESPACE", None),
+    ("CHILDREN", None),
+    ("LIST-EXTENDED", None),
+    ("SPECIAL-USE", None),
+    ("LIST-STATUS", None),
+    ("UNSELECT", None),
+    ("ID", None),
+    ("ENABLE", None),
+    ("MOVE", None),
+    ("UIDPLUS", None),          # UID EXPUNGE, COPYUID and APPENDUID
+    ("LITERAL+", None),         # parser.Framer takes {n+}
+    ("STARTTLS", starttls.offered),
+    ("LOGINDISABLED", lambda s: not auth.cleartext_ok(s)),
+    ("AUTH=CRAM-MD5", None),
+    ("AUTH=PLAIN", auth.cleartext_ok),
+]
 
 
 def capability_line(session: Any) -> str:
     """``CAPABILITY IMAP4REV1 ...`` for this session's state and options."""
-    names = [c.name for c in sorted(CAPABILITIES.values())
-             if c.when is None or c.when(session)]
-    return "CAPABILITY " + " ".join(names)
-
-
-def load_commands() -> None:
-    """Import every module of this package (except __main__), so that each
-    registers its commands: a new module needs no edit anywhere else."""
-    import importlib
-    import pkgutil
-    from pathlib import Path
-    for m in pkgutil.iter_modules([str(Path(__file__).parent)]):
-        if not m.name.startswith("_"):
-            importlib.import_module(f"{__package__}.{m.name}")
+    return "CAPABILITY " + " ".join(name for name, when in CAPABILITIES
+                                    if when is None or when(session))

@@ -2,13 +2,8 @@
 from __future__ import annotations
 
 from .select import close_box
-from .table import SELECTED, capability, command
 
 
-@command("UNSELECT", states=SELECTED)
 def cmd_unselect(s, req) -> None:
     close_box(s)
     s.ok(req, "completed")
-
-
-capability("UNSELECT", 40)

@@ -12,6 +12,8 @@ import os
 import time
 from email.utils import parsedate_tz
 
+from upas import config
+
 WHITE = b" \t\n\r\v\f"
 
 
@@ -341,8 +343,7 @@ class Ignore:
 
     @classmethod
     def default(cls) -> "Ignore":
-        root = os.environ.get("MAILROOT", "/mail")
-        return cls.load(os.path.join(root, "lib", "ignore"))
+        return cls.load(os.path.join(config.current().mailroot, "lib", "ignore"))
 
     def __call__(self, line: bytes) -> bool:
         low = line[:max((len(p) for p in self.prefixes), default=0)].lower()

@@ -19,16 +19,27 @@ import os
 import threading
 import time
 
+from upas import config
+
 RETRY = 0.5
-TIMEOUT = float(os.environ.get("UPAS_LOCK_TIMEOUT", 5 * 60))
-SESSION_TIMEOUT = float(os.environ.get("UPAS_SESSION_LOCK_TIMEOUT", 30))
+_sessions = False
 
 
 def for_sessions() -> None:
-    """This process answers clients: its lock waits are SESSION_TIMEOUT at
-    most (a client is not kept waiting minutes on someone else's lock)."""
-    global TIMEOUT
-    TIMEOUT = min(TIMEOUT, SESSION_TIMEOUT)
+    """This process answers clients: its lock waits are
+    $UPAS_SESSION_LOCK_TIMEOUT at most (a client is not kept waiting
+    minutes on someone else's lock)."""
+    global _sessions
+    _sessions = True
+
+
+def default_timeout() -> float:
+    """How long this process waits for a lock ($UPAS_LOCK_TIMEOUT, or less
+    after for_sessions)."""
+    cfg = config.current()
+    if _sessions:
+        return min(cfg.upas_lock_timeout, cfg.upas_session_lock_timeout)
+    return cfg.upas_lock_timeout
 
 
 # fcntl locks belong to the process, and closing any descriptor of the file
@@ -62,7 +73,7 @@ class MailLock:
 
     def __init__(self, dirpath: str, timeout: float | None = None):
         self.path = os.path.join(dirpath, "L.mbox")
-        self.timeout = TIMEOUT if timeout is None else timeout
+        self.timeout = default_timeout() if timeout is None else timeout
 
     def acquire(self) -> None:
         h = _record(self.path)

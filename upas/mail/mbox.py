@@ -22,10 +22,11 @@ import threading
 import time
 from typing import Callable, Iterator
 
+from upas import config
 from upas.mail import mboxindex, mime
-from upas.mail.safewrite import fsync_dir
 from upas.mail.header import Ignore
 from upas.mail.lock import LockError, MailLock
+from upas.mail.safewrite import fsync_dir
 
 _log = logging.getLogger("upas.fs9p.index")
 MBOXMODE = 0o600      # Plan 9: 0622, for deliveries by other users; ours run as one
@@ -33,11 +34,8 @@ TAIL = 4096                 # bytes of the file's end hashed for change detectio
 CACHE_BYTES = 8 << 20       # parsed messages kept while unreferenced
 CACHE_COUNT = 256
 COPY_CHUNK = 1 << 20
-READ_LOCK_WAIT = float(os.environ.get("UPASFS_READ_LOCK_WAIT", 2))
 REFRESH_POLL = 0.02        # seconds between a reader's tries at L.mbox
 RECENT = 16                 # 9front flag bits: a D d f r s S = 1 2 4 ... 64
-# seconds between writes of a changed index (the first read writes at once)
-INDEX_DELAY = float(os.environ.get("UPASFS_INDEX_DELAY", 30))
 INDEX_LOCK_WAIT = 0.5       # an index is not worth waiting longer for L.mbox
 
 
@@ -135,7 +133,7 @@ class Mailbox:
         self._offsets: tuple[Message, mime.Part] | None = None  # see offsets()
         self._expunging = False     # a ctl delete is purging
         if index is None:
-            index = mboxindex.ENABLED
+            index = config.current().upasfs_index
         self.index_path = mboxindex.path_for(path) if index and dolock else None
         self._details = mboxindex.Details()     # where messages' trees are kept
         self._idx_known: dict[bytes, mboxindex.Entry] | None = None
@@ -163,14 +161,14 @@ class Mailbox:
         reader): if someone holds the lock for long -- e.g. a client that
         consults the fs while holding it -- the last state is served.
         L.mbox is waited for without the mailbox's own lock held: holding
-        it for READ_LOCK_WAIT while deliveries kept L.mbox busy queued every
+        it for $UPASFS_READ_LOCK_WAIT while deliveries kept L.mbox busy queued every
         walk and read of the mailbox behind one reader (a pop3 session
         starved for a minute in the stress run).  A file whose stat is
         what it was when last read is not looked at again: no lock at all
         (every stat and listing of the mailbox directory comes here)."""
         if self._unchanged():
             return
-        deadline = time.monotonic() + READ_LOCK_WAIT
+        deadline = time.monotonic() + config.current().upasfs_read_lock_wait
         while True:
             try:
                 self.sync(0)            # one try at the file lock
@@ -381,8 +379,7 @@ class Mailbox:
             os.close(fd)
         if self._purge():
             self._rewrite()
-        if self._idx_dirty and (not self._idx_written or
-                                time.monotonic() - self._idx_written >= INDEX_DELAY):
+        if self._idx_dirty and (not self._idx_written or self._index_due()):
             self._write_index()
 
     def _filekey(self, fd: int, st: os.stat_result) -> tuple:
@@ -447,12 +444,16 @@ class Mailbox:
         m.fromlen, m.nids, m.sizes, m.detail, m.flags = e.fromlen, e.nids, e.sizes, e.detail, e.flags
         self.ids.last += e.nids - 1
 
+    def _index_due(self) -> bool:
+        return time.monotonic() - self._idx_written >= config.current().upasfs_index_delay
+
     def write_index(self, force: bool = False) -> None:
-        """Write the index if it changed and INDEX_DELAY has passed since
-        the last write (force: at once), if L.mbox can be had quickly."""
+        """Write the index if it changed and $UPASFS_INDEX_DELAY seconds
+        have passed since the last write (force: at once; the first read
+        writes at once), if L.mbox can be had quickly."""
         if not (self.index_path and self._idx_dirty):
             return
-        if not force and time.monotonic() - self._idx_written < INDEX_DELAY:
+        if not force and not self._index_due():
             return
         try:
             with self.lock, MailLock(self.lockdir(), INDEX_LOCK_WAIT):

@@ -28,11 +28,11 @@ yet).  Everything but the second line is keyed by the message's digest
 
 A new upasfs uses the index wholesale only if the mailbox file's key is
 the second line's and that key was `trusted` when written (the file's
-mtime and ctime older than the read by RACY_NS: a write in place within
-the file system's timestamp tick of the read could otherwise hide behind
-an unchanged stat -- git's "racily clean" rule).  Otherwise the file is
-read and hashed as without an index, each message's entry found by its
-digest instead of parsing it.  The file is replaced whole (tmp, fsync,
+mtime and ctime older than the read by $UPASFS_INDEX_RACY seconds: a
+write in place within the file system's timestamp tick of the read could
+otherwise hide behind an unchanged stat -- git's "racily clean" rule).
+Otherwise the file is read and hashed as without an index, each
+message's entry found by its digest instead of parsing it.  The file is replaced whole (tmp, fsync,
 rename, fsync of the directory) under L.mbox; a torn or corrupt one fails
 its checks and is not used.  Mode 0600: it holds header fields of the
 user's mail.  Deleting it is always safe.
@@ -48,16 +48,13 @@ import zlib
 from dataclasses import dataclass
 from typing import Callable, Iterable
 
+from upas import config
 from upas.mail import digestcache, mime
 
 MAGIC = b"upasfs index "
 VERSION = b"1"
 SUFFIX = ".upasfs.imp"
 MODE = 0o600
-# a file changed this recently may change again unseen (timestamp ticks of
-# the file systems we know are finer); UPASFS_INDEX_RACY: seconds
-RACY_NS = int(float(os.environ.get("UPASFS_INDEX_RACY", 2)) * 1e9)
-ENABLED = os.environ.get("UPASFS_INDEX", "1") != "0"
 _HEAD_MAX = 4096              # the two header lines are shorter than this
 _TRAILER = 75                 # b"%016d %016d %s\n" % (elen, dbytes, SHA-1 hex)
 _ROWS = 4096                  # entry lines made and written at a time
@@ -360,8 +357,11 @@ def foreign(path: str) -> bool:
 
 def is_trusted(key: tuple, read_ns: int) -> bool:
     """Was the file read at read_ns long enough after its last change that
-    a later write must show in its stat?"""
-    return read_ns - max(key[3], key[4]) >= RACY_NS
+    a later write must show in its stat?  (A file changed this recently
+    may change again unseen: timestamp ticks of the file systems we know
+    are finer than $UPASFS_INDEX_RACY.)"""
+    racy_ns = config.current().upasfs_index_racy * 1e9
+    return read_ns - max(key[3], key[4]) >= racy_ns
 
 
 def write(path: str, key: tuple, trusted: bool, entries: list[Entry],

@@ -93,6 +93,12 @@ class _Reader:
 _U8, _U16, _U32, _U64 = (struct.Struct(f) for f in ("<B", "<H", "<I", "<Q"))
 
 
+def names_of(path: str) -> list[str]:
+    """A `/`-separated path's elements, as a Twalk takes them (empty and
+    `.` elements dropped)."""
+    return [p for p in path.split("/") if p not in ("", ".")]
+
+
 def _pstr(s: str) -> bytes:
     b = s.encode("utf-8")
     if len(b) > 0xFFFF:

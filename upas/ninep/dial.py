@@ -13,6 +13,8 @@ import socket
 import stat
 import sys
 
+from upas import config
+
 from .server import Error
 
 
@@ -41,11 +43,12 @@ def namespace_dir() -> str:
     As in plan9port, a directory that exists with another mode or owner is
     refused ("bad name space dir"). An explicit $NAMESPACE is trusted, but
     created (0700) if missing so services can be posted in it."""
-    ns = os.environ.get("NAMESPACE")
+    cfg = config.current()
+    ns = cfg.namespace
     if ns:
         os.makedirs(ns, mode=0o700, exist_ok=True)
         return ns
-    disp = os.environ.get("DISPLAY")
+    disp = cfg.display
     if disp is None:
         if sys.platform != "darwin":
             raise Error("$NAMESPACE not set, $DISPLAY not set")

@@ -2,8 +2,9 @@
 
 One POP3 session on stdin/stdout (a socket, or a pair of pipes), as Plan 9's
 upas/pop3 run by listen(8).  The protocol is upas.pop3.protocol; this is the
-thin driver: flags, buffered I/O flushed before each read (which permits
-pipelining), STLS with Python's ssl, the failed-login sleeps.
+thin driver: flags, and the session's events carried out on the shared
+connection (upas/transport: output flushed before each read, which permits
+pipelining; STLS; the failed-login sleeps; the idle and login deadlines).
 
 -t takes a PEM file holding the certificate chain and its private key (Plan
 9 keeps the key in factotum; here it sits beside the certificate).  -e turns
@@ -20,26 +21,21 @@ ahead for an in-order download is kept (mailbox.py).
 from __future__ import annotations
 
 import os
-import select
-import socket
-import stat
 import sys
-import time
 from collections import deque
-from typing import TYPE_CHECKING, BinaryIO, Callable
+from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable
 
+from upas import config
 from upas.mail import lock
-from upas.pop3.protocol import (OVERLONG, Close, LineSplitter, Session, Sleep,
-                                StartTLS)
+from upas.pop3.protocol import OVERLONG, LineSplitter, Session
+from upas.transport.conn import Conn, Deadlines, peer_address
+from upas.transport.events import Close, Event, Hangup, StartTLS
+from upas.transport.tls import server_context
 
 if TYPE_CHECKING:
     import ssl                 # imported for -t and STLS only (start-up time)
 
 ARGFLAGS = "adrt"          # flags that take a value (EARGF)
-BUFMAX = 64 * 1024         # flush the output buffer beyond this
-IOV_MAX = 512              # buffers handed to one writev
-IDLE_TIMEOUT = float(os.environ.get("POP3_IDLE_TIMEOUT", 10 * 60))
-LOGIN_TIMEOUT = float(os.environ.get("POP3_LOGIN_TIMEOUT", 60))
 USAGE = "usage: upas/pop3 [-a authmboxfile] [-d debugfile] [-p] [-r remote] [-t cert]\n"
 
 
@@ -77,158 +73,6 @@ def parse_flags(argv: list[str]) -> list[tuple[str, str]]:
     return out
 
 
-# ---------------------------------------------------------------- transport
-class Conn:
-    """stdin/stdout with an output buffer; TLS on a socket or on pipes."""
-
-    def __init__(self, rfd: int = 0, wfd: int = 1):
-        self.rfd, self.wfd = rfd, wfd
-        self.out: list[bytes] = []     # written, not yet sent: sent by writev
-        self.outlen = 0
-        self.sock: socket.socket | None = None
-        if stat.S_ISSOCK(os.fstat(rfd).st_mode):
-            self.sock = socket.socket(fileno=os.dup(rfd))
-        self.tls: ssl.SSLSocket | ssl.SSLObject | None = None
-        self._bio_in: ssl.MemoryBIO | None = None
-        self._bio_out: ssl.MemoryBIO | None = None
-
-    def peer(self) -> str | None:
-        if self.sock is None:
-            return None
-        try:
-            addr = self.sock.getpeername()
-        except OSError:
-            return None
-        return addr[0] if isinstance(addr, tuple) else None
-
-    # -- raw I/O
-    # (TLS on a socket is an SSLSocket; on pipes an SSLObject with BIOs)
-    def _recv(self) -> bytes:
-        if self.tls is None:
-            return os.read(self.rfd, BUFMAX)
-        if self._bio_in is None:
-            return self.tls.recv(BUFMAX)
-        return self._bio_read()
-
-    def _send(self, chunks: list[bytes]) -> None:
-        if self.tls is None:
-            _writev_all(self.wfd, chunks)
-            return
-        data = b"".join(chunks)
-        if self._bio_in is None:
-            self.tls.sendall(data)
-        else:
-            self.tls.write(data)
-            self._bio_flush()
-
-    # -- buffered
-    def recv(self, idle: Callable[[], None] | None = None,
-             until: float | None = None) -> bytes:
-        """Bytes, or b"" at EOF; TimeoutError if none come before the
-        monotonic time `until`.  `idle` runs once the output is sent,
-        before waiting."""
-        self.flush()
-        if idle is not None:
-            idle()
-        wait = None if until is None else max(0.0, until - time.monotonic())
-        try:
-            if not self._pending() and not select.select([self.rfd], [], [], wait)[0]:
-                raise TimeoutError
-            return self._recv()
-        except TimeoutError:
-            raise
-        except OSError:             # ssl.SSLError and ConnectionError too
-            return b""
-
-    def _pending(self) -> bool:
-        """Decrypted bytes already buffered by TLS (select cannot see them)."""
-        if self.tls is None:
-            return False
-        return self.tls.pending() > 0 or bool(self._bio_in and self._bio_in.pending)
-
-    def write(self, data: bytes) -> None:
-        self.out.append(data)
-        self.outlen += len(data)
-        if self.outlen >= BUFMAX:
-            self.flush()
-
-    def flush(self) -> None:
-        if self.out:
-            chunks, self.out, self.outlen = self.out, [], 0
-            self._send(chunks)
-
-    # -- TLS
-    def start_tls(self, ctx: ssl.SSLContext) -> str:
-        import ssl
-        self.flush()
-        if self.sock is not None:
-            self.tls = ctx.wrap_socket(self.sock, server_side=True)
-        else:
-            self._bio_in, self._bio_out = ssl.MemoryBIO(), ssl.MemoryBIO()
-            obj = ctx.wrap_bio(self._bio_in, self._bio_out, server_side=True)
-            self._pump(obj.do_handshake)
-            self.tls = obj
-        return f"{self.tls.version()} {self.tls.cipher()[0]}"
-
-    def _pump(self, op: Callable[[], object]) -> object:
-        """Run an SSLObject call, moving bytes between the BIOs and the fds."""
-        import ssl
-        while True:
-            try:
-                result = op()
-            except ssl.SSLWantReadError:
-                self._bio_flush()
-                data = os.read(self.rfd, BUFMAX)
-                if not data:
-                    self._bio_in.write_eof()
-                else:
-                    self._bio_in.write(data)
-                continue
-            self._bio_flush()
-            return result
-
-    def _bio_read(self) -> bytes:
-        import ssl
-        try:
-            return self._pump(lambda: self.tls.read(BUFMAX))
-        except ssl.SSLZeroReturnError:
-            return b""
-
-    def _bio_flush(self) -> None:
-        data = self._bio_out.read()
-        if data:
-            _write_all(self.wfd, data)
-
-    def close(self) -> None:
-        try:
-            self.flush()
-        except OSError:
-            pass
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        view = view[n:]
-
-
-def _writev_all(fd: int, chunks: list) -> None:
-    """Send the chunks as they are (no joining copy), IOV_MAX at a time."""
-    i = 0
-    while i < len(chunks):
-        batch = chunks[i:i + IOV_MAX]
-        n = os.writev(fd, batch)
-        for c in batch:
-            if n < len(c):
-                break
-            n -= len(c)
-            i += 1
-        else:
-            continue
-        chunks[i] = memoryview(chunks[i])[n:]   # partly written: the rest
-
-
 # ---------------------------------------------------------------- main
 class Options:
     def __init__(self) -> None:
@@ -240,15 +84,7 @@ class Options:
         self.extensions = False
 
 
-def tls_context(certfile: str) -> ssl.SSLContext:
-    import ssl
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(certfile)
-    return ctx
-
-
-def options(flags: list[tuple[str, str]], conn: Conn) -> Options | str:
+def options(flags: list[tuple[str, str]], fd: int = 0) -> Options | str:
     """Options, or the text of a fatal -ERR (as Plan 9, before the greeting)."""
     o = Options()
     for c, value in flags:
@@ -263,87 +99,89 @@ def options(flags: list[tuple[str, str]], conn: Conn) -> Options | str:
             o.peer = value.split("!", 1)[0][:63]
         elif c == "t":
             try:
-                o.tls_ctx = tls_context(value)
+                o.tls_ctx = server_context(value)
             except (OSError, ValueError) as e:     # ssl.SSLError is an OSError
                 return f"cannot read TLS certificate: {getattr(e, 'strerror', None) or e}"
         elif c == "e":
             o.extensions = True
     if o.peer is None:
-        o.peer = conn.peer()
+        o.peer = peer_address(fd)
     return o
 
 
-def delay_scale() -> float:
-    try:
-        return float(os.environ.get("POP3_DELAY_SCALE", "1"))
-    except ValueError:
-        return 1.0
-
-
-def serve(session: Session, conn: Conn, tls_ctx: ssl.SSLContext | None,
-          debug: Callable[[bytes], None] | None) -> None:
+class Driver:
     """The command loop: read, answer every complete line, flush, repeat.
     A session that sends no whole line for POP3_IDLE_TIMEOUT seconds
     (default 10 minutes, RFC 1939's minimum autologout timer), or is not
     logged in POP3_LOGIN_TIMEOUT seconds after it connected, is closed
-    without a reply (RFC 1939 section 3), deleting nothing; bytes alone
-    restart no timer, so a byte every few minutes holds no session."""
-    splitter = LineSplitter()
-    pending: deque = deque()     # lines read but not yet answered
-    login_until = time.monotonic() + LOGIN_TIMEOUT
-    if not _carry_out(session.start(), session, conn, splitter, tls_ctx, debug):
-        return
-    idle_until = time.monotonic() + IDLE_TIMEOUT
-    eof = False
-    while True:
-        if not pending:
-            if eof:
-                return
-            try:
-                data = conn.recv(session.idle, idle_until if session.loggedin
-                                 else min(idle_until, login_until))
-            except TimeoutError:
-                if debug:
-                    debug(b"<timeout: session closed>\n")
-                return
-            if data:
-                pending.extend(splitter.feed(data))
-            else:
-                eof = True
-                pending.extend(splitter.eof())
-            continue
-        item = pending.popleft()
-        events = session.overlong() if item is OVERLONG else session.handle(item)
-        if not _carry_out(events, session, conn, splitter, tls_ctx, debug, pending):
+    without a reply (RFC 1939 section 3), deleting nothing."""
+
+    def __init__(self, session: Session, conn: Conn, tls_ctx: ssl.SSLContext | None,
+                 debug: Callable[[bytes], None] | None):
+        self.session, self.conn, self.tls_ctx, self.debug = session, conn, tls_ctx, debug
+        cfg = config.current()
+        self.clock = Deadlines(cfg.pop3_idle_timeout, cfg.pop3_login_timeout)
+        self.splitter = LineSplitter()
+        self.pending: deque = deque()     # lines read but not yet answered
+
+    def run(self) -> None:
+        session, pending = self.session, self.pending
+        if not self.carry_out(session.start()):
             return
-        idle_until = time.monotonic() + IDLE_TIMEOUT    # from the answer on
+        self.clock.restart()
+        eof = False
+        while True:
+            if not pending:
+                if eof:
+                    return
+                try:
+                    data = self.conn.recv(self.deadline(), session.idle)
+                except TimeoutError:
+                    if self.debug:
+                        self.debug(b"<timeout: session closed>\n")
+                    return
+                if data:
+                    pending.extend(self.splitter.feed(data))
+                else:
+                    eof = True
+                    pending.extend(self.splitter.eof())
+                continue
+            item = pending.popleft()
+            events = session.overlong() if item is OVERLONG else session.handle(item)
+            if not self.carry_out(events):
+                return
+            self.clock.restart()             # from the answer on
 
+    def deadline(self) -> float:
+        return self.clock.next(self.session.loggedin)[0]
 
-def _carry_out(events, session, conn, splitter, tls_ctx, debug, pending=None) -> bool:
-    """Do what the session asked; False when the session is over."""
-    for ev in events:
-        if isinstance(ev, bytes):
-            conn.write(ev)
-        elif isinstance(ev, Sleep):
-            time.sleep(max(ev.seconds, 0))
-        elif isinstance(ev, StartTLS):
-            # plaintext the client pipelined after STLS is not to be trusted
-            splitter.discard()
-            if pending is not None:
-                pending.clear()
-            try:
-                info = conn.start_tls(tls_ctx)
-            except OSError as e:                   # ssl.SSLError too
-                if debug:
-                    debug(f"tls: handshake failed: {e}\n".encode())
+    def carry_out(self, events: Iterable[Event]) -> bool:
+        """Do what the session asked; False when the session is over."""
+        for ev in events:
+            if isinstance(ev, StartTLS):
+                if not self.start_tls():
+                    return False
+            elif isinstance(ev, Close):
+                self.conn.close()
                 return False
-            if debug:
-                debug(f"tls: {info}\n".encode())
-            session.tls_started()
-        elif isinstance(ev, Close):
-            conn.close()
+            else:
+                self.conn.emit(ev)
+        return True
+
+    def start_tls(self) -> bool:
+        # plaintext the client pipelined after STLS is not to be trusted
+        self.splitter.discard()
+        self.pending.clear()
+        try:
+            info = self.conn.start_tls(self.tls_ctx, self.deadline())
+        except OSError as e:                   # ssl.SSLError, TimeoutError too
+            if self.debug:
+                self.debug(f"tls: handshake failed: {e}\n".encode())
             return False
-    return True
+        if self.debug:
+            self.debug(f"tls: {info}\n".encode())
+        self.session.tls_started()
+        return True
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -359,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write(USAGE)
         return 1
     conn = Conn()
-    opts = options(flags, conn)
+    opts = options(flags)
     if isinstance(opts, str):
         conn.write(f"-ERR {opts}\r\n".encode())
         conn.close()
@@ -369,20 +207,14 @@ def main(argv: list[str] | None = None) -> int:
     session = Session(FactotumAuth(), host, allow_clear=opts.allow_clear,
                       tls_cert=opts.tls_ctx is not None, peer=opts.peer,
                       preauth_box=opts.preauth, extensions=opts.extensions,
-                      delay_scale=delay_scale(), debug=debug, guard=Guard(opts.peer))
+                      delay_scale=config.current().pop3_delay_scale, debug=debug, guard=Guard(opts.peer))
     try:
-        serve(session, conn, opts.tls_ctx, debug)
-    except (BrokenPipeError, ConnectionError) + _tls_errors():
+        Driver(session, conn, opts.tls_ctx, debug).run()
+    except Hangup:
         pass   # the client went away: nothing more to do, nothing deleted
     finally:
         host.close()
     return 0
-
-
-def _tls_errors() -> tuple:
-    """ssl.SSLError if TLS was used (without it, no such error is raised)."""
-    ssl = sys.modules.get("ssl")
-    return (ssl.SSLError,) if ssl is not None else ()
 
 
 if __name__ == "__main__":

@@ -24,10 +24,10 @@ answered as if it had come when the copy was read.
 """
 from __future__ import annotations
 
-import os
 import time
 from typing import Callable, Iterator, Sequence
 
+from upas import config
 from upas import ns as nsmod
 from upas.mail.fsview import CHUNK, FsView
 from upas.pop3.protocol import MailboxError, MessageInfo, atoi
@@ -39,8 +39,6 @@ ONE_READ = 1 << 20        # RETR reads a message up to this size at once
 AHEAD_MAX = 32            # messages read ahead for an in-order download,
 AHEAD_ONE = CHUNK         # each at most this long,
 AHEAD_BYTES = 512 * 1024  # all together at most this
-# seconds a copy read ahead may wait for its RETR (then it is read again)
-AHEAD_TTL = float(os.environ.get("POP3_READAHEAD_TTL", 1))
 
 
 class FsMailbox:
@@ -196,31 +194,31 @@ class FsMailbox:
         self._pending = (nums, finish, time.monotonic())
 
     def _take(self, fsnum: int) -> bytes | None:
-        """fsnum's raw if it was read ahead less than AHEAD_TTL s ago."""
+        """fsnum's raw if it was read ahead less than $POP3_READAHEAD_TTL s ago."""
         if self._pending is not None and (fsnum in self._pending[0] or fsnum not in self._ahead):
             self._collect()
         got = self._ahead.pop(fsnum, None)
-        if got is None or time.monotonic() - got[1] > AHEAD_TTL:
+        if got is None or time.monotonic() - got[1] > config.current().pop3_readahead_ttl:
             return None
         return got[0]
 
     def _collect(self) -> None:
-        """The replies to the prefetch; copies older than AHEAD_TTL go."""
+        """The replies to the prefetch; copies older than $POP3_READAHEAD_TTL go."""
         nums, finish, at = self._pending
         self._pending = None
         try:
             got = finish()
         except nsmod.Error as e:
             raise MailboxError(str(e)) from None
-        now = time.monotonic()
-        self._ahead = {n: v for n, v in self._ahead.items() if now - v[1] <= AHEAD_TTL}
+        now, ttl = time.monotonic(), config.current().pop3_readahead_ttl
+        self._ahead = {n: v for n, v in self._ahead.items() if now - v[1] <= ttl}
         self._ahead.update((n, (d, at)) for n, d in zip(nums, got) if d is not None)
 
     def _read_ahead(self, fsnum: int) -> bytes | None:
         """raw of fsnum by one pipelined read; when the client goes through
         the messages in order (this one follows the last RETR), the small
         messages after it come in the same round trip, for the next RETRs.
-        (raw never changes in upasfs; a copy is kept for AHEAD_TTL seconds.)"""
+        (raw never changes in upasfs; a copy is kept for $POP3_READAHEAD_TTL seconds.)"""
         nums = self._batch(fsnum) if fsnum == self._next else [fsnum]
         try:
             got = self.view.read_many(_raw(nums), max(ONE_READ, AHEAD_ONE))

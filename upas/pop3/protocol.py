@@ -19,32 +19,13 @@ from typing import Callable, Iterable, Iterator, Protocol, Sequence, Union
 from lib import username
 from upas.loginfail import FIRST_DELAY, MAX_DELAY, MAX_FAILURES, REFUSED
 from upas.ns import cleanname
+from upas.transport.events import Close, Event, Sleep, StartTLS
 
 MAXLINE = 1024          # Plan 9's command buffer: a line may hold 1023 bytes
 MAXREPLY = 1023         # one formatted reply text, as vseprint into buf[1024]
 BOXPATH_MAX = 256 - 7   # "/mail/box/ARG" is cut so that "/mbox" still fits
 GUESSER_AT = 3
 IMPLEMENTATION = "upas-py-pop3"
-
-
-# ---------------------------------------------------------------- events
-@dataclass(frozen=True)
-class Sleep:
-    """Wait this many seconds before carrying out the next event."""
-    seconds: float
-
-
-@dataclass(frozen=True)
-class StartTLS:
-    """Flush what was sent, then run the TLS server handshake."""
-
-
-@dataclass(frozen=True)
-class Close:
-    """Flush what was sent and end the session."""
-
-
-Event = Union[bytes, Sleep, StartTLS, Close]
 
 
 # ---------------------------------------------------------------- collaborators

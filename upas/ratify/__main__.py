@@ -17,6 +17,7 @@ import os
 import signal
 import sys
 
+from upas import config
 from upas.ninep.dial import namespace_dir, post
 from upas.ninep.server import Server
 
@@ -36,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     if args:
         print(USAGE, file=sys.stderr)
         return 1
-    root = os.environ.get("MAILROOT") or "/mail"
+    root = config.current().mailroot
     conf = os.path.join(root, "lib", "smtpd.conf.ext")
     ctl = os.path.join(root, "lib", "blocked")
     service, debug = "ratify", False
