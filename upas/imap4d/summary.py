@@ -1,0 +1,189 @@
+"""What SORT and THREAD compare of a message (RFC 5256, RFC 5957), made
+once from its header and From line and kept by digest.
+
+A Summary is computed from the content alone, so it is kept in the
+mailbox's digest cache (digestcache.py) under SORT, beside the FETCH
+answers, and in the message's in-memory cache: sorting 10,000 messages
+again reads no message (Dovecot keeps the same in its index cache).
+Strings are compared as RFC 5256 says, with i;ascii-casemap: the UTF-8
+octets with ASCII letters in upper case (`collate`).
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import astuple, dataclass
+from typing import TYPE_CHECKING
+
+from upas.imap4d import dates, digestcache
+from upas.imap4d import envelope as env
+from upas.imap4d import fetch
+from upas.imap4d import parser as p
+from upas.imap4d.prefetch import evaluate
+from upas.imap4d.search import decoded
+
+if TYPE_CHECKING:
+    from upas.imap4d.mailbox import Mailbox, Message
+
+KEY = "SORT"                     # the digest cache's key for a Summary
+FILES = ["rawheader", "unixheader"]
+_MEMO = ":summary"               # in Message.cache (no file name begins with ':')
+
+
+@dataclass(frozen=True)
+class Summary:
+    arrival: int                 # internal date, UTC seconds
+    date: int                    # sent date (Date:), else the internal date
+    subject: str                 # the base subject (RFC 5256 2.1)
+    reply: bool                  # its extraction took off a reply/forward marker
+    from_: str                   # addr-mailbox of the first From address
+    to: str
+    cc: str
+    display_from: str            # RFC 5957: display name, else mailbox@host
+    display_to: str
+    msgid: str                   # Message-ID, "" if none
+    refs: tuple[str, ...]        # References, else In-Reply-To's first id
+
+
+def collate(s: str) -> bytes:
+    """i;ascii-casemap (RFC 4790): octets, a-z compared as A-Z."""
+    return s.encode("utf-8", "surrogateescape").upper()
+
+
+# ------------------------------------------------------------ base subject
+
+_SPACES = re.compile(r"[ \t\r\n]+")
+_BLOB = r"\[[^\[\]]*\][ \t]*"
+_REFWD = r"(?:re|fwd?)[ \t]*(?:" + _BLOB + r")?:"
+_LEADER = re.compile(r"(?:" + _BLOB + r")*" + _REFWD + r"|[ \t]", re.I)
+_BLOB_AT_START = re.compile(_BLOB)
+
+
+def base_subject(subject: str) -> tuple[str, bool]:
+    """RFC 5256 2.1's base subject of an (already decoded) subject, and
+    whether the extraction removed a reply or forward marker."""
+    s = _SPACES.sub(" ", subject)
+    reply = False
+    while True:
+        while True:                                      # (2) trailers
+            if s.endswith(" "):
+                s = s[:-1]
+            elif s[-5:].lower() == "(fwd)":
+                s, reply = s[:-5], True
+            else:
+                break
+        while True:                                      # (3)-(5) leaders, blobs
+            m = _LEADER.match(s)
+            if m and m.end():
+                reply = reply or not m.group().isspace()
+                s = s[m.end():]
+                continue
+            m = _BLOB_AT_START.match(s)
+            if m and s[m.end():].strip(" \t"):
+                s = s[m.end():]
+                continue
+            break
+        if s[:5].lower() == "[fwd:" and s.endswith("]"):   # (6)
+            s, reply = s[5:-1], True
+            continue
+        return s, reply
+
+
+# ------------------------------------------------------------ computing
+
+_MSGID = re.compile(rb"<[^<>\s]+>")
+
+
+def _first(hdr: bytes, name: str, site: str) -> env.Address | None:
+    """The first address (not a group's start or end) of a field."""
+    for a in env.parse_addresses(env.field(hdr, name), site):
+        if a.mailbox is not None and a.host is not None:
+            return a
+    return None
+
+
+def _mailbox(a: env.Address | None) -> str:
+    return a.mailbox.decode("utf-8", "replace") if a and a.mailbox else ""
+
+
+def _display(a: env.Address | None) -> str:
+    if a is None:
+        return ""
+    if a.personal:
+        name = decoded(a.personal).strip()
+        if name:
+            return name
+    return (a.mailbox + b"@" + a.host).decode("utf-8", "replace")
+
+
+def compute(rawheader: bytes, unixheader: bytes, site: str) -> Summary:
+    arrival = dates.internal_time(unixheader)
+    sent = dates.sent_time(rawheader)
+    subject, reply = base_subject(decoded(env.field(rawheader, "subject") or b""))
+    frm, to = _first(rawheader, "from", site), _first(rawheader, "to", site)
+    mid = _MSGID.findall(env.field(rawheader, "message-id") or b"")
+    refs = _MSGID.findall(env.field(rawheader, "references") or b"") or \
+        _MSGID.findall(env.field(rawheader, "in-reply-to") or b"")[:1]
+    return Summary(arrival, arrival if sent is None else sent, subject, reply,
+                   _mailbox(frm), _mailbox(to), _mailbox(_first(rawheader, "cc", site)),
+                   _display(frm), _display(to),
+                   mid[0].decode("latin-1") if mid else "",
+                   tuple(r.decode("latin-1") for r in refs))
+
+
+def encode(s: Summary) -> bytes:
+    return json.dumps(astuple(s), ensure_ascii=True, separators=(",", ":")).encode()
+
+
+def decode(v: bytes) -> Summary | None:
+    try:
+        x = json.loads(v)
+        return Summary(*x[:10], tuple(x[10]))
+    except (ValueError, TypeError, IndexError):
+        return None
+
+
+# ------------------------------------------------------------ many messages
+
+def kept_cache(box: "Mailbox", site: str, n: int) -> digestcache.DigestCache | None:
+    return digestcache.for_box(box.ns, box.path, site) \
+        if digestcache.worth(box.ns, box.path, site, n) else None
+
+
+def summaries(box: "Mailbox", msgs: list["Message"], site: str,
+              kept: digestcache.DigestCache | None) -> list[Summary]:
+    """The Summary of each message: remembered, kept, or computed from
+    the files of those that have none (read many at a time)."""
+    todo = []
+    for m in msgs:
+        if _MEMO not in m.cache:
+            got = decode(kept.get(m.digest, KEY) or b"") if kept is not None else None
+            if got is None:
+                todo.append(m)
+            else:
+                m.cache[_MEMO] = got
+    if todo:
+        def one(m: "Message") -> Summary:
+            return compute(box.read(m, "rawheader"), box.read(m, "unixheader"), site)
+        for m, sm in evaluate(box, todo, one, lambda m: FILES):
+            m.cache[_MEMO] = sm
+            if kept is not None:
+                kept.put(m.digest, KEY, encode(sm))
+    return [m.cache[_MEMO] for m in msgs]
+
+
+def sizes(box: "Mailbox", msgs: list["Message"], site: str,
+          kept: digestcache.DigestCache | None) -> list[int]:
+    """RFC822.SIZE of each message, as FETCH gives (and keeps) it."""
+    att = p.FetchAtt("RFC822.SIZE")
+    todo = [m for m in msgs if "size" not in m.cache]
+    for m, item in evaluate(box, todo, lambda m: fetch.kept_item(box, m, att, site, kept),
+                            fetch.first_files([att], kept)):
+        m.cache["size"] = int(item.split()[1])
+    return [m.cache["size"] for m in msgs]
+
+
+def flush(box: "Mailbox", kept: digestcache.DigestCache | None) -> None:
+    """Write what was added to the cache (as FETCH does)."""
+    if kept is not None and kept.pending:      # (the set costs O(mailbox))
+        kept.flush({m.digest for m in box.msgs if not m.expunged})
