@@ -14,7 +14,7 @@ from upas.imap4d import esearch, search, summary
 from upas.imap4d import parser as p
 from upas.imap4d.mailbox import Message
 from upas.imap4d.request import Request
-from upas.imap4d.summary import Summary, collate
+from upas.imap4d.summary import Summary, collate, collate_unicode
 
 # sort key -> what it compares of a message's Summary (SIZE: its size)
 KEYS: dict[str, Callable[[Summary], object]] = {
@@ -24,8 +24,8 @@ KEYS: dict[str, Callable[[Summary], object]] = {
     "FROM": lambda x: collate(x.from_),
     "SUBJECT": lambda x: collate(x.subject),
     "TO": lambda x: collate(x.to),
-    "DISPLAYFROM": lambda x: x.display_from.casefold(),    # i;unicode-casemap, roughly
-    "DISPLAYTO": lambda x: x.display_to.casefold(),
+    "DISPLAYFROM": lambda x: collate_unicode(x.display_from),
+    "DISPLAYTO": lambda x: collate_unicode(x.display_to),
     "SIZE": lambda x: 0,
 }
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from dataclasses import astuple, dataclass
 from typing import TYPE_CHECKING
 
@@ -48,6 +49,13 @@ class Summary:
 def collate(s: str) -> bytes:
     """i;ascii-casemap (RFC 4790): octets, a-z compared as A-Z."""
     return s.encode("utf-8", "surrogateescape").upper()
+
+
+def collate_unicode(s: str) -> bytes:
+    """i;unicode-casemap (RFC 5051), SORT=DISPLAY's: each character's
+    titlecase, then NFKD; compared as UTF-8 octets."""
+    return unicodedata.normalize("NFKD", "".join(c.title() for c in s)).encode(
+        "utf-8", "surrogateescape")
 
 
 # ------------------------------------------------------------ base subject
@@ -95,11 +103,10 @@ _MSGID = re.compile(rb"<[^<>\s]+>")
 
 
 def _first(hdr: bytes, name: str, site: str) -> env.Address | None:
-    """The first address (not a group's start or end) of a field."""
-    for a in env.parse_addresses(env.field(hdr, name), site):
-        if a.mailbox is not None and a.host is not None:
-            return a
-    return None
+    """The first address of a field as ENVELOPE has it: a group's start
+    is one, its name the mailbox (`undisclosed-recipients:;`, as Dovecot)."""
+    addrs = env.parse_addresses(env.field(hdr, name), site)
+    return addrs[0] if addrs else None
 
 
 def _mailbox(a: env.Address | None) -> str:
@@ -113,7 +120,8 @@ def _display(a: env.Address | None) -> str:
         name = decoded(a.personal).strip()
         if name:
             return name
-    return (a.mailbox + b"@" + a.host).decode("utf-8", "replace")
+    spec = b"@".join(x for x in (a.mailbox, a.host) if x)
+    return spec.decode("utf-8", "replace")
 
 
 def compute(rawheader: bytes, unixheader: bytes, site: str) -> Summary:
