@@ -80,7 +80,7 @@ tagged-ext-simple = sequence-set / number
 tagged-ext-comp = tagged-ext-comp-item *(SP tagged-ext-comp-item)
 tagged-ext-comp-item = astring / "(" tagged-ext-comp ")"
 status-att-list = status-att SP number *(SP status-att SP number)
-status-att      = "MESSAGES" / "RECENT" / "UIDNEXT" / "UIDVALIDITY" / "UNSEEN" / "SIZE"
+status-att      = "MESSAGES" / "RECENT" / "UIDNEXT" / "UIDVALIDITY" / "UNSEEN" / "SIZE" / "DELETED-STORAGE"
 mailbox         = "INBOX" / astring
 
 message-data    = nz-number SP ("EXPUNGE" / ("FETCH" SP msg-att))

@@ -195,3 +195,19 @@ def flush(box: "Mailbox", kept: digestcache.DigestCache | None) -> None:
     """Write what was added to the cache (as FETCH does)."""
     if kept is not None and kept.pending:      # (the set costs O(mailbox))
         kept.flush({m.digest for m in box.msgs if not m.expunged})
+
+
+def status_sizes(box: "Mailbox", site: str, items: set[str]) -> dict[str, int]:
+    """STATUS's SIZE (RFC 8438: octets, the sum of the messages'
+    RFC822.SIZE) and DELETED-STORAGE (RFC 9208: KiB, rounded up, of the
+    \\Deleted ones), as asked; the sizes kept as FETCH keeps them."""
+    if not items & {"SIZE", "DELETED-STORAGE"}:
+        return {}
+    live = [m for m in box.msgs if not m.expunged]
+    kept = kept_cache(box, site, len(live))
+    try:
+        octets = sizes(box, live, site, kept)
+    finally:
+        flush(box, kept)
+    deleted = sum(n for m, n in zip(live, octets) if "\\Deleted" in m.flags)
+    return {"SIZE": sum(octets), "DELETED-STORAGE": (deleted + 1023) // 1024}

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from upas.imap4d import (append, auth, basic, copy, expunge, fetch, folders, ident,
-                         idle, listing, move, search, select, sort, starttls, store,
+                         idle, listing, move, quota, search, select, sort, starttls, store,
                          thread, unselect)
 from upas.imap4d.request import ANY, AUTH, NOTAUTH, SELECTED, State
 
@@ -54,6 +54,8 @@ COMMANDS: dict[str, Command] = {
     "EXPUNGE": Command(expunge.expunge_handler, SELECTED, expunge.parse_expunge,
                        uid=True, optional=True),
     "FETCH": Command(fetch.fetch, SELECTED, fetch.parse_fetch, NO_EXPUNGES, uid=True),
+    "GETQUOTA": Command(quota.cmd_getquota, AUTH | SELECTED, quota.parse_root, EXPUNGES),
+    "GETQUOTAROOT": Command(quota.cmd_getquotaroot, AUTH | SELECTED, quota.parse_root, EXPUNGES),
     "ID": Command(ident.cmd_id, ANY, ident.parse_id),
     "IDLE": Command(idle.cmd_idle, AUTH | SELECTED, updates=EXPUNGES),
     "LIST": Command(listing.cmd_list, AUTH | SELECTED, listing.parse_list, EXPUNGES),
@@ -112,6 +114,9 @@ CAPABILITIES: list[tuple[str, Callable[[Any], bool] | None]] = [
     ("ESORT", None),
     ("SEARCHRES", None),
     ("WITHIN", None),
+    ("STATUS=SIZE", None),
+    ("QUOTA", None),
+    ("QUOTA=RES-STORAGE", None),
     ("UIDPLUS", None),          # UID EXPUNGE, COPYUID and APPENDUID
     ("LITERAL+", None),         # parser.Framer takes {n+}
     ("STARTTLS", starttls.offered),
