@@ -16,7 +16,8 @@ from upas.imap4d.mailbox import Message
 from upas.imap4d.request import Request
 from upas.imap4d.summary import Summary, collate, collate_unicode
 
-# sort key -> what it compares of a message's Summary (SIZE: its size)
+# sort key -> what it compares of a message's Summary; SIZE compares
+# RFC822.SIZE (summary.sizes), not kept in a Summary
 KEYS: dict[str, Callable[[Summary], object]] = {
     "ARRIVAL": lambda x: x.arrival,
     "CC": lambda x: collate(x.cc),
@@ -26,8 +27,8 @@ KEYS: dict[str, Callable[[Summary], object]] = {
     "TO": lambda x: collate(x.to),
     "DISPLAYFROM": lambda x: collate_unicode(x.display_from),
     "DISPLAYTO": lambda x: collate_unicode(x.display_to),
-    "SIZE": lambda x: 0,
 }
+CRITERIA = {*KEYS, "SIZE"}
 
 
 def parse_sort(r: p.Reader):
@@ -40,7 +41,7 @@ def parse_sort(r: p.Reader):
         if reverse:
             r.sp()
             word = r.atom().upper()
-        if word not in KEYS:
+        if word not in CRITERIA:
             raise p.ParseError("unknown sort criterion")
         return word, reverse
     criteria = r.paren_list(criterion, empty_ok=False)
@@ -54,17 +55,16 @@ def order(s, msgs: list[Message], criteria: list[tuple[str, bool]]) -> list[Mess
     """msgs (in mailbox order) in the order of the criteria."""
     box, site = s.box, s.opts.site
     kept = summary.kept_cache(box, site, len(msgs))
+    names = {name for name, _ in criteria}
+    values: dict[str, list] = {}
     try:
-        values: dict[str, list] = {}
-        if any(name != "SIZE" for name, _ in criteria):
+        if names & set(KEYS):
             sums = summary.summaries(box, msgs, site, kept)
-        if any(name == "SIZE" for name, _ in criteria):
+            values = {name: [KEYS[name](x) for x in sums] for name in names & set(KEYS)}
+        if "SIZE" in names:
             values["SIZE"] = summary.sizes(box, msgs, site, kept)
     finally:
         summary.flush(box, kept)
-    for name, _ in criteria:
-        if name not in values:
-            values[name] = [KEYS[name](x) for x in sums]
     index = list(range(len(msgs)))
     for name, reverse in reversed(criteria):
         v = values[name]
