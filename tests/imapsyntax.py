@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import functools
 import re
+import zlib
 
 from abnf import Rule as _Rule
 from abnf.grammars.misc import load_grammar_rules
@@ -225,7 +226,8 @@ class ReplyChecker:
     """Cuts a server's byte stream into responses (a line, and a literal and
     the rest of the line after each `{n}` at its end) and keeps those the
     grammar refuses.  Once a STARTTLS the client sent is answered OK the
-    rest is TLS, not checked."""
+    rest is TLS, not checked; once a COMPRESS DEFLATE is answered OK the
+    rest is inflated (RFC 4978) and checked."""
 
     def __init__(self) -> None:
         self.buf = bytearray()
@@ -233,15 +235,26 @@ class ReplyChecker:
         self.checked = 0
         self.stopped = False
         self._starttls: set[bytes] = set()
+        self._compress: set[bytes] = set()
+        self._inflate = None            # the server's deflate stream, once on
+        self._client_inflate = None     # the client's
 
     def client(self, data: bytes) -> None:
+        if self._client_inflate is not None:
+            try:
+                data = self._client_inflate.decompress(data)
+            except zlib.error:          # a client sending garbage: the server's to judge
+                self._client_inflate = None
+                return
         for m in re.finditer(rb"(?mi)^(\S+) STARTTLS\r?$", data):
             self._starttls.add(m.group(1))
+        for m in re.finditer(rb"(?mi)^(\S+) COMPRESS DEFLATE\r?$", data):
+            self._compress.add(m.group(1))
 
     def feed(self, data: bytes) -> None:
         if self.stopped:
             return
-        self.buf += data
+        self.buf += data if self._inflate is None else self._inflate.decompress(data)
         while not self.stopped:
             end = self._response_end()
             if end is None:
@@ -258,6 +271,10 @@ class ReplyChecker:
         tag = response.split(b" ", 1)[0]
         if tag in self._starttls and response.split(b" ")[1:2] == [b"OK"]:
             self.stopped = True
+        if tag in self._compress and response.split(b" ")[1:2] == [b"OK"]:
+            self._inflate = zlib.decompressobj(-15)
+            self._client_inflate = zlib.decompressobj(-15)
+            self.buf = bytearray(self._inflate.decompress(bytes(self.buf)))
 
     def _response_end(self) -> int | None:
         """Where the first complete response in the buffer ends."""

@@ -106,6 +106,11 @@ class Framer:
         self.literal_need = self.skip = 0
         self.discarding = False
 
+    def has_input(self) -> bool:
+        """Bytes fed and not yet taken (a command sent before the reply
+        to the one being run)."""
+        return bool(self.buf) or bool(self.parts)
+
     def readline(self) -> bytes | None:
         """A raw line (AUTHENTICATE responses, IDLE's DONE), or None if
         no complete line is buffered.  Overlong lines are cut at max_line."""

@@ -24,7 +24,7 @@ from upas.imap4d import parser as p
 from upas.imap4d import auth, select, table
 from upas.imap4d.mailbox import MailboxLost
 from upas.imap4d.request import NOTAUTH, Bye, Request, State
-from upas.transport.events import Event, Hangup, Sleep, StartTLS
+from upas.transport.events import Event, Hangup, Sleep, StartDeflate, StartTLS
 
 READY = "Ready for literal data"
 
@@ -72,6 +72,7 @@ class Session:
         self.box = None                   # mailbox.Mailbox when SELECTED
         self.box_name = ""
         self.tls = False                  # TLS runs (tls_started)
+        self.deflate = False              # COMPRESS=DEFLATE runs
         self.enabled: set[str] = set()
         self.done = False
         self.current: table.Command | None = None
@@ -144,6 +145,12 @@ class Session:
         TLS, so what is buffered is dropped."""
         self.framer.discard()
         self._emit(StartTLS())
+
+    def start_deflate(self) -> None:
+        """Ask the driver to deflate everything after what was said so far
+        (COMPRESS, RFC 4978 3)."""
+        self.deflate = True
+        self._emit(StartDeflate())
 
     # -- for the driver ---------------------------------------------------
     @property

@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from upas.imap4d import (append, auth, basic, copy, expunge, fetch, folders, ident,
+from upas.imap4d import (append, auth, basic, compress, copy, expunge, fetch, folders, ident,
                          idle, listing, move, search, select, starttls, store, unselect)
 from upas.imap4d.request import ANY, AUTH, NOTAUTH, SELECTED, State
 
@@ -45,6 +45,7 @@ COMMANDS: dict[str, Command] = {
     "CAPABILITY": Command(basic.capability_cmd, ANY, updates=EXPUNGES),
     "CHECK": Command(basic.check, SELECTED, updates=EXPUNGES),
     "CLOSE": Command(select.close, SELECTED),
+    "COMPRESS": Command(compress.cmd_compress, AUTH | SELECTED, compress.parse_compress),
     "COPY": Command(copy.copy, SELECTED, copy.parse_copy, EXPUNGES, uid=True),
     "CREATE": Command(folders.cmd_create, AUTH | SELECTED, folders.parse_one, EXPUNGES),
     "DELETE": Command(folders.cmd_delete, AUTH | SELECTED, folders.parse_one, EXPUNGES),
@@ -102,6 +103,7 @@ CAPABILITIES: list[tuple[str, Callable[[Any], bool] | None]] = [
     ("MOVE", None),
     ("UIDPLUS", None),          # UID EXPUNGE, COPYUID and APPENDUID
     ("LITERAL+", None),         # parser.Framer takes {n+}
+    ("COMPRESS=DEFLATE", lambda s: s.logged_in),    # RFC 4978: a command after login
     ("STARTTLS", starttls.offered),
     ("LOGINDISABLED", lambda s: not auth.cleartext_ok(s)),
     ("AUTH=CRAM-MD5", None),
