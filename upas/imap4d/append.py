@@ -1,4 +1,6 @@
-"""APPEND (docs/spec/servers.md §3.10, RFC 3501 6.3.11) with APPENDUID (RFC 4315).
+"""APPEND (docs/spec/servers.md §3.10, RFC 3501 6.3.11) with APPENDUID (RFC 4315),
+MULTIAPPEND (RFC 3502: several messages, stored all or none) and BINARY's
+literal8 (RFC 3516 4.4).
 
 The message is stored by the delivery code (upas/mbappend.py), as Plan 9
 stores mail: `From <user> <date>` + the message with CRLF turned into LF
@@ -267,7 +269,11 @@ def _mailbox_refusal(s, req, raw: bytes) -> str | None:
 
 def literal_check(s, req, parts: list[bytes], size: int) -> str | None:
     """Before `+ Ready for literal data`: the arguments so far must parse
-    (else BAD now, not after the message) and name an existing mailbox."""
+    (else BAD now, not after the message) and name an existing mailbox;
+    the messages of one APPEND together stay within the literal limit
+    (MULTIAPPEND holds them all until the last has come)."""
+    if sum(map(len, parts[1::2])) + size > s.opts.max_literal:     # the literals so far
+        return f"NO [TOOBIG] {req.echo} messages too large together"
     r = p.Reader(parts)
     try:
         r.tag()
@@ -279,6 +285,10 @@ def literal_check(s, req, parts: list[bytes], size: int) -> str | None:
         raw = r.astring()
         r.sp()
         _flags_and_date(r)
+        while r.i < len(r.parts) - 1:       # messages before the one asked for
+            _message(r)
+            r.sp()
+            _flags_and_date(r)
     except p.ParseError as e:
         return f"BAD {req.echo} {e.msg}"
     return _mailbox_refusal(s, req, raw)
@@ -294,16 +304,41 @@ def _flags_and_date(r: p.Reader) -> tuple[list[str], tuple[int, int] | None]:
     if r.peek() == 0x22:
         date = _date_time(r)
         r.sp()
-    if r.peek() != 0x7B:
+    if r.peek() not in (0x7B, 0x7E):
         raise p.ParseError()
     return flags, date
 
 
-def parse_append(r: p.Reader):
+def _message(r: p.Reader) -> tuple[bytes, bool]:
+    """A message literal, and whether it is a literal8 (`~{n}`, RFC 3516
+    4.4: BINARY's APPEND)."""
+    binary = r.peek() == 0x7E
+    if binary:
+        r.pos += 1
+    return r.literal(), binary
+
+
+@dataclass
+class Submitted:
+    """One message of an APPEND, as the client gave it."""
+    flags: list[str]
+    date: tuple[int, int] | None
+    data: bytes
+    binary: bool
+
+
+def parse_append(r: p.Reader) -> tuple[bytes, list[Submitted]]:
+    """`mailbox 1*([SP flags] [SP date-time] SP literal)`: several messages
+    in one command is MULTIAPPEND (RFC 3502 6)."""
     raw = r.astring()
     r.sp()
-    flags, date = _flags_and_date(r)
-    return raw, flags, date, r.literal()
+    msgs = []
+    while True:
+        flags, date = _flags_and_date(r)
+        msgs.append(Submitted(flags, date, *_message(r)))
+        if r.at_end():
+            return raw, msgs
+        r.sp()
 
 
 def _date_time(r: p.Reader) -> tuple[int, int]:
@@ -317,23 +352,45 @@ def _date_time(r: p.Reader) -> tuple[int, int]:
 
 
 def cmd_append(s, req) -> None:
-    raw, flags, date, message = req.args
+    raw, msgs = req.args
     refusal = _mailbox_refusal(s, req, raw)
     if refusal:
         s.updates(req)
         s.tagged(req, refusal)
         return
+    if any(m.binary and b"\0" in m.data for m in msgs):
+        # RFC 3516 4.4: a mailbox that cannot hold the binary content says
+        # so; an mbox line holds no NUL (docs/decisions.md)
+        return s.no(req, "binary content cannot be stored here", code="UNKNOWN-CTE")
     now = int(time.time())
-    when, zone = date if date else (now, time.localtime(now).tm_gmtoff)
-    when = min(when, now)
-    item = Item(mbox_entry(s.user, message, when, zone),
-                {f for f in flags if f.startswith("\\")},
-                [f for f in flags if not f.startswith("\\")])
+    items = [_item(s.user, m, now) for m in msgs]
     path = names.box_path(s.user, names.parse(raw).path)
     try:
-        validity, uids = deliver(s, path, [item])
+        # all in one write: every message is stored, or none (RFC 3502 6)
+        validity, uids = deliver(s, path, items)
     except (MailboxError, nsmod.Error, OSError, LockError) as e:
         s.log(f"append: {e}")
         return s.no(req, "message save failed")
-    code = f"APPENDUID {validity} {uids[0]}" if uids[0] else None
+    code = f"APPENDUID {validity} {uid_set(uids)}" if all(uids) else None
     s.ok(req, code=code)
+
+
+def _item(user: str, m: Submitted, now: int) -> Item:
+    when, zone = m.date if m.date else (now, time.localtime(now).tm_gmtoff)
+    return Item(mbox_entry(user, m.data, min(when, now), zone),
+                {f for f in m.flags if f.startswith("\\")},
+                [f for f in m.flags if not f.startswith("\\")])
+
+
+def uid_set(uids: list[int]) -> str:
+    """`3955:3957,3960` (RFC 4315's uid-set): runs of consecutive uids as ranges."""
+    out: list[str] = []
+    start = prev = uids[0]
+    for u in uids[1:] + [None]:
+        if u is not None and u == prev + 1:
+            prev = u
+            continue
+        out.append(str(start) if start == prev else f"{start}:{prev}")
+        if u is not None:
+            start = prev = u
+    return ",".join(out)

@@ -103,6 +103,7 @@ CAPABILITIES: list[tuple[str, Callable[[Any], bool] | None]] = [
     ("MOVE", None),
     ("UIDPLUS", None),          # UID EXPUNGE, COPYUID and APPENDUID
     ("LITERAL+", None),         # parser.Framer takes {n+}
+    ("MULTIAPPEND", None),      # append.parse_append: many messages, one write
     ("COMPRESS=DEFLATE", lambda s: s.logged_in),    # RFC 4978: a command after login
     ("STARTTLS", starttls.offered),
     ("LOGINDISABLED", lambda s: not auth.cleartext_ok(s)),
