@@ -4,7 +4,7 @@ checker of a server's byte stream against it (issue 13).
 The rules are RFC 3501 section 9's (with its errata's body-fld-dsp),
 restricted to what a server sends, plus those of the extensions imap4d
 advertises: NAMESPACE (RFC 2342), ID (RFC 2971), ENABLE (RFC 5161),
-UIDPLUS (RFC 4315), LIST-EXTENDED (RFC 5258, with RFC 4466's
+UIDPLUS (RFC 4315), BINARY (RFC 3516: literal8), LIST-EXTENDED (RFC 5258, with RFC 4466's
 tagged-ext-val), CHILDREN (RFC 3348) and SPECIAL-USE (RFC 6154), whose
 attributes are flag-extensions, IDLE and LIST-STATUS (RFC 2177, 5819:
 no new response syntax).  One reading is made explicit: a text after no
@@ -75,7 +75,7 @@ message-data    = nz-number SP ("EXPUNGE" / ("FETCH" SP msg-att))
 msg-att         = "(" msg-att-item *(SP msg-att-item) ")"
 msg-att-item    = msg-att-dynamic / msg-att-static
 msg-att-dynamic = "FLAGS" SP "(" [flag-fetch *(SP flag-fetch)] ")"
-msg-att-static  = "ENVELOPE" SP envelope / "INTERNALDATE" SP date-time / "RFC822" [".HEADER" / ".TEXT"] SP nstring / "RFC822.SIZE" SP number / "BODY" ["STRUCTURE"] SP body / "BODY" section ["<" number ">"] SP nstring / "UID" SP uniqueid
+msg-att-static  = "BINARY" section-binary ["<" number ">"] SP (nstring / literal8) / "BINARY.SIZE" section-binary SP number / "ENVELOPE" SP envelope / "INTERNALDATE" SP date-time / "RFC822" [".HEADER" / ".TEXT"] SP nstring / "RFC822.SIZE" SP number / "BODY" ["STRUCTURE"] SP body / "BODY" section ["<" number ">"] SP nstring / "UID" SP uniqueid
 
 envelope        = "(" env-date SP env-subject SP env-from SP env-sender SP env-reply-to SP env-to SP env-cc SP env-bcc SP env-in-reply-to SP env-message-id ")"
 env-bcc         = "(" 1*address ")" / nil
@@ -119,6 +119,7 @@ media-message   = DQUOTE "MESSAGE" DQUOTE SP DQUOTE "RFC822" DQUOTE
 media-text      = DQUOTE "TEXT" DQUOTE SP media-subtype
 media-subtype   = string
 
+section-binary  = "[" [section-part] "]"
 section         = "[" [section-spec] "]"
 section-spec    = section-msgtext / (section-part ["." section-text])
 section-msgtext = "HEADER.FIELDS.NOT" SP header-list / "HEADER.FIELDS" SP header-list / "HEADER" / "TEXT"
@@ -168,6 +169,7 @@ string          = quoted / literal
 quoted          = DQUOTE *QUOTED-CHAR DQUOTE
 QUOTED-CHAR     = %x01-09 / %x0B-0C / %x0E-21 / %x23-5B / %x5D-7F / "\" DQUOTE / "\" "\"
 literal         = "{" number "}" CRLF %x00
+literal8        = "~{" number "}" CRLF %x00
 nil             = "NIL"
 number          = 1*DIGIT
 nz-number       = %x31-39 *DIGIT
@@ -210,8 +212,10 @@ def violation(response: bytes) -> str | None:
             break
         n = int(m.group(1))
         data, rest = rest[:n], rest[n:]
-        if len(data) < n or b"\0" in data:
-            return "a literal shorter than its count, or holding a NUL (CHAR8)"
+        if len(data) < n:
+            return "a literal shorter than its count"
+        if b"\0" in data and line[m.start() - 1:m.start()] != b"~":
+            return "a literal holding a NUL (CHAR8; a literal8 may, RFC 3516)"
         text += b"\0"
     if rest:
         return "bytes after the CRLF"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import time
 
-from upas.imap4d import digestcache
+from upas.imap4d import binary, digestcache
 from upas.imap4d import envelope as env
 from upas.imap4d import parser as p
 from upas.imap4d.mailbox import Mailbox, MailboxError, Message
@@ -236,6 +236,8 @@ def item(box: Mailbox, m: Message, a: p.FetchAtt, site: str) -> bytes:
     if a.name.startswith("RFC822"):
         text = {"RFC822": "", "RFC822.HEADER": "HEADER", "RFC822.TEXT": "TEXT"}[a.name]
         return a.name.encode() + b" " + env.literal(message_section(top, p.Section((), text)))
+    if a.name.startswith("BINARY"):
+        return binary_item(top, a)
     data = section_data(top, a.section)
     label = b"BODY[" + a.section.label().encode() + b"]"
     if a.partial is not None:
@@ -243,6 +245,17 @@ def item(box: Mailbox, m: Message, a: p.FetchAtt, site: str) -> bytes:
         data = data[start:start + a.partial[1]]
         label += b"<%d>" % start
     return label + b" " + env.literal(data)
+
+
+def binary_item(top: Node, a: p.FetchAtt) -> bytes:
+    """BINARY[...] and BINARY.SIZE[...] (binary.py): the whole message as it
+    is, a part decoded."""
+    if not a.section.part:
+        return binary.item(a, message_section(top, a.section), None)
+    node = navigate(top, a.section.part)
+    if node is None:
+        return binary.item(a, b"", None)
+    return binary.item(a, node.body(), node.mime_header())
 
 
 def first_files(atts: list[p.FetchAtt], kept: digestcache.DigestCache | None = None):
@@ -285,7 +298,7 @@ def _files(atts: list[p.FetchAtt]):
 
 
 def sets_seen(a: p.FetchAtt) -> bool:
-    return a.name in SEEN_SETTERS or (a.name == "BODY[]" and not a.peek)
+    return a.name in SEEN_SETTERS or (a.name in ("BODY[]", "BINARY[]") and not a.peek)
 
 
 # ------------------------------------------------------------ the command
@@ -318,11 +331,16 @@ def fetch(s, req: Request) -> None:
     site = s.opts.site
     kept = _cache(box, site, atts, len(msgs))
 
+    unknown_cte = []
+
     def response(m: Message) -> bytes | None:
         def one(i: int) -> bytes:
             return once(box, m, str(i), lambda: kept_item(box, m, atts[i], site, kept))
         try:
             return b" ".join(gather(one, range(len(atts))))
+        except binary.UnknownCTE as e:
+            unknown_cte.append(str(e))
+            return None
         except Exception as e:          # the message vanished under us
             s.log(f"fetch {m.uid}: {e}")
             return None
@@ -340,8 +358,8 @@ def fetch(s, req: Request) -> None:
             s.untagged(f"{box.seq(m)} FETCH ({flags_item(m).decode()})")
     if ok:
         s.ok(req)
-    else:
-        s.no(req)
+    else:       # RFC 3516 4.3: an encoding BINARY cannot undo fails the FETCH
+        s.no(req, code="UNKNOWN-CTE" if unknown_cte else None)
 
 
 def _cache(box: Mailbox, site: str, atts: list[p.FetchAtt],

@@ -465,18 +465,43 @@ def fetch_att(r: Reader) -> FetchAtt:
     if word in ("BODY", "BODY.PEEK") and r.peek() == 0x5b:
         r.pos += 1
         sec = section(r)
-        partial = None
-        if r.peek() == 0x3c:
-            r.pos += 1
-            start = r.number()
-            r.expect(b".")
-            count = r.number(nonzero=True)
-            r.expect(b">")
-            partial = (start, count)
-        return FetchAtt("BODY[]", sec, partial, word == "BODY.PEEK")
+        return FetchAtt("BODY[]", sec, _partial(r), word == "BODY.PEEK")
+    if word in ("BINARY", "BINARY.PEEK", "BINARY.SIZE") and r.peek() == 0x5b:
+        r.pos += 1                      # RFC 3516 4.1: part numbers only
+        sec = Section(section_binary(r))
+        if word == "BINARY.SIZE":
+            return FetchAtt(word, sec)
+        return FetchAtt("BINARY[]", sec, _partial(r), word == "BINARY.PEEK")
     if word in _SIMPLE_ATTS:
         return FetchAtt(word)
     raise ParseError("illegal fetch attribute")
+
+
+def _partial(r: Reader) -> tuple[int, int] | None:
+    """`<start.count>` after a section, if there."""
+    if r.peek() != 0x3c:
+        return None
+    r.pos += 1
+    start = r.number()
+    r.expect(b".")
+    count = r.number(nonzero=True)
+    r.expect(b">")
+    return start, count
+
+
+def section_binary(r: Reader) -> tuple[int, ...]:
+    """After `[`: `[section-part]` and its `]` (RFC 3516 section-binary)."""
+    part: list[int] = []
+    try:
+        while r.peek() != 0x5d:
+            if part:
+                r.expect(b".")
+            part.append(r.number(nonzero=True))
+        r.pos += 1
+    except ParseError as e:
+        raise ParseError(e.msg if e.msg == "number out of range"
+                         else "illegal fetch section text") from None
+    return tuple(part)
 
 
 def section(r: Reader) -> Section:
