@@ -4,7 +4,7 @@ checker of a server's byte stream against it (issue 13).
 The rules are RFC 3501 section 9's (with its errata's body-fld-dsp),
 restricted to what a server sends, plus those of the extensions imap4d
 advertises: NAMESPACE (RFC 2342), ID (RFC 2971), ENABLE (RFC 5161),
-UIDPLUS (RFC 4315), BINARY (RFC 3516: literal8), LIST-EXTENDED (RFC 5258, with RFC 4466's
+UIDPLUS (RFC 4315), BINARY (RFC 3516: literal8), SAVEDATE (RFC 8514), LIST-EXTENDED (RFC 5258, with RFC 4466's
 tagged-ext-val), CHILDREN (RFC 3348) and SPECIAL-USE (RFC 6154), whose
 attributes are flag-extensions, IDLE and LIST-STATUS (RFC 2177, 5819:
 no new response syntax).  One reading is made explicit: a text after no
@@ -75,7 +75,7 @@ message-data    = nz-number SP ("EXPUNGE" / ("FETCH" SP msg-att))
 msg-att         = "(" msg-att-item *(SP msg-att-item) ")"
 msg-att-item    = msg-att-dynamic / msg-att-static
 msg-att-dynamic = "FLAGS" SP "(" [flag-fetch *(SP flag-fetch)] ")"
-msg-att-static  = "BINARY" section-binary ["<" number ">"] SP (nstring / literal8) / "BINARY.SIZE" section-binary SP number / "ENVELOPE" SP envelope / "INTERNALDATE" SP date-time / "RFC822" [".HEADER" / ".TEXT"] SP nstring / "RFC822.SIZE" SP number / "BODY" ["STRUCTURE"] SP body / "BODY" section ["<" number ">"] SP nstring / "UID" SP uniqueid
+msg-att-static  = "BINARY" section-binary ["<" number ">"] SP (nstring / literal8) / "BINARY.SIZE" section-binary SP number / "ENVELOPE" SP envelope / "INTERNALDATE" SP date-time / "SAVEDATE" SP (date-time / nil) / "RFC822" [".HEADER" / ".TEXT"] SP nstring / "RFC822.SIZE" SP number / "BODY" ["STRUCTURE"] SP body / "BODY" section ["<" number ">"] SP nstring / "UID" SP uniqueid
 
 envelope        = "(" env-date SP env-subject SP env-from SP env-sender SP env-reply-to SP env-to SP env-cc SP env-bcc SP env-in-reply-to SP env-message-id ")"
 env-bcc         = "(" 1*address ")" / nil

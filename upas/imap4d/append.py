@@ -36,7 +36,7 @@ from upas import ns as nsmod
 from upas.mail.lock import LockError, MailLock
 from upas.mail.mbox import stat_key
 
-from . import imp, names
+from . import imp, names, savedate
 from . import parser as p
 from .mailbox import Mailbox, MailboxError, MailboxLost
 
@@ -109,6 +109,7 @@ def deliver(s, path: str, items: list[Item]) -> tuple[int, list[int | None]]:
     from upas import mbappend
     with MailLock(os.path.dirname(real)):
         after = stat_key(mbappend.append_locked(real, _stored(items)))
+        savedate.record(s.ns, path, [it.digest for it in items])
     found = _find(box, known, [it.digest for it in items])
     # only messages stored with flags need the .imp rewritten again (_find's
     # look has recorded their uids)
@@ -226,6 +227,7 @@ def _deliver_at_tail(s, path: str, real: str, items: list[Item]
             new = imp.append_in_place(impreal, tail.imp, first + len(items), lines)
         finally:
             after = stat_key(stored.result())
+        savedate.record(s.ns, path, [it.digest for it in items])
     s.extra["append_tail"] = _Tail(path, after, new, tail.kw)
     return validity, uids
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import time
 
-from upas.imap4d import binary, digestcache
+from upas.imap4d import binary, digestcache, savedate
 from upas.imap4d import envelope as env
 from upas.imap4d import parser as p
 from upas.imap4d.mailbox import Mailbox, MailboxError, Message
@@ -189,6 +189,15 @@ def internaldate(unixheader: bytes) -> str:
                                            m.group(5).decode(), "-" if z < 0 else "+", abs(z))
 
 
+def saved(box: Mailbox, m: Message) -> str:
+    """The message's save date (RFC 8514; savedate.py): as imap4d recorded
+    it, else its internal date, the moment upas delivered it."""
+    when = savedate.table(box.ns, box.path).get(m.digest)
+    if when is None:
+        return internaldate(Node(box, m).file("unixheader"))
+    return savedate.date_time(when)
+
+
 def rfc822_size(box: Mailbox, m: Message) -> int:
     size = m.cache.get("size")
     if size is None:
@@ -229,6 +238,8 @@ def item(box: Mailbox, m: Message, a: p.FetchAtt, site: str) -> bytes:
         return b"RFC822.SIZE %d" % rfc822_size(box, m)
     if a.name == "INTERNALDATE":
         return b'INTERNALDATE "' + internaldate(top.file("unixheader")).encode() + b'"'
+    if a.name == "SAVEDATE":
+        return b'SAVEDATE "' + saved(box, m).encode() + b'"'
     if a.name == "ENVELOPE":
         return b"ENVELOPE " + env.envelope(top.file("rawheader"), site)
     if a.name in ("BODY", "BODYSTRUCTURE"):
@@ -287,7 +298,7 @@ def _files(atts: list[p.FetchAtt]):
             want.add("rawheader")
         elif a.name in ("RFC822", "RFC822.TEXT"):
             want |= {"rawheader", "rawbody"}
-        elif a.name == "INTERNALDATE":
+        elif a.name in ("INTERNALDATE", "SAVEDATE"):
             want.add("unixheader")
         elif a.section is not None and not a.section.part:
             want.add("rawheader")

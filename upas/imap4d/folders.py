@@ -16,7 +16,7 @@ import posixpath
 from upas import ns as nsmod
 from upas.mail import mboxindex, safewrite
 
-from . import digestcache, names, subscriptions
+from . import digestcache, names, savedate, subscriptions
 from .envelope import quote
 from . import parser as p
 
@@ -45,7 +45,8 @@ def _path(s, path: str) -> str:
 
 
 def _imp_files(s, path: str, cache: bool = True) -> list[str]:
-    """The shadow file `<path>.imp`, the keywords beside it (imp.py) and,
+    """The shadow file `<path>.imp`, the keywords and save dates beside it
+    (imp.py, savedate.py) and,
     if `cache`, the digest cache (digestcache.py) and upasfs's index
     (mail/mboxindex.py), which are rebuilt on demand."""
     parent, base = posixpath.split(path)
@@ -54,7 +55,7 @@ def _imp_files(s, path: str, cache: bool = True) -> list[str]:
     except nsmod.Error:
         return []
     return [posixpath.join(parent, d.name) for d in entries
-            if d.name in (base + ".imp", base + ".kw.imp")
+            if d.name in (base + ".imp", base + ".kw.imp", base + savedate.SUFFIX)
             or (cache and d.name in (base + digestcache.SUFFIX, base + mboxindex.SUFFIX))]
 
 

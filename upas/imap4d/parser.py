@@ -440,7 +440,8 @@ class FetchAtt:
 
 
 _SIMPLE_ATTS = ("ENVELOPE", "FLAGS", "INTERNALDATE", "RFC822", "RFC822.HEADER",
-                "RFC822.SIZE", "RFC822.TEXT", "BODY", "BODYSTRUCTURE", "UID")
+                "RFC822.SIZE", "RFC822.TEXT", "BODY", "BODYSTRUCTURE", "UID",
+                "SAVEDATE")
 MACROS = {
     "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
     "FAST": ("FLAGS", "INTERNALDATE", "RFC822.SIZE"),
@@ -556,7 +557,10 @@ _FLAG_KEYS = {
 }
 _DATE_KEYS = {"BEFORE": ("DATE", "<"), "ON": ("DATE", "="), "SINCE": ("DATE", ">="),
               "SENTBEFORE": ("SENTDATE", "<"), "SENTON": ("SENTDATE", "="),
-              "SENTSINCE": ("SENTDATE", ">=")}
+              "SENTSINCE": ("SENTDATE", ">="),
+              # RFC 8514 4.3
+              "SAVEDBEFORE": ("SAVEDATE", "<"), "SAVEDON": ("SAVEDATE", "="),
+              "SAVEDSINCE": ("SAVEDATE", ">=")}
 
 
 def search_program(r: Reader) -> tuple[str | None, Key]:
@@ -640,7 +644,7 @@ def _simple_key(r: Reader) -> Key | _Open:
         word = r.atom().upper()
     except ParseError:
         raise ParseError("illegal search key") from None
-    if word in ("ALL",):
+    if word in ("ALL", "SAVEDATESUPPORTED"):     # every mailbox has save dates
         return Key("ALL")
     if word == "NEW":
         return Key("AND", kids=[Key("FLAG", ("\\Recent", True)), Key("FLAG", ("\\Seen", False))])

@@ -222,6 +222,9 @@ class Matcher:
     def k_date(self, k: p.Key) -> bool:
         return self._day_cmp(self._local_day(fetch.internaldate(self.node.file("unixheader"))), k)
 
+    def k_savedate(self, k: p.Key) -> bool:
+        return self._day_cmp(self._local_day(fetch.saved(self.box, self.m)), k)
+
     def k_sentdate(self, k: p.Key) -> bool:
         v = env.field(self.header(), "date")
         t = None
@@ -267,13 +270,14 @@ KEYS: dict[str, Callable[[Matcher, p.Key], bool]] = {
     "SUBJECT": Matcher.k_subject, "HEADER": Matcher.k_header, "BODY": Matcher.k_body,
     "TEXT": Matcher.k_text, "SIZE": Matcher.k_size, "DATE": Matcher.k_date,
     "SENTDATE": Matcher.k_sentdate, "SEQ": Matcher.k_seq, "UID": Matcher.k_uid,
+    "SAVEDATE": Matcher.k_savedate,
 }
 
 # the files of the message itself that a key certainly reads
 _KEY_FILES = {"ADDR": ("rawheader",), "SUBJECT": ("rawheader",), "HEADER": ("rawheader",),
               "SENTDATE": ("rawheader",), "TEXT": ("rawheader",),
               "BODY": ("rawheader",), "SIZE": ("rawheader", "rawbody"),
-              "DATE": ("unixheader",)}
+              "DATE": ("unixheader",), "SAVEDATE": ("unixheader",)}
 
 
 def first_files(k: p.Key) -> list[str]:

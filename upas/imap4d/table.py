@@ -105,6 +105,7 @@ CAPABILITIES: list[tuple[str, Callable[[Any], bool] | None]] = [
     ("LITERAL+", None),         # parser.Framer takes {n+}
     ("MULTIAPPEND", None),      # append.parse_append: many messages, one write
     ("BINARY", None),           # binary.py; APPEND takes ~{n}
+    ("SAVEDATE", None),         # savedate.py
     ("COMPRESS=DEFLATE", lambda s: s.logged_in),    # RFC 4978: a command after login
     ("STARTTLS", starttls.offered),
     ("LOGINDISABLED", lambda s: not auth.cleartext_ok(s)),
