@@ -4,7 +4,8 @@ checker of a server's byte stream against it (issue 13).
 The rules are RFC 3501 section 9's (with its errata's body-fld-dsp),
 restricted to what a server sends, plus those of the extensions imap4d
 advertises: NAMESPACE (RFC 2342), ID (RFC 2971), ENABLE (RFC 5161),
-UIDPLUS (RFC 4315), BINARY (RFC 3516: literal8), SAVEDATE (RFC 8514), LIST-EXTENDED (RFC 5258, with RFC 4466's
+UIDPLUS (RFC 4315), BINARY (RFC 3516: literal8), SAVEDATE (RFC 8514), ESEARCH (RFC 4731, IMAP4rev2's
+SEARCH reply) and STATUS DELETED (RFC 9051), LIST-EXTENDED (RFC 5258, with RFC 4466's
 tagged-ext-val), CHILDREN (RFC 3348) and SPECIAL-USE (RFC 6154), whose
 attributes are flag-extensions, IDLE and LIST-STATUS (RFC 2177, 5819:
 no new response syntax).  One reading is made explicit: a text after no
@@ -38,7 +39,7 @@ reply           = greeting / continue-req / response-data / response-tagged
 
 greeting        = "*" SP (resp-cond-auth / resp-cond-bye) CRLF
 continue-req    = "+" SP (resp-text / base64) CRLF
-response-data   = "*" SP (resp-cond-state / resp-cond-bye / mailbox-data / message-data / capability-data / namespace-response / id-response / enable-data) CRLF
+response-data   = "*" SP (resp-cond-state / resp-cond-bye / mailbox-data / message-data / capability-data / namespace-response / id-response / enable-data / esearch-response) CRLF
 response-tagged = tag SP resp-cond-state CRLF
 
 resp-cond-auth  = ("OK" / "PREAUTH") SP resp-text
@@ -68,7 +69,7 @@ tagged-ext-simple = sequence-set / number
 tagged-ext-comp = tagged-ext-comp-item *(SP tagged-ext-comp-item)
 tagged-ext-comp-item = astring / "(" tagged-ext-comp ")"
 status-att-list = status-att SP number *(SP status-att SP number)
-status-att      = "MESSAGES" / "RECENT" / "UIDNEXT" / "UIDVALIDITY" / "UNSEEN"
+status-att      = "MESSAGES" / "RECENT" / "UIDNEXT" / "UIDVALIDITY" / "UNSEEN" / "DELETED"
 mailbox         = "INBOX" / astring
 
 message-data    = nz-number SP ("EXPUNGE" / ("FETCH" SP msg-att))
@@ -149,6 +150,8 @@ namespace-response-extension = SP string SP "(" string *(SP string) ")"
 id-response     = "ID" SP id-params-list
 id-params-list  = "(" [string SP nstring *(SP string SP nstring)] ")" / nil
 enable-data     = "ENABLED" *(SP capability)
+esearch-response = "ESEARCH" [SP "(" "TAG" SP quoted ")"] [SP "UID"] *(SP search-return-data)
+search-return-data = "MIN" SP nz-number / "MAX" SP nz-number / "ALL" SP sequence-set / "COUNT" SP number
 
 append-uid      = uniqueid / uid-set
 uid-set         = (uniqueid / uid-range) *("," (uniqueid / uid-range))

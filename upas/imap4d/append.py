@@ -39,6 +39,7 @@ from upas.mail.mbox import stat_key
 from . import imp, names, savedate
 from . import parser as p
 from .mailbox import Mailbox, MailboxError, MailboxLost
+from .rev2 import sequence_set
 
 FIND_WAIT = 0.025            # seconds between looks for the new message in upasfs
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -373,7 +374,7 @@ def cmd_append(s, req) -> None:
     except (MailboxError, nsmod.Error, OSError, LockError) as e:
         s.log(f"append: {e}")
         return s.no(req, "message save failed")
-    code = f"APPENDUID {validity} {uid_set(uids)}" if all(uids) else None
+    code = f"APPENDUID {validity} {sequence_set(uids)}" if all(uids) else None
     s.ok(req, code=code)
 
 
@@ -382,17 +383,3 @@ def _item(user: str, m: Submitted, now: int) -> Item:
     return Item(mbox_entry(user, m.data, min(when, now), zone),
                 {f for f in m.flags if f.startswith("\\")},
                 [f for f in m.flags if not f.startswith("\\")])
-
-
-def uid_set(uids: list[int]) -> str:
-    """`3955:3957,3960` (RFC 4315's uid-set): runs of consecutive uids as ranges."""
-    out: list[str] = []
-    start = prev = uids[0]
-    for u in uids[1:] + [None]:
-        if u is not None and u == prev + 1:
-            prev = u
-            continue
-        out.append(str(start) if start == prev else f"{start}:{prev}")
-        if u is not None:
-            start = prev = u
-    return ",".join(out)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import time
 
-from upas.imap4d import binary, digestcache, savedate
+from upas.imap4d import binary, digestcache, rev2, savedate
 from upas.imap4d import envelope as env
 from upas.imap4d import parser as p
 from upas.imap4d.mailbox import Mailbox, MailboxError, Message
@@ -346,6 +346,8 @@ def fetch(s, req: Request) -> None:
 
     def response(m: Message) -> bytes | None:
         def one(i: int) -> bytes:
+            if atts[i].name == "FLAGS":
+                return b"FLAGS (" + rev2.flag_text(s, m).encode() + b")"
             return once(box, m, str(i), lambda: kept_item(box, m, atts[i], site, kept))
         try:
             return b" ".join(gather(one, range(len(atts))))
@@ -366,7 +368,7 @@ def fetch(s, req: Request) -> None:
             kept.flush({m.digest for m in box.msgs if not m.expunged})
     if not any(a.name == "FLAGS" for a in atts):
         for m in changed:
-            s.untagged(f"{box.seq(m)} FETCH ({flags_item(m).decode()})")
+            s.untagged(f"{box.seq(m)} FETCH (FLAGS ({rev2.flag_text(s, m)}))")
     if ok:
         s.ok(req)
     else:       # RFC 3516 4.3: an encoding BINARY cannot undo fails the FETCH

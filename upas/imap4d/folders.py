@@ -231,7 +231,8 @@ def cmd_namespace(s, req) -> None:
 
 # ---------------------------------------------------------------- STATUS
 
-STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN")
+STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN",
+                "DELETED")     # RFC 9051 6.3.11
 
 
 def parse_status(r: p.Reader) -> tuple[bytes, set[str]]:
@@ -274,7 +275,8 @@ def status_values(box) -> dict[str, int]:
     live = [m for m in box.msgs if not m.expunged]
     return {"MESSAGES": len(live), "RECENT": box.recent(), "UIDNEXT": box.uidnext,
             "UIDVALIDITY": box.uidvalidity,
-            "UNSEEN": sum(1 for m in live if "\\Seen" not in m.flags)}
+            "UNSEEN": sum(1 for m in live if "\\Seen" not in m.flags),
+            "DELETED": sum(1 for m in live if "\\Deleted" in m.flags)}
 
 
 def wire_name(raw: bytes) -> str:

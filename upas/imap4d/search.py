@@ -7,7 +7,7 @@ import calendar
 import time
 from typing import Callable
 
-from upas.imap4d import digestcache
+from upas.imap4d import digestcache, rev2
 from upas.imap4d import envelope as env
 from upas.imap4d import fetch
 from upas.imap4d import parser as p
@@ -340,5 +340,8 @@ def search(s, req: Request) -> None:
     finally:
         if kept is not None and kept.pending:      # (the set costs O(mailbox))
             kept.flush({m.digest for m in box.msgs if not m.expunged})
-    s.untagged(" ".join(["SEARCH"] + [str(h) for h in hits]))
+    if rev2.on(s):
+        s.untagged(rev2.esearch(req.tag, req.uid, hits))
+    else:
+        s.untagged(" ".join(["SEARCH"] + [str(h) for h in hits]))
     s.ok(req)

@@ -21,7 +21,7 @@ from typing import Callable
 from upas import ns as nsmod
 from upas.mail.lock import LockError
 from upas.imap4d import parser as p
-from upas.imap4d import auth, select, table
+from upas.imap4d import auth, rev2, select, table
 from upas.imap4d.mailbox import MailboxLost
 from upas.imap4d.request import NOTAUTH, Bye, Request, State
 from upas.transport.events import Event, Hangup, Sleep, StartDeflate, StartTLS
@@ -381,13 +381,14 @@ class Session:
             box.exists_reported = n
             box.recent_reported = box.recent()
             self.untagged(f"{n} EXISTS")
-            self.untagged(f"{box.recent_reported} RECENT")
+            if not rev2.on(self):          # RFC 9051 E.6: no RECENT
+                self.untagged(f"{box.recent_reported} RECENT")
         self.announce_keywords()
         for m in list(box.flag_changes):
             if m.expunged or m not in box.msgs:
                 continue
             seq = box.seq(m)
-            flags = " ".join(m.flag_list())
+            flags = rev2.flag_text(self, m)
             self.untagged(f"{seq} FETCH (UID {m.uid} FLAGS ({flags}))" if uid
                           else f"{seq} FETCH (FLAGS ({flags}))")
         box.flag_changes.clear()

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from upas.imap4d import (append, auth, basic, compress, copy, expunge, fetch, folders, ident,
-                         idle, listing, move, search, select, starttls, store, unselect)
+                         idle, listing, move, rev2, search, select, starttls, store,
+                         unselect)
 from upas.imap4d.request import ANY, AUTH, NOTAUTH, SELECTED, State
 
 # what the session reports before the tagged reply
@@ -91,6 +92,7 @@ def lookup(name: str, state: State) -> Command | None:
 # with the condition it is listed on, if any.
 CAPABILITIES: list[tuple[str, Callable[[Any], bool] | None]] = [
     ("IMAP4REV1", None),
+    (rev2.NAME, lambda s: rev2.offered(name for name, _ in CAPABILITIES)),
     ("IDLE", None),
     ("NAMESPACE", None),
     ("CHILDREN", None),
@@ -101,11 +103,11 @@ CAPABILITIES: list[tuple[str, Callable[[Any], bool] | None]] = [
     ("ID", None),
     ("ENABLE", None),
     ("MOVE", None),
-    ("UIDPLUS", None),          # UID EXPUNGE, COPYUID and APPENDUID
-    ("LITERAL+", None),         # parser.Framer takes {n+}
     ("MULTIAPPEND", None),      # append.parse_append: many messages, one write
     ("BINARY", None),           # binary.py; APPEND takes ~{n}
     ("SAVEDATE", None),         # savedate.py
+    ("UIDPLUS", None),          # UID EXPUNGE, COPYUID and APPENDUID
+    ("LITERAL+", None),         # parser.Framer takes {n+}
     ("COMPRESS=DEFLATE", lambda s: s.logged_in),    # RFC 4978: a command after login
     ("STARTTLS", starttls.offered),
     ("LOGINDISABLED", lambda s: not auth.cleartext_ok(s)),
