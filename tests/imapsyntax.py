@@ -5,7 +5,8 @@ The rules are RFC 3501 section 9's (with its errata's body-fld-dsp),
 restricted to what a server sends, plus those of the extensions imap4d
 advertises: NAMESPACE (RFC 2342), ID (RFC 2971), ENABLE (RFC 5161),
 UIDPLUS (RFC 4315), BINARY (RFC 3516: literal8), SAVEDATE (RFC 8514), ESEARCH (RFC 4731, IMAP4rev2's
-SEARCH reply) and STATUS DELETED (RFC 9051), LIST-EXTENDED (RFC 5258, with RFC 4466's
+SEARCH reply), STATUS DELETED and UTF-8 in quoted strings and texts (RFC
+9051's UTF8-2/3/4 in QUOTED-CHAR and text, spelt as the bytes %x80-FF), LIST-EXTENDED (RFC 5258, with RFC 4466's
 tagged-ext-val), CHILDREN (RFC 3348) and SPECIAL-USE (RFC 6154), whose
 attributes are flag-extensions, IDLE and LIST-STATUS (RFC 2177, 5819:
 no new response syntax).  One reading is made explicit: a text after no
@@ -47,11 +48,11 @@ resp-cond-bye   = "BYE" SP resp-text
 resp-cond-state = ("OK" / "NO" / "BAD") SP resp-text
 resp-text       = "[" resp-text-code "]" SP text / text-no-code
 text-no-code    = TEXT-NO-BRACKET *TEXT-CHAR
-TEXT-NO-BRACKET = %x01-09 / %x0B-0C / %x0E-5A / %x5C-7F
+TEXT-NO-BRACKET = %x01-09 / %x0B-0C / %x0E-5A / %x5C-7F / %x80-FF
 resp-text-code  = "ALERT" / "BADCHARSET" [SP "(" astring *(SP astring) ")" ] / capability-data / "PARSE" / "PERMANENTFLAGS" SP "(" [flag-perm *(SP flag-perm)] ")" / "READ-ONLY" / "READ-WRITE" / "TRYCREATE" / "UIDNEXT" SP nz-number / "UIDVALIDITY" SP nz-number / "UNSEEN" SP nz-number / "APPENDUID" SP nz-number SP append-uid / "COPYUID" SP nz-number SP uid-set SP uid-set / "UIDNOTSTICKY" / atom [SP 1*CODE-CHAR]
 CODE-CHAR       = %x01-09 / %x0B-0C / %x0E-5C / %x5E-7F
 text            = 1*TEXT-CHAR
-TEXT-CHAR       = %x01-09 / %x0B-0C / %x0E-7F
+TEXT-CHAR       = %x01-09 / %x0B-0C / %x0E-7F / %x80-FF
 
 capability-data = "CAPABILITY" *(SP capability) SP "IMAP4rev1" *(SP capability)
 capability      = ("AUTH=" auth-type) / atom
@@ -170,7 +171,7 @@ TAG-CHAR        = %x21 / %x23-24 / %x26-27 / %x2C-5B / %x5D-7A / %x7C-7E
 nstring         = string / nil
 string          = quoted / literal
 quoted          = DQUOTE *QUOTED-CHAR DQUOTE
-QUOTED-CHAR     = %x01-09 / %x0B-0C / %x0E-21 / %x23-5B / %x5D-7F / "\" DQUOTE / "\" "\"
+QUOTED-CHAR     = %x01-09 / %x0B-0C / %x0E-21 / %x23-5B / %x5D-7F / "\" DQUOTE / "\" "\" / %x80-FF
 literal         = "{" number "}" CRLF %x00
 literal8        = "~{" number "}" CRLF %x00
 nil             = "NIL"

@@ -277,7 +277,7 @@ def literal_check(s, req, parts: list[bytes], size: int) -> str | None:
     (MULTIAPPEND holds them all until the last has come)."""
     if sum(map(len, parts[1::2])) + size > s.opts.max_literal:     # the literals so far
         return f"NO [TOOBIG] {req.echo} messages too large together"
-    r = p.Reader(parts)
+    r = p.Reader(parts, utf8=names.UTF8.get())
     try:
         r.tag()
         r.sp()

@@ -36,8 +36,9 @@ def parse_two(r: p.Reader) -> tuple[bytes, bytes]:
 
 
 def _wire(raw: bytes) -> str:
-    """The client's argument as it may be echoed (printable ASCII only)."""
-    return raw.decode("ascii", "replace")
+    """The client's argument as it may be echoed (printable ASCII only;
+    UTF-8 too under IMAP4rev2)."""
+    return raw.decode("utf-8" if names.UTF8.get() else "ascii", "replace")
 
 
 def _path(s, path: str) -> str:

@@ -183,10 +183,11 @@ _ATOM_EXCLUDED = set(b'(){%*"\\')
 class Reader:
     """A cursor over a command's parts with the strict imap4d grammar."""
 
-    def __init__(self, parts: list[bytes]):
+    def __init__(self, parts: list[bytes], utf8: bool = False):
         self.parts = parts
         self.i = 0
         self.pos = 0
+        self.utf8 = utf8        # quoted strings may hold UTF-8 (IMAP4rev2, RFC 9051 9)
 
     # -- low level
     @property
@@ -275,7 +276,7 @@ class Reader:
                     raise ParseError()
                 c = t[self.pos]
                 self.pos += 1
-            elif c == 0 or c >= 0x80 or c in b"\r\n":
+            elif c == 0 or (c >= 0x80 and not self.utf8) or c in b"\r\n":
                 raise ParseError()
             out.append(c)
 

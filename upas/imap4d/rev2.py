@@ -8,12 +8,13 @@ the client has sent `ENABLE IMAP4rev2` (RFC 9051 appendix E).
 - SEARCH answers with ESEARCH (6.4.4: `* ESEARCH (TAG "t") [UID] ALL set`,
   ALL being what a SEARCH without RETURN asks);
 - STATUS takes DELETED (6.3.11), in rev1 too (a client that does not know
-  it does not ask).
+  it does not ask);
+- mailbox names are UTF-8, not modified UTF-7, both ways (5.1; names.UTF8,
+  set by the session for each command), and quoted strings may hold UTF-8.
 
 IMAP4rev2 is listed in CAPABILITY (and so can be enabled) only once
 imap4d has everything RFC 9051 makes part of it: the extensions it
-folds in (REQUIRED, found in the CAPABILITY table) and UTF-8 mailbox
-names (5.1), which imap4d does not have yet.  The test knob
+folds in (REQUIRED, found in the CAPABILITY table).  The test knob
 IMAP4D_REV2_ANYWAY lists it regardless, so that the rules above are
 tested before then (docs/decisions.md).
 """
@@ -30,16 +31,12 @@ NAME = "IMAP4rev2"
 REQUIRED = ("NAMESPACE", "UNSELECT", "UIDPLUS", "ESEARCH", "SEARCHRES", "ENABLE", "IDLE",
             "SASL-IR", "LIST-EXTENDED", "LIST-STATUS", "MOVE", "LITERAL+", "BINARY",
             "SPECIAL-USE", "STATUS=SIZE", "CHILDREN")
-UTF8_NAMES = False      # RFC 9051 5.1: mailbox names in UTF-8 once enabled: not yet
 
 
 def missing(capabilities: Iterable[str]) -> list[str]:
     """What IMAP4rev2 needs that imap4d lacks, given the names it lists."""
     have = set(capabilities)
-    out = [c for c in REQUIRED if c not in have]
-    if not UTF8_NAMES:
-        out.append("UTF-8 mailbox names")
-    return out
+    return [c for c in REQUIRED if c not in have]
 
 
 def offered(capabilities: Iterable[str]) -> bool:

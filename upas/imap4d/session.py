@@ -21,7 +21,7 @@ from typing import Callable
 from upas import ns as nsmod
 from upas.mail.lock import LockError
 from upas.imap4d import parser as p
-from upas.imap4d import auth, rev2, select, table
+from upas.imap4d import auth, names, rev2, select, table
 from upas.imap4d.mailbox import MailboxLost
 from upas.imap4d.request import NOTAUTH, Bye, Request, State
 from upas.transport.events import Event, Hangup, Sleep, StartDeflate, StartTLS
@@ -267,7 +267,7 @@ class Session:
     def dispatch(self, parts: list[bytes]) -> None:
         if self.opts.verbose:
             self._log_input(parts[0])
-        r = p.Reader(parts)
+        r = p.Reader(parts, utf8=self._naming())
         req, cmd, error = self.head(r)
         if error is not None:
             self.line(error)
@@ -283,6 +283,13 @@ class Session:
             self.bad(req, e.msg)
             return
         self._run(req, cmd, lambda: cmd.handler(self, req))
+
+    def _naming(self) -> bool:
+        """Set how mailbox names are written for the command about to run
+        (names.UTF8: IMAP4rev2's UTF-8 once enabled); whether UTF-8."""
+        utf8 = rev2.on(self)
+        names.UTF8.set(utf8)
+        return utf8
 
     def _resume(self, line: bytes | None) -> None:
         w, self.waiting = self.waiting, None
@@ -318,6 +325,7 @@ class Session:
         """Accept a literal (sending the continuation for a synchronising
         one) unless its command is illegal here, too big, or refused by the
         command's own literal_check (APPEND checks the mailbox first)."""
+        self._naming()
         req, cmd, error = self.head(p.Reader(ev.parts))
         if error is None and self.state is NOTAUTH and \
                 ev.size + sum(map(len, ev.parts)) > self.opts.max_login_command:
