@@ -5,8 +5,7 @@ The rules are RFC 3501 section 9's (with its errata's body-fld-dsp),
 restricted to what a server sends, plus those of the extensions imap4d
 advertises: NAMESPACE (RFC 2342), ID (RFC 2971), ENABLE (RFC 5161),
 UIDPLUS (RFC 4315), BINARY (RFC 3516: literal8), SAVEDATE (RFC 8514), ESEARCH (RFC 4731, IMAP4rev2's
-SEARCH reply), STATUS DELETED and UTF-8 in quoted strings and texts (RFC
-9051's UTF8-2/3/4 in QUOTED-CHAR and text, spelt as the bytes %x80-FF), LIST-EXTENDED (RFC 5258, with RFC 4466's
+SEARCH reply) and STATUS DELETED (RFC 9051), LIST-EXTENDED (RFC 5258, with RFC 4466's
 tagged-ext-val), CHILDREN (RFC 3348) and SPECIAL-USE (RFC 6154), whose
 attributes are flag-extensions, IDLE and LIST-STATUS (RFC 2177, 5819:
 no new response syntax).  One reading is made explicit: a text after no
@@ -48,11 +47,11 @@ resp-cond-bye   = "BYE" SP resp-text
 resp-cond-state = ("OK" / "NO" / "BAD") SP resp-text
 resp-text       = "[" resp-text-code "]" SP text / text-no-code
 text-no-code    = TEXT-NO-BRACKET *TEXT-CHAR
-TEXT-NO-BRACKET = %x01-09 / %x0B-0C / %x0E-5A / %x5C-7F / %x80-FF
+TEXT-NO-BRACKET = %x01-09 / %x0B-0C / %x0E-5A / %x5C-7F
 resp-text-code  = "ALERT" / "BADCHARSET" [SP "(" astring *(SP astring) ")" ] / capability-data / "PARSE" / "PERMANENTFLAGS" SP "(" [flag-perm *(SP flag-perm)] ")" / "READ-ONLY" / "READ-WRITE" / "TRYCREATE" / "UIDNEXT" SP nz-number / "UIDVALIDITY" SP nz-number / "UNSEEN" SP nz-number / "APPENDUID" SP nz-number SP append-uid / "COPYUID" SP nz-number SP uid-set SP uid-set / "UIDNOTSTICKY" / atom [SP 1*CODE-CHAR]
 CODE-CHAR       = %x01-09 / %x0B-0C / %x0E-5C / %x5E-7F
 text            = 1*TEXT-CHAR
-TEXT-CHAR       = %x01-09 / %x0B-0C / %x0E-7F / %x80-FF
+TEXT-CHAR       = %x01-09 / %x0B-0C / %x0E-7F
 
 capability-data = "CAPABILITY" *(SP capability) SP "IMAP4rev1" *(SP capability)
 capability      = ("AUTH=" auth-type) / atom
@@ -171,7 +170,7 @@ TAG-CHAR        = %x21 / %x23-24 / %x26-27 / %x2C-5B / %x5D-7A / %x7C-7E
 nstring         = string / nil
 string          = quoted / literal
 quoted          = DQUOTE *QUOTED-CHAR DQUOTE
-QUOTED-CHAR     = %x01-09 / %x0B-0C / %x0E-21 / %x23-5B / %x5D-7F / "\" DQUOTE / "\" "\" / %x80-FF
+QUOTED-CHAR     = %x01-09 / %x0B-0C / %x0E-21 / %x23-5B / %x5D-7F / "\" DQUOTE / "\" "\"
 literal         = "{" number "}" CRLF %x00
 literal8        = "~{" number "}" CRLF %x00
 nil             = "NIL"
@@ -197,10 +196,19 @@ class Rule(_Rule):
 _LITERAL = re.compile(rb"\{(\d+)\}\r\n$")
 
 
+# one UTF-8 character of two to four bytes (RFC 3629's UTF8-2/3/4)
+_UTF8_CHAR = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]"
+                        rb"|[\xe1-\xef][\x80-\xbf]{2}|\xf0[\x90-\xbf][\x80-\xbf]{2}"
+                        rb"|[\xf1-\xf3][\x80-\xbf]{3}|\xf4[\x80-\x8f][\x80-\xbf]{2}")
+
+
 @functools.lru_cache(maxsize=4096)
-def violation(response: bytes) -> str | None:
+def violation(response: bytes, utf8: bool = False) -> str | None:
     """Why one whole response (its CRLF and literals included) is not a
-    `reply` of the grammar; None when it is one."""
+    `reply` of the grammar; None when it is one.  `utf8`: the session has
+    enabled IMAP4rev2, whose quoted strings and texts may hold UTF-8
+    (RFC 9051 9: UTF8-2/3/4): each UTF-8 character outside a literal
+    counts as one ASCII letter (atoms are held to ASCII less strictly)."""
     text = bytearray()
     rest = response
     while True:
@@ -210,7 +218,7 @@ def violation(response: bytes) -> str | None:
         line, rest = rest[:nl + 2], rest[nl + 2:]
         if b"\n" in line[:-2] or b"\r" in line[:-2] or b"\0" in line:
             return "a bare CR, LF or NUL in a line"
-        text += line
+        text += _UTF8_CHAR.sub(b"u", line) if utf8 else line
         m = _LITERAL.search(line)
         if not m or not rest:
             break
@@ -246,6 +254,7 @@ class ReplyChecker:
         self._compress: set[bytes] = set()
         self._inflate = None            # the server's deflate stream, once on
         self._client_inflate = None     # the client's
+        self.utf8 = False               # IMAP4rev2 enabled: UTF-8 in strings
 
     def client(self, data: bytes) -> None:
         if self._client_inflate is not None:
@@ -273,12 +282,14 @@ class ReplyChecker:
 
     def check(self, response: bytes) -> None:
         self.checked += 1
-        why = violation(response)
+        why = violation(response, self.utf8)
         if why is not None:
             self.violations.append((response[:400], why))
         tag = response.split(b" ", 1)[0]
         if tag in self._starttls and response.split(b" ")[1:2] == [b"OK"]:
             self.stopped = True
+        if re.match(rb"\* ENABLED .*\bIMAP4rev2\b", response, re.I):
+            self.utf8 = True
         if tag in self._compress and response.split(b" ")[1:2] == [b"OK"]:
             self._inflate = zlib.decompressobj(-15)
             self._client_inflate = zlib.decompressobj(-15)
