@@ -4,7 +4,8 @@ checker of a server's byte stream against it (issue 13).
 The rules are RFC 3501 section 9's (with its errata's body-fld-dsp),
 restricted to what a server sends, plus those of the extensions imap4d
 advertises: NAMESPACE (RFC 2342), ID (RFC 2971), ENABLE (RFC 5161),
-UIDPLUS (RFC 4315), LIST-EXTENDED (RFC 5258, with RFC 4466's
+UIDPLUS (RFC 4315), BINARY (RFC 3516: literal8), SAVEDATE (RFC 8514), ESEARCH (RFC 4731, IMAP4rev2's
+SEARCH reply) and STATUS DELETED (RFC 9051), LIST-EXTENDED (RFC 5258, with RFC 4466's
 tagged-ext-val), CHILDREN (RFC 3348) and SPECIAL-USE (RFC 6154), whose
 attributes are flag-extensions, IDLE and LIST-STATUS (RFC 2177, 5819:
 no new response syntax), SORT and THREAD (RFC 5256), ESEARCH (RFC 4731,
@@ -28,6 +29,7 @@ from __future__ import annotations
 
 import functools
 import re
+import zlib
 
 from abnf import Rule as _Rule
 from abnf.grammars.misc import load_grammar_rules
@@ -80,14 +82,14 @@ tagged-ext-simple = sequence-set / number
 tagged-ext-comp = tagged-ext-comp-item *(SP tagged-ext-comp-item)
 tagged-ext-comp-item = astring / "(" tagged-ext-comp ")"
 status-att-list = status-att SP number *(SP status-att SP number)
-status-att      = "MESSAGES" / "RECENT" / "UIDNEXT" / "UIDVALIDITY" / "UNSEEN" / "SIZE" / "DELETED-STORAGE"
+status-att      = "MESSAGES" / "RECENT" / "UIDNEXT" / "UIDVALIDITY" / "UNSEEN" / "SIZE" / "DELETED-STORAGE" / "DELETED"
 mailbox         = "INBOX" / astring
 
 message-data    = nz-number SP ("EXPUNGE" / ("FETCH" SP msg-att))
 msg-att         = "(" msg-att-item *(SP msg-att-item) ")"
 msg-att-item    = msg-att-dynamic / msg-att-static
 msg-att-dynamic = "FLAGS" SP "(" [flag-fetch *(SP flag-fetch)] ")"
-msg-att-static  = "ENVELOPE" SP envelope / "INTERNALDATE" SP date-time / "RFC822" [".HEADER" / ".TEXT"] SP nstring / "RFC822.SIZE" SP number / "BODY" ["STRUCTURE"] SP body / "BODY" section ["<" number ">"] SP nstring / "UID" SP uniqueid
+msg-att-static  = "BINARY" section-binary ["<" number ">"] SP (nstring / literal8) / "BINARY.SIZE" section-binary SP number / "ENVELOPE" SP envelope / "INTERNALDATE" SP date-time / "SAVEDATE" SP (date-time / nil) / "RFC822" [".HEADER" / ".TEXT"] SP nstring / "RFC822.SIZE" SP number / "BODY" ["STRUCTURE"] SP body / "BODY" section ["<" number ">"] SP nstring / "UID" SP uniqueid
 
 envelope        = "(" env-date SP env-subject SP env-from SP env-sender SP env-reply-to SP env-to SP env-cc SP env-bcc SP env-in-reply-to SP env-message-id ")"
 env-bcc         = "(" 1*address ")" / nil
@@ -131,6 +133,7 @@ media-message   = DQUOTE "MESSAGE" DQUOTE SP DQUOTE "RFC822" DQUOTE
 media-text      = DQUOTE "TEXT" DQUOTE SP media-subtype
 media-subtype   = string
 
+section-binary  = "[" [section-part] "]"
 section         = "[" [section-spec] "]"
 section-spec    = section-msgtext / (section-part ["." section-text])
 section-msgtext = "HEADER.FIELDS.NOT" SP header-list / "HEADER.FIELDS" SP header-list / "HEADER" / "TEXT"
@@ -180,6 +183,7 @@ string          = quoted / literal
 quoted          = DQUOTE *QUOTED-CHAR DQUOTE
 QUOTED-CHAR     = %x01-09 / %x0B-0C / %x0E-21 / %x23-5B / %x5D-7F / "\" DQUOTE / "\" "\"
 literal         = "{" number "}" CRLF %x00
+literal8        = "~{" number "}" CRLF %x00
 nil             = "NIL"
 number          = 1*DIGIT
 nz-number       = %x31-39 *DIGIT
@@ -203,10 +207,19 @@ class Rule(_Rule):
 _LITERAL = re.compile(rb"\{(\d+)\}\r\n$")
 
 
+# one UTF-8 character of two to four bytes (RFC 3629's UTF8-2/3/4)
+_UTF8_CHAR = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]"
+                        rb"|[\xe1-\xef][\x80-\xbf]{2}|\xf0[\x90-\xbf][\x80-\xbf]{2}"
+                        rb"|[\xf1-\xf3][\x80-\xbf]{3}|\xf4[\x80-\x8f][\x80-\xbf]{2}")
+
+
 @functools.lru_cache(maxsize=4096)
-def violation(response: bytes) -> str | None:
+def violation(response: bytes, utf8: bool = False) -> str | None:
     """Why one whole response (its CRLF and literals included) is not a
-    `reply` of the grammar; None when it is one."""
+    `reply` of the grammar; None when it is one.  `utf8`: the session has
+    enabled IMAP4rev2, whose quoted strings and texts may hold UTF-8
+    (RFC 9051 9: UTF8-2/3/4): each UTF-8 character outside a literal
+    counts as one ASCII letter (atoms are held to ASCII less strictly)."""
     text = bytearray()
     rest = response
     while True:
@@ -216,14 +229,16 @@ def violation(response: bytes) -> str | None:
         line, rest = rest[:nl + 2], rest[nl + 2:]
         if b"\n" in line[:-2] or b"\r" in line[:-2] or b"\0" in line:
             return "a bare CR, LF or NUL in a line"
-        text += line
+        text += _UTF8_CHAR.sub(b"u", line) if utf8 else line
         m = _LITERAL.search(line)
         if not m or not rest:
             break
         n = int(m.group(1))
         data, rest = rest[:n], rest[n:]
-        if len(data) < n or b"\0" in data:
-            return "a literal shorter than its count, or holding a NUL (CHAR8)"
+        if len(data) < n:
+            return "a literal shorter than its count"
+        if b"\0" in data and line[m.start() - 1:m.start()] != b"~":
+            return "a literal holding a NUL (CHAR8; a literal8 may, RFC 3516)"
         text += b"\0"
     if rest:
         return "bytes after the CRLF"
@@ -238,7 +253,8 @@ class ReplyChecker:
     """Cuts a server's byte stream into responses (a line, and a literal and
     the rest of the line after each `{n}` at its end) and keeps those the
     grammar refuses.  Once a STARTTLS the client sent is answered OK the
-    rest is TLS, not checked."""
+    rest is TLS, not checked; once a COMPRESS DEFLATE is answered OK the
+    rest is inflated (RFC 4978) and checked."""
 
     def __init__(self) -> None:
         self.buf = bytearray()
@@ -246,15 +262,27 @@ class ReplyChecker:
         self.checked = 0
         self.stopped = False
         self._starttls: set[bytes] = set()
+        self._compress: set[bytes] = set()
+        self._inflate = None            # the server's deflate stream, once on
+        self._client_inflate = None     # the client's
+        self.utf8 = False               # IMAP4rev2 enabled: UTF-8 in strings
 
     def client(self, data: bytes) -> None:
+        if self._client_inflate is not None:
+            try:
+                data = self._client_inflate.decompress(data)
+            except zlib.error:          # a client sending garbage: the server's to judge
+                self._client_inflate = None
+                return
         for m in re.finditer(rb"(?mi)^(\S+) STARTTLS\r?$", data):
             self._starttls.add(m.group(1))
+        for m in re.finditer(rb"(?mi)^(\S+) COMPRESS DEFLATE\r?$", data):
+            self._compress.add(m.group(1))
 
     def feed(self, data: bytes) -> None:
         if self.stopped:
             return
-        self.buf += data
+        self.buf += data if self._inflate is None else self._inflate.decompress(data)
         while not self.stopped:
             end = self._response_end()
             if end is None:
@@ -265,12 +293,18 @@ class ReplyChecker:
 
     def check(self, response: bytes) -> None:
         self.checked += 1
-        why = violation(response)
+        why = violation(response, self.utf8)
         if why is not None:
             self.violations.append((response[:400], why))
         tag = response.split(b" ", 1)[0]
         if tag in self._starttls and response.split(b" ")[1:2] == [b"OK"]:
             self.stopped = True
+        if re.match(rb"\* ENABLED .*\bIMAP4rev2\b", response, re.I):
+            self.utf8 = True
+        if tag in self._compress and response.split(b" ")[1:2] == [b"OK"]:
+            self._inflate = zlib.decompressobj(-15)
+            self._client_inflate = zlib.decompressobj(-15)
+            self.buf = bytearray(self._inflate.decompress(bytes(self.buf)))
 
     def _response_end(self) -> int | None:
         """Where the first complete response in the buffer ends."""

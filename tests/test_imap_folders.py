@@ -219,12 +219,14 @@ def test_concurrent_create_one_wins(srv):
 def test_delete(c, srv):
     c.cmd(b"a CREATE foo")
     c.cmd(b"b SELECT foo")
-    assert srv.box(name="foo.imp").exists()
+    c.cmd(b"b2 APPEND foo {12}\r\nSubject: x\r\n\r\n")
+    assert srv.box(name="foo.imp").exists() and srv.box(name="foo.save.imp").exists()
     assert c.cmd(b"c DELETE foo") == [b"c NO DELETE cannot delete the selected mailbox foo\r\n"]
     assert srv.box(name="foo").exists()
     c.cmd(b"d UNSELECT")
     assert c.cmd(b"e DELETE foo") == [b"e OK foo DELETE completed\r\n"]
     assert not srv.box(name="foo").exists() and not srv.box(name="foo.imp").exists()
+    assert not srv.box(name="foo.save.imp").exists()
     # docs/decisions.md: NO when nothing was deleted (9front always said OK)
     assert c.cmd(b"f DELETE foo") == [b"f NO DELETE cannot delete mailbox foo\r\n"]
     assert c.cmd(b"g DELETE INBOX") == [b"g NO DELETE cannot delete mailbox INBOX\r\n"]
@@ -241,6 +243,7 @@ def test_rename(c, srv):
     imp = srv.box(name="foo.imp").read_bytes()
     kw = srv.box(name="foo.kw.imp").read_bytes()
     assert b" $Junk" in kw
+    save = srv.box(name="foo.save.imp").read_bytes()      # SAVEDATE's (savedate.py)
     c.cmd(b"c SUBSCRIBE foo")
     assert c.cmd(b"d RENAME foo lists/mbox") == [b"d NO RENAME mailbox already exists\r\n"]
     assert c.cmd(b"e RENAME foo INBOX") == [b"e NO RENAME bad mailbox destination name\r\n"]
@@ -251,7 +254,9 @@ def test_rename(c, srv):
     assert srv.box(name="new/sub/bar").read_bytes().endswith(b"Subject: x\n\n")
     assert srv.box(name="new/sub/bar.imp").read_bytes() == imp
     assert srv.box(name="new/sub/bar.kw.imp").read_bytes() == kw
+    assert srv.box(name="new/sub/bar.save.imp").read_bytes() == save
     assert not srv.box(name="foo.imp").exists() and not srv.box(name="foo.kw.imp").exists()
+    assert not srv.box(name="foo.save.imp").exists()
     assert b"new/sub/bar\n" in srv.box(name="imap.subscribed").read_bytes()
     assert c.cmd(b"i RENAME new other") == [b"i OK RENAME completed\r\n"]
     assert srv.box(name="other/sub/bar").exists()

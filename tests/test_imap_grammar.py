@@ -191,3 +191,11 @@ def test_the_suites_connections_are_checked(imap_factory):
             break
         time.sleep(0.05)
     assert chk.checked >= 20 and chk.violations == []
+
+
+def test_utf8_only_once_imap4rev2_is_enabled():
+    """RFC 9051 9: quoted strings and texts may hold UTF-8 under IMAP4rev2;
+    RFC 3501's may not; malformed UTF-8 is refused either way."""
+    ok = '* LIST () "/" "Entwürfe"\r\n'.encode()
+    assert violation(ok) is not None and violation(ok, True) is None
+    assert violation(b'* LIST () "/" "Entw\xfcrfe"\r\n', True) is not None

@@ -112,6 +112,8 @@ KEYFS_PURGATORY_SCALE  num  1
     multiplies keyfs's purgatory after bad logins
 UPASFS_INDEX_RACY  s  2
     an index written less than this after its mailbox changed is not trusted (timestamp ticks)
+IMAP4D_REV2_ANYWAY  bool  0
+    `1`: imap4d lists IMAP4rev2 though not all RFC 9051 needs is there (tests of its rules)
 """
 KINDS = ("Plan 9", "ours", "test knob")
 

@@ -5,7 +5,7 @@ pipes) is the shared one of upas/transport; this driver feeds the
 session (session.py, no I/O of its own) the client's bytes and carries
 out what it asks: output, the failed-login sleeps, TLS (`-t certfile`
 for STARTTLS; `-T` starts TLS before the greeting: implicit TLS, port
-993), IDLE's polls, and the idle and login deadlines.  Mail is reached
+993), COMPRESS=DEFLATE, IDLE's polls, and the idle and login deadlines.  Mail is reached
 through the namespace only: /mail/box from $MAILROOT, /mail/fs from
 $upasfs, the posted `upasfs`, or an upasfs started for the session on a
 socketpair (as Plan 9's `upas/fs -np`).
@@ -24,7 +24,7 @@ from upas import ns as nsmod
 from upas.mail import fsview, lock
 from upas.imap4d.session import Options, Session
 from upas.transport.conn import LOGIN, Conn, Deadlines, peer_address
-from upas.transport.events import Event, Hangup, StartTLS
+from upas.transport.events import Event, Hangup, StartDeflate, StartTLS
 
 if TYPE_CHECKING:
     import ssl
@@ -50,6 +50,8 @@ class Driver:
     def emit(self, ev: Event) -> None:
         if isinstance(ev, StartTLS):
             self.tls_wanted = True      # once the session has taken its bytes
+        elif isinstance(ev, StartDeflate):
+            self.conn.start_deflate()   # at once: the OK before it goes out as it is
         else:
             self.conn.emit(ev)
 

@@ -1,4 +1,6 @@
-"""APPEND (docs/spec/servers.md §3.10, RFC 3501 6.3.11) with APPENDUID (RFC 4315).
+"""APPEND (docs/spec/servers.md §3.10, RFC 3501 6.3.11) with APPENDUID (RFC 4315),
+MULTIAPPEND (RFC 3502: several messages, stored all or none) and BINARY's
+literal8 (RFC 3516 4.4).
 
 The message is stored by the delivery code (upas/mbappend.py), as Plan 9
 stores mail: `From <user> <date>` + the message with CRLF turned into LF
@@ -27,7 +29,6 @@ ns.write_at, ns.stat), so a mail store served over 9P can take them.
 from __future__ import annotations
 
 import hashlib
-import os
 import posixpath
 import re
 import time
@@ -37,9 +38,10 @@ from upas import config
 from upas import ns as nsmod
 from upas.mail.lock import LockError
 
-from . import imp, names
+from . import imp, names, savedate
 from . import parser as p
 from .mailbox import Mailbox, MailboxError, MailboxLost
+from .rev2 import sequence_set
 
 FIND_WAIT = 0.025            # seconds between looks for the new message in upasfs
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -107,6 +109,7 @@ def deliver(s, path: str, items: list[Item]) -> tuple[int, list[int | None]]:
     from upas import mbappend           # not at start-up: it loads upasfs's mbox code
     with s.ns.lock(posixpath.dirname(path)):
         after = _key(mbappend.append_locked(s.ns, path, _stored(items)))
+        savedate.record(s.ns, path, [it.digest for it in items])
     found = _find(box, known, [it.digest for it in items])
     # only messages stored with flags need the .imp rewritten again (_find's
     # look has recorded their uids)
@@ -203,6 +206,7 @@ def _deliver_at_tail(s, path: str, items: list[Item]) -> tuple[int, list[int | N
         lines = b"".join(imp.format_entry(imp.Entry(it.digest, uid, it.flags | {"\\Recent"}), True)
                          for it, uid in zip(items, uids))
         new = imp.append_in_place(ns, imppath, tail.imp, first + len(items), lines)
+        savedate.record(s.ns, path, [it.digest for it in items])
     s.extra["append_tail"] = _Tail(path, after, new, tail.kw)
     return validity, uids
 
@@ -246,8 +250,12 @@ def _mailbox_refusal(s, req, raw: bytes) -> str | None:
 
 def literal_check(s, req, parts: list[bytes], size: int) -> str | None:
     """Before `+ Ready for literal data`: the arguments so far must parse
-    (else BAD now, not after the message) and name an existing mailbox."""
-    r = p.Reader(parts)
+    (else BAD now, not after the message) and name an existing mailbox;
+    the messages of one APPEND together stay within the literal limit
+    (MULTIAPPEND holds them all until the last has come)."""
+    if sum(map(len, parts[1::2])) + size > s.opts.max_literal:     # the literals so far
+        return f"NO [TOOBIG] {req.echo} messages too large together"
+    r = p.Reader(parts, utf8=names.UTF8.get())
     try:
         r.tag()
         r.sp()
@@ -258,6 +266,10 @@ def literal_check(s, req, parts: list[bytes], size: int) -> str | None:
         raw = r.astring()
         r.sp()
         _flags_and_date(r)
+        while r.i < len(r.parts) - 1:       # messages before the one asked for
+            _message(r)
+            r.sp()
+            _flags_and_date(r)
     except p.ParseError as e:
         return f"BAD {req.echo} {e.msg}"
     return _mailbox_refusal(s, req, raw)
@@ -273,16 +285,41 @@ def _flags_and_date(r: p.Reader) -> tuple[list[str], tuple[int, int] | None]:
     if r.peek() == 0x22:
         date = _date_time(r)
         r.sp()
-    if r.peek() != 0x7B:
+    if r.peek() not in (0x7B, 0x7E):
         raise p.ParseError()
     return flags, date
 
 
-def parse_append(r: p.Reader):
+def _message(r: p.Reader) -> tuple[bytes, bool]:
+    """A message literal, and whether it is a literal8 (`~{n}`, RFC 3516
+    4.4: BINARY's APPEND)."""
+    binary = r.peek() == 0x7E
+    if binary:
+        r.pos += 1
+    return r.literal(), binary
+
+
+@dataclass
+class Submitted:
+    """One message of an APPEND, as the client gave it."""
+    flags: list[str]
+    date: tuple[int, int] | None
+    data: bytes
+    binary: bool
+
+
+def parse_append(r: p.Reader) -> tuple[bytes, list[Submitted]]:
+    """`mailbox 1*([SP flags] [SP date-time] SP literal)`: several messages
+    in one command is MULTIAPPEND (RFC 3502 6)."""
     raw = r.astring()
     r.sp()
-    flags, date = _flags_and_date(r)
-    return raw, flags, date, r.literal()
+    msgs = []
+    while True:
+        flags, date = _flags_and_date(r)
+        msgs.append(Submitted(flags, date, *_message(r)))
+        if r.at_end():
+            return raw, msgs
+        r.sp()
 
 
 def _date_time(r: p.Reader) -> tuple[int, int]:
@@ -296,23 +333,31 @@ def _date_time(r: p.Reader) -> tuple[int, int]:
 
 
 def cmd_append(s, req) -> None:
-    raw, flags, date, message = req.args
+    raw, msgs = req.args
     refusal = _mailbox_refusal(s, req, raw)
     if refusal:
         s.updates(req)
         s.tagged(req, refusal)
         return
+    if any(m.binary and b"\0" in m.data for m in msgs):
+        # RFC 3516 4.4: a mailbox that cannot hold the binary content says
+        # so; an mbox line holds no NUL (docs/decisions.md)
+        return s.no(req, "binary content cannot be stored here", code="UNKNOWN-CTE")
     now = int(time.time())
-    when, zone = date if date else (now, time.localtime(now).tm_gmtoff)
-    when = min(when, now)
-    item = Item(mbox_entry(s.user, message, when, zone),
-                {f for f in flags if f.startswith("\\")},
-                [f for f in flags if not f.startswith("\\")])
+    items = [_item(s.user, m, now) for m in msgs]
     path = names.box_path(s.user, names.parse(raw).path)
     try:
-        validity, uids = deliver(s, path, [item])
+        # all in one write: every message is stored, or none (RFC 3502 6)
+        validity, uids = deliver(s, path, items)
     except (MailboxError, nsmod.Error, OSError, LockError) as e:
         s.log(f"append: {e}")
         return s.no(req, "message save failed")
-    code = f"APPENDUID {validity} {uids[0]}" if uids[0] else None
+    code = f"APPENDUID {validity} {sequence_set(uids)}" if all(uids) else None
     s.ok(req, code=code)
+
+
+def _item(user: str, m: Submitted, now: int) -> Item:
+    when, zone = m.date if m.date else (now, time.localtime(now).tm_gmtoff)
+    return Item(mbox_entry(user, m.data, min(when, now), zone),
+                {f for f in m.flags if f.startswith("\\")},
+                [f for f in m.flags if not f.startswith("\\")])

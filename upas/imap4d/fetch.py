@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import time
 
-from upas.imap4d import fetchcache
+from upas.imap4d import binary, fetchcache, rev2, savedate
 from upas.imap4d import envelope as env
 from upas.imap4d import parser as p
 from upas.imap4d.mailbox import Mailbox, MailboxError, Message
@@ -190,6 +190,15 @@ def internaldate(unixheader: bytes) -> str:
                                            m.group(5).decode(), "-" if z < 0 else "+", abs(z))
 
 
+def saved(box: Mailbox, files: Files, m: Message) -> str:
+    """The message's save date (RFC 8514; savedate.py): as imap4d recorded
+    it, else its internal date, the moment upas delivered it."""
+    when = savedate.table(box.ns, box.path).get(m.digest)
+    if when is None:
+        return internaldate(files.read(m, "unixheader"))
+    return savedate.date_time(when)
+
+
 def rfc822_size(files: Files, m: Message) -> int:
     size = m.cache.get("size")
     if size is None:
@@ -237,6 +246,8 @@ def item(files: Files, m: Message, a: p.FetchAtt, site: str) -> bytes:
     if a.name.startswith("RFC822"):
         text = {"RFC822": "", "RFC822.HEADER": "HEADER", "RFC822.TEXT": "TEXT"}[a.name]
         return a.name.encode() + b" " + env.literal(message_section(top, p.Section((), text)))
+    if a.name.startswith("BINARY"):
+        return binary_item(top, a)
     data = section_data(top, a.section)
     label = b"BODY[" + a.section.label().encode() + b"]"
     if a.partial is not None:
@@ -244,6 +255,17 @@ def item(files: Files, m: Message, a: p.FetchAtt, site: str) -> bytes:
         data = data[start:start + a.partial[1]]
         label += b"<%d>" % start
     return label + b" " + env.literal(data)
+
+
+def binary_item(top: Node, a: p.FetchAtt) -> bytes:
+    """BINARY[...] and BINARY.SIZE[...] (binary.py): the whole message as it
+    is, a part decoded."""
+    if not a.section.part:
+        return binary.item(a, message_section(top, a.section), None)
+    node = navigate(top, a.section.part)
+    if node is None:
+        return binary.item(a, b"", None)
+    return binary.item(a, node.body(), node.mime_header())
 
 
 def first_files(atts: list[p.FetchAtt], cache: fetchcache.FetchCache | None = None):
@@ -275,7 +297,7 @@ def _files(atts: list[p.FetchAtt]):
             want.add("rawheader")
         elif a.name in ("RFC822", "RFC822.TEXT"):
             want |= {"rawheader", "rawbody"}
-        elif a.name == "INTERNALDATE":
+        elif a.name in ("INTERNALDATE", "SAVEDATE"):
             want.add("unixheader")
         elif a.section is not None and not a.section.part:
             want.add("rawheader")
@@ -286,7 +308,7 @@ def _files(atts: list[p.FetchAtt]):
 
 
 def sets_seen(a: p.FetchAtt) -> bool:
-    return a.name in SEEN_SETTERS or (a.name == "BODY[]" and not a.peek)
+    return a.name in SEEN_SETTERS or (a.name in ("BODY[]", "BINARY[]") and not a.peek)
 
 
 # ------------------------------------------------------------ the command
@@ -320,11 +342,22 @@ def fetch(s, req: Request) -> None:
     cache = _cache(box, site, atts, len(msgs))
     files = Files(box.view)
 
+    unknown_cte = []
+
     def response(m: Message) -> bytes | None:
         def one(i: int) -> bytes:
-            return files.once(m, str(i), lambda: cached_item(files, m, atts[i], site, cache))
+            a = atts[i]
+            if a.name == "FLAGS":
+                return b"FLAGS (" + rev2.flag_text(s, m).encode() + b")"
+            if a.name == "SAVEDATE":       # the mailbox's, not the message's
+                return b'SAVEDATE "' + saved(box, files, m).encode() + b'"'
+            return files.once(m, str(i), lambda: cached_item(files, m, a, site, cache))
         try:
             return b" ".join(files.gather(one, range(len(atts)), b""))
+        except binary.UnknownCTE as e:
+            if files.live():        # (not a stand-in's bytes)
+                unknown_cte.append(str(e))
+            return None
         except Exception as e:          # the message vanished under us
             if files.live():
                 s.log(f"fetch {m.uid}: {e}")
@@ -340,11 +373,11 @@ def fetch(s, req: Request) -> None:
             cache.flush({m.digest for m in box.msgs if not m.expunged})
     if not any(a.name == "FLAGS" for a in atts):
         for m in changed:
-            s.untagged(f"{box.seq(m)} FETCH ({flags_item(m).decode()})")
+            s.untagged(f"{box.seq(m)} FETCH (FLAGS ({rev2.flag_text(s, m)}))")
     if ok:
         s.ok(req)
-    else:
-        s.no(req)
+    else:       # RFC 3516 4.3: an encoding BINARY cannot undo fails the FETCH
+        s.no(req, code="UNKNOWN-CTE" if unknown_cte else None)
 
 
 def _cache(box: Mailbox, site: str, atts: list[p.FetchAtt],

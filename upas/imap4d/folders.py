@@ -16,7 +16,7 @@ import posixpath
 from upas import ns as nsmod
 from upas.mail import digestcache, mboxindex, safewrite
 
-from . import fetchcache, names, subscriptions, summary
+from . import fetchcache, names, savedate, subscriptions, summary
 from .envelope import quote
 from . import parser as p
 
@@ -36,8 +36,9 @@ def parse_two(r: p.Reader) -> tuple[bytes, bytes]:
 
 
 def _wire(raw: bytes) -> str:
-    """The client's argument as it may be echoed (printable ASCII only)."""
-    return raw.decode("ascii", "replace")
+    """The client's argument as it may be echoed (printable ASCII only;
+    UTF-8 too under IMAP4rev2)."""
+    return raw.decode("utf-8" if names.UTF8.get() else "ascii", "replace")
 
 
 def _path(s, path: str) -> str:
@@ -45,9 +46,9 @@ def _path(s, path: str) -> str:
 
 
 def _imp_files(s, path: str, cache: bool = True) -> list[str]:
-    """The shadow file `<path>.imp`, the keywords beside it (imp.py) and,
-    if `cache`, the servers' digest caches (mail/digestcache.py), the
-    cache's old name (fetchcache.py) and upasfs's index
+    """The shadow file `<path>.imp`, the keywords and save dates beside it
+    (imp.py, savedate.py) and, if `cache`, the servers' digest caches
+    (mail/digestcache.py), the cache's old name (fetchcache.py) and upasfs's index
     (mail/mboxindex.py), which are rebuilt on demand."""
     parent, base = posixpath.split(path)
     try:
@@ -55,7 +56,7 @@ def _imp_files(s, path: str, cache: bool = True) -> list[str]:
     except nsmod.Error:
         return []
     return [posixpath.join(parent, d.name) for d in entries
-            if d.name in (base + ".imp", base + ".kw.imp")
+            if d.name in (base + ".imp", base + ".kw.imp", base + savedate.SUFFIX)
             or (cache and d.name in _caches(base))]
 
 
@@ -237,9 +238,10 @@ def cmd_namespace(s, req) -> None:
 
 # ---------------------------------------------------------------- STATUS
 
-# Plan 9's, then STATUS=SIZE's (RFC 8438) and QUOTA's (RFC 9208)
+# Plan 9's, then STATUS=SIZE's (RFC 8438), QUOTA's (RFC 9208) and
+# IMAP4rev2's DELETED (RFC 9051 6.3.11)
 STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE",
-                "DELETED-STORAGE")
+                "DELETED-STORAGE", "DELETED")
 
 
 def parse_status(r: p.Reader) -> tuple[bytes, set[str]]:
@@ -283,7 +285,8 @@ def status_values(box) -> dict[str, int]:
     live = [m for m in box.msgs if not m.expunged]
     return {"MESSAGES": len(live), "RECENT": box.recent(), "UIDNEXT": box.uidnext,
             "UIDVALIDITY": box.uidvalidity,
-            "UNSEEN": sum(1 for m in live if "\\Seen" not in m.flags)}
+            "UNSEEN": sum(1 for m in live if "\\Seen" not in m.flags),
+            "DELETED": sum(1 for m in live if "\\Deleted" in m.flags)}
 
 
 def wire_name(raw: bytes) -> str:

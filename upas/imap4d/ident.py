@@ -1,9 +1,10 @@
 """ID (RFC 2971) and ENABLE (RFC 5161): what client and server tell each
-other about themselves.  We implement no extension that needs enabling, so
-ENABLE always answers an empty `* ENABLED` (which RFC 5161 allows)."""
+other about themselves.  ENABLE turns on IMAP4rev2 (rev2.py) when it is
+offered; anything else gets an empty `* ENABLED` (which RFC 5161 allows)."""
 from __future__ import annotations
 
 from . import parser as p
+from . import rev2
 from .envelope import quote
 
 SERVER_ID = (("name", "upas imap4d"), ("vendor", "upas-py"),
@@ -55,5 +56,13 @@ def parse_enable(r: p.Reader) -> list[str]:
 
 
 def cmd_enable(s, req) -> None:
-    s.untagged("ENABLED")
+    """Enable what is asked for and offered now (IMAP4rev2); name what
+    this command turned on (RFC 5161 3.1)."""
+    turned = []
+    for cap in req.args:
+        if cap.upper() == rev2.NAME.upper() and rev2.NAME in s.capability_line().split() \
+                and not rev2.on(s):
+            s.enabled.add(rev2.NAME.upper())
+            turned.append(rev2.NAME)
+    s.untagged(" ".join(["ENABLED"] + turned))
     s.ok(req, "completed")

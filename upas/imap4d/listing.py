@@ -157,8 +157,8 @@ def _decode_pattern(raw: bytes) -> str:
     encoding stands for itself (the grammar allows any list-char, and a
     pattern that cannot name a mailbox just matches nothing)."""
     try:
-        return mutf7.decode(raw)
-    except mutf7.DecodeError:
+        return names.decode(raw)
+    except (mutf7.DecodeError, UnicodeDecodeError):
         return raw.decode("utf-8", "replace")
 
 
@@ -218,7 +218,7 @@ def parse_lsub(r: p.Reader) -> ListArgs:
 def _root_line(s, req, ref: str) -> None:
     """An empty pattern: the hierarchy delimiter and the reference's root."""
     root = ref[:ref.index("/") + 1] if "/" in ref else ""
-    s.untagged(f"{req.name.upper()} (\\Noselect) \"/\" {quote(mutf7.encode(root))}")
+    s.untagged(f"{req.name.upper()} (\\Noselect) \"/\" {quote(names.encode(root))}")
     s.tagged(req, f"OK {req.name}")
 
 

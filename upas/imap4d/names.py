@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import contextvars
+
 from . import mutf7
 
 __all__ = ["BadName", "Name", "INBOX", "INBOX_FILE", "parse", "display", "is_listable", "box_path"]
@@ -30,12 +32,33 @@ _STOP = frozenset({"mbox", "pipeto", "pipefrom", "forward", "names", "headers",
                    "imap.ok", "imap.subscribed", "imap.uidvalidity", "dead.letter"})
 _PREFIXES = ("L.", "imap-tmp.")
 # .imp shadow files, crash-safe temporaries, 9front's index files; and
-# `.kw`, `.upasfs`, `.imap4d` and `.pop3`, because the keywords of mailbox B
-# live in `B.kw.imp` (imp.py), upasfs's index of it in `B.upasfs.imp`
-# (mail/mboxindex.py) and the servers' digest caches in `B.imap4d.imp` and
-# `B.pop3.imp` (mail/digestcache.py), which would be the shadow files of
-# mailboxes named `B.kw`, `B.upasfs`, `B.imap4d` and `B.pop3`.
-_SUFFIXES = (".imp", ".tmp", ".idx", ".kw", ".upasfs", ".imap4d", ".pop3")
+# `.kw`, `.save`, `.upasfs`, `.imap4d` and `.pop3`, because the keywords of
+# mailbox B live in `B.kw.imp` (imp.py), its save dates in `B.save.imp`
+# (savedate.py), upasfs's index of it in `B.upasfs.imp` (mail/mboxindex.py)
+# and the servers' digest caches in `B.imap4d.imp` and `B.pop3.imp`
+# (mail/digestcache.py), which would be the shadow files of mailboxes named
+# `B.kw`, `B.save`, `B.upasfs`, `B.imap4d` and `B.pop3`.
+_SUFFIXES = (".imp", ".tmp", ".idx", ".kw", ".save", ".upasfs", ".imap4d", ".pop3")
+
+
+# How mailbox names look on the wire: modified UTF-7 (IMAP4rev1, RFC 3501
+# 5.1.3) or, once a session has enabled IMAP4rev2, UTF-8 (RFC 9051 5.1).
+# The session sets it before each command (one session per process; a
+# context variable all the same, so that nothing else has to carry it).
+UTF8: contextvars.ContextVar[bool] = contextvars.ContextVar("utf8_names", default=False)
+
+
+def decode(wire: str | bytes) -> str:
+    """The text of a name or pattern as the client sent it; raises
+    mutf7.DecodeError (modified UTF-7) or UnicodeDecodeError (UTF-8)."""
+    if not UTF8.get():
+        return mutf7.decode(wire)
+    return wire.decode("utf-8") if isinstance(wire, bytes) else wire
+
+
+def encode(text: str) -> str:
+    """The wire form of a name's text."""
+    return text if UTF8.get() else mutf7.encode(text)
 
 
 class BadName(ValueError):
@@ -66,9 +89,11 @@ def _check_component(comp: str, first: bool) -> None:
 def parse(wire: str | bytes) -> Name:
     """The Name for a client's mailbox argument; raises BadName."""
     try:
-        text = mutf7.decode(wire)
+        text = decode(wire)
     except mutf7.DecodeError as e:
         raise BadName(f"mailbox name not in modified utf-7: {e}") from None
+    except UnicodeDecodeError:
+        raise BadName("mailbox name not in utf-8") from None
     if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
         raise BadName("control character in mailbox name")
     if text.isascii() and text.upper() == INBOX:
@@ -90,8 +115,8 @@ def parse(wire: str | bytes) -> Name:
 
 
 def display(path: str) -> str:
-    """The wire form (modified UTF-7) of a path relative to the mail dir."""
-    return INBOX if path == INBOX_FILE else mutf7.encode(path)
+    """The wire form (modified UTF-7, or UTF-8) of a path relative to the mail dir."""
+    return INBOX if path == INBOX_FILE else encode(path)
 
 
 def is_listable(path: str) -> bool:
@@ -99,7 +124,7 @@ def is_listable(path: str) -> bool:
     if path == INBOX_FILE:
         return True
     try:
-        return parse(mutf7.encode(path)).path == path
+        return parse(encode(path)).path == path
     except BadName:
         return False
 

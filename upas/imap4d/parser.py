@@ -108,6 +108,11 @@ class Framer:
         self.literal_need = self.skip = 0
         self.discarding = False
 
+    def has_input(self) -> bool:
+        """Bytes fed and not yet taken (a command sent before the reply
+        to the one being run)."""
+        return bool(self.buf) or bool(self.parts)
+
     def readline(self) -> bytes | None:
         """A raw line (AUTHENTICATE responses, IDLE's DONE), or None if
         no complete line is buffered.  Overlong lines are cut at max_line."""
@@ -180,10 +185,11 @@ _ATOM_EXCLUDED = set(b'(){%*"\\')
 class Reader:
     """A cursor over a command's parts with the strict imap4d grammar."""
 
-    def __init__(self, parts: list[bytes]):
+    def __init__(self, parts: list[bytes], utf8: bool = False):
         self.parts = parts
         self.i = 0
         self.pos = 0
+        self.utf8 = utf8        # quoted strings may hold UTF-8 (IMAP4rev2, RFC 9051 9)
 
     # -- low level
     @property
@@ -272,7 +278,7 @@ class Reader:
                     raise ParseError()
                 c = t[self.pos]
                 self.pos += 1
-            elif c == 0 or c >= 0x80 or c in b"\r\n":
+            elif c == 0 or (c >= 0x80 and not self.utf8) or c in b"\r\n":
                 raise ParseError()
             out.append(c)
 
@@ -441,7 +447,8 @@ class FetchAtt:
 
 
 _SIMPLE_ATTS = ("ENVELOPE", "FLAGS", "INTERNALDATE", "RFC822", "RFC822.HEADER",
-                "RFC822.SIZE", "RFC822.TEXT", "BODY", "BODYSTRUCTURE", "UID")
+                "RFC822.SIZE", "RFC822.TEXT", "BODY", "BODYSTRUCTURE", "UID",
+                "SAVEDATE")
 MACROS = {
     "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
     "FAST": ("FLAGS", "INTERNALDATE", "RFC822.SIZE"),
@@ -466,18 +473,43 @@ def fetch_att(r: Reader) -> FetchAtt:
     if word in ("BODY", "BODY.PEEK") and r.peek() == 0x5b:
         r.pos += 1
         sec = section(r)
-        partial = None
-        if r.peek() == 0x3c:
-            r.pos += 1
-            start = r.number()
-            r.expect(b".")
-            count = r.number(nonzero=True)
-            r.expect(b">")
-            partial = (start, count)
-        return FetchAtt("BODY[]", sec, partial, word == "BODY.PEEK")
+        return FetchAtt("BODY[]", sec, _partial(r), word == "BODY.PEEK")
+    if word in ("BINARY", "BINARY.PEEK", "BINARY.SIZE") and r.peek() == 0x5b:
+        r.pos += 1                      # RFC 3516 4.1: part numbers only
+        sec = Section(section_binary(r))
+        if word == "BINARY.SIZE":
+            return FetchAtt(word, sec)
+        return FetchAtt("BINARY[]", sec, _partial(r), word == "BINARY.PEEK")
     if word in _SIMPLE_ATTS:
         return FetchAtt(word)
     raise ParseError("illegal fetch attribute")
+
+
+def _partial(r: Reader) -> tuple[int, int] | None:
+    """`<start.count>` after a section, if there."""
+    if r.peek() != 0x3c:
+        return None
+    r.pos += 1
+    start = r.number()
+    r.expect(b".")
+    count = r.number(nonzero=True)
+    r.expect(b">")
+    return start, count
+
+
+def section_binary(r: Reader) -> tuple[int, ...]:
+    """After `[`: `[section-part]` and its `]` (RFC 3516 section-binary)."""
+    part: list[int] = []
+    try:
+        while r.peek() != 0x5d:
+            if part:
+                r.expect(b".")
+            part.append(r.number(nonzero=True))
+        r.pos += 1
+    except ParseError as e:
+        raise ParseError(e.msg if e.msg == "number out of range"
+                         else "illegal fetch section text") from None
+    return tuple(part)
 
 
 def section(r: Reader) -> Section:
@@ -533,7 +565,10 @@ _FLAG_KEYS = {
 }
 _DATE_KEYS = {"BEFORE": ("DATE", "<"), "ON": ("DATE", "="), "SINCE": ("DATE", ">="),
               "SENTBEFORE": ("SENTDATE", "<"), "SENTON": ("SENTDATE", "="),
-              "SENTSINCE": ("SENTDATE", ">=")}
+              "SENTSINCE": ("SENTDATE", ">="),
+              # RFC 8514 4.3
+              "SAVEDBEFORE": ("SAVEDATE", "<"), "SAVEDON": ("SAVEDATE", "="),
+              "SAVEDSINCE": ("SAVEDATE", ">=")}
 
 
 RETURN_OPTIONS = ("MIN", "MAX", "ALL", "COUNT", "SAVE")    # RFC 4731, RFC 5182
@@ -643,7 +678,7 @@ def _simple_key(r: Reader) -> Key | _Open:
         word = r.atom().upper()
     except ParseError:
         raise ParseError("illegal search key") from None
-    if word in ("ALL",):
+    if word in ("ALL", "SAVEDATESUPPORTED"):     # every mailbox has save dates
         return Key("ALL")
     if word == "NEW":
         return Key("AND", kids=[Key("FLAG", ("\\Recent", True)), Key("FLAG", ("\\Seen", False))])

@@ -7,7 +7,7 @@ import calendar
 import time
 from typing import Callable
 
-from upas.imap4d import dates, esearch, fetchcache
+from upas.imap4d import dates, esearch, fetchcache, rev2
 from upas.imap4d import envelope as env
 from upas.imap4d import fetch
 from upas.imap4d import parser as p
@@ -84,8 +84,9 @@ class Matcher:
     the bytes of `raw` checked equal to them)."""
 
     def __init__(self, files: Files, m: Message, seq: int, maxseq: int, top: int,
-                 cache: fetchcache.FetchCache | None = None):
+                 cache: fetchcache.FetchCache | None = None, box: Mailbox | None = None):
         self.files, self.m, self.seq, self.maxseq, self.top = files, m, seq, maxseq, top
+        self.box = box          # its save dates (SAVEDATE's keys)
         self.node = fetch.Node(files, m)
         self.cache = cache
         self.recipe = parse_recipe(cache.get(m.digest, TEXTS)) if cache else None
@@ -225,6 +226,9 @@ class Matcher:
     def k_date(self, k: p.Key) -> bool:
         return self._day_cmp(self._local_day(fetch.internaldate(self.node.file("unixheader"))), k)
 
+    def k_savedate(self, k: p.Key) -> bool:
+        return self._day_cmp(self._local_day(fetch.saved(self.box, self.files, self.m)), k)
+
     def k_sentdate(self, k: p.Key) -> bool:
         v = env.field(self.header(), "date")
         t = None
@@ -279,14 +283,14 @@ KEYS: dict[str, Callable[[Matcher, p.Key], bool]] = {
     "SUBJECT": Matcher.k_subject, "HEADER": Matcher.k_header, "BODY": Matcher.k_body,
     "TEXT": Matcher.k_text, "SIZE": Matcher.k_size, "DATE": Matcher.k_date,
     "SENTDATE": Matcher.k_sentdate, "SEQ": Matcher.k_seq, "UID": Matcher.k_uid,
-    "WITHIN": Matcher.k_within, "UIDIN": Matcher.k_uidin,
+    "WITHIN": Matcher.k_within, "UIDIN": Matcher.k_uidin, "SAVEDATE": Matcher.k_savedate,
 }
 
 # the files of the message itself that a key certainly reads
 _KEY_FILES = {"ADDR": ("rawheader",), "SUBJECT": ("rawheader",), "HEADER": ("rawheader",),
               "SENTDATE": ("rawheader",), "TEXT": ("rawheader",),
               "BODY": ("rawheader",), "SIZE": ("rawheader", "rawbody"),
-              "DATE": ("unixheader",), "WITHIN": ("unixheader",)}
+              "DATE": ("unixheader",), "WITHIN": ("unixheader",), "SAVEDATE": ("unixheader",)}
 
 
 def first_files(k: p.Key) -> list[str]:
@@ -356,7 +360,7 @@ def matching(s, key: p.Key) -> list[Message]:
         if m.expunged:
             return False
         try:
-            return Matcher(files, m, seqs[id(m)], n, top, cache).match(key)
+            return Matcher(files, m, seqs[id(m)], n, top, cache, box).match(key)
         except Exception as e:           # a message that vanished meanwhile
             if files.live():
                 s.log(f"search {m.uid}: {e}")
@@ -380,7 +384,10 @@ def search(s, req: Request) -> None:
     found = matching(s, key)
     if ret is None:
         nums = [m.uid for m in found] if req.uid else box.seqs(found)
-        s.untagged(" ".join(["SEARCH"] + [str(h) for h in nums]))
+        if rev2.on(s):          # RFC 9051 6.4.4: ESEARCH, as RETURN (ALL)
+            s.untagged(rev2.esearch(req.tag, req.uid, nums))
+        else:
+            s.untagged(" ".join(["SEARCH"] + [str(h) for h in nums]))
     else:
         esearch.answer(s, req, ret, found, ordered=False)
     s.ok(req)

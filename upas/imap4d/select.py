@@ -1,7 +1,8 @@
 """SELECT, EXAMINE and CLOSE (docs/spec/servers.md §3.10, docs/decisions.md)."""
 from __future__ import annotations
 
-from upas.imap4d import names
+from upas.imap4d import names, rev2
+from upas.imap4d.envelope import quote
 from upas.imap4d.mailbox import Mailbox, MailboxError
 from upas.imap4d.parser import Reader
 from upas.imap4d.request import Request, State
@@ -35,6 +36,8 @@ def close_box(s) -> None:
 
 
 def select_common(s, req: Request, readonly: bool) -> None:
+    if s.box is not None and rev2.on(s):
+        s.untagged("OK [CLOSED] Previous mailbox closed")     # RFC 9051 7.1
     close_box(s)
     try:
         name = names.parse(req.args)
@@ -53,10 +56,13 @@ def select_common(s, req: Request, readonly: bool) -> None:
     flags, permanent = flags_lines(box.announced)
     s.untagged(flags)
     s.untagged(f"{len(box.msgs)} EXISTS")
-    s.untagged(f"{box.recent()} RECENT")
-    unseen = box.first_unseen()
-    if unseen is not None:
-        s.untagged(f"OK [UNSEEN {unseen}] Message {unseen} is first unseen")
+    if rev2.on(s):      # RFC 9051 6.3.2: LIST, neither RECENT nor UNSEEN
+        s.untagged(f'LIST () "/" {quote(shown)}')
+    else:
+        s.untagged(f"{box.recent()} RECENT")
+        unseen = box.first_unseen()
+        if unseen is not None:
+            s.untagged(f"OK [UNSEEN {unseen}] Message {unseen} is first unseen")
     s.untagged(permanent)
     s.untagged(f"OK [UIDNEXT {box.uidnext}] Predicted next UID")
     s.untagged(f"OK [UIDVALIDITY {box.uidvalidity}] UIDs valid")

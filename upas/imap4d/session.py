@@ -21,10 +21,10 @@ from typing import Callable
 from upas import ns as nsmod
 from upas.mail.lock import LockError
 from upas.imap4d import parser as p
-from upas.imap4d import auth, esearch, select, table
+from upas.imap4d import auth, esearch, names, rev2, select, table
 from upas.imap4d.mailbox import MailboxLost
 from upas.imap4d.request import NOTAUTH, Bye, Request, State
-from upas.transport.events import Event, Hangup, Sleep, StartTLS
+from upas.transport.events import Event, Hangup, Sleep, StartDeflate, StartTLS
 
 READY = "Ready for literal data"
 
@@ -72,6 +72,7 @@ class Session:
         self.box = None                   # mailbox.Mailbox when SELECTED
         self.box_name = ""
         self.tls = False                  # TLS runs (tls_started)
+        self.deflate = False              # COMPRESS=DEFLATE runs
         self.enabled: set[str] = set()
         self.done = False
         self.current: table.Command | None = None
@@ -144,6 +145,12 @@ class Session:
         TLS, so what is buffered is dropped."""
         self.framer.discard()
         self._emit(StartTLS())
+
+    def start_deflate(self) -> None:
+        """Ask the driver to deflate everything after what was said so far
+        (COMPRESS, RFC 4978 3)."""
+        self.deflate = True
+        self._emit(StartDeflate())
 
     # -- for the driver ---------------------------------------------------
     @property
@@ -260,7 +267,7 @@ class Session:
     def dispatch(self, parts: list[bytes]) -> None:
         if self.opts.verbose:
             self._log_input(parts[0])
-        r = p.Reader(parts)
+        r = p.Reader(parts, utf8=self._naming())
         req, cmd, error = self.head(r)
         if error is not None:
             self.line(error)
@@ -276,6 +283,13 @@ class Session:
             self.bad(req, e.msg)
             return
         self._run(req, cmd, lambda: cmd.handler(self, req))
+
+    def _naming(self) -> bool:
+        """Set how mailbox names are written for the command about to run
+        (names.UTF8: IMAP4rev2's UTF-8 once enabled); whether UTF-8."""
+        utf8 = rev2.on(self)
+        names.UTF8.set(utf8)
+        return utf8
 
     def _resume(self, line: bytes | None) -> None:
         w, self.waiting = self.waiting, None
@@ -311,6 +325,7 @@ class Session:
         """Accept a literal (sending the continuation for a synchronising
         one) unless its command is illegal here, too big, or refused by the
         command's own literal_check (APPEND checks the mailbox first)."""
+        self._naming()
         req, cmd, error = self.head(p.Reader(ev.parts))
         if error is None and self.state is NOTAUTH and \
                 ev.size + sum(map(len, ev.parts)) > self.opts.max_login_command:
@@ -374,13 +389,14 @@ class Session:
             box.exists_reported = n
             box.recent_reported = box.recent()
             self.untagged(f"{n} EXISTS")
-            self.untagged(f"{box.recent_reported} RECENT")
+            if not rev2.on(self):          # RFC 9051 E.6: no RECENT
+                self.untagged(f"{box.recent_reported} RECENT")
         self.announce_keywords()
         for m in list(box.flag_changes):
             if m.expunged or m not in box.msgs:
                 continue
             seq = box.seq(m)
-            flags = " ".join(m.flag_list())
+            flags = rev2.flag_text(self, m)
             self.untagged(f"{seq} FETCH (UID {m.uid} FLAGS ({flags}))" if uid
                           else f"{seq} FETCH (FLAGS ({flags}))")
         box.flag_changes.clear()

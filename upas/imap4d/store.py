@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from upas.mail.lock import LockError
 from upas.imap4d import parser as p
+from upas.imap4d import rev2
 from upas.imap4d.mailbox import Mailbox, Message
 from upas.imap4d.request import Request
 
@@ -110,7 +111,7 @@ def _report(s, box: Mailbox, msgs: list[Message], uid: bool) -> None:
         key = (frozenset(m.flags), *m.keywords)
         fl = shown.get(key)
         if fl is None:
-            fl = shown[key] = " ".join(m.flag_list())
+            fl = shown[key] = rev2.flag_text(s, m)
         out.append(f"* {n} FETCH (UID {m.uid} FLAGS ({fl}))\r\n" if uid
                    else f"* {n} FETCH (FLAGS ({fl}))\r\n")
     s.send("".join(out).encode("utf-8", "surrogateescape"))

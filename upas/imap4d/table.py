@@ -14,9 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from upas.imap4d import (append, auth, basic, copy, expunge, fetch, folders, ident,
-                         idle, listing, move, quota, search, select, sort, starttls, store,
-                         thread, unselect)
+from upas.imap4d import (append, auth, basic, compress, copy, expunge, fetch, folders, ident,
+                         idle, listing, move, quota, rev2, search, select, sort, starttls,
+                         store, thread, unselect)
 from upas.imap4d.request import ANY, AUTH, NOTAUTH, SELECTED, State
 
 # what the session reports before the tagged reply
@@ -46,6 +46,7 @@ COMMANDS: dict[str, Command] = {
     "CAPABILITY": Command(basic.capability_cmd, ANY, updates=EXPUNGES),
     "CHECK": Command(basic.check, SELECTED, updates=EXPUNGES),
     "CLOSE": Command(select.close, SELECTED),
+    "COMPRESS": Command(compress.cmd_compress, AUTH | SELECTED, compress.parse_compress),
     "COPY": Command(copy.copy, SELECTED, copy.parse_copy, EXPUNGES, uid=True),
     "CREATE": Command(folders.cmd_create, AUTH | SELECTED, folders.parse_one, EXPUNGES),
     "DELETE": Command(folders.cmd_delete, AUTH | SELECTED, folders.parse_one, EXPUNGES),
@@ -95,6 +96,7 @@ def lookup(name: str, state: State) -> Command | None:
 # with the condition it is listed on, if any.
 CAPABILITIES: list[tuple[str, Callable[[Any], bool] | None]] = [
     ("IMAP4REV1", None),
+    (rev2.NAME, lambda s: rev2.offered(name for name, _ in CAPABILITIES)),
     ("IDLE", None),
     ("NAMESPACE", None),
     ("CHILDREN", None),
@@ -117,8 +119,12 @@ CAPABILITIES: list[tuple[str, Callable[[Any], bool] | None]] = [
     ("STATUS=SIZE", None),
     ("QUOTA", None),
     ("QUOTA=RES-STORAGE", None),
+    ("MULTIAPPEND", None),      # append.parse_append: many messages, one write
+    ("BINARY", None),           # binary.py; APPEND takes ~{n}
+    ("SAVEDATE", None),         # savedate.py
     ("UIDPLUS", None),          # UID EXPUNGE, COPYUID and APPENDUID
     ("LITERAL+", None),         # parser.Framer takes {n+}
+    ("COMPRESS=DEFLATE", lambda s: s.logged_in),    # RFC 4978: a command after login
     ("STARTTLS", starttls.offered),
     ("LOGINDISABLED", lambda s: not auth.cleartext_ok(s)),
     ("AUTH=CRAM-MD5", None),

@@ -1,6 +1,7 @@
 """A session's connection: stdin and stdout (a socket from the launcher or
 inetd, or a pair of pipes), with the output buffered and sent by writev,
-input awaited until a deadline, and TLS started on request (tls.py).
+input awaited until a deadline, TLS started on request (tls.py), and
+COMPRESS=DEFLATE above it on request (deflate.py).
 
 Output is sent whenever input is awaited (so a client may pipeline), and
 at once beyond BUFMAX.  `Deadlines` keeps a session's two clocks: the
@@ -13,6 +14,7 @@ import socket
 import time
 from typing import TYPE_CHECKING, Callable
 
+from upas.transport.deflate import Deflater, DeflateError, Inflater
 from upas.transport.events import Hangup, Sleep
 from upas.transport.tls import TLSStream
 from upas.transport.wait import readable
@@ -43,13 +45,16 @@ def peer_address(fd: int) -> str | None:
 
 class Conn:
     """Buffered byte I/O on two file descriptors (the same one for a
-    socket); after start_tls, TLS over them."""
+    socket); after start_tls, TLS over them; after start_deflate, every
+    byte deflated above that."""
 
     def __init__(self, rfd: int = 0, wfd: int = 1):
         self.rfd, self.wfd = rfd, wfd
         self.out: list[bytes] = []     # written, not yet sent: sent by writev
         self.outlen = 0
         self.tls: TLSStream | None = None
+        self.deflater: Deflater | None = None
+        self.inflater: Inflater | None = None
 
     # -- output
     def write(self, data: bytes) -> None:
@@ -63,6 +68,8 @@ class Conn:
         if not self.out:
             return
         chunks, self.out, self.outlen = self.out, [], 0
+        if self.deflater is not None:
+            chunks = [self.deflater.compress(b"".join(chunks))]
         try:
             if self.tls is None:
                 _writev_all(self.wfd, chunks)
@@ -89,6 +96,25 @@ class Conn:
         self.flush()
         if meanwhile is not None:
             meanwhile()
+        if self.inflater is None:
+            return self._recv(until)
+        try:
+            while not self.inflater.ended:
+                data = self.inflater.inflate()      # what the last read held back
+                if data:
+                    return data
+                raw = self._recv(until)
+                if not raw:
+                    break
+                data = self.inflater.inflate(raw)
+                if data:
+                    return data
+        except DeflateError:                # not deflate: as the end of input
+            pass
+        return b""
+
+    def _recv(self, until: float | None) -> bytes:
+        """The bytes under the deflate layer (TLS's plaintext, or the fd's)."""
         try:
             if self.tls is not None:
                 return self.tls.recv(until)
@@ -108,6 +134,14 @@ class Conn:
         self.flush()
         self.tls = TLSStream(ctx, self.rfd, self.wfd)
         return self.tls.handshake(until)
+
+    # -- COMPRESS=DEFLATE
+    def start_deflate(self) -> None:
+        """Send what is buffered as it is; from now on everything is
+        deflated both ways (RFC 4978 3: right after the tagged OK)."""
+        self.flush()
+        self.deflater = Deflater()
+        self.inflater = Inflater(BUFMAX)
 
     def close(self) -> None:
         """Send what is buffered (if the client is still there) and, under

@@ -25,11 +25,18 @@ class StartTLS:
 
 
 @dataclass(frozen=True)
+class StartDeflate:
+    """Send what was said so far as it is, then deflate everything both
+    ways (COMPRESS=DEFLATE, RFC 4978).  The session has no bytes of the
+    client's buffered: it refuses COMPRESS when it has."""
+
+
+@dataclass(frozen=True)
 class Close:
     """Send what was said so far and end the session."""
 
 
-Event = Union[bytes, Sleep, StartTLS, Close]
+Event = Union[bytes, Sleep, StartTLS, StartDeflate, Close]
 
 
 class Hangup(Exception):

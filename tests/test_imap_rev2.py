@@ -1,0 +1,126 @@
+"""IMAP4rev2 (RFC 9051) beside IMAP4rev1: listed only when everything it
+needs is there (rev2.missing), and once enabled its rules (appendix E),
+checked here with the test knob IMAP4D_REV2_ANYWAY: no RECENT or
+\\Recent, SELECT's LIST and [CLOSED], SEARCH answered by ESEARCH, STATUS
+DELETED.  Expected lines are RFC 9051's examples where it gives them."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from upas.imap4d import rev2, table
+
+
+@pytest.fixture
+def srv(imap_factory):
+    return imap_factory(flags=("-a",), auth=False, env={"IMAP4D_REV2_ANYWAY": "1"})
+
+
+def caps(c) -> list[bytes]:
+    return c.cmd(b"c0 CAPABILITY")[0].split()
+
+
+def test_not_offered_until_complete(imap_preauth):
+    """While imap4d lacks some of what IMAP4rev2 folds in it is not
+    listed, and ENABLE turns nothing on; rev1 is unchanged."""
+    if not rev2.missing(n for n, _ in table.CAPABILITIES):
+        pytest.skip("everything IMAP4rev2 needs is here: it is offered")
+    c = imap_preauth.connect()
+    assert b"IMAP4rev2" not in caps(c)
+    assert c.cmd(b"a ENABLE IMAP4rev2") == [b"* ENABLED\r\n", b"a OK ENABLE completed\r\n"]
+    lines = c.cmd(b"b SELECT INBOX")
+    assert any(re.fullmatch(rb"\* \d+ RECENT\r\n", ln) for ln in lines)
+    assert c.cmd(b"c SEARCH UID 1")[0] == b"* SEARCH 1\r\n"
+    c.close()
+
+
+def test_enable(srv):
+    """RFC 9051 6.3.1 / RFC 5161 4: only what is offered is enabled, and
+    ENABLED names what this command turned on."""
+    c = srv.connect()
+    assert caps(c)[2:4] == [b"IMAP4REV1", b"IMAP4rev2"]
+    assert c.cmd(b"t2 ENABLE X-GOOD-IDEA IMAP4rev2") == [
+        b"* ENABLED IMAP4rev2\r\n", b"t2 OK ENABLE completed\r\n"]
+    assert c.cmd(b"t3 ENABLE IMAP4rev2") == [b"* ENABLED\r\n", b"t3 OK ENABLE completed\r\n"]
+    c.close()
+
+
+def test_select_and_recent(srv):
+    c = srv.connect()
+    c.cmd(b"a ENABLE IMAP4rev2")
+    n = srv.box().read_bytes().count(b"\nFrom ") + 1
+    lines = c.cmd(b"A142 SELECT INBOX")
+    # RFC 9051 6.3.2's example: EXISTS, UIDVALIDITY, UIDNEXT, FLAGS,
+    # PERMANENTFLAGS and LIST (our order, Plan 9's texts); no RECENT, UNSEEN
+    assert b"* %d EXISTS\r\n" % n in lines
+    # (the name quoted, as every LIST of ours quotes it; the RFC's is an atom)
+    assert b'* LIST () "/" "INBOX"\r\n' in lines
+    assert not [ln for ln in lines if b"RECENT" in ln or b"UNSEEN" in ln]
+    assert lines[-1].startswith(b"A142 OK [READ-WRITE] ")
+    # the messages are new to this session, yet no \Recent anywhere
+    assert c.cmd(b"b FETCH 1 FLAGS")[0] == b"* 1 FETCH (FLAGS ())\r\n"
+    assert c.cmd(b"c STORE 1 +FLAGS (\\Flagged)")[0] == b"* 1 FETCH (FLAGS (\\Flagged))\r\n"
+    assert c.cmd(b"d UID FETCH 2 (FLAGS)")[0] == b"* 2 FETCH (UID 2 FLAGS ())\r\n"
+    # a new message: EXISTS alone
+    other = srv.connect()
+    other.cmd(b"a APPEND INBOX {14+}\r\nSubject: x\r\n\r\n\r\n")
+    other.close()
+    assert c.cmd(b"e NOOP") == [b"* %d EXISTS\r\n" % (n + 1), b"e OK NOOP completed\r\n"]
+    # selecting again: the first mailbox is closed first (RFC 9051 7.1)
+    lines = c.cmd(b"f EXAMINE INBOX")
+    assert lines[0] == b"* OK [CLOSED] Previous mailbox closed\r\n"
+    assert lines[-1].startswith(b"f OK [READ-ONLY] ")
+    c.close()
+
+
+def test_search_is_esearch(srv):
+    """RFC 9051 6.4.4: a SEARCH without RETURN is RETURN (ALL), answered
+    by ESEARCH with its tag; UID SEARCH says UID; no match, no ALL."""
+    c = srv.connect()
+    c.cmd(b"a ENABLE IMAP4rev2")
+    c.cmd(b"b SELECT INBOX")
+    c.cmd(b"c STORE 2,5:6 +FLAGS.SILENT (\\Flagged)")
+    assert c.cmd(b"A283 SEARCH FLAGGED") == [
+        b'* ESEARCH (TAG "A283") ALL 2,5:6\r\n', b"A283 OK SEARCH completed\r\n"]
+    assert c.cmd(b"A284 UID SEARCH FLAGGED") == [
+        b'* ESEARCH (TAG "A284") UID ALL 2,5:6\r\n', b"A284 OK uid SEARCH completed\r\n"]
+    assert c.cmd(b"A285 SEARCH SUBJECT nosuchthing") == [
+        b'* ESEARCH (TAG "A285")\r\n', b"A285 OK SEARCH completed\r\n"]
+    c.close()
+
+
+def test_status_deleted(srv):
+    """STATUS DELETED (RFC 9051 6.3.11): messages with \\Deleted."""
+    c = srv.connect()
+    c.cmd(b"a SELECT INBOX")
+    c.cmd(b"b STORE 1:2 +FLAGS.SILENT (\\Deleted)")
+    c.cmd(b"c UNSELECT")
+    n = srv.box().read_bytes().count(b"\nFrom ") + 1
+    assert c.cmd(b"A042 STATUS INBOX (MESSAGES DELETED)") == [
+        b"* STATUS INBOX (MESSAGES %d DELETED 2)\r\n" % n, b"A042 OK STATUS completed\r\n"]
+    c.close()
+
+
+def test_utf8_mailbox_names(srv):
+    """RFC 9051 5.1: once IMAP4rev2 is enabled, mailbox names are UTF-8
+    both ways; a rev1 session sees the same mailbox in modified UTF-7
+    (RFC 3501 5.1.3's `&APw-` for u-umlaut)."""
+    c = srv.connect()
+    c.cmd(b"a ENABLE IMAP4rev2")
+    name = "Entwürfe".encode()
+    assert c.cmd(b'b CREATE "' + name + b'"')[-1].startswith(b"b OK ")
+    assert srv.box(name="Entwürfe").is_file()
+    lines = c.cmd(b'c LIST "" "Entw*"')
+    assert lines[0].startswith(b"* LIST (") and lines[0].endswith(b' "/" "' + name + b'"\r\n')
+    lines = c.cmd(b'd SELECT "' + name + b'"')
+    assert b'* LIST () "/" "' + name + b'"\r\n' in lines
+    assert c.cmd(b'e STATUS "' + name + b'" (MESSAGES)')[0] == \
+        b'* STATUS "' + name + b'" (MESSAGES 0)\r\n'
+    # modified UTF-7 is just text now: no such mailbox
+    assert c.cmd(b"f SELECT Entw&APw-rfe")[-1].startswith(b"f NO ")
+    c.close()
+    c = srv.connect()                   # rev1: modified UTF-7
+    assert c.cmd(b'a LIST "" "Entw*"')[0].endswith(b' "/" "Entw&APw-rfe"\r\n')
+    assert c.cmd(b'b SELECT "' + name + b'"') == [b"b BAD SELECT bad syntax\r\n"]
+    c.close()
