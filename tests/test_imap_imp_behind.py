@@ -14,7 +14,8 @@ import pytest
 
 from upas import mbappend
 from upas import ns as nsmod
-from upas.imap4d import imp, mailbox
+from upas.imap4d import imp
+from upas.mail import fsview
 from upas.imap4d.mailbox import Mailbox
 
 BOX = "/mail/box/glenda/mbox"
@@ -105,9 +106,9 @@ def test_a_listing_older_than_a_recorded_delete_numbers_nothing_anew(upasfs, mon
 @pytest.fixture(autouse=True)
 def _fresh_digests(monkeypatch):
     """Each test has its own upasfs, numbering alike: a digest one test's
-    views read for a message number is not another's (mailbox._DIGESTS is
+    views read for a message number is not another's (fsview._DIGESTS is
     per process, as imap4d has one upasfs)."""
-    monkeypatch.setattr(mailbox, "_DIGESTS", {})
+    monkeypatch.setattr(fsview, "_DIGESTS", {})
 
 
 def _entries(fs) -> list[imp.Entry]:

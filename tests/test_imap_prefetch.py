@@ -15,7 +15,7 @@ from bench.corpus import make_corpus
 from upas import ns as nsmod
 from upas.imap4d import fetch, prefetch, search
 from upas.imap4d import parser as p
-from upas.fsctl import CTL
+from upas.mail.fsview import CTL
 from upas.imap4d.mailbox import Mailbox
 
 REPO = Path(__file__).resolve().parents[1]
@@ -140,7 +140,7 @@ def test_message_deleted_between_rounds_is_an_error(views, monkeypatch):
         def then():
             collect()
             if not deleted and any(m is victim for m, _ in wanted):
-                box.ns.write(CTL, f"delete {box.fsname} {victim.fsnum}".encode())
+                box.ns.write(CTL, f"delete {box.view.name} {victim.fsnum}".encode())
                 deleted.append(victim)
         return then
     monkeypatch.setattr(prefetch, "load_begin", load_begin)

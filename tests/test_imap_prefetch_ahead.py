@@ -57,7 +57,7 @@ def test_next_batch_is_asked_for_before_this_one_is_answered(views):
 
 def test_files_longer_than_one_read_are_read_whole(views, monkeypatch):
     direct, batched = views
-    monkeypatch.setattr(prefetch, "_iounit", lambda box, paths: 300)
+    monkeypatch.setattr(prefetch, "_iounit", lambda box: 300)
     atts = p.fetch_atts(p.Reader([ATTS]))
     want = _fetch_direct(direct, atts)
     assert any(len(direct.read(m, "rawbody")) > 300 for m in direct.msgs)

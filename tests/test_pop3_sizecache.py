@@ -144,16 +144,16 @@ def test_compaction_drops_gone_messages(tmp_path, monkeypatch):
     path = sizecache.cache_path("/mail/box/glenda/mbox", "glenda")
     assert path == "/mail/box/glenda/mbox.pop3.imp"
     c = SizeCache(ns, path)
-    assert c.get(b"a" * 40) is None          # no file: every message a miss
+    assert c.get("a" * 40) is None          # no file: every message a miss
     for i in range(6):
-        c.add(b"%040d" % i, 10 + i, 20 + i)
-    c.add(b"x" * 40, 1, 1)                   # not a digest: not kept
-    c.save({b"%040d" % i for i in range(6)})
+        c.add("%040d" % i, 10 + i, 20 + i)
+    c.add("x" * 40, 1, 1)                   # not a digest: not kept
+    c.save({"%040d" % i for i in range(6)})
     assert len(records(tmp_path / "mbox.pop3.imp")) == 6
     c = SizeCache(ns, path)
-    assert c.get(b"%040d" % 5) == (15, 25)
-    c.add(b"%040d" % 6, 16, 26)
-    c.save({b"%040d" % i for i in (5, 6)})   # 5 of 7 gone: rewritten
+    assert c.get("%040d" % 5) == (15, 25)
+    c.add("%040d" % 6, 16, 26)
+    c.save({"%040d" % i for i in (5, 6)})   # 5 of 7 gone: rewritten
     assert records(tmp_path / "mbox.pop3.imp") == {b"%040d" % 5: (15, 25),
                                                    b"%040d" % 6: (16, 26)}
     assert not (tmp_path / "mbox.pop3.imp.tmp").exists()

@@ -93,6 +93,9 @@ def _oserror(e: OSError) -> Error:
     return Error(_ERRNO_TEXT.get(e.errno, e.strerror or str(e)))
 
 
+EXCL_BUSY = "exclusive use file already open"   # Plan 9's file servers say so
+
+
 class _LocalMount:
     """A local directory bound into the namespace."""
 
@@ -175,6 +178,50 @@ class _LocalMount:
         except OSError as e:
             raise _oserror(e) from None
 
+    def append(self, rel: str, data: bytes, perm: int | None, after: bytes,
+               prefix: bytes | None, sync: bool) -> Dir | None:
+        try:
+            fd = os.open(self.real(rel), os.O_RDWR | os.O_APPEND
+                         | (os.O_CREAT if perm is not None else 0), perm or 0)
+        except OSError as e:
+            raise _oserror(e) from None
+        try:
+            size = os.fstat(fd).st_size
+            if prefix is not None and os.pread(fd, len(prefix), 0) != prefix:
+                return None
+            if after and size and os.pread(fd, len(after), max(size - len(after), 0)) != after:
+                data = after + data
+            try:
+                _pwrite_all(fd, data, None)
+                if sync:
+                    os.fdatasync(fd)
+            except BaseException:
+                if sync:                # all or nothing: cut back to the old end
+                    os.ftruncate(fd, size)
+                    os.fsync(fd)
+                raise
+            return _dir_from_os(os.path.basename(rel), os.fstat(fd))
+        except OSError as e:
+            raise _oserror(e) from None
+        finally:
+            os.close(fd)
+
+    def write_at(self, rel: str, edits: list[tuple[int, bytes]], sync: bool) -> Dir:
+        try:
+            fd = os.open(self.real(rel), os.O_WRONLY)
+        except OSError as e:
+            raise _oserror(e) from None
+        try:
+            for offset, data in edits:
+                _pwrite_all(fd, data, offset)
+            if sync:
+                os.fdatasync(fd)
+            return _dir_from_os(os.path.basename(rel), os.fstat(fd))
+        except OSError as e:
+            raise _oserror(e) from None
+        finally:
+            os.close(fd)
+
     def local_path(self, rel: str) -> str:
         return self.real(rel)
 
@@ -182,24 +229,39 @@ class _LocalMount:
         pass
 
 
+def _pwrite_all(fd: int, data: bytes, offset: int | None) -> None:
+    """All of data at offset (None: the end of an O_APPEND file)."""
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view) if offset is None else os.pwrite(fd, view, offset)
+        view = view[n:]
+        if offset is not None:
+            offset += n
+
+
 def _dir_from_os(name: str, st: os.stat_result) -> Dir:
     isdir = statmod.S_ISDIR(st.st_mode)
     mode = (st.st_mode & 0o777) | (DMDIR if isdir else 0)
-    # As plan9port's _p9dir: qid.path is the inode; qid.vers changes with the
-    # contents.  Nanosecond mtime and ctime and the size, mixed by a checksum
-    # (XOR cancelled out equal mtime and ctime, leaving only the size).
+    return Dir(name, 0 if isdir else st.st_size, mode, int(st.st_mtime), qid_of(st))
+
+
+def qid_of(st: os.stat_result) -> Qid:
+    """A host file's qid, as plan9port's _p9dir: qid.path is the inode;
+    qid.vers changes with the contents.  Nanosecond mtime and ctime and the
+    size, mixed by a checksum (XOR cancelled out equal mtime and ctime,
+    leaving only the size)."""
     vers = zlib.crc32(struct.pack("<qqq", st.st_mtime_ns, st.st_ctime_ns, st.st_size))
-    qid = Qid(0x80 if isdir else 0, vers, st.st_ino)
-    return Dir(name, 0 if isdir else st.st_size, mode, int(st.st_mtime), qid)
+    return Qid(0x80 if statmod.S_ISDIR(st.st_mode) else 0, vers, st.st_ino)
 
 
 class _NinepMount:
     """A 9P connection (or a lazily dialled address) bound into the namespace."""
 
     def __init__(self, client=None, subpath: str = "", addr: str | None = None,
-                 child: subprocess.Popen | None = None):
+                 child: subprocess.Popen | None = None, uname: str | None = None):
         self._client = client
         self._addr = addr
+        self.uname = uname          # None: the process's user (getpass)
         self._lock = threading.Lock()
         self.subpath = subpath.strip("/")
         self.child = child
@@ -211,7 +273,7 @@ class _NinepMount:
                 from upas.ninep.client import Client
                 from upas.ninep.client import Error as NinepError
                 try:
-                    self._client = Client.dial(self._addr)
+                    self._client = Client.dial(self._addr, uname=self.uname)
                 except OSError as e:
                     raise Error(f"cannot mount {self._addr}: {e.strerror or e}") from None
                 except NinepError as e:     # hung up or refused in Tversion/Tattach
@@ -279,7 +341,77 @@ class _NinepMount:
         self._call(self.client.remove, self._p(rel))
 
     def rename(self, old: str, new: str) -> None:
-        raise Error("rename not supported over 9P")
+        """A Twstat of the name: 9P renames only within a directory."""
+        po, pn = self._p(old), self._p(new)
+        if po.rpartition("/")[0] != pn.rpartition("/")[0]:
+            raise Error("can't rename to another directory over 9P")
+        from upas.ninep.codec import Stat
+        st = Stat.sync()
+        st.name = pn.rpartition("/")[2]
+        self._call(self.client.wstat, po, st)
+
+    def open_exclusive(self, rel: str) -> object | None:
+        """Open an exclusive-use (DMEXCL) file, made if missing; None while
+        another holds it open (upas/boxfs.py)."""
+        from upas.ninep.codec import DMEXCL
+        c, p = self.client, self._p(rel)
+        try:
+            return self._call(c.open, p, "rw")
+        except Hungup:
+            raise
+        except Error as e:
+            if EXCL_BUSY in str(e):
+                return None
+            if not any(m in str(e) for m in ("does not exist", "not found")):
+                raise
+        try:
+            return self._call(c.create, p, DMEXCL | 0o666, "rw")
+        except Hungup:
+            raise
+        except Error as e:
+            if EXCL_BUSY in str(e) or "exists" in str(e):
+                return None     # made and held by another meanwhile
+            raise
+
+    def append(self, rel: str, data: bytes, perm: int | None, after: bytes,
+               prefix: bytes | None, sync: bool) -> Dir | None:
+        """As the local one, but not atomic: 9P has no append mode for a
+        file that is not DMAPPEND; the caller's lock keeps writers apart."""
+        c, p = self.client, self._p(rel)
+
+        def run():
+            try:
+                f = c.open(p, "rw")
+            except Exception:   # noqa: BLE001 -- missing: made if asked to
+                if perm is None:
+                    raise
+                f = c.create(p, perm, "rw")
+            with f:
+                size = f.stat().length
+                if prefix is not None and _pread(f, 0, len(prefix)) != prefix:
+                    return None
+                ended = not after or not size or \
+                    _pread(f, max(size - len(after), 0), len(after)) == after
+                _edit(f, [(size, data if ended else after + data)])
+            return self._synced(p, sync)
+        return self._call(run)
+
+    def write_at(self, rel: str, edits: list[tuple[int, bytes]], sync: bool) -> Dir:
+        c, p = self.client, self._p(rel)
+
+        def run():
+            with c.open(p, "rw") as f:
+                _edit(f, edits)
+            return self._synced(p, sync)
+        return self._call(run)
+
+    def _synced(self, p: str, sync: bool) -> Dir:
+        """With sync, Plan 9's sync of the file (the all-"don't touch"
+        Twstat: commit it to stable storage); its stat."""
+        if sync:
+            from upas.ninep.codec import Stat
+            self.client.wstat(p, Stat.sync())
+        return _dir_from_9p(self.client.stat(p))
 
     def local_path(self, rel: str) -> None:
         return None
@@ -296,6 +428,17 @@ class _NinepMount:
                 self.child.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 self.child.kill()
+
+
+def _pread(f, offset: int, count: int) -> bytes:
+    f.seek(offset)
+    return f.read(count)
+
+
+def _edit(f, edits: list[tuple[int, bytes]]) -> None:
+    for offset, data in edits:
+        f.seek(offset)
+        f.write(data)
 
 
 def _dir_from_9p(s) -> Dir:
@@ -317,9 +460,10 @@ class Namespace:
     def bind_9p(self, path: str, client, subpath: str = "") -> None:
         self._set(path, _NinepMount(client=client, subpath=subpath))
 
-    def mount(self, path: str, addr: str, lazy: bool = False) -> None:
-        """Bind the 9P service at dial string `addr`; dial now unless lazy."""
-        m = _NinepMount(addr=addr)
+    def mount(self, path: str, addr: str, lazy: bool = False, uname: str | None = None) -> None:
+        """Bind the 9P service at dial string `addr`, attached as `uname`
+        (None: the process's user); dial now unless lazy."""
+        m = _NinepMount(addr=addr, uname=uname)
         if not lazy:
             m.client  # noqa: B018 - dial now so that errors surface here
         self._set(path, m)
@@ -345,11 +489,16 @@ class Namespace:
             m.close()
 
     def confine(self, user: str) -> None:
-        """After login: of /mail/box only /mail/box/USER stays reachable."""
+        """After login: of /mail/box only /mail/box/USER stays reachable
+        (a store's boxfs: attached as USER, it serves no more)."""
         box = self._mounts.get("/mail/box")
         if isinstance(box, _LocalMount):
             del self._mounts["/mail/box"]
             self.bind_dir(f"/mail/box/{user}", os.path.join(box.root, user))
+        boxfs = config.current().boxfs
+        if boxfs and user != self.user:
+            self.unmount(f"/mail/box/{self.user}")
+            self.mount(f"/mail/box/{user}", boxfs, lazy=True, uname=user)
         self.user = user
 
     def close(self) -> None:
@@ -492,6 +641,26 @@ class Namespace:
             raise Error("rename across mounts")
         m1.rename(r1, r2)
 
+    def append(self, path: str, data: bytes, *, perm: int | None = None, after: bytes = b"",
+               prefix: bytes | None = None, sync: bool = False) -> Dir | None:
+        """Add data at the end of a file in one write; the file's stat
+        after (its qid and length name this very content: a stat key).
+        `perm`: create the file if it is missing; `after`: written first if
+        the file is not empty and does not end with it (an mbox's last line
+        ended even if a crash cut it); `prefix`: append only if the file
+        still begins with it, else None.  With `sync` the data are on
+        stable storage before the return, and a failed write or sync cuts
+        the file back to its old end (the caller holds the lock: a durable
+        append is all or nothing)."""
+        m, rel = self._resolve(path)
+        return m.append(rel, data, perm, after, prefix, sync)
+
+    def write_at(self, path: str, edits: list[tuple[int, bytes]], sync: bool = False) -> Dir:
+        """Write (offset, bytes) edits in place, in order, then with `sync`
+        commit them to stable storage; the file's stat after."""
+        m, rel = self._resolve(path)
+        return m.write_at(rel, edits, sync)
+
     def exists(self, path: str) -> bool:
         try:
             self.stat(path)
@@ -509,12 +678,15 @@ class Namespace:
         """Hold the mail lock (L.mbox) of the mail directory `dirpath`,
         waiting at most `timeout` seconds (default: upas's 5 minutes;
         upas.mail.lock.LockError when it stays busy)."""
-        real = self.local_path(dirpath)
-        if real is None:
-            raise Error("mail lock needs a local mail directory")
-        from upas.mail.lock import MailLock
-        with MailLock(real, timeout):
-            yield
+        from upas.mail.lock import LOCKFILE, MailLock
+        m, rel = self._resolve(f"{dirpath}/{LOCKFILE}")
+        if isinstance(m, _LocalMount):
+            with MailLock(os.path.dirname(m.real(rel)), timeout):
+                yield
+        else:
+            from upas.mail.lock import OpenLock
+            with OpenLock((m, rel), lambda: m.open_exclusive(rel), timeout):
+                yield
 
     # -- the default table -------------------------------------------------
     @classmethod
@@ -522,11 +694,14 @@ class Namespace:
         """The usual mounts, from the environment (see docs/design.md)."""
         ns = cls(user)
         root = mailroot()
-        ns.bind_dir("/mail/box", os.path.join(root, "box"))
         cfg = config.current()
+        if cfg.boxfs:       # a frontend: the store's /mail/box/USER
+            ns.mount(f"/mail/box/{user}", cfg.boxfs, lazy=True, uname=user)
+        else:
+            ns.bind_dir("/mail/box", os.path.join(root, "box"))
         if cfg.upasfs:
             ns.mount("/mail/fs", cfg.upasfs, lazy=True)
-        ratify = cfg.ratify or _posted("ratify")
+        ratify = cfg.ratify or posted("ratify")
         if ratify:
             ns.mount("/mail/ratify", ratify, lazy=True)
         elif os.path.isdir(os.path.join(root, "ratify")):
@@ -539,7 +714,25 @@ def mailroot() -> str:
     return config.current().mailroot
 
 
-def _posted(name: str) -> str | None:
+def mboxpath(path: str, user: str) -> str:
+    """The host file for a mailbox path given to upasfs's ctl or -f, or to
+    mbappend (upas/fs mboxpath): `/mail/...` is a Plan 9 path, found under
+    $MAILROOT; other paths that start with `/`, `./` or `../` are used as
+    they are; anything else is relative to /mail/box/USER."""
+    if path == "/mail" or path.startswith("/mail/"):
+        try:
+            real = Namespace.default(user).local_path(path)
+            if real:
+                return real
+        except Exception:   # noqa: BLE001 -- a path no mount serves locally
+            pass
+        return os.path.join(mailroot(), path[len("/mail/"):])
+    if path.startswith(("/", "./", "../")):
+        return path
+    return os.path.join(mailroot(), "box", user, path)
+
+
+def posted(name: str) -> str | None:
     """The dial string of service `name` if it is posted in $NAMESPACE."""
     try:
         from upas.ninep.dial import namespace_dir

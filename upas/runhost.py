@@ -44,7 +44,8 @@ from upas import config, listen
 REPO = Path(__file__).resolve().parent.parent
 TESTDATA = REPO / "testdata" / "mail"
 PORTS = {"pop3": 11110, "imap4d": 11143, "pop3s": 11995, "imaps": 11993}
-STORE_PORTS = {"auth": 11567, "factotum": 11568, "ratify": 11569, "upasfs": 11570}
+STORE_PORTS = {"auth": 11567, "factotum": 11568, "ratify": 11569, "upasfs": 11570,
+               "boxfs": 11571}
 ROLES = ("all", "store", "frontend")
 HOST_KEY = (f"key proto=p9sk1 dom={demo.AUTHDOM} user={demo.HOSTID} "
             f"!password={demo.HOST_PASSWORD}\n")
@@ -197,7 +198,7 @@ class Host:
         steps = {"all": (self._start_keyfs, self._start_authsrv, self._start_factotum,
                          self._start_ratfs, self._start_launcher),
                  "store": (self._start_keyfs, self._start_authsrv, self._start_factotum,
-                           self._start_ratfs, self._start_upasfs),
+                           self._start_ratfs, self._start_upasfs, self._start_boxfs),
                  "frontend": (self._use_store, self._start_launcher)}[self.role]
         try:
             self._prepare()
@@ -214,7 +215,7 @@ class Host:
         if self.fresh and self.mailroot.exists():
             shutil.rmtree(self.mailroot)
         if self.role == "frontend":
-            (self.mailroot / "box").mkdir(parents=True, exist_ok=True)   # mail is the store's
+            self.mailroot.mkdir(parents=True, exist_ok=True)   # the mail is the store's
         elif not self.mailroot.exists():
             shutil.copytree(TESTDATA, self.mailroot)
         lib = self.mailroot / "lib"
@@ -310,6 +311,12 @@ class Host:
         p = self._spawn("upasfs", argv, env=env)
         _wait("upasfs", lambda: _answers(addr), p)
 
+    def _start_boxfs(self) -> None:
+        """The store's /mail/box for the frontends' imap4d (upas/boxfs.py)."""
+        addr = self._addr("boxfs")
+        p = self._spawn("boxfs", [sys.executable, "-m", "upas.boxfs", "-s", addr])
+        _wait("boxfs", lambda: _answers(addr), p)
+
     def _start_launcher(self) -> None:
         argv = [sys.executable, "-m", "upas.listen", "-t", str(self.certfile)]
         if self.keep_fs and "upasfs" not in self.env:
@@ -367,12 +374,7 @@ class Host:
         port = {n: a[1] for n, a in self.addrs.items()}
         users = "\n".join(f"    {u:8} mail secret (APOP, CRAM-MD5, LOGIN/PASS) {s!r:16}"
                           f" login password {pw!r}" for u, (pw, s) in demo.USERS.items())
-        lines = [
-            f"upas mail host running; run directory {self.rundir}",
-            f"  mail store   {self.mailroot} (a copy of testdata/mail)",
-            f"  name space   NAMESPACE={self.env['NAMESPACE']}  (keys, factotum, ratify)",
-            f"  auth server  {self.env['auth']}  (auth domain {demo.AUTHDOM})",
-            f"  factotum     {self.env['factotum']}",
+        lines = self._what_runs() + [
             f"  certificate  {self.certfile} (made with {self.certmaker}); "
             f"clients trust {self.cafile}",
             "",
@@ -400,6 +402,28 @@ class Host:
                              "sslcommonname localhost"))
         lines += ["", "Ctrl-C stops everything."]
         return "\n".join(lines)
+
+
+    def _what_runs(self) -> list[str]:
+        """Where the mail and the services are: here, or on the store."""
+        if self.role == "frontend":
+            s = self.storehost
+            return [
+                f"upas mail frontend running; run directory {self.rundir}",
+                f"  mail store   on {s}: /mail/box over 9P ({self.env['boxfs']}), "
+                f"upasfs {self.env['upasfs']}",
+                f"  auth server  {self.env['auth']}  (the store's; auth domain {demo.AUTHDOM})",
+                f"  factotum     {self.env['factotum']}  (the store's)",
+                f"  ratfs        {self.env['ratify']}  (the store's)",
+                f"  name space   NAMESPACE={self.env['NAMESPACE']}  (the launcher's failed logins)",
+            ]
+        return [
+            f"upas mail host running; run directory {self.rundir}",
+            f"  mail store   {self.mailroot} (a copy of testdata/mail)",
+            f"  name space   NAMESPACE={self.env['NAMESPACE']}  (keys, factotum, ratify)",
+            f"  auth server  {self.env['auth']}  (auth domain {demo.AUTHDOM})",
+            f"  factotum     {self.env['factotum']}",
+        ]
 
 
 def _mutt_command(cafile: Path, host: str, port: int) -> str:

@@ -1,8 +1,8 @@
 """The selected mailbox, seen through the namespace as Plan 9 imap4d sees it.
 
 The mailbox file `/mail/box/U/<name>` is opened in upasfs by writing
-`open PATH FSNAME` to `/mail/fs/ctl`; its messages are then the numbered
-directories of `/mail/fs/FSNAME/`.  UIDs and flags live in the `.imp`
+`open PATH NAME` to `/mail/fs/ctl` (upas/mail/fsview.py names the view);
+its messages are then the numbered directories of `/mail/fs/NAME/`.  UIDs and flags live in the `.imp`
 shadow file beside the mailbox (imp.py), which every session re-reads and
 rewrites under the mail lock, so sessions see each other's changes.
 
@@ -13,31 +13,20 @@ reports these at the points RFC 3501 allows.
 """
 from __future__ import annotations
 
-import hashlib
 import os
-import re
 from dataclasses import dataclass, field
 from typing import Callable
 
-from upas import fsctl
 from upas import ns as nsmod
 from upas.mail import safewrite
+from upas.mail.fsview import FsView
 from upas.mail.mime import MAX_DEPTH
 from upas.imap4d import imp, prefetch
 
-DELETE_BATCH = 8192          # bytes per `delete` ctl write, as Bell
 RELIST_TRIES = 8             # listings before numbering an unknown old message
-DIGEST_READ = 1024           # bytes read of a digest file: all of it
 # per-message files kept in memory once read (bodies are not: a big
 # mailbox would end up in memory)
 CACHED = {"rawheader", "mimeheader", "unixheader", "digest", "type"}
-
-
-# upasfs dir -> (its qid.path, {message number: digest}).  A number names
-# one message for as long as upasfs keeps that mailbox open (the same
-# qid.path): numbers are never reused.  So a process reads a digest once,
-# though APPEND and STATUS open their mailbox afresh every time.
-_DIGESTS: dict[str, tuple[int | None, dict[int, str]]] = {}
 
 
 class MailboxError(Exception):
@@ -68,16 +57,6 @@ class Message:
         return [f for _, f in imp.FLAG_CHARS if f in self.flags] + self.keywords
 
 
-def fs_name(path: str) -> str:
-    """The upasfs name this mailbox is opened under: `mbox` for the inbox
-    /mail/box/USER/mbox (shared with pop3 and other sessions, as one upasfs
-    view), else a name derived from the path (upasfs names may not contain
-    `/`)."""
-    if re.fullmatch(r"/mail/box/[^/]+/mbox", path):
-        return "mbox"
-    return "imap-" + hashlib.sha1(path.encode()).hexdigest()[:10]
-
-
 class Mailbox:
     """One mailbox opened in upasfs, with its .imp state."""
 
@@ -86,8 +65,7 @@ class Mailbox:
         self.ns = ns
         self.path = path                     # /mail/box/U/mbox
         self.dir = os.path.dirname(path)
-        self.fsname = fs_name(path)
-        self.fsdir = f"/mail/fs/{self.fsname}"
+        self.view: FsView | None = None        # once open
         self.imppath = path + ".imp"
         self.kwpath = path + ".kw.imp"
         self.readonly = readonly
@@ -136,7 +114,7 @@ class Mailbox:
         except nsmod.Error:
             self._imp_listed = None
         try:
-            fsctl.open_mailbox(self.ns, self.path, self.fsname)
+            self.view = FsView.open(self.ns, self.path)
         except nsmod.Error as e:
             raise MailboxError(str(e)) from None
         # upasfs takes the mail lock itself when it reads the mailbox, so
@@ -148,12 +126,12 @@ class Mailbox:
         self.flag_changes.clear()
 
     def close(self) -> None:
-        """Nothing to do in upasfs: the view is shared by name (see fs_name)
-        and dropping it would pull it from under other sessions."""
+        """Nothing to do in upasfs: the view is shared by name (fsview) and
+        dropping it would pull it from under other sessions."""
 
     # -- reading the fs ------------------------------------------------
     def _fs_stamp(self):
-        d = self.ns.stat(self.fsdir)
+        d = self.view.stat()
         return (d.qid, d.mtime, d.length)
 
     def _relist(self, force: bool = False) -> bool:
@@ -169,7 +147,7 @@ class Mailbox:
             self._unlisted = ahead      # our listing is still upasfs's
             return False
         self.fs_stamp = stamp
-        nums = sorted(int(n) for n in self.ns.readdir_names(self.fsdir) if n.isdigit())
+        nums = self.view.numbers()
         have = set(nums)
         changed = False
         for m in self.msgs:
@@ -179,7 +157,8 @@ class Mailbox:
         known = {m.fsnum for m in self.msgs}
         last = max(known, default=0)
         new = [n for n in nums if n not in known and n > last]
-        for n, digest in zip(new, self._digests(new)):
+        qpath = stamp[0].path
+        for n, digest in zip(new, self.view.digests(new, qpath)):
             if not digest:
                 # Unreadable (a busy fs) or vanished meanwhile: stop here and
                 # look again next time.  Skipping it would lose it for good,
@@ -191,22 +170,6 @@ class Mailbox:
         else:
             self._unlisted = ahead      # a whole listing, made after them
         return changed
-
-    def _digests(self, nums: list[int]) -> list[str]:
-        """The digests of many messages, their reads pipelined on the 9P
-        connection (a digest is one short read); each read once a process."""
-        qpath = self.fs_stamp[0].path if self.fs_stamp else None
-        known = _DIGESTS.get(self.fsdir)
-        if known is None or known[0] != qpath:
-            known = _DIGESTS[self.fsdir] = (qpath, {})
-        seen = known[1]
-        todo = [n for n in nums if n not in seen]
-        got = self.ns.read_many([f"{self.fsdir}/{n}/digest" for n in todo], DIGEST_READ) \
-            if todo else []
-        for n, d in zip(todo, got):
-            if d is not None and d.strip():
-                seen[n] = d.decode().strip()
-        return [seen.get(n, "") for n in nums]
 
     def _vanish(self) -> bool:
         """The mailbox is gone: everything becomes pending expunge."""
@@ -365,11 +328,11 @@ class Mailbox:
         the lock we hold), so this look is current."""
         if not doubted:
             return False
-        got = self.ns.stat_many([f"{self.fsdir}/{m.fsnum}" for m in doubted])
+        got = self.view.stat_many([(m.fsnum, "") for m in doubted])
         gone = [m for m, d in zip(doubted, got) if d is None]
         if gone:
             try:
-                self.ns.stat(fsctl.CTL)       # a failed stat may be a hung-up upasfs
+                self.view.alive()
             except nsmod.Hungup:
                 raise MailboxLost("upas/fs has gone away") from None
             for m in gone:
@@ -572,7 +535,7 @@ class Mailbox:
         if not isinstance(c, bytes):
             if self.speculative:
                 raise prefetch.Need(() if (m.fsnum, rel) in self.held else (rel,))
-            c = self.ns.read(f"{self.fsdir}/{m.fsnum}/{rel}")
+            c = self.view.read(m.fsnum, rel)
             if rel.rsplit("/", 1)[-1] in CACHED:
                 m.cache[rel] = c
         return c
@@ -600,22 +563,14 @@ class Mailbox:
             if self.speculative:
                 m.cache[key] = prefetch.probe_children(self, m, rel)
                 return m.cache[key]
-            p = f"{self.fsdir}/{m.fsnum}" + (f"/{rel}" if rel else "")
-            m.cache[key] = sorted(int(n) for n in self.ns.readdir_names(p) if n.isdigit())
+            m.cache[key] = self.view.parts(m.fsnum, rel)
         return m.cache[key]
 
     # -- removal -----------------------------------------------------------
     def expunge(self, pred) -> None:
         """Delete the messages with pred(msg) true (\\Deleted ones) via the
         fs ctl; they show up as vanished at the next check."""
-        nums = [str(m.fsnum) for m in self.msgs if not m.expunged and pred(m)]
-        head = f"delete {self.fsname}"
-        while nums:
-            batch, size = [], len(head)
-            while nums and size + 1 + len(nums[0]) <= DELETE_BATCH:
-                size += 1 + len(nums[0])
-                batch.append(nums.pop(0))
-            self.ns.write(fsctl.CTL, (head + " " + " ".join(batch)).encode())
+        self.view.delete([m.fsnum for m in self.msgs if not m.expunged and pred(m)])
         self.fs_stamp = None
 
     def drop_unannounced(self) -> None:

@@ -190,15 +190,15 @@ def load_begin(box: "Mailbox", want: list[tuple["Message", str]]) -> Callable[[]
     jobs = [(m, r) for m, rels in per.values() for r in rels][:ROUND_READS]
     if not jobs:
         return lambda: None
-    paths = [f"{box.fsdir}/{m.fsnum}/{rel}" for m, rel in jobs]
-    count = _iounit(box, paths)
-    finish = box.ns.read_many_begin(paths, count)
+    files = [(m.fsnum, rel) for m, rel in jobs]
+    count = _iounit(box)
+    finish = box.view.read_many_begin(files, count)
 
     def collect() -> None:
         got = finish()
         full = [i for i, d in enumerate(got) if d is not None and len(d) >= count]
         if full:                # bigger than one read: read whole
-            for i, d in zip(full, box.ns.read_many([paths[i] for i in full], None)):
+            for i, d in zip(full, box.view.read_many([files[i] for i in full], None)):
                 got[i] = d
         _take(box, jobs, got)
     return collect
@@ -215,12 +215,13 @@ def _take(box: "Mailbox", jobs: list[tuple["Message", str]], got: list) -> None:
             box.hold(m, rel, DEFER if _probe(rel) else None)
 
 
-def _iounit(box: "Mailbox", paths: list[str]) -> int:
-    """The most one read of these files returns (a 9P mount's iounit); if
-    it cannot be told, the least any 9P server gives (a file that fills
-    the read is read again whole, so a smaller guess is only slower)."""
+def _iounit(box: "Mailbox") -> int:
+    """The most one read of the mailbox's files returns (a 9P mount's
+    iounit); if it cannot be told, the least any 9P server gives (a file
+    that fills the read is read again whole, so a smaller guess is only
+    slower)."""
     try:
-        n = box.ns.iounit(paths[0]) if paths else None
+        n = box.view.iounit()
     except nsmod.Error:
         return MIN_READ
     return ONE_READ if n is None else n

@@ -143,14 +143,14 @@ class DigestFile:
         if self.state != "ok" or self.torn or stamp[0].path != self.stamp[0].path \
                 or stamp[2] <= self.size:
             return False
-        real = self.ns.local_path(self.path)
-        if real is None:
+        try:
+            with self.ns.open(self.path, "r") as f:
+                if f.read(len(self.header)) != self.header:
+                    return False
+                f.seek(self.size)
+                data = f.read()
+        except (nsmod.Error, OSError):
             return False
-        with open(real, "rb") as f:
-            if f.read(len(self.header)) != self.header:
-                return False
-            f.seek(self.size)
-            data = f.read()
         entries, self.torn = parse_records(data, 0)
         self._take(entries)
         self.size += len(data)
@@ -206,22 +206,12 @@ class DigestFile:
         return self.size > 2 * kept + SLACK
 
     def _append(self) -> bool:
-        """One O_APPEND write of the pending records, if the file is still
-        ours; False if it must be rewritten instead."""
-        real = self.ns.local_path(self.path)
-        if real is None:
+        """One write of the pending records at the end of the file, if it
+        still begins with our header; False if it must be rewritten."""
+        d = self.ns.append(self.path, b"".join(self.pending), prefix=self.header)
+        if d is None:
             return False
-        fd = os.open(real, os.O_RDWR | os.O_APPEND)
-        try:
-            if os.pread(fd, len(self.header), 0) != self.header:
-                return False
-            data = memoryview(b"".join(self.pending))
-            while data:
-                data = data[os.write(fd, data):]
-        finally:
-            os.close(fd)
         self.size += sum(len(r) for r in self.pending)
-        d = self.ns.stat(self.path)
         # nobody else wrote meanwhile: what we hold is the file
         self.stamp = (d.qid, d.mtime, d.length) if d.length == self.size else None
         return True

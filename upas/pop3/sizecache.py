@@ -42,9 +42,9 @@ class SizeCache:
         self.file = DigestFile(ns, path, MAGIC, HEADER)
         self.file.refresh()
 
-    def get(self, digest: bytes) -> tuple[int, int] | None:
+    def get(self, digest: str) -> tuple[int, int] | None:
         """(raw length, POP size) of the message with this digest."""
-        v = self.file.get(digest.decode("ascii", "replace"), KEY)
+        v = self.file.get(digest, KEY)
         if v is None:
             return None
         try:
@@ -53,10 +53,10 @@ class SizeCache:
         except ValueError:
             return None
 
-    def add(self, digest: bytes, raw_len: int, size: int) -> None:
-        self.file.put(digest.decode("ascii", "replace"), KEY, b"%d %d" % (raw_len, size))
+    def add(self, digest: str, raw_len: int, size: int) -> None:
+        self.file.put(digest, KEY, b"%d %d" % (raw_len, size))
 
-    def save(self, live: set[bytes]) -> None:
+    def save(self, live: set[str]) -> None:
         """Write what was added (`live`: the digests now in the mailbox).
         Failures are ignored: the cache only saves reads."""
-        self.file.flush({d.decode("ascii", "replace") for d in live})
+        self.file.flush(live)
