@@ -39,7 +39,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from auth import demo
-from upas import config, listen
+from upas import config, fsbroker, listen
 
 REPO = Path(__file__).resolve().parent.parent
 TESTDATA = REPO / "testdata" / "mail"
@@ -66,6 +66,18 @@ def _wait(what: str, ready, proc: subprocess.Popen) -> None:
         if time.monotonic() > end:
             raise StartError(f"{what} did not start in {startup:.0f}s")
         time.sleep(0.05)
+
+
+def _die_with_parent() -> None:
+    """In a child: SIGTERM when runhost dies, however it dies (Linux's
+    PR_SET_PDEATHSIG; runhost starts its services from its main thread,
+    which lives as long as it does), so that a killed runhost leaves no
+    service holding its ports for the next one.  Elsewhere a no-op."""
+    try:
+        import ctypes
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def _answers(addr: str) -> bool:
@@ -255,7 +267,7 @@ class Host:
         if self.logdir and "stderr" not in kw:
             kw["stderr"] = open(self.logdir / f"{name}.log", "ab")
         kw.setdefault("env", self.env)
-        proc = subprocess.Popen(argv, start_new_session=True, **kw)
+        proc = subprocess.Popen(argv, start_new_session=True, preexec_fn=_die_with_parent, **kw)
         if "stderr" in kw and hasattr(kw["stderr"], "close"):
             kw["stderr"].close()
         self.procs.append((name, proc))
@@ -356,6 +368,8 @@ class Host:
                 p.stdout.close()
         self.procs.clear()
         ns = self.env.get("NAMESPACE", "")
+        if ns:      # a broker killed before us left its users' upasfs
+            fsbroker.stop_all(list(fsbroker.running(ns).values()))
         if ns.startswith("/tmp/ns.upas."):
             shutil.rmtree(ns, ignore_errors=True)
 
