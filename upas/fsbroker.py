@@ -35,7 +35,7 @@ import time
 from upas import config
 from upas.ninep import codec
 from upas.ninep.dial import dial, namespace_dir, post, service_path
-from upas.ninep.server import PIPELINE_ANAME
+from upas.ninep.server import PIPELINE_ANAME, nodelay
 
 MSIZE = 65536 + codec.IOHDRSZ       # offered to clients; upasfs accepts more
 USERNAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
@@ -123,6 +123,7 @@ class Broker:
                 conn, _ = self.listener.accept()
             except OSError:
                 return
+            nodelay(conn)
             threading.Thread(target=self._session, args=(conn,), daemon=True).start()
 
     def _session(self, conn: socket.socket) -> None:

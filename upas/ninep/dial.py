@@ -15,7 +15,7 @@ import sys
 
 from upas import config
 
-from .server import Error
+from .server import Error, nodelay
 
 
 def _display_name(disp: str) -> str:
@@ -104,7 +104,8 @@ def dial(addr: str) -> socket.socket:
             s.close()
             raise
         return s
-    return socket.create_connection((host, _port(port)))
+    return nodelay(socket.create_connection((host, _port(port))))
+
 
 
 def announce(addr: str, backlog: int = 64) -> socket.socket:
