@@ -168,6 +168,45 @@ def test_appends_from_both_frontends_at_once_lose_and_tear_nothing(cluster):
     c.logout()
 
 
+def test_kernel_mount_deployment(cluster):
+    """A third frontend sees the store's /mail/box through a mount (-K; a
+    bind mount here, where NFS or v9fs would be: docs/running.md) and
+    takes the mail lock with fcntl; a boxfs frontend takes it as an
+    exclusive-use open.  APPENDs through both at once: nothing lost or torn."""
+    cluster.fronts["fe3"] = cluster.net.add("fe3")
+    cluster.start_front("fe3", kernel_mount=True)
+    assert "boxfs" not in cluster.printed["fe3"]
+    assert f"/mail/box mounted on {cluster.tmp / 'fe3' / 'mail' / 'box'}" in cluster.printed["fe3"]
+    before = len(store_messages(cluster.mailroot))
+    errors: list[str] = []
+
+    def appender(front: str) -> None:
+        try:
+            c = imap(cluster.fronts[front])
+            for i in range(10):
+                typ, data = c.append("INBOX", None, None, message(f"{front}.{i}@test", 30000))
+                if typ != "OK":
+                    errors.append(f"{front}.{i}: {typ} {data}")
+            c.logout()
+        except Exception as e:      # noqa: BLE001 -- reported below
+            errors.append(f"{front}: {e!r}")
+    threads = [threading.Thread(target=appender, args=(f,)) for f in ("fe1", "fe3")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors, errors
+    msgs = store_messages(cluster.mailroot)[before:]
+    assert sorted(m["Message-ID"] for m in msgs) == sorted(
+        f"<{f}.{i}@test>" for f in ("fe1", "fe3") for i in range(10))
+    assert all(intact(m) for m in msgs)
+    a, b = imap(cluster.fronts["fe1"]), imap(cluster.fronts["fe3"])
+    assert int(a.select("INBOX")[1][0]) == int(b.select("INBOX")[1][0]) == before + 20
+    assert uids_flags(a) == uids_flags(b)
+    a.logout()
+    b.logout()
+
+
 def _store_pids(cluster, module: bytes) -> list[int]:
     """The store's processes running python -m MODULE (by its NAMESPACE)."""
     ns = f"NAMESPACE={cluster.tmp / 'store' / 'ns'}".encode()

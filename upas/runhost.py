@@ -1,6 +1,6 @@
 """`make run`: a complete local mail host from one command.
 
-    python -m upas.runhost [-fs] [-d rundir] [-h host] [-p pop3,imap,pop3s,imaps]
+    python -m upas.runhost [-fKs] [-d rundir] [-h host] [-p pop3,imap,pop3s,imaps]
         [-R all|store|frontend] [-S storehost] [-U user]
 
 Creates the run directory (default ./run), copies testdata/mail into it
@@ -17,10 +17,12 @@ session is its own process, forked from the launcher's fork server
 
 -R splits the host in two, the Plan 9 way to outgrow one machine: `store`
 keeps the mail and serves the auth server, factotum, ratfs and the mail
-(the upasfs broker: each user's upasfs; -U USER: only that user's upasfs)
-over TCP at -h on the STORE_PORTS; `frontend` runs only the launcher, its
-servers reaching those on -S storehost through $auth, $factotum, $ratify
-and $upasfs.
+(the upasfs broker: each user's upasfs; -U USER: only that user's upasfs;
+boxfs: /mail/box) over TCP at -h on the STORE_PORTS; `frontend` runs only
+the launcher, its servers reaching those on -S storehost through $auth,
+$factotum, $ratify, $upasfs and $boxfs.  -K: the frontend's mail/box is
+the store's /mail/box mounted by the kernel (NFS, v9fs; docs/running.md),
+used instead of boxfs.
 """
 from __future__ import annotations
 
@@ -49,7 +51,7 @@ STORE_PORTS = {"auth": 11567, "factotum": 11568, "ratify": 11569, "upasfs": 1157
 ROLES = ("all", "store", "frontend")
 HOST_KEY = (f"key proto=p9sk1 dom={demo.AUTHDOM} user={demo.HOSTID} "
             f"!password={demo.HOST_PASSWORD}\n")
-USAGE = ("usage: runhost [-fs] [-d rundir] [-h host] [-p pop3,imap,pop3s,imaps] "
+USAGE = ("usage: runhost [-fKs] [-d rundir] [-h host] [-p pop3,imap,pop3s,imaps] "
          "[-R all|store|frontend] [-S storehost] [-U user]")
 
 
@@ -185,6 +187,7 @@ class Host:
     role: str = "all"
     storehost: str = ""                 # frontend: where the store's services are
     user: str = ""                      # store -U: serve only this user's upasfs
+    kernel_mount: bool = False          # frontend -K: mail/box is the store's, mounted
     keep_fs: bool = True                # launcher -u: a upasfs per user, kept alive
     listen_flags: list[str] = field(default_factory=list)   # more launcher flags (-M, -F)
     procs: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
@@ -224,17 +227,20 @@ class Host:
     def _prepare(self) -> None:
         self.rundir = self.rundir.resolve()
         self.rundir.mkdir(parents=True, exist_ok=True)
-        if self.fresh and self.mailroot.exists():
-            shutil.rmtree(self.mailroot)
-        if self.role == "frontend":
-            self.mailroot.mkdir(parents=True, exist_ok=True)   # the mail is the store's
-        elif not self.mailroot.exists():
-            shutil.copytree(TESTDATA, self.mailroot)
-        lib = self.mailroot / "lib"
-        lib.mkdir(exist_ok=True)
-        for name in ("blocked", "smtpd.conf.ext"):
-            (lib / name).touch()
-        owner_only(self.mailroot)
+        if self.fresh and self.role != "frontend" and self.mailroot.exists():
+            shutil.rmtree(self.mailroot)    # (a frontend's mail/box may be the store's)
+        if self.role == "frontend":         # the mail is the store's
+            self.mailroot.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if self.kernel_mount and not (self.mailroot / "box").is_dir():
+                raise StartError(f"-K: mount the store's /mail/box on {self.mailroot / 'box'}")
+        else:
+            if not self.mailroot.exists():
+                shutil.copytree(TESTDATA, self.mailroot)
+            lib = self.mailroot / "lib"
+            lib.mkdir(exist_ok=True)
+            for name in ("blocked", "smtpd.conf.ext"):
+                (lib / name).touch()
+            owner_only(self.mailroot)
         (self.rundir / "tls").mkdir(mode=0o700, exist_ok=True)
         _, _, self.certmaker = make_certificate(self.rundir / "tls", self.host)
         if self.logdir:
@@ -261,7 +267,8 @@ class Host:
         if not self.storehost:
             raise StartError("a frontend needs -S storehost")
         for name, port in STORE_PORTS.items():
-            self.env[name] = f"tcp!{self.storehost}!{port}"
+            if not (name == "boxfs" and self.kernel_mount):
+                self.env[name] = f"tcp!{self.storehost}!{port}"
 
     def _spawn(self, name: str, argv: list[str], **kw) -> subprocess.Popen:
         if self.logdir and "stderr" not in kw:
@@ -422,10 +429,11 @@ class Host:
         """Where the mail and the services are: here, or on the store."""
         if self.role == "frontend":
             s = self.storehost
+            box = (f"mounted on {self.mailroot / 'box'}" if self.kernel_mount
+                   else f"over 9P ({self.env['boxfs']})")
             return [
                 f"upas mail frontend running; run directory {self.rundir}",
-                f"  mail store   on {s}: /mail/box over 9P ({self.env['boxfs']}), "
-                f"upasfs {self.env['upasfs']}",
+                f"  mail store   on {s}: /mail/box {box}, upasfs {self.env['upasfs']}",
                 f"  auth server  {self.env['auth']}  (the store's; auth domain {demo.AUTHDOM})",
                 f"  factotum     {self.env['factotum']}  (the store's)",
                 f"  ratfs        {self.env['ratify']}  (the store's)",
@@ -463,7 +471,7 @@ def _fetchmail_command(rundir: Path, name: str, poll: str) -> str:
 
 
 def parse_args(argv: list[str]) -> Host:
-    opts, args = getopt.getopt(argv, "fsd:h:p:R:S:U:")
+    opts, args = getopt.getopt(argv, "fKsd:h:p:R:S:U:")
     if args:
         raise getopt.GetoptError("no arguments expected")
     host = Host(Path("run"))
@@ -472,6 +480,8 @@ def parse_args(argv: list[str]) -> Host:
             host.fresh = True
         elif k == "-s":
             host.keep_fs = False
+        elif k == "-K":
+            host.kernel_mount = True
         elif k == "-d":
             host.rundir = Path(v)
         elif k == "-h":
