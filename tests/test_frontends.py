@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.test_imap2_mbsync import CONFIG as MBSYNC_CHANNEL
+
 pytestmark = pytest.mark.timeout(240)
 
 IMAP, POP3 = 11143, 11110
@@ -300,30 +302,14 @@ def test_mbsync_through_one_frontend_while_flags_change_through_the_other(cluste
     near = tmp_path / "near"
     near.mkdir()
     cfg = tmp_path / "mbsyncrc"
-    cfg.write_text(f"""IMAPAccount fe1
+    cfg.write_text(f"""IMAPAccount plan9
 Host {cluster.fronts['fe1']}
 Port {IMAP}
 User glenda
 Pass glenda-apop
 AuthMechs CRAM-MD5
 SSLType None
-
-IMAPStore far
-Account fe1
-
-MaildirStore near
-Path {near}/
-Inbox {near}/INBOX
-SubFolders Verbatim
-
-Channel all
-Far :far:
-Near :near:
-Patterns INBOX
-Create Both
-Expunge Both
-SyncState *
-""")
+""" + MBSYNC_CHANNEL.format(near=near))
 
     def sync() -> None:
         p = subprocess.run([MBSYNC, "-c", str(cfg), "-a"], capture_output=True, timeout=120)
