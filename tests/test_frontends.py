@@ -78,6 +78,10 @@ def test_imap_and_pop3_on_both_frontends_see_one_store(cluster):
     printed = cluster.printed["fe1"]
     assert "a copy of testdata/mail" not in printed
     assert f"mail store   on {cluster.store}: /mail/box over 9P (tcp!{cluster.store}!11571)" in printed
+    for what, port in (("auth server", 11567), ("factotum   ", 11568), ("ratfs      ", 11569)):
+        assert f"  {what}  tcp!{cluster.store}!{port}  (the store's" in printed
+    assert "(keys, factotum, ratify)" not in printed       # its name space holds none
+    assert "nothing: every service is the store's" in printed   # (UPAS_LOGINFAIL_DIR=off)
     a, b = imap(fe1), imap(fe2)
     n = int(a.select("INBOX")[1][0])
     assert int(b.select("INBOX")[1][0]) == n == len(store_messages(cluster.mailroot))

@@ -437,7 +437,7 @@ class Host:
                 f"  auth server  {self.env['auth']}  (the store's; auth domain {demo.AUTHDOM})",
                 f"  factotum     {self.env['factotum']}  (the store's)",
                 f"  ratfs        {self.env['ratify']}  (the store's)",
-                f"  name space   NAMESPACE={self.env['NAMESPACE']}  (the launcher's failed logins)",
+                f"  name space   NAMESPACE={self.env['NAMESPACE']}  ({self._frontend_ns()})",
             ]
         return [
             f"upas mail host running; run directory {self.rundir}",
@@ -446,6 +446,16 @@ class Host:
             f"  auth server  {self.env['auth']}  (auth domain {demo.AUTHDOM})",
             f"  factotum     {self.env['factotum']}",
         ]
+
+
+    def _frontend_ns(self) -> str:
+        """What a frontend keeps in its name space directory."""
+        lf = config.Config.from_environ(self.env).upas_loginfail_dir
+        if lf == "off":
+            return "nothing: every service is the store's"
+        if lf:
+            return f"nothing: every service is the store's; failed logins in {lf}"
+        return "failed logins per address; every service is the store's"
 
 
 def _mutt_command(cafile: Path, host: str, port: int) -> str:
