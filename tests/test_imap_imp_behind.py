@@ -46,7 +46,7 @@ def test_a_session_behind_keeps_what_others_numbered(upasfs, monkeypatch):
 
     # the session behind rewrites the file from its older listing
     with behind.ns.lock(behind.dir):
-        behind._merge_imp()
+        behind._merge(settle=True, force=True)
         behind._write_imp()
     assert len(behind.msgs) == known
 
@@ -91,7 +91,7 @@ def test_a_listing_older_than_a_recorded_delete_numbers_nothing_anew(upasfs, mon
 
     # the interleaving: merge (under the lock) from the listing made before
     gone.uid = 0
-    behind.uidnext = 1
+    behind.state.uidnext = 1
     behind._under_lock()
     assert gone.expunged
     with open(upasfs.mbox + ".imp", "rb") as f:

@@ -59,7 +59,8 @@ def _write_chunks_9p(ns, tmp: str, path: str, chunks: Iterable[bytes], mode: int
 
 
 def fsync_dir(path: str) -> None:
-    """Make a rename or creation of `path` durable: fsync its directory."""
+    """Make a rename or creation of host path `path` durable: fsync its
+    directory."""
     fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -1,12 +1,15 @@
-"""Records about messages, kept by digest in a file beside the mailbox.
+"""A digest cache: what a server derives from messages, kept by digest
+in a file beside the mailbox, `<mailbox>.<server>.imp`.
 
 upasfs names each message's content by its SHA-1 `digest` (which covers
 every byte of the message, its From line included).  Whatever a server
 derives from the content alone is therefore the same for every message
 with that digest, in every session, for ever: it can be kept and reused
 without reading the message again, and can never be stale.  imap4d keeps
-its FETCH answers this way (imap4d/digestcache.py), pop3 its sizes
-(pop3/sizecache.py); Dovecot's dovecot.index.cache is the model.
+its FETCH and SEARCH answers in one (imap4d/fetchcache.py), pop3 its
+sizes (pop3/sizecache.py); Dovecot's dovecot.index.cache is the model.
+The file's name ends in `.imp`, which LIST hides, and names.py reserves
+`.<server>` as a mailbox suffix, so it is no mailbox's shadow file.
 
     <header>\\n                                                   the owner's
     R<len:8 hex><crc32:8 hex><digest:40> <key> <value>\\n         one a record
@@ -101,7 +104,15 @@ def is_digest(digest: str) -> bool:
     return bool(_DIGEST.match(digest.encode()))
 
 
-class DigestFile:
+SERVERS = ("imap4d", "pop3")      # those that keep one (a mailbox's files: folders.py)
+
+
+def path_for(boxpath: str, server: str) -> str:
+    """Where `server` keeps the digest cache of the mailbox at boxpath."""
+    return f"{boxpath}.{server}.imp"
+
+
+class DigestCache:
     """One such file, as this session knows it."""
 
     def __init__(self, ns: nsmod.Namespace, path: str, magic: bytes, header: bytes,
