@@ -16,6 +16,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -141,7 +142,7 @@ def test_idle_on_one_frontend_sees_an_append_through_the_other(cluster):
     b.logout()
 
 
-def test_appends_from_both_frontends_at_once_lose_and_tear_nothing(cluster):
+def test_appends_from_both_frontends_and_the_store_at_once_lose_and_tear_nothing(cluster):
     before = len(store_messages(cluster.mailroot))
     errors: list[str] = []
 
@@ -156,7 +157,17 @@ def test_appends_from_both_frontends_at_once_lose_and_tear_nothing(cluster):
             c.logout()
         except Exception as e:      # noqa: BLE001 -- reported below
             errors.append(f"{front}.{k}: {e!r}")
+    def deliverer() -> None:
+        """Deliveries on the store itself (mbappend, the fcntl lock)."""
+        env = dict(os.environ, MAILROOT=str(cluster.mailroot), user="glenda")
+        for i in range(8):
+            p = subprocess.run([sys.executable, "-m", "upas.mbappend", "/mail/box/glenda/mbox"],
+                               input=message(f"store.{i}@test", 25000), env=env,
+                               capture_output=True, timeout=60)
+            if p.returncode:
+                errors.append(f"mbappend {i}: {p.stderr!r}")
     threads = [threading.Thread(target=appender, args=(f, k)) for f in ("fe1", "fe2") for k in range(2)]
+    threads.append(threading.Thread(target=deliverer))
     for t in threads:
         t.start()
     for t in threads:
@@ -164,8 +175,8 @@ def test_appends_from_both_frontends_at_once_lose_and_tear_nothing(cluster):
     assert not errors, errors
     msgs = store_messages(cluster.mailroot)
     ids = [m["Message-ID"] for m in msgs[before:]]
-    assert sorted(ids) == sorted(f"<fe{f}.{k}.{i}@test>" for f in (1, 2) for k in range(2)
-                                 for i in range(8))
+    assert sorted(ids) == sorted([f"<fe{f}.{k}.{i}@test>" for f in (1, 2) for k in range(2)
+                                  for i in range(8)] + [f"<store.{i}@test>" for i in range(8)])
     assert all(intact(m) for m in msgs[before:])
     c = imap(cluster.fronts["fe2"])
     assert int(c.select("INBOX")[1][0]) == len(msgs)
