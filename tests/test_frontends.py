@@ -365,3 +365,27 @@ SSLType None
 def _key(msg: bytes) -> tuple:
     m = email.message_from_bytes(msg)
     return m["Message-ID"], m["Subject"], m["Date"], m["From"]
+
+
+def test_a_stopping_frontend_says_goodbye_and_deletes_nothing(cluster):
+    """Issue 19: stopping a frontend ended its sessions with EOF at the end
+    of the grace period.  Now IMAP gets `* BYE`, POP3 `-ERR`, and a POP3
+    session's DELE without QUIT stays unapplied (RFC 1939 6)."""
+    mbox = cluster.mailroot / "box" / "glenda" / "mbox"
+    before = mbox.read_bytes()
+    fe1 = cluster.fronts["fe1"]
+    a = imap(fe1)
+    a.select("INBOX")
+    a.send(b"i IDLE\r\n")
+    assert a.readline().startswith(b"+ ")
+    p = pop3(fe1)
+    assert p.dele(1).startswith(b"+OK")
+    front = cluster.procs["fe1"]
+    front.terminate()
+    assert front.wait(30) == 0
+    assert a.readline() == b"* BYE server shutting down\r\n"
+    assert p.file.readline() == b"-ERR server shutting down\r\n"
+    assert mbox.read_bytes() == before
+    p2 = pop3(cluster.fronts["fe2"])         # the other frontend serves on
+    assert p2.stat()[0] == len(store_messages(cluster.mailroot))
+    p2.quit()
