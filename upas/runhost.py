@@ -70,16 +70,19 @@ def _wait(what: str, ready, proc: subprocess.Popen) -> None:
         time.sleep(0.05)
 
 
-def _die_with_parent() -> None:
-    """In a child: SIGTERM when runhost dies, however it dies (Linux's
-    PR_SET_PDEATHSIG; runhost starts its services from its main thread,
-    which lives as long as it does), so that a killed runhost leaves no
-    service holding its ports for the next one.  Elsewhere a no-op."""
+def _pdeathsig():
+    """A function for a child to call between fork and exec: SIGTERM when
+    runhost dies, however it dies (Linux's PR_SET_PDEATHSIG; runhost starts
+    its services from its main thread, which lives as long as it does), so
+    that a killed runhost leaves no service holding its ports for the next
+    one.  None elsewhere.  prctl is looked up here, in the parent: the
+    child of a threaded process must not load libraries."""
     try:
         import ctypes
-        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)   # PR_SET_PDEATHSIG
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
     except (OSError, AttributeError):
-        pass
+        return None
+    return lambda: prctl(1, signal.SIGTERM)     # PR_SET_PDEATHSIG
 
 
 def _answers(addr: str) -> bool:
@@ -274,7 +277,7 @@ class Host:
         if self.logdir and "stderr" not in kw:
             kw["stderr"] = open(self.logdir / f"{name}.log", "ab")
         kw.setdefault("env", self.env)
-        proc = subprocess.Popen(argv, start_new_session=True, preexec_fn=_die_with_parent, **kw)
+        proc = subprocess.Popen(argv, start_new_session=True, preexec_fn=_pdeathsig(), **kw)
         if "stderr" in kw and hasattr(kw["stderr"], "close"):
             kw["stderr"].close()
         self.procs.append((name, proc))
