@@ -15,6 +15,7 @@ from upas import ns as nsmod
 from upas.mail import safewrite
 from upas.mail.lock import LockError, MailLock
 from upas.ninep import client as ninep
+from upas.ninep.codec import Stat
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -77,6 +78,13 @@ def test_files_dirs_rename_and_crash_safe_replace(boxfs):
     assert sorted(os.listdir(home / "f")) == ["b"]
     with pytest.raises(nsmod.Error):
         ns.rename("/mail/box/glenda/f/b", "/mail/box/glenda/b")
+    with ninep.Client.dial(boxfs[1], uname="glenda") as c:     # a name is one element
+        for name in ("../b", "x/b", ".."):
+            st = Stat.sync()
+            st.name = name
+            with pytest.raises(ninep.Error, match="permission denied"):
+                c.wstat("f/b", st)
+    assert sorted(os.listdir(home / "f")) == ["b"]
     d = ns.append("/mail/box/glenda/f/b", b"three\n")
     assert d.length == 10 == (home / "f" / "b").stat().st_size
     ns.write_at("/mail/box/glenda/f/b", [(0, b"TWO")], sync=True)

@@ -158,7 +158,7 @@ class HostFile(Node):
                 os.chmod(self.path, st.mode & 0o777)
                 changed = True
             if st.name:
-                if self.path == self.root:
+                if self.path == self.root or "/" in st.name or st.name in (".", ".."):
                     raise Error("permission denied")
                 new = self._parent()._child(st.name).path
                 os.replace(self.path, new)
