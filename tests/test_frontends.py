@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_imap2_mbsync import CONFIG as MBSYNC_CHANNEL
+from tests.test_clients_mbsync import CONFIG as MBSYNC_CHANNEL
 
 pytestmark = pytest.mark.timeout(240)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.test_imap_cache import cache_file, mbox, server  # noqa: F401 -- fixtures
+from tests.test_imap_cache_fetch import cache_file, mbox, server  # noqa: F401 -- fixtures
 from tests.test_imap_prefetch import views  # noqa: F401 -- fixture
 from upas.imap4d import fetchcache as dc
 from upas.imap4d import parser as p
