@@ -7,5 +7,7 @@ sh mk/venv.sh
 "$venv/bin/python" -m pip install -q -e ".[test,bench]"
 echo "== upasfs: open, peak memory, 9P throughput beside a local read =="
 "$venv/bin/python" -m bench.upasfs_bench
+echo "== IMAP through a frontend of a store beside one host =="
+"$venv/bin/python" -m bench.frontend_bench
 echo "== servers: ours beside Dovecot =="
 exec "$venv/bin/python" -m bench --install-dovecot "$@"

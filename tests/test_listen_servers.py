@@ -96,9 +96,12 @@ def test_imaps_login_over_tls_ratifies_peer(mail_host):
     assert m.logout()[0] == "BYE"
 
 
-def test_sigterm_mid_session_loses_no_mail(tmp_path):
+def test_sigterm_mid_session_loses_no_mail_and_says_goodbye(tmp_path):
     """DELE without QUIT, then the launcher is told to stop: the session is
-    ended after the grace period and the mailbox keeps every message."""
+    ended after the grace period with `-ERR` (issue 19: it was EOF), and
+    the mailbox keeps every message (docs/decisions.md); IMAP sessions, in
+    IDLE, selected, or over the launcher's TLS, get `* BYE` (RFC 3501
+    7.1.5: the server is closing the connection)."""
     from tests.fixtures.host import start_host
     host = start_host(tmp_path / "run", extra_env={"LISTEN_GRACE": "0.5"})
     try:
@@ -109,14 +112,26 @@ def test_sigterm_mid_session_loses_no_mail(tmp_path):
         chal = re.search(rb"<[^>]+>", p.getwelcome()).group(0)
         p._shortcmd("APOP bob " + hashlib.md5(chal + b"bob-apop").hexdigest())
         assert p.dele(1).startswith(b"+OK")
+        idle = imaplib.IMAP4(*host.addrs["imap4d"], timeout=20)
+        idle.starttls(ssl.create_default_context(cafile=str(host.cafile)))
+        idle.login("glenda", "glenda-apop")
+        idle.select("INBOX")
+        idle.send(b"i1 IDLE\r\n")
+        assert idle.readline().startswith(b"+ ")
+        ctx = ssl.create_default_context(cafile=str(host.cafile))
+        ctx.check_hostname = False
+        tls = imaplib.IMAP4_SSL(*host.addrs["imaps"], ssl_context=ctx, timeout=20)
+        tls.login("bob", "bob-apop")
+        tls.select("INBOX")
         listen = dict(host.procs)["listen"]
         listen.terminate()
         assert listen.wait(timeout=20) == 0
-        with pytest.raises((poplib.error_proto, OSError, EOFError)):
-            p.stat()
+        assert p.file.readline() == b"-ERR server shutting down\r\n"
+        assert idle.readline() == b"* BYE server shutting down\r\n"
+        assert tls.readline() == b"* BYE server shutting down\r\n"
         assert mbox.read_bytes() == before
         log = (host.logdir / "listen.log").read_text()
-        assert re.search(r"^listen: pop3 127\.0\.0\.1!\d+ pid \d+ exit ", log, re.M)
+        assert re.search(r"^listen: pop3 127\.0\.0\.1!\d+ pid \d+ exit 0", log, re.M)
     finally:
         host.stop()
 

@@ -53,6 +53,8 @@ user  str  -
 site  str  -
     imap4d's mail domain when `-d` is not given (with the host's domain)
 # ours
+boxfs  str  -
+    dial string of a mail store's boxfs: a frontend's `/mail/box/USER` (unset: `$MAILROOT/box`)
 IMAP4D_LOGIN_TIMEOUT  s  60
     an IMAP session not logged in by then is ended, whatever it sends
 POP3_LOGIN_TIMEOUT  s  60

@@ -12,12 +12,21 @@ then splices the bytes: the session talks to its user's upasfs directly.
 Only users with a mail directory ($MAILROOT/box/USER) get one.  With -s
 tcp!*!PORT a mail store serves every user's mail to frontends on other
 hosts (9P on TCP has no authentication: private networks only).
+
+A broker that was killed leaves its users' upasfs running, posted and
+holding their mailboxes.  The next broker adopts them (the process on the
+far end of a posted `upasfs.USER` socket that answers, found by the
+socket's peer credentials) rather than start a second upasfs that could
+not post: so a restart leaves exactly one upasfs per user, and a broker
+stops every upasfs it started or adopted.
 """
 from __future__ import annotations
 
 import os
 import re
+import signal
 import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -25,11 +34,12 @@ import time
 
 from upas import config
 from upas.ninep import codec
-from upas.ninep.dial import dial, post, service_path
-from upas.ninep.server import PIPELINE_ANAME
+from upas.ninep.dial import dial, namespace_dir, post, service_path
+from upas.ninep.server import PIPELINE_ANAME, nodelay
 
 MSIZE = 65536 + codec.IOHDRSZ       # offered to clients; upasfs accepts more
 USERNAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
+PREFIX = "upasfs."                  # a user's upasfs is posted as upasfs.USER
 
 
 class BrokerError(Exception):
@@ -85,6 +95,14 @@ class Broker:
                 raise BrokerError("can't initialize upas/fs")
             time.sleep(0.02)
 
+    def adopt(self) -> None:
+        """Take over the users' upasfs a killed broker left running."""
+        for user, proc in running(namespace_dir()).items():
+            with self.lock:
+                if user not in self.procs:
+                    self.procs[user] = proc
+                    self.log(f"adopted upasfs for {user} (pid {proc.pid})")
+
     def pids(self) -> dict[str, int]:
         with self.lock:
             return {u: p.pid for u, p in self.procs.items() if p.poll() is None}
@@ -93,6 +111,7 @@ class Broker:
     def start(self) -> str:
         """Post the broker and serve in a thread; returns its dial string."""
         self.listener = post(self.name)
+        self.adopt()
         threading.Thread(target=self._accept, daemon=True, name="fsbroker").start()
         if "!" in self.name:
             return self.name
@@ -104,6 +123,7 @@ class Broker:
                 conn, _ = self.listener.accept()
             except OSError:
                 return
+            nodelay(conn)
             threading.Thread(target=self._session, args=(conn,), daemon=True).start()
 
     def _session(self, conn: socket.socket) -> None:
@@ -163,15 +183,109 @@ class Broker:
         with self.lock:
             procs = list(self.procs.values())
             self.procs.clear()
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
+        stop_all(procs)
+
+
+class Adopted:
+    """A upasfs another broker started: not our child, so watched and
+    stopped by its pid (the Popen calls the broker makes)."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None and not _alive(self.pid):
+            self.returncode = -1            # its status went to its parent
+        return self.returncode
+
+    def terminate(self) -> None:
+        self._signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self._signal(signal.SIGKILL)
+
+    def _signal(self, sig: int) -> None:
+        try:
+            os.kill(self.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    def wait(self, timeout: float | None = None) -> int:
+        end = None if timeout is None else time.monotonic() + timeout
+        while self.poll() is None:
+            if end is not None and time.monotonic() > end:
+                raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout)
+            time.sleep(0.02)
+        return self.returncode
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie nobody has reaped yet (a container's init may
+    never reap an orphan)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except FileNotFoundError:
+        return False
+    except OSError:         # no /proc: ask the kernel
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+
+
+def running(nsdir: str) -> dict[str, Adopted]:
+    """The users' upasfs posted in name space directory `nsdir` that
+    answer: the pid at the far end of each socket (SO_PEERCRED), if that
+    process is our upasfs."""
+    found = {}
+    try:
+        names = os.listdir(nsdir)
+    except OSError:
+        return found
+    for name in names:
+        user = name[len(PREFIX):]
+        if not name.startswith(PREFIX) or not USERNAME.fullmatch(user):
+            continue
+        pid = _server_pid(os.path.join(nsdir, name))
+        if pid is not None and _is_upasfs(pid):
+            found[user] = Adopted(pid)
+    return found
+
+
+def _server_pid(path: str) -> int | None:
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        try:
+            s.connect(path)
+            cred = s.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        except OSError:
+            return None
+    pid = struct.unpack("3i", cred)[0]
+    return pid or None
+
+
+def _is_upasfs(pid: int) -> bool:
+    """Not some other process that took a reused pid or the socket name."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"upas.fs9p" in f.read().split(b"\0")
+    except OSError:
+        return False
+
+
+def stop_all(procs) -> None:
+    """SIGTERM the upasfs (Popen or Adopted), then SIGKILL any that lingers."""
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
 
 
 def _refusal(m: codec.Msg) -> str:

@@ -93,6 +93,9 @@ def _oserror(e: OSError) -> Error:
     return Error(_ERRNO_TEXT.get(e.errno, e.strerror or str(e)))
 
 
+EXCL_BUSY = "exclusive use file already open"   # Plan 9's file servers say so
+
+
 class _LocalMount:
     """A local directory bound into the namespace."""
 
@@ -239,21 +242,26 @@ def _pwrite_all(fd: int, data: bytes, offset: int | None) -> None:
 def _dir_from_os(name: str, st: os.stat_result) -> Dir:
     isdir = statmod.S_ISDIR(st.st_mode)
     mode = (st.st_mode & 0o777) | (DMDIR if isdir else 0)
-    # As plan9port's _p9dir: qid.path is the inode; qid.vers changes with the
-    # contents.  Nanosecond mtime and ctime and the size, mixed by a checksum
-    # (XOR cancelled out equal mtime and ctime, leaving only the size).
+    return Dir(name, 0 if isdir else st.st_size, mode, int(st.st_mtime), qid_of(st))
+
+
+def qid_of(st: os.stat_result) -> Qid:
+    """A host file's qid, as plan9port's _p9dir: qid.path is the inode;
+    qid.vers changes with the contents.  Nanosecond mtime and ctime and the
+    size, mixed by a checksum (XOR cancelled out equal mtime and ctime,
+    leaving only the size)."""
     vers = zlib.crc32(struct.pack("<qqq", st.st_mtime_ns, st.st_ctime_ns, st.st_size))
-    qid = Qid(0x80 if isdir else 0, vers, st.st_ino)
-    return Dir(name, 0 if isdir else st.st_size, mode, int(st.st_mtime), qid)
+    return Qid(0x80 if statmod.S_ISDIR(st.st_mode) else 0, vers, st.st_ino)
 
 
 class _NinepMount:
     """A 9P connection (or a lazily dialled address) bound into the namespace."""
 
     def __init__(self, client=None, subpath: str = "", addr: str | None = None,
-                 child: subprocess.Popen | None = None):
+                 child: subprocess.Popen | None = None, uname: str | None = None):
         self._client = client
         self._addr = addr
+        self.uname = uname          # None: the process's user (getpass)
         self._lock = threading.Lock()
         self.subpath = subpath.strip("/")
         self.child = child
@@ -265,7 +273,7 @@ class _NinepMount:
                 from upas.ninep.client import Client
                 from upas.ninep.client import Error as NinepError
                 try:
-                    self._client = Client.dial(self._addr)
+                    self._client = Client.dial(self._addr, uname=self.uname)
                 except OSError as e:
                     raise Error(f"cannot mount {self._addr}: {e.strerror or e}") from None
                 except NinepError as e:     # hung up or refused in Tversion/Tattach
@@ -333,7 +341,37 @@ class _NinepMount:
         self._call(self.client.remove, self._p(rel))
 
     def rename(self, old: str, new: str) -> None:
-        raise Error("rename not supported over 9P")
+        """A Twstat of the name: 9P renames only within a directory."""
+        po, pn = self._p(old), self._p(new)
+        if po.rpartition("/")[0] != pn.rpartition("/")[0]:
+            raise Error("can't rename to another directory over 9P")
+        from upas.ninep.codec import Stat
+        st = Stat.sync()
+        st.name = pn.rpartition("/")[2]
+        self._call(self.client.wstat, po, st)
+
+    def open_exclusive(self, rel: str) -> object | None:
+        """Open an exclusive-use (DMEXCL) file, made if missing; None while
+        another holds it open (upas/boxfs.py)."""
+        from upas.ninep.codec import DMEXCL
+        c, p = self.client, self._p(rel)
+        try:
+            return self._call(c.open, p, "rw")
+        except Hungup:
+            raise
+        except Error as e:
+            if EXCL_BUSY in str(e):
+                return None
+            if not any(m in str(e) for m in ("does not exist", "not found")):
+                raise
+        try:
+            return self._call(c.create, p, DMEXCL | 0o666, "rw")
+        except Hungup:
+            raise
+        except Error as e:
+            if EXCL_BUSY in str(e) or "exists" in str(e):
+                return None     # made and held by another meanwhile
+            raise
 
     def append(self, rel: str, data: bytes, perm: int | None, after: bytes,
                prefix: bytes | None, sync: bool) -> Dir | None:
@@ -422,9 +460,10 @@ class Namespace:
     def bind_9p(self, path: str, client, subpath: str = "") -> None:
         self._set(path, _NinepMount(client=client, subpath=subpath))
 
-    def mount(self, path: str, addr: str, lazy: bool = False) -> None:
-        """Bind the 9P service at dial string `addr`; dial now unless lazy."""
-        m = _NinepMount(addr=addr)
+    def mount(self, path: str, addr: str, lazy: bool = False, uname: str | None = None) -> None:
+        """Bind the 9P service at dial string `addr`, attached as `uname`
+        (None: the process's user); dial now unless lazy."""
+        m = _NinepMount(addr=addr, uname=uname)
         if not lazy:
             m.client  # noqa: B018 - dial now so that errors surface here
         self._set(path, m)
@@ -450,11 +489,16 @@ class Namespace:
             m.close()
 
     def confine(self, user: str) -> None:
-        """After login: of /mail/box only /mail/box/USER stays reachable."""
+        """After login: of /mail/box only /mail/box/USER stays reachable
+        (a store's boxfs: attached as USER, it serves no more)."""
         box = self._mounts.get("/mail/box")
         if isinstance(box, _LocalMount):
             del self._mounts["/mail/box"]
             self.bind_dir(f"/mail/box/{user}", os.path.join(box.root, user))
+        boxfs = config.current().boxfs
+        if boxfs and user != self.user:
+            self.unmount(f"/mail/box/{self.user}")
+            self.mount(f"/mail/box/{user}", boxfs, lazy=True, uname=user)
         self.user = user
 
     def close(self) -> None:
@@ -634,12 +678,15 @@ class Namespace:
         """Hold the mail lock (L.mbox) of the mail directory `dirpath`,
         waiting at most `timeout` seconds (default: upas's 5 minutes;
         upas.mail.lock.LockError when it stays busy)."""
-        real = self.local_path(dirpath)
-        if real is None:
-            raise Error("mail lock needs a local mail directory")
-        from upas.mail.lock import MailLock
-        with MailLock(real, timeout):
-            yield
+        from upas.mail.lock import LOCKFILE, MailLock
+        m, rel = self._resolve(f"{dirpath}/{LOCKFILE}")
+        if isinstance(m, _LocalMount):
+            with MailLock(os.path.dirname(m.real(rel)), timeout):
+                yield
+        else:
+            from upas.mail.lock import OpenLock
+            with OpenLock((m, rel), lambda: m.open_exclusive(rel), timeout):
+                yield
 
     # -- the default table -------------------------------------------------
     @classmethod
@@ -647,8 +694,11 @@ class Namespace:
         """The usual mounts, from the environment (see docs/design.md)."""
         ns = cls(user)
         root = mailroot()
-        ns.bind_dir("/mail/box", os.path.join(root, "box"))
         cfg = config.current()
+        if cfg.boxfs:       # a frontend: the store's /mail/box/USER
+            ns.mount(f"/mail/box/{user}", cfg.boxfs, lazy=True, uname=user)
+        else:
+            ns.bind_dir("/mail/box", os.path.join(root, "box"))
         if cfg.upasfs:
             ns.mount("/mail/fs", cfg.upasfs, lazy=True)
         ratify = cfg.ratify or posted("ratify")

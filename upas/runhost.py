@@ -1,6 +1,6 @@
 """`make run`: a complete local mail host from one command.
 
-    python -m upas.runhost [-fs] [-d rundir] [-h host] [-p pop3,imap,pop3s,imaps]
+    python -m upas.runhost [-fKs] [-d rundir] [-h host] [-p pop3,imap,pop3s,imaps]
         [-R all|store|frontend] [-S storehost] [-U user]
 
 Creates the run directory (default ./run), copies testdata/mail into it
@@ -17,10 +17,12 @@ session is its own process, forked from the launcher's fork server
 
 -R splits the host in two, the Plan 9 way to outgrow one machine: `store`
 keeps the mail and serves the auth server, factotum, ratfs and the mail
-(the upasfs broker: each user's upasfs; -U USER: only that user's upasfs)
-over TCP at -h on the STORE_PORTS; `frontend` runs only the launcher, its
-servers reaching those on -S storehost through $auth, $factotum, $ratify
-and $upasfs.
+(the upasfs broker: each user's upasfs; -U USER: only that user's upasfs;
+boxfs: /mail/box) over TCP at -h on the STORE_PORTS; `frontend` runs only
+the launcher, its servers reaching those on -S storehost through $auth,
+$factotum, $ratify, $upasfs and $boxfs.  -K: the frontend's mail/box is
+the store's /mail/box mounted by the kernel (NFS, v9fs; docs/running.md),
+used instead of boxfs.
 """
 from __future__ import annotations
 
@@ -39,16 +41,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from auth import demo
-from upas import config, listen
+from upas import config, fsbroker, listen
 
 REPO = Path(__file__).resolve().parent.parent
 TESTDATA = REPO / "testdata" / "mail"
 PORTS = {"pop3": 11110, "imap4d": 11143, "pop3s": 11995, "imaps": 11993}
-STORE_PORTS = {"auth": 11567, "factotum": 11568, "ratify": 11569, "upasfs": 11570}
+STORE_PORTS = {"auth": 11567, "factotum": 11568, "ratify": 11569, "upasfs": 11570,
+               "boxfs": 11571}
 ROLES = ("all", "store", "frontend")
 HOST_KEY = (f"key proto=p9sk1 dom={demo.AUTHDOM} user={demo.HOSTID} "
             f"!password={demo.HOST_PASSWORD}\n")
-USAGE = ("usage: runhost [-fs] [-d rundir] [-h host] [-p pop3,imap,pop3s,imaps] "
+USAGE = ("usage: runhost [-fKs] [-d rundir] [-h host] [-p pop3,imap,pop3s,imaps] "
          "[-R all|store|frontend] [-S storehost] [-U user]")
 
 
@@ -65,6 +68,21 @@ def _wait(what: str, ready, proc: subprocess.Popen) -> None:
         if time.monotonic() > end:
             raise StartError(f"{what} did not start in {startup:.0f}s")
         time.sleep(0.05)
+
+
+def _pdeathsig():
+    """A function for a child to call between fork and exec: SIGTERM when
+    runhost dies, however it dies (Linux's PR_SET_PDEATHSIG; runhost starts
+    its services from its main thread, which lives as long as it does), so
+    that a killed runhost leaves no service holding its ports for the next
+    one.  None elsewhere.  prctl is looked up here, in the parent: the
+    child of a threaded process must not load libraries."""
+    try:
+        import ctypes
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return lambda: prctl(1, signal.SIGTERM)     # PR_SET_PDEATHSIG
 
 
 def _answers(addr: str) -> bool:
@@ -172,6 +190,7 @@ class Host:
     role: str = "all"
     storehost: str = ""                 # frontend: where the store's services are
     user: str = ""                      # store -U: serve only this user's upasfs
+    kernel_mount: bool = False          # frontend -K: mail/box is the store's, mounted
     keep_fs: bool = True                # launcher -u: a upasfs per user, kept alive
     listen_flags: list[str] = field(default_factory=list)   # more launcher flags (-M, -F)
     procs: list[tuple[str, subprocess.Popen]] = field(default_factory=list)
@@ -197,7 +216,7 @@ class Host:
         steps = {"all": (self._start_keyfs, self._start_authsrv, self._start_factotum,
                          self._start_ratfs, self._start_launcher),
                  "store": (self._start_keyfs, self._start_authsrv, self._start_factotum,
-                           self._start_ratfs, self._start_upasfs),
+                           self._start_ratfs, self._start_upasfs, self._start_boxfs),
                  "frontend": (self._use_store, self._start_launcher)}[self.role]
         try:
             self._prepare()
@@ -211,17 +230,20 @@ class Host:
     def _prepare(self) -> None:
         self.rundir = self.rundir.resolve()
         self.rundir.mkdir(parents=True, exist_ok=True)
-        if self.fresh and self.mailroot.exists():
-            shutil.rmtree(self.mailroot)
-        if self.role == "frontend":
-            (self.mailroot / "box").mkdir(parents=True, exist_ok=True)   # mail is the store's
-        elif not self.mailroot.exists():
-            shutil.copytree(TESTDATA, self.mailroot)
-        lib = self.mailroot / "lib"
-        lib.mkdir(exist_ok=True)
-        for name in ("blocked", "smtpd.conf.ext"):
-            (lib / name).touch()
-        owner_only(self.mailroot)
+        if self.fresh and self.role != "frontend" and self.mailroot.exists():
+            shutil.rmtree(self.mailroot)    # (a frontend's mail/box may be the store's)
+        if self.role == "frontend":         # the mail is the store's
+            self.mailroot.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if self.kernel_mount and not (self.mailroot / "box").is_dir():
+                raise StartError(f"-K: mount the store's /mail/box on {self.mailroot / 'box'}")
+        else:
+            if not self.mailroot.exists():
+                shutil.copytree(TESTDATA, self.mailroot)
+            lib = self.mailroot / "lib"
+            lib.mkdir(exist_ok=True)
+            for name in ("blocked", "smtpd.conf.ext"):
+                (lib / name).touch()
+            owner_only(self.mailroot)
         (self.rundir / "tls").mkdir(mode=0o700, exist_ok=True)
         _, _, self.certmaker = make_certificate(self.rundir / "tls", self.host)
         if self.logdir:
@@ -248,13 +270,14 @@ class Host:
         if not self.storehost:
             raise StartError("a frontend needs -S storehost")
         for name, port in STORE_PORTS.items():
-            self.env[name] = f"tcp!{self.storehost}!{port}"
+            if not (name == "boxfs" and self.kernel_mount):
+                self.env[name] = f"tcp!{self.storehost}!{port}"
 
     def _spawn(self, name: str, argv: list[str], **kw) -> subprocess.Popen:
         if self.logdir and "stderr" not in kw:
             kw["stderr"] = open(self.logdir / f"{name}.log", "ab")
         kw.setdefault("env", self.env)
-        proc = subprocess.Popen(argv, start_new_session=True, **kw)
+        proc = subprocess.Popen(argv, start_new_session=True, preexec_fn=_pdeathsig(), **kw)
         if "stderr" in kw and hasattr(kw["stderr"], "close"):
             kw["stderr"].close()
         self.procs.append((name, proc))
@@ -310,6 +333,12 @@ class Host:
         p = self._spawn("upasfs", argv, env=env)
         _wait("upasfs", lambda: _answers(addr), p)
 
+    def _start_boxfs(self) -> None:
+        """The store's /mail/box for the frontends' imap4d (upas/boxfs.py)."""
+        addr = self._addr("boxfs")
+        p = self._spawn("boxfs", [sys.executable, "-m", "upas.boxfs", "-s", addr])
+        _wait("boxfs", lambda: _answers(addr), p)
+
     def _start_launcher(self) -> None:
         argv = [sys.executable, "-m", "upas.listen", "-t", str(self.certfile)]
         if self.keep_fs and "upasfs" not in self.env:
@@ -349,6 +378,8 @@ class Host:
                 p.stdout.close()
         self.procs.clear()
         ns = self.env.get("NAMESPACE", "")
+        if ns:      # a broker killed before us left its users' upasfs
+            fsbroker.stop_all(list(fsbroker.running(ns).values()))
         if ns.startswith("/tmp/ns.upas."):
             shutil.rmtree(ns, ignore_errors=True)
 
@@ -367,12 +398,7 @@ class Host:
         port = {n: a[1] for n, a in self.addrs.items()}
         users = "\n".join(f"    {u:8} mail secret (APOP, CRAM-MD5, LOGIN/PASS) {s!r:16}"
                           f" login password {pw!r}" for u, (pw, s) in demo.USERS.items())
-        lines = [
-            f"upas mail host running; run directory {self.rundir}",
-            f"  mail store   {self.mailroot} (a copy of testdata/mail)",
-            f"  name space   NAMESPACE={self.env['NAMESPACE']}  (keys, factotum, ratify)",
-            f"  auth server  {self.env['auth']}  (auth domain {demo.AUTHDOM})",
-            f"  factotum     {self.env['factotum']}",
+        lines = self._what_runs() + [
             f"  certificate  {self.certfile} (made with {self.certmaker}); "
             f"clients trust {self.cafile}",
             "",
@@ -402,6 +428,39 @@ class Host:
         return "\n".join(lines)
 
 
+    def _what_runs(self) -> list[str]:
+        """Where the mail and the services are: here, or on the store."""
+        if self.role == "frontend":
+            s = self.storehost
+            box = (f"mounted on {self.mailroot / 'box'}" if self.kernel_mount
+                   else f"over 9P ({self.env['boxfs']})")
+            return [
+                f"upas mail frontend running; run directory {self.rundir}",
+                f"  mail store   on {s}: /mail/box {box}, upasfs {self.env['upasfs']}",
+                f"  auth server  {self.env['auth']}  (the store's; auth domain {demo.AUTHDOM})",
+                f"  factotum     {self.env['factotum']}  (the store's)",
+                f"  ratfs        {self.env['ratify']}  (the store's)",
+                f"  name space   NAMESPACE={self.env['NAMESPACE']}  ({self._frontend_ns()})",
+            ]
+        return [
+            f"upas mail host running; run directory {self.rundir}",
+            f"  mail store   {self.mailroot} (a copy of testdata/mail)",
+            f"  name space   NAMESPACE={self.env['NAMESPACE']}  (keys, factotum, ratify)",
+            f"  auth server  {self.env['auth']}  (auth domain {demo.AUTHDOM})",
+            f"  factotum     {self.env['factotum']}",
+        ]
+
+
+    def _frontend_ns(self) -> str:
+        """What a frontend keeps in its name space directory."""
+        lf = config.Config.from_environ(self.env).upas_loginfail_dir
+        if lf == "off":
+            return "nothing: every service is the store's"
+        if lf:
+            return f"nothing: every service is the store's; failed logins in {lf}"
+        return "failed logins per address; every service is the store's"
+
+
 def _mutt_command(cafile: Path, host: str, port: int) -> str:
     """mutt on glenda's INBOX over TLS (tests/test_clients_runhost.py runs
     it as printed)."""
@@ -425,7 +484,7 @@ def _fetchmail_command(rundir: Path, name: str, poll: str) -> str:
 
 
 def parse_args(argv: list[str]) -> Host:
-    opts, args = getopt.getopt(argv, "fsd:h:p:R:S:U:")
+    opts, args = getopt.getopt(argv, "fKsd:h:p:R:S:U:")
     if args:
         raise getopt.GetoptError("no arguments expected")
     host = Host(Path("run"))
@@ -434,6 +493,8 @@ def parse_args(argv: list[str]) -> Host:
             host.fresh = True
         elif k == "-s":
             host.keep_fs = False
+        elif k == "-K":
+            host.kernel_mount = True
         elif k == "-d":
             host.rundir = Path(v)
         elif k == "-h":

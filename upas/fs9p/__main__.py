@@ -83,7 +83,11 @@ def main(argv: list[str]) -> int:
             srv.serve_fd(0, 1)
             return 0
         names = [o.get("-m", "upasfs")] + also
-        listeners = [post(n) for n in names]
+        try:
+            listeners = [post(n) for n in names]
+        except OSError as e:    # another upasfs serves that name
+            print(f"upas/fs: post: {e.strerror or e}", file=sys.stderr)
+            return 1
         for ls in listeners[1:]:
             threading.Thread(target=srv.serve_forever, args=(ls,), daemon=True).start()
         srv.serve_forever(listeners[0])

@@ -23,6 +23,7 @@ from upas import config
 from upas import ns as nsmod
 from upas.mail import fsview, lock
 from upas.imap4d.session import Options, Session
+from upas.transport import stop
 from upas.transport.conn import LOGIN, Conn, Deadlines, peer_address
 from upas.transport.events import Event, Hangup, StartDeflate, StartTLS
 
@@ -173,10 +174,13 @@ def main(argv: list[str]) -> int:
         print(f"{opts.user}: imap4d debugging enabled", file=sys.stderr, flush=True)
     driver = Driver(conn, tls_ctx)
     s = Session(opts, make_namespace, driver.emit)
+    stop.install()
     try:
         driver.run(s)
     except Hangup:
         pass                    # the client went away: nothing more to say
+    except stop.Stopping:       # the launcher is shutting down
+        stop.goodbye(conn, b"* BYE server shutting down\r\n")
     finally:
         s.finish()
     return 0

@@ -18,6 +18,7 @@ import fcntl
 import os
 import threading
 import time
+from typing import Any, Callable, Hashable
 
 from upas import config
 
@@ -42,17 +43,21 @@ def default_timeout() -> float:
     return cfg.upas_lock_timeout
 
 
+LOCKFILE = "L.mbox"
+
+
 # fcntl locks belong to the process, and closing any descriptor of the file
-# drops them: so one record per lock file is shared by the whole process (a
-# mutex for its threads, the descriptor, a nesting depth).
+# drops them; an exclusive-use file is open once a process: so one record
+# per lock is shared by the whole process (a mutex for its threads, what
+# holds the lock, a nesting depth).
 class _Held:
     def __init__(self) -> None:
         self.mutex = threading.RLock()
-        self.fd: int | None = None
+        self.handle: Any = None
         self.depth = 0
 
 
-_held: dict[str, _Held] = {}
+_held: dict[Hashable, _Held] = {}
 _held_lock = threading.Lock()
 
 
@@ -63,62 +68,107 @@ class LockError(Exception):
         super().__init__(text)
 
 
-def _record(path: str) -> _Held:
+def _record(key: Hashable) -> _Held:
     with _held_lock:
-        return _held.setdefault(path, _Held())
+        return _held.setdefault(key, _Held())
 
 
-class MailLock:
-    """Context manager holding `<dirpath>/L.mbox` (re-entrant in a thread)."""
+class Lock:
+    """The wait of every mail lock: re-entrant in a thread, shared by a
+    process's threads, retried every RETRY seconds until `timeout`.
+    Subclasses say how to take it once (`attempt`: a handle, or None when
+    someone else holds it) and how to let it go (`drop`)."""
 
-    def __init__(self, dirpath: str, timeout: float | None = None):
-        self.path = os.path.join(dirpath, "L.mbox")
+    def __init__(self, key: Hashable, timeout: float | None = None):
+        self.key = key
         self.timeout = default_timeout() if timeout is None else timeout
 
+    def attempt(self) -> Any:
+        raise NotImplementedError
+
+    def drop(self, handle: Any) -> None:
+        raise NotImplementedError
+
     def acquire(self) -> None:
-        h = _record(self.path)
+        h = _record(self.key)
         if not h.mutex.acquire(timeout=self.timeout):
             raise LockError()
         if h.depth == 0:
             try:
-                h.fd = self._lock_file()
+                h.handle = self._wait()
             except BaseException:
                 h.mutex.release()
                 raise
         h.depth += 1
 
-    def _lock_file(self) -> int:
-        old = os.umask(0)
-        try:
-            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
-        finally:
-            os.umask(old)
+    def _wait(self) -> Any:
         deadline = time.monotonic() + self.timeout
         while True:
-            try:
-                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return fd
-            except OSError as e:
-                if e.errno not in (errno.EAGAIN, errno.EACCES):
-                    os.close(fd)
-                    raise
+            handle = self.attempt()
+            if handle is not None:
+                return handle
             if time.monotonic() >= deadline:
-                os.close(fd)
                 raise LockError()
             time.sleep(RETRY)
 
     def release(self) -> None:
-        h = _record(self.path)
+        h = _record(self.key)
         h.depth -= 1
-        if h.depth == 0 and h.fd is not None:
-            fcntl.lockf(h.fd, fcntl.LOCK_UN)
-            os.close(h.fd)
-            h.fd = None
+        if h.depth == 0 and h.handle is not None:
+            handle, h.handle = h.handle, None
+            self.drop(handle)
         h.mutex.release()
 
-    def __enter__(self) -> "MailLock":
+    def __enter__(self) -> "Lock":
         self.acquire()
         return self
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+class MailLock(Lock):
+    """`<dirpath>/L.mbox` on this host, held with fcntl."""
+
+    def __init__(self, dirpath: str, timeout: float | None = None):
+        self.path = os.path.join(dirpath, LOCKFILE)
+        super().__init__(self.path, timeout)
+
+    def attempt(self) -> int | None:
+        old = os.umask(0)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        finally:
+            os.umask(old)
+        try:
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return fd
+        except OSError as e:
+            os.close(fd)
+            if e.errno not in (errno.EAGAIN, errno.EACCES):
+                raise
+            return None
+
+    def drop(self, fd: int) -> None:
+        fcntl.lockf(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+class OpenLock(Lock):
+    """A lock held by keeping a file open: Plan 9's exclusive-use L.mbox
+    on a file server (upas/boxfs.py).  `opener` opens it, or returns None
+    while another holds it open; closing the file lets it go, and so does
+    a hang-up of the connection it was opened on."""
+
+    def __init__(self, key: Hashable, opener: Callable[[], Any], timeout: float | None = None):
+        super().__init__(key, timeout)
+        self.opener = opener
+
+    def attempt(self) -> Any:
+        return self.opener()
+
+    def drop(self, f: Any) -> None:
+        try:
+            f.close()
+        except Exception:   # noqa: BLE001 -- hung up: the lock went with it
+            pass

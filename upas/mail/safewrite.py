@@ -16,8 +16,8 @@ def write_chunks(ns, path: str, chunks: Iterable[bytes], mode: int = MODE) -> No
     """Replace (or create) `path` with the concatenated chunks."""
     tmp = path + ".tmp"
     real = ns.local_path(tmp)
-    if real is None:  # a 9P-mounted store: no rename; one whole write
-        ns.write(path, b"".join(chunks))
+    if real is None:  # a store's file server (upas/boxfs.py)
+        _write_chunks_9p(ns, tmp, path, chunks, mode)
         return
     try:
         os.unlink(real)         # a crash's tmp: reopened, it would keep its mode
@@ -37,6 +37,25 @@ def write_chunks(ns, path: str, chunks: Iterable[bytes], mode: int = MODE) -> No
     os.close(fd)
     ns.rename(tmp, path)
     fsync_dir(real)
+
+
+def _write_chunks_9p(ns, tmp: str, path: str, chunks: Iterable[bytes], mode: int) -> None:
+    """The same over 9P: create (truncating a crash's tmp), write, Plan 9's
+    sync wstat, and the rename a Twstat of the name (boxfs makes it
+    durable)."""
+    ns.create(tmp, mode)
+    try:
+        with ns.open(tmp, "w") as f:
+            for c in chunks:
+                f.write(c)
+        ns.write_at(tmp, [], sync=True)
+    except BaseException:
+        try:
+            ns.remove(tmp)
+        except Exception:   # noqa: BLE001 -- the error that matters is raised
+            pass
+        raise
+    ns.rename(tmp, path)
 
 
 def fsync_dir(path: str) -> None:

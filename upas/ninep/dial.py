@@ -15,7 +15,7 @@ import sys
 
 from upas import config
 
-from .server import Error
+from .server import Error, nodelay
 
 
 def _display_name(disp: str) -> str:
@@ -104,7 +104,8 @@ def dial(addr: str) -> socket.socket:
             s.close()
             raise
         return s
-    return socket.create_connection((host, _port(port)))
+    return nodelay(socket.create_connection((host, _port(port))))
+
 
 
 def announce(addr: str, backlog: int = 64) -> socket.socket:
@@ -141,11 +142,14 @@ def _is_live(path: str) -> bool:
 
 def post(name: str) -> socket.socket:
     """Listen on the service socket $NAMESPACE/name (a name containing `!`
-    is a full address). A stale socket left by a dead server is removed;
-    a live one is an error."""
-    if "!" in name:
+    is a full address). A stale socket left by a dead server is removed
+    (a unix! address's too); a live one is an error."""
+    if name.startswith("unix!"):
+        path = name[len("unix!"):]
+    elif "!" in name:
         return announce(name)
-    path = os.path.join(namespace_dir(), name)
+    else:
+        path = os.path.join(namespace_dir(), name)
     try:
         st = os.lstat(path)
     except FileNotFoundError:

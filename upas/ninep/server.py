@@ -716,6 +716,7 @@ class Server:
     def serve(self, sock: socket.socket) -> None:
         """Serve one connection until EOF, then clunk its fids and close it."""
         sock.settimeout(None)       # an idle client is not an error
+        nodelay(sock)
         self._run(_Conn(self, _Transport(sock)))
 
     def serve_fd(self, rfd: int = 0, wfd: int | None = None) -> None:
@@ -758,6 +759,15 @@ class Server:
             _close_listener(ls, file)
         for conn in conns:
             conn.t.hangup()
+
+
+def nodelay(s: socket.socket) -> socket.socket:
+    """A TCP socket sends each 9P message at once: with Nagle's algorithm
+    a reply written in two pieces waited for the peer's delayed ACK, 40 ms
+    a round trip to a store on another host (issue 19's bench)."""
+    if s.family in (socket.AF_INET, socket.AF_INET6):
+        s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return s
 
 
 def _socket_file(ls: socket.socket) -> tuple[str, int] | None:

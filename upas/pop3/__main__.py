@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable
 from upas import config
 from upas.mail import lock
 from upas.pop3.protocol import OVERLONG, LineSplitter, Session
+from upas.transport import stop
 from upas.transport.conn import Conn, Deadlines, peer_address
 from upas.transport.events import Close, Event, Hangup, StartTLS
 from upas.transport.tls import server_context
@@ -208,10 +209,13 @@ def main(argv: list[str] | None = None) -> int:
                       tls_cert=opts.tls_ctx is not None, peer=opts.peer,
                       preauth_box=opts.preauth, extensions=opts.extensions,
                       delay_scale=config.current().pop3_delay_scale, debug=debug, guard=Guard(opts.peer))
+    stop.install()
     try:
         Driver(session, conn, opts.tls_ctx, debug).run()
     except Hangup:
         pass   # the client went away: nothing more to do, nothing deleted
+    except stop.Stopping:   # the launcher is shutting down: nothing deleted
+        stop.goodbye(conn, b"-ERR server shutting down\r\n")
     finally:
         host.close()
     return 0

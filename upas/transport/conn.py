@@ -14,6 +14,7 @@ import socket
 import time
 from typing import TYPE_CHECKING, Callable
 
+from upas.transport import stop
 from upas.transport.deflate import Deflater, DeflateError, Inflater
 from upas.transport.events import Hangup, Sleep
 from upas.transport.tls import TLSStream
@@ -91,8 +92,9 @@ class Conn:
     def recv(self, until: float | None = None,
              meanwhile: Callable[[], None] | None = None) -> bytes:
         """Bytes from the client, after sending what we owe it; b"" at its
-        end.  TimeoutError if none come before the monotonic time `until`.
-        `meanwhile` runs once the output is sent, before waiting."""
+        end.  TimeoutError if none come before the monotonic time `until`;
+        stop.Stopping if the launcher shuts down meanwhile.  `meanwhile`
+        runs once the output is sent, before waiting."""
         self.flush()
         if meanwhile is not None:
             meanwhile()
@@ -116,11 +118,12 @@ class Conn:
     def _recv(self, until: float | None) -> bytes:
         """The bytes under the deflate layer (TLS's plaintext, or the fd's)."""
         try:
-            if self.tls is not None:
-                return self.tls.recv(until)
-            if not readable(self.rfd, until):
-                raise TimeoutError("no input in time")
-            return os.read(self.rfd, BUFMAX)
+            with stop.waiting():
+                if self.tls is not None:
+                    return self.tls.recv(until)
+                if not readable(self.rfd, until):
+                    raise TimeoutError("no input in time")
+                return os.read(self.rfd, BUFMAX)
         except TimeoutError:
             raise
         except OSError:                     # ssl.SSLError and ConnectionError too

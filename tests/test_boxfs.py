@@ -1,0 +1,137 @@
+"""The store's /mail/box over 9P (upas/boxfs.py), as a frontend's name
+space uses it: each user reaches only their own directory, and L.mbox is an
+exclusive-use file whose open holds the store's mail lock, so a frontend's
+lock and the store's own (upasfs, deliveries) exclude each other."""
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from upas import ns as nsmod
+from upas.mail import safewrite
+from upas.mail.lock import LockError, MailLock
+from upas.ninep import client as ninep
+from upas.ninep.codec import Stat
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture
+def boxfs(tmp_path, process_env):
+    root = tmp_path / "mail"
+    shutil.copytree(os.path.join(REPO, "testdata", "mail"), root)
+    sock = tmp_path / "boxfs"
+    env = dict(os.environ, MAILROOT=str(root))
+    p = subprocess.Popen([sys.executable, "-m", "upas.boxfs", "-s", f"unix!{sock}"], env=env)
+    deadline = time.monotonic() + 20
+    while not sock.exists():
+        assert p.poll() is None and time.monotonic() < deadline, "boxfs did not start"
+        time.sleep(0.02)
+    # the frontend: no mail of its own, /mail/box/USER from the store
+    process_env.set("MAILROOT", str(tmp_path / "frontend"))
+    process_env.set("boxfs", f"unix!{sock}")
+    yield root, f"unix!{sock}"
+    p.terminate()
+    p.wait(10)
+
+
+def test_a_user_sees_only_their_own_directory(boxfs):
+    root, addr = boxfs
+    ns = nsmod.Namespace.default("glenda")
+    names = ns.readdir_names("/mail/box/glenda")
+    assert "mbox" in names and names == sorted(os.listdir(root / "box" / "glenda"))
+    for path in ("/mail/box/bob/mbox", "/mail/box/glenda/../bob/mbox"):
+        with pytest.raises(nsmod.Error):
+            ns.read(path)
+    with ninep.Client.dial(addr, uname="glenda") as c:
+        assert c.readdir_names("..") == c.readdir_names("")   # `..` stops at the root
+    with pytest.raises(ninep.Error, match="permission denied"):
+        ninep.Client.dial(addr, uname="../glenda")
+    os.symlink(root / "box" / "bob", root / "box" / "glenda" / "bob")
+    with pytest.raises(nsmod.Error, match="permission denied"):
+        ns.read("/mail/box/glenda/bob/mbox")
+
+
+def test_confine_after_login_remounts_as_the_user(boxfs):
+    ns = nsmod.Namespace.default("nobody-yet")
+    ns.confine("bob")
+    assert ns.read("/mail/box/bob/mbox").startswith(b"From ")
+    with pytest.raises(nsmod.Error):
+        ns.stat("/mail/box/glenda")
+
+
+def test_files_dirs_rename_and_crash_safe_replace(boxfs):
+    root, _ = boxfs
+    ns = nsmod.Namespace.default("glenda")
+    home = root / "box" / "glenda"
+    ns.create("/mail/box/glenda/f", 0o700, dir=True)
+    safewrite.replace(ns, "/mail/box/glenda/f/a", b"one\n")
+    safewrite.replace(ns, "/mail/box/glenda/f/a", b"two\n")     # over an existing file
+    assert (home / "f" / "a").read_bytes() == b"two\n"
+    assert not (home / "f" / "a.tmp").exists()
+    assert (home / "f" / "a").stat().st_mode & 0o777 == safewrite.MODE
+    ns.rename("/mail/box/glenda/f/a", "/mail/box/glenda/f/b")
+    assert sorted(os.listdir(home / "f")) == ["b"]
+    with pytest.raises(nsmod.Error):
+        ns.rename("/mail/box/glenda/f/b", "/mail/box/glenda/b")
+    with ninep.Client.dial(boxfs[1], uname="glenda") as c:     # a name is one element
+        for name in ("../b", "x/b", ".."):
+            st = Stat.sync()
+            st.name = name
+            with pytest.raises(ninep.Error, match="permission denied"):
+                c.wstat("f/b", st)
+    assert sorted(os.listdir(home / "f")) == ["b"]
+    d = ns.append("/mail/box/glenda/f/b", b"three\n")
+    assert d.length == 10 == (home / "f" / "b").stat().st_size
+    ns.write_at("/mail/box/glenda/f/b", [(0, b"TWO")], sync=True)
+    assert (home / "f" / "b").read_bytes() == b"TWO\nthree\n"
+    ns.remove("/mail/box/glenda/f/b")
+    ns.remove("/mail/box/glenda/f")
+    assert not (home / "f").exists()
+
+
+def test_the_lock_excludes_the_store_and_other_frontends(boxfs):
+    root, _ = boxfs
+    home = str(root / "box" / "glenda")
+    front1 = nsmod.Namespace.default("glenda")
+    with front1.lock("/mail/box/glenda"):
+        # the store's own lockers (upasfs, mbappend) wait for it ...
+        with pytest.raises(LockError):
+            MailLock(home, timeout=0.3).acquire()
+        # ... and so does another frontend (another process, or connection)
+        front2 = nsmod.Namespace.default("glenda")
+        with pytest.raises(LockError):
+            with front2.lock("/mail/box/glenda", timeout=0.3):
+                pass
+        st = front1.stat("/mail/box/glenda/L.mbox")
+        assert st.mode & 0x20000000                     # DMEXCL, as on Plan 9
+    with MailLock(home, timeout=1):                      # let go: taken at once
+        with pytest.raises(LockError):
+            with front1.lock("/mail/box/glenda", timeout=0.3):
+                pass
+    got = threading.Event()
+
+    def frontend_waits():
+        with nsmod.Namespace.default("glenda").lock("/mail/box/glenda", timeout=10):
+            got.set()
+    with MailLock(home, timeout=1):
+        t = threading.Thread(target=frontend_waits)
+        t.start()
+        assert not got.wait(0.7)
+    t.join(10)
+    assert got.is_set()
+
+
+def test_a_frontend_that_hangs_up_loses_its_lock(boxfs):
+    root, _ = boxfs
+    ns = nsmod.Namespace.default("glenda")
+    with pytest.raises(RuntimeError):
+        with ns.lock("/mail/box/glenda"):
+            ns.close()                  # the connection goes, as a dead frontend's
+            with MailLock(str(root / "box" / "glenda"), timeout=5):
+                pass
+            raise RuntimeError("the store took the lock")
