@@ -159,11 +159,14 @@ class Session:
         """The greeting (after the user is set up, with -a)."""
         o = self.opts
         try:
+            # the capabilities in the greeting save a round trip (RFC 3501
+            # 7.1; docs/decisions.md)
             if o.preauth:
                 auth.setup_user(self, o.user)
-                self.untagged(f"PREAUTH {o.servername} IMAP4rev1 server ready user {o.user} authenticated")
+                self.untagged(f"PREAUTH [{self.capability_line()}] {o.servername} IMAP4rev1 "
+                              f"server ready user {o.user} authenticated")
             else:
-                self.untagged(f"OK {o.servername} IMAP4rev1 server ready")
+                self.untagged(f"OK [{self.capability_line()}] {o.servername} IMAP4rev1 server ready")
         except Bye as e:
             self.bye(str(e))
 

@@ -102,6 +102,7 @@ CAPABILITIES: list[tuple[str, Callable[[Any], bool] | None]] = [
     ("MOVE", None),
     ("UIDPLUS", None),          # UID EXPUNGE, COPYUID and APPENDUID
     ("LITERAL+", None),         # parser.Framer takes {n+}
+    ("SASL-IR", None),          # AUTHENTICATE PLAIN <initial response> (auth.plain)
     ("STARTTLS", starttls.offered),
     ("LOGINDISABLED", lambda s: not auth.cleartext_ok(s)),
     ("AUTH=CRAM-MD5", None),
