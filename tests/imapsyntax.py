@@ -7,7 +7,7 @@ advertises: NAMESPACE (RFC 2342), ID (RFC 2971), ENABLE (RFC 5161),
 UIDPLUS (RFC 4315), LIST-EXTENDED (RFC 5258, with RFC 4466's
 tagged-ext-val), CHILDREN (RFC 3348) and SPECIAL-USE (RFC 6154), whose
 attributes are flag-extensions, IDLE and LIST-STATUS (RFC 2177, 5819:
-no new response syntax).  One reading is made explicit: a text after no
+no new response syntax), CONDSTORE and QRESYNC (RFC 7162 section 7).  One reading is made explicit: a text after no
 code may not begin with `[` (every client takes `[...]` for a code, so
 `* OK [UNSEEN 3]` is a code without its text, not a text).  RFC 3501's prose values (`<any CHAR except
 ...>`) are spelt as byte ranges; tagged-ext-comp's left recursion is
@@ -37,7 +37,7 @@ reply           = greeting / continue-req / response-data / response-tagged
 
 greeting        = "*" SP (resp-cond-auth / resp-cond-bye) CRLF
 continue-req    = "+" SP (resp-text / base64) CRLF
-response-data   = "*" SP (resp-cond-state / resp-cond-bye / mailbox-data / message-data / capability-data / namespace-response / id-response / enable-data) CRLF
+response-data   = "*" SP (resp-cond-state / resp-cond-bye / mailbox-data / message-data / capability-data / namespace-response / id-response / enable-data / expunged-resp) CRLF
 response-tagged = tag SP resp-cond-state CRLF
 
 resp-cond-auth  = ("OK" / "PREAUTH") SP resp-text
@@ -46,7 +46,7 @@ resp-cond-state = ("OK" / "NO" / "BAD") SP resp-text
 resp-text       = "[" resp-text-code "]" SP text / text-no-code
 text-no-code    = TEXT-NO-BRACKET *TEXT-CHAR
 TEXT-NO-BRACKET = %x01-09 / %x0B-0C / %x0E-5A / %x5C-7F
-resp-text-code  = "ALERT" / "BADCHARSET" [SP "(" astring *(SP astring) ")" ] / capability-data / "PARSE" / "PERMANENTFLAGS" SP "(" [flag-perm *(SP flag-perm)] ")" / "READ-ONLY" / "READ-WRITE" / "TRYCREATE" / "UIDNEXT" SP nz-number / "UIDVALIDITY" SP nz-number / "UNSEEN" SP nz-number / "APPENDUID" SP nz-number SP append-uid / "COPYUID" SP nz-number SP uid-set SP uid-set / "UIDNOTSTICKY" / atom [SP 1*CODE-CHAR]
+resp-text-code  = "ALERT" / "BADCHARSET" [SP "(" astring *(SP astring) ")" ] / capability-data / "PARSE" / "PERMANENTFLAGS" SP "(" [flag-perm *(SP flag-perm)] ")" / "READ-ONLY" / "READ-WRITE" / "TRYCREATE" / "UIDNEXT" SP nz-number / "UIDVALIDITY" SP nz-number / "UNSEEN" SP nz-number / "APPENDUID" SP nz-number SP append-uid / "COPYUID" SP nz-number SP uid-set SP uid-set / "UIDNOTSTICKY" / "HIGHESTMODSEQ" SP mod-sequence-value / "NOMODSEQ" / "MODIFIED" SP sequence-set / "CLOSED" / atom [SP 1*CODE-CHAR]
 CODE-CHAR       = %x01-09 / %x0B-0C / %x0E-5C / %x5E-7F
 text            = 1*TEXT-CHAR
 TEXT-CHAR       = %x01-09 / %x0B-0C / %x0E-7F
@@ -55,7 +55,7 @@ capability-data = "CAPABILITY" *(SP capability) SP "IMAP4rev1" *(SP capability)
 capability      = ("AUTH=" auth-type) / atom
 auth-type       = atom
 
-mailbox-data    = "FLAGS" SP flag-list / "LIST" SP mailbox-list / "LSUB" SP mailbox-list / "SEARCH" *(SP nz-number) / "STATUS" SP mailbox SP "(" [status-att-list] ")" / number SP "EXISTS" / number SP "RECENT"
+mailbox-data    = "FLAGS" SP flag-list / "LIST" SP mailbox-list / "LSUB" SP mailbox-list / "SEARCH" *(SP nz-number) [SP search-sort-mod-seq] / "STATUS" SP mailbox SP "(" [status-att-list] ")" / number SP "EXISTS" / number SP "RECENT"
 mailbox-list    = "(" [mbx-list-flags] ")" SP (DQUOTE QUOTED-CHAR DQUOTE / nil) SP mailbox [SP mbox-list-extended]
 mbx-list-flags  = *(mbx-list-oflag SP) mbx-list-sflag *(SP mbx-list-oflag) / mbx-list-oflag *(SP mbx-list-oflag)
 mbx-list-oflag  = "\Noinferiors" / "\Subscribed" / "\Remote" / flag-extension
@@ -67,13 +67,17 @@ tagged-ext-simple = sequence-set / number
 tagged-ext-comp = tagged-ext-comp-item *(SP tagged-ext-comp-item)
 tagged-ext-comp-item = astring / "(" tagged-ext-comp ")"
 status-att-list = status-att SP number *(SP status-att SP number)
-status-att      = "MESSAGES" / "RECENT" / "UIDNEXT" / "UIDVALIDITY" / "UNSEEN"
+status-att      = "MESSAGES" / "RECENT" / "UIDNEXT" / "UIDVALIDITY" / "UNSEEN" / "HIGHESTMODSEQ"
 mailbox         = "INBOX" / astring
 
 message-data    = nz-number SP ("EXPUNGE" / ("FETCH" SP msg-att))
 msg-att         = "(" msg-att-item *(SP msg-att-item) ")"
 msg-att-item    = msg-att-dynamic / msg-att-static
-msg-att-dynamic = "FLAGS" SP "(" [flag-fetch *(SP flag-fetch)] ")"
+msg-att-dynamic = "FLAGS" SP "(" [flag-fetch *(SP flag-fetch)] ")" / fetch-mod-resp
+fetch-mod-resp  = "MODSEQ" SP "(" mod-sequence-value ")"
+mod-sequence-value = %x31-39 *DIGIT
+search-sort-mod-seq = "(" "MODSEQ" SP mod-sequence-value ")"
+expunged-resp   = "VANISHED" [SP "(EARLIER)"] SP uid-set
 msg-att-static  = "ENVELOPE" SP envelope / "INTERNALDATE" SP date-time / "RFC822" [".HEADER" / ".TEXT"] SP nstring / "RFC822.SIZE" SP number / "BODY" ["STRUCTURE"] SP body / "BODY" section ["<" number ">"] SP nstring / "UID" SP uniqueid
 
 envelope        = "(" env-date SP env-subject SP env-from SP env-sender SP env-reply-to SP env-to SP env-cc SP env-bcc SP env-in-reply-to SP env-message-id ")"

@@ -47,14 +47,14 @@ def test_24_25_capability_without_p(plain):
     r = cl.cmd(b"a CAPABILITY")
     assert r[-1] == b"a OK CAPABILITY\r\n"
     assert r[0].startswith(b"* CAPABILITY IMAP4REV1 IDLE NAMESPACE ")
-    assert r[0].endswith(b" UIDPLUS LITERAL+ SASL-IR LOGINDISABLED AUTH=CRAM-MD5\r\n")
+    assert r[0].endswith(b" UIDPLUS CONDSTORE QRESYNC LITERAL+ SASL-IR LOGINDISABLED AUTH=CRAM-MD5\r\n")
     assert b"AUTH=PLAIN" not in r[0]
 
 
 def test_25_capability_with_p(imap_factory):
     cl = imap_factory(flags=("-p",), auth=False).connect()
     r = cl.cmd(b"a capability")
-    assert r[0].endswith(b" UIDPLUS LITERAL+ SASL-IR AUTH=CRAM-MD5 AUTH=PLAIN\r\n")
+    assert r[0].endswith(b" UIDPLUS CONDSTORE QRESYNC LITERAL+ SASL-IR AUTH=CRAM-MD5 AUTH=PLAIN\r\n")
     assert b"LOGINDISABLED" not in r[0]
     assert r[-1] == b"a OK capability\r\n"
 

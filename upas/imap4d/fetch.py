@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import time
 
-from upas.imap4d import digestcache
+from upas.imap4d import condstore, digestcache
 from upas.imap4d import envelope as env
 from upas.imap4d import parser as p
 from upas.imap4d.mailbox import Mailbox, MailboxError, Message
@@ -225,6 +225,8 @@ def item(box: Mailbox, m: Message, a: p.FetchAtt, site: str) -> bytes:
         return flags_item(m)
     if a.name == "UID":
         return b"UID %d" % m.uid
+    if a.name == "MODSEQ":
+        return condstore.item(box, m)
     if a.name == "RFC822.SIZE":
         return b"RFC822.SIZE %d" % rfc822_size(box, m)
     if a.name == "INTERNALDATE":
@@ -293,12 +295,18 @@ def sets_seen(a: p.FetchAtt) -> bool:
 def parse_fetch(r: p.Reader):
     ranges = r.seqset()
     r.sp()
-    return ranges, p.fetch_atts(r)
+    return ranges, p.fetch_atts(r), condstore.parse_fetch_modifiers(r)
 
 
 def fetch(s, req: Request) -> None:
-    ranges, atts = req.args
+    ranges, atts, mods = req.args
     box: Mailbox = s.box
+    bad = condstore.fetch_check(s, req, mods)
+    if bad is not None:
+        s.bad(req, bad)
+        return
+    if mods.changedsince is not None or any(a.name == "MODSEQ" for a in atts):
+        condstore.enable(s, [condstore.CONDSTORE])
     s.report(expunges=req.uid, uid=req.uid)   # what changed first (RFC 3501 5.2, 7.4.1)
     msgs, ok = s.resolve(ranges, req.uid)
     if not req.uid and any(m.expunged for m in msgs):
@@ -308,6 +316,16 @@ def fetch(s, req: Request) -> None:
         atts = [p.FetchAtt("UID")] + atts
     elif req.uid:
         atts = [p.FetchAtt("UID")] + [a for a in atts if a.name != "UID"]
+    if mods.changedsince is not None:
+        # only the messages changed since, with their MODSEQ after the
+        # UID (RFC 7162 3.1.4.1); and with VANISHED the UIDs gone since
+        # first (3.2.6)
+        if mods.vanished:
+            condstore.vanished_earlier(s, ranges, mods.changedsince)
+        msgs = [m for m in msgs if box.modseqs.of(m.uid) > mods.changedsince]
+        if not any(a.name == "MODSEQ" for a in atts):
+            at = 1 if req.uid else 0
+            atts = atts[:at] + [p.FetchAtt("MODSEQ")] + atts[at:]
     changed = []
     if any(sets_seen(a) for a in atts) and not box.readonly:
         try:
@@ -337,7 +355,7 @@ def fetch(s, req: Request) -> None:
             kept.flush({m.digest for m in box.msgs if not m.expunged})
     if not any(a.name == "FLAGS" for a in atts):
         for m in changed:
-            s.untagged(f"{box.seq(m)} FETCH ({flags_item(m).decode()})")
+            s.untagged(condstore.unsolicited(s, box, m, box.seq(m), False))
     if ok:
         s.ok(req)
     else:

@@ -16,7 +16,7 @@ import posixpath
 from upas import ns as nsmod
 from upas.mail import mboxindex, safewrite
 
-from . import digestcache, names, subscriptions
+from . import digestcache, modseq, names, subscriptions
 from .envelope import quote
 from . import parser as p
 
@@ -54,7 +54,7 @@ def _imp_files(s, path: str, cache: bool = True) -> list[str]:
     except nsmod.Error:
         return []
     return [posixpath.join(parent, d.name) for d in entries
-            if d.name in (base + ".imp", base + ".kw.imp")
+            if d.name in (base + ".imp", base + ".kw.imp", base + modseq.SUFFIX)
             or (cache and d.name in (base + digestcache.SUFFIX, base + mboxindex.SUFFIX))]
 
 
@@ -230,7 +230,8 @@ def cmd_namespace(s, req) -> None:
 
 # ---------------------------------------------------------------- STATUS
 
-STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN")
+STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN",
+                "HIGHESTMODSEQ")         # RFC 7162 3.1.6
 
 
 def parse_status(r: p.Reader) -> tuple[bytes, set[str]]:
@@ -273,7 +274,8 @@ def status_values(box) -> dict[str, int]:
     live = [m for m in box.msgs if not m.expunged]
     return {"MESSAGES": len(live), "RECENT": box.recent(), "UIDNEXT": box.uidnext,
             "UIDVALIDITY": box.uidvalidity,
-            "UNSEEN": sum(1 for m in live if "\\Seen" not in m.flags)}
+            "UNSEEN": sum(1 for m in live if "\\Seen" not in m.flags),
+            "HIGHESTMODSEQ": box.modseqs.highest}
 
 
 def wire_name(raw: bytes) -> str:

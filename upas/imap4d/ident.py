@@ -1,8 +1,9 @@
 """ID (RFC 2971) and ENABLE (RFC 5161): what client and server tell each
-other about themselves.  We implement no extension that needs enabling, so
-ENABLE always answers an empty `* ENABLED` (which RFC 5161 allows)."""
+other about themselves.  ENABLE turns on CONDSTORE and QRESYNC
+(condstore.py); `* ENABLED` names those it enabled, none of the others."""
 from __future__ import annotations
 
+from . import condstore
 from . import parser as p
 from .envelope import quote
 
@@ -55,5 +56,5 @@ def parse_enable(r: p.Reader) -> list[str]:
 
 
 def cmd_enable(s, req) -> None:
-    s.untagged("ENABLED")
+    s.untagged(" ".join(["ENABLED"] + condstore.enable(s, req.args)))
     s.ok(req, "completed")

@@ -23,7 +23,7 @@ from upas import fsctl
 from upas import ns as nsmod
 from upas.mail import safewrite
 from upas.mail.mime import MAX_DEPTH
-from upas.imap4d import imp, prefetch
+from upas.imap4d import imp, modseq, prefetch
 
 DELETE_BATCH = 8192          # bytes per `delete` ctl write, as Bell
 RELIST_TRIES = 8             # listings before numbering an unknown old message
@@ -122,6 +122,8 @@ class Mailbox:
         # FETCH and SEARCH read many messages' files at once (prefetch.py)
         self.held: dict[tuple[int, str], object] = {}   # files read for them
         self.speculative = False
+        # MODSEQs beside the .imp (modseq.py), synced at every merge
+        self.modseqs = modseq.Modseqs(path)
 
     # -- opening -------------------------------------------------------
     def open(self) -> None:
@@ -250,6 +252,7 @@ class Mailbox:
                         self._imp_exact = False
                     if write:
                         self._write_imp()
+                    modseq.sync_box(self)
                 self._imp_listed = self._imp_now
             if numbered and (not self._ahead or last):
                 return

@@ -30,10 +30,11 @@ _STOP = frozenset({"mbox", "pipeto", "pipefrom", "forward", "names", "headers",
                    "imap.ok", "imap.subscribed", "imap.uidvalidity", "dead.letter"})
 _PREFIXES = ("L.", "imap-tmp.")
 # .imp shadow files, crash-safe temporaries, 9front's index files; and
-# `.kw` and `.upasfs`, because the keywords of mailbox B live in `B.kw.imp`
-# (imp.py) and upasfs's index of it in `B.upasfs.imp` (mail/mboxindex.py),
-# which would be the shadow files of mailboxes named `B.kw` and `B.upasfs`.
-_SUFFIXES = (".imp", ".tmp", ".idx", ".kw", ".upasfs")
+# `.kw`, `.modseq` and `.upasfs`, because the keywords of mailbox B live in
+# `B.kw.imp` (imp.py), its MODSEQs in `B.modseq.imp` (modseq.py) and
+# upasfs's index of it in `B.upasfs.imp` (mail/mboxindex.py), which would
+# be the shadow files of mailboxes named `B.kw`, `B.modseq` and `B.upasfs`.
+_SUFFIXES = (".imp", ".tmp", ".idx", ".kw", ".upasfs", ".modseq")
 
 
 class BadName(ValueError):

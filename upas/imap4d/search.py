@@ -7,7 +7,7 @@ import calendar
 import time
 from typing import Callable
 
-from upas.imap4d import digestcache
+from upas.imap4d import condstore, digestcache
 from upas.imap4d import envelope as env
 from upas.imap4d import fetch
 from upas.imap4d import parser as p
@@ -170,6 +170,9 @@ class Matcher:
     def k_all(self, k: p.Key) -> bool:
         return True
 
+    def k_modseq(self, k: p.Key) -> bool:         # RFC 7162 3.1.5
+        return self.box.modseqs.of(self.m.uid) >= k.args[0]
+
     def k_flag(self, k: p.Key) -> bool:
         flag, want = k.args
         return (flag in self.m.flags) == want
@@ -267,6 +270,7 @@ KEYS: dict[str, Callable[[Matcher, p.Key], bool]] = {
     "SUBJECT": Matcher.k_subject, "HEADER": Matcher.k_header, "BODY": Matcher.k_body,
     "TEXT": Matcher.k_text, "SIZE": Matcher.k_size, "DATE": Matcher.k_date,
     "SENTDATE": Matcher.k_sentdate, "SEQ": Matcher.k_seq, "UID": Matcher.k_uid,
+    "MODSEQ": Matcher.k_modseq,
 }
 
 # the files of the message itself that a key certainly reads
@@ -304,6 +308,10 @@ def first_files_kept(k: p.Key, kept: digestcache.DigestCache | None):
     return f
 
 
+def _has_modseq(k: p.Key) -> bool:
+    return k.op == "MODSEQ" or any(_has_modseq(x) for x in k.kids or ())
+
+
 def parse_search(r: p.Reader):
     return p.search_program(r)
 
@@ -315,6 +323,9 @@ def search(s, req: Request) -> None:
         s.tagged(req, f'NO [BADCHARSET] ("US-ASCII" "UTF-8") {req.echo} failed')
         return
     box: Mailbox = s.box
+    by_modseq = _has_modseq(key)
+    if by_modseq:
+        condstore.enable(s, [condstore.CONDSTORE])
     s.report(expunges=req.uid, uid=req.uid)   # what changed first (RFC 3501 5.2, 7.4.1)
     n = len(box.msgs)
 
@@ -332,9 +343,13 @@ def search(s, req: Request) -> None:
     seqs = {id(m): i + 1 for i, m in enumerate(box.msgs)}
     try:
         found = evaluate(box, list(box.msgs), test, first_files_kept(key, kept))
-        hits = [m.uid if req.uid else seqs[id(m)] for m, hit in found if hit]
+        matched = [m for m, hit in found if hit]
+        hits = [m.uid if req.uid else seqs[id(m)] for m in matched]
     finally:
         if kept is not None and kept.pending:      # (the set costs O(mailbox))
             kept.flush({m.digest for m in box.msgs if not m.expunged})
-    s.untagged(" ".join(["SEARCH"] + [str(h) for h in hits]))
+    words = ["SEARCH"] + [str(h) for h in hits]
+    if by_modseq and matched:       # the highest MODSEQ found (RFC 7162 3.1.5)
+        words.append(f"(MODSEQ {max(box.modseqs.of(m.uid) for m in matched)})")
+    s.untagged(" ".join(words))
     s.ok(req)

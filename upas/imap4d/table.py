@@ -101,6 +101,8 @@ CAPABILITIES: list[tuple[str, Callable[[Any], bool] | None]] = [
     ("ENABLE", None),
     ("MOVE", None),
     ("UIDPLUS", None),          # UID EXPUNGE, COPYUID and APPENDUID
+    ("CONDSTORE", None),        # RFC 7162: condstore.py, modseq.py
+    ("QRESYNC", None),
     ("LITERAL+", None),         # parser.Framer takes {n+}
     ("SASL-IR", None),          # AUTHENTICATE PLAIN <initial response> (auth.plain)
     ("STARTTLS", starttls.offered),
