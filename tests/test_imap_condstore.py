@@ -351,3 +351,25 @@ def test_a_pop3_deletion_is_vanished_for_the_next_session(imap_factory, tmp_path
     assert highest(r) > m
     assert b"* VANISHED (EARLIER) 4\r\n" in r
     assert b"* 7 EXISTS\r\n" in r
+
+
+# ------------------------------------------------------------ a real client
+
+def test_imapclient_drives_condstore_and_qresync(srv):
+    from imapclient import IMAPClient
+    c = IMAPClient(*srv.addr, ssl=False, timeout=20)
+    assert c.has_capability("CONDSTORE") and c.has_capability("QRESYNC")
+    assert c.enable("QRESYNC") == [b"QRESYNC"]
+    h0 = c.select_folder("INBOX")[b"HIGHESTMODSEQ"]
+    c.add_flags([2], [b"\\Flagged"])
+    got = c.fetch([1, 2, 3, 4, 5, 6, 7, 8], ["FLAGS"], modifiers=[f"CHANGEDSINCE {h0}"])
+    assert list(got) == [2] and got[2][b"MODSEQ"] == (h0 + 1,)
+    assert b"\\Flagged" in got[2][b"FLAGS"]
+    hits = c.search(["MODSEQ", h0 + 1])
+    assert hits == [2] and hits.modseq == h0 + 1
+    assert c.folder_status("INBOX", ["HIGHESTMODSEQ"])[b"HIGHESTMODSEQ"] == h0 + 1
+    c.delete_messages([4])
+    c.uid_expunge([4])
+    assert c.folder_status("INBOX", ["HIGHESTMODSEQ", "MESSAGES"]) == {
+        b"HIGHESTMODSEQ": h0 + 3, b"MESSAGES": 7}
+    c.logout()
