@@ -63,6 +63,14 @@ def seed(srv, name: str, rows, highest: int) -> int:
     return parsed.uidvalidity
 
 
+def condstore_on(srv, box: bytes):
+    """A session with CONDSTORE enabled and `box` selected."""
+    c = srv.connect()
+    ok(c, b"a ENABLE CONDSTORE")
+    ok(c, b"b SELECT " + box)
+    return c
+
+
 @pytest.fixture
 def srv(imap_preauth):
     return imap_preauth
@@ -143,9 +151,7 @@ def nine(srv) -> None:
 
 def test_rfc_3_1_3_store_modified(srv):
     nine(srv)
-    c = srv.connect()
-    ok(c, b"a ENABLE CONDSTORE")
-    ok(c, b"b SELECT ex")
+    c = condstore_on(srv, b"ex")
     assert c.cmd(b"d105 STORE 7,5,9 (UNCHANGEDSINCE 320162338) +FLAGS.SILENT (\\Deleted)") == [
         b"* 5 FETCH (MODSEQ (320162350))\r\n",
         b"d105 OK [MODIFIED 7,9] STORE conditional STORE failed\r\n"]
@@ -165,9 +171,7 @@ def test_rfc_3_1_5_search_modseq(srv):
     rows = [(i, (), (), (917162500 if i == 7 else 620162338 + i) if i in hits else 1000 + i)
             for i in range(1, 24)]
     seed(srv, "ex", rows, 917162500)
-    c = srv.connect()
-    ok(c, b"a ENABLE CONDSTORE")
-    ok(c, b"b SELECT ex")
+    c = condstore_on(srv, b"ex")
     assert c.cmd(b'a SEARCH MODSEQ "/flags/\\\\draft" all 620162338') == [
         b"* SEARCH 2 5 6 7 11 12 18 19 20 23 (MODSEQ 917162500)\r\n",
         b"a OK SEARCH completed\r\n"]

@@ -11,6 +11,7 @@ reported as `* VANISHED uids` (3.2.10)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 from upas.imap4d import modseq
 from upas.imap4d import parser as p
@@ -66,46 +67,57 @@ class Resync:
     known: list[tuple[int, int]] | None      # known-uids; None: all
 
 
+def _parameters(r: p.Reader, take: Callable[[str], None]) -> None:
+    """` (WORD ... WORD ...)` (RFC 4466's select-params and fetch-modifiers):
+    take(word) reads each word's arguments."""
+    r.sp()
+    r.expect(b"(")
+    while True:
+        take(r.atom().upper())
+        if r.peek() != 0x20:
+            break
+        r.sp()
+    r.expect(b")")
+
+
 def parse_select_params(r: p.Reader) -> tuple[bool, Resync | None]:
     """` (CONDSTORE)` / ` (QRESYNC (uidvalidity modseq [known-uids
     [seq-match-data]]))` after SELECT's mailbox: (condstore, resync).
     The seq-match-data is read and not used: our MODSEQs say which UIDs
     went without it."""
-    cond, resync = False, None
-    if r.at_end():
-        return cond, resync
-    r.sp()
-    r.expect(b"(")
-    while True:
-        word = r.atom().upper()
+    got: dict[str, object] = {}
+
+    def take(word: str) -> None:
         if word == CONDSTORE:
-            cond = True
+            got[word] = True
         elif word == QRESYNC:
-            r.sp()
-            r.expect(b"(")
-            v = r.number(nonzero=True)
-            r.sp()
-            ms = mod_sequence(r, zero_ok=False)
-            known = None
-            if r.peek() == 0x20:
-                r.sp()
-                known = r.seqset(star_ok=False)
-                if r.peek() == 0x20:
-                    r.sp()
-                    r.expect(b"(")
-                    r.seqset(star_ok=False)
-                    r.sp()
-                    r.seqset(star_ok=False)
-                    r.expect(b")")
-            r.expect(b")")
-            resync = Resync(v, ms, known)
+            got[word] = _qresync_param(r)
         else:
             raise p.ParseError("unknown select parameter")
-        if r.peek() != 0x20:
-            break
+    if not r.at_end():
+        _parameters(r, take)
+    return bool(got.get(CONDSTORE)), got.get(QRESYNC)
+
+
+def _qresync_param(r: p.Reader) -> Resync:
+    r.sp()
+    r.expect(b"(")
+    v = r.number(nonzero=True)
+    r.sp()
+    ms = mod_sequence(r, zero_ok=False)
+    known = None
+    if r.peek() == 0x20:
         r.sp()
+        known = r.seqset(star_ok=False)
+        if r.peek() == 0x20:
+            r.sp()
+            r.expect(b"(")
+            r.seqset(star_ok=False)
+            r.sp()
+            r.seqset(star_ok=False)
+            r.expect(b")")
     r.expect(b")")
-    return cond, resync
+    return Resync(v, ms, known)
 
 
 def after_select(s, cond: bool, resync: Resync | None) -> None:
@@ -126,13 +138,9 @@ def after_select(s, cond: bool, resync: Resync | None) -> None:
         s.untagged("VANISHED (EARLIER) " + modseq.format_set(gone))
     changed = box.modseqs.changed_since(resync.modseq)
     for i, m in enumerate(box.msgs):
-        if m.uid in changed and not m.expunged and _within(m.uid, known):
+        if m.uid in changed and not m.expunged and modseq.within(m.uid, known):
             s.untagged(f"{i + 1} FETCH (UID {m.uid} FLAGS ({' '.join(m.flag_list())}) "
                        f"MODSEQ ({box.modseqs.of(m.uid)}))")
-
-
-def _within(u: int, known: list[tuple[int, int]]) -> bool:
-    return any(a <= u <= b for a, b in known)
 
 
 # ------------------------------------------------------------ FETCH
@@ -146,12 +154,8 @@ class FetchMods:
 def parse_fetch_modifiers(r: p.Reader) -> FetchMods:
     """` (CHANGEDSINCE n [VANISHED])` after FETCH's items (RFC 7162 3.1.4, 3.2.6)."""
     mods = FetchMods()
-    if r.at_end():
-        return mods
-    r.sp()
-    r.expect(b"(")
-    while True:
-        word = r.atom().upper()
+
+    def take(word: str) -> None:
         if word == "CHANGEDSINCE":
             r.sp()
             mods.changedsince = mod_sequence(r, zero_ok=False)
@@ -159,10 +163,8 @@ def parse_fetch_modifiers(r: p.Reader) -> FetchMods:
             mods.vanished = True
         else:
             raise p.ParseError("unknown fetch modifier")
-        if r.peek() != 0x20:
-            break
-        r.sp()
-    r.expect(b")")
+    if not r.at_end():
+        _parameters(r, take)
     return mods
 
 

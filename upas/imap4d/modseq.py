@@ -216,7 +216,7 @@ class Modseqs:
         for ms, rs in self.rec.expunged:
             if ms > modseq:
                 for a, b in rs:
-                    out.update(u for u in range(a, b + 1) if _within(u, known))
+                    out.update(u for u in range(a, b + 1) if within(u, known))
         return ranges(out)
 
 
@@ -246,5 +246,5 @@ def sync_box(box) -> None:
     box.modseqs.sync(box.ns, (box.uidvalidity, rows))
 
 
-def _within(u: int, known: list[tuple[int, int]]) -> bool:
+def within(u: int, known: list[tuple[int, int]]) -> bool:
     return any(a <= u <= b for a, b in known)
