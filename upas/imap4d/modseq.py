@@ -75,7 +75,7 @@ def parse(data: bytes | None) -> Record | None:
                 rec.expunged.append((int(f[1]), parse_set(f[2].decode())))
             elif len(f) == 2 and f[0] == b"f":
                 rec.forgotten = int(f[1])
-            elif len(f) == 3:
+            elif len(f) == 3 and len(f[2]) == 8:
                 rec.msgs[int(f[0])] = (int(f[1]), int(f[2], 16))
         except ValueError:
             continue            # a torn line: its message is numbered anew
@@ -157,6 +157,7 @@ class Modseqs:
         self.imppath = boxpath + ".imp"
         self.kwpath = boxpath + ".kw.imp"
         self.rec = Record()
+        self._mine: bytes | None = None       # the file's bytes self.rec stands for
         self._seen: tuple[bytes | None, bytes | None, bytes | None] | None = None
 
     @property
@@ -184,9 +185,10 @@ class Modseqs:
             seen = (data, kwdata, mine)
         else:
             seen = None
-        old = parse(mine)
+        # the record as we last left it is not parsed again
+        old = self.rec if mine is not None and mine == self._mine else parse(mine)
         if known is None:
-            self.rec = old or Record()
+            self.rec, self._mine = old or Record(), mine
             self._seen = seen
             return
         rec, changed = reconcile(old, *known)
@@ -194,7 +196,7 @@ class Modseqs:
             mine = format_record(rec)
             safewrite.replace(ns, self.path, mine)
             seen = seen and seen[:2] + (mine,)
-        self.rec = rec
+        self.rec, self._mine = rec, mine
         self._seen = seen
 
     def changed_since(self, modseq: int) -> set[int]:
