@@ -29,6 +29,6 @@ def expunge_handler(s, req: Request) -> None:
     box.expunge(lambda m: "\\Deleted" in m.flags and (chosen is None or id(m) in chosen))
     s.report(expunges=True, uid=req.uid)
     s.current = None                     # reported just now
-    # the MODSEQ the expunges took the mailbox to (RFC 7162 3.2.10 with CONDSTORE)
+    # the MODSEQ the expunges took the mailbox to, once CONDSTORE is on (RFC 7162)
     code = f"HIGHESTMODSEQ {box.modseqs.highest}" if condstore.enabled(s) else None
     s.ok(req, "messages erased", code=code)
