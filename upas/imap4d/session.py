@@ -370,7 +370,7 @@ class Session:
         box.check()
         # the UIDs going, for VANISHED (RFC 7162 3.2.10), of the messages
         # the client knows (take_expunged reports no others)
-        uids = [m.uid for m in box.msgs[:box.exists_reported] if m.expunged] \
+        uids = [m.uid for m in box.msgs[:box.exists_reported] if m.expunged and m.uid] \
             if expunges and condstore.qresync(self) else None
         seqs = box.take_expunged() if expunges else []
         box.drop_unannounced()
