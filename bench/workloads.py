@@ -272,6 +272,59 @@ def mixed_session(server, rng: random.Random, label: str) -> tuple[int, list[str
     return sent[0], errors
 
 
+RESYNC_CHANGES = 20         # messages another client flags between two connections
+_HIGHEST = re.compile(rb"\[HIGHESTMODSEQ (\d+)\]")
+_UIDVALIDITY = re.compile(rb"\[UIDVALIDITY (\d+)\]")
+
+
+def resync_setup(server, ctx) -> None:
+    """A client syncs INBOX and disconnects, remembering UIDVALIDITY and
+    HIGHESTMODSEQ; another then flags RESYNC_CHANGES messages (cleared
+    again, by the next round's setup: a change either way)."""
+    c = imap_session(server)
+    c.cmd("ENABLE QRESYNC")
+    c.cmd("SELECT INBOX", keep=True)
+    text = b"".join(c.untagged)
+    exists = next(int(x.split()[1]) for x in c.untagged if x.endswith(b" EXISTS\r\n"))
+    ctx[server.name] = (int(_UIDVALIDITY.search(text).group(1)),
+                        int(_HIGHEST.search(text).group(1)), exists)
+    c.cmd("LOGOUT")
+    c = selected(server)
+    step = max(1, exists // RESYNC_CHANGES)
+    nums = ",".join(str(i) for i in range(1, exists + 1, step)[:RESYNC_CHANGES])
+    flagged = ctx.get("resync_flagged", {}).get(server.name, False)
+    c.cmd(f"STORE {nums} {'-' if flagged else '+'}FLAGS.SILENT (\\Flagged)")
+    ctx.setdefault("resync_flagged", {})[server.name] = not flagged
+    c.cmd("LOGOUT")
+
+
+def _reconnect(server, ctx, select: str, fetch: str | None) -> Sample:
+    """Timed: connect, log in, resync INBOX the way `select` (and `fetch`) do."""
+    t = time.perf_counter()
+    c = imap_session(server)
+    if "QRESYNC" in select:
+        c.cmd("ENABLE QRESYNC")
+    lines = c.cmd(select)
+    if fetch:
+        lines += c.cmd(fetch)
+    secs = time.perf_counter() - t
+    peak = server.peak_kb()
+    c.cmd("LOGOUT")
+    return Sample(secs, peak, {"untagged": lines})
+
+
+def qresync_reconnect(server, ctx, tick: Tick) -> Sample:
+    """The reconnect of a QRESYNC client (RFC 7162 3.2.5): one SELECT
+    brings what changed since its HIGHESTMODSEQ."""
+    v, m, _ = ctx[server.name]
+    return _reconnect(server, ctx, f"SELECT INBOX (QRESYNC ({v} {m}))", None)
+
+
+def flags_reconnect(server, ctx, tick: Tick) -> Sample:
+    """The same reconnect without QRESYNC: SELECT, then every message's flags."""
+    return _reconnect(server, ctx, "SELECT INBOX", "UID FETCH 1:* (UID FLAGS)")
+
+
 WORKLOADS = [
     Workload("pop3", "POP3 full download", pop3_download),
     Workload("select-cold", "SELECT cold", select, select_cold_setup),
@@ -289,5 +342,9 @@ WORKLOADS = [
              timed_command("UID STORE 1:* +FLAGS (\\Seen)"), unseen),
     Workload("append-1000", f"APPEND of {APPENDS} messages", append, append_setup),
     Workload("mixed-10", f"{MIXED_CLIENTS} clients, mixed commands", mixed_load),
+    Workload("qresync-reconnect", f"reconnect with QRESYNC, {RESYNC_CHANGES} changed",
+             qresync_reconnect, resync_setup),
+    Workload("flags-reconnect", f"reconnect, all flags fetched, {RESYNC_CHANGES} changed",
+             flags_reconnect, resync_setup),
 ]
 BY_NAME = {w.name: w for w in WORKLOADS}

@@ -9,7 +9,8 @@ SEARCH reply) and STATUS DELETED (RFC 9051), LIST-EXTENDED (RFC 5258, with RFC 4
 tagged-ext-val), CHILDREN (RFC 3348) and SPECIAL-USE (RFC 6154), whose
 attributes are flag-extensions, IDLE and LIST-STATUS (RFC 2177, 5819:
 no new response syntax), SORT and THREAD (RFC 5256), ESEARCH (RFC 4731,
-ESORT's too), STATUS=SIZE (RFC 8438) and QUOTA (RFC 9208).  One reading is made explicit: a text after no
+ESORT's too), STATUS=SIZE (RFC 8438), QUOTA (RFC 9208),
+CONDSTORE and QRESYNC (RFC 7162 section 7).  One reading is made explicit: a text after no
 code may not begin with `[` (every client takes `[...]` for a code, so
 `* OK [UNSEEN 3]` is a code without its text, not a text).  RFC 3501's prose values (`<any CHAR except
 ...>`) are spelt as byte ranges; tagged-ext-comp's left recursion is
@@ -40,7 +41,7 @@ reply           = greeting / continue-req / response-data / response-tagged
 
 greeting        = "*" SP (resp-cond-auth / resp-cond-bye) CRLF
 continue-req    = "+" SP (resp-text / base64) CRLF
-response-data   = "*" SP (resp-cond-state / resp-cond-bye / mailbox-data / message-data / capability-data / namespace-response / id-response / enable-data) CRLF
+response-data   = "*" SP (resp-cond-state / resp-cond-bye / mailbox-data / message-data / capability-data / namespace-response / id-response / enable-data / expunged-resp) CRLF
 response-tagged = tag SP resp-cond-state CRLF
 
 resp-cond-auth  = ("OK" / "PREAUTH") SP resp-text
@@ -49,7 +50,7 @@ resp-cond-state = ("OK" / "NO" / "BAD") SP resp-text
 resp-text       = "[" resp-text-code "]" SP text / text-no-code
 text-no-code    = TEXT-NO-BRACKET *TEXT-CHAR
 TEXT-NO-BRACKET = %x01-09 / %x0B-0C / %x0E-5A / %x5C-7F
-resp-text-code  = "ALERT" / "BADCHARSET" [SP "(" astring *(SP astring) ")" ] / capability-data / "PARSE" / "PERMANENTFLAGS" SP "(" [flag-perm *(SP flag-perm)] ")" / "READ-ONLY" / "READ-WRITE" / "TRYCREATE" / "UIDNEXT" SP nz-number / "UIDVALIDITY" SP nz-number / "UNSEEN" SP nz-number / "APPENDUID" SP nz-number SP append-uid / "COPYUID" SP nz-number SP uid-set SP uid-set / "UIDNOTSTICKY" / atom [SP 1*CODE-CHAR]
+resp-text-code  = "ALERT" / "BADCHARSET" [SP "(" astring *(SP astring) ")" ] / capability-data / "PARSE" / "PERMANENTFLAGS" SP "(" [flag-perm *(SP flag-perm)] ")" / "READ-ONLY" / "READ-WRITE" / "TRYCREATE" / "UIDNEXT" SP nz-number / "UIDVALIDITY" SP nz-number / "UNSEEN" SP nz-number / "APPENDUID" SP nz-number SP append-uid / "COPYUID" SP nz-number SP uid-set SP uid-set / "UIDNOTSTICKY" / "HIGHESTMODSEQ" SP mod-sequence-value / "NOMODSEQ" / "MODIFIED" SP sequence-set / "CLOSED" / atom [SP 1*CODE-CHAR]
 CODE-CHAR       = %x01-09 / %x0B-0C / %x0E-5C / %x5E-7F
 text            = 1*TEXT-CHAR
 TEXT-CHAR       = %x01-09 / %x0B-0C / %x0E-7F
@@ -58,7 +59,7 @@ capability-data = "CAPABILITY" *(SP capability) SP "IMAP4rev1" *(SP capability)
 capability      = ("AUTH=" auth-type) / atom
 auth-type       = atom
 
-mailbox-data    = "FLAGS" SP flag-list / "LIST" SP mailbox-list / "LSUB" SP mailbox-list / "SEARCH" *(SP nz-number) / "STATUS" SP mailbox SP "(" [status-att-list] ")" / number SP "EXISTS" / number SP "RECENT" / sort-data / thread-data / esearch-response / quota-response / quotaroot-response
+mailbox-data    = "FLAGS" SP flag-list / "LIST" SP mailbox-list / "LSUB" SP mailbox-list / "SEARCH" *(SP nz-number) [SP search-sort-mod-seq] / "STATUS" SP mailbox SP "(" [status-att-list] ")" / number SP "EXISTS" / number SP "RECENT" / sort-data / thread-data / esearch-response / quota-response / quotaroot-response
 sort-data       = "SORT" *(SP nz-number)
 thread-data     = "THREAD" [SP 1*thread-list]
 thread-list     = "(" (thread-members / thread-nested) ")"
@@ -82,13 +83,17 @@ tagged-ext-simple = sequence-set / number
 tagged-ext-comp = tagged-ext-comp-item *(SP tagged-ext-comp-item)
 tagged-ext-comp-item = astring / "(" tagged-ext-comp ")"
 status-att-list = status-att SP number *(SP status-att SP number)
-status-att      = "MESSAGES" / "RECENT" / "UIDNEXT" / "UIDVALIDITY" / "UNSEEN" / "SIZE" / "DELETED-STORAGE" / "DELETED"
+status-att      = "MESSAGES" / "RECENT" / "UIDNEXT" / "UIDVALIDITY" / "UNSEEN" / "SIZE" / "DELETED-STORAGE" / "DELETED" / "HIGHESTMODSEQ"
 mailbox         = "INBOX" / astring
 
 message-data    = nz-number SP ("EXPUNGE" / ("FETCH" SP msg-att))
 msg-att         = "(" msg-att-item *(SP msg-att-item) ")"
 msg-att-item    = msg-att-dynamic / msg-att-static
-msg-att-dynamic = "FLAGS" SP "(" [flag-fetch *(SP flag-fetch)] ")"
+msg-att-dynamic = "FLAGS" SP "(" [flag-fetch *(SP flag-fetch)] ")" / fetch-mod-resp
+fetch-mod-resp  = "MODSEQ" SP "(" mod-sequence-value ")"
+mod-sequence-value = %x31-39 *DIGIT
+search-sort-mod-seq = "(" "MODSEQ" SP mod-sequence-value ")"
+expunged-resp   = "VANISHED" [SP "(EARLIER)"] SP uid-set
 msg-att-static  = "BINARY" section-binary ["<" number ">"] SP (nstring / literal8) / "BINARY.SIZE" section-binary SP number / "ENVELOPE" SP envelope / "INTERNALDATE" SP date-time / "SAVEDATE" SP (date-time / nil) / "RFC822" [".HEADER" / ".TEXT"] SP nstring / "RFC822.SIZE" SP number / "BODY" ["STRUCTURE"] SP body / "BODY" section ["<" number ">"] SP nstring / "UID" SP uniqueid
 
 envelope        = "(" env-date SP env-subject SP env-from SP env-sender SP env-reply-to SP env-to SP env-cc SP env-bcc SP env-in-reply-to SP env-message-id ")"

@@ -31,12 +31,13 @@ def subjects(mbox):
     return out
 
 
-def run_mutt(args, want, home, timeout=30):
-    """Run mutt on a 200x60 pty until every string in `want` has been drawn."""
+def run_mutt(args, want, home, timeout=30, program="mutt"):
+    """Run mutt (or neomutt) on a 200x60 pty until every string in `want`
+    has been drawn."""
     pid, fd = pty.fork()
     if pid == 0:
         os.environ.update(TERM="xterm", LANG="C.UTF-8", LC_ALL="C.UTF-8", HOME=str(home))
-        os.execvp("mutt", ["mutt", *args])
+        os.execvp(program, [program, *args])
     fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 60, 200, 0, 0))
     os.kill(pid, signal.SIGWINCH)
     screen = b""

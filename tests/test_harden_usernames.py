@@ -15,6 +15,7 @@ import pytest
 
 from lib import factotum as lf
 from lib import username
+from tests.fixtures.imap import without_capability_code as nocap
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -46,7 +47,7 @@ def test_imap_cram_with_control_character_refused(imap_factory, name):
     c.send(b"b AUTHENTICATE CRAM-MD5")
     chal = base64.b64decode(c.line()[2:].strip())
     c.send(base64.b64encode(b"glenda " + cram(chal, b"glenda-apop").encode()))
-    assert c.line() == b"b OK AUTHENTICATE\r\n"
+    assert nocap(c.line()) == b"b OK AUTHENTICATE\r\n"
     assert c.cmd(b"c SELECT INBOX")[-1].startswith(b"c OK")
     c.cmd(b"z LOGOUT")
     srv.wait_idle()
@@ -60,7 +61,7 @@ def test_imap_login_literal_with_nul_refused(imap_factory):
     assert c.line().startswith(b"+ ")
     c.sock.sendall(b"glenda\0bob glenda-apop\r\n")
     assert c.until(b"a") == [b"a NO LOGIN failed check\r\n"]
-    assert c.cmd(b"b LOGIN glenda glenda-apop")[-1] == b"b OK LOGIN succeeded\r\n"
+    assert nocap(c.cmd(b"b LOGIN glenda glenda-apop")[-1]) == b"b OK LOGIN succeeded\r\n"
 
 
 @pytest.mark.parametrize("name", NAMES)

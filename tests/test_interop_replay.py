@@ -142,10 +142,13 @@ def test_pop3_over_plan9port_upasfs(tmp_path, acceptors, our_auth):
 
 CHALLENGE = re.compile(rb"<[0-9a-f]+\.[0-9a-f]+@[^>]+>")
 UIDVALIDITY = re.compile(rb"UIDVALIDITY \d+")
+# recorded before imap4d's greeting and login replies carried their
+# capabilities (issue 18): the code is ours beyond Plan 9, not compared
+CAPABILITY_CODE = re.compile(rb"\[CAPABILITY [^\]]*\] ")
 
 
 def _blank(b: bytes) -> bytes:
-    return UIDVALIDITY.sub(b"UIDVALIDITY n", CHALLENGE.sub(b"<chal>", b))
+    return CAPABILITY_CODE.sub(b"", UIDVALIDITY.sub(b"UIDVALIDITY n", CHALLENGE.sub(b"<chal>", b)))
 
 
 def _apop_for_this_greeting(unit: bytes, seen: list[bytes]) -> bytes:

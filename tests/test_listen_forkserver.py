@@ -16,6 +16,7 @@ import time
 
 import pytest
 
+from tests.fixtures.imap import without_capability_code as nocap
 from tests.fixtures.listen import start_launcher
 
 pytestmark = pytest.mark.timeout(90)
@@ -216,6 +217,10 @@ def imap_transcript(addr) -> bytes:
     digest = hmac.new(b"glenda-apop", chal, "md5").hexdigest()
     f.write(base64.b64encode(b"glenda " + digest.encode()) + b"\r\n")
     out.append(f.readline())
+    # the capabilities the greeting and the login's OK carry are the
+    # flags' (the mail host's imap4d offers STARTTLS, the second
+    # launcher's does not); the code paths are what is compared
+    out[0], out[2] = nocap(out[0]), nocap(out[2])
     for tag, cmd in ((b"b", b"SELECT INBOX"),
                      (b"c", b"FETCH 1:3 (UID FLAGS BODY.PEEK[HEADER])"), (b"d", b"LOGOUT")):
         f.write(tag + b" " + cmd + b"\r\n")

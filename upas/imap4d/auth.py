@@ -156,7 +156,13 @@ def login(s, req: Request) -> None:
         _refusal(s, req, e, "failed check")
         return
     setup_user(s, user)
-    s.ok(req, "succeeded")
+    logged_in(s, req, "succeeded")
+
+
+def logged_in(s, req: Request, text: str) -> None:
+    """The tagged OK of a login, with the capabilities as they are now
+    that the user is in (RFC 3501 7.1: the client need not ask again)."""
+    s.ok(req, text, code=s.capability_line())
 
 
 def password_check(user: str, password: str) -> str:
@@ -188,7 +194,7 @@ def p9cr_login(s, req: Request, user: str, password: str) -> None:
             s.no(req, "failed check")
             return
         setup_user(s, cuid)
-        s.ok(req, "succeeded")
+        logged_in(s, req, "succeeded")
         return
     p9cr_challenge(s, req, user)
 
@@ -213,13 +219,20 @@ def parse_authenticate(r: p.Reader):
     initial = None
     if r.peek() == 0x20:
         r.sp()
-        initial = r.atom(extra=b"=")
+        # mutt 2.2 (gsasl) sends `AUTHENTICATE CRAM-MD5 ` once SASL-IR is
+        # offered: a space and no response, taken as none (Dovecot does)
+        if not r.at_end():
+            initial = r.atom(extra=b"=")
     return mech, initial
 
 
 def authenticate(s, req: Request) -> None:
     mech, initial = req.args
-    if mech.upper() == "CRAM-MD5" and initial is None:
+    if mech.upper() == "CRAM-MD5":
+        if initial is not None:
+            # the server speaks first in CRAM-MD5 (RFC 4959 section 3)
+            s.bad(req, "no initial response in CRAM-MD5")
+            return
         return cram(s, req)
     if mech.upper() == "PLAIN":
         return plain(s, req, initial)
@@ -261,7 +274,7 @@ def cram_response(s, req: Request, st, line: bytes | None) -> None:
         _refusal(s, req, e, "failed login failed")
         return
     setup_user(s, user)
-    s.ok(req, "")
+    logged_in(s, req, "")
 
 
 def plain(s, req: Request, initial: str | None) -> None:
@@ -272,7 +285,7 @@ def plain(s, req: Request, initial: str | None) -> None:
         s.continuation("")
         s.await_line(lambda line: plain_response(s, req, line))
         return
-    plain_login(s, req, initial)
+    plain_login(s, req, "" if initial == "=" else initial)    # `=`: empty (RFC 4959)
 
 
 def plain_response(s, req: Request, line: bytes | None) -> None:
@@ -303,4 +316,4 @@ def plain_login(s, req: Request, initial: str) -> None:
         _refusal(s, req, e, "failed login failed")
         return
     setup_user(s, user)
-    s.ok(req, "")
+    logged_in(s, req, "")

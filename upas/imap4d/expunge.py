@@ -1,6 +1,7 @@
 """EXPUNGE and UID EXPUNGE (RFC 4315)."""
 from __future__ import annotations
 
+from upas.imap4d import condstore
 from upas.imap4d.parser import Reader
 from upas.imap4d.request import Request
 
@@ -28,4 +29,6 @@ def expunge_handler(s, req: Request) -> None:
     box.expunge(lambda m: "\\Deleted" in m.flags and (chosen is None or id(m) in chosen))
     s.report(expunges=True, uid=req.uid)
     s.current = None                     # reported just now
-    s.ok(req, "messages erased")
+    # the MODSEQ the expunges took the mailbox to, once CONDSTORE is on (RFC 7162)
+    code = f"HIGHESTMODSEQ {box.modseqs.highest}" if condstore.enabled(s) else None
+    s.ok(req, "messages erased", code=code)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import time
 
-from upas.imap4d import binary, fetchcache, rev2, savedate
+from upas.imap4d import binary, condstore, fetchcache, rev2, savedate
 from upas.imap4d import envelope as env
 from upas.imap4d import parser as p
 from upas.imap4d.mailbox import Mailbox, MailboxError, Message
@@ -316,12 +316,18 @@ def sets_seen(a: p.FetchAtt) -> bool:
 def parse_fetch(r: p.Reader):
     ranges = r.seqset()
     r.sp()
-    return ranges, p.fetch_atts(r)
+    return ranges, p.fetch_atts(r), condstore.parse_fetch_modifiers(r)
 
 
 def fetch(s, req: Request) -> None:
-    ranges, atts = req.args
+    ranges, atts, mods = req.args
     box: Mailbox = s.box
+    bad = condstore.fetch_check(s, req, mods)
+    if bad is not None:
+        s.bad(req, bad)
+        return
+    if mods.changedsince is not None or any(a.name == "MODSEQ" for a in atts):
+        condstore.enable(s, [condstore.CONDSTORE])
     s.report(expunges=req.uid, uid=req.uid)   # what changed first (RFC 3501 5.2, 7.4.1)
     msgs, ok = s.resolve(ranges, req.uid)
     if not req.uid and any(m.expunged for m in msgs):
@@ -331,6 +337,16 @@ def fetch(s, req: Request) -> None:
         atts = [p.FetchAtt("UID")] + atts
     elif req.uid:
         atts = [p.FetchAtt("UID")] + [a for a in atts if a.name != "UID"]
+    if mods.changedsince is not None:
+        # only the messages changed since, with their MODSEQ after the
+        # UID (RFC 7162 3.1.4.1); and with VANISHED the UIDs gone since
+        # first (3.2.6)
+        if mods.vanished:
+            condstore.vanished_earlier(s, ranges, mods.changedsince)
+        msgs = [m for m in msgs if box.modseqs.of(m.uid) > mods.changedsince]
+        if not any(a.name == "MODSEQ" for a in atts):
+            at = 1 if req.uid else 0
+            atts = atts[:at] + [p.FetchAtt("MODSEQ")] + atts[at:]
     changed = []
     if any(sets_seen(a) for a in atts) and not box.readonly:
         try:
@@ -349,7 +365,9 @@ def fetch(s, req: Request) -> None:
             a = atts[i]
             if a.name == "FLAGS":
                 return b"FLAGS (" + rev2.flag_text(s, m).encode() + b")"
-            if a.name == "SAVEDATE":       # the mailbox's, not the message's
+            if a.name == "MODSEQ":         # the mailbox's, not the message's
+                return condstore.item(box, m)
+            if a.name == "SAVEDATE":
                 return b'SAVEDATE "' + saved(box, files, m).encode() + b'"'
             return files.once(m, str(i), lambda: cached_item(files, m, a, site, cache))
         try:
@@ -373,7 +391,7 @@ def fetch(s, req: Request) -> None:
             cache.flush({m.digest for m in box.msgs if not m.expunged})
     if not any(a.name == "FLAGS" for a in atts):
         for m in changed:
-            s.untagged(f"{box.seq(m)} FETCH (FLAGS ({rev2.flag_text(s, m)}))")
+            s.untagged(condstore.unsolicited(s, box, m, box.seq(m), False))
     if ok:
         s.ok(req)
     else:       # RFC 3516 4.3: an encoding BINARY cannot undo fails the FETCH

@@ -16,7 +16,7 @@ import posixpath
 from upas import ns as nsmod
 from upas.mail import digestcache, mboxindex, safewrite
 
-from . import fetchcache, names, savedate, subscriptions, summary
+from . import fetchcache, modseq, names, savedate, subscriptions, summary
 from .envelope import quote
 from . import parser as p
 
@@ -56,7 +56,8 @@ def _imp_files(s, path: str, cache: bool = True) -> list[str]:
     except nsmod.Error:
         return []
     return [posixpath.join(parent, d.name) for d in entries
-            if d.name in (base + ".imp", base + ".kw.imp", base + savedate.SUFFIX)
+            if d.name in (base + ".imp", base + ".kw.imp", base + savedate.SUFFIX,
+                          base + modseq.SUFFIX)
             or (cache and d.name in _caches(base))]
 
 
@@ -238,10 +239,10 @@ def cmd_namespace(s, req) -> None:
 
 # ---------------------------------------------------------------- STATUS
 
-# Plan 9's, then STATUS=SIZE's (RFC 8438), QUOTA's (RFC 9208) and
-# IMAP4rev2's DELETED (RFC 9051 6.3.11)
+# Plan 9's, then STATUS=SIZE's (RFC 8438), QUOTA's (RFC 9208),
+# IMAP4rev2's DELETED (RFC 9051 6.3.11) and CONDSTORE's (RFC 7162 3.1.6)
 STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE",
-                "DELETED-STORAGE", "DELETED")
+                "DELETED-STORAGE", "DELETED", "HIGHESTMODSEQ")
 
 
 def parse_status(r: p.Reader) -> tuple[bytes, set[str]]:
@@ -286,7 +287,8 @@ def status_values(box) -> dict[str, int]:
     return {"MESSAGES": len(live), "RECENT": box.recent(), "UIDNEXT": box.uidnext,
             "UIDVALIDITY": box.uidvalidity,
             "UNSEEN": sum(1 for m in live if "\\Seen" not in m.flags),
-            "DELETED": sum(1 for m in live if "\\Deleted" in m.flags)}
+            "DELETED": sum(1 for m in live if "\\Deleted" in m.flags),
+            "HIGHESTMODSEQ": box.modseqs.highest}
 
 
 def wire_name(raw: bytes) -> str:

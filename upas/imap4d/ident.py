@@ -1,8 +1,10 @@
 """ID (RFC 2971) and ENABLE (RFC 5161): what client and server tell each
-other about themselves.  ENABLE turns on IMAP4rev2 (rev2.py) when it is
-offered; anything else gets an empty `* ENABLED` (which RFC 5161 allows)."""
+other about themselves.  ENABLE turns on CONDSTORE and QRESYNC
+(condstore.py), and IMAP4rev2 (rev2.py) when it is offered; `* ENABLED`
+names those it enabled, none of the others (RFC 5161 3.1)."""
 from __future__ import annotations
 
+from . import condstore
 from . import parser as p
 from . import rev2
 from .envelope import quote
@@ -56,9 +58,9 @@ def parse_enable(r: p.Reader) -> list[str]:
 
 
 def cmd_enable(s, req) -> None:
-    """Enable what is asked for and offered now (IMAP4rev2); name what
-    this command turned on (RFC 5161 3.1)."""
-    turned = []
+    """Enable what is asked for and offered now (CONDSTORE, QRESYNC,
+    IMAP4rev2); name what this command turned on (RFC 5161 3.1)."""
+    turned = condstore.enable(s, req.args)
     for cap in req.args:
         if cap.upper() == rev2.NAME.upper() and rev2.NAME in s.capability_line().split() \
                 and not rev2.on(s):

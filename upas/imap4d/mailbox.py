@@ -21,7 +21,7 @@ from typing import Callable
 from upas import ns as nsmod
 from upas.mail import safewrite
 from upas.mail.fsview import FsView
-from upas.imap4d import imp
+from upas.imap4d import imp, modseq
 from upas.imap4d.impstate import ImpState
 from upas.imap4d.message import Message
 
@@ -53,6 +53,8 @@ class Mailbox:
         self.kwpath = path + ".kw.imp"
         self.readonly = readonly
         self.state = ImpState(keep_recent or readonly)
+        # MODSEQs beside the .imp (modseq.py), synced at every merge
+        self.modseqs = modseq.Modseqs(path)
         self.msgs: list[Message] = []
         self.fs_stamp = None                 # (qid, mtime) of the fs dir
         self.imp_stamp = None
@@ -172,6 +174,7 @@ class Mailbox:
                         self.state.exact = False
                     if write:
                         self._write_imp()
+                    modseq.sync_box(self)
                 self.state.unlocked()
             if numbered and (not self.state.ahead or last):
                 return

@@ -32,13 +32,15 @@ _STOP = frozenset({"mbox", "pipeto", "pipefrom", "forward", "names", "headers",
                    "imap.ok", "imap.subscribed", "imap.uidvalidity", "dead.letter"})
 _PREFIXES = ("L.", "imap-tmp.")
 # .imp shadow files, crash-safe temporaries, 9front's index files; and
-# `.kw`, `.save`, `.upasfs`, `.imap4d` and `.pop3`, because the keywords of
-# mailbox B live in `B.kw.imp` (imp.py), its save dates in `B.save.imp`
-# (savedate.py), upasfs's index of it in `B.upasfs.imp` (mail/mboxindex.py)
+# `.kw`, `.save`, `.modseq`, `.upasfs`, `.imap4d` and `.pop3`, because the
+# keywords of mailbox B live in `B.kw.imp` (imp.py), its save dates in
+# `B.save.imp` (savedate.py), its MODSEQs in `B.modseq.imp` (modseq.py),
+# upasfs's index of it in `B.upasfs.imp` (mail/mboxindex.py)
 # and the servers' digest caches in `B.imap4d.imp` and `B.pop3.imp`
 # (mail/digestcache.py), which would be the shadow files of mailboxes named
-# `B.kw`, `B.save`, `B.upasfs`, `B.imap4d` and `B.pop3`.
-_SUFFIXES = (".imp", ".tmp", ".idx", ".kw", ".save", ".upasfs", ".imap4d", ".pop3")
+# `B.kw`, `B.save`, `B.modseq`, `B.upasfs`, `B.imap4d` and `B.pop3`.
+_SUFFIXES = (".imp", ".tmp", ".idx", ".kw", ".save", ".modseq", ".upasfs", ".imap4d",
+             ".pop3")
 
 
 # How mailbox names look on the wire: modified UTF-7 (IMAP4rev1, RFC 3501

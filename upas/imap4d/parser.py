@@ -448,7 +448,7 @@ class FetchAtt:
 
 _SIMPLE_ATTS = ("ENVELOPE", "FLAGS", "INTERNALDATE", "RFC822", "RFC822.HEADER",
                 "RFC822.SIZE", "RFC822.TEXT", "BODY", "BODYSTRUCTURE", "UID",
-                "SAVEDATE")
+                "SAVEDATE", "MODSEQ")     # RFC 8514, RFC 7162 3.1.4
 MACROS = {
     "ALL": ("FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE"),
     "FAST": ("FLAGS", "INTERNALDATE", "RFC822.SIZE"),
@@ -718,7 +718,26 @@ def _simple_key(r: Reader) -> Key | _Open:
     if word in ("OLDER", "YOUNGER"):          # RFC 5032 (WITHIN)
         r.sp()
         return Key("WITHIN", (word == "OLDER", r.number(nonzero=True)))
+    if word == "MODSEQ":
+        return _modseq_key(r)
     raise ParseError("illegal search key")
+
+
+def _modseq_key(r: Reader) -> Key:
+    """`MODSEQ [entry-name entry-type-req] mod-sequence-valzer` (RFC 7162
+    3.1.5); we keep one MODSEQ per message, so the entry is read and not
+    used (the RFC allows that)."""
+    r.sp()
+    if r.peek() == 0x22:
+        r.quoted()
+        r.sp()
+        if r.atom().lower() not in ("priv", "shared", "all"):
+            raise ParseError("illegal search key")
+        r.sp()
+    d = r._run(lambda c: 0x30 <= c <= 0x39)
+    if not d or len(d) > 19 or int(d) > 2**63 - 1:
+        raise ParseError("illegal search key")
+    return Key("MODSEQ", (int(d),))
 
 
 # ---------------------------------------------------------------- commands

@@ -7,7 +7,7 @@ import calendar
 import time
 from typing import Callable
 
-from upas.imap4d import dates, esearch, fetchcache, rev2
+from upas.imap4d import condstore, dates, esearch, fetchcache, rev2
 from upas.imap4d import envelope as env
 from upas.imap4d import fetch
 from upas.imap4d import parser as p
@@ -174,6 +174,9 @@ class Matcher:
     def k_all(self, k: p.Key) -> bool:
         return True
 
+    def k_modseq(self, k: p.Key) -> bool:         # RFC 7162 3.1.5
+        return self.box.modseqs.of(self.m.uid) >= k.args[0]
+
     def k_flag(self, k: p.Key) -> bool:
         flag, want = k.args
         return (flag in self.m.flags) == want
@@ -284,6 +287,7 @@ KEYS: dict[str, Callable[[Matcher, p.Key], bool]] = {
     "TEXT": Matcher.k_text, "SIZE": Matcher.k_size, "DATE": Matcher.k_date,
     "SENTDATE": Matcher.k_sentdate, "SEQ": Matcher.k_seq, "UID": Matcher.k_uid,
     "WITHIN": Matcher.k_within, "UIDIN": Matcher.k_uidin, "SAVEDATE": Matcher.k_savedate,
+    "MODSEQ": Matcher.k_modseq,
 }
 
 # the files of the message itself that a key certainly reads
@@ -319,6 +323,10 @@ def first_files_cached(k: p.Key, cache: fetchcache.FetchCache | None):
         own = sorted({x if isinstance(x, str) else "raw" for x in r})
         return own + [x for x in files if x not in own and x != "rawheader"]
     return f
+
+
+def _has_modseq(k: p.Key) -> bool:
+    return k.op == "MODSEQ" or any(_has_modseq(x) for x in k.kids or ())
 
 
 def parse_search(r: p.Reader):
@@ -380,6 +388,9 @@ def search(s, req: Request) -> None:
         esearch.forget(s, ret)
         return
     box: Mailbox = s.box
+    by_modseq = _has_modseq(key)
+    if by_modseq:
+        condstore.enable(s, [condstore.CONDSTORE])
     s.report(expunges=req.uid, uid=req.uid)   # what changed first (RFC 3501 5.2, 7.4.1)
     found = matching(s, key)
     if ret is None:
@@ -387,7 +398,10 @@ def search(s, req: Request) -> None:
         if rev2.on(s):          # RFC 9051 6.4.4: ESEARCH, as RETURN (ALL)
             s.untagged(rev2.esearch(req.tag, req.uid, nums))
         else:
-            s.untagged(" ".join(["SEARCH"] + [str(h) for h in nums]))
+            words = ["SEARCH"] + [str(h) for h in nums]
+            if by_modseq and found:     # the highest MODSEQ found (RFC 7162 3.1.5)
+                words.append(f"(MODSEQ {max(box.modseqs.of(m.uid) for m in found)})")
+            s.untagged(" ".join(words))
     else:
         esearch.answer(s, req, ret, found, ordered=False)
     s.ok(req)

@@ -1,7 +1,7 @@
 """SELECT, EXAMINE and CLOSE (docs/spec/servers.md §3.10, docs/decisions.md)."""
 from __future__ import annotations
 
-from upas.imap4d import names, rev2
+from upas.imap4d import condstore, names, rev2
 from upas.imap4d.envelope import quote
 from upas.imap4d.mailbox import Mailbox, MailboxError
 from upas.imap4d.parser import Reader
@@ -20,8 +20,9 @@ def flags_lines(keywords) -> list[str]:
     return [FLAGS[:-1] + kw + ")", PERMANENT.replace(" \\*)", kw + " \\*)")]
 
 
-def parse_mailbox(r: Reader) -> bytes:
-    return r.astring()
+def parse_mailbox(r: Reader):
+    """The mailbox, then RFC 7162's select parameters, if any."""
+    return (r.astring(), *condstore.parse_select_params(r))
 
 
 def close_box(s) -> None:
@@ -36,11 +37,16 @@ def close_box(s) -> None:
 
 
 def select_common(s, req: Request, readonly: bool) -> None:
-    if s.box is not None and rev2.on(s):
-        s.untagged("OK [CLOSED] Previous mailbox closed")     # RFC 9051 7.1
+    raw, cond, resync = req.args
+    if resync is not None and not condstore.qresync(s):
+        s.bad(req, "QRESYNC not enabled")       # RFC 7162 3.2.5
+        return
+    if s.box is not None and (condstore.qresync(s) or rev2.on(s)):
+        # RFC 7162 3.2.11, RFC 9051 7.1
+        s.untagged("OK [CLOSED] Previous mailbox closed")
     close_box(s)
     try:
-        name = names.parse(req.args)
+        name = names.parse(raw)
     except names.BadName:
         s.no(req, "bad mailbox")
         return
@@ -66,6 +72,7 @@ def select_common(s, req: Request, readonly: bool) -> None:
     s.untagged(permanent)
     s.untagged(f"OK [UIDNEXT {box.uidnext}] Predicted next UID")
     s.untagged(f"OK [UIDVALIDITY {box.uidvalidity}] UIDs valid")
+    condstore.after_select(s, cond, resync)
     s.ok(req, f"{shown} completed", code="READ-ONLY" if readonly else "READ-WRITE")
 
 

@@ -21,7 +21,7 @@ from typing import Callable
 from upas import ns as nsmod
 from upas.mail.lock import LockError
 from upas.imap4d import parser as p
-from upas.imap4d import auth, esearch, names, rev2, select, table
+from upas.imap4d import auth, condstore, esearch, names, rev2, select, table
 from upas.imap4d.mailbox import MailboxLost
 from upas.imap4d.request import NOTAUTH, Bye, Request, State
 from upas.transport.events import Event, Hangup, Sleep, StartDeflate, StartTLS
@@ -166,11 +166,14 @@ class Session:
         """The greeting (after the user is set up, with -a)."""
         o = self.opts
         try:
+            # the capabilities in the greeting save a round trip (RFC 3501
+            # 7.1; docs/decisions.md)
             if o.preauth:
                 auth.setup_user(self, o.user)
-                self.untagged(f"PREAUTH {o.servername} IMAP4rev1 server ready user {o.user} authenticated")
+                self.untagged(f"PREAUTH [{self.capability_line()}] {o.servername} IMAP4rev1 "
+                              f"server ready user {o.user} authenticated")
             else:
-                self.untagged(f"OK {o.servername} IMAP4rev1 server ready")
+                self.untagged(f"OK [{self.capability_line()}] {o.servername} IMAP4rev1 server ready")
         except Bye as e:
             self.bye(str(e))
 
@@ -380,10 +383,17 @@ class Session:
         if box is None:
             return
         box.check()
+        # the UIDs going, for VANISHED (RFC 7162 3.2.10), of the messages
+        # the client knows (take_expunged reports no others)
+        uids = [m.uid for m in box.msgs[:box.exists_reported] if m.expunged and m.uid] \
+            if expunges and condstore.qresync(self) else None
         seqs = box.take_expunged() if expunges else []
         box.drop_unannounced()
-        for s in seqs:
-            self.untagged(f"{s} EXPUNGE")
+        if uids is not None and seqs:
+            self.untagged("VANISHED " + condstore.modseq.format_set(condstore.modseq.ranges(uids)))
+        else:
+            for s in seqs:
+                self.untagged(f"{s} EXPUNGE")
         n = len(box.msgs)
         if n != box.exists_reported or seqs:
             box.exists_reported = n
@@ -395,10 +405,7 @@ class Session:
         for m in list(box.flag_changes):
             if m.expunged or m not in box.msgs:
                 continue
-            seq = box.seq(m)
-            flags = rev2.flag_text(self, m)
-            self.untagged(f"{seq} FETCH (UID {m.uid} FLAGS ({flags}))" if uid
-                          else f"{seq} FETCH (FLAGS ({flags}))")
+            self.untagged(condstore.unsolicited(self, box, m, box.seq(m), uid))
         box.flag_changes.clear()
 
     def announce_keywords(self) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from upas.mail.lock import LockError
+from upas.imap4d import condstore
 from upas.imap4d import parser as p
 from upas.imap4d import rev2
 from upas.imap4d.mailbox import Mailbox, Message
@@ -11,6 +12,7 @@ from upas.imap4d.request import Request
 def parse_store(r: p.Reader):
     ranges = r.seqset()
     r.sp()
+    unchangedsince = condstore.parse_unchangedsince(r)
     try:
         word = r.atom().upper()
     except p.ParseError:
@@ -22,7 +24,7 @@ def parse_store(r: p.Reader):
     if r.peek() != 0x20:
         raise p.ParseError("no flags given")
     r.sp()
-    return ranges, op, word.endswith(".SILENT"), r.flag_list()
+    return ranges, op, word.endswith(".SILENT"), r.flag_list(), unchangedsince
 
 
 def changer(op: str, flags: list[str]):
@@ -69,18 +71,24 @@ def _dedup(kws: list[str]) -> list[str]:
 
 
 def store(s, req: Request) -> None:
-    ranges, op, silent, flags = req.args
+    ranges, op, silent, flags, unchangedsince = req.args
     box: Mailbox = s.box
     if box.readonly:            # EXAMINE: RFC 3501 6.3.2 (Plan 9 stored anyway)
         s.no(req, "mailbox is read-only")
         return
+    if unchangedsince is not None:
+        condstore.enable(s, [condstore.CONDSTORE])
     s.report(expunges=req.uid, uid=req.uid)   # what changed first (RFC 3501 5.2, 7.4.1)
     msgs, ok = s.resolve(ranges, req.uid)
     if not req.uid and any(m.expunged for m in msgs):
         ok = False
     msgs = [m for m in msgs if not m.expunged]
+    change = changer(op, flags)
+    modified: list[Message] = []
+    if unchangedsince is not None:
+        change = _conditional(box, change, unchangedsince, modified)
     try:
-        box.modify(msgs, changer(op, flags))
+        box.modify(msgs, change)
     except LockError:
         raise                               # the session answers NO [INUSE]
     except Exception as e:
@@ -93,17 +101,48 @@ def store(s, req: Request) -> None:
     if op != "-":
         box.keywords.update(f for f in flags if not f.startswith("\\"))
     s.announce_keywords()                   # before a FETCH shows them
-    if not silent:
+    if modified:
+        msgs = [m for m in msgs if m not in modified]
+    if condstore.enabled(s):
+        # the MODSEQs even when .SILENT (RFC 7162 3.1.3)
+        _report(s, box, msgs, req.uid, silent)
+    elif not silent:
         _report(s, box, msgs, req.uid)
+    code = None
+    if modified:
+        nums = [m.uid for m in modified] if req.uid else box.seqs(modified)
+        code = "MODIFIED " + condstore.modseq.format_set(condstore.modseq.ranges(nums))
     if ok:
-        s.ok(req)
+        s.ok(req, "completed" if code is None else "conditional STORE failed", code=code)
     else:
-        s.no(req)
+        s.no(req, code=code)
 
 
-def _report(s, box: Mailbox, msgs: list[Message], uid: bool) -> None:
+def _conditional(box: Mailbox, change, unchangedsince: int, modified: list[Message]):
+    """change(), for the messages whose MODSEQ is not above
+    UNCHANGEDSINCE; the others go to `modified` (RFC 7162 3.1.3).  The
+    MODSEQs are looked at under the lock, after the merge, first synced
+    with what the others wrote."""
+    synced = False
+
+    def conditional(m: Message) -> bool:
+        nonlocal synced
+        if not synced:
+            box.modseqs.sync(box.ns)
+            synced = True
+        if box.modseqs.of(m.uid) > unchangedsince:
+            modified.append(m)
+            return False
+        return change(m)
+    return conditional
+
+
+def _report(s, box: Mailbox, msgs: list[Message], uid: bool,
+            silent: bool | None = None) -> None:
     """`* n FETCH (FLAGS (...))` for each message, in one write; each
-    distinct set of flags and keywords formatted once."""
+    distinct set of flags and keywords formatted once.  With CONDSTORE
+    (silent not None) `(UID u MODSEQ (n) FLAGS (...))`, without the flags
+    when silent, as RFC 7162 3.1.3's examples."""
     seqs = box.seqs(msgs)
     shown: dict[tuple, str] = {}
     out = []
@@ -112,6 +151,13 @@ def _report(s, box: Mailbox, msgs: list[Message], uid: bool) -> None:
         fl = shown.get(key)
         if fl is None:
             fl = shown[key] = rev2.flag_text(s, m)
+        if silent is not None:
+            items = [f"UID {m.uid}"] if uid else []
+            items.append(f"MODSEQ ({box.modseqs.of(m.uid)})")
+            if not silent:
+                items.append(f"FLAGS ({fl})")
+            out.append(f"* {n} FETCH ({' '.join(items)})\r\n")
+            continue
         out.append(f"* {n} FETCH (UID {m.uid} FLAGS ({fl}))\r\n" if uid
                    else f"* {n} FETCH (FLAGS ({fl}))\r\n")
     s.send("".join(out).encode("utf-8", "surrogateescape"))

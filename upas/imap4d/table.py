@@ -123,7 +123,10 @@ CAPABILITIES: list[tuple[str, Callable[[Any], bool] | None]] = [
     ("BINARY", None),           # binary.py; APPEND takes ~{n}
     ("SAVEDATE", None),         # savedate.py
     ("UIDPLUS", None),          # UID EXPUNGE, COPYUID and APPENDUID
+    ("CONDSTORE", None),        # RFC 7162: condstore.py, modseq.py
+    ("QRESYNC", None),
     ("LITERAL+", None),         # parser.Framer takes {n+}
+    ("SASL-IR", None),          # AUTHENTICATE PLAIN <initial response> (auth.plain)
     ("COMPRESS=DEFLATE", lambda s: s.logged_in),    # RFC 4978: a command after login
     ("STARTTLS", starttls.offered),
     ("LOGINDISABLED", lambda s: not auth.cleartext_ok(s)),

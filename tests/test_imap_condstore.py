@@ -1,0 +1,379 @@
+"""CONDSTORE and QRESYNC (RFC 7162) over a real socket.
+
+The RFC's examples are played with the mailbox made to hold what each
+example's server held: the UIDs, flags and MODSEQs it shows are written
+into the `.imp`, `.kw.imp` and `.modseq.imp` first (`seed`), so that the
+expected lines are the RFC's own.  Where our server must pick a MODSEQ
+itself (one value for all the messages one command changes, the
+highest so far plus one) the example's first value is the one we get,
+and the lines after it are checked by their form.  Then the ways MODSEQs
+must outlive a session: a restart of upasfs, another session's change, a
+Plan 9 imap4d's (which knows no MODSEQs) and a pop3 deletion."""
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from upas.imap4d import imp, modseq
+from tests.test_imap_identical import pop3_beside
+
+
+def ok(c, cmd: bytes) -> list[bytes]:
+    r = c.cmd(cmd)
+    assert r[-1].startswith(cmd.split(b" ", 1)[0] + b" OK"), r
+    return r
+
+
+def untagged(lines: list[bytes]) -> list[bytes]:
+    return [ln for ln in lines if ln.startswith(b"* ")]
+
+
+def make_box(srv, name: str, n: int) -> None:
+    """A mailbox `name` of n distinct small messages."""
+    c = srv.connect()
+    ok(c, b"a CREATE " + name.encode())
+    for i in range(n):
+        msg = (b"From: a@b.c\r\nSubject: message %d\r\n\r\nbody %d\r\n" % (i + 1, i + 1))
+        c.send(b"b APPEND %s {%d+}" % (name.encode(), len(msg)))
+        c.sock.sendall(msg + b"\r\n")
+        assert c.until(b"b")[-1].startswith(b"b OK")
+    ok(c, b"c SELECT " + name.encode())      # the .imp is written
+    ok(c, b"d LOGOUT")
+
+
+def seed(srv, name: str, rows, highest: int) -> int:
+    """Give the messages of mailbox `name`, in order, the (uid, flags,
+    keywords, modseq) of `rows`; the mailbox's HIGHESTMODSEQ is `highest`.
+    The UIDVALIDITY is kept; it is returned."""
+    c = srv.connect()
+    ok(c, b"a SELECT " + (b"INBOX" if name == "mbox" else name.encode()))     # the .imp is made
+    ok(c, b"b LOGOUT")
+    path = srv.box(name=name + ".imp")
+    parsed = imp.parse_imp(path.read_bytes())
+    assert len(parsed.entries) == len(rows)
+    out = [(e.digest, uid, set(flags)) for e, (uid, flags, _, _) in zip(parsed.entries, rows)]
+    top = max(r[0] for r in rows)
+    path.write_bytes(imp.format_rows(parsed.uidvalidity, top + 1, out, False))
+    srv.box(name=name + ".kw.imp").write_bytes(imp.format_keywords(
+        [(e.digest, uid, list(kws)) for e, (uid, _, kws, _) in zip(parsed.entries, rows)]))
+    rec = modseq.Record(parsed.uidvalidity, highest,
+                        {uid: (ms, modseq.state(set(flags), list(kws))) for uid, flags, kws, ms in rows})
+    srv.box(name=name + modseq.SUFFIX).write_bytes(modseq.format_record(rec))
+    return parsed.uidvalidity
+
+
+def condstore_on(srv, box: bytes):
+    """A session with CONDSTORE enabled and `box` selected."""
+    c = srv.connect()
+    ok(c, b"a ENABLE CONDSTORE")
+    ok(c, b"b SELECT " + box)
+    return c
+
+
+@pytest.fixture
+def srv(imap_preauth):
+    return imap_preauth
+
+
+# ------------------------------------------------------------ RFC 7162 3.1
+
+def test_rfc_3_1_2_select_condstore_reports_highestmodseq(srv):
+    seed(srv, "mbox", [(i + 1, (), (), 715194045007 - i) for i in range(8)], 715194045007)
+    c = srv.connect()
+    r = ok(c, b"A160 SELECT INBOX (CONDSTORE)")
+    assert b"* OK [HIGHESTMODSEQ 715194045007] Highest\r\n" in r
+    assert r[-1] == b"A160 OK [READ-WRITE] SELECT INBOX completed\r\n"
+    # without CONDSTORE asked for (or enabled) Plan 9's SELECT is unchanged
+    r = ok(srv.connect(), b"A161 SELECT INBOX")
+    assert not any(b"HIGHESTMODSEQ" in ln for ln in r)
+
+
+def four_of_eight(srv) -> None:
+    """RFC 7162 3.1.4.1's messages: UIDs 4, 6, 8 at 1, 2, 4 changed since 12345."""
+    seed(srv, "mbox", [(4, {"\\Seen"}, (), 65402), (6, {"\\Deleted"}, (), 75403),
+                       (7, (), (), 12000), (8, (), ("$NoJunk", "$AutoJunk", "$MDNSent"), 29738),
+                       (9, (), (), 100), (10, (), (), 200), (11, (), (), 300), (12, (), (), 12345)],
+         75403)
+
+
+def test_rfc_3_1_4_1_fetch_changedsince(srv):
+    four_of_eight(srv)
+    c = srv.connect()
+    ok(c, b"a SELECT INBOX (CONDSTORE)")
+    assert c.cmd(b"s100 UID FETCH 1:* (FLAGS) (CHANGEDSINCE 12345)") == [
+        b"* 1 FETCH (UID 4 MODSEQ (65402) FLAGS (\\Seen))\r\n",
+        b"* 2 FETCH (UID 6 MODSEQ (75403) FLAGS (\\Deleted))\r\n",
+        b"* 4 FETCH (UID 8 MODSEQ (29738) FLAGS ($NoJunk $AutoJunk $MDNSent))\r\n",
+        b"s100 OK uid FETCH completed\r\n"]
+
+
+def test_rfc_3_1_4_2_fetch_modseq(srv):
+    seed(srv, "mbox", [(1, (), (), 624140003), (2, (), (), 624140007), (3, (), (), 624140005)]
+         + [(i, (), (), 5) for i in range(4, 9)], 624140007)
+    c = srv.connect()
+    ok(c, b"a SELECT INBOX")
+    # the first CONDSTORE-enabling command in a selected mailbox says its
+    # HIGHESTMODSEQ first (RFC 7162 3.1)
+    assert c.cmd(b"a FETCH 1:3 (MODSEQ)") == [
+        b"* OK [HIGHESTMODSEQ 624140007] Highest\r\n",
+        b"* 1 FETCH (MODSEQ (624140003))\r\n", b"* 2 FETCH (MODSEQ (624140007))\r\n",
+        b"* 3 FETCH (MODSEQ (624140005))\r\n", b"a OK FETCH completed\r\n"]
+
+
+def test_rfc_3_1_3_uid_store_unchangedsince(srv):
+    """Example 3: all three unchanged since 12121230045, all stored."""
+    seed(srv, "mbox", [(4, (), (), 12121230000), (6, (), (), 12121230045), (7, (), (), 1),
+                       (8, (), (), 12121230001)] + [(i, (), (), 2) for i in range(9, 13)],
+         12121230999)
+    c = srv.connect()
+    ok(c, b"a SELECT INBOX")
+    r = c.cmd(b"a103 UID STORE 6,4,8 (UNCHANGEDSINCE 12121230045) +FLAGS.SILENT (\\Deleted)")
+    assert r[0] == b"* OK [HIGHESTMODSEQ 12121230999] Highest\r\n"
+    assert r[1] == b"* 1 FETCH (UID 4 MODSEQ (12121231000))\r\n"
+    assert [re.sub(rb"MODSEQ \(\d+\)", b"MODSEQ (n)", x) for x in r[2:]] == [
+        b"* 2 FETCH (UID 6 MODSEQ (n))\r\n", b"* 4 FETCH (UID 8 MODSEQ (n))\r\n",
+        b"a103 OK uid STORE completed\r\n"]
+    r = c.cmd(b"b FETCH 1,2,4 (FLAGS)")
+    assert r[:3] == [b"* 1 FETCH (FLAGS (\\Deleted))\r\n", b"* 2 FETCH (FLAGS (\\Deleted))\r\n",
+                     b"* 4 FETCH (FLAGS (\\Deleted))\r\n"]
+
+
+def nine(srv) -> None:
+    """Example 6's mailbox: 7 and 9 changed after 320162338, 5 not."""
+    make_box(srv, "ex", 12)
+    rows = [(i, (), (), 320160000 + i) for i in range(1, 13)]
+    rows[4] = (5, (), (), 320162338)
+    rows[6] = (7, {"\\Seen", "\\Deleted"}, (), 320162342)
+    rows[8] = (9, {"\\Answered"}, (), 320162349)
+    seed(srv, "ex", rows, 320162349)
+
+
+def test_rfc_3_1_3_store_modified(srv):
+    nine(srv)
+    c = condstore_on(srv, b"ex")
+    assert c.cmd(b"d105 STORE 7,5,9 (UNCHANGEDSINCE 320162338) +FLAGS.SILENT (\\Deleted)") == [
+        b"* 5 FETCH (MODSEQ (320162350))\r\n",
+        b"d105 OK [MODIFIED 7,9] STORE conditional STORE failed\r\n"]
+    assert c.cmd(b"d106 FETCH 7,9 (MODSEQ FLAGS)") == [
+        b"* 7 FETCH (MODSEQ (320162342) FLAGS (\\Seen \\Deleted))\r\n",
+        b"* 9 FETCH (MODSEQ (320162349) FLAGS (\\Answered))\r\n", b"d106 OK FETCH completed\r\n"]
+    # UNCHANGEDSINCE 0 fails for every message (3.1.3)
+    assert c.cmd(b"a104 STORE 7,5,9 (UNCHANGEDSINCE 0) FLAGS.SILENT (\\Seen)") == [
+        b"a104 OK [MODIFIED 5,7,9] STORE conditional STORE failed\r\n"]
+    assert c.cmd(b"a105 UID STORE 7,5,9 (UNCHANGEDSINCE 0) FLAGS.SILENT (\\Seen)") == [
+        b"a105 OK [MODIFIED 5,7,9] uid STORE conditional STORE failed\r\n"]
+
+
+def test_rfc_3_1_5_search_modseq(srv):
+    make_box(srv, "ex", 23)
+    hits = {2, 5, 6, 7, 11, 12, 18, 19, 20, 23}
+    rows = [(i, (), (), (917162500 if i == 7 else 620162338 + i) if i in hits else 1000 + i)
+            for i in range(1, 24)]
+    seed(srv, "ex", rows, 917162500)
+    c = condstore_on(srv, b"ex")
+    assert c.cmd(b'a SEARCH MODSEQ "/flags/\\\\draft" all 620162338') == [
+        b"* SEARCH 2 5 6 7 11 12 18 19 20 23 (MODSEQ 917162500)\r\n",
+        b"a OK SEARCH completed\r\n"]
+    # the RFC's second example on this mailbox: all but 7, and their highest
+    rest = b" ".join(b"%d" % i for i in range(1, 24) if i != 7)
+    assert c.cmd(b"t SEARCH OR NOT MODSEQ 720162338 LARGER 50000") == [
+        b"* SEARCH " + rest + b" (MODSEQ 620162361)\r\n", b"t OK SEARCH completed\r\n"]
+    assert c.cmd(b"u SEARCH MODSEQ 917162501") == [b"* SEARCH\r\n", b"u OK SEARCH completed\r\n"]
+
+
+def test_rfc_3_1_6_status_highestmodseq(srv):
+    make_box(srv, "blurdybloop", 3)
+    seed(srv, "blurdybloop", [(1, (), (), 5), (2, (), (), 7011231777), (3, (), (), 6)], 7011231777)
+    c = srv.connect()
+    assert c.cmd(b"A042 STATUS blurdybloop (UIDNEXT MESSAGES HIGHESTMODSEQ)") == [
+        b"* STATUS blurdybloop (MESSAGES 3 UIDNEXT 4 HIGHESTMODSEQ 7011231777)\r\n",
+        b"A042 OK STATUS completed\r\n"]
+
+
+def test_rfc_3_2_3_enable_and_errors(srv):
+    c = srv.connect()
+    assert c.cmd(b"A1 ENABLE QRESYNC") == [b"* ENABLED QRESYNC\r\n", b"A1 OK ENABLE completed\r\n"]
+    assert c.cmd(b"a CAPABILITY")[0].count(b" CONDSTORE QRESYNC ") == 1
+    c = srv.connect()
+    # QRESYNC must be enabled first (3.2.5); VANISHED wants UID FETCH (3.2.6)
+    assert c.cmd(b"b SELECT INBOX (QRESYNC (1 1))") == [
+        b"b BAD SELECT QRESYNC not enabled\r\n"]
+    ok(c, b"c SELECT INBOX")
+    assert c.cmd(b"d UID FETCH 1:* FLAGS (CHANGEDSINCE 1 VANISHED)") == [
+        b"d BAD uid FETCH VANISHED needs UID FETCH and QRESYNC\r\n"]
+    assert c.cmd(b"e FETCH 1 FLAGS (CHANGEDSINCE 0)")[-1] == b"e BAD FETCH bad mod-sequence\r\n"
+    assert c.cmd(b"f STORE 1 (UNCHANGEDSINCE 99999999999999999999) +FLAGS (\\Seen)")[-1] == \
+        b"f BAD STORE bad mod-sequence\r\n"
+
+
+# ------------------------------------------------------------ RFC 7162 3.2: a resync
+
+def uidvalidity(srv, name="mbox") -> int:
+    return imp.parse_imp(srv.box(name=name + ".imp").read_bytes()).uidvalidity
+
+
+def highest(lines: list[bytes]) -> int:
+    return int(next(re.search(rb"HIGHESTMODSEQ (\d+)", ln).group(1)
+                    for ln in lines if b"HIGHESTMODSEQ" in ln))
+
+
+def test_rfc_3_2_5_select_qresync_after_changes(srv):
+    """A client that knew the mailbox at MODSEQ m reconnects after other
+    sessions expunged two messages and flagged one: one SELECT tells it
+    (VANISHED (EARLIER), then the FETCH of what changed)."""
+    c = srv.connect()
+    ok(c, b"a ENABLE QRESYNC")
+    m = highest(ok(c, b"b SELECT INBOX"))
+    v = uidvalidity(srv)
+    ok(c, b"c LOGOUT")
+    other = srv.connect()
+    ok(other, b"a SELECT INBOX")
+    ok(other, b"b STORE 2,5 +FLAGS.SILENT (\\Deleted)")
+    ok(other, b"c EXPUNGE")
+    ok(other, b"d UID STORE 7 +FLAGS.SILENT (\\Flagged)")
+    ok(other, b"e LOGOUT")
+    c = srv.connect()
+    ok(c, b"A1 ENABLE QRESYNC")
+    r = ok(c, b"A03 SELECT INBOX (QRESYNC (%d %d 1:8))" % (v, m))
+    assert r[:2] == [b"* FLAGS (\\Seen \\Answered \\Flagged \\Deleted \\Draft)\r\n", b"* 6 EXISTS\r\n"]
+    now = highest(r)
+    assert now > m
+    tail = r[r.index(b"* OK [HIGHESTMODSEQ %d] Highest\r\n" % now) + 1:]
+    assert tail == [b"* VANISHED (EARLIER) 2,5\r\n",
+                    b"* 5 FETCH (UID 7 FLAGS (\\Flagged) MODSEQ (%d))\r\n" % now,
+                    b"A03 OK [READ-WRITE] SELECT INBOX completed\r\n"]
+    # known-uids limits the report; the client's UIDVALIDITY must match
+    c2 = srv.connect()
+    ok(c2, b"A1 ENABLE QRESYNC")
+    r = ok(c2, b"A04 SELECT INBOX (QRESYNC (%d %d 3:4,7))" % (v, m))
+    assert untagged(r)[-2:] == [b"* OK [HIGHESTMODSEQ %d] Highest\r\n" % now,
+                                b"* 5 FETCH (UID 7 FLAGS (\\Flagged) MODSEQ (%d))\r\n" % now]
+    r = ok(c2, b"A02 SELECT INBOX (QRESYNC (%d %d))" % (v + 1, m))
+    assert r[0] == b"* OK [CLOSED] Previous mailbox closed\r\n"
+    assert not any(b"VANISHED" in ln or b"FETCH" in ln for ln in r)
+    # nothing changed since now: nothing reported
+    r = ok(c2, b"A05 SELECT INBOX (QRESYNC (%d %d))" % (v, now))
+    assert not any(b"VANISHED" in ln or b"FETCH" in ln for ln in r)
+
+
+def test_rfc_3_2_6_uid_fetch_vanished(srv):
+    c = srv.connect()
+    ok(c, b"a ENABLE QRESYNC")
+    m = highest(ok(c, b"b SELECT INBOX"))
+    ok(c, b"c UID STORE 3,4,6 +FLAGS.SILENT (\\Deleted)")
+    r = ok(c, b"d UID EXPUNGE 3:4")
+    # with QRESYNC on, expunges are VANISHED, and EXPUNGE's OK has the
+    # MODSEQ it took the mailbox to (3.2.10)
+    assert r[0] == b"* VANISHED 3:4\r\n"
+    now = highest(r[-1:])
+    ok(c, b"e UID STORE 1 +FLAGS.SILENT (\\Seen)")
+    assert c.cmd(b"s101 UID FETCH 1:8 (FLAGS) (CHANGEDSINCE %d VANISHED)" % m) == [
+        b"* VANISHED (EARLIER) 3:4\r\n",
+        b"* 1 FETCH (UID 1 MODSEQ (%d) FLAGS (\\Seen \\Recent))\r\n" % (now + 1),
+        b"* 4 FETCH (UID 6 MODSEQ (%d) FLAGS (\\Deleted \\Recent))\r\n" % (now - 1),
+        b"s101 OK uid FETCH completed\r\n"]
+    assert c.cmd(b"f UID FETCH 5:8 (FLAGS) (CHANGEDSINCE %d VANISHED)" % now) == [
+        b"f OK uid FETCH completed\r\n"]
+
+
+def test_unsolicited_fetch_carries_uid_and_modseq(srv):
+    """Once CONDSTORE is enabled every FETCH the server sends unasked has
+    UID and MODSEQ (RFC 7162 3.1, from RFC 5162's erratum 1807)."""
+    c = srv.connect()
+    ok(c, b"a ENABLE CONDSTORE")
+    ok(c, b"b SELECT INBOX")
+    other = srv.connect()
+    ok(other, b"a SELECT INBOX")
+    ok(other, b"b STORE 3 +FLAGS.SILENT (\\Answered)")
+    r = ok(c, b"C180 NOOP")
+    assert re.fullmatch(rb"\* 3 FETCH \(UID 3 FLAGS \(\\Answered \\Recent\) MODSEQ \(\d+\)\)\r\n", r[0])
+
+
+# ------------------------------------------------------------ where MODSEQs live
+
+def select_modseqs(c, tag: bytes = b"x") -> tuple[int, dict[int, int]]:
+    r = ok(c, tag + b" SELECT INBOX (CONDSTORE)")
+    f = ok(c, tag + b"f UID FETCH 1:* (MODSEQ)")
+    got = {int(u): int(ms) for u, ms in (re.search(rb"UID (\d+) MODSEQ \((\d+)\)", ln).groups()
+                                       for ln in f[:-1])}
+    return highest(r), got
+
+
+def test_modseqs_outlive_upasfs_and_keep_the_imp_plan9s(imap_factory):
+    """Each session its own upasfs (a restart every time): the MODSEQs
+    come back as they were, and the .imp holds Plan 9's lines only."""
+    srv = imap_factory(flags=("-a",), auth=False, posted_upasfs=False)
+    c = srv.connect()
+    h0, ms0 = select_modseqs(c)
+    ok(c, b"a STORE 2 +FLAGS.SILENT (\\Flagged)")
+    h1, ms1 = select_modseqs(c, b"y")
+    assert h1 > h0 and ms1[2] == h1 and all(ms1[u] == ms0[u] for u in ms0 if u != 2)
+    ok(c, b"b LOGOUT")
+    h2, ms2 = select_modseqs(srv.connect())
+    assert (h2, ms2) == (h1, ms1)
+    data = srv.box(name="mbox.imp").read_bytes()
+    assert imp.as_parsed(data, imp.parse_imp(data))       # Plan 9's format, every line
+    assert srv.box(name="mbox.modseq.imp").read_bytes().startswith(b"imap modseq\n")
+
+
+def test_a_plan9_imap4d_change_raises_the_modseq(srv):
+    """Plan 9's imap4d rewrites the .imp knowing nothing of MODSEQs: the
+    next session gives the changed message a new one."""
+    c = srv.connect()
+    h0, ms0 = select_modseqs(c)
+    ok(c, b"z LOGOUT")
+    path = srv.box(name="mbox.imp")
+    lines = path.read_bytes().split(b"\n")
+    lines[4] = lines[4][:-8] + b"s-f-----"          # message 3: \Seen \Flagged
+    path.write_bytes(b"\n".join(lines))
+    c = srv.connect()
+    h1, ms1 = select_modseqs(c)
+    assert h1 == h0 + 1 and ms1[3] == h1 and {u: m for u, m in ms1.items() if u != 3} == \
+        {u: m for u, m in ms0.items() if u != 3}
+    assert b"FLAGS (\\Seen \\Flagged)" in ok(c, b"a FETCH 3 FLAGS")[0]
+
+
+def test_a_pop3_deletion_is_vanished_for_the_next_session(imap_factory, tmp_path):
+    import poplib
+    srv = imap_factory(flags=("-a",), auth=True)      # pop3 asks factotum
+    c = srv.connect()
+    ok(c, b"a ENABLE QRESYNC")
+    m = highest(ok(c, b"b SELECT INBOX"))
+    v = uidvalidity(srv)
+    ok(c, b"c LOGOUT")
+    pop = pop3_beside(srv, tmp_path)
+    try:
+        p = poplib.POP3(*pop.addr, timeout=20)
+        p.dele(4)
+        p.quit()
+    finally:
+        pop.stop()
+    c = srv.connect()
+    ok(c, b"a ENABLE QRESYNC")
+    r = ok(c, b"b SELECT INBOX (QRESYNC (%d %d))" % (v, m))
+    assert highest(r) > m
+    assert b"* VANISHED (EARLIER) 4\r\n" in r
+    assert b"* 7 EXISTS\r\n" in r
+
+
+# ------------------------------------------------------------ a real client
+
+def test_imapclient_drives_condstore_and_qresync(srv):
+    from imapclient import IMAPClient
+    c = IMAPClient(*srv.addr, ssl=False, timeout=20)
+    assert c.has_capability("CONDSTORE") and c.has_capability("QRESYNC")
+    assert c.enable("QRESYNC") == [b"QRESYNC"]
+    h0 = c.select_folder("INBOX")[b"HIGHESTMODSEQ"]
+    c.add_flags([2], [b"\\Flagged"])
+    got = c.fetch([1, 2, 3, 4, 5, 6, 7, 8], ["FLAGS"], modifiers=[f"CHANGEDSINCE {h0}"])
+    assert list(got) == [2] and got[2][b"MODSEQ"] == (h0 + 1,)
+    assert b"\\Flagged" in got[2][b"FLAGS"]
+    hits = c.search(["MODSEQ", h0 + 1])
+    assert hits == [2] and hits.modseq == h0 + 1
+    assert c.folder_status("INBOX", ["HIGHESTMODSEQ"])[b"HIGHESTMODSEQ"] == h0 + 1
+    c.delete_messages([4])
+    c.uid_expunge([4])
+    assert c.folder_status("INBOX", ["HIGHESTMODSEQ", "MESSAGES"]) == {
+        b"HIGHESTMODSEQ": h0 + 3, b"MESSAGES": 7}
+    c.logout()
