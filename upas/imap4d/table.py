@@ -96,7 +96,6 @@ def lookup(name: str, state: State) -> Command | None:
 # with the condition it is listed on, if any.
 CAPABILITIES: list[tuple[str, Callable[[Any], bool] | None]] = [
     ("IMAP4REV1", None),
-    (rev2.NAME, lambda s: rev2.offered(name for name, _ in CAPABILITIES)),
     ("IDLE", None),
     ("NAMESPACE", None),
     ("CHILDREN", None),
@@ -107,6 +106,8 @@ CAPABILITIES: list[tuple[str, Callable[[Any], bool] | None]] = [
     ("ID", None),
     ("ENABLE", None),
     ("MOVE", None),
+    # after Plan 9's own names, which clients may compare as a prefix
+    (rev2.NAME, lambda s: rev2.offered(name for name, _ in CAPABILITIES)),
     # searching, sorting, threading (issue 18)
     ("SORT", None),
     ("SORT=DISPLAY", None),
