@@ -51,6 +51,16 @@ def missing() -> str:
     return ""
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """A failed test's report ends with Roundcube's IMAP conversation."""
+    rep = (yield).get_result()
+    web = item.funcargs.get("session", (None,))[0] if hasattr(item, "funcargs") else None
+    if rep.failed and isinstance(web, Webmail):
+        rep.sections.append(("Roundcube imap.log", web.imap_log()[-8000:]))
+        rep.sections.append(("Roundcube errors.log", web.errors_log()[-3000:]))
+
+
 @pytest.fixture(scope="session")
 def need_roundcube() -> None:
     why = missing()
@@ -132,9 +142,9 @@ def start_roundcube(tmp: Path, host) -> tuple[subprocess.Popen, Webmail]:
     db.close()
     port = free_port()
     env = dict(os.environ, ROUNDCUBE_CONFIG_DIR=str(confdir))
-    php = subprocess.Popen(["php", "-S", f"127.0.0.1:{port}", "-t", str(DOCROOT)],
-                           env=env, stdout=subprocess.DEVNULL,
-                           stderr=open(state / "logs" / "php-server.log", "wb"))
+    with open(state / "logs" / "php-server.log", "wb") as log:
+        php = subprocess.Popen(["php", "-S", f"127.0.0.1:{port}", "-t", str(DOCROOT)],
+                               env=env, stdout=subprocess.DEVNULL, stderr=log)
     end = time.monotonic() + WAIT
     while True:
         try:
