@@ -1,5 +1,5 @@
 # The recipes live in mk/ so that make and Plan 9 mk (mkfile) run the same steps.
-.PHONY: all install test interop run bench fuzz stress clean
+.PHONY: all install test interop roundcube run bench fuzz stress clean
 
 all: test
 
@@ -11,6 +11,9 @@ test:
 
 interop:
 	sh mk/interop.sh
+
+roundcube:
+	sh mk/roundcube.sh
 
 run:
 	sh mk/run.sh

@@ -10,6 +10,9 @@ test:V:
 interop:V:
 	sh mk/interop.sh
 
+roundcube:V:
+	sh mk/roundcube.sh
+
 run:V:
 	sh mk/run.sh
 
