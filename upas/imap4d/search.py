@@ -403,5 +403,6 @@ def search(s, req: Request) -> None:
                 words.append(f"(MODSEQ {max(box.modseqs.of(m.uid) for m in found)})")
             s.untagged(" ".join(words))
     else:
-        esearch.answer(s, req, ret, found, ordered=False)
+        esearch.answer(s, req, ret, found, ordered=False,
+                       modseq_of=(lambda m: box.modseqs.of(m.uid)) if by_modseq else None)
     s.ok(req)
