@@ -42,15 +42,17 @@ def make_box(srv, name: str, n: int) -> None:
     ok(c, b"d LOGOUT")
 
 
-def seed(srv, name: str, rows, highest: int) -> int:
+def seed(srv, name: str, rows, highest: int, uidvalidity: int | None = None) -> int:
     """Give the messages of mailbox `name`, in order, the (uid, flags,
     keywords, modseq) of `rows`; the mailbox's HIGHESTMODSEQ is `highest`.
-    The UIDVALIDITY is kept; it is returned."""
+    The UIDVALIDITY is kept unless one is given; it is returned."""
     c = srv.connect()
     ok(c, b"a SELECT " + (b"INBOX" if name == "mbox" else name.encode()))     # the .imp is made
     ok(c, b"b LOGOUT")
     path = srv.box(name=name + ".imp")
     parsed = imp.parse_imp(path.read_bytes())
+    if uidvalidity is not None:
+        parsed.uidvalidity = uidvalidity
     assert len(parsed.entries) == len(rows)
     out = [(e.digest, uid, set(flags)) for e, (uid, flags, _, _) in zip(parsed.entries, rows)]
     top = max(r[0] for r in rows)
