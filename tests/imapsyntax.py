@@ -60,7 +60,7 @@ capability      = ("AUTH=" auth-type) / atom
 auth-type       = atom
 
 mailbox-data    = "FLAGS" SP flag-list / "LIST" SP mailbox-list / "LSUB" SP mailbox-list / "SEARCH" *(SP nz-number) [SP search-sort-mod-seq] / "STATUS" SP mailbox SP "(" [status-att-list] ")" / number SP "EXISTS" / number SP "RECENT" / sort-data / thread-data / esearch-response / quota-response / quotaroot-response
-sort-data       = "SORT" *(SP nz-number)
+sort-data       = "SORT" *(SP nz-number) [SP search-sort-mod-seq]
 thread-data     = "THREAD" [SP 1*thread-list]
 thread-list     = "(" (thread-members / thread-nested) ")"
 thread-members  = nz-number *(SP nz-number) [SP thread-nested]

@@ -16,6 +16,7 @@ import re
 import pytest
 
 from upas.imap4d import imp, modseq
+from tests.mboxgen import message
 from tests.test_imap_identical import pop3_beside
 
 
@@ -42,9 +43,11 @@ def make_box(srv, name: str, n: int) -> None:
     ok(c, b"d LOGOUT")
 
 
-def seed(srv, name: str, rows, highest: int, uidvalidity: int | None = None) -> int:
+def seed(srv, name: str, rows, highest: int, uidvalidity: int | None = None,
+         expunged: list | None = None) -> int:
     """Give the messages of mailbox `name`, in order, the (uid, flags,
-    keywords, modseq) of `rows`; the mailbox's HIGHESTMODSEQ is `highest`.
+    keywords, modseq) of `rows`; the mailbox's HIGHESTMODSEQ is `highest`;
+    `expunged`: [(modseq, [(uid, uid)...])], the expunges remembered.
     The UIDVALIDITY is kept unless one is given; it is returned."""
     c = srv.connect()
     ok(c, b"a SELECT " + (b"INBOX" if name == "mbox" else name.encode()))     # the .imp is made
@@ -60,7 +63,8 @@ def seed(srv, name: str, rows, highest: int, uidvalidity: int | None = None) -> 
     srv.box(name=name + ".kw.imp").write_bytes(imp.format_keywords(
         [(e.digest, uid, list(kws)) for e, (uid, _, kws, _) in zip(parsed.entries, rows)]))
     rec = modseq.Record(parsed.uidvalidity, highest,
-                        {uid: (ms, modseq.state(set(flags), list(kws))) for uid, flags, kws, ms in rows})
+                        {uid: (ms, modseq.state(set(flags), list(kws))) for uid, flags, kws, ms in rows},
+                        expunged or [])
     srv.box(name=name + modseq.SUFFIX).write_bytes(modseq.format_record(rec))
     return parsed.uidvalidity
 
@@ -108,6 +112,52 @@ def test_rfc_3_1_4_1_fetch_changedsince(srv):
         b"* 2 FETCH (UID 6 MODSEQ (75403) FLAGS (\\Deleted))\r\n",
         b"* 4 FETCH (UID 8 MODSEQ (29738) FLAGS ($NoJunk $AutoJunk $MDNSent))\r\n",
         b"s100 OK uid FETCH completed\r\n"]
+
+
+def test_rfc_3_1_3_examples_4_and_5_store_star(srv):
+    """Examples 4 and 5: 50 messages, HIGHESTMODSEQ 12111230046; the
+    client's UNCHANGEDSINCE is above it.  Example 5 is another session
+    whose first CONDSTORE-enabling command is c101, hence the untagged
+    HIGHESTMODSEQ (our text after it: "Highest")."""
+    srv.box().write_bytes(b"".join(message(k, f"m {k}") for k in range(1, 51)))
+    seed(srv, "mbox", [(k, (), ("$Processed",) if k == 1 else (), 12111230000 + k - 4)
+                       for k in range(1, 51)], 12111230046)     # $Processed known: no new FLAGS
+    c = condstore_on(srv, b"INBOX")
+    assert c.cmd(b"a104 STORE * (UNCHANGEDSINCE 12121230045) +FLAGS.SILENT (\\Deleted $Processed)") == [
+        b"* 50 FETCH (MODSEQ (12111230047))\r\n", b"a104 OK STORE completed\r\n"]
+    c = srv.connect()
+    ok(c, b"a SELECT INBOX")
+    assert c.cmd(b"c101 STORE 50 (UNCHANGEDSINCE 12121230045) -FLAGS.SILENT (\\Deleted)") == [
+        b"* OK [HIGHESTMODSEQ 12111230047] Highest\r\n", b"* 50 FETCH (MODSEQ (12111230048))\r\n",
+        b"c101 OK STORE completed\r\n"]
+
+
+def test_rfc_3_1_3_example_7_unchangedsince_0(srv):
+    srv.box().write_bytes(b"".join(message(k, f"m {k}") for k in range(1, 13)))
+    seed(srv, "mbox", [(k, (), ("$MDNSent",) if k == 1 else (), k) for k in range(1, 13)], 12)
+    c = condstore_on(srv, b"INBOX")
+    assert c.cmd(b"a102 STORE 12 (UNCHANGEDSINCE 0) +FLAGS.SILENT ($MDNSent)") == [
+        b"a102 OK [MODIFIED 12] STORE conditional STORE failed\r\n"]
+
+
+def test_rfc_3_1_10_examples_19_and_20_esearch_esort(srv):
+    """Examples 19 and 20: 1, 2, 3 and 5 changed since 1234 (the highest
+    1236), sent in the order 5, 3, 2, 1.  Our OK texts are Plan 9's
+    ("SEARCH completed" for "Extended SEARCH completed").  Without
+    RETURN, SORT ends with the MODSEQ as SEARCH does (3.1.9)."""
+    put = srv.box(name="ex")
+    put.write_bytes(b"".join(message(k, f"m {k}", sent=1_000_000_000 - k * 60) for k in range(1, 6)))
+    seed(srv, "ex", [(1, (), (), 1236), (2, (), (), 1234), (3, (), (), 1235), (4, (), (), 1200),
+                     (5, (), (), 1234)], 1236)
+    c = srv.connect()
+    ok(c, b"s SELECT ex (CONDSTORE)")
+    assert c.cmd(b"a SEARCH RETURN (ALL) MODSEQ 1234") == [
+        b'* ESEARCH (TAG "a") ALL 1:3,5 MODSEQ 1236\r\n', b"a OK SEARCH completed\r\n"]
+    assert c.cmd(b"a SORT RETURN (ALL) (DATE) UTF-8 MODSEQ 1234") == [
+        b'* ESEARCH (TAG "a") ALL 5,3,2,1 MODSEQ 1236\r\n', b"a OK SORT completed\r\n"]
+    assert c.cmd(b"b SORT (DATE) UTF-8 MODSEQ 1234") == [
+        b"* SORT 5 3 2 1 (MODSEQ 1236)\r\n", b"b OK SORT completed\r\n"]
+    assert c.cmd(b"c SORT (DATE) UTF-8 MODSEQ 1237") == [b"* SORT\r\n", b"c OK SORT completed\r\n"]
 
 
 def test_rfc_3_1_4_2_fetch_modseq(srv):
@@ -257,6 +307,40 @@ def test_rfc_3_2_5_select_qresync_after_changes(srv):
     # nothing changed since now: nothing reported
     r = ok(c2, b"A05 SELECT INBOX (QRESYNC (%d %d))" % (v, now))
     assert not any(b"VANISHED" in ln or b"FETCH" in ln for ln in r)
+
+
+def test_rfc_3_2_5_1_example_a03(srv):
+    """3.2.5.1's A03 as written, but for the message numbers: its `* 49
+    FETCH (UID 117` cannot be, as below UID 117 only 1-40 and 42 can
+    exist (43:116 are VANISHED), so UID 117 is message 42 at most; here
+    UIDs 1-40 and 42 exist, and 117, 119, 541 are messages 42, 43, 44.
+    Our SELECT's texts after the codes are Plan 9's; RECENT is not the
+    example's 11 (it is what this session finds new)."""
+    uids = list(range(1, 41)) + [42, 117, 119, 541] + list(range(542, 597)) + [599]
+    flags = {117: ({"\\Seen", "\\Answered"}, ()), 119: ({"\\Draft"}, ("$MDNSent",)),
+             541: ({"\\Seen"}, ("$Forwarded",))}
+    ms = {117: 90060115194045001, 119: 90060115194045308, 541: 90060115194045001,
+          599: 90060115205545359}
+    srv.box().write_bytes(b"".join(message(k, f"m {k}") for k in range(1, 101)))
+    seed(srv, "mbox", [(u, *flags.get(u, ({"\\Seen"} if u < 7 else (), ())),
+                        ms.get(u, 90060115194044000 + u)) for u in uids],
+         90060115205545359, uidvalidity=67890007,
+         expunged=[(90060115205545300, [(41, 41), (43, 116), (118, 118), (120, 211), (214, 540)])])
+    c = srv.connect()
+    ok(c, b"a ENABLE QRESYNC")
+    ok(c, b"b SELECT lists/mbox")
+    r = ok(c, b"A03 SELECT INBOX (QRESYNC (67890007 90060115194045000 41:211,214:541))")
+    assert r[0] == b"* OK [CLOSED] Previous mailbox closed\r\n"
+    for want in (rb"\* 100 EXISTS", rb"\* OK \[UIDVALIDITY 67890007\] .*", rb"\* OK \[UIDNEXT 600\] .*",
+                 rb"\* OK \[UNSEEN 7\] .*", rb"\* FLAGS \(.*\)", rb"\* OK \[PERMANENTFLAGS \(.*\)\] .*"):
+        assert any(re.fullmatch(want + rb"\r\n", ln) for ln in r), (want, r)
+    tail = r[r.index(b"* OK [HIGHESTMODSEQ 90060115205545359] Highest\r\n") + 1:]
+    assert tail == [
+        b"* VANISHED (EARLIER) 41,43:116,118,120:211,214:540\r\n",
+        b"* 42 FETCH (UID 117 FLAGS (\\Seen \\Answered) MODSEQ (90060115194045001))\r\n",
+        b"* 43 FETCH (UID 119 FLAGS (\\Draft $MDNSent) MODSEQ (90060115194045308))\r\n",
+        b"* 44 FETCH (UID 541 FLAGS (\\Seen $Forwarded) MODSEQ (90060115194045001))\r\n",
+        b"A03 OK [READ-WRITE] SELECT INBOX completed\r\n"]
 
 
 def test_rfc_3_2_6_uid_fetch_vanished(srv):
