@@ -28,9 +28,11 @@ The examples were read in RFC 7162's text as vendored by MailKit
       test_rfc_3_1_3_example_7_unchangedsince_0.  Ex 8 is prose.  Ex 9,
       10 and 3.1.12's (a106/a107/b107/b108 on 100:150, another session
       changing 101) and Ex 11 (B001-b003, RFC 2180's mix with expunged
-      messages): not tests; their FETCH lists are abridged ("* 100, * 102,
-      * 150" of 100:150) and Ex 11 depends on another session's expunges
-      our imap4d reports at once, so no STORE meets an expunged message.
+      messages): not tests.  Ex 9 and 10's FETCH lists are abridged
+      ("* 100, * 102, * 150" of 100:150).  Ex 11 needs another session's
+      expunges pending while STORE runs (RFC 2180 4.2.3's NO [MODIFIED]);
+      how our imap4d answers that is not checked against it here (left
+      undone for time).
   3.1.4.1 Ex 12 (s100): test_rfc_3_1_4_1_fetch_changedsince.
   3.1.4.2 Ex 13 (a FETCH 1:3 (MODSEQ)): test_rfc_3_1_4_2_fetch_modseq.
       Ex 14 (three sessions, shared and private flags): not a test; we
