@@ -31,6 +31,13 @@ RFC 5182 2.4  Example 10 (SAVE with MIN/MAX/ALL/COUNT):
               for command C282 and its last two commands share the tag C286:
               a slip of the RFC (RFC 4731 says TAG is the command's tag);
               we expect "C282" and tag the last command C287.
+RFC 5267 3.3  E01 UID SORT RETURN () (REVERSE DATE) ... (read in MailKit's
+              rfc/rfc5267.txt): test_rfc5267_example_e01; the RFC elides
+              the list after four UIDs ("[...]"), our mailbox ends it.
+RFC 5267 4.2-4.4  A01 (CONTEXT COUNT), B01-B04 (UPDATE, ADDTO, REMOVEFROM,
+              NOUPDATE, CANCELUPDATE), A02-A04 (PARTIAL): not tests; we do
+              not offer CONTEXT=SEARCH, CONTEXT=SORT or PARTIAL (only ESORT),
+              and RETURN (PARTIAL ...) is BAD (test_rfc4731_examples).
 RFC 5032 4    `a1 SEARCH UNSEEN YOUNGER 259200`: test_rfc5032_within_example.
               The RFC prints the reply as `a1 * SEARCH 4 8 15 16 23 42`, a
               tag before the `*` that no IMAP reply has; we expect
@@ -325,6 +332,19 @@ def test_rfc5032_within_example(c, imap_preauth):
     assert c.cmd(b"a2 SEARCH OLDER 259200")[0] == \
         b"* SEARCH " + b" ".join(b"%d" % k for k in older) + b"\r\n"
     assert c.cmd(b"a3 SEARCH YOUNGER 0") == [b"a3 BAD SEARCH bad syntax\r\n"]
+
+
+def test_rfc5267_example_e01(c, imap_preauth):
+    """RFC 5267 3.3: UIDs 23758-23765 sent in that order, 23762 \\Deleted,
+    23760 $Junk; REVERSE DATE gives descending UIDs, each its own item
+    (a range is ascending, 3.2).  Our OK text is Plan 9's."""
+    put(imap_preauth, "e", [message(k, f"m {k}", sent=Y1995 + k * 60) for k in range(1, 9)])
+    seed(imap_preauth, "e", [(23757 + k, {"\\Deleted"} if k == 5 else (),
+                              ("$Junk",) if k == 3 else (), 1) for k in range(1, 9)], 1)
+    select(c, "e")
+    assert c.cmd(b"E01 UID SORT RETURN () (REVERSE DATE) UTF-8 UNDELETED UNKEYWORD $Junk") == [
+        b'* ESEARCH (TAG "E01") UID ALL 23765,23764,23763,23761,23759,23758\r\n',
+        b"E01 OK uid SORT completed\r\n"]
 
 
 def test_esort(c, imap_preauth):
