@@ -190,34 +190,6 @@ REFERENCES = ("(166)(167)(168)(169)(172)((170)(179))(171)(173)((174)(175)(176)(1
               "(197 198)(199)(200 202)(201)(203)(204)(205 206 207)(208)")
 
 
-def thread_tree(text: str) -> list:
-    """`(a b (c)(d))...` as [number or None (a dummy), [children]] nodes."""
-    tokens = re.findall(r"\(|\)|\d+", text)
-    pos = 0
-
-    def thread() -> list:                  # after "("
-        nonlocal pos
-        chain = []
-        while tokens[pos].isdigit():
-            chain.append([int(tokens[pos]), []])
-            pos += 1
-        kids = []
-        while tokens[pos] == "(":
-            pos += 1
-            kids.append(thread())
-        pos += 1                           # ")"
-        head = chain[0] if chain else [None, []]
-        for a, b in zip(chain, chain[1:]):
-            a[1].append(b)
-        (chain[-1] if chain else head)[1].extend(kids)
-        return head
-    out = []
-    while pos < len(tokens):
-        pos += 1
-        out.append(thread())
-    return out
-
-
 def test_rfc5256_thread_references_a285(c, imap_preauth):
     """RFC 5256 section 3's A285 (THREAD REFERENCES UTF-8 SINCE
     5-MAR-2000): each message refers to its parents in the answer, a
@@ -234,7 +206,7 @@ def test_rfc5256_thread_references_a285(c, imap_preauth):
             msgs[n] = message(n, f"topic {n}", internal=Y2001, sent=next(clock), refs=" ".join(refs))
         for kid in kids:
             place(kid, refs + [mid])
-    for root in thread_tree(REFERENCES):
+    for root in parse_threads(REFERENCES):
         place(root, [])
     assert sorted(msgs) == list(range(1, 209))
     put(imap_preauth, "refs", [msgs[n] for n in sorted(msgs)])
