@@ -60,14 +60,14 @@ capability      = ("AUTH=" auth-type) / atom
 auth-type       = atom
 
 mailbox-data    = "FLAGS" SP flag-list / "LIST" SP mailbox-list / "LSUB" SP mailbox-list / "SEARCH" *(SP nz-number) [SP search-sort-mod-seq] / "STATUS" SP mailbox SP "(" [status-att-list] ")" / number SP "EXISTS" / number SP "RECENT" / sort-data / thread-data / esearch-response / quota-response / quotaroot-response
-sort-data       = "SORT" *(SP nz-number)
+sort-data       = "SORT" *(SP nz-number) [SP search-sort-mod-seq]
 thread-data     = "THREAD" [SP 1*thread-list]
 thread-list     = "(" (thread-members / thread-nested) ")"
 thread-members  = nz-number *(SP nz-number) [SP thread-nested]
 thread-nested   = 2*thread-list
 esearch-response = "ESEARCH" [search-correlator] [SP "UID"] *(SP search-return-data)
 search-correlator = SP "(" "TAG" SP string ")"
-search-return-data = "MIN" SP nz-number / "MAX" SP nz-number / "ALL" SP sequence-set / "COUNT" SP number
+search-return-data = "MIN" SP nz-number / "MAX" SP nz-number / "ALL" SP sequence-set / "COUNT" SP number / "MODSEQ" SP mod-sequence-value
 quota-response  = "QUOTA" SP astring SP quota-list
 quota-list      = "(" [quota-resource *(SP quota-resource)] ")"
 quota-resource  = atom SP number SP number

@@ -2,7 +2,12 @@
 base64 and quoted-printable (the expected bytes are the test mailbox's
 own encoded text decoded here by the standard library), BINARY.SIZE,
 partial fetches, literal8 for content with a NUL, \\Seen, UNKNOWN-CTE,
-and APPEND with a literal8."""
+and APPEND with a literal8.
+
+RFC 3516 (read in its text as vendored by MailKit,
+github.com/jstedfast/MailKit, rfc/rfc3516.txt) has no C:/S: example; the
+expected replies here follow its sections 4.2-4.4 and its grammar.
+"""
 from __future__ import annotations
 
 import base64

@@ -2,7 +2,21 @@
 OK of a login (RFC 3501 7.1: "CAPABILITY ... followed by a list of
 capabilities ... can be used ... in the initial OK or PREAUTH response"
 so the client need not send CAPABILITY), and SASL-IR (RFC 4959): the
-initial response on the AUTHENTICATE line, `=` for an empty one."""
+initial response on the AUTHENTICATE line, `=` for an empty one.
+
+RFC 4959's examples (section 4), read in its text as vendored by MailKit
+(github.com/jstedfast/MailKit, rfc/rfc4959.txt), all four after C01
+CAPABILITY under TLS; here -p allows them in the clear, the user is ours
+(the RFC's `dGVzdAB0ZXN0AHRlc3Q=` is test/test/test, a user we do not
+have) and the OK texts are ours (`[CAPABILITY ...] AUTHENTICATE` for
+`Success (tls protection)`):
+  1. A01 AUTHENTICATE PLAIN with an initial response:
+     test_rfc4959_example_1_plain_initial_response.
+  2. A01 AUTHENTICATE PLAIN, `+ ` (a space after the plus, as the RFC
+     notes), then the response: test_rfc4959_example_2_plain_without.
+  3, 4. AUTHENTICATE EXTERNAL with `=` and without: not tests; we offer
+     no EXTERNAL (no client certificates), so `=` is tested with PLAIN
+     instead (test_authenticate_empty_initial_response)."""
 import base64
 import re
 
@@ -53,14 +67,25 @@ def test_preauth_greeting_carries_them(imap_preauth):
     assert code(c.greeting) == answered(c)
 
 
-def test_authenticate_plain_initial_response(srv_p):
-    """RFC 4959 section 3's example, with our user: one round trip."""
+def test_rfc4959_example_1_plain_initial_response(srv_p):
+    """RFC 4959 section 4's first example, with our user: one round trip."""
     c = srv_p.connect()
+    assert {b"SASL-IR", b"AUTH=PLAIN"} <= set(c.cmd(b"C01 CAPABILITY")[0].split())
     ir = base64.b64encode(b"\0glenda\0glenda-apop")
-    r = c.cmd(b"a AUTHENTICATE PLAIN " + ir)
-    assert len(r) == 1 and re.fullmatch(rb"a OK \[CAPABILITY [^\]]*\] AUTHENTICATE\r\n", r[0])
+    r = c.cmd(b"A01 AUTHENTICATE PLAIN " + ir)
+    assert len(r) == 1 and re.fullmatch(rb"A01 OK \[CAPABILITY [^\]]*\] AUTHENTICATE\r\n", r[0])
     assert code(r[0]) == answered(c)
     assert c.cmd(b"b SELECT INBOX")[-1] == b"b OK [READ-WRITE] SELECT INBOX completed\r\n"
+
+
+def test_rfc4959_example_2_plain_without(srv_p):
+    """RFC 4959 section 4's second example: no initial response, so an
+    empty challenge `+ ` first; the response then logs in."""
+    c = srv_p.connect()
+    c.send(b"A01 AUTHENTICATE PLAIN")
+    assert c.line() == b"+ \r\n"
+    c.send(base64.b64encode(b"\0glenda\0glenda-apop"))
+    assert re.fullmatch(rb"A01 OK \[CAPABILITY [^\]]*\] AUTHENTICATE\r\n", c.line())
 
 
 def test_authenticate_empty_initial_response(srv_p):

@@ -1,7 +1,17 @@
 """COMPRESS=DEFLATE (RFC 4978) over a real socket: imaplib with the
 deflating done here by zlib (raw deflate, window bits -15, as the RFC
 says), in the clear and under STARTTLS, and mbsync, which compresses
-when offered."""
+when offered.
+
+RFC 4978's examples (section 3), read in its text as vendored by MailKit
+(github.com/jstedfast/MailKit, rfc/rfc4978.txt):
+  1. STARTTLS, LOGIN, COMPRESS DEFLATE -> `OK DEFLATE active`:
+     test_compress_under_starttls (our user; the RFC answers tag `c` with
+     `d OK`, a slip; imaplib checks the tag).
+  2. `c NO [COMPRESSIONACTIVE] DEFLATE active via TLS`: not a test; we
+     never negotiate TLS-level compression (Python's ssl turns it off).
+     The same code for a second COMPRESS: test_compress_replies_exact.
+"""
 from __future__ import annotations
 
 import imaplib

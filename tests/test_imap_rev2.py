@@ -2,7 +2,27 @@
 needs is there (rev2.missing), and once enabled its rules (appendix E),
 checked here with the test knob IMAP4D_REV2_ANYWAY: no RECENT or
 \\Recent, SELECT's LIST and [CLOSED], SEARCH answered by ESEARCH, STATUS
-DELETED.  Expected lines are RFC 9051's examples where it gives them."""
+DELETED.  Expected lines are RFC 9051's examples where it gives them.
+
+RFC 9051 was read in its text as vendored by MailKit
+(github.com/jstedfast/MailKit, rfc/rfc9051.txt).  Its examples of what
+IMAP4rev2 changes from IMAP4rev1, and their tests:
+  6.3.1 t1-t3 (ENABLE of an extension not offered) and a1 (ENABLE
+      CONDSTORE): test_enable, with IMAP4rev2 where the RFC has
+      X-GOOD-IDEA (which we do not offer), and test_rfc9051_6_4_4_examples.
+  6.3.2 A142 SELECT (no RECENT, LIST in the reply): test_select_and_recent.
+  6.3.11 A042 STATUS: Plan 9's STATUS; DELETED: test_status_deleted.
+  6.4.4 A282-A286 (RETURN options): RFC 4731's, in test_imap_esearch;
+      A283/A284 SEARCH without RETURN answered by ESEARCH, A285 with a
+      UTF-8 literal, and A301 (`$` in UID SEARCH) under rev2:
+      test_search_is_esearch and test_rfc9051_6_4_4_examples.  The RFC's
+      A301 answer `UID ALL 17,900,901` is `17,900:901` here: both are
+      the same sequence-set, and we join consecutive numbers as RFC 4731's
+      examples do (ALL 2,10:11).  The other 6.4.4 `$` examples are RFC
+      5182's (test_imap_esearch).
+  The rest of RFC 9051's examples are IMAP4rev1's own (RFC 3501's, played
+  in test_imap_rfc_*.py and test_imap_session.py); they were not each
+  checked against this text in this pass."""
 from __future__ import annotations
 
 import re
@@ -93,6 +113,37 @@ def test_search_is_esearch(srv):
         b'* ESEARCH (TAG "A284") UID ALL 2,5:6\r\n', b"A284 OK uid SEARCH completed\r\n"]
     assert c.cmd(b"A285 SEARCH SUBJECT nosuchthing") == [
         b'* ESEARCH (TAG "A285")\r\n', b"A285 OK SEARCH completed\r\n"]
+    c.close()
+
+
+def test_rfc9051_6_4_4_examples(srv):
+    """RFC 9051 6.4.4's A284 and A285 (message 43 holds the word the
+    12-octet literal spells) and A300/A301, in a rev2 session; 6.3.1's a1.
+    Our continuation text is Plan 9's "+ Ready for literal data"."""
+    from tests.mboxgen import message
+    from tests.test_imap_condstore import seed
+    word = "\u043e\u0442\u043f\u0443\u0441\u043a"
+    utf8 = b"Content-Type: text/plain; charset=utf-8\nSubject:"
+    srv.box(name="big").write_bytes(b"".join(
+        message(k, f"m {k}", body=f"{word}\n" if k == 43 else "",
+                internal=1_100_000_000 if k in (17, 49, 50) else 1_000_000_000).replace(b"Subject:", utf8)
+        for k in range(1, 51)))
+    seed(srv, "big", [(u, (), (), 1) for u in [*range(1, 17), 17, *range(18, 49), 900, 901]], 1)
+    c = srv.connect()
+    assert c.cmd(b"a1 ENABLE CONDSTORE") == [b"* ENABLED CONDSTORE\r\n", b"a1 OK ENABLE completed\r\n"]
+    c.cmd(b"a ENABLE IMAP4rev2")
+    c.cmd(b"b SELECT big")
+    assert c.cmd(b'A284 SEARCH TEXT "string not in mailbox"') == [
+        b'* ESEARCH (TAG "A284")\r\n', b"A284 OK SEARCH completed\r\n"]
+    assert len(word.encode()) == 12
+    c.send(b"A285 SEARCH CHARSET UTF-8 TEXT {12}")
+    assert c.line() == b"+ Ready for literal data\r\n"
+    c.send(word.encode())
+    assert c.until(b"A285") == [b'* ESEARCH (TAG "A285") ALL 43\r\n', b"A285 OK SEARCH completed\r\n"]
+    assert c.cmd(b'A300 SEARCH RETURN (SAVE) SINCE 1-Jan-2004 NOT FROM "Smith"') == [
+        b"A300 OK SEARCH completed\r\n"]
+    assert c.cmd(b"A301 UID SEARCH UID $ SMALLER 4096") == [
+        b'* ESEARCH (TAG "A301") UID ALL 17,900:901\r\n', b"A301 OK uid SEARCH completed\r\n"]
     c.close()
 
 

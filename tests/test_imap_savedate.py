@@ -2,11 +2,21 @@
 stored by APPEND and COPY (the moment they were saved, whatever their
 internal date) and of mail upas delivered (its internal date); the SEARCH
 keys SAVEDBEFORE, SAVEDON, SAVEDSINCE, SAVEDATESUPPORTED; the dates last
-across sessions, and Plan 9's .imp stays in its format."""
+across sessions, and Plan 9's .imp stays in its format.
+
+RFC 8514's examples, read in its text as vendored by MailKit
+(github.com/jstedfast/MailKit, rfc/rfc8514.txt): 4.2 A101 FETCH 998
+(SAVEDATE) and 4.3 A102 SEARCH SAVEDON, A103 SEARCH SAVEDSINCE, all three
+in test_rfc8514_examples, on 1001 delivered messages (whose save date is
+their internal date).  Our OK texts are Plan 9's ("FETCH completed"
+where the RFC has "Fetch completed.").  RFC 8514 has no other example."""
 from __future__ import annotations
 
+import calendar
 import re
 import time
+
+from tests.mboxgen import message
 
 MSG = b"Subject: old news\r\n\r\nfrom 1994\r\n"
 DATE_TIME = rb'"(\d\d-[A-Z][a-z]{2}-\d{4} \d\d:\d\d:\d\d [+-]\d{4})"'
@@ -90,4 +100,28 @@ def test_savedate_syntax(imap_preauth):
     c.cmd(b"a SELECT INBOX")
     assert c.cmd(b"b SEARCH SAVEDON")[-1].startswith(b"b BAD ")
     assert c.cmd(b"c SEARCH SAVEDBEFORE 32-Jan-2026")[-1].startswith(b"c BAD ")
+    c.close()
+
+
+def test_rfc8514_examples(imap_preauth):
+    """RFC 8514 4.2 and 4.3: 998 saved at 01-Jan-2015 18:50:53 +0100, 993
+    and 994 on 28-Dec-2014, 995-1001 after it, the others before."""
+    def wall(k: int) -> int:
+        if k == 998:
+            return calendar.timegm((2015, 1, 1, 18, 50, 53))
+        if k in (993, 994):
+            return calendar.timegm((2014, 12, 28, 0, 30 + k - 993, 0))
+        if k > 994:
+            return calendar.timegm((2014, 12, 29, 23, k - 994, 0))
+        return calendar.timegm((2014, 12, 27, 23, 59, 0)) - k
+    imap_preauth.box().write_bytes(b"".join(
+        message(k, f"m {k}", internal=wall(k)).replace(b" GMT ", b" +0100 ", 1) for k in range(1, 1002)))
+    c = imap_preauth.connect()
+    c.cmd(b"a SELECT INBOX")
+    assert c.cmd(b"A101 FETCH 998 (SAVEDATE)") == [
+        b'* 998 FETCH (SAVEDATE "01-Jan-2015 18:50:53 +0100")\r\n', b"A101 OK FETCH completed\r\n"]
+    assert c.cmd(b"A102 SEARCH SAVEDON 28-Dec-2014") == [
+        b"* SEARCH 993 994\r\n", b"A102 OK SEARCH completed\r\n"]
+    assert c.cmd(b"A103 SEARCH SAVEDSINCE 28-Dec-2014") == [
+        b"* SEARCH 993 994 995 996 997 998 999 1000 1001\r\n", b"A103 OK SEARCH completed\r\n"]
     c.close()

@@ -1,6 +1,19 @@
 """SORT and THREAD (RFC 5256), SORT=DISPLAY (RFC 5957): the RFCs'
 examples as exact replies over a real socket, on mailboxes made so that
-the RFC's answers are the right ones, and every sort key."""
+the RFC's answers are the right ones, and every sort key.
+
+The examples were read in the RFC texts as vendored by MailKit
+(github.com/jstedfast/MailKit, rfc/rfc5256.txt, rfc/rfc5957.txt):
+RFC 5256 3  SORT A282, A283, A284: test_rfc5256_sort_examples.
+RFC 5256 3  THREAD A283, A284 (ORDEREDSUBJECT):
+            test_rfc5256_thread_orderedsubject_example; A285 (REFERENCES):
+            test_rfc5256_thread_references_a285.
+RFC 5256 4  `* SORT 2 3 6` (a response alone, no command): not a test of
+            its own; `* THREAD (2)(3 6 (4 23)(44 7 96))`:
+            test_rfc5256_thread_references_examples; `* THREAD ((3)(5))`:
+            test_thread_references_dummy_parent.
+RFC 5957    has no C:/S: example; DISPLAYFROM and DISPLAYTO are in
+            test_sort_every_key."""
 from __future__ import annotations
 
 import re
@@ -170,6 +183,36 @@ def test_rfc5256_thread_orderedsubject_example(c, imap_preauth):
         b"* THREAD " + ORDERED.encode() + b"\r\n", b"A283 OK THREAD completed\r\n"]
     assert c.cmd(b'A284 THREAD ORDEREDSUBJECT US-ASCII TEXT "gewp"') == [
         b"* THREAD\r\n", b"A284 OK THREAD completed\r\n"]
+
+
+REFERENCES = ("(166)(167)(168)(169)(172)((170)(179))(171)(173)((174)(175)(176)(178)(181)(180))"
+              "((177)(183)(182)(188 (184)(189))(185 186)(187))(190)(191)(192)(193)((194)(195 196))"
+              "(197 198)(199)(200 202)(201)(203)(204)(205 206 207)(208)")
+
+
+def test_rfc5256_thread_references_a285(c, imap_preauth):
+    """RFC 5256 section 3's A285 (THREAD REFERENCES UTF-8 SINCE
+    5-MAR-2000): each message refers to its parents in the answer, a
+    dummy is a parent that is not in the mailbox, sent dates follow the
+    answer's order and subjects all differ (no thread is joined by
+    subject)."""
+    msgs = {n: message(n, f"old {n}", internal=Y1993, sent=Y1993) for n in range(1, 166)}
+    clock = iter(range(Y2001, Y2001 + 1000 * 60, 60))
+
+    def place(node: list, refs: list[str]) -> None:
+        n, kids = node
+        mid = f"<{n}@example.org>" if n else f"<dummy{next(clock)}@example.org>"
+        if n:
+            msgs[n] = message(n, f"topic {n}", internal=Y2001, sent=next(clock), refs=" ".join(refs))
+        for kid in kids:
+            place(kid, refs + [mid])
+    for root in parse_threads(REFERENCES):
+        place(root, [])
+    assert sorted(msgs) == list(range(1, 209))
+    put(imap_preauth, "refs", [msgs[n] for n in sorted(msgs)])
+    select(c, "refs")
+    assert c.cmd(b"A285 THREAD REFERENCES UTF-8 SINCE 5-MAR-2000") == [
+        b"* THREAD " + REFERENCES.encode() + b"\r\n", b"A285 OK THREAD completed\r\n"]
 
 
 def test_rfc5256_thread_references_examples(c, imap_preauth):

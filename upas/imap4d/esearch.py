@@ -6,7 +6,7 @@ session.extra), so `$` names the same messages after others are
 expunged, and nothing in another mailbox."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from upas.imap4d.request import Request
 
@@ -49,21 +49,23 @@ def sequence_set(nums: list[int]) -> str:
     return ",".join(out)
 
 
+_ORDER = ("MIN", "MAX", "ALL", "COUNT")      # as every example of RFC 4731 and RFC 5182 has them
+
+
 def answer(s, req: Request, ret: tuple[str, ...], found: list["Message"],
-           ordered: bool) -> None:
+           ordered: bool, modseq_of: Callable[["Message"], int] | None = None) -> None:
     """The ESEARCH response for these messages, and what SAVE keeps.
     `ordered`: found is in sort order (ESORT: MIN and MAX are its first
-    and last, RFC 5267 3); else in mailbox order (MIN is the lowest)."""
+    and last, RFC 5267 3); else in mailbox order (MIN is the lowest).
+    `modseq_of`: the search had a MODSEQ key; the reply ends with the
+    highest MODSEQ of the messages it names (RFC 4731 3.2)."""
     nums = [m.uid for m in found] if req.uid else s.box.seqs(found) if not ordered \
         else [s.box.seq(m) for m in found]
-    pick = {"MIN": 0, "MAX": -1}
+    ends = [k for k in ("MIN", "MAX") if k in ret]
+    only_ends = bool(ends) and not {"ALL", "COUNT"} & set(ret)
+    named = _ends(found, ends, ordered) if only_ends else found
     if "SAVE" in ret:
-        ends = [k for k in ("MIN", "MAX") if k in ret]
-        if ends and not {"ALL", "COUNT"} & set(ret):      # RFC 5182 2.4
-            _save(s, list({id(found[pick[k]]): found[pick[k]] for k in ends}.values())
-                  if found else [])
-        else:
-            _save(s, found)
+        _save(s, named if only_ends else found)           # RFC 5182 2.4
     if ret == ("SAVE",):
         return                          # SAVE alone: no ESEARCH (RFC 5182 2.4)
     if not ordered:
@@ -71,7 +73,7 @@ def answer(s, req: Request, ret: tuple[str, ...], found: list["Message"],
     else:
         first, last = (nums[0], nums[-1]) if nums else (0, 0)
     items = [f'ESEARCH (TAG "{req.tag}")'] + (["UID"] if req.uid else [])
-    for opt in ret:
+    for opt in (o for o in _ORDER if o in ret):
         if opt == "MIN" and nums:
             items.append(f"MIN {first}")
         elif opt == "MAX" and nums:
@@ -80,4 +82,13 @@ def answer(s, req: Request, ret: tuple[str, ...], found: list["Message"],
             items.append("ALL " + sequence_set(nums))
         elif opt == "COUNT":
             items.append(f"COUNT {len(nums)}")
+    if modseq_of is not None and named and set(ret) - {"SAVE"}:
+        items.append(f"MODSEQ {max(modseq_of(m) for m in named)}")
     s.untagged(" ".join(items))
+
+
+def _ends(found: list["Message"], ends: list[str], ordered: bool) -> list["Message"]:
+    """The messages MIN and MAX name: the first and last found (in sort
+    order, or in mailbox order, where found already is)."""
+    pick = {"MIN": 0, "MAX": -1}
+    return list({id(found[pick[k]]): found[pick[k]] for k in ends}.values()) if found else []

@@ -239,10 +239,11 @@ def cmd_namespace(s, req) -> None:
 
 # ---------------------------------------------------------------- STATUS
 
-# Plan 9's, then STATUS=SIZE's (RFC 8438), QUOTA's (RFC 9208),
-# IMAP4rev2's DELETED (RFC 9051 6.3.11) and CONDSTORE's (RFC 7162 3.1.6)
+# Plan 9's, then STATUS=SIZE's (RFC 8438), IMAP4rev2's DELETED (RFC 9051
+# 6.3.11), QUOTA's (RFC 9208, after DELETED as in its 4.1.4 example) and
+# CONDSTORE's (RFC 7162 3.1.6)
 STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE",
-                "DELETED-STORAGE", "DELETED", "HIGHESTMODSEQ")
+                "DELETED", "DELETED-STORAGE", "HIGHESTMODSEQ")
 
 
 def parse_status(r: p.Reader) -> tuple[bytes, set[str]]:

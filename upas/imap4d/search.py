@@ -329,6 +329,16 @@ def _has_modseq(k: p.Key) -> bool:
     return k.op == "MODSEQ" or any(_has_modseq(x) for x in k.kids or ())
 
 
+def modseq_reporter(s, key: p.Key) -> Callable[["Message"], int] | None:
+    """For a search with a MODSEQ key (which enables CONDSTORE, RFC 7162
+    3.1): a message's MODSEQ, for the reply's highest; else None."""
+    if not _has_modseq(key):
+        return None
+    condstore.enable(s, [condstore.CONDSTORE])
+    box = s.box
+    return lambda m: box.modseqs.of(m.uid)
+
+
 def parse_search(r: p.Reader):
     return p.search_program(r)
 
@@ -388,9 +398,7 @@ def search(s, req: Request) -> None:
         esearch.forget(s, ret)
         return
     box: Mailbox = s.box
-    by_modseq = _has_modseq(key)
-    if by_modseq:
-        condstore.enable(s, [condstore.CONDSTORE])
+    modseq_of = modseq_reporter(s, key)
     s.report(expunges=req.uid, uid=req.uid)   # what changed first (RFC 3501 5.2, 7.4.1)
     found = matching(s, key)
     if ret is None:
@@ -399,9 +407,9 @@ def search(s, req: Request) -> None:
             s.untagged(rev2.esearch(req.tag, req.uid, nums))
         else:
             words = ["SEARCH"] + [str(h) for h in nums]
-            if by_modseq and found:     # the highest MODSEQ found (RFC 7162 3.1.5)
-                words.append(f"(MODSEQ {max(box.modseqs.of(m.uid) for m in found)})")
+            if modseq_of and found:     # the highest MODSEQ found (RFC 7162 3.1.5)
+                words.append(f"(MODSEQ {max(modseq_of(m) for m in found)})")
             s.untagged(" ".join(words))
     else:
-        esearch.answer(s, req, ret, found, ordered=False)
+        esearch.answer(s, req, ret, found, ordered=False, modseq_of=modseq_of)
     s.ok(req)

@@ -77,12 +77,15 @@ def cmd_sort(s, req: Request) -> None:
     if search.charset_refused(s, req, charset):
         esearch.forget(s, ret)
         return
+    modseq_of = search.modseq_reporter(s, key)
     s.report(expunges=req.uid, uid=req.uid)
     found = order(s, search.matching(s, key), criteria)
     if ret is not None:
-        esearch.answer(s, req, ret, found, ordered=True)
+        esearch.answer(s, req, ret, found, ordered=True, modseq_of=modseq_of)
     else:
         box = s.box
-        nums = [m.uid for m in found] if req.uid else [box.seq(m) for m in found]
-        s.untagged(" ".join(["SORT"] + [str(n) for n in nums]))
+        words = ["SORT"] + [str(m.uid if req.uid else box.seq(m)) for m in found]
+        if modseq_of and found:         # RFC 7162 3.1.9, as SEARCH's
+            words.append(f"(MODSEQ {max(modseq_of(m) for m in found)})")
+        s.untagged(" ".join(words))
     s.ok(req)
