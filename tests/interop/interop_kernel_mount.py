@@ -14,13 +14,12 @@ import os
 import shutil
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from tests.test_frontends import imap, intact, message, store_messages, uids_flags
+from tests.test_frontends import append_at_once, imap, intact, message, store_messages, uids_flags
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -115,40 +114,10 @@ def test_imap_through_the_kernel_mount_agrees_with_a_boxfs_frontend(fuse_front):
 def test_appends_through_the_kernel_mount_and_deliveries_on_the_store(fuse_front):
     c = fuse_front
     before = len(store_messages(c.mailroot))
-    errors: list[str] = []
-
-    def appender(k: int) -> None:
-        try:
-            s = imap(c.fronts["fe3"])
-            for i in range(8):
-                mid = f"fe3.{k}.{i}@test"
-                typ, data = s.append("INBOX", None, None, message(mid, 20000 + 3000 * i))
-                if typ != "OK":
-                    errors.append(f"{mid}: {typ} {data}")
-            s.logout()
-        except Exception as e:      # noqa: BLE001 -- reported below
-            errors.append(f"fe3.{k}: {e!r}")
-
-    def deliverer() -> None:
-        env = dict(os.environ, MAILROOT=str(c.mailroot), user="glenda")
-        for i in range(8):
-            p = subprocess.run([sys.executable, "-m", "upas.mbappend", "/mail/box/glenda/mbox"],
-                               input=message(f"store.{i}@test", 25000), env=env,
-                               capture_output=True, timeout=60)
-            if p.returncode:
-                errors.append(f"mbappend {i}: {p.stderr!r}")
-    threads = [threading.Thread(target=appender, args=(k,)) for k in range(2)]
-    threads.append(threading.Thread(target=deliverer))
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(150)
-    assert not errors, errors
+    sent = append_at_once(c, [("fe3", 0), ("fe3", 1)])
     msgs = store_messages(c.mailroot)[before:]
-    assert sorted(m["Message-ID"] for m in msgs) == sorted(
-        [f"<fe3.{k}.{i}@test>" for k in range(2) for i in range(8)]
-        + [f"<store.{i}@test>" for i in range(8)])
-    assert all(intact(m) for m in msgs)
+    assert sorted(m["Message-ID"] for m in msgs) == sorted(sent)
+    assert len(sent) == 24 and all(intact(m) for m in msgs)
     k, b = imap(c.fronts["fe3"]), imap(c.fronts["fe1"])
     assert int(k.select("INBOX")[1][0]) == int(b.select("INBOX")[1][0]) == before + 24
     assert uids_flags(k) == uids_flags(b)
