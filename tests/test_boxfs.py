@@ -56,6 +56,17 @@ def test_a_user_sees_only_their_own_directory(boxfs):
         ns.read("/mail/box/glenda/bob/mbox")
 
 
+def test_the_attach_name_names_the_users_tree(boxfs):
+    """9pfuse attaches as the local login (root) with -a USER: the aname
+    picks the directory, under the same checks as a uname."""
+    root, addr = boxfs
+    with ninep.Client.dial(addr, uname="root", aname="bob") as c:
+        assert sorted(c.readdir_names("")) == sorted(os.listdir(root / "box" / "bob"))
+    for bad in ("../glenda", "nosuchuser"):
+        with pytest.raises(ninep.Error, match="permission denied"):
+            ninep.Client.dial(addr, uname="glenda", aname=bad)
+
+
 def test_confine_after_login_remounts_as_the_user(boxfs):
     ns = nsmod.Namespace.default("nobody-yet")
     ns.confine("bob")

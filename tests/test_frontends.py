@@ -142,9 +142,13 @@ def test_idle_on_one_frontend_sees_an_append_through_the_other(cluster):
     b.logout()
 
 
-def test_appends_from_both_frontends_and_the_store_at_once_lose_and_tear_nothing(cluster):
-    before = len(store_messages(cluster.mailroot))
+def append_at_once(cluster, sessions: list[tuple[str, int]], deliveries: int = 8) -> list[str]:
+    """Eight APPENDs from each IMAP session (front, k) and `deliveries` on
+    the store itself (mbappend, the fcntl lock), all at once; the
+    Message-IDs sent (each send asserted to have succeeded)."""
     errors: list[str] = []
+    sent = [f"<{f}.{k}.{i}@test>" for f, k in sessions for i in range(8)] + \
+        [f"<store.{i}@test>" for i in range(deliveries)]
 
     def appender(front: str, k: int) -> None:
         try:
@@ -157,26 +161,30 @@ def test_appends_from_both_frontends_and_the_store_at_once_lose_and_tear_nothing
             c.logout()
         except Exception as e:      # noqa: BLE001 -- reported below
             errors.append(f"{front}.{k}: {e!r}")
+
     def deliverer() -> None:
-        """Deliveries on the store itself (mbappend, the fcntl lock)."""
         env = dict(os.environ, MAILROOT=str(cluster.mailroot), user="glenda")
-        for i in range(8):
+        for i in range(deliveries):
             p = subprocess.run([sys.executable, "-m", "upas.mbappend", "/mail/box/glenda/mbox"],
                                input=message(f"store.{i}@test", 25000), env=env,
                                capture_output=True, timeout=60)
             if p.returncode:
                 errors.append(f"mbappend {i}: {p.stderr!r}")
-    threads = [threading.Thread(target=appender, args=(f, k)) for f in ("fe1", "fe2") for k in range(2)]
+    threads = [threading.Thread(target=appender, args=s) for s in sessions]
     threads.append(threading.Thread(target=deliverer))
     for t in threads:
         t.start()
     for t in threads:
-        t.join(120)
+        t.join(150)
     assert not errors, errors
+    return sent
+
+
+def test_appends_from_both_frontends_and_the_store_at_once_lose_and_tear_nothing(cluster):
+    before = len(store_messages(cluster.mailroot))
+    sent = append_at_once(cluster, [(f, k) for f in ("fe1", "fe2") for k in range(2)])
     msgs = store_messages(cluster.mailroot)
-    ids = [m["Message-ID"] for m in msgs[before:]]
-    assert sorted(ids) == sorted([f"<fe{f}.{k}.{i}@test>" for f in (1, 2) for k in range(2)
-                                  for i in range(8)] + [f"<store.{i}@test>" for i in range(8)])
+    assert sorted(m["Message-ID"] for m in msgs[before:]) == sorted(sent)
     assert all(intact(m) for m in msgs[before:])
     c = imap(cluster.fronts["fe2"])
     assert int(c.select("INBOX")[1][0]) == len(msgs)

@@ -4,8 +4,8 @@
 
 On Plan 9 /mail/box lives on the file server and a frontend's imap4d
 reaches it over 9P.  This is that file server for a store: a 9P attach
-as USER (the Tattach uname, as the store's upasfs broker takes it) is
-rooted at $MAILROOT/box/USER, and nothing outside it can be walked to
+as USER (the Tattach uname, as the store's upasfs broker takes it, or
+the aname when one is given) is rooted at $MAILROOT/box/USER, and nothing outside it can be walked to
 (`..` stops at the root; a symbolic link that leads out is refused).
 Frontends mount it on /mail/box/USER (`$boxfs`, upas/ns.py), so imap4d's
 .imp files, folders, subscriptions and APPEND work with no shared disk.
@@ -242,10 +242,15 @@ class BoxFS:
         self.box = os.path.realpath(os.path.join(mailroot, "box"))
 
     def attach(self, uname: str, aname: str) -> Node:
-        root = os.path.join(self.box, uname)
-        if not valid(uname) or "/" in uname or uname in (".", "..") or not os.path.isdir(root):
+        """uname's directory, or aname's when one is given: the tree named
+        at attach, as Plan 9's file servers take it.  A kernel mount needs
+        it (9pfuse attaches as the local login, root, with -a USER); and
+        with no authentication here it gives no more than uname does."""
+        user = aname or uname
+        root = os.path.join(self.box, user)
+        if not valid(user) or "/" in user or user in (".", "..") or not os.path.isdir(root):
             raise Error("permission denied")
-        return HostFile(os.path.realpath(root), os.path.realpath(root), uname)
+        return HostFile(os.path.realpath(root), os.path.realpath(root), user)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -21,8 +21,8 @@ keeps the mail and serves the auth server, factotum, ratfs and the mail
 boxfs: /mail/box) over TCP at -h on the STORE_PORTS; `frontend` runs only
 the launcher, its servers reaching those on -S storehost through $auth,
 $factotum, $ratify, $upasfs and $boxfs.  -K: the frontend's mail/box is
-the store's /mail/box mounted by the kernel (NFS, v9fs; docs/running.md),
-used instead of boxfs.
+the store's /mail/box mounted by the kernel (9pfuse of boxfs, tested;
+NFS, v9fs; docs/running.md), used instead of boxfs.
 """
 from __future__ import annotations
 

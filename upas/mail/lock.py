@@ -127,6 +127,13 @@ class Lock:
         self.release()
 
 
+# A kernel mount of a Plan 9 file server (9pfuse of the store's boxfs)
+# refuses a second open of the exclusive-use L.mbox: Plan 9's "exclusive
+# use file already open", which 9pfuse's errstr table does not know and
+# turns into ERANGE (its default); EBUSY where a mount maps "in use".
+_OPEN_BUSY = (errno.ERANGE, errno.EBUSY)
+
+
 class MailLock(Lock):
     """`<dirpath>/L.mbox` on this host, held with fcntl."""
 
@@ -138,6 +145,10 @@ class MailLock(Lock):
         old = os.umask(0)
         try:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        except OSError as e:
+            if e.errno in _OPEN_BUSY:
+                return None
+            raise
         finally:
             os.umask(old)
         try:
