@@ -20,7 +20,7 @@ import signal
 import time
 from pathlib import Path
 
-from bench.procs import children, cmdline, descendants, pss_kb, vmhwm_kb
+from bench.procs import children, cmdline, descendants, ppid, pss_kb, vmhwm_kb
 
 USER = "glenda"
 PASSWORD = "glenda-apop"        # the demo user's mail secret (auth/demo.py)
@@ -108,6 +108,12 @@ class Ours:
     def upasfs_peak_kb(self) -> int:
         live = [vmhwm_kb(p) for p in self._upasfs()] if self.host else []
         return max([self.fs_peak, *live])
+
+    def session_pss_kb(self) -> list[int]:
+        """PSS of each session now: its process and its descendants."""
+        sessions = set(self._sessions())
+        return [sum(pss_kb(q) for q in descendants(p)) for p in sessions
+                if ppid(p) not in sessions]
 
     def peak_kb(self) -> int:
         return (sum(vmhwm_kb(p) for p in self._upasfs()) +
