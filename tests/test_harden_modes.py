@@ -43,7 +43,7 @@ def test_everything_the_servers_write_is_owner_only(mail_host):
     assert stat.S_IMODE(os.stat(root).st_mode) == 0o700
     assert modes(root) == []                       # the copied tree
     env = dict(os.environ, MAILROOT=str(root))
-    # 16 messages: enough for imap4d to keep a digest cache (digestcache.SMALL)
+    # 16 messages: enough for imap4d to keep a digest cache (fetchcache.SMALL)
     for user in ["glenda"] * 16 + ["newuser"]:
         (root / "box" / user).mkdir(mode=0o700, exist_ok=True)
         r = subprocess.run([sys.executable, "-m", "upas.mbappend", f"/mail/box/{user}/mbox"],
@@ -60,7 +60,7 @@ def test_everything_the_servers_write_is_owner_only(mail_host):
     assert c.select("INBOX")[0] == "OK"
     assert c.store("1:*", "+FLAGS", "($Keyword)")[0] == "OK"
     assert c.fetch("1:*", "(ENVELOPE BODYSTRUCTURE RFC822.SIZE)")[0] == "OK"
-    assert (root / "box" / "glenda" / "mbox.idx.imp").exists()
+    assert (root / "box" / "glenda" / "mbox.imap4d.imp").exists()
     assert modes(root) == []
     assert c.store("1", "+FLAGS", "(\\Deleted)")[0] == "OK"
     assert c.expunge()[0] == "OK"

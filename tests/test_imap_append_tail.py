@@ -15,6 +15,7 @@ import os
 import re
 
 from upas import mbappend
+from upas import ns as nsmod
 from upas.imap4d import imp
 
 OTHER = (b"From bob Fri Nov 27 01:00:00 2026\nFrom: bob@example.org\n"
@@ -106,7 +107,9 @@ def test_a_torn_tail_of_the_imp_is_ignored(tmp_path):
     path = tmp_path / "mbox.imp"
     path.write_bytes(old)
     line = imp.format_entry(imp.Entry(d2, 2, {"\\Recent"}), True)
-    new = imp.append_in_place(str(path), old, 3, line)
+    ns = nsmod.Namespace("glenda")
+    ns.bind_dir("/mail/box/glenda", str(tmp_path))
+    new = imp.append_in_place(ns, "/mail/box/glenda/mbox.imp", old, 3, line)
     whole = imp.format_imp(imp.ImpFile(7, 3, [imp.Entry(d1, 1, {"\\Seen"}),
                                               imp.Entry(d2, 2, {"\\Recent"})]), True)
     assert new == whole == path.read_bytes()

@@ -14,7 +14,8 @@ import pytest
 
 from upas import mbappend
 from upas import ns as nsmod
-from upas.imap4d import imp, mailbox
+from upas.imap4d import imp
+from upas.mail import fsview
 from upas.imap4d.mailbox import Mailbox
 
 BOX = "/mail/box/glenda/mbox"
@@ -45,7 +46,7 @@ def test_a_session_behind_keeps_what_others_numbered(upasfs, monkeypatch):
 
     # the session behind rewrites the file from its older listing
     with behind.ns.lock(behind.dir):
-        behind._merge_imp()
+        behind._merge(settle=True, force=True)
         behind._write_imp()
     assert len(behind.msgs) == known
 
@@ -90,7 +91,7 @@ def test_a_listing_older_than_a_recorded_delete_numbers_nothing_anew(upasfs, mon
 
     # the interleaving: merge (under the lock) from the listing made before
     gone.uid = 0
-    behind.uidnext = 1
+    behind.state.uidnext = 1
     behind._under_lock()
     assert gone.expunged
     with open(upasfs.mbox + ".imp", "rb") as f:
@@ -105,9 +106,9 @@ def test_a_listing_older_than_a_recorded_delete_numbers_nothing_anew(upasfs, mon
 @pytest.fixture(autouse=True)
 def _fresh_digests(monkeypatch):
     """Each test has its own upasfs, numbering alike: a digest one test's
-    views read for a message number is not another's (mailbox._DIGESTS is
+    views read for a message number is not another's (fsview._DIGESTS is
     per process, as imap4d has one upasfs)."""
-    monkeypatch.setattr(mailbox, "_DIGESTS", {})
+    monkeypatch.setattr(fsview, "_DIGESTS", {})
 
 
 def _entries(fs) -> list[imp.Entry]:

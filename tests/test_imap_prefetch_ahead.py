@@ -33,11 +33,12 @@ def test_next_batch_is_asked_for_before_this_one_is_answered(views):
     log: list = []
     _spy(batched, log)
     first = fetch.first_files(atts)
+    files = prefetch.Files(batched.view)
 
     def one(m):
         log.append(("answer", m.fsnum))
-        return b" ".join(prefetch.gather(lambda a: fetch.item(batched, m, a, "imap.test"), atts))
-    got = [r for _, r in prefetch.evaluate(batched, batched.msgs, one, first)]
+        return b" ".join(files.gather(lambda a: fetch.item(files, m, a, "imap.test"), atts, b""))
+    got = [r for _, r in prefetch.evaluate(files, batched.msgs, one, first)]
     assert got == want
     begins = [i for i, e in enumerate(log) if e[0] == "begin"]
     answers = [i for i, e in enumerate(log) if e[0] == "answer"]
@@ -57,12 +58,12 @@ def test_next_batch_is_asked_for_before_this_one_is_answered(views):
 
 def test_files_longer_than_one_read_are_read_whole(views, monkeypatch):
     direct, batched = views
-    monkeypatch.setattr(prefetch, "_iounit", lambda box, paths: 300)
+    monkeypatch.setattr(prefetch, "_iounit", lambda box: 300)
     atts = p.fetch_atts(p.Reader([ATTS]))
     want = _fetch_direct(direct, atts)
-    assert any(len(direct.read(m, "rawbody")) > 300 for m in direct.msgs)
+    plain = prefetch.Files(direct.view)
+    assert any(len(plain.read(m, "rawbody")) > 300 for m in direct.msgs)
     assert _fetch_batched(batched, atts) == want
-    assert batched.held == {} and not batched.speculative
 
 
 def test_a_fetch_stopped_early_leaves_the_connection_clean(views):
@@ -70,10 +71,12 @@ def test_a_fetch_stopped_early_leaves_the_connection_clean(views):
     atts = p.fetch_atts(p.Reader([ATTS]))
     want = _fetch_direct(direct, atts)
 
+    files = prefetch.Files(batched.view)
+
     def one(m):
-        return b" ".join(prefetch.gather(lambda a: fetch.item(batched, m, a, "imap.test"), atts))
-    it = prefetch.evaluate(batched, batched.msgs, one, fetch.first_files(atts))
+        return b" ".join(files.gather(lambda a: fetch.item(files, m, a, "imap.test"), atts, b""))
+    it = prefetch.evaluate(files, batched.msgs, one, fetch.first_files(atts))
     assert next(it)[1] == want[0]
     it.close()                  # the next batch's reads were in flight
-    assert batched.held == {}
+    assert files.held == {}
     assert _fetch_batched(batched, atts) == want

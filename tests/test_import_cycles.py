@@ -25,10 +25,7 @@ PACKAGES = ("upas", "auth", "lib", "bench", "fuzz", "tests")
 # Circles still being removed, each a sorted tuple of module names (a
 # strongly connected component).  Remove an entry when its circle goes;
 # never add one.
-KNOWN: set[tuple[str, ...]] = {
-    # imap4d's Mailbox and its FETCH prefetch (the fsview work of issue 15)
-    ("upas.imap4d.mailbox", "upas.imap4d.prefetch"),
-}
+KNOWN: set[tuple[str, ...]] = set()
 
 
 def module_name(path: Path) -> str:

@@ -4,6 +4,8 @@ import time
 
 import pytest
 
+from tests.fixtures.ninep import MemDir, MemFile
+from upas.ninep.codec import Stat
 from upas.ns import Error, Namespace, cleanname
 
 
@@ -183,3 +185,67 @@ def test_read_many_begin_local(tmp_path):
     finish = ns.read_many_begin(["/mail/box/glenda/a", "/mail/box/glenda/b"], 3)
     (tmp_path / "b").write_bytes(b"beta")       # made before the collection
     assert finish() == [b"alp", b"bet"]
+
+
+# -- delivery's operations: append, write in place, the stat key ----------------
+# (what APPEND and mbappend use; defined so that a mail store served over
+# 9P can take them: here the same calls on a local mount and over 9P)
+
+def test_append_ends_an_unended_last_line_and_reports_the_new_key(tree):
+    ns, root = tree
+    path = "/mail/box/glenda/mbox"
+    (root / "box" / "glenda" / "mbox").write_bytes(b"From a\n\ncut off")
+    before = ns.stat(path)
+    d = ns.append(path, b"From b\n\nnew\n\n", after=b"\n", sync=True)
+    assert (root / "box" / "glenda" / "mbox").read_bytes() == b"From a\n\ncut off\nFrom b\n\nnew\n\n"
+    assert d.length == len(b"From a\n\ncut off\nFrom b\n\nnew\n\n")
+    assert (d.qid, d.length) == (ns.stat(path).qid, ns.stat(path).length)
+    assert d.qid != before.qid                # another content, another key
+    ns.append(path, b"more\n", after=b"\n")   # ended: nothing added before it
+    assert (root / "box" / "glenda" / "mbox").read_bytes().endswith(b"\n\nmore\n")
+
+
+def test_append_creates_only_with_a_mode_and_checks_a_prefix(tree):
+    ns, root = tree
+    with pytest.raises(Error, match="file does not exist"):
+        ns.append("/mail/box/glenda/new", b"x")
+    ns.append("/mail/box/glenda/new", b"head\n", perm=0o600)
+    assert (root / "box" / "glenda" / "new").stat().st_mode & 0o777 == 0o600
+    assert ns.append("/mail/box/glenda/new", b"rec\n", prefix=b"other") is None
+    assert ns.append("/mail/box/glenda/new", b"rec\n", prefix=b"head\n") is not None
+    assert (root / "box" / "glenda" / "new").read_bytes() == b"head\nrec\n"
+
+
+def test_write_at_edits_in_place(tree):
+    ns, root = tree
+    (root / "box" / "glenda" / "f").write_bytes(b"0123456789")
+    d = ns.write_at("/mail/box/glenda/f", [(10, b"abc"), (2, b"XY")], sync=True)
+    assert (root / "box" / "glenda" / "f").read_bytes() == b"01XY456789abc"
+    assert d.length == 13
+
+
+class _SyncedFile(MemFile):
+    """A file whose server takes Plan 9's sync (the all-"don't touch" wstat)."""
+    def __init__(self, name: str, data: bytes):
+        super().__init__(name, data, 0o666)
+        self.syncs = 0
+
+    def wstat(self, st, user: str) -> None:
+        assert st == Stat.sync()
+        self.syncs += 1
+
+
+def test_append_and_write_at_over_9p(serve_9p):
+    box = _SyncedFile("mbox", b"From a\n\ncut off")
+    addr = serve_9p(lambda uname, aname: MemDir("/", [box], mode=0o777))
+    ns = Namespace("glenda")
+    ns.mount("/mail/box/glenda", addr)
+    try:
+        d = ns.append("/mail/box/glenda/mbox", b"From b\n\nx\n\n", after=b"\n", sync=True)
+        assert bytes(box.data) == b"From a\n\ncut off\nFrom b\n\nx\n\n" and box.syncs == 1
+        assert d.length == len(box.data)
+        assert ns.append("/mail/box/glenda/mbox", b"y", prefix=b"nope") is None
+        ns.write_at("/mail/box/glenda/mbox", [(0, b"F")], sync=True)
+        assert box.syncs == 2 and len(box.data) == d.length
+    finally:
+        ns.close()

@@ -593,12 +593,6 @@ def test_posted_upasfs_mailbox_name_with_a_space(pop3_factory):
     assert b"Subject: [9fans] acme tips\r\n" in c.multi()
 
 
-def test_posted_name():
-    from upas.pop3.host import posted_name
-    assert posted_name("glenda", "/mail/box/glenda/mbox") == "mbox"
-    assert posted_name("glenda", "/mail/box/glenda/lists/mbox") == "lists!mbox"
-
-
 # -- RFC 2449/5034 additions, only with -e -------------------------------------
 def test_in_use_response_code(pop3_factory):
     """Another client holds the name `mbox` for another file: [IN-USE]."""

@@ -9,7 +9,7 @@ import threading
 
 from tests.test_pop3_server import GLENDA, entries, expected_size, login, wire
 from upas import ns as nsmod
-from upas.mail import digestfile
+from upas.mail import digestcache
 from upas.pop3 import sizecache
 from upas.pop3.sizecache import HEADER, KEY, MAGIC, SizeCache
 
@@ -34,7 +34,7 @@ def expected_list(pop3) -> bytes:
 
 
 def parse(data: bytes) -> dict[bytes, tuple[int, int]]:
-    state, entries, _ = digestfile.parse(data, MAGIC, HEADER)
+    state, entries, _ = digestcache.parse(data, MAGIC, HEADER)
     assert state == "ok"
     return {d.encode(): tuple(int(x) for x in kv[KEY].split()) for d, kv in entries.items()}
 
@@ -44,7 +44,7 @@ def records(path) -> dict[bytes, tuple[int, int]]:
 
 
 def record(digest: str, raw_len: int, size: int) -> bytes:
-    return digestfile.record(digest, KEY, b"%d %d" % (raw_len, size))
+    return digestcache.record(digest, KEY, b"%d %d" % (raw_len, size))
 
 
 def test_first_session_writes_second_reads(pop3_factory):
@@ -94,7 +94,7 @@ def test_corrupt_records_and_torn_tail_are_ignored(pop3_factory):
     lines[1] = lines[1][:-1] + b"9"
     torn = b"\n".join(lines[:-1]) + b"\n" + lines[2][:30]
     cache.write_bytes(torn)
-    state, left, was_torn = digestfile.parse(torn, MAGIC, HEADER)
+    state, left, was_torn = digestcache.parse(torn, MAGIC, HEADER)
     assert state == "ok" and was_torn and d0.decode() not in left
     assert listing(pop3)[1] == expected_list(pop3)
     again = records(cache)                   # rewritten whole, the lost records back
@@ -138,22 +138,22 @@ def test_new_mail_is_added_and_concurrent_sessions_agree(pop3_factory):
 
 
 def test_compaction_drops_gone_messages(tmp_path, monkeypatch):
-    monkeypatch.setattr(digestfile, "SLACK", 2)
+    monkeypatch.setattr(digestcache, "SLACK", 2)
     ns = nsmod.Namespace("glenda")
     ns.bind_dir("/mail/box/glenda", str(tmp_path))
     path = sizecache.cache_path("/mail/box/glenda/mbox", "glenda")
     assert path == "/mail/box/glenda/mbox.pop3.imp"
     c = SizeCache(ns, path)
-    assert c.get(b"a" * 40) is None          # no file: every message a miss
+    assert c.get("a" * 40) is None          # no file: every message a miss
     for i in range(6):
-        c.add(b"%040d" % i, 10 + i, 20 + i)
-    c.add(b"x" * 40, 1, 1)                   # not a digest: not kept
-    c.save({b"%040d" % i for i in range(6)})
+        c.add("%040d" % i, 10 + i, 20 + i)
+    c.add("x" * 40, 1, 1)                   # not a digest: not kept
+    c.save({"%040d" % i for i in range(6)})
     assert len(records(tmp_path / "mbox.pop3.imp")) == 6
     c = SizeCache(ns, path)
-    assert c.get(b"%040d" % 5) == (15, 25)
-    c.add(b"%040d" % 6, 16, 26)
-    c.save({b"%040d" % i for i in (5, 6)})   # 5 of 7 gone: rewritten
+    assert c.get("%040d" % 5) == (15, 25)
+    c.add("%040d" % 6, 16, 26)
+    c.save({"%040d" % i for i in (5, 6)})   # 5 of 7 gone: rewritten
     assert records(tmp_path / "mbox.pop3.imp") == {b"%040d" % 5: (15, 25),
                                                    b"%040d" % 6: (16, 26)}
     assert not (tmp_path / "mbox.pop3.imp.tmp").exists()

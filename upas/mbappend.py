@@ -7,10 +7,12 @@ In the spirit of 9front's upas/mbappend.  BOX is a Plan 9 path
 relative to /mail/box/$user.  The message gets a `From sender date` line
 unless it already starts with one; lines that begin with `From ` are
 escaped with a leading blank as upas delivery does; one empty line
-follows.  The append is made under L.mbox with one write and an fdatasync;
-if anything fails the file is cut back to its old length, so earlier mail
-is never touched.  An mdir BOX gets a new `<secs>.<NN>` file, written to a
-temporary name, fsynced and renamed.
+follows.  The mailbox is written through the namespace (upas/ns.py; its
+directory bound as a mount of its own), under L.mbox: one append and an
+fdatasync, the file cut back to its old length if either fails, so
+earlier mail is never touched.  An mdir BOX gets a new `<secs>.<NN>`
+file, written crash-safely (upas/mail/safewrite.py).  imap4d's APPEND
+stores through append_locked in its own name space.
 """
 from __future__ import annotations
 
@@ -21,10 +23,12 @@ import sys
 import time
 
 from upas import config
-from upas.fs9p.ctl import mboxpath
-from upas.mail.lock import LockError, MailLock
+from upas import ns as nsmod
+from upas.mail import safewrite
+from upas.mail.lock import LockError
 from upas.mail.mbox import MBOXMODE
-from upas.mail.safewrite import fsync_dir
+
+BOX = "/mail/deliver"       # where the mailbox's directory is bound
 
 _FROMLINE = re.compile(rb"(?m)^From ")
 
@@ -49,58 +53,40 @@ def format_message(msg: bytes, sender: str, when: float | None = None) -> bytes:
 
 
 def append_mbox(path: str, data: bytes) -> None:
-    """Append `data` to the mbox file at path under its lock."""
-    with MailLock(os.path.dirname(path) or "."):
-        append_locked(path, data)
+    """Append `data` to the mbox file at host path `path` under its lock."""
+    ns = _bound(os.path.dirname(path) or ".")
+    with ns.lock(BOX):
+        append_locked(ns, f"{BOX}/{os.path.basename(path)}", data)
 
 
-def append_locked(path: str, data: bytes) -> os.stat_result:
-    """append_mbox for a caller holding the lock; the file's stat after.
-    fdatasync, not fsync: it makes the data and the new length durable,
-    which is all an append changes that matters (the mtime is not)."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, MBOXMODE)
-    try:
-        size = os.fstat(fd).st_size
-        if size and os.pread(fd, 1, size - 1) != b"\n":
-            data = b"\n" + data      # never glue onto a truncated last line
-        try:
-            _write_all(fd, data)
-            os.fdatasync(fd)
-        except BaseException:
-            os.ftruncate(fd, size)
-            os.fsync(fd)
-            raise
-        return os.fstat(fd)
-    finally:
-        os.close(fd)
+def append_locked(ns: nsmod.Namespace, path: str, data: bytes) -> nsmod.Dir:
+    """Append to the mbox at `path` in ns, for a caller holding its lock:
+    one write and an fdatasync (the data and the new length are what
+    matter), cut back if either fails, never glued onto a last line a
+    crash left unended; the file's stat after."""
+    return ns.append(path, data, perm=MBOXMODE, after=b"\n", sync=True)
 
 
 def append_mdir(path: str, data: bytes, when: float | None = None) -> str:
-    """Add a message file `<secs>.<NN>` to the mdir at path."""
+    """Add a message file `<secs>.<NN>` to the mdir at host path `path`."""
     secs = int(time.time() if when is None else when)
-    with MailLock(path):
+    ns = _bound(path)
+    with ns.lock(BOX):
         for seq in range(100):
             name = f"{secs}.{seq:02d}"
-            if not os.path.exists(os.path.join(path, name)):
+            if not ns.exists(f"{BOX}/{name}"):
                 break
         else:
             raise OSError("too many messages in one second")
-        tmp = os.path.join(path, f".{name}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            _write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, os.path.join(path, name))
-        fsync_dir(tmp)
+        safewrite.replace(ns, f"{BOX}/{name}", data)
         return name
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    mv = memoryview(data)
-    while mv:
-        mv = mv[os.write(fd, mv):]
+def _bound(dirpath: str) -> nsmod.Namespace:
+    """A name space holding the host directory `dirpath` at BOX."""
+    ns = nsmod.Namespace(config.current().login_name)
+    ns.bind_dir(BOX, dirpath)
+    return ns
 
 
 def main(argv: list[str]) -> int:
@@ -113,14 +99,14 @@ def main(argv: list[str]) -> int:
         return 1
     user = config.current().login_name
     sender = dict(opts).get("-f", user)
-    path = mboxpath(args[0], user)
+    path = nsmod.mboxpath(args[0], user)
     data = format_message(sys.stdin.buffer.read(), sender)
     try:
         if os.path.isdir(path):
             append_mdir(path, data)
         else:
             append_mbox(path, data)
-    except (OSError, LockError) as e:
+    except (nsmod.Error, OSError, LockError) as e:
         print(f"mbappend: {path}: {getattr(e, 'strerror', None) or e}", file=sys.stderr)
         return 1
     return 0

@@ -175,11 +175,65 @@ class _LocalMount:
         except OSError as e:
             raise _oserror(e) from None
 
+    def append(self, rel: str, data: bytes, perm: int | None, after: bytes,
+               prefix: bytes | None, sync: bool) -> Dir | None:
+        try:
+            fd = os.open(self.real(rel), os.O_RDWR | os.O_APPEND
+                         | (os.O_CREAT if perm is not None else 0), perm or 0)
+        except OSError as e:
+            raise _oserror(e) from None
+        try:
+            size = os.fstat(fd).st_size
+            if prefix is not None and os.pread(fd, len(prefix), 0) != prefix:
+                return None
+            if after and size and os.pread(fd, len(after), max(size - len(after), 0)) != after:
+                data = after + data
+            try:
+                _pwrite_all(fd, data, None)
+                if sync:
+                    os.fdatasync(fd)
+            except BaseException:
+                if sync:                # all or nothing: cut back to the old end
+                    os.ftruncate(fd, size)
+                    os.fsync(fd)
+                raise
+            return _dir_from_os(os.path.basename(rel), os.fstat(fd))
+        except OSError as e:
+            raise _oserror(e) from None
+        finally:
+            os.close(fd)
+
+    def write_at(self, rel: str, edits: list[tuple[int, bytes]], sync: bool) -> Dir:
+        try:
+            fd = os.open(self.real(rel), os.O_WRONLY)
+        except OSError as e:
+            raise _oserror(e) from None
+        try:
+            for offset, data in edits:
+                _pwrite_all(fd, data, offset)
+            if sync:
+                os.fdatasync(fd)
+            return _dir_from_os(os.path.basename(rel), os.fstat(fd))
+        except OSError as e:
+            raise _oserror(e) from None
+        finally:
+            os.close(fd)
+
     def local_path(self, rel: str) -> str:
         return self.real(rel)
 
     def close(self) -> None:
         pass
+
+
+def _pwrite_all(fd: int, data: bytes, offset: int | None) -> None:
+    """All of data at offset (None: the end of an O_APPEND file)."""
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view) if offset is None else os.pwrite(fd, view, offset)
+        view = view[n:]
+        if offset is not None:
+            offset += n
 
 
 def _dir_from_os(name: str, st: os.stat_result) -> Dir:
@@ -281,6 +335,46 @@ class _NinepMount:
     def rename(self, old: str, new: str) -> None:
         raise Error("rename not supported over 9P")
 
+    def append(self, rel: str, data: bytes, perm: int | None, after: bytes,
+               prefix: bytes | None, sync: bool) -> Dir | None:
+        """As the local one, but not atomic: 9P has no append mode for a
+        file that is not DMAPPEND; the caller's lock keeps writers apart."""
+        c, p = self.client, self._p(rel)
+
+        def run():
+            try:
+                f = c.open(p, "rw")
+            except Exception:   # noqa: BLE001 -- missing: made if asked to
+                if perm is None:
+                    raise
+                f = c.create(p, perm, "rw")
+            with f:
+                size = f.stat().length
+                if prefix is not None and _pread(f, 0, len(prefix)) != prefix:
+                    return None
+                ended = not after or not size or \
+                    _pread(f, max(size - len(after), 0), len(after)) == after
+                _edit(f, [(size, data if ended else after + data)])
+            return self._synced(p, sync)
+        return self._call(run)
+
+    def write_at(self, rel: str, edits: list[tuple[int, bytes]], sync: bool) -> Dir:
+        c, p = self.client, self._p(rel)
+
+        def run():
+            with c.open(p, "rw") as f:
+                _edit(f, edits)
+            return self._synced(p, sync)
+        return self._call(run)
+
+    def _synced(self, p: str, sync: bool) -> Dir:
+        """With sync, Plan 9's sync of the file (the all-"don't touch"
+        Twstat: commit it to stable storage); its stat."""
+        if sync:
+            from upas.ninep.codec import Stat
+            self.client.wstat(p, Stat.sync())
+        return _dir_from_9p(self.client.stat(p))
+
     def local_path(self, rel: str) -> None:
         return None
 
@@ -296,6 +390,17 @@ class _NinepMount:
                 self.child.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 self.child.kill()
+
+
+def _pread(f, offset: int, count: int) -> bytes:
+    f.seek(offset)
+    return f.read(count)
+
+
+def _edit(f, edits: list[tuple[int, bytes]]) -> None:
+    for offset, data in edits:
+        f.seek(offset)
+        f.write(data)
 
 
 def _dir_from_9p(s) -> Dir:
@@ -492,6 +597,26 @@ class Namespace:
             raise Error("rename across mounts")
         m1.rename(r1, r2)
 
+    def append(self, path: str, data: bytes, *, perm: int | None = None, after: bytes = b"",
+               prefix: bytes | None = None, sync: bool = False) -> Dir | None:
+        """Add data at the end of a file in one write; the file's stat
+        after (its qid and length name this very content: a stat key).
+        `perm`: create the file if it is missing; `after`: written first if
+        the file is not empty and does not end with it (an mbox's last line
+        ended even if a crash cut it); `prefix`: append only if the file
+        still begins with it, else None.  With `sync` the data are on
+        stable storage before the return, and a failed write or sync cuts
+        the file back to its old end (the caller holds the lock: a durable
+        append is all or nothing)."""
+        m, rel = self._resolve(path)
+        return m.append(rel, data, perm, after, prefix, sync)
+
+    def write_at(self, path: str, edits: list[tuple[int, bytes]], sync: bool = False) -> Dir:
+        """Write (offset, bytes) edits in place, in order, then with `sync`
+        commit them to stable storage; the file's stat after."""
+        m, rel = self._resolve(path)
+        return m.write_at(rel, edits, sync)
+
     def exists(self, path: str) -> bool:
         try:
             self.stat(path)
@@ -526,7 +651,7 @@ class Namespace:
         cfg = config.current()
         if cfg.upasfs:
             ns.mount("/mail/fs", cfg.upasfs, lazy=True)
-        ratify = cfg.ratify or _posted("ratify")
+        ratify = cfg.ratify or posted("ratify")
         if ratify:
             ns.mount("/mail/ratify", ratify, lazy=True)
         elif os.path.isdir(os.path.join(root, "ratify")):
@@ -539,7 +664,25 @@ def mailroot() -> str:
     return config.current().mailroot
 
 
-def _posted(name: str) -> str | None:
+def mboxpath(path: str, user: str) -> str:
+    """The host file for a mailbox path given to upasfs's ctl or -f, or to
+    mbappend (upas/fs mboxpath): `/mail/...` is a Plan 9 path, found under
+    $MAILROOT; other paths that start with `/`, `./` or `../` are used as
+    they are; anything else is relative to /mail/box/USER."""
+    if path == "/mail" or path.startswith("/mail/"):
+        try:
+            real = Namespace.default(user).local_path(path)
+            if real:
+                return real
+        except Exception:   # noqa: BLE001 -- a path no mount serves locally
+            pass
+        return os.path.join(mailroot(), path[len("/mail/"):])
+    if path.startswith(("/", "./", "../")):
+        return path
+    return os.path.join(mailroot(), "box", user, path)
+
+
+def posted(name: str) -> str | None:
     """The dial string of service `name` if it is posted in $NAMESPACE."""
     try:
         from upas.ninep.dial import namespace_dir

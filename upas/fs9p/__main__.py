@@ -18,7 +18,7 @@ import threading
 import time
 
 from upas import config
-from upas.fs9p.ctl import mboxpath
+from upas.ns import mboxpath
 from upas.mail import lock
 from upas.fs9p.tree import MailFS
 from upas.mail.mbox import MailError

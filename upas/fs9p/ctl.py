@@ -10,32 +10,12 @@ from upas.mail import mboxindex
 from upas.mail.lock import LockError, MailLock
 from upas.mail.mbox import MailError
 from upas.ninep import Error, Open
-from upas.ns import mailroot
+from upas.ns import mboxpath
 
 EBADCTL = "unknown control message"
 FLAGLETTERS = "aDdfrsS"        # answered Deleted draft flagged recent seen Stored
 # files that go with a mailbox: 9front's index, imap4d's shadow, our index
 BESIDE = (".idx", ".imp", mboxindex.SUFFIX)
-
-
-def mboxpath(path: str, user: str) -> str:
-    """The host file for a mailbox path given to ctl or -f.
-
-    `/mail/...` is a Plan 9 path, found under $MAILROOT; other paths that
-    start with `/`, `./` or `../` are used as they are; anything else is
-    relative to /mail/box/USER (upas/fs mboxpath)."""
-    if path == "/mail" or path.startswith("/mail/"):
-        try:
-            from upas.ns import Namespace
-            real = Namespace.default(user).local_path(path)
-            if real:
-                return real
-        except Exception:
-            pass
-        return os.path.join(mailroot(), path[len("/mail/"):])
-    if path.startswith(("/", "./", "../")):
-        return path
-    return os.path.join(mailroot(), "box", user, path)
 
 
 def parse_flags(spec: str) -> tuple[int, int]:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from upas import config
 from upas import ns as nsmod
-from upas.mail import lock
+from upas.mail import fsview, lock
 from upas.imap4d.session import Options, Session
 from upas.transport.conn import LOGIN, Conn, Deadlines, peer_address
 from upas.transport.events import Event, Hangup, StartTLS
@@ -96,20 +96,11 @@ class Driver:
 
 
 def make_namespace(user: str) -> nsmod.Namespace:
-    """The user's name space (newns): /mail/box/USER and /mail/fs."""
-    # the stand-in for auth_chuid: 9P attaches are made as the user
-    os.environ["user"] = os.environ["USER"] = os.environ["LOGNAME"] = user
-    ns = nsmod.Namespace.default(user)
-    ns.confine(user)
-    if not ns.mounted("/mail/fs"):
-        posted = nsmod._posted("upasfs")
-        try:
-            if posted is None:
-                raise nsmod.Error("no posted upasfs")
-            ns.mount("/mail/fs", posted)
-        except nsmod.Error:             # none, or a stale socket: our own
-            ns.mount_child("/mail/fs", nsmod.python_argv("upas.fs9p", "-i", "-np"),
-                           env=dict(os.environ))
+    """The user's name space (newns): /mail/box/USER, and on /mail/fs the
+    user's shared upasfs or, if there is none, one of our own."""
+    ns = fsview.newns(user)
+    if not fsview.mount_shared(ns):
+        fsview.mount_own(ns)
     return ns
 
 

@@ -8,31 +8,34 @@ zone (9front's form, which INTERNALDATE gives back unchanged); a date in
 the future becomes now.
 
 Nothing is written until the whole literal has arrived, so a client that
-disconnects mid-APPEND leaves the mailbox as it was; mbappend appends under
-the mailbox directory's lock with one write and an fsync, and cuts the
-file back to its old length if that fails.
+disconnects mid-APPEND leaves the mailbox as it was; mbappend appends
+through the session's name space under the mailbox directory's lock with
+one write and an fdatasync, and cuts the file back to its old length if
+that fails.
 
 UIDs: before appending, the target is opened as Plan 9's `status` view
 (mailbox.Mailbox), which gives every message already in the file its uid;
 after appending, a re-check gives the new message the next one.  So the
 uid reported in APPENDUID is the one every later session sees, and UIDs
 keep ascending in mailbox order.  The next APPEND to the same mailbox
-skips the view if, under the lock, the mailbox file and its .imp are as
-this session left them: it appends the message and the .imp lines at once
-(_deliver_at_tail), two fdatasyncs and no listing of the target.
+skips the view if, under the lock, the mailbox file (its stat: qid and
+length) and its .imp are as this session left them: it appends the message
+and the .imp lines (_deliver_at_tail), two fdatasyncs and no listing of the
+target.  Every file is reached through the name space (ns.lock, ns.append,
+ns.write_at, ns.stat), so a mail store served over 9P can take them.
 """
 from __future__ import annotations
 
 import hashlib
 import os
+import posixpath
 import re
 import time
 from dataclasses import dataclass, field
 
 from upas import config
 from upas import ns as nsmod
-from upas.mail.lock import LockError, MailLock
-from upas.mail.mbox import stat_key
+from upas.mail.lock import LockError
 
 from . import imp, names
 from . import parser as p
@@ -95,18 +98,15 @@ def _target(s, path: str) -> Mailbox:
 def deliver(s, path: str, items: list[Item]) -> tuple[int, list[int | None]]:
     """Append items to the mailbox at `path`; (uidvalidity, uid of each).
     A uid is None only if upasfs has not shown the message in time."""
-    real = s.ns.local_path(path)
-    if real is None:
-        raise nsmod.Error("mailbox is not local")
     if s.box is None or s.box.path != path:
-        got = _deliver_at_tail(s, path, real, items)
+        got = _deliver_at_tail(s, path, items)
         if got is not None:
             return got
     box = _target(s, path)
     known = {id(m) for m in box.msgs}
-    from upas import mbappend
-    with MailLock(os.path.dirname(real)):
-        after = stat_key(mbappend.append_locked(real, _stored(items)))
+    from upas import mbappend           # not at start-up: it loads upasfs's mbox code
+    with s.ns.lock(posixpath.dirname(path)):
+        after = _key(mbappend.append_locked(s.ns, path, _stored(items)))
     found = _find(box, known, [it.digest for it in items])
     # only messages stored with flags need the .imp rewritten again (_find's
     # look has recorded their uids)
@@ -124,7 +124,7 @@ def deliver(s, path: str, items: list[Item]) -> tuple[int, list[int | None]]:
         except MailboxError:
             pass    # upasfs went away: the message is stored, its flags are not
     if box is not s.box and all(found):
-        _remember_tail(s, box, real, after)
+        _remember_tail(s, box, after)
     return box.uidvalidity, [m.uid if m else None for m in found]
 
 
@@ -132,27 +132,12 @@ def _stored(items: list[Item]) -> bytes:
     return b"".join(it.entry + b"\n" for it in items)
 
 
+def _key(d: nsmod.Dir) -> tuple:
+    """What names this very content of a file: its qid and length."""
+    return (d.qid, d.length)
+
+
 # ------------------------------------------------ a run of APPENDs, at the tail
-
-_SYNCER = None
-
-
-def _syncer():
-    """One worker thread for the mailbox half of an APPEND at the tail."""
-    global _SYNCER
-    if _SYNCER is None:
-        from concurrent.futures import ThreadPoolExecutor
-        _SYNCER = ThreadPoolExecutor(1, thread_name_prefix="append")
-    return _SYNCER
-
-
-def _read(real: str) -> bytes | None:
-    try:
-        with open(real, "rb") as f:
-            return f.read()
-    except FileNotFoundError:
-        return None
-
 
 @dataclass
 class _Tail:
@@ -165,7 +150,7 @@ class _Tail:
     kw: bytes | None
 
 
-def _remember_tail(s, box: Mailbox, real: str, after: tuple) -> None:
+def _remember_tail(s, box: Mailbox, after: tuple) -> None:
     """After an APPEND through a view of the target: if nobody wrote the
     mailbox since our append (so the view, which has listed our message,
     listed the whole file) and the .imp is still what the view wrote
@@ -173,19 +158,18 @@ def _remember_tail(s, box: Mailbox, real: str, after: tuple) -> None:
     s.extra.pop("append_tail", None)
     if box.imp_known is None or any(not m.uid for m in box.msgs if not m.expunged):
         return
-    with MailLock(os.path.dirname(real)):
+    with s.ns.lock(box.dir):
         try:
-            if stat_key(os.stat(real)) != after:
+            if _key(s.ns.stat(box.path)) != after:
                 return
-        except OSError:
+        except nsmod.Error:
             return
         if (imp.read_file(s.ns, box.imppath), imp.read_file(s.ns, box.kwpath)) != box.imp_known:
             return
     s.extra["append_tail"] = _Tail(box.path, after, *box.imp_known)
 
 
-def _deliver_at_tail(s, path: str, real: str, items: list[Item]
-                     ) -> tuple[int, list[int | None]] | None:
+def _deliver_at_tail(s, path: str, items: list[Item]) -> tuple[int, list[int | None]] | None:
     """Append without listing the target in upasfs, when nothing but this
     session has written the mailbox and its .imp since its last APPEND
     there (checked under the lock, by the file's stat and the .imp's bytes):
@@ -196,34 +180,29 @@ def _deliver_at_tail(s, path: str, real: str, items: list[Item]
     if tail is None or tail.path != path or any(it.keywords for it in items):
         return None
     from upas import mbappend
-    impreal, kwreal = s.ns.local_path(path + ".imp"), s.ns.local_path(path + ".kw.imp")
-    if impreal is None or kwreal is None:
-        return None
-    with MailLock(os.path.dirname(real)):
+    ns, imppath = s.ns, path + ".imp"
+    with ns.lock(posixpath.dirname(path)):
         try:
-            if stat_key(os.stat(real)) != tail.key:
+            if _key(ns.stat(path)) != tail.key:
                 return None
-        except OSError:
+        except nsmod.Error:
             return None
-        if _read(impreal) != tail.imp or _read(kwreal) != tail.kw:
+        if imp.read_file(ns, imppath) != tail.imp or imp.read_file(ns, path + ".kw.imp") != tail.kw:
             return None
         head = imp.header(tail.imp)
         if head is None:
             return None
         validity, first = head
         s.extra.pop("append_tail")          # until both files are written
-        # the two appends and their fdatasyncs at once (the syncs overlap
-        # in the kernel); no reply before both are done, and either alone
-        # after a crash is harmless: a message without its line is numbered
-        # later, a line without its message is dropped as deleted mail is
-        stored = _syncer().submit(mbappend.append_locked, real, _stored(items))
+        # the message, then its lines; no reply before both are synced, and
+        # either alone after a crash is harmless: a message without its line
+        # is numbered later, a line without its message is dropped as
+        # deleted mail is
+        after = _key(mbappend.append_locked(ns, path, _stored(items)))
         uids = list(range(first, first + len(items)))
         lines = b"".join(imp.format_entry(imp.Entry(it.digest, uid, it.flags | {"\\Recent"}), True)
                          for it, uid in zip(items, uids))
-        try:
-            new = imp.append_in_place(impreal, tail.imp, first + len(items), lines)
-        finally:
-            after = stat_key(stored.result())
+        new = imp.append_in_place(ns, imppath, tail.imp, first + len(items), lines)
     s.extra["append_tail"] = _Tail(path, after, new, tail.kw)
     return validity, uids
 

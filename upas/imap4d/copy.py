@@ -13,7 +13,7 @@ from upas import ns as nsmod
 from upas.imap4d import append, names
 from upas.imap4d import parser as p
 from upas.imap4d.mailbox import Mailbox, Message
-from upas.imap4d.prefetch import evaluate
+from upas.imap4d.prefetch import Files, evaluate
 from upas.imap4d.request import Request
 
 
@@ -35,8 +35,9 @@ def mbox_entry(unixheader: bytes, raw: bytes) -> bytes:
 
 def stored_entries(box: Mailbox, msgs: list[Message]) -> list[bytes]:
     """mbox_entry of each message, the files of many read at once."""
-    return [e for _, e in evaluate(box, msgs, lambda m: mbox_entry(
-        box.read(m, "unixheader"), box.read(m, "raw")), lambda m: ("unixheader", "raw"))]
+    files = Files(box.view)
+    return [e for _, e in evaluate(files, msgs, lambda m: mbox_entry(
+        files.read(m, "unixheader"), files.read(m, "raw")), lambda m: ("unixheader", "raw"))]
 
 
 def copy(s, req: Request) -> None:

@@ -9,11 +9,11 @@ from __future__ import annotations
 import re
 import time
 
-from upas.imap4d import digestcache
+from upas.imap4d import fetchcache
 from upas.imap4d import envelope as env
 from upas.imap4d import parser as p
 from upas.imap4d.mailbox import Mailbox, MailboxError, Message
-from upas.imap4d.prefetch import evaluate, gather, once
+from upas.imap4d.prefetch import Files, evaluate
 from upas.imap4d.request import Request
 
 SEEN_SETTERS = ("RFC822", "RFC822.TEXT")
@@ -33,13 +33,13 @@ class Node:
     that boundary in the part's files; RFC 2046 5.1.1 gives it to the
     boundary, so body() leaves it out (docs/decisions.md)."""
 
-    def __init__(self, box: Mailbox, msg: Message, rel: str = "",
+    def __init__(self, files: Files, msg: Message, rel: str = "",
                  default_type: str = "text/plain", bounded: bool = False):
-        self.box, self.msg, self.rel, self.default_type = box, msg, rel, default_type
+        self.files, self.msg, self.rel, self.default_type = files, msg, rel, default_type
         self.bounded = bounded
 
     def file(self, name: str) -> bytes:
-        return self.box.read(self.msg, f"{self.rel}/{name}" if self.rel else name)
+        return self.files.read(self.msg, f"{self.rel}/{name}" if self.rel else name)
 
     def body(self) -> bytes:
         """The node's body as IMAP sends it: CRLF line ends, without the
@@ -63,13 +63,13 @@ class Node:
         ct = self.ctype()
         dflt = "message/rfc822" if ct.subtype == "digest" else "text/plain"
         multi = ct.type == "multipart"
-        return [Node(self.box, self.msg, f"{self.rel}/{k}" if self.rel else str(k), dflt, multi)
-                for k in self.box.subdirs(self.msg, self.rel)]
+        return [Node(self.files, self.msg, f"{self.rel}/{k}" if self.rel else str(k), dflt, multi)
+                for k in self.files.parts(self.msg, self.rel)]
 
     def embedded(self) -> "Node | None":
         """The message inside a message/rfc822 node (it ends where the node does)."""
-        kids = self.box.subdirs(self.msg, self.rel)
-        return Node(self.box, self.msg, f"{self.rel}/1" if self.rel else "1",
+        kids = self.files.parts(self.msg, self.rel)
+        return Node(self.files, self.msg, f"{self.rel}/1" if self.rel else "1",
                     bounded=self.bounded) if kids else None
 
     def is_rfc822(self) -> bool:
@@ -138,7 +138,8 @@ def bodystructure(node: Node, ext: bool, site: str) -> bytes:
     if ct.type == "multipart":
         kids = node.children()
         if kids:
-            out = b"(" + b"".join(gather(lambda k: bodystructure(k, ext, site), kids)) + \
+            out = b"(" + b"".join(node.files.gather(lambda k: bodystructure(k, ext, site),
+                                                    kids, b"")) + \
                 b" " + env.istring(ct.subtype)
             if ext:
                 out += b" " + env.plist(ct.params) + b" " + env.disposition(hdr) + b" " + \
@@ -189,12 +190,12 @@ def internaldate(unixheader: bytes) -> str:
                                            m.group(5).decode(), "-" if z < 0 else "+", abs(z))
 
 
-def rfc822_size(box: Mailbox, m: Message) -> int:
+def rfc822_size(files: Files, m: Message) -> int:
     size = m.cache.get("size")
     if size is None:
-        top = Node(box, m)
+        top = Node(files, m)
         size = len(env.header_block(top.file("rawheader"))) + len(env.crlf(top.file("rawbody")))
-        m.cache["size"] = size
+        files.keep(lambda: m.cache.__setitem__("size", size))
     return size
 
 
@@ -203,30 +204,30 @@ def flags_item(m: Message) -> bytes:
 
 
 # items computed from the message's content (and the site) alone
-KEPT = ("RFC822.SIZE", "ENVELOPE", "BODY", "BODYSTRUCTURE")
+CONTENT_ITEMS = ("RFC822.SIZE", "ENVELOPE", "BODY", "BODYSTRUCTURE")
 
 
-def kept_item(box: Mailbox, m: Message, a: p.FetchAtt, site: str,
-              kept: digestcache.DigestCache | None) -> bytes:
+def cached_item(files: Files, m: Message, a: p.FetchAtt, site: str,
+                cache: fetchcache.FetchCache | None) -> bytes:
     """item(), taken from or added to the digest cache when it is one of
     the items the content alone determines."""
-    if kept is None or a.name not in KEPT:
-        return item(box, m, a, site)
-    v = kept.get(m.digest, a.name)
+    if cache is None or a.name not in CONTENT_ITEMS:
+        return item(files, m, a, site)
+    v = cache.get(m.digest, a.name)
     if v is None:
-        v = item(box, m, a, site)
-        kept.put(m.digest, a.name, v)
+        v = item(files, m, a, site)
+        files.keep(lambda: cache.put(m.digest, a.name, v))
     return v
 
 
-def item(box: Mailbox, m: Message, a: p.FetchAtt, site: str) -> bytes:
-    top = Node(box, m)
+def item(files: Files, m: Message, a: p.FetchAtt, site: str) -> bytes:
+    top = Node(files, m)
     if a.name == "FLAGS":
         return flags_item(m)
     if a.name == "UID":
         return b"UID %d" % m.uid
     if a.name == "RFC822.SIZE":
-        return b"RFC822.SIZE %d" % rfc822_size(box, m)
+        return b"RFC822.SIZE %d" % rfc822_size(files, m)
     if a.name == "INTERNALDATE":
         return b'INTERNALDATE "' + internaldate(top.file("unixheader")).encode() + b'"'
     if a.name == "ENVELOPE":
@@ -245,16 +246,16 @@ def item(box: Mailbox, m: Message, a: p.FetchAtt, site: str) -> bytes:
     return label + b" " + env.literal(data)
 
 
-def first_files(atts: list[p.FetchAtt], kept: digestcache.DigestCache | None = None):
+def first_files(atts: list[p.FetchAtt], cache: fetchcache.FetchCache | None = None):
     """m -> the files of message m itself that these items certainly read
     (none for the items the digest cache holds for m)."""
-    if kept is not None:
-        mine = _files([a for a in atts if a.name not in KEPT])
-        rest = [a for a in atts if a.name in KEPT]
+    if cache is not None:
+        mine = _files([a for a in atts if a.name not in CONTENT_ITEMS])
+        rest = [a for a in atts if a.name in CONTENT_ITEMS]
         theirs = _files(rest)
 
         def files(m: Message) -> list[str]:
-            if all(kept.get(m.digest, a.name) is not None for a in rest):
+            if all(cache.get(m.digest, a.name) is not None for a in rest):
                 return mine(m)
             return sorted(set(mine(m)) | set(theirs(m)))
         return files
@@ -316,25 +317,27 @@ def fetch(s, req: Request) -> None:
             pass            # upasfs is gone: the reads below fail too
     s.announce_keywords()       # the merge may have brought others' keywords
     site = s.opts.site
-    kept = _cache(box, site, atts, len(msgs))
+    cache = _cache(box, site, atts, len(msgs))
+    files = Files(box.view)
 
     def response(m: Message) -> bytes | None:
         def one(i: int) -> bytes:
-            return once(box, m, str(i), lambda: kept_item(box, m, atts[i], site, kept))
+            return files.once(m, str(i), lambda: cached_item(files, m, atts[i], site, cache))
         try:
-            return b" ".join(gather(one, range(len(atts))))
+            return b" ".join(files.gather(one, range(len(atts)), b""))
         except Exception as e:          # the message vanished under us
-            s.log(f"fetch {m.uid}: {e}")
+            if files.live():
+                s.log(f"fetch {m.uid}: {e}")
             return None
     try:
-        for m, data in evaluate(box, msgs, response, first_files(atts, kept)):
+        for m, data in evaluate(files, msgs, response, first_files(atts, cache)):
             if data is None:
                 ok = False
                 continue
             s.send(b"* %d FETCH (" % box.seq(m) + data + b")\r\n")
     finally:
-        if kept is not None and kept.pending:      # (the set costs O(mailbox))
-            kept.flush({m.digest for m in box.msgs if not m.expunged})
+        if cache is not None and cache.pending:      # (the set costs O(mailbox))
+            cache.flush({m.digest for m in box.msgs if not m.expunged})
     if not any(a.name == "FLAGS" for a in atts):
         for m in changed:
             s.untagged(f"{box.seq(m)} FETCH ({flags_item(m).decode()})")
@@ -345,11 +348,11 @@ def fetch(s, req: Request) -> None:
 
 
 def _cache(box: Mailbox, site: str, atts: list[p.FetchAtt],
-           n: int) -> digestcache.DigestCache | None:
+           n: int) -> fetchcache.FetchCache | None:
     """The mailbox's digest cache, if these items on n messages use it."""
-    if not any(a.name in KEPT for a in atts) or not digestcache.worth(box.ns, box.path, site, n):
+    if not any(a.name in CONTENT_ITEMS for a in atts) or not fetchcache.worth(box.ns, box.path, site, n):
         return None
-    return digestcache.for_box(box.ns, box.path, site)
+    return fetchcache.for_box(box.ns, box.path, site)
 
 
 def _set_seen(m: Message) -> bool:

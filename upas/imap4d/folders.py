@@ -14,9 +14,9 @@ from __future__ import annotations
 import posixpath
 
 from upas import ns as nsmod
-from upas.mail import mboxindex, safewrite
+from upas.mail import digestcache, mboxindex, safewrite
 
-from . import digestcache, names, subscriptions
+from . import fetchcache, names, subscriptions
 from .envelope import quote
 from . import parser as p
 
@@ -46,7 +46,8 @@ def _path(s, path: str) -> str:
 
 def _imp_files(s, path: str, cache: bool = True) -> list[str]:
     """The shadow file `<path>.imp`, the keywords beside it (imp.py) and,
-    if `cache`, the digest cache (digestcache.py) and upasfs's index
+    if `cache`, the servers' digest caches (mail/digestcache.py), the
+    cache's old name (fetchcache.py) and upasfs's index
     (mail/mboxindex.py), which are rebuilt on demand."""
     parent, base = posixpath.split(path)
     try:
@@ -55,7 +56,13 @@ def _imp_files(s, path: str, cache: bool = True) -> list[str]:
         return []
     return [posixpath.join(parent, d.name) for d in entries
             if d.name in (base + ".imp", base + ".kw.imp")
-            or (cache and d.name in (base + digestcache.SUFFIX, base + mboxindex.SUFFIX))]
+            or (cache and d.name in _caches(base))]
+
+
+def _caches(base: str) -> set[str]:
+    """The names of the files rebuilt on demand that go with mailbox base."""
+    return {digestcache.path_for(base, server) for server in digestcache.SERVERS} \
+        | {base + fetchcache.OLD_SUFFIX, base + mboxindex.SUFFIX}
 
 
 def selected_path(s) -> str | None:

@@ -17,7 +17,6 @@ files through the namespace, under the mail lock, crash-safely.
 from __future__ import annotations
 
 import difflib
-import os
 import re
 import time
 from dataclasses import dataclass, field
@@ -131,10 +130,11 @@ def header(data: bytes) -> tuple[int, int] | None:
     return (int(m.group(1)), int(m.group(2))) if m else None
 
 
-def append_in_place(real: str, old: bytes, uidnext: int, lines: bytes) -> bytes:
-    """Add entry lines to the end of the .imp (a local file) whose bytes are
-    `old` and set its uidnext, in place, with one fdatasync (the caller
-    holds the lock); the file's new bytes.
+def append_in_place(ns: nsmod.Namespace, path: str, old: bytes, uidnext: int,
+                    lines: bytes) -> bytes:
+    """Add entry lines to the end of the .imp whose bytes are `old` and set
+    its uidnext, in place, with one fdatasync (the caller holds the lock);
+    the file's new bytes.
 
     The bytes are those the whole rewrite would give.  Whatever a crash
     leaves is a valid file: the uidnext field is 10 bytes inside the first
@@ -145,21 +145,9 @@ def append_in_place(real: str, old: bytes, uidnext: int, lines: bytes) -> bytes:
     a line left without its message is dropped at the next relist, and
     its uid, never sent in an APPENDUID, may be given again.  No reply is
     sent before the fdatasync returns."""
-    fd = os.open(real, os.O_WRONLY)
-    try:
-        _pwrite_all(fd, lines, len(old))
-        _pwrite_all(fd, b"%010d" % uidnext, _UIDNEXT_AT)
-        os.fdatasync(fd)
-    finally:
-        os.close(fd)
-    return old[:_UIDNEXT_AT] + b"%010d" % uidnext + old[_UIDNEXT_AT + 10:] + lines
-
-
-def _pwrite_all(fd: int, data: bytes, offset: int) -> None:
-    mv = memoryview(data)
-    while mv:
-        n = os.pwrite(fd, mv, offset)
-        mv, offset = mv[n:], offset + n
+    field = b"%010d" % uidnext
+    ns.write_at(path, [(len(old), lines), (_UIDNEXT_AT, field)], sync=True)
+    return old[:_UIDNEXT_AT] + field + old[_UIDNEXT_AT + 10:] + lines
 
 
 def format_keywords(rows: list[tuple[str, int, list[str]]]) -> bytes:
@@ -291,16 +279,19 @@ def _align(digests: list[str], entries: list[Entry], free: list[int]) -> list[tu
 
 
 def read_file(ns: nsmod.Namespace, path: str) -> bytes | None:
-    """The file's bytes, recovering `<path>.tmp` left by a crash; None if absent."""
+    """The file's bytes, recovering `<path>.tmp` left by a crash (the
+    caller holds the lock); None if absent."""
     try:
         return ns.read(path)
     except nsmod.Error:
         pass
-    real = ns.local_path(path)
-    if real and not os.path.exists(real) and os.path.exists(real + ".tmp"):
-        os.replace(real + ".tmp", real)
+    if ns.exists(path) or not ns.exists(path + ".tmp"):
+        return None
+    try:
+        ns.rename(path + ".tmp", path)
         return ns.read(path)
-    return None
+    except nsmod.Error:
+        return None
 
 
 def default_uidvalidity(ns: nsmod.Namespace, boxpath: str) -> int:

@@ -30,10 +30,12 @@ _STOP = frozenset({"mbox", "pipeto", "pipefrom", "forward", "names", "headers",
                    "imap.ok", "imap.subscribed", "imap.uidvalidity", "dead.letter"})
 _PREFIXES = ("L.", "imap-tmp.")
 # .imp shadow files, crash-safe temporaries, 9front's index files; and
-# `.kw` and `.upasfs`, because the keywords of mailbox B live in `B.kw.imp`
-# (imp.py) and upasfs's index of it in `B.upasfs.imp` (mail/mboxindex.py),
-# which would be the shadow files of mailboxes named `B.kw` and `B.upasfs`.
-_SUFFIXES = (".imp", ".tmp", ".idx", ".kw", ".upasfs")
+# `.kw`, `.upasfs`, `.imap4d` and `.pop3`, because the keywords of mailbox B
+# live in `B.kw.imp` (imp.py), upasfs's index of it in `B.upasfs.imp`
+# (mail/mboxindex.py) and the servers' digest caches in `B.imap4d.imp` and
+# `B.pop3.imp` (mail/digestcache.py), which would be the shadow files of
+# mailboxes named `B.kw`, `B.upasfs`, `B.imap4d` and `B.pop3`.
+_SUFFIXES = (".imp", ".tmp", ".idx", ".kw", ".upasfs", ".imap4d", ".pop3")
 
 
 class BadName(ValueError):

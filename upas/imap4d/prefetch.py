@@ -1,32 +1,43 @@
-"""Reading the files of many messages at once (FETCH, SEARCH).
+"""The message files one command reads (FETCH, SEARCH, COPY), and reading
+those of many messages at once.
 
-Each message is still answered by the same code as before (fetch.item,
-search.Matcher), but a batch of messages is first evaluated
-*speculatively*: while `box.speculative` is set, a message file not read
-yet is not read but asked for by raising Need, and so are the children of
-a MIME part.  The runner gathers what every message of the batch lacks,
-reads all of it with one pipelined `ns.read_many`, and evaluates again,
+A command reads message files through its `Files`: the small ones
+(CACHED) are kept with the message for the session, the others only
+until the command is done.  Each message is answered by the same code
+(fetch.item, search.Matcher), but a batch of messages is first evaluated
+*speculatively*: a file not read yet is not read but noted as wanted, and
+a stand-in (empty) is returned; so are the children of a MIME part.  The
+runner gathers what every message of the batch wants, reads all of it
+with one pipelined read (FsView.read_many_begin), and evaluates again,
 until every message's answer is complete.  An answer is thus computed
 from exactly the bytes the direct reads would give, at the cost of a few
 round trips per batch instead of several per message and MIME part.
-Two batches are under way at once: the reads of one's round are sent
-(ns.read_many_begin) and upasfs works on them while the other is
-evaluated, so the two processes compute at the same time instead of in
-turn.
+Two batches are under way at once: the reads of one's round are sent and
+upasfs works on them while the other is evaluated, so the two processes
+compute at the same time instead of in turn.
+
+What an evaluation wants follows the code as far as its first missing
+file: after that the evaluation goes on over stand-ins, but a *scope*
+(the whole evaluation, or one item of gather()) that has missed a file
+is dead -- its later misses are not noted, its results not kept
+(once()), its effects not made (keep()) -- as if it had stopped there;
+gather() evaluates every item, so a round asks for what each item lacks
+first.  A read that failed outright (a message deleted meanwhile) cannot
+be waited out: the message is evaluated directly instead.
 
 A part's children are not found by listing its directory (a listing
 makes upasfs stat all 25 files of the part) but by reading `k/mimeheader`
-for k = 1, 2, ... until one is missing (see probe_children).
+for k = 1, 2, ... until one is missing (see Files.parts).
 """
 from __future__ import annotations
 
 from collections import deque
-from typing import TYPE_CHECKING, Callable, Iterable, Iterator, TypeVar
+from typing import Callable, Iterable, Iterator, TypeVar
 
 from upas import ns as nsmod
-
-if TYPE_CHECKING:
-    from upas.imap4d.mailbox import Mailbox, Message
+from upas.mail.fsview import FsView
+from upas.mail.mime import MAX_DEPTH
+from upas.imap4d.message import Message
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -43,49 +54,162 @@ DEFER = object()     # held: a failed probe that does not tell whether the part 
 # socket, so the requests must fit in the socket buffers (a message of
 # thousands of parts would otherwise deadlock both: issue 17)
 ROUND_READS = 256
+# per-message files kept with the message once read (bodies are not: a big
+# mailbox would end up in memory)
+CACHED = {"rawheader", "mimeheader", "unixheader", "digest", "type"}
+_MISSING = object()
 
 
-class Need(BaseException):
-    """Files (paths under the message directory) that a speculative
-    evaluation lacks.  No paths: it cannot go on speculatively (a read
-    failed); the message is then evaluated directly, as before.  Not an
-    Exception, so the handlers that turn a vanished message's error into
-    NO let it pass."""
+class Files:
+    """The message files of one mailbox view as one command reads them."""
 
-    def __init__(self, rels: Iterable[str] = ()):
-        super().__init__()
-        self.rels = list(rels)
+    def __init__(self, view: FsView):
+        self.view = view
+        self.held: dict[tuple[int, str], object] = {}   # read for this command
+        self.speculating = False
+        self.wanted: list[str] = []     # what the evaluation lacks first
+        self.stuck = False              # a read failed: evaluate directly
+        self._live = [True]             # per scope: nothing missed yet
+
+    # -- reading -----------------------------------------------------------
+    def read(self, m: Message, rel: str) -> bytes:
+        """A file of a message (rel like `raw` or `2/1/mimeheader`); while
+        speculating, b"" for one not read yet (noted as wanted)."""
+        c = m.cache.get(rel)
+        if c is None:
+            c = self.held.get((m.fsnum, rel))
+        if isinstance(c, bytes):
+            return c
+        if not self.speculating:
+            c = self.view.read(m.fsnum, rel)
+            if rel.rsplit("/", 1)[-1] in CACHED:
+                m.cache[rel] = c
+            return c
+        if (m.fsnum, rel) in self.held:
+            self._fail()                # it was read, and the read failed
+        else:
+            self._miss([rel])
+        return b""
+
+    def has(self, m: Message, rel: str) -> bool:
+        return rel in m.cache or (m.fsnum, rel) in self.held
+
+    def hold(self, m: Message, rel: str, data) -> None:
+        """Keep a file read ahead: with the message if it is a CACHED one,
+        else until the command is done (None: the read failed)."""
+        if isinstance(data, bytes) and rel.rsplit("/", 1)[-1] in CACHED:
+            m.cache[rel] = data
+        else:
+            self.held[(m.fsnum, rel)] = data
+
+    def parts(self, m: Message, rel: str) -> list[int]:
+        """The MIME part numbers under a message or part directory; none
+        MAX_DEPTH levels down, as upasfs splits no deeper (an upas/fs
+        without that bound must not make our structure walks recurse
+        without end).  While speculating, found by probing (_probed)."""
+        key = "dir:" + rel
+        if rel.count("/") + 1 >= MAX_DEPTH and rel:
+            return []
+        got = m.cache.get(key)
+        if got is None:
+            got = self._probed(m, rel) if self.speculating else self.view.parts(m.fsnum, rel)
+            if got is not None:
+                m.cache[key] = got
+        return got or []
+
+    def _probed(self, m: Message, rel: str) -> list[int] | None:
+        """The part numbers under `rel` (of a multipart or message part,
+        which has at least one) from the probes `k/mimeheader` read so
+        far; None, with the next probes wanted, from the last part found
+        on: a part is taken to be missing only if the one before it was
+        read in the same batch (a message deleted meanwhile is evaluated
+        directly instead)."""
+        if not self._live[-1]:
+            return None
+        base = f"{rel}/" if rel else ""
+        k = 1
+        while True:
+            name = f"{base}{k}/mimeheader"
+            if name not in m.cache:
+                got = self.held.get((m.fsnum, name), _MISSING)
+                if got is _MISSING:
+                    self._miss(f"{base}{j}/mimeheader" for j in range(max(k - 1, 1), k + PROBE))
+                    return None
+                if got is None:
+                    return list(range(1, k))
+                self._fail()            # DEFER: cannot tell
+                return None
+            k += 1
+
+    # -- scopes --------------------------------------------------------------
+    def _miss(self, rels: Iterable[str]) -> None:
+        if self._live[-1]:
+            self.wanted += rels
+            self._live[-1] = False
+
+    def _fail(self) -> None:
+        if self._live[-1]:
+            self.stuck = True
+            self._live[-1] = False
+
+    def live(self) -> bool:
+        """What is computed now comes from the files themselves (not over
+        stand-ins): it may be kept, its errors are real."""
+        return not self.speculating or self._live[-1]
+
+    def gather(self, fn: Callable[[T], R], items: Iterable[T], stand_in: R) -> list[R]:
+        """[fn(x) for x in items]; when speculating, each item is a scope
+        of its own, so that what all items lack is asked for at once rather
+        than only what the first one lacks (a dead item gives stand_in)."""
+        if not self.speculating:
+            return [fn(x) for x in items]
+        out: list[R] = []
+        missed = False
+        for x in items:
+            self._live.append(self._live[-1])
+            try:
+                r = fn(x)
+            except Exception:   # noqa: BLE001 -- over stand-ins, anything goes
+                if self._live[-1]:
+                    self._live.pop()
+                    raise
+            if not self._live.pop():
+                r, missed = stand_in, True
+            out.append(r)
+            if self.stuck:
+                break
+        if missed:
+            self._live[-1] = False
+        return out
+
+    def once(self, m: Message, key: str, fn: Callable[[], R]) -> R:
+        """fn(), computed once in a command for message m (a later
+        speculative round reuses the result instead of computing it
+        again; one computed over stand-ins is not kept)."""
+        k = (m.fsnum, ":" + key)             # no file name begins with ":"
+        if k in self.held:
+            return self.held[k]             # type: ignore[return-value]
+        v = fn()
+        if self.live():
+            self.held[k] = v
+        return v
+
+    def keep(self, effect: Callable[[], None]) -> None:
+        """Do effect() (keeping an answer computed) unless it was computed
+        over stand-ins."""
+        if self.live():
+            effect()
+
+    def _begin(self) -> None:
+        self.speculating, self.wanted, self.stuck, self._live = True, [], False, [True]
+
+    def _end(self) -> None:
+        self.speculating, self._live = False, [True]
 
 
-def gather(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
-    """[fn(x) for x in items]; when speculating, what all items lack is
-    asked for at once rather than only what the first one lacks."""
-    out: list[R] = []
-    need: list[str] = []
-    for x in items:
-        try:
-            out.append(fn(x))
-        except Need as n:
-            if not n.rels:
-                raise
-            need += n.rels
-    if need:
-        raise Need(need)
-    return out
-
-
-def once(box: "Mailbox", m: "Message", key: str, fn: Callable[[], R]) -> R:
-    """fn(), computed once in a batch for message m (a later speculative
-    round reuses the result instead of computing it again)."""
-    k = (m.fsnum, ":" + key)             # no file name begins with ":"
-    if k not in box.held:
-        box.held[k] = fn()
-    return box.held[k]              # type: ignore[return-value]
-
-
-def evaluate(box: "Mailbox", msgs: list["Message"], fn: Callable[["Message"], R],
-             first: Callable[["Message"], Iterable[str]] = lambda m: ()
-             ) -> Iterator[tuple["Message", R]]:
+def evaluate(files: Files, msgs: list[Message], fn: Callable[[Message], R],
+             first: Callable[[Message], Iterable[str]] = lambda m: ()
+             ) -> Iterator[tuple[Message, R]]:
     """(m, fn(m)) for every message, in order, BATCH messages at a time;
     first(m): files m is known to need (read in the first round).  LANES
     batches are under way at once: while upasfs reads the files of one
@@ -98,7 +222,7 @@ def evaluate(box: "Mailbox", msgs: list["Message"], fn: Callable[["Message"], R]
         while shown < len(batches):
             while len(lanes) < LANES and started < len(batches):
                 batch = batches[started]
-                lanes.append(_Lane(box, started, batch, fn, [(m, r) for m in batch for r in first(m)]))
+                lanes.append(_Lane(files, started, batch, fn, [(m, r) for m in batch for r in first(m)]))
                 started += 1
             lane = lanes.popleft()
             results = lane.step()
@@ -112,43 +236,44 @@ def evaluate(box: "Mailbox", msgs: list["Message"], fn: Callable[["Message"], R]
     finally:
         for lane in lanes:
             lane.drain()
-        box.held.clear()
-        box.speculative = False
+        files.held.clear()
+        files._end()
 
 
 class _Lane:
     """One batch evaluated round by round; its round's reads are in flight
     between two steps."""
 
-    def __init__(self, box: "Mailbox", index: int, batch: list["Message"], fn, want):
-        self.box, self.index, self.batch, self.fn = box, index, batch, fn
+    def __init__(self, files: Files, index: int, batch: list[Message], fn, want):
+        self.files, self.index, self.batch, self.fn = files, index, batch, fn
         self.done: dict[int, object] = {}
-        self.pending, self.direct = list(batch), []
+        self.pending: list[Message] = list(batch)
+        self.direct: list[Message] = []
         self.rounds = 1
-        self.collect: Callable[[], None] | None = load_begin(box, want)
+        self.collect: Callable[[], None] | None = load_begin(files, want)
 
     def step(self) -> list | None:
         """Take in this round's reads and evaluate; the results once every
         message is answered, else None with the next round's reads sent."""
         self.drain()
-        box, want, todo = self.box, [], []
-        box.speculative = True
+        files, want, todo = self.files, [], []
         try:
             for m in self.pending:
-                try:
-                    self.done[id(m)] = self.fn(m)
-                except Need as n:
-                    if n.rels:
-                        want += [(m, r) for r in n.rels]
-                        todo.append(m)
-                    else:
-                        self.direct.append(m)
+                files._begin()
+                r = self.fn(m)
+                if files.stuck:
+                    self.direct.append(m)
+                elif files.wanted:
+                    want += [(m, rel) for rel in files.wanted]
+                    todo.append(m)
+                else:
+                    self.done[id(m)] = r
         finally:
-            box.speculative = False
+            files._end()
         self.pending = todo
         if todo and self.rounds < ROUNDS:
             self.rounds += 1
-            self.collect = load_begin(box, want)
+            self.collect = load_begin(files, want)
             return None
         for m in self.pending + self.direct:
             self.done[id(m)] = self.fn(m)
@@ -163,8 +288,9 @@ class _Lane:
     def _forget(self) -> None:
         """Drop what was held for this batch (the other lanes keep theirs)."""
         mine = {m.fsnum for m in self.batch}
-        for k in [k for k in self.box.held if k[0] in mine]:
-            del self.box.held[k]
+        held = self.files.held
+        for k in [k for k in held if k[0] in mine]:
+            del held[k]
 
 
 # ------------------------------------------------------------ reading
@@ -176,51 +302,52 @@ def _probe(rel: str) -> int:
         and parts[-2].isdigit() else 0
 
 
-def load_begin(box: "Mailbox", want: list[tuple["Message", str]]) -> Callable[[], None]:
+def load_begin(files: Files, want: list[tuple[Message, str]]) -> Callable[[], None]:
     """Send the reads of the wanted files, those of one message together
-    and in order, all in one pipelined read_many; the returned function
-    (called once) takes them in.  A probe is read even if known (the one
-    before the next probes: see probe_children)."""
-    per: dict[int, tuple["Message", list[str]]] = {}
+    and in order, all in one pipelined read; the returned function (called
+    once) takes them in.  A probe is read even if known (the one before
+    the next probes: see Files._probed)."""
+    per: dict[int, tuple[Message, list[str]]] = {}
     for m, rel in want:
-        if _probe(rel) or not box.has(m, rel):
+        if _probe(rel) or not files.has(m, rel):
             rels = per.setdefault(id(m), (m, []))[1]
             if rel not in rels:
                 rels.append(rel)
     jobs = [(m, r) for m, rels in per.values() for r in rels][:ROUND_READS]
     if not jobs:
         return lambda: None
-    paths = [f"{box.fsdir}/{m.fsnum}/{rel}" for m, rel in jobs]
-    count = _iounit(box, paths)
-    finish = box.ns.read_many_begin(paths, count)
+    wanted = [(m.fsnum, rel) for m, rel in jobs]
+    count = _iounit(files.view)
+    finish = files.view.read_many_begin(wanted, count)
 
     def collect() -> None:
         got = finish()
         full = [i for i, d in enumerate(got) if d is not None and len(d) >= count]
         if full:                # bigger than one read: read whole
-            for i, d in zip(full, box.ns.read_many([paths[i] for i in full], None)):
+            for i, d in zip(full, files.view.read_many([wanted[i] for i in full], None)):
                 got[i] = d
-        _take(box, jobs, got)
+        _take(files, jobs, got)
     return collect
 
 
-def _take(box: "Mailbox", jobs: list[tuple["Message", str]], got: list) -> None:
+def _take(files: Files, jobs: list[tuple[Message, str]], got: list) -> None:
     found = {(id(m), rel) for (m, rel), data in zip(jobs, got) if data is not None}
     for (m, rel), data in zip(jobs, got):
         if data is not None:
-            box.hold(m, rel, data)
+            files.hold(m, rel, data)
         elif _probe(rel) > 1 and (id(m), _sibling(rel, -1)) in found:
-            box.hold(m, rel, None)      # no such part: its elder was just there
+            files.hold(m, rel, None)      # no such part: its elder was just there
         else:
-            box.hold(m, rel, DEFER if _probe(rel) else None)
+            files.hold(m, rel, DEFER if _probe(rel) else None)
 
 
-def _iounit(box: "Mailbox", paths: list[str]) -> int:
-    """The most one read of these files returns (a 9P mount's iounit); if
-    it cannot be told, the least any 9P server gives (a file that fills
-    the read is read again whole, so a smaller guess is only slower)."""
+def _iounit(view: FsView) -> int:
+    """The most one read of the mailbox's files returns (a 9P mount's
+    iounit); if it cannot be told, the least any 9P server gives (a file
+    that fills the read is read again whole, so a smaller guess is only
+    slower)."""
     try:
-        n = box.ns.iounit(paths[0]) if paths else None
+        n = view.iounit()
     except nsmod.Error:
         return MIN_READ
     return ONE_READ if n is None else n
@@ -231,23 +358,3 @@ def _sibling(rel: str, d: int) -> str:
     parts = rel.split("/")
     parts[-2] = str(int(parts[-2]) + d)
     return "/".join(parts)
-
-
-def probe_children(box: "Mailbox", m: "Message", rel: str) -> list[int]:
-    """The MIME part numbers under `rel` (of a multipart or message part,
-    which has at least one), from the probes read so far; raises Need for
-    the next ones, from the last part found on: a part is taken to be
-    missing only if the one before it was read in the same batch (a
-    message deleted meanwhile is evaluated directly instead)."""
-    base = f"{rel}/" if rel else ""
-    k = 1
-    while True:
-        name = f"{base}{k}/mimeheader"
-        if name not in m.cache:
-            got = box.held.get((m.fsnum, name), Need)
-            if got is Need:
-                raise Need(f"{base}{j}/mimeheader" for j in range(max(k - 1, 1), k + PROBE))
-            if got is None:
-                return list(range(1, k))
-            raise Need()                # DEFER: cannot tell
-        k += 1

@@ -7,12 +7,12 @@ import calendar
 import time
 from typing import Callable
 
-from upas.imap4d import digestcache
+from upas.imap4d import fetchcache
 from upas.imap4d import envelope as env
 from upas.imap4d import fetch
 from upas.imap4d import parser as p
 from upas.imap4d.mailbox import Mailbox, Message
-from upas.imap4d.prefetch import evaluate, gather
+from upas.imap4d.prefetch import Files, evaluate
 from upas.imap4d.request import Request
 
 CHARSETS = ("US-ASCII", "UTF-8")
@@ -83,12 +83,12 @@ class Matcher:
     read from where the cache says they lie (kept when first found, from
     the bytes of `raw` checked equal to them)."""
 
-    def __init__(self, box: Mailbox, m: Message, seq: int, maxseq: int,
-                 kept: digestcache.DigestCache | None = None):
-        self.box, self.m, self.seq, self.maxseq = box, m, seq, maxseq
-        self.node = fetch.Node(box, m)
-        self.kept = kept
-        self.recipe = parse_recipe(kept.get(m.digest, TEXTS)) if kept else None
+    def __init__(self, files: Files, m: Message, seq: int, maxseq: int, top: int,
+                 cache: fetchcache.FetchCache | None = None):
+        self.files, self.m, self.seq, self.maxseq, self.top = files, m, seq, maxseq, top
+        self.node = fetch.Node(files, m)
+        self.cache = cache
+        self.recipe = parse_recipe(cache.get(m.digest, TEXTS)) if cache else None
 
     def _source(self, x: tuple[int, int] | str) -> bytes:
         if isinstance(x, str):
@@ -99,25 +99,28 @@ class Matcher:
         """rawheader, or its span of raw when raw is read for the texts."""
         r = self.recipe
         if r and isinstance(r[0], tuple) and "rawheader" not in self.m.cache \
-                and self.box.has(self.m, "raw"):
+                and self.files.has(self.m, "raw"):
             return self._source(r[0])
         return self.node.file("rawheader")
 
     def texts(self) -> list[bytes]:
         """The decoded body of every leaf part (the message body if single),
         and the header of every message part."""
+        files = self.files
         if self.recipe:
-            return gather(self._source, self.recipe[1:])
+            return files.gather(self._source, self.recipe[1:], b"")
         rels = self.text_files()
-        if self.kept is None:
-            return gather(self.node.file, rels)
+        if self.cache is None:
+            return files.gather(self.node.file, rels, b"")
         # first time: keep where the texts lie, from raw when it likely
         # holds them as they are (read in the same round as the texts)
         want_raw = self._raw_pays()
-        texts = gather(self.node.file, rels + (["raw"] if want_raw else []))
+        texts = files.gather(self.node.file, rels + (["raw"] if want_raw else []), b"")
         raw = texts.pop() if want_raw else b""
         head = self.node.file("rawheader")
-        self.kept.put(self.m.digest, TEXTS, make_recipe(raw, ["rawheader"] + rels, [head] + texts))
+        cache, digest = self.cache, self.m.digest
+        files.keep(lambda: cache.put(digest, TEXTS, make_recipe(
+            raw, ["rawheader"] + rels, [head] + texts)))
         return texts
 
     def _raw_pays(self) -> bool:
@@ -132,14 +135,14 @@ class Matcher:
         node = node or self.node
         if node.ctype().type not in ("multipart", "message"):
             return [_rel(node, "body")]      # no parts: spare the directory read
-        kids = self.box.subdirs(self.m, node.rel)
+        kids = self.files.parts(self.m, node.rel)
         if not kids:
             return [_rel(node, "body")]
-        return sum(gather(self._part_files, [
-            fetch.Node(self.box, self.m, _rel(node, str(k))) for k in kids]), [])
+        return sum(self.files.gather(self._part_files, [
+            fetch.Node(self.files, self.m, _rel(node, str(k))) for k in kids], []), [])
 
     def _part_files(self, child: fetch.Node) -> list[str]:
-        if not child.is_rfc822() or self.box.subdirs(self.m, child.rel) == []:
+        if not child.is_rfc822() or self.files.parts(self.m, child.rel) == []:
             return self.text_files(child)
         emb = child.embedded()
         return [_rel(emb, "rawheader")] + self.text_files(emb)
@@ -207,8 +210,8 @@ class Matcher:
 
     def k_size(self, k: p.Key) -> bool:
         op, n = k.args
-        v = self.kept.get(self.m.digest, "RFC822.SIZE") if self.kept else None
-        size = int(v.split()[1]) if v else fetch.rfc822_size(self.box, self.m)
+        v = self.cache.get(self.m.digest, "RFC822.SIZE") if self.cache else None
+        size = int(v.split()[1]) if v else fetch.rfc822_size(self.files, self.m)
         return size > n if op == ">" else size < n
 
     def _day_cmp(self, t: int | None, k: p.Key) -> bool:
@@ -251,7 +254,7 @@ class Matcher:
                    for lo, hi in k.args[0])
 
     def k_uid(self, k: p.Key) -> bool:
-        top = self.box.msgs[-1].uid if self.box.msgs else 0
+        top = self.top
         for lo, hi in k.args[0]:
             lo = top if lo == p.STAR else lo
             hi = top if hi == p.STAR else hi
@@ -288,15 +291,15 @@ def _reads_texts(k: p.Key) -> bool:
     return k.op in ("TEXT", "BODY") or any(_reads_texts(x) for x in k.kids or ())
 
 
-def first_files_kept(k: p.Key, kept: digestcache.DigestCache | None):
+def first_files_cached(k: p.Key, cache: fetchcache.FetchCache | None):
     """m -> what evaluating k on m first reads: with the digest cache, for
     a key searching texts, where the cache says they lie."""
     files = first_files(k)
-    if kept is None or not _reads_texts(k):
+    if cache is None or not _reads_texts(k):
         return lambda m: files
 
     def f(m: Message) -> list[str]:
-        r = parse_recipe(kept.get(m.digest, TEXTS))
+        r = parse_recipe(cache.get(m.digest, TEXTS))
         if r is None:
             return files
         own = sorted({x if isinstance(x, str) else "raw" for x in r})
@@ -318,23 +321,27 @@ def search(s, req: Request) -> None:
     s.report(expunges=req.uid, uid=req.uid)   # what changed first (RFC 3501 5.2, 7.4.1)
     n = len(box.msgs)
 
-    kept = digestcache.for_box(box.ns, box.path, s.opts.site) \
-        if _reads_texts(key) and digestcache.worth(box.ns, box.path, s.opts.site, n) else None
+    cache = fetchcache.for_box(box.ns, box.path, s.opts.site) \
+        if _reads_texts(key) and fetchcache.worth(box.ns, box.path, s.opts.site, n) else None
+
+    files = Files(box.view)
+    top = box.msgs[-1].uid if box.msgs else 0
 
     def test(m: Message) -> bool:
         if m.expunged:
             return False
         try:
-            return Matcher(box, m, seqs[id(m)], n, kept).match(key)
+            return Matcher(files, m, seqs[id(m)], n, top, cache).match(key)
         except Exception as e:           # a message that vanished meanwhile
-            s.log(f"search {m.uid}: {e}")
+            if files.live():
+                s.log(f"search {m.uid}: {e}")
             return False
     seqs = {id(m): i + 1 for i, m in enumerate(box.msgs)}
     try:
-        found = evaluate(box, list(box.msgs), test, first_files_kept(key, kept))
+        found = evaluate(files, list(box.msgs), test, first_files_cached(key, cache))
         hits = [m.uid if req.uid else seqs[id(m)] for m, hit in found if hit]
     finally:
-        if kept is not None and kept.pending:      # (the set costs O(mailbox))
-            kept.flush({m.digest for m in box.msgs if not m.expunged})
+        if cache is not None and cache.pending:      # (the set costs O(mailbox))
+            cache.flush({m.digest for m in box.msgs if not m.expunged})
     s.untagged(" ".join(["SEARCH"] + [str(h) for h in hits]))
     s.ok(req)

@@ -49,7 +49,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from upas import config
-from upas.mail import digestfile, mime
+from upas.mail import digestcache, mime
 
 MAGIC = b"upasfs index "
 VERSION = b"1"
@@ -73,7 +73,7 @@ def path_for(mailbox: str) -> str:
 def code_version() -> bytes:
     """A hash of the sources whose code computes the contents."""
     if not _CODE:
-        _CODE.append(digestfile.code_hash(_SOURCES))
+        _CODE.append(digestcache.code_hash(_SOURCES))
     return _CODE[0]
 
 

@@ -40,7 +40,8 @@ def write_chunks(ns, path: str, chunks: Iterable[bytes], mode: int = MODE) -> No
 
 
 def fsync_dir(path: str) -> None:
-    """Make a rename or creation of `path` durable: fsync its directory."""
+    """Make a rename or creation of host path `path` durable: fsync its
+    directory."""
     fd = os.open(os.path.dirname(path) or ".", os.O_RDONLY)
     try:
         os.fsync(fd)

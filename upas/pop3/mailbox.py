@@ -1,11 +1,11 @@
-"""The POP view of a mailbox served by upasfs at /mail/fs/NAME.
+"""The POP view of a mailbox served by upasfs at /mail/fs/NAME (an FsView).
 
 Plan 9's readmbox (docs/spec/servers.md §2.7): the message directories in numeric
 order; for each, `digest`, the line count of `rawheader`, `lines` and the
 length of `raw`.  A message whose files cannot be read is skipped and takes
 no POP number.  Size = len(raw) + header lines + 1 + body lines, the size
-after LF -> CRLF.  Deletion is one `delete NAME N...` written to
-/mail/fs/ctl (2.8).  Everything goes through the namespace.
+after LF -> CRLF.  Deletion is `delete NAME N...` written to /mail/fs/ctl
+(2.8).  Everything goes through the view (upas/mail/fsview.py).
 
 Cost is the number of 9P requests.  The digests are read first; a message
 whose sizes the session's SizeCache (`BOX.pop3.imp`, keyed by digest)
@@ -29,13 +29,12 @@ from typing import Callable, Iterator, Sequence
 
 from upas import config
 from upas import ns as nsmod
+from upas.mail.fsview import CHUNK, FsView
 from upas.pop3.protocol import MailboxError, MessageInfo, atoi
 from upas.pop3.sizecache import SizeCache
 
-FSROOT = "/mail/fs"
 DIGEST_MAX = 63
 SCAN_BATCH = 512   # messages whose small files one read_many call reads
-CHUNK = 64 * 1024
 ONE_READ = 1 << 20        # RETR reads a message up to this size at once
 AHEAD_MAX = 32            # messages read ahead for an in-order download,
 AHEAD_ONE = CHUNK         # each at most this long,
@@ -45,11 +44,8 @@ AHEAD_BYTES = 512 * 1024  # all together at most this
 class FsMailbox:
     """Messages of /mail/fs/NAME with their POP sizes and digests."""
 
-    def __init__(self, ns: nsmod.Namespace, name: str = "mbox",
-                 sizes: SizeCache | None = None):
-        self.ns = ns
-        self.name = name
-        self.dir = f"{FSROOT}/{name}"
+    def __init__(self, view: FsView, sizes: SizeCache | None = None):
+        self.view = view
         self.sizes = sizes
         self._raw_len: dict[int, int] = {}
         # raw read ahead, by fsnum: (bytes, when read)
@@ -60,18 +56,21 @@ class FsMailbox:
         self._index = {m.fsnum: i for i, m in enumerate(self.messages)}
 
     def _scan(self) -> list[MessageInfo]:
+        view = self.view
         try:
-            self.ns.stat(self.dir)
+            view.stat()
         except nsmod.Error as e:
             raise MailboxError(f"can't initialize upas/fs: {e}") from None
         try:
-            entries = self.ns.readdir_names(self.dir)
+            nums = view.numbers()
         except nsmod.Error as e:
-            raise MailboxError(f"cannot read from {self.dir}: {e}") from None
-        nums = sorted(int(n) for n in entries if n.isdigit())
-        digests = self._small_files(nums, ("digest",))   # one pipelined run
+            raise MailboxError(f"cannot read from {view.dir}: {e}") from None
+        # one pipelined run, read as the other small files are (a session
+        # reads each digest once: fsview's digests() keeps them per process)
+        digests = [d.decode("ascii", "replace") if d is not None else ""
+                   for d in self._small_files(nums, ("digest",))]
         found: list[MessageInfo] = []
-        live: set[bytes] = set()
+        live: set[str] = set()
         for i in range(0, len(nums), SCAN_BATCH):
             found += self._scan_batch(nums[i:i + SCAN_BATCH],
                                       digests[i:i + SCAN_BATCH], live)
@@ -79,13 +78,13 @@ class FsMailbox:
             self.sizes.save(live)
         return found
 
-    def _scan_batch(self, nums: list[int], digests: list[bytes | None],
-                    live: set[bytes]) -> list[MessageInfo]:
+    def _scan_batch(self, nums: list[int], digests: list[str],
+                    live: set[str]) -> list[MessageInfo]:
         """The messages of nums that can be read, in order, given their
         digests: for one whose sizes the cache lacks, its rawheader, lines
         and the length of raw are read."""
         cache = self.sizes
-        todo = [(n, d) for n, d in zip(nums, digests) if d is not None
+        todo = [(n, d) for n, d in zip(nums, digests) if d
                 and (cache is None or cache.get(d) is None)]
         files = self._small_files([n for n, _ in todo], ("rawheader", "lines"))
         sizes = self._raw_lengths([n for n, _ in todo])
@@ -99,75 +98,71 @@ class FsMailbox:
         out = []
         for n, d in zip(nums, digests):
             m = read.get(n)
-            if m is None and d is not None and cache is not None:
+            if m is None and d and cache is not None:
                 m = self._cached(n, d)
             if m is not None:
                 live.add(d)
                 out.append(m)
         return out
 
-    def _cached(self, n: int, digest: bytes) -> MessageInfo | None:
+    def _cached(self, n: int, digest: str) -> MessageInfo | None:
         got = self.sizes.get(digest)
         if got is None:
             return None
         self._raw_len[n] = got[0]
-        return MessageInfo(n, digest[:DIGEST_MAX].decode("ascii", "replace"), got[1])
+        return MessageInfo(n, digest[:DIGEST_MAX], got[1])
 
     def _small_files(self, nums: list[int], names: tuple[str, ...]) -> list[bytes | None]:
         """The named files of each message, message by message."""
         if not nums:
             return []
-        paths = [f"{self.dir}/{n}/{f}" for n in nums for f in names]
+        files = [(n, f) for n in nums for f in names]
         try:
-            return self.ns.read_many(paths, CHUNK)
+            return self.view.read_many(files, CHUNK)
         except nsmod.Error:
-            return [None] * len(paths)
+            return [None] * len(files)
 
     def _raw_lengths(self, nums: list[int]) -> Iterator[int | None]:
         """The length of each message's raw (None: no stat), in order."""
         if not nums:
             return iter(())
         try:
-            dirs = self.ns.stat_many([f"{self.dir}/{n}/raw" for n in nums])
+            dirs = self.view.stat_many([(n, "raw") for n in nums])
         except nsmod.Error:
             dirs = [None] * len(nums)
         return iter([None if d is None else d.length for d in dirs])
 
-    def _message(self, n: int, digest: bytes | None, header: bytes | None,
+    def _message(self, n: int, digest: str, header: bytes | None,
                  lines: bytes | None, raw_len: int | None) -> MessageInfo | None:
         """One message as Plan 9 reads it, or None if any file fails."""
-        if digest is None or header is None or lines is None or raw_len is None:
+        if header is None or lines is None or raw_len is None:
             return None
         try:
             if len(header) < CHUNK:
                 header_lines = header.count(b"\n")
             else:                   # a header longer than one read
-                header_lines = sum(c.count(b"\n") for c in
-                                   self._chunks(f"{self.dir}/{n}/rawheader"))
+                header_lines = sum(c.count(b"\n") for c in self._chunks(n, "rawheader"))
         except MailboxError:
             return None
         self._raw_len[n] = raw_len
         size = raw_len + header_lines + 1 + atoi(lines)
-        return MessageInfo(n, digest[:DIGEST_MAX].decode("ascii", "replace"), size)
+        return MessageInfo(n, digest[:DIGEST_MAX], size)
 
-    def _chunks(self, path: str, length: int | None = None,
+    def _chunks(self, n: int, rel: str, length: int | None = None,
                 offset: int = 0) -> Iterator[bytes]:
         try:
-            f = self.ns.open(path, "r")
-            if offset:
-                f.seek(offset)
+            chunks = self.view.chunks(n, rel, length, offset)
         except nsmod.Error as e:
             raise MailboxError(str(e)) from None
-        return _chunks(f, length)
+        return _read_errors(chunks)
 
     def open_raw(self, fsnum: int) -> Iterator[bytes] | list[bytes]:
         """Open `raw` now (errors surface before +OK); its chunks."""
-        path = f"{self.dir}/{fsnum}/raw"
         # a message's raw never changes in upasfs: once its stat length is
         # read, the read that would only find EOF is skipped.
         length = self._raw_len.get(fsnum)
         if length is None or length > ONE_READ:
-            return self._chunks(path, length)
+            return self._chunks(fsnum, "raw", length)
         data = self._take(fsnum)
         if data is None:
             data = self._read_ahead(fsnum)
@@ -175,9 +170,9 @@ class FsMailbox:
         if data is None:
             raise MailboxError("message disappeared")
         if len(data) < length:      # the mount reads less at a time
-            return _prepend(data, self._chunks(path, length - len(data), len(data)))
+            return _prepend(data, self._chunks(fsnum, "raw", length - len(data), len(data)))
         if len(data) >= ONE_READ:   # a whole read: maybe not all of it
-            return _prepend(data, self._chunks(path, None, len(data)))
+            return _prepend(data, self._chunks(fsnum, "raw", None, len(data)))
         return [data]
 
     def prefetch(self) -> None:
@@ -193,7 +188,7 @@ class FsMailbox:
             return
         nums = self._batch(start)
         try:
-            finish = self.ns.read_many_begin(self._raw_paths(nums), max(ONE_READ, AHEAD_ONE))
+            finish = self.view.read_many_begin(_raw(nums), max(ONE_READ, AHEAD_ONE))
         except nsmod.Error:
             return                  # the RETR that needs them will say
         self._pending = (nums, finish, time.monotonic())
@@ -226,7 +221,7 @@ class FsMailbox:
         (raw never changes in upasfs; a copy is kept for $POP3_READAHEAD_TTL seconds.)"""
         nums = self._batch(fsnum) if fsnum == self._next else [fsnum]
         try:
-            got = self.ns.read_many(self._raw_paths(nums), max(ONE_READ, AHEAD_ONE))
+            got = self.view.read_many(_raw(nums), max(ONE_READ, AHEAD_ONE))
         except nsmod.Error as e:
             raise MailboxError(str(e)) from None
         at = time.monotonic()
@@ -246,9 +241,6 @@ class FsMailbox:
                 total += length
         return nums
 
-    def _raw_paths(self, nums: list[int]) -> list[str]:
-        return [f"{self.dir}/{n}/raw" for n in nums]
-
     def _following(self, fsnum: int) -> int:
         """The fsnum of the next message not marked deleted, or -1."""
         for m in self._after(fsnum):
@@ -263,9 +255,8 @@ class FsMailbox:
             yield msgs[i]
 
     def delete(self, fsnums: Sequence[int]) -> None:
-        cmd = " ".join(["delete", self.name, *map(str, fsnums)])
         try:
-            self.ns.write(f"{FSROOT}/ctl", cmd.encode())
+            self.view.delete(list(fsnums))
         except nsmod.Error as e:
             raise MailboxError(f"error deleting messages: {e}") from None
 
@@ -275,23 +266,13 @@ def _prepend(first: bytes, rest: Iterator[bytes]) -> Iterator[bytes]:
     yield from rest
 
 
-def _chunks(f, length: int | None = None) -> Iterator[bytes]:
-    """Chunks of the open file until a read returns nothing, or `length`
-    bytes; one read per iounit of a 9P file."""
-    size = max(getattr(f, "iounit", CHUNK), CHUNK)
-    got = 0
+def _raw(nums: list[int]) -> list[tuple[int, str]]:
+    return [(n, "raw") for n in nums]
+
+
+def _read_errors(chunks: Iterator[bytes]) -> Iterator[bytes]:
+    """The chunks, a failed read (9P errors, hangups) as MailboxError."""
     try:
-        while length is None or got < length:
-            try:
-                data = f.read(size if length is None else min(size, length - got))
-            except Exception as e:  # 9P errors (ninep.Error), hangups
-                raise MailboxError(f"read error: {e}") from None
-            if not data:
-                return
-            got += len(data)
-            yield data
-    finally:
-        try:
-            f.close()
-        except Exception:
-            pass
+        yield from chunks
+    except Exception as e:  # noqa: BLE001 -- ninep.Error and others
+        raise MailboxError(f"read error: {e}") from None

@@ -10,7 +10,7 @@ in its index for the same reason.
 
 The file lives beside the mailbox in /mail/box/USER, reached through the
 name space, and ends in `.imp` (hidden from LIST like Plan 9's .imp).  It
-is a digest file (upas/mail/digestfile.py: append-only records with a
+is a digest cache (upas/mail/digestcache.py: append-only records with a
 CRC each, a torn tail ignored, rewritten crash-safely under the mail lock
 with only the messages still in the mailbox): one record a message, key
 SIZE, value `RAWLEN SIZE`.
@@ -18,11 +18,11 @@ SIZE, value `RAWLEN SIZE`.
 from __future__ import annotations
 
 from upas import ns as nsmod
-from upas.mail.digestfile import DigestFile
+from upas.mail import digestcache
+from upas.mail.digestcache import DigestCache
 
 MAGIC = b"upas pop3 sizes "
 HEADER = MAGIC + b"1\n"
-SUFFIX = ".pop3.imp"
 KEY = "SIZE"
 
 
@@ -32,19 +32,19 @@ def cache_path(box: str, user: str) -> str | None:
     prefix = f"/mail/box/{user}/"
     if not box.startswith(prefix) or box.endswith("/"):
         return None
-    return box + SUFFIX
+    return digestcache.path_for(box, "pop3")
 
 
 class SizeCache:
     """The sizes one mailbox's file holds, and those to add."""
 
     def __init__(self, ns: nsmod.Namespace, path: str):
-        self.file = DigestFile(ns, path, MAGIC, HEADER)
+        self.file = DigestCache(ns, path, MAGIC, HEADER)
         self.file.refresh()
 
-    def get(self, digest: bytes) -> tuple[int, int] | None:
+    def get(self, digest: str) -> tuple[int, int] | None:
         """(raw length, POP size) of the message with this digest."""
-        v = self.file.get(digest.decode("ascii", "replace"), KEY)
+        v = self.file.get(digest, KEY)
         if v is None:
             return None
         try:
@@ -53,10 +53,10 @@ class SizeCache:
         except ValueError:
             return None
 
-    def add(self, digest: bytes, raw_len: int, size: int) -> None:
-        self.file.put(digest.decode("ascii", "replace"), KEY, b"%d %d" % (raw_len, size))
+    def add(self, digest: str, raw_len: int, size: int) -> None:
+        self.file.put(digest, KEY, b"%d %d" % (raw_len, size))
 
-    def save(self, live: set[bytes]) -> None:
+    def save(self, live: set[str]) -> None:
         """Write what was added (`live`: the digests now in the mailbox).
         Failures are ignored: the cache only saves reads."""
-        self.file.flush({d.decode("ascii", "replace") for d in live})
+        self.file.flush(live)

@@ -1,4 +1,4 @@
-"""imap4d part 2 over a real socket: names, LIST/LSUB, CREATE, DELETE,
+"""imap4d over a real socket: names, LIST/LSUB, CREATE, DELETE,
 RENAME, SUBSCRIBE, NAMESPACE, STATUS (docs/spec/servers.md §3.6, §3.10, §4)."""
 from __future__ import annotations
 

@@ -1,12 +1,15 @@
-"""Records about messages, kept by digest in a file beside the mailbox.
+"""A digest cache: what a server derives from messages, kept by digest
+in a file beside the mailbox, `<mailbox>.<server>.imp`.
 
 upasfs names each message's content by its SHA-1 `digest` (which covers
 every byte of the message, its From line included).  Whatever a server
 derives from the content alone is therefore the same for every message
 with that digest, in every session, for ever: it can be kept and reused
 without reading the message again, and can never be stale.  imap4d keeps
-its FETCH answers this way (imap4d/digestcache.py), pop3 its sizes
-(pop3/sizecache.py); Dovecot's dovecot.index.cache is the model.
+its FETCH and SEARCH answers in one (imap4d/fetchcache.py), pop3 its
+sizes (pop3/sizecache.py); Dovecot's dovecot.index.cache is the model.
+The file's name ends in `.imp`, which LIST hides, and names.py reserves
+`.<server>` as a mailbox suffix, so it is no mailbox's shadow file.
 
     <header>\\n                                                   the owner's
     R<len:8 hex><crc32:8 hex><digest:40> <key> <value>\\n         one a record
@@ -101,7 +104,15 @@ def is_digest(digest: str) -> bool:
     return bool(_DIGEST.match(digest.encode()))
 
 
-class DigestFile:
+SERVERS = ("imap4d", "pop3")      # those that keep one (a mailbox's files: folders.py)
+
+
+def path_for(boxpath: str, server: str) -> str:
+    """Where `server` keeps the digest cache of the mailbox at boxpath."""
+    return f"{boxpath}.{server}.imp"
+
+
+class DigestCache:
     """One such file, as this session knows it."""
 
     def __init__(self, ns: nsmod.Namespace, path: str, magic: bytes, header: bytes,
@@ -143,14 +154,14 @@ class DigestFile:
         if self.state != "ok" or self.torn or stamp[0].path != self.stamp[0].path \
                 or stamp[2] <= self.size:
             return False
-        real = self.ns.local_path(self.path)
-        if real is None:
+        try:
+            with self.ns.open(self.path, "r") as f:
+                if f.read(len(self.header)) != self.header:
+                    return False
+                f.seek(self.size)
+                data = f.read()
+        except (nsmod.Error, OSError):
             return False
-        with open(real, "rb") as f:
-            if f.read(len(self.header)) != self.header:
-                return False
-            f.seek(self.size)
-            data = f.read()
         entries, self.torn = parse_records(data, 0)
         self._take(entries)
         self.size += len(data)
@@ -206,22 +217,12 @@ class DigestFile:
         return self.size > 2 * kept + SLACK
 
     def _append(self) -> bool:
-        """One O_APPEND write of the pending records, if the file is still
-        ours; False if it must be rewritten instead."""
-        real = self.ns.local_path(self.path)
-        if real is None:
+        """One write of the pending records at the end of the file, if it
+        still begins with our header; False if it must be rewritten."""
+        d = self.ns.append(self.path, b"".join(self.pending), prefix=self.header)
+        if d is None:
             return False
-        fd = os.open(real, os.O_RDWR | os.O_APPEND)
-        try:
-            if os.pread(fd, len(self.header), 0) != self.header:
-                return False
-            data = memoryview(b"".join(self.pending))
-            while data:
-                data = data[os.write(fd, data):]
-        finally:
-            os.close(fd)
         self.size += sum(len(r) for r in self.pending)
-        d = self.ns.stat(self.path)
         # nobody else wrote meanwhile: what we hold is the file
         self.stamp = (d.qid, d.mtime, d.length) if d.length == self.size else None
         return True

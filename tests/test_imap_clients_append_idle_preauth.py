@@ -1,4 +1,4 @@
-"""Real client libraries against imap4d part 2 (logins through the real
+"""Real client libraries against imap4d (logins through the real
 auth stack): imaplib APPEND, imapclient folders, STATUS, ID and IDLE with
 mail delivered meanwhile; imaplib and imapclient over a `-a` (PREAUTH)
 session: SELECT, STORE, EXPUNGE, MOVE, NAMESPACE, LOGOUT.

@@ -15,9 +15,9 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.test_imap_cache import cache_file, mbox, server  # noqa: F401 -- fixtures
+from tests.test_imap_cache_fetch import cache_file, mbox, server  # noqa: F401 -- fixtures
 from tests.test_imap_prefetch import views  # noqa: F401 -- fixture
-from upas.imap4d import digestcache as dc
+from upas.imap4d import fetchcache as dc
 from upas.imap4d import parser as p
 from upas.imap4d import prefetch, search
 
@@ -30,15 +30,17 @@ QUERIES = [b"TEXT factotum", b"TEXT \"soft line\"", b"TEXT \"soft =\"", b"TEXT =
 
 
 def _direct(box, key) -> list[bool]:
-    n = len(box.msgs)
-    return [search.Matcher(box, m, i + 1, n).match(key) for i, m in enumerate(box.msgs)]
+    n, files = len(box.msgs), prefetch.Files(box.view)
+    return [search.Matcher(files, m, i + 1, n, box.msgs[-1].uid).match(key)
+            for i, m in enumerate(box.msgs)]
 
 
 def _kept(box, key, kept) -> list[bool]:
-    n = len(box.msgs)
+    n, files = len(box.msgs), prefetch.Files(box.view)
     got = [r for _, r in prefetch.evaluate(
-        box, box.msgs, lambda m: search.Matcher(box, m, 0, n, kept).match(key),
-        search.first_files_kept(key, kept))]
+        files, box.msgs, lambda m: search.Matcher(files, m, 0, n, box.msgs[-1].uid, kept).match(key),
+        search.first_files_cached(key, kept))]
+    assert files.held == {} and not files.speculating
     kept.flush({m.digest for m in box.msgs})
     return got
 
@@ -50,15 +52,14 @@ def test_cold_and_warm_equal_direct(views):
         key = p.search_program(p.Reader([q]))[1]
         want = _direct(direct, key)
         hits += any(want) and not all(want)
-        real = Path(batched.ns.local_path(batched.path + dc.SUFFIX))
+        real = Path(batched.ns.local_path(dc.path_for(batched.path)))
         real.unlink(missing_ok=True)
         kept = None
         for run in ("cold", "warm", "reloaded"):
             if run != "warm":
-                kept = dc.DigestCache(batched.ns, batched.path, "imap.test")
+                kept = dc.FetchCache(batched.ns, batched.path, "imap.test")
             kept.refresh()
             assert _kept(batched, key, kept) == want, (q, run)
-            assert batched.held == {} and not batched.speculative
         made += real.exists()
     assert hits >= 12 and made >= 10
     _kept(batched, p.search_program(p.Reader([b"TEXT zzzq"]))[1], kept)   # reads every text
@@ -71,15 +72,16 @@ def test_cold_and_warm_equal_direct(views):
 
 def test_recipe_spans_are_the_texts(views):
     _, box = views
-    kept = dc.DigestCache(box.ns, box.path, "imap.test")
+    kept = dc.FetchCache(box.ns, box.path, "imap.test")
     kept.refresh()
     _kept(box, p.search_program(p.Reader([b"TEXT zzz"]))[1], kept)
+    files = prefetch.Files(box.view)
     for m in box.msgs:
         r = search.parse_recipe(kept.get(m.digest, search.TEXTS))
-        raw = box.read(m, "raw")
-        got = [box.read(m, x) if isinstance(x, str) else raw[x[0]:x[1]] for x in r]
-        mt = search.Matcher(box, m, 0, 0)
-        assert got == [box.read(m, "rawheader")] + [box.read(m, f) for f in mt.text_files()]
+        raw = files.read(m, "raw")
+        got = [files.read(m, x) if isinstance(x, str) else raw[x[0]:x[1]] for x in r]
+        mt = search.Matcher(files, m, 0, 0, 0)
+        assert got == [files.read(m, "rawheader")] + [files.read(m, f) for f in mt.text_files()]
 
 
 def test_make_recipe_prefers_files_when_spans_are_small():

@@ -1,5 +1,5 @@
-"""The digest cache (digestcache.py): FETCH's RFC822.SIZE, ENVELOPE, BODY
-and BODYSTRUCTURE kept in `<mailbox>.idx.imp`, keyed by message digest.
+"""imap4d's digest cache (fetchcache.py): FETCH's RFC822.SIZE, ENVELOPE, BODY
+and BODYSTRUCTURE kept in `<mailbox>.imap4d.imp`, keyed by message digest.
 
 Real imap4d sessions over a real posted upasfs, on the testdata messages,
 generated bench messages and MIME shapes: the answers of a cold session
@@ -17,7 +17,7 @@ import pytest
 
 from tests.test_imap_prefetch import mixed_mbox
 from upas import ns as nsmod
-from upas.imap4d import digestcache as dc
+from upas.imap4d import fetchcache as dc
 
 ITEMS = b"(UID RFC822.SIZE ENVELOPE BODYSTRUCTURE)"   # FLAGS: \\Recent differs
 BODY = b"(BODY RFC822.SIZE)"
@@ -35,7 +35,7 @@ def server(imap_preauth, mbox):
 
 
 def cache_file(server) -> Path:
-    return server.box().with_name("mbox" + dc.SUFFIX)
+    return server.box().with_name("mbox.imap4d.imp")
 
 
 def fetch_all(server, what: bytes = ITEMS) -> list[bytes]:
@@ -161,16 +161,16 @@ def test_compaction_keeps_only_live_digests(tmp_path):
     ns = nsmod.Namespace("glenda")
     ns.bind_dir("/mail/box", str(tmp_path / "box"))
     digests = ["%040x" % i for i in range(400)]
-    c = dc.DigestCache(ns, "/mail/box/glenda/mbox", "imap.test")
+    c = dc.FetchCache(ns, "/mail/box/glenda/mbox", "imap.test")
     c.refresh()
     for d in digests:
         c.put(d, "ENVELOPE", b"ENVELOPE " + b"x" * 300)
     c.flush(set(digests))
-    path = box / ("mbox" + dc.SUFFIX)
+    path = box / "mbox.imap4d.imp"
     assert len(records(path)) == 400
     big = path.stat().st_size
     live = set(digests[:10])
-    c2 = dc.DigestCache(ns, "/mail/box/glenda/mbox", "imap.test")
+    c2 = dc.FetchCache(ns, "/mail/box/glenda/mbox", "imap.test")
     c2.refresh()
     assert c2.get(digests[0], "ENVELOPE") == b"ENVELOPE " + b"x" * 300
     c2.put(digests[0], "BODY", b"BODY x")        # a write: the file is mostly dead
@@ -179,6 +179,22 @@ def test_compaction_keeps_only_live_digests(tmp_path):
     c2.put(digests[1], "BODY", b"BODY y")        # small now: appended
     c2.flush(live)
     assert records(path)[digests[1]] == {"ENVELOPE": b"ENVELOPE " + b"x" * 300, "BODY": b"BODY y"}
+
+
+def test_a_cache_under_its_old_name_is_taken_over(tmp_path):
+    """Before issue 15 the file was `<mailbox>.idx.imp`: the first session
+    to open the cache gives it the new name, answers and all (no orphan
+    of the user's headers is left behind)."""
+    box = tmp_path / "box" / "glenda"
+    box.mkdir(parents=True)
+    ns = nsmod.Namespace("glenda")
+    ns.bind_dir("/mail/box", str(tmp_path / "box"))
+    head = dc.header_line("imap.test")
+    (box / "mbox.idx.imp").write_bytes(head + dc.record("1" * 40, "ENVELOPE", b"one"))
+    c = dc.FetchCache(ns, "/mail/box/glenda/mbox", "imap.test")
+    c.refresh()
+    assert c.get("1" * 40, "ENVELOPE") == b"one"
+    assert not (box / "mbox.idx.imp").exists() and (box / "mbox.imap4d.imp").exists()
 
 
 def test_record_checksums():
@@ -208,8 +224,8 @@ def test_records_others_append_are_read_from_where_we_stopped(tmp_path):
     box.mkdir(parents=True)
     ns = nsmod.Namespace("glenda")
     ns.bind_dir("/mail/box", str(tmp_path / "box"))
-    a = dc.DigestCache(ns, "/mail/box/glenda/mbox", "imap.test")
-    b = dc.DigestCache(ns, "/mail/box/glenda/mbox", "imap.test")
+    a = dc.FetchCache(ns, "/mail/box/glenda/mbox", "imap.test")
+    b = dc.FetchCache(ns, "/mail/box/glenda/mbox", "imap.test")
     a.refresh()
     a.put("1" * 40, "ENVELOPE", b"one")
     a.flush({"1" * 40})
@@ -218,14 +234,14 @@ def test_records_others_append_are_read_from_where_we_stopped(tmp_path):
     size = b.size
     a.put("2" * 40, "ENVELOPE", b"two")
     a.flush({"1" * 40, "2" * 40})
-    path = box / ("mbox" + dc.SUFFIX)
+    path = box / "mbox.imap4d.imp"
     with open(path, "r+b") as f:                    # b re-reads only the tail:
         f.write(b"X")                               # a spoiled header is not seen
     b.refresh()
     assert b.get("2" * 40, "ENVELOPE") is None and b.state == "foreign"
     with open(path, "r+b") as f:
         f.write(b"u")
-    c = dc.DigestCache(ns, "/mail/box/glenda/mbox", "imap.test")
+    c = dc.FetchCache(ns, "/mail/box/glenda/mbox", "imap.test")
     c.refresh()
     c.size, c.stamp = size, (ns.stat(c.path).qid, 0, size)     # as b before
     c.entries = {}
@@ -242,12 +258,12 @@ def test_only_digests_are_kept(tmp_path):
     (tmp_path / "box" / "glenda").mkdir(parents=True)
     ns = nsmod.Namespace("glenda")
     ns.bind_dir("/mail/box", str(tmp_path / "box"))
-    c = dc.DigestCache(ns, "/mail/box/glenda/mbox", "imap.test")
+    c = dc.FetchCache(ns, "/mail/box/glenda/mbox", "imap.test")
     c.refresh()
     c.put("not a digest", "ENVELOPE", b"x")        # a foreign fs's name: never written
     c.put("b" * 40, "ENVELOPE", b"y")
     c.flush({"b" * 40, "not a digest"})
-    assert records(tmp_path / "box" / "glenda" / ("mbox" + dc.SUFFIX)) == \
+    assert records(tmp_path / "box" / "glenda" / "mbox.imap4d.imp") == \
         {"b" * 40: {"ENVELOPE": b"y"}}
 
 
@@ -260,10 +276,10 @@ def test_rename_moves_the_cache_and_delete_removes_it(server):
         c.cmd(b"s EXAMINE keep")
         assert c.cmd(b"f FETCH 1:* " + ITEMS)[-1] == b"f OK FETCH completed\r\n"
         c.cmd(b"u UNSELECT")
-        assert other.with_name("keep" + dc.SUFFIX).exists()
+        assert other.with_name("keep.imap4d.imp").exists()
         assert c.cmd(b"r RENAME keep kept")[-1] == b"r OK RENAME completed\r\n"
-        assert not other.with_name("keep" + dc.SUFFIX).exists()
-        moved = other.with_name("kept" + dc.SUFFIX)
+        assert not other.with_name("keep.imap4d.imp").exists()
+        moved = other.with_name("kept.imap4d.imp")
         assert records(moved)                   # the same records, under the new name
         assert c.cmd(b"d DELETE kept")[-1] == b"d OK kept DELETE completed\r\n"
         assert not moved.exists()
@@ -273,15 +289,15 @@ def test_rename_moves_the_cache_and_delete_removes_it(server):
 
 
 def test_an_append_caught_half_written_is_read_again_not_taken_for_torn(tmp_path, monkeypatch):
-    from upas.mail import digestfile
+    from upas.mail import digestcache
     (tmp_path / "box" / "glenda").mkdir(parents=True)
     ns = nsmod.Namespace("glenda")
     ns.bind_dir("/mail/box", str(tmp_path / "box"))
-    a = dc.DigestCache(ns, "/mail/box/glenda/mbox", "imap.test")
+    a = dc.FetchCache(ns, "/mail/box/glenda/mbox", "imap.test")
     a.refresh()
     a.put("1" * 40, "ENVELOPE", b"one")
     a.flush({"1" * 40})
-    path = tmp_path / "box" / "glenda" / ("mbox" + dc.SUFFIX)
+    path = tmp_path / "box" / "glenda" / "mbox.imap4d.imp"
     rec = dc.record("2" * 40, "ENVELOPE", b"two")
     with open(path, "ab") as f:
         f.write(rec[:10])                   # another session's write, half done
@@ -290,12 +306,12 @@ def test_an_append_caught_half_written_is_read_again_not_taken_for_torn(tmp_path
     def the_writer_finishes(secs):
         with open(path, "ab") as f:
             f.write(rest)
-    monkeypatch.setattr(digestfile.time, "sleep", the_writer_finishes)
-    b = dc.DigestCache(ns, "/mail/box/glenda/mbox", "imap.test")
+    monkeypatch.setattr(digestcache.time, "sleep", the_writer_finishes)
+    b = dc.FetchCache(ns, "/mail/box/glenda/mbox", "imap.test")
     b.refresh()
     assert not b.torn and b.get("2" * 40, "ENVELOPE") == b"two"
     with open(path, "ab") as f:             # a crash's tail stays torn
         f.write(rec[:10])
-    monkeypatch.setattr(digestfile.time, "sleep", lambda secs: None)
+    monkeypatch.setattr(digestcache.time, "sleep", lambda secs: None)
     b.refresh()
     assert b.torn

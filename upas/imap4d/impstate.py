@@ -1,0 +1,281 @@
+"""What one view of a mailbox knows of its `.imp` and `.kw.imp` (imp.py),
+and the merge of those files with the view's messages.  No I/O: the
+caller (mailbox.Mailbox) reads the files under the mail lock, hands their
+bytes to merge(), writes what render() gives, and answers merge's two
+questions (a new UIDVALIDITY; which messages upasfs no longer has).
+
+Sessions list upasfs before they take the lock (upasfs takes it to read
+the mailbox), so the listing a merge works from may be out of date in
+three ways; each is met by listing again and merging again (a few times
+at most: mailbox.Mailbox's loop), or by asking upasfs about the messages
+in doubt (a walk, which needs no lock):
+- it may predate a delete another session has recorded: a message we
+  list that the file does not know, older than messages it does know, is
+  most likely such a one, and numbering it anew would put UIDs out of
+  order (the stress rig saw the disorder spread); so is a message we have
+  numbered whose entry has gone (writing it back would also drop the line
+  of a later identical copy); a message still there after a new listing
+  lost its entry and is numbered anew (or keeps its uid);
+- the file may number messages we have not listed (kept: _newer); those
+  a new listing still lacks were deleted, and go;
+- a new message we list may have been deleted since and its line dropped,
+  leaving the line of an identical copy we have not listed for it to take:
+  when the file changed since our listing, the new messages that take a
+  line are looked up (_unconfirmed).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from upas.imap4d import imp
+from upas.imap4d.message import Message
+
+
+@dataclass
+class Merged:
+    """What a merge changed that the session reports."""
+    changed: list[Message] = field(default_factory=list)   # others' flag changes
+    keywords: set[str] = field(default_factory=set)        # keywords messages have
+
+
+class ImpState:
+    """The .imp as one view knows it: UIDVALIDITY, UIDNEXT, entries of
+    messages it has not listed, the files as it last read and wrote them."""
+
+    def __init__(self, keep_recent: bool = False):
+        # a read-only view (EXAMINE, STATUS) leaves \\Recent as the file has
+        # it (RFC 3501 6.3.2; Plan 9's EXAMINE cleared it: docs/decisions.md)
+        self.keep_recent = keep_recent
+        self.uidvalidity = 0
+        self.uidnext = 1
+        self.ahead: list[tuple[imp.Entry, list[str]]] = []   # see _newer
+        self.unlisted: set[tuple[str, int]] = set()   # ahead, before our last listing
+        self.read: tuple[bytes | None, bytes | None] = (None, None)
+        # the .imp and .kw.imp as this view last wrote them (or found them
+        # right), set by a merge and render under one lock; else None
+        self.known: tuple[bytes, bytes | None] | None = None
+        self.known_live: list[Message] = []      # the messages it was for
+        self.exact = False              # the merge took the file as it is
+        self.doubted: bytes | None = None       # the .imp as a merge found it doubtful
+        # the .imp as it stood when our listing was made: as we left it at
+        # our last unlock (or read just before the first listing); a file
+        # unchanged since has recorded no delete our listing predates
+        self.listed: bytes | None = None
+        self.now: bytes | None = None           # the .imp as last read or written
+
+    # -- around the lock ---------------------------------------------------
+    def listing(self) -> None:
+        """A whole listing of upasfs is (still) ours: entries ahead of it
+        that it lacks were deleted (see _newer)."""
+        self.unlisted = {(e.digest, e.uid) for e, _ in self.ahead}
+
+    def unlocked(self) -> None:
+        """The lock is let go: the file stands as we read or wrote it."""
+        self.listed = self.now
+
+    # -- the merge ---------------------------------------------------------
+    def merge(self, data: bytes | None, kwdata: bytes | None, msgs: list[Message], *,
+              settle: bool, force: bool, new_validity: Callable[[], int],
+              vanished: Callable[[list[Message]], list[Message]]) -> Merged | None:
+        """Reconcile the files' bytes (None: absent) with the messages (in
+        mailbox order; the expunged ones are those the client has not been
+        told of yet).  Messages without a uid get new ones -- unless the
+        file and our listing disagree as an out-of-date listing would
+        (_doubtful): then None, nothing taken.  The disagreement is acted
+        on when `force`d, or when `settle`: our new listing showed nothing
+        new and the file is as it was when we doubted (a listing made
+        before another session's write, which we waited for at the lock, is
+        out of date again).  new_validity() gives a new file's UIDVALIDITY;
+        vanished(msgs) those of msgs upasfs no longer has (they are marked
+        expunged here)."""
+        self.now = data
+        live = [m for m in msgs if not m.expunged]
+        if self._as_written(data, kwdata, live):
+            self.read = (data, kwdata)
+            return Merged()
+        parsed = imp.parse_imp(data) if data else None
+        if parsed and self.uidvalidity and parsed.uidvalidity != self.uidvalidity:
+            parsed = None               # someone else's box now; keep ours
+        if not self.uidvalidity:
+            self.uidvalidity = parsed.uidvalidity if parsed else new_validity()
+        found, uidnext, unclaimed = self._match(parsed, msgs, live)
+        self.read = (data, kwdata)      # render() skips an unchanged file
+        self.known = None
+        doubt = self._doubtful(msgs, live, found, unclaimed)
+        gone = vanished(self._unconfirmed(live, found, doubt, data))
+        if gone:
+            for m in gone:
+                m.expunged = True
+            live = [m for m in msgs if not m.expunged]
+            found, uidnext, unclaimed = self._match(parsed, msgs, live)
+            doubt = self._doubtful(msgs, live, found, unclaimed)
+        if doubt and not force:
+            if not settle or data != self.doubted:
+                self.doubted = data
+                return None             # nothing taken: list again first
+        self.exact = self._takes_all(live, parsed, found, uidnext) and imp.as_parsed(data, parsed)
+        kws = imp.parse_keywords(kwdata) if kwdata else {}
+        out = Merged()
+        for m, e in zip(live, found):
+            self._apply_entry(m, e, kws, out)
+            m.file_recent = e is None or "\\Recent" in e.flags
+        self.uidnext = uidnext
+        for m in live:
+            if not m.uid:
+                m.uid = self.uidnext
+                self.uidnext += 1
+        self.ahead = self._newer(parsed, unclaimed, msgs, live, kws)
+        return out
+
+    def _match(self, parsed: imp.ImpFile | None, msgs: list[Message],
+               live: list[Message]) -> imp.Match:
+        """imp.match for our live messages; the entries of the messages we
+        have seen expunged are nobody's (a new identical copy must not take
+        one: its uid would be the one this session reports expunged)."""
+        gone = {(m.digest, m.uid) for m in msgs if m.expunged and m.uid} \
+            if len(live) < len(msgs) else frozenset()
+        return imp.match(parsed, [(m.digest, m.uid) for m in live], self.uidnext, gone)
+
+    def _doubtful(self, msgs: list[Message], live: list[Message],
+                  found: list[imp.Entry | None], unclaimed: list[imp.Entry]) -> bool:
+        """The file and our listing disagree in a way an out-of-date listing
+        explains (see the module's docstring): a message we numbered whose
+        entry has gone; a message the file does not know while it knows one
+        after it (numbered by us or another session: a new uid would not
+        ascend); or an entry at or below our uids that we would drop
+        without having seen its message expunged."""
+        if not unclaimed and None not in found:
+            return False                # the usual case: each has its entry
+        if any(m.uid and e is None for m, e in zip(live, found)):
+            return True
+        uids = [m.uid or (e.uid if e is not None else 0) for m, e in zip(live, found)]
+        new = 0 in uids
+        if new and any(uids[uids.index(0):]):
+            return True
+        last = max(uids, default=0)
+        ours = {(m.digest, m.uid) for m in msgs if m.expunged}
+        for e in unclaimed:
+            key = (e.digest, e.uid)
+            if key in ours:
+                continue
+            if e.uid <= last or (new and key not in self.unlisted):
+                return True
+        return False
+
+    def _unconfirmed(self, live: list[Message], found: list[imp.Entry | None],
+                     doubt: bool, data: bytes | None) -> list[Message]:
+        """The messages whose pairing with the file holds only if they are
+        still in upasfs: when the merge is doubtful, those the file does
+        not know; and when the file has changed since our listing (another
+        session may have recorded a delete our listing predates), the new
+        messages that took a line.  A message deleted since we listed it
+        whose line is gone would take the line of an identical copy we
+        have not listed yet; when it then vanished, the copy would be
+        numbered anew, above the messages after it (the stress rig)."""
+        moved = data != self.listed
+        return [m for m, e in zip(live, found)
+                if (e is None and doubt) or (e is not None and moved and not m.uid)]
+
+    def _takes_all(self, live: list[Message], parsed: imp.ImpFile | None,
+                   found: list, uidnext: int) -> bool:
+        """New messages (a view just opened) take every entry of the file,
+        in its order, uids and flags as they are: the file would be written
+        back as it is (so render need not format it to find out)."""
+        if parsed is None or uidnext != parsed.uidnext or len(found) != len(parsed.entries):
+            return False
+        if any(m.uid for m in live):
+            return False
+        if not self.keep_recent and any("\\Recent" in e.flags for e in parsed.entries):
+            return False
+        return all(f is e and e.uid for f, e in zip(found, parsed.entries))
+
+    def _as_written(self, data: bytes | None, kwdata: bytes | None,
+                    live: list[Message]) -> bool:
+        """The files are as this view last wrote them, and its messages the
+        ones it wrote them for: merging them would change nothing (the
+        comparison render makes anyway, made first)."""
+        if self.known is None or self.ahead or (data, kwdata) != self.known:
+            return False
+        return live == self.known_live
+
+    def _newer(self, parsed: imp.ImpFile | None, unclaimed: list[imp.Entry],
+               msgs: list[Message], live: list[Message],
+               kws: dict) -> list[tuple[imp.Entry, list[str]]]:
+        """Entries of messages another session has numbered but this one has
+        not listed yet (uids above all of ours), with their keywords.  Our
+        rewrite of the file keeps them: dropping them would lose their
+        flags, and the next session would number those messages anew, out
+        of mailbox order (found by the stress rig).  Such an entry is one
+        no message of ours took, and one more than we hold of its digest
+        (an identical copy delivered since: issue 13); an entry for a
+        message we hold under another uid is not one."""
+        if not parsed or not unclaimed:
+            return []
+        excess: dict[str, int] = {}
+        for e in parsed.entries:
+            excess[e.digest] = excess.get(e.digest, 0) + 1
+        for m in live:
+            excess[m.digest] = excess.get(m.digest, 0) - 1
+        gone = self.unlisted             # still unlisted after a listing: deleted
+        last = max((m.uid for m in msgs), default=0)
+        out = []
+        for e in unclaimed:
+            if e.uid > last and excess.get(e.digest, 0) > 0 and (e.digest, e.uid) not in gone:
+                last = e.uid
+                excess[e.digest] -= 1
+                k = kws.get(e.uid)
+                out.append((e, list(k[1]) if k and k[0] == e.digest else []))
+        return out
+
+    def _apply_entry(self, m: Message, e: imp.Entry | None, kws: dict, out: Merged) -> None:
+        fresh = not m.uid
+        if e is None:
+            return                      # new to the file (or it lost ours): ours stands
+        if fresh and e.uid:
+            m.uid = e.uid
+        new = set(e.flags)              # a new message's \\Recent is the file's
+        if not fresh:
+            if "\\Recent" in m.flags:     # else ours stands
+                new.add("\\Recent")
+            else:
+                new.discard("\\Recent")
+        k = kws.get(m.uid)
+        newkw = list(k[1]) if k and k[0] == m.digest else []
+        if newkw:
+            out.keywords.update(newkw)
+        if not fresh and (new != m.flags or newkw != m.keywords):
+            out.changed.append(m)
+        m.flags, m.keywords = new, newkw
+
+    # -- writing -------------------------------------------------------------
+    def render(self, msgs: list[Message]) -> tuple[bytes | None, bytes | None]:
+        """The .imp and .kw.imp to write after merge (and the change it was
+        for), None for one that would come out as it was read; from now on
+        the files are taken to be these."""
+        live = [m for m in msgs if not m.expunged]
+        rows = [(m.digest, m.uid, self._stored_flags(m)) for m in live]
+        rows += [(e.digest, e.uid, e.flags) for e, _ in self.ahead]
+        old, oldkw = self.read
+        self.read = (None, None)
+        if self.exact and old is not None:
+            data = old                  # as it was read (see _takes_all)
+        else:
+            data = imp.format_rows(self.uidvalidity, self.uidnext, rows, self.keep_recent)
+        self.exact = False
+        self.now = data
+        kw = oldkw
+        if oldkw is not None or any(m.keywords for m in live) or any(k for _, k in self.ahead):
+            kwrows = [(m.digest, m.uid, m.keywords) for m in live]
+            kwrows += [(e.digest, e.uid, k) for e, k in self.ahead]
+            kw = imp.format_keywords(kwrows)
+        self.known, self.known_live = (data, kw), live
+        return (data if data != old else None), (kw if kw != oldkw else None)
+
+    def _stored_flags(self, m: Message) -> set[str] | frozenset[str]:
+        """The flags the .imp gets for m: a view that keeps \\Recent writes
+        `r` where the file had it (or did not know m), not where this
+        session still shows it (a SELECT elsewhere may have taken it)."""
+        if not self.keep_recent or ("\\Recent" in m.flags) == m.file_recent:
+            return m.flags
+        return m.flags ^ {"\\Recent"}

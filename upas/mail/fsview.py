@@ -1,0 +1,233 @@
+"""A server's view of one mailbox as upasfs serves it: /mail/fs/NAME.
+
+pop3 and imap4d see mail only through upasfs (docs/spec/fs-auth.md §1),
+and this is the one way they do it:
+
+- the name space of a session: the user's /mail/box/USER, and on /mail/fs
+  the shared upasfs (`$upasfs`, else the service posted as `upasfs`) or,
+  when there is none, one of the session's own on a socketpair, as Plan 9's
+  pop3 runs `upas/fs -np -f BOX` (newns, mount_shared, mount_own);
+- naming a mailbox's view in a shared upasfs (view_name): one name per
+  mailbox for every server, so that a folder is one view, numbered alike
+  by all of them; `mbox` for the inbox, as upas/fs names it;
+- `open PATH NAME` written to /mail/fs/ctl, and `delete NAME N...` in
+  writes of at most DELETE_BATCH bytes, as Bell's imap4d;
+- the message numbers, a digest per message (short reads, pipelined on the
+  9P connection, each read once a process), reads of message files one at
+  a time, many at once (ns.read_many), or streamed.
+
+Views are never closed: a shared one is other sessions' view too, and a
+session's own upasfs ends with the session.
+"""
+from __future__ import annotations
+
+import os
+import re
+from typing import Callable, Iterator
+
+from lib.rcquote import quote
+from upas import ns as nsmod
+
+FSROOT = "/mail/fs"
+CTL = FSROOT + "/ctl"
+INBOX = "mbox"               # the inbox's view, as upas/fs names a mailbox
+DELETE_BATCH = 8192          # bytes per `delete` ctl write, as Bell
+DIGEST_READ = 1024           # bytes read of a digest file: all of it
+CHUNK = 64 * 1024            # bytes per read of a streamed file, at least
+MISSING = ("No such file or directory", "does not exist")
+_ESCAPE = re.compile(r"[%!]")
+
+# view dir -> (its qid.path, {message number: digest}).  A number names one
+# message for as long as upasfs keeps that mailbox open (the same qid.path):
+# numbers are never reused.  So a process reads a digest once, though
+# imap4d's APPEND and STATUS open their mailbox afresh every time.
+_DIGESTS: dict[str, tuple[int | None, dict[int, str]]] = {}
+
+
+def view_name(user: str, path: str) -> str:
+    """The name mailbox `path` is opened under in a shared upasfs: `mbox`
+    for /mail/box/USER/mbox; else its path below /mail/box/USER (or, for a
+    mailbox elsewhere, its whole path after a leading `!`) with each `/` as
+    `!`, and `%` and `!` of the names written %25 and %21 (upasfs names may
+    not hold `/`; these escapes keep two mailboxes from one name), and a
+    mailbox named `ctl` as %63tl (the root's ctl file has that name)."""
+    prefix = f"/mail/box/{user}/"
+    if path == prefix + INBOX:
+        return INBOX
+    inside = path.startswith(prefix)
+    rest = nsmod.cleanname(path[len(prefix):] if inside else path).strip("/")
+    name = "!".join(_ESCAPE.sub(lambda m: "%%%02X" % ord(m.group()), c) for c in rest.split("/"))
+    if name == "ctl":
+        name = "%63tl"
+    return name if inside else "!" + name
+
+
+class FsView:
+    """Mailbox view NAME of the upasfs on /mail/fs."""
+
+    def __init__(self, ns: nsmod.Namespace, name: str = INBOX):
+        self.ns, self.name = ns, name
+        self.dir = f"{FSROOT}/{name}"
+
+    @classmethod
+    def open(cls, ns: nsmod.Namespace, path: str) -> "FsView":
+        """`open PATH NAME` in the shared upasfs (the same again is a
+        no-op); nsmod.Error naming path and where it must be if upasfs
+        cannot find the file.  The upas/fs may be ours or plan9port's:
+        either opens PATH on the host it runs on, plan9port's at that very
+        path whatever $MAILROOT says here, and answers the bare system
+        text, which says nothing of where it looked."""
+        name = view_name(ns.user, path)
+        try:
+            ns.write(CTL, f"open {quote(path)} {quote(name)}".encode())
+        except nsmod.Error as e:
+            text = str(e)
+            if any(m in text for m in MISSING):
+                raise type(e)(f"upas/fs cannot open {path}: {text} (it must exist "
+                              f"on the host upas/fs runs on)") from None
+            raise
+        return cls(ns, name)
+
+    def path(self, n: int, rel: str = "") -> str:
+        return f"{self.dir}/{n}/{rel}" if rel else f"{self.dir}/{n}"
+
+    # -- the messages ----------------------------------------------------
+    def stat(self) -> nsmod.Dir:
+        """The view's directory (a stat makes upasfs read the mailbox)."""
+        return self.ns.stat(self.dir)
+
+    def numbers(self) -> list[int]:
+        """The message numbers, in order (a listing also reads the mailbox)."""
+        return sorted(int(n) for n in self.ns.readdir_names(self.dir) if n.isdigit())
+
+    def digests(self, nums: list[int], qpath: int | None) -> list[str]:
+        """The digest of each message ("" if it cannot be read), the reads
+        pipelined (a digest is one short read), each message's read once a
+        process while the view's directory keeps qid.path `qpath`."""
+        known = _DIGESTS.get(self.dir)
+        if known is None or known[0] != qpath:
+            known = _DIGESTS[self.dir] = (qpath, {})
+        seen = known[1]
+        todo = [n for n in nums if n not in seen]
+        got = self.read_many([(n, "digest") for n in todo], DIGEST_READ) if todo else []
+        for n, d in zip(todo, got):
+            if d is not None and d.strip():
+                seen[n] = d.decode("ascii", "replace").strip()
+        return [seen.get(n, "") for n in nums]
+
+    def alive(self) -> None:
+        """Raise nsmod.Hungup if upasfs has gone away (a failed walk may
+        mean a message gone or a dead upasfs)."""
+        self.ns.stat(CTL)
+
+    # -- message files ---------------------------------------------------
+    def read(self, n: int, rel: str) -> bytes:
+        return self.ns.read(self.path(n, rel))
+
+    def parts(self, n: int, rel: str = "") -> list[int]:
+        """The numbered part directories under a message or part, in order."""
+        return sorted(int(x) for x in self.ns.readdir_names(self.path(n, rel)) if x.isdigit())
+
+    def read_many(self, files: list[tuple[int, str]], count: int | None) -> list[bytes | None]:
+        """ns.read_many of these (number, file) pairs: the first `count`
+        bytes of each (None: all of it); None where a read fails."""
+        return self.ns.read_many([self.path(n, rel) for n, rel in files], count)
+
+    def read_many_begin(self, files: list[tuple[int, str]],
+                        count: int) -> Callable[[], list[bytes | None]]:
+        """read_many in two halves (ns.read_many_begin): sent now, the
+        replies taken by the function returned (called once)."""
+        return self.ns.read_many_begin([self.path(n, rel) for n, rel in files], count)
+
+    def stat_many(self, files: list[tuple[int, str]]) -> list[nsmod.Dir | None]:
+        """ns.stat_many of these files (rel "": the message directory); a
+        walk does not make upasfs read the mailbox, so this looks at what
+        upasfs holds now even while another holds the mail lock."""
+        return self.ns.stat_many([self.path(n, rel) for n, rel in files])
+
+    def iounit(self) -> int | None:
+        """The most one read returns (None: not a 9P mount, read whole)."""
+        return self.ns.iounit(self.dir)
+
+    def chunks(self, n: int, rel: str, length: int | None = None,
+               offset: int = 0) -> Iterator[bytes]:
+        """The file's bytes from offset on, a read per iounit, until a read
+        returns nothing or `length` bytes have come; opened now (an error
+        is raised here, not at the first chunk)."""
+        f = self.ns.open(self.path(n, rel), "r")
+        if offset:
+            f.seek(offset)
+        return _chunks(f, length)
+
+    # -- deleting ----------------------------------------------------------
+    def delete(self, nums: list[int]) -> None:
+        """Remove messages from the mailbox: `delete NAME N...`, in writes
+        of at most DELETE_BATCH bytes (each upasfs does at once)."""
+        head = f"delete {self.name}"
+        todo = [str(n) for n in nums]
+        i = 0
+        while i < len(todo):
+            batch, size = [], len(head)
+            while i < len(todo) and (not batch or size + 1 + len(todo[i]) <= DELETE_BATCH):
+                size += 1 + len(todo[i])
+                batch.append(todo[i])
+                i += 1
+            self.ns.write(CTL, " ".join([head, *batch]).encode())
+
+
+def _chunks(f, length: int | None) -> Iterator[bytes]:
+    size = max(getattr(f, "iounit", CHUNK), CHUNK)
+    got = 0
+    try:
+        while length is None or got < length:
+            data = f.read(size if length is None else min(size, length - got))
+            if not data:
+                return
+            got += len(data)
+            yield data
+    finally:
+        try:
+            f.close()
+        except Exception:  # noqa: BLE001 -- a hung-up mount: nothing to close
+            pass
+
+
+# ---------------------------------------------------------------- name space
+
+def newns(user: str) -> nsmod.Namespace:
+    """The session's name space once it is the user's (Plan 9's auth_chuid
+    and newns): 9P attaches are made as the user from now on, and of
+    /mail/box only /mail/box/USER is reachable.  /mail/fs is $upasfs if
+    set (dialled at first use); see mount_shared, mount_own."""
+    os.environ["user"] = os.environ["USER"] = os.environ["LOGNAME"] = user
+    ns = nsmod.Namespace.default(user)
+    ns.confine(user)
+    return ns
+
+
+def mount_shared(ns: nsmod.Namespace) -> bool:
+    """Whether /mail/fs is a upasfs shared with the user's other sessions:
+    $upasfs, else the service posted as `upasfs` (mounted now, so that a
+    stale socket counts as none)."""
+    if ns.mounted(FSROOT):
+        return True
+    posted = nsmod.posted("upasfs")
+    if posted is None:
+        return False
+    try:
+        ns.mount(FSROOT, posted)
+    except nsmod.Error:
+        return False
+    return True
+
+
+def mount_own(ns: nsmod.Namespace, box: str | None = None) -> FsView | None:
+    """A upasfs of the session's own on /mail/fs (`python -m upas.fs9p -i
+    -np`, serving the socketpair on its stdin); with `box`, `-f box`: that
+    mailbox, served as `mbox` (its view, returned), as Plan 9's pop3 runs
+    it.  upasfs finds /mail/... paths under $MAILROOT itself."""
+    ns.unmount(FSROOT)
+    env = dict(os.environ, user=ns.user, USER=ns.user, LOGNAME=ns.user)
+    args = ["-i", "-np"] + (["-f", box] if box is not None else [])
+    ns.mount_child(FSROOT, nsmod.python_argv("upas.fs9p", *args), env=env)
+    return FsView(ns, INBOX) if box is not None else None
