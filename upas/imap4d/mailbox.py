@@ -21,7 +21,7 @@ from typing import Callable
 from upas import ns as nsmod
 from upas.mail import safewrite
 from upas.mail.fsview import FsView
-from upas.imap4d import imp
+from upas.imap4d import imp, selectmark
 from upas.imap4d.impstate import ImpState
 from upas.imap4d.message import Message
 
@@ -62,6 +62,10 @@ class Mailbox:
         self.announced: set[str] = set()     # those the client was told of (FLAGS)
         self.recent_reported = 0
         self.gone = False
+        # <path>.mark.imp as last read or written (selectmark.py), and the
+        # last listing upasfs's summary gave, to be recorded there
+        self.marked: bytes | None = None
+        self.summary: selectmark.Listing | None = None
 
     @property
     def uidvalidity(self) -> int:
@@ -88,13 +92,16 @@ class Mailbox:
             self.state.listed = self.ns.read(self.imppath)
         except nsmod.Error:
             self.state.listed = None
+        self.state.parse(self.state.listed)     # outside the lock (see parse)
+        self.marked, recorded = selectmark.read(self.ns, self.path)
         try:
             self.view = FsView.open(self.ns, self.path)
         except nsmod.Error as e:
             raise MailboxError(str(e)) from None
         # upasfs takes the mail lock itself when it reads the mailbox, so
         # the fs is consulted first and the lock held for the .imp only
-        self._relist(force=True)
+        if not self._from_mark(recorded, selectmark.key(st)):
+            self._relist(force=True)
         self._under_lock()
         self.exists_reported = len(self.msgs)
         self.recent_reported = self.recent()
@@ -105,6 +112,41 @@ class Mailbox:
         dropping it would pull it from under other sessions."""
 
     # -- reading the fs ------------------------------------------------
+    def _from_mark(self, got: selectmark.Listing | None, boxkey: str) -> bool:
+        """The listing recorded in <path>.mark.imp, if upasfs's mark and the
+        mailbox file's stat (boxkey) prove it is upasfs's listing now
+        (selectmark.py): then no file of a message is read."""
+        if got is None or got.boxkey != boxkey:
+            return False
+        try:
+            stamp = self._fs_stamp()    # first: a change after it is seen later
+        except nsmod.Hungup:
+            raise MailboxLost("upas/fs has gone away") from None
+        except nsmod.Error:
+            return False
+        if self.view.mark() != got.mark:
+            return False
+        self.fs_stamp = stamp
+        self.view.know(stamp[0].path, got.nums, got.digests)
+        self.msgs = [Message(n, d, flags={"\\Recent"}) for n, d in zip(got.nums, got.digests)]
+        self.state.listing()
+        return True
+
+    def _numbers(self, qpath: int) -> list[int]:
+        """The message numbers, from upasfs's summary where it has one (the
+        digests then known too: one read instead of one per message)."""
+        try:                            # first, as for the mark (see _from_mark)
+            boxkey = selectmark.key(self.ns.stat(self.path))
+        except nsmod.Error:
+            boxkey = None
+        got = self.view.summary()
+        if got is None:
+            return self.view.numbers()
+        self.view.know(qpath, got.nums, got.digests)
+        if boxkey is not None:
+            self.summary = selectmark.Listing(got.mark, boxkey, got.nums, got.digests)
+        return got.nums
+
     def _fs_stamp(self):
         d = self.view.stat()
         return (d.qid, d.mtime, d.length)
@@ -121,7 +163,7 @@ class Mailbox:
             self.state.listing()        # our listing is still upasfs's
             return False
         self.fs_stamp = stamp
-        nums = self.view.numbers()
+        nums = self._numbers(stamp[0].path)
         have = set(nums)
         changed = False
         for m in self.msgs:
@@ -231,6 +273,11 @@ class Mailbox:
             safewrite.replace(self.ns, self.kwpath, kw)
         if data is not None or kw is not None or self.imp_stamp is None:
             self.imp_stamp = self._imp_stamp()
+        if self.summary is not None:    # the last listing, for the next SELECT
+            mark = selectmark.render(self.summary)
+            if mark != self.marked:
+                selectmark.write(self.ns, self.path, mark)
+            self.marked = self.summary = None   # not kept for the session's life
 
     # -- change detection ------------------------------------------------
     def check(self) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from upas.imap4d.imp import FLAG_CHARS
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Message:
     fsnum: int
     digest: str

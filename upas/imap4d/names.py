@@ -30,12 +30,13 @@ _STOP = frozenset({"mbox", "pipeto", "pipefrom", "forward", "names", "headers",
                    "imap.ok", "imap.subscribed", "imap.uidvalidity", "dead.letter"})
 _PREFIXES = ("L.", "imap-tmp.")
 # .imp shadow files, crash-safe temporaries, 9front's index files; and
-# `.kw`, `.upasfs`, `.imap4d` and `.pop3`, because the keywords of mailbox B
-# live in `B.kw.imp` (imp.py), upasfs's index of it in `B.upasfs.imp`
-# (mail/mboxindex.py) and the servers' digest caches in `B.imap4d.imp` and
-# `B.pop3.imp` (mail/digestcache.py), which would be the shadow files of
-# mailboxes named `B.kw`, `B.upasfs`, `B.imap4d` and `B.pop3`.
-_SUFFIXES = (".imp", ".tmp", ".idx", ".kw", ".upasfs", ".imap4d", ".pop3")
+# `.kw`, `.upasfs`, `.imap4d`, `.pop3` and `.mark`, because the keywords of
+# mailbox B live in `B.kw.imp` (imp.py), upasfs's index of it in
+# `B.upasfs.imp` (mail/mboxindex.py), imap4d's digest cache in `B.imap4d.imp`
+# (mail/digestcache.py; pop3's was `B.pop3.imp`) and SELECT's record of
+# upasfs's listing in `B.mark.imp` (selectmark.py), which would be the shadow
+# files of mailboxes named `B.kw`, `B.upasfs`, `B.imap4d`, `B.pop3`, `B.mark`.
+_SUFFIXES = (".imp", ".tmp", ".idx", ".kw", ".upasfs", ".imap4d", ".pop3", ".mark")
 
 
 class BadName(ValueError):
