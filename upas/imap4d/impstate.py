@@ -158,7 +158,7 @@ class ImpState:
         after it (numbered by us or another session: a new uid would not
         ascend); or an entry at or below our uids that we would drop
         without having seen its message expunged."""
-        if not unclaimed and None not in found:
+        if not unclaimed and not any(e is None for e in found):   # (`in` calls Entry.__eq__)
             return False                # the usual case: each has its entry
         if any(m.uid and e is None for m, e in zip(live, found)):
             return True
