@@ -16,7 +16,7 @@ def target(data: bytes) -> None:
     try:
         p.command_head(r)
         r.sp()
-        _, key = p.search_program(r)
+        _, key, _ = p.search_program(r)
     except p.ParseError:
         return
     # the nesting, the program's own AND above it, the key at the bottom

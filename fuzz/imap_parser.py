@@ -1,6 +1,8 @@
 """IMAP framing and grammar: Framer -> Reader -> command head, fetch
-attributes and search programs.  Only ParseError may come out."""
+attributes, search programs, SORT and THREAD arguments.  Only ParseError
+may come out."""
 from upas.imap4d import parser as p
+from upas.imap4d import sort, thread
 
 MAX_LITERAL = 4096
 
@@ -20,7 +22,8 @@ def target(data: bytes) -> None:
 
 
 def _grammar(parts: list[bytes]) -> None:
-    for parse in (p.command_head, p.fetch_atts, p.search_program):
+    for parse in (p.command_head, p.fetch_atts, p.search_program, sort.parse_sort,
+                  thread.parse_thread):
         r = p.Reader(list(parts))
         try:
             if parse is not p.command_head:

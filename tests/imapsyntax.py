@@ -7,7 +7,8 @@ advertises: NAMESPACE (RFC 2342), ID (RFC 2971), ENABLE (RFC 5161),
 UIDPLUS (RFC 4315), LIST-EXTENDED (RFC 5258, with RFC 4466's
 tagged-ext-val), CHILDREN (RFC 3348) and SPECIAL-USE (RFC 6154), whose
 attributes are flag-extensions, IDLE and LIST-STATUS (RFC 2177, 5819:
-no new response syntax).  One reading is made explicit: a text after no
+no new response syntax), SORT and THREAD (RFC 5256), ESEARCH (RFC 4731,
+ESORT's too), STATUS=SIZE (RFC 8438) and QUOTA (RFC 9208).  One reading is made explicit: a text after no
 code may not begin with `[` (every client takes `[...]` for a code, so
 `* OK [UNSEEN 3]` is a code without its text, not a text).  RFC 3501's prose values (`<any CHAR except
 ...>`) are spelt as byte ranges; tagged-ext-comp's left recursion is
@@ -55,7 +56,19 @@ capability-data = "CAPABILITY" *(SP capability) SP "IMAP4rev1" *(SP capability)
 capability      = ("AUTH=" auth-type) / atom
 auth-type       = atom
 
-mailbox-data    = "FLAGS" SP flag-list / "LIST" SP mailbox-list / "LSUB" SP mailbox-list / "SEARCH" *(SP nz-number) / "STATUS" SP mailbox SP "(" [status-att-list] ")" / number SP "EXISTS" / number SP "RECENT"
+mailbox-data    = "FLAGS" SP flag-list / "LIST" SP mailbox-list / "LSUB" SP mailbox-list / "SEARCH" *(SP nz-number) / "STATUS" SP mailbox SP "(" [status-att-list] ")" / number SP "EXISTS" / number SP "RECENT" / sort-data / thread-data / esearch-response / quota-response / quotaroot-response
+sort-data       = "SORT" *(SP nz-number)
+thread-data     = "THREAD" [SP 1*thread-list]
+thread-list     = "(" (thread-members / thread-nested) ")"
+thread-members  = nz-number *(SP nz-number) [SP thread-nested]
+thread-nested   = 2*thread-list
+esearch-response = "ESEARCH" [search-correlator] [SP "UID"] *(SP search-return-data)
+search-correlator = SP "(" "TAG" SP string ")"
+search-return-data = "MIN" SP nz-number / "MAX" SP nz-number / "ALL" SP sequence-set / "COUNT" SP number
+quota-response  = "QUOTA" SP astring SP quota-list
+quota-list      = "(" [quota-resource *(SP quota-resource)] ")"
+quota-resource  = atom SP number SP number
+quotaroot-response = "QUOTAROOT" SP mailbox *(SP astring)
 mailbox-list    = "(" [mbx-list-flags] ")" SP (DQUOTE QUOTED-CHAR DQUOTE / nil) SP mailbox [SP mbox-list-extended]
 mbx-list-flags  = *(mbx-list-oflag SP) mbx-list-sflag *(SP mbx-list-oflag) / mbx-list-oflag *(SP mbx-list-oflag)
 mbx-list-oflag  = "\Noinferiors" / "\Subscribed" / "\Remote" / flag-extension
@@ -67,7 +80,7 @@ tagged-ext-simple = sequence-set / number
 tagged-ext-comp = tagged-ext-comp-item *(SP tagged-ext-comp-item)
 tagged-ext-comp-item = astring / "(" tagged-ext-comp ")"
 status-att-list = status-att SP number *(SP status-att SP number)
-status-att      = "MESSAGES" / "RECENT" / "UIDNEXT" / "UIDVALIDITY" / "UNSEEN"
+status-att      = "MESSAGES" / "RECENT" / "UIDNEXT" / "UIDVALIDITY" / "UNSEEN" / "SIZE" / "DELETED-STORAGE"
 mailbox         = "INBOX" / astring
 
 message-data    = nz-number SP ("EXPUNGE" / ("FETCH" SP msg-att))

@@ -217,9 +217,28 @@ def test_fetch_errors():
 
 def prog(line: bytes):
     r = reader(line)
-    out = p.search_program(r)
+    charset, key, ret = p.search_program(r)
     r.end()
-    return out
+    assert ret is None
+    return charset, key
+
+
+def test_search_return_saved_and_within():
+    """RFC 4731's RETURN (`RETURN ()` is ALL), RFC 5182's `$`, RFC 5032's
+    OLDER and YOUNGER."""
+    r = reader(b'a X RETURN (MIN count SAVE) CHARSET UTF-8 $ YOUNGER 60 OLDER 5')
+    charset, k, ret = p.search_program(r)
+    r.end()
+    assert (charset, ret) == ("UTF-8", ("MIN", "COUNT", "SAVE"))
+    assert [(x.op, x.args) for x in k.kids] == [
+        ("SEQ", (p.SAVED_SET,)), ("WITHIN", (False, 60)), ("WITHIN", (True, 5))]
+    assert p.search_program(reader(b"a X RETURN () ALL"))[2] == ("ALL",)
+    for bad in (b"a X RETURN (PARTIAL) ALL", b"a X RETURN MIN ALL", b"a X OLDER 0",
+                b"a X YOUNGER"):
+        with pytest.raises(p.ParseError):
+            r = reader(bad)
+            p.search_program(r)
+            r.end()
 
 
 def test_search_keys():
@@ -287,8 +306,9 @@ def test_every_search_key_the_parser_builds_has_a_matcher():
                b"FLAGGED FROM f HEADER h v KEYWORD k LARGER 1 NEW NOT SEEN OLD "
                b"ON 1-Jan-2000 OR SEEN RECENT SENTBEFORE 1-Jan-2000 SENTON 1-Jan-2000 "
                b"SENTSINCE 1-Jan-2000 SINCE 1-Jan-2000 SMALLER 9 SUBJECT s TEXT t TO t "
-               b"UID 1:* UNANSWERED UNDELETED UNDRAFT UNFLAGGED UNKEYWORD k UNSEEN 1,2 (SEEN)")
-    _, key = p.search_program(p.Reader([program]))
+               b"UID 1:* UNANSWERED UNDELETED UNDRAFT UNFLAGGED UNKEYWORD k UNSEEN 1,2 (SEEN) "
+               b"OLDER 5 YOUNGER 5 $")
+    _, key, _ = p.search_program(p.Reader([program]))
     ops, todo = set(), [key]
     while todo:
         k = todo.pop()

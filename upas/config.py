@@ -65,6 +65,8 @@ UPAS_IMAP_MAXLITERAL  int  67108864
     bytes in one IMAP literal after login (before login a command holds 8 KiB)
 IMAP_IDLE_POLL  s  0.2
     how often IDLE looks at the mailbox and its `.imp`
+IMAP4D_QUOTA  int  -
+    the STORAGE limit in KiB that QUOTA reports for every user (unset: none; nothing is refused)
 IMAP_APPEND_FIND_TRIES  int  40
     looks (25 ms apart) for an APPENDed message in upasfs before APPEND answers without APPENDUID
 POP3_READAHEAD_TTL  s  1

@@ -39,6 +39,7 @@ MODE = 0o600                # headers of the user's mail: the user's only
 # the sources whose code computes the kept answers
 # (upasfs's among them: mbox.py and tree.py serve the files they read)
 _SOURCES = ("imap4d/envelope.py", "imap4d/fetch.py", "imap4d/search.py",
+            "imap4d/summary.py", "imap4d/dates.py",
             "imap4d/fetchcache.py", "mail/mime.py", "mail/header.py",
             "mail/mbox.py", "fs9p/tree.py")
 _CODE: list[bytes] = []

@@ -16,7 +16,7 @@ import posixpath
 from upas import ns as nsmod
 from upas.mail import digestcache, mboxindex, safewrite
 
-from . import fetchcache, names, selectmark, subscriptions
+from . import fetchcache, names, selectmark, subscriptions, summary
 from .envelope import quote
 from . import parser as p
 
@@ -238,7 +238,9 @@ def cmd_namespace(s, req) -> None:
 
 # ---------------------------------------------------------------- STATUS
 
-STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN")
+# Plan 9's, then STATUS=SIZE's (RFC 8438) and QUOTA's (RFC 9208)
+STATUS_ITEMS = ("MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "SIZE",
+                "DELETED-STORAGE")
 
 
 def parse_status(r: p.Reader) -> tuple[bytes, set[str]]:
@@ -272,7 +274,8 @@ def _status_box(s, path: str):
 def status_line(s, path: str, items: set[str], shown: str) -> str:
     """`STATUS <shown> (ITEM n ...)`, items in Plan 9's fixed order; raises
     MailboxError or ns.Error when the box cannot be opened."""
-    vals = status_values(_status_box(s, path))
+    box = _status_box(s, path)
+    vals = status_values(box) | summary.status_sizes(box, s.opts.site, items)
     body = " ".join(f"{k} {vals[k]}" for k in STATUS_ITEMS if k in items)
     return f"STATUS {shown} ({body})"
 

@@ -25,6 +25,8 @@ T = TypeVar("T")
 
 MAX_NUMBER = 2**32 - 1
 STAR = MAX_NUMBER + 1      # `*` in a set: the highest number (resolved later)
+SAVED = STAR + 1           # `$` (RFC 5182): the set is the last SEARCH ... RETURN (SAVE)
+SAVED_SET = [(SAVED, SAVED)]
 
 SYSTEM_FLAGS = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft", "\\Recent")
 _SYSFLAG = {f.lower(): f for f in SYSTEM_FLAGS}
@@ -326,7 +328,11 @@ class Reader:
 
     # -- compound arguments
     def seqset(self, star_ok: bool = True) -> list[tuple[int, int]]:
-        """A sequence set as sorted (lo, hi) ranges; `*` is STAR."""
+        """A sequence set as sorted (lo, hi) ranges; `*` is STAR; `$`
+        alone (RFC 5182's seq-last-command) is SAVED_SET."""
+        if self.peek() == 0x24:
+            self.pos += 1
+            return list(SAVED_SET)
         ranges = []
         while True:
             lo = self._seqnum(star_ok)
@@ -510,7 +516,8 @@ def section(r: Reader) -> Section:
 @dataclass
 class Key:
     """A search key: op is AND, OR, NOT, ALL, FLAG, KEYWORD, HEADER, BODY,
-    TEXT, ADDR (FROM/TO/CC/BCC), SUBJECT, DATE, SENTDATE, SIZE, SEQ, UID."""
+    TEXT, ADDR (FROM/TO/CC/BCC), SUBJECT, DATE, SENTDATE, SIZE, SEQ, UID,
+    WITHIN (OLDER/YOUNGER)."""
     op: str
     args: tuple = ()
     kids: list["Key"] = field(default_factory=list)
@@ -529,8 +536,29 @@ _DATE_KEYS = {"BEFORE": ("DATE", "<"), "ON": ("DATE", "="), "SINCE": ("DATE", ">
               "SENTSINCE": ("SENTDATE", ">=")}
 
 
-def search_program(r: Reader) -> tuple[str | None, Key]:
-    """`[CHARSET c SP] key *(SP key)` -> (charset or None, AND key)."""
+RETURN_OPTIONS = ("MIN", "MAX", "ALL", "COUNT", "SAVE")    # RFC 4731, RFC 5182
+
+
+def search_return(r: Reader) -> tuple[str, ...] | None:
+    """`RETURN (opt ...) SP` (RFC 4731) if it comes next: the options
+    (`RETURN ()` is ALL); None if there is none."""
+    if not r.accept(b"RETURN "):
+        return None
+
+    def option() -> str:
+        w = r.atom().upper()
+        if w not in RETURN_OPTIONS:
+            raise ParseError("unknown search return option")
+        return w
+    opts = tuple(dict.fromkeys(r.paren_list(option)))
+    r.sp()
+    return opts or ("ALL",)
+
+
+def search_program(r: Reader) -> tuple[str | None, Key, tuple[str, ...] | None]:
+    """`[RETURN (opts) SP] [CHARSET c SP] key *(SP key)` -> (charset or
+    None, AND key, return options or None)."""
+    ret = search_return(r)
     charset = None
     save = (r.i, r.pos)
     if r.accept(b"CHARSET "):
@@ -538,11 +566,16 @@ def search_program(r: Reader) -> tuple[str | None, Key]:
         r.sp()
     elif (r.i, r.pos) != save:
         r.i, r.pos = save
+    return charset, search_keys(r), ret
+
+
+def search_keys(r: Reader) -> Key:
+    """`key *(SP key)` as one AND key (SORT and THREAD: after the charset)."""
     keys = [search_key(r)]
     while r.peek() == 0x20:
         r.pos += 1
         keys.append(search_key(r))
-    return charset, Key("AND", kids=keys)
+    return Key("AND", kids=keys)
 
 
 MAX_SEARCH_NESTING = 256     # `(`, NOT and OR inside one another (docs/decisions.md)
@@ -604,7 +637,7 @@ def _simple_key(r: Reader) -> Key | _Open:
     c = r.peek()
     if c is not None and 0x30 <= c <= 0x39:
         return Key("SEQ", (r.seqset(),))
-    if c == 0x2a:
+    if c in (0x2a, 0x24):              # `*`, `$` (RFC 5182)
         return Key("SEQ", (r.seqset(),))
     try:
         word = r.atom().upper()
@@ -647,6 +680,9 @@ def _simple_key(r: Reader) -> Key | _Open:
     if word == "UID":
         r.sp()
         return Key("UID", (r.seqset(),))
+    if word in ("OLDER", "YOUNGER"):          # RFC 5032 (WITHIN)
+        r.sp()
+        return Key("WITHIN", (word == "OLDER", r.number(nonzero=True)))
     raise ParseError("illegal search key")
 
 

@@ -7,7 +7,7 @@ import calendar
 import time
 from typing import Callable
 
-from upas.imap4d import fetchcache
+from upas.imap4d import dates, esearch, fetchcache
 from upas.imap4d import envelope as env
 from upas.imap4d import fetch
 from upas.imap4d import parser as p
@@ -253,6 +253,15 @@ class Matcher:
                    or (lo == p.STAR and self.seq == self.maxseq)
                    for lo, hi in k.args[0])
 
+    def k_within(self, k: p.Key) -> bool:
+        """OLDER and YOUNGER (RFC 5032): the internal date's age in seconds."""
+        older, n = k.args
+        age = time.time() - dates.internal_time(self.node.file("unixheader"))
+        return age > n if older else age <= n
+
+    def k_uidin(self, k: p.Key) -> bool:
+        return self.m.uid in k.args[0]
+
     def k_uid(self, k: p.Key) -> bool:
         top = self.top
         for lo, hi in k.args[0]:
@@ -270,13 +279,14 @@ KEYS: dict[str, Callable[[Matcher, p.Key], bool]] = {
     "SUBJECT": Matcher.k_subject, "HEADER": Matcher.k_header, "BODY": Matcher.k_body,
     "TEXT": Matcher.k_text, "SIZE": Matcher.k_size, "DATE": Matcher.k_date,
     "SENTDATE": Matcher.k_sentdate, "SEQ": Matcher.k_seq, "UID": Matcher.k_uid,
+    "WITHIN": Matcher.k_within, "UIDIN": Matcher.k_uidin,
 }
 
 # the files of the message itself that a key certainly reads
 _KEY_FILES = {"ADDR": ("rawheader",), "SUBJECT": ("rawheader",), "HEADER": ("rawheader",),
               "SENTDATE": ("rawheader",), "TEXT": ("rawheader",),
               "BODY": ("rawheader",), "SIZE": ("rawheader", "rawbody"),
-              "DATE": ("unixheader",)}
+              "DATE": ("unixheader",), "WITHIN": ("unixheader",)}
 
 
 def first_files(k: p.Key) -> list[str]:
@@ -311,19 +321,34 @@ def parse_search(r: p.Reader):
     return p.search_program(r)
 
 
-def search(s, req: Request) -> None:
-    charset, key = req.args
-    if charset is not None and charset.upper() not in CHARSETS:
-        s.updates(req)
-        s.tagged(req, f'NO [BADCHARSET] ("US-ASCII" "UTF-8") {req.echo} failed')
-        return
-    box: Mailbox = s.box
-    s.report(expunges=req.uid, uid=req.uid)   # what changed first (RFC 3501 5.2, 7.4.1)
-    n = len(box.msgs)
+def charset_refused(s, req: Request, charset: str | None) -> bool:
+    """Refuse (NO [BADCHARSET]) a charset we do not search in."""
+    if charset is None or charset.upper() in CHARSETS:
+        return False
+    s.updates(req)
+    s.tagged(req, f'NO [BADCHARSET] ("US-ASCII" "UTF-8") {req.echo} failed')
+    return True
 
+
+def _bind_saved(k: p.Key, uids: frozenset[int]) -> p.Key:
+    """k with `$` (a SEQ or UID key of SAVED_SET) made the saved messages."""
+    if k.op in ("SEQ", "UID") and k.args[0] == p.SAVED_SET:
+        return p.Key("UIDIN", (uids,))
+    if k.kids:
+        return p.Key(k.op, k.args, [_bind_saved(x, uids) for x in k.kids])
+    return k
+
+
+def matching(s, key: p.Key) -> list[Message]:
+    """The messages of the selected mailbox that key matches, in mailbox
+    order (SEARCH, SORT, THREAD)."""
+    box: Mailbox = s.box
+    n = len(box.msgs)
+    key = _bind_saved(key, frozenset(m.uid for m in esearch.saved(s)))
     cache = fetchcache.for_box(box.ns, box.path, s.opts.site) \
         if _reads_texts(key) and fetchcache.worth(box.ns, box.path, s.opts.site, n) else None
-
+    if key.op == "AND" and all(k.op == "ALL" for k in key.kids):
+        return [m for m in box.msgs if not m.expunged]      # nothing to read
     files = Files(box.view)
     top = box.msgs[-1].uid if box.msgs else 0
 
@@ -338,10 +363,24 @@ def search(s, req: Request) -> None:
             return False
     seqs = {id(m): i + 1 for i, m in enumerate(box.msgs)}
     try:
-        found = evaluate(files, list(box.msgs), test, first_files_cached(key, cache))
-        hits = [m.uid if req.uid else seqs[id(m)] for m, hit in found if hit]
+        return [m for m, hit in evaluate(files, list(box.msgs), test,
+                                         first_files_cached(key, cache)) if hit]
     finally:
         if cache is not None and cache.pending:      # (the set costs O(mailbox))
             cache.flush({m.digest for m in box.msgs if not m.expunged})
-    s.untagged(" ".join(["SEARCH"] + [str(h) for h in hits]))
+
+
+def search(s, req: Request) -> None:
+    charset, key, ret = req.args
+    if charset_refused(s, req, charset):
+        esearch.forget(s, ret)
+        return
+    box: Mailbox = s.box
+    s.report(expunges=req.uid, uid=req.uid)   # what changed first (RFC 3501 5.2, 7.4.1)
+    found = matching(s, key)
+    if ret is None:
+        nums = [m.uid for m in found] if req.uid else box.seqs(found)
+        s.untagged(" ".join(["SEARCH"] + [str(h) for h in nums]))
+    else:
+        esearch.answer(s, req, ret, found, ordered=False)
     s.ok(req)

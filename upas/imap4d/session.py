@@ -21,7 +21,7 @@ from typing import Callable
 from upas import ns as nsmod
 from upas.mail.lock import LockError
 from upas.imap4d import parser as p
-from upas.imap4d import auth, select, table
+from upas.imap4d import auth, esearch, select, table
 from upas.imap4d.mailbox import MailboxLost
 from upas.imap4d.request import NOTAUTH, Bye, Request, State
 from upas.transport.events import Event, Hangup, Sleep, StartTLS
@@ -400,7 +400,10 @@ class Session:
     def resolve(self, ranges: list[tuple[int, int]], uid: bool):
         """The messages a set addresses, in mailbox order, and whether every
         sequence number existed (docs/spec/servers.md §3.13; `*` is the highest,
-        docs/decisions.md).  UIDs that do not exist are ignored."""
+        docs/decisions.md).  UIDs that do not exist are ignored.  `$`:
+        the messages the last SEARCH RETURN (SAVE) kept (RFC 5182)."""
+        if ranges == p.SAVED_SET:
+            return esearch.saved(self), True
         msgs = self.box.msgs
         if not msgs:
             return [], not uid and bool(ranges)

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from upas.imap4d import (append, auth, basic, copy, expunge, fetch, folders, ident,
-                         idle, listing, move, search, select, starttls, store, unselect)
+                         idle, listing, move, quota, search, select, sort, starttls, store,
+                         thread, unselect)
 from upas.imap4d.request import ANY, AUTH, NOTAUTH, SELECTED, State
 
 # what the session reports before the tagged reply
@@ -53,6 +54,8 @@ COMMANDS: dict[str, Command] = {
     "EXPUNGE": Command(expunge.expunge_handler, SELECTED, expunge.parse_expunge,
                        uid=True, optional=True),
     "FETCH": Command(fetch.fetch, SELECTED, fetch.parse_fetch, NO_EXPUNGES, uid=True),
+    "GETQUOTA": Command(quota.cmd_getquota, AUTH | SELECTED, quota.parse_root, EXPUNGES),
+    "GETQUOTAROOT": Command(quota.cmd_getquotaroot, AUTH | SELECTED, quota.parse_root, EXPUNGES),
     "ID": Command(ident.cmd_id, ANY, ident.parse_id),
     "IDLE": Command(idle.cmd_idle, AUTH | SELECTED, updates=EXPUNGES),
     "LIST": Command(listing.cmd_list, AUTH | SELECTED, listing.parse_list, EXPUNGES),
@@ -65,10 +68,12 @@ COMMANDS: dict[str, Command] = {
     "RENAME": Command(folders.cmd_rename, AUTH | SELECTED, folders.parse_two, EXPUNGES),
     "SEARCH": Command(search.search, SELECTED, search.parse_search, NO_EXPUNGES, uid=True),
     "SELECT": Command(select.select, AUTH | SELECTED, select.parse_mailbox),
+    "SORT": Command(sort.cmd_sort, SELECTED, sort.parse_sort, NO_EXPUNGES, uid=True),
     "STARTTLS": Command(starttls.cmd_starttls, NOTAUTH),
     "STATUS": Command(folders.cmd_status, AUTH | SELECTED, folders.parse_status, EXPUNGES),
     "STORE": Command(store.store, SELECTED, store.parse_store, NO_EXPUNGES, uid=True),
     "SUBSCRIBE": Command(folders.cmd_subscribe, AUTH | SELECTED, folders.parse_one, EXPUNGES),
+    "THREAD": Command(thread.cmd_thread, SELECTED, thread.parse_thread, NO_EXPUNGES, uid=True),
     "UID": Command(None, SELECTED),
     "UNSELECT": Command(unselect.cmd_unselect, SELECTED),
     "UNSUBSCRIBE": Command(folders.cmd_unsubscribe, AUTH | SELECTED, folders.parse_one,
@@ -100,6 +105,18 @@ CAPABILITIES: list[tuple[str, Callable[[Any], bool] | None]] = [
     ("ID", None),
     ("ENABLE", None),
     ("MOVE", None),
+    # searching, sorting, threading (issue 18)
+    ("SORT", None),
+    ("SORT=DISPLAY", None),
+    ("THREAD=ORDEREDSUBJECT", None),
+    ("THREAD=REFERENCES", None),
+    ("ESEARCH", None),
+    ("ESORT", None),
+    ("SEARCHRES", None),
+    ("WITHIN", None),
+    ("STATUS=SIZE", None),
+    ("QUOTA", None),
+    ("QUOTA=RES-STORAGE", None),
     ("UIDPLUS", None),          # UID EXPUNGE, COPYUID and APPENDUID
     ("LITERAL+", None),         # parser.Framer takes {n+}
     ("STARTTLS", starttls.offered),

@@ -1,0 +1,83 @@
+"""SEARCH and SORT with RETURN options: ESEARCH (RFC 4731), ESORT
+(RFC 5267), and SEARCHRES (RFC 5182): `SAVE` keeps the result for `$`.
+
+The saved result is kept as UIDs with the mailbox it was made in (in
+session.extra), so `$` names the same messages after others are
+expunged, and nothing in another mailbox."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from upas.imap4d.request import Request
+
+if TYPE_CHECKING:
+    from upas.imap4d.mailbox import Message
+
+_SAVED = "searchres"            # session.extra: (mailbox, frozenset of uids)
+
+
+def saved(s) -> list["Message"]:
+    """The messages `$` names now (none if nothing was saved in this
+    mailbox's selection), in mailbox order."""
+    box, uids = s.extra.get(_SAVED, (None, frozenset()))
+    if box is None or box is not s.box:
+        return []
+    return [m for m in box.msgs if m.uid in uids and not m.expunged]
+
+
+def _save(s, msgs: list["Message"]) -> None:
+    s.extra[_SAVED] = (s.box, frozenset(m.uid for m in msgs))
+
+
+def forget(s, ret: tuple[str, ...] | None) -> None:
+    """A command with SAVE failed: `$` becomes empty (RFC 5182 2.1)."""
+    if ret is not None and "SAVE" in ret:
+        _save(s, [])
+
+
+def sequence_set(nums: list[int]) -> str:
+    """The numbers as a sequence-set in their order, each ascending run
+    of consecutive numbers as `a:b` (ESORT's ALL keeps the sort order)."""
+    out: list[str] = []
+    i = 0
+    while i < len(nums):
+        j = i
+        while j + 1 < len(nums) and nums[j + 1] == nums[j] + 1:
+            j += 1
+        out.append(str(nums[i]) if i == j else f"{nums[i]}:{nums[j]}")
+        i = j + 1
+    return ",".join(out)
+
+
+def answer(s, req: Request, ret: tuple[str, ...], found: list["Message"],
+           ordered: bool) -> None:
+    """The ESEARCH response for these messages, and what SAVE keeps.
+    `ordered`: found is in sort order (ESORT: MIN and MAX are its first
+    and last, RFC 5267 3); else in mailbox order (MIN is the lowest)."""
+    nums = [m.uid for m in found] if req.uid else s.box.seqs(found) if not ordered \
+        else [s.box.seq(m) for m in found]
+    pick = {"MIN": 0, "MAX": -1}
+    if "SAVE" in ret:
+        ends = [k for k in ("MIN", "MAX") if k in ret]
+        if ends and not {"ALL", "COUNT"} & set(ret):      # RFC 5182 2.4
+            _save(s, list({id(found[pick[k]]): found[pick[k]] for k in ends}.values())
+                  if found else [])
+        else:
+            _save(s, found)
+    if ret == ("SAVE",):
+        return                          # SAVE alone: no ESEARCH (RFC 5182 2.4)
+    if not ordered:
+        first, last = (min(nums), max(nums)) if nums else (0, 0)
+    else:
+        first, last = (nums[0], nums[-1]) if nums else (0, 0)
+    items = [f'ESEARCH (TAG "{req.tag}")'] + (["UID"] if req.uid else [])
+    for opt in ret:
+        if opt == "MIN" and nums:
+            items.append(f"MIN {first}")
+        elif opt == "MAX" and nums:
+            items.append(f"MAX {last}")
+        elif opt == "ALL" and nums:
+            items.append("ALL " + sequence_set(nums))
+        elif opt == "COUNT":
+            items.append(f"COUNT {len(nums)}")
+    s.untagged(" ".join(items))
