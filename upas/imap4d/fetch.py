@@ -358,5 +358,5 @@ def _cache(box: Mailbox, site: str, atts: list[p.FetchAtt],
 def _set_seen(m: Message) -> bool:
     if "\\Seen" in m.flags:
         return False
-    m.flags.add("\\Seen")
+    m.flags = m.flags | {"\\Seen"}     # a message's flags may be shared (imp.flagset)
     return True

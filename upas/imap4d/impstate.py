@@ -247,12 +247,9 @@ class ImpState:
             return                      # new to the file (or it lost ours): ours stands
         if fresh and e.uid:
             m.uid = e.uid
-        new = set(e.flags)              # a new message's \\Recent is the file's
-        if not fresh:
-            if "\\Recent" in m.flags:     # else ours stands
-                new.add("\\Recent")
-            else:
-                new.discard("\\Recent")
+        new = imp.flagset(e.flags)      # a new message's \\Recent is the file's
+        if not fresh and ("\\Recent" in m.flags) != ("\\Recent" in new):
+            new = imp.flagset(new ^ {"\\Recent"})     # ours stands
         k = kws.get(m.uid)
         newkw = list(k[1]) if k and k[0] == m.digest else []
         if newkw:
