@@ -15,6 +15,7 @@ reports these at the points RFC 3501 allows.
 """
 from __future__ import annotations
 
+import gc
 import os
 from typing import Callable
 
@@ -82,6 +83,17 @@ class Mailbox:
 
     # -- opening -------------------------------------------------------
     def open(self) -> None:
+        # a SELECT makes tens of thousands of objects and no cycle: the
+        # collector, run by their count, would only walk them
+        was = gc.isenabled()
+        gc.disable()
+        try:
+            self._open()
+        finally:
+            if was:
+                gc.enable()
+
+    def _open(self) -> None:
         try:
             st = self.ns.stat(self.path)
         except nsmod.Error as e:
