@@ -205,6 +205,9 @@ def flags_item(m: Message) -> bytes:
 
 # items computed from the message's content (and the site) alone
 CONTENT_ITEMS = ("RFC822.SIZE", "ENVELOPE", "BODY", "BODYSTRUCTURE")
+# items that need no file of the message: what a client's sync asks of
+# every message (UID FETCH 1:* (FLAGS)), answered without Files
+NO_FILES = ("FLAGS", "UID")
 
 
 def cached_item(files: Files, m: Message, a: p.FetchAtt, site: str,
@@ -317,6 +320,12 @@ def fetch(s, req: Request) -> None:
             pass            # upasfs is gone: the reads below fail too
     s.announce_keywords()       # the merge may have brought others' keywords
     site = s.opts.site
+    if all(a.name in NO_FILES for a in atts):
+        for m, n in zip(msgs, box.seqs(msgs)):
+            s.send(b"* %d FETCH (" % n + b" ".join(
+                flags_item(m) if a.name == "FLAGS" else b"UID %d" % m.uid for a in atts) + b")\r\n")
+        _finish(s, req, box, atts, changed, ok)
+        return
     cache = _cache(box, site, atts, len(msgs))
     files = Files(box.view)
 
@@ -338,6 +347,11 @@ def fetch(s, req: Request) -> None:
     finally:
         if cache is not None and cache.pending:      # (the set costs O(mailbox))
             cache.flush({m.digest for m in box.msgs if not m.expunged})
+    _finish(s, req, box, atts, changed, ok)
+
+
+def _finish(s, req: Request, box: Mailbox, atts: list, changed: list[Message], ok: bool) -> None:
+    """The flags \\Seen changed, unless FLAGS was fetched; the reply."""
     if not any(a.name == "FLAGS" for a in atts):
         for m in changed:
             s.untagged(f"{box.seq(m)} FETCH ({flags_item(m).decode()})")
