@@ -74,6 +74,7 @@ def test_everything_the_servers_write_is_owner_only(mail_host):
     p.quit()
     written = {f.name for f in (root / "box" / "glenda").rglob("*")}
     # SELECT's record of upasfs's listing (imap4d/selectmark.py) among them
-    assert {"mbox.imp", "mbox.mark.imp", "old-inbox", "old-inbox.kw.imp",
+    assert any(n.endswith(".mark.imp") for n in written), written
+    assert {"mbox.imp", "old-inbox", "old-inbox.kw.imp",
             "q1", "q1.imp"} <= written, written
     assert modes(root) == []

@@ -63,10 +63,13 @@ class Mailbox:
         self.announced: set[str] = set()     # those the client was told of (FLAGS)
         self.recent_reported = 0
         self.gone = False
-        # <path>.mark.imp as last read or written (selectmark.py), and the
-        # last listing upasfs's summary gave, to be recorded there
+        # <path>.mark.imp as read at open (selectmark.py), and the listing
+        # upasfs's summary gave the open, to be recorded there (only an
+        # open's: a session's later listings follow others' changes, which
+        # the next SELECT's mark would not match anyway)
         self.marked: bytes | None = None
         self.summary: selectmark.Listing | None = None
+        self.opening = False
 
     @property
     def uidvalidity(self) -> int:
@@ -87,9 +90,12 @@ class Mailbox:
         # collector, run by their count, would only walk them
         was = gc.isenabled()
         gc.disable()
+        self.opening = True
         try:
             self._open()
         finally:
+            self.opening = False
+            self.marked = self.summary = None
             if was:
                 gc.enable()
 
@@ -147,10 +153,12 @@ class Mailbox:
     def _numbers(self, qpath: int) -> list[int]:
         """The message numbers, from upasfs's summary where it has one (the
         digests then known too: one read instead of one per message)."""
-        try:                            # first, as for the mark (see _from_mark)
-            boxkey = selectmark.key(self.ns.stat(self.path))
-        except nsmod.Error:
-            boxkey = None
+        boxkey = None
+        if self.opening:                # first, as for the mark (see _from_mark)
+            try:
+                boxkey = selectmark.key(self.ns.stat(self.path))
+            except nsmod.Error:
+                pass
         got = self.view.summary()
         if got is None:
             return self.view.numbers()
@@ -289,7 +297,7 @@ class Mailbox:
             mark = selectmark.render(self.summary)
             if mark != self.marked:
                 selectmark.write(self.ns, self.path, mark)
-            self.marked = self.summary = None   # not kept for the session's life
+            self.marked, self.summary = mark, None
 
     # -- change detection ------------------------------------------------
     def check(self) -> None:
