@@ -134,6 +134,39 @@ def as_parsed(data: bytes, parsed: ImpFile) -> bool:
     return len(data) == len(MAGIC) + 22 + 61 * len(parsed.entries)
 
 
+_LINE_LEN = 61                     # an entry line: digest, uid, flags, newline
+_FLAGS_AT = 52                     # where its 8-byte flags field starts
+
+
+def flags_edit(old: bytes, new: bytes) -> tuple[int, bytes] | None:
+    """(offset, bytes) that make the file `old` into `new` by rewriting
+    the flags field of one entry line in place, if that is all that
+    differs (a STORE on one message); else None.  A write of it that a
+    crash cuts leaves each flag position old or new: a valid line."""
+    if len(old) != len(new) or old == new or not old.startswith(MAGIC):
+        return None
+    lo, hi = _first_diff(old, new), len(old) - _first_diff(old[::-1], new[::-1]) - 1
+    body = len(MAGIC) + 22
+    k, col = divmod(lo - body, _LINE_LEN)
+    at = body + k * _LINE_LEN + _FLAGS_AT
+    if lo < body or col < _FLAGS_AT or hi >= at + 8 or new[at + 8:at + 9] != b"\n" \
+            or not _ENTRY.fullmatch(new, body + k * _LINE_LEN, at + 8):
+        return None
+    return at, new[at:at + 8]
+
+
+def _first_diff(a: bytes, b: bytes) -> int:
+    """The first index where a and b (of one length, not equal) differ."""
+    lo, hi = 0, len(a)          # a[:lo] == b[:lo]; they differ before hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
+        else:
+            hi = mid
+    return lo
+
+
 def header(data: bytes) -> tuple[int, int] | None:
     """(uidvalidity, uidnext) of a .imp file's bytes, None if not Plan 9's."""
     m = _HEADER.match(data)

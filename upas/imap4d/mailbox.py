@@ -286,9 +286,10 @@ class Mailbox:
     def _write_imp(self) -> None:
         """Write what the merge (and the change) made of the files, each
         only if it changed (called with the lock held, right after it)."""
+        old = self.state.read[0]
         data, kw = self.state.render(self.msgs)
         if data is not None:
-            safewrite.replace(self.ns, self.imppath, data)
+            self._replace_imp(old, data)
         if kw is not None:
             safewrite.replace(self.ns, self.kwpath, kw)
         if data is not None or kw is not None or self.imp_stamp is None:
@@ -298,6 +299,19 @@ class Mailbox:
             if mark != self.marked:
                 selectmark.write(self.ns, self.path, mark)
             self.marked, self.summary = mark, None
+
+    def _replace_imp(self, old: bytes | None, data: bytes) -> None:
+        """The .imp becomes `data`: when only one message's flags changed
+        (a STORE on it), its flags field is written in place (one write,
+        fdatasync: imp.flags_edit); else the file is replaced whole."""
+        edit = imp.flags_edit(old, data) if old is not None else None
+        if edit is not None:
+            try:
+                self.ns.write_at(self.imppath, [edit], sync=True)
+                return
+            except nsmod.Error:
+                pass                    # the whole file, as always
+        safewrite.replace(self.ns, self.imppath, data)
 
     # -- change detection ------------------------------------------------
     def check(self) -> None:
