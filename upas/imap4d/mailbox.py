@@ -87,7 +87,12 @@ class Mailbox:
     # -- opening -------------------------------------------------------
     def open(self) -> None:
         # a SELECT makes tens of thousands of objects and no cycle: the
-        # collector, run by their count, would only walk them
+        # collector, run by their count, would only walk them, now and at
+        # every full collection after (it did, at the first allocation once
+        # it was on again: a tenth of a SELECT's time).  So it is off
+        # meanwhile, and what the open made is kept out of its sight
+        # (gc.freeze: reference counts still free it; a session is a
+        # process that ends at LOGOUT)
         was = gc.isenabled()
         gc.disable()
         self.opening = True
@@ -97,6 +102,7 @@ class Mailbox:
             self.opening = False
             self.marked = self.summary = None
             if was:
+                gc.freeze()
                 gc.enable()
 
     def _open(self) -> None:
