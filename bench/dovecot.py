@@ -14,7 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from bench.procs import descendants, vmhwm_kb
+from bench.procs import descendants, pss_kb, vmhwm_kb
 
 MASTER = "/usr/sbin/dovecot"
 BINARIES = ("/usr/lib/dovecot/imap", "/usr/lib/dovecot/pop3")
@@ -151,16 +151,21 @@ class Dovecot:
                 os.chown(os.path.join(dirpath, f), nobody.pw_uid, nobody.pw_gid)
         return nobody.pw_uid, nobody.pw_gid
 
-    def peak_kb(self) -> int:
-        """VmHWM of the processes serving mail sessions now (imap, pop3)."""
-        if not self.master:
-            return 0
-        total = 0
-        for p in descendants(self.master.pid):
+    def session_pss_kb(self) -> list[int]:
+        """PSS of each session's process (`imap`, `pop3`) now."""
+        return [pss_kb(p) for p in self._session_pids()]
+
+    def _session_pids(self) -> list[int]:
+        out = []
+        for p in descendants(self.master.pid) if self.master else []:
             try:
                 comm = Path(f"/proc/{p}/comm").read_text().strip()
             except OSError:
                 continue
             if comm in ("imap", "pop3"):
-                total += vmhwm_kb(p)
-        return total
+                out.append(p)
+        return out
+
+    def peak_kb(self) -> int:
+        """VmHWM of the processes serving mail sessions now (imap, pop3)."""
+        return sum(vmhwm_kb(p) for p in self._session_pids())

@@ -20,7 +20,7 @@ import signal
 import time
 from pathlib import Path
 
-from bench.procs import children, cmdline, descendants, pss_kb, vmhwm_kb
+from bench.procs import children, cmdline, descendants, ppid, pss_kb, vmhwm_kb
 
 USER = "glenda"
 PASSWORD = "glenda-apop"        # the demo user's mail secret (auth/demo.py)
@@ -42,7 +42,10 @@ class Ours:
         from upas.runhost import PORTS, TESTDATA, Host
         shutil.copytree(TESTDATA, self.rundir / "mail")
         self._fresh_box()
-        env = {"POP3_DELAY_SCALE": "0", "LISTEN_FORKSERVER": "0" if self.exec else "1"}
+        # every bench client comes from 127.0.0.1: the per-address count of
+        # logins in flight (upas/loginfail.py) would refuse the 50 at once
+        env = {"POP3_DELAY_SCALE": "0", "LISTEN_FORKSERVER": "0" if self.exec else "1",
+               "UPAS_LOGINFAIL_DIR": "off"}
         self.host = Host(self.rundir, ports={"pop3": 0, "imap4d": 0},
                          logdir=self.tmp / "log", extra_env=env,
                          listen_flags=["-M", "100", "-F", "imap4d=-p", "-F", "pop3=-p"])
@@ -105,6 +108,12 @@ class Ours:
     def upasfs_peak_kb(self) -> int:
         live = [vmhwm_kb(p) for p in self._upasfs()] if self.host else []
         return max([self.fs_peak, *live])
+
+    def session_pss_kb(self) -> list[int]:
+        """PSS of each session now: its process and its descendants."""
+        sessions = set(self._sessions())
+        return [sum(pss_kb(q) for q in descendants(p)) for p in sessions
+                if ppid(p) not in sessions]
 
     def peak_kb(self) -> int:
         return (sum(vmhwm_kb(p) for p in self._upasfs()) +

@@ -70,6 +70,9 @@ _RATES = {"sessions-50": ("sessions_per_s", "sessions/s"),
 
 
 def _notes(name: str, o: dict | None, d: dict | None) -> str:
+    if name == "idle-10":
+        return "; ".join(f"{label} {r['extra']['pss_kb_per_session'] / 1024:.1f} MB PSS a session"
+                         for label, r in (("ours", o), ("dovecot", d)) if r)
     if name not in _RATES:
         return ""
     key, unit = _RATES[name]

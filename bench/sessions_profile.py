@@ -15,7 +15,10 @@ Printed, from one run:
     PyPI, `pip install '.[bench]'`) samples them and the heaviest
     functions are listed (own samples and with callees).
 
-    python -m bench.sessions_profile [-n 10000] [--py-spy]
+    python -m bench.sessions_profile [-n 10000] [--py-spy] [--mixed]
+
+With --mixed, the bench's mixed-10 load (bench/workloads.py) is run and
+profiled in place of the 50 sessions.
 """
 from __future__ import annotations
 
@@ -143,6 +146,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("-n", type=int, default=10_000, help="messages in the corpus")
     ap.add_argument("--py-spy", action="store_true", help="sample upasfs and the sessions")
+    ap.add_argument("--mixed", action="store_true", help="profile mixed-10, not 50 sessions")
     a = ap.parse_args()
     from bench.corpus import corpus
     with tempfile.TemporaryDirectory(prefix="bench-sessions.", dir="/tmp") as d:
@@ -157,16 +161,24 @@ def main() -> None:
             spies = spy(groups["upasfs"] + groups["fork servers (sessions)"][:1], 120,
                         Path(d)) if a.py_spy else []
             t = time.perf_counter()
-            got = concurrent(ours)
+            if a.mixed:
+                from bench.workloads import mixed_load
+                got = mixed_load(ours, {}, lambda *_: None).extra
+            else:
+                got = concurrent(ours)
             wall = time.perf_counter() - t
             after = cpu_of(groups)
             for p in spies:
                 p.send_signal(signal.SIGINT)        # py-spy writes its profile then
                 p.wait()
-            print(f"{SESSIONS} concurrent sessions: {wall:.2f} s wall; per phase mean / max:")
-            print("  " + "  ".join(f"{p} {statistics.mean(r[p] for r in got) * 1000:.0f}"
-                                   f"/{max(r[p] for r in got) * 1000:.0f} ms" for p in PHASES))
-            print("CPU seconds during the 50 sessions (2 cores shared with other work):")
+            if a.mixed:
+                print(f"mixed-10: {wall:.2f} s wall, {got['commands_per_s']:.1f} commands/s, "
+                      f"{got['errors']} errors")
+            else:
+                print(f"{SESSIONS} concurrent sessions: {wall:.2f} s wall; per phase mean / max:")
+                print("  " + "  ".join(f"{p} {statistics.mean(r[p] for r in got) * 1000:.0f}"
+                                       f"/{max(r[p] for r in got) * 1000:.0f} ms" for p in PHASES))
+            print("CPU seconds meanwhile (2 cores shared with other work):")
             for name in sorted(after, key=lambda k: -(after[k] - before.get(k, 0))):
                 print(f"  {name:<26} {after[name] - before.get(name, 0):6.2f} s")
             for pid, sp in zip(groups["upasfs"] + groups["fork servers (sessions)"][:1], spies):

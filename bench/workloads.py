@@ -22,6 +22,7 @@ SESSIONS = 50
 APPENDS = 1000
 MIXED_CLIENTS = 10
 MIXED_SESSIONS = 3          # sessions each mixed-load client runs in turn
+IDLE_SESSIONS = 10
 _APPENDUID = re.compile(rb"\[APPENDUID \d+ (\d+)\]")
 Tick = Callable[[int, int], None]
 
@@ -223,6 +224,27 @@ def mixed_load(server, ctx, tick: Tick) -> Sample:
                    "errors": len(errors), "first_error": errors[0] if errors else ""})
 
 
+def idle_sessions(server, ctx, tick: Tick) -> Sample:
+    """IDLE_SESSIONS sessions logged in, INBOX selected, then idle (a
+    client left open on a desktop): the time to open them one after the
+    other, and the memory each session's processes hold meanwhile (PSS,
+    which counts pages shared with a fork server or another session by
+    share; the mean of the sessions)."""
+    t = time.perf_counter()
+    clients = []
+    for i in range(IDLE_SESSIONS):
+        clients.append(selected(server))
+        tick(i + 1, IDLE_SESSIONS)
+    secs = time.perf_counter() - t
+    time.sleep(0.5)                          # what a SELECT left behind settles
+    pss = server.session_pss_kb()
+    for c in clients:
+        c.cmd("LOGOUT")
+        c.close()
+    return Sample(secs, sum(pss), {"pss_kb_per_session": sum(pss) / max(1, len(pss)),
+                                   "sessions": len(pss)})
+
+
 def mixed_session(server, rng: random.Random, label: str) -> tuple[int, list[str]]:
     """login, select, the flags of all (a client's sync), the envelopes of
     a screenful, two bodies (one marks \\Seen), STORE of flags and of a
@@ -346,5 +368,6 @@ WORKLOADS = [
              qresync_reconnect, resync_setup),
     Workload("flags-reconnect", f"reconnect, all flags fetched, {RESYNC_CHANGES} changed",
              flags_reconnect, resync_setup),
+    Workload("idle-10", f"{IDLE_SESSIONS} idle sessions, INBOX selected", idle_sessions),
 ]
 BY_NAME = {w.name: w for w in WORKLOADS}

@@ -226,3 +226,29 @@ def test_ctl_delete_is_on_disk_before_the_reply_even_with_an_open_fid(upasfs):
     with open(upasfs.mbox, "rb") as f:
         assert f.read() == after
     c.close()
+
+
+def test_deleting_the_last_messages_cuts_the_file_in_place(upasfs):
+    """The rewrite after a delete of the last messages only would write the
+    file's own first bytes again: the file is cut there instead (one
+    ftruncate, no copy), and is byte for byte what the rewrite gives --
+    the file without those messages.  A delete with a message after it
+    still rewrites (a new file)."""
+    with open(upasfs.mbox, "ab") as f:
+        f.write(APPENDED + LATER)
+    with open(upasfs.mbox, "rb") as f:
+        before = f.read()
+    c = upasfs.client()
+    nums = sorted(int(n) for n in names(c, "mbox") if n.isdigit())
+    ino = os.stat(upasfs.mbox).st_ino
+    c.write("ctl", b"delete mbox %d %d" % (nums[-2], nums[-1]))
+    with open(upasfs.mbox, "rb") as f:
+        after = f.read()
+    assert after == before[:before.index(APPENDED)]
+    assert os.stat(upasfs.mbox).st_ino == ino
+    assert sorted(int(n) for n in names(c, "mbox") if n.isdigit()) == nums[:-2]
+    c.write("ctl", b"delete mbox %d" % nums[0])
+    assert os.stat(upasfs.mbox).st_ino != ino
+    with open(upasfs.mbox, "rb") as f:
+        assert len(f.read()) < len(after)
+    c.close()

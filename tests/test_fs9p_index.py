@@ -363,6 +363,31 @@ def test_summary_agrees_with_the_files(upasfs_factory):
         assert rows[-1][-1] == b"3"
 
 
+def test_summary_follows_every_change_of_the_list(upasfs_factory):
+    """upasfs makes `summary`'s lines again only when the list of messages
+    changed: after an append, a ctl delete and a Tremove of a message
+    directory (which only marks it while a fid holds it) it lists exactly
+    the message directories there are."""
+    fs = upasfs_factory()
+    with fs.client() as c:
+        def listed():
+            rows = summary_lines(c)[1:]
+            assert [r[0] for r in rows] == [s.name.encode() for s in c.readdir("mbox")
+                                            if s.name.isdigit()]
+            return [r[0] for r in rows]
+        first = listed()
+        assert listed() == first
+        with open(fs.mbox, "ab") as f:
+            f.write(msg("new mail"))
+        assert len(listed()) == len(first) + 1
+        c.write("ctl", b"delete mbox %s" % first[1])
+        assert first[1] not in listed()
+        held = c.open(f"mbox/{first[2].decode()}/raw")
+        c.remove(f"mbox/{first[2].decode()}")
+        assert first[2] not in listed()
+        held.close()
+
+
 def test_kill_9_while_the_index_is_written(upasfs_factory):
     """kill -9 at random points of an index write (upasfs writes it on
     its way out after SIGTERM; the kill comes once its temporary file

@@ -105,7 +105,7 @@ def test_lines_of_messages_not_listed_yet_are_kept():
     keeps its line and flags (dropping them lost a \\Deleted once)."""
     state, msgs = ImpState(), listing(A)
     merge(state, imp_file(3, (A, 1, ""), (C, 2, "D")), msgs)
-    msgs[0].flags.add("\\Flagged")
+    msgs[0].flags = msgs[0].flags | {"\\Flagged"}     # replaced, never changed in place
     data, _ = state.render(msgs)
     assert [(e.digest, e.uid, set(e.flags)) for e in imp.parse_imp(data).entries] == \
         [(A, 1, {"\\Flagged"}), (C, 2, {"\\Deleted"})]

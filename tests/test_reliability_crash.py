@@ -1,7 +1,9 @@
 """Crash safety (issue 9): SIGKILL upasfs, pop3 and imap4d in the middle of
-DELE+QUIT, EXPUNGE, APPEND, COPY, MOVE, STORE and mbox rewrites while
-mbappend deliveries arrive; after every kill the mailbox must agree with the
-ledger (tests/reliability/crash.py).  RELIABILITY_ITERATIONS (default 28: four rounds of the seven operations)
+DELE+QUIT, EXPUNGE, APPEND, COPY, MOVE, STORE, mbox rewrites, upasfs's
+index writes and SELECT's record writes while mbappend deliveries arrive;
+after every kill the mailbox must agree with the ledger
+(tests/reliability/crash.py).  RELIABILITY_ITERATIONS (default 28: three
+rounds of the nine operations and one more)
 and RELIABILITY_SEED set the run; `python -m tests.reliability crash
 --iterations 500` is the long mode.
 """

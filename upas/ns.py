@@ -626,6 +626,20 @@ class Namespace:
         m, _ = self._resolve(path)
         return m.client.iounit if isinstance(m, _NinepMount) else None
 
+    def ours(self, path: str) -> bool:
+        """Whether path is served over 9P by one of our servers (it said so
+        at attach: ninep.Client.walks_pipelined), which have files Plan 9's
+        and plan9port's do not (upasfs's `mark` and `summary`)."""
+        m, _ = self._resolve(path)
+        return isinstance(m, _NinepMount) and self._call_ours(m)
+
+    @staticmethod
+    def _call_ours(m: "_NinepMount") -> bool:
+        try:
+            return bool(m.client.walks_pipelined)
+        except Error:
+            return False
+
     def create(self, path: str, perm: int = 0o666, dir: bool = False) -> None:
         m, rel = self._resolve(path)
         m.create(rel, perm, dir)

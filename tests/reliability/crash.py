@@ -2,7 +2,7 @@
 
 Each iteration picks an operation (POP3 DELE+QUIT, IMAP EXPUNGE, APPEND,
 COPY, MOVE, STORE, an upasfs ctl delete = an mbox rewrite, upasfs writing
-its index), starts it while `upas.mbappend` deliveries arrive, and SIGKILLs
+its index, a SELECT writing its record of upasfs's listing), starts it while `upas.mbappend` deliveries arrive, and SIGKILLs
 the session process or the posted upasfs at a random moment.  Then: no
 L.mbox lock blocks, a fresh imap4d session selects both mailboxes, and the
 files agree with the ledger (tests/reliability/ledger.py): nothing lost,
@@ -27,7 +27,7 @@ from tests.reliability.ledger import Ledger, lock_is_free
 from tests.reliability.rig import Imap, Rig, SessionError
 
 OPS = ("pop_dele", "imap_expunge", "imap_append", "imap_copy", "imap_move",
-       "imap_store", "fs_rewrite", "fs_index")
+       "imap_store", "fs_rewrite", "fs_index", "imap_select")
 INBOX, SAVED = "mbox", "saved"
 DELAYS = (0.0, 0.005, 0.02, 0.06, 0.15)   # kills land up to this far into the op
 
@@ -42,6 +42,7 @@ class Stats:
     identical: int = 0         # checks that found byte-identical messages in a mailbox
     soft: list[str] = field(default_factory=list)   # undone deletes (strict mode fails)
     index_cut: int = 0         # kills that left an index write half done
+    mark_cut: int = 0          # kills that left SELECT's record half written
 
     def count(self, op: str, victim: str) -> None:
         self.ops[op] = self.ops.get(op, 0) + 1
@@ -315,6 +316,27 @@ class CrashRun:
             t.join(30)
         finally:
             c.close()
+
+    def imap_select(self, victim: str, delay: float) -> None:
+        """New mail, then a SELECT: the session reads upasfs's summary and
+        writes its record of the listing (<mailbox>.mark.imp,
+        upas/imap4d/selectmark.py), which later SELECTs (the check's
+        among them) take while upasfs's mark stays the same.  The kill
+        comes as the record's temporary file appears, or `delay` + 0.5 s
+        after the SELECT was sent."""
+        token, msg = self.ledger.new_message()
+        assert self.rig.deliver(msg).wait(30) == 0, "mbappend failed"
+        self.ledger.present(INBOX, token)
+        self.stats.deliveries += 1
+        s = self.rig.imap()
+        tmp = self.rig.path(INBOX) + ".mark.imp.tmp"
+        s.start(b"SELECT INBOX")
+        deadline = time.monotonic() + delay + 0.5      # the new mail makes it write one
+        while not os.path.exists(tmp) and time.monotonic() < deadline:
+            pass
+        self._kill(victim, s, self.rng.uniform(0, 0.001))
+        self.stats.mark_cut += os.path.exists(tmp)
+        self._finish(s)
 
     @staticmethod
     def _stat(c, path: str) -> None:

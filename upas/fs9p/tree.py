@@ -270,11 +270,22 @@ class BoxFile(Node):
             data = [b"%s %d %d %d\n" % (self.d.fs.instance.encode(), mb.id, mb.vers,
                                         len(live))]
             if self.fname == "summary":
-                data += [b"%s %s %d %d %d %d %d %d\n" % (
-                    (m.name.encode(), m.digest, m.size - m.fromlen)
-                    + mboxindex.unpack_sizes(m.sizes))
-                    for m in live]
+                data.append(self._lines(mb, live))
         return WholeOpen(b"".join(data))
+
+    def _lines(self, mb: Mailbox, live: list[Message]) -> bytes:
+        """The message lines of `summary`, made again only when the list of
+        messages changed: mb.vers rises whenever one appears or goes (a
+        Tremove that only marks one lowers the count); every session's
+        SELECT and check after a change reads them."""
+        key = (mb.vers, len(live))
+        got = mb.summary_lines
+        if got is None or got[0] != key:
+            got = mb.summary_lines = (key, b"".join(
+                b"%s %s %d %d %d %d %d %d\n" % (
+                    (m.name.encode(), m.digest, m.size - m.fromlen)
+                    + mboxindex.unpack_sizes(m.sizes)) for m in live))
+        return got[1]
 
 
 class WholeOpen(Open):

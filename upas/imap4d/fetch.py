@@ -214,6 +214,9 @@ def flags_item(m: Message) -> bytes:
 
 # items computed from the message's content (and the site) alone
 CONTENT_ITEMS = ("RFC822.SIZE", "ENVELOPE", "BODY", "BODYSTRUCTURE")
+# items that need no file of the message: what a client's sync asks of
+# every message (UID FETCH 1:* (FLAGS)), answered without Files
+NO_FILES = ("FLAGS", "UID")
 
 
 def cached_item(files: Files, m: Message, a: p.FetchAtt, site: str,
@@ -355,6 +358,13 @@ def fetch(s, req: Request) -> None:
             pass            # upasfs is gone: the reads below fail too
     s.announce_keywords()       # the merge may have brought others' keywords
     site = s.opts.site
+    if all(a.name in NO_FILES for a in atts):
+        for m, n in zip(msgs, box.seqs(msgs)):
+            s.send(b"* %d FETCH (" % n + b" ".join(
+                b"FLAGS (" + rev2.flag_text(s, m).encode() + b")" if a.name == "FLAGS"
+                else b"UID %d" % m.uid for a in atts) + b")\r\n")
+        _finish(s, req, box, atts, changed, ok, False)
+        return
     cache = _cache(box, site, atts, len(msgs))
     files = Files(box.view)
 
@@ -389,6 +399,12 @@ def fetch(s, req: Request) -> None:
     finally:
         if cache is not None and cache.pending:      # (the set costs O(mailbox))
             cache.flush({m.digest for m in box.msgs if not m.expunged})
+    _finish(s, req, box, atts, changed, ok, bool(unknown_cte))
+
+
+def _finish(s, req: Request, box: Mailbox, atts: list, changed: list[Message], ok: bool,
+            unknown_cte: bool) -> None:
+    """The flags \\Seen changed, unless FLAGS was fetched; the reply."""
     if not any(a.name == "FLAGS" for a in atts):
         for m in changed:
             s.untagged(condstore.unsolicited(s, box, m, box.seq(m), False))
@@ -409,5 +425,5 @@ def _cache(box: Mailbox, site: str, atts: list[p.FetchAtt],
 def _set_seen(m: Message) -> bool:
     if "\\Seen" in m.flags:
         return False
-    m.flags.add("\\Seen")
+    m.flags = m.flags | {"\\Seen"}     # a message's flags may be shared (imp.flagset)
     return True

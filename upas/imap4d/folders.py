@@ -16,7 +16,7 @@ import posixpath
 from upas import ns as nsmod
 from upas.mail import digestcache, mboxindex, safewrite
 
-from . import fetchcache, modseq, names, savedate, subscriptions, summary
+from . import fetchcache, modseq, names, savedate, selectmark, subscriptions, summary
 from .envelope import quote
 from . import parser as p
 
@@ -46,10 +46,11 @@ def _path(s, path: str) -> str:
 
 
 def _imp_files(s, path: str, cache: bool = True) -> list[str]:
-    """The shadow file `<path>.imp`, the keywords and save dates beside it
-    (imp.py, savedate.py) and, if `cache`, the servers' digest caches
-    (mail/digestcache.py), the cache's old name (fetchcache.py) and upasfs's index
-    (mail/mboxindex.py), which are rebuilt on demand."""
+    """The shadow file `<path>.imp`, the keywords, save dates and MODSEQs
+    beside it (imp.py, savedate.py, modseq.py) and, if `cache`, the servers'
+    digest caches (mail/digestcache.py), the cache's old name
+    (fetchcache.py), upasfs's index (mail/mboxindex.py) and the listing
+    SELECT keeps (selectmark.py), which are rebuilt on demand."""
     parent, base = posixpath.split(path)
     try:
         entries = s.ns.readdir(_path(s, parent))
@@ -64,7 +65,7 @@ def _imp_files(s, path: str, cache: bool = True) -> list[str]:
 def _caches(base: str) -> set[str]:
     """The names of the files rebuilt on demand that go with mailbox base."""
     return {digestcache.path_for(base, server) for server in digestcache.SERVERS} \
-        | {base + fetchcache.OLD_SUFFIX, base + mboxindex.SUFFIX}
+        | {base + fetchcache.OLD_SUFFIX, base + mboxindex.SUFFIX, selectmark.path_for(base)}
 
 
 def selected_path(s) -> str | None:

@@ -63,6 +63,7 @@ class ImpState:
         # unchanged since has recorded no delete our listing predates
         self.listed: bytes | None = None
         self.now: bytes | None = None           # the .imp as last read or written
+        self._parsed: tuple[bytes | None, imp.ImpFile | None] = (None, None)
 
     # -- around the lock ---------------------------------------------------
     def listing(self) -> None:
@@ -94,7 +95,7 @@ class ImpState:
         if self._as_written(data, kwdata, live):
             self.read = (data, kwdata)
             return Merged()
-        parsed = imp.parse_imp(data) if data else None
+        parsed = self.parse(data)
         if parsed and self.uidvalidity and parsed.uidvalidity != self.uidvalidity:
             parsed = None               # someone else's box now; keep ours
         if not self.uidvalidity:
@@ -126,7 +127,19 @@ class ImpState:
                 m.uid = self.uidnext
                 self.uidnext += 1
         self.ahead = self._newer(parsed, unclaimed, msgs, live, kws)
+        self._parsed = (None, None)     # taken: not kept for the session's life
         return out
+
+    def parse(self, data: bytes | None) -> imp.ImpFile | None:
+        """imp.parse_imp of the .imp's bytes, kept: the file parsed before
+        the lock is taken (mailbox.Mailbox.open) and found the same under
+        it is not parsed again, so sessions do not parse it one after the
+        other in the lock.  (Nothing changes a parsed file's entries.)"""
+        if data and data == self._parsed[0]:
+            return self._parsed[1]
+        got = imp.parse_imp(data) if data else None
+        self._parsed = (data, got)
+        return got
 
     def _match(self, parsed: imp.ImpFile | None, msgs: list[Message],
                live: list[Message]) -> imp.Match:
@@ -145,7 +158,7 @@ class ImpState:
         after it (numbered by us or another session: a new uid would not
         ascend); or an entry at or below our uids that we would drop
         without having seen its message expunged."""
-        if not unclaimed and None not in found:
+        if not unclaimed and not any(e is None for e in found):   # (`in` calls Entry.__eq__)
             return False                # the usual case: each has its entry
         if any(m.uid and e is None for m, e in zip(live, found)):
             return True
@@ -234,12 +247,9 @@ class ImpState:
             return                      # new to the file (or it lost ours): ours stands
         if fresh and e.uid:
             m.uid = e.uid
-        new = set(e.flags)              # a new message's \\Recent is the file's
-        if not fresh:
-            if "\\Recent" in m.flags:     # else ours stands
-                new.add("\\Recent")
-            else:
-                new.discard("\\Recent")
+        new = imp.flagset(e.flags)      # a new message's \\Recent is the file's
+        if not fresh and ("\\Recent" in m.flags) != ("\\Recent" in new):
+            new = imp.flagset(new ^ {"\\Recent"})     # ours stands
         k = kws.get(m.uid)
         newkw = list(k[1]) if k and k[0] == m.digest else []
         if newkw:
@@ -254,13 +264,13 @@ class ImpState:
         for), None for one that would come out as it was read; from now on
         the files are taken to be these."""
         live = [m for m in msgs if not m.expunged]
-        rows = [(m.digest, m.uid, self._stored_flags(m)) for m in live]
-        rows += [(e.digest, e.uid, e.flags) for e, _ in self.ahead]
         old, oldkw = self.read
         self.read = (None, None)
         if self.exact and old is not None:
             data = old                  # as it was read (see _takes_all)
         else:
+            rows = [(m.digest, m.uid, self._stored_flags(m)) for m in live]
+            rows += [(e.digest, e.uid, e.flags) for e, _ in self.ahead]
             data = imp.format_rows(self.uidvalidity, self.uidnext, rows, self.keep_recent)
         self.exact = False
         self.now = data

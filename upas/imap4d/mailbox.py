@@ -15,13 +15,14 @@ reports these at the points RFC 3501 allows.
 """
 from __future__ import annotations
 
+import gc
 import os
 from typing import Callable
 
 from upas import ns as nsmod
 from upas.mail import safewrite
 from upas.mail.fsview import FsView
-from upas.imap4d import imp, modseq
+from upas.imap4d import imp, modseq, selectmark
 from upas.imap4d.impstate import ImpState
 from upas.imap4d.message import Message
 
@@ -64,6 +65,13 @@ class Mailbox:
         self.announced: set[str] = set()     # those the client was told of (FLAGS)
         self.recent_reported = 0
         self.gone = False
+        # <path>.mark.imp as read at open (selectmark.py), and the listing
+        # upasfs's summary gave the open, to be recorded there (only an
+        # open's: a session's later listings follow others' changes, which
+        # the next SELECT's mark would not match anyway)
+        self.marked: bytes | None = None
+        self.summary: selectmark.Listing | None = None
+        self.opening = False
 
     @property
     def uidvalidity(self) -> int:
@@ -80,6 +88,26 @@ class Mailbox:
 
     # -- opening -------------------------------------------------------
     def open(self) -> None:
+        # a SELECT makes tens of thousands of objects and no cycle: the
+        # collector, run by their count, would only walk them, now and at
+        # every full collection after (it did, at the first allocation once
+        # it was on again: a tenth of a SELECT's time).  So it is off
+        # meanwhile, and what the open made is kept out of its sight
+        # (gc.freeze: reference counts still free it; a session is a
+        # process that ends at LOGOUT)
+        was = gc.isenabled()
+        gc.disable()
+        self.opening = True
+        try:
+            self._open()
+        finally:
+            self.opening = False
+            self.marked = self.summary = None
+            if was:
+                gc.freeze()
+                gc.enable()
+
+    def _open(self) -> None:
         try:
             st = self.ns.stat(self.path)
         except nsmod.Error as e:
@@ -90,13 +118,16 @@ class Mailbox:
             self.state.listed = self.ns.read(self.imppath)
         except nsmod.Error:
             self.state.listed = None
+        self.state.parse(self.state.listed)     # outside the lock (see parse)
+        self.marked, recorded = selectmark.read(self.ns, self.path)
         try:
             self.view = FsView.open(self.ns, self.path)
         except nsmod.Error as e:
             raise MailboxError(str(e)) from None
         # upasfs takes the mail lock itself when it reads the mailbox, so
         # the fs is consulted first and the lock held for the .imp only
-        self._relist(force=True)
+        if not self._from_mark(recorded, selectmark.key(st)):
+            self._relist(force=True)
         self._under_lock()
         self.exists_reported = len(self.msgs)
         self.recent_reported = self.recent()
@@ -107,6 +138,43 @@ class Mailbox:
         dropping it would pull it from under other sessions."""
 
     # -- reading the fs ------------------------------------------------
+    def _from_mark(self, got: selectmark.Listing | None, boxkey: str) -> bool:
+        """The listing recorded in <path>.mark.imp, if upasfs's mark and the
+        mailbox file's stat (boxkey) prove it is upasfs's listing now
+        (selectmark.py): then no file of a message is read."""
+        if got is None or got.boxkey != boxkey:
+            return False
+        try:
+            stamp = self._fs_stamp()    # first: a change after it is seen later
+        except nsmod.Hungup:
+            raise MailboxLost("upas/fs has gone away") from None
+        except nsmod.Error:
+            return False
+        if self.view.mark() != got.mark:
+            return False
+        self.fs_stamp = stamp
+        self.view.know(stamp[0].path, got.nums, got.digests)
+        self.msgs = [Message(n, d, flags={"\\Recent"}) for n, d in zip(got.nums, got.digests)]
+        self.state.listing()
+        return True
+
+    def _numbers(self, qpath: int) -> list[int]:
+        """The message numbers, from upasfs's summary where it has one (the
+        digests then known too: one read instead of one per message)."""
+        boxkey = None
+        if self.opening:                # first, as for the mark (see _from_mark)
+            try:
+                boxkey = selectmark.key(self.ns.stat(self.path))
+            except nsmod.Error:
+                pass
+        got = self.view.summary()
+        if got is None:
+            return self.view.numbers()
+        self.view.know(qpath, got.nums, got.digests)
+        if boxkey is not None:
+            self.summary = selectmark.Listing(got.mark, boxkey, got.nums, got.digests)
+        return got.nums
+
     def _fs_stamp(self):
         d = self.view.stat()
         return (d.qid, d.mtime, d.length)
@@ -123,7 +191,7 @@ class Mailbox:
             self.state.listing()        # our listing is still upasfs's
             return False
         self.fs_stamp = stamp
-        nums = self.view.numbers()
+        nums = self._numbers(stamp[0].path)
         have = set(nums)
         changed = False
         for m in self.msgs:
@@ -227,13 +295,32 @@ class Mailbox:
     def _write_imp(self) -> None:
         """Write what the merge (and the change) made of the files, each
         only if it changed (called with the lock held, right after it)."""
+        old = self.state.read[0]
         data, kw = self.state.render(self.msgs)
         if data is not None:
-            safewrite.replace(self.ns, self.imppath, data)
+            self._replace_imp(old, data)
         if kw is not None:
             safewrite.replace(self.ns, self.kwpath, kw)
         if data is not None or kw is not None or self.imp_stamp is None:
             self.imp_stamp = self._imp_stamp()
+        if self.summary is not None:    # the last listing, for the next SELECT
+            mark = selectmark.render(self.summary)
+            if mark != self.marked:
+                selectmark.write(self.ns, self.path, mark)
+            self.marked, self.summary = mark, None
+
+    def _replace_imp(self, old: bytes | None, data: bytes) -> None:
+        """The .imp becomes `data`: when only one message's flags changed
+        (a STORE on it), its flags field is written in place (one write,
+        fdatasync: imp.flags_edit); else the file is replaced whole."""
+        edit = imp.flags_edit(old, data) if old is not None else None
+        if edit is not None:
+            try:
+                self.ns.write_at(self.imppath, [edit], sync=True)
+                return
+            except nsmod.Error:
+                pass                    # the whole file, as always
+        safewrite.replace(self.ns, self.imppath, data)
 
     # -- change detection ------------------------------------------------
     def check(self) -> None:

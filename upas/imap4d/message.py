@@ -4,16 +4,19 @@ has it (its number in the view, its digest), what the .imp says of it
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import AbstractSet
 
 from upas.imap4d.imp import FLAG_CHARS
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Message:
     fsnum: int
     digest: str
     uid: int = 0
-    flags: set[str] = field(default_factory=set)
+    # replaced, never changed in place: often the frozenset every message
+    # with these flags shares (imp.flagset)
+    flags: AbstractSet[str] = field(default_factory=set)
     keywords: list[str] = field(default_factory=list)
     expunged: bool = False            # gone from the fs, not yet reported
     # the .imp still holds its \\Recent (or does not know it yet): what a

@@ -6,8 +6,9 @@ every byte of the message, its From line included).  Whatever a server
 derives from the content alone is therefore the same for every message
 with that digest, in every session, for ever: it can be kept and reused
 without reading the message again, and can never be stale.  imap4d keeps
-its FETCH and SEARCH answers in one (imap4d/fetchcache.py), pop3 its
-sizes (pop3/sizecache.py); Dovecot's dovecot.index.cache is the model.
+its FETCH and SEARCH answers in one (imap4d/fetchcache.py); pop3 kept
+its sizes in one until upasfs's `summary` gave them in one read (issue
+16); Dovecot's dovecot.index.cache is the model.
 The file's name ends in `.imp`, which LIST hides, and names.py reserves
 `.<server>` as a mailbox suffix, so it is no mailbox's shadow file.
 
@@ -104,7 +105,9 @@ def is_digest(digest: str) -> bool:
     return bool(_DIGEST.match(digest.encode()))
 
 
-SERVERS = ("imap4d", "pop3")      # those that keep one (a mailbox's files: folders.py)
+# those that keep one, or kept one (pop3: a file left from it still goes
+# with its mailbox: folders.py)
+SERVERS = ("imap4d", "pop3")
 
 
 def path_for(boxpath: str, server: str) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import re
+from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from lib.rcquote import quote
@@ -33,6 +34,7 @@ CTL = FSROOT + "/ctl"
 INBOX = "mbox"               # the inbox's view, as upas/fs names a mailbox
 DELETE_BATCH = 8192          # bytes per `delete` ctl write, as Bell
 DIGEST_READ = 1024           # bytes read of a digest file: all of it
+DIGEST_LEN = 40              # hex digits of a digest (SHA-1)
 CHUNK = 64 * 1024            # bytes per read of a streamed file, at least
 MISSING = ("No such file or directory", "does not exist")
 _ESCAPE = re.compile(r"[%!]")
@@ -115,6 +117,37 @@ class FsView:
                 seen[n] = d.decode("ascii", "replace").strip()
         return [seen.get(n, "") for n in nums]
 
+    def mark(self) -> str | None:
+        """upasfs's `mark` of the view (docs/decisions.md, "upasfs's `mark`
+        and `summary`"): the same line again means the same messages under
+        the same numbers.  None where upasfs has none (plan9port's: not
+        even asked)."""
+        if not self.ns.ours(self.dir):
+            return None
+        try:
+            return self.ns.read(f"{self.dir}/mark").decode("ascii").strip() or None
+        except (nsmod.Error, UnicodeDecodeError):
+            return None
+
+    def summary(self) -> "Summary | None":
+        """Every message's number, digest and sizes in one read of upasfs's
+        `summary`; None where upasfs has none (plan9port's: not even
+        asked) or it cannot be read."""
+        if not self.ns.ours(self.dir):
+            return None
+        try:
+            return parse_summary(self.ns.read(f"{self.dir}/summary"))
+        except nsmod.Error:
+            return None
+
+    def know(self, qpath: int | None, nums: list[int], digests: list[str]) -> None:
+        """Keep these digests (from a summary, or what a mark proved) as
+        digests() keeps those it reads: while the view keeps qid.path `qpath`."""
+        known = _DIGESTS.get(self.dir)
+        if known is None or known[0] != qpath:
+            known = _DIGESTS[self.dir] = (qpath, {})
+        known[1].update(zip(nums, digests))
+
     def alive(self) -> None:
         """Raise nsmod.Hungup if upasfs has gone away (a failed walk may
         mean a message gone or a dead upasfs)."""
@@ -173,6 +206,51 @@ class FsView:
                 batch.append(todo[i])
                 i += 1
             self.ns.write(CTL, " ".join([head, *batch]).encode())
+
+
+@dataclass
+class Summary:
+    """upasfs's `summary` of a view: its mark line, then per message (in
+    order) its number, digest and the sizes Plan 9's pop3 reads."""
+    mark: str
+    nums: list[int]
+    digests: list[str]
+    rows: list[bytes]           # the message lines, their sizes parsed on demand
+
+    def pop_sizes(self) -> list[tuple[int, int]]:
+        """(length of raw, POP size) of each message: raw + the newlines of
+        rawheader + 1 + lines, Plan 9 pop3's size (docs/spec/servers.md §2.7)."""
+        out = []
+        for r in self.rows:
+            f = r.split()
+            out.append((int(f[2]), int(f[2]) + int(f[4]) + 1 + int(f[6])))
+        return out
+
+
+def parse_summary(data: bytes) -> Summary | None:
+    """A `summary` file's bytes (docs/decisions.md): the mark line
+    `<instance> <box> <vers> <count>`, then `<n> <digest> <raw> <rawheader>
+    <rawheader newlines> <rawbody> <lines> <CRs>` per message; None unless
+    it is whole and well formed."""
+    lines = data.split(b"\n")
+    if len(lines) < 2 or lines[-1] != b"":
+        return None
+    try:
+        mark = lines[0].decode("ascii")
+        head = mark.split()
+        if len(head) != 4 or int(head[3]) != len(lines) - 2:
+            return None
+        rows = lines[1:-1]
+        nums, digests = [], []
+        for r in rows:
+            f = r.split(b" ", 2)
+            if len(f) != 3 or len(f[1]) != DIGEST_LEN or r.count(b" ") != 7:
+                return None
+            nums.append(int(f[0]))
+            digests.append(f[1].decode("ascii"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return Summary(mark, nums, digests, rows)
 
 
 def _chunks(f, length: int | None) -> Iterator[bytes]:

@@ -1,8 +1,12 @@
 """The mail lock: `L.mbox` in a mailbox's directory (docs/design.md).
 
 Plan 9 makes L.mbox an exclusive-use file; on Unix we hold an fcntl lock on
-it.  Acquisition retries every 0.5 s for up to 5 minutes, as upas does.
-Everybody who writes a mailbox file takes it.
+it.  Acquisition retries for up to 5 minutes, as upas does; every 0.5 s as
+upas does once it has waited a while, but first after 5 ms, then twice as
+long each time (with some randomness): a session's hold is a few ms, and
+with 50 sessions selecting at once the fixed 0.5 s made each wait 0.25 s
+per busy try on average (docs/performance.md, round 4).  Everybody who
+writes a mailbox file takes it.
 
 L.mbox is 0666, as on Plan 9: anyone who can reach the mailbox directory
 can hold the lock (docs/running.md).  So the servers that answer clients
@@ -16,13 +20,15 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import random
 import threading
 import time
 from typing import Any, Callable, Hashable
 
 from upas import config
 
-RETRY = 0.5
+RETRY = 0.5                 # the longest wait between two tries
+FIRST_RETRY = 0.005         # the first; doubled at each try up to RETRY
 _sessions = False
 
 
@@ -103,13 +109,15 @@ class Lock:
 
     def _wait(self) -> Any:
         deadline = time.monotonic() + self.timeout
+        wait = FIRST_RETRY
         while True:
             handle = self.attempt()
             if handle is not None:
                 return handle
             if time.monotonic() >= deadline:
                 raise LockError()
-            time.sleep(RETRY)
+            time.sleep(wait * random.uniform(0.5, 1.0))    # tries apart, not in step
+            wait = min(wait * 2, RETRY)
 
     def release(self) -> None:
         h = _record(self.key)

@@ -20,7 +20,6 @@ from upas import ns as nsmod
 from upas.mail import fsview
 from upas.pop3.mailbox import FsMailbox
 from upas.pop3.protocol import HostError, MailboxError
-from upas.pop3.sizecache import SizeCache, cache_path
 from upas.ratify.enable import enableaddr
 
 
@@ -60,8 +59,6 @@ class NamespaceHost:
         ns = self._namespace()
         if self.ns_confined:
             self._check_confined(ns, box)
-        path = cache_path(box, ns.user)
-        sizes = SizeCache(ns, path) if path is not None else None
         if fsview.mount_shared(ns):
             try:
                 view = fsview.FsView.open(ns, box)
@@ -75,7 +72,7 @@ class NamespaceHost:
                 msg = str(e)
                 raise MailboxError(msg if msg.startswith("can't") else
                                    f"can't initialize upas/fs: {msg}") from None
-        return FsMailbox(view, sizes)
+        return FsMailbox(view)
 
     @staticmethod
     def _check_confined(ns: nsmod.Namespace, box: str) -> None:

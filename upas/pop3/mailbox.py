@@ -7,11 +7,12 @@ no POP number.  Size = len(raw) + header lines + 1 + body lines, the size
 after LF -> CRLF.  Deletion is `delete NAME N...` written to /mail/fs/ctl
 (2.8).  Everything goes through the view (upas/mail/fsview.py).
 
-Cost is the number of 9P requests.  The digests are read first; a message
-whose sizes the session's SizeCache (`BOX.pop3.imp`, keyed by digest)
-knows costs nothing more.  For the others the two small files of a message
-are read together (ns.read_many), message after message, so that upasfs
-parses each message once; the stats of `raw` are pipelined too
+Cost is the number of 9P requests.  Our upasfs gives every message's
+number, digest and those sizes in one read of the view's `summary`
+(docs/decisions.md), which is what a login reads.  From a upasfs without
+one (plan9port's) Plan 9's reads are made: the digests, then the two small
+files of each message together (ns.read_many), message after message, so
+that upasfs parses each message once, and the stats of `raw` pipelined
 (ns.stat_many).
 RETR reads a message of up to ONE_READ bytes with its walk, open, read and
 clunk pipelined, and when the client goes through the messages in order,
@@ -29,9 +30,8 @@ from typing import Callable, Iterator, Sequence
 
 from upas import config
 from upas import ns as nsmod
-from upas.mail.fsview import CHUNK, FsView
+from upas.mail.fsview import CHUNK, FsView, Summary
 from upas.pop3.protocol import MailboxError, MessageInfo, atoi
-from upas.pop3.sizecache import SizeCache
 
 DIGEST_MAX = 63
 SCAN_BATCH = 512   # messages whose small files one read_many call reads
@@ -44,9 +44,8 @@ AHEAD_BYTES = 512 * 1024  # all together at most this
 class FsMailbox:
     """Messages of /mail/fs/NAME with their POP sizes and digests."""
 
-    def __init__(self, view: FsView, sizes: SizeCache | None = None):
+    def __init__(self, view: FsView):
         self.view = view
-        self.sizes = sizes
         self._raw_len: dict[int, int] = {}
         # raw read ahead, by fsnum: (bytes, when read)
         self._ahead: dict[int, tuple[bytes, float]] = {}
@@ -61,56 +60,41 @@ class FsMailbox:
             view.stat()
         except nsmod.Error as e:
             raise MailboxError(f"can't initialize upas/fs: {e}") from None
+        summary = view.summary()
+        if summary is not None:
+            return self._summarized(summary)
         try:
             nums = view.numbers()
         except nsmod.Error as e:
             raise MailboxError(f"cannot read from {view.dir}: {e}") from None
-        # one pipelined run, read as the other small files are (a session
-        # reads each digest once: fsview's digests() keeps them per process)
+        # one pipelined run, read as the other small files are
         digests = [d.decode("ascii", "replace") if d is not None else ""
                    for d in self._small_files(nums, ("digest",))]
         found: list[MessageInfo] = []
-        live: set[str] = set()
         for i in range(0, len(nums), SCAN_BATCH):
-            found += self._scan_batch(nums[i:i + SCAN_BATCH],
-                                      digests[i:i + SCAN_BATCH], live)
-        if self.sizes is not None:
-            self.sizes.save(live)
+            found += self._scan_batch(nums[i:i + SCAN_BATCH], digests[i:i + SCAN_BATCH])
         return found
 
-    def _scan_batch(self, nums: list[int], digests: list[str],
-                    live: set[str]) -> list[MessageInfo]:
+    def _summarized(self, summary: Summary) -> list[MessageInfo]:
+        """The messages as the view's summary gives them."""
+        out = []
+        for n, d, (raw_len, size) in zip(summary.nums, summary.digests, summary.pop_sizes()):
+            self._raw_len[n] = raw_len
+            out.append(MessageInfo(n, d[:DIGEST_MAX], size))
+        return out
+
+    def _scan_batch(self, nums: list[int], digests: list[str]) -> list[MessageInfo]:
         """The messages of nums that can be read, in order, given their
-        digests: for one whose sizes the cache lacks, its rawheader, lines
-        and the length of raw are read."""
-        cache = self.sizes
-        todo = [(n, d) for n, d in zip(nums, digests) if d
-                and (cache is None or cache.get(d) is None)]
+        digests: their rawheader, lines and the length of raw are read."""
+        todo = [(n, d) for n, d in zip(nums, digests) if d]
         files = self._small_files([n for n, _ in todo], ("rawheader", "lines"))
         sizes = self._raw_lengths([n for n, _ in todo])
-        read = {}
+        out = []
         for j, (n, d) in enumerate(todo):
             m = self._message(n, d, files[2 * j], files[2 * j + 1], next(sizes))
             if m is not None:
-                read[n] = m
-                if cache is not None:
-                    cache.add(d, self._raw_len[n], m.size)
-        out = []
-        for n, d in zip(nums, digests):
-            m = read.get(n)
-            if m is None and d and cache is not None:
-                m = self._cached(n, d)
-            if m is not None:
-                live.add(d)
                 out.append(m)
         return out
-
-    def _cached(self, n: int, digest: str) -> MessageInfo | None:
-        got = self.sizes.get(digest)
-        if got is None:
-            return None
-        self._raw_len[n] = got[0]
-        return MessageInfo(n, digest[:DIGEST_MAX], got[1])
 
     def _small_files(self, nums: list[int], names: tuple[str, ...]) -> list[bytes | None]:
         """The named files of each message, message by message."""

@@ -1,0 +1,51 @@
+"""A STORE on one message rewrites its flags in the .imp in place (issue
+16; imp.flags_edit): the 8-byte flags field of its line, one write and an
+fdatasync, instead of the whole file by tmp + fsync + rename.  The file
+comes out byte for byte as the whole rewrite would make it, in Plan 9's
+format; anything more than one flags field changed is written whole.
+"""
+import hashlib
+import os
+
+from tests.test_imap_selectmark import _view
+from upas.imap4d import imp
+
+
+def _file(flags: dict[int, set[str]], n: int = 300, uidnext: int = 301) -> bytes:
+    rows = [(hashlib.sha1(b"%d" % i).hexdigest(), i + 1, frozenset(flags.get(i, ())))
+            for i in range(n)]
+    return imp.format_rows(7, uidnext, rows, False)
+
+
+def test_the_edit_is_the_flags_field_of_one_line():
+    old = _file({})
+    for k, flags in ((0, {"\\Seen"}), (150, {"\\Deleted", "\\Flagged"}), (299, {"\\Draft"})):
+        new = _file({k: flags})
+        at, field = imp.flags_edit(old, new)
+        assert len(field) == 8 and field == imp.format_flags(flags, False).encode()
+        patched = bytearray(old)
+        patched[at:at + 8] = field
+        assert bytes(patched) == new
+    assert imp.flags_edit(old, _file({1: {"\\Seen"}, 2: {"\\Seen"}})) is None   # two lines
+    assert imp.flags_edit(old, _file({}, uidnext=302)) is None                  # the header
+    assert imp.flags_edit(old, old) is None
+    assert imp.flags_edit(old, _file({}, n=301)) is None                        # a line more
+    other = old.replace(hashlib.sha1(b"5").hexdigest().encode(), b"0" * 40)
+    assert imp.flags_edit(old, other) is None                                   # a digest
+
+
+def test_a_store_on_one_message_writes_in_place(upasfs, monkeypatch):
+    box = _view(upasfs, monkeypatch)
+    path = upasfs.mbox + ".imp"
+    ino = os.stat(path).st_ino
+    m = box.msgs[2]
+    box.modify([m], lambda x: setattr(x, "flags", x.flags | {"\\Flagged"}) or True)
+    assert os.stat(path).st_ino == ino                  # the same file, edited
+    entries = imp.parse_imp(open(path, "rb").read()).entries
+    assert "\\Flagged" in entries[2].flags and entries[2].uid == m.uid
+    assert open(path, "rb").read() == box.state.known[0]   # what the rewrite makes
+    fresh = _view(upasfs, monkeypatch)
+    assert [(x.uid, set(x.flags)) for x in fresh.msgs] == \
+        [(x.uid, set(x.flags) - {"\\Recent"}) for x in box.msgs]
+    box.modify(box.msgs[:2], lambda x: setattr(x, "flags", x.flags | {"\\Seen"}) or True)
+    assert os.stat(path).st_ino != ino                  # two lines: replaced whole

@@ -1,0 +1,166 @@
+"""SELECT of a mailbox that did not change reads no file of a message
+(issue 16; imap4d/selectmark.py; docs/decisions.md, the performance
+section's `<mailbox>.mark.imp`).
+
+A session that read upasfs's listing (the view's `summary`, one read)
+records it in `<mailbox>.mark.imp` with upasfs's `mark` and the mailbox
+file's stat; a later session that reads the same mark and stats the same
+file takes the listing from there.  Whatever else happened (new mail, a
+delete, another upasfs, the file touched, the record cut or foreign) it
+reads the summary again.  Real upasfs processes, Mailbox views on them;
+the name space is traced, not changed.
+"""
+import os
+
+from tests.fixtures.tracedns import MESSAGE_FILE, Traced
+from tests.fixtures.upasfs import restart_from_index
+from upas import mbappend
+from upas.imap4d import selectmark
+from upas.imap4d.mailbox import Mailbox
+
+BOX = "/mail/box/glenda/mbox"
+NEW = (b"From bob Fri Nov 27 01:00:00 2026\nFrom: bob@example.org\n"
+       b"Subject: new\nMessage-ID: <new@example.org>\n\nnew mail\n")
+
+
+def _view(fs, monkeypatch) -> Mailbox:
+    for name in ("user", "USER", "LOGNAME"):    # 9P attaches as the mail's owner
+        monkeypatch.setenv(name, "glenda")
+    ns = Traced("glenda")
+    ns.bind_dir("/mail/box", os.path.join(fs.mailroot, "box"))
+    ns.mount("/mail/fs", fs.addr)
+    box = Mailbox(ns, BOX)
+    box.open()
+    return box
+
+
+def _state(box: Mailbox) -> list[tuple]:
+    return [(m.fsnum, m.digest, m.uid, sorted(m.flags)) for m in box.msgs]
+
+
+def _message_files(box: Mailbox) -> list[str]:
+    return [p for p in box.ns.seen if MESSAGE_FILE.match(p)]
+
+
+def test_an_unchanged_mailbox_is_selected_from_the_mark(upasfs, monkeypatch):
+    first = _view(upasfs, monkeypatch)
+    assert "/mail/fs/mbox/summary" in first.ns.seen      # one read, not one a message
+    assert _message_files(first) == []
+    assert os.stat(upasfs.mbox + ".mark.imp").st_mode & 0o777 == 0o600
+
+    again = _view(upasfs, monkeypatch)
+    assert _message_files(again) == []
+    assert "/mail/fs/mbox/mark" in again.ns.seen
+    assert "/mail/fs/mbox/summary" not in again.ns.seen
+    assert "/mail/fs/mbox/" not in again.ns.seen          # no listing either
+    # as the first saw them, \\Recent gone (the first session took it)
+    assert [s[:3] for s in _state(again)] == [s[:3] for s in _state(first)]
+    assert all("\\Recent" not in m.flags for m in again.msgs)
+
+
+def test_new_mail_changes_the_mark(upasfs, monkeypatch):
+    first = _view(upasfs, monkeypatch)
+    mbappend.append_mbox(upasfs.mbox, mbappend.format_message(NEW, "bob"))
+    after = _view(upasfs, monkeypatch)
+    assert "/mail/fs/mbox/summary" in after.ns.seen
+    assert len(after.msgs) == len(first.msgs) + 1
+    assert [s[:3] for s in _state(after)[:-1]] == [s[:3] for s in _state(first)]
+    assert after.msgs[-1].uid == first.uidnext
+    # the record now holds the new listing: a third session takes it
+    third = _view(upasfs, monkeypatch)
+    assert "/mail/fs/mbox/summary" not in third.ns.seen
+    assert _state(third)[-1][:3] == _state(after)[-1][:3]
+
+
+def test_a_delete_changes_the_mark(upasfs, monkeypatch):
+    first = _view(upasfs, monkeypatch)
+    gone = first.msgs[1]
+    first.ns.write("/mail/fs/ctl", f"delete mbox {gone.fsnum}".encode())
+    after = _view(upasfs, monkeypatch)
+    assert "/mail/fs/mbox/summary" in after.ns.seen
+    assert [m.fsnum for m in after.msgs] == [m.fsnum for m in first.msgs if m is not gone]
+    assert [m.uid for m in after.msgs] == [m.uid for m in first.msgs if m is not gone]
+
+
+def test_another_upasfs_is_another_instance(upasfs, monkeypatch):
+    """A restarted upasfs numbers from 1 again with the same qids: only its
+    new instance in the mark tells it from the old one."""
+    first = _view(upasfs, monkeypatch)
+    fs2, _ = restart_from_index(upasfs)
+    try:
+        after = _view(fs2, monkeypatch)
+        assert "/mail/fs/mbox/summary" in after.ns.seen
+        assert [s[1:3] for s in _state(after)] == [s[1:3] for s in _state(first)]
+    finally:
+        fs2.stop()
+
+
+def test_a_mailbox_file_touched_is_not_proved_unchanged(upasfs, monkeypatch):
+    first = _view(upasfs, monkeypatch)
+    st = os.stat(upasfs.mbox)
+    os.utime(upasfs.mbox, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))
+    after = _view(upasfs, monkeypatch)
+    assert "/mail/fs/mbox/summary" in after.ns.seen
+    assert [s[:3] for s in _state(after)] == [s[:3] for s in _state(first)]
+
+
+def test_a_record_cut_short_or_foreign_is_not_used(upasfs, monkeypatch):
+    first = _view(upasfs, monkeypatch)
+    path = upasfs.mbox + ".mark.imp"
+    whole = open(path, "rb").read()
+    for bad in (whole[:-20], whole.replace(b"imap4d mark 1", b"imap4d mark 9"),
+                whole[:-41]):                   # a whole digest line gone
+        with open(path, "wb") as f:
+            f.write(bad)
+        after = _view(upasfs, monkeypatch)
+        assert "/mail/fs/mbox/summary" in after.ns.seen
+        assert [s[:3] for s in _state(after)] == [s[:3] for s in _state(first)]
+        assert open(path, "rb").read() == whole         # written again
+
+
+def test_the_record_reads_back_as_written():
+    got = selectmark.Listing("0123456789abcdef 3 7 6", "12 34 56",
+                             [1, 2, 3, 7, 9, 10], ["%040x" % i for i in range(6)])
+    data = selectmark.render(got)
+    assert b"\n1-3 7 9-10\n" in data
+    assert selectmark.parse(data) == got
+    empty = selectmark.Listing("0123456789abcdef 3 8 0", "12 34 0", [], [])
+    assert selectmark.parse(selectmark.render(empty)) == empty
+    for cut in range(1, len(data)):
+        assert selectmark.parse(data[:cut]) is None, cut
+    assert selectmark.parse(data.replace(b"9-10", b"9-11")) is None
+    assert selectmark.parse(data.replace(b"1-3 7", b"3-1 7")) is None
+
+
+def test_a_crash_while_the_record_was_written_leaves_it_usable(upasfs, monkeypatch):
+    """The record is replaced by tmp + fsync + rename: a crash leaves the
+    old record and a torn temporary file, which the next write replaces."""
+    first = _view(upasfs, monkeypatch)
+    path = upasfs.mbox + ".mark.imp"
+    old = open(path, "rb").read()
+    mbappend.append_mbox(upasfs.mbox, mbappend.format_message(NEW, "bob"))
+    with open(path + ".tmp", "wb") as f:
+        f.write(old[:50])                       # what a kill in the write leaves
+    after = _view(upasfs, monkeypatch)
+    assert "/mail/fs/mbox/summary" in after.ns.seen
+    assert len(after.msgs) == len(first.msgs) + 1
+    assert not os.path.exists(path + ".tmp")
+    assert selectmark.parse(open(path, "rb").read()).nums == [m.fsnum for m in after.msgs]
+
+
+def test_only_our_upasfs_is_asked_for_mark_and_summary(upasfs, tmp_path, monkeypatch):
+    """Plan 9's and plan9port's upas/fs have neither file: a server that is
+    not ours (here a plain directory; tests/test_interop_replay.py replays
+    plan9port's) is not asked, and the Plan 9 listing is read."""
+    from upas.mail.fsview import FsView
+    for name in ("user", "USER", "LOGNAME"):
+        monkeypatch.setenv(name, "glenda")
+    ns = Traced("glenda")
+    ns.mount("/mail/fs", upasfs.addr)
+    assert ns.ours("/mail/fs/mbox")
+    (tmp_path / "fs" / "mbox" / "1").mkdir(parents=True)
+    other = Traced("glenda")
+    other.bind_dir("/mail/fs", str(tmp_path / "fs"))
+    view = FsView(other, "mbox")
+    assert not other.ours("/mail/fs/mbox")
+    assert (view.mark(), view.summary(), other.seen) == (None, None, [])

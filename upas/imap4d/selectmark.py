@@ -1,0 +1,115 @@
+"""What lets a SELECT skip reading upasfs's listing: `<mailbox>.mark.imp`.
+
+A SELECT needs every message's number and digest in upasfs (the digests
+pair the messages with the `.imp`'s lines).  upasfs's `mark` (one line:
+its instance, the view's object id, its version, the message count;
+docs/decisions.md) read again unchanged proves the same upasfs lists the
+same messages under the same numbers.  So a session that has read the
+listing (upasfs's `summary`, which starts with the mark) writes down the
+mark, the mailbox file's stat and the listing; a later SELECT that reads
+the same mark and stats the same mailbox file takes the listing from
+here and reads no file of a message.  Anything else (no file, another
+mark, another stat, a file not whole) and SELECT reads the listing from
+upasfs as before.
+
+The file, beside the mailbox, ends in `.imp` so that LIST leaves it out
+(`.mark` is a reserved mailbox suffix: names.py); mode 0600; replaced
+whole (tmp + fsync + rename) under the mail lock, so a crash leaves the
+old file or the new one, and a file cut short fails the count check:
+
+    imap4d mark 1\\n
+    <mark line>\\n
+    <qid.path> <qid.vers> <length> of the mailbox file\\n
+    <numbers as ranges: 1-9990 9992 9994-10001>\\n
+    <digest>\\n                  one a message, in order
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from upas import ns as nsmod
+from upas.mail import safewrite
+
+SUFFIX = ".mark.imp"
+MAGIC = b"imap4d mark 1\n"
+
+
+@dataclass(frozen=True)
+class Listing:
+    """upasfs's listing of a view, as proved by its mark."""
+    mark: str
+    boxkey: str                 # the mailbox file's stat (key())
+    nums: list[int]
+    digests: list[str]
+
+
+def path_for(box: str) -> str:
+    return box + SUFFIX
+
+
+def key(d: nsmod.Dir) -> str:
+    """The mailbox file's stat as recorded: inode, a checksum of its
+    mtime, ctime and size in ns (ns.py's qid.vers), and its length."""
+    return f"{d.qid.path} {d.qid.vers} {d.length}"
+
+
+def render(got: Listing) -> bytes:
+    return b"".join([MAGIC, got.mark.encode("ascii"), b"\n", got.boxkey.encode("ascii"), b"\n",
+                     _ranges(got.nums).encode("ascii"), b"\n",
+                     "".join(d + "\n" for d in got.digests).encode("ascii")])
+
+
+def parse(data: bytes | None) -> Listing | None:
+    """The record in a file's bytes; None unless it is whole and ours."""
+    if not data or not data.startswith(MAGIC) or not data.endswith(b"\n"):
+        return None
+    try:
+        lines = data[len(MAGIC):-1].decode("ascii").split("\n")
+        mark, boxkey, ranges, digests = lines[0], lines[1], lines[2], lines[3:]
+        count = int(mark.split()[3])
+        nums = _unranges(ranges)
+    except (ValueError, IndexError, UnicodeDecodeError):
+        return None
+    if count != len(nums) or count != len(digests) or any(len(d) != 40 for d in digests):
+        return None
+    return Listing(mark, boxkey, nums, digests)
+
+
+def read(ns: nsmod.Namespace, box: str) -> tuple[bytes | None, Listing | None]:
+    """The file's bytes and what they record (None, None: no file)."""
+    try:
+        data = ns.read(path_for(box))
+    except nsmod.Error:
+        return None, None
+    return data, parse(data)
+
+
+def write(ns: nsmod.Namespace, box: str, data: bytes) -> None:
+    """Replace the file (the caller holds the mail lock).  Best effort: a
+    later SELECT without it reads upasfs's listing."""
+    try:
+        safewrite.replace(ns, path_for(box), data)
+    except (nsmod.Error, OSError):
+        pass
+
+
+def _ranges(nums: list[int]) -> str:
+    out, i = [], 0
+    while i < len(nums):
+        j = i
+        while j + 1 < len(nums) and nums[j + 1] == nums[j] + 1:
+            j += 1
+        out.append(str(nums[i]) if i == j else f"{nums[i]}-{nums[j]}")
+        i = j + 1
+    return " ".join(out)
+
+
+def _unranges(text: str) -> list[int]:
+    out: list[int] = []
+    for r in text.split():
+        lo, _, hi = r.partition("-")
+        a, b = int(lo), int(hi or lo)
+        if b < a or (out and a <= out[-1]):
+            raise ValueError(r)
+        out.extend(range(a, b + 1))
+    return out
