@@ -8,24 +8,15 @@ import time
 
 import pytest
 
-from tests.mboxgen import DAY, mbox, message
+from tests.fixtures.imap import put_box, select
+from tests.mboxgen import DAY, message
 
 Y1993, Y1995 = 730_000_000, 790_000_000
 
 
 @pytest.fixture
-def c(imap_preauth):
-    cl = imap_preauth.connect()
-    yield cl
-    cl.close()
-
-
-def put(srv, name: str, messages: list[bytes]) -> None:
-    srv.box(name=name).write_bytes(mbox(messages))
-
-
-def select(c, name: str) -> None:
-    assert c.cmd(b"s SELECT " + name.encode())[-1].startswith(b"s OK")
+def c(imap_client):
+    return imap_client
 
 
 def fetched(lines: list[bytes]) -> list[int]:
@@ -36,7 +27,7 @@ def smith_box(srv, c, n: int, hits: tuple[int, ...]) -> None:
     """n messages; `hits` are FLAGGED, SINCE 1-Feb-1994 and NOT FROM
     "Smith"; decoys fail one of the three each."""
     smith, old = hits[0] + 1, hits[0] + 2
-    put(srv, "smith", [message(k, f"m {k}", frm="Smith <smith@example.org>" if k == smith else
+    put_box(srv, "smith", [message(k, f"m {k}", frm="Smith <smith@example.org>" if k == smith else
                                "jones@example.org",
                                internal=Y1993 if k == old or k not in hits + (smith,) else Y1995)
                        for k in range(1, n + 1)])
@@ -116,7 +107,7 @@ def test_rfc5032_within_example(c, imap_preauth):
     """RFC 5032 3: `SEARCH UNSEEN YOUNGER 259200` finds 4 8 15 16 23 42."""
     now = time.time()
     young = (4, 8, 15, 16, 23, 42)
-    put(imap_preauth, "within", [
+    put_box(imap_preauth, "within", [
         message(k, f"m {k}", internal=now - DAY if k in young + (5,) else now - 10 * DAY)
         for k in range(1, 43)])
     select(c, "within")
@@ -132,7 +123,7 @@ def test_rfc5032_within_example(c, imap_preauth):
 def test_esort(c, imap_preauth):
     """RFC 5267 3: SORT RETURN answers ESEARCH; MIN and MAX are the first
     and last in sort order, ALL keeps the order."""
-    put(imap_preauth, "esort", [message(k, f"s {k}", sent=Y1995 + (10 - k) * 60)
+    put_box(imap_preauth, "esort", [message(k, f"s {k}", sent=Y1995 + (10 - k) * 60)
                                 for k in range(1, 6)])
     select(c, "esort")
     assert c.cmd(b"a SORT RETURN (MIN MAX ALL COUNT) (DATE) UTF-8 ALL") == [
