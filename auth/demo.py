@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from auth import crypt, keyfile
 from auth.keyfile import KeyRecord
+from lib import secretfile
 
 AUTHDOM = "upas.local"
 HOSTID = "upas"                        # the mail host's p9sk1 identity
@@ -36,19 +37,13 @@ def records() -> list[KeyRecord]:
     return recs
 
 
-def _private(path: str, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-
-
 def make_demo(directory: str) -> DemoFiles:
     os.makedirs(directory, mode=0o700, exist_ok=True)
     files = DemoFiles(os.path.join(directory, "keys"), os.path.join(directory, "authkey"),
                       os.path.join(directory, "auth.ndb"))
-    _private(files.authkey, AUTHKEY_PASSWORD.encode() + b"\n")
+    secretfile.write(files.authkey, AUTHKEY_PASSWORD.encode() + b"\n")
     keyfile.save(files.keys, records(), crypt.passtokey(AUTHKEY_PASSWORD))
-    _private(files.speaksfor, SPEAKSFOR.encode())
+    secretfile.write(files.speaksfor, SPEAKSFOR.encode())
     return files
 
 

@@ -17,13 +17,13 @@ network's latency, which adds a round trip per 9P request not pipelined.
 from __future__ import annotations
 
 import argparse
+import functools
 import imaplib
 import shutil
 import signal
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from bench.corpus import make_corpus  # noqa: E402
+from bench.workloads import all_at_once  # noqa: E402
 from upas.runhost import PORTS, TESTDATA, Host  # noqa: E402
 
 STEPS = ("login", "select", "fetch-envelopes", "fetch-bodies")
@@ -55,13 +56,7 @@ def session(addr: tuple[str, int]) -> dict[str, float]:
 
 def at_once(addrs: list[tuple[str, int]]) -> float:
     """Sessions on these addresses at the same time: the wall time."""
-    threads = [threading.Thread(target=session, args=(a,)) for a in addrs]
-    start = time.monotonic()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    return time.monotonic() - start
+    return all_at_once([functools.partial(session, a) for a in addrs])
 
 
 def prepared(d: Path, name: str, messages: int) -> Path:

@@ -7,10 +7,10 @@ import shutil
 import subprocess
 import sys
 import threading
-import time
 
 import pytest
 
+from tests.fixtures.ratfs import wait_for_socket
 from upas import ns as nsmod
 from upas.mail import safewrite
 from upas.mail.lock import LockError, MailLock
@@ -27,10 +27,7 @@ def boxfs(tmp_path, process_env):
     sock = tmp_path / "boxfs"
     env = dict(os.environ, MAILROOT=str(root))
     p = subprocess.Popen([sys.executable, "-m", "upas.boxfs", "-s", f"unix!{sock}"], env=env)
-    deadline = time.monotonic() + 20
-    while not sock.exists():
-        assert p.poll() is None and time.monotonic() < deadline, "boxfs did not start"
-        time.sleep(0.02)
+    wait_for_socket(str(sock), p, timeout=20)
     # the frontend: no mail of its own, /mail/box/USER from the store
     process_env.set("MAILROOT", str(tmp_path / "frontend"))
     process_env.set("boxfs", f"unix!{sock}")

@@ -17,10 +17,8 @@ def srv(imap_preauth):
 
 
 @pytest.fixture
-def c(srv):
-    cl = srv.connect()
-    yield cl
-    cl.close()
+def c(imap_client):
+    return imap_client
 
 
 def uidvalidity(srv, name="mbox") -> int:

@@ -16,10 +16,8 @@ GREETING = b"* PREAUTH imap.test IMAP4rev1 server ready user glenda authenticate
 
 
 @pytest.fixture
-def c(imap_preauth):
-    cl = imap_preauth.connect()
-    yield cl
-    cl.close()
+def c(imap_client):
+    return imap_client
 
 
 def test_preauth_greeting(c):

@@ -50,25 +50,16 @@ import time
 
 import pytest
 
-from tests.mboxgen import DAY, mbox, message
+from tests.fixtures.imap import put_box, select
+from tests.mboxgen import DAY, message
 from tests.test_imap_condstore import seed
 
 Y1993, Y1995 = 730_000_000, 790_000_000
 
 
 @pytest.fixture
-def c(imap_preauth):
-    cl = imap_preauth.connect()
-    yield cl
-    cl.close()
-
-
-def put(srv, name: str, messages: list[bytes]) -> None:
-    srv.box(name=name).write_bytes(mbox(messages))
-
-
-def select(c, name: str) -> None:
-    assert c.cmd(b"s SELECT " + name.encode())[-1].startswith(b"s OK")
+def c(imap_client):
+    return imap_client
 
 
 def fetched(lines: list[bytes]) -> list[int]:
@@ -79,7 +70,7 @@ def smith_box(srv, c, n: int, hits: tuple[int, ...]) -> None:
     """n messages; `hits` are FLAGGED, SINCE 1-Feb-1994 and NOT FROM
     "Smith"; decoys fail one of the three each."""
     smith, old = hits[0] + 1, hits[0] + 2
-    put(srv, "smith", [message(k, f"m {k}", frm="Smith <smith@example.org>" if k == smith else
+    put_box(srv, "smith", [message(k, f"m {k}", frm="Smith <smith@example.org>" if k == smith else
                                "jones@example.org",
                                internal=Y1993 if k == old or k not in hits + (smith,) else Y1995)
                        for k in range(1, n + 1)])
@@ -124,12 +115,12 @@ def test_rfc4731_3_1_uid_min_max_and_count(c, imap_preauth):
     (MIN 7 MAX 3800); `1:5000` is message numbers there too (RFC 3501
     6.4.4), so the mailbox's UIDs are 7 to 3800.  `SEARCH RETURN (COUNT)
     DELETED` counts 15."""
-    put(imap_preauth, "uids", [message(k, f"m {k}") for k in range(1, 4)])
+    put_box(imap_preauth, "uids", [message(k, f"m {k}") for k in range(1, 4)])
     seed(imap_preauth, "uids", [(u, (), (), 1) for u in (7, 1000, 3800)], 1)
     select(c, "uids")
     assert c.cmd(b"A285 UID SEARCH RETURN (MIN MAX) 1:5000") == [
         b'* ESEARCH (TAG "A285") UID MIN 7 MAX 3800\r\n', b"A285 OK uid SEARCH completed\r\n"]
-    put(imap_preauth, "deleted", [message(k, f"m {k}") for k in range(1, 31)])
+    put_box(imap_preauth, "deleted", [message(k, f"m {k}") for k in range(1, 31)])
     select(c, "deleted")
     c.cmd(b"s STORE 2:15,30 +FLAGS.SILENT (\\Deleted)")
     assert c.cmd(b"A286 SEARCH RETURN (COUNT) DELETED") == [
@@ -142,7 +133,7 @@ def test_rfc4731_3_2_modseq(imap_preauth):
     7 917162500).  The RFC's OK text is "Search complete", ours
     "SEARCH completed"."""
     srv = imap_preauth
-    put(srv, "ex", [message(k, f"m {k}") for k in range(1, 24)])
+    put_box(srv, "ex", [message(k, f"m {k}") for k in range(1, 24)])
     hits = {2: 917162488, 5: 900000005, 6: 900000006, 7: 917162500, 11: 900000011,
             12: 900000012, 18: 900000018, 19: 900000019, 20: 900000020, 23: 907162321}
     seed(srv, "ex", [(k, (), (), hits.get(k, 1000 + k)) for k in range(1, 24)], 917162500)
@@ -185,7 +176,7 @@ def test_rfc5182_example_3(c, imap_preauth):
            message(3, "a"), message(4, "b"), message(5, "c"), message(6, "big", body="x" * 5000)]
     for k, m in enumerate(box):
         box[k] = m.replace(b"GMT 2001", b"GMT 2005") if k else m
-    put(imap_preauth, "uids", box)
+    put_box(imap_preauth, "uids", box)
     seed(imap_preauth, "uids", [(u, (), (), 1) for u in (3, 9, 17, 900, 901, 950)], 1)
     select(c, "uids")
     assert c.cmd(b'A300 SEARCH RETURN (SAVE) SINCE 1-Jan-2004 NOT FROM "Smith"') == [
@@ -202,7 +193,7 @@ def test_rfc5182_example_4(c, imap_preauth):
     word = "\u00e4\u00f6\u00fc\u00df"               # 8 octets in UTF-8
     saved, texts = (882, 1102, 2000), (500, 882, 1102, 1500, 3003, 3005, 3006)
     utf8 = b"Content-Type: text/plain; charset=utf-8\nSubject:"
-    put(imap_preauth, "big", [message(
+    put_box(imap_preauth, "big", [message(
         k, f"m {k}", frm="Smith <s@example.org>" if k == 1500 else "e@example.org",
         internal=Y1995 if k in saved + (1500,) else Y1993,
         body=f"text {word}\n" if k in texts else "").replace(b"Subject:", utf8)
@@ -243,7 +234,7 @@ def test_rfc5182_examples_6_to_9(c, imap_preauth):
     Eric's mail since 28-Oct-2006 is 3:15,27,29:103, $Junk is on 1, 2
     and 104, nothing since then is from another."""
     eric = set(range(3, 16)) | {27} | set(range(29, 104))
-    put(imap_preauth, "eric", [message(
+    put_box(imap_preauth, "eric", [message(
         k, f"m {k}", frm="Eric <eric@example.org>" if k in eric or k % 2 else "o@example.org",
         internal=NEW if k in eric else OLD) for k in range(1, 106)])
     select(c, "eric")
@@ -276,7 +267,7 @@ def test_rfc5182_example_10(c, imap_preauth):
     """RFC 5182 2.4 Example 10: what `$` holds after SAVE with MIN, MAX,
     ALL and COUNT (found: 2,10:15,21)."""
     found = {2, 21} | set(range(10, 16))
-    put(imap_preauth, "c", [message(
+    put_box(imap_preauth, "c", [message(
         k, f"m {k}", frm="Smith <s@example.org>" if k == 3 else "o@example.org",
         internal=NEW if k in found | {3} else OLD) for k in range(1, 25)])
     select(c, "c")
@@ -321,7 +312,7 @@ def test_rfc5032_within_example(c, imap_preauth):
     """RFC 5032 3: `SEARCH UNSEEN YOUNGER 259200` finds 4 8 15 16 23 42."""
     now = time.time()
     young = (4, 8, 15, 16, 23, 42)
-    put(imap_preauth, "within", [
+    put_box(imap_preauth, "within", [
         message(k, f"m {k}", internal=now - DAY if k in young + (5,) else now - 10 * DAY)
         for k in range(1, 43)])
     select(c, "within")
@@ -338,7 +329,7 @@ def test_rfc5267_example_e01(c, imap_preauth):
     """RFC 5267 3.3: UIDs 23758-23765 sent in that order, 23762 \\Deleted,
     23760 $Junk; REVERSE DATE gives descending UIDs, each its own item
     (a range is ascending, 3.2).  Our OK text is Plan 9's."""
-    put(imap_preauth, "e", [message(k, f"m {k}", sent=Y1995 + k * 60) for k in range(1, 9)])
+    put_box(imap_preauth, "e", [message(k, f"m {k}", sent=Y1995 + k * 60) for k in range(1, 9)])
     seed(imap_preauth, "e", [(23757 + k, {"\\Deleted"} if k == 5 else (),
                               ("$Junk",) if k == 3 else (), 1) for k in range(1, 9)], 1)
     select(c, "e")
@@ -350,7 +341,7 @@ def test_rfc5267_example_e01(c, imap_preauth):
 def test_esort(c, imap_preauth):
     """RFC 5267 3: SORT RETURN answers ESEARCH; MIN and MAX are the first
     and last in sort order, ALL keeps the order."""
-    put(imap_preauth, "esort", [message(k, f"s {k}", sent=Y1995 + (10 - k) * 60)
+    put_box(imap_preauth, "esort", [message(k, f"s {k}", sent=Y1995 + (10 - k) * 60)
                                 for k in range(1, 6)])
     select(c, "esort")
     assert c.cmd(b"a SORT RETURN (MIN MAX ALL COUNT) (DATE) UTF-8 ALL") == [

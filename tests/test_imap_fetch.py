@@ -16,11 +16,9 @@ ORIG_ENV = (b'("Sun, 22 Nov 2026 07:00:00 -0500" "the original message" (' + HOW
 
 
 @pytest.fixture
-def c(imap_preauth):
-    cl = imap_preauth.connect()
-    cl.cmd(b"s EXAMINE INBOX")
-    yield cl
-    cl.close()
+def c(imap_client):
+    imap_client.cmd(b"s EXAMINE INBOX")
+    return imap_client
 
 
 def fetch1(c, what: bytes) -> bytes:

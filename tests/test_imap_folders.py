@@ -25,15 +25,8 @@ def tree_state(root: Path) -> dict[str, str]:
 
 
 @pytest.fixture
-def srv(imap_preauth):
-    return imap_preauth
-
-
-@pytest.fixture
-def c(srv):
-    cl = srv.connect()
-    yield cl
-    cl.close()
+def c(imap_client):
+    return imap_client
 
 
 def test_capability_lists_what_part2_implements(c):
@@ -54,7 +47,7 @@ def test_list_empty_pattern_servers_fact37(c):
     assert c.cmd(b'b list "foo/bar" ""') == [b'* LIST (\\Noselect) "/" "foo/"\r\n', b"b OK list\r\n"]
 
 
-def test_list_star_servers_fact38_and_children(c, srv):
+def test_list_star_servers_fact38_and_children(c, imap_preauth):
     # no .imp yet: INBOX is \Marked (Plan 9: .imp missing or older)
     assert c.cmd(b'a LIST "" *') == [
         b'* LIST (\\Noinferiors \\Marked) "/" "INBOX"\r\n',
@@ -63,7 +56,7 @@ def test_list_star_servers_fact38_and_children(c, srv):
         b"a OK LIST completed\r\n"]
     c.cmd(b"b SELECT INBOX")
     c.cmd(b"c CLOSE")
-    os.utime(srv.box(name="mbox.imp"), (2e9, 2e9))   # the .imp is newer now
+    os.utime(imap_preauth.box(name="mbox.imp"), (2e9, 2e9))   # the .imp is newer now
     assert c.cmd(b'd LIST "" %') == [
         b'* LIST (\\Noinferiors) "/" "INBOX"\r\n',
         b'* LIST (\\Noselect \\HasChildren) "/" "lists"\r\n',
@@ -124,8 +117,8 @@ def test_special_use_and_list_extended(c):
     assert c.cmd(b'l LIST "" % RETURN (STATUS (BOGUS))') == [b"l BAD LIST illegal status item\r\n"]
 
 
-def test_lsub_creates_subscribed_file_servers_fact39(c, srv):
-    f = srv.box(name="imap.subscribed")
+def test_lsub_creates_subscribed_file_servers_fact39(c, imap_preauth):
+    f = imap_preauth.box(name="imap.subscribed")
     assert not f.exists()
     assert c.cmd(b'a LSUB "" *') == [b'* LSUB (\\Noinferiors \\Marked) "/" "INBOX"\r\n',
                                      b"a OK LSUB completed\r\n"]
@@ -150,51 +143,51 @@ def test_lsub_creates_subscribed_file_servers_fact39(c, srv):
         b"h OK LSUB completed\r\n"]
 
 
-def test_status_servers_fact50_51_no_expunge(c, srv):
+def test_status_servers_fact50_51_no_expunge(c, imap_preauth):
     c.cmd(b"s SELECT INBOX")
     c.cmd(b"t STORE 1 +FLAGS (\\Deleted \\Seen)")
     c.cmd(b"u UNSELECT")
-    before = srv.box().read_bytes()
+    before = imap_preauth.box().read_bytes()
     assert c.cmd(b"a STATUS INBOX (UIDNEXT MESSAGES)") == [
         b"* STATUS INBOX (MESSAGES 8 UIDNEXT 9)\r\n", b"a OK STATUS completed\r\n"]
     lines = c.cmd(b"b status inbox (UNSEEN UIDVALIDITY RECENT MESSAGES UIDNEXT)")
-    v = int(srv.box(name="mbox.imp").read_bytes().split(b"\n")[1].split()[0])
+    v = int(imap_preauth.box(name="mbox.imp").read_bytes().split(b"\n")[1].split()[0])
     assert lines == [b"* STATUS inbox (MESSAGES 8 RECENT 0 UIDNEXT 9 UIDVALIDITY %d UNSEEN 7)\r\n" % v,
                      b"b OK status completed\r\n"]
-    assert srv.box().read_bytes() == before          # docs/decisions.md: no expunge
+    assert imap_preauth.box().read_bytes() == before          # docs/decisions.md: no expunge
     lines = c.cmd(b"c STATUS nosuch (MESSAGES)")
     assert lines[0].startswith(b"c NO [TRYCREATE] STATUS can't open mailbox nosuch: ")
     assert c.cmd(b"d STATUS INBOX (FOO)") == [b"d BAD STATUS illegal status item\r\n"]
     assert c.cmd(b"e STATUS ../bob/mbox (MESSAGES)") == [b"e NO STATUS bad mailbox\r\n"]
 
 
-def test_status_keeps_recent_servers_fact35(srv):
+def test_status_keeps_recent_servers_fact35(imap_preauth):
     """A STATUS-only session leaves `r` in the .imp: still recent after."""
-    c1 = srv.connect()
+    c1 = imap_preauth.connect()
     assert c1.cmd(b"a STATUS INBOX (RECENT)")[0] == b"* STATUS INBOX (RECENT 8)\r\n"
     c1.close()
-    c2 = srv.connect()
+    c2 = imap_preauth.connect()
     assert c2.cmd(b"a STATUS INBOX (RECENT)")[0] == b"* STATUS INBOX (RECENT 8)\r\n"
     assert b"* 8 RECENT\r\n" in c2.cmd(b"b SELECT INBOX")
     c2.close()
 
 
-def test_create_servers_fact52(c, srv):
+def test_create_servers_fact52(c, imap_preauth):
     assert c.cmd(b"a CREATE foo") == [b"a OK foo CREATE completed\r\n"]
-    assert srv.box(name="foo").read_bytes() == b""
+    assert imap_preauth.box(name="foo").read_bytes() == b""
     assert c.cmd(b"b CREATE foo") == [b"b NO CREATE mailbox already exists\r\n"]
     assert c.cmd(b"c CREATE INBOX") == [b"c NO CREATE cannot remotely create INBOX\r\n"]
     assert c.cmd(b"d create inbox") == [b"d NO create cannot remotely create INBOX\r\n"]
     assert c.cmd(b"e CREATE dir/") == [b"e OK dir/ CREATE completed\r\n"]
-    assert srv.box(name="dir").is_dir()
+    assert imap_preauth.box(name="dir").is_dir()
     assert c.cmd(b"f CREATE a/b/c") == [b"f OK a/b/c CREATE completed\r\n"]
-    assert srv.box(name="a/b").is_dir() and srv.box(name="a/b/c").is_file()
+    assert imap_preauth.box(name="a/b").is_dir() and imap_preauth.box(name="a/b/c").is_file()
     assert c.cmd(b"g CREATE foo/x") == [b"g NO CREATE cannot create mailbox foo/x\r\n"]
     assert c.cmd(b"h CREATE mbox") == [b"h NO CREATE bad mailbox\r\n"]
 
 
-def test_concurrent_create_one_wins(srv):
-    clients = [srv.connect() for _ in range(4)]
+def test_concurrent_create_one_wins(imap_preauth):
+    clients = [imap_preauth.connect() for _ in range(4)]
     results = [None] * 4
     barrier = threading.Barrier(4)
 
@@ -211,68 +204,68 @@ def test_concurrent_create_one_wins(srv):
     for i, r in enumerate(results):
         assert r in (b"t%d OK same CREATE completed\r\n" % i,
                      b"t%d NO CREATE mailbox already exists\r\n" % i)
-    assert srv.box(name="same").read_bytes() == b""
+    assert imap_preauth.box(name="same").read_bytes() == b""
     for cl in clients:
         cl.close()
 
 
-def test_delete(c, srv):
+def test_delete(c, imap_preauth):
     c.cmd(b"a CREATE foo")
     c.cmd(b"b SELECT foo")
     c.cmd(b"b2 APPEND foo {12}\r\nSubject: x\r\n\r\n")
-    assert srv.box(name="foo.imp").exists() and srv.box(name="foo.save.imp").exists()
+    assert imap_preauth.box(name="foo.imp").exists() and imap_preauth.box(name="foo.save.imp").exists()
     assert c.cmd(b"c DELETE foo") == [b"c NO DELETE cannot delete the selected mailbox foo\r\n"]
-    assert srv.box(name="foo").exists()
+    assert imap_preauth.box(name="foo").exists()
     c.cmd(b"d UNSELECT")
     assert c.cmd(b"e DELETE foo") == [b"e OK foo DELETE completed\r\n"]
-    assert not srv.box(name="foo").exists() and not srv.box(name="foo.imp").exists()
-    assert not srv.box(name="foo.save.imp").exists()
+    assert not imap_preauth.box(name="foo").exists() and not imap_preauth.box(name="foo.imp").exists()
+    assert not imap_preauth.box(name="foo.save.imp").exists()
     # docs/decisions.md: NO when nothing was deleted (9front always said OK)
     assert c.cmd(b"f DELETE foo") == [b"f NO DELETE cannot delete mailbox foo\r\n"]
     assert c.cmd(b"g DELETE INBOX") == [b"g NO DELETE cannot delete mailbox INBOX\r\n"]
     assert c.cmd(b"h DELETE lists") == [b"h NO DELETE cannot delete mailbox lists\r\n"]
-    assert srv.box(name="lists/mbox").exists()
+    assert imap_preauth.box(name="lists/mbox").exists()
     c.cmd(b"i CREATE empty/")
     assert c.cmd(b"j DELETE empty") == [b"j OK empty DELETE completed\r\n"]
-    assert not srv.box(name="empty").exists()
+    assert not imap_preauth.box(name="empty").exists()
 
 
-def test_rename(c, srv):
+def test_rename(c, imap_preauth):
     c.cmd(b"a CREATE foo")
     c.cmd(b"b APPEND foo ($Junk) {12}\r\nSubject: x\r\n\r\n")
-    imp = srv.box(name="foo.imp").read_bytes()
-    kw = srv.box(name="foo.kw.imp").read_bytes()
+    imp = imap_preauth.box(name="foo.imp").read_bytes()
+    kw = imap_preauth.box(name="foo.kw.imp").read_bytes()
     assert b" $Junk" in kw
-    save = srv.box(name="foo.save.imp").read_bytes()      # SAVEDATE's (savedate.py)
+    save = imap_preauth.box(name="foo.save.imp").read_bytes()      # SAVEDATE's (savedate.py)
     c.cmd(b"c SUBSCRIBE foo")
     assert c.cmd(b"d RENAME foo lists/mbox") == [b"d NO RENAME mailbox already exists\r\n"]
     assert c.cmd(b"e RENAME foo INBOX") == [b"e NO RENAME bad mailbox destination name\r\n"]
     assert c.cmd(b"f RENAME ../x bar") == [b"f NO RENAME bad mailbox destination name\r\n"]
     assert c.cmd(b"g RENAME nosuch bar") == [b"g NO RENAME failed\r\n"]
     assert c.cmd(b"h RENAME foo new/sub/bar") == [b"h OK RENAME completed\r\n"]
-    assert not srv.box(name="foo").exists()
-    assert srv.box(name="new/sub/bar").read_bytes().endswith(b"Subject: x\n\n")
-    assert srv.box(name="new/sub/bar.imp").read_bytes() == imp
-    assert srv.box(name="new/sub/bar.kw.imp").read_bytes() == kw
-    assert srv.box(name="new/sub/bar.save.imp").read_bytes() == save
-    assert not srv.box(name="foo.imp").exists() and not srv.box(name="foo.kw.imp").exists()
-    assert not srv.box(name="foo.save.imp").exists()
-    assert b"new/sub/bar\n" in srv.box(name="imap.subscribed").read_bytes()
+    assert not imap_preauth.box(name="foo").exists()
+    assert imap_preauth.box(name="new/sub/bar").read_bytes().endswith(b"Subject: x\n\n")
+    assert imap_preauth.box(name="new/sub/bar.imp").read_bytes() == imp
+    assert imap_preauth.box(name="new/sub/bar.kw.imp").read_bytes() == kw
+    assert imap_preauth.box(name="new/sub/bar.save.imp").read_bytes() == save
+    assert not imap_preauth.box(name="foo.imp").exists() and not imap_preauth.box(name="foo.kw.imp").exists()
+    assert not imap_preauth.box(name="foo.save.imp").exists()
+    assert b"new/sub/bar\n" in imap_preauth.box(name="imap.subscribed").read_bytes()
     assert c.cmd(b"i RENAME new other") == [b"i OK RENAME completed\r\n"]
-    assert srv.box(name="other/sub/bar").exists()
+    assert imap_preauth.box(name="other/sub/bar").exists()
     assert c.cmd(b"j DELETE other/sub/bar") == [b"j OK other/sub/bar DELETE completed\r\n"]
-    assert sorted(p.name for p in srv.box(name="other/sub").iterdir()) == []
+    assert sorted(p.name for p in imap_preauth.box(name="other/sub").iterdir()) == []
 
 
-def test_rename_inbox_moves_mail_keeps_inbox(c, srv):
+def test_rename_inbox_moves_mail_keeps_inbox(c, imap_preauth):
     c.cmd(b"a SELECT INBOX")
     c.cmd(b"b UNSELECT")
-    mail = srv.box().read_bytes()
-    imp = srv.box(name="mbox.imp").read_bytes()
+    mail = imap_preauth.box().read_bytes()
+    imp = imap_preauth.box(name="mbox.imp").read_bytes()
     assert c.cmd(b"c RENAME inbox old") == [b"c OK RENAME completed\r\n"]
-    assert srv.box(name="old").read_bytes() == mail
-    assert srv.box(name="old.imp").read_bytes() == imp
-    assert srv.box().read_bytes() == b""
+    assert imap_preauth.box(name="old").read_bytes() == mail
+    assert imap_preauth.box(name="old.imp").read_bytes() == imp
+    assert imap_preauth.box().read_bytes() == b""
     assert c.cmd(b"d STATUS INBOX (MESSAGES)")[0] == b"* STATUS INBOX (MESSAGES 0)\r\n"
     assert c.cmd(b"e STATUS old (MESSAGES UIDNEXT)")[0] == b"* STATUS old (MESSAGES 8 UIDNEXT 9)\r\n"
 
@@ -281,9 +274,9 @@ TRAVERSALS = [b"../bob/mbox", b"/etc/passwd", b"foo/../../x", b"lists/../../bob/
               b"L.mbox", b"mbox.imp", b"imap.subscribed", b"..", b"\"../bob\""]
 
 
-def test_traversal_gets_no_and_touches_nothing(c, srv):
+def test_traversal_gets_no_and_touches_nothing(c, imap_preauth):
     c.cmd(b"z0 LSUB \"\" *")          # make imap.subscribed first
-    root = Path(srv.mailroot)
+    root = Path(imap_preauth.mailroot)
     before = tree_state(root)
     cmds = [b"CREATE %s", b"DELETE %s", b"SELECT %s", b"EXAMINE %s", b"STATUS %s (MESSAGES)",
             b"SUBSCRIBE %s", b"RENAME %s x", b"RENAME lists/mbox %s", b"APPEND %s {3}"]
@@ -297,11 +290,11 @@ def test_traversal_gets_no_and_touches_nothing(c, srv):
     assert tree_state(root) == before
 
 
-def test_non_ascii_name_round_trip(c, srv):
+def test_non_ascii_name_round_trip(c, imap_preauth):
     wire = b"Entw&APw-rfe"                       # Entwürfe
     assert c.cmd(b"a CREATE " + wire + b"/Gr&APw-n") == \
         [b"a OK Entw&APw-rfe/Gr&APw-n CREATE completed\r\n"]
-    assert srv.box(name="Entwürfe/Grün").is_file()
+    assert imap_preauth.box(name="Entwürfe/Grün").is_file()
     assert c.cmd(b'b LIST "" Entw&APw-rfe/*') == [
         b'* LIST (\\Noinferiors \\Marked) "/" "Entw&APw-rfe/Gr&APw-n"\r\n',
         b"b OK LIST completed\r\n"]
@@ -309,7 +302,7 @@ def test_non_ascii_name_round_trip(c, srv):
     assert lines[-1] == b"c OK [READ-WRITE] SELECT Entw&APw-rfe/Gr&APw-n completed\r\n"
     c.cmd(b"d UNSELECT")
     assert c.cmd(b"e RENAME Entw&APw-rfe/Gr&APw-n &ZeVnLIqe-") == [b"e OK RENAME completed\r\n"]
-    assert srv.box(name="日本語").is_file() and srv.box(name="日本語.imp").is_file()
+    assert imap_preauth.box(name="日本語").is_file() and imap_preauth.box(name="日本語.imp").is_file()
     assert c.cmd(b'f LIST "" %') == [
         b'* LIST (\\Noinferiors \\Marked) "/" "INBOX"\r\n',
         b'* LIST (\\Noselect \\HasNoChildren) "/" "Entw&APw-rfe"\r\n',
@@ -317,18 +310,18 @@ def test_non_ascii_name_round_trip(c, srv):
         b'* LIST (\\Noinferiors) "/" "&ZeVnLIqe-"\r\n',
         b"f OK LIST completed\r\n"]
     assert c.cmd(b"g DELETE &ZeVnLIqe-") == [b"g OK &ZeVnLIqe- DELETE completed\r\n"]
-    assert not srv.box(name="日本語").exists()
+    assert not imap_preauth.box(name="日本語").exists()
     assert c.cmd(b"h CREATE Entw&APw-rfe&-Co") == [b"h OK Entw&APw-rfe&-Co CREATE completed\r\n"]
-    assert srv.box(name="Entwürfe&Co").is_file()
+    assert imap_preauth.box(name="Entwürfe&Co").is_file()
     assert c.cmd(b"i CREATE &Jjo") == [b"i NO CREATE bad mailbox\r\n"]
     # a pattern is any list-char (RFC 3501 9): `&` not starting valid
     # modified UTF-7 matches nothing rather than being BAD (docs/decisions.md)
     assert c.cmd(b'j LIST "" &Jjo') == [b"j OK LIST completed\r\n"]
 
 
-def test_names_needing_quotes(c, srv):
+def test_names_needing_quotes(c, imap_preauth):
     assert c.cmd(b'a CREATE "say \\"hi\\" \\\\o/"') == [b'a OK say "hi" \\o/ CREATE completed\r\n']
-    assert srv.box(name='say "hi" \\o').is_dir()
+    assert imap_preauth.box(name='say "hi" \\o').is_dir()
     assert c.cmd(b'b CREATE "with space"') == [b"b OK with space CREATE completed\r\n"]
     assert c.cmd(b'c LIST "" "say*"') == [
         b'* LIST (\\Noselect \\HasNoChildren) "/" "say \\"hi\\" \\\\o"\r\n', b"c OK LIST completed\r\n"]

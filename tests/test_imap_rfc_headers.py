@@ -38,11 +38,9 @@ def srv(imap_preauth):
 
 
 @pytest.fixture
-def c(srv):
-    cl = srv.connect()
-    cl.cmd(b"s EXAMINE INBOX")
-    yield cl
-    cl.close()
+def c(srv, imap_client):
+    imap_client.cmd(b"s EXAMINE INBOX")
+    return imap_client
 
 
 def envelope(c, n: int) -> bytes:

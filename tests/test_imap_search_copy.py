@@ -7,11 +7,9 @@ import pytest
 
 
 @pytest.fixture
-def c(imap_preauth):
-    cl = imap_preauth.connect()
-    cl.cmd(b"s SELECT INBOX")
-    yield cl
-    cl.close()
+def c(imap_client):
+    imap_client.cmd(b"s SELECT INBOX")
+    return imap_client
 
 
 def search(c, keys: bytes, uid: bool = False) -> list[int]:

@@ -21,10 +21,8 @@ def plain(imap_factory):
 
 
 @pytest.fixture
-def c(imap_preauth):
-    cl = imap_preauth.connect()
-    yield cl
-    cl.close()
+def c(imap_client):
+    return imap_client
 
 
 @pytest.fixture

@@ -20,25 +20,16 @@ import re
 
 import pytest
 
-from tests.mboxgen import DAY, mbox, message
+from tests.fixtures.imap import put_box, select
+from tests.mboxgen import DAY, message
 from upas.imap4d.summary import base_subject
 
 Y1993, Y1995, Y2001 = 730_000_000, 790_000_000, 980_000_000
 
 
 @pytest.fixture
-def c(imap_preauth):
-    cl = imap_preauth.connect()
-    yield cl
-    cl.close()
-
-
-def put(srv, name: str, messages: list[bytes]) -> None:
-    srv.box(name=name).write_bytes(mbox(messages))
-
-
-def select(c, name: str) -> None:
-    assert c.cmd(b"s SELECT " + name.encode())[-1].startswith(b"s OK")
+def c(imap_client):
+    return imap_client
 
 
 def test_capability_lists_sort_and_thread(c):
@@ -53,10 +44,10 @@ def test_capability_lists_sort_and_thread(c):
 def test_rfc5256_sort_examples(c, imap_preauth):
     """RFC 5256 section 4's three SORT examples."""
     subjects = {2: "Re: alpha", 84: "[list] beta", 882: "Fwd: gamma"}
-    put(imap_preauth, "big", [
+    put_box(imap_preauth, "big", [
         message(n, subjects.get(n, f"zz {n}"), internal=Y1995 if n in subjects else Y1993,
                 sent=Y1993 + n) for n in range(1, 883)])
-    put(imap_preauth, "five", [
+    put_box(imap_preauth, "five", [
         message(1, "Re: Beta", sent=Y1995 + 40), message(2, "beta (fwd)", sent=Y1995 + 10),
         message(3, "[PATCH] =?UTF-8?Q?alpha?=", sent=Y1995 + 30),
         message(4, "ALPHA", sent=Y1995 + 20), message(5, "Fwd: Re: alpha", sent=Y1995 + 50)])
@@ -71,7 +62,7 @@ def test_rfc5256_sort_examples(c, imap_preauth):
 
 
 def test_sort_every_key(c, imap_preauth):
-    put(imap_preauth, "keys", [
+    put_box(imap_preauth, "keys", [
         message(1, "c", frm='"Zed" <alice@example.org>', to="carol@example.org",
                 cc="bob@example.org", internal=Y1995 + 300, sent=Y1995 + 2 * DAY,
                 body="x" * 300),
@@ -104,7 +95,7 @@ def test_sort_every_key(c, imap_preauth):
 def test_sort_subject_decodes_encoded_words(c, imap_preauth):
     """Roundcube's complaint (issue 18): encoded subjects sort by their
     text, and Fwd:/Re: are not part of it."""
-    put(imap_preauth, "enc", [
+    put_box(imap_preauth, "enc", [
         message(1, "Zebra"), message(2, "=?UTF-8?Q?Gr=C3=BC=C3=9Fe?= aus Berlin"),
         message(3, "Fwd: apple"), message(4, "=?ISO-8859-1?B?SGFsbG8=?="),
         message(5, "RE: [list] Banana")])
@@ -177,7 +168,7 @@ def test_rfc5256_thread_orderedsubject_example(c, imap_preauth):
         msgs[root] = message(root, f"topic {i}", internal=Y2001, sent=t)
         for j, (kid, _) in enumerate(kids):
             msgs[kid] = message(kid, f"Re: topic {i}", internal=Y2001, sent=t + 60 * (j + 1))
-    put(imap_preauth, "ordered", [msgs[n] for n in sorted(msgs)])
+    put_box(imap_preauth, "ordered", [msgs[n] for n in sorted(msgs)])
     select(c, "ordered")
     assert c.cmd(b"A283 THREAD ORDEREDSUBJECT UTF-8 SINCE 5-MAR-2000") == [
         b"* THREAD " + ORDERED.encode() + b"\r\n", b"A283 OK THREAD completed\r\n"]
@@ -209,7 +200,7 @@ def test_rfc5256_thread_references_a285(c, imap_preauth):
     for root in parse_threads(REFERENCES):
         place(root, [])
     assert sorted(msgs) == list(range(1, 209))
-    put(imap_preauth, "refs", [msgs[n] for n in sorted(msgs)])
+    put_box(imap_preauth, "refs", [msgs[n] for n in sorted(msgs)])
     select(c, "refs")
     assert c.cmd(b"A285 THREAD REFERENCES UTF-8 SINCE 5-MAR-2000") == [
         b"* THREAD " + REFERENCES.encode() + b"\r\n", b"A285 OK THREAD completed\r\n"]
@@ -231,7 +222,7 @@ def test_rfc5256_thread_references_examples(c, imap_preauth):
         subject = ("Re: thread" if n in parent else "thread") if n in (3, *parent) else \
             "lonely" if n == 2 else f"other {n}"
         msgs.append(message(n, subject, sent=Y1995 + n * 60, refs=refs(n)))
-    put(imap_preauth, "refs", msgs)
+    put_box(imap_preauth, "refs", msgs)
     select(c, "refs")
     assert c.cmd(b"A285 THREAD REFERENCES US-ASCII 2:4,6:7,23,44,96") == [
         b"* THREAD (2)(3 6 (4 23)(44 7 96))\r\n", b"A285 OK THREAD completed\r\n"]
@@ -243,7 +234,7 @@ def test_rfc5256_thread_references_examples(c, imap_preauth):
 
 def test_thread_references_dummy_parent(c, imap_preauth):
     """RFC 5256 section 4: `((3)(5))`, siblings of a parent not there."""
-    put(imap_preauth, "lost", [
+    put_box(imap_preauth, "lost", [
         message(1, "one", sent=Y1995), message(2, "two", sent=Y1995 + 1),
         message(3, "Re: gone", sent=Y1995 + 2, in_reply_to="<gone@example.org>"),
         message(4, "four", sent=Y1995 + 3),
@@ -258,7 +249,7 @@ def test_thread_references_by_subject_and_loops(c, imap_preauth):
     """Step 5: a reply whose parent is missing joins its subject's thread;
     a link that would make a loop is not made (3 is 4's child, as 3's
     References said first; 4's then would make 4 its own grandchild)."""
-    put(imap_preauth, "subj", [
+    put_box(imap_preauth, "subj", [
         message(1, "plan", sent=Y1995),
         message(2, "Re: plan", sent=Y1995 + 10, in_reply_to="<missing@example.org>"),
         message(3, "loop", sent=Y1995 + 20, refs="<4@example.org>"),
@@ -271,7 +262,7 @@ def test_thread_references_by_subject_and_loops(c, imap_preauth):
 def test_thread_deep_chain_is_not_recursion(c, imap_preauth):
     """A reply chain deeper than Python's recursion limit."""
     n = 1500
-    put(imap_preauth, "deep", [message(i, "Re: deep" if i > 1 else "deep", sent=Y1995 + i,
+    put_box(imap_preauth, "deep", [message(i, "Re: deep" if i > 1 else "deep", sent=Y1995 + i,
                                        in_reply_to=f"<{i - 1}@example.org>" if i > 1 else "")
                                for i in range(1, n + 1)])
     select(c, "deep")
@@ -285,7 +276,7 @@ def test_imapclient_sort_thread_esearch(imap_preauth):
     answers (UIDs: imapclient sends UID commands)."""
     from imapclient import IMAPClient
     from imapclient.response_parser import parse_response
-    put(imap_preauth, "club", [
+    put_box(imap_preauth, "club", [
         message(1, "Re: meeting", frm="Zoe <zoe@example.org>", sent=Y1995 + 300,
                 in_reply_to="<3@example.org>"),
         message(2, "=?UTF-8?Q?=C3=84pfel?=", frm="adam@example.org", sent=Y1995 + 100),

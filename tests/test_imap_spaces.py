@@ -10,10 +10,8 @@ MSG = b"Subject: hi\r\nFrom: glenda@upas.local\r\n\r\nbody\r\n"
 
 
 @pytest.fixture
-def c(imap_preauth):
-    cl = imap_preauth.connect()
-    yield cl
-    cl.close()
+def c(imap_client):
+    return imap_client
 
 
 def append(c, tag: bytes, box: bytes, msg: bytes = MSG) -> list[bytes]:

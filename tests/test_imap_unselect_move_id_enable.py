@@ -6,10 +6,8 @@ import pytest
 
 
 @pytest.fixture
-def c(imap_preauth):
-    cl = imap_preauth.connect()
-    yield cl
-    cl.close()
+def c(imap_client):
+    return imap_client
 
 
 def uidvalidity(srv, name) -> int:

@@ -26,13 +26,13 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import getopt
 import os
 import signal
 import stat as statmod
 import sys
 import threading
 
+from lib import cmdline
 from upas import config
 from upas.mail.lock import LOCKFILE
 from upas.ninep.codec import DMDIR, DMEXCL, ORDWR, OTRUNC, OWRITE, Qid, Stat
@@ -254,12 +254,8 @@ class BoxFS:
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        opts, args = getopt.getopt(sys.argv[1:] if argv is None else argv, "s:")
-    except getopt.GetoptError:
-        args = ["?"]
-    if args:
-        print(USAGE, file=sys.stderr)
+    opts = cmdline.flags(sys.argv[1:] if argv is None else argv, "s:", USAGE)
+    if opts is None:
         return 1
     service = dict(opts).get("-s", "boxfs")
     try:

@@ -32,6 +32,7 @@ import sys
 import threading
 import time
 
+from lib import cmdline
 from upas import config
 from upas.ninep import codec
 from upas.ninep.dial import dial, namespace_dir, post, service_path
@@ -319,14 +320,10 @@ def splice(a: socket.socket, b: socket.socket) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import getopt
     import signal
-    try:
-        opts, args = getopt.getopt(sys.argv[1:] if argv is None else argv, "s:")
-    except getopt.GetoptError:
-        opts, args = [], ["?"]
-    if args:
-        print("usage: fsbroker [-s service]", file=sys.stderr)
+    opts = cmdline.flags(sys.argv[1:] if argv is None else argv, "s:",
+                         "usage: fsbroker [-s service]")
+    if opts is None:
         return 1
     broker = Broker(config.current().mailroot, dict(opts).get("-s", "upasfs"))
     try:

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from auth import demo
+from lib import secretfile
 from upas import config, fsbroker, listen
 
 REPO = Path(__file__).resolve().parent.parent
@@ -125,7 +126,7 @@ def make_certificate(directory: Path, host: str) -> tuple[Path, Path, str]:
                         "-keyout", str(key), "-out", str(cert), "-days", "30",
                         "-subj", "/CN=localhost", "-addext", san],
                        check=True, capture_output=True)
-        _private(pem, key.read_bytes() + cert.read_bytes())
+        secretfile.write(pem, key.read_bytes() + cert.read_bytes())
         key.unlink()
         shutil.copyfile(cert, ca)
         return pem, ca, "openssl"
@@ -136,7 +137,7 @@ def make_certificate(directory: Path, host: str) -> tuple[Path, Path, str]:
                          "to make a certificate") from None
     authority = trustme.CA()
     leaf = authority.issue_cert("localhost", host)
-    _private(pem, leaf.private_key_and_cert_chain_pem.bytes())
+    secretfile.write(pem, leaf.private_key_and_cert_chain_pem.bytes())
     authority.cert_pem.write_to_path(str(ca))
     return pem, ca, "trustme"
 
@@ -147,12 +148,6 @@ def _is_ip(host: str) -> bool:
     except OSError:
         return False
     return True
-
-
-def _private(path: Path, data: bytes) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
 
 
 def owner_only(root: Path) -> None:

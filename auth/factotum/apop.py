@@ -12,14 +12,14 @@ import hashlib
 import hmac
 import secrets
 
-from auth.records import (ASError, AUTHENTLEN, AuthInfo, AuthType, Authenticator, RecordNum,
-                          TICKETLEN, Ticket, Ticketreq)
+from auth.records import ASError, AuthType, Ticketreq
 
 from lib import username
 
 from lib.attrs import find, quote, set_attrs
+from .aschecked import ASChecked
 from .keys import Key
-from .proto import EASPROTO, ESTABLISHED, Context, Failure, Protocol, is_client, set_attr
+from .proto import EASPROTO, Context, Failure, is_client, set_attr
 
 MD5HEX = 32
 MAXCHAL = 128          # the challenge buffer of apop.c
@@ -29,14 +29,13 @@ def addkey(key: Key) -> None:
     """apop and cram keys are used as they are (replacekey)."""
 
 
-class Apop(Protocol):
+class Apop(ASChecked):
     name = "apop"
     keyprompt = "!password?"
     astype = AuthType.AuthApop
 
     def __init__(self, ctx: Context, attrs: list):
         super().__init__(ctx, attrs)
-        self.conn = None
         if is_client(attrs):
             self.phase = "CNeedChal"
             return
@@ -93,52 +92,19 @@ class Apop(Protocol):
         """doreply: the AS verifies; a refusal lets the caller try again."""
         if len(data) != MD5HEX:
             raise Failure("response not MD5 digest")
-        if self.conn is None:
-            raise Failure(EASPROTO)
         self.tr.chal = secrets.token_bytes(8)
         self.tr.uid = self.user
         try:
-            self.conn.send(self.tr.pack() + data)
-            buf = self.conn.reply(TICKETLEN + AUTHENTLEN)
-        except ASError as e:
-            self.phase = "SNeedUser"      # the connection stays for a retry
-            raise Failure(str(e)) from None
-        self.close()
-        t = Ticket.unpack(buf[:TICKETLEN], self.key.data)
-        a = Authenticator.unpack(buf[TICKETLEN:], t.key)
-        if (t.num != RecordNum.AuthTs or t.chal != self.tr.chal or a.num != RecordNum.AuthAc
-                or a.chal != self.tr.chal or a.id != 0):
+            self.verdict(self.tr.pack() + data)
+        except Failure:
             self.phase = "SNeedUser"
-            raise Failure(EASPROTO)
-        self.key.successes += 1
-        self.ai = AuthInfo(t.cuid, t.suid)
-        self.phase = ESTABLISHED
+            raise
 
-    # --- the rpc verbs ---
+    def give_challenge(self, n: int) -> bytes:
+        self.phase = "SNeedUser"
+        return self.chal[:n]
 
-    def write(self, data: bytes) -> None:
-        if self.phase == "CNeedChal":
-            self._respond(data)
-        elif self.phase == "SNeedUser":
-            self._set_user(data)
-        elif self.phase == "SNeedResp":
-            self._check(data)
-        else:
-            raise self.phase_error("write")
-
-    def read(self, n: int) -> bytes:
-        if self.phase == "CHaveResp":
-            self.phase = ESTABLISHED
-            return self.resp[:n]
-        if self.phase == "SHaveChal":
-            self.phase = "SNeedUser"
-            return self.chal[:n]
-        raise self.phase_error("read")
-
-    def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
+    writes = {"CNeedChal": _respond, "SNeedUser": _set_user, "SNeedResp": _check}
 
 
 class Cram(Apop):

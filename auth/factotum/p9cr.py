@@ -9,21 +9,20 @@ from __future__ import annotations
 from auth import crypt
 from lib import username
 from lib.attrs import find, parse_attrs, set_attrs
-from auth.records import (ASError, AUTHENTLEN, ANAMELEN, AuthInfo, AuthType, Authenticator,
-                          NETCHLEN, RecordNum, TICKETLEN, Ticket, Ticketreq)
+from auth.records import ASError, ANAMELEN, AuthType, NETCHLEN, Ticketreq
 
-from .proto import EASPROTO, EBADARG, ESTABLISHED, Context, Failure, Protocol, TooSmall, is_client
+from .aschecked import ASChecked
+from .proto import EASPROTO, EBADARG, Context, Failure, TooSmall, is_client
 
 MAXCHAL = 64
 
 
-class P9cr(Protocol):
+class P9cr(ASChecked):
     name = "p9cr"
     keyprompt = "user? !password?"
 
     def __init__(self, ctx: Context, attrs: list):
         super().__init__(ctx, attrs)
-        self.conn = None
         if is_client(attrs):
             want = set_attrs([*attrs], parse_attrs("proto=p9sk1"))
             self.key = self.findkey(f"role=client {self.keyprompt}", attrs=want)
@@ -56,50 +55,21 @@ class P9cr(Protocol):
             self.close()
             raise Failure(str(e)) from None
 
+    def _respond(self, data: bytes) -> None:
+        if len(data) >= MAXCHAL:
+            raise Failure(EBADARG)
+        self.resp = crypt.netkey_response(self.key.data, data).encode()
+        self.phase = "CHaveResp"
+
     def _check(self, data: bytes) -> None:
         if len(data) > MAXCHAL:
             raise Failure(EBADARG)
-        if self.conn is None:
-            raise Failure(EASPROTO)
-        try:
-            self.conn.send(data[:NETCHLEN].ljust(NETCHLEN, b"\0"))
-            buf = self.conn.reply(TICKETLEN + AUTHENTLEN)
-        except ASError as e:
-            raise Failure(str(e)) from None
-        t = Ticket.unpack(buf[:TICKETLEN], self.key.data)
-        if t.num != RecordNum.AuthTs or t.chal != self.tr.chal:
-            raise Failure(EASPROTO)
-        self.key.successes += 1
-        a = Authenticator.unpack(buf[TICKETLEN:], t.key)
-        if a.num != RecordNum.AuthAc or a.chal != self.tr.chal or a.id != 0:
-            raise Failure(EASPROTO)
-        self.close()
-        self.ai = AuthInfo(t.cuid, t.suid)
-        self.phase = ESTABLISHED
+        self.verdict(data[:NETCHLEN].ljust(NETCHLEN, b"\0"))
 
-    def write(self, data: bytes) -> None:
-        if self.phase == "CNeedChal":
-            if len(data) >= MAXCHAL:
-                raise Failure(EBADARG)
-            self.resp = crypt.netkey_response(self.key.data, data).encode()
-            self.phase = "CHaveResp"
-        elif self.phase == "SNeedResp":
-            self._check(data)
-        else:
-            raise self.phase_error("write")
+    def give_challenge(self, n: int) -> bytes:
+        if len(self.chal) > n:
+            raise TooSmall(len(self.chal))
+        self.phase = "SNeedResp"
+        return self.chal
 
-    def read(self, n: int) -> bytes:
-        if self.phase == "CHaveResp":
-            self.phase = ESTABLISHED
-            return self.resp[:n]
-        if self.phase == "SHaveChal":
-            if len(self.chal) > n:
-                raise TooSmall(len(self.chal))
-            self.phase = "SNeedResp"
-            return self.chal
-        raise self.phase_error("read")
-
-    def close(self) -> None:
-        if self.conn is not None:
-            self.conn.close()
-            self.conn = None
+    writes = {"CNeedChal": _respond, "SNeedResp": _check}

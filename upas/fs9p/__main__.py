@@ -10,13 +10,13 @@ prints a line per new message, -d logs the 9P traffic, -l is accepted.
 """
 from __future__ import annotations
 
-import getopt
 import logging
 import signal
 import sys
 import threading
 import time
 
+from lib import cmdline
 from upas import config
 from upas.ns import mboxpath
 from upas.mail import lock
@@ -47,13 +47,8 @@ def reader(fs: MailFS) -> None:
 
 def main(argv: list[str]) -> int:
     lock.for_sessions()         # it answers sessions' requests
-    try:
-        opts, args = getopt.getopt(argv, "bdf:ilm:npsS:")
-    except getopt.GetoptError:
-        print(USAGE, file=sys.stderr)
-        return 1
-    if args:
-        print(USAGE, file=sys.stderr)
+    opts = cmdline.flags(argv, "bdf:ilm:npsS:", USAGE)
+    if opts is None:
         return 1
     o = dict(opts)
     also = [v for k, v in opts if k == "-S"]

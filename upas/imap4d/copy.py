@@ -40,22 +40,33 @@ def stored_entries(box: Mailbox, msgs: list[Message]) -> list[bytes]:
         files.read(m, "unixheader"), files.read(m, "raw")), lambda m: ("unixheader", "raw"))]
 
 
-def copy(s, req: Request) -> None:
-    ranges, target = req.args
-    box: Mailbox = s.box
+def target_path(s, req: Request, target: str) -> str | None:
+    """The path of COPY's or MOVE's target mailbox; None once the NO is
+    sent for a bad name or, with [TRYCREATE] (RFC 3501 6.4.7), for a
+    mailbox that does not exist (after the changes: COPY and MOVE may tell
+    of expunges)."""
     try:
         name = names.parse(target)
     except names.BadName:
         s.no(req, "bad mailbox")
-        return
+        return None
     path = names.box_path(s.user, name.path)
     try:
         st = s.ns.stat(path)
     except nsmod.Error:
         st = None
     if st is None or st.isdir:
-        s.updates(req)
-        s.line(f"{req.tag} NO [TRYCREATE] {req.name} mailbox does not exist")
+        s.report(expunges=True, uid=req.uid)
+        s.tagged(req, f"NO [TRYCREATE] {req.name} mailbox does not exist")
+        return None
+    return path
+
+
+def copy(s, req: Request) -> None:
+    ranges, target = req.args
+    box: Mailbox = s.box
+    path = target_path(s, req, target)
+    if path is None:
         return
     s.report(expunges=req.uid, uid=req.uid)   # what changed first (RFC 3501 5.2, 7.4.1)
     msgs, ok = s.resolve(ranges, req.uid)

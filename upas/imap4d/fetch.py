@@ -331,11 +331,7 @@ def fetch(s, req: Request) -> None:
         return
     if mods.changedsince is not None or any(a.name == "MODSEQ" for a in atts):
         condstore.enable(s, [condstore.CONDSTORE])
-    s.report(expunges=req.uid, uid=req.uid)   # what changed first (RFC 3501 5.2, 7.4.1)
-    msgs, ok = s.resolve(ranges, req.uid)
-    if not req.uid and any(m.expunged for m in msgs):
-        ok = False
-    msgs = [m for m in msgs if not m.expunged]
+    msgs, ok = s.resolve_present(ranges, req.uid)
     if req.uid and not any(a.name == "UID" for a in atts):
         atts = [p.FetchAtt("UID")] + atts
     elif req.uid:

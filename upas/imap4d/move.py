@@ -10,27 +10,17 @@ from __future__ import annotations
 from upas import ns as nsmod
 from upas.mail.lock import LockError
 
-from . import names
 from .append import Item, deliver
-from .copy import stored_entries
+from .copy import stored_entries, target_path
 from .mailbox import MailboxError
 
 
 def cmd_move(s, req) -> None:
     ranges, target = req.args
     box = s.box
-    try:
-        name = names.parse(target)
-    except names.BadName:
-        return s.no(req, "bad mailbox")
-    path = names.box_path(s.user, name.path)
-    try:
-        st = s.ns.stat(path)
-    except nsmod.Error:
-        st = None
-    if st is None or st.isdir:
-        s.report(expunges=True, uid=req.uid)
-        return s.tagged(req, f"NO [TRYCREATE] {req.name} mailbox does not exist")
+    path = target_path(s, req, target)
+    if path is None:
+        return None
     if box.readonly:
         return s.no(req, "mailbox is read-only")
     s.report(expunges=req.uid, uid=req.uid)   # what changed first (RFC 3501 5.2, 7.4.1)

@@ -420,6 +420,17 @@ class Session:
             self.untagged(line)
 
     # -- message sets -----------------------------------------------------------
+    def resolve_present(self, ranges: list[tuple[int, int]], uid: bool):
+        """FETCH's and STORE's messages: the changes reported first (RFC 3501
+        5.2, 7.4.1), then those the set addresses that are not expunged; a
+        sequence number of an expunged one makes the answer NO (a UID of
+        one is passed over)."""
+        self.report(expunges=uid, uid=uid)
+        msgs, ok = self.resolve(ranges, uid)
+        if not uid and any(m.expunged for m in msgs):
+            ok = False
+        return [m for m in msgs if not m.expunged], ok
+
     def resolve(self, ranges: list[tuple[int, int]], uid: bool):
         """The messages a set addresses, in mailbox order, and whether every
         sequence number existed (docs/spec/servers.md §3.13; `*` is the highest,

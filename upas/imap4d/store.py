@@ -78,11 +78,7 @@ def store(s, req: Request) -> None:
         return
     if unchangedsince is not None:
         condstore.enable(s, [condstore.CONDSTORE])
-    s.report(expunges=req.uid, uid=req.uid)   # what changed first (RFC 3501 5.2, 7.4.1)
-    msgs, ok = s.resolve(ranges, req.uid)
-    if not req.uid and any(m.expunged for m in msgs):
-        ok = False
-    msgs = [m for m in msgs if not m.expunged]
+    msgs, ok = s.resolve_present(ranges, req.uid)
     change = changer(op, flags)
     modified: list[Message] = []
     if unchangedsince is not None:

@@ -26,7 +26,7 @@ from upas import config
 from upas.mail import mboxindex, mime
 from upas.mail.header import Ignore
 from upas.mail.lock import LockError, MailLock
-from upas.mail.safewrite import fsync_dir
+from upas.mail.safewrite import fsync_dir, host_tmp
 
 _log = logging.getLogger("upas.fs9p.index")
 MBOXMODE = 0o600      # Plan 9: 0622, for deliveries by other users; ours run as one
@@ -587,23 +587,11 @@ class Mailbox:
             mode = os.stat(self.path).st_mode & 0o777
         except OSError:
             mode = MBOXMODE
-        try:
-            os.remove(tmp)
-        except FileNotFoundError:
-            pass
         src = os.open(self.path, os.O_RDONLY)
         try:
-            out = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
-            try:
-                os.fchmod(out, mode)
+            with host_tmp(tmp, mode) as out:
                 placed = self._copy_messages(src, out)
                 copied = self._copy_tail(src, out, self.size)
-                os.fsync(out)
-            except BaseException:
-                os.close(out)
-                os.remove(tmp)
-                raise
-            os.close(out)
             os.rename(tmp, self.path)
             fsync_dir(self.path)
             late = self._copy_tail_after_rename(src, copied)

@@ -6,7 +6,8 @@ never a torn one, whatever happens in between.
 from __future__ import annotations
 
 import os
-from typing import Iterable
+from contextlib import contextmanager
+from typing import Iterable, Iterator
 
 CHUNK = 1 << 16
 MODE = 0o600       # mail and what describes it: the owner's only (docs/running.md)
@@ -19,24 +20,34 @@ def write_chunks(ns, path: str, chunks: Iterable[bytes], mode: int = MODE) -> No
     if real is None:  # a store's file server (upas/boxfs.py)
         _write_chunks_9p(ns, tmp, path, chunks, mode)
         return
-    try:
-        os.unlink(real)         # a crash's tmp: reopened, it would keep its mode
-    except FileNotFoundError:
-        pass
-    fd = os.open(real, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    try:
+    with host_tmp(real, mode) as fd:
         for c in chunks:
             view = memoryview(c)
             while view:
                 view = view[os.write(fd, view):]
+    ns.rename(tmp, path)
+    fsync_dir(real)
+
+
+@contextmanager
+def host_tmp(real: str, mode: int) -> Iterator[int]:
+    """A new host file `real` (a tmp beside the file it will replace) open
+    for writing with exactly `mode`: fsynced and closed when the block
+    ends, removed when it raises."""
+    try:
+        os.unlink(real)         # a crash's tmp: reopened, it would keep its mode
+    except FileNotFoundError:
+        pass
+    fd = os.open(real, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+    try:
+        os.fchmod(fd, mode)     # not narrowed by the umask
+        yield fd
         os.fsync(fd)
     except BaseException:
         os.close(fd)
         os.unlink(real)
         raise
     os.close(fd)
-    ns.rename(tmp, path)
-    fsync_dir(real)
 
 
 def _write_chunks_9p(ns, tmp: str, path: str, chunks: Iterable[bytes], mode: int) -> None:

@@ -624,17 +624,24 @@ def _rset(s: Session, arg: bytes, word: bytes) -> Iterator[Event]:
     yield s.ok()
 
 
-def _retr(s: Session, arg: bytes, word: bytes) -> Iterator[Event]:
-    m, err = _numbered(s, arg, "RETR")
-    if err:
-        yield s.err(err)
-        return
+def _send_message(s: Session, m: MessageInfo, cut: Callable[[Iterable[bytes]], Iterable[bytes]]
+                  ) -> Iterator[Event]:
+    """RETR's and TOP's answer: +OK and the message as `cut` leaves it, or
+    -ERR when it went from upasfs since the listing."""
     chunks = s._open(m)
     if chunks is None:
         yield s.err("message disappeared")
         return
     yield s.ok()
-    yield from s._send_body(chunks)
+    yield from s._send_body(cut(chunks))
+
+
+def _retr(s: Session, arg: bytes, word: bytes) -> Iterator[Event]:
+    m, err = _numbered(s, arg, "RETR")
+    if err:
+        yield s.err(err)
+        return
+    yield from _send_message(s, m, lambda chunks: chunks)
 
 
 def _stat(s: Session, arg: bytes, word: bytes) -> Iterator[Event]:
@@ -669,12 +676,7 @@ def _top(s: Session, arg: bytes, word: bytes) -> Iterator[Event]:
     if nlines < 0:
         yield s.err("bad args to TOP")
         return
-    chunks = s._open(m)
-    if chunks is None:
-        yield s.err("message disappeared")
-        return
-    yield s.ok()
-    yield from s._send_body(top_cut(chunks, nlines))
+    yield from _send_message(s, m, lambda chunks: top_cut(chunks, nlines))
 
 
 def _uidl(s: Session, arg: bytes, word: bytes) -> Iterator[Event]:

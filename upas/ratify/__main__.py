@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import errno
 import getpass
-import getopt
 import os
 import signal
 import sys
 
+from lib import cmdline
 from upas import config
 from upas.ninep.dial import namespace_dir, post
 from upas.ninep.server import Server
@@ -29,13 +29,8 @@ MAXRPC = 8192
 
 
 def main(argv: list[str] | None = None) -> int:
-    try:
-        opts, args = getopt.getopt(sys.argv[1:] if argv is None else argv, "dc:f:m:s:")
-    except getopt.GetoptError:
-        print(USAGE, file=sys.stderr)
-        return 1
-    if args:
-        print(USAGE, file=sys.stderr)
+    opts = cmdline.flags(sys.argv[1:] if argv is None else argv, "dc:f:m:s:", USAGE)
+    if opts is None:
         return 1
     root = config.current().mailroot
     conf = os.path.join(root, "lib", "smtpd.conf.ext")
