@@ -18,3 +18,19 @@ def flags(argv: list[str], optstring: str, usage: str) -> list[tuple[str, str]] 
         print(usage.rstrip("\n"), file=sys.stderr)
         return None
     return opts
+
+
+def assign(target: object, opts: list[tuple[str, str]], switches: dict[str, str],
+           values: dict[str, str]) -> list[tuple[str, str]]:
+    """Set target's attribute for each flag of a table: True for a switch,
+    the flag's value for the others; the flags neither table names, left
+    for the caller (those that want checking or a conversion)."""
+    rest = []
+    for flag, val in opts:
+        if flag in switches:
+            setattr(target, switches[flag], True)
+        elif flag in values:
+            setattr(target, values[flag], val)
+        else:
+            rest.append((flag, val))
+    return rest

@@ -47,6 +47,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 
+from lib import cmdline
 from upas import config
 from upas.forkserver import ForkServer
 from upas.ninep.dial import announce
@@ -477,18 +478,9 @@ def parse_args(argv: list[str]) -> Options:
     except getopt.GetoptError as e:
         raise ConfigError(str(e)) from None
     o = Options(names=args)
-    for k, v in opts:
-        if k == "-v":
-            o.verbose = True
-        elif k == "-u":
-            o.keep_fs = True
-        elif k == "-c":
-            o.conffile = v
-        elif k == "-t":
-            o.certfile = v
-        elif k == "-k":
-            o.keyfile = v
-        elif k in ("-m", "-M"):
+    for k, v in cmdline.assign(o, opts, {"-v": "verbose", "-u": "keep_fs"},
+                               {"-c": "conffile", "-t": "certfile", "-k": "keyfile"}):
+        if k in ("-m", "-M"):
             if not v.isdigit() or int(v) < 1:
                 raise ConfigError(f"{k}: want a positive number")
             setattr(o, "maxconns" if k == "-m" else "maxperpeer", int(v))

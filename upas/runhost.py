@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from auth import demo
-from lib import secretfile
+from lib import cmdline, secretfile
 from upas import config, fsbroker, listen
 
 REPO = Path(__file__).resolve().parent.parent
@@ -483,17 +483,12 @@ def parse_args(argv: list[str]) -> Host:
     if args:
         raise getopt.GetoptError("no arguments expected")
     host = Host(Path("run"))
-    for k, v in opts:
-        if k == "-f":
-            host.fresh = True
-        elif k == "-s":
+    for k, v in cmdline.assign(host, opts, {"-f": "fresh", "-K": "kernel_mount"},
+                               {"-h": "host", "-S": "storehost", "-U": "user"}):
+        if k == "-s":
             host.keep_fs = False
-        elif k == "-K":
-            host.kernel_mount = True
         elif k == "-d":
             host.rundir = Path(v)
-        elif k == "-h":
-            host.host = v
         elif k == "-p":
             nums = v.split(",")
             if len(nums) != 4 or not all(n.isdigit() for n in nums):
@@ -503,10 +498,6 @@ def parse_args(argv: list[str]) -> Host:
             if v not in ROLES:
                 raise getopt.GetoptError(f"-R wants one of {', '.join(ROLES)}")
             host.role = v
-        elif k == "-S":
-            host.storehost = v
-        elif k == "-U":
-            host.user = v
     return host
 
 

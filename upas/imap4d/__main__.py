@@ -19,6 +19,7 @@ import sys
 import time
 from typing import TYPE_CHECKING
 
+from lib import cmdline
 from upas import config
 from upas import ns as nsmod
 from upas.mail import fsview, lock
@@ -118,29 +119,20 @@ def default_names(servername: str | None, site: str | None) -> tuple[str, str]:
     return name, envsite or name
 
 
+_SWITCHES = {"-a": "preauth", "-c": "p9cr", "-p": "plaintext", "-v": "verbose",
+             "-T": "implicit_tls"}
+_VALUES = {"-r": "remote", "-t": "certfile"}
+
+
 def parse_args(argv: list[str]) -> Options:
     opts, args = getopt.getopt(argv, "acpvTd:s:r:t:")
     o = Options()
     servername = site = None
-    for flag, val in opts:
-        if flag == "-a":
-            o.preauth = True
-        elif flag == "-c":
-            o.p9cr = True
-        elif flag == "-p":
-            o.plaintext = True
-        elif flag == "-v":
-            o.verbose = True
-        elif flag == "-d":
+    for flag, val in cmdline.assign(o, opts, _SWITCHES, _VALUES):
+        if flag == "-d":
             site = val
-        elif flag == "-s":
+        else:                           # -s
             servername = val
-        elif flag == "-r":
-            o.remote = val
-        elif flag == "-t":
-            o.certfile = val
-        elif flag == "-T":
-            o.implicit_tls = True
     if args:
         raise getopt.GetoptError("extra arguments")
     o.servername, o.site = default_names(servername, site)

@@ -41,7 +41,7 @@ from upas.mail.lock import LockError
 from . import imp, names, savedate
 from . import parser as p
 from .mailbox import Mailbox, MailboxError, MailboxLost
-from .rev2 import sequence_set
+from .sequenceset import sequence_set
 
 FIND_WAIT = 0.025            # seconds between looks for the new message in upasfs
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")

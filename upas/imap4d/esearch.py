@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
+from upas.imap4d import sequenceset
 from upas.imap4d.request import Request
 
 if TYPE_CHECKING:
@@ -33,20 +34,6 @@ def forget(s, ret: tuple[str, ...] | None) -> None:
     """A command with SAVE failed: `$` becomes empty (RFC 5182 2.1)."""
     if ret is not None and "SAVE" in ret:
         _save(s, [])
-
-
-def sequence_set(nums: list[int]) -> str:
-    """The numbers as a sequence-set in their order, each ascending run
-    of consecutive numbers as `a:b` (ESORT's ALL keeps the sort order)."""
-    out: list[str] = []
-    i = 0
-    while i < len(nums):
-        j = i
-        while j + 1 < len(nums) and nums[j + 1] == nums[j] + 1:
-            j += 1
-        out.append(str(nums[i]) if i == j else f"{nums[i]}:{nums[j]}")
-        i = j + 1
-    return ",".join(out)
 
 
 _ORDER = ("MIN", "MAX", "ALL", "COUNT")      # as every example of RFC 4731 and RFC 5182 has them
@@ -79,7 +66,7 @@ def answer(s, req: Request, ret: tuple[str, ...], found: list["Message"],
         elif opt == "MAX" and nums:
             items.append(f"MAX {last}")
         elif opt == "ALL" and nums:
-            items.append("ALL " + sequence_set(nums))
+            items.append("ALL " + sequenceset.sequence_set(nums))
         elif opt == "COUNT":
             items.append(f"COUNT {len(nums)}")
     if modseq_of is not None and named and set(ret) - {"SAVE"}:

@@ -24,6 +24,7 @@ from typing import Iterable
 
 from upas import config
 from upas.imap4d.envelope import quote
+from upas.imap4d.sequenceset import sequence_set
 
 NAME = "IMAP4rev2"
 # RFC 9051 appendix E: the extensions IMAP4rev2 includes, by the
@@ -54,20 +55,6 @@ def flag_text(s, m) -> str:
     if on(s):
         flags = [f for f in flags if f != "\\Recent"]
     return " ".join(flags)
-
-
-def sequence_set(nums: list[int]) -> str:
-    """`2,10:11` (a sequence-set): ascending numbers, runs as ranges."""
-    out: list[str] = []
-    start = prev = nums[0]
-    for n in nums[1:] + [None]:
-        if n is not None and n == prev + 1:
-            prev = n
-            continue
-        out.append(str(start) if start == prev else f"{start}:{prev}")
-        if n is not None:
-            start = prev = n
-    return ",".join(out)
 
 
 def esearch(tag: str, uid: bool, hits: list[int]) -> str:

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 
 from upas import ns as nsmod
 from upas.mail import safewrite
+from upas.imap4d import sequenceset
 
 SUFFIX = ".mark.imp"
 MAGIC = b"imap4d mark 1\n"
@@ -94,14 +95,7 @@ def write(ns: nsmod.Namespace, box: str, data: bytes) -> None:
 
 
 def _ranges(nums: list[int]) -> str:
-    out, i = [], 0
-    while i < len(nums):
-        j = i
-        while j + 1 < len(nums) and nums[j + 1] == nums[j] + 1:
-            j += 1
-        out.append(str(nums[i]) if i == j else f"{nums[i]}-{nums[j]}")
-        i = j + 1
-    return " ".join(out)
+    return sequenceset.sequence_set(nums, " ", "-")
 
 
 def _unranges(text: str) -> list[int]:

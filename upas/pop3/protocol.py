@@ -288,20 +288,12 @@ class Session:
                  extensions: bool = False, delay_scale: float = 1.0,
                  debug: Callable[[bytes], None] | None = None,
                  guard: Guard | None = None):
-        self.auth = auth
-        self.guard = guard
-        self.host = host
-        self.allow_clear = allow_clear
-        self.tls_cert = tls_cert
-        self.peer = peer
-        self.preauth_box = preauth_box
-        self.extensions = extensions
-        self.delay_scale = delay_scale
-        self._debug = debug
-        self.tls = False
-        self.loggedin = False
-        self.user = ""
-        self.box = ""
+        self.auth, self.guard, self.host = auth, guard, host
+        self.allow_clear, self.tls_cert, self.peer = allow_clear, tls_cert, peer
+        self.preauth_box, self.extensions = preauth_box, extensions
+        self.delay_scale, self._debug = delay_scale, debug
+        self.tls = self.loggedin = False
+        self.user = self.box = ""
         self.chal: Challenge | None = None
         self.mbox: Mailbox | None = None
         self.msgs: Sequence[MessageInfo] = []
