@@ -27,12 +27,10 @@ The examples were read in RFC 7162's text as vendored by MailKit
       test_rfc_3_1_3_store_modified.  Ex 7 (a102 ... $MDNSent):
       test_rfc_3_1_3_example_7_unchangedsince_0.  Ex 8 is prose.  Ex 9,
       10 and 3.1.12's (a106/a107/b107/b108 on 100:150, another session
-      changing 101) and Ex 11 (B001-b003, RFC 2180's mix with expunged
-      messages): not tests.  Ex 9 and 10's FETCH lists are abridged
-      ("* 100, * 102, * 150" of 100:150).  Ex 11 needs another session's
-      expunges pending while STORE runs (RFC 2180 4.2.3's NO [MODIFIED]);
-      how our imap4d answers that is not checked against it here (left
-      undone for time).
+      changing 101): not tests: their FETCH lists are abridged
+      ("* 100, * 102, * 150" of 100:150).  Ex 11 (B001-b003, RFC 2180
+      4.2.3's mix with expunged messages):
+      test_rfc_3_1_3_example_11_expunged_meanwhile (the MODSEQs ours).
   3.1.4.1 Ex 12 (s100): test_rfc_3_1_4_1_fetch_changedsince.
   3.1.4.2 Ex 13 (a FETCH 1:3 (MODSEQ)): test_rfc_3_1_4_2_fetch_modseq.
       Ex 14 (three sessions, shared and private flags): not a test; we
@@ -564,3 +562,39 @@ def test_imapclient_drives_condstore_and_qresync(srv):
     assert c.folder_status("INBOX", ["HIGHESTMODSEQ", "MESSAGES"]) == {
         b"HIGHESTMODSEQ": h0 + 3, b"MESSAGES": 7}
     c.logout()
+
+
+def test_rfc_3_1_3_example_11_expunged_meanwhile(srv):
+    """RFC 7162 3.1.3 Example 11 (B001-b003, after RFC 2180 4.2.3): a
+    conditional STORE on 1:7 while another session has expunged 4-7 and
+    changed 2.  The session is not told of the expunges during STORE (RFC
+    3501 7.4.1); 1 and 3 are stored, 2 fails UNCHANGEDSINCE (MODIFIED 2),
+    and the tagged reply may be NO (RFC 2180 4.2.3, the RFC's) or OK; the
+    next command brings the four EXPUNGEs and 2's new flags; the retry of
+    2 with the new MODSEQ succeeds."""
+    make_box(srv, "ex", 7)
+    seed(srv, "ex", [(i, (), (), 320172330 + i) for i in range(1, 8)], 320172337)
+    c = condstore_on(srv, b"ex")
+    other = condstore_on(srv, b"ex")
+    ok(other, b"o1 STORE 2 +FLAGS (\\Deleted \\Answered)")
+    ok(other, b"o2 STORE 4:7 +FLAGS (\\Deleted)")
+    ok(other, b"o3 UID EXPUNGE 4:7")
+    r = c.cmd(b"B001 STORE 1:7 (UNCHANGEDSINCE 320172337) +FLAGS (\\SEEN)")
+    # 2's new flags may come now, unasked (with its UID and MODSEQ, 3.1), or
+    # at the next command as in the RFC
+    told = [ln for ln in r if ln.startswith(b"* 2 FETCH")]
+    fetched = [ln for ln in r if re.match(rb"\* \d+ FETCH", ln) and ln not in told]
+    assert [int(ln.split()[1]) for ln in fetched] == [1, 3], r
+    assert all(re.fullmatch(rb"\* \d FETCH \(MODSEQ \(\d+\) FLAGS \(\\Seen\)\)\r\n", ln)
+               for ln in fetched), r
+    assert not any(b"EXPUNGE" in ln for ln in r), r
+    assert re.fullmatch(rb"B001 (NO|OK) \[MODIFIED 2\] .*\r\n", r[-1]), r
+    r = c.cmd(b"B002 NOOP")
+    assert r.count(b"* 4 EXPUNGE\r\n") == 4, r
+    two = told + [ln for ln in r if ln.startswith(b"* 2 FETCH")]
+    assert len(two) == 1 and {b"\\Deleted", b"\\Answered"} <= set(
+        re.search(rb"FLAGS \(([^)]*)\)", two[0]).group(1).split()), r
+    now = int(re.search(rb"MODSEQ \((\d+)\)", two[0]).group(1))
+    r = c.cmd(b"b003 STORE 2 (UNCHANGEDSINCE %d) +FLAGS (\\Seen)" % now)
+    assert re.fullmatch(rb"\* 2 FETCH \(MODSEQ \(\d+\) FLAGS \([^)]*\\Seen[^)]*\)\)\r\n", r[0]), r
+    assert r[-1].startswith(b"b003 OK"), r
