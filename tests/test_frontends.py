@@ -99,21 +99,21 @@ def test_imap_and_pop3_on_both_frontends_see_one_store(cluster):
     p2.quit()
     # folders: made on one frontend, on the store's disk, seen by the other
     home = cluster.mailroot / "box" / "glenda"
-    assert a.create("work/2026")[0] == "OK"
-    assert a.subscribe("work/2026")[0] == "OK"
-    assert a.copy("1:2", "work/2026")[0] == "OK"
-    assert a.append("work/2026", "(\\Seen)", None, message("appended@fe1"))[0] == "OK"
-    assert len(store_messages(cluster.mailroot, "glenda/work/2026")) == 3
-    assert (home / "work" / "2026.imp").exists()
-    assert b'"work/2026"' in b"".join(b.lsub()[1])
-    assert b.rename("work/2026", "work/old")[0] == "OK"
-    assert b'"work/old"' in b"".join(a.list()[1])
-    assert b'"work/old"' in b"".join(a.lsub()[1])
-    assert int(a.select("work/old")[1][0]) == 3
+    assert a.create("projects/2026")[0] == "OK"
+    assert a.subscribe("projects/2026")[0] == "OK"
+    assert a.copy("1:2", "projects/2026")[0] == "OK"
+    assert a.append("projects/2026", "(\\Seen)", None, message("appended@fe1"))[0] == "OK"
+    assert len(store_messages(cluster.mailroot, "glenda/projects/2026")) == 3
+    assert (home / "projects" / "2026.imp").exists()
+    assert b'"projects/2026"' in b"".join(b.lsub()[1])
+    assert b.rename("projects/2026", "projects/old")[0] == "OK"
+    assert b'"projects/old"' in b"".join(a.list()[1])
+    assert b'"projects/old"' in b"".join(a.lsub()[1])
+    assert int(a.select("projects/old")[1][0]) == 3
     assert "\\Seen" in uids_flags(a)[2][1]
     a.close()
-    assert b.delete("work/old")[0] == "OK"
-    assert not (home / "work" / "old").exists()
+    assert b.delete("projects/old")[0] == "OK"
+    assert not (home / "projects" / "old").exists()
     # the other user, through the other frontend: only his own mail
     bob = imap(fe2, "bob")
     assert int(bob.select("INBOX")[1][0]) == len(store_messages(cluster.mailroot, "bob/mbox"))
