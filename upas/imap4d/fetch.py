@@ -190,10 +190,11 @@ def internaldate(unixheader: bytes) -> str:
                                            m.group(5).decode(), "-" if z < 0 else "+", abs(z))
 
 
-def saved(box: Mailbox, files: Files, m: Message) -> str:
-    """The message's save date (RFC 8514; savedate.py): as imap4d recorded
-    it, else its internal date, the moment upas delivered it."""
-    when = savedate.table(box.ns, box.path).get(m.digest)
+def saved(saves: dict[str, int], files: Files, m: Message) -> str:
+    """The message's save date (RFC 8514) from the mailbox's table
+    (savedate.table, read once a command): as imap4d recorded it, else its
+    internal date, the moment upas delivered it."""
+    when = saves.get(m.digest)
     if when is None:
         return internaldate(files.read(m, "unixheader"))
     return savedate.date_time(when)
@@ -363,7 +364,7 @@ def fetch(s, req: Request) -> None:
         return
     cache = _cache(box, site, atts, len(msgs))
     files = Files(box.view)
-
+    saves = savedate.table(box.ns, box.path) if any(a.name == "SAVEDATE" for a in atts) else {}
     unknown_cte = []
 
     def response(m: Message) -> bytes | None:
@@ -374,7 +375,7 @@ def fetch(s, req: Request) -> None:
             if a.name == "MODSEQ":         # the mailbox's, not the message's
                 return condstore.item(box, m)
             if a.name == "SAVEDATE":
-                return b'SAVEDATE "' + saved(box, files, m).encode() + b'"'
+                return b'SAVEDATE "' + saved(saves, files, m).encode() + b'"'
             return files.once(m, str(i), lambda: cached_item(files, m, a, site, cache))
         try:
             return b" ".join(files.gather(one, range(len(atts)), b""))

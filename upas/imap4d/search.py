@@ -7,7 +7,7 @@ import calendar
 import time
 from typing import Callable
 
-from upas.imap4d import condstore, dates, esearch, fetchcache, rev2
+from upas.imap4d import condstore, dates, esearch, fetchcache, rev2, savedate
 from upas.imap4d import envelope as env
 from upas.imap4d import fetch
 from upas.imap4d import parser as p
@@ -84,9 +84,11 @@ class Matcher:
     the bytes of `raw` checked equal to them)."""
 
     def __init__(self, files: Files, m: Message, seq: int, maxseq: int, top: int,
-                 cache: fetchcache.FetchCache | None = None, box: Mailbox | None = None):
+                 cache: fetchcache.FetchCache | None = None, box: Mailbox | None = None,
+                 saves: dict[str, int] | None = None):
         self.files, self.m, self.seq, self.maxseq, self.top = files, m, seq, maxseq, top
-        self.box = box          # its save dates (SAVEDATE's keys)
+        self.box = box          # its MODSEQs (MODSEQ's key)
+        self.saves = saves or {}    # its save dates, read once a command (SAVEDATE's keys)
         self.node = fetch.Node(files, m)
         self.cache = cache
         self.recipe = parse_recipe(cache.get(m.digest, TEXTS)) if cache else None
@@ -230,7 +232,7 @@ class Matcher:
         return self._day_cmp(self._local_day(fetch.internaldate(self.node.file("unixheader"))), k)
 
     def k_savedate(self, k: p.Key) -> bool:
-        return self._day_cmp(self._local_day(fetch.saved(self.box, self.files, self.m)), k)
+        return self._day_cmp(self._local_day(fetch.saved(self.saves, self.files, self.m)), k)
 
     def k_sentdate(self, k: p.Key) -> bool:
         v = env.field(self.header(), "date")
@@ -325,14 +327,15 @@ def first_files_cached(k: p.Key, cache: fetchcache.FetchCache | None):
     return f
 
 
-def _has_modseq(k: p.Key) -> bool:
-    return k.op == "MODSEQ" or any(_has_modseq(x) for x in k.kids or ())
+def _has_op(k: p.Key, op: str) -> bool:
+    """k uses a key of kind op (the parser bounds the depth: docs/decisions.md)."""
+    return k.op == op or any(_has_op(x, op) for x in k.kids or ())
 
 
 def modseq_reporter(s, key: p.Key) -> Callable[["Message"], int] | None:
     """For a search with a MODSEQ key (which enables CONDSTORE, RFC 7162
     3.1): a message's MODSEQ, for the reply's highest; else None."""
-    if not _has_modseq(key):
+    if not _has_op(key, "MODSEQ"):
         return None
     condstore.enable(s, [condstore.CONDSTORE])
     box = s.box
@@ -372,13 +375,14 @@ def matching(s, key: p.Key) -> list[Message]:
     if key.op == "AND" and all(k.op == "ALL" for k in key.kids):
         return [m for m in box.msgs if not m.expunged]      # nothing to read
     files = Files(box.view)
+    saves = savedate.table(box.ns, box.path) if _has_op(key, "SAVEDATE") else None
     top = box.msgs[-1].uid if box.msgs else 0
 
     def test(m: Message) -> bool:
         if m.expunged:
             return False
         try:
-            return Matcher(files, m, seqs[id(m)], n, top, cache, box).match(key)
+            return Matcher(files, m, seqs[id(m)], n, top, cache, box, saves).match(key)
         except Exception as e:           # a message that vanished meanwhile
             if files.live():
                 s.log(f"search {m.uid}: {e}")
