@@ -11,6 +11,8 @@ IMAP4rev2 changes from IMAP4rev1, and their tests:
       CONDSTORE): test_enable, with IMAP4rev2 where the RFC has
       X-GOOD-IDEA (which we do not offer), and test_rfc9051_6_4_4_examples.
   6.3.2 A142 SELECT (no RECENT, LIST in the reply): test_select_and_recent.
+  6.3.9.7 and appendix B's a002 `select inbox` (OLDNAME when the name
+      given is not the name's normal form): test_select_oldname.
   6.3.11 A042 STATUS: Plan 9's STATUS; DELETED: test_status_deleted.
   6.4.4 A282-A286 (RETURN options): RFC 4731's, in test_imap_esearch;
       A283/A284 SEARCH without RETURN answered by ESEARCH, A285 with a
@@ -58,6 +60,27 @@ def test_offered_without_the_knob(imap_preauth):
                                            b"a OK ENABLE completed\r\n"]
     c.cmd(b"b SELECT INBOX")
     assert c.cmd(b"d SEARCH UID 1")[0] == b'* ESEARCH (TAG "d") ALL 1\r\n'
+    c.close()
+
+
+def test_select_oldname(srv):
+    """RFC 9051 6.3.2: SELECT's LIST MUST carry OLDNAME when the name the
+    client gave differs from its normal form; appendix B's a002 `select
+    inbox` answers `* LIST () "/" INBOX ("OLDNAME" ("inbox"))` (ours
+    quotes the name, as every LIST of ours does).  The normal name gets no
+    OLDNAME; nor does IMAP4rev1, which has no LIST in SELECT."""
+    c = srv.connect()
+    assert not [ln for ln in c.cmd(b"r EXAMINE inbox") if ln.startswith(b"* LIST")]
+    c.close()
+    c = srv.connect()           # ENABLE before SELECT (RFC 5161 3.1)
+    c.cmd(b"a ENABLE IMAP4rev2")
+    lines = c.cmd(b"a002 select inbox")
+    assert b'* LIST () "/" "INBOX" ("OLDNAME" ("inbox"))\r\n' in lines
+    assert lines[-1].startswith(b"a002 OK [READ-WRITE] ")
+    assert b'* LIST () "/" "INBOX"\r\n' in c.cmd(b"b EXAMINE INBOX")
+    assert c.cmd(b"c CREATE Sent")[-1].startswith(b"c OK")
+    lines = c.cmd(b"d EXAMINE Sent//")      # empty components are dropped
+    assert b'* LIST () "/" "Sent" ("OLDNAME" ("Sent//"))\r\n' in lines
     c.close()
 
 

@@ -35,7 +35,7 @@ def parse_two(r: p.Reader) -> tuple[bytes, bytes]:
     return a, r.astring()
 
 
-def _wire(raw: bytes) -> str:
+def wire_text(raw: bytes) -> str:
     """The client's argument as it may be echoed (printable ASCII only;
     UTF-8 too under IMAP4rev2)."""
     return raw.decode("utf-8" if names.UTF8.get() else "ascii", "replace")
@@ -106,8 +106,8 @@ def cmd_create(s, req) -> None:
     except nsmod.Error as e:
         if str(e) == "file already exists":  # a concurrent CREATE won
             return s.no(req, "mailbox already exists")
-        return s.no(req, f"cannot create mailbox {_wire(req.args)}")
-    s.tagged(req, f"OK {_wire(req.args)} {req.name} completed")
+        return s.no(req, f"cannot create mailbox {wire_text(req.args)}")
+    s.tagged(req, f"OK {wire_text(req.args)} {req.name} completed")
 
 
 # ---------------------------------------------------------------- DELETE
@@ -133,7 +133,7 @@ def _remove(s, path: str) -> None:
     s.ns.remove(full)
 
 def cmd_delete(s, req) -> None:
-    wire = _wire(req.args)
+    wire = wire_text(req.args)
     try:
         name = names.parse(req.args)
     except names.BadName:
@@ -296,7 +296,7 @@ def status_values(box) -> dict[str, int]:
 def wire_name(raw: bytes) -> str:
     """A mailbox name as echoed in an untagged reply: the client's string,
     bare when it is an atom (as Plan 9 prints it), else quoted."""
-    text = _wire(raw)
+    text = wire_text(raw)
     atom_ok = text and all(0x21 <= ord(c) <= 0x7E and c not in '(){%*"\\' for c in text)
     return text if atom_ok else quote(text)
 
@@ -311,6 +311,6 @@ def cmd_status(s, req) -> None:
     try:
         line = status_line(s, name.path, items, wire_name(raw))
     except (MailboxError, nsmod.Error) as e:
-        return s.no(req, f"can't open mailbox {_wire(raw)}: {e}", code="TRYCREATE")
+        return s.no(req, f"can't open mailbox {wire_text(raw)}: {e}", code="TRYCREATE")
     s.untagged(line)
     s.ok(req, "completed")

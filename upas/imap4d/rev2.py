@@ -3,7 +3,8 @@ the client has sent `ENABLE IMAP4rev2` (RFC 9051 appendix E).
 
 - no `* n RECENT` and no `\\Recent` flag anywhere (E.6);
 - SELECT and EXAMINE send the mailbox's `* LIST` and no `[UNSEEN n]`
-  (6.3.2), and `* OK [CLOSED]` when they close a mailbox that was
+  (6.3.2), the LIST with OLDNAME when the name given was not in its
+  normal form (`inbox`, `a//b`: 6.3.9.7), and `* OK [CLOSED]` when they close a mailbox that was
   selected (7.1);
 - SEARCH answers with ESEARCH (6.4.4: `* ESEARCH (TAG "t") [UID] ALL set`,
   ALL being what a SEARCH without RETURN asks);
@@ -55,6 +56,13 @@ def flag_text(s, m) -> str:
     if on(s):
         flags = [f for f in flags if f != "\\Recent"]
     return " ".join(flags)
+
+
+def select_list(given: str, shown: str) -> str:
+    """SELECT's LIST (6.3.2); OLDNAME names what the client sent when it
+    differs from the normal name (appendix B: `select inbox`)."""
+    line = f'LIST () "/" {quote(shown)}'
+    return line if given == shown else f'{line} ("OLDNAME" ({quote(given)}))'
 
 
 def esearch(tag: str, uid: bool, hits: list[int]) -> str:

@@ -1,8 +1,7 @@
 """SELECT, EXAMINE and CLOSE (docs/spec/servers.md §3.10, docs/decisions.md)."""
 from __future__ import annotations
 
-from upas.imap4d import condstore, names, rev2
-from upas.imap4d.envelope import quote
+from upas.imap4d import condstore, folders, names, rev2
 from upas.imap4d.mailbox import Mailbox, MailboxError
 from upas.imap4d.parser import Reader
 from upas.imap4d.request import Request, State
@@ -63,7 +62,7 @@ def select_common(s, req: Request, readonly: bool) -> None:
     s.untagged(flags)
     s.untagged(f"{len(box.msgs)} EXISTS")
     if rev2.on(s):      # RFC 9051 6.3.2: LIST, neither RECENT nor UNSEEN
-        s.untagged(f'LIST () "/" {quote(shown)}')
+        s.untagged(rev2.select_list(folders.wire_text(raw), shown))
     else:
         s.untagged(f"{box.recent()} RECENT")
         unseen = box.first_unseen()
