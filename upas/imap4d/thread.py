@@ -1,17 +1,27 @@
 """THREAD and UID THREAD (RFC 5256 3): ORDEREDSUBJECT and REFERENCES.
 
 Threads are built from summary.py's data (Message-ID, References or
-In-Reply-To, base subject, sent date), in loops rather than recursion:
-a reply chain thousands deep must not exhaust Python's stack."""
+In-Reply-To, base subject, sent date: the sort index's columns), in
+loops rather than recursion: a reply chain thousands deep must not
+exhaust Python's stack."""
 from __future__ import annotations
 
 from itertools import groupby
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from upas.imap4d import search, summary
 from upas.imap4d import parser as p
 from upas.imap4d.request import Request
-from upas.imap4d.summary import Summary, collate
+from upas.imap4d.summary import collate
+
+
+class Summary(NamedTuple):
+    """What threading takes of a message's summary.Summary."""
+    date: int
+    subject: str
+    reply: bool
+    msgid: str
+    refs: tuple[str, ...]
 
 
 class Node:
@@ -148,8 +158,8 @@ def _by_subject(roots: list[Node]) -> list[Node]:
     def reply(r: Node) -> bool:
         return not r.dummy and r.sm.reply
     table: dict[bytes, Node] = {}
-    for r in roots:
-        subj = collate(first(r).subject)
+    subjects = [collate(first(r).subject) for r in roots]
+    for r, subj in zip(roots, subjects):
         if not subj:
             continue
         c = table.get(subj)
@@ -157,8 +167,7 @@ def _by_subject(roots: list[Node]) -> list[Node]:
             table[subj] = r
     merged: set[int] = set()                 # dummies emptied into another
     made: list[Node] = []
-    for r in roots:
-        subj = collate(first(r).subject)
+    for r, subj in zip(roots, subjects):
         c = table.get(subj) if subj else None
         if c is None or c is r:
             continue
@@ -239,13 +248,9 @@ def cmd_thread(s, req: Request) -> None:
     s.report(expunges=req.uid, uid=req.uid)
     box, site = s.box, s.opts.site
     found = search.matching(s, key)
-    kept = summary.kept_cache(box, site, len(found))
-    try:
-        sums = summary.summaries(box, found, site, kept)
-    finally:
-        summary.flush(box, kept)
+    sums = map(Summary._make, zip(*summary.columns(box, found, site, Summary._fields)))
     seqs = box.seqs(found)
-    items = [(m.uid if req.uid else q, q, sm) for m, q, sm in zip(found, seqs, sums)]
+    items = list(zip([m.uid for m in found] if req.uid else seqs, seqs, sums))
     threads = ALGORITHMS[alg](items)
     s.untagged("THREAD" + (" " + "".join(render(t) for t in threads) if threads else ""))
     s.ok(req)
