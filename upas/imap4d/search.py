@@ -4,6 +4,7 @@ every message; BODY and TEXT match the decoded text upasfs serves in
 from __future__ import annotations
 
 import calendar
+import re
 import time
 from typing import Callable
 
@@ -35,13 +36,39 @@ def contains(hay: str, needle: str) -> bool:
     return needle.casefold() in hay.casefold()
 
 
+# The characters whose case folding has ASCII in it (ß, İ, ŉ, ſ, ǰ, ẖ-ẞ,
+# K, ﬀ-ﬆ: tests/test_imap_search_fast.py checks the list is Python's),
+# as UTF-8, with their folding as UTF-8.
+FOLDS_TO_ASCII = {c.encode(): c.casefold().encode() for c in (
+    "\u00df\u0130\u0149\u017f\u01f0\u1e96\u1e97\u1e98\u1e99\u1e9a\u1e9e\u212a"
+    "\ufb00\ufb01\ufb02\ufb03\ufb04\ufb05\ufb06")}
+_FOLDING = re.compile(b"|".join(map(re.escape, FOLDS_TO_ASCII)))
+
+
+def _fold(m: re.Match) -> bytes:
+    return FOLDS_TO_ASCII[m.group()]
+
+
 def contains_bytes(hay: bytes, needle: str) -> bool:
-    """contains(hay decoded as UTF-8, needle).  Both ASCII: the decoding is
-    the bytes themselves and casefold() is lower(), so the bytes are
-    searched as they are (most texts: no copy of a decoded string)."""
-    if needle.isascii() and hay.isascii():
-        return needle.lower().encode() in hay.lower()
-    return contains(hay.decode("utf-8", "replace"), needle)
+    """contains(hay decoded as UTF-8, needle), without decoding when the
+    needle is ASCII.  casefold() maps ASCII as lower() does, FOLDS_TO_ASCII
+    to their foldings and every other character to non-ASCII ones (case
+    folding is per character); the decoding keeps each ASCII byte as it
+    is (an invalid byte becomes U+FFFD and never eats an ASCII one) and
+    decodes each of FOLDS_TO_ASCII's sequences found in the bytes as that
+    character (its first byte is no continuation byte).  So an ASCII
+    needle matches the case-folded text where it matches the bytes with
+    those sequences replaced by their foldings and ASCII letters lowered
+    (tests/test_imap_search_fast.py checks it against the decoding); and
+    where it matches the bytes so lowered alone, it matches the text."""
+    if not needle.isascii():
+        return contains(hay.decode("utf-8", "replace"), needle)
+    want = needle.lower().encode()
+    if want in hay.lower():
+        return True
+    if hay.isascii() or _FOLDING.search(hay) is None:
+        return False
+    return want in _FOLDING.sub(_fold, hay).lower()
 
 
 def _rel(node: fetch.Node, name: str) -> str:
