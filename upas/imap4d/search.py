@@ -6,7 +6,7 @@ from __future__ import annotations
 import calendar
 import re
 import time
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from upas.imap4d import condstore, dates, esearch, fetchcache, rev2, savedate
 from upas.imap4d import envelope as env
@@ -15,6 +15,7 @@ from upas.imap4d import parser as p
 from upas.imap4d.mailbox import Mailbox, Message
 from upas.imap4d.prefetch import Files, evaluate
 from upas.imap4d.request import Request
+from upas.mail import header as H
 
 CHARSETS = ("US-ASCII", "UTF-8")
 TEXTS = "TEXTS"      # digest cache key: where a message's header and texts lie
@@ -75,33 +76,103 @@ def _rel(node: fetch.Node, name: str) -> str:
     return f"{node.rel}/{name}" if node.rel else name
 
 
-def parse_recipe(v: bytes | None) -> list[tuple[int, int] | str] | None:
+class Decoded(NamedTuple):
+    """A text that is a span of `raw` decoded as upasfs decodes a part's
+    body at open (mime.Part.decoded_body, with the same functions):
+    its transfer encoding undone, a text leaf's charset converted to
+    UTF-8, a text/* part's NULs dropped."""
+    start: int
+    end: int
+    encoding: bytes             # b"b" base64, b"q" quoted-printable, b"i" as is
+    charset: bytes              # converted from (convert_text), b"" if not
+    nul: bool                   # NULs dropped
+
+    def text(self, raw: bytes) -> bytes:
+        out = _DECODERS[self.encoding](raw[self.start:self.end])
+        if self.charset:
+            out = H.convert_text(self.charset, out)
+        return out.replace(b"\0", b"") if self.nul else out
+
+    def entry(self) -> bytes:
+        return b"d%d-%d:%s:%s:%d" % (self.start, self.end, self.encoding, self.charset or b"-",
+                                     self.nul)
+
+
+_DECODERS: dict[bytes, Callable[[bytes], bytes]] = {
+    b"b": H.dec64, b"q": H.decquoted, b"i": bytes}
+_CHARSET = re.compile(rb"[A-Za-z0-9._:+-]{1,40}\Z")
+Source = tuple[int, int] | str | Decoded
+
+
+def parse_recipe(v: bytes | None) -> list[Source] | None:
     """The sources of a message's header and texts, as the digest cache
-    keeps them: a span (start, end) of `raw`, or a file name."""
+    keeps them: a span (start, end) of `raw`, a span decoded (Decoded),
+    or a file name."""
     if v is None:
         return None
-    out: list[tuple[int, int] | str] = []
+    out: list[Source] = []
     for e in v.split(b" "):
         if e[:1] == b"r":
             s, _, t = e[1:].partition(b"-")
             out.append((int(s), int(t)))
+        elif e[:1] == b"d":
+            span, enc, cs, nul = e[1:].split(b":")
+            s, _, t = span.partition(b"-")
+            out.append(Decoded(int(s), int(t), enc, b"" if cs == b"-" else cs, nul == b"1"))
         else:
             out.append(e[1:].decode())
     return out
 
 
-def make_recipe(raw: bytes, rels: list[str], texts: list[bytes]) -> bytes:
-    """Each text as the span of `raw` holding the very same bytes, or as its
-    file when raw holds it nowhere -- or every one as its file when the
+def source_text(raw: bytes, x: tuple[int, int] | Decoded) -> bytes:
+    """The text a span or decoded span of raw stands for."""
+    return x.text(raw) if isinstance(x, Decoded) else raw[x[0]:x[1]]
+
+
+def decoding(raw: bytes, rawbody: bytes, mimeheader: bytes, body: bytes) -> Decoded | None:
+    """How a part's `body` is its `rawbody` (found in raw) decoded, if it
+    is one of the ways upasfs decodes a body: tried against the body
+    itself, so a Decoded kept gives exactly these bytes (the digest fixes
+    raw, and so every span of it)."""
+    at = raw.find(rawbody) if rawbody else -1
+    if at < 0:
+        return None
+    cte = (env.field(mimeheader, "content-transfer-encoding") or b"").strip().lower()
+    encs = [{b"base64": b"b", b"quoted-printable": b"q"}.get(cte, b"i")] + [b"i"]
+    cs = env.content_type(mimeheader).params
+    charsets = [b""] + [c for c in ([v.encode("latin-1", "replace") for k, v in cs
+                                     if k.lower() == "charset"] + [b"iso-8859-1"])
+                        if _CHARSET.match(c)]
+    for enc in dict.fromkeys(encs):
+        for charset in charsets:
+            for nul in (False, True):
+                d = Decoded(at, at + len(rawbody), enc, charset, nul)
+                if d.text(raw) == body:
+                    return d
+    return None
+
+
+def make_recipe(raw: bytes, rels: list[str], texts: list[bytes],
+                decoded: list[Decoded | None] | None = None) -> bytes:
+    """Each text as the span of `raw` holding the very same bytes, or as a
+    span decoded (decoded[i], checked equal to the text), or as its file
+    when raw holds it neither way -- or every one as its file when the
     spans would cover less than half of raw (reading them is cheaper)."""
-    spans = []
-    for t in texts:
-        i = raw.find(t)
-        spans.append((i, i + len(t)) if i >= 0 else None)
+    spans: list[tuple[int, int] | Decoded | None] = []
+    for i, t in enumerate(texts):
+        at = raw.find(t)
+        spans.append((at, at + len(t)) if at >= 0 else decoded[i] if decoded else None)
     covered = sum(x[1] - x[0] for x in spans if x)
     if not raw or 2 * covered < len(raw):
         spans = [None] * len(texts)
-    return b" ".join(b"r%d-%d" % x if x else b"f" + r.encode() for x, r in zip(spans, rels))
+    return b" ".join(x.entry() if isinstance(x, Decoded) else b"r%d-%d" % x if x
+                     else b"f" + r.encode() for x, r in zip(spans, rels))
+
+
+def _coding_files(rel: str) -> list[str]:
+    """The raw body and MIME header of the part whose `body` is rel."""
+    base = rel[:-len("body")]
+    return [base + "rawbody", base + "mimeheader" if base else "rawheader"]
 
 
 class Matcher:
@@ -120,10 +191,10 @@ class Matcher:
         self.cache = cache
         self.recipe = parse_recipe(cache.get(m.digest, TEXTS)) if cache else None
 
-    def _source(self, x: tuple[int, int] | str) -> bytes:
+    def _source(self, x: Source) -> bytes:
         if isinstance(x, str):
             return self.node.file(x)
-        return self.node.file("raw")[x[0]:x[1]]
+        return source_text(self.node.file("raw"), x)
 
     def header(self) -> bytes:
         """rawheader, or its span of raw when raw is read for the texts."""
@@ -142,22 +213,24 @@ class Matcher:
         rels = self.text_files()
         if self.cache is None:
             return files.gather(self.node.file, rels, b"")
-        # first time: keep where the texts lie, from raw when it likely
-        # holds them as they are (read in the same round as the texts)
-        want_raw = self._raw_pays()
-        texts = files.gather(self.node.file, rels + (["raw"] if want_raw else []), b"")
-        raw = texts.pop() if want_raw else b""
+        # first time: keep where the texts lie in raw (read in the same
+        # round as the texts), and how those not there as they are decode
+        texts = files.gather(self.node.file, rels + ["raw"], b"")
+        raw = texts.pop()
         head = self.node.file("rawheader")
+        coded = [i for i, (r, t) in enumerate(zip(rels, texts))
+                 if r.endswith("body") and raw.find(t) < 0]
+        more = files.gather(self.node.file, [f for i in coded for f in _coding_files(rels[i])], b"")
         cache, digest = self.cache, self.m.digest
-        files.keep(lambda: cache.put(digest, TEXTS, make_recipe(
-            raw, ["rawheader"] + rels, [head] + texts)))
-        return texts
 
-    def _raw_pays(self) -> bool:
-        """Whether raw likely holds the texts as they are: text, and text
-        alternatives; not attachments (decoded, and most of raw)."""
-        ct = self.node.ctype()
-        return ct.type == "text" or (ct.type == "multipart" and ct.subtype == "alternative")
+        def keep() -> None:
+            decoded: list[Decoded | None] = [None] * (len(texts) + 1)
+            for k, i in enumerate(coded):
+                decoded[i + 1] = decoding(raw, more[2 * k], more[2 * k + 1], texts[i])
+            cache.put(digest, TEXTS, make_recipe(raw, ["rawheader"] + rels, [head] + texts,
+                                                 decoded))
+        files.keep(keep)
+        return texts
 
     def text_files(self, node: fetch.Node | None = None) -> list[str]:
         """The files texts() reads: every leaf's body (the message body if
