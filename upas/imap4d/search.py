@@ -407,6 +407,13 @@ def first_files(k: p.Key) -> list[str]:
     return list(_KEY_FILES.get(k.op, ()))
 
 
+def _first_key(k: p.Key) -> p.Key:
+    """The key evaluated first (that of an AND, OR or NOT always is)."""
+    while k.op in ("AND", "OR", "NOT") and k.kids:
+        k = k.kids[0]
+    return k
+
+
 def _reads_texts(k: p.Key) -> bool:
     return k.op in ("TEXT", "BODY") or any(_reads_texts(x) for x in k.kids or ())
 
@@ -417,11 +424,13 @@ def first_files_cached(k: p.Key, cache: fetchcache.FetchCache | None):
     files = first_files(k)
     if cache is None or not _reads_texts(k):
         return lambda m: files
+    # the first TEXT or BODY search of a message reads raw with its texts
+    first = files + ["raw"] if _first_key(k).op in ("TEXT", "BODY") else files
 
     def f(m: Message) -> list[str]:
         r = parse_recipe(cache.get(m.digest, TEXTS))
         if r is None:
-            return files
+            return first
         own = sorted({x if isinstance(x, str) else "raw" for x in r})
         return own + [x for x in files if x not in own and x != "rawheader"]
     return f
