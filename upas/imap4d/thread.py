@@ -124,6 +124,8 @@ def _prune(roots: list[Node]) -> list[Node]:
     """Step 4: dummies without children go; a dummy's children take its
     place, except at the top where a dummy keeps two or more."""
     for n in reversed(_preorder(roots)):             # children before parents
+        if not n.children:
+            continue
         kids: list[Node] = []
         for c in n.children:
             kids += c.children if c.dummy else [c]
@@ -189,8 +191,10 @@ def _sort(roots: list[Node]) -> list[Node]:
     """Steps 6 and 7: siblings, then threads, by sent date (ties: mailbox
     order); a dummy by its first child."""
     key: dict[int, tuple[int, int]] = {}
+    by_key = lambda c: key[id(c)]                    # noqa: E731
     for n in reversed(_preorder(roots)):
-        n.children.sort(key=lambda c: key[id(c)])
+        if n.children:
+            n.children.sort(key=by_key)
         key[id(n)] = key[id(n.children[0])] if n.dummy else (n.sm.date, n.seq)
     return sorted(roots, key=lambda r: key[id(r)])
 
@@ -208,6 +212,8 @@ ALGORITHMS: dict[str, Callable[[list[Item]], list[Node]]] = {
 def render(root: Node) -> str:
     """A thread as `(...)`: a message and its only child side by side, a
     message's several children each in parentheses (RFC 5256 4)."""
+    if not root.children:                   # most threads: one message
+        return f"({root.num})"
     out = ["("]
     stack: list[Node | str] = [")", root]
     while stack:
@@ -249,7 +255,8 @@ def cmd_thread(s, req: Request) -> None:
     box, site = s.box, s.opts.site
     found = search.matching(s, key)
     sums = map(Summary._make, zip(*summary.columns(box, found, site, Summary._fields)))
-    seqs = box.seqs(found)
+    # (all messages matched: their sequence numbers need no pass)
+    seqs = range(1, len(found) + 1) if len(found) == len(box.msgs) else box.seqs(found)
     items = list(zip([m.uid for m in found] if req.uid else seqs, seqs, sums))
     threads = ALGORITHMS[alg](items)
     s.untagged("THREAD" + (" " + "".join(render(t) for t in threads) if threads else ""))
