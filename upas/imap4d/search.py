@@ -100,7 +100,7 @@ class Decoded(NamedTuple):
 
 _DECODERS: dict[bytes, Callable[[bytes], bytes]] = {
     b"b": H.dec64, b"q": H.decquoted, b"i": bytes}
-_CHARSET = re.compile(rb"[A-Za-z0-9._:+-]{1,40}\Z")
+_CHARSET = re.compile(rb"[A-Za-z0-9._+-]{1,40}\Z")     # no ":" (the entry's separator)
 Source = tuple[int, int] | str | Decoded
 
 
@@ -111,16 +111,21 @@ def parse_recipe(v: bytes | None) -> list[Source] | None:
     if v is None:
         return None
     out: list[Source] = []
-    for e in v.split(b" "):
-        if e[:1] == b"r":
-            s, _, t = e[1:].partition(b"-")
-            out.append((int(s), int(t)))
-        elif e[:1] == b"d":
-            span, enc, cs, nul = e[1:].split(b":")
-            s, _, t = span.partition(b"-")
-            out.append(Decoded(int(s), int(t), enc, b"" if cs == b"-" else cs, nul == b"1"))
-        else:
-            out.append(e[1:].decode())
+    try:
+        for e in v.split(b" "):
+            if e[:1] == b"r":
+                s, _, t = e[1:].partition(b"-")
+                out.append((int(s), int(t)))
+            elif e[:1] == b"d":
+                span, enc, cs, nul = e[1:].split(b":")
+                s, _, t = span.partition(b"-")
+                if enc not in _DECODERS:
+                    return None
+                out.append(Decoded(int(s), int(t), enc, b"" if cs == b"-" else cs, nul == b"1"))
+            else:
+                out.append(e[1:].decode())
+    except ValueError:                  # not ours: found again from the files
+        return None
     return out
 
 
