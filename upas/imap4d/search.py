@@ -13,6 +13,7 @@ from upas.imap4d import envelope as env
 from upas.imap4d import fetch
 from upas.imap4d import parser as p
 from upas.imap4d.mailbox import Mailbox, Message
+from upas.imap4d.parsedview import ParsedView
 from upas.imap4d.prefetch import Files, evaluate
 from upas.imap4d.request import Request
 from upas.mail import header as H
@@ -215,27 +216,35 @@ class Matcher:
         files = self.files
         if self.recipe:
             return files.gather(self._source, self.recipe[1:], b"")
-        rels = self.text_files()
         if self.cache is None:
-            return files.gather(self.node.file, rels, b"")
-        # first time: keep where the texts lie in raw (read in the same
-        # round as the texts), and how those not there as they are decode
-        texts = files.gather(self.node.file, rels + ["raw"], b"")
-        raw = texts.pop()
-        head = self.node.file("rawheader")
-        coded = [i for i, (r, t) in enumerate(zip(rels, texts))
-                 if r.endswith("body") and raw.find(t) < 0]
-        more = files.gather(self.node.file, [f for i in coded for f in _coding_files(rels[i])], b"")
+            return files.gather(self.node.file, self.text_files(), b"")
+        # first time: the texts from raw parsed here as upasfs parses it
+        # (parsedview.py: its files are upasfs's), and where they lie in
+        # raw, verbatim or decoded, kept (one file a message read)
+        raw, head = self.node.file("raw"), self.node.file("rawheader")
+        if not files.live():
+            return []                   # evaluated again once raw is read
+        try:
+            rels, texts, decoded = self._parsed_texts(raw)
+        except Exception:               # noqa: BLE001 -- upasfs's files then
+            return files.gather(self.node.file, self.text_files(), b"")
         cache, digest = self.cache, self.m.digest
-
-        def keep() -> None:
-            decoded: list[Decoded | None] = [None] * (len(texts) + 1)
-            for k, i in enumerate(coded):
-                decoded[i + 1] = decoding(raw, more[2 * k], more[2 * k + 1], texts[i])
-            cache.put(digest, TEXTS, make_recipe(raw, ["rawheader"] + rels, [head] + texts,
-                                                 decoded))
-        files.keep(keep)
+        files.keep(lambda: cache.put(digest, TEXTS, make_recipe(
+            raw, ["rawheader"] + rels, [head] + texts, decoded)))
         return texts
+
+    def _parsed_texts(self, raw: bytes) -> tuple[list[str], list[bytes], list[Decoded | None]]:
+        """The text files, their texts and how those not verbatim in raw
+        decode from it, from raw parsed in the session."""
+        local = Files(ParsedView(raw))
+        rels = Matcher(local, self.m, self.seq, self.maxseq, self.top).text_files()
+        texts = [local.view.read(0, r) for r in rels]
+        decoded: list[Decoded | None] = [None]      # the header's
+        for r, t in zip(rels, texts):
+            coded = r.endswith("body") and raw.find(t) < 0
+            decoded.append(decoding(raw, *[local.view.read(0, f) for f in _coding_files(r)], t)
+                           if coded else None)
+        return rels, texts, decoded
 
     def text_files(self, node: fetch.Node | None = None) -> list[str]:
         """The files texts() reads: every leaf's body (the message body if
