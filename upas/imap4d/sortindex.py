@@ -39,7 +39,6 @@ from upas.mail import digestcache, safewrite
 
 if TYPE_CHECKING:
     from upas.imap4d.mailbox import Message
-    from upas.imap4d.summary import Summary
 
 SUFFIX = ".sort.imp"
 MAGIC = b"imap4d sort index 1 "
@@ -143,7 +142,7 @@ def parse(data: bytes, fields: tuple[str, ...]) -> Index | None:
     return Index(fields, count, digests, lines)
 
 
-def render(msgs: list["Message"], rows: list["Summary"], fields: tuple[str, ...]) -> bytes:
+def render(msgs: list["Message"], rows: list[tuple], fields: tuple[str, ...]) -> bytes:
     cols = list(zip(*rows)) if rows else [()] * len(fields)
     out = [header(), b"%d\n" % len(msgs), joined(msgs), b"\n"]
     for f, c in zip(fields, cols):
@@ -177,9 +176,10 @@ def load(ns: nsmod.Namespace, box: str, fields: tuple[str, ...]) -> Index | None
     return idx
 
 
-def write(ns: nsmod.Namespace, box: str, msgs: list["Message"], rows: list["Summary"],
+def write(ns: nsmod.Namespace, box: str, msgs: list["Message"], rows: list[tuple],
           fields: tuple[str, ...]) -> None:
-    """Replace the file with these messages' Summaries (best effort)."""
+    """Replace the file with these messages' Summaries (summary.Summary,
+    tuples of the fields) (best effort)."""
     data = render(msgs, rows, fields)
     try:
         with ns.lock(os.path.dirname(box), LOCK_WAIT):
