@@ -128,3 +128,35 @@ def test_rename_and_delete_take_the_index_along(imap_preauth, box):
     assert c.cmd(b"d DELETE other")[-1].startswith(b"d OK")
     assert not os.path.exists(d / ("other" + sortindex.SUFFIX))
     c.close()
+
+
+def _set_answer(path, name: str, value: str) -> None:
+    file = path.parent / (path.name + sortindex.SUFFIX)
+    lines = file.read_bytes().split(b"\n")
+    text = json.dumps(value).encode()
+    lines = [b"%s %08x %s" % (name.encode(), zlib.crc32(text), text)
+             if ln.startswith(name.encode() + b" ") else ln for ln in lines]
+    file.write_bytes(b"\n".join(lines))
+
+
+def test_a_thread_of_the_whole_mailbox_is_kept(imap_preauth, box):
+    c = _session(imap_preauth)
+    c.cmd(b"d STORE 1 +FLAGS.SILENT (\\Deleted)")
+    c.cmd(b"e EXPUNGE")                   # UIDs 2 and 3 left, at 1 and 2
+    want = [c.cmd(b"a THREAD REFERENCES UTF-8 ALL")[0],
+            c.cmd(b"b UID THREAD REFERENCES UTF-8 ALL")[0]]
+    assert want == [b"* THREAD (2)(1)\r\n", b"* THREAD (3)(2)\r\n"]
+    c.close()
+    assert b"\nthread:REFERENCES " in _index(box)
+    c = _session(imap_preauth)               # from the kept answer, both numberings
+    assert [c.cmd(b"a THREAD REFERENCES UTF-8 ALL")[0],
+            c.cmd(b"b UID THREAD REFERENCES UTF-8 ALL")[0]] == want
+    c.close()
+    # the kept answer is what is sent (in places of the listed messages)
+    _set_answer(box, "thread:REFERENCES", "(1 2)")
+    c = _session(imap_preauth)
+    assert c.cmd(b"a THREAD REFERENCES UTF-8 ALL")[0] == b"* THREAD (1 2)\r\n"
+    assert c.cmd(b"b UID THREAD REFERENCES UTF-8 ALL")[0] == b"* THREAD (2 3)\r\n"
+    # a subset is threaded anew
+    assert c.cmd(b"c THREAD REFERENCES UTF-8 1")[0] == b"* THREAD (1)\r\n"
+    c.close()

@@ -46,7 +46,8 @@ MODE = 0o600
 LOCK_WAIT = 0.5         # a cache is not worth a longer wait for L.mbox
 # the sources whose code computes a Summary (upasfs's serve the files it reads)
 _SOURCES = ("imap4d/summary.py", "imap4d/envelope.py", "imap4d/dates.py",
-            "imap4d/search.py", "mail/header.py", "mail/mbox.py", "fs9p/tree.py")
+            "imap4d/search.py", "imap4d/thread.py", "mail/header.py", "mail/mbox.py",
+            "fs9p/tree.py")
 # hashed at import: once in a fork server, not in each session it forks
 _HEADER = MAGIC + digestcache.code_hash(_SOURCES) + b"\n"
 _DIGEST = attrgetter("digest")
@@ -93,6 +94,17 @@ class Index:
             self._cols[name] = col
         return col
 
+    def answer(self, name: str) -> str | None:
+        """A kept answer (add()), if the file has it and it checks."""
+        got = self._lines.get(name)
+        if got is None or name in self.fields or zlib.crc32(got[1]) != got[0]:
+            return None
+        try:
+            v = json.loads(bytes(got[1]))
+        except ValueError:
+            return None
+        return v if isinstance(v, str) else None
+
     def rows(self, make) -> list | None:
         """Every message's Summary, made by make(values) (kept)."""
         if self._rows is None:
@@ -115,7 +127,6 @@ def parse(data: bytes, fields: tuple[str, ...]) -> Index | None:
     head = header()
     if not data.startswith(head) or not data.endswith(b"\n"):
         return None
-    view = memoryview(data)
     at = len(head)
     end = data.find(b"\n", at)
     try:
@@ -126,18 +137,23 @@ def parse(data: bytes, fields: tuple[str, ...]) -> Index | None:
     if data.find(b"\n", at) != end:
         return None
     digests = data[at:end]
-    lines = {}
-    for f in fields:
+    view = memoryview(data)
+    lines: dict[str, tuple[int, memoryview]] = {}
+    names = []
+    while end != len(data) - 1:
         at = end + 1
         end = data.find(b"\n", at)
-        name, crc, start = f.encode() + b" ", data[at + len(f) + 1:at + len(f) + 9], at + len(f) + 10
-        if end < 0 or not data.startswith(name, at) or data[start - 1:start] != b" ":
+        sp = data.find(b" ", at, end)
+        sp2 = data.find(b" ", sp + 1, end) if sp >= 0 else -1
+        if sp2 < 0:
             return None
         try:
-            lines[f] = (int(crc, 16), view[start:end])
+            name, crc = data[at:sp].decode("ascii"), int(data[sp + 1:sp2], 16)
         except ValueError:
             return None
-    if end != len(data) - 1:
+        names.append(name)
+        lines[name] = (crc, view[sp2 + 1:end])
+    if names[:len(fields)] != list(fields):
         return None
     return Index(fields, count, digests, lines)
 
@@ -186,4 +202,23 @@ def write(ns: nsmod.Namespace, box: str, msgs: list["Message"], rows: list[tuple
             safewrite.replace(ns, path_for(box), data, MODE)
     except Exception:                   # noqa: BLE001 -- a busy lock, a full disk:
         return                          # the Summaries stand without it
+    _OPEN.pop(box, None)
+
+
+def add(ns: nsmod.Namespace, box: str, idx: Index, name: str, value: str) -> None:
+    """Keep an answer computed from the whole of idx (a THREAD of every
+    message it lists) as a line of its file, if the file is still the
+    one idx was read from (best effort)."""
+    line = json.dumps(value, ensure_ascii=True).encode()
+    path = path_for(box)
+    try:
+        with ns.lock(os.path.dirname(box), LOCK_WAIT):
+            data = ns.read(path)
+            now = parse(data, idx.fields)
+            if now is None or now.digests != idx.digests or name in now._lines:
+                return
+            safewrite.replace(ns, path, data + b"%s %08x %s\n" % (
+                name.encode(), zlib.crc32(line), line), MODE)
+    except Exception:                   # noqa: BLE001 -- computed again next time
+        return
     _OPEN.pop(box, None)

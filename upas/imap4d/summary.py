@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
 from upas.imap4d import dates, fetchcache, sortindex
 from upas.imap4d import envelope as env
@@ -207,6 +207,22 @@ def columns(box: "Mailbox", msgs: list["Message"], site: str, fields: tuple[str,
             return cols
     sums = summaries(box, msgs, site)
     return [[sm[i] for sm in sums] for i in map(Summary._fields.index, fields)]
+
+
+def kept_answer(box: "Mailbox", msgs: list["Message"], name: str,
+                compute: Callable[[], str]) -> str:
+    """compute(), an answer that depends on these messages' Summaries
+    alone; kept in the sort index (Dovecot keeps its threads so) when
+    they are exactly the messages it lists."""
+    listed = sortindex.joined(msgs)
+    idx = sortindex.load(box.ns, box.path, Summary._fields)
+    got = idx.answer(name) if idx is not None and idx.digests == listed else None
+    if got is None:
+        got = compute()
+        idx = sortindex.load(box.ns, box.path, Summary._fields)   # compute() may write it
+        if idx is not None and idx.digests == listed:
+            sortindex.add(box.ns, box.path, idx, name, got)
+    return got
 
 
 def sizes(box: "Mailbox", msgs: list["Message"], site: str,

@@ -6,6 +6,7 @@ loops rather than recursion: a reply chain thousands deep must not
 exhaust Python's stack."""
 from __future__ import annotations
 
+import re
 from itertools import groupby
 from typing import Callable, NamedTuple
 
@@ -13,6 +14,9 @@ from upas.imap4d import search, summary
 from upas.imap4d import parser as p
 from upas.imap4d.request import Request
 from upas.imap4d.summary import collate
+
+
+_NUMBER = re.compile(r"\d+")
 
 
 class Summary(NamedTuple):
@@ -254,10 +258,16 @@ def cmd_thread(s, req: Request) -> None:
     s.report(expunges=req.uid, uid=req.uid)
     box, site = s.box, s.opts.site
     found = search.matching(s, key)
-    sums = map(Summary._make, zip(*summary.columns(box, found, site, Summary._fields)))
-    # (all messages matched: their sequence numbers need no pass)
-    seqs = range(1, len(found) + 1) if len(found) == len(box.msgs) else box.seqs(found)
-    items = list(zip([m.uid for m in found] if req.uid else seqs, seqs, sums))
-    threads = ALGORITHMS[alg](items)
-    s.untagged("THREAD" + (" " + "".join(render(t) for t in threads) if threads else ""))
+
+    def compute() -> str:
+        """The threads with each message shown as its place in found
+        (mailbox order, so the ties break alike)."""
+        sums = map(Summary._make, zip(*summary.columns(box, found, site, Summary._fields)))
+        places = range(1, len(found) + 1)
+        return "".join(render(t) for t in ALGORITHMS[alg](list(zip(places, places, sums))))
+    text = summary.kept_answer(box, found, "thread:" + alg, compute)
+    if req.uid or len(found) != len(box.msgs):      # else the places are the numbers
+        shown = [str(m.uid) for m in found] if req.uid else list(map(str, box.seqs(found)))
+        text = _NUMBER.sub(lambda m: shown[int(m.group()) - 1], text)
+    s.untagged("THREAD" + (" " + text if text else ""))
     s.ok(req)
