@@ -160,3 +160,4 @@ def test_a_thread_of_the_whole_mailbox_is_kept(imap_preauth, box):
     # a subset is threaded anew
     assert c.cmd(b"c THREAD REFERENCES UTF-8 1")[0] == b"* THREAD (1)\r\n"
     c.close()
+

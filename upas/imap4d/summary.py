@@ -20,6 +20,8 @@ from upas.imap4d import fetch
 from upas.imap4d import parser as p
 from upas.imap4d.prefetch import Files, evaluate
 from upas.imap4d.search import decoded
+from upas.mail import header as H
+from upas.mail import mime
 
 if TYPE_CHECKING:
     from upas.imap4d.mailbox import Mailbox, Message
@@ -170,6 +172,7 @@ def summaries(box: "Mailbox", msgs: list["Message"], site: str) -> list[Summary]
             else:
                 m.cache[_MEMO] = rows[i]
     if todo:
+        from_lines(box, todo)
         files = Files(box.view)
 
         def one(m: "Message") -> Summary:
@@ -178,6 +181,41 @@ def summaries(box: "Mailbox", msgs: list["Message"], site: str) -> list[Summary]
             m.cache[_MEMO] = sm
         _rewrite(box, idx if rows is not None else None)
     return [m.cache[_MEMO] for m in msgs]
+
+
+FROM_LINE = 512                 # bytes of rawunix read for its From line
+_LINE_END = re.compile(rb"[\r\n\0]")
+_FIXED = (None, b"???", b"Thu Jan 1 00:00:00 GMT 1970")   # mime._fix_unixdate's
+
+
+def from_lines(box: "Mailbox", msgs: list["Message"]) -> None:
+    """Each message's `unixheader` made from its From line (the start of
+    `rawunix`, which upasfs serves without parsing the message) where
+    upasfs makes it from that line alone (mime._parse_headers: a sender,
+    and a date _fix_unixdate leaves as it is); the others are read as
+    before.  upasfs would parse every message for its unixheader."""
+    todo = [m for m in msgs if "unixheader" not in m.cache]
+    if not todo:
+        return
+    got = box.view.read_many([(m.fsnum, "rawunix") for m in todo], FROM_LINE)
+    for m, data in zip(todo, got):
+        head = unix_header(data) if data else None
+        if head is not None:
+            m.cache["unixheader"] = head
+
+
+def unix_header(start: bytes) -> bytes | None:
+    """upasfs's unixheader of a message beginning with `start`, if its From
+    line alone makes it (else None)."""
+    if not start.startswith(b"From "):
+        return None
+    end = _LINE_END.search(start, 5)
+    if end is None and len(start) >= FROM_LINE:
+        return None                     # the line may go on
+    sender, date = H.parse_unix_line(start[5:end.start() if end else len(start)])
+    if sender is None or sender == b"???" or date in _FIXED:
+        return None
+    return b"From " + sender + b" " + (date or mime.EPOCH_DATE) + b"\n"
 
 
 def _rewrite(box: "Mailbox", idx: sortindex.Index | None) -> None:
