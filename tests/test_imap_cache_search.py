@@ -65,9 +65,9 @@ def test_cold_and_warm_equal_direct(views):
     _kept(batched, p.search_program(p.Reader([b"TEXT zzzq"]))[1], kept)   # reads every text
     recipes = [search.parse_recipe(kept.get(m.digest, search.TEXTS)) for m in batched.msgs]
     assert all(recipes)
-    spans = sum(isinstance(x, tuple) for r in recipes for x in r)
-    files = sum(isinstance(x, str) for r in recipes for x in r)
-    assert spans > 60 and files > 10          # both kinds: plain texts, decoded ones
+    spans = sum(isinstance(x, tuple) and not isinstance(x, search.Decoded) for r in recipes for x in r)
+    decoded = sum(isinstance(x, search.Decoded) for r in recipes for x in r)
+    assert spans > 60 and decoded > 10        # both kinds: plain texts, decoded ones
 
 
 def test_recipe_spans_are_the_texts(views):
@@ -79,7 +79,7 @@ def test_recipe_spans_are_the_texts(views):
     for m in box.msgs:
         r = search.parse_recipe(kept.get(m.digest, search.TEXTS))
         raw = files.read(m, "raw")
-        got = [files.read(m, x) if isinstance(x, str) else raw[x[0]:x[1]] for x in r]
+        got = [files.read(m, x) if isinstance(x, str) else search.source_text(raw, x) for x in r]
         mt = search.Matcher(files, m, 0, 0, 0)
         assert got == [files.read(m, "rawheader")] + [files.read(m, f) for f in mt.text_files()]
 
@@ -141,3 +141,26 @@ def test_bytes_search_is_the_decoded_search(hay, needle):
     up = hay.upper()
     assert search.contains_bytes(up, needle) == \
         search.contains(up.decode("utf-8", "replace"), needle)
+
+
+def test_a_decoded_span_is_kept_only_as_the_body_it_gives():
+    """decoding() finds how a part's body is its raw body decoded, tried
+    against the body upasfs served; parse_recipe reads the entry back."""
+    import base64
+    blob = bytes(range(256)) * 3
+    b64 = base64.encodebytes(blob)
+    mime = b"Content-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n"
+    raw = b"Subject: x\n\n--b\n" + mime + b"\n" + b64 + b"--b--\n"
+    d = search.decoding(raw, b64, mime, blob)
+    assert d is not None and d.encoding == b"b" and d.text(raw) == blob
+    assert search.parse_recipe(b"r0-10 " + d.entry())[1] == d
+    latin = b"caf\xe9\n"
+    lraw = b"Subject: y\n\n" + latin
+    d = search.decoding(lraw, latin, b"Content-Type: text/plain; charset=iso-8859-1\n",
+                        "café\n".encode())
+    assert d is not None and d.charset == b"iso-8859-1" and d.text(lraw) == "café\n".encode()
+    # a body no known decoding gives, or a raw body not in raw: no entry
+    assert search.decoding(raw, b64, mime, blob + b"!") is None
+    assert search.decoding(raw, b"not there", mime, blob) is None
+    assert search.parse_recipe(b"r0-10 d1-2:x:-:0") is None
+    assert search.parse_recipe(b"r0-10 d1-2:b:utf-8") is None

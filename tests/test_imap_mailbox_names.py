@@ -68,7 +68,7 @@ def test_valid_names(wire, path, folder):
 @pytest.mark.parametrize("wire", [
     "../bob/mbox", "/etc/passwd", "foo/../../x", "a/../b", "..",
     "mbox", "L.mbox", "foo/L.mbox", "mbox.imp", "foo/bar.imp", "foo.imp.kw", "foo.kw", "foo.save",
-    "foo.upasfs", "foo.imap4d", "a/foo.pop3", "foo.mark",
+    "foo.upasfs", "foo.imap4d", "a/foo.pop3", "foo.mark", "foo.sort",
     "imap.subscribed", "imap.ok", "pipeto", "forward", "names", "headers",
     "pipefrom", "dead.letter", "imap-tmp.x", "mbox.tmp", "INBOX/sub", "inbox/x",
     "", "/", "-rf", "a\x01b".replace("\x01", "&AAE-"), "x" * 260, "&Jjo",

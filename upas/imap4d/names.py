@@ -32,15 +32,16 @@ _STOP = frozenset({"mbox", "pipeto", "pipefrom", "forward", "names", "headers",
                    "imap.ok", "imap.subscribed", "imap.uidvalidity", "dead.letter"})
 _PREFIXES = ("L.", "imap-tmp.")
 # .imp shadow files, crash-safe temporaries, 9front's index files; and
-# `.kw`, `.save`, `.modseq`, `.upasfs`, `.imap4d`, `.pop3` and `.mark`,
+# `.kw`, `.save`, `.modseq`, `.upasfs`, `.imap4d`, `.pop3`, `.mark` and `.sort`,
 # because the keywords of mailbox B live in `B.kw.imp` (imp.py), its save
 # dates in `B.save.imp` (savedate.py), its MODSEQs in `B.modseq.imp`
 # (modseq.py), upasfs's index of it in `B.upasfs.imp` (mail/mboxindex.py),
 # imap4d's digest cache in `B.imap4d.imp` (mail/digestcache.py; pop3's was
-# `B.pop3.imp`) and SELECT's record of upasfs's listing in `B.mark.imp`
-# (selectmark.py), which would be the shadow files of mailboxes so named.
+# `B.pop3.imp`), SELECT's record of upasfs's listing in `B.mark.imp`
+# (selectmark.py) and SORT's and THREAD's index in `B.sort.imp`
+# (sortindex.py), which would be the shadow files of mailboxes so named.
 _SUFFIXES = (".imp", ".tmp", ".idx", ".kw", ".save", ".modseq", ".upasfs", ".imap4d",
-             ".pop3", ".mark")
+             ".pop3", ".mark", ".sort")
 
 
 # How mailbox names look on the wire: modified UTF-7 (IMAP4rev1, RFC 3501

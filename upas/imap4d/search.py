@@ -4,16 +4,19 @@ every message; BODY and TEXT match the decoded text upasfs serves in
 from __future__ import annotations
 
 import calendar
+import re
 import time
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from upas.imap4d import condstore, dates, esearch, fetchcache, rev2, savedate
 from upas.imap4d import envelope as env
 from upas.imap4d import fetch
 from upas.imap4d import parser as p
 from upas.imap4d.mailbox import Mailbox, Message
+from upas.imap4d.parsedview import ParsedView
 from upas.imap4d.prefetch import Files, evaluate
 from upas.imap4d.request import Request
+from upas.mail import header as H
 
 CHARSETS = ("US-ASCII", "UTF-8")
 TEXTS = "TEXTS"      # digest cache key: where a message's header and texts lie
@@ -35,46 +38,147 @@ def contains(hay: str, needle: str) -> bool:
     return needle.casefold() in hay.casefold()
 
 
+# The characters whose case folding has ASCII in it (ß, İ, ŉ, ſ, ǰ, ẖ-ẞ,
+# K, ﬀ-ﬆ: tests/test_imap_search_fast.py checks the list is Python's),
+# as UTF-8, with their folding as UTF-8.
+FOLDS_TO_ASCII = {c.encode(): c.casefold().encode() for c in (
+    "\u00df\u0130\u0149\u017f\u01f0\u1e96\u1e97\u1e98\u1e99\u1e9a\u1e9e\u212a"
+    "\ufb00\ufb01\ufb02\ufb03\ufb04\ufb05\ufb06")}
+_FOLDING = re.compile(b"|".join(map(re.escape, FOLDS_TO_ASCII)))
+
+
+def _fold(m: re.Match) -> bytes:
+    return FOLDS_TO_ASCII[m.group()]
+
+
 def contains_bytes(hay: bytes, needle: str) -> bool:
-    """contains(hay decoded as UTF-8, needle).  Both ASCII: the decoding is
-    the bytes themselves and casefold() is lower(), so the bytes are
-    searched as they are (most texts: no copy of a decoded string)."""
-    if needle.isascii() and hay.isascii():
-        return needle.lower().encode() in hay.lower()
-    return contains(hay.decode("utf-8", "replace"), needle)
+    """contains(hay decoded as UTF-8, needle), without decoding when the
+    needle is ASCII.  casefold() maps ASCII as lower() does, FOLDS_TO_ASCII
+    to their foldings and every other character to non-ASCII ones (case
+    folding is per character); the decoding keeps each ASCII byte as it
+    is (an invalid byte becomes U+FFFD and never eats an ASCII one) and
+    decodes each of FOLDS_TO_ASCII's sequences found in the bytes as that
+    character (its first byte is no continuation byte).  So an ASCII
+    needle matches the case-folded text where it matches the bytes with
+    those sequences replaced by their foldings and ASCII letters lowered
+    (tests/test_imap_search_fast.py checks it against the decoding); and
+    where it matches the bytes so lowered alone, it matches the text."""
+    if not needle.isascii():
+        return contains(hay.decode("utf-8", "replace"), needle)
+    want = needle.lower().encode()
+    if want in hay.lower():
+        return True
+    if hay.isascii() or _FOLDING.search(hay) is None:
+        return False
+    return want in _FOLDING.sub(_fold, hay).lower()
 
 
 def _rel(node: fetch.Node, name: str) -> str:
     return f"{node.rel}/{name}" if node.rel else name
 
 
-def parse_recipe(v: bytes | None) -> list[tuple[int, int] | str] | None:
+class Decoded(NamedTuple):
+    """A text that is a span of `raw` decoded as upasfs decodes a part's
+    body at open (mime.Part.decoded_body, with the same functions):
+    its transfer encoding undone, a text leaf's charset converted to
+    UTF-8, a text/* part's NULs dropped."""
+    start: int
+    end: int
+    encoding: bytes             # b"b" base64, b"q" quoted-printable, b"i" as is
+    charset: bytes              # converted from (convert_text), b"" if not
+    nul: bool                   # NULs dropped
+
+    def text(self, raw: bytes) -> bytes:
+        out = _DECODERS[self.encoding](raw[self.start:self.end])
+        if self.charset:
+            out = H.convert_text(self.charset, out)
+        return out.replace(b"\0", b"") if self.nul else out
+
+    def entry(self) -> bytes:
+        return b"d%d-%d:%s:%s:%d" % (self.start, self.end, self.encoding, self.charset or b"-",
+                                     self.nul)
+
+
+_DECODERS: dict[bytes, Callable[[bytes], bytes]] = {
+    b"b": H.dec64, b"q": H.decquoted, b"i": bytes}
+_CHARSET = re.compile(rb"[A-Za-z0-9._+-]{1,40}\Z")     # no ":" (the entry's separator)
+Source = tuple[int, int] | str | Decoded
+
+
+def parse_recipe(v: bytes | None) -> list[Source] | None:
     """The sources of a message's header and texts, as the digest cache
-    keeps them: a span (start, end) of `raw`, or a file name."""
+    keeps them: a span (start, end) of `raw`, a span decoded (Decoded),
+    or a file name."""
     if v is None:
         return None
-    out: list[tuple[int, int] | str] = []
-    for e in v.split(b" "):
-        if e[:1] == b"r":
-            s, _, t = e[1:].partition(b"-")
-            out.append((int(s), int(t)))
-        else:
-            out.append(e[1:].decode())
+    out: list[Source] = []
+    try:
+        for e in v.split(b" "):
+            if e[:1] == b"r":
+                s, _, t = e[1:].partition(b"-")
+                out.append((int(s), int(t)))
+            elif e[:1] == b"d":
+                span, enc, cs, nul = e[1:].split(b":")
+                s, _, t = span.partition(b"-")
+                if enc not in _DECODERS:
+                    return None
+                out.append(Decoded(int(s), int(t), enc, b"" if cs == b"-" else cs, nul == b"1"))
+            else:
+                out.append(e[1:].decode())
+    except ValueError:                  # not ours: found again from the files
+        return None
     return out
 
 
-def make_recipe(raw: bytes, rels: list[str], texts: list[bytes]) -> bytes:
-    """Each text as the span of `raw` holding the very same bytes, or as its
-    file when raw holds it nowhere -- or every one as its file when the
+def source_text(raw: bytes, x: tuple[int, int] | Decoded) -> bytes:
+    """The text a span or decoded span of raw stands for."""
+    return x.text(raw) if isinstance(x, Decoded) else raw[x[0]:x[1]]
+
+
+def decoding(raw: bytes, rawbody: bytes, mimeheader: bytes, body: bytes) -> Decoded | None:
+    """How a part's `body` is its `rawbody` (found in raw) decoded, if it
+    is one of the ways upasfs decodes a body: tried against the body
+    itself, so a Decoded kept gives exactly these bytes (the digest fixes
+    raw, and so every span of it)."""
+    at = raw.find(rawbody) if rawbody else -1
+    if at < 0:
+        return None
+    cte = (env.field(mimeheader, "content-transfer-encoding") or b"").strip().lower()
+    encs = [{b"base64": b"b", b"quoted-printable": b"q"}.get(cte, b"i")] + [b"i"]
+    cs = env.content_type(mimeheader).params
+    charsets = [b""] + [c for c in ([v.encode("latin-1", "replace") for k, v in cs
+                                     if k.lower() == "charset"] + [b"iso-8859-1"])
+                        if _CHARSET.match(c)]
+    for enc in dict.fromkeys(encs):
+        for charset in charsets:
+            for nul in (False, True):
+                d = Decoded(at, at + len(rawbody), enc, charset, nul)
+                if d.text(raw) == body:
+                    return d
+    return None
+
+
+def make_recipe(raw: bytes, rels: list[str], texts: list[bytes],
+                decoded: list[Decoded | None] | None = None) -> bytes:
+    """Each text as the span of `raw` holding the very same bytes, or as a
+    span decoded (decoded[i], checked equal to the text), or as its file
+    when raw holds it neither way -- or every one as its file when the
     spans would cover less than half of raw (reading them is cheaper)."""
-    spans = []
-    for t in texts:
-        i = raw.find(t)
-        spans.append((i, i + len(t)) if i >= 0 else None)
+    spans: list[tuple[int, int] | Decoded | None] = []
+    for i, t in enumerate(texts):
+        at = raw.find(t)
+        spans.append((at, at + len(t)) if at >= 0 else decoded[i] if decoded else None)
     covered = sum(x[1] - x[0] for x in spans if x)
     if not raw or 2 * covered < len(raw):
         spans = [None] * len(texts)
-    return b" ".join(b"r%d-%d" % x if x else b"f" + r.encode() for x, r in zip(spans, rels))
+    return b" ".join(x.entry() if isinstance(x, Decoded) else b"r%d-%d" % x if x
+                     else b"f" + r.encode() for x, r in zip(spans, rels))
+
+
+def _coding_files(rel: str) -> list[str]:
+    """The raw body and MIME header of the part whose `body` is rel."""
+    base = rel[:-len("body")]
+    return [base + "rawbody", base + "mimeheader" if base else "rawheader"]
 
 
 class Matcher:
@@ -93,10 +197,10 @@ class Matcher:
         self.cache = cache
         self.recipe = parse_recipe(cache.get(m.digest, TEXTS)) if cache else None
 
-    def _source(self, x: tuple[int, int] | str) -> bytes:
+    def _source(self, x: Source) -> bytes:
         if isinstance(x, str):
             return self.node.file(x)
-        return self.node.file("raw")[x[0]:x[1]]
+        return source_text(self.node.file("raw"), x)
 
     def header(self) -> bytes:
         """rawheader, or its span of raw when raw is read for the texts."""
@@ -112,25 +216,35 @@ class Matcher:
         files = self.files
         if self.recipe:
             return files.gather(self._source, self.recipe[1:], b"")
-        rels = self.text_files()
         if self.cache is None:
-            return files.gather(self.node.file, rels, b"")
-        # first time: keep where the texts lie, from raw when it likely
-        # holds them as they are (read in the same round as the texts)
-        want_raw = self._raw_pays()
-        texts = files.gather(self.node.file, rels + (["raw"] if want_raw else []), b"")
-        raw = texts.pop() if want_raw else b""
-        head = self.node.file("rawheader")
+            return files.gather(self.node.file, self.text_files(), b"")
+        # first time: the texts from raw parsed here as upasfs parses it
+        # (parsedview.py: its files are upasfs's), and where they lie in
+        # raw, verbatim or decoded, kept (one file a message read)
+        raw, head = self.node.file("raw"), self.node.file("rawheader")
+        if not files.live():
+            return []                   # evaluated again once raw is read
+        try:
+            rels, texts, decoded = self._parsed_texts(raw)
+        except Exception:               # noqa: BLE001 -- upasfs's files then
+            return files.gather(self.node.file, self.text_files(), b"")
         cache, digest = self.cache, self.m.digest
         files.keep(lambda: cache.put(digest, TEXTS, make_recipe(
-            raw, ["rawheader"] + rels, [head] + texts)))
+            raw, ["rawheader"] + rels, [head] + texts, decoded)))
         return texts
 
-    def _raw_pays(self) -> bool:
-        """Whether raw likely holds the texts as they are: text, and text
-        alternatives; not attachments (decoded, and most of raw)."""
-        ct = self.node.ctype()
-        return ct.type == "text" or (ct.type == "multipart" and ct.subtype == "alternative")
+    def _parsed_texts(self, raw: bytes) -> tuple[list[str], list[bytes], list[Decoded | None]]:
+        """The text files, their texts and how those not verbatim in raw
+        decode from it, from raw parsed in the session."""
+        local = Files(ParsedView(raw))
+        rels = Matcher(local, self.m, self.seq, self.maxseq, self.top).text_files()
+        texts = [local.view.read(0, r) for r in rels]
+        decoded: list[Decoded | None] = [None]      # the header's
+        for r, t in zip(rels, texts):
+            coded = r.endswith("body") and raw.find(t) < 0
+            decoded.append(decoding(raw, *[local.view.read(0, f) for f in _coding_files(r)], t)
+                           if coded else None)
+        return rels, texts, decoded
 
     def text_files(self, node: fetch.Node | None = None) -> list[str]:
         """The files texts() reads: every leaf's body (the message body if
@@ -307,6 +421,13 @@ def first_files(k: p.Key) -> list[str]:
     return list(_KEY_FILES.get(k.op, ()))
 
 
+def _first_key(k: p.Key) -> p.Key:
+    """The key evaluated first (that of an AND, OR or NOT always is)."""
+    while k.op in ("AND", "OR", "NOT") and k.kids:
+        k = k.kids[0]
+    return k
+
+
 def _reads_texts(k: p.Key) -> bool:
     return k.op in ("TEXT", "BODY") or any(_reads_texts(x) for x in k.kids or ())
 
@@ -317,11 +438,13 @@ def first_files_cached(k: p.Key, cache: fetchcache.FetchCache | None):
     files = first_files(k)
     if cache is None or not _reads_texts(k):
         return lambda m: files
+    # the first TEXT or BODY search of a message reads raw with its texts
+    first = files + ["raw"] if _first_key(k).op in ("TEXT", "BODY") else files
 
     def f(m: Message) -> list[str]:
         r = parse_recipe(cache.get(m.digest, TEXTS))
         if r is None:
-            return files
+            return first
         own = sorted({x if isinstance(x, str) else "raw" for x in r})
         return own + [x for x in files if x not in own and x != "rawheader"]
     return f

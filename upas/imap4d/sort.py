@@ -5,7 +5,8 @@ The messages the search keys match are ordered by the criteria in turn,
 each a stable sort from the last criterion to the first, so that ties
 keep mailbox order (RFC 5256: the final tie-breaker is the sequence
 number, never reversed).  The data compared come from summary.py (kept
-by digest: no message is read again)."""
+by digest in the sort index: no message is read again, and a warm sort
+of the whole mailbox parses one column of it)."""
 from __future__ import annotations
 
 from typing import Callable
@@ -14,19 +15,19 @@ from upas.imap4d import esearch, search, summary
 from upas.imap4d import parser as p
 from upas.imap4d.mailbox import Message
 from upas.imap4d.request import Request
-from upas.imap4d.summary import Summary, collate, collate_unicode
+from upas.imap4d.summary import collate, collate_unicode
 
-# sort key -> what it compares of a message's Summary; SIZE compares
-# RFC822.SIZE (summary.sizes), not kept in a Summary
-KEYS: dict[str, Callable[[Summary], object]] = {
-    "ARRIVAL": lambda x: x.arrival,
-    "CC": lambda x: collate(x.cc),
-    "DATE": lambda x: x.date,
-    "FROM": lambda x: collate(x.from_),
-    "SUBJECT": lambda x: collate(x.subject),
-    "TO": lambda x: collate(x.to),
-    "DISPLAYFROM": lambda x: collate_unicode(x.display_from),
-    "DISPLAYTO": lambda x: collate_unicode(x.display_to),
+# sort key -> the Summary field it compares, and how (None: as it is);
+# SIZE compares RFC822.SIZE (summary.sizes), not kept in a Summary
+KEYS: dict[str, tuple[str, Callable[[str], bytes] | None]] = {
+    "ARRIVAL": ("arrival", None),
+    "CC": ("cc", collate),
+    "DATE": ("date", None),
+    "FROM": ("from_", collate),
+    "SUBJECT": ("subject", collate),
+    "TO": ("to", collate),
+    "DISPLAYFROM": ("display_from", collate_unicode),
+    "DISPLAYTO": ("display_to", collate_unicode),
 }
 CRITERIA = {*KEYS, "SIZE"}
 
@@ -51,25 +52,26 @@ def parse_sort(r: p.Reader):
     return ret, criteria, charset, p.search_keys(r)
 
 
-def order(s, msgs: list[Message], criteria: list[tuple[str, bool]]) -> list[Message]:
-    """msgs (in mailbox order) in the order of the criteria."""
+def order(s, msgs: list[Message], criteria: list[tuple[str, bool]]) -> list[int]:
+    """The indexes of msgs (in mailbox order) in the order of the criteria."""
     box, site = s.box, s.opts.site
-    kept = summary.kept_cache(box, site, len(msgs))
-    names = {name for name, _ in criteria}
     values: dict[str, list] = {}
-    try:
-        if names & set(KEYS):
-            sums = summary.summaries(box, msgs, site, kept)
-            values = {name: [KEYS[name](x) for x in sums] for name in names & set(KEYS)}
-        if "SIZE" in names:
-            values["SIZE"] = summary.sizes(box, msgs, site, kept)
-    finally:
-        summary.flush(box, kept)
+    for name in {name for name, _ in criteria}:
+        if name == "SIZE":
+            kept = summary.kept_cache(box, site, len(msgs))
+            try:
+                values[name] = summary.sizes(box, msgs, site, kept)
+            finally:
+                summary.flush(box, kept)
+            continue
+        field, how = KEYS[name]
+        col = summary.columns(box, msgs, site, (field,))[0]
+        values[name] = col if how is None else list(map(how, col))
     index = list(range(len(msgs)))
     for name, reverse in reversed(criteria):
         v = values[name]
         index.sort(key=v.__getitem__, reverse=reverse)     # stable, reversed too
-    return [msgs[i] for i in index]
+    return index
 
 
 def cmd_sort(s, req: Request) -> None:
@@ -79,12 +81,18 @@ def cmd_sort(s, req: Request) -> None:
         return
     modseq_of = search.modseq_reporter(s, key)
     s.report(expunges=req.uid, uid=req.uid)
-    found = order(s, search.matching(s, key), criteria)
+    matched = search.matching(s, key)
+    index = order(s, matched, criteria)
+    found = [matched[i] for i in index]
     if ret is not None:
         esearch.answer(s, req, ret, found, ordered=True, modseq_of=modseq_of)
     else:
+        # sequence numbers in one pass over the mailbox (none if all
+        # messages matched), then put in order
         box = s.box
-        words = ["SORT"] + [str(m.uid if req.uid else box.seq(m)) for m in found]
+        seqs = range(1, len(matched) + 1) if len(matched) == len(box.msgs) else box.seqs(matched)
+        nums = [m.uid for m in found] if req.uid else list(map(seqs.__getitem__, index))
+        words = ["SORT", *map(str, nums)]
         if modseq_of and found:         # RFC 7162 3.1.9, as SEARCH's
             words.append(f"(MODSEQ {max(modseq_of(m) for m in found)})")
         s.untagged(" ".join(words))

@@ -1,38 +1,36 @@
 """What SORT and THREAD compare of a message (RFC 5256, RFC 5957), made
 once from its header and From line and kept by digest.
 
-A Summary is computed from the content alone, so it is kept in the
-mailbox's digest cache (fetchcache.py) under SORT, beside the FETCH
-answers, and in the message's in-memory cache: sorting 10,000 messages
-again reads no message (Dovecot keeps the same in its index cache).
+A Summary is computed from the content alone, so it is kept by digest
+in the mailbox's sort index (sortindex.py: every message's, by column)
+and in the message's in-memory cache: sorting 10,000 messages again
+reads no message (Dovecot keeps the same in its index cache).
 Strings are compared as RFC 5256 says, with i;ascii-casemap: the UTF-8
 octets with ASCII letters in upper case (`collate`).
 """
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
-from dataclasses import astuple, dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable, NamedTuple
 
-from upas.imap4d import dates, fetchcache
+from upas.imap4d import dates, fetchcache, sortindex
 from upas.imap4d import envelope as env
 from upas.imap4d import fetch
 from upas.imap4d import parser as p
 from upas.imap4d.prefetch import Files, evaluate
 from upas.imap4d.search import decoded
+from upas.mail import header as H
+from upas.mail import mime
 
 if TYPE_CHECKING:
     from upas.imap4d.mailbox import Mailbox, Message
 
-KEY = "SORT"                     # the digest cache's key for a Summary
 FILES = ["rawheader", "unixheader"]
 _MEMO = ":summary"               # in Message.cache (no file name begins with ':')
 
 
-@dataclass(frozen=True)
-class Summary:
+class Summary(NamedTuple):     # a tuple: made from the sort index's columns at C speed
     arrival: int                 # internal date, UTC seconds
     date: int                    # sent date (Date:), else the internal date
     subject: str                 # the base subject (RFC 5256 2.1)
@@ -139,18 +137,6 @@ def compute(rawheader: bytes, unixheader: bytes, site: str) -> Summary:
                    tuple(r.decode("latin-1") for r in refs))
 
 
-def encode(s: Summary) -> bytes:
-    return json.dumps(astuple(s), ensure_ascii=True, separators=(",", ":")).encode()
-
-
-def decode(v: bytes) -> Summary | None:
-    try:
-        x = json.loads(v)
-        return Summary(*x[:10], tuple(x[10]))
-    except (ValueError, TypeError, IndexError):
-        return None
-
-
 # ------------------------------------------------------------ many messages
 
 def kept_cache(box: "Mailbox", site: str, n: int) -> fetchcache.FetchCache | None:
@@ -158,28 +144,123 @@ def kept_cache(box: "Mailbox", site: str, n: int) -> fetchcache.FetchCache | Non
         if fetchcache.worth(box.ns, box.path, site, n) else None
 
 
-def summaries(box: "Mailbox", msgs: list["Message"], site: str,
-              kept: fetchcache.FetchCache | None) -> list[Summary]:
-    """The Summary of each message: remembered, kept, or computed from
-    the files of those that have none (read many at a time)."""
+def _row(values: tuple) -> Summary:
+    """A Summary from the sort index's values (JSON has no tuples)."""
+    return Summary._make(values[:10] + (tuple(values[10]),))
+
+
+def _live(box: "Mailbox") -> list["Message"]:
+    return [m for m in box.msgs if not m.expunged]
+
+
+def summaries(box: "Mailbox", msgs: list["Message"], site: str) -> list[Summary]:
+    """The Summary of each message: from the sort index when it lists
+    exactly these messages (a SORT or THREAD of the whole mailbox), else
+    remembered, found in the index by digest, or computed from the files
+    of those that have none (read many at a time; the index is then
+    written again with every message of the mailbox known)."""
+    idx = sortindex.load(box.ns, box.path, Summary._fields)
+    rows = idx.rows(_row) if idx is not None else None
+    if rows is not None and idx.digests == sortindex.joined(msgs):
+        return rows
     todo = []
     for m in msgs:
         if _MEMO not in m.cache:
-            got = decode(kept.get(m.digest, KEY) or b"") if kept is not None else None
-            if got is None:
+            i = idx.position(m.digest) if rows is not None else None
+            if i is None:
                 todo.append(m)
             else:
-                m.cache[_MEMO] = got
+                m.cache[_MEMO] = rows[i]
     if todo:
+        from_lines(box, todo)
         files = Files(box.view)
 
         def one(m: "Message") -> Summary:
             return compute(files.read(m, "rawheader"), files.read(m, "unixheader"), site)
         for m, sm in evaluate(files, todo, one, lambda m: FILES):
             m.cache[_MEMO] = sm
-            if kept is not None:
-                kept.put(m.digest, KEY, encode(sm))
+        _rewrite(box, idx if rows is not None else None)
     return [m.cache[_MEMO] for m in msgs]
+
+
+FROM_LINE = 512                 # bytes of rawunix read for its From line
+_LINE_END = re.compile(rb"[\r\n\0]")
+_FIXED = (None, b"???", b"Thu Jan 1 00:00:00 GMT 1970")   # mime._fix_unixdate's
+
+
+def from_lines(box: "Mailbox", msgs: list["Message"]) -> None:
+    """Each message's `unixheader` made from its From line (the start of
+    `rawunix`, which upasfs serves without parsing the message) where
+    upasfs makes it from that line alone (mime._parse_headers: a sender,
+    and a date _fix_unixdate leaves as it is); the others are read as
+    before.  upasfs would parse every message for its unixheader."""
+    todo = [m for m in msgs if "unixheader" not in m.cache]
+    if not todo:
+        return
+    got = box.view.read_many([(m.fsnum, "rawunix") for m in todo], FROM_LINE)
+    for m, data in zip(todo, got):
+        head = unix_header(data) if data else None
+        if head is not None:
+            m.cache["unixheader"] = head
+
+
+def unix_header(start: bytes) -> bytes | None:
+    """upasfs's unixheader of a message beginning with `start`, if its From
+    line alone makes it (else None)."""
+    if not start.startswith(b"From "):
+        return None
+    end = _LINE_END.search(start, 5)
+    if end is None and len(start) >= FROM_LINE:
+        return None                     # the line may go on
+    sender, date = H.parse_unix_line(start[5:end.start() if end else len(start)])
+    if sender is None or sender == b"???" or date in _FIXED:
+        return None
+    return b"From " + sender + b" " + (date or mime.EPOCH_DATE) + b"\n"
+
+
+def _rewrite(box: "Mailbox", idx: sortindex.Index | None) -> None:
+    """The sort index made again: every message of the mailbox whose
+    Summary is known, in mailbox order."""
+    known, rows = [], []
+    for m in _live(box):
+        sm = m.cache.get(_MEMO)
+        if sm is None and idx is not None:
+            i = idx.position(m.digest)
+            sm = idx.rows(_row)[i] if i is not None else None
+        if sm is not None:
+            known.append(m)
+            rows.append(sm)
+    sortindex.write(box.ns, box.path, known, rows, Summary._fields)
+
+
+def columns(box: "Mailbox", msgs: list["Message"], site: str, fields: tuple[str, ...]
+            ) -> list[list]:
+    """Those fields of each message's Summary, a list per field: the
+    index's columns themselves when it lists exactly these messages
+    (nothing made per message)."""
+    idx = sortindex.load(box.ns, box.path, Summary._fields)
+    if idx is not None and idx.digests == sortindex.joined(msgs):
+        cols = [idx.column(f) for f in fields]
+        if all(c is not None for c in cols):
+            return cols
+    sums = summaries(box, msgs, site)
+    return [[sm[i] for sm in sums] for i in map(Summary._fields.index, fields)]
+
+
+def kept_answer(box: "Mailbox", msgs: list["Message"], name: str,
+                compute: Callable[[], str]) -> str:
+    """compute(), an answer that depends on these messages' Summaries
+    alone; kept in the sort index (Dovecot keeps its threads so) when
+    they are exactly the messages it lists."""
+    listed = sortindex.joined(msgs)
+    idx = sortindex.load(box.ns, box.path, Summary._fields)
+    got = idx.answer(name) if idx is not None and idx.digests == listed else None
+    if got is None:
+        got = compute()
+        idx = sortindex.load(box.ns, box.path, Summary._fields)   # compute() may write it
+        if idx is not None and idx.digests == listed:
+            sortindex.add(box.ns, box.path, idx, name, got)
+    return got
 
 
 def sizes(box: "Mailbox", msgs: list["Message"], site: str,

@@ -1,17 +1,31 @@
 """THREAD and UID THREAD (RFC 5256 3): ORDEREDSUBJECT and REFERENCES.
 
 Threads are built from summary.py's data (Message-ID, References or
-In-Reply-To, base subject, sent date), in loops rather than recursion:
-a reply chain thousands deep must not exhaust Python's stack."""
+In-Reply-To, base subject, sent date: the sort index's columns), in
+loops rather than recursion: a reply chain thousands deep must not
+exhaust Python's stack."""
 from __future__ import annotations
 
+import re
 from itertools import groupby
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from upas.imap4d import search, summary
 from upas.imap4d import parser as p
 from upas.imap4d.request import Request
-from upas.imap4d.summary import Summary, collate
+from upas.imap4d.summary import collate
+
+
+_NUMBER = re.compile(r"\d+")
+
+
+class Summary(NamedTuple):
+    """What threading takes of a message's summary.Summary."""
+    date: int
+    subject: str
+    reply: bool
+    msgid: str
+    refs: tuple[str, ...]
 
 
 class Node:
@@ -114,6 +128,8 @@ def _prune(roots: list[Node]) -> list[Node]:
     """Step 4: dummies without children go; a dummy's children take its
     place, except at the top where a dummy keeps two or more."""
     for n in reversed(_preorder(roots)):             # children before parents
+        if not n.children:
+            continue
         kids: list[Node] = []
         for c in n.children:
             kids += c.children if c.dummy else [c]
@@ -148,8 +164,8 @@ def _by_subject(roots: list[Node]) -> list[Node]:
     def reply(r: Node) -> bool:
         return not r.dummy and r.sm.reply
     table: dict[bytes, Node] = {}
-    for r in roots:
-        subj = collate(first(r).subject)
+    subjects = [collate(first(r).subject) for r in roots]
+    for r, subj in zip(roots, subjects):
         if not subj:
             continue
         c = table.get(subj)
@@ -157,8 +173,7 @@ def _by_subject(roots: list[Node]) -> list[Node]:
             table[subj] = r
     merged: set[int] = set()                 # dummies emptied into another
     made: list[Node] = []
-    for r in roots:
-        subj = collate(first(r).subject)
+    for r, subj in zip(roots, subjects):
         c = table.get(subj) if subj else None
         if c is None or c is r:
             continue
@@ -180,8 +195,10 @@ def _sort(roots: list[Node]) -> list[Node]:
     """Steps 6 and 7: siblings, then threads, by sent date (ties: mailbox
     order); a dummy by its first child."""
     key: dict[int, tuple[int, int]] = {}
+    by_key = lambda c: key[id(c)]                    # noqa: E731
     for n in reversed(_preorder(roots)):
-        n.children.sort(key=lambda c: key[id(c)])
+        if n.children:
+            n.children.sort(key=by_key)
         key[id(n)] = key[id(n.children[0])] if n.dummy else (n.sm.date, n.seq)
     return sorted(roots, key=lambda r: key[id(r)])
 
@@ -199,6 +216,8 @@ ALGORITHMS: dict[str, Callable[[list[Item]], list[Node]]] = {
 def render(root: Node) -> str:
     """A thread as `(...)`: a message and its only child side by side, a
     message's several children each in parentheses (RFC 5256 4)."""
+    if not root.children:                   # most threads: one message
+        return f"({root.num})"
     out = ["("]
     stack: list[Node | str] = [")", root]
     while stack:
@@ -239,13 +258,16 @@ def cmd_thread(s, req: Request) -> None:
     s.report(expunges=req.uid, uid=req.uid)
     box, site = s.box, s.opts.site
     found = search.matching(s, key)
-    kept = summary.kept_cache(box, site, len(found))
-    try:
-        sums = summary.summaries(box, found, site, kept)
-    finally:
-        summary.flush(box, kept)
-    seqs = box.seqs(found)
-    items = [(m.uid if req.uid else q, q, sm) for m, q, sm in zip(found, seqs, sums)]
-    threads = ALGORITHMS[alg](items)
-    s.untagged("THREAD" + (" " + "".join(render(t) for t in threads) if threads else ""))
+
+    def compute() -> str:
+        """The threads with each message shown as its place in found
+        (mailbox order, so the ties break alike)."""
+        sums = map(Summary._make, zip(*summary.columns(box, found, site, Summary._fields)))
+        places = range(1, len(found) + 1)
+        return "".join(render(t) for t in ALGORITHMS[alg](list(zip(places, places, sums))))
+    text = summary.kept_answer(box, found, "thread:" + alg, compute)
+    if req.uid or len(found) != len(box.msgs):      # else the places are the numbers
+        shown = [str(m.uid) for m in found] if req.uid else list(map(str, box.seqs(found)))
+        text = _NUMBER.sub(lambda m: shown[int(m.group()) - 1], text)
+    s.untagged("THREAD" + (" " + text if text else ""))
     s.ok(req)

@@ -234,9 +234,9 @@ def convert_text(charset: bytes, body: bytes) -> bytes:
     """A text leaf's body in UTF-8, converted as upas/fs does at open."""
     cs = charset.lower()
     if cs in (b"us-ascii", b"iso-8859-1"):
-        return latin1toutf(body) if max(body, default=0) & 0x80 else body
+        return body if body.isascii() else latin1toutf(body)
     if cs in (b"windows-1257", b"windows-1252"):
-        return windowstoutf(body) if max(body, default=0) & 0x80 else body
+        return body if body.isascii() else windowstoutf(body)
     if cs in TCS:
         out = tcs(TCS[cs], body)
         return out if out else body
