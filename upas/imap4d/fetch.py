@@ -364,6 +364,7 @@ def fetch(s, req: Request) -> None:
         return
     cache = _cache(box, site, atts, len(msgs))
     files = Files(box.view)
+    files.cuts = _cuts(box, atts, msgs)
     saves = savedate.table(box.ns, box.path) if any(a.name == "SAVEDATE" for a in atts) else {}
     unknown_cte = []
 
@@ -417,6 +418,26 @@ def _cache(box: Mailbox, site: str, atts: list[p.FetchAtt],
     if not any(a.name in CONTENT_ITEMS for a in atts) or not fetchcache.worth(box.ns, box.path, site, n):
         return None
     return fetchcache.for_box(box.ns, box.path, site)
+
+
+def _cuts(box: Mailbox, atts: list[p.FetchAtt], msgs: list[Message]) -> dict[int, tuple[int, int]]:
+    """Where the messages' rawheader and rawbody lie in their raw, when
+    these items read both of many messages (BODY[], RFC822): from one read
+    of upasfs's summary, which costs about what reading both files of one
+    message in sixteen does (prefetch.Files.cuts)."""
+    wanted = set(_files(atts)(msgs[0])) if msgs else set()
+    if not {"rawheader", "rawbody"} <= wanted or len(msgs) * 16 < len(box.msgs):
+        return {}
+    summary = box.view.summary()
+    if summary is None:
+        return {}
+    cuts = summary.cuts()
+    out = {}
+    for m in msgs:
+        c = cuts.get(m.fsnum)
+        if c is not None and c[0] == m.digest:
+            out[m.fsnum] = c[2:]
+    return out
 
 
 def _set_seen(m: Message) -> bool:
