@@ -249,7 +249,7 @@ def item(files: Files, m: Message, a: p.FetchAtt, site: str) -> bytes:
         return a.name.encode() + b" " + bodystructure(top, a.name == "BODYSTRUCTURE", site)
     if a.name.startswith("RFC822"):
         text = {"RFC822": "", "RFC822.HEADER": "HEADER", "RFC822.TEXT": "TEXT"}[a.name]
-        return a.name.encode() + b" " + env.literal(message_section(top, p.Section((), text)))
+        return env.literal(message_section(top, p.Section((), text)), a.name.encode() + b" ")
     if a.name.startswith("BINARY"):
         return binary_item(top, a)
     data = section_data(top, a.section)
@@ -258,7 +258,7 @@ def item(files: Files, m: Message, a: p.FetchAtt, site: str) -> bytes:
         start = min(a.partial[0], len(data))
         data = data[start:start + a.partial[1]]
         label += b"<%d>" % start
-    return label + b" " + env.literal(data)
+    return env.literal(data, label + b" ")
 
 
 def binary_item(top: Node, a: p.FetchAtt) -> bytes:
@@ -388,12 +388,14 @@ def fetch(s, req: Request) -> None:
             if files.live():
                 s.log(f"fetch {m.uid}: {e}")
             return None
+    seqs = iter(box.seqs(msgs))     # evaluate gives every message, in order
     try:
         for m, data in evaluate(files, msgs, response, first_files(atts, cache)):
+            n = next(seqs)
             if data is None:
                 ok = False
                 continue
-            s.send(b"* %d FETCH (" % box.seq(m) + data + b")\r\n")
+            s.send(b"* %d FETCH (%b)\r\n" % (n, data))
     finally:
         if cache is not None and cache.pending:      # (the set costs O(mailbox))
             cache.flush({m.digest for m in box.msgs if not m.expunged})
