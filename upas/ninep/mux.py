@@ -16,6 +16,7 @@ clunks of read-only fids, which give the fid back only then.
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 from collections import deque
 from typing import Any, Callable, Iterator
@@ -24,7 +25,9 @@ from . import codec
 from .codec import NOTAG, ProtocolError
 from .server import Error
 
-RECV = 65536          # bytes asked of each recv (more to finish a big reply)
+RECV = 1 << 18        # bytes asked of each recv (more to finish a big reply):
+                      # a batch's replies (batch.py) are hundreds of KB
+_SIZE = struct.Struct("<I")
 LATER = 32            # requests sent later that may wait for the next write
 
 
@@ -242,7 +245,7 @@ class Mux:
         have = len(buf) - pos
         if have < 4:
             return None
-        size = int.from_bytes(buf[pos:pos + 4], "little")
+        size = _SIZE.unpack_from(buf, pos)[0]
         if size < 7 or size > self.msize:
             raise ProtocolError("bad message size")
         if have < size:
