@@ -53,7 +53,7 @@ def views(upasfs_factory, mbox):
 
 def _fetch_cut(box, atts, read: list[str]) -> list[bytes]:
     files = prefetch.Files(box.view)
-    files.cuts = fetch._cuts(box, atts, box.msgs)
+    files.cuts = fetch._cuts(box, box.msgs, fetch.first_files(atts))
     assert len(files.cuts) >= len(box.msgs) - 1
     real = box.view.read_many_begin
 

@@ -364,7 +364,7 @@ def fetch(s, req: Request) -> None:
         return
     cache = _cache(box, site, atts, len(msgs))
     files = Files(box.view)
-    files.cuts = _cuts(box, atts, msgs)
+    files.cuts = _cuts(box, msgs, first_files(atts, cache))
     saves = savedate.table(box.ns, box.path) if any(a.name == "SAVEDATE" for a in atts) else {}
     unknown_cte = []
 
@@ -422,13 +422,16 @@ def _cache(box: Mailbox, site: str, atts: list[p.FetchAtt],
     return fetchcache.for_box(box.ns, box.path, site)
 
 
-def _cuts(box: Mailbox, atts: list[p.FetchAtt], msgs: list[Message]) -> dict[int, tuple[int, int]]:
+def _cuts(box: Mailbox, msgs: list[Message], files) -> dict[int, tuple[int, int]]:
     """Where the messages' rawheader and rawbody lie in their raw, when
-    these items read both of many messages (BODY[], RFC822): from one read
-    of upasfs's summary, which costs about what reading both files of one
-    message in sixteen does (prefetch.Files.cuts)."""
-    wanted = set(_files(atts)(msgs[0])) if msgs else set()
-    if not {"rawheader", "rawbody"} <= wanted or len(msgs) * 16 < len(box.msgs):
+    the items read both of many messages (BODY[], RFC822, RFC822.SIZE not
+    in the digest cache; files(m): what m's items read, first_files): from
+    one read of upasfs's summary, which costs about what reading both
+    files of one message in sixteen does (prefetch.Files.cuts).  The first
+    and the last message stand for all."""
+    both = {"rawheader", "rawbody"}
+    if not msgs or len(msgs) * 16 < len(box.msgs) or not all(
+            both <= set(files(m)) for m in (msgs[0], msgs[-1])):
         return {}
     summary = box.view.summary()
     if summary is None:
