@@ -62,8 +62,10 @@ class Mux:
         self._pending: dict[int, Call] = {}
         self._waiters: dict[Call, int] = {}   # calls with threads asleep on them: how many
         self._reading = False                 # some waiter reads the socket
-        self._inbuf = bytearray()             # bytes read ...
-        self._inpos = 0                       # ... up to here decoded
+        # bytes read into a buffer of its own (recv_into: no copy from a
+        # received chunk), up to _inend, decoded up to _inpos
+        self._inbuf = bytearray()
+        self._inpos = self._inend = 0
         # the tag pool: the tags never used (from _next_tag on), then those
         # given back, oldest first (as a deque of all 65535 would, without
         # its 2.5 MB in every session)
@@ -225,24 +227,25 @@ class Mux:
             m = self._buffered()
             if m is not None:
                 return m
-            pos = self._inpos
-            have = len(buf) - pos
-            if have >= 4:
-                need = int.from_bytes(buf[pos:pos + 4], "little") - have
-            else:
-                need = 4 - have
-            if pos:                 # drop what is decoded before reading on
-                del buf[:pos]
-                self._inpos = 0
-            chunk = self.sock.recv(max(need, RECV))
-            if not chunk:
+            pos, end = self._inpos, self._inend
+            have = end - pos
+            need = (_SIZE.unpack_from(buf, pos)[0] if have >= 4 else 4) - have
+            if pos:                 # the undecoded rest to the front
+                buf[:have] = buf[pos:end]
+                self._inpos, self._inend = 0, have
+            room = max(need, RECV)
+            if len(buf) < have + room:
+                buf.extend(bytes(have + room - len(buf)))
+            with memoryview(buf) as view:
+                n = self.sock.recv_into(view[have:have + room])
+            if not n:
                 raise ProtocolError("connection closed")
-            buf += chunk
+            self._inend = have + n
 
     def _buffered(self) -> codec.Msg | None:
         """The next message if all of it is in self._inbuf (no waiting)."""
         buf, pos = self._inbuf, self._inpos
-        have = len(buf) - pos
+        have = self._inend - pos
         if have < 4:
             return None
         size = _SIZE.unpack_from(buf, pos)[0]
