@@ -7,15 +7,12 @@ by a newline, no empty line before the body, an empty header -- and no
 rawheader or rawbody is read."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from tests.test_imap_prefetch import SITE, _fetch_direct, mixed_mbox
-from upas import ns as nsmod
+# views: the prefetch tests' two Mailboxes, here over this module's mbox
+from tests.test_imap_prefetch import SITE, _fetch_direct, mixed_mbox, views  # noqa: F401
 from upas.imap4d import fetch, prefetch
 from upas.imap4d import parser as p
-from upas.imap4d.mailbox import Mailbox
 from upas.mail.fsview import split_raw
 
 FROM = b"From glenda Mon Nov 23 09:00:00 2026\n"
@@ -34,21 +31,6 @@ FETCHES = [b"BODY.PEEK[]", b"(UID RFC822.SIZE RFC822)", b"(BODY.PEEK[]<3.40> FLA
 def mbox(tmp_path_factory) -> bytes:
     edges = b"".join(FROM + e + (b"\n" if e.endswith(b"\n") else b"\n\n") for e in EDGES)
     return edges + mixed_mbox(tmp_path_factory, 40, 5)
-
-
-@pytest.fixture
-def views(upasfs_factory, mbox):
-    fs = upasfs_factory(mbox)
-    ns = nsmod.Namespace("glenda")
-    ns.bind_dir("/mail/box", str(Path(fs.mailroot) / "box"))
-    ns.bind_9p("/mail/fs", fs.client())
-    boxes = []
-    for _ in range(2):
-        b = Mailbox(ns, "/mail/box/glenda/mbox", readonly=True)
-        b.open()
-        boxes.append(b)
-    yield boxes
-    ns.close()
 
 
 def _fetch_cut(box, atts, read: list[str]) -> list[bytes]:
