@@ -25,8 +25,7 @@ from . import codec
 from .codec import NOTAG, ProtocolError
 from .server import Error
 
-RECV = 1 << 18        # bytes asked of each recv (more to finish a big reply):
-                      # a batch's replies (batch.py) are hundreds of KB
+RECV = 65536          # bytes asked of each recv (more to finish a big reply)
 _SIZE = struct.Struct("<I")
 LATER = 32            # requests sent later that may wait for the next write
 
