@@ -640,3 +640,37 @@ def test_batches_of_many_threads_share_the_bound(serve_9p):
         assert c.mux.tags_in_use() == 0
     finally:
         c.close()
+
+
+def test_replies_in_any_pieces_are_read_whole(serve_9p):
+    """The replies reach the client in pieces of 1 to 9 bytes, and then
+    several at once, bigger than one recv asks for: every file still reads
+    as it is (the mux's buffer keeps a message's start across reads)."""
+    import random
+    import socket
+    from tests.fixtures.ninep import sample_tree
+    from upas.ninep.dial import dial
+    root = sample_tree()
+    root.add(MemFile("huge", bytes(range(256)) * 4096))       # 1 MiB: several recvs
+    addr = serve_9p(lambda u, a: root, inline=True)
+    ours, theirs = socket.socketpair()
+    server = dial(addr)
+    rng = random.Random(16)
+
+    def relay(src, dst, dribble):
+        try:
+            while data := src.recv(1 << 20):
+                while data:
+                    k = rng.randint(1, 9) if dribble and rng.random() < 0.7 else len(data)
+                    dst.sendall(data[:k])
+                    data = data[k:]
+        except OSError:
+            pass
+        dst.close()
+    for args in ((theirs, server, False), (server, theirs, True)):
+        threading.Thread(target=relay, args=args, daemon=True).start()
+    with Client(ours, uname="glenda", msize=(1 << 20) + IOHDRSZ) as c:
+        names = ["hello", "big", "huge", "sub/ünïcødé.txt"] + [f"many/{i}" for i in range(100)]
+        want = [c.read(n) for n in names]
+        assert want[2] == bytes(range(256)) * 4096 and want[1] == bytes(root.kids["big"].data)
+        assert c.read_many(names) == want

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.ninep import RawConn
-from upas.ninep import codec
+from tests.fixtures.ninep import RawConn, sample_tree
+from upas.ninep import Error, Open, codec
 from upas.ninep.codec import (DMDIR, IOHDRSZ, NOFID, NOTAG, OREAD, ORCLOSE,
                               ORDWR, OTRUNC, OWRITE, QTDIR, Qid, Stat)
 
@@ -574,3 +574,74 @@ def test_unencodable_replies_become_rerror(serve_9p, inline):
         c.rpc(T.Twalk(1, 0, 1, ["huge"]))
         assert err(c.rpc(T.Tstat(2, 1))) == "reply too large"
         assert c.rpc(T.Tstat(4, 0)).stat.name == "/"
+
+
+# ---- a whole file's walk, open, read and clunk in one write (inline) --------
+
+class _Failing(Open):
+    """A file whose read (or clunk) fails."""
+
+    def __init__(self, when: str):
+        self.when = when
+
+    def read(self, offset, count):
+        if self.when == "read":
+            raise Error("i/o error")
+        return b"data"
+
+    def clunk(self):
+        if self.when == "clunk":
+            raise Error("clunk failed")
+
+
+def _whole_file_tree():
+    from tests.fixtures.ninep import MemFile
+    root = sample_tree()
+    for when in ("read", "clunk"):
+        f = root.add(MemFile(f"fail-{when}", b""))
+        f.open = lambda mode, user, when=when: _Failing(when)
+    return root
+
+
+WHOLE_FILES = [  # (walk names, open mode, read offset, count)
+    (["hello"], OREAD, 0, 8192), (["hello"], OREAD, 7, 3), (["big"], OREAD, 100, 1 << 20),
+    (["sub", "ünïcødé.txt"], OREAD, 0, 100), (["many", "42"], OREAD, 40, 10),
+    (["sub"], OREAD, 0, 8192), (["nope"], OREAD, 0, 10), (["sub", "nope"], OREAD, 0, 10),
+    (["ctl"], OREAD, 0, 10), (["ro"], OWRITE, 0, 10), (["hello"], OREAD | OTRUNC, 0, 10),
+    (["fail-read"], OREAD, 0, 10), (["fail-clunk"], OREAD, 0, 10), (["many", ".."], OREAD, 0, 10),
+]
+
+
+@pytest.mark.parametrize("names,mode,offset,count", WHOLE_FILES)
+def test_whole_file_read_in_one_write_answers_as_one_by_one(serve_9p, names, mode, offset, count):
+    """The inline server answers a Twalk to a new fid and that fid's
+    Topen, Tread and Tclunk sent in one write (ninep/batch.py's read of a
+    small file) by a path of its own; the replies are those the four get
+    sent one at a time, errors included, and the fid is gone after."""
+    tree = _whole_file_tree()
+    addr = serve_9p(lambda u, a: tree, inline=True)
+    reqs = [T.Twalk(10, 0, 5, names), T.Topen(11, 5, mode), T.Tread(12, 5, offset, count),
+            T.Tclunk(13, 5)]
+    with RawConn(addr) as one, RawConn(addr) as together:
+        one.start()
+        together.start()
+        want = [codec.pack(one.rpc(m)) for m in reqs]
+        together.send(b"".join(codec.pack(m) for m in reqs))
+        got = [codec.pack(together.recv()) for _ in reqs]
+        assert got == want
+        assert err(together.rpc(T.Tclunk(14, 5))) == "unknown fid"
+        assert isinstance(together.rpc(T.Twalk(15, 0, 5, ["hello"])), T.Rwalk)
+
+
+def test_whole_file_read_to_a_fid_in_use_is_refused(serve_9p):
+    addr = serve_9p(lambda u, a: _whole_file_tree(), inline=True)
+    with RawConn(addr) as c:
+        c.start()
+        assert isinstance(c.rpc(T.Twalk(1, 0, 5, ["ro"])), T.Rwalk)
+        c.send(b"".join(codec.pack(m) for m in [
+            T.Twalk(10, 0, 5, ["hello"]), T.Topen(11, 5, OREAD), T.Tread(12, 5, 0, 100),
+            T.Tclunk(13, 5)]))
+        assert err(c.recv()) == "fid in use"
+        assert isinstance(c.recv(), T.Ropen)            # fid 5 is still "ro"
+        assert c.recv().data == b"read only\n"
+        assert isinstance(c.recv(), T.Rclunk)

@@ -36,8 +36,10 @@ def quote(s: str) -> str:
     return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def literal(v: bytes) -> bytes:
-    return b"{%d}\r\n" % len(v) + v
+def literal(v: bytes, label: bytes = b"") -> bytes:
+    """v as a literal, after label (one copy of v: a message body is most
+    of what FETCH sends)."""
+    return b"%b{%d}\r\n%b" % (label, len(v), v)
 
 
 # ------------------------------------------------------------ header fields

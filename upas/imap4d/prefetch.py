@@ -35,7 +35,7 @@ from collections import deque
 from typing import Callable, Iterable, Iterator, TypeVar
 
 from upas import ns as nsmod
-from upas.mail.fsview import FsView
+from upas.mail.fsview import FsView, split_raw
 from upas.mail.mime import MAX_DEPTH
 from upas.imap4d.message import Message
 
@@ -57,6 +57,8 @@ ROUND_READS = 256
 # per-message files kept with the message once read (bodies are not: a big
 # mailbox would end up in memory)
 CACHED = {"rawheader", "mimeheader", "unixheader", "digest", "type"}
+# a message's files that its `raw` holds, where the cut is known (Files.cuts)
+IN_RAW = ("rawheader", "rawbody")
 _MISSING = object()
 
 
@@ -70,6 +72,10 @@ class Files:
         self.wanted: list[str] = []     # what the evaluation lacks first
         self.stuck = False              # a read failed: evaluate directly
         self._live = [True]             # per scope: nothing missed yet
+        # fsnum -> lengths of rawheader and rawbody: both are read as one
+        # `raw` (a walk, open, read and clunk instead of two; set by FETCH
+        # of whole messages from upasfs's summary)
+        self.cuts: dict[int, tuple[int, int]] = {}
 
     # -- reading -----------------------------------------------------------
     def read(self, m: Message, rel: str) -> bytes:
@@ -309,6 +315,8 @@ def load_begin(files: Files, want: list[tuple[Message, str]]) -> Callable[[], No
     the next probes: see Files._probed)."""
     per: dict[int, tuple[Message, list[str]]] = {}
     for m, rel in want:
+        if rel in IN_RAW and m.fsnum in files.cuts and not files.has(m, rel):
+            rel = "raw"
         if _probe(rel) or not files.has(m, rel):
             rels = per.setdefault(id(m), (m, []))[1]
             if rel not in rels:
@@ -333,12 +341,23 @@ def load_begin(files: Files, want: list[tuple[Message, str]]) -> Callable[[], No
 def _take(files: Files, jobs: list[tuple[Message, str]], got: list) -> None:
     found = {(id(m), rel) for (m, rel), data in zip(jobs, got) if data is not None}
     for (m, rel), data in zip(jobs, got):
-        if data is not None:
+        if rel == "raw" and m.fsnum in files.cuts:
+            _take_raw(files, m, data)
+        elif data is not None:
             files.hold(m, rel, data)
         elif _probe(rel) > 1 and (id(m), _sibling(rel, -1)) in found:
             files.hold(m, rel, None)      # no such part: its elder was just there
         else:
             files.hold(m, rel, DEFER if _probe(rel) else None)
+
+
+def _take_raw(files: Files, m: Message, raw: bytes | None) -> None:
+    """rawheader and rawbody cut from raw; a raw that failed or does not
+    cut as the summary said leaves them to be read themselves."""
+    cut = split_raw(raw, *files.cuts.pop(m.fsnum)) if raw is not None else None
+    if cut is not None:
+        for rel, data in zip(IN_RAW, cut):
+            files.hold(m, rel, data)
 
 
 def _iounit(view: FsView) -> int:

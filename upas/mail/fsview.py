@@ -226,6 +226,32 @@ class Summary:
             out.append((int(f[2]), int(f[2]) + int(f[4]) + 1 + int(f[6])))
         return out
 
+    def cuts(self) -> dict[int, tuple[str, int, int, int]]:
+        """Per message number: (digest, length of raw, of rawheader, of
+        rawbody), where a reader of `raw` finds the other two (split_raw)."""
+        out = {}
+        for n, d, r in zip(self.nums, self.digests, self.rows):
+            f = r.split(b" ", 6)
+            out[n] = (d, int(f[2]), int(f[3]), int(f[5]))
+        return out
+
+
+def split_raw(raw: bytes, header: int, body: int) -> tuple[bytes, bytes] | None:
+    """(rawheader, rawbody) of a message cut from its `raw`, given their
+    lengths (Summary.cuts), or None when the lengths do not prove the cut.
+    upasfs's raw is the message without its From line: the header, at most
+    one newline, the body to the end (upas/mail/mime.parse_offsets).  A
+    raw that also held a first line of its own (a message stored without
+    a From line) is longer than that, except with an empty first line and
+    no separating newline: then raw starts with a newline, which no header
+    does (every header line has a colon)."""
+    gap = len(raw) - header - body
+    if gap == 1 and raw[header:header + 1] == b"\n" and (header == 0 or raw[:1] != b"\n"):
+        return raw[:header], raw[header + 1:]
+    if gap == 0:
+        return raw[:header], raw[header:]
+    return None
+
 
 def parse_summary(data: bytes) -> Summary | None:
     """A `summary` file's bytes (docs/decisions.md): the mark line

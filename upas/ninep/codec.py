@@ -546,7 +546,7 @@ def _unpack_rread(buf, pos: int, size: int, tag: int) -> Rread:
         raise ProtocolError("short message", tag)
     n = _U32.unpack_from(buf, pos + 7)[0]
     _data_fits(n, size - 11, tag)
-    return Rread(tag, bytes(buf[pos + 11:pos + size]))
+    return Rread(tag, _copy(buf, pos + 11, pos + size))
 
 
 def _pack_twrite(m: Twrite) -> bytes:
@@ -560,7 +560,16 @@ def _unpack_twrite(buf, pos: int, size: int, tag: int) -> Twrite:
         raise ProtocolError("short message", tag)
     _, _, _, fid, offset, n = _DATA_HDR[118].unpack_from(buf, pos)
     _data_fits(n, size - 23, tag)
-    return Twrite(tag, fid, offset, bytes(buf[pos + 23:pos + size]))
+    return Twrite(tag, fid, offset, _copy(buf, pos + 23, pos + size))
+
+
+def _copy(buf, start: int, end: int) -> bytes:
+    """buf[start:end] as bytes, copied once (a slice of a stream reader's
+    bytearray is a bytearray: bytes() of it would copy the data twice)."""
+    if isinstance(buf, bytes):
+        return buf[start:end]
+    with memoryview(buf) as view:
+        return bytes(view[start:end])
 
 
 def _data_fits(n: int, room: int, tag: int) -> None:

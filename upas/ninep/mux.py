@@ -16,6 +16,7 @@ clunks of read-only fids, which give the fid back only then.
 from __future__ import annotations
 
 import socket
+import struct
 import threading
 from collections import deque
 from typing import Any, Callable, Iterator
@@ -25,6 +26,7 @@ from .codec import NOTAG, ProtocolError
 from .server import Error
 
 RECV = 65536          # bytes asked of each recv (more to finish a big reply)
+_SIZE = struct.Struct("<I")
 LATER = 32            # requests sent later that may wait for the next write
 
 
@@ -59,8 +61,10 @@ class Mux:
         self._pending: dict[int, Call] = {}
         self._waiters: dict[Call, int] = {}   # calls with threads asleep on them: how many
         self._reading = False                 # some waiter reads the socket
-        self._inbuf = bytearray()             # bytes read ...
-        self._inpos = 0                       # ... up to here decoded
+        # bytes read into a buffer of its own (recv_into: no copy from a
+        # received chunk), up to _inend, decoded up to _inpos
+        self._inbuf = bytearray()
+        self._inpos = self._inend = 0
         # the tag pool: the tags never used (from _next_tag on), then those
         # given back, oldest first (as a deque of all 65535 would, without
         # its 2.5 MB in every session)
@@ -222,27 +226,28 @@ class Mux:
             m = self._buffered()
             if m is not None:
                 return m
-            pos = self._inpos
-            have = len(buf) - pos
-            if have >= 4:
-                need = int.from_bytes(buf[pos:pos + 4], "little") - have
-            else:
-                need = 4 - have
-            if pos:                 # drop what is decoded before reading on
-                del buf[:pos]
-                self._inpos = 0
-            chunk = self.sock.recv(max(need, RECV))
-            if not chunk:
+            pos, end = self._inpos, self._inend
+            have = end - pos
+            need = (_SIZE.unpack_from(buf, pos)[0] if have >= 4 else 4) - have
+            if pos:                 # the undecoded rest to the front
+                buf[:have] = buf[pos:end]
+                self._inpos, self._inend = 0, have
+            room = max(need, RECV)
+            if len(buf) < have + room:
+                buf.extend(bytes(have + room - len(buf)))
+            with memoryview(buf) as view:
+                n = self.sock.recv_into(view[have:have + room])
+            if not n:
                 raise ProtocolError("connection closed")
-            buf += chunk
+            self._inend = have + n
 
     def _buffered(self) -> codec.Msg | None:
         """The next message if all of it is in self._inbuf (no waiting)."""
         buf, pos = self._inbuf, self._inpos
-        have = len(buf) - pos
+        have = self._inend - pos
         if have < 4:
             return None
-        size = int.from_bytes(buf[pos:pos + 4], "little")
+        size = _SIZE.unpack_from(buf, pos)[0]
         if size < 7 or size > self.msize:
             raise ProtocolError("bad message size")
         if have < size:

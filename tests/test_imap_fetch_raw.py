@@ -1,0 +1,73 @@
+"""FETCH of whole messages (BODY[], RFC822, RFC822.SIZE) reads each
+message's `raw` once and cuts it where upasfs's summary says its
+rawheader and rawbody lie (fetch._cuts, fsview.split_raw): the answers
+are those of reading rawheader and rawbody themselves, for every shape of
+message a mailbox holds -- CRLF lines, a header only, a header not ended
+by a newline, no empty line before the body, an empty header -- and no
+rawheader or rawbody is read."""
+from __future__ import annotations
+
+import pytest
+
+# views: the prefetch tests' two Mailboxes, here over this module's mbox
+from tests.test_imap_prefetch import SITE, _fetch_direct, mixed_mbox, views  # noqa: F401
+from upas.imap4d import fetch, prefetch
+from upas.imap4d import parser as p
+from upas.mail.fsview import split_raw
+
+FROM = b"From glenda Mon Nov 23 09:00:00 2026\n"
+EDGES = [
+    b"From: a@b\r\nSubject: crlf\r\n\r\nline one\r\nline two\r\n",
+    b"From: a@b\nSubject: header only\n",
+    b"From: a@b\nSubject: no newline at the end",
+    b"From: a@b\nSubject: no empty line\nthe body starts at once\n",
+    b"\nbody of a message with an empty header\n",
+    b"From: a@b\nSubject: dots\n\n.\n..\nFrom the body\n",
+]
+FETCHES = [b"BODY.PEEK[]", b"(UID RFC822.SIZE RFC822)", b"(BODY.PEEK[]<3.40> FLAGS)"]
+
+
+@pytest.fixture(scope="module")
+def mbox(tmp_path_factory) -> bytes:
+    edges = b"".join(FROM + e + (b"\n" if e.endswith(b"\n") else b"\n\n") for e in EDGES)
+    return edges + mixed_mbox(tmp_path_factory, 40, 5)
+
+
+def _fetch_cut(box, atts, read: list[str]) -> list[bytes]:
+    files = prefetch.Files(box.view)
+    files.cuts = fetch._cuts(box, box.msgs, fetch.first_files(atts))
+    assert len(files.cuts) >= len(box.msgs) - 1
+    real = box.view.read_many_begin
+
+    def read_many_begin(wanted, count):
+        read.extend(rel for _, rel in wanted)
+        return real(wanted, count)
+    box.view.read_many_begin = read_many_begin
+
+    def one(m):
+        return b" ".join(files.gather(lambda a: fetch.item(files, m, a, SITE), atts, b""))
+    return [r for _, r in prefetch.evaluate(files, box.msgs, one, fetch.first_files(atts))]
+
+
+@pytest.mark.parametrize("what", FETCHES)
+def test_whole_messages_from_raw_equal_the_two_files(views, what):
+    direct, cut = views
+    atts = p.fetch_atts(p.Reader([what]))
+    want = _fetch_direct(direct, atts)
+    assert any(b"crlf" in w for w in want) and len(want) > 50
+    read: list[str] = []
+    assert _fetch_cut(cut, atts, read) == want
+    assert read and not {"rawheader", "rawbody"} & set(read)
+
+
+def test_split_raw_refuses_a_cut_the_lengths_do_not_prove():
+    """(upasfs takes no mbox that does not start with a From line, but a
+    message stored without one would have it as raw's first line)"""
+    assert split_raw(b"A: b\n\nbody\n", 5, 5) == (b"A: b\n", b"body\n")
+    assert split_raw(b"A: b\nbody\n", 5, 5) == (b"A: b\n", b"body\n")
+    # a raw with a first line of its own, empty: as long as a header,
+    # a newline and the body, but it starts with the newline
+    assert split_raw(b"\nA: b\nbody\n", 5, 5) is None
+    assert split_raw(b"\nbody\n", 0, 5) == (b"", b"body\n")
+    assert split_raw(b"A: b\nXbody\n", 5, 5) is None      # no newline where the cut is
+    assert split_raw(b"From x\nA: b\n\nbody\n", 5, 5) is None
