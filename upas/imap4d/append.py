@@ -197,15 +197,19 @@ def _deliver_at_tail(s, path: str, items: list[Item]) -> tuple[int, list[int | N
             return None
         validity, first = head
         s.extra.pop("append_tail")          # until both files are written
-        # the message, then its lines; no reply before both are synced, and
+        # the message and its lines; no reply before both are synced, and
         # either alone after a crash is harmless: a message without its line
         # is numbered later, a line without its message is dropped as
         # deleted mail is
-        after = _key(mbappend.append_locked(ns, path, _stored(items)))
         uids = list(range(first, first + len(items)))
         lines = b"".join(imp.format_entry(imp.Entry(it.digest, uid, it.flags | {"\\Recent"}), True)
                          for it, uid in zip(items, uids))
-        new = imp.append_in_place(ns, imppath, tail.imp, first + len(items), lines)
+        # the two syncs wait together (ns.together): the order of the
+        # writes does not matter, as above
+        stored, new = ns.together(
+            [path, imppath], lambda: mbappend.append_locked(ns, path, _stored(items)),
+            lambda: imp.append_in_place(ns, imppath, tail.imp, first + len(items), lines))
+        after = _key(stored)
         savedate.record(s.ns, path, [it.digest for it in items])
     s.extra["append_tail"] = _Tail(path, after, new, tail.kw)
     return validity, uids
