@@ -1,5 +1,6 @@
 """A relist reads only the new lines of upasfs's `summary` when only mail
-was added (issue 16; upas/mail/fsview.py _read_summary): what it gives is
+was added (issue 16; upas/mail/fsview.py _read_summary; upasfs too adds
+the new lines to those it made, fs9p/tree.py): what it gives is
 what a whole read of the file gives, after appends, after a delete, and
 with nothing changed; and the lines before the new ones are not read again.
 """
@@ -46,6 +47,11 @@ def test_appends_read_as_the_whole_file(view):
     assert got == whole(v)
     assert got.nums[:len(first.nums)] == first.nums and len(got.nums) == len(first.nums) + 3
     assert v.summary() == whole(v)                          # nothing changed
+    # upasfs added the new lines to those it kept: they are the messages'
+    assert got.nums == v.numbers()
+    assert got.digests == [v.read(n, "digest").decode() for n in got.nums]
+    sizes = [(len(v.read(n, "raw")), len(v.read(n, "rawbody"))) for n in got.nums]
+    assert sizes == [(int(r.split()[2]), int(r.split()[5])) for r in got.rows]
 
 
 def test_a_delete_reads_the_whole_file_again(view):
