@@ -60,6 +60,15 @@ def fresh(stack, user):
         k.write(f"{user}/status", b"ok")
 
 
+def at_once(fn, n, timeout):
+    """fn run n times at once, each on its own thread; back when all are."""
+    threads = [threading.Thread(target=fn) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+
+
 def bad_count(stack, user):
     with stack.servers.keys_client() as k:
         return int(k.read(f"{user}/log").decode())
@@ -75,11 +84,7 @@ def test_parallel_guesses_from_one_address_do_not_lock_the_user_out(pop3_factory
         c = Pop(srv.addr, GUESSER)
         replies.append(c.apop("bob", "wrong-secret"))
         c.close()
-    threads = [threading.Thread(target=guess) for _ in range(30)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    at_once(guess, 30, 60)
     assert len(replies) == 30
     refused = [r for r in replies if b"too many failed logins" in r]
     assert all(r.startswith(b"-ERR") for r in replies)
@@ -230,11 +235,7 @@ def test_fifty_good_logins_at_once_from_one_address_are_not_slowed(imap_factory,
         took.append(time.monotonic() - t)
         c.cmd(b"b LOGOUT")
         c.close()
-    threads = [threading.Thread(target=login) for _ in range(50)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(100)
+    at_once(login, 50, 100)
     assert len(replies) == 50 and all(r.startswith(b"a OK ") for r in replies), replies
     assert max(took) < loginfail.BASE * 30
     assert not list((tmp_path / "loginfail").iterdir())    # nothing left to count
