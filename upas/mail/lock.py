@@ -2,14 +2,11 @@
 
 Plan 9 makes L.mbox an exclusive-use file; on Unix we hold an fcntl lock on
 it.  Acquisition retries for up to 5 minutes, as upas does; every 0.5 s as
-upas does once it has waited BUSY seconds, but first after 5 ms, then twice
-as long each time up to 50 ms (with some randomness): a session's hold is
-a few ms, and with 50 sessions selecting at once the fixed 0.5 s made each
-wait 0.25 s per busy try on average (docs/performance.md, round 4); with
-ten clients busy on one mailbox (the bench's mixed-10), tries up to 0.5 s
-apart left the lock free 14% of the time between two holders, 5% now
-(round 4, third part).
-Everybody who writes a mailbox file takes it.
+upas does once it has waited a while, but first after 5 ms, then twice as
+long each time (with some randomness): a session's hold is a few ms, and
+with 50 sessions selecting at once the fixed 0.5 s made each wait 0.25 s
+per busy try on average (docs/performance.md, round 4).  Everybody who
+writes a mailbox file takes it.
 
 L.mbox is 0666, as on Plan 9: anyone who can reach the mailbox directory
 can hold the lock (docs/running.md).  So the servers that answer clients
@@ -31,9 +28,7 @@ from typing import Any, Callable, Hashable
 from upas import config
 
 RETRY = 0.5                 # the longest wait between two tries
-FIRST_RETRY = 0.005         # the first; doubled at each try up to BUSY_RETRY
-BUSY_RETRY = 0.05           # the longest for the first BUSY seconds of a wait
-BUSY = 10.0
+FIRST_RETRY = 0.005         # the first; doubled at each try up to RETRY
 _sessions = False
 
 
@@ -113,18 +108,16 @@ class Lock:
         h.depth += 1
 
     def _wait(self) -> Any:
-        start = time.monotonic()
-        deadline = start + self.timeout
+        deadline = time.monotonic() + self.timeout
         wait = FIRST_RETRY
         while True:
             handle = self.attempt()
             if handle is not None:
                 return handle
-            now = time.monotonic()
-            if now >= deadline:
+            if time.monotonic() >= deadline:
                 raise LockError()
             time.sleep(wait * random.uniform(0.5, 1.0))    # tries apart, not in step
-            wait = min(wait * 2, BUSY_RETRY if now - start < BUSY else RETRY)
+            wait = min(wait * 2, RETRY)
 
     def release(self) -> None:
         h = _record(self.key)
