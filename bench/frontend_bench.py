@@ -35,7 +35,7 @@ from bench.workloads import all_at_once  # noqa: E402
 from upas.runhost import PORTS, TESTDATA, Host  # noqa: E402
 
 STEPS = ("login", "select", "fetch-envelopes", "fetch-bodies")
-ENV = {"IMAP4D_DELAY_SCALE": "0", "POP3_DELAY_SCALE": "0", "UPAS_LOGINFAIL_DIR": "off"}
+ENV = {"IMAP4D_DELAY_SCALE": "0", "POP3_DELAY_SCALE": "0"}
 
 
 def session(addr: tuple[str, int]) -> dict[str, float]:

@@ -9,8 +9,10 @@ authsrv -> keyfs); the guesser connects from 127.0.0.2, the user from
 import base64
 import hashlib
 import hmac
+import os
 import re
 import socket
+import subprocess
 import threading
 import time
 
@@ -58,6 +60,15 @@ def fresh(stack, user):
         k.write(f"{user}/status", b"ok")
 
 
+def at_once(fn, n, timeout):
+    """fn run n times at once, each on its own thread; back when all are."""
+    threads = [threading.Thread(target=fn) for _ in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+
+
 def bad_count(stack, user):
     with stack.servers.keys_client() as k:
         return int(k.read(f"{user}/log").decode())
@@ -73,11 +84,7 @@ def test_parallel_guesses_from_one_address_do_not_lock_the_user_out(pop3_factory
         c = Pop(srv.addr, GUESSER)
         replies.append(c.apop("bob", "wrong-secret"))
         c.close()
-    threads = [threading.Thread(target=guess) for _ in range(30)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
+    at_once(guess, 30, 60)
     assert len(replies) == 30
     refused = [r for r in replies if b"too many failed logins" in r]
     assert all(r.startswith(b"-ERR") for r in replies)
@@ -210,3 +217,73 @@ def test_keyfs_retries_in_purgatory_do_not_extend_it(auth_servers):
         for _ in range(5):                              # the user's own retries
             k.write(f"{user}/log", b"bad")
         assert k.read(f"{user}/log") == b"10\n"
+
+
+def test_fifty_good_logins_at_once_from_one_address_are_not_slowed(imap_factory, tmp_path):
+    """Issue 16: logins in flight are no failures.  Fifty sessions from
+    127.0.0.1 (an office behind NAT) log in at once; with the waits scaled
+    so that a first one would be 60 s (BASE * 30), every login answers OK
+    well before that, and the address is left with nothing counted."""
+    env = throttled(tmp_path, "30")
+    srv = imap_factory(flags=("-p",), env=env, remote=True)     # -r: the peer is known
+    replies, took = [], []
+
+    def login():
+        c = srv.connect()
+        t = time.monotonic()
+        replies.append(nocap(c.cmd(b"a LOGIN glenda glenda-apop")[-1]))
+        took.append(time.monotonic() - t)
+        c.cmd(b"b LOGOUT")
+        c.close()
+    at_once(login, 50, 100)
+    assert len(replies) == 50 and all(r.startswith(b"a OK ") for r in replies), replies
+    assert max(took) < loginfail.BASE * 30
+    assert not list((tmp_path / "loginfail").iterdir())    # nothing left to count
+
+
+def test_a_guess_waits_for_its_turn_behind_parallel_checks(tmp_path):
+    """LIMIT - failures attempts of an address are checked at once; the
+    next queues until there is room: a failure takes its place (so the
+    guesses checked and failed never pass LIMIT), a success makes room."""
+    d = str(tmp_path)
+    checking = [loginfail.Guard("10.0.0.1!1", d) for _ in range(loginfail.LIMIT)]
+    assert [g.begin() for g in checking] == [0.0] * loginfail.LIMIT
+    late = loginfail.Guard("10.0.0.1!2", d)
+    got = []
+    t = threading.Thread(target=lambda: got.append(late.begin()))
+    t.start()
+    t.join(0.3)
+    assert t.is_alive() and not got                     # queued
+    checking[0].failed()                                # one answered, wrongly
+    t.join(0.3)
+    assert t.is_alive() and not got                     # 8 checking + 1 failure
+    checking[1].succeeded()                             # one logged in
+    t.join(10)
+    assert got == [0.0]                                 # 1 failure: no wait yet
+    for g in checking[2:] + [late]:
+        g.failed()
+    assert loginfail.Guard("10.0.0.1!3", d).begin() is None    # LIMIT failures
+
+
+def test_an_address_with_too_many_logins_in_flight_is_refused(tmp_path):
+    d = str(tmp_path)
+    guards = [loginfail.Guard("10.0.0.2!1", d) for _ in range(loginfail.LIMIT)]
+    for g in guards:
+        g.begin()
+    with open(tmp_path / "10.0.0.2", "a") as f:           # the others queued, alive
+        f.writelines(f"{time.time():.6f} {os.getpid()} wait\n"
+                     for _ in range(loginfail.INFLIGHT - loginfail.LIMIT))
+    g = loginfail.Guard("10.0.0.2!2", d)
+    assert g.begin() is None and g.refusal == loginfail.BUSY
+    for g in guards:
+        g.succeeded()
+
+
+def test_an_attempt_of_a_dead_session_counts_as_failed(tmp_path):
+    d = str(tmp_path)
+    p = subprocess.Popen(["true"])
+    p.wait()                                            # a pid that no longer runs
+    dead = p.pid
+    (tmp_path / "10.0.0.3").write_text(f"{time.time():.6f} {dead}\n" * loginfail.LIMIT)
+    g = loginfail.Guard("10.0.0.3!1", d)
+    assert g.begin() is None and g.refusal == loginfail.REFUSED

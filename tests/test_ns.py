@@ -249,3 +249,25 @@ def test_append_and_write_at_over_9p(serve_9p):
         assert box.syncs == 2 and len(box.data) == d.length
     finally:
         ns.close()
+
+
+def test_together_runs_both_synced_writes_and_raises_after_both(tree):
+    """Namespace.together (an APPEND's mailbox and .imp): both calls run,
+    on two threads for host files; their results in order; an error of one
+    is raised only once the other has finished its write."""
+    ns, tmp = tree
+    box = "/mail/box/glenda"
+    ns.write(f"{box}/mbox.imp", b"imp\n")
+    got = ns.together([f"{box}/mbox", f"{box}/mbox.imp"],
+                      lambda: ns.append(f"{box}/mbox", b"y\n", sync=True).length,
+                      lambda: ns.write_at(f"{box}/mbox.imp", [(4, b"more\n")], sync=True).length)
+    assert got == [len(b"From a Thu Jan  1 00:00:00 GMT 1970\n\nx\ny\n"), 9]
+    assert (tmp / "box" / "glenda" / "mbox.imp").read_bytes() == b"imp\nmore\n"
+
+    def slow():
+        time.sleep(0.2)
+        return ns.write_at(f"{box}/mbox.imp", [(0, b"IMP")], sync=True)
+    with pytest.raises(Error):
+        ns.together([f"{box}/nothere", f"{box}/mbox.imp"],
+                    lambda: ns.write_at(f"{box}/nothere", [(0, b"x")], sync=True), slow)
+    assert (tmp / "box" / "glenda" / "mbox.imp").read_bytes() == b"IMP\nmore\n"

@@ -229,6 +229,18 @@ class _LocalMount:
         pass
 
 
+_HELPER: list = []
+
+
+def _helper():
+    """The thread that runs Namespace.together's other calls (made at first
+    use: a fork server's children each make their own)."""
+    if not _HELPER or _HELPER[0][0] != os.getpid():
+        from concurrent.futures import ThreadPoolExecutor
+        _HELPER[:] = [(os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="ns-sync"))]
+    return _HELPER[0][1]
+
+
 def _pwrite_all(fd: int, data: bytes, offset: int | None) -> None:
     """All of data at offset (None: the end of an O_APPEND file)."""
     view = memoryview(data)
@@ -674,6 +686,32 @@ class Namespace:
         commit them to stable storage; the file's stat after."""
         m, rel = self._resolve(path)
         return m.write_at(rel, edits, sync)
+
+    def together(self, paths: list[str], *calls: Callable[[], object]) -> list[object]:
+        """Run calls that each write (with sync) one of `paths`, and their
+        results.  When every path is a host file they run at once: a
+        journalled file system commits syncs that wait together in one
+        commit (an APPEND's mailbox and .imp: one wait instead of two).
+        Else in turn (a 9P connection here carries one request at a time).
+        Every call runs; the first error is raised after all have."""
+        if len(calls) < 2 or any(self.local_path(p) is None for p in paths):
+            return [c() for c in calls]
+        pending = [_helper().submit(c) for c in calls[1:]]
+        first: list[object] = []
+        errors: list[BaseException] = []
+        try:
+            first.append(calls[0]())
+        except BaseException as e:
+            errors.append(e)
+        rest = []
+        for f in pending:
+            try:
+                rest.append(f.result())
+            except BaseException as e:
+                errors.append(e)
+        if errors:
+            raise errors[0]
+        return first + rest
 
     def exists(self, path: str) -> bool:
         try:

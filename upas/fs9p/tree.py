@@ -277,15 +277,24 @@ class BoxFile(Node):
         """The message lines of `summary`, made again only when the list of
         messages changed: mb.vers rises whenever one appears or goes (a
         Tremove that only marks one lowers the count); every session's
-        SELECT and check after a change reads them."""
+        SELECT and check after a change reads them.  When only mail was
+        added, the new messages' lines are added to the kept ones: the
+        list only grows at its end and keeps its order, so the kept last
+        message still in its place means none before it went."""
         key = (mb.vers, len(live))
         got = mb.summary_lines
         if got is None or got[0] != key:
-            got = mb.summary_lines = (key, b"".join(
-                b"%s %s %d %d %d %d %d %d\n" % (
-                    (m.name.encode(), m.digest, m.size - m.fromlen)
-                    + mboxindex.unpack_sizes(m.sizes)) for m in live))
+            kept, n = (got[1], got[2]) if got else (b"", 0)
+            if not (n and len(live) >= n and live[n - 1] is got[3]):
+                kept, n = b"", 0
+            got = mb.summary_lines = (key, kept + b"".join(map(_summary_line, live[n:])),
+                                      len(live), live[-1] if live else None)
         return got[1]
+
+
+def _summary_line(m: Message) -> bytes:
+    return b"%s %s %d %d %d %d %d %d\n" % ((m.name.encode(), m.digest, m.size - m.fromlen)
+                                          + mboxindex.unpack_sizes(m.sizes))
 
 
 class WholeOpen(Open):

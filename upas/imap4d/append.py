@@ -110,22 +110,7 @@ def deliver(s, path: str, items: list[Item]) -> tuple[int, list[int | None]]:
     with s.ns.lock(posixpath.dirname(path)):
         after = _key(mbappend.append_locked(s.ns, path, _stored(items)))
         savedate.record(s.ns, path, [it.digest for it in items])
-    found = _find(box, known, [it.digest for it in items])
-    # only messages stored with flags need the .imp rewritten again (_find's
-    # look has recorded their uids)
-    pairs = [(m, it) for m, it in zip(found, items)
-             if m is not None and (it.flags - {"\\Recent"} or it.keywords)]
-
-    def apply(m) -> bool:
-        it = next(it for mm, it in pairs if mm is m)
-        m.flags |= it.flags - {"\\Recent"}
-        m.keywords = list(dict.fromkeys(m.keywords + it.keywords))
-        return True
-    if pairs:
-        try:
-            box.modify([m for m, _ in pairs], apply)
-        except MailboxError:
-            pass    # upasfs went away: the message is stored, its flags are not
+    found = _find(box, known, items)
     if box is not s.box and all(found):
         _remember_tail(s, box, after)
     return box.uidvalidity, [m.uid if m else None for m in found]
@@ -197,38 +182,89 @@ def _deliver_at_tail(s, path: str, items: list[Item]) -> tuple[int, list[int | N
             return None
         validity, first = head
         s.extra.pop("append_tail")          # until both files are written
-        # the message, then its lines; no reply before both are synced, and
+        # the message and its lines; no reply before both are synced, and
         # either alone after a crash is harmless: a message without its line
         # is numbered later, a line without its message is dropped as
         # deleted mail is
-        after = _key(mbappend.append_locked(ns, path, _stored(items)))
         uids = list(range(first, first + len(items)))
         lines = b"".join(imp.format_entry(imp.Entry(it.digest, uid, it.flags | {"\\Recent"}), True)
                          for it, uid in zip(items, uids))
-        new = imp.append_in_place(ns, imppath, tail.imp, first + len(items), lines)
+        # the two syncs wait together (ns.together): the order of the
+        # writes does not matter, as above
+        stored, new = ns.together(
+            [path, imppath], lambda: mbappend.append_locked(ns, path, _stored(items)),
+            lambda: imp.append_in_place(ns, imppath, tail.imp, first + len(items), lines))
+        after = _key(stored)
         savedate.record(s.ns, path, [it.digest for it in items])
     s.extra["append_tail"] = _Tail(path, after, new, tail.kw)
     return validity, uids
 
 
-def _find(box: Mailbox, known: set[int], digests: list[str]):
-    """The new messages with these digests, in order, once upasfs shows them."""
-    for _ in range(config.current().imap_append_find_tries):
+def _find(box: Mailbox, known: set[int], items: list[Item]) -> list:
+    """The new messages of these items, in order, once upasfs shows them,
+    given the items' flags.  The first look is Mailbox.modify's: its merge
+    numbers the new messages and, in the same hold of the lock, they take
+    their flags (one merge and one .imp write where a look and then a
+    STORE took two); a message upasfs shows late is looked for again and
+    flagged then."""
+    digests = [it.digest for it in items]
+    out: list = [None] * len(items)
+
+    def flagged(m) -> bool:
+        it = items[next(i for i, x in enumerate(out) if x is m)]
+        m.flags |= it.flags - {"\\Recent"}
+        m.keywords = list(dict.fromkeys(m.keywords + it.keywords))
+        return True
+    try:
+        box.modify(_Fresh(box, known, digests, out, items), flagged)
+    except MailboxLost:         # stored all the same: no APPENDUID
+        return out
+    except MailboxError:        # upasfs went away: stored, its flags are not
+        return out
+    late = [i for i, m in enumerate(out) if m is None]
+    for _ in range(config.current().imap_append_find_tries if late else 0):
+        time.sleep(FIND_WAIT)
         try:
             box.check()
-        except MailboxLost:     # stored all the same: no APPENDUID
-            return [None] * len(digests)
-        fresh = [m for m in box.msgs if id(m) not in known and not m.expunged]
-        out, i = [], 0
-        for d in digests:
-            while i < len(fresh) and fresh[i].digest != d:
-                i += 1
-            out.append(fresh[i] if i < len(fresh) else None)
-            i += 1
-        if all(out):
+        except MailboxLost:
             return out
-        time.sleep(FIND_WAIT)
+        _match(box, known, digests, out)
+        if all(out):
+            break
+    todo = [out[i] for i in late if out[i] is not None
+            and (items[i].flags - {"\\Recent"} or items[i].keywords)]
+    if todo:
+        try:
+            box.modify(todo, flagged)
+        except MailboxError:
+            pass
     return out
+
+
+def _match(box: Mailbox, known: set[int], digests: list[str], out: list) -> None:
+    """Fill out[] with the messages new since `known` whose digests these
+    are, in order."""
+    fresh = [m for m in box.msgs if id(m) not in known and not m.expunged]
+    i = 0
+    for k, d in enumerate(digests):
+        while i < len(fresh) and fresh[i].digest != d:
+            i += 1
+        out[k] = fresh[i] if i < len(fresh) else None
+        i += 1
+
+
+class _Fresh:
+    """The messages Mailbox.modify is to flag, found when it walks them:
+    under the lock, after the merge that numbered the new messages."""
+
+    def __init__(self, box: Mailbox, known: set[int], digests: list[str], out: list,
+                 items: list[Item]):
+        self.box, self.known, self.digests, self.out, self.items = box, known, digests, out, items
+
+    def __iter__(self):
+        _match(self.box, self.known, self.digests, self.out)
+        return iter([m for m, it in zip(self.out, self.items)
+                     if m is not None and (it.flags - {"\\Recent"} or it.keywords)])
 
 
 # ---------------------------------------------------------------- APPEND

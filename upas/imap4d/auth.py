@@ -48,12 +48,13 @@ def guarded(s, check_fn: Callable[[], str], state=None) -> str:
         if state is not None:
             getattr(state, "close", lambda: None)()
         _failed(s, sleep=False)
-        raise Refused(loginfail.REFUSED)
+        raise Refused(g.refusal)
     if wait:
         s.sleep(wait)
     try:
         cuid = check_fn()
     except AuthFailed:
+        g.failed()
         _failed(s)
         raise
     g.succeeded()

@@ -44,6 +44,10 @@ _ESCAPE = re.compile(r"[%!]")
 # numbers are never reused.  So a process reads a digest once, though
 # imap4d's APPEND and STATUS open their mailbox afresh every time.
 _DIGESTS: dict[str, tuple[int | None, dict[int, str]]] = {}
+# view dir -> the last `summary` this process read of it, which the next
+# read extends when only mail was added (_read_summary)
+_SUMMARIES: dict[str, "Summary"] = {}
+MARK_READ = 256              # bytes read first of a `summary`: its mark line and more
 
 
 def view_name(user: str, path: str) -> str:
@@ -136,9 +140,13 @@ class FsView:
         if not self.ns.ours(self.dir):
             return None
         try:
-            return parse_summary(self.ns.read(f"{self.dir}/summary"))
+            got = _read_summary(self.ns, f"{self.dir}/summary", _SUMMARIES.get(self.dir))
         except nsmod.Error:
             return None
+        if got is None:
+            return None
+        _SUMMARIES[self.dir] = got      # kept as read: the caller gets its own lists
+        return Summary(got.mark, list(got.nums), list(got.digests), list(got.rows), got.size)
 
     def know(self, qpath: int | None, nums: list[int], digests: list[str]) -> None:
         """Keep these digests (from a summary, or what a mark proved) as
@@ -216,6 +224,7 @@ class Summary:
     nums: list[int]
     digests: list[str]
     rows: list[bytes]           # the message lines, their sizes parsed on demand
+    size: int = 0               # bytes of the message lines in the file
 
     def pop_sizes(self) -> list[tuple[int, int]]:
         """(length of raw, POP size) of each message: raw + the newlines of
@@ -258,25 +267,82 @@ def parse_summary(data: bytes) -> Summary | None:
     `<instance> <box> <vers> <count>`, then `<n> <digest> <raw> <rawheader>
     <rawheader newlines> <rawbody> <lines> <CRs>` per message; None unless
     it is whole and well formed."""
-    lines = data.split(b"\n")
-    if len(lines) < 2 or lines[-1] != b"":
+    nl = data.find(b"\n")
+    if nl < 0:
         return None
     try:
-        mark = lines[0].decode("ascii")
+        mark = data[:nl].decode("ascii")
         head = mark.split()
-        if len(head) != 4 or int(head[3]) != len(lines) - 2:
+        if len(head) != 4:
             return None
-        rows = lines[1:-1]
-        nums, digests = [], []
-        for r in rows:
-            f = r.split(b" ", 2)
-            if len(f) != 3 or len(f[1]) != DIGEST_LEN or r.count(b" ") != 7:
-                return None
-            nums.append(int(f[0]))
-            digests.append(f[1].decode("ascii"))
+        got = _rows(data[nl + 1:])
     except (ValueError, UnicodeDecodeError):
         return None
-    return Summary(mark, nums, digests, rows)
+    if got is None or int(head[3]) != len(got[0]):
+        return None
+    return Summary(mark, *got, size=len(data) - nl - 1)
+
+
+def _rows(data: bytes) -> tuple[list[int], list[str], list[bytes]] | None:
+    """The numbers, digests and lines of summary lines (each ended); None
+    unless well formed (ValueError or UnicodeDecodeError: not numbers)."""
+    rows = data.split(b"\n")
+    if rows.pop() != b"":
+        return None
+    nums, digests = [], []
+    for r in rows:
+        f = r.split(b" ", 2)
+        if len(f) != 3 or len(f[1]) != DIGEST_LEN or r.count(b" ") != 7:
+            return None
+        nums.append(int(f[0]))
+        digests.append(f[1].decode("ascii"))
+    return nums, digests, rows
+
+
+def _read_summary(ns: nsmod.Namespace, path: str, prev: Summary | None) -> Summary | None:
+    """Read `summary`, only its new lines when `prev` (an earlier read of
+    it) proves the rest (_grown), else whole (one open either way: the
+    file's bytes are fixed at its open)."""
+    with ns.open(path, "r") as f:
+        if prev is not None:
+            head = f.read(MARK_READ)
+            nl = head.find(b"\n")
+            got = _grown(f, head[:nl + 1], prev) if nl > 0 else None
+            if got is not None:
+                return got
+            f.seek(0)
+        return parse_summary(f.read())
+
+
+def _grown(f, markline: bytes, prev: Summary) -> Summary | None:
+    """The summary open on f, from `prev` and the lines after prev's last
+    message, if they prove that only mail was added since: the same
+    upasfs and mailbox (the mark's instance and box), prev's last line in
+    its place (then a line begins there), and the new count prev's plus
+    the lines after it.  upasfs lists its messages in the order of their
+    numbers and never gives a number again (docs/decisions.md, "upasfs's
+    `mark` and `summary`"), so every line before prev's last is one of
+    prev's, and as many as prev had: prev's, all of them.  None: read it
+    whole."""
+    try:
+        mark = markline[:-1].decode("ascii")
+        head, old = mark.split(), prev.mark.split()
+        if len(head) != 4 or head[:2] != old[:2] or not prev.rows:
+            return None
+        last = prev.rows[-1] + b"\n"
+        f.seek(len(markline) + prev.size - len(last) - 1)
+        tail = f.read()
+        if tail[:1] != b"\n" or not tail.startswith(last, 1):
+            return None
+        more = _rows(tail[1 + len(last):])
+        if more is None or len(prev.nums) + len(more[0]) != int(head[3]) or \
+                (more[0] and more[0][0] <= prev.nums[-1]):
+            return None
+    except (ValueError, UnicodeDecodeError):
+        return None
+    nums, digests, rows = more
+    return Summary(mark, prev.nums + nums, prev.digests + digests, prev.rows + rows,
+                   size=prev.size + len(tail) - 1 - len(last))
 
 
 def _chunks(f, length: int | None) -> Iterator[bytes]:

@@ -121,9 +121,9 @@ class Mailbox:
         self._byname: dict[str, Message] = {}
         self.subname = 0
         self.vers = 0
-        # upasfs's `summary` lines as last made, with what they were made for
-        # (fs9p/tree.py: BoxFile)
-        self.summary_lines: tuple[tuple, bytes] | None = None
+        # upasfs's `summary` lines as last made: (key, lines, count, last
+        # message) (fs9p/tree.py: BoxFile)
+        self.summary_lines: tuple | None = None
         self.key: tuple | None = None
         self.size = 0
         self.mtime = 0

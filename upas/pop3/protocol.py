@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Protocol, Sequence, Union
 
 from lib import username
-from upas.loginfail import FIRST_DELAY, MAX_DELAY, MAX_FAILURES, REFUSED
+from upas.loginfail import FIRST_DELAY, MAX_DELAY, MAX_FAILURES
 from upas.ns import cleanname
 from upas.transport.events import Close, Event, Sleep, StartTLS
 
@@ -103,11 +103,16 @@ class Mailbox(Protocol):
 class Guard(Protocol):
     """The peer address's attempts across sessions (upas/loginfail.py)."""
 
+    refusal: str        # why begin() refused
+
     def begin(self) -> float | None:
         """Seconds to wait before checking this attempt; None: refuse it."""
 
     def succeeded(self) -> None:
         """The attempt was a login: take it back."""
+
+    def failed(self) -> None:
+        """The attempt was wrong: count it."""
 
 
 class Host(Protocol):
@@ -464,12 +469,13 @@ class Session:
     def _dologin(self, response: str, chal: Challenge | None) -> Iterator[Event]:
         wait = self.guard.begin() if self.guard is not None else 0.0
         if wait is None:            # this address has guessed enough for now
+            refusal = self.guard.refusal
             if self.tries >= MAX_FAILURES:
-                yield self.err(f"authentication failed: {REFUSED}; server exiting", "AUTH")
+                yield self.err(f"authentication failed: {refusal}; server exiting", "AUTH")
                 yield Close()
                 return
             self.tries += 1
-            yield self.err(REFUSED, "SYS/TEMP")
+            yield self.err(refusal, "SYS/TEMP")
             return
         if wait:
             yield Sleep(wait)
@@ -482,6 +488,8 @@ class Session:
             if chal.respond(self.user, response) != self.user:
                 raise AuthError("authenticated as another user")
         except AuthError as e:
+            if self.guard is not None:
+                self.guard.failed()
             if self.tries >= MAX_FAILURES:
                 yield self.err(f"authentication failed: {e}; server exiting", "AUTH")
                 yield Close()
