@@ -108,7 +108,7 @@ def test_a_record_cut_short_or_foreign_is_not_used(upasfs, monkeypatch):
     first = _view(upasfs, monkeypatch)
     path = upasfs.mbox + ".mark.imp"
     whole = open(path, "rb").read()
-    for bad in (whole[:-20], whole.replace(b"imap4d mark 1", b"imap4d mark 9"),
+    for bad in (whole[:-20], whole.replace(selectmark.MAGIC, b"imap4d mark 9\n"),
                 whole[:-41]):                   # a whole digest line gone
         with open(path, "wb") as f:
             f.write(bad)
@@ -164,3 +164,71 @@ def test_only_our_upasfs_is_asked_for_mark_and_summary(upasfs, tmp_path, monkeyp
     view = FsView(other, "mbox")
     assert not other.ours("/mail/fs/mbox")
     assert (view.mark(), view.summary(), other.seen) == (None, None, [])
+
+
+def _unparsed(monkeypatch):
+    """Make parsing the .imp or the MODSEQ record fail the test."""
+    from upas.imap4d import imp, modseq
+
+    def refuse(*_):
+        raise AssertionError("parsed")
+    monkeypatch.setattr(imp, "parse_imp", refuse)
+    monkeypatch.setattr(modseq, "parse", refuse)
+
+
+def _flag(box: Mailbox, m, flag: str = "\\Flagged", words=None) -> None:
+    from upas.imap4d import imp
+
+    def change(x) -> bool:
+        x.flags = imp.flagset(set(x.flags) | {flag})
+        if words:
+            x.keywords = list(words)
+        return True
+    assert box.modify([m], change) == [m]
+
+
+def test_unchanged_files_are_taken_line_by_line(upasfs, monkeypatch):
+    """The record's hashes prove the .imp's lines are the listing's
+    messages: the next SELECT parses neither the .imp nor the MODSEQs, and
+    sees what a merge would."""
+    first = _view(upasfs, monkeypatch)
+    assert selectmark.parse(open(upasfs.mbox + ".mark.imp", "rb").read()).files != "-"
+    with monkeypatch.context() as mp:
+        _unparsed(mp)
+        again = _view(upasfs, monkeypatch)
+    assert _state(again) == [s[:3] + ([],) for s in _state(first)]
+    assert again.uidnext == first.uidnext and again.uidvalidity == first.uidvalidity
+    assert again.modseqs.of(again.msgs[0].uid) == first.modseqs.of(first.msgs[0].uid) > 0
+
+
+def test_files_changed_since_the_record_are_merged(upasfs, monkeypatch):
+    """Another session's STORE (flags, a keyword) changes the .imp and
+    .kw.imp: the next SELECT merges them (and MODSEQs follow), records
+    the new files, and the one after takes them line by line."""
+    first = _view(upasfs, monkeypatch)
+    _flag(first, first.msgs[0])
+    _flag(first, first.msgs[1], "\\Seen", ["$Work"])
+    after = _view(upasfs, monkeypatch)
+    assert "\\Flagged" in after.msgs[0].flags and after.msgs[1].keywords == ["$Work"]
+    assert "$Work" in after.keywords
+    bumped = after.modseqs.of(after.msgs[1].uid)
+    assert bumped > after.modseqs.of(after.msgs[2].uid)
+    with monkeypatch.context() as mp:
+        _unparsed(mp)
+        third = _view(upasfs, monkeypatch)
+    assert [(m.uid, sorted(m.flags), m.keywords) for m in third.msgs] == \
+        [(m.uid, sorted(m.flags), m.keywords) for m in after.msgs]
+    assert "$Work" in third.keywords
+    assert third.modseqs.of(third.msgs[1].uid) == bumped
+
+
+def test_a_modseq_file_changed_alone_is_synced(upasfs, monkeypatch):
+    """The .imp as recorded but the MODSEQ file not (cut by a crash, or
+    written by a session that recorded nothing): it is reconciled again."""
+    first = _view(upasfs, monkeypatch)
+    path = upasfs.mbox + ".modseq.imp"
+    os.unlink(path)
+    again = _view(upasfs, monkeypatch)
+    assert os.path.exists(path)
+    assert again.modseqs.of(again.msgs[0].uid) > 0
+    assert [s[:3] for s in _state(again)] == [s[:3] for s in _state(first)]

@@ -131,11 +131,35 @@ def parse_imp(data: bytes) -> ImpFile | None:
 def as_parsed(data: bytes, parsed: ImpFile) -> bool:
     """The file is exactly what format_imp(parsed, True) gives: every line
     after the header parsed (entry lines have one length), none skipped."""
-    return len(data) == len(MAGIC) + 22 + 61 * len(parsed.entries)
+    return whole(data, len(parsed.entries))
 
 
 _LINE_LEN = 61                     # an entry line: digest, uid, flags, newline
+_UID_AT = 41                       # where its 10-digit uid starts
 _FLAGS_AT = 52                     # where its 8-byte flags field starts
+_BODY_AT = len(MAGIC) + 22         # where the first entry line starts
+
+
+def whole(data: bytes, n: int) -> bool:
+    """The file has a header and n entry lines (by its length only)."""
+    return len(data) == _BODY_AT + _LINE_LEN * n
+
+
+def take_lines(data: bytes, msgs: Sequence) -> None:
+    """Give each message the uid and flags of the entry line at its
+    position (the caller knows they are its own: Plan 9's fixed-width
+    lines read by offset, no line parsed whole or Entry made)."""
+    parsed = _PARSED
+    at = _BODY_AT
+    for m in msgs:
+        m.uid = int(data[at + _UID_AT:at + _UID_AT + 10])
+        field = data[at + _FLAGS_AT:at + _FLAGS_AT + 8]
+        f = parsed.get(field)
+        if f is None:
+            f = parsed[field] = flagset(parse_flags(field.decode()))
+        m.flags = f
+        m.file_recent = "\\Recent" in f
+        at += _LINE_LEN
 
 
 def flags_edit(old: bytes, new: bytes) -> tuple[int, bytes] | None:

@@ -25,6 +25,7 @@ in doubt (a walk, which needs no lock):
 """
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -77,7 +78,7 @@ class ImpState:
 
     # -- the merge ---------------------------------------------------------
     def merge(self, data: bytes | None, kwdata: bytes | None, msgs: list[Message], *,
-              settle: bool, force: bool, new_validity: Callable[[], int],
+              settle: bool, force: bool, new_validity: Callable[[], int], aligned: bool = False,
               vanished: Callable[[list[Message]], list[Message]]) -> Merged | None:
         """Reconcile the files' bytes (None: absent) with the messages (in
         mailbox order; the expunged ones are those the client has not been
@@ -89,12 +90,17 @@ class ImpState:
         before another session's write, which we waited for at the lock, is
         out of date again).  new_validity() gives a new file's UIDVALIDITY;
         vanished(msgs) those of msgs upasfs no longer has (they are marked
-        expunged here)."""
+        expunged here).  `aligned`: the caller has proved the .imp's lines
+        are these messages, in order (selectmark.py): see _take_lines."""
         self.now = data
         live = [m for m in msgs if not m.expunged]
         if self._as_written(data, kwdata, live):
             self.read = (data, kwdata)
             return Merged()
+        if aligned and data is not None:
+            got = self._take_lines(data, kwdata, msgs)
+            if got is not None:
+                return got
         parsed = self.parse(data)
         if parsed and self.uidvalidity and parsed.uidvalidity != self.uidvalidity:
             parsed = None               # someone else's box now; keep ours
@@ -128,6 +134,35 @@ class ImpState:
                 self.uidnext += 1
         self.ahead = self._newer(parsed, unclaimed, msgs, live, kws)
         self._parsed = (None, None)     # taken: not kept for the session's life
+        return out
+
+    def _take_lines(self, data: bytes, kwdata: bytes | None, msgs: list[Message]) -> Merged | None:
+        """A new view whose messages are the .imp's lines in order (proved
+        by the caller) takes each one's uid and flags from its line by
+        position: no Entry made, no match, the file left as it is.  Not
+        when a line holds \\Recent (this SELECT takes it: the merge
+        rewrites the file) or the file is not whole; None then."""
+        head = imp.header(data)
+        if (head is None or self.uidvalidity or any(m.uid or m.expunged for m in msgs)
+                or not imp.whole(data, len(msgs)) or b"r--\n" in data):
+            return None
+        self.uidvalidity, uidnext = head
+        imp.take_lines(data, msgs)
+        if msgs:
+            uidnext = max(uidnext, msgs[-1].uid + 1)
+        out = Merged()
+        kws = imp.parse_keywords(kwdata) if kwdata else {}
+        for uid, (digest, words) in kws.items():
+            k = bisect.bisect_left(msgs, uid, key=lambda m: m.uid)
+            if k < len(msgs) and msgs[k].uid == uid and msgs[k].digest == digest:
+                msgs[k].keywords = list(words)
+                out.keywords.update(words)
+        self.uidnext = uidnext
+        self.read = (data, kwdata)
+        self.known = None
+        self.exact = True               # the file is what render would write
+        self.ahead = []
+        self._parsed = (None, None)
         return out
 
     def parse(self, data: bytes | None) -> imp.ImpFile | None:

@@ -15,6 +15,7 @@ reports these at the points RFC 3501 allows.
 """
 from __future__ import annotations
 
+import dataclasses
 import gc
 import os
 from typing import Callable
@@ -24,7 +25,7 @@ from upas.mail import safewrite
 from upas.mail.fsview import FsView
 from upas.imap4d import imp, modseq, selectmark
 from upas.imap4d.impstate import ImpState
-from upas.imap4d.message import Message
+from upas.imap4d.message import RECENT, Message
 
 __all__ = ["Mailbox", "MailboxError", "MailboxLost", "Message"]
 
@@ -71,6 +72,10 @@ class Mailbox:
         # the next SELECT's mark would not match anyway)
         self.marked: bytes | None = None
         self.summary: selectmark.Listing | None = None
+        # the record the open's listing came from, whose files_key may
+        # prove the .imp's lines are our messages in order (_merge)
+        self.recorded: selectmark.Listing | None = None
+        self.modseq_proof: str | None = None    # its .modseq.imp hash, once proved
         self.opening = False
 
     @property
@@ -102,7 +107,7 @@ class Mailbox:
             self._open()
         finally:
             self.opening = False
-            self.marked = self.summary = None
+            self.marked = self.summary = self.recorded = None
             if was:
                 gc.freeze()
                 gc.enable()
@@ -118,8 +123,10 @@ class Mailbox:
             self.state.listed = self.ns.read(self.imppath)
         except nsmod.Error:
             self.state.listed = None
-        self.state.parse(self.state.listed)     # outside the lock (see parse)
         self.marked, recorded = selectmark.read(self.ns, self.path)
+        if recorded is None or not recorded.files.startswith(selectmark.files_key(
+                self.state.listed) + " "):      # not to be taken by line (_proved)
+            self.state.parse(self.state.listed)     # outside the lock (see parse)
         try:
             self.view = FsView.open(self.ns, self.path)
         except nsmod.Error as e:
@@ -154,7 +161,8 @@ class Mailbox:
             return False
         self.fs_stamp = stamp
         self.view.know(stamp[0].path, got.nums, got.digests)
-        self.msgs = [Message(n, d, flags={"\\Recent"}) for n, d in zip(got.nums, got.digests)]
+        self.msgs = [Message(n, d, flags=RECENT) for n, d in zip(got.nums, got.digests)]
+        self.recorded = got
         self.state.listing()
         return True
 
@@ -209,7 +217,7 @@ class Mailbox:
                 # since only numbers above the last known one are taken.
                 self.fs_stamp = None
                 break
-            self.msgs.append(Message(n, digest, flags={"\\Recent"}))
+            self.msgs.append(Message(n, digest, flags=RECENT))
             changed = True
         else:
             self.state.listing()        # a whole listing, made after them
@@ -243,6 +251,8 @@ class Mailbox:
                     if write:
                         self._write_imp()
                     modseq.sync_box(self)
+                    if self.opening:
+                        self._record()
                 self.state.unlocked()
             if numbered and (not self.state.ahead or last):
                 return
@@ -255,8 +265,10 @@ class Mailbox:
     def _merge(self, settle: bool, force: bool) -> bool:
         """ImpState.merge of the files as they are now (the lock held);
         False: nothing taken, list again first."""
-        got = self.state.merge(imp.read_file(self.ns, self.imppath),
-                               imp.read_file(self.ns, self.kwpath), self.msgs,
+        data = imp.read_file(self.ns, self.imppath)
+        kwdata = imp.read_file(self.ns, self.kwpath)
+        aligned = self._proved(data, kwdata)
+        got = self.state.merge(data, kwdata, self.msgs, aligned=aligned,
                                settle=settle, force=force,
                                new_validity=lambda: imp.new_uidvalidity(self.ns, self.path),
                                vanished=self._vanished)
@@ -266,6 +278,39 @@ class Mailbox:
         self.keywords |= got.keywords
         self.imp_stamp = self._imp_stamp()
         return True
+
+    def _proved(self, data: bytes | None, kwdata: bytes | None) -> bool:
+        """The open's listing came from the mark record and these files are
+        the ones it was recorded with (selectmark.py): the .imp's lines are
+        our messages, in order."""
+        got = self.recorded
+        if got is None or got.files == "-" or any(m.uid for m in self.msgs[:1]):
+            return False
+        imp_key, _, modseq_key = got.files.rpartition(" ")
+        if selectmark.files_key(data, kwdata) != imp_key:
+            return False
+        self.modseq_proof = modseq_key
+        return True
+
+    def _record(self) -> None:
+        """Write the open's listing into <path>.mark.imp for the next
+        SELECT (the lock held, the files written and MODSEQs synced), with
+        the files' hashes when our messages are exactly the .imp's lines."""
+        got = self.summary or self.recorded
+        self.summary = self.modseq_proof = None
+        if got is None:
+            return
+        known = self.state.known
+        whole = (known is not None and not self.state.ahead and len(self.msgs) == len(got.nums)
+                 and not any(m.expunged for m in self.msgs))
+        files = selectmark.files_key(known[0], known[1], self.modseqs.mine) if whole else "-"
+        if got is self.recorded and files == got.files:
+            return                      # as recorded: not rendered again
+        mark = selectmark.render(dataclasses.replace(got, files=files))
+        if mark != self.marked:
+            selectmark.write(self.ns, self.path, mark)
+        self.marked = mark
+        self.recorded = None
 
     def _vanished(self, msgs: list[Message]) -> list[Message]:
         """Those of msgs upasfs no longer has.  Our listing was made before
@@ -303,11 +348,6 @@ class Mailbox:
             safewrite.replace(self.ns, self.kwpath, kw)
         if data is not None or kw is not None or self.imp_stamp is None:
             self.imp_stamp = self._imp_stamp()
-        if self.summary is not None:    # the last listing, for the next SELECT
-            mark = selectmark.render(self.summary)
-            if mark != self.marked:
-                selectmark.write(self.ns, self.path, mark)
-            self.marked, self.summary = mark, None
 
     def _replace_imp(self, old: bytes | None, data: bytes) -> None:
         """The .imp becomes `data`: when only one message's flags changed

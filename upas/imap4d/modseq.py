@@ -25,7 +25,7 @@ import zlib
 from dataclasses import dataclass, field
 
 from upas import ns as nsmod
-from upas.imap4d import imp
+from upas.imap4d import imp, selectmark
 from upas.mail import safewrite
 
 MAGIC = b"imap modseq\n"
@@ -156,9 +156,35 @@ class Modseqs:
         self.path = boxpath + SUFFIX
         self.imppath = boxpath + ".imp"
         self.kwpath = boxpath + ".kw.imp"
-        self.rec = Record()
+        self._rec: Record | None = Record()   # None: _mine not parsed yet
         self._mine: bytes | None = None       # the file's bytes self.rec stands for
         self._seen: tuple[bytes | None, bytes | None, bytes | None] | None = None
+
+    @property
+    def rec(self) -> Record:
+        if self._rec is None:           # parsed at its first use (see proved)
+            self._rec = parse(self._mine) or Record()
+        return self._rec
+
+    @rec.setter
+    def rec(self, rec: Record) -> None:
+        self._rec = rec
+
+    @property
+    def mine(self) -> bytes | None:
+        """The file's bytes as last synced."""
+        return self._mine
+
+    def proved(self, ns: nsmod.Namespace, key: str) -> bool:
+        """The file is the one whose hash (selectmark.files_key) was
+        recorded with the .imp and .kw.imp the caller found unchanged (the
+        lock held): it is in sync with them, and is parsed only when a
+        MODSEQ is asked for (a session that asks none parses nothing)."""
+        mine = imp.read_file(ns, self.path)
+        if selectmark.files_key(mine) != key:
+            return False
+        self._rec, self._mine, self._seen = None, mine, None
+        return True
 
     @property
     def highest(self) -> int:
@@ -242,6 +268,8 @@ def sync_box(box) -> None:
     its messages are what they hold, and the files are not parsed again."""
     if box.imp_known is None:
         box.modseqs.sync(box.ns)
+        return
+    if box.modseq_proof is not None and box.modseqs.proved(box.ns, box.modseq_proof):
         return
     rows = [(m.uid, state(m.flags, m.keywords)) for m in box.msgs if not m.expunged and m.uid]
     rows += [(e.uid, state(e.flags, kw)) for e, kw in box.state.ahead if e.uid]

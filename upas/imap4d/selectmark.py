@@ -8,23 +8,30 @@ same messages under the same numbers.  So a session that has read the
 listing (upasfs's `summary`, which starts with the mark) writes down the
 mark, the mailbox file's stat and the listing; a later SELECT that reads
 the same mark and stats the same mailbox file takes the listing from
-here and reads no file of a message.  Anything else (no file, another
-mark, another stat, a file not whole) and SELECT reads the listing from
-upasfs as before.
+here and reads no file of a message.  When the session's messages were
+then exactly the `.imp`'s lines, in order (no message new to it, none
+gone, no line of a message not listed), the record also holds a hash of
+the `.imp`, `.kw.imp` and `.modseq.imp` as they stood: a later SELECT
+that finds the same three files takes every message's uid and flags
+from its line by position, and neither merges nor reconciles them.
+Anything else (no file, another mark, another stat, a file not whole)
+and SELECT reads the listing from upasfs as before.
 
 The file, beside the mailbox, ends in `.imp` so that LIST leaves it out
 (`.mark` is a reserved mailbox suffix: names.py); mode 0600; replaced
 whole (tmp + fsync + rename) under the mail lock, so a crash leaves the
 old file or the new one, and a file cut short fails the count check:
 
-    imap4d mark 1\\n
+    imap4d mark 2\\n
     <mark line>\\n
     <qid.path> <qid.vers> <length> of the mailbox file\\n
+    <sha1 of .imp> <of .kw.imp> <of .modseq.imp>\\n   or `-` (not proved); `-` a file absent
     <numbers as ranges: 1-9990 9992 9994-10001>\\n
     <digest>\\n                  one a message, in order
 """
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 from upas import ns as nsmod
@@ -32,7 +39,7 @@ from upas.mail import safewrite
 from upas.imap4d import sequenceset
 
 SUFFIX = ".mark.imp"
-MAGIC = b"imap4d mark 1\n"
+MAGIC = b"imap4d mark 2\n"
 
 
 @dataclass(frozen=True)
@@ -42,6 +49,13 @@ class Listing:
     boxkey: str                 # the mailbox file's stat (key())
     nums: list[int]
     digests: list[str]
+    files: str = "-"            # files_key() of the .imp's files, if proved
+
+
+def files_key(*files: bytes | None) -> str:
+    """What the record holds of the .imp, .kw.imp and .modseq.imp: a hash
+    of each (`-` for one absent)."""
+    return " ".join(hashlib.sha1(f).hexdigest() if f is not None else "-" for f in files)
 
 
 def path_for(box: str) -> str:
@@ -56,6 +70,7 @@ def key(d: nsmod.Dir) -> str:
 
 def render(got: Listing) -> bytes:
     return b"".join([MAGIC, got.mark.encode("ascii"), b"\n", got.boxkey.encode("ascii"), b"\n",
+                     got.files.encode("ascii"), b"\n",
                      _ranges(got.nums).encode("ascii"), b"\n",
                      "".join(d + "\n" for d in got.digests).encode("ascii")])
 
@@ -66,14 +81,14 @@ def parse(data: bytes | None) -> Listing | None:
         return None
     try:
         lines = data[len(MAGIC):-1].decode("ascii").split("\n")
-        mark, boxkey, ranges, digests = lines[0], lines[1], lines[2], lines[3:]
+        mark, boxkey, files, ranges, digests = lines[0], lines[1], lines[2], lines[3], lines[4:]
         count = int(mark.split()[3])
         nums = _unranges(ranges)
     except (ValueError, IndexError, UnicodeDecodeError):
         return None
     if count != len(nums) or count != len(digests) or any(len(d) != 40 for d in digests):
         return None
-    return Listing(mark, boxkey, nums, digests)
+    return Listing(mark, boxkey, nums, digests, files)
 
 
 def read(ns: nsmod.Namespace, box: str) -> tuple[bytes | None, Listing | None]:
