@@ -232,3 +232,25 @@ def test_a_modseq_file_changed_alone_is_synced(upasfs, monkeypatch):
     assert os.path.exists(path)
     assert again.modseqs.of(again.msgs[0].uid) > 0
     assert [s[:3] for s in _state(again)] == [s[:3] for s in _state(first)]
+
+
+def test_another_sessions_store_is_merged_by_its_lines(upasfs, monkeypatch):
+    """A STORE in one session changes a few flags fields of the .imp (and
+    a .kw.imp line): another session's next look takes those lines alone
+    (the file not parsed) and reports just those messages changed."""
+    one = _view(upasfs, monkeypatch)
+    two = _view(upasfs, monkeypatch)
+    _flag(one, one.msgs[1])
+    _flag(one, one.msgs[2], "\\Seen", ["$Todo"])
+    with monkeypatch.context() as mp:
+        _unparsed(mp)
+        two.check()
+    assert [m.uid for m in two.flag_changes] == [one.msgs[1].uid, one.msgs[2].uid]
+    assert [(m.uid, sorted(m.flags), m.keywords) for m in two.msgs] == \
+        [(m.uid, sorted(m.flags - {"\\Recent"}), m.keywords) for m in one.msgs]
+    assert "$Todo" in two.keywords
+    assert two.modseqs.of(two.msgs[2].uid) == one.modseqs.of(one.msgs[2].uid)
+    _flag(one, one.msgs[2], "\\Seen", ["$Done"])       # a keyword replaced
+    two.flag_changes.clear()
+    two.check()
+    assert two.msgs[2].keywords == ["$Done"] and two.flag_changes == [two.msgs[2]]

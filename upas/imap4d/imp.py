@@ -17,6 +17,7 @@ files through the namespace, under the mail lock, crash-safely.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import re
 import time
 from dataclasses import dataclass, field
@@ -179,6 +180,36 @@ def flags_edit(old: bytes, new: bytes) -> tuple[int, bytes] | None:
     return at, new[at:at + 8]
 
 
+_FIELD = re.compile(rb"[s-][a-][f-][D-][d-]---\n")     # a flags field without `r`
+
+
+def changed_lines(old: bytes, new: bytes) -> list[tuple[int, frozenset[str]]] | None:
+    """(line index, its flags) of the entry lines whose flags field is all
+    that differs between the files `old` and `new` (of one header and
+    length: another session's STORE); None when anything else differs, or
+    a changed line holds `r` (its \\Recent is for its reader to take)."""
+    if len(old) != len(new) or old[:_BODY_AT] != new[:_BODY_AT] or not new.startswith(MAGIC):
+        return None
+    if old == new:
+        return []
+    lo = _first_diff(old, new)
+    hi = len(old) - _first_diff(old[::-1], new[::-1])
+    out = []
+    for k in range((lo - _BODY_AT) // _LINE_LEN, (hi - 1 - _BODY_AT) // _LINE_LEN + 1):
+        at = _BODY_AT + k * _LINE_LEN
+        flags = at + _FLAGS_AT
+        if new[at:at + _LINE_LEN] == old[at:at + _LINE_LEN]:
+            continue
+        if new[at:flags] != old[at:flags] or not _FIELD.fullmatch(new, flags, at + _LINE_LEN):
+            return None
+        field = new[flags:flags + 8]
+        f = _PARSED.get(field)
+        if f is None:
+            f = _PARSED[field] = flagset(parse_flags(field.decode()))
+        out.append((k, f))
+    return out
+
+
 def _first_diff(a: bytes, b: bytes) -> int:
     """The first index where a and b (of one length, not equal) differ."""
     lo, hi = 0, len(a)          # a[:lo] == b[:lo]; they differ before hi
@@ -189,6 +220,21 @@ def _first_diff(a: bytes, b: bytes) -> int:
         else:
             hi = mid
     return lo
+
+
+_KEYED: list = [(), ""]            # the last files_key: its files and result
+
+
+def files_key(*files: bytes | None) -> str:
+    """A hash of each file's bytes (`-` for one absent), to tell the .imp
+    and .kw.imp a record was made with (selectmark.py, modseq.py) from
+    others.  The files are often the very objects of the last call."""
+    last, got = _KEYED
+    if len(last) == len(files) and all(a is b for a, b in zip(last, files)):
+        return got
+    got = " ".join(hashlib.sha1(f).hexdigest() if f is not None else "-" for f in files)
+    _KEYED[:] = [files, got]
+    return got
 
 
 def header(data: bytes) -> tuple[int, int] | None:

@@ -58,6 +58,7 @@ class ImpState:
         self.known: tuple[bytes, bytes | None] | None = None
         self.known_live: list[Message] = []      # the messages it was for
         self.exact = False              # the merge took the file as it is
+        self.kw_exact = False           # and the .kw.imp (see render)
         self.doubted: bytes | None = None       # the .imp as a merge found it doubtful
         # the .imp as it stood when our listing was made: as we left it at
         # our last unlock (or read just before the first listing); a file
@@ -101,6 +102,9 @@ class ImpState:
             got = self._take_lines(data, kwdata, msgs)
             if got is not None:
                 return got
+        got = self._changed_lines(data, kwdata, live)
+        if got is not None:
+            return got
         parsed = self.parse(data)
         if parsed and self.uidvalidity and parsed.uidvalidity != self.uidvalidity:
             parsed = None               # someone else's box now; keep ours
@@ -161,9 +165,64 @@ class ImpState:
         self.read = (data, kwdata)
         self.known = None
         self.exact = True               # the file is what render would write
+        self.kw_exact = True
         self.ahead = []
         self._parsed = (None, None)
         return out
+
+    def _changed_lines(self, data: bytes | None, kwdata: bytes | None,
+                       live: list[Message]) -> Merged | None:
+        """Another session changed flags or keywords of messages we hold
+        (a STORE), nothing else: the .imp as we last left it, its lines
+        our messages in order, is the new one but for some flags fields
+        (Plan 9's lines are fixed-width: a compare of the bytes finds
+        them).  Only those messages are looked at; no Entry made, no
+        match.  None when anything else changed (the whole merge then)."""
+        known = self.known
+        if (known is None or data is None or known[0] is None or self.ahead or self.keep_recent
+                or live != self.known_live):
+            return None
+        old, oldkw = known
+        lines = imp.changed_lines(old, data)
+        if lines is None:
+            return None
+        out = Merged()
+        for k, f in lines:
+            m = live[k]
+            if "\\Recent" in m.flags:         # ours stands (the file has none)
+                f = imp.flagset(f | {"\\Recent"})
+            if f != m.flags:
+                m.flags = f
+                out.changed.append(m)
+        if kwdata != oldkw:
+            self._changed_keywords(oldkw, kwdata, live, out)
+        self.read = (data, kwdata)
+        self.known = None
+        self.exact = True               # the files are what render would write
+        self.kw_exact = True
+        self._parsed = (None, None)
+        return out
+
+    @staticmethod
+    def _changed_keywords(oldkw: bytes | None, kwdata: bytes | None,
+                          live: list[Message], out: Merged) -> None:
+        """The keywords of the messages whose .kw.imp line changed."""
+        old = imp.parse_keywords(oldkw) if oldkw else {}
+        new = imp.parse_keywords(kwdata) if kwdata else {}
+        for uid in old.keys() | new.keys():
+            if old.get(uid) == new.get(uid):
+                continue
+            k = bisect.bisect_left(live, uid, key=lambda m: m.uid)
+            if k == len(live) or live[k].uid != uid:
+                continue
+            m = live[k]
+            got = new.get(uid)
+            words = list(got[1]) if got and got[0] == m.digest else []
+            out.keywords.update(words)
+            if words != m.keywords:
+                m.keywords = words
+                if m not in out.changed:
+                    out.changed.append(m)
 
     def parse(self, data: bytes | None) -> imp.ImpFile | None:
         """imp.parse_imp of the .imp's bytes, kept: the file parsed before
@@ -307,13 +366,15 @@ class ImpState:
             rows = [(m.digest, m.uid, self._stored_flags(m)) for m in live]
             rows += [(e.digest, e.uid, e.flags) for e, _ in self.ahead]
             data = imp.format_rows(self.uidvalidity, self.uidnext, rows, self.keep_recent)
-        self.exact = False
-        self.now = data
         kw = oldkw
-        if oldkw is not None or any(m.keywords for m in live) or any(k for _, k in self.ahead):
+        if self.kw_exact and self.exact:
+            pass                        # both as read, no change since
+        elif oldkw is not None or any(m.keywords for m in live) or any(k for _, k in self.ahead):
             kwrows = [(m.digest, m.uid, m.keywords) for m in live]
             kwrows += [(e.digest, e.uid, k) for e, k in self.ahead]
             kw = imp.format_keywords(kwrows)
+        self.exact = self.kw_exact = False
+        self.now = data
         self.known, self.known_live = (data, kw), live
         return (data if data != old else None), (kw if kw != oldkw else None)
 

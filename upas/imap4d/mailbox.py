@@ -75,7 +75,6 @@ class Mailbox:
         # the record the open's listing came from, whose files_key may
         # prove the .imp's lines are our messages in order (_merge)
         self.recorded: selectmark.Listing | None = None
-        self.modseq_proof: str | None = None    # its .modseq.imp hash, once proved
         self.opening = False
 
     @property
@@ -124,7 +123,7 @@ class Mailbox:
         except nsmod.Error:
             self.state.listed = None
         self.marked, recorded = selectmark.read(self.ns, self.path)
-        if recorded is None or not recorded.files.startswith(selectmark.files_key(
+        if recorded is None or not recorded.files.startswith(imp.files_key(
                 self.state.listed) + " "):      # not to be taken by line (_proved)
             self.state.parse(self.state.listed)     # outside the lock (see parse)
         try:
@@ -286,24 +285,20 @@ class Mailbox:
         got = self.recorded
         if got is None or got.files == "-" or any(m.uid for m in self.msgs[:1]):
             return False
-        imp_key, _, modseq_key = got.files.rpartition(" ")
-        if selectmark.files_key(data, kwdata) != imp_key:
-            return False
-        self.modseq_proof = modseq_key
-        return True
+        return imp.files_key(data, kwdata) == got.files
 
     def _record(self) -> None:
         """Write the open's listing into <path>.mark.imp for the next
         SELECT (the lock held, the files written and MODSEQs synced), with
         the files' hashes when our messages are exactly the .imp's lines."""
         got = self.summary or self.recorded
-        self.summary = self.modseq_proof = None
+        self.summary = None
         if got is None:
             return
         known = self.state.known
         whole = (known is not None and not self.state.ahead and len(self.msgs) == len(got.nums)
                  and not any(m.expunged for m in self.msgs))
-        files = selectmark.files_key(known[0], known[1], self.modseqs.mine) if whole else "-"
+        files = imp.files_key(*known) if whole else "-"
         if got is self.recorded and files == got.files:
             return                      # as recorded: not rendered again
         mark = selectmark.render(dataclasses.replace(got, files=files))

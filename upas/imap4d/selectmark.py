@@ -11,9 +11,9 @@ the same mark and stats the same mailbox file takes the listing from
 here and reads no file of a message.  When the session's messages were
 then exactly the `.imp`'s lines, in order (no message new to it, none
 gone, no line of a message not listed), the record also holds a hash of
-the `.imp`, `.kw.imp` and `.modseq.imp` as they stood: a later SELECT
-that finds the same three files takes every message's uid and flags
-from its line by position, and neither merges nor reconciles them.
+the `.imp` and `.kw.imp` as they stood: a later SELECT that finds the
+same two files takes every message's uid and flags from its line by
+position, and does not merge them.
 Anything else (no file, another mark, another stat, a file not whole)
 and SELECT reads the listing from upasfs as before.
 
@@ -25,13 +25,12 @@ old file or the new one, and a file cut short fails the count check:
     imap4d mark 2\\n
     <mark line>\\n
     <qid.path> <qid.vers> <length> of the mailbox file\\n
-    <sha1 of .imp> <of .kw.imp> <of .modseq.imp>\\n   or `-` (not proved); `-` a file absent
+    <sha1 of .imp> <of .kw.imp>\\n   or `-` (not proved); `-` for a file absent
     <numbers as ranges: 1-9990 9992 9994-10001>\\n
     <digest>\\n                  one a message, in order
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 from upas import ns as nsmod
@@ -49,13 +48,7 @@ class Listing:
     boxkey: str                 # the mailbox file's stat (key())
     nums: list[int]
     digests: list[str]
-    files: str = "-"            # files_key() of the .imp's files, if proved
-
-
-def files_key(*files: bytes | None) -> str:
-    """What the record holds of the .imp, .kw.imp and .modseq.imp: a hash
-    of each (`-` for one absent)."""
-    return " ".join(hashlib.sha1(f).hexdigest() if f is not None else "-" for f in files)
+    files: str = "-"            # imp.files_key() of the .imp and .kw.imp, if proved
 
 
 def path_for(box: str) -> str:
