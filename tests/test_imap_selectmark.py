@@ -254,3 +254,26 @@ def test_another_sessions_store_is_merged_by_its_lines(upasfs, monkeypatch):
     two.flag_changes.clear()
     two.check()
     assert two.msgs[2].keywords == ["$Done"] and two.flag_changes == [two.msgs[2]]
+
+
+def test_a_store_between_the_listing_and_the_lock_is_merged(upasfs, monkeypatch):
+    """The messages made from the .imp's lines before the lock are made
+    new again when the file under the lock is not the one they came from
+    (another session stored meanwhile): the merge sees its change."""
+    _view(upasfs, monkeypatch)
+    other = _view(upasfs, monkeypatch)
+    from_mark = Mailbox._from_mark
+    raced = []
+
+    def racing(self, *args):
+        got = from_mark(self, *args)
+        if not raced:
+            assert self.taken                   # made from the lines
+            raced.append(_flag(other, other.msgs[0]))
+        return got
+    monkeypatch.setattr(Mailbox, "_from_mark", racing)
+    third = _view(upasfs, monkeypatch)
+    assert raced
+    assert "\\Flagged" in third.msgs[0].flags
+    assert [(m.uid, sorted(m.flags)) for m in third.msgs] == \
+        [(m.uid, sorted(m.flags - {"\\Recent"})) for m in other.msgs]

@@ -33,6 +33,7 @@ FLAG_CHARS = (("s", "\\Seen"), ("a", "\\Answered"), ("f", "\\Flagged"),
               ("D", "\\Deleted"), ("d", "\\Draft"), ("r", "\\Recent"))
 # an entry line, found in the file's body line by line (^...$ per line)
 _ENTRY = re.compile(rb"(?m)^([0-9a-f]{40}) (\d{10}) ([s-][a-][f-][D-][d-][r-]--)$")
+_FLAGS = re.compile(rb"[s-][a-][f-][D-][d-][r-]--")
 _HEADER = re.compile(re.escape(MAGIC) + rb"(\d{10}) (\d{10})\n")
 _UIDNEXT_AT = len(MAGIC) + 11      # offset of the uidnext field
 
@@ -146,21 +147,25 @@ def whole(data: bytes, n: int) -> bool:
     return len(data) == _BODY_AT + _LINE_LEN * n
 
 
-def take_lines(data: bytes, msgs: Sequence) -> None:
-    """Give each message the uid and flags of the entry line at its
-    position (the caller knows they are its own: Plan 9's fixed-width
-    lines read by offset, no line parsed whole or Entry made)."""
-    parsed = _PARSED
-    at = _BODY_AT
-    for m in msgs:
-        m.uid = int(data[at + _UID_AT:at + _UID_AT + 10])
-        field = data[at + _FLAGS_AT:at + _FLAGS_AT + 8]
-        f = parsed.get(field)
-        if f is None:
-            f = parsed[field] = flagset(parse_flags(field.decode()))
-        m.flags = f
-        m.file_recent = "\\Recent" in f
-        at += _LINE_LEN
+def lines_of(data: bytes, n: int) -> tuple[list[int], list[frozenset[str]]] | None:
+    """The uids and flags of a file of n entry lines, in order, from its
+    fixed-width lines (no line parsed whole, no Entry made: the caller
+    knows the lines are its messages'); None unless the file is whole."""
+    if not whole(data, n):
+        return None
+    # n lines of one length, 3n words: each line is digest, uid, flags
+    words = data[_BODY_AT:].split()
+    if len(words) != 3 * n:
+        return None
+    uids, fields = words[1::3], words[2::3]
+    for field in set(fields) - _PARSED.keys():
+        if not _FLAGS.fullmatch(field):
+            return None
+        _PARSED[field] = flagset(parse_flags(field.decode()))
+    try:
+        return list(map(int, uids)), list(map(_PARSED.__getitem__, fields))
+    except ValueError:
+        return None
 
 
 def flags_edit(old: bytes, new: bytes) -> tuple[int, bytes] | None:

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from upas.imap4d import imp
-from upas.imap4d.message import Message
+from upas.imap4d.message import RECENT, Message
 
 
 @dataclass
@@ -80,6 +80,7 @@ class ImpState:
     # -- the merge ---------------------------------------------------------
     def merge(self, data: bytes | None, kwdata: bytes | None, msgs: list[Message], *,
               settle: bool, force: bool, new_validity: Callable[[], int], aligned: bool = False,
+              taken: bool = False,
               vanished: Callable[[list[Message]], list[Message]]) -> Merged | None:
         """Reconcile the files' bytes (None: absent) with the messages (in
         mailbox order; the expunged ones are those the client has not been
@@ -92,14 +93,15 @@ class ImpState:
         out of date again).  new_validity() gives a new file's UIDVALIDITY;
         vanished(msgs) those of msgs upasfs no longer has (they are marked
         expunged here).  `aligned`: the caller has proved the .imp's lines
-        are these messages, in order (selectmark.py): see _take_lines."""
+        are these messages, in order (selectmark.py): see _take_lines;
+        `taken`: the messages were made from these lines already."""
         self.now = data
         live = [m for m in msgs if not m.expunged]
         if self._as_written(data, kwdata, live):
             self.read = (data, kwdata)
             return Merged()
         if aligned and data is not None:
-            got = self._take_lines(data, kwdata, msgs)
+            got = self._take_lines(data, kwdata, msgs, taken)
             if got is not None:
                 return got
         got = self._changed_lines(data, kwdata, live)
@@ -140,18 +142,27 @@ class ImpState:
         self._parsed = (None, None)     # taken: not kept for the session's life
         return out
 
-    def _take_lines(self, data: bytes, kwdata: bytes | None, msgs: list[Message]) -> Merged | None:
+    def _take_lines(self, data: bytes, kwdata: bytes | None, msgs: list[Message],
+                    taken: bool) -> Merged | None:
         """A new view whose messages are the .imp's lines in order (proved
         by the caller) takes each one's uid and flags from its line by
-        position: no Entry made, no match, the file left as it is.  Not
-        when a line holds \\Recent (this SELECT takes it: the merge
-        rewrites the file) or the file is not whole; None then."""
+        position (imp.lines_of; or was made with them: `taken`): no Entry
+        made, no match, the file left as it is.  Not when a line holds
+        \\Recent (this SELECT takes it: the merge rewrites the file) or
+        the file is not whole; None then."""
         head = imp.header(data)
-        if (head is None or self.uidvalidity or any(m.uid or m.expunged for m in msgs)
-                or not imp.whole(data, len(msgs)) or b"r--\n" in data):
+        if head is None or self.uidvalidity or b"r--\n" in data:
+            if taken:                   # made from these lines: new messages again
+                for m in msgs:
+                    m.uid, m.flags, m.file_recent = 0, RECENT, True
             return None
+        if not taken:
+            got = None if any(m.uid or m.expunged for m in msgs) else imp.lines_of(data, len(msgs))
+            if got is None:
+                return None
+            for m, uid, flags in zip(msgs, *got):
+                m.uid, m.flags, m.file_recent = uid, flags, False
         self.uidvalidity, uidnext = head
-        imp.take_lines(data, msgs)
         if msgs:
             uidnext = max(uidnext, msgs[-1].uid + 1)
         out = Merged()

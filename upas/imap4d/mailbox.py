@@ -75,6 +75,7 @@ class Mailbox:
         # the record the open's listing came from, whose files_key may
         # prove the .imp's lines are our messages in order (_merge)
         self.recorded: selectmark.Listing | None = None
+        self.taken = False              # msgs made from the .imp's lines (_from_mark)
         self.opening = False
 
     @property
@@ -123,8 +124,11 @@ class Mailbox:
         except nsmod.Error:
             self.state.listed = None
         self.marked, recorded = selectmark.read(self.ns, self.path)
-        if recorded is None or not recorded.files.startswith(imp.files_key(
-                self.state.listed) + " "):      # not to be taken by line (_proved)
+        lines = None                    # the messages made from the .imp's lines (_proved)
+        if recorded is not None and self.state.listed is not None and recorded.files.startswith(
+                imp.files_key(self.state.listed) + " "):
+            lines = imp.lines_of(self.state.listed, len(recorded.nums))
+        if lines is None:
             self.state.parse(self.state.listed)     # outside the lock (see parse)
         try:
             self.view = FsView.open(self.ns, self.path)
@@ -132,7 +136,7 @@ class Mailbox:
             raise MailboxError(str(e)) from None
         # upasfs takes the mail lock itself when it reads the mailbox, so
         # the fs is consulted first and the lock held for the .imp only
-        if not self._from_mark(recorded, selectmark.key(st)):
+        if not self._from_mark(recorded, selectmark.key(st), lines):
             self._relist(force=True)
         self._under_lock()
         self.exists_reported = len(self.msgs)
@@ -144,10 +148,13 @@ class Mailbox:
         dropping it would pull it from under other sessions."""
 
     # -- reading the fs ------------------------------------------------
-    def _from_mark(self, got: selectmark.Listing | None, boxkey: str) -> bool:
+    def _from_mark(self, got: selectmark.Listing | None, boxkey: str,
+                   lines: tuple[list[int], list] | None) -> bool:
         """The listing recorded in <path>.mark.imp, if upasfs's mark and the
         mailbox file's stat (boxkey) prove it is upasfs's listing now
-        (selectmark.py): then no file of a message is read."""
+        (selectmark.py): then no file of a message is read.  `lines`: the
+        uids and flags of the .imp's lines, if its hash is the record's:
+        the messages are made with them (_merge makes sure of them)."""
         if got is None or got.boxkey != boxkey:
             return False
         try:
@@ -160,7 +167,11 @@ class Mailbox:
             return False
         self.fs_stamp = stamp
         self.view.know(stamp[0].path, got.nums, got.digests)
-        self.msgs = [Message(n, d, flags=RECENT) for n, d in zip(got.nums, got.digests)]
+        if lines is not None and len(lines[0]) == len(got.nums):
+            self.msgs = list(map(Message, got.nums, got.digests, *lines))
+            self.taken = True
+        else:
+            self.msgs = [Message(n, d, flags=RECENT) for n, d in zip(got.nums, got.digests)]
         self.recorded = got
         self.state.listing()
         return True
@@ -267,7 +278,11 @@ class Mailbox:
         data = imp.read_file(self.ns, self.imppath)
         kwdata = imp.read_file(self.ns, self.kwpath)
         aligned = self._proved(data, kwdata)
-        got = self.state.merge(data, kwdata, self.msgs, aligned=aligned,
+        if self.taken and not (aligned and data == self.state.listed):
+            for m in self.msgs:         # made from lines that changed since
+                m.uid, m.flags, m.file_recent = 0, RECENT, True
+        taken, self.taken = self.taken and aligned, False
+        got = self.state.merge(data, kwdata, self.msgs, aligned=aligned, taken=taken,
                                settle=settle, force=force,
                                new_validity=lambda: imp.new_uidvalidity(self.ns, self.path),
                                vanished=self._vanished)
@@ -283,7 +298,7 @@ class Mailbox:
         the ones it was recorded with (selectmark.py): the .imp's lines are
         our messages, in order."""
         got = self.recorded
-        if got is None or got.files == "-" or any(m.uid for m in self.msgs[:1]):
+        if got is None or got.files == "-":
             return False
         return imp.files_key(data, kwdata) == got.files
 

@@ -31,8 +31,8 @@ class Message:
         self.expunged = False             # gone from the fs, not yet reported
         # the .imp still holds its \\Recent (or does not know it yet): what
         # a read-only view writes back as `r` (EXAMINE and STATUS keep
-        # \\Recent)
-        self.file_recent = True
+        # \\Recent); a message made from its .imp line has the line's
+        self.file_recent = "\\Recent" in flags
         self._cache: dict | None = None
 
     @property
