@@ -277,3 +277,29 @@ def test_a_store_between_the_listing_and_the_lock_is_merged(upasfs, monkeypatch)
     assert "\\Flagged" in third.msgs[0].flags
     assert [(m.uid, sorted(m.flags)) for m in third.msgs] == \
         [(m.uid, sorted(m.flags - {"\\Recent"})) for m in other.msgs]
+
+
+def test_another_sessions_expunge_and_new_mail_are_merged_by_lines(upasfs, monkeypatch):
+    """One session expunges a message and numbers new mail: the other's
+    next look finds its old lines less the expunged one's, and a line for
+    the new message at the end with the uid the first gave it; it takes
+    them without parsing the file."""
+    one = _view(upasfs, monkeypatch)
+    two = _view(upasfs, monkeypatch)
+    gone = one.msgs[1]
+    _flag(one, gone, "\\Deleted")
+    one.expunge(lambda m: m is gone)
+    one.check()
+    mbappend.append_mbox(upasfs.mbox, mbappend.format_message(NEW, "bob"))
+    one.check()
+    assert one.msgs[-1].uid == one.uidnext - 1
+    with monkeypatch.context() as mp:
+        _unparsed(mp)
+        two.check()
+    assert two.msgs[1].expunged
+    assert [(m.uid, sorted(m.flags - {"\\Recent"})) for m in two.msgs if not m.expunged] == \
+        [(m.uid, sorted(m.flags - {"\\Recent"})) for m in one.msgs if not m.expunged]
+    assert two.uidnext == one.uidnext
+    assert "\\Recent" not in two.msgs[-1].flags         # the first session's
+    fresh = _view(upasfs, monkeypatch)
+    assert [m.uid for m in fresh.msgs] == [m.uid for m in two.msgs if not m.expunged]

@@ -186,6 +186,41 @@ def flags_edit(old: bytes, new: bytes) -> tuple[int, bytes] | None:
 
 
 _FIELD = re.compile(rb"[s-][a-][f-][D-][d-]---\n")     # a flags field without `r`
+BODY_AT = _BODY_AT
+
+
+def without_lines(data: bytes, gone: list[int]) -> bytes:
+    """The entry lines of a whole file but the gone ones (indexes, in order)."""
+    parts, at = [], _BODY_AT
+    for k in gone:
+        parts.append(data[at:_BODY_AT + k * _LINE_LEN])
+        at = _BODY_AT + (k + 1) * _LINE_LEN
+    parts.append(data[at:])
+    return b"".join(parts)
+
+
+def new_lines(tail: bytes, digests: list[str], last: int) -> list[tuple[int, frozenset[str]]] | None:
+    """(uid, flags) of the entry lines `tail`, one per digest, in order,
+    their uids ascending above `last`; None unless each line is whole,
+    has its digest and no `r`."""
+    if len(tail) != _LINE_LEN * len(digests):
+        return None
+    out = []
+    for k, d in enumerate(digests):
+        line = tail[k * _LINE_LEN:(k + 1) * _LINE_LEN]
+        if line[:40] != d.encode() or not _ENTRY.fullmatch(line, 0, _LINE_LEN - 1) \
+                or not _FIELD.fullmatch(line, _FLAGS_AT):
+            return None
+        uid = int(line[_UID_AT:_UID_AT + 10])
+        if uid <= last:
+            return None
+        last = uid
+        field = line[_FLAGS_AT:_FLAGS_AT + 8]
+        f = _PARSED.get(field)
+        if f is None:
+            f = _PARSED[field] = flagset(parse_flags(field.decode()))
+        out.append((uid, f))
+    return out
 
 
 def changed_lines(old: bytes, new: bytes) -> list[tuple[int, frozenset[str]]] | None:

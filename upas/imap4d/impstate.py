@@ -104,9 +104,10 @@ class ImpState:
             got = self._take_lines(data, kwdata, msgs, taken)
             if got is not None:
                 return got
-        got = self._changed_lines(data, kwdata, live)
+        got = self._changed_lines(data, kwdata, live, vanished)
         if got is not None:
             return got
+        live = [m for m in msgs if not m.expunged]      # (_changed_lines may find some gone)
         parsed = self.parse(data)
         if parsed and self.uidvalidity and parsed.uidvalidity != self.uidvalidity:
             parsed = None               # someone else's box now; keep ours
@@ -181,23 +182,47 @@ class ImpState:
         self._parsed = (None, None)
         return out
 
-    def _changed_lines(self, data: bytes | None, kwdata: bytes | None,
-                       live: list[Message]) -> Merged | None:
-        """Another session changed flags or keywords of messages we hold
-        (a STORE), nothing else: the .imp as we last left it, its lines
-        our messages in order, is the new one but for some flags fields
-        (Plan 9's lines are fixed-width: a compare of the bytes finds
-        them).  Only those messages are looked at; no Entry made, no
-        match.  None when anything else changed (the whole merge then)."""
+    def _changed_lines(self, data: bytes | None, kwdata: bytes | None, live: list[Message],
+                       vanished: Callable[[list[Message]], list[Message]]) -> Merged | None:
+        """What other sessions did since we left the files, when that is
+        STOREs, EXPUNGEs we have seen in our listing, and APPENDs whose
+        messages our listing has at its end: the .imp as we last left it
+        (its lines our messages in order) without the lines of the
+        messages gone, some flags fields changed (Plan 9's lines are
+        fixed-width: a compare of the bytes finds them), and a line for
+        each new message, its digest.  Only those lines are looked at; no
+        Entry made, no match.  None when anything else changed (the whole
+        merge then)."""
         known = self.known
-        if (known is None or data is None or known[0] is None or self.ahead or self.keep_recent
-                or live != self.known_live):
+        if known is None or data is None or known[0] is None or self.ahead or self.keep_recent:
             return None
         old, oldkw = known
-        lines = imp.changed_lines(old, data)
-        if lines is None:
+        was = self.known_live
+        kept = [m for m in was if not m.expunged]
+        new = live[len(kept):]
+        if live[:len(kept)] != kept or any(m.uid for m in new):
             return None
+        body = imp.without_lines(old, [k for k, m in enumerate(was) if m.expunged])
+        heads = imp.header(old), imp.header(data)
+        if None in heads or heads[0][0] != heads[1][0]:
+            return None                 # another UIDVALIDITY
+        lines = imp.changed_lines(data[:imp.BODY_AT] + body, data[:imp.BODY_AT + len(body)])
+        # a new message's line was numbered since we wrote the file: its
+        # uid is not below that file's uidnext (a line we had, of a message
+        # gone, is not a new identical copy's)
+        added = imp.new_lines(data[imp.BODY_AT + len(body):], [m.digest for m in new],
+                              max(kept[-1].uid if kept else 0, heads[0][1] - 1))
+        if lines is None or added is None:
+            return None
+        if new and data != self.listed:
+            gone = vanished(new)        # one went since we listed it? (see _unconfirmed)
+            for m in gone:
+                m.expunged = True
+            if gone:
+                return None             # the whole merge, without it
         out = Merged()
+        for m, (uid, f) in zip(new, added):
+            m.uid, m.flags, m.file_recent = uid, f, False
         for k, f in lines:
             m = live[k]
             if "\\Recent" in m.flags:         # ours stands (the file has none)
@@ -205,8 +230,9 @@ class ImpState:
             if f != m.flags:
                 m.flags = f
                 out.changed.append(m)
-        if kwdata != oldkw:
-            self._changed_keywords(oldkw, kwdata, live, out)
+        if kwdata != oldkw or new:
+            self._changed_keywords(oldkw, kwdata, live, new, out)
+        self.uidnext = max(heads[1][1], live[-1].uid + 1 if live else 1)
         self.read = (data, kwdata)
         self.known = None
         self.exact = True               # the files are what render would write
@@ -215,13 +241,15 @@ class ImpState:
         return out
 
     @staticmethod
-    def _changed_keywords(oldkw: bytes | None, kwdata: bytes | None,
-                          live: list[Message], out: Merged) -> None:
-        """The keywords of the messages whose .kw.imp line changed."""
+    def _changed_keywords(oldkw: bytes | None, kwdata: bytes | None, live: list[Message],
+                          fresh: list[Message], out: Merged) -> None:
+        """The keywords of the messages whose .kw.imp line changed, and of
+        the fresh ones."""
         old = imp.parse_keywords(oldkw) if oldkw else {}
         new = imp.parse_keywords(kwdata) if kwdata else {}
+        mine = {m.uid for m in fresh}
         for uid in old.keys() | new.keys():
-            if old.get(uid) == new.get(uid):
+            if old.get(uid) == new.get(uid) and uid not in mine:
                 continue
             k = bisect.bisect_left(live, uid, key=lambda m: m.uid)
             if k == len(live) or live[k].uid != uid:
@@ -232,7 +260,7 @@ class ImpState:
             out.keywords.update(words)
             if words != m.keywords:
                 m.keywords = words
-                if m not in out.changed:
+                if uid not in mine and m not in out.changed:
                     out.changed.append(m)
 
     def parse(self, data: bytes | None) -> imp.ImpFile | None:
