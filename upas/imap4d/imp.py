@@ -147,25 +147,32 @@ def whole(data: bytes, n: int) -> bool:
     return len(data) == _BODY_AT + _LINE_LEN * n
 
 
-def lines_of(data: bytes, n: int) -> tuple[list[int], list[frozenset[str]]] | None:
-    """The uids and flags of a file of n entry lines, in order, from its
-    fixed-width lines (no line parsed whole, no Entry made: the caller
-    knows the lines are its messages'); None unless the file is whole."""
+def lines_of(data: bytes, digests: list[str]) -> tuple[list[int], list[frozenset[str]]] | None:
+    """The uids and flags of the file's lines when they are one a message
+    of `digests`, in order, with uids ascending (what match() would pair
+    one to one: a view's new messages then take them as they are); None
+    otherwise.  Read from the fixed-width lines as a few passes over the
+    whole (one split, one compare of the digest column): no line parsed
+    alone, no Entry made."""
+    n = len(digests)
     if not whole(data, n):
         return None
     # n lines of one length, 3n words: each line is digest, uid, flags
     words = data[_BODY_AT:].split()
-    if len(words) != 3 * n:
+    if len(words) != 3 * n or b" ".join(words[0::3]) != " ".join(digests).encode("ascii"):
         return None
-    uids, fields = words[1::3], words[2::3]
+    fields = words[2::3]
     for field in set(fields) - _PARSED.keys():
         if not _FLAGS.fullmatch(field):
             return None
         _PARSED[field] = flagset(parse_flags(field.decode()))
     try:
-        return list(map(int, uids)), list(map(_PARSED.__getitem__, fields))
+        uids = list(map(int, words[1::3]))
     except ValueError:
         return None
+    if uids and (uids[0] < 1 or not all(map(int.__lt__, uids, uids[1:]))):
+        return None                     # a uid-0 line or one out of order: match's business
+    return uids, list(map(_PARSED.__getitem__, fields))
 
 
 def flags_edit(old: bytes, new: bytes) -> tuple[int, bytes] | None:
@@ -267,8 +274,8 @@ _KEYED: list = [(), ""]            # the last files_key: its files and result
 
 def files_key(*files: bytes | None) -> str:
     """A hash of each file's bytes (`-` for one absent), to tell the .imp
-    and .kw.imp a record was made with (selectmark.py, modseq.py) from
-    others.  The files are often the very objects of the last call."""
+    and .kw.imp the MODSEQ record was made with (modseq.py) from others.
+    The files are often the very objects of the last call."""
     last, got = _KEYED
     if len(last) == len(files) and all(a is b for a, b in zip(last, files)):
         return got

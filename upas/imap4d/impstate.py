@@ -79,8 +79,7 @@ class ImpState:
 
     # -- the merge ---------------------------------------------------------
     def merge(self, data: bytes | None, kwdata: bytes | None, msgs: list[Message], *,
-              settle: bool, force: bool, new_validity: Callable[[], int], aligned: bool = False,
-              taken: bool = False,
+              settle: bool, force: bool, new_validity: Callable[[], int], taken: bool = False,
               vanished: Callable[[list[Message]], list[Message]]) -> Merged | None:
         """Reconcile the files' bytes (None: absent) with the messages (in
         mailbox order; the expunged ones are those the client has not been
@@ -92,15 +91,14 @@ class ImpState:
         before another session's write, which we waited for at the lock, is
         out of date again).  new_validity() gives a new file's UIDVALIDITY;
         vanished(msgs) those of msgs upasfs no longer has (they are marked
-        expunged here).  `aligned`: the caller has proved the .imp's lines
-        are these messages, in order (selectmark.py): see _take_lines;
-        `taken`: the messages were made from these lines already."""
+        expunged here).  `taken`: the messages were made from these
+        bytes' lines already (imp.lines_of: see _take_lines)."""
         self.now = data
         live = [m for m in msgs if not m.expunged]
         if self._as_written(data, kwdata, live):
             self.read = (data, kwdata)
             return Merged()
-        if aligned and data is not None:
+        if data is not None and not self.uidvalidity:
             got = self._take_lines(data, kwdata, msgs, taken)
             if got is not None:
                 return got
@@ -145,12 +143,12 @@ class ImpState:
 
     def _take_lines(self, data: bytes, kwdata: bytes | None, msgs: list[Message],
                     taken: bool) -> Merged | None:
-        """A new view whose messages are the .imp's lines in order (proved
-        by the caller) takes each one's uid and flags from its line by
-        position (imp.lines_of; or was made with them: `taken`): no Entry
-        made, no match, the file left as it is.  Not when a line holds
-        \\Recent (this SELECT takes it: the merge rewrites the file) or
-        the file is not whole; None then."""
+        """A new view whose messages are the .imp's lines, in order
+        (imp.lines_of), takes each one's uid and flags from its line by
+        position (or was made with them: `taken`): no Entry made, no
+        match, the file left as it is; what the whole merge would do.  Not
+        when a line holds \\Recent (this SELECT takes it: the merge
+        rewrites the file) or the lines are not the messages; None then."""
         head = imp.header(data)
         if head is None or self.uidvalidity or b"r--\n" in data:
             if taken:                   # made from these lines: new messages again
@@ -158,7 +156,8 @@ class ImpState:
                     m.uid, m.flags, m.file_recent = 0, RECENT, True
             return None
         if not taken:
-            got = None if any(m.uid or m.expunged for m in msgs) else imp.lines_of(data, len(msgs))
+            got = None if any(m.uid or m.expunged for m in msgs) else \
+                imp.lines_of(data, [m.digest for m in msgs])
             if got is None:
                 return None
             for m, uid, flags in zip(msgs, *got):
@@ -176,7 +175,7 @@ class ImpState:
         self.uidnext = uidnext
         self.read = (data, kwdata)
         self.known = None
-        self.exact = True               # the file is what render would write
+        self.exact = uidnext == head[1]     # the file is what render would write
         self.kw_exact = True
         self.ahead = []
         self._parsed = (None, None)

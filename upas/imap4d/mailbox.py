@@ -15,7 +15,6 @@ reports these at the points RFC 3501 allows.
 """
 from __future__ import annotations
 
-import dataclasses
 import gc
 import os
 from typing import Callable
@@ -72,9 +71,6 @@ class Mailbox:
         # the next SELECT's mark would not match anyway)
         self.marked: bytes | None = None
         self.summary: selectmark.Listing | None = None
-        # the record the open's listing came from, whose files_key may
-        # prove the .imp's lines are our messages in order (_merge)
-        self.recorded: selectmark.Listing | None = None
         self.taken = False              # msgs made from the .imp's lines (_from_mark)
         self.opening = False
 
@@ -107,7 +103,7 @@ class Mailbox:
             self._open()
         finally:
             self.opening = False
-            self.marked = self.summary = self.recorded = None
+            self.marked = self.summary = None
             if was:
                 gc.freeze()
                 gc.enable()
@@ -124,10 +120,9 @@ class Mailbox:
         except nsmod.Error:
             self.state.listed = None
         self.marked, recorded = selectmark.read(self.ns, self.path)
-        lines = None                    # the messages made from the .imp's lines (_proved)
-        if recorded is not None and self.state.listed is not None and recorded.files.startswith(
-                imp.files_key(self.state.listed) + " "):
-            lines = imp.lines_of(self.state.listed, len(recorded.nums))
+        lines = None                    # its lines are the recorded listing's messages
+        if recorded is not None and self.state.listed is not None:
+            lines = imp.lines_of(self.state.listed, recorded.digests)
         if lines is None:
             self.state.parse(self.state.listed)     # outside the lock (see parse)
         try:
@@ -153,8 +148,9 @@ class Mailbox:
         """The listing recorded in <path>.mark.imp, if upasfs's mark and the
         mailbox file's stat (boxkey) prove it is upasfs's listing now
         (selectmark.py): then no file of a message is read.  `lines`: the
-        uids and flags of the .imp's lines, if its hash is the record's:
-        the messages are made with them (_merge makes sure of them)."""
+        uids and flags of the .imp's lines, when they are these messages
+        (imp.lines_of): the messages are made with them (_merge makes sure
+        the file is still the one they came from)."""
         if got is None or got.boxkey != boxkey:
             return False
         try:
@@ -172,7 +168,6 @@ class Mailbox:
             self.taken = True
         else:
             self.msgs = [Message(n, d, flags=RECENT) for n, d in zip(got.nums, got.digests)]
-        self.recorded = got
         self.state.listing()
         return True
 
@@ -277,12 +272,12 @@ class Mailbox:
         False: nothing taken, list again first."""
         data = imp.read_file(self.ns, self.imppath)
         kwdata = imp.read_file(self.ns, self.kwpath)
-        aligned = self._proved(data, kwdata)
-        if self.taken and not (aligned and data == self.state.listed):
+        if self.taken and data != self.state.listed:
             for m in self.msgs:         # made from lines that changed since
                 m.uid, m.flags, m.file_recent = 0, RECENT, True
-        taken, self.taken = self.taken and aligned, False
-        got = self.state.merge(data, kwdata, self.msgs, aligned=aligned, taken=taken,
+            self.taken = False
+        taken, self.taken = self.taken, False
+        got = self.state.merge(data, kwdata, self.msgs, taken=taken,
                                settle=settle, force=force,
                                new_validity=lambda: imp.new_uidvalidity(self.ns, self.path),
                                vanished=self._vanished)
@@ -293,34 +288,15 @@ class Mailbox:
         self.imp_stamp = self._imp_stamp()
         return True
 
-    def _proved(self, data: bytes | None, kwdata: bytes | None) -> bool:
-        """The open's listing came from the mark record and these files are
-        the ones it was recorded with (selectmark.py): the .imp's lines are
-        our messages, in order."""
-        got = self.recorded
-        if got is None or got.files == "-":
-            return False
-        return imp.files_key(data, kwdata) == got.files
-
     def _record(self) -> None:
-        """Write the open's listing into <path>.mark.imp for the next
-        SELECT (the lock held, the files written and MODSEQs synced), with
-        the files' hashes when our messages are exactly the .imp's lines."""
-        got = self.summary or self.recorded
-        self.summary = None
-        if got is None:
+        """The open's listing from upasfs's summary, into <path>.mark.imp
+        for the next SELECT (the lock held)."""
+        if self.summary is None:
             return
-        known = self.state.known
-        whole = (known is not None and not self.state.ahead and len(self.msgs) == len(got.nums)
-                 and not any(m.expunged for m in self.msgs))
-        files = imp.files_key(*known) if whole else "-"
-        if got is self.recorded and files == got.files:
-            return                      # as recorded: not rendered again
-        mark = selectmark.render(dataclasses.replace(got, files=files))
+        mark = selectmark.render(self.summary)
         if mark != self.marked:
             selectmark.write(self.ns, self.path, mark)
-        self.marked = mark
-        self.recorded = None
+        self.marked, self.summary = mark, None
 
     def _vanished(self, msgs: list[Message]) -> list[Message]:
         """Those of msgs upasfs no longer has.  Our listing was made before

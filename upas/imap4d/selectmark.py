@@ -8,24 +8,18 @@ same messages under the same numbers.  So a session that has read the
 listing (upasfs's `summary`, which starts with the mark) writes down the
 mark, the mailbox file's stat and the listing; a later SELECT that reads
 the same mark and stats the same mailbox file takes the listing from
-here and reads no file of a message.  When the session's messages were
-then exactly the `.imp`'s lines, in order (no message new to it, none
-gone, no line of a message not listed), the record also holds a hash of
-the `.imp` and `.kw.imp` as they stood: a later SELECT that finds the
-same two files takes every message's uid and flags from its line by
-position, and does not merge them.
-Anything else (no file, another mark, another stat, a file not whole)
-and SELECT reads the listing from upasfs as before.
+here and reads no file of a message.  Anything else (no file, another
+mark, another stat, a file not whole) and SELECT reads the listing from
+upasfs as before.
 
 The file, beside the mailbox, ends in `.imp` so that LIST leaves it out
 (`.mark` is a reserved mailbox suffix: names.py); mode 0600; replaced
 whole (tmp + fsync + rename) under the mail lock, so a crash leaves the
 old file or the new one, and a file cut short fails the count check:
 
-    imap4d mark 2\\n
+    imap4d mark 1\\n
     <mark line>\\n
     <qid.path> <qid.vers> <length> of the mailbox file\\n
-    <sha1 of .imp> <of .kw.imp>\\n   or `-` (not proved); `-` for a file absent
     <numbers as ranges: 1-9990 9992 9994-10001>\\n
     <digest>\\n                  one a message, in order
 """
@@ -38,7 +32,7 @@ from upas.mail import safewrite
 from upas.imap4d import sequenceset
 
 SUFFIX = ".mark.imp"
-MAGIC = b"imap4d mark 2\n"
+MAGIC = b"imap4d mark 1\n"
 
 
 @dataclass(frozen=True)
@@ -48,7 +42,6 @@ class Listing:
     boxkey: str                 # the mailbox file's stat (key())
     nums: list[int]
     digests: list[str]
-    files: str = "-"            # imp.files_key() of the .imp and .kw.imp, if proved
 
 
 def path_for(box: str) -> str:
@@ -63,7 +56,6 @@ def key(d: nsmod.Dir) -> str:
 
 def render(got: Listing) -> bytes:
     return b"".join([MAGIC, got.mark.encode("ascii"), b"\n", got.boxkey.encode("ascii"), b"\n",
-                     got.files.encode("ascii"), b"\n",
                      _ranges(got.nums).encode("ascii"), b"\n",
                      "".join(d + "\n" for d in got.digests).encode("ascii")])
 
@@ -73,7 +65,7 @@ def parse(data: bytes | None) -> Listing | None:
     if not data or not data.startswith(MAGIC) or not data.endswith(b"\n"):
         return None
     try:
-        mark, boxkey, files, ranges, tail = data[len(MAGIC):].decode("ascii").split("\n", 4)
+        mark, boxkey, ranges, tail = data[len(MAGIC):].decode("ascii").split("\n", 3)
         count = int(mark.split()[3])
         nums = _unranges(ranges)
     except (ValueError, IndexError, UnicodeDecodeError):
@@ -81,7 +73,7 @@ def parse(data: bytes | None) -> Listing | None:
     # a digest a line, each 40 characters: checked whole, not line by line
     if count != len(nums) or len(tail) != 41 * count or tail[40::41] != "\n" * count:
         return None
-    return Listing(mark, boxkey, nums, tail.split("\n")[:-1], files)
+    return Listing(mark, boxkey, nums, tail.split("\n")[:-1])
 
 
 def read(ns: nsmod.Namespace, box: str) -> tuple[bytes | None, Listing | None]:
