@@ -196,6 +196,18 @@ _FIELD = re.compile(rb"[s-][a-][f-][D-][d-]---\n")     # a flags field without `
 BODY_AT = _BODY_AT
 
 
+def with_flags(data: bytes, changes: list[tuple[int, AbstractSet[str]]]) -> bytes:
+    """A whole file with the flags fields of some entry lines (index,
+    flags) written anew (no `r`: a view that writes it keeps none)."""
+    if not changes:
+        return data
+    buf = bytearray(data)
+    for k, flags in changes:
+        at = _BODY_AT + k * _LINE_LEN + _FLAGS_AT
+        buf[at:at + 8] = _flag_field(flags, False)
+    return bytes(buf)
+
+
 def without_lines(data: bytes, gone: list[int]) -> bytes:
     """The entry lines of a whole file but the gone ones (indexes, in order)."""
     parts, at = [], _BODY_AT

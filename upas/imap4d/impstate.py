@@ -26,6 +26,7 @@ in doubt (a walk, which needs no lock):
 from __future__ import annotations
 
 import bisect
+import operator
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -57,6 +58,10 @@ class ImpState:
         # right), set by a merge and render under one lock; else None
         self.known: tuple[bytes, bytes | None] | None = None
         self.known_live: list[Message] = []      # the messages it was for
+        # the .imp's bytes whose lines are these messages in order with
+        # these flags (the objects): render then rewrites only the flags
+        # fields of the messages whose flags were replaced since
+        self.lines_for: tuple | None = None     # (.imp, messages, flags, keywords, .kw.imp)
         self.exact = False              # the merge took the file as it is
         self.kw_exact = False           # and the .kw.imp (see render)
         self.doubted: bytes | None = None       # the .imp as a merge found it doubtful
@@ -178,6 +183,7 @@ class ImpState:
         self.exact = uidnext == head[1]     # the file is what render would write
         self.kw_exact = True
         self.ahead = []
+        self._lines(data, msgs, kwdata)
         self._parsed = (None, None)
         return out
 
@@ -237,7 +243,16 @@ class ImpState:
         self.exact = True               # the files are what render would write
         self.kw_exact = True
         self._parsed = (None, None)
+        self._lines(data, live, kwdata)
         return out
+
+    def _lines(self, data: bytes, live: list[Message], kw: bytes | None) -> None:
+        """data's lines are live's messages, with their flags and keywords
+        now (and uidnext ours), kw the .kw.imp: see lines_for."""
+        head = imp.header(data)
+        ok = not self.keep_recent and not self.ahead and head and head[1] == self.uidnext
+        self.lines_for = (data, live, [m.flags for m in live], [m.keywords for m in live],
+                          kw) if ok else None
 
     @staticmethod
     def _changed_keywords(oldkw: bytes | None, kwdata: bytes | None, live: list[Message],
@@ -398,15 +413,18 @@ class ImpState:
         live = [m for m in msgs if not m.expunged]
         old, oldkw = self.read
         self.read = (None, None)
+        patched, kw_same = self._patched(old, oldkw, live)
         if self.exact and old is not None:
             data = old                  # as it was read (see _takes_all)
+        elif patched is not None:
+            data = patched
         else:
             rows = [(m.digest, m.uid, self._stored_flags(m)) for m in live]
             rows += [(e.digest, e.uid, e.flags) for e, _ in self.ahead]
             data = imp.format_rows(self.uidvalidity, self.uidnext, rows, self.keep_recent)
         kw = oldkw
-        if self.kw_exact and self.exact:
-            pass                        # both as read, no change since
+        if (self.kw_exact and self.exact) or kw_same:
+            pass                        # as read, no keyword changed since
         elif oldkw is not None or any(m.keywords for m in live) or any(k for _, k in self.ahead):
             kwrows = [(m.digest, m.uid, m.keywords) for m in live]
             kwrows += [(e.digest, e.uid, k) for e, k in self.ahead]
@@ -414,7 +432,27 @@ class ImpState:
         self.exact = self.kw_exact = False
         self.now = data
         self.known, self.known_live = (data, kw), live
+        self._lines(data, live, kw)
         return (data if data != old else None), (kw if kw != oldkw else None)
+
+    def _patched(self, old: bytes | None, oldkw: bytes | None,
+                 live: list[Message]) -> tuple[bytes | None, bool]:
+        """The file `old` with the flags fields of the messages whose flags
+        were replaced since it was made (lines_for), if its lines are
+        still our messages and nothing else changed (else None); and
+        whether the .kw.imp `oldkw` is the one made with them and no
+        message's keywords were replaced since."""
+        got, self.lines_for = self.lines_for, None
+        if got is None or old is None or self.ahead or self.keep_recent:
+            return None, False
+        data, was, flags, words, kw = got
+        head = imp.header(old)
+        if (data is not old and data != old) or was != live or head is None \
+                or head[1] != self.uidnext:
+            return None, False
+        kw_same = kw == oldkw and all(map(operator.is_, words, (m.keywords for m in live)))
+        return imp.with_flags(old, [(k, m.flags) for k, (m, f) in enumerate(zip(live, flags))
+                                    if m.flags is not f]), kw_same
 
     def _stored_flags(self, m: Message) -> set[str] | frozenset[str]:
         """The flags the .imp gets for m: a view that keeps \\Recent writes
