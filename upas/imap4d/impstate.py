@@ -26,12 +26,16 @@ in doubt (a walk, which needs no lock):
 from __future__ import annotations
 
 import bisect
+import itertools
 import operator
 from dataclasses import dataclass, field
 from typing import Callable
 
 from upas.imap4d import imp
 from upas.imap4d.message import RECENT, Message
+
+
+_REWRITE = object()     # lines_for's .kw.imp when it is to be made anew
 
 
 @dataclass
@@ -61,7 +65,8 @@ class ImpState:
         # the .imp's bytes whose lines are these messages in order with
         # these flags (the objects): render then rewrites only the flags
         # fields of the messages whose flags were replaced since
-        self.lines_for: tuple | None = None     # (.imp, messages, flags, keywords, .kw.imp)
+        # (.imp, messages, flags, keywords, .kw.imp, the file it came from)
+        self.lines_for: tuple | None = None
         self.exact = False              # the merge took the file as it is
         self.kw_exact = False           # and the .kw.imp (see render)
         self.doubted: bytes | None = None       # the .imp as a merge found it doubtful
@@ -207,23 +212,28 @@ class ImpState:
         new = live[len(kept):]
         if live[:len(kept)] != kept or any(m.uid for m in new):
             return None
-        body = imp.without_lines(old, [k for k, m in enumerate(was) if m.expunged])
         heads = imp.header(old), imp.header(data)
         if None in heads or heads[0][0] != heads[1][0]:
             return None                 # another UIDVALIDITY
-        lines = imp.changed_lines(data[:imp.BODY_AT] + body, data[:imp.BODY_AT + len(body)])
-        # a new message's line was numbered since we wrote the file: its
-        # uid is not below that file's uidnext (a line we had, of a message
-        # gone, is not a new identical copy's)
-        added = imp.new_lines(data[imp.BODY_AT + len(body):], [m.digest for m in new],
-                              max(kept[-1].uid if kept else 0, heads[0][1] - 1))
-        if lines is None or added is None:
+        gone = [k for k, m in enumerate(was) if m.expunged]
+        got = self._lines_since(old, data, new, imp.without_lines(old, gone),
+                                max(kept[-1].uid if kept else 0, heads[0][1] - 1))
+        stale = got is None and bool(gone)
+        if stale:
+            # the lines of the messages we saw go are still there (ours to
+            # drop: this view's own EXPUNGE, or a delete in upasfs)
+            got = self._lines_since(old, data, new, old[imp.BODY_AT:], heads[0][1] - 1)
+            if got is not None:
+                at = list(itertools.accumulate(not m.expunged for m in was))
+                got = ([(at[k] - 1, f) for k, f in got[0] if not was[k].expunged], got[1])
+        if got is None:
             return None
+        lines, added = got
         if new and data != self.listed:
-            gone = vanished(new)        # one went since we listed it? (see _unconfirmed)
-            for m in gone:
+            went = vanished(new)        # one went since we listed it? (see _unconfirmed)
+            for m in went:
                 m.expunged = True
-            if gone:
+            if went:
                 return None             # the whole merge, without it
         out = Merged()
         for m, (uid, f) in zip(new, added):
@@ -240,19 +250,35 @@ class ImpState:
         self.uidnext = max(heads[1][1], live[-1].uid + 1 if live else 1)
         self.read = (data, kwdata)
         self.known = None
-        self.exact = True               # the files are what render would write
-        self.kw_exact = True
+        self.exact = self.kw_exact = not stale      # the files are what render would write
         self._parsed = (None, None)
-        self._lines(data, live, kwdata)
+        if stale:
+            self._lines(imp.without_lines(data, gone), live, _REWRITE, data)
+        else:
+            self._lines(data, live, kwdata)
         return out
 
-    def _lines(self, data: bytes, live: list[Message], kw: bytes | None) -> None:
+    @staticmethod
+    def _lines_since(old: bytes, data: bytes, new: list[Message], body: bytes,
+                     last: int) -> tuple[list, list] | None:
+        """(flags changed, lines added) when data is `body` (entry lines
+        of `old`) with some flags fields changed, then a line for each of
+        the new messages, their uids above `last`; else None."""
+        lines = imp.changed_lines(data[:imp.BODY_AT] + body, data[:imp.BODY_AT + len(body)])
+        # a new message's line was numbered since we wrote the file: its
+        # uid is not below that file's uidnext (a line we had, of a message
+        # gone, is not a new identical copy's)
+        added = imp.new_lines(data[imp.BODY_AT + len(body):], [m.digest for m in new], last)
+        return None if lines is None or added is None else (lines, added)
+
+    def _lines(self, data: bytes, live: list[Message], kw, source: bytes | None = None) -> None:
         """data's lines are live's messages, with their flags and keywords
-        now (and uidnext ours), kw the .kw.imp: see lines_for."""
+        now (and uidnext ours), kw the .kw.imp; they were made from the
+        file `source` (data itself unless given): see lines_for."""
         head = imp.header(data)
         ok = not self.keep_recent and not self.ahead and head and head[1] == self.uidnext
         self.lines_for = (data, live, [m.flags for m in live], [m.keywords for m in live],
-                          kw) if ok else None
+                          kw, source or data) if ok else None
 
     @staticmethod
     def _changed_keywords(oldkw: bytes | None, kwdata: bytes | None, live: list[Message],
@@ -445,13 +471,13 @@ class ImpState:
         got, self.lines_for = self.lines_for, None
         if got is None or old is None or self.ahead or self.keep_recent:
             return None, False
-        data, was, flags, words, kw = got
+        data, was, flags, words, kw, source = got
         head = imp.header(old)
-        if (data is not old and data != old) or was != live or head is None \
+        if (source is not old and source != old) or was != live or head is None \
                 or head[1] != self.uidnext:
             return None, False
         kw_same = kw == oldkw and all(map(operator.is_, words, (m.keywords for m in live)))
-        return imp.with_flags(old, [(k, m.flags) for k, (m, f) in enumerate(zip(live, flags))
+        return imp.with_flags(data, [(k, m.flags) for k, (m, f) in enumerate(zip(live, flags))
                                     if m.flags is not f]), kw_same
 
     def _stored_flags(self, m: Message) -> set[str] | frozenset[str]:

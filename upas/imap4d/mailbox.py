@@ -123,8 +123,6 @@ class Mailbox:
         lines = None                    # its lines are the recorded listing's messages
         if recorded is not None and self.state.listed is not None:
             lines = imp.lines_of(self.state.listed, recorded.digests)
-        if lines is None:
-            self.state.parse(self.state.listed)     # outside the lock (see parse)
         try:
             self.view = FsView.open(self.ns, self.path)
         except nsmod.Error as e:
@@ -133,6 +131,9 @@ class Mailbox:
         # the fs is consulted first and the lock held for the .imp only
         if not self._from_mark(recorded, selectmark.key(st), lines):
             self._relist(force=True)
+            self._take_listed()
+        if not self.taken:
+            self.state.parse(self.state.listed)     # outside the lock (see parse)
         self._under_lock()
         self.exists_reported = len(self.msgs)
         self.recent_reported = self.recent()
@@ -170,6 +171,18 @@ class Mailbox:
             self.msgs = [Message(n, d, flags=RECENT) for n, d in zip(got.nums, got.digests)]
         self.state.listing()
         return True
+
+    def _take_listed(self) -> None:
+        """The messages upasfs listed take the uids and flags of the .imp
+        read before the listing, if its lines are these messages in order
+        (imp.lines_of; _merge makes sure the file is still that one)."""
+        if self.state.listed is None or any(m.uid for m in self.msgs):
+            return
+        got = imp.lines_of(self.state.listed, [m.digest for m in self.msgs])
+        if got is not None:
+            for m, uid, flags in zip(self.msgs, *got):
+                m.uid, m.flags, m.file_recent = uid, flags, False
+            self.taken = True
 
     def _numbers(self, qpath: int) -> list[int]:
         """The message numbers, from upasfs's summary where it has one (the
