@@ -296,8 +296,13 @@ def test_another_sessions_expunge_and_new_mail_are_merged_by_lines(upasfs, monke
     lines = imp.parse_imp(open(upasfs.mbox + ".imp", "rb").read()).entries
     assert gone.uid not in [e.uid for e in lines]
     mbappend.append_mbox(upasfs.mbox, mbappend.format_message(NEW, "bob"))
-    one.check()
-    assert one.msgs[-1].uid == one.uidnext - 1
+    with monkeypatch.context() as mp:           # new mail, numbered here
+        _unparsed(mp)
+        one.check()
+    assert one.msgs[-1].uid == one.uidnext - 1 and "\\Recent" in one.msgs[-1].flags
+    lines = imp.parse_imp(open(upasfs.mbox + ".imp", "rb").read()).entries
+    assert [(e.digest, e.uid) for e in lines] == [(m.digest, m.uid) for m in one.msgs
+                                                  if not m.expunged]
     with monkeypatch.context() as mp:
         _unparsed(mp)
         two.check()

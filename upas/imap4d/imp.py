@@ -208,6 +208,16 @@ def with_flags(data: bytes, changes: list[tuple[int, AbstractSet[str]]]) -> byte
     return bytes(buf)
 
 
+def with_lines(data: bytes, uidnext: int, rows: list[tuple[str, int, AbstractSet[str]]]) -> bytes:
+    """A whole file with this uidnext and entry lines added at its end
+    (no `r`, as with_flags)."""
+    field = b"%010d" % uidnext
+    if not rows and data[_UIDNEXT_AT:_UIDNEXT_AT + 10] == field:
+        return data
+    lines = [_LINE % (d.encode(), u, _flag_field(f, False)) for d, u, f in rows]
+    return b"".join([data[:_UIDNEXT_AT], field, data[_UIDNEXT_AT + 10:], *lines])
+
+
 def without_lines(data: bytes, gone: list[int]) -> bytes:
     """The entry lines of a whole file but the gone ones (indexes, in order)."""
     parts, at = [], _BODY_AT

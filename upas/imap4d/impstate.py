@@ -216,20 +216,25 @@ class ImpState:
         if None in heads or heads[0][0] != heads[1][0]:
             return None                 # another UIDVALIDITY
         gone = [k for k, m in enumerate(was) if m.expunged]
-        got = self._lines_since(old, data, new, imp.without_lines(old, gone),
-                                max(kept[-1].uid if kept else 0, heads[0][1] - 1))
-        stale = got is None and bool(gone)
-        if stale:
-            # the lines of the messages we saw go are still there (ours to
-            # drop: this view's own EXPUNGE, or a delete in upasfs)
-            got = self._lines_since(old, data, new, old[imp.BODY_AT:], heads[0][1] - 1)
+        last = max(kept[-1].uid if kept else 0, heads[0][1] - 1)
+        got, stale, unnumbered = None, False, False
+        # the lines of the messages we saw go are dropped, or still there
+        # (ours to drop: this view's own EXPUNGE, or a delete in upasfs);
+        # the new messages have lines, or none has one yet (ours to number)
+        for stale, unnumbered in ((False, False), (False, True), (True, False), (True, True)):
+            if (stale and not gone) or (unnumbered and not new):
+                continue
+            body = old[imp.BODY_AT:] if stale else imp.without_lines(old, gone)
+            got = self._lines_since(old, data, [] if unnumbered else new, body, last)
             if got is not None:
-                at = list(itertools.accumulate(not m.expunged for m in was))
-                got = ([(at[k] - 1, f) for k, f in got[0] if not was[k].expunged], got[1])
+                break
         if got is None:
             return None
+        if stale:
+            at = list(itertools.accumulate(not m.expunged for m in was))
+            got = ([(at[k] - 1, f) for k, f in got[0] if not was[k].expunged], got[1])
         lines, added = got
-        if new and data != self.listed:
+        if new and not unnumbered and data != self.listed:
             went = vanished(new)        # one went since we listed it? (see _unconfirmed)
             for m in went:
                 m.expunged = True
@@ -247,15 +252,21 @@ class ImpState:
                 out.changed.append(m)
         if kwdata != oldkw or new:
             self._changed_keywords(oldkw, kwdata, live, new, out)
-        self.uidnext = max(heads[1][1], live[-1].uid + 1 if live else 1)
+        self.uidnext = max(heads[1][1], self.uidnext, (kept[-1].uid if kept else 0) + 1)
+        if unnumbered:
+            for m in new:               # new to the file (mail delivered): ours stand
+                m.uid = self.uidnext
+                self.uidnext += 1
+        else:
+            self.uidnext = max(self.uidnext, live[-1].uid + 1 if live else 1)
         self.read = (data, kwdata)
         self.known = None
-        self.exact = self.kw_exact = not stale      # the files are what render would write
+        self.exact = self.kw_exact = not stale and not unnumbered   # what render would write
         self._parsed = (None, None)
         if stale:
-            self._lines(imp.without_lines(data, gone), live, _REWRITE, data)
+            self._lines(data[:imp.BODY_AT] + imp.without_lines(data, gone), kept, _REWRITE, data)
         else:
-            self._lines(data, live, kwdata)
+            self._lines(data, kept if unnumbered else live, kwdata)
         return out
 
     @staticmethod
@@ -275,8 +286,7 @@ class ImpState:
         """data's lines are live's messages, with their flags and keywords
         now (and uidnext ours), kw the .kw.imp; they were made from the
         file `source` (data itself unless given): see lines_for."""
-        head = imp.header(data)
-        ok = not self.keep_recent and not self.ahead and head and head[1] == self.uidnext
+        ok = not self.keep_recent and not self.ahead
         self.lines_for = (data, live, [m.flags for m in live], [m.keywords for m in live],
                           kw, source or data) if ok else None
 
@@ -463,22 +473,25 @@ class ImpState:
 
     def _patched(self, old: bytes | None, oldkw: bytes | None,
                  live: list[Message]) -> tuple[bytes | None, bool]:
-        """The file `old` with the flags fields of the messages whose flags
-        were replaced since it was made (lines_for), if its lines are
-        still our messages and nothing else changed (else None); and
-        whether the .kw.imp `oldkw` is the one made with them and no
-        message's keywords were replaced since."""
+        """The file made from `old` (lines_for) with the flags fields of the
+        messages whose flags were replaced since, a line for each message
+        numbered since (at the end) and our uidnext, if its lines are
+        still our first messages (else None); and whether the .kw.imp
+        `oldkw` is the one made with them and no message's keywords were
+        replaced since."""
         got, self.lines_for = self.lines_for, None
         if got is None or old is None or self.ahead or self.keep_recent:
             return None, False
         data, was, flags, words, kw, source = got
-        head = imp.header(old)
-        if (source is not old and source != old) or was != live or head is None \
-                or head[1] != self.uidnext:
+        if (source is not old and source != old) or live[:len(was)] != was:
             return None, False
-        kw_same = kw == oldkw and all(map(operator.is_, words, (m.keywords for m in live)))
-        return imp.with_flags(data, [(k, m.flags) for k, (m, f) in enumerate(zip(live, flags))
-                                    if m.flags is not f]), kw_same
+        extra = live[len(was):]
+        kw_same = kw == oldkw and not any(m.keywords for m in extra) and \
+            all(map(operator.is_, words, (m.keywords for m in was)))
+        data = imp.with_flags(data, [(k, m.flags) for k, (m, f) in enumerate(zip(was, flags))
+                                     if m.flags is not f])
+        return imp.with_lines(data, self.uidnext, [(m.digest, m.uid, m.flags) for m in extra]), \
+            kw_same
 
     def _stored_flags(self, m: Message) -> set[str] | frozenset[str]:
         """The flags the .imp gets for m: a view that keeps \\Recent writes
