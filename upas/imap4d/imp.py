@@ -112,6 +112,15 @@ def format_imp(imp: ImpFile, recent: bool) -> bytes:
                        ((e.digest, e.uid, e.flags) for e in imp.entries), recent)
 
 
+def field_flags(field: bytes) -> frozenset[str]:
+    """The flags of an entry line's 8-byte field (a valid one), as the
+    frozenset shared by every line with it."""
+    f = _PARSED.get(field)
+    if f is None:
+        f = _PARSED[field] = flagset(parse_flags(field.decode()))
+    return f
+
+
 def parse_imp(data: bytes) -> ImpFile | None:
     """Parse a .imp file; None if its header is not Plan 9's.  Entry lines
     that do not parse are skipped (9front is lenient the same way)."""
@@ -123,10 +132,7 @@ def parse_imp(data: bytes) -> ImpFile | None:
         return None
     entries = []
     for digest, uid, flags in _ENTRY.findall(body):
-        f = _PARSED.get(flags)
-        if f is None:
-            f = _PARSED[flags] = flagset(parse_flags(flags.decode()))
-        entries.append(Entry(digest.decode(), int(uid), f))
+        entries.append(Entry(digest.decode(), int(uid), field_flags(flags)))
     return ImpFile(int(m.group(1)), int(m.group(2)), entries)
 
 
@@ -165,7 +171,7 @@ def lines_of(data: bytes, digests: list[str]) -> tuple[list[int], list[frozenset
     for field in set(fields) - _PARSED.keys():
         if not _FLAGS.fullmatch(field):
             return None
-        _PARSED[field] = flagset(parse_flags(field.decode()))
+        field_flags(field)
     try:
         uids = list(map(int, words[1::3]))
     except ValueError:
@@ -244,11 +250,7 @@ def new_lines(tail: bytes, digests: list[str], last: int) -> list[tuple[int, fro
         if uid <= last:
             return None
         last = uid
-        field = line[_FLAGS_AT:_FLAGS_AT + 8]
-        f = _PARSED.get(field)
-        if f is None:
-            f = _PARSED[field] = flagset(parse_flags(field.decode()))
-        out.append((uid, f))
+        out.append((uid, field_flags(line[_FLAGS_AT:_FLAGS_AT + 8])))
     return out
 
 
@@ -271,11 +273,7 @@ def changed_lines(old: bytes, new: bytes) -> list[tuple[int, frozenset[str]]] | 
             continue
         if new[at:flags] != old[at:flags] or not _FIELD.fullmatch(new, flags, at + _LINE_LEN):
             return None
-        field = new[flags:flags + 8]
-        f = _PARSED.get(field)
-        if f is None:
-            f = _PARSED[field] = flagset(parse_flags(field.decode()))
-        out.append((k, f))
+        out.append((k, field_flags(new[flags:flags + 8])))
     return out
 
 
