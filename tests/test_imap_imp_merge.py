@@ -133,3 +133,19 @@ def test_a_read_only_view_leaves_recent_as_the_file_has_it():
     merge(state, data, msgs)
     out, _ = state.render(msgs)
     assert not any("\\Recent" in e.flags for e in imp.parse_imp(out).entries)
+
+
+def test_lines_are_taken_whole_only_when_they_are_the_messages():
+    """imp.lines_of, what a new view takes without the match: the lines
+    one a message, in order, uids ascending; anything else is match's."""
+    good = imp_file(4, (A, 1, "s"), (B, 3, ""))
+    assert imp.lines_of(good, [A, B]) == ([1, 3], [frozenset({"\\Seen"}), frozenset()])
+    assert imp.lines_of(good, [B, A]) is None                  # another order
+    assert imp.lines_of(good, [A]) is None                     # a line more
+    assert imp.lines_of(imp_file(4, (A, 3, ""), (B, 1, "")), [A, B]) is None   # out of order
+    assert imp.lines_of(imp_file(4, (A, 0, ""), (B, 1, "")), [A, B]) is None   # Plan 9's uid 0
+    assert imp.lines_of(good[:-1], [A, B]) is None             # cut short
+    state, msgs = ImpState(), listing(A, B)
+    assert merge(state, good, msgs) is not None
+    assert [(m.uid, m.flags) for m in msgs] == [(1, {"\\Seen"}), (3, set())]
+    assert state.render(msgs) == (None, None)       # the file as it was

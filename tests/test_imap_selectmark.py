@@ -15,7 +15,7 @@ import os
 from tests.fixtures.tracedns import MESSAGE_FILE, Traced
 from tests.fixtures.upasfs import restart_from_index
 from upas import mbappend
-from upas.imap4d import selectmark
+from upas.imap4d import imp, selectmark
 from upas.imap4d.mailbox import Mailbox
 
 BOX = "/mail/box/glenda/mbox"
@@ -108,7 +108,7 @@ def test_a_record_cut_short_or_foreign_is_not_used(upasfs, monkeypatch):
     first = _view(upasfs, monkeypatch)
     path = upasfs.mbox + ".mark.imp"
     whole = open(path, "rb").read()
-    for bad in (whole[:-20], whole.replace(b"imap4d mark 1", b"imap4d mark 9"),
+    for bad in (whole[:-20], whole.replace(selectmark.MAGIC, b"imap4d mark 9\n"),
                 whole[:-41]):                   # a whole digest line gone
         with open(path, "wb") as f:
             f.write(bad)
@@ -164,3 +164,152 @@ def test_only_our_upasfs_is_asked_for_mark_and_summary(upasfs, tmp_path, monkeyp
     view = FsView(other, "mbox")
     assert not other.ours("/mail/fs/mbox")
     assert (view.mark(), view.summary(), other.seen) == (None, None, [])
+
+
+def _unparsed(monkeypatch):
+    """Make parsing the .imp or the MODSEQ record fail the test."""
+    from upas.imap4d import imp, modseq
+
+    def refuse(*_):
+        raise AssertionError("parsed")
+    monkeypatch.setattr(imp, "parse_imp", refuse)
+    monkeypatch.setattr(modseq, "parse", refuse)
+
+
+def _flag(box: Mailbox, m, flag: str = "\\Flagged", words=None) -> None:
+    from upas.imap4d import imp
+
+    def change(x) -> bool:
+        x.flags = imp.flagset(set(x.flags) | {flag})
+        if words:
+            x.keywords = list(words)
+        return True
+    assert box.modify([m], change) == [m]
+
+
+def test_unchanged_files_are_taken_line_by_line(upasfs, monkeypatch):
+    """The .imp's lines are the recorded listing's messages, in order:
+    the next SELECT parses neither the .imp nor the MODSEQs (whose record
+    names the .imp it was made with), and sees what a merge would."""
+    first = _view(upasfs, monkeypatch)
+    with monkeypatch.context() as mp:
+        _unparsed(mp)
+        again = _view(upasfs, monkeypatch)
+    assert _state(again) == [s[:3] + ([],) for s in _state(first)]
+    assert again.uidnext == first.uidnext and again.uidvalidity == first.uidvalidity
+    assert again.modseqs.of(again.msgs[0].uid) == first.modseqs.of(first.msgs[0].uid) > 0
+
+
+def test_files_changed_since_the_record_are_merged(upasfs, monkeypatch):
+    """Another session's STORE (flags, a keyword) changes the .imp and
+    .kw.imp: the next SELECT still takes them line by line (MODSEQs
+    synced by the storing session), as does the one after."""
+    first = _view(upasfs, monkeypatch)
+    _flag(first, first.msgs[0])
+    _flag(first, first.msgs[1], "\\Seen", ["$Work"])
+    with monkeypatch.context() as mp:
+        _unparsed(mp)
+        after = _view(upasfs, monkeypatch)
+    assert "\\Flagged" in after.msgs[0].flags and after.msgs[1].keywords == ["$Work"]
+    assert "$Work" in after.keywords
+    bumped = after.modseqs.of(after.msgs[1].uid)
+    assert bumped > after.modseqs.of(after.msgs[2].uid)
+    with monkeypatch.context() as mp:
+        _unparsed(mp)
+        third = _view(upasfs, monkeypatch)
+    assert [(m.uid, sorted(m.flags), m.keywords) for m in third.msgs] == \
+        [(m.uid, sorted(m.flags), m.keywords) for m in after.msgs]
+    assert "$Work" in third.keywords
+    assert third.modseqs.of(third.msgs[1].uid) == bumped
+
+
+def test_a_modseq_file_changed_alone_is_synced(upasfs, monkeypatch):
+    """The .imp as recorded but the MODSEQ file not (cut by a crash, or
+    written by a session that recorded nothing): it is reconciled again."""
+    first = _view(upasfs, monkeypatch)
+    path = upasfs.mbox + ".modseq.imp"
+    os.unlink(path)
+    again = _view(upasfs, monkeypatch)
+    assert os.path.exists(path)
+    assert again.modseqs.of(again.msgs[0].uid) > 0
+    assert [s[:3] for s in _state(again)] == [s[:3] for s in _state(first)]
+
+
+def test_another_sessions_store_is_merged_by_its_lines(upasfs, monkeypatch):
+    """A STORE in one session changes a few flags fields of the .imp (and
+    a .kw.imp line): another session's next look takes those lines alone
+    (the file not parsed) and reports just those messages changed."""
+    one = _view(upasfs, monkeypatch)
+    two = _view(upasfs, monkeypatch)
+    _flag(one, one.msgs[1])
+    _flag(one, one.msgs[2], "\\Seen", ["$Todo"])
+    with monkeypatch.context() as mp:
+        _unparsed(mp)
+        two.check()
+    assert [m.uid for m in two.flag_changes] == [one.msgs[1].uid, one.msgs[2].uid]
+    assert [(m.uid, sorted(m.flags), m.keywords) for m in two.msgs] == \
+        [(m.uid, sorted(m.flags - {"\\Recent"}), m.keywords) for m in one.msgs]
+    assert "$Todo" in two.keywords
+    assert two.modseqs.of(two.msgs[2].uid) == one.modseqs.of(one.msgs[2].uid)
+    _flag(one, one.msgs[2], "\\Seen", ["$Done"])       # a keyword replaced
+    two.flag_changes.clear()
+    two.check()
+    assert two.msgs[2].keywords == ["$Done"] and two.flag_changes == [two.msgs[2]]
+
+
+def test_a_store_between_the_listing_and_the_lock_is_merged(upasfs, monkeypatch):
+    """The messages made from the .imp's lines before the lock are made
+    new again when the file under the lock is not the one they came from
+    (another session stored meanwhile): the merge sees its change."""
+    _view(upasfs, monkeypatch)
+    other = _view(upasfs, monkeypatch)
+    from_mark = Mailbox._from_mark
+    raced = []
+
+    def racing(self, *args):
+        got = from_mark(self, *args)
+        if not raced:
+            assert self.taken                   # made from the lines
+            raced.append(_flag(other, other.msgs[0]))
+        return got
+    monkeypatch.setattr(Mailbox, "_from_mark", racing)
+    third = _view(upasfs, monkeypatch)
+    assert raced
+    assert "\\Flagged" in third.msgs[0].flags
+    assert [(m.uid, sorted(m.flags)) for m in third.msgs] == \
+        [(m.uid, sorted(m.flags - {"\\Recent"})) for m in other.msgs]
+
+
+def test_another_sessions_expunge_and_new_mail_are_merged_by_lines(upasfs, monkeypatch):
+    """One session expunges a message and numbers new mail: the other's
+    next look finds its old lines less the expunged one's, and a line for
+    the new message at the end with the uid the first gave it; it takes
+    them without parsing the file."""
+    one = _view(upasfs, monkeypatch)
+    two = _view(upasfs, monkeypatch)
+    gone = one.msgs[1]
+    _flag(one, gone, "\\Deleted")
+    one.expunge(lambda m: m is gone)
+    with monkeypatch.context() as mp:           # its own expunge: the line dropped
+        _unparsed(mp)
+        one.check()
+    lines = imp.parse_imp(open(upasfs.mbox + ".imp", "rb").read()).entries
+    assert gone.uid not in [e.uid for e in lines]
+    mbappend.append_mbox(upasfs.mbox, mbappend.format_message(NEW, "bob"))
+    with monkeypatch.context() as mp:           # new mail, numbered here
+        _unparsed(mp)
+        one.check()
+    assert one.msgs[-1].uid == one.uidnext - 1 and "\\Recent" in one.msgs[-1].flags
+    lines = imp.parse_imp(open(upasfs.mbox + ".imp", "rb").read()).entries
+    assert [(e.digest, e.uid) for e in lines] == [(m.digest, m.uid) for m in one.msgs
+                                                  if not m.expunged]
+    with monkeypatch.context() as mp:
+        _unparsed(mp)
+        two.check()
+    assert two.msgs[1].expunged
+    assert [(m.uid, sorted(m.flags - {"\\Recent"})) for m in two.msgs if not m.expunged] == \
+        [(m.uid, sorted(m.flags - {"\\Recent"})) for m in one.msgs if not m.expunged]
+    assert two.uidnext == one.uidnext
+    assert "\\Recent" not in two.msgs[-1].flags         # the first session's
+    fresh = _view(upasfs, monkeypatch)
+    assert [m.uid for m in fresh.msgs] == [m.uid for m in two.msgs if not m.expunged]

@@ -17,6 +17,7 @@ files through the namespace, under the mail lock, crash-safely.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import re
 import time
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ FLAG_CHARS = (("s", "\\Seen"), ("a", "\\Answered"), ("f", "\\Flagged"),
               ("D", "\\Deleted"), ("d", "\\Draft"), ("r", "\\Recent"))
 # an entry line, found in the file's body line by line (^...$ per line)
 _ENTRY = re.compile(rb"(?m)^([0-9a-f]{40}) (\d{10}) ([s-][a-][f-][D-][d-][r-]--)$")
+_FLAGS = re.compile(rb"[s-][a-][f-][D-][d-][r-]--")
 _HEADER = re.compile(re.escape(MAGIC) + rb"(\d{10}) (\d{10})\n")
 _UIDNEXT_AT = len(MAGIC) + 11      # offset of the uidnext field
 
@@ -110,6 +112,15 @@ def format_imp(imp: ImpFile, recent: bool) -> bytes:
                        ((e.digest, e.uid, e.flags) for e in imp.entries), recent)
 
 
+def field_flags(field: bytes) -> frozenset[str]:
+    """The flags of an entry line's 8-byte field (a valid one), as the
+    frozenset shared by every line with it."""
+    f = _PARSED.get(field)
+    if f is None:
+        f = _PARSED[field] = flagset(parse_flags(field.decode()))
+    return f
+
+
 def parse_imp(data: bytes) -> ImpFile | None:
     """Parse a .imp file; None if its header is not Plan 9's.  Entry lines
     that do not parse are skipped (9front is lenient the same way)."""
@@ -121,21 +132,53 @@ def parse_imp(data: bytes) -> ImpFile | None:
         return None
     entries = []
     for digest, uid, flags in _ENTRY.findall(body):
-        f = _PARSED.get(flags)
-        if f is None:
-            f = _PARSED[flags] = flagset(parse_flags(flags.decode()))
-        entries.append(Entry(digest.decode(), int(uid), f))
+        entries.append(Entry(digest.decode(), int(uid), field_flags(flags)))
     return ImpFile(int(m.group(1)), int(m.group(2)), entries)
 
 
 def as_parsed(data: bytes, parsed: ImpFile) -> bool:
     """The file is exactly what format_imp(parsed, True) gives: every line
     after the header parsed (entry lines have one length), none skipped."""
-    return len(data) == len(MAGIC) + 22 + 61 * len(parsed.entries)
+    return whole(data, len(parsed.entries))
 
 
 _LINE_LEN = 61                     # an entry line: digest, uid, flags, newline
+_UID_AT = 41                       # where its 10-digit uid starts
 _FLAGS_AT = 52                     # where its 8-byte flags field starts
+_BODY_AT = len(MAGIC) + 22         # where the first entry line starts
+
+
+def whole(data: bytes, n: int) -> bool:
+    """The file has a header and n entry lines (by its length only)."""
+    return len(data) == _BODY_AT + _LINE_LEN * n
+
+
+def lines_of(data: bytes, digests: list[str]) -> tuple[list[int], list[frozenset[str]]] | None:
+    """The uids and flags of the file's lines when they are one a message
+    of `digests`, in order, with uids ascending (what match() would pair
+    one to one: a view's new messages then take them as they are); None
+    otherwise.  Read from the fixed-width lines as a few passes over the
+    whole (one split, one compare of the digest column): no line parsed
+    alone, no Entry made."""
+    n = len(digests)
+    if not whole(data, n):
+        return None
+    # n lines of one length, 3n words: each line is digest, uid, flags
+    words = data[_BODY_AT:].split()
+    if len(words) != 3 * n or b" ".join(words[0::3]) != " ".join(digests).encode("ascii"):
+        return None
+    fields = words[2::3]
+    for field in set(fields) - _PARSED.keys():
+        if not _FLAGS.fullmatch(field):
+            return None
+        field_flags(field)
+    try:
+        uids = list(map(int, words[1::3]))
+    except ValueError:
+        return None
+    if uids and (uids[0] < 1 or not all(map(int.__lt__, uids, uids[1:]))):
+        return None                     # a uid-0 line or one out of order: match's business
+    return uids, list(map(_PARSED.__getitem__, fields))
 
 
 def flags_edit(old: bytes, new: bytes) -> tuple[int, bytes] | None:
@@ -155,6 +198,85 @@ def flags_edit(old: bytes, new: bytes) -> tuple[int, bytes] | None:
     return at, new[at:at + 8]
 
 
+_FIELD = re.compile(rb"[s-][a-][f-][D-][d-]---\n")     # a flags field without `r`
+BODY_AT = _BODY_AT
+
+
+def with_flags(data: bytes, changes: list[tuple[int, AbstractSet[str]]]) -> bytes:
+    """A whole file with the flags fields of some entry lines (index,
+    flags) written anew (no `r`: a view that writes it keeps none)."""
+    if not changes:
+        return data
+    buf = bytearray(data)
+    for k, flags in changes:
+        at = _BODY_AT + k * _LINE_LEN + _FLAGS_AT
+        buf[at:at + 8] = _flag_field(flags, False)
+    return bytes(buf)
+
+
+def with_lines(data: bytes, uidnext: int, rows: list[tuple[str, int, AbstractSet[str]]]) -> bytes:
+    """A whole file with this uidnext and entry lines added at its end
+    (no `r`, as with_flags)."""
+    field = b"%010d" % uidnext
+    if not rows and data[_UIDNEXT_AT:_UIDNEXT_AT + 10] == field:
+        return data
+    lines = [_LINE % (d.encode(), u, _flag_field(f, False)) for d, u, f in rows]
+    return b"".join([data[:_UIDNEXT_AT], field, data[_UIDNEXT_AT + 10:], *lines])
+
+
+def without_lines(data: bytes, gone: list[int]) -> bytes:
+    """The entry lines of a whole file but the gone ones (indexes, in order)."""
+    parts, at = [], _BODY_AT
+    for k in gone:
+        parts.append(data[at:_BODY_AT + k * _LINE_LEN])
+        at = _BODY_AT + (k + 1) * _LINE_LEN
+    parts.append(data[at:])
+    return b"".join(parts)
+
+
+def new_lines(tail: bytes, digests: list[str], last: int) -> list[tuple[int, frozenset[str]]] | None:
+    """(uid, flags) of the entry lines `tail`, one per digest, in order,
+    their uids ascending above `last`; None unless each line is whole,
+    has its digest and no `r`."""
+    if len(tail) != _LINE_LEN * len(digests):
+        return None
+    out = []
+    for k, d in enumerate(digests):
+        line = tail[k * _LINE_LEN:(k + 1) * _LINE_LEN]
+        if line[:40] != d.encode() or not _ENTRY.fullmatch(line, 0, _LINE_LEN - 1) \
+                or not _FIELD.fullmatch(line, _FLAGS_AT):
+            return None
+        uid = int(line[_UID_AT:_UID_AT + 10])
+        if uid <= last:
+            return None
+        last = uid
+        out.append((uid, field_flags(line[_FLAGS_AT:_FLAGS_AT + 8])))
+    return out
+
+
+def changed_lines(old: bytes, new: bytes) -> list[tuple[int, frozenset[str]]] | None:
+    """(line index, its flags) of the entry lines whose flags field is all
+    that differs between the files `old` and `new` (of one header and
+    length: another session's STORE); None when anything else differs, or
+    a changed line holds `r` (its \\Recent is for its reader to take)."""
+    if len(old) != len(new) or old[:_BODY_AT] != new[:_BODY_AT] or not new.startswith(MAGIC):
+        return None
+    if old == new:
+        return []
+    lo = _first_diff(old, new)
+    hi = len(old) - _first_diff(old[::-1], new[::-1])
+    out = []
+    for k in range((lo - _BODY_AT) // _LINE_LEN, (hi - 1 - _BODY_AT) // _LINE_LEN + 1):
+        at = _BODY_AT + k * _LINE_LEN
+        flags = at + _FLAGS_AT
+        if new[at:at + _LINE_LEN] == old[at:at + _LINE_LEN]:
+            continue
+        if new[at:flags] != old[at:flags] or not _FIELD.fullmatch(new, flags, at + _LINE_LEN):
+            return None
+        out.append((k, field_flags(new[flags:flags + 8])))
+    return out
+
+
 def _first_diff(a: bytes, b: bytes) -> int:
     """The first index where a and b (of one length, not equal) differ."""
     lo, hi = 0, len(a)          # a[:lo] == b[:lo]; they differ before hi
@@ -165,6 +287,21 @@ def _first_diff(a: bytes, b: bytes) -> int:
         else:
             hi = mid
     return lo
+
+
+_KEYED: list = [(), ""]            # the last files_key: its files and result
+
+
+def files_key(*files: bytes | None) -> str:
+    """A hash of each file's bytes (`-` for one absent), to tell the .imp
+    and .kw.imp the MODSEQ record was made with (modseq.py) from others.
+    The files are often the very objects of the last call."""
+    last, got = _KEYED
+    if len(last) == len(files) and all(a is b for a, b in zip(last, files)):
+        return got
+    got = " ".join(hashlib.sha1(f).hexdigest() if f is not None else "-" for f in files)
+    _KEYED[:] = [files, got]
+    return got
 
 
 def header(data: bytes) -> tuple[int, int] | None:

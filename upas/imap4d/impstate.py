@@ -25,11 +25,17 @@ in doubt (a walk, which needs no lock):
 """
 from __future__ import annotations
 
+import bisect
+import itertools
+import operator
 from dataclasses import dataclass, field
 from typing import Callable
 
 from upas.imap4d import imp
-from upas.imap4d.message import Message
+from upas.imap4d.message import RECENT, Message
+
+
+_REWRITE = object()     # lines_for's .kw.imp when it is to be made anew
 
 
 @dataclass
@@ -56,7 +62,13 @@ class ImpState:
         # right), set by a merge and render under one lock; else None
         self.known: tuple[bytes, bytes | None] | None = None
         self.known_live: list[Message] = []      # the messages it was for
+        # the .imp's bytes whose lines are these messages in order with
+        # these flags (the objects): render then rewrites only the flags
+        # fields of the messages whose flags were replaced since
+        # (.imp, messages, flags, keywords, .kw.imp, the file it came from)
+        self.lines_for: tuple | None = None
         self.exact = False              # the merge took the file as it is
+        self.kw_exact = False           # and the .kw.imp (see render)
         self.doubted: bytes | None = None       # the .imp as a merge found it doubtful
         # the .imp as it stood when our listing was made: as we left it at
         # our last unlock (or read just before the first listing); a file
@@ -77,7 +89,7 @@ class ImpState:
 
     # -- the merge ---------------------------------------------------------
     def merge(self, data: bytes | None, kwdata: bytes | None, msgs: list[Message], *,
-              settle: bool, force: bool, new_validity: Callable[[], int],
+              settle: bool, force: bool, new_validity: Callable[[], int], taken: bool = False,
               vanished: Callable[[list[Message]], list[Message]]) -> Merged | None:
         """Reconcile the files' bytes (None: absent) with the messages (in
         mailbox order; the expunged ones are those the client has not been
@@ -89,12 +101,21 @@ class ImpState:
         before another session's write, which we waited for at the lock, is
         out of date again).  new_validity() gives a new file's UIDVALIDITY;
         vanished(msgs) those of msgs upasfs no longer has (they are marked
-        expunged here)."""
+        expunged here).  `taken`: the messages were made from these
+        bytes' lines already (imp.lines_of: see _take_lines)."""
         self.now = data
         live = [m for m in msgs if not m.expunged]
         if self._as_written(data, kwdata, live):
             self.read = (data, kwdata)
             return Merged()
+        if data is not None and not self.uidvalidity:
+            got = self._take_lines(data, kwdata, msgs, taken)
+            if got is not None:
+                return got
+        got = self._changed_lines(data, kwdata, live, vanished)
+        if got is not None:
+            return got
+        live = [m for m in msgs if not m.expunged]      # (_changed_lines may find some gone)
         parsed = self.parse(data)
         if parsed and self.uidvalidity and parsed.uidvalidity != self.uidvalidity:
             parsed = None               # someone else's box now; keep ours
@@ -129,6 +150,168 @@ class ImpState:
         self.ahead = self._newer(parsed, unclaimed, msgs, live, kws)
         self._parsed = (None, None)     # taken: not kept for the session's life
         return out
+
+    def _take_lines(self, data: bytes, kwdata: bytes | None, msgs: list[Message],
+                    taken: bool) -> Merged | None:
+        """A new view whose messages are the .imp's lines, in order
+        (imp.lines_of), takes each one's uid and flags from its line by
+        position (or was made with them: `taken`): no Entry made, no
+        match, the file left as it is; what the whole merge would do.  Not
+        when a line holds \\Recent (this SELECT takes it: the merge
+        rewrites the file) or the lines are not the messages; None then."""
+        head = imp.header(data)
+        if head is None or self.uidvalidity or b"r--\n" in data:
+            if taken:                   # made from these lines: new messages again
+                for m in msgs:
+                    m.uid, m.flags, m.file_recent = 0, RECENT, True
+            return None
+        if not taken:
+            got = None if any(m.uid or m.expunged for m in msgs) else \
+                imp.lines_of(data, [m.digest for m in msgs])
+            if got is None:
+                return None
+            for m, uid, flags in zip(msgs, *got):
+                m.uid, m.flags, m.file_recent = uid, flags, False
+        self.uidvalidity, uidnext = head
+        if msgs:
+            uidnext = max(uidnext, msgs[-1].uid + 1)
+        out = Merged()
+        kws = imp.parse_keywords(kwdata) if kwdata else {}
+        for uid, (digest, words) in kws.items():
+            k = bisect.bisect_left(msgs, uid, key=lambda m: m.uid)
+            if k < len(msgs) and msgs[k].uid == uid and msgs[k].digest == digest:
+                msgs[k].keywords = list(words)
+                out.keywords.update(words)
+        self.uidnext = uidnext
+        self.read = (data, kwdata)
+        self.known = None
+        self.exact = uidnext == head[1]     # the file is what render would write
+        self.kw_exact = True
+        self.ahead = []
+        self._lines(data, msgs, kwdata)
+        self._parsed = (None, None)
+        return out
+
+    def _changed_lines(self, data: bytes | None, kwdata: bytes | None, live: list[Message],
+                       vanished: Callable[[list[Message]], list[Message]]) -> Merged | None:
+        """What other sessions did since we left the files, when that is
+        STOREs, EXPUNGEs we have seen in our listing, and APPENDs whose
+        messages our listing has at its end: the .imp as we last left it
+        (its lines our messages in order) without the lines of the
+        messages gone, some flags fields changed (Plan 9's lines are
+        fixed-width: a compare of the bytes finds them), and a line for
+        each new message, its digest.  Only those lines are looked at; no
+        Entry made, no match.  None when anything else changed (the whole
+        merge then)."""
+        known = self.known
+        if known is None or data is None or known[0] is None or self.ahead or self.keep_recent:
+            return None
+        old, oldkw = known
+        was = self.known_live
+        kept = [m for m in was if not m.expunged]
+        new = live[len(kept):]
+        if live[:len(kept)] != kept or any(m.uid for m in new):
+            return None
+        heads = imp.header(old), imp.header(data)
+        if None in heads or heads[0][0] != heads[1][0]:
+            return None                 # another UIDVALIDITY
+        gone = [k for k, m in enumerate(was) if m.expunged]
+        last = max(kept[-1].uid if kept else 0, heads[0][1] - 1)
+        got, stale, unnumbered = None, False, False
+        # the lines of the messages we saw go are dropped, or still there
+        # (ours to drop: this view's own EXPUNGE, or a delete in upasfs);
+        # the new messages have lines, or none has one yet (ours to number)
+        for stale, unnumbered in ((False, False), (False, True), (True, False), (True, True)):
+            if (stale and not gone) or (unnumbered and not new):
+                continue
+            body = old[imp.BODY_AT:] if stale else imp.without_lines(old, gone)
+            got = self._lines_since(old, data, [] if unnumbered else new, body, last)
+            if got is not None:
+                break
+        if got is None:
+            return None
+        if stale:
+            at = list(itertools.accumulate(not m.expunged for m in was))
+            got = ([(at[k] - 1, f) for k, f in got[0] if not was[k].expunged], got[1])
+        lines, added = got
+        if new and not unnumbered and data != self.listed:
+            went = vanished(new)        # one went since we listed it? (see _unconfirmed)
+            for m in went:
+                m.expunged = True
+            if went:
+                return None             # the whole merge, without it
+        out = Merged()
+        for m, (uid, f) in zip(new, added):
+            m.uid, m.flags, m.file_recent = uid, f, False
+        for k, f in lines:
+            m = live[k]
+            if "\\Recent" in m.flags:         # ours stands (the file has none)
+                f = imp.flagset(f | {"\\Recent"})
+            if f != m.flags:
+                m.flags = f
+                out.changed.append(m)
+        if kwdata != oldkw or new:
+            self._changed_keywords(oldkw, kwdata, live, new, out)
+        self.uidnext = max(heads[1][1], self.uidnext, (kept[-1].uid if kept else 0) + 1)
+        if unnumbered:
+            for m in new:               # new to the file (mail delivered): ours stand
+                m.uid = self.uidnext
+                self.uidnext += 1
+        else:
+            self.uidnext = max(self.uidnext, live[-1].uid + 1 if live else 1)
+        self.read = (data, kwdata)
+        self.known = None
+        self.exact = self.kw_exact = not stale and not unnumbered   # what render would write
+        self._parsed = (None, None)
+        if stale:
+            self._lines(data[:imp.BODY_AT] + imp.without_lines(data, gone), kept, _REWRITE, data)
+        else:
+            self._lines(data, kept if unnumbered else live, kwdata)
+        return out
+
+    @staticmethod
+    def _lines_since(old: bytes, data: bytes, new: list[Message], body: bytes,
+                     last: int) -> tuple[list, list] | None:
+        """(flags changed, lines added) when data is `body` (entry lines
+        of `old`) with some flags fields changed, then a line for each of
+        the new messages, their uids above `last`; else None."""
+        lines = imp.changed_lines(data[:imp.BODY_AT] + body, data[:imp.BODY_AT + len(body)])
+        # a new message's line was numbered since we wrote the file: its
+        # uid is not below that file's uidnext (a line we had, of a message
+        # gone, is not a new identical copy's)
+        added = imp.new_lines(data[imp.BODY_AT + len(body):], [m.digest for m in new], last)
+        return None if lines is None or added is None else (lines, added)
+
+    def _lines(self, data: bytes, live: list[Message], kw, source: bytes | None = None) -> None:
+        """data's lines are live's messages, with their flags and keywords
+        now (and uidnext ours), kw the .kw.imp; they were made from the
+        file `source` (data itself unless given): see lines_for."""
+        ok = not self.keep_recent and not self.ahead
+        self.lines_for = (data, live, [m.flags for m in live], [m.keywords for m in live],
+                          kw, source or data) if ok else None
+
+    @staticmethod
+    def _changed_keywords(oldkw: bytes | None, kwdata: bytes | None, live: list[Message],
+                          fresh: list[Message], out: Merged) -> None:
+        """The keywords of the messages whose .kw.imp line changed, and of
+        the fresh ones."""
+        old = imp.parse_keywords(oldkw) if oldkw else {}
+        new = imp.parse_keywords(kwdata) if kwdata else {}
+        mine = {m.uid for m in fresh}
+        for uid in old.keys() | new.keys():
+            if old.get(uid) == new.get(uid) and uid not in mine:
+                continue
+            k = bisect.bisect_left(live, uid, key=lambda m: m.uid)
+            if k == len(live) or live[k].uid != uid:
+                continue
+            m = live[k]
+            got = new.get(uid)
+            words = list(got[1]) if got and got[0] == m.digest else []
+            out.keywords.update(words)
+            if words != m.keywords:
+                m.keywords = words
+                if uid not in mine and m not in out.changed:
+                    out.changed.append(m)
 
     def parse(self, data: bytes | None) -> imp.ImpFile | None:
         """imp.parse_imp of the .imp's bytes, kept: the file parsed before
@@ -266,21 +449,49 @@ class ImpState:
         live = [m for m in msgs if not m.expunged]
         old, oldkw = self.read
         self.read = (None, None)
+        patched, kw_same = self._patched(old, oldkw, live)
         if self.exact and old is not None:
             data = old                  # as it was read (see _takes_all)
+        elif patched is not None:
+            data = patched
         else:
             rows = [(m.digest, m.uid, self._stored_flags(m)) for m in live]
             rows += [(e.digest, e.uid, e.flags) for e, _ in self.ahead]
             data = imp.format_rows(self.uidvalidity, self.uidnext, rows, self.keep_recent)
-        self.exact = False
-        self.now = data
         kw = oldkw
-        if oldkw is not None or any(m.keywords for m in live) or any(k for _, k in self.ahead):
+        if (self.kw_exact and self.exact) or kw_same:
+            pass                        # as read, no keyword changed since
+        elif oldkw is not None or any(m.keywords for m in live) or any(k for _, k in self.ahead):
             kwrows = [(m.digest, m.uid, m.keywords) for m in live]
             kwrows += [(e.digest, e.uid, k) for e, k in self.ahead]
             kw = imp.format_keywords(kwrows)
+        self.exact = self.kw_exact = False
+        self.now = data
         self.known, self.known_live = (data, kw), live
+        self._lines(data, live, kw)
         return (data if data != old else None), (kw if kw != oldkw else None)
+
+    def _patched(self, old: bytes | None, oldkw: bytes | None,
+                 live: list[Message]) -> tuple[bytes | None, bool]:
+        """The file made from `old` (lines_for) with the flags fields of the
+        messages whose flags were replaced since, a line for each message
+        numbered since (at the end) and our uidnext, if its lines are
+        still our first messages (else None); and whether the .kw.imp
+        `oldkw` is the one made with them and no message's keywords were
+        replaced since."""
+        got, self.lines_for = self.lines_for, None
+        if got is None or old is None or self.ahead or self.keep_recent:
+            return None, False
+        data, was, flags, words, kw, source = got
+        if (source is not old and source != old) or live[:len(was)] != was:
+            return None, False
+        extra = live[len(was):]
+        kw_same = kw == oldkw and not any(m.keywords for m in extra) and \
+            all(map(operator.is_, words, (m.keywords for m in was)))
+        data = imp.with_flags(data, [(k, m.flags) for k, (m, f) in enumerate(zip(was, flags))
+                                     if m.flags is not f])
+        return imp.with_lines(data, self.uidnext, [(m.digest, m.uid, m.flags) for m in extra]), \
+            kw_same
 
     def _stored_flags(self, m: Message) -> set[str] | frozenset[str]:
         """The flags the .imp gets for m: a view that keeps \\Recent writes

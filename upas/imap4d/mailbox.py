@@ -24,7 +24,7 @@ from upas.mail import safewrite
 from upas.mail.fsview import FsView
 from upas.imap4d import imp, modseq, selectmark
 from upas.imap4d.impstate import ImpState
-from upas.imap4d.message import Message
+from upas.imap4d.message import RECENT, Message
 
 __all__ = ["Mailbox", "MailboxError", "MailboxLost", "Message"]
 
@@ -71,6 +71,7 @@ class Mailbox:
         # the next SELECT's mark would not match anyway)
         self.marked: bytes | None = None
         self.summary: selectmark.Listing | None = None
+        self.taken = False              # msgs made from the .imp's lines (_from_mark)
         self.opening = False
 
     @property
@@ -118,16 +119,21 @@ class Mailbox:
             self.state.listed = self.ns.read(self.imppath)
         except nsmod.Error:
             self.state.listed = None
-        self.state.parse(self.state.listed)     # outside the lock (see parse)
         self.marked, recorded = selectmark.read(self.ns, self.path)
+        lines = None                    # its lines are the recorded listing's messages
+        if recorded is not None and self.state.listed is not None:
+            lines = imp.lines_of(self.state.listed, recorded.digests)
         try:
             self.view = FsView.open(self.ns, self.path)
         except nsmod.Error as e:
             raise MailboxError(str(e)) from None
         # upasfs takes the mail lock itself when it reads the mailbox, so
         # the fs is consulted first and the lock held for the .imp only
-        if not self._from_mark(recorded, selectmark.key(st)):
+        if not self._from_mark(recorded, selectmark.key(st), lines):
             self._relist(force=True)
+            self._take_listed()
+        if not self.taken:
+            self.state.parse(self.state.listed)     # outside the lock (see parse)
         self._under_lock()
         self.exists_reported = len(self.msgs)
         self.recent_reported = self.recent()
@@ -138,10 +144,14 @@ class Mailbox:
         dropping it would pull it from under other sessions."""
 
     # -- reading the fs ------------------------------------------------
-    def _from_mark(self, got: selectmark.Listing | None, boxkey: str) -> bool:
+    def _from_mark(self, got: selectmark.Listing | None, boxkey: str,
+                   lines: tuple[list[int], list] | None) -> bool:
         """The listing recorded in <path>.mark.imp, if upasfs's mark and the
         mailbox file's stat (boxkey) prove it is upasfs's listing now
-        (selectmark.py): then no file of a message is read."""
+        (selectmark.py): then no file of a message is read.  `lines`: the
+        uids and flags of the .imp's lines, when they are these messages
+        (imp.lines_of): the messages are made with them (_merge makes sure
+        the file is still the one they came from)."""
         if got is None or got.boxkey != boxkey:
             return False
         try:
@@ -154,9 +164,25 @@ class Mailbox:
             return False
         self.fs_stamp = stamp
         self.view.know(stamp[0].path, got.nums, got.digests)
-        self.msgs = [Message(n, d, flags={"\\Recent"}) for n, d in zip(got.nums, got.digests)]
+        if lines is not None and len(lines[0]) == len(got.nums):
+            self.msgs = list(map(Message, got.nums, got.digests, *lines))
+            self.taken = True
+        else:
+            self.msgs = [Message(n, d, flags=RECENT) for n, d in zip(got.nums, got.digests)]
         self.state.listing()
         return True
+
+    def _take_listed(self) -> None:
+        """The messages upasfs listed take the uids and flags of the .imp
+        read before the listing, if its lines are these messages in order
+        (imp.lines_of; _merge makes sure the file is still that one)."""
+        if self.state.listed is None or any(m.uid for m in self.msgs):
+            return
+        got = imp.lines_of(self.state.listed, [m.digest for m in self.msgs])
+        if got is not None:
+            for m, uid, flags in zip(self.msgs, *got):
+                m.uid, m.flags, m.file_recent = uid, flags, False
+            self.taken = True
 
     def _numbers(self, qpath: int) -> list[int]:
         """The message numbers, from upasfs's summary where it has one (the
@@ -209,7 +235,7 @@ class Mailbox:
                 # since only numbers above the last known one are taken.
                 self.fs_stamp = None
                 break
-            self.msgs.append(Message(n, digest, flags={"\\Recent"}))
+            self.msgs.append(Message(n, digest, flags=RECENT))
             changed = True
         else:
             self.state.listing()        # a whole listing, made after them
@@ -243,6 +269,8 @@ class Mailbox:
                     if write:
                         self._write_imp()
                     modseq.sync_box(self)
+                    if self.opening:
+                        self._record()
                 self.state.unlocked()
             if numbered and (not self.state.ahead or last):
                 return
@@ -255,8 +283,14 @@ class Mailbox:
     def _merge(self, settle: bool, force: bool) -> bool:
         """ImpState.merge of the files as they are now (the lock held);
         False: nothing taken, list again first."""
-        got = self.state.merge(imp.read_file(self.ns, self.imppath),
-                               imp.read_file(self.ns, self.kwpath), self.msgs,
+        data = imp.read_file(self.ns, self.imppath)
+        kwdata = imp.read_file(self.ns, self.kwpath)
+        if self.taken and data != self.state.listed:
+            for m in self.msgs:         # made from lines that changed since
+                m.uid, m.flags, m.file_recent = 0, RECENT, True
+            self.taken = False
+        taken, self.taken = self.taken, False
+        got = self.state.merge(data, kwdata, self.msgs, taken=taken,
                                settle=settle, force=force,
                                new_validity=lambda: imp.new_uidvalidity(self.ns, self.path),
                                vanished=self._vanished)
@@ -266,6 +300,16 @@ class Mailbox:
         self.keywords |= got.keywords
         self.imp_stamp = self._imp_stamp()
         return True
+
+    def _record(self) -> None:
+        """The open's listing from upasfs's summary, into <path>.mark.imp
+        for the next SELECT (the lock held)."""
+        if self.summary is None:
+            return
+        mark = selectmark.render(self.summary)
+        if mark != self.marked:
+            selectmark.write(self.ns, self.path, mark)
+        self.marked, self.summary = mark, None
 
     def _vanished(self, msgs: list[Message]) -> list[Message]:
         """Those of msgs upasfs no longer has.  Our listing was made before
@@ -303,11 +347,6 @@ class Mailbox:
             safewrite.replace(self.ns, self.kwpath, kw)
         if data is not None or kw is not None or self.imp_stamp is None:
             self.imp_stamp = self._imp_stamp()
-        if self.summary is not None:    # the last listing, for the next SELECT
-            mark = selectmark.render(self.summary)
-            if mark != self.marked:
-                selectmark.write(self.ns, self.path, mark)
-            self.marked, self.summary = mark, None
 
     def _replace_imp(self, old: bytes | None, data: bytes) -> None:
         """The .imp becomes `data`: when only one message's flags changed

@@ -4,6 +4,7 @@ keywords are, so that Plan 9's `.imp` stays byte for byte
 
     imap modseq\\n
     <uidvalidity:10> <highestmodseq>\\n
+    h <sha1 of the .imp> <of the .kw.imp, or ->\\n   the files it was reconciled with
     <uid:10> <modseq> <state:8 hex>\\n          one per message, uid order
     x <modseq> <uid-set>\\n                     UIDs expunged at that modseq
     f <modseq>\\n                               expunges at or below it forgotten
@@ -17,7 +18,11 @@ was expunged at it.  So every change counts, whoever made it: an imap4d
 session, Plan 9's imap4d (which knows no MODSEQs), or a deletion through
 pop3 or upasfs's ctl, which an imap4d session writes into the `.imp` when
 it next lists the mailbox.  MODSEQs only grow; a crash between the `.imp`
-and this file leaves a difference the next sync numbers anew.
+and this file leaves a difference the next sync numbers anew.  The `h`
+line names the `.imp` and `.kw.imp` the record was last reconciled with:
+a session that finds those files unchanged takes the record as it is
+(another session synced it after its change) and parses it only when a
+MODSEQ is asked for.  (An older file without the line is reconciled.)
 """
 from __future__ import annotations
 
@@ -25,6 +30,8 @@ import zlib
 from dataclasses import dataclass, field
 
 from upas import ns as nsmod
+from typing import Callable
+
 from upas.imap4d import imp
 from upas.mail import safewrite
 
@@ -57,6 +64,7 @@ class Record:
     msgs: dict[int, tuple[int, int]] = field(default_factory=dict)   # uid -> (modseq, state)
     expunged: list[tuple[int, list[tuple[int, int]]]] = field(default_factory=list)
     forgotten: int = 0          # expunges at or below this MODSEQ are not listed
+    files: str = ""             # imp.files_key() of the files it was reconciled with
 
 
 def parse(data: bytes | None) -> Record | None:
@@ -73,6 +81,8 @@ def parse(data: bytes | None) -> Record | None:
         try:
             if len(f) == 3 and f[0] == b"x":
                 rec.expunged.append((int(f[1]), parse_set(f[2].decode())))
+            elif f[:1] == [b"h"]:
+                rec.files = line[2:].decode("ascii")
             elif len(f) == 2 and f[0] == b"f":
                 rec.forgotten = int(f[1])
             elif len(f) == 3 and len(f[2]) == 8:
@@ -84,6 +94,8 @@ def parse(data: bytes | None) -> Record | None:
 
 def format_record(rec: Record) -> bytes:
     out = [MAGIC, b"%010d %d\n" % (rec.uidvalidity, rec.highest)]
+    if rec.files:
+        out.append(b"h %s\n" % rec.files.encode("ascii"))
     out += [b"%010d %d %08x\n" % (u, ms, st) for u, (ms, st) in sorted(rec.msgs.items())]
     out += [b"x %d %s\n" % (ms, format_set(r).encode()) for ms, r in rec.expunged]
     if rec.forgotten:
@@ -156,9 +168,19 @@ class Modseqs:
         self.path = boxpath + SUFFIX
         self.imppath = boxpath + ".imp"
         self.kwpath = boxpath + ".kw.imp"
-        self.rec = Record()
+        self._rec: Record | None = Record()   # None: _mine not parsed yet
         self._mine: bytes | None = None       # the file's bytes self.rec stands for
         self._seen: tuple[bytes | None, bytes | None, bytes | None] | None = None
+
+    @property
+    def rec(self) -> Record:
+        if self._rec is None:           # parsed at its first use (see proved)
+            self._rec = parse(self._mine) or Record()
+        return self._rec
+
+    @rec.setter
+    def rec(self, rec: Record) -> None:
+        self._rec = rec
 
     @property
     def highest(self) -> int:
@@ -169,30 +191,40 @@ class Modseqs:
         got = self.rec.msgs.get(uid)
         return got[0] if got else 0
 
-    def sync(self, ns: nsmod.Namespace, known: tuple[int, list[tuple[int, int]]] | None = None
-             ) -> None:
+    def sync(self, ns: nsmod.Namespace,
+             known: Callable[[], tuple[int, list[tuple[int, int]]]] | None = None,
+             files: str | None = None) -> None:
         """Reconcile the record with the .imp and .kw.imp as they are now
         and write it if it changed; the caller holds the mail lock.
-        `known`: (uidvalidity, [(uid, state)]) of those files, when the
-        caller knows them (it wrote them): they are not read then."""
+        `known`: gives (uidvalidity, [(uid, state)]) of those files, when
+        the caller knows them (it wrote them), and `files` their
+        imp.files_key(): they are not read then."""
         mine = imp.read_file(ns, self.path)
         if known is None:
             data = imp.read_file(ns, self.imppath)
             kwdata = imp.read_file(ns, self.kwpath)
             if self._seen == (data, kwdata, mine):
                 return                          # nothing moved since our last look
-            known = _rows(data, kwdata)
+            files = imp.files_key(data, kwdata) if data is not None else None
+            known = lambda: _rows(data, kwdata)     # noqa: E731
             seen = (data, kwdata, mine)
         else:
             seen = None
+        if files is not None and mine is not None and _files_of(mine) == files:
+            if mine != self._mine:      # reconciled with these files already
+                self._rec, self._mine = None, mine
+            self._seen = seen
+            return
         # the record as we last left it is not parsed again
         old = self.rec if mine is not None and mine == self._mine else parse(mine)
-        if known is None:
+        now = known()
+        if now is None:
             self.rec, self._mine = old or Record(), mine
             self._seen = seen
             return
-        rec, changed = reconcile(old, *known)
-        if changed:
+        rec, changed = reconcile(old, *now)
+        rec.files = files or ""
+        if changed or old is None or old.files != rec.files:
             mine = format_record(rec)
             safewrite.replace(ns, self.path, mine)
             seen = seen and seen[:2] + (mine,)
@@ -222,6 +254,14 @@ class Modseqs:
         return ranges(out)
 
 
+def _files_of(data: bytes) -> str | None:
+    """The `h` line's files of a record's bytes, without parsing it."""
+    lines = data.split(b"\n", 3)
+    if len(lines) < 4 or lines[0] + b"\n" != MAGIC or not lines[2].startswith(b"h "):
+        return None
+    return lines[2][2:].decode("ascii", "replace")
+
+
 def _rows(data: bytes | None, kwdata: bytes | None) -> tuple[int, list[tuple[int, int]]] | None:
     """(uidvalidity, [(uid, state)]) of a .imp and .kw.imp; None without a .imp."""
     parsed = imp.parse_imp(data) if data else None
@@ -243,9 +283,11 @@ def sync_box(box) -> None:
     if box.imp_known is None:
         box.modseqs.sync(box.ns)
         return
-    rows = [(m.uid, state(m.flags, m.keywords)) for m in box.msgs if not m.expunged and m.uid]
-    rows += [(e.uid, state(e.flags, kw)) for e, kw in box.state.ahead if e.uid]
-    box.modseqs.sync(box.ns, (box.uidvalidity, rows))
+    def rows() -> tuple[int, list[tuple[int, int]]]:
+        out = [(m.uid, state(m.flags, m.keywords)) for m in box.msgs if not m.expunged and m.uid]
+        out += [(e.uid, state(e.flags, kw)) for e, kw in box.state.ahead if e.uid]
+        return box.uidvalidity, out
+    box.modseqs.sync(box.ns, rows, imp.files_key(*box.imp_known))
 
 
 def within(u: int, known: list[tuple[int, int]]) -> bool:

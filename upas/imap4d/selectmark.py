@@ -65,15 +65,15 @@ def parse(data: bytes | None) -> Listing | None:
     if not data or not data.startswith(MAGIC) or not data.endswith(b"\n"):
         return None
     try:
-        lines = data[len(MAGIC):-1].decode("ascii").split("\n")
-        mark, boxkey, ranges, digests = lines[0], lines[1], lines[2], lines[3:]
+        mark, boxkey, ranges, tail = data[len(MAGIC):].decode("ascii").split("\n", 3)
         count = int(mark.split()[3])
         nums = _unranges(ranges)
     except (ValueError, IndexError, UnicodeDecodeError):
         return None
-    if count != len(nums) or count != len(digests) or any(len(d) != 40 for d in digests):
+    # a digest a line, each 40 characters: checked whole, not line by line
+    if count != len(nums) or len(tail) != 41 * count or tail[40::41] != "\n" * count:
         return None
-    return Listing(mark, boxkey, nums, digests)
+    return Listing(mark, boxkey, nums, tail.split("\n")[:-1])
 
 
 def read(ns: nsmod.Namespace, box: str) -> tuple[bytes | None, Listing | None]:
