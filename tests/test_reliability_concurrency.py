@@ -28,3 +28,36 @@ def test_twenty_clients_lose_nothing(tmp_path):
     assert stats.imap_sessions >= 8 and stats.pop_sessions >= 4
     assert stats.deliveries > 0 and stats.fetch_views > 0
     assert stats.hostile_attacks >= hostile.MIN_ATTACKS   # none made the others fail
+
+
+def test_copy_of_a_message_pop3_deleted_meanwhile_is_not_counted(tmp_path):
+    """The interleaving that failed 1 run in 22 above: an IMAP session
+    FETCHes, a pop3 session DELEs and QUITs one of those messages, then
+    the IMAP session UID COPYs it into the mailbox.  The UID is gone, so
+    (RFC 9051 6.4.9) the COPY answers OK having copied nothing: `* n
+    EXPUNGE`, no COPYUID (RFC 4315 3).  The rig must not count a copy, and
+    the server must neither store one nor refuse."""
+    with stress.Rig(tmp_path) as rig:
+        st = stress.Stress(rig, 0, 60)
+        for _ in range(3):
+            token, msg = st._new()
+            assert rig.deliver(msg).wait() == 0
+            st.ledger.present(stress.INBOX, token)
+        rig.start_fs()
+        s = rig.imap()
+        try:
+            s.cmd(b"SELECT INBOX")
+            token, uid, _ = s.fetch_tokens()[1]
+            p = rig.pop()
+            try:
+                assert p.tokens()[1] == token
+                st.pop_delete(p, 1, token)
+            finally:
+                p.close()
+            st.copy_in_place(s, token, uid)
+            s.cmd(b"LOGOUT")
+        finally:
+            s.close()
+        stored = st.ledger.check(stress.INBOX, rig.path(stress.INBOX))
+        assert token not in {m.token for m in stored} and len(stored) == 2
+        assert st.stats.copies == 0
