@@ -145,12 +145,12 @@ def as_parsed(data: bytes, parsed: ImpFile) -> bool:
 _LINE_LEN = 61                     # an entry line: digest, uid, flags, newline
 _UID_AT = 41                       # where its 10-digit uid starts
 _FLAGS_AT = 52                     # where its 8-byte flags field starts
-_BODY_AT = len(MAGIC) + 22         # where the first entry line starts
+BODY_AT = len(MAGIC) + 22         # where the first entry line starts
 
 
 def whole(data: bytes, n: int) -> bool:
     """The file has a header and n entry lines (by its length only)."""
-    return len(data) == _BODY_AT + _LINE_LEN * n
+    return len(data) == BODY_AT + _LINE_LEN * n
 
 
 def lines_of(data: bytes, digests: list[str]) -> tuple[list[int], list[frozenset[str]]] | None:
@@ -164,14 +164,14 @@ def lines_of(data: bytes, digests: list[str]) -> tuple[list[int], list[frozenset
     if not whole(data, n):
         return None
     # n lines of one length, 3n words: each line is digest, uid, flags
-    words = data[_BODY_AT:].split()
+    words = data[BODY_AT:].split()
     if len(words) != 3 * n or b" ".join(words[0::3]) != " ".join(digests).encode("ascii"):
         return None
     fields = words[2::3]
-    for field in set(fields) - _PARSED.keys():
-        if not _FLAGS.fullmatch(field):
+    for new in set(fields) - _PARSED.keys():
+        if not _FLAGS.fullmatch(new):
             return None
-        field_flags(field)
+        field_flags(new)
     try:
         uids = list(map(int, words[1::3]))
     except ValueError:
@@ -199,7 +199,6 @@ def flags_edit(old: bytes, new: bytes) -> tuple[int, bytes] | None:
 
 
 _FIELD = re.compile(rb"[s-][a-][f-][D-][d-]---\n")     # a flags field without `r`
-BODY_AT = _BODY_AT
 
 
 def with_flags(data: bytes, changes: list[tuple[int, AbstractSet[str]]]) -> bytes:
@@ -209,7 +208,7 @@ def with_flags(data: bytes, changes: list[tuple[int, AbstractSet[str]]]) -> byte
         return data
     buf = bytearray(data)
     for k, flags in changes:
-        at = _BODY_AT + k * _LINE_LEN + _FLAGS_AT
+        at = BODY_AT + k * _LINE_LEN + _FLAGS_AT
         buf[at:at + 8] = _flag_field(flags, False)
     return bytes(buf)
 
@@ -226,10 +225,10 @@ def with_lines(data: bytes, uidnext: int, rows: list[tuple[str, int, AbstractSet
 
 def without_lines(data: bytes, gone: list[int]) -> bytes:
     """The entry lines of a whole file but the gone ones (indexes, in order)."""
-    parts, at = [], _BODY_AT
+    parts, at = [], BODY_AT
     for k in gone:
-        parts.append(data[at:_BODY_AT + k * _LINE_LEN])
-        at = _BODY_AT + (k + 1) * _LINE_LEN
+        parts.append(data[at:BODY_AT + k * _LINE_LEN])
+        at = BODY_AT + (k + 1) * _LINE_LEN
     parts.append(data[at:])
     return b"".join(parts)
 
@@ -259,15 +258,15 @@ def changed_lines(old: bytes, new: bytes) -> list[tuple[int, frozenset[str]]] | 
     that differs between the files `old` and `new` (of one header and
     length: another session's STORE); None when anything else differs, or
     a changed line holds `r` (its \\Recent is for its reader to take)."""
-    if len(old) != len(new) or old[:_BODY_AT] != new[:_BODY_AT] or not new.startswith(MAGIC):
+    if len(old) != len(new) or old[:BODY_AT] != new[:BODY_AT] or not new.startswith(MAGIC):
         return None
     if old == new:
         return []
     lo = _first_diff(old, new)
     hi = len(old) - _first_diff(old[::-1], new[::-1])
     out = []
-    for k in range((lo - _BODY_AT) // _LINE_LEN, (hi - 1 - _BODY_AT) // _LINE_LEN + 1):
-        at = _BODY_AT + k * _LINE_LEN
+    for k in range((lo - BODY_AT) // _LINE_LEN, (hi - 1 - BODY_AT) // _LINE_LEN + 1):
+        at = BODY_AT + k * _LINE_LEN
         flags = at + _FLAGS_AT
         if new[at:at + _LINE_LEN] == old[at:at + _LINE_LEN]:
             continue
