@@ -74,6 +74,23 @@ def test_symlink_cannot_leave_the_mount(tree):
     assert not (root / "planted").exists()
 
 
+def test_links_inside_the_mount_are_followed_and_outside_refused(tree):
+    """A link is judged by where it leads: inside the mount it is followed,
+    a directory link out of it is refused below any depth, and a dangling
+    link leading out is refused as the name of a new file."""
+    ns, root = tree
+    os.symlink(root / "box" / "bob", root / "box" / "glenda" / "bobs")
+    assert ns.read("/mail/box/glenda/bobs/mbox") == b"bob's mail\n"
+    (root / "outside").mkdir()
+    os.symlink(root / "outside", root / "box" / "glenda" / "out")
+    with pytest.raises(Error, match="permission denied"):
+        ns.create("/mail/box/glenda/out/a/b")
+    os.symlink(root / "new", root / "box" / "glenda" / "dangling")
+    with pytest.raises(Error, match="permission denied"):
+        ns.create("/mail/box/glenda/dangling")
+    assert not (root / "new").exists() and not list((root / "outside").iterdir())
+
+
 def test_confine_leaves_only_the_users_box(tree):
     ns, root = tree
     ns.confine("glenda")

@@ -105,6 +105,8 @@ class _LocalMount:
     def real(self, rel: str) -> str:
         """The host path of `rel`, refusing anything that leaves the root."""
         path = os.path.join(self.root, rel) if rel else self.root
+        if self._plain(rel):
+            return path
         # Resolve links in the existing part of the path; the last element may
         # not exist yet (create), so check its parent.
         probe = path if os.path.lexists(path) else os.path.dirname(path)
@@ -112,6 +114,26 @@ class _LocalMount:
         if resolved != self.root and not resolved.startswith(self.root + os.sep):
             raise Error("permission denied")
         return path
+
+    def _plain(self, rel: str) -> bool:
+        """No element of `rel` below the root (itself a realpath) is a link
+        or `..`, as far as they exist: the path is then its own resolution,
+        inside the root.  An lstat per element below the root, where
+        realpath lstats every element from /: each file operation costs
+        ~15 us less on a mail directory 7 levels down."""
+        cur = self.root
+        for elem in rel.split("/") if rel else ():
+            if elem in ("", ".", ".."):
+                return False
+            cur = f"{cur}/{elem}"
+            try:
+                if statmod.S_ISLNK(os.lstat(cur).st_mode):
+                    return False
+            except (FileNotFoundError, NotADirectoryError):
+                return True         # the rest does not exist (yet)
+            except OSError:
+                return False
+        return True
 
     def open(self, rel: str, mode: str) -> BinaryIO:
         flags = {"r": "rb", "w": "wb", "a": "ab", "rw": "r+b"}[mode]
