@@ -1,6 +1,8 @@
 """Header rules of upas/fs (docs/spec/fs-auth.md §1.4, §1.6, §1.10) on the pure layer."""
 from __future__ import annotations
 
+import random
+
 from upas.mail import header as H
 from upas.mail import mime
 
@@ -48,6 +50,42 @@ def test_transfer_decodings():
     assert H.dec64(b"aGVs\nbG8K\n") == b"hello\n"
     assert H.decquoted(b"soft =\nbreak =3D\n") == b"soft break =\n"
     assert H.decquoted(b"no newline") == b"no newline\n"
+
+
+_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+
+
+def _plan9_dec64(data: bytes) -> bytes:
+    """Plan 9's dec64 (libc u64.c) as it is written: characters outside the
+    alphabet (`=` too) skipped, 24 bits per four, a last group of two or
+    three giving one or two bytes, one alone nothing."""
+    out, b24, i = bytearray(), 0, 0
+    for c in data:
+        if c not in _ALPHABET:
+            continue
+        b24 |= _ALPHABET.index(c) << (18 - 6 * i)
+        i += 1
+        if i == 4:
+            out += b24.to_bytes(3, "big")
+            b24 = i = 0
+    if i >= 2:
+        out += (b24 >> 8).to_bytes(2, "big")[:i - 1]
+    return bytes(out)
+
+
+def test_dec64_is_plan9s():
+    # RFC 4648 section 10's vectors
+    for enc, dec in [(b"", b""), (b"Zg==", b"f"), (b"Zm8=", b"fo"), (b"Zm9v", b"foo"),
+                     (b"Zm9vYg==", b"foob"), (b"Zm9vYmE=", b"fooba"), (b"Zm9vYmFy", b"foobar")]:
+        assert H.dec64(enc) == dec == _plan9_dec64(enc)
+    assert H.dec64(b"Zg==Zm8=") == b"f\x06f"          # `=` inside skipped, a lone char dropped
+    assert H.dec64(b"Zm9vYg") == b"foob"              # a group of two unpadded
+    assert H.dec64(b"Zm9v\r\n Y-m*E\n=") == b"fooba"   # junk skipped
+    rng = random.Random(5)
+    pieces = [b"QUJD", b"Zm9v", b"YQ", b"Y", b"=", b"==", b"\n", b"\r\n", b" ", b"*", b"-", b"\xff"]
+    for _ in range(5000):
+        data = b"".join(rng.choice(pieces) for _ in range(rng.randint(0, 10)))
+        assert H.dec64(data) == _plan9_dec64(data), data
 
 
 def test_ignore_list(tmp_path):

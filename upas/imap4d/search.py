@@ -4,6 +4,7 @@ every message; BODY and TEXT match the decoded text upasfs serves in
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 import time
 from typing import Callable, NamedTuple
@@ -44,11 +45,30 @@ def contains(hay: str, needle: str) -> bool:
 FOLDS_TO_ASCII = {c.encode(): c.casefold().encode() for c in (
     "\u00df\u0130\u0149\u017f\u01f0\u1e96\u1e97\u1e98\u1e99\u1e9a\u1e9e\u212a"
     "\ufb00\ufb01\ufb02\ufb03\ufb04\ufb05\ufb06")}
-_FOLDING = re.compile(b"|".join(map(re.escape, FOLDS_TO_ASCII)))
 
 
 def _fold(m: re.Match) -> bytes:
     return FOLDS_TO_ASCII[m.group()]
+
+
+@functools.lru_cache(maxsize=32)
+def _folds_for(want: bytes) -> tuple[tuple[re.Pattern, ...], re.Pattern | None]:
+    """For an ASCII needle (lowered): finders of the FOLDS_TO_ASCII
+    sequences whose folding has a character of the needle -- only those
+    can take part in a match (another's folding adds no byte the needle
+    has; unfolded, its bytes are not ASCII) -- one pattern per leading
+    bytes, each found at C speed from its literal prefix (an alternation
+    of all is a regex step per byte: 3 ns a byte, on 36 MB of decoded
+    attachments); and the pattern that folds them."""
+    seqs = [c for c, f in FOLDS_TO_ASCII.items() if any(b < 0x80 and b in want for b in f)]
+    if not seqs:
+        return (), None
+    leads: dict[bytes, list[bytes]] = {}
+    for c in seqs:
+        leads.setdefault(c[:-1], []).append(c[-1:])
+    finders = tuple(re.compile(re.escape(lead) + b"[" + b"".join(map(re.escape, lasts)) + b"]")
+                    for lead, lasts in leads.items())
+    return finders, re.compile(b"|".join(map(re.escape, seqs)))
 
 
 def contains_bytes(hay: bytes, needle: str) -> bool:
@@ -62,15 +82,20 @@ def contains_bytes(hay: bytes, needle: str) -> bool:
     needle matches the case-folded text where it matches the bytes with
     those sequences replaced by their foldings and ASCII letters lowered
     (tests/test_imap_search_fast.py checks it against the decoding); and
-    where it matches the bytes so lowered alone, it matches the text."""
+    where it matches the bytes so lowered alone, it matches the text.
+    Only the sequences whose folding shares a character with the needle
+    are looked for and folded (_folds_for)."""
     if not needle.isascii():
         return contains(hay.decode("utf-8", "replace"), needle)
     want = needle.lower().encode()
     if want in hay.lower():
         return True
-    if hay.isascii() or _FOLDING.search(hay) is None:
+    if hay.isascii():
         return False
-    return want in _FOLDING.sub(_fold, hay).lower()
+    finders, folding = _folds_for(want)
+    if folding is None or not any(f.search(hay) for f in finders):
+        return False
+    return want in folding.sub(_fold, hay).lower()
 
 
 def _rel(node: fetch.Node, name: str) -> str:

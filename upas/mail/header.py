@@ -143,7 +143,17 @@ _NOT_B64 = bytes(c for c in range(256) if c not in _B64)
 
 
 def dec64(data: bytes) -> bytes:
-    """Plan 9 dec64: skip anything outside the alphabet, keep partial groups."""
+    """Plan 9 dec64: skip anything outside the alphabet, keep partial groups.
+    binascii alone (it skips what is outside the alphabet too) where it
+    gives the same: no `=` before the end (it stops at padding, Plan 9
+    skips it) and the groups whole or padded (else it refuses): one C
+    pass over a body, not two."""
+    pad = data.find(b"=")
+    if pad < 0 or not data[pad:].translate(None, b"= \t\r\n"):
+        try:
+            return binascii.a2b_base64(data)
+        except binascii.Error:
+            pass                        # a partial group: Plan 9 keeps it
     clean = data.translate(None, _NOT_B64)
     r = len(clean) % 4
     if r == 1:
