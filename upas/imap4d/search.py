@@ -130,10 +130,13 @@ _CHARSET = re.compile(rb"[A-Za-z0-9._+-]{1,40}\Z")     # no ":" (the entry's sep
 Source = tuple[int, int] | str | Decoded
 
 
-def parse_recipe(v: bytes | None) -> list[Source] | None:
+@functools.lru_cache(maxsize=1024)
+def parse_recipe(v: bytes | None) -> tuple[Source, ...] | None:
     """The sources of a message's header and texts, as the digest cache
     keeps them: a span (start, end) of `raw`, a span decoded (Decoded),
-    or a file name."""
+    or a file name.  Kept for the recipes last asked for: a search asks
+    for a message's at least twice (what to read, then the match), and
+    again each time prefetch evaluates it."""
     if v is None:
         return None
     out: list[Source] = []
@@ -152,7 +155,7 @@ def parse_recipe(v: bytes | None) -> list[Source] | None:
                 out.append(e[1:].decode())
     except ValueError:                  # not ours: found again from the files
         return None
-    return out
+    return tuple(out)
 
 
 def source_text(raw: bytes, x: tuple[int, int] | Decoded) -> bytes:
