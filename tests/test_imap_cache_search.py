@@ -26,7 +26,11 @@ QUERIES = [b"TEXT factotum", b"TEXT \"soft line\"", b"TEXT \"soft =\"", b"TEXT =
            b"TEXT \"Content-Type: text/html\"", b"BODY embedded", b"TEXT Caf\xc3\xa9",
            b"TEXT Voil\xc3\xa0", b"TEXT caf\xc3\xa9", b"TEXT glenda", b"BODY \"Equals sign: =\"",
            b"OR FROM ken SUBJECT shape", b"LARGER 2000 NOT BODY zzz", b"TEXT inside",
-           b"SUBJECT message TEXT kernel", b"NOT TEXT the"]
+           b"SUBJECT message TEXT kernel", b"NOT TEXT the",
+           # the base64 attachments hold bytes 0-255: runs of 26 letters,
+           # 10 digits; the word's length at the run's and one more
+           b"TEXT abcdefghijklmnopqrstuvwxyz", b"TEXT ABCDEFGHIJKLMNOPQRSTUVWXYZa",
+           b"TEXT 0123456789", b"TEXT 0123456789a", b"BODY alternative", b"TEXT \"a dash\""]
 
 
 def _direct(box, key) -> list[bool]:
@@ -164,3 +168,33 @@ def test_a_decoded_span_is_kept_only_as_the_body_it_gives():
     assert search.decoding(raw, b"not there", mime, blob) is None
     assert search.parse_recipe(b"r0-10 d1-2:x:-:0") is None
     assert search.parse_recipe(b"r0-10 d1-2:b:utf-8") is None
+
+
+def test_longest_word_counts_folded_letters_and_digits():
+    assert search.longest_word(bytes(range(256))) == 26          # A-Z, a-z; 0-9 is 10
+    assert search.longest_word(b"") == 0
+    assert search.longest_word("\ufb01le-x".encode()) == 4       # the ligature folds to fi
+    assert search.longest_word("\u212aernel\xff".encode()) == 6
+    d = search.Decoded(0, 1, b"b", b"", False, 26)
+    assert not d.cannot_hold("a" * 26) and d.cannot_hold("A" * 27)
+    assert not d.cannot_hold("a " * 20) and not d.cannot_hold("é" * 30)   # not a word: read
+    assert not d._replace(run=-1).cannot_hold("a" * 99)                  # not known: read
+    assert search.parse_recipe(b"r0-10 " + d.entry())[1] == d
+    assert search.parse_recipe(b"r0-10 d1-2:b:-:0:3:4") is None
+
+
+def test_a_word_as_long_as_an_attachments_longest_is_found_warm(views):
+    """Bytes 0-255 base64-encoded (testdata's attachments) decode to a run
+    of 26 letters: 26 are looked for in it, 27 are not there to find."""
+    direct, batched = views
+    kept = dc.FetchCache(batched.ns, batched.path, "imap.test")
+    kept.refresh()
+    for q, found in ((b"TEXT abcdefghijklmnopqrstuvwxyz", True),
+                     (b"TEXT ABCDEFGHIJKLMNOPQRSTUVWXYZa", False)):
+        key = p.search_program(p.Reader([q]))[1]
+        want = _direct(direct, key)
+        assert any(want) == found
+        for _ in ("cold", "warm"):
+            assert _kept(batched, key, kept) == want
+    recipes = [search.parse_recipe(kept.get(m.digest, search.TEXTS)) for m in batched.msgs]
+    assert 26 in {x.run for r in recipes for x in r if isinstance(x, search.Decoded)}

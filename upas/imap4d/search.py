@@ -47,8 +47,21 @@ FOLDS_TO_ASCII = {c.encode(): c.casefold().encode() for c in (
     "\ufb00\ufb01\ufb02\ufb03\ufb04\ufb05\ufb06")}
 
 
+_FOLDING = re.compile(b"|".join(map(re.escape, FOLDS_TO_ASCII)))
+_ALNUM = bytes(0x61 if c < 0x80 and chr(c).isalnum() else 0x20 for c in range(256))
+
+
 def _fold(m: re.Match) -> bytes:
     return FOLDS_TO_ASCII[m.group()]
+
+
+def longest_word(text: bytes) -> int:
+    """The longest run of ASCII letters and digits in text with every
+    FOLDS_TO_ASCII character folded: a needle of letters and digits
+    longer than that is in no case folding of it (see Decoded.run)."""
+    if not text.isascii():
+        text = _FOLDING.sub(_fold, text)
+    return max(map(len, text.translate(_ALNUM).split()), default=0)
 
 
 @functools.lru_cache(maxsize=32)
@@ -106,12 +119,16 @@ class Decoded(NamedTuple):
     """A text that is a span of `raw` decoded as upasfs decodes a part's
     body at open (mime.Part.decoded_body, with the same functions):
     its transfer encoding undone, a text leaf's charset converted to
-    UTF-8, a text/* part's NULs dropped."""
+    UTF-8, a text/* part's NULs dropped.  With `run`, its longest_word:
+    a search for a longer word of letters and digits (an ASCII needle
+    matches runs of those bytes, folded or not: contains_bytes) leaves
+    it undecoded -- most of a binary attachment's runs are short."""
     start: int
     end: int
     encoding: bytes             # b"b" base64, b"q" quoted-printable, b"i" as is
     charset: bytes              # converted from (convert_text), b"" if not
     nul: bool                   # NULs dropped
+    run: int = -1               # longest_word of the text; -1: not known
 
     def text(self, raw: bytes) -> bytes:
         out = _DECODERS[self.encoding](raw[self.start:self.end])
@@ -120,8 +137,13 @@ class Decoded(NamedTuple):
         return out.replace(b"\0", b"") if self.nul else out
 
     def entry(self) -> bytes:
-        return b"d%d-%d:%s:%s:%d" % (self.start, self.end, self.encoding, self.charset or b"-",
-                                     self.nul)
+        e = b"d%d-%d:%s:%s:%d" % (self.start, self.end, self.encoding, self.charset or b"-",
+                                  self.nul)
+        return e + b":%d" % self.run if self.run >= 0 else e
+
+    def cannot_hold(self, needle: str) -> bool:
+        """Whether the text is too short of words to hold needle."""
+        return 0 <= self.run < len(needle) and needle.isascii() and needle.isalnum()
 
 
 _DECODERS: dict[bytes, Callable[[bytes], bytes]] = {
@@ -146,11 +168,12 @@ def parse_recipe(v: bytes | None) -> tuple[Source, ...] | None:
                 s, _, t = e[1:].partition(b"-")
                 out.append((int(s), int(t)))
             elif e[:1] == b"d":
-                span, enc, cs, nul = e[1:].split(b":")
+                span, enc, cs, nul, *run = e[1:].split(b":")
                 s, _, t = span.partition(b"-")
-                if enc not in _DECODERS:
+                if enc not in _DECODERS or len(run) > 1:
                     return None
-                out.append(Decoded(int(s), int(t), enc, b"" if cs == b"-" else cs, nul == b"1"))
+                out.append(Decoded(int(s), int(t), enc, b"" if cs == b"-" else cs, nul == b"1",
+                                   int(run[0]) if run else -1))
             else:
                 out.append(e[1:].decode())
     except ValueError:                  # not ours: found again from the files
@@ -195,7 +218,9 @@ def make_recipe(raw: bytes, rels: list[str], texts: list[bytes],
     spans: list[tuple[int, int] | Decoded | None] = []
     for i, t in enumerate(texts):
         at = raw.find(t)
-        spans.append((at, at + len(t)) if at >= 0 else decoded[i] if decoded else None)
+        d = decoded[i] if decoded else None
+        spans.append((at, at + len(t)) if at >= 0 else d._replace(run=longest_word(t)) if d
+                     else None)
     covered = sum(x[1] - x[0] for x in spans if x)
     if not raw or 2 * covered < len(raw):
         spans = [None] * len(texts)
@@ -238,12 +263,14 @@ class Matcher:
             return self._source(r[0])
         return self.node.file("rawheader")
 
-    def texts(self) -> list[bytes]:
+    def texts(self, needle: str = "") -> list[bytes]:
         """The decoded body of every leaf part (the message body if single),
-        and the header of every message part."""
+        and the header of every message part; with a needle, those the
+        recipe knows cannot hold it may be left out."""
         files = self.files
         if self.recipe:
-            return files.gather(self._source, self.recipe[1:], b"")
+            return files.gather(self._source, [x for x in self.recipe[1:] if not (
+                isinstance(x, Decoded) and x.cannot_hold(needle))], b"")
         if self.cache is None:
             return files.gather(self.node.file, self.text_files(), b"")
         # first time: the texts from raw parsed here as upasfs parses it
@@ -348,7 +375,7 @@ class Matcher:
         return bool(vals) and (s == "" or any(contains(v, s) for v in vals))
 
     def k_body(self, k: p.Key) -> bool:
-        return any(contains_bytes(t, k.args[0]) for t in self.texts())
+        return any(contains_bytes(t, k.args[0]) for t in self.texts(k.args[0]))
 
     def k_text(self, k: p.Key) -> bool:
         raw = self.header()
