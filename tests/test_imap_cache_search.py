@@ -10,6 +10,8 @@ encoding (never matched), only in the decoded text (matched), in part
 headers and boundaries, non-ASCII; cold, warm, and through real sessions."""
 from __future__ import annotations
 
+import random
+import re
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -170,11 +172,27 @@ def test_a_decoded_span_is_kept_only_as_the_body_it_gives():
     assert search.parse_recipe(b"r0-10 d1-2:b:utf-8") is None
 
 
+def _folded_longest(text: bytes) -> int:
+    """The longest run of ASCII letters and digits in the case folding of
+    text decoded (what contains() matches in)."""
+    folded = text.decode("utf-8", "replace").casefold()
+    return max(map(len, re.findall(r"[a-z0-9]+", folded, re.ASCII)), default=0)
+
+
 def test_longest_word_counts_folded_letters_and_digits():
     assert search.longest_word(bytes(range(256))) == 26          # A-Z, a-z; 0-9 is 10
-    assert search.longest_word(b"") == 0
-    assert search.longest_word("\ufb01le-x".encode()) == 4       # the ligature folds to fi
-    assert search.longest_word("\u212aernel\xff".encode()) == 6
+    assert search.longest_word(b"") == search.longest_word(b"-+-") == 0
+    assert search.longest_word(b"a kernel, 2024") == 6
+    assert search.longest_word("\ufb01le-x".encode()) >= 4       # the ligature folds to fi
+    assert search.longest_word("\u212aernel\xff".encode()) >= 6
+    rng = random.Random(7)
+    chars = ["a", "Z", "9", " ", "-", "\xe9", "\u0130", "\u212a", "\ufb03", "\u00df", "\u1e9a"]
+    for _ in range(3000):
+        text = "".join(rng.choice(chars) for _ in range(rng.randint(0, 30))).encode()
+        text += rng.randbytes(rng.randint(0, 8))
+        assert search.longest_word(text) >= _folded_longest(text), text
+        if text.isascii():
+            assert search.longest_word(text) == _folded_longest(text), text
     d = search.Decoded(0, 1, b"b", b"", False, 26)
     assert not d.cannot_hold("a" * 26) and d.cannot_hold("A" * 27)
     assert not d.cannot_hold("a " * 20) and not d.cannot_hold("é" * 30)   # not a word: read

@@ -47,7 +47,7 @@ FOLDS_TO_ASCII = {c.encode(): c.casefold().encode() for c in (
     "\ufb00\ufb01\ufb02\ufb03\ufb04\ufb05\ufb06")}
 
 
-_FOLDING = re.compile(b"|".join(map(re.escape, FOLDS_TO_ASCII)))
+_LETTERS = bytes(range(0x61, 0x7B))
 _ALNUM = bytes(0x61 if c < 0x80 and chr(c).isalnum() else 0x20 for c in range(256))
 
 
@@ -56,12 +56,29 @@ def _fold(m: re.Match) -> bytes:
 
 
 def longest_word(text: bytes) -> int:
-    """The longest run of ASCII letters and digits in text with every
-    FOLDS_TO_ASCII character folded: a needle of letters and digits
-    longer than that is in no case folding of it (see Decoded.run)."""
+    """At least the longest run of ASCII letters and digits in text with
+    every FOLDS_TO_ASCII character folded (each counted as its bytes: it
+    folds to no more ASCII letters than that): a needle of letters and
+    digits longer than this is in no case folding of text (Decoded.run).
+    Found without a Python object per run (a binary attachment has one
+    every few bytes): the runs marked by one translate, their longest
+    by substring searches, doubling then halving."""
+    marks: bytes | bytearray = text.translate(_ALNUM)
     if not text.isascii():
-        text = _FOLDING.sub(_fold, text)
-    return max(map(len, text.translate(_ALNUM).split()), default=0)
+        spans = [m.span() for f in _folds_for(_LETTERS)[0] for m in f.finditer(text)]
+        if spans:
+            marks = bytearray(marks)
+            for a, b in spans:
+                marks[a:b] = b"a" * (b - a)
+    if b"a" not in marks:
+        return 0
+    lo, hi = 1, 2                   # a run of lo is there; of hi, not known
+    while b"a" * hi in marks:
+        lo, hi = hi, 2 * hi
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if b"a" * mid in marks else (lo, mid)
+    return lo
 
 
 @functools.lru_cache(maxsize=32)
