@@ -1,13 +1,9 @@
 """STORE and UID STORE (docs/spec/servers.md §3.10; docs/decisions.md: keywords stored)."""
 from __future__ import annotations
 
-import operator
-from typing import Sequence
-
 from upas.mail.lock import LockError
-from upas.imap4d import condstore, imp
+from upas.imap4d import condstore, flagreport, imp
 from upas.imap4d import parser as p
-from upas.imap4d import rev2
 from upas.imap4d.mailbox import Mailbox, Message
 from upas.imap4d.request import Request
 
@@ -153,65 +149,12 @@ def _report(s, box: Mailbox, msgs: list[Message], uid: bool,
             silent: bool | None = None) -> None:
     """`* n FETCH (FLAGS (...))` for each message, in one write.  With
     CONDSTORE (silent not None) `(UID u MODSEQ (n) FLAGS (...))`, without
-    the flags when silent, as RFC 7162 3.1.3's examples.  Made as columns
-    (sequence numbers, UIDs, flags texts: each distinct set of flags and
-    keywords formatted once) put through one format a line."""
-    if not msgs:
-        return
-    seqs = _seqs(box, msgs)
-    if silent is None:
-        if uid:
-            lines = map(b"* %d FETCH (UID %d FLAGS (%s))\r\n".__mod__,
-                        zip(seqs, map(_UID, msgs), _flag_texts(s, msgs)))
-        else:
-            lines = map(b"* %d FETCH (FLAGS (%s))\r\n".__mod__, zip(seqs, _flag_texts(s, msgs)))
-    else:
-        uids = list(map(_UID, msgs))
-        cols = [seqs, uids] if uid else [seqs]
-        cols.append(box.modseqs.of_many(uids))
-        fmt = b"* %d FETCH (UID %d MODSEQ (%d)" if uid else b"* %d FETCH (MODSEQ (%d)"
-        if not silent:
-            cols.append(_flag_texts(s, msgs))
-            fmt += b" FLAGS (%s)"
-        lines = map((fmt + b")\r\n").__mod__, zip(*cols))
-    s.send(b"".join(lines))
+    the flags when silent, as RFC 7162 3.1.3's examples."""
+    items = [flagreport.UID] if uid else []
+    if silent is not None:
+        items.append(flagreport.MODSEQ)
+    if not silent:
+        items.append(flagreport.FLAGS)
+    if msgs:
+        s.send(flagreport.lines(s, box, msgs, items))
 
-
-_UID, _FLAGS, _KEYWORDS = (operator.attrgetter(a) for a in ("uid", "flags", "keywords"))
-
-
-def _seqs(box: Mailbox, msgs: list[Message]) -> Sequence[int]:
-    """box.seqs(msgs); at once when they are a run of the mailbox's
-    messages (1:*)."""
-    first = box.seq(msgs[0])
-    if box.msgs[first - 1:first - 1 + len(msgs)] == msgs:      # (by identity)
-        return range(first, first + len(msgs))
-    return box.seqs(msgs)
-
-
-def _flag_texts(s, msgs: list[Message]) -> list[bytes]:
-    """What FETCH FLAGS shows of each message (rev2.flag_text), each
-    distinct one made once: by the flags object when no message has a
-    keyword (they share few frozensets: imp.flagset)."""
-    flags = list(map(_FLAGS, msgs))
-    if not any(map(_KEYWORDS, msgs)):
-        try:
-            one = dict(zip(flags, msgs))            # a message of each set
-        except TypeError:                           # a set, not a frozenset
-            one = None
-        if one is not None:
-            shown = {f: _text(s, m) for f, m in one.items()}
-            return list(map(shown.__getitem__, flags))
-    made: dict[tuple, bytes] = {}
-    out = []
-    for m in msgs:
-        key = (frozenset(m.flags), *m.keywords)
-        text = made.get(key)
-        if text is None:
-            text = made[key] = _text(s, m)
-        out.append(text)
-    return out
-
-
-def _text(s, m: Message) -> bytes:
-    return rev2.flag_text(s, m).encode("utf-8", "surrogateescape")
