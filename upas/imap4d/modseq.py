@@ -271,12 +271,17 @@ def patch(mine: bytes, data: bytes, kwdata: bytes | None,
             new[k] = b"%08x" % state(imp.field_flags(fields[k]), words_)
     changed = list(itertools.compress(range(n), map(operator.ne, cols.states, new)))
     highest = cols.highest + 1 if changed else cols.highest
-    lines = mine[cols.at:cols.rest].split(b"\n")
     mid = b" %d " % highest
-    for k in changed:
-        lines[k] = uids[k] + mid + new[k]
+    if len(changed) == n:           # every line anew (a STORE 1:*)
+        ends = {st: mid + st + b"\n" for st in set(new)}
+        body = b"".join(map(bytes.__add__, uids, map(ends.__getitem__, new)))
+    else:
+        lines = mine[cols.at:cols.rest].split(b"\n")
+        for k in changed:
+            lines[k] = uids[k] + mid + new[k]
+        body = b"\n".join(lines)
     out = b"".join([MAGIC, b"%010d %d\n" % (cols.uidvalidity, highest),
-                    b"h %s\n" % files.encode("ascii"), b"\n".join(lines), mine[cols.rest:]])
+                    b"h %s\n" % files.encode("ascii"), body, mine[cols.rest:]])
     return out, highest, ((int(uids[k]), int(new[k], 16)) for k in changed)
 
 
