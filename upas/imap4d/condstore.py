@@ -137,10 +137,10 @@ def after_select(s, cond: bool, resync: Resync | None) -> None:
     if gone:
         s.untagged("VANISHED (EARLIER) " + modseq.format_set(gone))
     changed = box.modseqs.changed_since(resync.modseq)
-    for i, m in enumerate(box.msgs):
-        if m.uid in changed and not m.expunged and modseq.within(m.uid, known):
-            s.untagged(f"{i + 1} FETCH (UID {m.uid} FLAGS ({' '.join(m.flag_list())}) "
-                       f"MODSEQ ({box.modseqs.of(m.uid)}))")
+    msgs = [m for m in box.msgs
+            if m.uid in changed and not m.expunged and modseq.within(m.uid, known)]
+    if msgs:                    # (without \\Recent under IMAP4rev2: flagreport)
+        s.send(unsolicited(s, box, msgs, True))
 
 
 # ------------------------------------------------------------ FETCH
