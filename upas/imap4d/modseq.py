@@ -265,10 +265,10 @@ def patch(mine: bytes, data: bytes, kwdata: bytes | None,
     kws = imp.parse_keywords(kwdata) if kwdata else {}
     if kws and not all(map(operator.lt, uids, uids[1:])):
         return None                     # (format_record's are in order)
-    for uid, (digest, words_) in kws.items():
+    for uid, (digest, kwords) in kws.items():
         k = bisect.bisect_left(uids, b"%010d" % uid)
         if k < n and uids[k] == b"%010d" % uid and words[3 * k] == digest.encode():
-            new[k] = b"%08x" % state(imp.field_flags(fields[k]), words_)
+            new[k] = b"%08x" % state(imp.field_flags(fields[k]), kwords)
     changed = list(itertools.compress(range(n), map(operator.ne, cols.states, new)))
     highest = cols.highest + 1 if changed else cols.highest
     mid = b" %d " % highest
