@@ -598,3 +598,26 @@ def test_rfc_3_1_3_example_11_expunged_meanwhile(srv):
     r = c.cmd(b"b003 STORE 2 (UNCHANGEDSINCE %d) +FLAGS (\\Seen)" % now)
     assert re.fullmatch(rb"\* 2 FETCH \(MODSEQ \(\d+\) FLAGS \([^)]*\\Seen[^)]*\)\)\r\n", r[0]), r
     assert r[-1].startswith(b"b003 OK"), r
+
+
+def test_a_store_on_many_gives_each_the_next_modseq_and_others_see_it(srv):
+    """RFC 7162 3.1.3: a STORE's FETCHes carry each message's new MODSEQ
+    (one command, one MODSEQ: docs/decisions.md), FLAGS too unless SILENT;
+    another session's FETCH MODSEQ reads the same from the record the
+    STORE patched (issue 16), and its HIGHESTMODSEQ is that one."""
+    c = condstore_on(srv, b"INBOX")
+    r = ok(c, b"a FETCH 1:* (MODSEQ)")
+    was = [int(re.search(rb"MODSEQ \((\d+)\)", ln).group(1)) for ln in untagged(r)]
+    top = max(was)
+    r = ok(c, b"b STORE 1,3:4 +FLAGS (\\Seen)")
+    assert untagged(r) == [b"* 1 FETCH (MODSEQ (%d) FLAGS (\\Seen \\Recent))\r\n" % (top + 1),
+                           b"* 3 FETCH (MODSEQ (%d) FLAGS (\\Seen \\Recent))\r\n" % (top + 1),
+                           b"* 4 FETCH (MODSEQ (%d) FLAGS (\\Seen \\Recent))\r\n" % (top + 1)]
+    r = ok(c, b"c UID STORE 2:3 +FLAGS.SILENT (\\Seen)")      # 3 changes nothing
+    assert untagged(r) == [b"* 2 FETCH (UID 2 MODSEQ (%d))\r\n" % (top + 2),
+                           b"* 3 FETCH (UID 3 MODSEQ (%d))\r\n" % (top + 1)]
+    other = condstore_on(srv, b"INBOX")
+    r = ok(other, b"d FETCH 1:* (MODSEQ)")
+    assert [int(re.search(rb"MODSEQ \((\d+)\)", ln).group(1)) for ln in untagged(r)] == \
+        [top + 1, top + 2, top + 1, top + 1] + was[4:]
+    assert highest(ok(other, b"e SELECT INBOX")) == top + 2

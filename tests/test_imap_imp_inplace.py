@@ -49,3 +49,20 @@ def test_a_store_on_one_message_writes_in_place(upasfs, monkeypatch):
         [(x.uid, set(x.flags) - {"\\Recent"}) for x in box.msgs]
     box.modify(box.msgs[:2], lambda x: setattr(x, "flags", x.flags | {"\\Seen"}) or True)
     assert os.stat(path).st_ino != ino                  # two lines: replaced whole
+
+
+def test_the_flags_columns_and_the_changed_lines():
+    """with_flags writes each line's field from its flags (no `r`, as the
+    whole rewrite); changed_lines finds another session's STORE by the
+    lines whose field differs (issue 16: both read the file as columns)."""
+    flags = {0: {"\\Seen", "\\Recent"}, 7: {"\\Answered", "\\Draft"}, 299: {"\\Deleted"}}
+    old = _file({})
+    new = imp.with_flags(old, [frozenset(flags.get(k, ())) for k in range(300)])
+    assert new == _file({k: f - {"\\Recent"} for k, f in flags.items()})
+    assert new[imp.BODY_AT + 52:imp.BODY_AT + 61] == b"s-------\n"
+    assert imp.with_flags(old, [frozenset()] * 299) is None          # a line short
+    assert imp.changed_lines(old, new) == [(0, {"\\Seen"}), (7, {"\\Answered", "\\Draft"}),
+                                           (299, {"\\Deleted"})]
+    assert imp.changed_lines(old, _file({150: {"\\Seen"}})) == [(150, {"\\Seen"})]
+    assert imp.changed_lines(old, old) == []
+    assert imp.changed_lines(old, _file({}, uidnext=302)) is None     # the header

@@ -60,3 +60,107 @@ def test_a_torn_line_is_numbered_anew():
     again, changed = ms.reconcile(torn, 7, [(1, NONE), (2, SEEN)])
     assert changed and again.msgs[2][0] == 2 and again.msgs[1][0] == 1
     assert ms.parse(b"not ours") is None
+
+
+# -- the record patched as columns (modseq.patch, issue 16) -----------------
+
+import hashlib  # noqa: E402
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+from upas.imap4d import imp  # noqa: E402
+
+FLAGSETS = [frozenset(), frozenset({"\\Seen"}), frozenset({"\\Seen", "\\Flagged"}),
+            frozenset({"\\Deleted"}), frozenset({"\\Recent"}), frozenset({"\\Seen", "\\Recent"})]
+
+
+def _imp(uids: list[int], flags: list[frozenset], recent: bool = False) -> bytes:
+    rows = [(hashlib.sha1(b"%d" % u).hexdigest(), u, f) for u, f in zip(uids, flags)]
+    return imp.format_rows(7, max(uids, default=0) + 1, rows, recent)
+
+
+def _kw(uids: list[int], words: dict[int, list[str]]) -> bytes | None:
+    if not words:
+        return None
+    return imp.format_keywords([(hashlib.sha1(b"%d" % u).hexdigest(), u, words.get(u, []))
+                                for u in uids])
+
+
+def _reconciled(mine: bytes, data: bytes, kwdata: bytes | None) -> ms.Record:
+    """What the whole path makes of the files: parse, reconcile, the `h` line."""
+    rec, _ = ms.reconcile(ms.parse(mine), *ms._rows(data, kwdata))
+    rec.files = imp.files_key(data, kwdata)
+    return rec
+
+
+def test_a_store_patches_the_changed_lines_only():
+    uids = [1, 2, 5, 9]
+    before = _imp(uids, [FLAGSETS[0]] * 4)
+    rec, _ = ms.reconcile(None, 7, ms._rows(before, None)[1])
+    rec.files = imp.files_key(before, None)
+    mine = ms.format_record(rec)
+    after = _imp(uids, [FLAGSETS[0], FLAGSETS[1], FLAGSETS[0], FLAGSETS[4]])   # \Recent: no change
+    new, highest, changes = ms.patch(mine, after, None, imp.files_key(after, None))
+    assert highest == 2 and list(changes) == [(2, SEEN)]
+    assert new == ms.format_record(_reconciled(mine, after, None))
+    lines = new.split(b"\n")
+    assert lines[3:7] == [b"0000000001 1 %08x" % NONE, b"0000000002 2 %08x" % SEEN,
+                          b"0000000005 1 %08x" % NONE, b"0000000009 1 %08x" % NONE]
+
+
+def test_patch_declines_what_it_cannot_pair():
+    uids = [1, 2, 3]
+    data = _imp(uids, [FLAGSETS[0]] * 3)
+    rec, _ = ms.reconcile(None, 7, ms._rows(data, None)[1])
+    mine = ms.format_record(rec)
+    key = imp.files_key(data, None)
+    assert ms.patch(mine, _imp([1, 2], [FLAGSETS[1]] * 2), None, key) is None     # an expunge
+    assert ms.patch(mine, _imp([1, 2, 3, 4], [FLAGSETS[1]] * 4), None, key) is None   # an append
+    assert ms.patch(mine, data.replace(b"0000000007", b"0000000008", 1), None, key) is None
+    assert ms.patch(mine[:-3], data, None, key) is None                         # a torn record
+    assert ms.patch(mine, data[:-3], None, key) is None                         # a torn .imp
+    assert ms.patch(b"not a record", data, None, key) is None
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.data())
+def test_patch_is_reconcile(data):
+    """Whatever the record and the files, patch() gives reconcile()'s
+    record byte for byte, or declines."""
+    n = data.draw(st.integers(0, 12))
+    uids = sorted(data.draw(st.sets(st.integers(1, 60), min_size=n, max_size=n)))
+    words = st.dictionaries(st.sampled_from(uids), st.lists(st.sampled_from(
+        ["$Junk", "$junk", "work", "Later"]), max_size=2), max_size=3) if uids else st.just({})
+    old = [data.draw(st.sampled_from(FLAGSETS)) for _ in uids]
+    first = _imp(uids, old)
+    firstkw = _kw(uids, data.draw(words))
+    rec, _ = ms.reconcile(None, 7, ms._rows(first, firstkw)[1])
+    rec.files = imp.files_key(first, firstkw)
+    gone = data.draw(st.lists(st.sampled_from(uids), max_size=2)) if uids else []
+    if gone:                    # expunges the record remembers (its x and f lines)
+        rec, _ = ms.reconcile(rec, 7, [r for r in ms._rows(first, firstkw)[1] if r[0] not in gone])
+        rec, _ = ms.reconcile(rec, 7, ms._rows(first, firstkw)[1])
+        rec.forgotten = data.draw(st.integers(0, 2))
+    mine = ms.format_record(rec)
+    new = [data.draw(st.sampled_from(FLAGSETS)) for _ in uids]
+    after = _imp(uids, new, recent=data.draw(st.booleans()))
+    afterkw = _kw(uids, data.draw(words))
+    got = ms.patch(mine, after, afterkw, imp.files_key(after, afterkw))
+    assert got is not None
+    out, highest, changes = got
+    want = _reconciled(mine, after, afterkw)
+    assert out == ms.format_record(want) and highest == want.highest
+    assert {u: (highest, s) for u, s in changes} == \
+        {u: v for u, v in want.msgs.items() if v != rec.msgs.get(u)}
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 10**9), st.integers(1, 10**12),
+                          st.integers(0, 2**32 - 1)), max_size=8),
+       st.integers(0, 40))
+def test_the_columns_parse_as_the_lines_do(rows, cut):
+    rec = ms.Record(7, 10**12, {u: (m, s) for u, m, s in rows}, [(3, [(4, 6)])], 2, "a b")
+    data = ms.format_record(rec)
+    assert ms.parse(data) == ms._parse_lines(data) == rec
+    torn = data[:len(data) - cut]                # a crash's tmp taken as the file
+    assert ms.parse(torn) == ms._parse_lines(torn)

@@ -123,6 +123,32 @@ def test_select_and_recent(srv):
     c.close()
 
 
+def test_qresync_changes_without_recent(srv):
+    """RFC 9051 has no \\Recent, and RFC 7162 3.2.5.2's changed messages
+    are FETCH (UID, FLAGS, MODSEQ): a reconnect under IMAP4rev2 gets them
+    without it, though the new message is \\Recent to its session."""
+    c = srv.connect()
+    c.cmd(b"a ENABLE IMAP4rev2 QRESYNC")
+    r = c.cmd(b"b SELECT INBOX")
+    v = int(re.search(rb"UIDVALIDITY (\d+)", b"".join(r)).group(1))
+    m = int(re.search(rb"HIGHESTMODSEQ (\d+)", b"".join(r)).group(1))
+    n = int(re.search(rb"\* (\d+) EXISTS", b"".join(r)).group(1))
+    uid = int(re.search(rb"UIDNEXT (\d+)", b"".join(r)).group(1))
+    r = c.cmd(b"c STORE 2,4 +FLAGS.SILENT (\\Answered)")
+    stored = int(re.search(rb"MODSEQ \((\d+)\)", r[0]).group(1))
+    c.cmd(b"d APPEND INBOX {14+}\r\nSubject: x\r\n\r\n\r\n")    # new: \\Recent in RFC 3501
+    c.cmd(b"e LOGOUT")
+    c = srv.connect()
+    c.cmd(b"a ENABLE IMAP4rev2 QRESYNC")
+    r = c.cmd(b"b SELECT INBOX (QRESYNC (%d %d))" % (v, m))
+    now = int(re.search(rb"HIGHESTMODSEQ (\d+)", b"".join(r)).group(1))
+    assert [ln for ln in r if b"FETCH" in ln] == [
+        b"* 2 FETCH (UID 2 FLAGS (\\Answered) MODSEQ (%d))\r\n" % stored,
+        b"* 4 FETCH (UID 4 FLAGS (\\Answered) MODSEQ (%d))\r\n" % stored,
+        b"* %d FETCH (UID %d FLAGS () MODSEQ (%d))\r\n" % (n + 1, uid, now)]
+    c.close()
+
+
 def test_search_is_esearch(srv):
     """RFC 9051 6.4.4: a SEARCH without RETURN is RETURN (ALL), answered
     by ESEARCH with its tag; UID SEARCH says UID; no match, no ALL."""

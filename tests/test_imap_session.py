@@ -170,6 +170,21 @@ def test_41_uid_store_lower_case_uid(sel):
         b"* 2 FETCH (UID 2 FLAGS (\\Seen \\Recent))\r\n", b"a OK uid STORE completed\r\n"]
 
 
+def test_41_store_reports_each_message_of_a_set(sel):
+    """One FETCH a message, in sequence order, for a set that is not a run
+    and messages with a keyword among them (RFC 3501 6.4.6: the flags as
+    they are after the STORE; issue 16 formats them as columns)."""
+    sel.cmd(b"a STORE 4 +FLAGS.SILENT ($Junk)")
+    assert sel.cmd(b"b STORE 5,2,4 +FLAGS (\\Answered)") == [
+        b"* 2 FETCH (FLAGS (\\Answered \\Recent))\r\n",
+        b"* 4 FETCH (FLAGS (\\Answered \\Recent $Junk))\r\n",
+        b"* 5 FETCH (FLAGS (\\Answered \\Recent))\r\n", b"b OK STORE completed\r\n"]
+    assert sel.cmd(b"c UID STORE 1:* -FLAGS (\\Answered)")[:5] == [
+        b"* 1 FETCH (UID 1 FLAGS (\\Recent))\r\n", b"* 2 FETCH (UID 2 FLAGS (\\Recent))\r\n",
+        b"* 3 FETCH (UID 3 FLAGS (\\Recent))\r\n", b"* 4 FETCH (UID 4 FLAGS (\\Recent $Junk))\r\n",
+        b"* 5 FETCH (UID 5 FLAGS (\\Recent))\r\n"]
+
+
 def test_42_expunge(sel, imap_preauth):
     before = imap_preauth.box().read_bytes()
     sel.cmd(b"a STORE 2,3,5 +FLAGS.SILENT (\\Deleted)")

@@ -21,6 +21,31 @@ def test_flag_changes_are_reported_to_the_other_session(imap_preauth):
                                            b"d OK uid SEARCH completed\r\n"]
 
 
+def test_many_flag_changes_are_reported_each_once(imap_preauth):
+    """Another session's STORE on many messages: one unasked FETCH each, in
+    sequence order, with its flags as they are now (RFC 3501 7.4.2), UID
+    and MODSEQ once CONDSTORE is enabled (RFC 7162 3.1; the MODSEQ the
+    other session's STORE reported).  (Issue 16: made as columns; they
+    were a membership test each in the list of messages.)"""
+    a, b = imap_preauth.connect(), imap_preauth.connect()
+    a.cmd(b"a SELECT INBOX")
+    b.cmd(b"a SELECT INBOX")
+    a.cmd(b"b STORE 2 +FLAGS.SILENT ($Later)")
+    b.cmd(b"b NOOP")
+    a.cmd(b"c STORE 1:3,6 +FLAGS.SILENT (\\Seen)")
+    assert b.cmd(b"c NOOP") == [
+        b"* 1 FETCH (FLAGS (\\Seen))\r\n", b"* 2 FETCH (FLAGS (\\Seen $Later))\r\n",
+        b"* 3 FETCH (FLAGS (\\Seen))\r\n", b"* 6 FETCH (FLAGS (\\Seen))\r\n",
+        b"c OK NOOP completed\r\n"]
+    b.cmd(b"d FETCH 1 (MODSEQ)")         # CONDSTORE-enabling (RFC 7162 3.1)
+    a.cmd(b"d FETCH 1 (MODSEQ)")
+    r = a.cmd(b"e STORE 4:5 +FLAGS (\\Draft)")
+    now = [int(re.search(rb"MODSEQ \((\d+)\)", ln).group(1)) for ln in r[:2]]
+    assert b.cmd(b"f NOOP") == [
+        b"* 4 FETCH (UID 4 FLAGS (\\Draft) MODSEQ (%d))\r\n" % now[0],
+        b"* 5 FETCH (UID 5 FLAGS (\\Draft) MODSEQ (%d))\r\n" % now[1], b"f OK NOOP completed\r\n"]
+
+
 def test_both_sessions_keep_each_others_flags(imap_preauth):
     a, b = imap_preauth.connect(), imap_preauth.connect()
     a.cmd(b"a SELECT INBOX")

@@ -2,6 +2,7 @@
 per connection on the socket, `-r ip!port`, limits, log lines, TLS
 termination, SIGTERM."""
 import os
+import sys
 import signal
 import socket
 import ssl
@@ -270,3 +271,19 @@ def test_imap_logout_and_dial_again_is_not_refused(launcher, tmp_path):
             assert f.readline().startswith(b"a OK")
             hangup(s, f)
     assert not [line for line in la.log if "refused" in line], la.log
+
+
+def test_a_served_connection_has_no_nagle(launcher, tmp_path):
+    """A server's socket is TCP_NODELAY: its last short write of a reply
+    (IMAP's tagged line after a command's untagged ones) goes out at once
+    instead of waiting out the client's delayed acknowledgement (issue 16:
+    ~35 ms at the end of every large reply).  The service reads the
+    option off its own standard input."""
+    conf = tmp_path / "c"
+    probe = ("import socket; s = socket.socket(fileno=0); "
+             "print(s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)); s.detach()")
+    conf.write_text(f"nd tcp!127.0.0.1!0 {sys.executable} -c '{probe}'\n")
+    la = launcher(["-c", str(conf), "nd"])
+    s, f = connect(la, "nd")
+    assert f.readline() == b"1\n"
+    hangup(s, f)

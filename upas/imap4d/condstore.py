@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from upas.imap4d import modseq, rev2
+from upas.imap4d import flagreport, modseq
 from upas.imap4d import parser as p
 
 CONDSTORE, QRESYNC = "CONDSTORE", "QRESYNC"
@@ -137,10 +137,10 @@ def after_select(s, cond: bool, resync: Resync | None) -> None:
     if gone:
         s.untagged("VANISHED (EARLIER) " + modseq.format_set(gone))
     changed = box.modseqs.changed_since(resync.modseq)
-    for i, m in enumerate(box.msgs):
-        if m.uid in changed and not m.expunged and modseq.within(m.uid, known):
-            s.untagged(f"{i + 1} FETCH (UID {m.uid} FLAGS ({' '.join(m.flag_list())}) "
-                       f"MODSEQ ({box.modseqs.of(m.uid)}))")
+    msgs = [m for m in box.msgs
+            if m.uid in changed and not m.expunged and modseq.within(m.uid, known)]
+    if msgs:                    # (without \\Recent under IMAP4rev2: flagreport)
+        s.send(unsolicited(s, box, msgs, True))
 
 
 # ------------------------------------------------------------ FETCH
@@ -208,12 +208,12 @@ def parse_unchangedsince(r: p.Reader) -> int | None:
     return n
 
 
-def unsolicited(s, box, m, seq: int, uid: bool) -> str:
-    """An unasked FETCH of a message's flags (with its UID under a UID
-    command): with UID and MODSEQ once CONDSTORE is enabled (RFC 7162 3.1)."""
-    flags = rev2.flag_text(s, m)         # no \Recent under IMAP4rev2
+def unsolicited(s, box, msgs: list, uid: bool) -> bytes:
+    """Unasked FETCHes of messages' flags (with their UIDs under a UID
+    command): with UID and MODSEQ once CONDSTORE is enabled (RFC 7162
+    3.1); no \\Recent under IMAP4rev2 (rev2.flag_text)."""
     if enabled(s):
-        return f"{seq} FETCH (UID {m.uid} FLAGS ({flags}) MODSEQ ({box.modseqs.of(m.uid)}))"
-    if uid:
-        return f"{seq} FETCH (UID {m.uid} FLAGS ({flags}))"
-    return f"{seq} FETCH (FLAGS ({flags}))"
+        items = [flagreport.UID, flagreport.FLAGS, flagreport.MODSEQ]
+    else:
+        items = [flagreport.UID, flagreport.FLAGS] if uid else [flagreport.FLAGS]
+    return flagreport.lines(s, box, msgs, items)

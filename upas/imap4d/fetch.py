@@ -405,9 +405,8 @@ def fetch(s, req: Request) -> None:
 def _finish(s, req: Request, box: Mailbox, atts: list, changed: list[Message], ok: bool,
             unknown_cte: bool) -> None:
     """The flags \\Seen changed, unless FLAGS was fetched; the reply."""
-    if not any(a.name == "FLAGS" for a in atts):
-        for m in changed:
-            s.untagged(condstore.unsolicited(s, box, m, box.seq(m), False))
+    if changed and not any(a.name == "FLAGS" for a in atts):
+        s.send(condstore.unsolicited(s, box, changed, False))
     if ok:
         s.ok(req)
     else:       # RFC 3516 4.3: an encoding BINARY cannot undo fails the FETCH

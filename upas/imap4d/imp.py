@@ -121,6 +121,11 @@ def field_flags(field: bytes) -> frozenset[str]:
     return f
 
 
+def valid_field(field: bytes) -> bool:
+    """An entry line's 8-byte flags field as Plan 9 writes it."""
+    return _FLAGS.fullmatch(field) is not None
+
+
 def parse_imp(data: bytes) -> ImpFile | None:
     """Parse a .imp file; None if its header is not Plan 9's.  Entry lines
     that do not parse are skipped (9front is lenient the same way)."""
@@ -169,7 +174,7 @@ def lines_of(data: bytes, digests: list[str]) -> tuple[list[int], list[frozenset
         return None
     fields = words[2::3]
     for new in set(fields) - _PARSED.keys():
-        if not _FLAGS.fullmatch(new):
+        if not valid_field(new):
             return None
         field_flags(new)
     try:
@@ -188,12 +193,11 @@ def flags_edit(old: bytes, new: bytes) -> tuple[int, bytes] | None:
     crash cuts leaves each flag position old or new: a valid line."""
     if len(old) != len(new) or old == new or not old.startswith(MAGIC):
         return None
-    lo, hi = _first_diff(old, new), len(old) - _first_diff(old[::-1], new[::-1]) - 1
-    body = len(MAGIC) + 22
-    k, col = divmod(lo - body, _LINE_LEN)
-    at = body + k * _LINE_LEN + _FLAGS_AT
-    if lo < body or col < _FLAGS_AT or hi >= at + 8 or new[at + 8:at + 9] != b"\n" \
-            or not _ENTRY.fullmatch(new, body + k * _LINE_LEN, at + 8):
+    lo = _first_diff(old, new)
+    k, col = divmod(lo - BODY_AT, _LINE_LEN)
+    at = BODY_AT + k * _LINE_LEN + _FLAGS_AT
+    if lo < BODY_AT or col < _FLAGS_AT or not old.startswith(memoryview(new)[at + 8:], at + 8) \
+            or new[at + 8:at + 9] != b"\n" or not _ENTRY.fullmatch(new, at - _FLAGS_AT, at + 8):
         return None
     return at, new[at:at + 8]
 
@@ -201,16 +205,28 @@ def flags_edit(old: bytes, new: bytes) -> tuple[int, bytes] | None:
 _FIELD = re.compile(rb"[s-][a-][f-][D-][d-]---\n")     # a flags field without `r`
 
 
-def with_flags(data: bytes, changes: list[tuple[int, AbstractSet[str]]]) -> bytes:
-    """A whole file with the flags fields of some entry lines (index,
-    flags) written anew (no `r`: a view that writes it keeps none)."""
-    if not changes:
-        return data
+def with_flags(data: bytes, flags: Sequence[AbstractSet[str]]) -> bytes | None:
+    """The whole file `data` with the flags field of its entry line k made
+    from flags[k] (no `r`: a view that writes it keeps none); None unless
+    it has a line for each.  The fields are written as eight columns of
+    the file (a strided slice each), not a line at a time."""
+    if not whole(data, len(flags)):
+        return None
+    fields = b"".join(map(_FIELDS.__getitem__, flags))
     buf = bytearray(data)
-    for k, flags in changes:
-        at = BODY_AT + k * _LINE_LEN + _FLAGS_AT
-        buf[at:at + 8] = _flag_field(flags, False)
+    for j in range(8):
+        buf[BODY_AT + _FLAGS_AT + j::_LINE_LEN] = fields[j::8]
     return bytes(buf)
+
+
+class _Fields(dict):
+    """flags -> their field without `r` (_flag_field), by the flags object."""
+    def __missing__(self, flags: AbstractSet[str]) -> bytes:
+        field = self[flags] = _flag_field(flags, False)
+        return field
+
+
+_FIELDS = _Fields()
 
 
 def with_lines(data: bytes, uidnext: int, rows: list[tuple[str, int, AbstractSet[str]]]) -> bytes:
@@ -262,8 +278,7 @@ def changed_lines(old: bytes, new: bytes) -> list[tuple[int, frozenset[str]]] | 
         return None
     if old == new:
         return []
-    lo = _first_diff(old, new)
-    hi = len(old) - _first_diff(old[::-1], new[::-1])
+    lo, hi = _first_diff(old, new), _last_diff(old, new)
     out = []
     for k in range((lo - BODY_AT) // _LINE_LEN, (hi - 1 - BODY_AT) // _LINE_LEN + 1):
         at = BODY_AT + k * _LINE_LEN
@@ -279,13 +294,27 @@ def changed_lines(old: bytes, new: bytes) -> list[tuple[int, frozenset[str]]] | 
 def _first_diff(a: bytes, b: bytes) -> int:
     """The first index where a and b (of one length, not equal) differ."""
     lo, hi = 0, len(a)          # a[:lo] == b[:lo]; they differ before hi
+    view = memoryview(b)        # (compared in place: no copies)
     while hi - lo > 1:
         mid = (lo + hi) // 2
-        if a[lo:mid] == b[lo:mid]:
+        if a.startswith(view[lo:mid], lo):
             lo = mid
         else:
             hi = mid
     return lo
+
+
+def _last_diff(a: bytes, b: bytes) -> int:
+    """One past the last index where a and b (of one length, not equal) differ."""
+    lo, hi = 0, len(a)          # a[hi:] == b[hi:]; they differ at or after lo
+    view = memoryview(b)
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if a.startswith(view[mid:], mid):
+            hi = mid
+        else:
+            lo = mid
+    return hi
 
 
 _KEYED: list = [(), ""]            # the last files_key: its files and result

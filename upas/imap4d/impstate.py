@@ -63,8 +63,8 @@ class ImpState:
         self.known: tuple[bytes, bytes | None] | None = None
         self.known_live: list[Message] = []      # the messages it was for
         # the .imp's bytes whose lines are these messages in order with
-        # these flags (the objects): render then rewrites only the flags
-        # fields of the messages whose flags were replaced since
+        # these flags (the objects): render then writes the flags fields
+        # of those messages as they are now, not every line anew
         # (.imp, messages, flags, keywords, .kw.imp, the file it came from)
         self.lines_for: tuple | None = None
         self.exact = False              # the merge took the file as it is
@@ -473,8 +473,8 @@ class ImpState:
 
     def _patched(self, old: bytes | None, oldkw: bytes | None,
                  live: list[Message]) -> tuple[bytes | None, bool]:
-        """The file made from `old` (lines_for) with the flags fields of the
-        messages whose flags were replaced since, a line for each message
+        """The file made from `old` (lines_for) with the flags fields of its
+        messages as they are now (imp.with_flags), a line for each message
         numbered since (at the end) and our uidnext, if its lines are
         still our first messages (else None); and whether the .kw.imp
         `oldkw` is the one made with them and no message's keywords were
@@ -482,14 +482,15 @@ class ImpState:
         got, self.lines_for = self.lines_for, None
         if got is None or old is None or self.ahead or self.keep_recent:
             return None, False
-        data, was, flags, words, kw, source = got
+        data, was, _, words, kw, source = got
         if (source is not old and source != old) or live[:len(was)] != was:
             return None, False
         extra = live[len(was):]
         kw_same = kw == oldkw and not any(m.keywords for m in extra) and \
             all(map(operator.is_, words, (m.keywords for m in was)))
-        data = imp.with_flags(data, [(k, m.flags) for k, (m, f) in enumerate(zip(was, flags))
-                                     if m.flags is not f])
+        data = imp.with_flags(data, [m.flags for m in was])
+        if data is None:
+            return None, False
         return imp.with_lines(data, self.uidnext, [(m.digest, m.uid, m.flags) for m in extra]), \
             kw_same
 

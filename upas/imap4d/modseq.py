@@ -26,11 +26,14 @@ MODSEQ is asked for.  (An older file without the line is reconciled.)
 """
 from __future__ import annotations
 
+import bisect
+import itertools
+import operator
 import zlib
 from dataclasses import dataclass, field
+from typing import Callable, Iterator, NamedTuple
 
 from upas import ns as nsmod
-from typing import Callable
 
 from upas.imap4d import imp
 from upas.mail import safewrite
@@ -70,13 +73,35 @@ class Record:
 def parse(data: bytes | None) -> Record | None:
     if not data or not data.startswith(MAGIC):
         return None
+    cols = columns(data)
+    try:
+        msgs = dict(zip(map(int, cols.uids), zip(map(int, cols.modseqs),
+                                                  map(int, cols.states, _HEX)))) if cols else None
+    except ValueError:
+        msgs = None
+    if msgs is None:
+        return _parse_lines(data)
+    rec = Record(cols.uidvalidity, cols.highest, msgs)
+    _parse_rest(rec, data[cols.rest:].split(b"\n"))
+    rec.files = cols.files
+    return rec
+
+
+def _parse_lines(data: bytes) -> Record | None:
+    """parse(), a line at a time: a file columns() does not take (a torn
+    line is skipped, its message numbered anew)."""
     lines = data[len(MAGIC):].split(b"\n")
     try:
         v, h = lines[0].split()
         rec = Record(int(v), int(h))
     except ValueError:
         return None
-    for line in lines[1:]:
+    _parse_rest(rec, lines[1:])
+    return rec
+
+
+def _parse_rest(rec: Record, lines: list[bytes]) -> None:
+    for line in lines:
         f = line.split()
         try:
             if len(f) == 3 and f[0] == b"x":
@@ -89,7 +114,52 @@ def parse(data: bytes | None) -> Record | None:
                 rec.msgs[int(f[0])] = (int(f[1]), int(f[2], 16))
         except ValueError:
             continue            # a torn line: its message is numbered anew
-    return rec
+
+
+_HEX = itertools.repeat(16)
+
+
+class Columns(NamedTuple):
+    """A record's bytes as columns (columns()): its message lines are
+    data[at:rest], their words uids[k], modseqs[k], states[k] (bytes)."""
+    uidvalidity: int
+    highest: int
+    files: str
+    at: int
+    rest: int                   # where the `x` and `f` lines start
+    uids: list[bytes]
+    modseqs: list[bytes]
+    states: list[bytes]
+
+
+def columns(data: bytes) -> Columns | None:
+    """The record's message lines as three columns of words, read as a
+    whole (one split: no line parsed alone); None unless each of them has
+    three words (a torn file: parse's line by line reading then).  The
+    words are not checked here: parse() converts them (and reads the file
+    line by line if one is not a number), patch() compares them with the
+    .imp's (a uid that is not one of its lines' declines the patch, a
+    state that is not its state counts as a change)."""
+    if not data.startswith(MAGIC):
+        return None
+    end = data.find(b"\n", len(MAGIC))
+    head = data[len(MAGIC):end].split()
+    if end < 0 or len(head) != 2 or not all(map(bytes.isdigit, head)):
+        return None
+    at, files = end + 1, ""
+    if data.startswith(b"h ", at):
+        end = data.find(b"\n", at)
+        if end < 0:
+            return None
+        files, at = data[at + 2:end].decode("ascii", "replace"), end + 1
+    rest = min([k + 1 for k in (data.find(b"\nx ", at - 1), data.find(b"\nf ", at - 1))
+                if k >= 0] or [len(data)])
+    words = data[at:rest].split()
+    n = len(words) // 3
+    uids, mss, sts = words[0::3], words[1::3], words[2::3]
+    if len(words) != 3 * n or data.count(b"\n", at, rest) != n or (n and data[rest - 1] != 0x0A):
+        return None
+    return Columns(int(head[0]), int(head[1]), files, at, rest, uids, mss, sts)
 
 
 def format_record(rec: Record) -> bytes:
@@ -161,6 +231,60 @@ def _trim(rec: Record) -> None:
         count -= sum(b - a + 1 for a, b in r)
 
 
+# an .imp flags field's state (no keywords), as its 8 hex digits
+_FIELD_STATES: dict[bytes, bytes] = {}
+
+
+def patch(mine: bytes, data: bytes, kwdata: bytes | None,
+          files: str) -> tuple[bytes, int, Iterator[tuple[int, int]]] | None:
+    """reconcile() of the record `mine` with the .imp `data` and .kw.imp
+    `kwdata` (of imp.files_key() `files`), when the record's messages
+    are the .imp's lines, uid for uid (the usual case: after a STORE,
+    this session's or another's): the record's bytes with the lines of the
+    messages whose state changed made anew, its highest MODSEQ, and
+    (uid, state) of those messages; None otherwise (parse and reconcile
+    then).  The files are read as columns (one split each): no Record,
+    no line parsed or made but the changed messages'."""
+    cols = columns(mine)
+    head = imp.header(data)
+    if cols is None or head is None or head[0] != cols.uidvalidity:
+        return None
+    uids = cols.uids
+    n = len(uids)
+    if not imp.whole(data, n):
+        return None
+    words = data[imp.BODY_AT:].split()
+    if len(words) != 3 * n or words[1::3] != uids:
+        return None
+    fields = words[2::3]
+    for f in set(fields) - _FIELD_STATES.keys():
+        if not imp.valid_field(f):
+            return None
+        _FIELD_STATES[f] = b"%08x" % state(imp.field_flags(f), [])
+    new = list(map(_FIELD_STATES.__getitem__, fields))
+    kws = imp.parse_keywords(kwdata) if kwdata else {}
+    if kws and not all(map(operator.lt, uids, uids[1:])):
+        return None                     # (format_record's are in order)
+    for uid, (digest, kwords) in kws.items():
+        k = bisect.bisect_left(uids, b"%010d" % uid)
+        if k < n and uids[k] == b"%010d" % uid and words[3 * k] == digest.encode():
+            new[k] = b"%08x" % state(imp.field_flags(fields[k]), kwords)
+    changed = list(itertools.compress(range(n), map(operator.ne, cols.states, new)))
+    highest = cols.highest + 1 if changed else cols.highest
+    mid = b" %d " % highest
+    if len(changed) == n:           # every line anew (a STORE 1:*)
+        ends = {st: mid + st + b"\n" for st in set(new)}
+        body = b"".join(map(bytes.__add__, uids, map(ends.__getitem__, new)))
+    else:
+        lines = mine[cols.at:cols.rest].split(b"\n")
+        for k in changed:
+            lines[k] = uids[k] + mid + new[k]
+        body = b"\n".join(lines)
+    out = b"".join([MAGIC, b"%010d %d\n" % (cols.uidvalidity, highest),
+                    b"h %s\n" % files.encode("ascii"), body, mine[cols.rest:]])
+    return out, highest, ((int(uids[k]), int(new[k], 16)) for k in changed)
+
+
 class Modseqs:
     """A mailbox's MODSEQs as this process last synced them."""
 
@@ -191,14 +315,20 @@ class Modseqs:
         got = self.rec.msgs.get(uid)
         return got[0] if got else 0
 
+    def of_many(self, uids: list[int]) -> list[int]:
+        """of() of each uid."""
+        msgs = self.rec.msgs
+        return [got[0] if (got := msgs.get(u)) else 0 for u in uids]
+
     def sync(self, ns: nsmod.Namespace,
              known: Callable[[], tuple[int, list[tuple[int, int]]]] | None = None,
-             files: str | None = None) -> None:
+             files: str | None = None,
+             have: tuple[bytes | None, bytes | None] | None = None) -> None:
         """Reconcile the record with the .imp and .kw.imp as they are now
         and write it if it changed; the caller holds the mail lock.
         `known`: gives (uidvalidity, [(uid, state)]) of those files, when
-        the caller knows them (it wrote them), and `files` their
-        imp.files_key(): they are not read then."""
+        the caller knows them (it wrote them), `files` their
+        imp.files_key() and `have` their bytes: they are not read then."""
         mine = imp.read_file(ns, self.path)
         if known is None:
             data = imp.read_file(ns, self.imppath)
@@ -208,6 +338,7 @@ class Modseqs:
             files = imp.files_key(data, kwdata) if data is not None else None
             known = lambda: _rows(data, kwdata)     # noqa: E731
             seen = (data, kwdata, mine)
+            have = (data, kwdata)
         else:
             seen = None
         if files is not None and mine is not None and _files_of(mine) == files:
@@ -215,6 +346,12 @@ class Modseqs:
                 self._rec, self._mine = None, mine
             self._seen = seen
             return
+        if files is not None and mine is not None and have is not None and have[0] is not None:
+            got = patch(mine, have[0], have[1], files)
+            if got is not None:
+                self._patched(ns, mine, files, *got)
+                self._seen = seen and seen[:2] + (self._mine,)
+                return
         # the record as we last left it is not parsed again
         old = self.rec if mine is not None and mine == self._mine else parse(mine)
         now = known()
@@ -230,6 +367,22 @@ class Modseqs:
             seen = seen and seen[:2] + (mine,)
         self.rec, self._mine = rec, mine
         self._seen = seen
+
+    def _patched(self, ns: nsmod.Namespace, mine: bytes, files: str, new: bytes,
+                 highest: int, changes: Iterator[tuple[int, int]]) -> None:
+        """The record `mine` (the file now) becomes patch()'s `new`; a
+        parsed record of `mine` takes its changes, else `new` is parsed
+        when a MODSEQ is asked for."""
+        if new != mine:
+            safewrite.replace(ns, self.path, new)
+        if self._rec is not None and mine == self._mine:
+            rec = self._rec
+            for uid, st in changes:
+                rec.msgs[uid] = (highest, st)
+            rec.highest, rec.files = highest, files
+        else:
+            self._rec = None
+        self._mine = new
 
     def changed_since(self, modseq: int) -> set[int]:
         """UIDs whose MODSEQ is above `modseq`."""
@@ -287,7 +440,7 @@ def sync_box(box) -> None:
         out = [(m.uid, state(m.flags, m.keywords)) for m in box.msgs if not m.expunged and m.uid]
         out += [(e.uid, state(e.flags, kw)) for e, kw in box.state.ahead if e.uid]
         return box.uidvalidity, out
-    box.modseqs.sync(box.ns, rows, imp.files_key(*box.imp_known))
+    box.modseqs.sync(box.ns, rows, imp.files_key(*box.imp_known), box.imp_known)
 
 
 def within(u: int, known: list[tuple[int, int]]) -> bool:

@@ -402,10 +402,11 @@ class Session:
             if not rev2.on(self):          # RFC 9051 E.6: no RECENT
                 self.untagged(f"{box.recent_reported} RECENT")
         self.announce_keywords()
-        for m in list(box.flag_changes):
-            if m.expunged or m not in box.msgs:
-                continue
-            self.untagged(condstore.unsolicited(self, box, m, box.seq(m), uid))
+        if box.flag_changes:
+            here = set(map(id, box.msgs))
+            changed = [m for m in box.flag_changes if not m.expunged and id(m) in here]
+            if changed:
+                self.send(condstore.unsolicited(self, box, changed, uid))
         box.flag_changes.clear()
 
     def announce_keywords(self) -> None:

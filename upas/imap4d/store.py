@@ -2,9 +2,8 @@
 from __future__ import annotations
 
 from upas.mail.lock import LockError
-from upas.imap4d import condstore, imp
+from upas.imap4d import condstore, flagreport, imp
 from upas.imap4d import parser as p
-from upas.imap4d import rev2
 from upas.imap4d.mailbox import Mailbox, Message
 from upas.imap4d.request import Request
 
@@ -103,14 +102,15 @@ def store(s, req: Request) -> None:
         s.log(f"store: {e}")
         s.no(req)
         return
-    for m in msgs:
-        if m in box.flag_changes:
-            box.flag_changes.remove(m)      # reported here
+    if box.flag_changes:                    # reported here
+        here = set(map(id, msgs))
+        box.flag_changes[:] = [m for m in box.flag_changes if id(m) not in here]
     if op != "-":
         box.keywords.update(f for f in flags if not f.startswith("\\"))
     s.announce_keywords()                   # before a FETCH shows them
     if modified:
-        msgs = [m for m in msgs if m not in modified]
+        failed = set(map(id, modified))
+        msgs = [m for m in msgs if id(m) not in failed]
     if condstore.enabled(s):
         # the MODSEQs even when .SILENT (RFC 7162 3.1.3)
         _report(s, box, msgs, req.uid, silent)
@@ -147,25 +147,14 @@ def _conditional(box: Mailbox, change, unchangedsince: int, modified: list[Messa
 
 def _report(s, box: Mailbox, msgs: list[Message], uid: bool,
             silent: bool | None = None) -> None:
-    """`* n FETCH (FLAGS (...))` for each message, in one write; each
-    distinct set of flags and keywords formatted once.  With CONDSTORE
-    (silent not None) `(UID u MODSEQ (n) FLAGS (...))`, without the flags
-    when silent, as RFC 7162 3.1.3's examples."""
-    seqs = box.seqs(msgs)
-    shown: dict[tuple, str] = {}
-    out = []
-    for m, n in zip(msgs, seqs):
-        key = (frozenset(m.flags), *m.keywords)
-        fl = shown.get(key)
-        if fl is None:
-            fl = shown[key] = rev2.flag_text(s, m)
-        if silent is not None:
-            items = [f"UID {m.uid}"] if uid else []
-            items.append(f"MODSEQ ({box.modseqs.of(m.uid)})")
-            if not silent:
-                items.append(f"FLAGS ({fl})")
-            out.append(f"* {n} FETCH ({' '.join(items)})\r\n")
-            continue
-        out.append(f"* {n} FETCH (UID {m.uid} FLAGS ({fl}))\r\n" if uid
-                   else f"* {n} FETCH (FLAGS ({fl}))\r\n")
-    s.send("".join(out).encode("utf-8", "surrogateescape"))
+    """`* n FETCH (FLAGS (...))` for each message, in one write.  With
+    CONDSTORE (silent not None) `(UID u MODSEQ (n) FLAGS (...))`, without
+    the flags when silent, as RFC 7162 3.1.3's examples."""
+    items = [flagreport.UID] if uid else []
+    if silent is not None:
+        items.append(flagreport.MODSEQ)
+    if not silent:
+        items.append(flagreport.FLAGS)
+    if msgs:
+        s.send(flagreport.lines(s, box, msgs, items))
+
