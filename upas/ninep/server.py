@@ -21,8 +21,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from lib.writev import writev_all
+
 from . import codec
-from .codec import (DMDIR, IOHDRSZ, MIN_MSIZE, NOFID, NOTAG, OEXEC, ORCLOSE,
+from .codec import (DMDIR, IOHDRSZ, MAXWELEM, MIN_MSIZE, NOFID, NOTAG, OEXEC, ORCLOSE,
                     ORDWR, OREAD, OTRUNC, OWRITE, QTDIR, ProtocolError, Qid,
                     Stat)
 
@@ -39,6 +41,14 @@ OUTBOX = 1 << 18      # inline: replies held back at most, then sent
 TWALK = codec.Twalk.TYPE
 _OPEN_READ_CLUNK = struct.Struct("<IBHIB" "IBHIQI" "IBHI")
 _ORC_HEADS = (12, codec.Topen.TYPE, 23, codec.Tread.TYPE, 11, codec.Tclunk.TYPE, OREAD)
+# and their replies' headers (codec's layouts: Rwalk and its qids; Ropen
+# with the Rread header after it; Rclunk)
+RWALK, ROPEN, RREAD, RCLUNK = (codec.Rwalk.TYPE, codec.Ropen.TYPE, codec.Rread.TYPE,
+                               codec.Rclunk.TYPE)
+_RWALK_HEAD = struct.Struct("<IBHH")
+_QID = struct.Struct("<BIQ")
+_ROPEN_RREAD = struct.Struct("<IBH" "BIQI" "IBHI")
+_RCLUNK = struct.Struct("<IBH")
 
 # A Tauth whose aname is PIPELINE_ANAME asks: may requests on a Twalk's
 # newfid follow it before its Rwalk?  Our servers answer the Rerror
@@ -228,6 +238,11 @@ class _Transport:
         while view:
             view = view[os.write(self.wfd, view):]
 
+    def sendall_many(self, pieces: list) -> None:
+        """The pieces one after another, by writev (no joining copy);
+        pieces is consumed."""
+        writev_all(self.sock.fileno() if self.sock is not None else self.wfd, pieces)
+
     def hangup(self) -> None:
         """Make a blocked recv return EOF (sockets only)."""
         if self.sock is not None:
@@ -387,7 +402,7 @@ class _Conn:
         except Exception:       # noqa: BLE001 -- one by one, it fails the same way
             return 0
         count = min(count, self.iounit)
-        replies = [codec.Rwalk(walk.tag, qids), codec.Ropen(otag, node.qid, self.iounit)]
+        replies: list = [codec.Rwalk(walk.tag, qids), codec.Ropen(otag, node.qid, self.iounit)]
         try:
             try:
                 replies.append(codec.Rread(rtag, bytes(handle.read(offset, count)[:count])))
@@ -399,17 +414,47 @@ class _Conn:
                 replies.append(codec.Rclunk(ctag))
             except Exception as e:
                 replies.append(self._error_reply(codec.Tclunk(ctag, newfid), e))
+        self._write_replies(replies)
+        return rest + _OPEN_READ_CLUNK.size - pos
+
+    def _write_replies(self, replies: list[codec.Msg]) -> None:
+        """A whole file's replies: the headers packed by one struct call
+        and the data after them as it is (no copy of it here; _flush hands
+        the pieces to one writev), or each _encode'd if that fails."""
+        rwalk, ropen, rread, rclunk = replies
+        if type(rread) is codec.Rread and type(rclunk) is codec.Rclunk and len(rwalk.wqid) <= MAXWELEM:
+            d, q = rread.data, ropen.qid
+            try:
+                head = _RWALK_HEAD.pack(9 + 13 * len(rwalk.wqid), RWALK, rwalk.tag, len(rwalk.wqid)) + \
+                    b"".join([_QID.pack(*x) for x in rwalk.wqid]) + \
+                    _ROPEN_RREAD.pack(24, ROPEN, ropen.tag, q[0], q[1], q[2], ropen.iounit,
+                                      11 + len(d), RREAD, rread.tag, len(d))
+            except struct.error:
+                pass
+            else:
+                for piece in (head, d, _RCLUNK.pack(7, RCLUNK, rclunk.tag)):
+                    self._write(piece)
+                return
         for r in replies:
             self._write(self._encode(r))
-        return rest + _OPEN_READ_CLUNK.size - pos
 
     def _flush(self) -> None:
         out = self.outbox
         if out:
-            data = out[0] if len(out) == 1 else b"".join(out)
-            out.clear()
             self.outlen = 0
-            self._sendall(data)
+            if len(out) == 1:
+                data = out[0]
+                out.clear()
+                self._sendall(data)
+                return
+            pieces = out[:]
+            out.clear()
+            if self.dead:
+                return
+            try:
+                self.t.sendall_many(pieces)
+            except OSError:
+                self.dead = True
 
     def _dispatch(self, msg: codec.Msg) -> None:
         if self.tracing:
