@@ -71,3 +71,36 @@ def test_split_raw_refuses_a_cut_the_lengths_do_not_prove():
     assert split_raw(b"\nbody\n", 0, 5) == (b"", b"body\n")
     assert split_raw(b"A: b\nXbody\n", 5, 5) is None      # no newline where the cut is
     assert split_raw(b"From x\nA: b\n\nbody\n", 5, 5) is None
+
+
+WHOLE = [b"BODY.PEEK[]", b"(UID RFC822)", b"(BODY[] UID RFC822)"]
+
+
+@pytest.mark.parametrize("what", WHOLE)
+def test_whole_message_fetch_answers_as_each_item_does(views, what, monkeypatch):
+    """FETCH of nothing but whole messages (and UIDs) answers each message
+    from its cut raw without evaluating items (fetch._whole_answers), in
+    windows smaller than the mailbox so that they have edges: the answers
+    are item()'s over the two files, for every shape of message; a
+    message without a cut is answered the usual way."""
+    monkeypatch.setattr(prefetch, "WINDOW", 5)
+    monkeypatch.setattr(prefetch, "AHEAD", 2)
+    direct, cut = views
+    atts = p.fetch_atts(p.Reader([what]))
+    assert all(fetch._whole_item(a) for a in atts)
+    want = _fetch_direct(direct, atts)
+    files = prefetch.Files(cut.view)
+    files.cuts = fetch._cuts(cut, cut.msgs, fetch.first_files(atts))
+    del files.cuts[cut.msgs[3].fsnum]       # answered by evaluate
+
+    def one(m):
+        return b" ".join(files.gather(lambda a: fetch.item(files, m, a, SITE), atts, b""))
+    got = list(fetch._whole_answers(None, files, cut.msgs, atts, one))
+    assert [m for m, _ in got] == cut.msgs
+    assert [d for _, d in got] == want
+    assert files.held == {} and not files.speculating
+
+
+def test_partial_and_other_sections_are_not_whole():
+    for what in (b"BODY.PEEK[]<0.10>", b"BODY[TEXT]", b"BODY[1]", b"RFC822.SIZE", b"BINARY[]"):
+        assert not all(fetch._whole_item(a) for a in p.fetch_atts(p.Reader([what]))), what

@@ -13,7 +13,7 @@ from upas.imap4d import binary, condstore, fetchcache, rev2, savedate
 from upas.imap4d import envelope as env
 from upas.imap4d import parser as p
 from upas.imap4d.mailbox import Mailbox, MailboxError, Message
-from upas.imap4d.prefetch import Files, evaluate
+from upas.imap4d.prefetch import Files, cut_messages, evaluate
 from upas.imap4d.request import Request
 
 SEEN_SETTERS = ("RFC822", "RFC822.TEXT")
@@ -389,8 +389,12 @@ def fetch(s, req: Request) -> None:
                 s.log(f"fetch {m.uid}: {e}")
             return None
     seqs = iter(box.seqs(msgs))     # evaluate gives every message, in order
+    if len(files.cuts) == len(msgs) and all(_whole_item(a) for a in atts):
+        answers = _whole_answers(s, files, msgs, atts, response)
+    else:
+        answers = evaluate(files, msgs, response, first_files(atts, cache))
     try:
-        for m, data in evaluate(files, msgs, response, first_files(atts, cache)):
+        for m, data in answers:
             n = next(seqs)
             if data is None:
                 ok = False
@@ -400,6 +404,37 @@ def fetch(s, req: Request) -> None:
         if cache is not None and cache.pending:      # (the set costs O(mailbox))
             cache.flush({m.digest for m in box.msgs if not m.expunged})
     _finish(s, req, box, atts, changed, ok, bool(unknown_cte))
+
+
+def _whole_item(a: p.FetchAtt) -> bool:
+    """Whether a FETCH item needs of a message at most its whole text:
+    BODY[] (not partial), RFC822, UID, FLAGS."""
+    return a.name in ("UID", "FLAGS", "RFC822") or (
+        a.name == "BODY[]" and a.partial is None and a.section == p.Section())
+
+
+def _whole_answers(s, files: Files, msgs: list[Message], atts: list[p.FetchAtt], response):
+    """(m, its FETCH data) of every message, in order, for items that
+    _whole_item takes: each message's rawheader and rawbody cut from one
+    read of its raw (prefetch.cut_messages) and answered as item() does
+    (message_section's header_block and body); a message they cannot be
+    cut for is answered by `response` through evaluate."""
+    for m, cut in cut_messages(files, msgs):
+        if cut is None:
+            yield from evaluate(files, [m], response)
+            continue
+        whole = None
+        out = []
+        for a in atts:
+            if a.name == "UID":
+                out.append(b"UID %d" % m.uid)
+            elif a.name == "FLAGS":
+                out.append(b"FLAGS (" + rev2.flag_text(s, m).encode() + b")")
+            else:
+                if whole is None:
+                    whole = env.header_block(cut[0]) + env.crlf(cut[1])
+                out.append(env.literal(whole, b"RFC822 " if a.name == "RFC822" else b"BODY[] "))
+        yield m, b" ".join(out)
 
 
 def _finish(s, req: Request, box: Mailbox, atts: list, changed: list[Message], ok: bool,
