@@ -177,6 +177,16 @@ class FsMailbox:
             return                  # the RETR that needs them will say
         self._pending = (nums, finish, time.monotonic())
 
+    def peek_next(self) -> bytes | None:
+        """The raw open_raw gives for the message after the last RETR if
+        it is read ahead and in hand now (nothing is waited for), as the
+        same bytes object (Session.idle stuffs it ahead)."""
+        got = self._ahead.get(self._next)
+        if got is None or len(got[0]) != self._raw_len.get(self._next) or \
+                time.monotonic() - got[1] > config.current().pop3_readahead_ttl:
+            return None
+        return got[0]
+
     def _take(self, fsnum: int) -> bytes | None:
         """fsnum's raw if it was read ahead less than $POP3_READAHEAD_TTL s ago."""
         if self._pending is not None and (fsnum in self._pending[0] or fsnum not in self._ahead):
