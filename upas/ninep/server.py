@@ -37,7 +37,7 @@ MAX_INFLIGHT = 1024   # per connection; then we stop reading (backpressure),
                       # which bounds memory to about MAX_INFLIGHT * msize
 RECV = 65536          # bytes asked of each recv (more to finish a big message)
 OUTBOX = 1 << 18      # inline: replies held back at most, then sent
-SNDBUF = 4 << 20      # an inline server's send buffer, asked for (roomy)
+SNDBUF = 1 << 20      # an inline server's send buffer, asked for (roomy)
 _MAX_FDS = 4          # descriptors one hand-over's recvmsg takes in (one is used)
 
 # Topen, Tread and Tclunk after a Twalk: a whole file read (_whole_file)
