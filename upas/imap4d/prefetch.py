@@ -362,13 +362,13 @@ def _take_raw(files: Files, m: Message, raw: bytes | None) -> None:
             files.hold(m, rel, data)
 
 
-def cut_messages(files: Files, msgs: list[Message]
-                 ) -> Iterator[tuple[Message, tuple[bytes, bytes] | None]]:
-    """(m, (rawheader, rawbody)) of every message, in order, each cut from
-    one read of its `raw` where files.cuts says (FETCH of whole messages,
-    which needs nothing else of them: no evaluation, no stand-ins); None
-    for one not to be had so (read failed, no cut, a cut the bytes do not
-    prove), to be answered the usual way.  WINDOW messages' reads go out
+def raw_messages(files: Files, msgs: list[Message]
+                 ) -> Iterator[tuple[Message, bytes | None, tuple[int, int] | None]]:
+    """(m, raw, (length of rawheader, of rawbody)) of every message, in
+    order, from one read of its `raw`, the lengths where files.cuts says
+    (FETCH of whole messages, which needs nothing else of them: no
+    evaluation, no stand-ins); None for a raw whose read failed or for
+    lengths not known, to be answered the usual way.  WINDOW messages' reads go out
     together and AHEAD such reads are in flight, so upasfs reads the next
     ones while these are answered."""
     view, count = files.view, _iounit(files.view)
@@ -391,8 +391,7 @@ def cut_messages(files: Files, msgs: list[Message]
             if windows:
                 send()
             for m, raw in zip(w, got):
-                cut = files.cuts.get(m.fsnum)
-                yield m, split_raw(raw, *cut) if raw is not None and cut is not None else None
+                yield m, raw, files.cuts.get(m.fsnum)
     finally:
         for _, finish in flight:
             if finish is not None:
