@@ -255,8 +255,11 @@ class FsMailbox:
         return nums
 
     def _following(self, fsnum: int) -> int:
-        """The fsnum of the next message not marked deleted, or -1."""
-        for m in self._after(fsnum):
+        """The fsnum of the next message not marked deleted, or -1 (by
+        index, no generator: the read-ahead asks this several times a RETR)."""
+        msgs = self.messages
+        for i in range(self._index.get(fsnum, len(msgs)) + 1, len(msgs)):
+            m = msgs[i]
             if not m.deleted:
                 return m.fsnum
         return -1
