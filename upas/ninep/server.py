@@ -492,20 +492,10 @@ class _Conn:
     def _flush(self) -> None:
         out = self.outbox
         if out:
-            self.outlen = 0
-            if len(out) == 1:
-                data = out[0]
-                out.clear()
-                self._sendall(data)
-                return
             pieces = out[:]
             out.clear()
-            if self.dead:
-                return
-            try:
-                self.t.sendall_many(pieces)
-            except OSError:
-                self.dead = True
+            self.outlen = 0
+            self._send_pieces(pieces)
 
     def _dispatch(self, msg: codec.Msg) -> None:
         if self.tracing:
@@ -557,10 +547,17 @@ class _Conn:
             self._flush()
 
     def _sendall(self, data: bytes) -> None:
+        self._send_pieces([data])
+
+    def _send_pieces(self, pieces: list) -> None:
+        """Send the pieces one after another (one writev, no joining copy)."""
         if self.dead:
             return
         try:
-            self.t.sendall(data)
+            if len(pieces) == 1:
+                self.t.sendall(pieces[0])
+            else:
+                self.t.sendall_many(pieces)
         except OSError:
             self.dead = True
 
