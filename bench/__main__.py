@@ -51,10 +51,15 @@ def measure(workload, server, ctx: dict) -> dict:
 
 
 def summarize(samples: list[dict]) -> dict:
-    return {"median": statistics.median(s["seconds"] for s in samples),
-            "rounds": [s["seconds"] for s in samples],
-            "peak_kb": max(s["peak_kb"] for s in samples),
-            "extra": samples[-1]["extra"]}
+    out = {"median": statistics.median(s["seconds"] for s in samples),
+           "rounds": [s["seconds"] for s in samples],
+           "peak_kb": max(s["peak_kb"] for s in samples),
+           "extra": samples[-1]["extra"]}
+    cpu = [s["extra"]["server_cpu"] for s in samples if "server_cpu" in s["extra"]]
+    if cpu:
+        out["server_cpu_rounds"] = cpu
+        out["server_cpu_median"] = statistics.median(cpu)
+    return out
 
 
 def run_size(n: int, names: list[str], rounds: int, with_dovecot: bool,

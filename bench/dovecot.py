@@ -14,7 +14,7 @@ import subprocess
 import time
 from pathlib import Path
 
-from bench.procs import descendants, pss_kb, vmhwm_kb
+from bench.procs import descendants, pss_kb, tree_cpu_seconds, vmhwm_kb
 
 MASTER = "/usr/sbin/dovecot"
 BINARIES = ("/usr/lib/dovecot/imap", "/usr/lib/dovecot/pop3")
@@ -165,6 +165,11 @@ class Dovecot:
             if comm in ("imap", "pop3"):
                 out.append(p)
         return out
+
+    def cpu_seconds(self) -> float:
+        """CPU Dovecot's processes have spent so far (master, auth, logins,
+        sessions)."""
+        return tree_cpu_seconds(self.master.pid) if self.master else 0.0
 
     def peak_kb(self) -> int:
         """VmHWM of the processes serving mail sessions now (imap, pop3)."""

@@ -20,7 +20,8 @@ import signal
 import time
 from pathlib import Path
 
-from bench.procs import children, cmdline, descendants, ppid, pss_kb, vmhwm_kb
+from bench.procs import (children, cmdline, descendants, ppid, pss_kb, tree_cpu_seconds,
+                         vmhwm_kb)
 
 USER = "glenda"
 PASSWORD = "glenda-apop"        # the demo user's mail secret (auth/demo.py)
@@ -113,6 +114,11 @@ class Ours:
         sessions = set(self._sessions())
         return [sum(pss_kb(q) for q in descendants(p)) for p in sessions
                 if ppid(p) not in sessions]
+
+    def cpu_seconds(self) -> float:
+        """CPU the host's processes have spent so far (the launcher, its
+        sessions and upasfs, factotum, the auth server...)."""
+        return sum(tree_cpu_seconds(p.pid) for _, p in self.host.procs)
 
     def peak_kb(self) -> int:
         return (sum(vmhwm_kb(p) for p in self._upasfs()) +

@@ -73,6 +73,10 @@ def _notes(name: str, o: dict | None, d: dict | None) -> str:
     if name == "idle-10":
         return "; ".join(f"{label} {r['extra']['pss_kb_per_session'] / 1024:.1f} MB PSS a session"
                          for label, r in (("ours", o), ("dovecot", d)) if r)
+    if o and "server_cpu_median" in o:
+        return "server CPU " + "; ".join(
+            f"{label} {r['server_cpu_median']:.2f}s" for label, r in (("ours", o), ("dovecot", d))
+            if r and "server_cpu_median" in r)
     if name not in _RATES:
         return ""
     key, unit = _RATES[name]

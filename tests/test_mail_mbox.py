@@ -337,6 +337,47 @@ def test_in_place_write_is_seen_and_an_unchanged_file_not_hashed(tmp_path, monke
     assert [mb.read_message(m) for m in mb.live()] == [msg("yyyy")[:-1], msg("bbbb")[:-1]]
 
 
+def _open_on(path) -> list[str]:
+    """This process's descriptors open on path's file."""
+    return _open_on_inode(os.stat(path))
+
+
+def _open_on_inode(st: os.stat_result) -> list[str]:
+    out = []
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            f = os.stat(f"/proc/self/fd/{fd}")
+        except OSError:
+            continue
+        if (f.st_dev, f.st_ino) == (st.st_dev, st.st_ino):
+            out.append(fd)
+    return out
+
+
+def test_the_mailbox_file_is_kept_open_only_while_it_is_the_one_read(tmp_path):
+    """Reads keep one descriptor of the mailbox file between them; a file
+    replaced by another writer (same bytes, another inode) is read from
+    the new one, the old descriptor closed; close() lets it go."""
+    path = tmp_path / "mbox"
+    mb = opened(path, msg("aaaa") + msg("bbbb"))
+    first, second = mb.live()
+    for m, subject in ((first, "aaaa"), (second, "bbbb"), (first, "aaaa")):
+        assert mb.read_message(m) == msg(subject)[:-1]
+    assert len(_open_on(path)) == 1
+    old = os.stat(path)
+    tmp = tmp_path / "other"
+    tmp.write_bytes(path.read_bytes())
+    os.rename(tmp, path)
+    assert mb.read_message(second) == msg("bbbb")[:-1]
+    assert [m.name for m in mb.live()] == [first.name, second.name]
+    assert not _open_on_inode(old)
+    mb.refresh()
+    assert mb.read_message(first) == msg("aaaa")[:-1]
+    assert len(_open_on(path)) == 1
+    mb.close()
+    assert _open_on(path) == []
+
+
 def test_open_fids_counted_without_the_lock_across_threads(tmp_path):
     """incref/decref take no lock (every open and clunk of every session
     comes there): counts stay exact across threads, and a deleted message

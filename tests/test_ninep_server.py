@@ -2,6 +2,7 @@
 socket (docs/spec/fs-auth.md §5.1, §5.2)."""
 from __future__ import annotations
 
+import array
 import os
 import socket
 import struct
@@ -15,6 +16,7 @@ import pytest
 
 from tests.fixtures.ninep import RawConn, sample_tree
 from upas.ninep import Error, Open, codec
+from upas.ninep.server import HANDOVER_ANAME
 from upas.ninep.codec import (DMDIR, IOHDRSZ, NOFID, NOTAG, OREAD, ORCLOSE,
                               ORDWR, OTRUNC, OWRITE, QTDIR, Qid, Stat)
 
@@ -645,3 +647,46 @@ def test_whole_file_read_to_a_fid_in_use_is_refused(serve_9p):
         assert isinstance(c.recv(), T.Ropen)            # fid 5 is still "ro"
         assert c.recv().data == b"read only\n"
         assert isinstance(c.recv(), T.Rclunk)
+
+
+# ---- a client's connection handed over (fsbroker.py) ------------------------
+
+def _hand_over(addr: str, handed: socket.socket, attach: codec.Tattach) -> str:
+    """As the broker does: version, the hand-over probe, then the client's
+    Tattach with its socket; the probe's answer."""
+    with RawConn(addr) as broker:
+        assert isinstance(broker.rpc(T.Tversion(msize=8192)), T.Rversion)
+        answer = err(broker.rpc(T.Tauth(0, 0, "", HANDOVER_ANAME)))
+        if answer == HANDOVER_ANAME:
+            broker.sock.sendmsg([codec.pack(attach)], [(
+                socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [handed.fileno()]))])
+        return answer
+
+
+def test_a_handed_over_connection_is_served_on_the_clients_socket(serve_9p):
+    """A server made with handover takes the client's socket with the
+    client's Tattach (SCM_RIGHTS) and answers it, and everything after,
+    on that socket; the hander's connection is closed by then."""
+    addr = serve_9p(lambda u, a: sample_tree(), inline=True, handover=True)
+    client, theirs = socket.socketpair()
+    client.settimeout(5)
+    with client:
+        answer = _hand_over(addr, theirs, T.Tattach(7, 0, NOFID, "glenda", ""))
+        assert answer == HANDOVER_ANAME
+        theirs.close()                       # the broker's copy
+        assert isinstance(codec.read_msg(client, 8192), T.Rattach)
+        client.sendall(b"".join(codec.pack(m) for m in [
+            T.Twalk(8, 0, 1, ["hello"]), T.Topen(9, 1, OREAD), T.Tread(10, 1, 0, 100),
+            T.Tclunk(11, 1)]))
+        replies = [codec.read_msg(client, 8192) for _ in range(4)]
+        assert [type(r) for r in replies] == [T.Rwalk, T.Ropen, T.Rread, T.Rclunk]
+        assert replies[2].data == b"hello, world\n"
+
+
+def test_no_handover_unless_the_server_takes_it(serve_9p):
+    """Without handover the probe gets the server's usual refusal (the
+    broker then splices), and a descriptor sent along is not taken."""
+    addr = serve_9p(lambda u, a: sample_tree(), inline=True, auth_error="no auth here")
+    client, theirs = socket.socketpair()
+    with client, theirs:
+        assert _hand_over(addr, theirs, T.Tattach(7, 0, NOFID, "glenda", "")) == "no auth here"

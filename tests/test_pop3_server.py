@@ -746,3 +746,27 @@ def test_posted_upasfs_without_the_mailbox_says_where(pop3_factory):
     assert reply.startswith(b"-ERR upas/fs cannot open /mail/box/glenda/mbox: "), reply
     assert reply.endswith(b" (it must exist on the host upas/fs runs on)\r\n"), reply
     assert c.closed()
+
+
+TRICKY = [b"Subject: dots\n\n.\n..\n.hidden\nend\n", b"Subject: crlf\r\n\r\nline\r\n.dot\r\n",
+          b"Subject: cr alone\n\nbare\rcr\n\r\n", b"Subject: first line a dot\n\n.",
+          b"Subject: nul\n\na\0b\n>From quoted\n", b"Subject: empty body\n\n"]
+
+
+def test_an_in_order_download_is_sent_as_rfc1939_says(pop3):
+    """RETR of every message in order (read ahead, and each next message
+    turned into its multi-line data while the client reads the last:
+    Session.idle), then out of order and again: every reply is the
+    message's lines each ended by CRLF, leading dots doubled, the "." line
+    at the end (RFC 1939 3), whatever path made it."""
+    path = pop3.box("bob")
+    path.write_bytes(b"".join(b"From bob Thu Nov 26 12:00:00 EST 2026\n" + t + b"\n"
+                              for t in TRICKY * 4))
+    raws = [r for _, r in entries(path)]
+    assert len(raws) == 4 * len(TRICKY)
+    c = pop3.connect()
+    login(c)
+    for i in [*range(1, len(raws) + 1), 5, 3, 4, 4, len(raws)]:
+        assert c.cmd(f"RETR {i}".encode()) == b"+OK\r\n"
+        assert c.multi() == wire(raws[i - 1]), i
+    assert c.cmd(b"QUIT") == b"+OK\r\n"

@@ -22,6 +22,7 @@ stops every upasfs it started or adopted.
 """
 from __future__ import annotations
 
+import array
 import os
 import re
 import signal
@@ -36,11 +37,12 @@ from lib import cmdline
 from upas import config
 from upas.ninep import codec
 from upas.ninep.dial import dial, namespace_dir, post, service_path
-from upas.ninep.server import PIPELINE_ANAME, nodelay
+from upas.ninep.server import HANDOVER_ANAME, PIPELINE_ANAME, nodelay
 
 MSIZE = 65536 + codec.IOHDRSZ       # offered to clients; upasfs accepts more
 USERNAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 PREFIX = "upasfs."                  # a user's upasfs is posted as upasfs.USER
+HANDOVER_FID = 0                    # the afid of the hand-over probe (no fid is made)
 
 
 class BrokerError(Exception):
@@ -142,7 +144,9 @@ class Broker:
 
     def _handshake(self, conn: socket.socket) -> socket.socket | None:
         """Answer Tversion (and Tauth) ourselves; at Tattach connect the
-        user's upasfs, replay version and attach, and hand over."""
+        user's upasfs, replay version and attach, and hand over; the
+        connection to upasfs if the bytes are to be spliced (None: the
+        client hung up, was refused, or is upasfs's own now)."""
         msize = MSIZE
         while True:
             m = codec.read_msg(conn, msize)
@@ -164,11 +168,23 @@ class Broker:
             conn.sendall(codec.pack(codec.Rerror(m.tag, str(e) if isinstance(e, BrokerError)
                                                  else "can't initialize upas/fs")))
             return None
-        backend.sendall(codec.pack(codec.Tversion(codec.NOTAG, msize, codec.VERSION)))
+        # with the version, ask whether it takes the client's connection
+        # itself (HANDOVER_ANAME): the answer costs no round trip of its own
+        backend.sendall(codec.pack(codec.Tversion(codec.NOTAG, msize, codec.VERSION)) +
+                        codec.pack(codec.Tauth(0, HANDOVER_FID, "", HANDOVER_ANAME)))
         r = codec.read_msg(backend, msize)
-        if not isinstance(r, codec.Rversion) or r.msize != msize:
+        probe = codec.read_msg(backend, msize) if isinstance(r, codec.Rversion) else None
+        if not isinstance(r, codec.Rversion) or r.msize != msize or probe is None:
             backend.close()
             conn.sendall(codec.pack(codec.Rerror(m.tag, "can't initialize upas/fs")))
+            return None
+        if isinstance(probe, codec.Rerror) and probe.ename == HANDOVER_ANAME:
+            # the Tattach goes with the client's connection itself: upasfs
+            # answers it there and serves the client directly from then on
+            # (the broker's copies close when _session ends)
+            fds = array.array("i", [conn.fileno()])
+            backend.sendmsg([codec.pack(m)], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
+            backend.close()
             return None
         backend.sendall(codec.pack(m))
         return backend

@@ -67,8 +67,10 @@ def main(argv: list[str]) -> int:
             return 1
     # no upasfs file blocks on read, so requests are answered in order in
     # each connection's reader thread (no hand-off to a worker)
+    # handover: the broker (fsbroker.py) passes each session's connection
+    # to us rather than copying its bytes
     srv = Server(fs.attach, auth_error="upas/fs: authentication not required",
-                 msize=MSIZE, inline=True)
+                 msize=MSIZE, inline=True, handover=True)
     if "-p" not in o:
         threading.Thread(target=reader, args=(fs,), daemon=True).start()
     # a stop is an exit that writes the mailboxes' indexes first

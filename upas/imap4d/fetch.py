@@ -13,8 +13,9 @@ from upas.imap4d import binary, condstore, fetchcache, rev2, savedate
 from upas.imap4d import envelope as env
 from upas.imap4d import parser as p
 from upas.imap4d.mailbox import Mailbox, MailboxError, Message
-from upas.imap4d.prefetch import Files, evaluate
+from upas.imap4d.prefetch import Files, evaluate, raw_messages
 from upas.imap4d.request import Request
+from upas.mail import fsview
 
 SEEN_SETTERS = ("RFC822", "RFC822.TEXT")
 ZONES = {"GMT": 0, "UT": 0, "UTC": 0, "Z": 0, "EST": -500, "EDT": -400,
@@ -389,17 +390,73 @@ def fetch(s, req: Request) -> None:
                 s.log(f"fetch {m.uid}: {e}")
             return None
     seqs = iter(box.seqs(msgs))     # evaluate gives every message, in order
+    if len(files.cuts) == len(msgs) and all(_whole_item(a) for a in atts):
+        answers = _whole_answers(s, files, msgs, atts, response)
+    else:
+        answers = evaluate(files, msgs, response, first_files(atts, cache))
     try:
-        for m, data in evaluate(files, msgs, response, first_files(atts, cache)):
+        for m, data in answers:
             n = next(seqs)
             if data is None:
                 ok = False
+                continue
+            if type(data) is list:          # _whole_answers' pieces
+                s.send(b"* %d FETCH (" % n)
+                for piece in data:
+                    s.send(piece)
+                s.send(b")\r\n")
                 continue
             s.send(b"* %d FETCH (%b)\r\n" % (n, data))
     finally:
         if cache is not None and cache.pending:      # (the set costs O(mailbox))
             cache.flush({m.digest for m in box.msgs if not m.expunged})
     _finish(s, req, box, atts, changed, ok, bool(unknown_cte))
+
+
+def _whole_item(a: p.FetchAtt) -> bool:
+    """Whether a FETCH item needs of a message at most its whole text:
+    BODY[] (not partial), RFC822, UID, FLAGS."""
+    return a.name in ("UID", "FLAGS", "RFC822") or (
+        a.name == "BODY[]" and a.partial is None and a.section == p.Section())
+
+
+def _whole_answers(s, files: Files, msgs: list[Message], atts: list[p.FetchAtt], response):
+    """(m, its FETCH data) of every message, in order, for items that
+    _whole_item takes, from one read of its raw (prefetch.raw_messages),
+    answered as item() does; a message whose raw cannot be cut is answered
+    by `response` through evaluate.  The data is a list of pieces, the
+    message's text one of them as it is (no copy into the line)."""
+    for m, raw, cut in raw_messages(files, msgs):
+        whole = whole_text(raw, *cut) if raw is not None and cut is not None else None
+        if whole is None:
+            yield from evaluate(files, [m], response)
+            continue
+        pieces, cur = [], b""
+        for i, a in enumerate(atts):
+            sep = b" " if i else b""
+            if a.name == "UID":
+                cur += sep + b"UID %d" % m.uid
+            elif a.name == "FLAGS":
+                cur += sep + b"FLAGS (" + rev2.flag_text(s, m).encode() + b")"
+            else:           # as env.literal(whole, label)
+                label = b"RFC822 " if a.name == "RFC822" else b"BODY[] "
+                pieces += [cur + sep + label + b"{%d}\r\n" % len(whole), whole]
+                cur = b""
+        yield m, pieces + [cur] if cur else pieces
+
+
+def whole_text(raw: bytes, header: int, body: int) -> bytes | None:
+    """A message's BODY[] (message_section: header_block of rawheader, then
+    rawbody with CRLF line ends) from its raw, given the lengths of the two
+    (None: the lengths do not prove the cut).  When a newline parts a
+    header that ends in one from the body -- nearly every message -- that
+    is raw with CRLF line ends, made in one pass, with no copy of either."""
+    gap = fsview.raw_gap(raw, header, body)
+    if gap is None:
+        return None
+    if gap == 1 and (header == 0 or raw[header - 1:header] == b"\n"):
+        return env.crlf(raw)
+    return env.header_block(raw[:header]) + env.crlf(raw[header + gap:])
 
 
 def _finish(s, req: Request, box: Mailbox, atts: list, changed: list[Message], ok: bool,

@@ -54,6 +54,8 @@ DEFER = object()     # held: a failed probe that does not tell whether the part 
 # socket, so the requests must fit in the socket buffers (a message of
 # thousands of parts would otherwise deadlock both: issue 17)
 ROUND_READS = 256
+WINDOW = 64          # messages whose raws cut_messages asks for at once
+AHEAD = 3            # and such windows in flight
 # per-message files kept with the message once read (bodies are not: a big
 # mailbox would end up in memory)
 CACHED = {"rawheader", "mimeheader", "unixheader", "digest", "type"}
@@ -358,6 +360,62 @@ def _take_raw(files: Files, m: Message, raw: bytes | None) -> None:
     if cut is not None:
         for rel, data in zip(IN_RAW, cut):
             files.hold(m, rel, data)
+
+
+def raw_messages(files: Files, msgs: list[Message]
+                 ) -> Iterator[tuple[Message, bytes | None, tuple[int, int] | None]]:
+    """(m, raw, (length of rawheader, of rawbody)) of every message, in
+    order, from one read of its `raw`, the lengths where files.cuts says
+    (FETCH of whole messages, which needs nothing else of them: no
+    evaluation, no stand-ins); None for a raw whose read failed or for
+    lengths not known, to be answered the usual way.  WINDOW messages' reads go out
+    together and AHEAD such reads are in flight, so upasfs reads the next
+    ones while these are answered."""
+    view, count = files.view, _iounit(files.view)
+    windows = deque(msgs[i:i + WINDOW] for i in range(0, len(msgs), WINDOW))
+    flight: deque[tuple[list[Message], Callable[[], list] | None]] = deque()
+
+    def send() -> None:
+        w = windows.popleft()
+        try:
+            flight.append((w, view.read_many_begin([(m.fsnum, "raw") for m in w], count)))
+        except nsmod.Error:
+            flight.append((w, None))
+
+    try:
+        while windows and len(flight) < AHEAD:
+            send()
+        while flight:
+            w, finish = flight.popleft()
+            got = _whole(view, w, finish, count)
+            if windows:
+                send()
+            for m, raw in zip(w, got):
+                yield m, raw, files.cuts.get(m.fsnum)
+    finally:
+        for _, finish in flight:
+            if finish is not None:
+                try:
+                    finish()
+                except nsmod.Error:
+                    pass
+
+
+def _whole(view: FsView, msgs: list[Message], finish: Callable[[], list] | None,
+           count: int) -> list[bytes | None]:
+    """The raws a read_many_begin asked for (finish), those that filled the
+    read read again whole; all None if it failed."""
+    if finish is None:
+        return [None] * len(msgs)
+    try:
+        got = finish()
+        full = [i for i, d in enumerate(got) if d is not None and len(d) >= count]
+        if full:
+            for i, d in zip(full, view.read_many([(msgs[i].fsnum, "raw") for i in full], None)):
+                got[i] = d
+    except nsmod.Error:
+        return [None] * len(msgs)
+    return got
 
 
 def _iounit(view: FsView) -> int:

@@ -254,12 +254,17 @@ def split_raw(raw: bytes, header: int, body: int) -> tuple[bytes, bytes] | None:
     a From line) is longer than that, except with an empty first line and
     no separating newline: then raw starts with a newline, which no header
     does (every header line has a colon)."""
+    gap = raw_gap(raw, header, body)
+    return None if gap is None else (raw[:header], raw[header + gap:])
+
+
+def raw_gap(raw: bytes, header: int, body: int) -> int | None:
+    """The newlines between rawheader and rawbody in raw (0 or 1) when
+    the lengths prove the cut (split_raw), else None."""
     gap = len(raw) - header - body
     if gap == 1 and raw[header:header + 1] == b"\n" and (header == 0 or raw[:1] != b"\n"):
-        return raw[:header], raw[header + 1:]
-    if gap == 0:
-        return raw[:header], raw[header:]
-    return None
+        return 1
+    return 0 if gap == 0 else None
 
 
 def parse_summary(data: bytes) -> Summary | None:

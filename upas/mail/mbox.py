@@ -143,6 +143,8 @@ class Mailbox:
         self._idx_dirty = False
         self._idx_written = 0.0             # time.monotonic() of the last write
         self.read_ns = 0                    # time.time_ns() when key was taken
+        # (fd, its stat key) kept open between reads (_kept_fd); False once closed
+        self._fd: tuple[int, tuple] | None | bool = None
 
     # -- public ----------------------------------------------------------
     def lockdir(self) -> str:
@@ -333,18 +335,53 @@ class Mailbox:
         message at every read); None if it may have changed."""
         if self.key is None:
             return None
+        fd = self._kept_fd()
+        if fd is None:
+            return None
+        n = m.end - m.start - skip
+        data = _pread_all(fd, n, m.start + skip)
+        return data if len(data) == n else None    # cut meanwhile (_cut_tail)
+
+    def _kept_fd(self) -> int | None:
+        """A descriptor of the mailbox file as it was last read (key), kept
+        open between reads: the file at the path is stat'ed (its dev, inode,
+        size and times unchanged prove it is the file the fd was opened on,
+        and unwritten: the open fd keeps the inode from being used again),
+        and a changed one is opened anew -- a stat and a pread a read
+        instead of an open, fstat, pread and close.  None if the file is
+        not the one last read."""
+        want = self.key[:5]
+        if self._fd is False:           # closed: nothing kept any more
+            return None
         try:
-            fd = os.open(self.path, os.O_RDONLY)
+            now = stat_key(os.stat(self.path))
+        except OSError:
+            now = None
+        if now != want:
+            self._drop_fd()             # not the file read: keep nothing of it
+            return None
+        kept = self._fd
+        if kept and kept[1] == want:
+            return kept[0]
+        try:
+            fd = os.open(self.path, os.O_RDONLY | os.O_CLOEXEC)
         except OSError:
             return None
         try:
-            if stat_key(os.fstat(fd)) != self.key[:5]:
-                return None
-            n = m.end - m.start - skip
-            data = _pread_all(fd, n, m.start + skip)
-            return data if len(data) == n else None    # cut meanwhile (_cut_tail)
-        finally:
+            ok = stat_key(os.fstat(fd)) == want
+        except OSError:
+            ok = False
+        if not ok:
             os.close(fd)
+            return None
+        self._drop_fd()
+        self._fd = (fd, want)
+        return fd
+
+    def _drop_fd(self) -> None:
+        if self._fd:
+            os.close(self._fd[0])
+            self._fd = None
 
     def _read_stored(self, m: Message) -> bytes:
         fd = os.open(self.path, os.O_RDONLY)
@@ -355,6 +392,8 @@ class Mailbox:
 
     def close(self) -> None:
         with self.lock:
+            self._drop_fd()
+            self._fd = False
             self._cache.clear()
             self._offsets = None
             self._details.close()

@@ -10,6 +10,7 @@ instead and sends the replies to one recv's worth of requests together.
 """
 from __future__ import annotations
 
+import array
 import errno
 import logging
 import os
@@ -21,8 +22,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+from lib.writev import writev_all
+
 from . import codec
-from .codec import (DMDIR, IOHDRSZ, MIN_MSIZE, NOFID, NOTAG, OEXEC, ORCLOSE,
+from .codec import (DMDIR, IOHDRSZ, MAXWELEM, MIN_MSIZE, NOFID, NOTAG, OEXEC, ORCLOSE,
                     ORDWR, OREAD, OTRUNC, OWRITE, QTDIR, ProtocolError, Qid,
                     Stat)
 
@@ -34,11 +37,21 @@ MAX_INFLIGHT = 1024   # per connection; then we stop reading (backpressure),
                       # which bounds memory to about MAX_INFLIGHT * msize
 RECV = 65536          # bytes asked of each recv (more to finish a big message)
 OUTBOX = 1 << 18      # inline: replies held back at most, then sent
+SNDBUF = 1 << 20      # an inline server's send buffer, asked for (roomy)
+_MAX_FDS = 4          # descriptors one hand-over's recvmsg takes in (one is used)
 
 # Topen, Tread and Tclunk after a Twalk: a whole file read (_whole_file)
 TWALK = codec.Twalk.TYPE
 _OPEN_READ_CLUNK = struct.Struct("<IBHIB" "IBHIQI" "IBHI")
 _ORC_HEADS = (12, codec.Topen.TYPE, 23, codec.Tread.TYPE, 11, codec.Tclunk.TYPE, OREAD)
+# and their replies' headers (codec's layouts: Rwalk and its qids; Ropen
+# with the Rread header after it; Rclunk)
+RWALK, ROPEN, RREAD, RCLUNK = (codec.Rwalk.TYPE, codec.Ropen.TYPE, codec.Rread.TYPE,
+                               codec.Rclunk.TYPE)
+_RWALK_HEAD = struct.Struct("<IBHH")
+_QID = struct.Struct("<BIQ")
+_ROPEN_RREAD = struct.Struct("<IBH" "BIQI" "IBHI")
+_RCLUNK = struct.Struct("<IBH")
 
 # A Tauth whose aname is PIPELINE_ANAME asks: may requests on a Twalk's
 # newfid follow it before its Rwalk?  Our servers answer the Rerror
@@ -46,6 +59,14 @@ _ORC_HEADS = (12, codec.Topen.TYPE, 23, codec.Tread.TYPE, 11, codec.Tclunk.TYPE,
 # Rerror here); any other answer means no (docs/decisions.md: plan9port's
 # 9pserve and upas/fs crash on such requests).
 PIPELINE_ANAME = "upas/ninep: walks may be pipelined"
+# A Tauth whose aname is HANDOVER_ANAME asks a server made with
+# handover=True: may this connection be handed a client's socket?  Such a
+# server answers the Rerror HANDOVER_ANAME and then takes, with the bytes
+# of the client's Tattach, the client's connection itself (SCM_RIGHTS):
+# from then on it serves that socket, and the one the hand-over came on
+# is closed (fsbroker.py: the broker steps out of the way instead of
+# copying every byte between the two).
+HANDOVER_ANAME = "upas/ninep: connections may be handed over"
 
 
 class Error(Exception):
@@ -220,6 +241,32 @@ class _Transport:
             return self.sock.recv(n)
         return os.read(self.rfd, n)
 
+    def can_take(self) -> bool:
+        """Whether a socket can come over this transport (a unix socket)."""
+        return self.sock is not None and self.sock.family == socket.AF_UNIX
+
+    def recv_handed(self, n: int) -> tuple[bytes, socket.socket | None]:
+        """recv, and the socket passed along with those bytes, if any (any
+        other descriptors passed are closed); OSError if what was passed
+        is not a socket."""
+        data, anc, _, _ = self.sock.recvmsg(n, socket.CMSG_SPACE(4 * _MAX_FDS))
+        fds: list[int] = []
+        for level, kind, payload in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                usable = len(payload) - len(payload) % 4
+                fds += array.array("i", payload[:usable]).tolist()
+        for extra in fds[1:]:
+            os.close(extra)
+        if not fds:
+            return data, None
+        try:
+            sock = socket.socket(fileno=fds[0])
+        except OSError:
+            os.close(fds[0])
+            raise
+        sock.settimeout(None)
+        return data, roomy(nodelay(sock))
+
     def sendall(self, data: bytes) -> None:
         if self.sock is not None:
             self.sock.sendall(data)
@@ -227,6 +274,11 @@ class _Transport:
         view = memoryview(data)
         while view:
             view = view[os.write(self.wfd, view):]
+
+    def sendall_many(self, pieces: list) -> None:
+        """The pieces one after another, by writev (no joining copy);
+        pieces is consumed."""
+        writev_all(self.sock.fileno() if self.sock is not None else self.wfd, pieces)
 
     def hangup(self) -> None:
         """Make a blocked recv return EOF (sockets only)."""
@@ -285,7 +337,10 @@ class _Conn:
         try:
             while not self.dead:
                 try:
-                    chunk = self.t.recv(max(RECV, need))
+                    if self.srv.handover and not self.fids and self.t.can_take():
+                        chunk = self._recv_handed(max(RECV, need))
+                    else:
+                        chunk = self.t.recv(max(RECV, need))
                 except OSError:
                     return
                 if not chunk:
@@ -350,6 +405,17 @@ class _Conn:
             pos += size
         return pos, 4 - (end - pos)
 
+    def _recv_handed(self, n: int) -> bytes:
+        """recv before the attach, on a server that takes connections
+        handed over (HANDOVER_ANAME): bytes that come with a socket are
+        the handed client's first requests, and the connection moves to
+        that socket (this one is closed: the hander is done with it)."""
+        data, sock = self.t.recv_handed(n)
+        if sock is not None:
+            old, self.t = self.t, _Transport(sock)
+            old.close()
+        return data
+
     def _whole_file(self, buf: bytearray, pos: int, size: int, end: int) -> int:
         """A Twalk (of `size` bytes at pos) to a new fid followed, in buf,
         by Topen (OREAD), Tread and Tclunk of that fid -- how a client
@@ -387,7 +453,7 @@ class _Conn:
         except Exception:       # noqa: BLE001 -- one by one, it fails the same way
             return 0
         count = min(count, self.iounit)
-        replies = [codec.Rwalk(walk.tag, qids), codec.Ropen(otag, node.qid, self.iounit)]
+        replies: list = [codec.Rwalk(walk.tag, qids), codec.Ropen(otag, node.qid, self.iounit)]
         try:
             try:
                 replies.append(codec.Rread(rtag, bytes(handle.read(offset, count)[:count])))
@@ -399,17 +465,37 @@ class _Conn:
                 replies.append(codec.Rclunk(ctag))
             except Exception as e:
                 replies.append(self._error_reply(codec.Tclunk(ctag, newfid), e))
+        self._write_replies(replies)
+        return rest + _OPEN_READ_CLUNK.size - pos
+
+    def _write_replies(self, replies: list[codec.Msg]) -> None:
+        """A whole file's replies: the headers packed by one struct call
+        and the data after them as it is (no copy of it here; _flush hands
+        the pieces to one writev), or each _encode'd if that fails."""
+        rwalk, ropen, rread, rclunk = replies
+        if type(rread) is codec.Rread and type(rclunk) is codec.Rclunk and len(rwalk.wqid) <= MAXWELEM:
+            d, q = rread.data, ropen.qid
+            try:
+                head = _RWALK_HEAD.pack(9 + 13 * len(rwalk.wqid), RWALK, rwalk.tag, len(rwalk.wqid)) + \
+                    b"".join([_QID.pack(*x) for x in rwalk.wqid]) + \
+                    _ROPEN_RREAD.pack(24, ROPEN, ropen.tag, q[0], q[1], q[2], ropen.iounit,
+                                      11 + len(d), RREAD, rread.tag, len(d))
+            except struct.error:
+                pass
+            else:
+                for piece in (head, d, _RCLUNK.pack(7, RCLUNK, rclunk.tag)):
+                    self._write(piece)
+                return
         for r in replies:
             self._write(self._encode(r))
-        return rest + _OPEN_READ_CLUNK.size - pos
 
     def _flush(self) -> None:
         out = self.outbox
         if out:
-            data = out[0] if len(out) == 1 else b"".join(out)
+            pieces = out[:]
             out.clear()
             self.outlen = 0
-            self._sendall(data)
+            self._send_pieces(pieces)
 
     def _dispatch(self, msg: codec.Msg) -> None:
         if self.tracing:
@@ -461,10 +547,17 @@ class _Conn:
             self._flush()
 
     def _sendall(self, data: bytes) -> None:
+        self._send_pieces([data])
+
+    def _send_pieces(self, pieces: list) -> None:
+        """Send the pieces one after another (one writev, no joining copy)."""
         if self.dead:
             return
         try:
-            self.t.sendall(data)
+            if len(pieces) == 1:
+                self.t.sendall(pieces[0])
+            else:
+                self.t.sendall_many(pieces)
         except OSError:
             self.dead = True
 
@@ -600,6 +693,8 @@ class _Conn:
 
     # -- handlers -----------------------------------------------------------
     def _auth(self, m: codec.Tauth) -> codec.Msg:
+        if m.aname == HANDOVER_ANAME and self.srv.handover:
+            raise Error(HANDOVER_ANAME)
         raise Error(PIPELINE_ANAME if m.aname == PIPELINE_ANAME else self.srv.auth_error)
 
     def _attach(self, m: codec.Tattach) -> codec.Msg:
@@ -759,14 +854,18 @@ class Server:
 
     def __init__(self, attach: Callable[[str, str], Node],
                  auth_error: str = "authentication not required",
-                 msize: int = 65536 + IOHDRSZ, inline: bool = False):
+                 msize: int = 65536 + IOHDRSZ, inline: bool = False,
+                 handover: bool = False):
         """inline: answer each request in the connection's reader thread,
         in arrival order -- for trees none of whose operations block (a
         blocking read would stall its connection); it saves two thread
-        switches per request and lets a client pipeline walk/open/read/clunk."""
+        switches per request and lets a client pipeline walk/open/read/clunk.
+        handover: a unix connection may hand over a client's socket before
+        its attach (HANDOVER_ANAME)."""
         if msize < MIN_MSIZE:
             raise ValueError("msize too small")
         self.inline = inline
+        self.handover = handover
         self.attach = attach
         self.auth_error = auth_error
         self.msize = msize
@@ -780,6 +879,8 @@ class Server:
         """Serve one connection until EOF, then clunk its fids and close it."""
         sock.settimeout(None)       # an idle client is not an error
         nodelay(sock)
+        if self.inline:
+            roomy(sock)
         self._run(_Conn(self, _Transport(sock)))
 
     def serve_fd(self, rfd: int = 0, wfd: int | None = None) -> None:
@@ -822,6 +923,18 @@ class Server:
             _close_listener(ls, file)
         for conn in conns:
             conn.t.hangup()
+
+
+def roomy(s: socket.socket) -> socket.socket:
+    """A socket whose send buffer holds SNDBUF bytes of replies (the
+    system's limit permitting): an inline server answering a pipelined
+    batch of whole files writes on while its client is busy with the
+    replies before them, rather than wait for each to be read."""
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SNDBUF)
+    except OSError:
+        pass
+    return s
 
 
 def nodelay(s: socket.socket) -> socket.socket:

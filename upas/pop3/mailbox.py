@@ -38,7 +38,8 @@ SCAN_BATCH = 512   # messages whose small files one read_many call reads
 ONE_READ = 1 << 20        # RETR reads a message up to this size at once
 AHEAD_MAX = 32            # messages read ahead for an in-order download,
 AHEAD_ONE = CHUNK         # each at most this long,
-AHEAD_BYTES = 512 * 1024  # all together at most this
+AHEAD_BYTES = 512 * 1024  # all together at most this;
+LOW_WATER = 8             # the batch in flight is taken in when fewer are in hand
 
 
 class FsMailbox:
@@ -161,10 +162,21 @@ class FsMailbox:
 
     def prefetch(self) -> None:
         """While the client reads a reply: when it goes through the messages
-        in order, ask upasfs now for the next messages not yet read ahead
-        (collected when a RETR needs one), so that it reads them meanwhile."""
-        if self._pending is not None or self._next < 0:
+        in order, ask upasfs now for the next messages not yet read ahead,
+        so that it reads them meanwhile (taken in by a later prefetch, or
+        by a RETR that needs one first)."""
+        if self._next < 0:
             return
+        if self._pending is not None:
+            # taken in here, while the client reads, once few messages are
+            # left in hand (upasfs answered the batch RETRs ago, so nothing
+            # is waited for), not by the RETR that needs the first of them
+            if self._in_hand(LOW_WATER) >= LOW_WATER:
+                return
+            try:
+                self._collect()
+            except MailboxError:
+                return              # the RETR that needs them will say
         start, have = self._next, 0
         while start in self._ahead and have <= AHEAD_MAX:
             start, have = self._following(start), have + 1
@@ -176,6 +188,23 @@ class FsMailbox:
         except nsmod.Error:
             return                  # the RETR that needs them will say
         self._pending = (nums, finish, time.monotonic())
+
+    def _in_hand(self, most: int) -> int:
+        """How many messages from the next one on are read ahead (at most `most`)."""
+        n, have = self._next, 0
+        while n >= 0 and n in self._ahead and have < most:
+            n, have = self._following(n), have + 1
+        return have
+
+    def peek_next(self) -> bytes | None:
+        """The raw open_raw gives for the message after the last RETR if
+        it is read ahead and in hand now (nothing is waited for), as the
+        same bytes object (Session.idle stuffs it ahead)."""
+        got = self._ahead.get(self._next)
+        if got is None or len(got[0]) != self._raw_len.get(self._next) or \
+                time.monotonic() - got[1] > config.current().pop3_readahead_ttl:
+            return None
+        return got[0]
 
     def _take(self, fsnum: int) -> bytes | None:
         """fsnum's raw if it was read ahead less than $POP3_READAHEAD_TTL s ago."""
@@ -226,8 +255,11 @@ class FsMailbox:
         return nums
 
     def _following(self, fsnum: int) -> int:
-        """The fsnum of the next message not marked deleted, or -1."""
-        for m in self._after(fsnum):
+        """The fsnum of the next message not marked deleted, or -1 (by
+        index, no generator: the read-ahead asks this several times a RETR)."""
+        msgs = self.messages
+        for i in range(self._index.get(fsnum, len(msgs)) + 1, len(msgs)):
+            m = msgs[i]
             if not m.deleted:
                 return m.fsnum
         return -1

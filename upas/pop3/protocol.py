@@ -94,7 +94,9 @@ class Mailbox(Protocol):
     def open_raw(self, fsnum: int) -> Iterable[bytes]:
         """Open message `fsnum`'s raw file (raise MailboxError); its chunks.
         (A mailbox may also have `prefetch()`, called while the session
-        waits for the client: see Session.idle.)"""
+        waits for the client, and `peek_next()`: the raw bytes open_raw is
+        expected to give next, if it holds them now, as one bytes object
+        (see Session.idle).)"""
 
     def delete(self, fsnums: Sequence[int]) -> None:
         """Remove these messages from the mailbox file (raise MailboxError)."""
@@ -258,6 +260,12 @@ class DotStuffer:
         return out + b".\r\n"
 
 
+def stuffed(data: bytes) -> bytes:
+    """A whole message's multi-line data, the final "." line included."""
+    st = DotStuffer()
+    return st.feed(data) + st.end()
+
+
 def top_cut(chunks: Iterable[bytes], body_lines: int) -> Iterator[bytes]:
     """The raw bytes TOP sends: header lines through the first empty line
     (a bare CRLF counts as empty), then `body_lines` lines of the body."""
@@ -313,6 +321,9 @@ class Session:
         self.tries = 0
         self.delay = FIRST_DELAY
         self._sasl: Callable[[bytes], Iterator[Event]] | None = None
+        # (raw, its multi-line data, the final "." included): the next
+        # message stuffed while the client was reading the last (idle)
+        self._ready: tuple[bytes, bytes] | None = None
 
     # -- replies -------------------------------------------------------
     def _line(self, text: Union[str, bytes]) -> bytes:
@@ -418,6 +429,13 @@ class Session:
         prefetch = getattr(self.mbox, "prefetch", None)
         if prefetch is not None:
             prefetch()
+        # and turns the next message into its multi-line data now, while the
+        # client reads the last one, rather than after it asks; kept with
+        # the very raw object it came from, so used only for those bytes
+        peek = getattr(self.mbox, "peek_next", None)
+        raw = peek() if peek is not None else None
+        if raw is not None and not (self._ready and self._ready[0] is raw):
+            self._ready = (raw, stuffed(raw))
 
     def _sync(self) -> bytes:
         if not self.loggedin or self.mbox is None:
@@ -433,6 +451,12 @@ class Session:
         return self.ok()
 
     def _send_body(self, chunks: Iterable[bytes]) -> Iterator[Event]:
+        ready, self._ready = self._ready, None
+        if ready and type(chunks) is list and len(chunks) == 1 and chunks[0] is ready[0]:
+            yield ready[1]
+            if self._debug:
+                self._debug(b"-> .\n")
+            return
         stuffer = DotStuffer()
         try:
             for chunk in chunks:

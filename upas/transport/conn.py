@@ -14,6 +14,7 @@ import socket
 import time
 from typing import TYPE_CHECKING, Callable
 
+from lib.writev import IOV_MAX, writev_all  # noqa: F401 -- IOV_MAX: tests
 from upas.transport import stop
 from upas.transport.deflate import Deflater, DeflateError, Inflater
 from upas.transport.events import Hangup, Sleep
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
     import ssl
 
 BUFMAX = 64 * 1024         # flush the output buffer beyond this; read at most this
-IOV_MAX = 512              # buffers handed to one writev
 
 IDLE, LOGIN = "idle", "login"       # which deadline Deadlines.next gives
 
@@ -73,7 +73,7 @@ class Conn:
             chunks = [self.deflater.compress(b"".join(chunks))]
         try:
             if self.tls is None:
-                _writev_all(self.wfd, chunks)
+                writev_all(self.wfd, chunks)
             else:
                 self.tls.send(b"".join(chunks))
         except OSError as e:                # ssl.SSLError too
@@ -155,22 +155,6 @@ class Conn:
             return
         if self.tls is not None:
             self.tls.close()
-
-
-def _writev_all(fd: int, chunks: list) -> None:
-    """Send the chunks as they are (no joining copy), IOV_MAX at a time."""
-    i = 0
-    while i < len(chunks):
-        batch = chunks[i:i + IOV_MAX]
-        n = os.writev(fd, batch)
-        for c in batch:
-            if n < len(c):
-                break
-            n -= len(c)
-            i += 1
-        else:
-            continue
-        chunks[i] = memoryview(chunks[i])[n:]   # partly written: the rest
 
 
 class Deadlines:
