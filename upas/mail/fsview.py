@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from lib.rcquote import quote
+from upas import config
 from upas import ns as nsmod
 
 FSROOT = "/mail/fs"
@@ -387,7 +388,11 @@ def newns(user: str) -> nsmod.Namespace:
 def mount_shared(ns: nsmod.Namespace) -> bool:
     """Whether /mail/fs is a upasfs shared with the user's other sessions:
     $upasfs, else the service posted as `upasfs` (mounted now, so that a
-    stale socket counts as none)."""
+    stale socket counts as none).  When that is the launcher's broker
+    (upas/fsbroker.py), the user's upasfs it posted beside it is mounted
+    instead (mount_direct)."""
+    if mount_direct(ns):
+        return True
     if ns.mounted(FSROOT):
         return True
     posted = nsmod.posted("upasfs")
@@ -396,6 +401,26 @@ def mount_shared(ns: nsmod.Namespace) -> bool:
     try:
         ns.mount(FSROOT, posted)
     except nsmod.Error:
+        return False
+    return True
+
+
+def mount_direct(ns: nsmod.Namespace) -> bool:
+    """Mount the user's own upasfs, posted as upasfs.USER by the broker
+    that /mail/fs would reach (the service `upasfs` of this name space,
+    $upasfs or unset): the broker only replays the attach to it and then
+    copies every 9P message both ways, a thread hop each way per request.
+    Dialled now: a stale one (that upasfs died) is not used, and the
+    broker, reached as before, starts a new one."""
+    from upas.fsbroker import PREFIX
+    broker = nsmod.posted("upasfs")
+    mine = nsmod.posted(PREFIX + ns.user)
+    given = config.current().upasfs
+    if broker is None or mine is None or (given and given != broker):
+        return False
+    try:
+        ns.mount(FSROOT, mine)
+    except Exception:           # refused, reset, a bad version: the broker's way
         return False
     return True
 
