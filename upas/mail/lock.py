@@ -27,11 +27,7 @@ from typing import Any, Callable, Hashable
 
 from upas import config
 
-# the longest wait between two tries: short, because a waiter asleep
-# when the lock is let go leaves it free meanwhile, and fifty sessions
-# SELECTing at once take it one after another for a few ms each (at 0.5 s
-# their last ones slept up to 0.9 s in all; a try costs ~10 us)
-RETRY = 0.04
+RETRY = 0.5                 # the longest wait between two tries
 FIRST_RETRY = 0.005         # the first; doubled at each try up to RETRY
 _sessions = False
 
