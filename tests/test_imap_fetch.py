@@ -134,3 +134,21 @@ def test_macros(c):
     assert line == b'* 1 FETCH (FLAGS (\\Recent) INTERNALDATE "23-Nov-2026 09:15:02 -0500" RFC822.SIZE 512)\r\n'
     assert fetch1(c, b"1 ALL").startswith(line[:-3] + b" ENVELOPE (")
     assert fetch1(c, b"1 FULL").endswith(b' BODY ("text" "plain" NIL NIL NIL "7BIT" 83 4))\r\n')
+
+
+def test_flags_and_uids_of_many_messages_each_its_own(imap_client):
+    # RFC 3501 7.4.2: the items in the order asked; a keyword is a flag of
+    # its message alone (the messages share flag sets: flagreport.py)
+    c = imap_client
+    c.cmd(b"s SELECT INBOX")
+    uids = [int(x) for x in re.findall(rb"UID (\d+)", b"".join(c.cmd(b"u FETCH 1:3 UID")))]
+    assert c.cmd(b"k STORE 2 +FLAGS.SILENT (\\Seen $Junk)")[-1] == b"k OK STORE completed\r\n"
+    r = c.cmd(b"a FETCH 1:3 (FLAGS UID)")
+    assert r == [b"* 1 FETCH (FLAGS (\\Recent) UID %d)\r\n" % uids[0],
+                 b"* 2 FETCH (FLAGS (\\Seen \\Recent $Junk) UID %d)\r\n" % uids[1],
+                 b"* 3 FETCH (FLAGS (\\Recent) UID %d)\r\n" % uids[2],
+                 b"a OK FETCH completed\r\n"]
+    r = c.cmd(b"b UID FETCH %d:%d FLAGS" % (uids[1], uids[2]))
+    assert r[:-1] == [b"* 2 FETCH (UID %d FLAGS (\\Seen \\Recent $Junk))\r\n" % uids[1],
+                      b"* 3 FETCH (UID %d FLAGS (\\Recent))\r\n" % uids[2]]
+    assert r[-1].startswith(b"b OK ")

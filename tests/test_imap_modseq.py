@@ -62,6 +62,20 @@ def test_a_torn_line_is_numbered_anew():
     assert ms.parse(b"not ours") is None
 
 
+def test_a_record_is_read_from_its_lines():
+    # the format of the module's docstring, written out by hand
+    data = (b"imap modseq\n0000000007 9\nh " + b"a" * 40 + b" -\n"
+            b"0000000001 3 0000000a\n0000000002 9 fffffffe\n0000000005 4 00000000\n"
+            b"x 8 3:4\nf 2\n")
+    rec = ms.parse(data)
+    assert (rec.uidvalidity, rec.highest, rec.files) == (7, 9, "a" * 40 + " -")
+    assert rec.msgs == {1: (3, 10), 2: (9, 0xfffffffe), 5: (4, 0)}
+    assert rec.expunged == [(8, [(3, 4)])] and rec.forgotten == 2
+    # a damaged message line among whole ones: only it is lost
+    bad = data.replace(b"0000000002 9 fffffffe", b"0000000002 9 fffffffg")
+    assert ms.parse(bad).msgs == {1: (3, 10), 5: (4, 0)}
+
+
 # -- the record patched as columns (modseq.patch, issue 16) -----------------
 
 import hashlib  # noqa: E402

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import time
 
-from upas.imap4d import binary, condstore, fetchcache, rev2, savedate
+from upas.imap4d import binary, condstore, fetchcache, flagreport, rev2, savedate
 from upas.imap4d import envelope as env
 from upas.imap4d import parser as p
 from upas.imap4d.mailbox import Mailbox, MailboxError, Message
@@ -218,7 +218,7 @@ def flags_item(m: Message) -> bytes:
 CONTENT_ITEMS = ("RFC822.SIZE", "ENVELOPE", "BODY", "BODYSTRUCTURE")
 # items that need no file of the message: what a client's sync asks of
 # every message (UID FETCH 1:* (FLAGS)), answered without Files
-NO_FILES = ("FLAGS", "UID")
+NO_FILES = (flagreport.FLAGS, flagreport.UID)
 
 
 def cached_item(files: Files, m: Message, a: p.FetchAtt, site: str,
@@ -357,10 +357,7 @@ def fetch(s, req: Request) -> None:
     s.announce_keywords()       # the merge may have brought others' keywords
     site = s.opts.site
     if all(a.name in NO_FILES for a in atts):
-        for m, n in zip(msgs, box.seqs(msgs)):
-            s.send(b"* %d FETCH (" % n + b" ".join(
-                b"FLAGS (" + rev2.flag_text(s, m).encode() + b")" if a.name == "FLAGS"
-                else b"UID %d" % m.uid for a in atts) + b")\r\n")
+        s.send(flagreport.lines(s, box, msgs, [a.name for a in atts]))
         _finish(s, req, box, atts, changed, ok, False)
         return
     cache = _cache(box, site, atts, len(msgs))

@@ -181,7 +181,7 @@ def lines_of(data: bytes, digests: list[str]) -> tuple[list[int], list[frozenset
         uids = list(map(int, words[1::3]))
     except ValueError:
         return None
-    if uids and (uids[0] < 1 or not all(map(int.__lt__, uids, uids[1:]))):
+    if uids and (uids[0] < 1 or uids != sorted(set(uids))):    # (strictly ascending)
         return None                     # a uid-0 line or one out of order: match's business
     return uids, list(map(_PARSED.__getitem__, fields))
 

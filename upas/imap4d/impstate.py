@@ -449,6 +449,16 @@ class ImpState:
         live = [m for m in msgs if not m.expunged]
         old, oldkw = self.read
         self.read = (None, None)
+        held = self.lines_for
+        if self.exact and self.kw_exact and old is not None and held is not None and \
+                held[0] is old and held[4] is oldkw and held[1] == live:
+            # the merge took both files as they are (_take_lines) and nothing
+            # changed since: what the passes below would find, without them
+            self.exact = self.kw_exact = False
+            self.now = old
+            self.known, self.known_live = (old, oldkw), live
+            self.lines_for = (old, live, *held[2:])
+            return None, None
         patched, kw_same = self._patched(old, oldkw, live)
         if self.exact and old is not None:
             data = old                  # as it was read (see _takes_all)

@@ -423,6 +423,8 @@ class Mailbox:
 
     def seqs(self, msgs: list[Message]) -> list[int]:
         """seq() of many messages (in mailbox order), in one pass."""
+        if len(msgs) == len(self.msgs) and msgs == self.msgs:    # (by identity, in C)
+            return list(range(1, len(msgs) + 1))
         out, i, all_ = [], 0, self.msgs
         for m in msgs:
             while i < len(all_) and all_[i] is not m:
@@ -453,6 +455,8 @@ class Mailbox:
         in turn (already adjusted, as `* n EXPUNGE` needs).  Only messages
         the client knows: drop_unannounced first."""
         self.drop_unannounced()
+        if not any(m.expunged for m in self.msgs):     # (every command asks)
+            return []
         seqs = [i + 1 - k for k, i in enumerate(i for i, m in enumerate(self.msgs) if m.expunged)]
         if seqs:
             self._forget(m for m in self.msgs if m.expunged)

@@ -64,7 +64,7 @@ def select_common(s, req: Request, readonly: bool) -> None:
     if rev2.on(s):      # RFC 9051 6.3.2: LIST, neither RECENT nor UNSEEN
         s.untagged(rev2.select_list(folders.wire_text(raw), shown))
     else:
-        s.untagged(f"{box.recent()} RECENT")
+        s.untagged(f"{box.recent_reported} RECENT")     # (counted by open)
         unseen = box.first_unseen()
         if unseen is not None:
             s.untagged(f"OK [UNSEEN {unseen}] Message {unseen} is first unseen")

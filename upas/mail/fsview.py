@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator
 
 from lib.rcquote import quote
+from upas import config
 from upas import ns as nsmod
 
 FSROOT = "/mail/fs"
@@ -44,6 +45,11 @@ _ESCAPE = re.compile(r"[%!]")
 # numbers are never reused.  So a process reads a digest once, though
 # imap4d's APPEND and STATUS open their mailbox afresh every time.
 _DIGESTS: dict[str, tuple[int | None, dict[int, str]]] = {}
+# view dir -> [(qid.path, numbers, digests)] given to know() (lists their
+# callers no longer change), put into _DIGESTS only when digests() needs
+# them: a SELECT proved by its mark knows 10,000 and most sessions never
+# look one up
+_KNOWN: dict[str, list[tuple[int | None, list[int], list[str]]]] = {}
 # view dir -> the last `summary` this process read of it, which the next
 # read extends when only mail was added (_read_summary)
 _SUMMARIES: dict[str, "Summary"] = {}
@@ -110,10 +116,7 @@ class FsView:
         """The digest of each message ("" if it cannot be read), the reads
         pipelined (a digest is one short read), each message's read once a
         process while the view's directory keeps qid.path `qpath`."""
-        known = _DIGESTS.get(self.dir)
-        if known is None or known[0] != qpath:
-            known = _DIGESTS[self.dir] = (qpath, {})
-        seen = known[1]
+        seen = self._known(qpath)
         todo = [n for n in nums if n not in seen]
         got = self.read_many([(n, "digest") for n in todo], DIGEST_READ) if todo else []
         for n, d in zip(todo, got):
@@ -151,10 +154,17 @@ class FsView:
     def know(self, qpath: int | None, nums: list[int], digests: list[str]) -> None:
         """Keep these digests (from a summary, or what a mark proved) as
         digests() keeps those it reads: while the view keeps qid.path `qpath`."""
+        _KNOWN.setdefault(self.dir, []).append((qpath, nums, digests))
+
+    def _known(self, qpath: int | None) -> dict[int, str]:
+        """The digests known of the view while it keeps qid.path `qpath`."""
         known = _DIGESTS.get(self.dir)
         if known is None or known[0] != qpath:
             known = _DIGESTS[self.dir] = (qpath, {})
-        known[1].update(zip(nums, digests))
+        for q, nums, digests in _KNOWN.pop(self.dir, []):
+            if q == qpath:
+                known[1].update(zip(nums, digests))
+        return known[1]
 
     def alive(self) -> None:
         """Raise nsmod.Hungup if upasfs has gone away (a failed walk may
@@ -383,7 +393,11 @@ def newns(user: str) -> nsmod.Namespace:
 def mount_shared(ns: nsmod.Namespace) -> bool:
     """Whether /mail/fs is a upasfs shared with the user's other sessions:
     $upasfs, else the service posted as `upasfs` (mounted now, so that a
-    stale socket counts as none)."""
+    stale socket counts as none).  When that is the launcher's broker
+    (upas/fsbroker.py), the user's upasfs it posted beside it is mounted
+    instead (mount_direct)."""
+    if mount_direct(ns):
+        return True
     if ns.mounted(FSROOT):
         return True
     posted = nsmod.posted("upasfs")
@@ -392,6 +406,26 @@ def mount_shared(ns: nsmod.Namespace) -> bool:
     try:
         ns.mount(FSROOT, posted)
     except nsmod.Error:
+        return False
+    return True
+
+
+def mount_direct(ns: nsmod.Namespace) -> bool:
+    """Mount the user's own upasfs, posted as upasfs.USER by the broker
+    that /mail/fs would reach (the service `upasfs` of this name space,
+    $upasfs or unset): the broker only replays the attach to it and then
+    copies every 9P message both ways, a thread hop each way per request.
+    Dialled now: a stale one (that upasfs died) is not used, and the
+    broker, reached as before, starts a new one."""
+    from upas.fsbroker import PREFIX
+    broker = nsmod.posted("upasfs")
+    mine = nsmod.posted(PREFIX + ns.user)
+    given = config.current().upasfs
+    if broker is None or mine is None or (given and given != broker):
+        return False
+    try:
+        ns.mount(FSROOT, mine)
+    except Exception:           # refused, reset, a bad version: the broker's way
         return False
     return True
 
