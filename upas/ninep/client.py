@@ -56,6 +56,14 @@ class Fids:
             self.made += 1
             return self.made
 
+    def alloc_many(self, n: int) -> list[int]:
+        with self._lock:
+            got = self._free[len(self._free) - n:] if n else []
+            del self._free[len(self._free) - len(got):]
+            first = self.made + 1
+            self.made += n - len(got)
+            return got + list(range(first, self.made + 1))
+
     def free(self, fid: int) -> None:
         with self._lock:
             self._free.append(fid)
