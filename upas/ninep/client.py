@@ -58,8 +58,9 @@ class Fids:
 
     def alloc_many(self, n: int) -> list[int]:
         with self._lock:
-            got = self._free[len(self._free) - n:] if n else []
-            del self._free[len(self._free) - len(got):]
+            cut = max(0, len(self._free) - n)
+            got = self._free[cut:]
+            del self._free[cut:]
             first = self.made + 1
             self.made += n - len(got)
             return got + list(range(first, self.made + 1))
