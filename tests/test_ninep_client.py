@@ -674,3 +674,54 @@ def test_replies_in_any_pieces_are_read_whole(serve_9p):
         want = [c.read(n) for n in names]
         assert want[2] == bytes(range(256)) * 4096 and want[1] == bytes(root.kids["big"].data)
         assert c.read_many(names) == want
+
+
+def test_read_many_a_read_failing_amid_whole_file_reads(serve_9p):
+    """Our inline server answers each file's walk, open, read and clunk
+    together; the client checks the four replies in place.  A file whose
+    read fails (its Rread an Rerror) among files read well gets that
+    Error, the others their data, across replies cut anywhere by the
+    socket; no tag or fid is left behind."""
+    from upas.ninep import Node, Open, Qid
+
+    class Reads(Open):
+        def __init__(self, name: str):
+            self.name = name
+
+        def read(self, offset, count):
+            if self.name == "13":
+                raise Error("the disk is on fire")
+            return (self.name.encode() * 3000)[offset:offset + count]
+
+    class F(Node):
+        def __init__(self, name: str):
+            self.name = name
+
+        @property
+        def qid(self):
+            return Qid(0, 0, 100 + int(self.name))
+
+        def open(self, mode, user):
+            return Reads(self.name)
+
+        def stat(self):
+            return Stat(qid=self.qid, name=self.name, length=0)
+
+    class Root(Node):
+        qid = Qid(QTDIR, 0, 1)
+
+        def children(self):
+            return [F(str(i)) for i in range(40)]
+
+    addr = serve_9p(lambda u, a: Root(), inline=True)
+    with Client.dial(addr, uname="glenda") as c:
+        assert c.walks_pipelined
+        paths = [str(i) for i in range(40)] * 5
+        got = c.read_many(paths, 5000)
+        for p, d in zip(paths, got):
+            if p == "13":
+                assert isinstance(d, Error) and str(d) == "the disk is on fire"
+            else:
+                assert d == (p.encode() * 3000)[:5000]
+        c.settle()
+        assert c.mux.tags_in_use() == 0 and c.fids.made < 2 * 64 + 8

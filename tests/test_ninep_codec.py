@@ -288,3 +288,76 @@ def test_random_stat_bytes(b):
     except ProtocolError:
         return
     assert s.pack() == b
+
+
+# ---- a whole file's read as one record (the client's batches) ------------------
+
+def _file_read_replies(nwalk: int, data: bytes, tags=(4, 5, 6, 7)) -> list[bytes]:
+    qids = [codec.Qid(0, 1, i) for i in range(nwalk)]
+    return [codec.pack(m) for m in (codec.Rwalk(tags[0], qids),
+                                    codec.Ropen(tags[1], codec.Qid(0, 1, 9), 0),
+                                    codec.Rread(tags[2], data), codec.Rclunk(tags[3]))]
+
+
+@pytest.mark.parametrize("names", [["raw"], ["mbox", "12", "raw"], ["ünï", "x" * 300]])
+def test_pack_file_read_is_the_four_requests(names):
+    """One struct call gives exactly the bytes of the four messages the
+    general packer (held to py9p above) gives."""
+    got = codec.pack_file_read((1, 2, 3, 65534), 0, 77, len(names),
+                               codec.walk_names(names), 8192)
+    assert got == b"".join(codec.pack(m) for m in (
+        codec.Twalk(1, 0, 77, names), codec.Topen(2, 77, codec.OREAD),
+        codec.Tread(3, 77, 0, 8192), codec.Tclunk(65534, 77)))
+
+
+def test_file_read_replies_found_in_place():
+    data = bytes(range(256)) * 3
+    stream = b"".join(_file_read_replies(3, data)) + b"\x07\x00\x00\x00" + b"junk"
+    end, start, stop = codec.file_read_replies(stream, 0, len(stream), (4, 5, 6, 7), 3, 8192)
+    assert stream[start:stop] == data and end == len(stream) - 8
+    # at an offset, as in the mux's buffer
+    moved = b"pad" + stream
+    assert codec.file_read_replies(moved, 3, len(moved), (4, 5, 6, 7), 3, 8192) == \
+        (end + 3, start + 3, stop + 3)
+
+
+def test_file_read_replies_waits_only_for_what_is_owed():
+    """For every prefix of the replies it asks for more bytes, never for
+    more than the whole four hold; with all of them it finds them."""
+    whole = b"".join(_file_read_replies(2, b"x" * 5000))
+    for k in range(7, len(whole)):
+        n, _, _ = codec.file_read_replies(whole, 0, k, (4, 5, 6, 7), 2, 8192)
+        assert k < -n <= len(whole), k
+    assert codec.file_read_replies(whole, 0, len(whole), (4, 5, 6, 7), 2, 8192)[0] == len(whole)
+
+
+@pytest.mark.parametrize("case", ["rerror-walk", "rerror-open", "rerror-read", "short-walk",
+                                  "wrong-tag", "other-between", "too-big", "rerror-clunk"])
+def test_file_read_replies_refuses_the_unexpected(case):
+    """Anything but the four expected replies is left to the general
+    decoder (0), never misread -- also on every prefix of the stream: no
+    prefix makes it wait for bytes the server does not owe."""
+    tags = (4, 5, 6, 7)
+    rs = _file_read_replies(2, b"data")
+    err = lambda tag: codec.pack(codec.Rerror(tag, "x"))
+    if case == "rerror-walk":
+        rs = [err(4), err(5), err(6), err(7)]
+    elif case == "rerror-open":
+        rs[1:] = [err(5), err(6), codec.pack(codec.Rclunk(7))]
+    elif case == "rerror-read":
+        rs[2] = err(6)
+    elif case == "short-walk":
+        rs = _file_read_replies(1, b"data")
+    elif case == "wrong-tag":
+        rs = _file_read_replies(2, b"data", (4, 5, 9, 7))
+    elif case == "other-between":
+        rs.insert(2, codec.pack(codec.Rclunk(100)))
+    elif case == "too-big":
+        rs = _file_read_replies(2, b"d" * 9000)
+    else:
+        rs[3] = err(7)
+    stream = b"".join(rs)
+    assert codec.file_read_replies(stream, 0, len(stream), tags, 2, 8192) == (0, 0, 0)
+    for k in range(7, len(stream)):
+        n, _, _ = codec.file_read_replies(stream, 0, k, tags, 2, 8192)
+        assert n == 0 or k < -n <= len(stream), (k, n)

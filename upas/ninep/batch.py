@@ -3,7 +3,10 @@
 For each file: Twalk from the root to a new fid, the requests that do the
 work (Topen and Tread, or Tstat), Tclunk -- those of BATCH files in one
 write, and the next batch sent before the replies to one are collected,
-so the server always has work.  Where walks may not be pipelined
+so the server always has work.  A file's read goes out as one record
+(codec.pack_file_read) and its four replies are checked where they lie
+(codec.file_read_replies: no message objects) unless something in them
+is unexpected; then they are decoded and judged one by one.  Where walks may not be pipelined
 (docs/decisions.md, "9P requests after a walk: pipelined only with our
 servers (issue 14)") a batch's Twalks go out first and the rest only for
 the fids they made.
@@ -24,12 +27,13 @@ from typing import Any, Callable
 
 from . import codec
 from .codec import MAXWELEM, OREAD, Stat, names_of
-from .mux import Call, Hungup
+from .mux import Call, Group, Hungup
 from .server import Error
 
 BATCH = 64            # files whose requests go out in one write
 INFLIGHT = 64 << 10   # request bytes sent in batches and not yet answered, at most
 TWALK, TCLUNK = 17, 11  # bytes of a Twalk without its names, of a Tclunk
+FILE_READ = TWALK + 12 + 23 + TCLUNK   # a file read's record without the names
 
 Middle = Callable[[int], list[codec.Msg]]   # a walked fid's requests
 Sent = list[tuple[int, int, list[Call]]]    # per file: fid (-1: none), walk length, calls
@@ -54,7 +58,8 @@ class Batch:
         of every synthetic file: use read() for those); a file whose read
         came back full is opened again and read on to EOF."""
         n = self.c.iounit if count is None else min(count, self.c.iounit)
-        got = self._begin(paths, _reads(n), _data, lambda p: self._read_alone(p, n), ahead=1)()
+        got = self._begin(paths, _reads(n), _data, lambda p: self._read_alone(p, n), ahead=1,
+                          count=n)()
         if count is None:
             got = [self._read_rest(p, d) if isinstance(d, bytes) and len(d) == n else d
                    for p, d in zip(paths, got)]
@@ -67,7 +72,7 @@ class Batch:
         server works while the caller does something else)."""
         n = min(count, self.c.iounit)
         return self._begin(paths, _reads(n), _data, lambda p: self._read_alone(p, n),
-                           ahead=None)
+                           ahead=None, count=n)
 
     def stat_many(self, paths: list[str]) -> list[Stat | Error]:
         """Each file's stat, or the Error (as read_many)."""
@@ -75,19 +80,24 @@ class Batch:
                            lambda rs: rs[-1].stat, self._stat_alone, ahead=1)()
 
     def _begin(self, paths: list[str], middle: Middle, result: Callable[[list], Any],
-               alone: Callable[[str], Any], ahead: int | None) -> Callable[[], list]:
+               alone: Callable[[str], Any], ahead: int | None,
+               count: int | None = None) -> Callable[[], list]:
         """Send the first `ahead` batches (None: as many as fit in
         INFLIGHT without waiting); the returned function sends the rest,
         each before the replies to an earlier one are collected, and gives
         the files' values in order.  For each path: result(the replies to
-        middle(fid)); a file whose requests failed after its walk -- maybe
+        middle(fid)) (with `count`, middle reads that many bytes: each file's
+        requests go out as one record); a file whose requests failed after its walk -- maybe
         a server with workers answered them out of order -- gets
         alone(path) instead."""
         queue = deque(paths[i:i + BATCH] for i in range(0, len(paths), BATCH))
         inflight: deque[tuple[list[str], Sent]] = deque()
 
         def send(wait: bool) -> bool:
-            sent = self._send_batch(queue[0], middle, wait)
+            if count is not None and self.c.walks_pipelined:
+                sent = self._send_reads(queue[0], count, wait)
+            else:
+                sent = self._send_batch(queue[0], middle, wait)
             if sent is None:
                 return False
             inflight.append((queue.popleft(), sent))
@@ -157,6 +167,47 @@ class Batch:
                 self._flight_bytes += size
         return sent
 
+    def _send_reads(self, paths: list[str], count: int, wait: bool) -> Sent | None:
+        """_send_batch of reads of `count` bytes, where walks may be
+        pipelined: one Group (mux.start_groups) a file."""
+        walks = [names_of(p) for p in paths]
+        walks = [(len(names), codec.walk_names(names)) if len(names) <= MAXWELEM else None
+                 for names in walks]
+        live = [w for w in walks if w is not None]
+        size = sum([FILE_READ + len(body) for _, body in live])
+        if not self._room(size, wait):
+            return None
+        c = self.c
+        fids = c.fids.alloc_many(len(live))
+        root = c.root
+
+        def build(item: tuple[int, int, bytes], tags: tuple[int, ...]) -> bytes:
+            return codec.pack_file_read(tags, root, item[0], item[1], item[2], count)
+        try:
+            groups = iter(self.mux.start_groups(
+                [(fid, n, body) for fid, (n, body) in zip(fids, live)], 4, build,
+                self._check_read, [n for n, _ in live]))
+        except BaseException:
+            c.fids.free_all(fids)
+            raise
+        fid_of = iter(fids)
+        sent: Sent = [(-1, 0, []) if w is None else (next(fid_of), w[0], [next(groups)])
+                      for w in walks]
+        if live:
+            last = next(cs[-1] for _, _, cs in reversed(sent) if cs)
+            with self._lock:
+                self._flight.append((size, last))
+                self._flight_bytes += size
+        return sent
+
+    def _check_read(self, buf: bytearray, pos: int, end: int, g: Group) -> tuple[int, Any]:
+        """mux.Check of a file read's replies: its data as they came."""
+        n, data, stop = codec.file_read_replies(buf, pos, end, g.tags, g.expect, self.mux.msize)
+        if n <= 0:
+            return n, None
+        with memoryview(buf) as view:
+            return n, bytes(view[data:stop])
+
     def _room(self, size: int, wait: bool) -> bool:
         """Whether `size` more request bytes fit in INFLIGHT (with
         nothing in flight anything fits); with `wait`, wait for the
@@ -205,7 +256,14 @@ class Batch:
         replies = self.mux.replies([c for _, _, calls in sent for c in calls])
         free: list[int] = []
         for fid, n, calls in sent:
-            rs = [next(replies) for _ in calls]
+            if len(calls) == 1 and calls[0].tags is not None:   # a file read's Group
+                rs = next(replies)
+                if not isinstance(rs, list):    # read as expected: its data
+                    free.append(fid)
+                    out.append(rs)
+                    continue
+            else:
+                rs = [next(replies) for _ in calls]
             walked = bool(rs) and _full_walk(rs[0], n)
             if walked and (len(rs) == 1 or isinstance(rs[-1], Exception)):
                 self.c.clunk_quietly(fid)   # the Tclunk came before the walk

@@ -56,6 +56,15 @@ class Fids:
             self.made += 1
             return self.made
 
+    def alloc_many(self, n: int) -> list[int]:
+        with self._lock:
+            cut = max(0, len(self._free) - n)
+            got = self._free[cut:]
+            del self._free[cut:]
+            first = self.made + 1
+            self.made += n - len(got)
+            return got + list(range(first, self.made + 1))
+
     def free(self, fid: int) -> None:
         with self._lock:
             self._free.append(fid)

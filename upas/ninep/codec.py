@@ -581,11 +581,16 @@ def _data_fits(n: int, room: int, tag: int) -> None:
 _TWALK = struct.Struct("<IBHIIH")
 
 
+def walk_names(names: list[str]) -> bytes:
+    """A Twalk's names as they travel."""
+    if len(names) > MAXWELEM:
+        raise ValueError(f"more than {MAXWELEM} walk elements")
+    return b"".join([_pstr(s) for s in names])
+
+
 def _pack_twalk(m: Twalk) -> bytes:
     w = m.wname
-    if len(w) > MAXWELEM:
-        raise ValueError(f"more than {MAXWELEM} walk elements")
-    body = b"".join([_pstr(s) for s in w])
+    body = walk_names(w)
     return _TWALK.pack(17 + len(body), 110, m.tag, m.fid, m.newfid, len(w)) + body
 
 
@@ -634,6 +639,65 @@ def _unpack_rwalk(buf, pos: int, size: int, tag: int) -> Rwalk:
     _data_fits(13 * n, size - 9, tag)
     return Rwalk(tag, [Qid(*_QID.unpack_from(buf, pos + 9 + 13 * i))
                        for i in range(n)])
+
+
+# -- a whole file's read: Twalk, Topen, Tread, Tclunk and their replies ---------
+# (the client's batched reads, batch.py) packed by one struct call, and the
+# replies checked where they lie, with no message objects
+
+_FILE_READ: dict[int, struct.Struct] = {}     # by the length of the walk's names
+_FILE_REPLIES: dict[int, struct.Struct] = {}  # by the number of names
+
+
+def pack_file_read(tags: tuple[int, ...], root: int, fid: int, nwalk: int, names: bytes,
+                   count: int) -> bytes:
+    """Twalk(root -> fid, names: walk_names() of nwalk names), Topen(fid,
+    OREAD), Tread(fid, 0, count) and Tclunk(fid) with these four tags: the
+    bytes pack() gives for the four."""
+    n = len(names)
+    st = _FILE_READ.get(n)
+    if st is None:
+        st = _FILE_READ[n] = struct.Struct(f"<IBHIIH{n}sIBHIBIBHIQIIBHI")
+    t0, t1, t2, t3 = tags
+    return st.pack(17 + n, 110, t0, root, fid, nwalk, names, 12, 112, t1, fid, OREAD,
+                   23, 116, t2, fid, 0, count, 11, 120, t3, fid)
+
+
+def file_read_replies(buf: bytes | bytearray, pos: int, end: int, tags: tuple[int, ...],
+                      nwalk: int, msize: int) -> tuple[int, int, int]:
+    """Whether buf[pos:end] begins with the replies to pack_file_read's
+    requests as they are when all goes well: an Rwalk of nwalk qids, an
+    Ropen, an Rread (each message at most msize) and an Rclunk, with their
+    tags.  (end of the four, start and end of the data) if so; (0, 0, 0)
+    if they are not (an Rerror, a short walk, other replies between: decode
+    them one by one); (-n, 0, 0) if buf[pos:] must hold n bytes to tell,
+    n never more than the server surely still sends (pos holds a message
+    header)."""
+    w = 9 + 13 * nwalk
+    st = _FILE_REPLIES.get(nwalk)
+    if st is None:
+        st = _FILE_REPLIES[nwalk] = struct.Struct(f"<IBHH{13 * nwalk}xIBH17xIBHI")
+    have = end - pos
+    if have < st.size:              # ask only for what the replies owed must hold
+        if HEADER.unpack_from(buf, pos) != (w, 111, tags[0]):
+            return 0, 0, 0
+        if have < w + 7:
+            return -(w + 7), 0, 0
+        if HEADER.unpack_from(buf, pos + w) != (24, 113, tags[1]):
+            return 0, 0, 0
+        return -st.size, 0, 0       # the Rread's header (two replies owed)
+    s1, y1, g1, nw, s2, y2, g2, s3, y3, g3, count = st.unpack_from(buf, pos)
+    if (s1, y1, g1, nw, s2, y2, g2, y3, g3) != (w, 111, tags[0], nwalk, 24, 113, tags[1],
+                                                 117, tags[2]) \
+            or s3 != 11 + count or s3 > msize:
+        return 0, 0, 0
+    data = pos + st.size
+    clunk = data + count
+    if end - clunk < 7:
+        return -(clunk + 7 - pos), 0, 0
+    if HEADER.unpack_from(buf, clunk) != (7, 121, tags[3]):
+        return 0, 0, 0
+    return clunk + 7, data, clunk
 
 
 _FAST_PACK: dict[int, Any] = {}

@@ -12,6 +12,14 @@ A request may also be sent *later* (`later`): it goes out in the same
 write as the next request (or once LATER of them wait), nobody waits for
 its reply, and a function runs when the reply comes -- the client's
 clunks of read-only fids, which give the fid back only then.
+
+Several requests may also travel as a *group* (`start_groups`): their
+bytes built by the caller at once (a whole-file read: walk, open, read,
+clunk), one Group for all their tags, and their replies checked where
+they lie in the input by the caller's `check` -- no message objects --
+when they come together and as expected.  Any surprise (an Rerror, a
+short walk, a reply out of place) and the replies are decoded one by
+one as usual; the Group's reply is then the list of them.
 """
 from __future__ import annotations
 
@@ -40,6 +48,7 @@ class Hungup(Error):
 class Call:
     """One request on the wire; `reply` is set when its reply is read."""
     __slots__ = ("tag", "reply", "wake", "abandoned", "flushes", "done")
+    tags: tuple[int, ...] | None = None     # a Group's
 
     def __init__(self, tag: int):
         self.tag = tag
@@ -48,6 +57,27 @@ class Call:
         self.abandoned = False              # nobody collects it: the reply frees the tag
         self.flushes: Call | None = None    # the request a Tflush cancels
         self.done: Callable[[], None] | None = None   # runs at the reply (later())
+
+
+# check(buf, pos, end, group) -> (where a Group's replies end in buf, the
+# value that answers it) if they all lie at buf[pos:end] as expected;
+# (0, None) if they are not as expected, (-n, None) if buf[pos:] must hold
+# n bytes to tell
+Check = Callable[[Any, int, int, "Group"], tuple[int, Any]]
+
+
+class Group(Call):
+    """Requests sent together as one record; `reply` is set when all
+    their replies are in: `value` (set by check) or, after a surprise,
+    the list of the decoded replies, in the order of the requests."""
+    __slots__ = ("tags", "parts", "check", "expect", "value")
+
+    def __init__(self, tags: tuple[int, ...], check: Check, expect: Any):
+        super().__init__(tags[0])
+        self.tags = tags
+        self.parts: list[codec.Msg | None] | None = None   # decoded one by one
+        self.check, self.expect = check, expect      # expect: for check
+        self.value: Any = None
 
 
 class Mux:
@@ -65,6 +95,7 @@ class Mux:
         # received chunk), up to _inend, decoded up to _inpos
         self._inbuf = bytearray()
         self._inpos = self._inend = 0
+        self._want = 4                        # bytes wanted from _inpos (_buffered)
         # the tag pool: the tags never used (from _next_tag on), then those
         # given back, oldest first (as a deque of all 65535 would, without
         # its 2.5 MB in every session)
@@ -84,15 +115,28 @@ class Mux:
     def start_many(self, msgs: list[codec.Msg]) -> list[Call]:
         """Send requests together, by one write (all of them or none),
         after the requests waiting to be sent later."""
+        calls, _ = self._send(msgs, [], 0, None, None)
+        return calls
+
+    def start_groups(self, items: list[Any], k: int, build: Callable[[Any, list[int]], bytes],
+                     check: Check, expects: list[Any]) -> list[Group]:
+        """Send a group of k requests per item, all by one write (after the
+        requests waiting to be sent later): build(item, its k tags) gives
+        a group's bytes, check (see Check) finds its replies, given the
+        item's expect."""
+        return self._send([], items, k, build, check, expects)[1]
+
+    def _send(self, msgs: list[codec.Msg], items: list[Any], k: int, build: Any,
+              check: Any, expects: list[Any] | None = None) -> tuple[list[Call], list[Group]]:
         with self._lock:
             if self._dead:
                 raise Hungup()
             later, self._later = self._later, []
-            if self._tags_free() < len(later) + len(msgs):
+            if self._tags_free() < len(later) + len(msgs) + k * len(items):
                 self._later = later
                 raise Error("too many outstanding requests")
             msgs = [m for m, _ in later] + msgs
-            calls = []
+            calls: list[Call] = []
             for msg in msgs:
                 tag = NOTAG if isinstance(msg, codec.Tversion) else self._take_tag()
                 msg.tag = tag
@@ -101,22 +145,32 @@ class Mux:
             for call, (_, done) in zip(calls, later):    # nobody waits for these
                 call.abandoned, call.done = True, done
                 self._unsettled[call] = None
+            groups = []
+            take, pending = self._take_tag, self._pending
+            for expect in expects or ():
+                g = Group(tuple([take() for _ in range(k)]), check, expect)
+                for tag in g.tags:
+                    pending[tag] = g
+                groups.append(g)
         try:
-            data = b"".join([codec.pack(m) for m in msgs])
+            data = b"".join([codec.pack(m) for m in msgs] +
+                            [build(item, g.tags) for item, g in zip(items, groups)])
             with self._wlock:
                 self.sock.sendall(data)
         except BaseException as e:
             with self._lock:
-                for call in calls:
+                for call in calls + groups:
                     self._unsettled.pop(call, None)
-                    if self._pending.pop(call.tag, None) is call:
-                        self._release_tag(call.tag)
+                    for tag in call.tags or (call.tag,):
+                        if self._pending.get(tag) is call:
+                            del self._pending[tag]
+                            self._release_tag(tag)
                 self._later[:0] = later
             if not isinstance(e, OSError):
                 raise                       # unpackable: nothing was sent
             self._hangup()
             raise Hungup() from None
-        return calls[len(later):]
+        return calls[len(later):], groups
 
     def later(self, msg: codec.Msg, done: Callable[[], None]) -> None:
         """Send msg with the next write; done() runs (with the mux's lock
@@ -211,10 +265,18 @@ class Mux:
             return
         with self._lock:
             self._reading = False
+            pending = self._pending
             for m in got:
-                call = self._pending.pop(m.tag, None)
-                if call is not None:        # else a reply to nobody: dropped
+                if type(m) is Group:        # its replies checked at once
+                    self._deliver_group(m)
+                    continue
+                call = pending.pop(m.tag, None)
+                if call is None:            # a reply to nobody: dropped
+                    continue
+                if call.tags is None:
                     self._deliver(call, m)
+                else:
+                    self._deliver_part(call, m)
             if mine.reply is not None:      # leaving: pass the reading on
                 self._wake_reader(None)
 
@@ -228,7 +290,7 @@ class Mux:
                 return m
             pos, end = self._inpos, self._inend
             have = end - pos
-            need = (_SIZE.unpack_from(buf, pos)[0] if have >= 4 else 4) - have
+            need = self._want - have
             if pos:                 # the undecoded rest to the front
                 buf[:have] = buf[pos:end]
                 self._inpos, self._inend = 0, have
@@ -241,16 +303,31 @@ class Mux:
                 raise ProtocolError("connection closed")
             self._inend = have + n
 
-    def _buffered(self) -> codec.Msg | None:
-        """The next message if all of it is in self._inbuf (no waiting)."""
-        buf, pos = self._inbuf, self._inpos
-        have = self._inend - pos
+    def _buffered(self) -> codec.Msg | Group | None:
+        """The next message if all of it is in self._inbuf (no waiting),
+        or the Group whose replies its check found there; when None,
+        self._want is how many bytes from _inpos on are wanted."""
+        buf, pos, end = self._inbuf, self._inpos, self._inend
+        have = end - pos
         if have < 4:
+            self._want = 4
             return None
         size = _SIZE.unpack_from(buf, pos)[0]
         if size < 7 or size > self.msize:
             raise ProtocolError("bad message size")
+        # read without the lock: a tag stays in _pending until its reply
+        # is delivered, and the delivery checks again under the lock
+        g = self._pending.get(buf[pos + 5] | buf[pos + 6] << 8) if have >= 7 else None
+        if g is not None and g.tags is not None and g.parts is None:
+            n, value = g.check(buf, pos, end, g)
+            if n > 0:
+                self._inpos, g.value = n, value
+                return g
+            if n < 0:
+                self._want = -n
+                return None
         if have < size:
+            self._want = size
             return None
         self._inpos = pos + size
         return codec.unpack_from(buf, pos, size)
@@ -269,6 +346,39 @@ class Mux:
             # Rflush: the flushed request will get no reply; its tag is free.
             del self._pending[old.tag]
             self._release_tag(old.tag)
+
+    def _deliver_group(self, g: Group) -> None:
+        """Every reply of g came as its check expected: g.value answers."""
+        pending = self._pending
+        if any(pending.get(tag) is not g for tag in g.tags):
+            return                          # hung up meanwhile: nobody waits
+        for tag in g.tags:
+            del pending[tag]
+        self._complete(g, g.value)
+
+    def _deliver_part(self, g: Group, m: codec.Msg) -> None:
+        """One reply of a group decoded alone: the group is answered by
+        the list of them when all are in."""
+        if g.parts is None:
+            g.parts = [None] * len(g.tags)
+        g.parts[g.tags.index(m.tag)] = m
+        if None not in g.parts:
+            self._complete(g, g.parts)
+
+    def _complete(self, g: Group, reply: Any) -> None:
+        g.reply = reply
+        if g.abandoned:
+            self._release(g)
+        if g in self._waiters:
+            g.wake.set()
+
+    def _release(self, call: Call) -> None:
+        """A collected call's tag (a group's tags) back to the pool."""
+        if call.tags is None:
+            self._release_tag(call.tag)
+        else:
+            for tag in call.tags:
+                self._release_tag(tag)
 
     def _wake_reader(self, skip: Call | None) -> None:
         # Hand the reading role to a waiter still owed a reply: one whose
@@ -332,24 +442,27 @@ class Mux:
                     self._abandon(call)
                     with self._lock:
                         for c in calls[:i]:
-                            self._release_tag(c.tag)
+                            self._release(c)
                     raise
         with self._lock:
             for call in calls:
-                self._release_tag(call.tag)
+                self._release(call)
         for call in calls:
             r = call.reply
             if r is None:
                 raise Hungup()
-            yield Error(r.ename) if isinstance(r, codec.Rerror) else r
+            if call.tags is not None and call.parts is not None:   # decoded alone
+                r = [_error_of(m) for m in r]
+            yield _error_of(r)
 
     def _abandon(self, call: Call) -> None:
         """Give up waiting: the tag is freed when the reply is read, and a
         Tflush asks the server to cut a blocked request short."""
         with self._lock:
             call.abandoned = call.reply is None and not self._dead
-            if not call.abandoned:
-                self._release_tag(call.tag)
+            if not call.abandoned or call.tags is not None:
+                if not call.abandoned:      # a group's (file reads: never
+                    self._release(call)     # blocked) are not flushed
                 return
         try:
             flush = self.start(codec.Tflush(0, call.tag), flushes=call)
@@ -383,3 +496,7 @@ class Mux:
         """Requests sent later not answered yet, or not sent yet."""
         with self._lock:
             return len(self._later) + len(self._unsettled)
+
+
+def _error_of(r: Any) -> Any:
+    return Error(r.ename) if isinstance(r, codec.Rerror) else r
