@@ -58,6 +58,7 @@ class Client:
         self.run, self.rng = run, rng
         self.s: Imap = run.rig.imap()
         self.model = Model()
+        self.tagged = b""             # the last tagged reply (what a NO said)
 
     def cmd(self, command: bytes, literal: bytes | None = None) -> tuple[bytes, list[bytes]]:
         """Send a command; every reply line goes through the model.
@@ -72,6 +73,7 @@ class Client:
                 n = int(line[line.rindex(b"{") + 1:-3])
                 line += self.s.file.read(n) + self.s.line()
             if line.startswith(tag + b" "):
+                self.tagged = line
                 status = line[len(tag) + 1:].split(b" ", 1)[0].upper()
                 if status == b"BAD":
                     self.model.fail("bad_reply", line, f"to {command!r}")
@@ -89,9 +91,10 @@ class Client:
         expunged: after a NO, a NOOP must report an EXPUNGE."""
         status, lines = self.cmd(command)
         if status == b"NO":
+            no = self.tagged
             lines += self.cmd(b"NOOP")[1]     # (COPY may report them itself)
             if not any(b" EXPUNGE" in x for x in lines):
-                self.model.fail("no_for_held_message", b"", f"{command!r} answered NO, "
+                self.model.fail("no_for_held_message", no, f"{command!r} answered NO, "
                                 "and the NOOP after it reports no EXPUNGE")
 
     # -- what a mail client does
