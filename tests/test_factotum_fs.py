@@ -200,18 +200,22 @@ def test_rpc_write_and_read_sent_together_are_answered_in_order(factotum_proc):
 
 def test_pipelined_rpc_with_a_threaded_factotum(tmp_path, monkeypatch):
     """The same tree served by worker threads (how our factotum served
-    before it answered in order) may answer the read before the write --
-    here always, each write held back 20 ms: lib/factotum then asks for
-    the read again, and every conversation still gets its answer."""
+    before it answered in order) may answer the read before the write and
+    the open before the walk -- here always, each write and walk held back
+    20 ms: lib/factotum and the 9P client then ask again, and every
+    conversation still gets its answer."""
     import threading
     import time
     from auth.factotum import rpc as factotum_rpc
     from auth.factotum.fs import Factotum
     from auth.factotum.proto import Context
     from auth.factotum.rpc import new_keyring
-    write = factotum_rpc.Conversation.write
+    from auth.factotum.fs import _Root
+    write, children = factotum_rpc.Conversation.write, _Root.children
     monkeypatch.setattr(factotum_rpc.Conversation, "write",
                         lambda self, data: time.sleep(0.02) or write(self, data))
+    # the walk to rpc held back too: the Topen sent with it comes first
+    monkeypatch.setattr(_Root, "children", lambda self: time.sleep(0.02) or children(self))
     ring = new_keyring()
     f = Factotum(Context(ring, lambda dom: None))
     srv = ninep.Server(lambda uname, aname: f.root)       # not inline
