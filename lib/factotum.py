@@ -178,8 +178,14 @@ class Rpc:
             raise FactotumError("bad auth info from factotum") from None
 
     def close(self) -> None:
-        # no Tclunk: hanging up ends the conversation (a 9P server clunks
-        # a connection's fids when it goes), one round trip sooner
+        # to ours no Tclunk: hanging up ends the conversation (a 9P server
+        # clunks a connection's fids when it goes), one round trip sooner;
+        # others get the libauth client's requests as they were
+        if not self.client.walks_pipelined:
+            try:
+                self.file.close()
+            except (OSError, ninep.Error):
+                pass
         self.client.close()
 
     def __enter__(self) -> "Rpc":

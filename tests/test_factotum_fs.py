@@ -184,7 +184,7 @@ def test_auth_server_down_is_an_error_not_a_crash():
 def test_rpc_write_and_read_sent_together_are_answered_in_order(factotum_proc):
     """lib/factotum sends an rpc write and its read in one round trip: our
     factotum answers a connection's requests in the order they came (a
-    read taken first would be `no rpc pending`, fs-auth.md §2.3)."""
+    read taken first would be `no rpc pending`, docs/spec/fs-auth.md §2.3)."""
     from upas.ninep import codec
     factotum_proc.ctl("key proto=pass service=pop server=p.example.com user=ken !password=k")
     with ninep.Client.dial(factotum_proc.addr) as c:
