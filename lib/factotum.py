@@ -46,6 +46,7 @@ from typing import Callable
 from lib.attrs import parse_attrs, quote, tokenize
 from auth.records import AuthInfo
 from upas import config, ninep
+from upas.ninep import codec
 
 AUTH_RPC_MAX = 4096            # libauth's AuthRpcMax: reply buffer size
 
@@ -134,12 +135,35 @@ class Rpc:
 
     def _exchange(self, request: bytes) -> bytes:
         try:
+            if self.client.walks_pipelined:
+                return self._pipelined(request)
             self.file.write(request)
             return self.file.read(AUTH_RPC_MAX)
         except ninep.Error as e:
             raise FactotumError(str(e)) from None
         except OSError as e:
             raise FactotumUnavailable(f"factotum rpc: {e}") from None
+
+    def _pipelined(self, request: bytes) -> bytes:
+        """The write and its read in one round trip, to a factotum of ours
+        (walks_pipelined: it answers a connection's requests in order).
+        A read answered before the write (an older, threaded server of
+        ours: "no rpc pending") is asked again; a failed write's error is
+        the answer, its read's reply dropped."""
+        mux, fid = self.client.mux, self.file.fid
+        wrote, read = mux.start_many([codec.Twrite(0, fid, 0, request),
+                                      codec.Tread(0, fid, 0, AUTH_RPC_MAX)])
+        try:
+            mux.finish(wrote, codec.Rwrite)
+        except BaseException:
+            mux.finish_quietly(read)
+            raise
+        try:
+            return mux.finish(read, codec.Rread).data
+        except ninep.Error as e:
+            if str(e) != "no rpc pending":
+                raise
+        return self.file.read(AUTH_RPC_MAX)
 
     def attrs(self) -> dict[str, str]:
         """`attr`: the conversation's attributes (start's plus what was learned)."""
@@ -154,10 +178,14 @@ class Rpc:
             raise FactotumError("bad auth info from factotum") from None
 
     def close(self) -> None:
-        try:
-            self.file.close()
-        except (OSError, ninep.Error):
-            pass
+        # to ours no Tclunk: hanging up ends the conversation (a 9P server
+        # clunks a connection's fids when it goes), one round trip sooner;
+        # others get the libauth client's requests as they were
+        if not self.client.walks_pipelined:
+            try:
+                self.file.close()
+            except (OSError, ninep.Error):
+                pass
         self.client.close()
 
     def __enter__(self) -> "Rpc":

@@ -179,3 +179,55 @@ def test_auth_server_down_is_an_error_not_a_crash():
     finally:
         f.stop()
         shutil.rmtree(ns, ignore_errors=True)
+
+
+def test_rpc_write_and_read_sent_together_are_answered_in_order(factotum_proc):
+    """lib/factotum sends an rpc write and its read in one round trip: our
+    factotum answers a connection's requests in the order they came (a
+    read taken first would be `no rpc pending`, docs/spec/fs-auth.md §2.3)."""
+    from upas.ninep import codec
+    factotum_proc.ctl("key proto=pass service=pop server=p.example.com user=ken !password=k")
+    with ninep.Client.dial(factotum_proc.addr) as c:
+        for _ in range(20):
+            with c.open("rpc", "rw") as rpc:
+                calls = c.mux.start_many(
+                    [codec.Twrite(0, rpc.fid, 0, b"start proto=pass service=pop role=client"),
+                     codec.Tread(0, rpc.fid, 0, 4096),
+                     codec.Twrite(0, rpc.fid, 0, b"read"), codec.Tread(0, rpc.fid, 0, 4096)])
+                replies = [c.mux.finish(x) for x in calls]
+                assert [r.data for r in replies[1::2]] == [b"ok", b"ok ken k"]
+
+
+def test_pipelined_rpc_with_a_threaded_factotum(tmp_path, monkeypatch):
+    """The same tree served by worker threads (how our factotum served
+    before it answered in order) may answer the read before the write and
+    the open before the walk -- here always, each write and walk held back
+    20 ms: lib/factotum and the 9P client then ask again, and every
+    conversation still gets its answer."""
+    import threading
+    import time
+    from auth.factotum import rpc as factotum_rpc
+    from auth.factotum.fs import Factotum
+    from auth.factotum.proto import Context
+    from auth.factotum.rpc import new_keyring
+    from auth.factotum.fs import _Root
+    write, children = factotum_rpc.Conversation.write, _Root.children
+    monkeypatch.setattr(factotum_rpc.Conversation, "write",
+                        lambda self, data: time.sleep(0.02) or write(self, data))
+    # the walk to rpc held back too: the Topen sent with it comes first
+    monkeypatch.setattr(_Root, "children", lambda self: time.sleep(0.02) or children(self))
+    ring = new_keyring()
+    f = Factotum(Context(ring, lambda dom: None))
+    srv = ninep.Server(lambda uname, aname: f.root)       # not inline
+    addr = f"unix!{tmp_path}/factotum"
+    listener = ninep.announce(addr)
+    threading.Thread(target=srv.serve_forever, args=(listener,), daemon=True).start()
+    try:
+        with ninep.Client.dial(addr) as c:
+            assert c.walks_pipelined
+            c.write("ctl", b"key proto=pass service=imap server=m.example.com user=ken !password=k")
+        for _ in range(5):
+            assert lf.auth_getuserpasswd("proto=pass service=imap server=m.example.com",
+                                         addr=addr) == ("ken", "k")
+    finally:
+        srv.shutdown()

@@ -528,7 +528,11 @@ def _every_kind_of_read(c: Client) -> None:
     (imap4d probing a MIME part that is not there)."""
     assert c.read("mbox/1/raw") == b"one\n"
     assert c.stat("mbox/2/raw").length == 4
+    with c.open("mbox/2/raw") as f:
+        assert f.read() == b"two\n"
     for p in MISSING:
+        with pytest.raises(Error, match="^file does not exist$"):
+            c.open(p)
         with pytest.raises(Error, match="^file does not exist$"):
             c.read(p)
         with pytest.raises(Error, match="^file does not exist$"):

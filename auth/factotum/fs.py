@@ -185,4 +185,9 @@ class Factotum:
         return "".join(line + "\n" for line in lines if line).encode()
 
     def server(self) -> Server:
-        return Server(lambda uname, aname: self.root, auth_error="factotum: authentication not required")
+        # inline: a connection's requests are answered in order, so a
+        # client may send an rpc write and its read together (lib/factotum.py);
+        # only an AS exchange blocks, and only its own connection (Plan 9's
+        # factotum, one lib9p process, serializes every client on it)
+        return Server(lambda uname, aname: self.root, inline=True,
+                      auth_error="factotum: authentication not required")

@@ -216,9 +216,30 @@ class Client:
 
     # -- whole-file operations ------------------------------------------------------
     def open(self, path: str, mode: str | int = "r", trunc: bool = False) -> File:
-        fid = self.walk(path)
+        """Twalk and Topen go out together where walks may be pipelined
+        (the Topen is redone if a threaded server answered it first: a
+        failed Topen changes nothing)."""
+        names, how = names_of(path), _mode(mode, trunc)
+        if len(names) > MAXWELEM or not self.walks_pipelined:
+            fid = self.walk(path)
+            early = None
+        else:
+            fid = self.fids.alloc()
+            try:
+                walk, early = self.mux.start_many([codec.Twalk(0, self.root, fid, names),
+                                                   codec.Topen(0, fid, how)])
+            except BaseException:
+                self.fids.free(fid)
+                raise
+            self.require_walk(walk, names, fid, [early])
         try:
-            r = self.mux.rpc(codec.Topen(0, fid, _mode(mode, trunc)))
+            try:
+                r = self.mux.rpc(codec.Topen(0, fid, how)) if early is None else \
+                    self.mux.finish(early, codec.Ropen)
+            except Error:
+                if early is None:
+                    raise
+                r = self.mux.rpc(codec.Topen(0, fid, how))
         except BaseException:
             self.clunk_quietly(fid)
             raise

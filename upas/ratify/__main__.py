@@ -57,8 +57,11 @@ def main(argv: list[str] | None = None) -> int:
     fs = Ratfs(Tables(ctl, conf), owner=getpass.getuser())
     if debug:
         fs.command("debug", fs.owner)
+    # inline: nothing in ratfs blocks (its tables are in memory; a reload
+    # reads two local files), so each request is answered in its
+    # connection's reader thread, without two thread switches
     srv = Server(fs.attach, auth_error="ratfs: authentication not required",
-                 msize=MAXRPC + 24)
+                 msize=MAXRPC + 24, inline=True)
     signal.signal(signal.SIGTERM, lambda *_: srv.shutdown())
     try:
         srv.serve_forever(listener)
