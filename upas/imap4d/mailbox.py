@@ -373,11 +373,15 @@ class Mailbox:
             # new uids or vanished messages to record if relisted
             self._under_lock(write=relisted)
 
-    def modify(self, msgs: list[Message], change) -> list[Message]:
+    def modify(self, msgs: list[Message], change, looked: bool = False) -> list[Message]:
         """Apply change(msg) -> bool (True if it changed) to messages, under
-        the lock, after catching up with others; the .imp is rewritten."""
+        the lock, after catching up with others; the .imp is rewritten.
+        `looked`: the command's own check() has just listed upasfs (STORE):
+        a second listing would find the same (a 9P stat), and what came
+        since is found by the merge under the lock, which lists again."""
         touched = []
-        self._relist()
+        if not looked:
+            self._relist()
         if self.gone:       # upasfs died: nothing can be recorded, say so
             raise MailboxError("mailbox is gone")
         def apply() -> None:

@@ -95,7 +95,7 @@ def store(s, req: Request) -> None:
     if unchangedsince is not None:
         change = _conditional(box, change, unchangedsince, modified)
     try:
-        box.modify(msgs, change)
+        box.modify(msgs, change, looked=True)   # resolve_present checked
     except LockError:
         raise                               # the session answers NO [INUSE]
     except Exception as e:
