@@ -58,6 +58,9 @@ class Mailbox:
         self.modseqs = modseq.Modseqs(path)
         self.msgs: list[Message] = []
         self.fs_stamp = None                 # (qid, mtime) of the fs dir
+        # the command has listed upasfs already (STORE: resolve_present's
+        # check): its closing check() looks at the .imp only, once
+        self.listed = False
         self.imp_stamp = None
         self.flag_changes: list[Message] = []   # flag updates to report
         self.exists_reported = 0             # the messages the client knows: msgs[:n]
@@ -366,7 +369,8 @@ class Mailbox:
         """Notice new mail, vanished messages and others' flag changes."""
         if self.gone:
             return
-        relisted = self._relist()
+        relisted = False if self.listed else self._relist()
+        self.listed = False
         if self.gone:       # upasfs (or the box) went away: an empty .imp would
             return          # drop every UID and flag (found by the crash harness)
         if relisted or self._imp_stamp() != self.imp_stamp:
