@@ -65,7 +65,8 @@ class ImpState:
         # the .imp's bytes whose lines are these messages in order with
         # these flags (the objects): render then writes the flags fields
         # of those messages as they are now, not every line anew
-        # (.imp, messages, flags, keywords, .kw.imp, the file it came from)
+        # (.imp, messages, None (the flags are read from the messages),
+        # keywords, .kw.imp, the file it came from)
         self.lines_for: tuple | None = None
         self.exact = False              # the merge took the file as it is
         self.kw_exact = False           # and the .kw.imp (see render)
@@ -287,7 +288,7 @@ class ImpState:
         now (and uidnext ours), kw the .kw.imp; they were made from the
         file `source` (data itself unless given): see lines_for."""
         ok = not self.keep_recent and not self.ahead
-        self.lines_for = (data, live, [m.flags for m in live], [m.keywords for m in live],
+        self.lines_for = (data, live, None, [m.keywords for m in live],
                           kw, source or data) if ok else None
 
     @staticmethod

@@ -58,6 +58,9 @@ class Mailbox:
         self.modseqs = modseq.Modseqs(path)
         self.msgs: list[Message] = []
         self.fs_stamp = None                 # (qid, mtime) of the fs dir
+        # the command has listed upasfs already (STORE: resolve_present's
+        # check): its closing check() looks at the .imp only, once
+        self.listed = False
         self.imp_stamp = None
         self.flag_changes: list[Message] = []   # flag updates to report
         self.exists_reported = 0             # the messages the client knows: msgs[:n]
@@ -366,18 +369,23 @@ class Mailbox:
         """Notice new mail, vanished messages and others' flag changes."""
         if self.gone:
             return
-        relisted = self._relist()
+        relisted = False if self.listed else self._relist()
+        self.listed = False
         if self.gone:       # upasfs (or the box) went away: an empty .imp would
             return          # drop every UID and flag (found by the crash harness)
         if relisted or self._imp_stamp() != self.imp_stamp:
             # new uids or vanished messages to record if relisted
             self._under_lock(write=relisted)
 
-    def modify(self, msgs: list[Message], change) -> list[Message]:
+    def modify(self, msgs: list[Message], change, looked: bool = False) -> list[Message]:
         """Apply change(msg) -> bool (True if it changed) to messages, under
-        the lock, after catching up with others; the .imp is rewritten."""
+        the lock, after catching up with others; the .imp is rewritten.
+        `looked`: the command's own check() has just listed upasfs (STORE):
+        a second listing would find the same (a 9P stat), and what came
+        since is found by the merge under the lock, which lists again."""
         touched = []
-        self._relist()
+        if not looked:
+            self._relist()
         if self.gone:       # upasfs died: nothing can be recorded, say so
             raise MailboxError("mailbox is gone")
         def apply() -> None:

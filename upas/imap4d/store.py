@@ -95,7 +95,7 @@ def store(s, req: Request) -> None:
     if unchangedsince is not None:
         change = _conditional(box, change, unchangedsince, modified)
     try:
-        box.modify(msgs, change)
+        box.modify(msgs, change, looked=True)   # resolve_present checked
     except LockError:
         raise                               # the session answers NO [INUSE]
     except Exception as e:
@@ -116,6 +116,9 @@ def store(s, req: Request) -> None:
         _report(s, box, msgs, req.uid, silent)
     elif not silent:
         _report(s, box, msgs, req.uid)
+    # one look at upasfs a STORE (resolve_present's): mail that came
+    # since is told at the next command (RFC 3501 7: any time)
+    box.listed = True
     code = None
     if modified:
         nums = [m.uid for m in modified] if req.uid else box.seqs(modified)
