@@ -178,3 +178,213 @@ def test_the_columns_parse_as_the_lines_do(rows, cut):
     assert ms.parse(data) == ms._parse_lines(data) == rec
     torn = data[:len(data) - cut]                # a crash's tmp taken as the file
     assert ms.parse(torn) == ms._parse_lines(torn)
+
+
+# -- the record's log (modseq.py's docstring; issue 16, sixth part) ----------
+
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import zlib  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from upas import ns as nsmod  # noqa: E402
+
+BASE = (b"imap modseq\n0000000007 9\nh " + b"a" * 40 + b" -\n"
+        b"0000000001 3 0000000a\n0000000002 9 fffffffe\n0000000005 4 00000000\nx 8 3:4\n")
+
+
+def _line(body: bytes) -> bytes:
+    return body + b" %08x\n" % zlib.crc32(body)
+
+
+def test_a_log_entry_is_read_from_its_line_and_a_torn_one_is_not():
+    # the docstring's format written out by hand: 1:2 (no uid 3 or 4 is a
+    # message) took MODSEQ 10 and state 1; the record now names b's files
+    entry = _line(b"+ 10 " + b"b" * 40 + b" - 00000001=1:4")
+    rec = ms.parse(BASE + entry)
+    assert (rec.highest, rec.files) == (10, "b" * 40 + " -")
+    assert rec.msgs == {1: (10, 1), 2: (10, 1), 5: (4, 0)} and rec.expunged == [(8, [(3, 4)])]
+    assert ms._files_of(BASE + entry) == "b" * 40 + " -"
+    assert ms.format_entry(ms.read_log(BASE + entry, len(BASE))[0][0]) == entry
+    # a crash's cut anywhere in the line: the record as it was before it
+    for cut in range(1, len(entry) + 1):
+        torn = BASE + entry[:-cut]
+        assert ms.parse(torn) == ms.parse(BASE) and ms._files_of(torn) == "a" * 40 + " -"
+        assert ms.read_log(torn, len(BASE)) == ([], len(BASE))
+    # a changed byte is not taken either, nor anything after it
+    bad = entry.replace(b"1:4", b"1:5")
+    assert ms.parse(BASE + bad + entry) == ms.parse(BASE)
+    # an entry that changed nothing names the files only
+    same = _line(b"+ 9 " + b"c" * 40 + b" " + b"d" * 40)
+    assert ms.parse(BASE + same).msgs == ms.parse(BASE).msgs
+    assert ms.parse(BASE + same).files == "c" * 40 + " " + "d" * 40
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.data())
+def test_appended_entries_are_reconcile(data):
+    """A change of flags only, appended as flag_changes' entry (twice,
+    over a record with expunges remembered), reads as reconcile()'s
+    record; and patch() of the record with its log gives it whole."""
+    n = data.draw(st.integers(0, 12))
+    uids = sorted(data.draw(st.sets(st.integers(1, 60), min_size=n, max_size=n)))
+    words = st.dictionaries(st.sampled_from(uids), st.lists(st.sampled_from(
+        ["$Junk", "$junk", "work", "Later"]), max_size=2), max_size=3) if uids else st.just({})
+    first = _imp(uids, [data.draw(st.sampled_from(FLAGSETS)) for _ in uids])
+    kw = _kw(uids, data.draw(words))
+    rec, _ = ms.reconcile(None, 7, ms._rows(first, kw)[1])
+    if uids and data.draw(st.booleans()):
+        rec, _ = ms.reconcile(rec, 7, ms._rows(first, kw)[1][1:])
+        rec, _ = ms.reconcile(rec, 7, ms._rows(first, kw)[1])
+    rec.files = imp.files_key(first, kw)
+    mine = ms.format_record(rec)
+    for _ in range(2):
+        after = _imp(uids, [data.draw(st.sampled_from(FLAGSETS)) for _ in uids],
+                     recent=data.draw(st.booleans()))
+        key = imp.files_key(after, kw)
+        groups = ms.flag_changes(first, after, kw, data.draw(st.booleans()))
+        assert groups is not None
+        want = _reconciled(mine, after, kw)
+        top = ms.parse(mine).highest
+        mine += ms.format_entry(ms.LogEntry(top + 1 if groups else top, key, groups))
+        assert ms.parse(mine) == want
+        out, highest, _ = ms.patch(mine, after, kw, key)
+        assert ms.parse(out) == want and highest == want.highest and b"\n+ " not in out
+        first = after
+
+
+def test_flag_changes_declines_all_but_a_change_of_flags():
+    uids = [1, 2, 5]
+    data = _imp(uids, [FLAGSETS[0]] * 3)
+    seen = _imp(uids, [FLAGSETS[1]] * 3)
+    assert ms.flag_changes(data, seen, None, False) == [(SEEN, [(1, 5)])]
+    assert ms.flag_changes(data, _imp(uids, [FLAGSETS[4]] * 3), None, False) == []   # \Recent
+    assert ms.flag_changes(data, _imp([1, 2], [FLAGSETS[1]] * 2), None, False) is None
+    assert ms.flag_changes(data, _imp([1, 2, 5, 6], [FLAGSETS[1]] * 4), None, False) is None
+    assert ms.flag_changes(data, _imp([1, 2, 6], [FLAGSETS[1]] * 3), None, False) is None
+    assert ms.flag_changes(data, seen.replace(b"0000000007", b"0000000008", 1), None,
+                           False) is None
+    assert ms.flag_changes(data, seen.replace(b"s-------", b"x-------", 1), None, False) is None
+    # uids out of order: a range would name lines outside its run
+    down = _imp([5, 2, 1], [FLAGSETS[0]] * 3)
+    assert ms.flag_changes(down, _imp([5, 2, 1], [FLAGSETS[1]] * 3), None, False) is None
+    # a message with keywords keeps them in its state, a run of its own
+    kw = _kw(uids, {2: ["work"]})
+    assert ms.flag_changes(data, seen, kw, True) == [
+        (SEEN, [(1, 1), (5, 5)]), (ms.state({"\\Seen"}, ["work"]), [(2, 2)])]
+
+
+def _box(tmp_path: Path) -> tuple[nsmod.Namespace, str]:
+    ns = nsmod.Namespace("glenda")
+    ns.bind_dir("/mail/box/glenda", str(tmp_path))
+    return ns, "/mail/box/glenda/mbox"
+
+
+def test_a_store_is_appended_and_others_read_it(tmp_path):
+    ns, box = _box(tmp_path)
+    uids = list(range(1, 21))
+    (tmp_path / "mbox.imp").write_bytes(_imp(uids, [FLAGSETS[0]] * 20))
+    mine = ms.Modseqs(box)
+    mine.sync(ns)
+    whole = (tmp_path / "mbox.modseq.imp").read_bytes()
+    assert b"\n+ " not in whole and mine.highest == 1
+    (tmp_path / "mbox.imp").write_bytes(_imp(uids, [FLAGSETS[1]] * 10 + [FLAGSETS[0]] * 10))
+    mine.sync(ns)
+    now = (tmp_path / "mbox.modseq.imp").read_bytes()
+    assert now.startswith(whole) and now[len(whole):].count(b"\n") == 1       # one line
+    other = ms.Modseqs(box)
+    other.sync(ns)
+    assert other.highest == mine.highest == 2
+    assert other.changed_since(1) == set(range(1, 11)) == mine.changed_since(1)
+    assert other.rec == ms.parse(now) == _reconciled(whole, (tmp_path / "mbox.imp").read_bytes(),
+                                                     None)
+    # past LOG_BOUND the record is written whole again
+    for k in range(3):
+        (tmp_path / "mbox.imp").write_bytes(_imp(uids, [FLAGSETS[k % 2]] * 20))
+        mine.sync(ns)
+    assert b"\n+ " in (tmp_path / "mbox.modseq.imp").read_bytes()
+    was = ms.LOG_BOUND
+    try:
+        ms.LOG_BOUND = 0
+        (tmp_path / "mbox.imp").write_bytes(_imp(uids, [FLAGSETS[2]] * 20))
+        mine.sync(ns)
+    finally:
+        ms.LOG_BOUND = was
+    last = (tmp_path / "mbox.modseq.imp").read_bytes()
+    assert b"\n+ " not in last and ms.parse(last).highest == 6 == mine.highest
+
+
+def test_a_torn_tail_is_never_appended_to(tmp_path):
+    """Whoever finds the log's last line cut short (a writer killed in its
+    append) writes the record whole: a line after it would never be read."""
+    ns, box = _box(tmp_path)
+    uids = [1, 2, 3]
+    (tmp_path / "mbox.imp").write_bytes(_imp(uids, [FLAGSETS[0]] * 3))
+    mine = ms.Modseqs(box)
+    mine.sync(ns)
+    whole = (tmp_path / "mbox.modseq.imp").read_bytes()
+    (tmp_path / "mbox.modseq.imp").write_bytes(whole + b"+ 2 " + b"e" * 30)   # torn
+    after = _imp(uids, [FLAGSETS[1]] + [FLAGSETS[0]] * 2)
+    (tmp_path / "mbox.imp").write_bytes(after)
+    mine.sync(ns)
+    now = (tmp_path / "mbox.modseq.imp").read_bytes()
+    assert b"e" * 30 not in now and b"\n+ " not in now
+    assert ms.parse(now) == _reconciled(whole, after, None) and mine.changed_since(1) == {1}
+
+
+CUT_APPEND = r"""
+import os, sys
+from upas import ns as nsmod
+from upas.imap4d import modseq
+ns = nsmod.Namespace("glenda")
+ns.bind_dir("/mail/box/glenda", sys.argv[1])
+limit = int(sys.argv[2])
+m = modseq.Modseqs("/mail/box/glenda/mbox")
+m.sync(ns)                                  # the record as it stands (its files)
+os.replace(sys.argv[1] + "/next.imp", sys.argv[1] + "/mbox.imp")
+real = os.pwrite
+def pwrite(fd, b, offset):
+    os.write(2, b"append at %d\n" % offset)
+    real(fd, bytes(b[:limit]), offset)
+    os._exit(9)
+os.pwrite = pwrite
+m.sync(ns)
+os._exit(0)
+"""
+
+
+def test_a_writer_killed_in_its_append_leaves_the_old_record_or_the_new(tmp_path):
+    """A STORE's writer killed after any number of bytes of its log line:
+    the record reads as before it (that line is not taken) or as after;
+    the next sync numbers the change as reconcile() would, once."""
+    uids = list(range(1, 31))
+    before = _imp(uids, [FLAGSETS[k % 3] for k in range(30)])
+    after = _imp(uids, [FLAGSETS[(k + (k < 12)) % 3] for k in range(30)])
+    rec, _ = ms.reconcile(None, 7, ms._rows(before, None)[1])
+    rec.files = imp.files_key(before, None)
+    old = ms.format_record(rec)
+    new = ms.parse(old + ms.format_entry(ms.LogEntry(
+        2, imp.files_key(after, None), ms.flag_changes(before, after, None, False))))
+    size = len(ms.format_entry(ms.LogEntry(
+        2, imp.files_key(after, None), ms.flag_changes(before, after, None, False))))
+    repo = Path(__file__).resolve().parent.parent
+    for limit in sorted({0, 1, size // 2, size - 2, size - 1, size,
+                         *range(3, size, max(1, size // 8))}):
+        d = tmp_path / str(limit)
+        d.mkdir()
+        (d / "mbox.imp").write_bytes(before)
+        (d / "mbox.modseq.imp").write_bytes(old)
+        (d / "next.imp").write_bytes(after)
+        r = subprocess.run([sys.executable, "-c", CUT_APPEND, str(d), str(limit)],
+                           env=dict(os.environ, PYTHONPATH=str(repo)), cwd=repo,
+                           capture_output=True)
+        assert r.returncode == 9 and b"append at %d" % len(old) in r.stderr, r.stderr
+        got = ms.parse((d / "mbox.modseq.imp").read_bytes())
+        assert got == (new if limit == size else rec), limit
+        ns, box = _box(d)
+        fresh = ms.Modseqs(box)
+        fresh.sync(ns)
+        assert fresh.rec.msgs == new.msgs or (
+            limit < size and fresh.rec == _reconciled(old, after, None)), limit
+        assert fresh.changed_since(1) == set(range(1, 13))

@@ -8,6 +8,18 @@ keywords are, so that Plan 9's `.imp` stays byte for byte
     <uid:10> <modseq> <state:8 hex>\\n          one per message, uid order
     x <modseq> <uid-set>\\n                     UIDs expunged at that modseq
     f <modseq>\\n                               expunges at or below it forgotten
+    + <modseq> <files> <state>=<uid-set>... <crc32:8 hex>\\n   the log, appended
+
+The log (docs/decisions.md, "The MODSEQ record's log"): a change of
+flags only (a STORE: the .imp's lines the same but flags fields, the
+.kw.imp the same) is appended as one line instead of the record being
+made anew: the messages of each uid-set (existing ones; the ranges are
+runs of the .imp's lines) took <modseq> and <state>, and the record is
+now reconciled with <files> (its `h`).  The CRC-32 of the line before it
+tells a whole line from one a crash cut: reading stops at the first line
+that is not whole, and a torn tail is never appended to (the record is
+then written whole, as when the log has grown past LOG_BOUND or anything
+but flags changed).
 
 The file is not a log of what sessions did: it is reconciled with the
 `.imp` and `.kw.imp` as they are (`sync`, under the mail lock, after a
@@ -29,6 +41,7 @@ from __future__ import annotations
 import bisect
 import itertools
 import operator
+import re
 import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, NamedTuple
@@ -43,6 +56,9 @@ SUFFIX = ".modseq.imp"
 # expunged UIDs remembered for VANISHED (EARLIER); older ones are
 # forgotten (the `f` line) and reported by absence instead (vanished())
 KEEP_EXPUNGED = 100_000
+# the log's bytes past which a STORE writes the record whole instead (every
+# sync reads the log: it stays small)
+LOG_BOUND = 32 * 1024
 
 
 _STATES: dict[tuple, int] = {}
@@ -73,6 +89,15 @@ class Record:
 def parse(data: bytes | None) -> Record | None:
     if not data or not data.startswith(MAGIC):
         return None
+    at = log_at(data)
+    rec = _parse_base(data[:at])
+    if rec is not None and at < len(data):
+        apply_log(rec, read_log(data, at)[0])
+    return rec
+
+
+def _parse_base(data: bytes) -> Record | None:
+    """parse() of the record before its log."""
     cols = columns(data)
     try:
         msgs = dict(zip(map(int, cols.uids), zip(map(int, cols.modseqs),
@@ -152,8 +177,8 @@ def columns(data: bytes) -> Columns | None:
         if end < 0:
             return None
         files, at = data[at + 2:end].decode("ascii", "replace"), end + 1
-    rest = min([k + 1 for k in (data.find(b"\nx ", at - 1), data.find(b"\nf ", at - 1))
-                if k >= 0] or [len(data)])
+    rest = min([k + 1 for k in (data.find(b"\nx ", at - 1), data.find(b"\nf ", at - 1),
+                                data.find(b"\n+ ", at - 1)) if k >= 0] or [len(data)])
     words = data[at:rest].split()
     n = len(words) // 3
     uids, mss, sts = words[0::3], words[1::3], words[2::3]
@@ -171,6 +196,231 @@ def format_record(rec: Record) -> bytes:
     if rec.forgotten:
         out.append(b"f %d\n" % rec.forgotten)
     return b"".join(out)
+
+
+# -- the log (see the module's docstring) ------------------------------------
+
+class LogEntry(NamedTuple):
+    modseq: int
+    files: str                                  # the record's `h` from here on
+    groups: list[tuple[int, list[tuple[int, int]]]]   # (state, uid ranges)
+
+
+def log_at(data: bytes) -> int:
+    """Where a record's log starts (its length when it has none)."""
+    k = data.find(b"\n+ ")
+    return k + 1 if k >= 0 else len(data)
+
+
+def read_log(data: bytes, at: int) -> tuple[list[LogEntry], int]:
+    """The log's whole entries from `at`, and where they end: at the first
+    line that is not whole (a crash's torn tail) or not an entry."""
+    out = []
+    while at < len(data):
+        end = data.find(b"\n", at)
+        got = _entry(data[at:end]) if end >= 0 else None
+        if got is None:
+            break
+        out.append(got)
+        at = end + 1
+    return out, at
+
+
+def _entry(line: bytes) -> LogEntry | None:
+    body, _, crc = line.rpartition(b" ")
+    if len(crc) != 8 or b"%08x" % zlib.crc32(body) != crc:
+        return None
+    f = body.split(b" ")
+    if len(f) < 4 or f[0] != b"+":
+        return None
+    try:
+        groups = []
+        for g in f[4:]:
+            st, eq, uids = g.partition(b"=")
+            if len(st) != 8 or not eq:
+                return None
+            groups.append((int(st, 16), parse_set(uids.decode("ascii"))))
+        return LogEntry(int(f[1]), (f[2] + b" " + f[3]).decode("ascii"), groups)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def format_entry(e: LogEntry) -> bytes:
+    body = b"+ %d %s%s" % (e.modseq, e.files.encode("ascii"), b"".join(
+        b" %08x=%s" % (st, format_set(rs).encode()) for st, rs in e.groups))
+    return body + b" %08x\n" % zlib.crc32(body)
+
+
+def apply_log(rec: Record, entries: list[LogEntry]) -> None:
+    """The log's entries, in order, on the record of its base."""
+    if not entries:
+        return
+    order = sorted(rec.msgs)
+    for e in entries:
+        _apply_entry(rec.msgs, order, e)
+        rec.highest, rec.files = max(rec.highest, e.modseq), e.files
+
+
+def _apply_entry(msgs: dict[int, tuple[int, int]], order: list[int], e: LogEntry) -> None:
+    """An entry on the messages (`order`: their uids, sorted); a uid it
+    names that is not one of them is not made."""
+    for st, rs in e.groups:
+        val = (e.modseq, st)
+        for lo, hi in rs:
+            for u in order[bisect.bisect_left(order, lo):bisect.bisect_right(order, hi)]:
+                msgs[u] = val
+
+
+def _log_columns(cols: Columns, entries: list[LogEntry]) -> tuple[Columns, int] | None:
+    """The columns of a record's base with its log's entries applied, and
+    its highest MODSEQ; None for a base whose uids are not in order
+    (format_record's are)."""
+    uids = cols.uids
+    if not all(map(operator.lt, uids, uids[1:])):
+        return None
+    mss, sts, highest = list(cols.modseqs), list(cols.states), cols.highest
+    for e in entries:
+        ms = b"%d" % e.modseq
+        for st, rs in e.groups:
+            stb = b"%08x" % st
+            for lo, hi in rs:
+                a = bisect.bisect_left(uids, b"%010d" % lo)
+                b = bisect.bisect_right(uids, b"%010d" % hi)
+                mss[a:b] = [ms] * (b - a)
+                sts[a:b] = [stb] * (b - a)
+        highest = max(highest, e.modseq)
+    return cols._replace(modseqs=mss, states=sts, highest=highest), highest
+
+
+# -- what a change of flags only changed (the log's entry) --------------------
+
+_AT = imp.BODY_AT + imp._FLAGS_AT           # the first line's flags field
+# the bytes a flags field may have at each of its 8 places
+_VALID = [b"s-", b"a-", b"f-", b"D-", b"d-", b"r-", b"-", b"-"]
+# a field's place j (but `r`, no part of a state) as the bit 1 << j
+_BITS = [bytes.maketrans(c[:1] + b"-", bytes([1 << j, 0])) for j, c in enumerate(_VALID[:5])]
+_NONZERO = bytes([0] + [0xFF] * 255)
+_RUN = re.compile(rb"([\x20-\x3f])\1*|\x7f", re.S)
+_CODE_STATES: dict[int, int] = {}
+
+
+def _code_state(code: int) -> int:
+    """The state of a flags field whose places' bits are `code` (no keywords)."""
+    st = _CODE_STATES.get(code)
+    if st is None:
+        field = bytes(c[0] if code & (1 << j) else 0x2D for j, c in enumerate(_VALID[:5]))
+        st = _CODE_STATES[code] = state(imp.field_flags(field + b"---"), [])
+    return st
+
+
+def flag_changes(old: bytes, new: bytes, kwdata: bytes | None,
+                 ordered: bool) -> list[tuple[int, list[tuple[int, int]]]] | None:
+    """(state, uid ranges) of the messages whose state differs between the
+    .imp `old` and `new`, when nothing but flags fields differs (a STORE)
+    and their .kw.imp is `kwdata`; None otherwise.  The files' lines are
+    of one width: the fields are compared as columns (a strided slice a
+    place), changed lines found as the nonzero bytes of a mask, runs of
+    lines with one new state by a regular expression: no line split.
+    `ordered`: the files' uids are known to ascend (else checked: a range
+    of uids stands for the lines of its run only if they do)."""
+    n = (len(new) - imp.BODY_AT) // imp._LINE_LEN
+    if len(old) != len(new) or not imp.whole(new, n) or not new.startswith(imp.MAGIC) \
+            or old[:imp.BODY_AT] != new[:imp.BODY_AT]:
+        return None
+    width = imp._LINE_LEN
+    newcols = [new[_AT + j::width] for j in range(8)]
+    oldcols = [old[_AT + j::width] for j in range(8)]
+    for j, v in enumerate(_VALID):
+        if newcols[j].translate(None, v) or oldcols[j].translate(None, v):
+            return None
+    buf = bytearray(new)
+    for j in range(8):
+        buf[_AT + j::width] = oldcols[j]
+    if buf != old:
+        return None                     # a digest or uid differs: not flags only
+    if not ordered and not _ascending(new, n):
+        return None
+    diff = 0
+    for j in range(5):
+        diff |= int.from_bytes(oldcols[j], "big") ^ int.from_bytes(newcols[j], "big")
+    if not diff:
+        return []
+    code = 0
+    for j in range(5):
+        code |= int.from_bytes(newcols[j].translate(_BITS[j]), "big")
+    mask = int.from_bytes(diff.to_bytes(n, "big").translate(_NONZERO), "big")
+    cc = bytearray(((code | int.from_bytes(b"\x20" * n, "big")) & mask).to_bytes(n, "big"))
+    kws = _keyword_lines(new, n, kwdata, cc)
+    if kws is None:
+        return None
+    groups: dict[int, list[tuple[int, int]]] = {}
+    for m in _RUN.finditer(cc):
+        k0, k1 = m.start(), m.end() - 1
+        c = cc[k0]
+        st = _code_state(c & 0x1F) if c != 0x7F else kws[k0]
+        groups.setdefault(st, []).append((_uid(new, k0), _uid(new, k1)))
+    return list(groups.items())
+
+
+def _uid(data: bytes, k: int) -> int:
+    at = imp.BODY_AT + k * imp._LINE_LEN + imp._UID_AT
+    return int(data[at:at + 10])
+
+
+_WIDE = 16                                  # bytes of a uid's field below
+_ASC_CONST: dict[int, tuple[int, int]] = {}    # n -> the two constants below
+
+
+def _ascending(data: bytes, n: int) -> bool:
+    """The uids of a whole .imp's n lines ascend strictly.  Checked on big
+    integers, not as 10,000 compares: V holds line k's 10 digits (as
+    bytes: equal-length digit strings order as their numbers) in its
+    128-bit field n-1-k; (V << 128) + (2**100 - 1) - V, field by field
+    (no borrow crosses a field: a field of V is below 2**80), is
+    v(k+1) - v(k) + 2**100 - 1 in field n-1-k, whose bit 100 is set
+    exactly when v(k+1) > v(k)."""
+    if n < 2:
+        return True
+    buf = bytearray(_WIDE * n)
+    for j in range(10):
+        col = data[imp.BODY_AT + imp._UID_AT + j::imp._LINE_LEN]
+        if col.translate(None, b"0123456789"):
+            return False
+        buf[_WIDE - 10 + j::_WIDE] = col
+    got = _ASC_CONST.get(n)
+    if got is None:
+        _ASC_CONST.clear()
+        got = _ASC_CONST[n] = (
+            int.from_bytes(((1 << 100) - 1).to_bytes(_WIDE, "big") * (n + 1), "big"),
+            int.from_bytes((1 << 100).to_bytes(_WIDE, "big") * (n - 1) + bytes(_WIDE), "big"))
+    offset, bit = got
+    v = int.from_bytes(buf, "big")
+    return ((v << (8 * _WIDE)) + offset - v) & bit == bit
+
+
+def _keyword_lines(data: bytes, n: int, kwdata: bytes | None,
+                   cc: bytearray) -> dict[int, int] | None:
+    """The state of each changed line of a message with keywords (its
+    digest the .kw.imp's), by line; those lines are marked 0x7F in cc (a
+    run of their own).  The lines are found by their uid (they ascend)."""
+    out: dict[int, int] = {}
+    for uid, (digest, words) in (imp.parse_keywords(kwdata) if kwdata else {}).items():
+        if not words:
+            continue
+        lo, hi = 0, n
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if _uid(data, mid) < uid:
+                lo = mid + 1
+            else:
+                hi = mid
+        at = imp.BODY_AT + lo * imp._LINE_LEN
+        if lo == n or _uid(data, lo) != uid or data[at:at + 40] != digest.encode():
+            continue
+        if cc[lo]:
+            cc[lo] = 0x7F
+            out[lo] = state(imp.field_flags(data[at + imp._FLAGS_AT:at + imp._FLAGS_AT + 8]), words)
+    return out
 
 
 def parse_set(text: str) -> list[tuple[int, int]]:
@@ -249,6 +499,12 @@ def patch(mine: bytes, data: bytes, kwdata: bytes | None,
     head = imp.header(data)
     if cols is None or head is None or head[0] != cols.uidvalidity:
         return None
+    logged = log_at(mine)
+    if logged < len(mine):              # the record is its base and the log
+        got = _log_columns(cols, read_log(mine, logged)[0])
+        if got is None:
+            return None
+        cols = got[0]
     uids = cols.uids
     n = len(uids)
     if not imp.whole(data, n):
@@ -276,12 +532,13 @@ def patch(mine: bytes, data: bytes, kwdata: bytes | None,
         ends = {st: mid + st + b"\n" for st in set(new)}
         body = b"".join(map(bytes.__add__, uids, map(ends.__getitem__, new)))
     else:
-        lines = mine[cols.at:cols.rest].split(b"\n")
+        lines = mine[cols.at:cols.rest].split(b"\n") if logged == len(mine) else \
+            list(map(b" ".join, zip(uids, cols.modseqs, cols.states))) + [b""]
         for k in changed:
             lines[k] = uids[k] + mid + new[k]
         body = b"\n".join(lines)
     out = b"".join([MAGIC, b"%010d %d\n" % (cols.uidvalidity, highest),
-                    b"h %s\n" % files.encode("ascii"), body, mine[cols.rest:]])
+                    b"h %s\n" % files.encode("ascii"), body, mine[cols.rest:logged]])
     return out, highest, ((int(uids[k]), int(new[k], 16)) for k in changed)
 
 
@@ -295,6 +552,11 @@ class Modseqs:
         self._rec: Record | None = Record()   # None: _mine not parsed yet
         self._mine: bytes | None = None       # the file's bytes self.rec stands for
         self._seen: tuple[bytes | None, bytes | None, bytes | None] | None = None
+        # the .imp and .kw.imp the record (as this process last saw it) was
+        # reconciled with, their files_key() and whether the .imp's uids
+        # were found to ascend: a STORE's change is then their difference
+        # from the files it wrote, appended to the log (flag_changes)
+        self._base: tuple[str, bytes, bytes | None, bool] | None = None
 
     @property
     def rec(self) -> Record:
@@ -330,6 +592,7 @@ class Modseqs:
         the caller knows them (it wrote them), `files` their
         imp.files_key() and `have` their bytes: they are not read then."""
         mine = imp.read_file(ns, self.path)
+        cur = _files_of(mine) if mine is not None else None
         if known is None:
             data = imp.read_file(ns, self.imppath)
             kwdata = imp.read_file(ns, self.kwpath)
@@ -341,16 +604,23 @@ class Modseqs:
             have = (data, kwdata)
         else:
             seen = None
-        if files is not None and mine is not None and _files_of(mine) == files:
+        whole = files is not None and have is not None and have[0] is not None
+        if files is not None and mine is not None and cur == files:
             if mine != self._mine:      # reconciled with these files already
                 self._rec, self._mine = None, mine
             self._seen = seen
+            self._based(files, have if whole else None)
             return
-        if files is not None and mine is not None and have is not None and have[0] is not None:
+        if whole and mine is not None:
+            if self._base is not None and cur == self._base[0] and \
+                    self._append(ns, mine, have, files):
+                self._seen = seen and seen[:2] + (self._mine,)
+                return
             got = patch(mine, have[0], have[1], files)
             if got is not None:
                 self._patched(ns, mine, files, *got)
                 self._seen = seen and seen[:2] + (self._mine,)
+                self._based(files, have)
                 return
         # the record as we last left it is not parsed again
         old = self.rec if mine is not None and mine == self._mine else parse(mine)
@@ -361,12 +631,59 @@ class Modseqs:
             return
         rec, changed = reconcile(old, *now)
         rec.files = files or ""
-        if changed or old is None or old.files != rec.files:
+        if changed or old is None or old.files != rec.files or log_at(mine) < len(mine):
             mine = format_record(rec)
             safewrite.replace(ns, self.path, mine)
             seen = seen and seen[:2] + (mine,)
         self.rec, self._mine = rec, mine
         self._seen = seen
+        self._based(files, have if whole else None)
+
+    def _based(self, files: str | None, have: tuple[bytes, bytes | None] | None) -> None:
+        """The record is now reconciled with the files `have` (None: their
+        bytes are not at hand)."""
+        if files is None or have is None:
+            self._base = None
+        elif self._base is None or self._base[1] is not have[0]:
+            self._base = (files, have[0], have[1], False)
+
+    def _append(self, ns: nsmod.Namespace, mine: bytes,
+                have: tuple[bytes, bytes | None], files: str) -> bool:
+        """The record `mine` (the file now, reconciled with self._base's
+        files) takes the change from them to `have` as one entry appended
+        to its log, when that change is of flags only, the log's tail is
+        whole and the log stays within LOG_BOUND; False otherwise (nothing
+        written: the record is then made whole)."""
+        _, old, oldkw, ordered = self._base
+        if oldkw is not have[1] and oldkw != have[1]:
+            return False
+        at = log_at(mine)
+        entries, end = read_log(mine, at)
+        if end != len(mine):
+            return False                # a torn tail: never appended to
+        groups = flag_changes(old, have[0], have[1], ordered)
+        if groups is None:
+            return False
+        highest = entries[-1].modseq if entries else columns_highest(mine)
+        if highest is None:
+            return False
+        entry = LogEntry(highest + 1 if groups else highest, files, groups)
+        line = format_entry(entry)
+        if end - at + len(line) > LOG_BOUND:
+            return False
+        try:
+            ns.write_at(self.path, [(len(mine), line)], sync=True)
+        except nsmod.Error:
+            return False                # (a torn tail, if any, is made whole next)
+        if self._rec is not None and mine == self._mine:
+            rec = self._rec
+            _apply_entry(rec.msgs, sorted(rec.msgs), entry)
+            rec.highest, rec.files = max(rec.highest, entry.modseq), files
+        else:
+            self._rec = None
+        self._mine = mine + line
+        self._base = (files, have[0], have[1], True)
+        return True
 
     def _patched(self, ns: nsmod.Namespace, mine: bytes, files: str, new: bytes,
                  highest: int, changes: Iterator[tuple[int, int]]) -> None:
@@ -408,11 +725,26 @@ class Modseqs:
 
 
 def _files_of(data: bytes) -> str | None:
-    """The `h` line's files of a record's bytes, without parsing it."""
+    """The files a record's bytes were last reconciled with (its `h`
+    line's, or its log's last entry's), without parsing the record."""
     lines = data.split(b"\n", 3)
     if len(lines) < 4 or lines[0] + b"\n" != MAGIC or not lines[2].startswith(b"h "):
         return None
+    at = log_at(data)
+    if at < len(data):
+        entries = read_log(data, at)[0]
+        if entries:
+            return entries[-1].files
     return lines[2][2:].decode("ascii", "replace")
+
+
+def columns_highest(data: bytes) -> int | None:
+    """The highest MODSEQ of a record's header line (its base's)."""
+    end = data.find(b"\n", len(MAGIC))
+    head = data[len(MAGIC):end].split()
+    if end < 0 or len(head) != 2 or not head[1].isdigit():
+        return None
+    return int(head[1])
 
 
 def _rows(data: bytes | None, kwdata: bytes | None) -> tuple[int, list[tuple[int, int]]] | None:
