@@ -621,3 +621,44 @@ def test_a_store_on_many_gives_each_the_next_modseq_and_others_see_it(srv):
     assert [int(re.search(rb"MODSEQ \((\d+)\)", ln).group(1)) for ln in untagged(r)] == \
         [top + 1, top + 2, top + 1, top + 1] + was[4:]
     assert highest(ok(other, b"e SELECT INBOX")) == top + 2
+
+
+def _uid_modseqs(lines: list[bytes]) -> dict[int, int]:
+    return {int(u): int(m) for u, m in (re.search(rb"UID (\d+) .*MODSEQ \((\d+)\)", ln).groups()
+                                        for ln in untagged(lines) if b" FETCH " in ln)}
+
+
+def test_stores_in_the_records_log_are_read_by_every_session(srv):
+    """A STORE is one line appended to the MODSEQ record's log (issue 16,
+    docs/decisions.md): other sessions' HIGHESTMODSEQ (3.1.2.1),
+    CHANGEDSINCE (3.1.4.1) and QRESYNC SELECT (3.2.5) read it; an EXPUNGE
+    (not a change of flags) writes the record whole, and VANISHED
+    (EARLIER) (3.2.5.1) names the expunged message."""
+    c = srv.connect()
+    ok(c, b"a ENABLE QRESYNC")
+    m = highest(ok(c, b"b SELECT INBOX"))
+    v = uidvalidity(srv)
+    path = srv.box(name="mbox" + modseq.SUFFIX)
+    was = path.read_bytes()
+    assert _uid_modseqs(ok(c, b"c UID STORE 2 +FLAGS.SILENT (\\Flagged)")) == {2: m + 1}
+    assert _uid_modseqs(ok(c, b"d UID STORE 3:4 +FLAGS.SILENT (\\Seen)")) == {3: m + 2, 4: m + 2}
+    now = path.read_bytes()
+    assert now.startswith(was) and now[len(was):].count(b"\n") == 2
+    assert [ln[:2] for ln in now[len(was):].splitlines()] == [b"+ ", b"+ "]
+    other = srv.connect()
+    ok(other, b"a ENABLE CONDSTORE")
+    assert highest(ok(other, b"b SELECT INBOX")) == m + 2
+    assert _uid_modseqs(ok(other, b"s100 UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d)" % m)) == \
+        {2: m + 1, 3: m + 2, 4: m + 2}
+    third = srv.connect()
+    ok(third, b"a ENABLE QRESYNC")
+    r = ok(third, b"A03 SELECT INBOX (QRESYNC (%d %d))" % (v, m + 1))
+    assert highest(r) == m + 2 and _uid_modseqs(r) == {3: m + 2, 4: m + 2}
+    assert not any(b"VANISHED" in ln for ln in r)
+    ok(c, b"e UID STORE 5 +FLAGS.SILENT (\\Deleted)")
+    ok(c, b"f EXPUNGE")
+    assert b"\n+ " not in path.read_bytes()              # written whole
+    r = ok(third, b"A04 SELECT INBOX (QRESYNC (%d %d 1:8))" % (v, m + 2))
+    assert untagged(r)[-1] == b"* VANISHED (EARLIER) 5\r\n" and highest(r) == m + 4
+    r = ok(other, b"s101 UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d)" % m)
+    assert _uid_modseqs(r) == {2: m + 1, 3: m + 2, 4: m + 2}
