@@ -1,8 +1,9 @@
-"""A STORE on one message rewrites its flags in the .imp in place (issue
-16; imp.flags_edit): the 8-byte flags field of its line, one write and an
+"""A STORE rewrites the flags in the .imp in place (issue 16;
+imp.flags_edit): the flags fields from the first changed line's to the
+last's (the bytes between them the file's own), one write and an
 fdatasync, instead of the whole file by tmp + fsync + rename.  The file
 comes out byte for byte as the whole rewrite would make it, in Plan 9's
-format; anything more than one flags field changed is written whole.
+format; anything but flags fields changed is written whole.
 """
 import hashlib
 import os
@@ -26,12 +27,34 @@ def test_the_edit_is_the_flags_field_of_one_line():
         patched = bytearray(old)
         patched[at:at + 8] = field
         assert bytes(patched) == new
-    assert imp.flags_edit(old, _file({1: {"\\Seen"}, 2: {"\\Seen"}})) is None   # two lines
     assert imp.flags_edit(old, _file({}, uidnext=302)) is None                  # the header
     assert imp.flags_edit(old, old) is None
     assert imp.flags_edit(old, _file({}, n=301)) is None                        # a line more
     other = old.replace(hashlib.sha1(b"5").hexdigest().encode(), b"0" * 40)
     assert imp.flags_edit(old, other) is None                                   # a digest
+
+
+def test_an_edit_of_many_lines_and_every_cut_of_it():
+    """The fields of every line from the first changed to the last; a
+    write of it cut after any byte leaves a file whose every line parses,
+    with each flag of each message as it was or as it is now."""
+    old = _file({3: {"\\Flagged"}, 40: {"\\Seen", "\\Recent"}}, n=60)
+    change = {3: {"\\Seen"}, 4: {"\\Deleted", "\\Seen"}, 40: {"\\Seen"}, 41: {"\\Answered"}}
+    new = _file(change, n=60)
+    at, data = imp.flags_edit(old, new)
+    assert at == imp.BODY_AT + 3 * 61 + 52 and len(data) == 38 * 61 + 8
+    assert bytes(bytearray(old[:at]) + data + old[at + len(data):]) == new
+    was = {e.uid: e.flags for e in imp.parse_imp(old).entries}
+    now = {e.uid: e.flags for e in imp.parse_imp(new).entries}
+    for cut in range(len(data) + 1):
+        torn = old[:at] + data[:cut] + old[at + cut:]
+        got = imp.parse_imp(torn)
+        assert imp.as_parsed(torn, got) and len(got.entries) == 60
+        for e in got.entries:
+            assert was[e.uid] & now[e.uid] <= e.flags <= was[e.uid] | now[e.uid]
+    # anything but flags: written whole
+    assert imp.flags_edit(old, new.replace(b"0000000042", b"0000000099")) is None
+    assert imp.flags_edit(old, new.replace(b"s-------", b"S-------", 1)) is None
 
 
 def test_a_store_on_one_message_writes_in_place(upasfs, monkeypatch):
@@ -48,7 +71,10 @@ def test_a_store_on_one_message_writes_in_place(upasfs, monkeypatch):
     assert [(x.uid, set(x.flags)) for x in fresh.msgs] == \
         [(x.uid, set(x.flags) - {"\\Recent"}) for x in box.msgs]
     box.modify(box.msgs[:2], lambda x: setattr(x, "flags", x.flags | {"\\Seen"}) or True)
-    assert os.stat(path).st_ino != ino                  # two lines: replaced whole
+    assert os.stat(path).st_ino == ino                  # two lines: in place too
+    assert open(path, "rb").read() == box.state.known[0]
+    box.modify(box.msgs, lambda x: setattr(x, "flags", x.flags | {"\\Answered"}) or True)
+    assert os.stat(path).st_ino == ino and open(path, "rb").read() == box.state.known[0]
 
 
 def test_the_flags_columns_and_the_changed_lines():

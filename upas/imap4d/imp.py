@@ -147,15 +147,15 @@ def as_parsed(data: bytes, parsed: ImpFile) -> bool:
     return whole(data, len(parsed.entries))
 
 
-_LINE_LEN = 61                     # an entry line: digest, uid, flags, newline
-_UID_AT = 41                       # where its 10-digit uid starts
-_FLAGS_AT = 52                     # where its 8-byte flags field starts
+LINE_LEN = 61                     # an entry line: digest, uid, flags, newline
+UID_AT = 41                       # where its 10-digit uid starts
+FLAGS_AT = 52                     # where its 8-byte flags field starts
 BODY_AT = len(MAGIC) + 22         # where the first entry line starts
 
 
 def whole(data: bytes, n: int) -> bool:
     """The file has a header and n entry lines (by its length only)."""
-    return len(data) == BODY_AT + _LINE_LEN * n
+    return len(data) == BODY_AT + LINE_LEN * n
 
 
 def lines_of(data: bytes, digests: list[str]) -> tuple[list[int], list[frozenset[str]]] | None:
@@ -187,19 +187,59 @@ def lines_of(data: bytes, digests: list[str]) -> tuple[list[int], list[frozenset
 
 
 def flags_edit(old: bytes, new: bytes) -> tuple[int, bytes] | None:
-    """(offset, bytes) that make the file `old` into `new` by rewriting
-    the flags field of one entry line in place, if that is all that
-    differs (a STORE on one message); else None.  A write of it that a
-    crash cuts leaves each flag position old or new: a valid line."""
-    if len(old) != len(new) or old == new or not old.startswith(MAGIC):
+    """(offset, bytes) that make the file `old` into `new` by rewriting in
+    place the flags fields from the first line's that differs to the
+    last's, if the flags fields are all that differs (a STORE: flags_span);
+    else None.  The bytes between those fields are the file's own, and
+    every field old and new is valid: a write that a crash cuts leaves
+    each flag position old or new, every line valid."""
+    span = flags_span(old, new)
+    if not span:
         return None
-    lo = _first_diff(old, new)
-    k, col = divmod(lo - BODY_AT, _LINE_LEN)
-    at = BODY_AT + k * _LINE_LEN + _FLAGS_AT
-    if lo < BODY_AT or col < _FLAGS_AT or not old.startswith(memoryview(new)[at + 8:], at + 8) \
-            or new[at + 8:at + 9] != b"\n" or not _ENTRY.fullmatch(new, at - _FLAGS_AT, at + 8):
+    a = BODY_AT + span[0] * LINE_LEN + FLAGS_AT
+    return a, new[a:BODY_AT + (span[1] - 1) * LINE_LEN + FLAGS_AT + 8]
+
+
+_SPAN: list = [None, None, None]        # the last flags_span: its files and result
+
+
+def flags_span(old: bytes, new: bytes) -> tuple[int, int] | None:
+    """(first, last + 1) of the entry lines whose flags fields differ
+    between the whole files `old` and `new` (of one header and length)
+    when nothing else differs and every field in between is valid, old
+    and new; () if the files are equal; None otherwise.  Read as columns
+    (a strided slice of each field's place): no line split.  The files
+    are often the last call's (the .imp's write, then the MODSEQ log)."""
+    if (_SPAN[0] is old or _SPAN[0] == old) and (_SPAN[1] is new or _SPAN[1] == new):
+        return _SPAN[2]                 # (equal files are often other objects)
+    got = _flags_span(old, new)
+    _SPAN[:] = [old, new, got]
+    return got
+
+
+def _flags_span(old: bytes, new: bytes) -> tuple[int, int] | None:
+    if len(old) != len(new) or not old.startswith(MAGIC) or old[:BODY_AT] != new[:BODY_AT] \
+            or (len(new) - BODY_AT) % LINE_LEN:
         return None
-    return at, new[at:at + 8]
+    if old == new:
+        return ()
+    k0 = (_first_diff(old, new) - BODY_AT) // LINE_LEN
+    k1 = (_last_diff(old, new) - 1 - BODY_AT) // LINE_LEN + 1
+    a, b = BODY_AT + k0 * LINE_LEN, BODY_AT + k1 * LINE_LEN
+    buf = bytearray(memoryview(new)[a:b])      # new, its fields old's: old?
+    for j in range(8):
+        was = old[a + FLAGS_AT + j:b:LINE_LEN]
+        if was.translate(None, PLACES[j]) or \
+                new[a + FLAGS_AT + j:b:LINE_LEN].translate(None, PLACES[j]):
+            return None
+        buf[FLAGS_AT + j::LINE_LEN] = was
+    if buf != memoryview(old)[a:b] or buf[LINE_LEN - 1::LINE_LEN].translate(None, b"\n"):
+        return None
+    return k0, k1
+
+
+# the bytes a flags field may hold at each of its 8 places (Plan 9's)
+PLACES = (b"s-", b"a-", b"f-", b"D-", b"d-", b"r-", b"-", b"-")
 
 
 _FIELD = re.compile(rb"[s-][a-][f-][D-][d-]---\n")     # a flags field without `r`
@@ -215,7 +255,7 @@ def with_flags(data: bytes, flags: Sequence[AbstractSet[str]]) -> bytes | None:
     fields = b"".join(map(_FIELDS.__getitem__, flags))
     buf = bytearray(data)
     for j in range(8):
-        buf[BODY_AT + _FLAGS_AT + j::_LINE_LEN] = fields[j::8]
+        buf[BODY_AT + FLAGS_AT + j::LINE_LEN] = fields[j::8]
     return bytes(buf)
 
 
@@ -243,8 +283,8 @@ def without_lines(data: bytes, gone: list[int]) -> bytes:
     """The entry lines of a whole file but the gone ones (indexes, in order)."""
     parts, at = [], BODY_AT
     for k in gone:
-        parts.append(data[at:BODY_AT + k * _LINE_LEN])
-        at = BODY_AT + (k + 1) * _LINE_LEN
+        parts.append(data[at:BODY_AT + k * LINE_LEN])
+        at = BODY_AT + (k + 1) * LINE_LEN
     parts.append(data[at:])
     return b"".join(parts)
 
@@ -253,19 +293,19 @@ def new_lines(tail: bytes, digests: list[str], last: int) -> list[tuple[int, fro
     """(uid, flags) of the entry lines `tail`, one per digest, in order,
     their uids ascending above `last`; None unless each line is whole,
     has its digest and no `r`."""
-    if len(tail) != _LINE_LEN * len(digests):
+    if len(tail) != LINE_LEN * len(digests):
         return None
     out = []
     for k, d in enumerate(digests):
-        line = tail[k * _LINE_LEN:(k + 1) * _LINE_LEN]
-        if line[:40] != d.encode() or not _ENTRY.fullmatch(line, 0, _LINE_LEN - 1) \
-                or not _FIELD.fullmatch(line, _FLAGS_AT):
+        line = tail[k * LINE_LEN:(k + 1) * LINE_LEN]
+        if line[:40] != d.encode() or not _ENTRY.fullmatch(line, 0, LINE_LEN - 1) \
+                or not _FIELD.fullmatch(line, FLAGS_AT):
             return None
-        uid = int(line[_UID_AT:_UID_AT + 10])
+        uid = int(line[UID_AT:UID_AT + 10])
         if uid <= last:
             return None
         last = uid
-        out.append((uid, field_flags(line[_FLAGS_AT:_FLAGS_AT + 8])))
+        out.append((uid, field_flags(line[FLAGS_AT:FLAGS_AT + 8])))
     return out
 
 
@@ -280,12 +320,12 @@ def changed_lines(old: bytes, new: bytes) -> list[tuple[int, frozenset[str]]] | 
         return []
     lo, hi = _first_diff(old, new), _last_diff(old, new)
     out = []
-    for k in range((lo - BODY_AT) // _LINE_LEN, (hi - 1 - BODY_AT) // _LINE_LEN + 1):
-        at = BODY_AT + k * _LINE_LEN
-        flags = at + _FLAGS_AT
-        if new[at:at + _LINE_LEN] == old[at:at + _LINE_LEN]:
+    for k in range((lo - BODY_AT) // LINE_LEN, (hi - 1 - BODY_AT) // LINE_LEN + 1):
+        at = BODY_AT + k * LINE_LEN
+        flags = at + FLAGS_AT
+        if new[at:at + LINE_LEN] == old[at:at + LINE_LEN]:
             continue
-        if new[at:flags] != old[at:flags] or not _FIELD.fullmatch(new, flags, at + _LINE_LEN):
+        if new[at:flags] != old[at:flags] or not _FIELD.fullmatch(new, flags, at + LINE_LEN):
             return None
         out.append((k, field_flags(new[flags:flags + 8])))
     return out

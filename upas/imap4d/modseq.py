@@ -41,7 +41,6 @@ from __future__ import annotations
 import bisect
 import itertools
 import operator
-import re
 import zlib
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, NamedTuple
@@ -294,13 +293,10 @@ def _log_columns(cols: Columns, entries: list[LogEntry]) -> tuple[Columns, int] 
 
 # -- what a change of flags only changed (the log's entry) --------------------
 
-_AT = imp.BODY_AT + imp._FLAGS_AT           # the first line's flags field
-# the bytes a flags field may have at each of its 8 places
-_VALID = [b"s-", b"a-", b"f-", b"D-", b"d-", b"r-", b"-", b"-"]
+_AT = imp.BODY_AT + imp.FLAGS_AT           # the first line's flags field
 # a field's place j (but `r`, no part of a state) as the bit 1 << j
-_BITS = [bytes.maketrans(c[:1] + b"-", bytes([1 << j, 0])) for j, c in enumerate(_VALID[:5])]
+_BITS = [bytes.maketrans(c[:1] + b"-", bytes([1 << j, 0])) for j, c in enumerate(imp.PLACES[:5])]
 _NONZERO = bytes([0] + [0xFF] * 255)
-_RUN = re.compile(rb"([\x20-\x3f])\1*|\x7f", re.S)
 _CODE_STATES: dict[int, int] = {}
 
 
@@ -308,7 +304,7 @@ def _code_state(code: int) -> int:
     """The state of a flags field whose places' bits are `code` (no keywords)."""
     st = _CODE_STATES.get(code)
     if st is None:
-        field = bytes(c[0] if code & (1 << j) else 0x2D for j, c in enumerate(_VALID[:5]))
+        field = bytes(c[0] if code & (1 << j) else 0x2D for j, c in enumerate(imp.PLACES[:5]))
         st = _CODE_STATES[code] = state(imp.field_flags(field + b"---"), [])
     return st
 
@@ -316,110 +312,123 @@ def _code_state(code: int) -> int:
 def flag_changes(old: bytes, new: bytes, kwdata: bytes | None,
                  ordered: bool) -> list[tuple[int, list[tuple[int, int]]]] | None:
     """(state, uid ranges) of the messages whose state differs between the
-    .imp `old` and `new`, when nothing but flags fields differs (a STORE)
-    and their .kw.imp is `kwdata`; None otherwise.  The files' lines are
-    of one width: the fields are compared as columns (a strided slice a
-    place), changed lines found as the nonzero bytes of a mask, runs of
-    lines with one new state by a regular expression: no line split.
-    `ordered`: the files' uids are known to ascend (else checked: a range
-    of uids stands for the lines of its run only if they do)."""
-    n = (len(new) - imp.BODY_AT) // imp._LINE_LEN
-    if len(old) != len(new) or not imp.whole(new, n) or not new.startswith(imp.MAGIC) \
-            or old[:imp.BODY_AT] != new[:imp.BODY_AT]:
+    .imp `old` and `new`, when nothing but flags fields differs (a STORE:
+    imp.flags_span) and their .kw.imp is `kwdata`; None otherwise.  The
+    lines are of one width: the fields are compared as columns (a strided
+    slice a place), the changed lines found as the nonzero bytes of a
+    mask, runs of lines with one new state by a regular expression: no
+    line split.  `ordered`: the files' uids are known to ascend (else
+    checked: a range of uids stands for the lines of its run only if
+    they do)."""
+    span = imp.flags_span(old, new)
+    if span is None:
         return None
-    width = imp._LINE_LEN
-    newcols = [new[_AT + j::width] for j in range(8)]
-    oldcols = [old[_AT + j::width] for j in range(8)]
-    for j, v in enumerate(_VALID):
-        if newcols[j].translate(None, v) or oldcols[j].translate(None, v):
-            return None
-    buf = bytearray(new)
-    for j in range(8):
-        buf[_AT + j::width] = oldcols[j]
-    if buf != old:
-        return None                     # a digest or uid differs: not flags only
+    n = (len(new) - imp.BODY_AT) // imp.LINE_LEN
     if not ordered and not _ascending(new, n):
         return None
-    diff = 0
-    for j in range(5):
-        diff |= int.from_bytes(oldcols[j], "big") ^ int.from_bytes(newcols[j], "big")
-    if not diff:
+    if not span:
         return []
-    code = 0
+    k0, k1 = span
+    m = k1 - k0
+    at, end, width = _AT + k0 * imp.LINE_LEN, imp.BODY_AT + k1 * imp.LINE_LEN, imp.LINE_LEN
+    diff = code = 0
     for j in range(5):
-        code |= int.from_bytes(newcols[j].translate(_BITS[j]), "big")
-    mask = int.from_bytes(diff.to_bytes(n, "big").translate(_NONZERO), "big")
-    cc = bytearray(((code | int.from_bytes(b"\x20" * n, "big")) & mask).to_bytes(n, "big"))
-    kws = _keyword_lines(new, n, kwdata, cc)
-    if kws is None:
-        return None
+        now = new[at + j:end:width]
+        diff |= int.from_bytes(old[at + j:end:width], "big") ^ int.from_bytes(now, "big")
+        code |= int.from_bytes(now.translate(_BITS[j]), "big")
+    mask = int.from_bytes(diff.to_bytes(m, "big").translate(_NONZERO), "big")
+    cc = bytearray(((code | int.from_bytes(b"\x20" * m, "big")) & mask).to_bytes(m, "big"))
+    kws = _keyword_lines(new, k0, k1, kwdata, cc)
     groups: dict[int, list[tuple[int, int]]] = {}
-    for m in _RUN.finditer(cc):
-        k0, k1 = m.start(), m.end() - 1
-        c = cc[k0]
-        st = _code_state(c & 0x1F) if c != 0x7F else kws[k0]
-        groups.setdefault(st, []).append((_uid(new, k0), _uid(new, k1)))
+    for a, b in _runs(cc):
+        c = cc[a]
+        if c == 0x7F:                   # each its own
+            for k in range(a, b):
+                groups.setdefault(kws[k], []).append((_uid(new, k0 + k),) * 2)
+        elif c:
+            groups.setdefault(_code_state(c & 0x1F), []).append(
+                (_uid(new, k0 + a), _uid(new, k0 + b - 1)))
     return list(groups.items())
 
 
+def _runs(cc: bytearray) -> Iterator[tuple[int, int]]:
+    """(start, end) of the runs of one byte value of cc: where a byte
+    differs from the one before it, found as the nonzero bytes of cc's
+    integer XOR itself shifted by a byte (memchr over them, not a Python
+    step a byte)."""
+    x = int.from_bytes(cc, "big")
+    edges = (x ^ (x >> 8)).to_bytes(len(cc), "big").translate(_NONZERO)
+    a = 0
+    while a < len(cc):
+        b = edges.find(0xFF, a + 1)
+        b = len(cc) if b < 0 else b
+        yield a, b
+        a = b
+
+
 def _uid(data: bytes, k: int) -> int:
-    at = imp.BODY_AT + k * imp._LINE_LEN + imp._UID_AT
+    at = imp.BODY_AT + k * imp.LINE_LEN + imp.UID_AT
     return int(data[at:at + 10])
 
 
-_WIDE = 16                                  # bytes of a uid's field below
+_HIGH = bytes.maketrans(b"0123456789", bytes(d << 4 for d in range(10)))
+_LOW = bytes.maketrans(b"0123456789", bytes(range(10)))
 _ASC_CONST: dict[int, tuple[int, int]] = {}    # n -> the two constants below
 
 
 def _ascending(data: bytes, n: int) -> bool:
     """The uids of a whole .imp's n lines ascend strictly.  Checked on big
-    integers, not as 10,000 compares: V holds line k's 10 digits (as
-    bytes: equal-length digit strings order as their numbers) in its
-    128-bit field n-1-k; (V << 128) + (2**100 - 1) - V, field by field
-    (no borrow crosses a field: a field of V is below 2**80), is
-    v(k+1) - v(k) + 2**100 - 1 in field n-1-k, whose bit 100 is set
-    exactly when v(k+1) > v(k)."""
+    integers, not as 10,000 compares: V holds line k's 10 digits (packed,
+    two a byte: they order as the number) in its 64-bit field n-1-k;
+    (V << 64) + (2**48 - 1) - V, field by field (no borrow crosses a
+    field: a field of V is below 2**40), is v(k+1) - v(k) + 2**48 - 1 in
+    field n-1-k, whose bit 48 is set exactly when v(k+1) > v(k)."""
     if n < 2:
         return True
-    buf = bytearray(_WIDE * n)
-    for j in range(10):
-        col = data[imp.BODY_AT + imp._UID_AT + j::imp._LINE_LEN]
-        if col.translate(None, b"0123456789"):
+    buf = bytearray(8 * n)
+    at = imp.BODY_AT + imp.UID_AT
+    for p in range(5):
+        high = data[at + 2 * p::imp.LINE_LEN]
+        low = data[at + 2 * p + 1::imp.LINE_LEN]
+        if high.translate(None, b"0123456789") or low.translate(None, b"0123456789"):
             return False
-        buf[_WIDE - 10 + j::_WIDE] = col
+        buf[3 + p::8] = (int.from_bytes(high.translate(_HIGH), "big") |
+                         int.from_bytes(low.translate(_LOW), "big")).to_bytes(n, "big")
     got = _ASC_CONST.get(n)
     if got is None:
         _ASC_CONST.clear()
         got = _ASC_CONST[n] = (
-            int.from_bytes(((1 << 100) - 1).to_bytes(_WIDE, "big") * (n + 1), "big"),
-            int.from_bytes((1 << 100).to_bytes(_WIDE, "big") * (n - 1) + bytes(_WIDE), "big"))
+            int.from_bytes(((1 << 48) - 1).to_bytes(8, "big") * (n + 1), "big"),
+            int.from_bytes((1 << 48).to_bytes(8, "big") * (n - 1) + bytes(8), "big"))
     offset, bit = got
     v = int.from_bytes(buf, "big")
-    return ((v << (8 * _WIDE)) + offset - v) & bit == bit
+    return ((v << 64) + offset - v) & bit == bit
 
 
-def _keyword_lines(data: bytes, n: int, kwdata: bytes | None,
-                   cc: bytearray) -> dict[int, int] | None:
+def _keyword_lines(data: bytes, k0: int, k1: int, kwdata: bytes | None,
+                   cc: bytearray) -> dict[int, int]:
     """The state of each changed line of a message with keywords (its
-    digest the .kw.imp's), by line; those lines are marked 0x7F in cc (a
-    run of their own).  The lines are found by their uid (they ascend)."""
+    digest the .kw.imp's), by its place in cc (line k0 is cc's first);
+    those places are marked 0x7F in cc (a run of their own).  The lines
+    are found by their uid (they ascend)."""
     out: dict[int, int] = {}
     for uid, (digest, words) in (imp.parse_keywords(kwdata) if kwdata else {}).items():
         if not words:
             continue
-        lo, hi = 0, n
+        lo, hi = k0, k1
         while lo < hi:
             mid = (lo + hi) // 2
             if _uid(data, mid) < uid:
                 lo = mid + 1
             else:
                 hi = mid
-        at = imp.BODY_AT + lo * imp._LINE_LEN
-        if lo == n or _uid(data, lo) != uid or data[at:at + 40] != digest.encode():
+        at = imp.BODY_AT + lo * imp.LINE_LEN
+        if lo == k1 or _uid(data, lo) != uid or data[at:at + 40] != digest.encode():
             continue
-        if cc[lo]:
-            cc[lo] = 0x7F
-            out[lo] = state(imp.field_flags(data[at + imp._FLAGS_AT:at + imp._FLAGS_AT + 8]), words)
+        if cc[lo - k0]:
+            cc[lo - k0] = 0x7F
+            field = data[at + imp.FLAGS_AT:at + imp.FLAGS_AT + 8]
+            out[lo - k0] = state(imp.field_flags(field), words)
     return out
 
 
