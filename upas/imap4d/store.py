@@ -45,22 +45,38 @@ def changer(op: str, flags: list[str]):
             new = old - sysflags
         return imp.flagset(new)
 
-    def change(m: Message) -> bool:
-        # system flags first: the common STORE names no keyword
-        old = m.flags
+    def new_flags(old) -> frozenset[str]:
         key = old if isinstance(old, frozenset) else frozenset(old)
         new = made.get(key)
         if new is None:
             new = made[key] = flags_of(key)
+        return new
+
+    def change(m: Message) -> bool:
+        # system flags first: the common STORE names no keyword
+        old = m.flags
+        new = new_flags(old)
         changed = new != old
         if changed:
             m.flags = new
-        if kws or op == "":
-            words = _keywords(op, m.keywords, kws)
-            if words != m.keywords:
-                m.keywords, changed = words, True
+        words = _keywords(op, m.keywords, kws)
+        if words != m.keywords:
+            m.keywords, changed = words, True
         return changed
-    return change
+
+    def flags_only(m: Message) -> bool:
+        # (called once a message of a STORE 1:*: a dict lookup by the
+        # flags object, which messages share, before anything else)
+        old = m.flags
+        try:
+            new = made[old]
+        except (KeyError, TypeError):
+            new = new_flags(old)
+        if new is old or new == old:
+            return False
+        m.flags = new
+        return True
+    return change if kws or op == "" else flags_only
 
 
 def _keywords(op: str, have: list[str], kws: list[str]) -> list[str]:
