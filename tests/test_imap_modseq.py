@@ -207,6 +207,9 @@ def test_a_log_entry_is_read_from_its_line_and_a_torn_one_is_not():
     assert rec.msgs == {1: (10, 1), 2: (10, 1), 5: (4, 0)} and rec.expunged == [(8, [(3, 4)])]
     assert ms._files_of(BASE + entry) == "b" * 40 + " -"
     assert ms.format_entry(ms.read_log(BASE + entry, len(BASE))[0][0]) == entry
+    # a base read line by line (a damaged line: its message lost) takes it too
+    damaged = BASE.replace(b"4 00000000", b"4 0000000g")
+    assert ms.parse(damaged + entry).msgs == {1: (10, 1), 2: (10, 1)}
     # a crash's cut anywhere in the line: the record as it was before it
     for cut in range(1, len(entry) + 1):
         torn = BASE + entry[:-cut]

@@ -56,8 +56,8 @@ SUFFIX = ".modseq.imp"
 # forgotten (the `f` line) and reported by absence instead (vanished())
 KEEP_EXPUNGED = 100_000
 # the log's bytes past which a STORE writes the record whole instead (every
-# sync reads the log: it stays small)
-LOG_BOUND = 32 * 1024
+# sync reads the log: it stays small; ~70 STOREs of one message each)
+LOG_BOUND = 8 * 1024
 
 
 _STATES: dict[tuple, int] = {}
@@ -89,25 +89,30 @@ def parse(data: bytes | None) -> Record | None:
     if not data or not data.startswith(MAGIC):
         return None
     at = log_at(data)
-    rec = _parse_base(data[:at])
-    if rec is not None and at < len(data):
-        apply_log(rec, read_log(data, at)[0])
-    return rec
+    return _parse_base(data[:at], read_log(data, at)[0] if at < len(data) else [])
 
 
-def _parse_base(data: bytes) -> Record | None:
-    """parse() of the record before its log."""
+def _parse_base(data: bytes, log: list[LogEntry]) -> Record | None:
+    """parse() of the record `data` (before its log) and its log's
+    entries: applied to its columns (a slice of them a uid range), or to
+    the Record a line by line reading makes."""
     cols = columns(data)
+    if cols is not None and log:
+        got = _log_columns(cols, log)
+        cols = got[0] if got else None
     try:
         msgs = dict(zip(map(int, cols.uids), zip(map(int, cols.modseqs),
                                                   map(int, cols.states, _HEX)))) if cols else None
     except ValueError:
         msgs = None
     if msgs is None:
-        return _parse_lines(data)
+        rec = _parse_lines(data)
+        if rec is not None:
+            apply_log(rec, log)
+        return rec
     rec = Record(cols.uidvalidity, cols.highest, msgs)
     _parse_rest(rec, data[cols.rest:].split(b"\n"))
-    rec.files = cols.files
+    rec.files = log[-1].files if log else cols.files
     return rec
 
 
