@@ -21,9 +21,9 @@ that is not whole, and a torn tail is never appended to (the record is
 then written whole, as when the log has grown past LOG_BOUND or anything
 but flags changed).
 
-The file is not a log of what sessions did: it is reconciled with the
-`.imp` and `.kw.imp` as they are (`sync`, under the mail lock, after a
-merge).  A message whose flags or keywords (its `state`, \\Recent left
+The record (its log but a shorter way to write a reconciliation) is not
+a log of what sessions did: it is reconciled with the `.imp` and
+`.kw.imp` as they are (`sync`, under the mail lock, after a merge).  A message whose flags or keywords (its `state`, \\Recent left
 out) differ from what the file recorded, or that the file does not know,
 gets the next MODSEQ; a UID the file knows and the `.imp` no longer has
 was expunged at it.  So every change counts, whoever made it: an imap4d
@@ -35,6 +35,10 @@ line names the `.imp` and `.kw.imp` the record was last reconciled with:
 a session that finds those files unchanged takes the record as it is
 (another session synced it after its change) and parses it only when a
 MODSEQ is asked for.  (An older file without the line is reconciled.)
+A session that holds the files the record was reconciled with (its
+`_base`) and wrote new ones that differ in flags only appends the
+difference (`_append`); otherwise `patch` (the record's messages the
+.imp's lines) or `reconcile` write it whole.
 """
 from __future__ import annotations
 
