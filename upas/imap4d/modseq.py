@@ -10,7 +10,8 @@ keywords are, so that Plan 9's `.imp` stays byte for byte
     f <modseq>\\n                               expunges at or below it forgotten
     + <modseq> <files> <state>=<uid-set>... <crc32:8 hex>\\n   the log, appended
 
-The log (docs/decisions.md, "The MODSEQ record's log"): a change of
+The log (docs/decisions.md, "Resync, CAPABILITY codes, SASL-IR (issue
+18)", the record's log): a change of
 flags only (a STORE: the .imp's lines the same but flags fields, the
 .kw.imp the same) is appended as one line instead of the record being
 made anew: the messages of each uid-set (existing ones; the ranges are
