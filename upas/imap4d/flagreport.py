@@ -8,6 +8,7 @@ keywords formatted once) put through one format a line, not a message at
 a time."""
 from __future__ import annotations
 
+import itertools
 import operator
 from typing import Sequence
 
@@ -33,7 +34,8 @@ def lines(s, box, msgs: list[Message], items: Sequence[str]) -> bytes:
         uids = uids or list(map(_UID, msgs))
         cols.append(uids if item == UID else box.modseqs.of_many(uids))
     fmt = b"* %d FETCH (" + b" ".join(_ITEMS[i] for i in items) + b")\r\n"
-    return b"".join(map(fmt.__mod__, zip(*cols)))
+    # one format of all the lines: a %-call a line was 40% of them
+    return (fmt * len(msgs)) % tuple(itertools.chain.from_iterable(zip(*cols)))
 
 
 def seqs(box, msgs: list[Message]) -> Sequence[int]:

@@ -16,6 +16,7 @@ reports these at the points RFC 3501 allows.
 from __future__ import annotations
 
 import gc
+import operator
 import os
 from typing import Callable
 
@@ -28,6 +29,7 @@ from upas.imap4d.message import RECENT, Message
 
 __all__ = ["Mailbox", "MailboxError", "MailboxLost", "Message"]
 
+_EXPUNGED = operator.attrgetter("expunged")
 RELIST_TRIES = 8             # listings before numbering an unknown old message
 
 
@@ -125,7 +127,8 @@ class Mailbox:
         self.marked, recorded = selectmark.read(self.ns, self.path)
         lines = None                    # its lines are the recorded listing's messages
         if recorded is not None and self.state.listed is not None:
-            lines = imp.lines_of(self.state.listed, recorded.digests)
+            lines = imp.lines_of(self.state.listed, recorded.digests,
+                                 recorded.column or None, recorded.column_at)
         try:
             self.view = FsView.open(self.ns, self.path)
         except nsmod.Error as e:
@@ -454,7 +457,7 @@ class Mailbox:
         (after msgs[:exists_reported], the ones it knows) go unreported:
         an EXPUNGE for them would name a number it never had."""
         known = self.exists_reported
-        if any(m.expunged for m in self.msgs[known:]):
+        if any(map(_EXPUNGED, self.msgs[known:])):
             self._forget(m for m in self.msgs[known:] if m.expunged)
             self.msgs[known:] = [m for m in self.msgs[known:] if not m.expunged]
 
@@ -463,7 +466,7 @@ class Mailbox:
         in turn (already adjusted, as `* n EXPUNGE` needs).  Only messages
         the client knows: drop_unannounced first."""
         self.drop_unannounced()
-        if not any(m.expunged for m in self.msgs):     # (every command asks)
+        if not any(map(_EXPUNGED, self.msgs)):     # (every command asks: in C)
             return []
         seqs = [i + 1 - k for k, i in enumerate(i for i, m in enumerate(self.msgs) if m.expunged)]
         if seqs:

@@ -25,7 +25,7 @@ old file or the new one, and a file cut short fails the count check:
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from upas import ns as nsmod
 from upas.mail import safewrite
@@ -42,6 +42,10 @@ class Listing:
     boxkey: str                 # the mailbox file's stat (key())
     nums: list[int]
     digests: list[str]
+    # the file, whose digest lines from column_at on imp.lines_of compares
+    # with the .imp's column as they are; empty when not read from a file
+    column: bytes = field(default=b"", compare=False, repr=False)
+    column_at: int = field(default=0, compare=False, repr=False)
 
 
 def path_for(box: str) -> str:
@@ -73,7 +77,8 @@ def parse(data: bytes | None) -> Listing | None:
     # a digest a line, each 40 characters: checked whole, not line by line
     if count != len(nums) or len(tail) != 41 * count or tail[40::41] != "\n" * count:
         return None
-    return Listing(mark, boxkey, nums, tail.split("\n")[:-1])
+    return Listing(mark, boxkey, nums, tail.split("\n")[:-1],
+                   data, len(data) - len(tail))
 
 
 def read(ns: nsmod.Namespace, box: str) -> tuple[bytes | None, Listing | None]:
