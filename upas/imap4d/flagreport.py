@@ -54,11 +54,11 @@ def texts(s, msgs: list[Message]) -> list[bytes]:
     flags = list(map(_FLAGS, msgs))
     if not any(map(_KEYWORDS, msgs)):
         try:
-            one = dict(zip(flags, msgs))            # a message of each set
+            distinct = set(flags)
         except TypeError:                           # a set, not a frozenset
-            one = None
-        if one is not None:
-            shown = {f: _text(s, m) for f, m in one.items()}
+            distinct = None
+        if distinct is not None:                    # each told by a message with it
+            shown = {f: _text(s, msgs[flags.index(f)]) for f in distinct}
             return list(map(shown.__getitem__, flags))
     made: dict[tuple, bytes] = {}
     out = []
