@@ -149,3 +149,54 @@ def test_lines_are_taken_whole_only_when_they_are_the_messages():
     assert merge(state, good, msgs) is not None
     assert [(m.uid, m.flags) for m in msgs] == [(1, {"\\Seen"}), (3, set())]
     assert state.render(msgs) == (None, None)       # the file as it was
+
+
+def test_lines_of_reads_every_field_as_parse_imp_does():
+    """imp.lines_of reads the file by columns (strided slices): what it
+    gives is what the line parser gives, for every flag letter and the
+    largest uid; any one byte of a line made wrong (a digest, a digit, a
+    flag letter, a separator) and it gives None; the digests may come as
+    selectmark's record holds them (a column of 41-byte lines, from an
+    offset) or as a list."""
+    letters = ["", "s", "a", "f", "D", "d", "r", "safDdr", "sf", "ad"]
+    digests = ["%040x" % (k * 7919) for k in range(len(letters))]
+    rows = [(d, 10 ** k + k, f) for k, (d, f) in enumerate(zip(digests, letters))]
+    rows[-1] = (digests[-1], 4294967295, letters[-1])
+    data = imp_file(4294967295, *rows)
+    want = imp.parse_imp(data).entries
+    got = imp.lines_of(data, digests)
+    assert got == ([e.uid for e in want], [e.flags for e in want])
+    record = b"head\n" + "".join(d + "\n" for d in digests).encode()
+    assert imp.lines_of(data, digests, record, len(b"head\n")) == got
+    assert imp.lines_of(data, digests, record, 0) is None      # not the column
+    line = imp.BODY_AT + 3 * 61                 # the 4th line: each byte in turn
+    for k in range(61):
+        for wrong in (b"x", b" ", b"-", b"0", b"s"):
+            bad = data[:line + k] + wrong + data[line + k + 1:]
+            if bad == data:
+                continue
+            out = imp.lines_of(bad, digests)
+            parsed = imp.parse_imp(bad).entries
+            if out is not None:         # still a valid line: read as the parser reads it
+                assert len(parsed) == len(digests) and [e.digest for e in parsed] == digests
+                assert out == ([e.uid for e in parsed], [e.flags for e in parsed]), (k, wrong)
+    assert imp.lines_of(data, digests[:-1] + ["f" * 39]) is None
+    assert imp.lines_of(data, digests[:-1] + ["\u00e9" * 40]) is None
+
+
+def test_with_uids_finds_what_a_pass_over_the_messages_finds():
+    """Mailbox.with_uids (QRESYNC's SELECT: the changed messages) looks a
+    few uids up by bisection: it gives what the plain filter gives, with
+    messages expunged, a uid that is not there, one not numbered yet (uid
+    0) among them, and many uids."""
+    from upas.imap4d.mailbox import Mailbox
+    box = Mailbox(None, "/mail/box/glenda/mbox")
+    box.msgs = [Message(n, "%040x" % n, uid=3 * n) for n in range(1, 201)]
+    box.msgs[10].expunged = True
+    def plain(uids):
+        return [m for m in box.msgs if m.uid in uids and not m.expunged]
+    for uids in ({3, 33, 600}, {33}, {4}, {3, 4}, set(range(0, 700, 3)), set()):
+        assert box.with_uids(uids) == plain(uids), uids
+    box.msgs[50].uid = 0
+    for uids in ({3, 303, 600}, {153}, {156, 600}):
+        assert box.with_uids(uids) == plain(uids), uids

@@ -10,6 +10,7 @@ mount cannot lead outside it.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import socket
 import stat as statmod
@@ -58,6 +59,7 @@ class Dir:
         return bool(self.mode & DMDIR)
 
 
+@functools.lru_cache(maxsize=1024)     # every file operation cleans its path: a few, over and over
 def cleanname(path: str) -> str:
     """Plan 9 cleanname(2): drop `.` and empty elements, fold `..` lexically."""
     rooted = path.startswith("/")

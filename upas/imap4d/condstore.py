@@ -137,8 +137,7 @@ def after_select(s, cond: bool, resync: Resync | None) -> None:
     if gone:
         s.untagged("VANISHED (EARLIER) " + modseq.format_set(gone))
     changed = box.modseqs.changed_since(resync.modseq)
-    msgs = [m for m in box.msgs
-            if m.uid in changed and not m.expunged and modseq.within(m.uid, known)]
+    msgs = [m for m in box.with_uids(changed) if modseq.within(m.uid, known)]
     if msgs:                    # (without \\Recent under IMAP4rev2: flagreport)
         s.send(unsolicited(s, box, msgs, True))
 

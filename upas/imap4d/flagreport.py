@@ -8,6 +8,7 @@ keywords formatted once) put through one format a line, not a message at
 a time."""
 from __future__ import annotations
 
+import itertools
 import operator
 from typing import Sequence
 
@@ -33,7 +34,8 @@ def lines(s, box, msgs: list[Message], items: Sequence[str]) -> bytes:
         uids = uids or list(map(_UID, msgs))
         cols.append(uids if item == UID else box.modseqs.of_many(uids))
     fmt = b"* %d FETCH (" + b" ".join(_ITEMS[i] for i in items) + b")\r\n"
-    return b"".join(map(fmt.__mod__, zip(*cols)))
+    # one format of all the lines: a %-call a line was 40% of them
+    return (fmt * len(msgs)) % tuple(itertools.chain.from_iterable(zip(*cols)))
 
 
 def seqs(box, msgs: list[Message]) -> Sequence[int]:
@@ -52,11 +54,11 @@ def texts(s, msgs: list[Message]) -> list[bytes]:
     flags = list(map(_FLAGS, msgs))
     if not any(map(_KEYWORDS, msgs)):
         try:
-            one = dict(zip(flags, msgs))            # a message of each set
+            distinct = set(flags)
         except TypeError:                           # a set, not a frozenset
-            one = None
-        if one is not None:
-            shown = {f: _text(s, m) for f, m in one.items()}
+            distinct = None
+        if distinct is not None:                    # each told by a message with it
+            shown = {f: _text(s, msgs[flags.index(f)]) for f in distinct}
             return list(map(shown.__getitem__, flags))
     made: dict[tuple, bytes] = {}
     out = []

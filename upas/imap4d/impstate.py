@@ -105,14 +105,18 @@ class ImpState:
         expunged here).  `taken`: the messages were made from these
         bytes' lines already (imp.lines_of: see _take_lines)."""
         self.now = data
-        live = [m for m in msgs if not m.expunged]
-        if self._as_written(data, kwdata, live):
-            self.read = (data, kwdata)
-            return Merged()
+        live = None                     # (a new view taking the lines needs no pass)
+        if self.known is not None:
+            live = [m for m in msgs if not m.expunged]
+            if self._as_written(data, kwdata, live):
+                self.read = (data, kwdata)
+                return Merged()
         if data is not None and not self.uidvalidity:
             got = self._take_lines(data, kwdata, msgs, taken)
             if got is not None:
                 return got
+        if live is None:
+            live = [m for m in msgs if not m.expunged]
         got = self._changed_lines(data, kwdata, live, vanished)
         if got is not None:
             return got
