@@ -29,6 +29,9 @@ same = os.path.samestat(os.fstat(0), os.fstat(1))
 print("who", os.getpid(), os.getppid(), os.getsid(0), random.random(), flush=True)
 print("what", __name__, sys.argv, stat.S_ISSOCK(os.fstat(0).st_mode), same,
       "%s!%d" % peer[:2], sorted(os.listdir("/proc/self/fd")), flush=True)
+# the module as `python -m` runs it: its spec, package, file, and itself as __main__
+print("module", __spec__.name, repr(__package__), __file__ == sys.argv[0],
+      sys.modules["__main__"].__dict__ is globals(), flush=True)
 for line in sys.stdin:
     cmd, _, arg = line.strip().partition(" ")
     if cmd == "exit":
@@ -61,6 +64,7 @@ class Session:
         self.pid, self.ppid, self.sid = int(who[1]), int(who[2]), int(who[3])
         self.rand = who[4]
         self.what = self.file.readline().decode()
+        self.module = self.file.readline().decode()
 
     def say(self, line: str) -> bytes:
         self.file.write(line.encode() + b"\n")
@@ -108,7 +112,7 @@ def test_forked_session_is_what_exec_makes(svcdir):
             assert a.sid == a.pid                    # its own session
             assert a.say("echo hello") == b"echo hello\n"
             port = a.sock.getsockname()[1]
-            seen[fork] = a.what.replace(f"!{port}", "!PORT")
+            seen[fork] = a.what.replace(f"!{port}", "!PORT") + a.module
             assert f"127.0.0.1!{port}" in a.what     # stdin is this connection
             # b started while a was open: nothing of a's session is open in b
             assert b.what.rpartition("[")[2] == a.what.rpartition("[")[2] == "'0', '1', '2', '3']\n"
@@ -129,6 +133,7 @@ def test_forked_session_is_what_exec_makes(svcdir):
     assert seen[True] == seen[False]
     assert seen[True].startswith("what __main__ [") and "'one', 'two words', '-r'" in seen[True]
     assert "['0', '1', '2', '3']" in seen[True]
+    assert seen[True].endswith("module fsecho '' True True\n")
 
 
 def test_exit_status_and_signal_logged(svcdir):

@@ -214,6 +214,30 @@ def _preload(module: str) -> None:
     for s in specs:
         if s is not None:
             _try(_run_imports, s)
+    _try(_preload_more, module)
+
+
+def _preload_more(module: str) -> None:
+    """Then the imports in functions of the other modules of ours those
+    imported (a session's login imports upas/fsbroker.py from
+    upas/mail/fsview.py's mount_direct: ~1 ms of each session's LOGIN
+    otherwise), until no more are found; never a __main__."""
+    import importlib.util
+    top = importlib.util.find_spec(module.split(".")[0])
+    if top is None or not top.submodule_search_locations:
+        return
+    root = os.path.dirname(os.path.realpath(list(top.submodule_search_locations)[0])) + os.sep
+    seen: set[str] = set()
+    for _ in range(4):                      # a few rounds: each may import more
+        new = [m for name, m in list(sys.modules.items())
+               if name not in seen and not name.endswith("__main__")
+               and os.path.realpath(getattr(m, "__file__", None) or "/").startswith(root)]
+        if not new:
+            return
+        for m in new:
+            seen.add(m.__name__)
+            if getattr(m, "__spec__", None) is not None:
+                _try(_run_imports, m.__spec__)
 
 
 def _run_imports(spec) -> None:
@@ -353,6 +377,7 @@ def main(argv: list[str]) -> int:
     ctl = socket.socket(fileno=fd)
     _preload(module)
     _warm()
+    main_code = _main_code(module)
     gc.collect()
     gc.freeze()           # the children share these pages; no GC copies them
     args = serve(ctl)
@@ -361,12 +386,47 @@ def main(argv: list[str]) -> int:
     import runpy
     sys.argv = [module, *args]
     try:
-        runpy.run_module(module, run_name="__main__", alter_sys=True)
+        if main_code is not None:
+            _run_main(*main_code)
+        else:
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
         code = 0
     except SystemExit as e:
         code = e.code
     _exit(code)
     return 0
+
+
+def _main_code(module: str):
+    """(spec, code) of what `python -m module` runs, found and compiled
+    here once: runpy's search and unmarshalling in each child cost ~3 ms
+    of its connect-to-greeting.  None if it cannot be had: the child's
+    runpy then meets the failure, as exec would."""
+    import importlib.util
+    try:
+        spec = importlib.util.find_spec(module)
+        if spec is not None and spec.submodule_search_locations is not None:
+            spec = importlib.util.find_spec(module + ".__main__")
+        if spec is None or spec.loader is None:
+            return None
+        code = spec.loader.get_code(spec.name)
+    except Exception:
+        return None
+    return (spec, code) if code is not None else None
+
+
+def _run_main(spec, code) -> None:
+    """Run `code` as runpy.run_module(..., run_name="__main__",
+    alter_sys=True) would: a fresh __main__ module with the spec's
+    names, sys.argv[0] the file."""
+    import builtins
+    import types
+    main = types.ModuleType("__main__")
+    main.__dict__.update(__file__=spec.origin, __cached__=spec.cached, __loader__=spec.loader,
+                         __package__=spec.parent, __spec__=spec, __builtins__=builtins)
+    sys.modules["__main__"] = main
+    sys.argv[0] = spec.origin
+    exec(code, main.__dict__)
 
 
 def _exit(code) -> None:
