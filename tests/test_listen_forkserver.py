@@ -177,6 +177,51 @@ def test_fork_server_killed_is_replaced(svcdir):
         la.stop()
 
 
+def children_of(pid):
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(x) for x in f.read().split()]
+
+
+def sockets_of(pid):
+    return [fd for fd in os.listdir(f"/proc/{pid}/fd")
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")]
+
+
+def test_a_spare_child_waits_for_the_next_connection(svcdir):
+    """One child forked ahead (Dovecot's process_min_avail): while it
+    waits it holds no client connection, only its line to the fork
+    server; the next connection is served by it, another spare is forked;
+    it exits when the fork server goes."""
+    la = launch(svcdir)
+    try:
+        a = Session(la)
+        end = time.monotonic() + 10
+        while len(children_of(a.ppid)) < 2:
+            assert time.monotonic() < end
+            time.sleep(0.02)
+        spare = next(p for p in children_of(a.ppid) if p != a.pid)
+        while len(sockets_of(spare)) != 1:         # until it has let go of the fork server's
+            assert time.monotonic() < end
+            time.sleep(0.02)
+        assert os.getsid(spare) == spare
+        b = Session(la)
+        assert b.pid == spare and b.ppid == a.ppid
+        assert b.say("echo from the spare") == b"echo from the spare\n"
+        while len(children_of(a.ppid)) < 3:
+            assert time.monotonic() < end
+            time.sleep(0.02)
+        spare = next(p for p in children_of(a.ppid) if p not in (a.pid, b.pid))
+        os.kill(a.ppid, signal.SIGKILL)
+        while alive(spare) and os.path.exists(f"/proc/{spare}/cmdline") and cmdline(spare) != [b""]:
+            assert time.monotonic() < end
+            time.sleep(0.02)
+        assert a.say("echo still here") == b"echo still here\n"
+        a.close()
+        b.close()
+    finally:
+        la.stop()
+
+
 def test_limits_apply_to_forked_sessions(svcdir):
     la = launch(svcdir, "-M", "1")
     try:
