@@ -41,6 +41,7 @@ import time
 from upas import config
 
 MAXREQ = 65536
+SPARE_QUIET = 0.05      # seconds after a connection before the next spare is forked
 
 
 # -- the launcher's side --------------------------------------------------
@@ -281,12 +282,14 @@ def serve(ctl: socket.socket) -> list[str] | None:
     connection.
 
     The child is forked ahead (Dovecot's process_min_avail, one spare):
-    a spare forked after the last connection was handed out waits for the
-    next on a socket of its own, so the fork and the child's first steps
-    are not on a client's path.  Until its connection comes a spare holds
+    a spare, forked once the fork server has been quiet SPARE_QUIET
+    after handing out the last (the fork's CPU not taken from the session
+    just started), waits for the next connection on a socket of its own,
+    so the fork and the child's first steps are not on a client's path;
+    a request that finds no spare is forked for, as before.  Until its connection comes a spare holds
     nothing but what the fork server holds (no connection, no user, no
     secret); it exits when the fork server goes.  A spare found dead is
-    replaced by a fork on the request, as before."""
+    replaced by a fork on the request."""
     return _Forker(ctl).run()
 
 
@@ -303,11 +306,15 @@ class _Forker:
         self.sel.register(self.wake_r, selectors.EVENT_READ)
         self.children: dict[int, socket.socket] = {}
         self.spare: tuple[int, socket.socket] | None = None    # pid, its socket
+        self.handed = 0.0                   # when a connection was last handed out
 
     def run(self) -> list[str] | None:
         args = self._fork_spare()
         while args is None:
-            for key, _ in self.sel.select():
+            ready = self.sel.select(self._until_spare())
+            if not ready and self.spare is None:
+                args = self._fork_spare()
+            for key, _ in ready:
                 if key.fileobj is self.wake_r:
                     _drain(self.wake_r)
                     _reap(self.children)
@@ -318,6 +325,14 @@ class _Forker:
                 if self.ctl.fileno() < 0:
                     return None                 # the launcher is gone
         return args
+
+    def _until_spare(self) -> float | None:
+        """Seconds until the next spare is forked: SPARE_QUIET after the
+        last one was handed out, so that its fork does not take the CPU
+        from the session just started (None: there is one)."""
+        if self.spare is not None:
+            return None
+        return max(0.0, self.handed + SPARE_QUIET - time.monotonic())
 
     def _request(self) -> list[str] | None:
         """Serve one request; in a child, its arguments."""
@@ -339,7 +354,8 @@ class _Forker:
         os.close(conn)
         self.children[pid] = reply
         _send_pid(reply, pid)
-        return self._fork_spare()
+        self.handed = time.monotonic()
+        return None
 
     def _hand_to_spare(self, msg: bytes, conn: int) -> int | None:
         """The spare's pid once it has the connection; None if there is
@@ -365,6 +381,7 @@ class _Forker:
         except OSError:                     # no spare: the next request forks
             ours.close()
             theirs.close()
+            self.handed = time.monotonic()  # try again after a quiet while
             return None
         if pid:
             theirs.close()
