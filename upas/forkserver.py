@@ -216,30 +216,6 @@ def _preload(module: str) -> None:
     for s in specs:
         if s is not None:
             _try(_run_imports, s)
-    _try(_preload_more, module)
-
-
-def _preload_more(module: str) -> None:
-    """Then the imports in functions of the other modules of ours those
-    imported (a session's login imports upas/fsbroker.py from
-    upas/mail/fsview.py's mount_direct: ~1 ms of each session's LOGIN
-    otherwise), until no more are found; never a __main__."""
-    import importlib.util
-    top = importlib.util.find_spec(module.split(".")[0])
-    if top is None or not top.submodule_search_locations:
-        return
-    root = os.path.dirname(os.path.realpath(list(top.submodule_search_locations)[0])) + os.sep
-    seen: set[str] = set()
-    for _ in range(4):                      # a few rounds: each may import more
-        new = [m for name, m in list(sys.modules.items())
-               if name not in seen and not name.endswith("__main__")
-               and os.path.realpath(getattr(m, "__file__", None) or "/").startswith(root)]
-        if not new:
-            return
-        for m in new:
-            seen.add(m.__name__)
-            if getattr(m, "__spec__", None) is not None:
-                _try(_run_imports, m.__spec__)
 
 
 def _run_imports(spec) -> None:
