@@ -258,15 +258,14 @@ def serve(ctl: socket.socket) -> list[str] | None:
     connection.
 
     The child is forked ahead (Dovecot's process_min_avail, one spare):
-    a spare, forked when a session ends or once the fork server has been
-    quiet SPARE_QUIET after handing out the last (the fork's CPU not
-    taken from the session just started), waits for the next connection
-    on a socket of its own, so the fork and the child's first steps are
-    not on a client's path; a request that finds no spare is forked for,
-    as before.  Until its connection comes a spare holds nothing but what
-    the fork server holds (no connection, no user, no secret); it exits
-    when the fork server goes.  A spare found dead is replaced by a fork
-    on the request."""
+    a spare, forked once the fork server has been quiet SPARE_QUIET
+    after handing out the last (the fork's CPU not taken from the session
+    just started), waits for the next connection on a socket of its own,
+    so the fork and the child's first steps are not on a client's path;
+    a request that finds no spare is forked for, as before.  Until its connection comes a spare holds
+    nothing but what the fork server holds (no connection, no user, no
+    secret); it exits when the fork server goes.  A spare found dead is
+    replaced by a fork on the request."""
     return _Forker(ctl).run()
 
 
@@ -294,10 +293,7 @@ class _Forker:
             for key, _ in ready:
                 if key.fileobj is self.wake_r:
                     _drain(self.wake_r)
-                    if _reap(self.children) and self.spare is None:
-                        args = self._fork_spare()   # a session ended: CPU to spare
-                        if args is not None:
-                            break
+                    _reap(self.children)
                     continue
                 args = self._request()
                 if args is not None:
@@ -307,10 +303,9 @@ class _Forker:
         return args
 
     def _until_spare(self) -> float | None:
-        """Seconds until the next spare is forked: when a session ends, or
-        SPARE_QUIET after the last one was handed out, so that its fork
-        does not take the CPU from the session just started (None: there
-        is one)."""
+        """Seconds until the next spare is forked: SPARE_QUIET after the
+        last one was handed out, so that its fork does not take the CPU
+        from the session just started (None: there is one)."""
         if self.spare is not None:
             return None
         return max(0.0, self.handed + SPARE_QUIET - time.monotonic())
@@ -409,21 +404,18 @@ def _drain(s: socket.socket) -> None:
         pass
 
 
-def _reap(children: dict[int, socket.socket]) -> bool:
-    """Report the ended children's statuses; whether a session ended."""
-    ended = False
+def _reap(children: dict[int, socket.socket]) -> None:
     while True:
         try:
             pid, status = os.waitpid(-1, os.WNOHANG)
         except ChildProcessError:
-            return ended
+            return
         if pid == 0:
-            return ended
+            return
         reply = children.pop(pid, None)
         if reply is not None:
             _send(reply, b"exit %d" % os.waitstatus_to_exitcode(status))
             reply.close()
-            ended = True
 
 
 def _send_pid(reply: socket.socket, pid: int) -> None:
