@@ -298,9 +298,9 @@ def test_bad_certificate_file(pop3_factory, tmp_path):
 
 
 def test_certificate_read_at_start_key_used_at_stls(pop3_factory, tls_files, tmp_path):
-    """servers.md 2: -t names a PEM certificate, read before the greeting
-    (unreadable: -ERR and exit); the handshake after STLS's +OK uses it,
-    and its failure is fatal.  A file holding the certificate without its
+    """docs/spec/servers.md §2.1: -t names a PEM certificate, read before
+    the greeting (unreadable: -ERR and exit); §2.9: the handshake after
+    STLS's +OK uses it, and its failure ends the process.  A file holding the certificate without its
     key can be read, so the session starts; its handshake cannot succeed."""
     cert, ctx = tls_files
     text = open(cert).read()
