@@ -50,19 +50,25 @@ PHASES = ("greeting", "login", "select", "fetch", "logout")
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def session(ours: Ours) -> dict[str, float]:
-    """One session as the bench's sessions-50 runs it, each phase timed."""
+def timed(ours: Ours, phases: tuple[str, ...], commands: tuple) -> dict[str, float]:
+    """A session connected, then each command sent (None: the greeting),
+    each phase's seconds."""
     out = {}
     t = time.perf_counter()
     c = Imap(ours.imap_addr)
-    for phase, command in zip(PHASES, (None, ours.imap_login, "SELECT INBOX",
-                                       "FETCH 1:20 (UID FLAGS BODY.PEEK[HEADER])", "LOGOUT")):
+    for phase, command in zip(phases, commands):
         if command:
             c.cmd(command)
         now = time.perf_counter()
         out[phase], t = now - t, now
     c.close()
     return out
+
+
+def session(ours: Ours) -> dict[str, float]:
+    """One session as the bench's sessions-50 runs it, each phase timed."""
+    return timed(ours, PHASES, (None, ours.imap_login, "SELECT INBOX",
+                                "FETCH 1:20 (UID FLAGS BODY.PEEK[HEADER])", "LOGOUT"))
 
 
 RECONNECT = ("greeting", "login", "enable", "select", "logout")
@@ -70,18 +76,8 @@ RECONNECT = ("greeting", "login", "enable", "select", "logout")
 
 def reconnect(ours: Ours, uidvalidity: int, modseq: int) -> dict[str, float]:
     """One qresync-reconnect, each step timed."""
-    out = {}
-    t = time.perf_counter()
-    c = Imap(ours.imap_addr)
-    for phase, command in zip(RECONNECT, (None, ours.imap_login, "ENABLE QRESYNC",
-                                          f"SELECT INBOX (QRESYNC ({uidvalidity} {modseq}))",
-                                          "LOGOUT")):
-        if command:
-            c.cmd(command)
-        now = time.perf_counter()
-        out[phase], t = now - t, now
-    c.close()
-    return out
+    return timed(ours, RECONNECT, (None, ours.imap_login, "ENABLE QRESYNC",
+                                   f"SELECT INBOX (QRESYNC ({uidvalidity} {modseq}))", "LOGOUT"))
 
 
 def reconnects(ours: Ours, n: int) -> None:
