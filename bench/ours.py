@@ -76,10 +76,12 @@ class Ours:
 
     def _sessions(self) -> list[int]:
         """Session processes: the fork servers' children or exec'd servers,
-        with their descendants."""
+        with their descendants; not a fork server's spare (a child forked
+        ahead, with no connection yet: its stdin is not a socket)."""
         top = children(self.launcher_pid)       # fork servers, upasfs, exec'd sessions
-        skip = {self.launcher_pid, *(p for p in top if "upas.fs9p" in cmdline(p) or
-                                     "upas.forkserver" in cmdline(p))}
+        forkservers = {p for p in top if "upas.forkserver" in cmdline(p)}
+        skip = {self.launcher_pid, *forkservers, *(p for p in top if "upas.fs9p" in cmdline(p))}
+        skip |= {p for f in forkservers for p in children(f) if not _connected(p)}
         return [p for p in descendants(self.launcher_pid) if p not in skip]
 
     def _stop_fs(self) -> None:
@@ -124,3 +126,10 @@ class Ours:
         return (sum(vmhwm_kb(p) for p in self._upasfs()) +
                 sum(pss_kb(p) for p in self._sessions()))
 
+
+def _connected(pid: int) -> bool:
+    """Whether the process's stdin is a socket (a session's connection)."""
+    try:
+        return os.readlink(f"/proc/{pid}/fd/0").startswith("socket:")
+    except OSError:
+        return False

@@ -15,10 +15,13 @@ Printed, from one run:
     PyPI, `pip install '.[bench]'`) samples them and the heaviest
     functions are listed (own samples and with callees).
 
-    python -m bench.sessions_profile [-n 10000] [--py-spy] [--mixed]
+    python -m bench.sessions_profile [-n 10000] [--py-spy] [--mixed] [--reconnect N]
 
 With --mixed, the bench's mixed-10 load (bench/workloads.py) is run and
-profiled in place of the 50 sessions.
+profiled in place of the 50 sessions.  With --reconnect N, N sequential
+reconnects as qresync-reconnect makes them (connect, LOGIN, ENABLE
+QRESYNC, SELECT with QRESYNC, LOGOUT), each step timed by the client,
+with the CPU of each kind of process per reconnect.
 """
 from __future__ import annotations
 
@@ -47,19 +50,64 @@ PHASES = ("greeting", "login", "select", "fetch", "logout")
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def session(ours: Ours) -> dict[str, float]:
-    """One session as the bench's sessions-50 runs it, each phase timed."""
+def timed(ours: Ours, phases: tuple[str, ...], commands: tuple) -> dict[str, float]:
+    """A session connected, then each command sent (None: the greeting),
+    each phase's seconds."""
     out = {}
     t = time.perf_counter()
     c = Imap(ours.imap_addr)
-    for phase, command in zip(PHASES, (None, ours.imap_login, "SELECT INBOX",
-                                       "FETCH 1:20 (UID FLAGS BODY.PEEK[HEADER])", "LOGOUT")):
+    for phase, command in zip(phases, commands):
         if command:
             c.cmd(command)
         now = time.perf_counter()
         out[phase], t = now - t, now
     c.close()
     return out
+
+
+def session(ours: Ours) -> dict[str, float]:
+    """One session as the bench's sessions-50 runs it, each phase timed."""
+    return timed(ours, PHASES, (None, ours.imap_login, "SELECT INBOX",
+                                "FETCH 1:20 (UID FLAGS BODY.PEEK[HEADER])", "LOGOUT"))
+
+
+RECONNECT = ("greeting", "login", "enable", "select", "logout")
+
+
+def reconnect(ours: Ours, uidvalidity: int, modseq: int) -> dict[str, float]:
+    """One qresync-reconnect, each step timed."""
+    return timed(ours, RECONNECT, (None, ours.imap_login, "ENABLE QRESYNC",
+                                   f"SELECT INBOX (QRESYNC ({uidvalidity} {modseq}))", "LOGOUT"))
+
+
+def reconnects(ours: Ours, n: int) -> None:
+    """--reconnect: n sequential reconnects, each step's median (least),
+    and each kind of process's CPU per reconnect."""
+    import re
+    c = Imap(ours.imap_addr)
+    c.cmd(ours.imap_login)
+    c.cmd("ENABLE QRESYNC")
+    c.cmd("SELECT INBOX", keep=True)
+    text = b"".join(c.untagged)
+    c.cmd("LOGOUT")
+    c.close()
+    v = int(re.search(rb"UIDVALIDITY (\d+)", text).group(1))
+    m = int(re.search(rb"HIGHESTMODSEQ (\d+)", text).group(1))
+    for _ in range(3):
+        reconnect(ours, v, m)
+    groups = kinds(ours)
+    before = cpu_of(groups)
+    got = [reconnect(ours, v, m) for _ in range(n)]
+    after = cpu_of(groups)
+    print(f"{n} reconnects (QRESYNC), per step median (least) ms:")
+    print("  " + "  ".join(f"{p} {statistics.median(r[p] for r in got) * 1000:.1f}"
+                           f" ({min(r[p] for r in got) * 1000:.1f})" for p in RECONNECT))
+    whole = [sum(r[p] for p in RECONNECT[:-1]) for r in got]
+    print(f"  connect to SELECT's OK: median {statistics.median(whole) * 1000:.1f} ms, "
+          f"least {min(whole) * 1000:.1f} ms")
+    print("CPU ms per reconnect:")
+    for name in sorted(after, key=lambda k: -(after[k] - before.get(k, 0))):
+        print(f"  {name:<26} {(after[name] - before.get(name, 0)) * 1000 / n:6.2f} ms")
 
 
 def concurrent(ours: Ours) -> list[dict[str, float]]:
@@ -147,11 +195,15 @@ def main() -> None:
     ap.add_argument("-n", type=int, default=10_000, help="messages in the corpus")
     ap.add_argument("--py-spy", action="store_true", help="sample upasfs and the sessions")
     ap.add_argument("--mixed", action="store_true", help="profile mixed-10, not 50 sessions")
+    ap.add_argument("--reconnect", type=int, metavar="N",
+                    help="time N sequential QRESYNC reconnects, not 50 sessions")
     a = ap.parse_args()
     from bench.corpus import corpus
     with tempfile.TemporaryDirectory(prefix="bench-sessions.", dir="/tmp") as d:
         with Ours(Path(d), corpus(a.n)) as ours:
             session(ours)                   # upasfs started, the .imp written
+            if a.reconnect:
+                return reconnects(ours, a.reconnect)
             alone = [session(ours) for _ in range(5)]
             print(f"{a.n} messages; one session alone (median of 5):")
             print("  " + "  ".join(f"{p} {statistics.median(r[p] for r in alone) * 1000:.0f} ms"

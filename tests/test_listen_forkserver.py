@@ -29,6 +29,9 @@ same = os.path.samestat(os.fstat(0), os.fstat(1))
 print("who", os.getpid(), os.getppid(), os.getsid(0), random.random(), flush=True)
 print("what", __name__, sys.argv, stat.S_ISSOCK(os.fstat(0).st_mode), same,
       "%s!%d" % peer[:2], sorted(os.listdir("/proc/self/fd")), flush=True)
+# the module as `python -m` runs it: its spec, package, file, and itself as __main__
+print("module", __spec__.name, repr(__package__), __file__ == sys.argv[0],
+      sys.modules["__main__"].__dict__ is globals(), flush=True)
 for line in sys.stdin:
     cmd, _, arg = line.strip().partition(" ")
     if cmd == "exit":
@@ -61,6 +64,7 @@ class Session:
         self.pid, self.ppid, self.sid = int(who[1]), int(who[2]), int(who[3])
         self.rand = who[4]
         self.what = self.file.readline().decode()
+        self.module = self.file.readline().decode()
 
     def say(self, line: str) -> bytes:
         self.file.write(line.encode() + b"\n")
@@ -108,7 +112,7 @@ def test_forked_session_is_what_exec_makes(svcdir):
             assert a.sid == a.pid                    # its own session
             assert a.say("echo hello") == b"echo hello\n"
             port = a.sock.getsockname()[1]
-            seen[fork] = a.what.replace(f"!{port}", "!PORT")
+            seen[fork] = a.what.replace(f"!{port}", "!PORT") + a.module
             assert f"127.0.0.1!{port}" in a.what     # stdin is this connection
             # b started while a was open: nothing of a's session is open in b
             assert b.what.rpartition("[")[2] == a.what.rpartition("[")[2] == "'0', '1', '2', '3']\n"
@@ -129,6 +133,7 @@ def test_forked_session_is_what_exec_makes(svcdir):
     assert seen[True] == seen[False]
     assert seen[True].startswith("what __main__ [") and "'one', 'two words', '-r'" in seen[True]
     assert "['0', '1', '2', '3']" in seen[True]
+    assert seen[True].endswith("module fsecho '' True True\n")
 
 
 def test_exit_status_and_signal_logged(svcdir):
@@ -168,6 +173,51 @@ def test_fork_server_killed_is_replaced(svcdir):
         old.close()
         new.close()
         log_line(la, new.pid)
+    finally:
+        la.stop()
+
+
+def children_of(pid):
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return [int(x) for x in f.read().split()]
+
+
+def sockets_of(pid):
+    return [fd for fd in os.listdir(f"/proc/{pid}/fd")
+            if os.readlink(f"/proc/{pid}/fd/{fd}").startswith("socket:")]
+
+
+def test_a_spare_child_waits_for_the_next_connection(svcdir):
+    """One child forked ahead (Dovecot's process_min_avail): while it
+    waits it holds no client connection, only its line to the fork
+    server; the next connection is served by it, another spare is forked;
+    it exits when the fork server goes."""
+    la = launch(svcdir)
+    try:
+        a = Session(la)
+        end = time.monotonic() + 10
+        while len(children_of(a.ppid)) < 2:
+            assert time.monotonic() < end
+            time.sleep(0.02)
+        spare = next(p for p in children_of(a.ppid) if p != a.pid)
+        while len(sockets_of(spare)) != 1:         # until it has let go of the fork server's
+            assert time.monotonic() < end
+            time.sleep(0.02)
+        assert os.getsid(spare) == spare
+        b = Session(la)
+        assert b.pid == spare and b.ppid == a.ppid
+        assert b.say("echo from the spare") == b"echo from the spare\n"
+        while len(children_of(a.ppid)) < 3:
+            assert time.monotonic() < end
+            time.sleep(0.02)
+        spare = next(p for p in children_of(a.ppid) if p not in (a.pid, b.pid))
+        os.kill(a.ppid, signal.SIGKILL)
+        while alive(spare) and os.path.exists(f"/proc/{spare}/cmdline") and cmdline(spare) != [b""]:
+            assert time.monotonic() < end
+            time.sleep(0.02)
+        assert a.say("echo still here") == b"echo still here\n"
+        a.close()
+        b.close()
     finally:
         la.stop()
 

@@ -297,6 +297,27 @@ def test_bad_certificate_file(pop3_factory, tmp_path):
     assert c.closed()
 
 
+def test_certificate_read_at_start_key_used_at_stls(pop3_factory, tls_files, tmp_path):
+    """docs/spec/servers.md §2.1: -t names a PEM certificate, read before
+    the greeting (unreadable: -ERR and exit); §2.9: the handshake after
+    STLS's +OK uses it, and its failure ends the process.  A file holding the certificate without its
+    key can be read, so the session starts; its handshake cannot succeed."""
+    cert, ctx = tls_files
+    text = open(cert).read()
+    only = tmp_path / "cert-only.pem"
+    only.write_text(text[text.index("-----BEGIN CERTIFICATE-----"):])
+    nocert = tmp_path / "key-only.pem"
+    nocert.write_text(text[:text.index("-----BEGIN CERTIFICATE-----")])
+    c = pop3_factory(["-t", str(nocert)]).connect()
+    assert c.greeting.startswith(b"-ERR cannot read TLS certificate: ")
+    assert c.closed()
+    c = pop3_factory(["-t", str(only)]).connect()
+    assert c.greeting.startswith(b"+OK POP3 server ready <")
+    assert c.cmd(b"STLS") == b"+OK\r\n"
+    with pytest.raises((ssl.SSLError, OSError)):
+        ctx.wrap_socket(c.sock, server_hostname="localhost")
+
+
 def test_stls_over_pipes(pop3_factory, tls_files):
     """stdin/stdout as pipes, not a socket: TLS through ssl.MemoryBIO."""
     cert, ctx = tls_files

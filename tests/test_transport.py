@@ -30,7 +30,7 @@ def test_peer_from_r_flag_drops_port():
     o = drv.options([("r", "10.0.0.7!4321"), ("z", "")], r)
     os.close(r)
     os.close(w)
-    assert o.peer == "10.0.0.7" and not o.allow_clear and o.tls_ctx is None
+    assert o.peer == "10.0.0.7" and not o.allow_clear and o.tls_cert is None
 
 
 def test_unreadable_certificate_is_reported(tmp_path):

@@ -9,7 +9,8 @@ interpreter and importing the server cost ~0.1-0.2 s of each.  The
 launcher (upas/listen.py) is threaded, so it must not fork itself: it
 starts this small single-threaded process per server module, which runs
 the module's import statements and nothing else (no 9P connection, no
-thread, no secret), then forks on request.  The child becomes exactly what exec
+thread, no secret), then forks a child ahead of each request (a spare,
+see serve) and hands it the request's connection.  The child becomes exactly what exec
 would have made: its own process and session, the connection as fd 0
 and 1, stderr the launcher's, `sys.argv` the server's, the module run as
 `__main__`, the interpreter's normal exit.  Python's `random` reseeds
@@ -40,6 +41,7 @@ import time
 from upas import config
 
 MAXREQ = 65536
+SPARE_QUIET = 0.05      # seconds after a connection before the next spare is forked
 
 
 # -- the launcher's side --------------------------------------------------
@@ -251,53 +253,147 @@ def _try(fn, *args) -> None:
 
 
 def serve(ctl: socket.socket) -> list[str] | None:
-    """Fork a child per request until the launcher hangs up (None).  In a
-    child, returns its server arguments with fds 0/1 the connection."""
-    wake_r, wake_w = socket.socketpair()
-    wake_r.setblocking(False)
-    wake_w.setblocking(False)
-    signal.set_wakeup_fd(wake_w.fileno())
-    signal.signal(signal.SIGCHLD, lambda *_: None)
-    sel = selectors.DefaultSelector()
-    sel.register(ctl, selectors.EVENT_READ)
-    sel.register(wake_r, selectors.EVENT_READ)
-    children: dict[int, socket.socket] = {}
-    mine = [ctl, wake_r, wake_w]
+    """Hand each request's connection to a child until the launcher hangs
+    up (None).  In a child, returns its server arguments with fds 0/1 the
+    connection.
 
-    def child(conn: int, reply: socket.socket, args: list[str]) -> list[str]:
+    The child is forked ahead (Dovecot's process_min_avail, one spare):
+    a spare, forked once the fork server has been quiet SPARE_QUIET
+    after handing out the last (the fork's CPU not taken from the session
+    just started), waits for the next connection on a socket of its own,
+    so the fork and the child's first steps are not on a client's path;
+    a request that finds no spare is forked for, as before.  Until its connection comes a spare holds
+    nothing but what the fork server holds (no connection, no user, no
+    secret); it exits when the fork server goes.  A spare found dead is
+    replaced by a fork on the request."""
+    return _Forker(ctl).run()
+
+
+class _Forker:
+    def __init__(self, ctl: socket.socket):
+        self.ctl = ctl
+        self.wake_r, self.wake_w = socket.socketpair()
+        self.wake_r.setblocking(False)
+        self.wake_w.setblocking(False)
+        signal.set_wakeup_fd(self.wake_w.fileno())
+        signal.signal(signal.SIGCHLD, lambda *_: None)
+        self.sel = selectors.DefaultSelector()
+        self.sel.register(ctl, selectors.EVENT_READ)
+        self.sel.register(self.wake_r, selectors.EVENT_READ)
+        self.children: dict[int, socket.socket] = {}
+        self.spare: tuple[int, socket.socket] | None = None    # pid, its socket
+        self.handed = 0.0                   # when a connection was last handed out
+
+    def run(self) -> list[str] | None:
+        args = self._fork_spare()
+        while args is None:
+            ready = self.sel.select(self._until_spare())
+            if not ready and self.spare is None:
+                args = self._fork_spare()
+            for key, _ in ready:
+                if key.fileobj is self.wake_r:
+                    _drain(self.wake_r)
+                    _reap(self.children)
+                    continue
+                args = self._request()
+                if args is not None:
+                    break
+                if self.ctl.fileno() < 0:
+                    return None                 # the launcher is gone
+        return args
+
+    def _until_spare(self) -> float | None:
+        """Seconds until the next spare is forked: SPARE_QUIET after the
+        last one was handed out, so that its fork does not take the CPU
+        from the session just started (None: there is one)."""
+        if self.spare is not None:
+            return None
+        return max(0.0, self.handed + SPARE_QUIET - time.monotonic())
+
+    def _request(self) -> list[str] | None:
+        """Serve one request; in a child, its arguments."""
+        msg, fds, _, _ = socket.recv_fds(self.ctl, MAXREQ, 2)
+        if not msg and not fds:
+            self.ctl.close()
+            return None
+        if len(fds) != 2:
+            for fd in fds:
+                os.close(fd)
+            return None
+        conn, reply = fds[0], socket.socket(fileno=fds[1])
+        pid = self._hand_to_spare(msg, conn)
+        if pid is None:
+            pid = os.fork()
+            if pid == 0:
+                self._leave(reply)
+                return _take(conn, msg)
+        os.close(conn)
+        self.children[pid] = reply
+        _send_pid(reply, pid)
+        self.handed = time.monotonic()
+        return None
+
+    def _hand_to_spare(self, msg: bytes, conn: int) -> int | None:
+        """The spare's pid once it has the connection; None if there is
+        none or it died (a dead one's socket refuses the send)."""
+        if self.spare is None:
+            return None
+        pid, sock = self.spare
+        self.spare = None
+        try:
+            socket.send_fds(sock, [msg], [conn])
+        except OSError:
+            return None
+        finally:
+            sock.close()
+        return pid
+
+    def _fork_spare(self) -> list[str] | None:
+        """Fork the next spare.  In it, when its connection has come, the
+        server arguments; it exits if the fork server goes first."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            pid = os.fork()
+        except OSError:                     # no spare: the next request forks
+            ours.close()
+            theirs.close()
+            self.handed = time.monotonic()  # try again after a quiet while
+            return None
+        if pid:
+            theirs.close()
+            self.spare = (pid, ours)
+            return None
+        self._leave(ours)
+        try:
+            msg, fds, _, _ = socket.recv_fds(theirs, MAXREQ, 1)
+        except OSError:
+            fds = []
+        if not fds:
+            os._exit(0)
+        theirs.close()
+        return _take(fds[0], msg)
+
+    def _leave(self, *more: socket.socket) -> None:
+        """In a new child: its own session, the fork server's signals
+        undone, none of its descriptors kept (`more` closed too)."""
         os.setsid()
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-        sel.close()
-        for s in [*mine, reply, *children.values()]:
+        self.sel.close()
+        spare = [self.spare[1]] if self.spare is not None else []
+        for s in [self.ctl, self.wake_r, self.wake_w, *more, *spare, *self.children.values()]:
             s.close()
-        os.dup2(conn, 0)
-        os.dup2(conn, 1)
-        if conn > 2:
-            os.close(conn)
-        return args
+        self.children.clear()
+        self.spare = None
 
-    while True:
-        for key, _ in sel.select():
-            if key.fileobj is wake_r:
-                _drain(wake_r)
-                _reap(children)
-                continue
-            msg, fds, _, _ = socket.recv_fds(ctl, MAXREQ, 2)
-            if not msg and not fds:
-                return None                 # the launcher is gone
-            if len(fds) != 2:
-                for fd in fds:
-                    os.close(fd)
-                continue
-            conn, reply = fds[0], socket.socket(fileno=fds[1])
-            args = msg.decode().split("\0") if msg else []
-            pid = os.fork()
-            if pid == 0:
-                return child(conn, reply, args)
-            os.close(conn)
-            children[pid] = reply
-            _send_pid(reply, pid)
+
+def _take(conn: int, msg: bytes) -> list[str]:
+    """In a child: the connection as fds 0 and 1; its server arguments."""
+    os.dup2(conn, 0)
+    os.dup2(conn, 1)
+    if conn > 2:
+        os.close(conn)
+    return msg.decode().split("\0") if msg else []
 
 
 def _drain(s: socket.socket) -> None:
@@ -353,6 +449,7 @@ def main(argv: list[str]) -> int:
     ctl = socket.socket(fileno=fd)
     _preload(module)
     _warm()
+    main_code = _main_code(module)
     gc.collect()
     gc.freeze()           # the children share these pages; no GC copies them
     args = serve(ctl)
@@ -361,12 +458,47 @@ def main(argv: list[str]) -> int:
     import runpy
     sys.argv = [module, *args]
     try:
-        runpy.run_module(module, run_name="__main__", alter_sys=True)
+        if main_code is not None:
+            _run_main(*main_code)
+        else:
+            runpy.run_module(module, run_name="__main__", alter_sys=True)
         code = 0
     except SystemExit as e:
         code = e.code
     _exit(code)
     return 0
+
+
+def _main_code(module: str):
+    """(spec, code) of what `python -m module` runs, found and compiled
+    here once: runpy's search and unmarshalling in each child cost ~3 ms
+    of its connect-to-greeting.  None if it cannot be had: the child's
+    runpy then meets the failure, as exec would."""
+    import importlib.util
+    try:
+        spec = importlib.util.find_spec(module)
+        if spec is not None and spec.submodule_search_locations is not None:
+            spec = importlib.util.find_spec(module + ".__main__")
+        if spec is None or spec.loader is None:
+            return None
+        code = spec.loader.get_code(spec.name)
+    except Exception:
+        return None
+    return (spec, code) if code is not None else None
+
+
+def _run_main(spec, code) -> None:
+    """Run `code` as runpy.run_module(..., run_name="__main__",
+    alter_sys=True) would: a fresh __main__ module with the spec's
+    names, sys.argv[0] the file."""
+    import builtins
+    import types
+    main = types.ModuleType("__main__")
+    main.__dict__.update(__file__=spec.origin, __cached__=spec.cached, __loader__=spec.loader,
+                         __package__=spec.parent, __spec__=spec, __builtins__=builtins)
+    sys.modules["__main__"] = main
+    sys.argv[0] = spec.origin
+    exec(code, main.__dict__)
 
 
 def _exit(code) -> None:

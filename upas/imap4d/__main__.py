@@ -17,7 +17,6 @@ import os
 import socket
 import sys
 import time
-from typing import TYPE_CHECKING
 
 from lib import cmdline
 from upas import config
@@ -26,10 +25,9 @@ from upas.mail import fsview, lock
 from upas.imap4d.session import Options, Session
 from upas.transport import stop
 from upas.transport.conn import LOGIN, Conn, Deadlines, peer_address
+from upas.transport.tls import ServerCert
 from upas.transport.events import Event, Hangup, StartDeflate, StartTLS
 
-if TYPE_CHECKING:
-    import ssl
 
 USAGE = "usage: imap4d [-acpvT] [-d site] [-r remote] [-s servername] [-t certfile]"
 
@@ -42,8 +40,8 @@ class Driver:
     IMAP4D_LOGIN_TIMEOUT seconds (default 60) after connecting, is logged
     out; no lock is held while we wait, so a stalled client blocks nobody."""
 
-    def __init__(self, conn: Conn, tls_ctx: ssl.SSLContext | None):
-        self.conn, self.tls_ctx = conn, tls_ctx
+    def __init__(self, conn: Conn, tls_cert: ServerCert | None):
+        self.conn, self.tls_cert = conn, tls_cert
         cfg = config.current()
         self.clock = Deadlines(cfg.imap4d_idle_timeout, cfg.imap4d_login_timeout)
         self.tls_wanted = False
@@ -91,8 +89,9 @@ class Driver:
         s = self.session
         self.tls_wanted = False
         try:
-            self.conn.start_tls(self.tls_ctx, self.clock.next(s.logged_in)[0])
-        except OSError as e:                 # ssl.SSLError, TimeoutError too
+            self.conn.flush()                  # the OK first, as Plan 9's
+            self.conn.start_tls(self.tls_cert.context(), self.clock.next(s.logged_in)[0])
+        except (OSError, ValueError) as e:   # ssl.SSLError, TimeoutError too
             s.log(f"tls handshake failed: {e}")
             return False
         s.tls_started()
@@ -153,18 +152,17 @@ def main(argv: list[str]) -> int:
         print("imap4d: -c and -p are mutually exclusive", file=sys.stderr)
         print(USAGE, file=sys.stderr)
         return _refuse(conn, "usage")
-    tls_ctx = None
+    tls_cert = None
     if opts.certfile:
-        from upas.transport.tls import server_context
         try:
-            tls_ctx = server_context(opts.certfile)
+            tls_cert = ServerCert(opts.certfile)
         except (OSError, ValueError) as e:     # ssl.SSLError is an OSError
             print(f"imap4d: {opts.certfile}: {e}", file=sys.stderr)
             return _refuse(conn, "cannot read TLS certificate")
     opts.peer = opts.remote or peer_address(0) or ""
     if opts.verbose:
         print(f"{opts.user}: imap4d debugging enabled", file=sys.stderr, flush=True)
-    driver = Driver(conn, tls_ctx)
+    driver = Driver(conn, tls_cert)
     s = Session(opts, make_namespace, driver.emit)
     stop.install()
     try:

@@ -29,6 +29,7 @@ from typing import Callable, Iterator
 from lib.rcquote import quote
 from upas import config
 from upas import ns as nsmod
+from upas.fsbroker import PREFIX
 
 FSROOT = "/mail/fs"
 CTL = FSROOT + "/ctl"
@@ -417,7 +418,6 @@ def mount_direct(ns: nsmod.Namespace) -> bool:
     copies every 9P message both ways, a thread hop each way per request.
     Dialled now: a stale one (that upasfs died) is not used, and the
     broker, reached as before, starts a new one."""
-    from upas.fsbroker import PREFIX
     broker = nsmod.posted("upasfs")
     mine = nsmod.posted(PREFIX + ns.user)
     given = config.current().upasfs

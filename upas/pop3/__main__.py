@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import sys
 from collections import deque
-from typing import TYPE_CHECKING, BinaryIO, Callable, Iterable
+from typing import BinaryIO, Callable, Iterable
 
 from upas import config
 from upas.mail import lock
@@ -31,10 +31,8 @@ from upas.pop3.protocol import OVERLONG, LineSplitter, Session
 from upas.transport import stop
 from upas.transport.conn import Conn, Deadlines, peer_address
 from upas.transport.events import Close, Event, Hangup, StartTLS
-from upas.transport.tls import server_context
+from upas.transport.tls import ServerCert
 
-if TYPE_CHECKING:
-    import ssl                 # imported for -t and STLS only (start-up time)
 
 ARGFLAGS = "adrt"          # flags that take a value (EARGF)
 USAGE = "usage: upas/pop3 [-a authmboxfile] [-d debugfile] [-p] [-r remote] [-t cert]\n"
@@ -81,7 +79,7 @@ class Options:
         self.debug: BinaryIO | None = None
         self.allow_clear = False
         self.peer: str | None = None
-        self.tls_ctx: ssl.SSLContext | None = None
+        self.tls_cert: ServerCert | None = None
         self.extensions = False
 
 
@@ -100,7 +98,7 @@ def options(flags: list[tuple[str, str]], fd: int = 0) -> Options | str:
             o.peer = value.split("!", 1)[0][:63]
         elif c == "t":
             try:
-                o.tls_ctx = server_context(value)
+                o.tls_cert = ServerCert(value)
             except (OSError, ValueError) as e:     # ssl.SSLError is an OSError
                 return f"cannot read TLS certificate: {getattr(e, 'strerror', None) or e}"
         elif c == "e":
@@ -117,9 +115,9 @@ class Driver:
     logged in POP3_LOGIN_TIMEOUT seconds after it connected, is closed
     without a reply (RFC 1939 section 3), deleting nothing."""
 
-    def __init__(self, session: Session, conn: Conn, tls_ctx: ssl.SSLContext | None,
+    def __init__(self, session: Session, conn: Conn, tls_cert: ServerCert | None,
                  debug: Callable[[bytes], None] | None):
-        self.session, self.conn, self.tls_ctx, self.debug = session, conn, tls_ctx, debug
+        self.session, self.conn, self.tls_cert, self.debug = session, conn, tls_cert, debug
         cfg = config.current()
         self.clock = Deadlines(cfg.pop3_idle_timeout, cfg.pop3_login_timeout)
         self.splitter = LineSplitter()
@@ -174,8 +172,9 @@ class Driver:
         self.splitter.discard()
         self.pending.clear()
         try:
-            info = self.conn.start_tls(self.tls_ctx, self.deadline())
-        except OSError as e:                   # ssl.SSLError, TimeoutError too
+            self.conn.flush()                  # the OK first, as Plan 9's
+            info = self.conn.start_tls(self.tls_cert.context(), self.deadline())
+        except (OSError, ValueError) as e:     # ssl.SSLError, TimeoutError too
             if self.debug:
                 self.debug(f"tls: handshake failed: {e}\n".encode())
             return False
@@ -206,12 +205,12 @@ def main(argv: list[str] | None = None) -> int:
     debug = opts.debug.write if opts.debug else None
     host = NamespaceHost()
     session = Session(FactotumAuth(), host, allow_clear=opts.allow_clear,
-                      tls_cert=opts.tls_ctx is not None, peer=opts.peer,
+                      tls_cert=opts.tls_cert is not None, peer=opts.peer,
                       preauth_box=opts.preauth, extensions=opts.extensions,
                       delay_scale=config.current().pop3_delay_scale, debug=debug, guard=Guard(opts.peer))
     stop.install()
     try:
-        Driver(session, conn, opts.tls_ctx, debug).run()
+        Driver(session, conn, opts.tls_cert, debug).run()
     except Hangup:
         pass   # the client went away: nothing more to do, nothing deleted
     except stop.Stopping:   # the launcher is shutting down: nothing deleted
