@@ -1,9 +1,11 @@
-"""A STORE rewrites the flags in the .imp in place (issue 16;
-imp.flags_edit): the flags fields from the first changed line's to the
-last's (the bytes between them the file's own), one write and an
+"""A STORE on one message rewrites its flags in the .imp in place (issue
+16; imp.flags_edit): the 8-byte flags field of its line, one write and an
 fdatasync, instead of the whole file by tmp + fsync + rename.  The file
 comes out byte for byte as the whole rewrite would make it, in Plan 9's
-format; anything but flags fields changed is written whole.
+format.  A change of more lines is written whole, so that a crash leaves
+the old file or the new one (a cut write of many fields would leave a
+STORE done for some of its messages: neither).  imp.flags_span still
+finds the lines a change of flags spans, for the MODSEQ record's log.
 """
 import hashlib
 import os
@@ -34,27 +36,18 @@ def test_the_edit_is_the_flags_field_of_one_line():
     assert imp.flags_edit(old, other) is None                                   # a digest
 
 
-def test_an_edit_of_many_lines_and_every_cut_of_it():
-    """The fields of every line from the first changed to the last; a
-    write of it cut after any byte leaves a file whose every line parses,
-    with each flag of each message as it was or as it is now."""
+def test_an_edit_of_many_lines_is_written_whole():
+    """Lines 3, 4, 40 and 41 change: the span is lines 3 to 41 (the MODSEQ
+    log's), and no in-place edit is offered for it."""
     old = _file({3: {"\\Flagged"}, 40: {"\\Seen", "\\Recent"}}, n=60)
     change = {3: {"\\Seen"}, 4: {"\\Deleted", "\\Seen"}, 40: {"\\Seen"}, 41: {"\\Answered"}}
     new = _file(change, n=60)
-    at, data = imp.flags_edit(old, new)
-    assert at == imp.BODY_AT + 3 * 61 + 52 and len(data) == 38 * 61 + 8
-    assert bytes(bytearray(old[:at]) + data + old[at + len(data):]) == new
-    was = {e.uid: e.flags for e in imp.parse_imp(old).entries}
-    now = {e.uid: e.flags for e in imp.parse_imp(new).entries}
-    for cut in range(len(data) + 1):
-        torn = old[:at] + data[:cut] + old[at + cut:]
-        got = imp.parse_imp(torn)
-        assert imp.as_parsed(torn, got) and len(got.entries) == 60
-        for e in got.entries:
-            assert was[e.uid] & now[e.uid] <= e.flags <= was[e.uid] | now[e.uid]
-    # anything but flags: written whole
-    assert imp.flags_edit(old, new.replace(b"0000000042", b"0000000099")) is None
-    assert imp.flags_edit(old, new.replace(b"s-------", b"S-------", 1)) is None
+    assert imp.flags_span(old, new) == (3, 42)
+    assert imp.flags_edit(old, new) is None
+    assert imp.flags_span(old, old) == ()
+    # anything but flags: no span at all
+    assert imp.flags_span(old, new.replace(b"0000000042", b"0000000099")) is None
+    assert imp.flags_span(old, new.replace(b"s-------", b"S-------", 1)) is None
 
 
 def test_a_store_on_one_message_writes_in_place(upasfs, monkeypatch):
@@ -71,10 +64,11 @@ def test_a_store_on_one_message_writes_in_place(upasfs, monkeypatch):
     assert [(x.uid, set(x.flags)) for x in fresh.msgs] == \
         [(x.uid, set(x.flags) - {"\\Recent"}) for x in box.msgs]
     box.modify(box.msgs[:2], lambda x: setattr(x, "flags", x.flags | {"\\Seen"}) or True)
-    assert os.stat(path).st_ino == ino                  # two lines: in place too
+    assert os.stat(path).st_ino != ino                  # two lines: replaced whole
     assert open(path, "rb").read() == box.state.known[0]
+    ino = os.stat(path).st_ino
     box.modify(box.msgs, lambda x: setattr(x, "flags", x.flags | {"\\Answered"}) or True)
-    assert os.stat(path).st_ino == ino and open(path, "rb").read() == box.state.known[0]
+    assert os.stat(path).st_ino != ino and open(path, "rb").read() == box.state.known[0]
 
 
 def test_the_flags_columns_and_the_changed_lines():

@@ -189,14 +189,14 @@ def lines_of(data: bytes, digests: list[str],
     c = column_at                       # (column[c:]: no copy of the file's tail)
     if len(column) - c != 41 * n or column[c + 40::41] != b"\n" * n:
         return None
-    at, step = BODY_AT, _LINE_LEN
-    for k, sep in ((40, b" "), (_UID_AT + 10, b" "), (step - 1, b"\n")):
+    at, step = BODY_AT, LINE_LEN
+    for k, sep in ((40, b" "), (UID_AT + 10, b" "), (step - 1, b"\n")):
         if data[at + k::step] != sep * n:
             return None
     if any(data[at + j::step] != column[c + j::41] for j in range(40)):
         return None
-    uids = _uids([data[at + _UID_AT + j::step] for j in range(10)])
-    masks = _flag_masks([data[at + _FLAGS_AT + j::step] for j in range(8)])
+    uids = _uids([data[at + UID_AT + j::step] for j in range(10)])
+    masks = _flag_masks([data[at + FLAGS_AT + j::step] for j in range(8)])
     if uids is None or masks is None:
         return None
     if uids and (uids[0] < 1 or not all(map(operator.lt, uids, itertools.islice(uids, 1, None)))):
@@ -258,13 +258,13 @@ _BY_MASK = [flagset({f for j, (_, f) in enumerate(FLAG_CHARS) if m >> j & 1}) fo
 
 def flags_edit(old: bytes, new: bytes) -> tuple[int, bytes] | None:
     """(offset, bytes) that make the file `old` into `new` by rewriting in
-    place the flags fields from the first line's that differs to the
-    last's, if the flags fields are all that differs (a STORE: flags_span);
-    else None.  The bytes between those fields are the file's own, and
-    every field old and new is valid: a write that a crash cuts leaves
-    each flag position old or new, every line valid."""
+    place the flags field of one line, if that is all that differs (a
+    STORE on one message: flags_span); else None.  A write that a crash
+    cuts leaves each flag position old or new, a valid line.  More lines
+    are written whole: a cut write of many would leave a STORE done for
+    some messages and not others, neither the old state nor the new."""
     span = flags_span(old, new)
-    if not span:
+    if not span or span[1] - span[0] != 1:
         return None
     a = BODY_AT + span[0] * LINE_LEN + FLAGS_AT
     return a, new[a:BODY_AT + (span[1] - 1) * LINE_LEN + FLAGS_AT + 8]

@@ -356,9 +356,9 @@ class Mailbox:
             self.imp_stamp = self._imp_stamp()
 
     def _replace_imp(self, old: bytes | None, data: bytes) -> None:
-        """The .imp becomes `data`: when only flags fields changed (a
-        STORE), they are written in place (one write, fdatasync:
-        imp.flags_edit); else the file is replaced whole."""
+        """The .imp becomes `data`: when only one line's flags field
+        changed (a STORE on one message), it is written in place (one
+        write, fdatasync: imp.flags_edit); else the file is replaced whole."""
         edit = imp.flags_edit(old, data) if old is not None else None
         if edit is not None:
             try:
