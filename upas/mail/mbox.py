@@ -207,12 +207,19 @@ class Mailbox:
                     m.deleted = True
                     marked.append(m)
             if marked:
+                # they leave the listing now (a walk to one fails; live(),
+                # under this lock, waits for the rewrite): the directory's
+                # qid says so at once, or a session whose read of one failed
+                # would stat the directory, see it unchanged and not list
+                # again -- a NO with no EXPUNGE after it (the rig's finding)
+                self.vers += 1
                 self._expunging = True
                 try:
                     self.sync()
                 except LockError:
                     for m in marked:    # not done: the messages stay, and show
                         m.deleted = False
+                    self.vers += 1
                     raise
                 finally:
                     self._expunging = False
