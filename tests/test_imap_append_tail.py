@@ -143,6 +143,17 @@ def test_a_mailbox_deleted_between_gets_trycreate(imap_preauth):
         # and made again, the run starts afresh
         assert other.cmd(b"e CREATE work")[-1].startswith(b"e OK")
         assert append(c, b"b4", 4) == 1
+        # deleted before the command: refused before the literal is asked
+        # for, or after it (a session whose last APPEND went there checks
+        # under the lock, once the literal is in)
+        assert other.cmd(b"f DELETE work")[-1].startswith(b"f OK")
+        c.send(b"b5 APPEND work {%d}" % len(m))
+        first = c.line()
+        if first.startswith(b"+ "):
+            c.send(m + b"\r\n")
+            first = c.until(b"b5")[-1]
+        assert first.startswith(b"b5 NO [TRYCREATE] "), first
+        assert not imap_preauth.box(name="work").exists()
     finally:
         c.close()
         other.close()

@@ -326,7 +326,17 @@ def literal_check(s, req, parts: list[bytes], size: int) -> str | None:
             _flags_and_date(r)
     except p.ParseError as e:
         return f"BAD {req.echo} {e.msg}"
+    if at_tail(s, _path(s, raw) or ""):
+        return None     # checked under the lock after the literal (cmd_append)
     return _mailbox_refusal(s, req, raw)
+
+
+def _path(s, raw: bytes) -> str | None:
+    """The path of the mailbox named `raw`; None for a bad name."""
+    try:
+        return names.box_path(s.user, names.parse(raw).path)
+    except names.BadName:
+        return None
 
 
 def _flags_and_date(r: p.Reader) -> tuple[list[str], tuple[int, int] | None]:
@@ -398,10 +408,7 @@ def _refused(s, req, raw: bytes) -> bool:
 
 def cmd_append(s, req) -> None:
     raw, msgs = req.args
-    try:
-        path = names.box_path(s.user, names.parse(raw).path)
-    except names.BadName:
-        path = None
+    path = _path(s, raw)
     # a run of APPENDs to one mailbox: the tail path's look under the lock
     # stands for the check that the mailbox exists (made if it fails)
     tail = path is not None and at_tail(s, path)
