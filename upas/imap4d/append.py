@@ -23,7 +23,9 @@ keep ascending in mailbox order.  The next APPEND to the same mailbox
 skips the view if, under the lock, the mailbox file (its stat: qid and
 length) and its .imp are as this session left them: it appends the message
 and the .imp lines (_deliver_at_tail), two fdatasyncs and no listing of the
-target.  Every file is reached through the name space (ns.lock, ns.append,
+target; that look also proves the mailbox still exists, so such an APPEND
+does not stat it first (if the look fails, Plan 9's check is made then:
+TRYCREATE after the literal, not before; docs/decisions.md).  Every file is reached through the name space (ns.lock, ns.append,
 ns.write_at, ns.stat), so a mail store served over 9P can take them.
 """
 from __future__ import annotations
