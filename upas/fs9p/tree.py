@@ -334,7 +334,6 @@ class _InMessage:
         with self.mb.lock:
             if not self.msg.deleted:
                 self.msg.deleted = True
-                self.mb.vers += 1       # out of the listing now (see Mailbox.delete)
                 if self.msg.refs == 0:
                     self.mb.sync()
 
