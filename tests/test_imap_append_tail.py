@@ -118,3 +118,42 @@ def test_a_torn_tail_of_the_imp_is_ignored(tmp_path):
         assert [e.digest for e in torn.entries] == [d1]
         found, uidnext, _ = imp.match(torn, [(d1, 0), (d2, 0)])
         assert found[0].uid == 1 and found[1] is None and uidnext == 3
+
+
+def test_a_mailbox_deleted_between_gets_trycreate(imap_preauth):
+    """The tail path stands for the check that the mailbox exists; when
+    another session has deleted it, the APPEND is still refused with
+    TRYCREATE (RFC 3501 6.3.11: "the server MUST return an error, and
+    MUST NOT automatically create the mailbox") and nothing is created."""
+    c = imap_preauth.connect()
+    other = imap_preauth.connect()
+    try:
+        assert c.cmd(b"a CREATE work")[-1].startswith(b"a OK")
+        append(c, b"b1", 1)
+        append(c, b"b2", 2)
+        m = msg(3)
+        # deleted after the continuation (the mailbox was checked then)
+        c.send(b"b3 APPEND work {%d}" % len(m))
+        assert c.line().startswith(b"+ ")
+        assert other.cmd(b"d DELETE work")[-1].startswith(b"d OK")
+        c.send(m + b"\r\n")
+        r = c.until(b"b3")
+        assert r[-1].startswith(b"b3 NO [TRYCREATE] "), r
+        assert not imap_preauth.box(name="work").exists()
+        # and made again, the run starts afresh
+        assert other.cmd(b"e CREATE work")[-1].startswith(b"e OK")
+        assert append(c, b"b4", 4) == 1
+        # deleted before the command: refused before the literal is asked
+        # for, or after it (a session whose last APPEND went there checks
+        # under the lock, once the literal is in)
+        assert other.cmd(b"f DELETE work")[-1].startswith(b"f OK")
+        c.send(b"b5 APPEND work {%d}" % len(m))
+        first = c.line()
+        if first.startswith(b"+ "):
+            c.send(m + b"\r\n")
+            first = c.until(b"b5")[-1]
+        assert first.startswith(b"b5 NO [TRYCREATE] "), first
+        assert not imap_preauth.box(name="work").exists()
+    finally:
+        c.close()
+        other.close()

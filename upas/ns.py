@@ -718,7 +718,8 @@ class Namespace:
         commit (an APPEND's mailbox and .imp: one wait instead of two).
         Else in turn (a 9P connection here carries one request at a time).
         Every call runs; the first error is raised after all have."""
-        if len(calls) < 2 or any(self.local_path(p) is None for p in paths):
+        # (the mounts' kind decides; each call checks its own path)
+        if len(calls) < 2 or not all(isinstance(self._resolve(p)[0], _LocalMount) for p in paths):
             return [c() for c in calls]
         pending = [_helper().submit(c) for c in calls[1:]]
         first: list[object] = []

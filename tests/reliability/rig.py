@@ -4,6 +4,8 @@
 a posted upasfs (`python -m upas.fs9p -n -p -s`, restartable after a kill),
 and starts preauthenticated sessions (`imap4d -a`, `pop3 -a BOX`) on a
 socketpair, and `python -m upas.mbappend` deliveries.  Nothing is mocked.
+RELIABILITY_DEBUG=1 leaves the servers' stderr on the rig's, and
+RELIABILITY_IMAP_V=1 adds imap4d's -v (each command and failure logged).
 """
 from __future__ import annotations
 
@@ -88,7 +90,8 @@ class LineSession:
 
 class Imap(LineSession):
     def __init__(self, env: dict):
-        super().__init__([sys.executable, "-m", "upas.imap4d", "-a", "-s", "imap.test"], env)
+        super().__init__([sys.executable, "-m", "upas.imap4d", "-a", "-s", "imap.test"]
+                         + (["-v"] if os.environ.get("RELIABILITY_IMAP_V") else []), env)
         self.tagn = 0
         greeting = self.line()
         if not greeting.startswith(b"* PREAUTH"):

@@ -23,7 +23,9 @@ keep ascending in mailbox order.  The next APPEND to the same mailbox
 skips the view if, under the lock, the mailbox file (its stat: qid and
 length) and its .imp are as this session left them: it appends the message
 and the .imp lines (_deliver_at_tail), two fdatasyncs and no listing of the
-target.  Every file is reached through the name space (ns.lock, ns.append,
+target; that look also proves the mailbox still exists, so such an APPEND
+does not stat it first (if the look fails, Plan 9's check is made then:
+TRYCREATE after the literal, not before; docs/decisions.md).  Every file is reached through the name space (ns.lock, ns.append,
 ns.write_at, ns.stat), so a mail store served over 9P can take them.
 """
 from __future__ import annotations
@@ -97,10 +99,11 @@ def _target(s, path: str) -> Mailbox:
     return box
 
 
-def deliver(s, path: str, items: list[Item]) -> tuple[int, list[int | None]]:
+def deliver(s, path: str, items: list[Item], tail: bool = True) -> tuple[int, list[int | None]]:
     """Append items to the mailbox at `path`; (uidvalidity, uid of each).
-    A uid is None only if upasfs has not shown the message in time."""
-    if s.box is None or s.box.path != path:
+    A uid is None only if upasfs has not shown the message in time.
+    `tail`: try _deliver_at_tail first (False: the caller just did)."""
+    if tail and at_tail(s, path):
         got = _deliver_at_tail(s, path, items)
         if got is not None:
             return got
@@ -157,6 +160,23 @@ def _remember_tail(s, box: Mailbox, after: tuple) -> None:
     s.extra["append_tail"] = _Tail(box.path, after, *box.imp_known)
 
 
+def at_tail(s, path: str) -> bool:
+    """This session's last APPEND went to `path`, not the selected mailbox:
+    the next may go at the tail (_deliver_at_tail), whose look under the
+    lock also proves the mailbox is still there, as the file it left."""
+    tail = s.extra.get("append_tail")
+    return tail is not None and tail.path == path and (s.box is None or s.box.path != path)
+
+
+def _kw_unchanged(ns: nsmod.Namespace, kwpath: str, kw: bytes | None) -> bool:
+    """The .kw.imp is still `kw` (None: absent, and no `.tmp` of it that
+    imp.read_file would take in): two stats where read_file's failing read
+    and two stats took three calls."""
+    if kw is not None:
+        return imp.read_file(ns, kwpath) == kw
+    return not ns.exists(kwpath) and not ns.exists(kwpath + ".tmp")
+
+
 def _deliver_at_tail(s, path: str, items: list[Item]) -> tuple[int, list[int | None]] | None:
     """Append without listing the target in upasfs, when nothing but this
     session has written the mailbox and its .imp since its last APPEND
@@ -175,7 +195,7 @@ def _deliver_at_tail(s, path: str, items: list[Item]) -> tuple[int, list[int | N
                 return None
         except nsmod.Error:
             return None
-        if imp.read_file(ns, imppath) != tail.imp or imp.read_file(ns, path + ".kw.imp") != tail.kw:
+        if imp.read_file(ns, imppath) != tail.imp or not _kw_unchanged(ns, path + ".kw.imp", tail.kw):
             return None
         head = imp.header(tail.imp)
         if head is None:
@@ -308,7 +328,17 @@ def literal_check(s, req, parts: list[bytes], size: int) -> str | None:
             _flags_and_date(r)
     except p.ParseError as e:
         return f"BAD {req.echo} {e.msg}"
+    if at_tail(s, _path(s, raw) or ""):
+        return None     # checked under the lock after the literal (cmd_append)
     return _mailbox_refusal(s, req, raw)
+
+
+def _path(s, raw: bytes) -> str | None:
+    """The path of the mailbox named `raw`; None for a bad name."""
+    try:
+        return names.box_path(s.user, names.parse(raw).path)
+    except names.BadName:
+        return None
 
 
 def _flags_and_date(r: p.Reader) -> tuple[list[str], tuple[int, int] | None]:
@@ -368,12 +398,23 @@ def _date_time(r: p.Reader) -> tuple[int, int]:
     return when, zone
 
 
-def cmd_append(s, req) -> None:
-    raw, msgs = req.args
+def _refused(s, req, raw: bytes) -> bool:
+    """Plan 9's checks of the mailbox (_mailbox_refusal); True once its NO
+    is sent."""
     refusal = _mailbox_refusal(s, req, raw)
     if refusal:
         s.updates(req)
         s.tagged(req, refusal)
+    return refusal is not None
+
+
+def cmd_append(s, req) -> None:
+    raw, msgs = req.args
+    path = _path(s, raw)
+    # a run of APPENDs to one mailbox: the tail path's look under the lock
+    # stands for the check that the mailbox exists (made if it fails)
+    tail = path is not None and at_tail(s, path)
+    if not tail and _refused(s, req, raw):
         return
     if any(m.binary and b"\0" in m.data for m in msgs):
         # RFC 3516 4.4: a mailbox that cannot hold the binary content says
@@ -381,10 +422,12 @@ def cmd_append(s, req) -> None:
         return s.no(req, "binary content cannot be stored here", code="UNKNOWN-CTE")
     now = int(time.time())
     items = [_item(s.user, m, now) for m in msgs]
-    path = names.box_path(s.user, names.parse(raw).path)
     try:
         # all in one write: every message is stored, or none (RFC 3502 6)
-        validity, uids = deliver(s, path, items)
+        got = _deliver_at_tail(s, path, items) if tail else None
+        if got is None and tail and _refused(s, req, raw):
+            return
+        validity, uids = got or deliver(s, path, items, tail=not tail)
     except (MailboxError, nsmod.Error, OSError, LockError) as e:
         s.log(f"append: {e}")
         return s.no(req, "message save failed")

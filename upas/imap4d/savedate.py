@@ -48,11 +48,14 @@ def record(ns: nsmod.Namespace, box_path: str, digests: list[str],
     when = int(time.time()) if when is None else when
     lines = b"".join(b"%s %010d\n" % (d.encode(), when) for d in digests)
     path = path_of(box_path)
+    # after a torn line (`after`), the new lines start a fresh one; the
+    # usual file, begun with MAGIC, takes them in one append (no stat first)
+    if ns.append(path, lines, perm=0o600, after=b"\n", prefix=MAGIC) is not None:
+        return
     try:
         empty = ns.stat(path).length == 0
     except nsmod.Error:
         empty = True
-    # after a torn line (`after`), the new lines start a fresh one
     ns.append(path, MAGIC + lines if empty else lines, perm=0o600, after=b"\n")
 
 

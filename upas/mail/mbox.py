@@ -171,6 +171,9 @@ class Mailbox:
         starved for a minute in the stress run).  A file whose stat is
         what it was when last read is not looked at again: no lock at all
         (every stat and listing of the mailbox directory comes here)."""
+        if self._expunging:             # a delete under way (see delete): its outcome
+            with self.lock:
+                pass
         if self._unchanged():
             return
         deadline = time.monotonic() + config.current().upasfs_read_lock_wait
@@ -200,22 +203,29 @@ class Mailbox:
         the caller is told the delete is done, so it must be on disk before
         the reply, whatever happens to this process next."""
         with self.lock:
-            marked = []
-            for n in names:
-                m = self._byname.get(n)
-                if m is not None and not m.deleted:
-                    m.deleted = True
-                    marked.append(m)
-            if marked:
-                self._expunging = True
-                try:
-                    self.sync()
-                except LockError:
-                    for m in marked:    # not done: the messages stay, and show
-                        m.deleted = False
-                    raise
-                finally:
-                    self._expunging = False
+            # set before the marks: from the first mark on, a walk to one
+            # fails, and refresh() (every stat of the mailbox) waits for
+            # the outcome rather than answer the state before it -- else a
+            # session whose read of one failed would stat the directory,
+            # see it unchanged and not list again: a NO with no EXPUNGE
+            # after it (the reliability rig's finding)
+            self._expunging = True
+            try:
+                marked = []
+                for n in names:
+                    m = self._byname.get(n)
+                    if m is not None and not m.deleted:
+                        m.deleted = True
+                        marked.append(m)
+                if marked:
+                    try:
+                        self.sync()
+                    except LockError:
+                        for m in marked:    # not done: the messages stay, and show
+                            m.deleted = False
+                        raise
+            finally:
+                self._expunging = False
 
     def set_flags(self, m: Message, on: int, off: int) -> None:
         with self.lock:
