@@ -1,14 +1,15 @@
 """FETCH responses of flags for many messages at once: STORE's (RFC 3501
-6.4.6; RFC 7162 3.1.3 with MODSEQ) and the unasked ones that tell a
-session of other sessions' changes (RFC 3501 7.4.2; UID and MODSEQ once
-CONDSTORE is enabled, RFC 7162 3.1).  A STORE 1:* on 10,000 messages, or
-another session's, is 10,000 lines: they are made as columns (sequence
-numbers, UIDs, MODSEQs, flags texts, each distinct set of flags and
-keywords formatted once) put through one format a line, not a message at
-a time."""
+6.4.6; RFC 7162 3.1.3 with MODSEQ), a FETCH of flags, UIDs and MODSEQs
+only, and the unasked ones that tell a session of other sessions'
+changes (RFC 3501 7.4.2; UID and MODSEQ once CONDSTORE is enabled, RFC
+7162 3.1).  A STORE 1:* on 10,000 messages, or another session's, is
+10,000 lines: they are made by one format of all of them.  Each
+distinct set of flags and keywords is made into its line's whole format
+once (`* %d FETCH (UID %d FLAGS (\\Seen))\\r\\n`), so the format is a
+join of those, and only the numbers (sequence numbers, UIDs, MODSEQs)
+are formatted, taken as columns."""
 from __future__ import annotations
 
-import itertools
 import operator
 from typing import Sequence
 
@@ -22,20 +23,34 @@ _UID, _FLAGS, _KEYWORDS = (operator.attrgetter(a) for a in ("uid", "flags", "key
 
 def lines(s, box, msgs: list[Message], items: Sequence[str]) -> bytes:
     """`* n FETCH (<items>)\\r\\n` for each of msgs (of box, mailbox order
-    or not), the items in the order given."""
+    or not), the items (UID, MODSEQ, FLAGS, any of them more than once)
+    in the order given."""
     if not msgs:
         return b""
-    cols: list[Sequence] = [seqs(box, msgs)]
+    n = len(msgs)
+    cols: list = [seqs(box, msgs)]
     uids: list[int] | None = None
     for item in items:
-        if item == FLAGS:
-            cols.append(texts(s, msgs))
-            continue
-        uids = uids or list(map(_UID, msgs))
-        cols.append(uids if item == UID else box.modseqs.of_many(uids))
-    fmt = b"* %d FETCH (" + b" ".join(_ITEMS[i] for i in items) + b")\r\n"
-    # one format of all the lines: a %-call a line was 40% of them
-    return (fmt * len(msgs)) % tuple(itertools.chain.from_iterable(zip(*cols)))
+        if item == UID:
+            cols.append(uids or map(_UID, msgs))
+        elif item == MODSEQ:
+            uids = uids or list(map(_UID, msgs))
+            cols.append(box.modseqs.of_many(uids))
+    # the formats a message's flags give: the flags texts are in them
+    # (a %-escaped text), so the format has a field a number only
+    pattern = b"* %d FETCH (" + b" ".join(_ITEMS[i] for i in items) + b")\r\n"
+    if FLAGS in items:
+        fmts = formats(s, msgs, lambda text: pattern.replace(b"%s", text.replace(b"%", b"%%")))
+        fmt = b"".join(fmts)
+    else:
+        fmt = pattern * n
+    k = len(cols)
+    if k == 1:
+        return fmt % tuple(cols[0])
+    args: list = [None] * (k * n)           # the columns interleaved, in C
+    for j, col in enumerate(cols):
+        args[j::k] = col
+    return fmt % tuple(args)
 
 
 def seqs(box, msgs: list[Message]) -> Sequence[int]:
@@ -47,10 +62,11 @@ def seqs(box, msgs: list[Message]) -> Sequence[int]:
     return box.seqs(msgs)
 
 
-def texts(s, msgs: list[Message]) -> list[bytes]:
-    """What FETCH FLAGS shows of each message (rev2.flag_text), each
-    distinct one made once: by the flags object when no message has a
-    keyword (they share few frozensets: imp.flagset)."""
+def formats(s, msgs: list[Message], made_of) -> list[bytes]:
+    """made_of(text) of each message, text being what FETCH FLAGS shows
+    of it (rev2.flag_text), made once for each distinct text: by the
+    flags object when no message has a keyword (messages share few
+    frozensets: imp.flagset)."""
     flags = list(map(_FLAGS, msgs))
     if not any(map(_KEYWORDS, msgs)):
         try:
@@ -58,16 +74,16 @@ def texts(s, msgs: list[Message]) -> list[bytes]:
         except TypeError:                           # a set, not a frozenset
             distinct = None
         if distinct is not None:                    # each told by a message with it
-            shown = {f: _text(s, msgs[flags.index(f)]) for f in distinct}
+            shown = {f: made_of(_text(s, msgs[flags.index(f)])) for f in distinct}
             return list(map(shown.__getitem__, flags))
     made: dict[tuple, bytes] = {}
     out = []
     for m in msgs:
         key = (frozenset(m.flags), *m.keywords)
-        text = made.get(key)
-        if text is None:
-            text = made[key] = _text(s, m)
-        out.append(text)
+        one = made.get(key)
+        if one is None:
+            one = made[key] = made_of(_text(s, m))
+        out.append(one)
     return out
 
 
