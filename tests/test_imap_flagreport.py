@@ -23,9 +23,9 @@ from upas.imap4d.message import Message
 from upas.imap4d.session import Options, Session
 
 SYSTEM = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft", "\\Recent")
-# atoms; "a%b" and "100%" (not atoms: '%' is a list wildcard) stand for
+# atoms; "a%b", "100%", "x%s", "%d" (not atoms: '%' is a list wildcard) stand for
 # any byte the builder's own format could take for a field
-KEYWORDS = ("$Junk", "$NotJunk", "$Forwarded", "NonJunk", "work", "a%b", "100%")
+KEYWORDS = ("$Junk", "$NotJunk", "$Forwarded", "NonJunk", "work", "a%b", "100%", "x%s", "%d")
 
 
 def expected_line(seq: int, m: Message, items, modseq: int, rev2_on: bool) -> bytes:
