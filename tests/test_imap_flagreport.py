@@ -51,9 +51,11 @@ message = st.tuples(st.sets(st.sampled_from(SYSTEM)),
 @given(st.lists(message, min_size=1, max_size=40),
        st.lists(st.sampled_from([flagreport.UID, flagreport.MODSEQ, flagreport.FLAGS]), max_size=4),
        st.sampled_from(["all", "run", "some"]), st.integers(0, 2 ** 32), st.booleans(),
-       st.integers(1, 10 ** 6))
-def test_lines_are_the_grammars_a_message_at_a_time(made, items, which, pick, rev2_on, first_uid):
-    s = Session(Options(), lambda user: None, lambda ev: None)
+       st.integers(1, 10 ** 6), st.sampled_from([1, 3, flagreport.CHUNK]))
+def test_lines_are_the_grammars_a_message_at_a_time(made, items, which, pick, rev2_on, first_uid,
+                                                   chunk):
+    sent = []                                      # what the session sends
+    s = Session(Options(), lambda user: None, sent.append)
     if rev2_on:
         s.enabled.add(rev2.NAME.upper())
     box = Mailbox(None, "/mail/box/glenda/mbox")
@@ -78,7 +80,14 @@ def test_lines_are_the_grammars_a_message_at_a_time(made, items, which, pick, re
         msgs = [m for i, m in enumerate(box.msgs) if pick >> (i % 32) & 1] or box.msgs[-1:]
     want = b"".join(expected_line(box.msgs.index(m) + 1, m, items, modseqs[m.uid], rev2_on)
                     for m in msgs)
-    assert flagreport.lines(s, box, msgs, items) == want
+    was, flagreport.CHUNK = flagreport.CHUNK, chunk       # (a part of CHUNK lines)
+    try:
+        assert flagreport.lines(s, box, msgs, items) == want
+        flagreport.send(s, box, msgs, items)
+    finally:
+        flagreport.CHUNK = was
+    assert b"".join(sent) == want
+    assert len(sent) == -(-len(msgs) // chunk)
 
 
 def test_no_messages_no_lines():

@@ -358,7 +358,7 @@ def fetch(s, req: Request) -> None:
     s.announce_keywords()       # the merge may have brought others' keywords
     site = s.opts.site
     if all(a.name in NO_FILES for a in atts):
-        s.send(flagreport.lines(s, box, msgs, [a.name for a in atts]))
+        flagreport.send(s, box, msgs, [a.name for a in atts])
         _finish(s, req, box, atts, changed, ok, False)
         return
     cache = _cache(box, site, atts, len(msgs))
