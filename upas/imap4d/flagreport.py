@@ -18,7 +18,7 @@ from upas.imap4d.message import Message
 UID, MODSEQ, FLAGS = "UID", "MODSEQ", "FLAGS"
 _ITEMS = {UID: b"UID %d", MODSEQ: b"MODSEQ (%d)", FLAGS: b"FLAGS (%s)"}
 _UID, _FLAGS, _KEYWORDS = (operator.attrgetter(a) for a in ("uid", "flags", "keywords"))
-# lines a format: its buffers (~80 KB) are freed by the time the next
+# lines a part: its buffers (~80 KB) are freed by the time the next
 # one is made, which reuses them; 10,000 lines at once took 370-550
 # fresh pages of the session, a page fault each (~1/4 of the time)
 CHUNK = 2048
@@ -39,28 +39,31 @@ def lines(s, box, msgs: list[Message], items: Sequence[str]) -> bytes:
 
 
 def parts(s, box, msgs: list[Message], items: Sequence[str]) -> Iterator[bytes]:
-    """lines(), CHUNK lines a part."""
+    """lines(), CHUNK lines a part, each part's columns made for it."""
     if not msgs:
         return
-    n = len(msgs)
-    cols: list[Sequence[int]] = [seqs(box, msgs)]
-    uids: list[int] | None = None
-    for item in items:
-        if item == UID or item == MODSEQ:
-            uids = uids or list(map(_UID, msgs))
-            cols.append(uids if item == UID else box.modseqs.of_many(uids))
     # the format of a line has its flags text in it (%-escaped), so it
     # has a field for each number only
     pattern = b"* %d FETCH (" + b" ".join(_ITEMS[i] for i in items) + b")\r\n"
-    fmts = formats(s, msgs, lambda text: pattern.replace(b"%s", text.replace(b"%", b"%%"))) \
-        if FLAGS in items else None
-    k = len(cols)
-    for i in range(0, n, CHUNK):
-        j = min(i + CHUNK, n)
-        fmt = b"".join(fmts[i:j]) if fmts is not None else pattern * (j - i)
-        args: list = [None] * (k * (j - i))     # the columns interleaved, in C
+    numbers = [i for i in items if i != FLAGS]
+    made: dict = {}                 # the formats made, for all the parts
+
+    def made_of(text: bytes) -> bytes:
+        return pattern.replace(b"%s", text.replace(b"%", b"%%"))
+    all_seqs = seqs(box, msgs)
+    k = 1 + len(numbers)
+    for at in range(0, len(msgs), CHUNK):
+        part = msgs[at:at + CHUNK]
+        cols: list[Sequence[int]] = [all_seqs[at:at + CHUNK]]
+        uids: list[int] | None = None
+        for item in numbers:
+            uids = uids or list(map(_UID, part))
+            cols.append(uids if item == UID else box.modseqs.of_many(uids))
+        fmt = b"".join(formats(s, part, made_of, made)) if FLAGS in items \
+            else pattern * len(part)
+        args: list = [None] * (k * len(part))   # the columns interleaved, in C
         for c, col in enumerate(cols):
-            args[c::k] = col[i:j]
+            args[c::k] = col
         yield fmt % tuple(args)
 
 
@@ -73,11 +76,11 @@ def seqs(box, msgs: list[Message]) -> Sequence[int]:
     return box.seqs(msgs)
 
 
-def formats(s, msgs: list[Message], made_of) -> list[bytes]:
+def formats(s, msgs: list[Message], made_of, made: dict) -> list[bytes]:
     """made_of(text) of each message, text being what FETCH FLAGS shows
-    of it (rev2.flag_text), made once for each distinct text: by the
-    flags object when no message has a keyword (messages share few
-    frozensets: imp.flagset)."""
+    of it (rev2.flag_text), each distinct one made once and kept in
+    `made`: by the flags object when no message has a keyword (messages
+    share few frozensets: imp.flagset), else by flags and keywords."""
     flags = list(map(_FLAGS, msgs))
     if not any(map(_KEYWORDS, msgs)):
         try:
@@ -85,9 +88,9 @@ def formats(s, msgs: list[Message], made_of) -> list[bytes]:
         except TypeError:                           # a set, not a frozenset
             distinct = None
         if distinct is not None:                    # each told by a message with it
-            shown = {f: made_of(_text(s, msgs[flags.index(f)])) for f in distinct}
-            return list(map(shown.__getitem__, flags))
-    made: dict[tuple, bytes] = {}
+            for f in distinct.difference(made):
+                made[f] = made_of(_text(s, msgs[flags.index(f)]))
+            return list(map(made.__getitem__, flags))
     out = []
     for m in msgs:
         key = (frozenset(m.flags), *m.keywords)
