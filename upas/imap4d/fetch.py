@@ -217,8 +217,9 @@ def flags_item(m: Message) -> bytes:
 # items computed from the message's content (and the site) alone
 CONTENT_ITEMS = ("RFC822.SIZE", "ENVELOPE", "BODY", "BODYSTRUCTURE")
 # items that need no file of the message: what a client's sync asks of
-# every message (UID FETCH 1:* (FLAGS)), answered without Files
-NO_FILES = (flagreport.FLAGS, flagreport.UID)
+# every message (UID FETCH 1:* (FLAGS), with CHANGEDSINCE its MODSEQ
+# too), answered without Files, all lines in one format (flagreport)
+NO_FILES = (flagreport.FLAGS, flagreport.UID, flagreport.MODSEQ)
 
 
 def cached_item(files: Files, m: Message, a: p.FetchAtt, site: str,
@@ -357,7 +358,7 @@ def fetch(s, req: Request) -> None:
     s.announce_keywords()       # the merge may have brought others' keywords
     site = s.opts.site
     if all(a.name in NO_FILES for a in atts):
-        s.send(flagreport.lines(s, box, msgs, [a.name for a in atts]))
+        flagreport.send(s, box, msgs, [a.name for a in atts])
         _finish(s, req, box, atts, changed, ok, False)
         return
     cache = _cache(box, site, atts, len(msgs))

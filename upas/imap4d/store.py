@@ -166,7 +166,7 @@ def _conditional(box: Mailbox, change, unchangedsince: int, modified: list[Messa
 
 def _report(s, box: Mailbox, msgs: list[Message], uid: bool,
             silent: bool | None = None) -> None:
-    """`* n FETCH (FLAGS (...))` for each message, in one write.  With
+    """`* n FETCH (FLAGS (...))` for each message (flagreport.send).  With
     CONDSTORE (silent not None) `(UID u MODSEQ (n) FLAGS (...))`, without
     the flags when silent, as RFC 7162 3.1.3's examples."""
     items = [flagreport.UID] if uid else []
@@ -175,5 +175,5 @@ def _report(s, box: Mailbox, msgs: list[Message], uid: bool,
     if not silent:
         items.append(flagreport.FLAGS)
     if msgs:
-        s.send(flagreport.lines(s, box, msgs, items))
+        flagreport.send(s, box, msgs, items)
 
