@@ -35,7 +35,9 @@ and this file leaves a difference the next sync numbers anew.  The `h`
 line names the `.imp` and `.kw.imp` the record was last reconciled with:
 a session that finds those files unchanged takes the record as it is
 (another session synced it after its change) and parses it only when a
-MODSEQ is asked for.  (An older file without the line is reconciled.)
+MODSEQ is asked for: SELECT's HIGHESTMODSEQ is read from the header and
+the log (head_highest), QRESYNC's changed messages, their MODSEQs and
+VANISHED from the columns (lean), each the answer the parsed record gives.  (An older file without the line is reconciled.)
 A session that holds the files the record was reconciled with (its
 `_base`) and wrote new ones that differ in flags only appends the
 difference (`_append`); otherwise `patch` (the record's messages the
@@ -678,6 +680,7 @@ class Modseqs:
     def rec(self) -> Record:
         if self._rec is None:           # parsed at its first use (see proved)
             self._rec = parse(self._mine) or Record()
+            self._leaned = None         # (its columns not kept beside it)
         return self._rec
 
     @rec.setter
