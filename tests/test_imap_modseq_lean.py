@@ -100,11 +100,18 @@ def test_a_reconciled_record_is_answered_without_a_record(tmp_path):
     assert reader._rec is None                       # nothing parsed
     assert got == (2, [{1, 2, 3}], [[]], [2, 1, 0])
     assert got == _answers(_full(data), [1], [(1, 40)], 31, [2, 5, 99])
+    # the record changed after that first look (this session past its
+    # SELECT): parsed, then kept up to date by sync
+    (tmp_path / "mbox.imp").write_bytes(_imp(uids, [FLAGSETS[1]] * 5 + [FLAGSETS[0]] * 25))
+    writer.sync(ns)
+    reader.sync(ns)
+    assert reader.of_many([4, 5, 6]) == [3, 3, 1] and reader._rec is not None
+    assert reader.changed_since(2) == {4, 5} and reader.highest == 3
     # an .imp changed behind the record's back (Plan 9's imap4d, a crash
     # between the two files): the sync reconciles, and numbers it anew
     (tmp_path / "mbox.imp").write_bytes(_imp(uids[:-1], [FLAGSETS[1]] * 29))
     stale = ms.Modseqs(box)
     stale.sync(ns)
-    assert stale._rec is not None and stale.highest == 3
-    assert stale.vanished(2, [(1, 40)], 31) == [(30, 30)]
-    assert stale.changed_since(2) == set(range(4, 30))
+    assert stale._rec is not None and stale.highest == 4
+    assert stale.vanished(3, [(1, 40)], 31) == [(30, 30)]
+    assert stale.changed_since(3) == set(range(6, 30))

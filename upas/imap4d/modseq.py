@@ -680,7 +680,8 @@ class Modseqs:
     def rec(self) -> Record:
         if self._rec is None:           # parsed at its first use (see proved)
             self._rec = parse(self._mine) or Record()
-            self._leaned = None         # (its columns not kept beside it)
+            if self._leaned is not None:
+                self._leaned = (None, None)     # its columns not kept beside it
         return self._rec
 
     @rec.setter
@@ -694,12 +695,15 @@ class Modseqs:
         return self.rec.highest
 
     def _lean(self) -> Lean | None:
-        """The record not parsed yet, as a Lean (None: parse it)."""
+        """The record not parsed yet, as a Lean (None: parse it).  Only
+        the first record this process looks at: one asked again after it
+        changed (a session past its SELECT, STOREs with CONDSTORE) is
+        parsed, and sync keeps a parsed record up to date in place."""
         if self._rec is not None:
             return None
-        if self._leaned is None or self._leaned[0] is not self._mine:
+        if self._leaned is None:
             self._leaned = (self._mine, lean(self._mine))
-        return self._leaned[1]
+        return self._leaned[1] if self._leaned[0] is self._mine else None
 
     def of(self, uid: int) -> int:
         """A message's MODSEQ; 0 for one not recorded yet (not numbered)."""
