@@ -35,7 +35,9 @@ and this file leaves a difference the next sync numbers anew.  The `h`
 line names the `.imp` and `.kw.imp` the record was last reconciled with:
 a session that finds those files unchanged takes the record as it is
 (another session synced it after its change) and parses it only when a
-MODSEQ is asked for.  (An older file without the line is reconciled.)
+MODSEQ is asked for: SELECT's HIGHESTMODSEQ is read from the header and
+the log (head_highest), QRESYNC's changed messages, their MODSEQs and
+VANISHED from the columns (lean), each the answer the parsed record gives.  (An older file without the line is reconciled.)
 A session that holds the files the record was reconciled with (its
 `_base`) and wrote new ones that differ in flags only appends the
 difference (`_append`); otherwise `patch` (the record's messages the
@@ -63,6 +65,10 @@ KEEP_EXPUNGED = 100_000
 # the log's bytes past which a STORE writes the record whole instead (every
 # sync reads the log: it stays small; ~70 STOREs of one message each)
 LOG_BOUND = 8 * 1024
+# of_many() of at most this many uids reads the record's columns (a bisection
+# each) rather than parsing it (SELECT's changed messages; a FETCH 1:*
+# MODSEQ parses it)
+LEAN_MANY = 256
 
 
 _STATES: dict[tuple, int] = {}
@@ -134,6 +140,88 @@ def _parse_lines(data: bytes) -> Record | None:
     return rec
 
 
+# -- what SELECT asks, without the Record (issue 16) ---------------------------
+
+def head_highest(data: bytes | None) -> int:
+    """parse(data).highest (0 where parse gives None) from the header line
+    and the log alone: both of parse's routes take the header's two words
+    as int() does and raise it by each whole log entry's MODSEQ."""
+    if not data or not data.startswith(MAGIC):
+        return 0
+    at = log_at(data)
+    try:
+        end = data.find(b"\n", len(MAGIC), at)
+        v, h = data[len(MAGIC):at if end < 0 else end].split()
+        int(v)
+        highest = int(h)
+    except ValueError:
+        return 0                        # parse() gives None: an empty Record
+    if at < len(data):
+        highest = max([highest] + [e.modseq for e in read_log(data, at)[0]])
+    return highest
+
+
+class Lean(NamedTuple):
+    """What parse() makes of a record, as its columns: uids (10 digits
+    each, ascending), each one's MODSEQ with the log applied, and the
+    expunges.  No per-message object: a SELECT with QRESYNC asks only
+    which messages changed and which went."""
+    uids: list[bytes]
+    modseqs: list[int]
+    highest: int
+    expunged: list[tuple[int, list[tuple[int, int]]]]
+    forgotten: int
+
+    def changed_since(self, modseq: int) -> set[int]:
+        return set(map(int, itertools.compress(self.uids, map(modseq.__lt__, self.modseqs))))
+
+    def of_many(self, uids: list[int]) -> list[int]:
+        out = []
+        for u in uids:
+            key = b"%010d" % u
+            k = bisect.bisect_left(self.uids, key)
+            out.append(self.modseqs[k] if k < len(self.uids) and self.uids[k] == key else 0)
+        return out
+
+
+_HEXDIGITS = b"0123456789abcdefABCDEF"
+
+
+def lean(data: bytes | None) -> Lean | None:
+    """parse(data) as a Lean, when parse takes the columns route and every
+    word is a plain number (each uid 10 digits, ascending; each MODSEQ
+    digits; each state 8 hex digits; no message line after the `x`/`f`
+    lines): the two then agree on every message.  None otherwise (a torn
+    or foreign record: the caller parses it)."""
+    if not data or not data.startswith(MAGIC):
+        return None
+    at = log_at(data)
+    base = data[:at]
+    cols = columns(base)
+    if cols is None:
+        return None
+    uids, mss, sts = cols.uids, cols.modseqs, cols.states
+    n = len(uids)
+    if n:
+        u, m, st = b"".join(uids), b"".join(mss), b"".join(sts)
+        if len(u) != 10 * n or not u.isdigit() or not m.isdigit() or len(st) != 8 * n \
+                or st.translate(None, _HEXDIGITS) or not all(map(operator.lt, uids, uids[1:])):
+            return None
+    tail = Record()
+    _parse_rest(tail, base[cols.rest:].split(b"\n"))
+    if tail.msgs:
+        return None
+    mods, highest = list(map(int, mss)), cols.highest
+    for e in read_log(data, at)[0] if at < len(data) else []:
+        for _, rs in e.groups:
+            for lo, hi in rs:
+                a = bisect.bisect_left(uids, b"%010d" % lo)
+                b = bisect.bisect_right(uids, b"%010d" % hi)
+                mods[a:b] = [e.modseq] * (b - a)
+        highest = max(highest, e.modseq)
+    return Lean(uids, mods, highest, tail.expunged, tail.forgotten)
+
+
 def _parse_rest(rec: Record, lines: list[bytes]) -> None:
     for line in lines:
         f = line.split()
@@ -186,8 +274,8 @@ def columns(data: bytes) -> Columns | None:
         if end < 0:
             return None
         files, at = data[at + 2:end].decode("ascii", "replace"), end + 1
-    rest = min([k + 1 for k in (data.find(b"\nx ", at - 1), data.find(b"\nf ", at - 1),
-                                data.find(b"\n+ ", at - 1)) if k >= 0] or [len(data)])
+    rest = min([k + 1 for k in (_line_find(data, 0x78, at - 1), data.find(b"\nf ", at - 1),
+                                _line_find(data, 0x2B, at - 1)) if k >= 0] or [len(data)])
     words = data[at:rest].split()
     n = len(words) // 3
     uids, mss, sts = words[0::3], words[1::3], words[2::3]
@@ -217,8 +305,18 @@ class LogEntry(NamedTuple):
 
 def log_at(data: bytes) -> int:
     """Where a record's log starts (its length when it has none)."""
-    k = data.find(b"\n+ ")
+    k = _line_find(data, 0x2B, 0)
     return k + 1 if k >= 0 else len(data)
+
+
+def _line_find(data: bytes, mark: int, start: int) -> int:
+    """data.find(b"\n" + mark + b" ", start) for a mark no message line
+    holds (`x`, `+`): the mark found by memchr, not a search for three
+    bytes that steps over the newlines and spaces of 10,000 lines."""
+    k = data.find(mark, start + 1)
+    while k >= 0 and (data[k - 1] != 0x0A or data[k + 1:k + 2] != b" "):
+        k = data.find(mark, k + 1)
+    return k - 1 if k >= 0 else -1
 
 
 def read_log(data: bytes, at: int) -> tuple[list[LogEntry], int]:
@@ -576,11 +674,14 @@ class Modseqs:
         # were found to ascend: a STORE's change is then their difference
         # from the files it wrote, appended to the log (flag_changes)
         self._base: tuple[str, bytes, bytes | None, bool] | None = None
+        self._leaned: tuple[bytes | None, Lean | None] | None = None   # (_mine, lean(_mine))
 
     @property
     def rec(self) -> Record:
         if self._rec is None:           # parsed at its first use (see proved)
             self._rec = parse(self._mine) or Record()
+            if self._leaned is not None:
+                self._leaned = (None, None)     # its columns not kept beside it
         return self._rec
 
     @rec.setter
@@ -589,7 +690,20 @@ class Modseqs:
 
     @property
     def highest(self) -> int:
+        if self._rec is None:           # the header and the log: no parse
+            return head_highest(self._mine)
         return self.rec.highest
+
+    def _lean(self) -> Lean | None:
+        """The record not parsed yet, as a Lean (None: parse it).  Only
+        the first record this process looks at: one asked again after it
+        changed (a session past its SELECT, STOREs with CONDSTORE) is
+        parsed, and sync keeps a parsed record up to date in place."""
+        if self._rec is not None:
+            return None
+        if self._leaned is None:
+            self._leaned = (self._mine, lean(self._mine))
+        return self._leaned[1] if self._leaned[0] is self._mine else None
 
     def of(self, uid: int) -> int:
         """A message's MODSEQ; 0 for one not recorded yet (not numbered)."""
@@ -597,7 +711,10 @@ class Modseqs:
         return got[0] if got else 0
 
     def of_many(self, uids: list[int]) -> list[int]:
-        """of() of each uid."""
+        """of() of each uid (of a few, from the columns when the record is
+        not parsed: SELECT's changed messages)."""
+        if len(uids) <= LEAN_MANY and (got := self._lean()) is not None:
+            return got.of_many(uids)
         msgs = self.rec.msgs
         return [got[0] if (got := msgs.get(u)) else 0 for u in uids]
 
@@ -722,6 +839,9 @@ class Modseqs:
 
     def changed_since(self, modseq: int) -> set[int]:
         """UIDs whose MODSEQ is above `modseq`."""
+        got = self._lean()
+        if got is not None:
+            return got.changed_since(modseq)
         return {u for u, (ms, _) in self.rec.msgs.items() if ms > modseq}
 
     def vanished(self, modseq: int, known: list[tuple[int, int]], uidnext: int) -> list[tuple[int, int]]:
@@ -729,18 +849,27 @@ class Modseqs:
         3.2.6).  Past what the record remembers, every UID of `known`
         below uidnext without a message is reported: RFC 7162 lets
         VANISHED (EARLIER) name UIDs the client never saw."""
-        live = self.rec.msgs
-        if modseq < self.rec.forgotten:
-            out = []
+        got = self._lean()
+        if got is not None and modseq >= got.forgotten:
+            return _expunged_after(got.expunged, modseq, known)
+        rec = self.rec
+        if modseq < rec.forgotten:
+            out, live = [], rec.msgs
             for a, b in known:
                 out += [u for u in range(a, min(b, uidnext - 1) + 1) if u not in live]
             return ranges(out)
-        out = set()
-        for ms, rs in self.rec.expunged:
-            if ms > modseq:
-                for a, b in rs:
-                    out.update(u for u in range(a, b + 1) if within(u, known))
-        return ranges(out)
+        return _expunged_after(rec.expunged, modseq, known)
+
+
+def _expunged_after(expunged: list[tuple[int, list[tuple[int, int]]]], modseq: int,
+                    known: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """The UIDs of `known` the record's `x` lines expunged after `modseq`."""
+    out = set()
+    for ms, rs in expunged:
+        if ms > modseq:
+            for a, b in rs:
+                out.update(u for u in range(a, b + 1) if within(u, known))
+    return ranges(out)
 
 
 def _files_of(data: bytes) -> str | None:
