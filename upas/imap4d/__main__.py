@@ -13,7 +13,6 @@ socketpair (as Plan 9's `upas/fs -np`).
 from __future__ import annotations
 
 import getopt
-import os
 import socket
 import sys
 import time
