@@ -71,7 +71,7 @@ def seqs(box, msgs: list[Message]) -> Sequence[int]:
     """box.seqs(msgs); at once when they are a run of the mailbox's
     messages (1:*), each found by its uid when they are not in order."""
     first = box.seq(msgs[0])
-    if box.msgs[first - 1:first - 1 + len(msgs)] == msgs:      # (by identity)
+    if box.run(first - 1, first - 1 + len(msgs)) == msgs:      # (by identity)
         return range(first, first + len(msgs))
     return box.seqs(msgs)
 

@@ -33,6 +33,7 @@ from typing import Callable
 
 from upas.imap4d import imp
 from upas.imap4d.message import RECENT, Message
+from upas.imap4d.msgview import Lazy
 
 
 _REWRITE = object()     # lines_for's .kw.imp when it is to be made anew
@@ -107,7 +108,7 @@ class ImpState:
         self.now = data
         live = None                     # (a new view taking the lines needs no pass)
         if self.known is not None:
-            live = [m for m in msgs if not m.expunged]
+            live = _live(msgs)
             if self._as_written(data, kwdata, live):
                 self.read = (data, kwdata)
                 return Merged()
@@ -116,7 +117,7 @@ class ImpState:
             if got is not None:
                 return got
         if live is None:
-            live = [m for m in msgs if not m.expunged]
+            live = _live(msgs)
         got = self._changed_lines(data, kwdata, live, vanished)
         if got is not None:
             return got
@@ -183,7 +184,7 @@ class ImpState:
         out = Merged()
         kws = imp.parse_keywords(kwdata) if kwdata else {}
         for uid, (digest, words) in kws.items():
-            k = bisect.bisect_left(msgs, uid, key=lambda m: m.uid)
+            k = _place(msgs, uid)
             if k < len(msgs) and msgs[k].uid == uid and msgs[k].digest == digest:
                 msgs[k].keywords = list(words)
                 out.keywords.update(words)
@@ -292,8 +293,7 @@ class ImpState:
         now (and uidnext ours), kw the .kw.imp; they were made from the
         file `source` (data itself unless given): see lines_for."""
         ok = not self.keep_recent and not self.ahead
-        self.lines_for = (data, live, None, [m.keywords for m in live],
-                          kw, source or data) if ok else None
+        self.lines_for = (data, live, None, _keywords(live), kw, source or data) if ok else None
 
     @staticmethod
     def _changed_keywords(oldkw: bytes | None, kwdata: bytes | None, live: list[Message],
@@ -306,7 +306,7 @@ class ImpState:
         for uid in old.keys() | new.keys():
             if old.get(uid) == new.get(uid) and uid not in mine:
                 continue
-            k = bisect.bisect_left(live, uid, key=lambda m: m.uid)
+            k = _place(live, uid)
             if k == len(live) or live[k].uid != uid:
                 continue
             m = live[k]
@@ -451,7 +451,7 @@ class ImpState:
         """The .imp and .kw.imp to write after merge (and the change it was
         for), None for one that would come out as it was read; from now on
         the files are taken to be these."""
-        live = [m for m in msgs if not m.expunged]
+        live = _live(msgs)
         old, oldkw = self.read
         self.read = (None, None)
         held = self.lines_for
@@ -516,3 +516,27 @@ class ImpState:
         if not self.keep_recent or ("\\Recent" in m.flags) == m.file_recent:
             return m.flags
         return m.flags ^ {"\\Recent"}
+
+
+# -- a view's messages as a list or as columns (msgview.Lazy) ----------------
+def _live(msgs) -> list[Message] | Lazy:
+    """The messages not expunged: a Lazy none of whose messages is, as it
+    is (no message made: a SELECT's merge and render; the comparisons
+    with it are by identity, or make it whole)."""
+    if isinstance(msgs, Lazy) and msgs.full is None and not msgs.any_expunged():
+        return msgs
+    return [m for m in msgs if not m.expunged]
+
+
+def _keywords(live) -> list[list[str]]:
+    """Each message's keywords list (the objects, compared by identity)."""
+    if isinstance(live, Lazy) and live.full is None:
+        return live.keywords()
+    return [m.keywords for m in live]
+
+
+def _place(msgs, uid: int) -> int:
+    """Where uid is, or would go, among msgs (uids ascending)."""
+    if isinstance(msgs, Lazy) and msgs.full is None:
+        return bisect.bisect_left(msgs.uids, uid)
+    return bisect.bisect_left(msgs, uid, key=lambda m: m.uid)

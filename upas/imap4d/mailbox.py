@@ -27,6 +27,7 @@ from upas.mail.fsview import FsView
 from upas.imap4d import imp, modseq, selectmark
 from upas.imap4d.impstate import ImpState
 from upas.imap4d.message import RECENT, Message
+from upas.imap4d.msgview import Lazy
 
 __all__ = ["Mailbox", "MailboxError", "MailboxLost", "Message"]
 
@@ -59,7 +60,10 @@ class Mailbox:
         self.state = ImpState(keep_recent or readonly)
         # MODSEQs beside the .imp (modseq.py), synced at every merge
         self.modseqs = modseq.Modseqs(path)
-        self.msgs: list[Message] = []
+        self._msgs: list[Message] = []
+        # the messages as their columns while no command has walked them
+        # (msgview.py: a SELECT made from the .imp's lines); see msgs
+        self._lazy: Lazy | None = None
         self.fs_stamp = None                 # (qid, mtime) of the fs dir
         # the command has listed upasfs already (STORE: resolve_present's
         # check): its closing check() looks at the .imp only, once
@@ -79,6 +83,29 @@ class Mailbox:
         self.summary: selectmark.Listing | None = None
         self.taken = False              # msgs made from the .imp's lines (_from_mark)
         self.opening = False
+
+    @property
+    def msgs(self) -> list[Message]:
+        """The messages, in mailbox order (the expunged ones are those not
+        reported yet).  A view opened lazily makes them all here, once:
+        the commands walk a list; SELECT's own questions go to _view().
+        (A copy of the Lazy's list: the state may hold the Lazy as the
+        messages it wrote the .imp for, which this list's changes are not.)"""
+        if self._lazy is not None:
+            self._msgs, self._lazy = list(self._lazy.all()), None
+        return self._msgs
+
+    @msgs.setter
+    def msgs(self, msgs: list[Message]) -> None:
+        self._msgs, self._lazy = msgs, None
+
+    def _view(self) -> list[Message] | Lazy:
+        """The messages as they are held: the Lazy while no message list
+        has been asked for, else the list."""
+        lazy = self._lazy
+        if lazy is not None and lazy.full is not None:    # walked meanwhile (impstate)
+            self._msgs, self._lazy = list(lazy.full), None
+        return self._lazy if self._lazy is not None else self._msgs
 
     @property
     def uidvalidity(self) -> int:
@@ -142,7 +169,7 @@ class Mailbox:
         if not self.taken:
             self.state.parse(self.state.listed)     # outside the lock (see parse)
         self._under_lock()
-        self.exists_reported = len(self.msgs)
+        self.exists_reported = len(self._view())
         self.recent_reported = self.recent()
         self.flag_changes.clear()
 
@@ -172,7 +199,7 @@ class Mailbox:
         self.fs_stamp = stamp
         self.view.know(stamp[0].path, got.nums, got.digests)
         if lines is not None and len(lines[0]) == len(got.nums):
-            self.msgs = list(map(Message, got.nums, got.digests, *lines))
+            self._msgs, self._lazy = [], Lazy(got.nums, got.digests, *lines)
             self.taken = True
         else:
             self.msgs = [Message(n, d, flags=RECENT) for n, d in zip(got.nums, got.digests)]
@@ -297,7 +324,7 @@ class Mailbox:
                 m.uid, m.flags, m.file_recent = 0, RECENT, True
             self.taken = False
         taken, self.taken = self.taken, False
-        got = self.state.merge(data, kwdata, self.msgs, taken=taken,
+        got = self.state.merge(data, kwdata, self._view(), taken=taken,
                                settle=settle, force=force,
                                new_validity=lambda: imp.new_uidvalidity(self.ns, self.path),
                                vanished=self._vanished)
@@ -347,7 +374,7 @@ class Mailbox:
         """Write what the merge (and the change) made of the files, each
         only if it changed (called with the lock held, right after it)."""
         old = self.state.read[0]
-        data, kw = self.state.render(self.msgs)
+        data, kw = self.state.render(self._view())
         if data is not None:
             self._replace_imp(old, data)
         if kw is not None:
@@ -409,10 +436,31 @@ class Mailbox:
             return False
         return stamp == self.fs_stamp and self._imp_stamp() == self.imp_stamp
 
+    def _columns(self) -> Lazy | None:
+        """The Lazy, when no message of it is expunged (its columns then
+        answer for every message); else None."""
+        lazy = self._view()
+        return lazy if isinstance(lazy, Lazy) and not lazy.any_expunged() else None
+
+    def count(self) -> int:
+        """len(msgs), without making a lazy view's messages."""
+        return len(self._view())
+
+    def run(self, lo: int, hi: int) -> list[Message]:
+        """msgs[lo:hi], a lazy view's few made alone."""
+        return self._view()[lo:hi]
+
     def recent(self) -> int:
+        lazy = self._columns()
+        if lazy is not None:
+            return lazy.having("\\Recent").count(True)
         return sum(1 for m in self.msgs if "\\Recent" in m.flags and not m.expunged)
 
     def first_unseen(self) -> int | None:
+        lazy = self._columns()
+        if lazy is not None:
+            seen = lazy.having("\\Seen")
+            return seen.index(False) + 1 if not all(seen) else None
         for i, m in enumerate(self.msgs):
             if "\\Seen" not in m.flags:
                 return i + 1
@@ -422,6 +470,11 @@ class Mailbox:
         """The sequence number of m: found by its uid (UIDs ascend in
         mailbox order), else looked for (a message that vanished before it
         was numbered keeps uid 0 until reported)."""
+        lazy = self._view()
+        if isinstance(lazy, Lazy):
+            k = lazy.find(m.uid)
+            if k is not None and lazy.at(k) is m:
+                return k + 1
         lo, hi = 0, len(self.msgs)
         while lo < hi:
             mid = (lo + hi) // 2
@@ -438,7 +491,13 @@ class Mailbox:
         order.  A few are found by their uids (they ascend in mailbox
         order, as seq() uses), not by a pass over every message (QRESYNC's
         SELECT: the 20 changed of 10,000); a uid not found so (gone, or a
-        message not numbered yet in the way) and every message is looked at."""
+        message not numbered yet in the way) and every message is looked at.
+        A lazy view's few are made from their places (msgview.py: every
+        message has its uid there, so a uid not found has no message)."""
+        lazy = self._columns()
+        if lazy is not None and len(uids) * 16 < len(lazy):
+            places = map(lazy.find, sorted(uids))
+            return [lazy.at(k) for k in places if k is not None]
         msgs = self.msgs
         if len(uids) * 16 < len(msgs):
             out = []
@@ -452,7 +511,10 @@ class Mailbox:
         return [m for m in msgs if m.uid in uids and not m.expunged]
 
     def seqs(self, msgs: list[Message]) -> list[int]:
-        """seq() of many messages (in mailbox order), in one pass."""
+        """seq() of many messages (in mailbox order), in one pass (a few of
+        a lazy view by their uids, as seq())."""
+        if isinstance(self._view(), Lazy) and len(msgs) * 16 < len(self._view()):
+            return [self.seq(m) for m in msgs]
         if len(msgs) == len(self.msgs) and msgs == self.msgs:    # (by identity, in C)
             return list(range(1, len(msgs) + 1))
         out, i, all_ = [], 0, self.msgs
@@ -476,6 +538,8 @@ class Mailbox:
         (after msgs[:exists_reported], the ones it knows) go unreported:
         an EXPUNGE for them would name a number it never had."""
         known = self.exists_reported
+        if self._columns() is not None and known == len(self._view()):
+            return                      # (nothing expunged, nothing new)
         if any(map(_EXPUNGED, self.msgs[known:])):
             self._forget(m for m in self.msgs[known:] if m.expunged)
             self.msgs[known:] = [m for m in self.msgs[known:] if not m.expunged]
@@ -485,6 +549,8 @@ class Mailbox:
         in turn (already adjusted, as `* n EXPUNGE` needs).  Only messages
         the client knows: drop_unannounced first."""
         self.drop_unannounced()
+        if self._columns() is not None:
+            return []
         if not any(map(_EXPUNGED, self.msgs)):     # (every command asks: in C)
             return []
         seqs = [i + 1 - k for k, i in enumerate(i for i, m in enumerate(self.msgs) if m.expunged)]

@@ -10,7 +10,7 @@ from upas.imap4d.imp import FLAG_CHARS
 # shared by every message that has none: a session makes 10,000 messages
 # at a SELECT and most never get keywords or a cached file (a list and a
 # dict each would be ~150 bytes a message and a tenth of a warm SELECT)
-_NO_KEYWORDS: list[str] = []
+NO_KEYWORDS: list[str] = []
 RECENT = frozenset({"\\Recent"})   # a new message's flags, shared
 
 
@@ -27,7 +27,7 @@ class Message:
         # message with these flags shares (imp.flagset)
         self.flags: AbstractSet[str] = flags
         # replaced, never changed in place (the empty one is shared)
-        self.keywords: list[str] = _NO_KEYWORDS
+        self.keywords: list[str] = NO_KEYWORDS
         self.expunged = False             # gone from the fs, not yet reported
         # the .imp still holds its \\Recent (or does not know it yet): what
         # a read-only view writes back as `r` (EXAMINE and STATUS keep

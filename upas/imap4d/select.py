@@ -60,7 +60,7 @@ def select_common(s, req: Request, readonly: bool) -> None:
     box.announced = set(box.keywords)
     flags, permanent = flags_lines(box.announced)
     s.untagged(flags)
-    s.untagged(f"{len(box.msgs)} EXISTS")
+    s.untagged(f"{box.count()} EXISTS")
     if rev2.on(s):      # RFC 9051 6.3.2: LIST, neither RECENT nor UNSEEN
         s.untagged(rev2.select_list(folders.wire_text(raw), shown))
     else:

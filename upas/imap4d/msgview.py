@@ -1,0 +1,112 @@
+"""A view's messages as the columns they were read from, each Message
+made only when something asks for it (docs/performance.md, round 4's
+eighth part; docs/design.md).
+
+A SELECT whose `.imp` lines are upasfs's listing in order (mailbox.py's
+mark path, imp.lines_of) has every message's number, digest, uid and
+flags as lists already.  Making 10,000 Message objects from them was a
+quarter of that SELECT's CPU, and a QRESYNC reconnect (SELECT, LOGOUT)
+looks at the twenty messages that changed only.  So the view keeps the
+columns, and answers what SELECT asks (how many, \\Recent, the first
+unseen, a uid's place) from them; a message asked for by its place is
+made then and kept (the same object every time after); anything that
+walks the whole list (`all`, iteration, comparison) makes the rest, in
+order, once, and the mailbox takes that list as its own.
+
+The columns stay true for every message not made yet: nothing changes a
+message but through its object, and a made message is the one read
+(`made`).  The uids do not change under a Lazy: the merges that number
+messages walk the whole list first (which ends the laziness).
+"""
+from __future__ import annotations
+
+import bisect
+import itertools
+import operator
+from typing import AbstractSet, Iterator
+
+from upas.imap4d.message import NO_KEYWORDS, Message
+
+
+class Lazy:
+    """The messages of a view, in mailbox order, from their columns."""
+    __slots__ = ("nums", "digests", "uids", "flags", "made", "full")
+
+    def __init__(self, nums: list[int], digests: list[str], uids: list[int],
+                 flags: list[AbstractSet[str]]) -> None:
+        self.nums, self.digests, self.uids, self.flags = nums, digests, uids, flags
+        self.made: dict[int, Message] = {}      # place -> the message made for it
+        self.full: list[Message] | None = None  # every message, once all are made
+
+    def __len__(self) -> int:
+        return len(self.uids)
+
+    def at(self, k: int) -> Message:
+        """The message at place k (0-based), made at the first ask."""
+        if self.full is not None:
+            return self.full[k]
+        k = range(len(self.uids))[k]            # negative places, IndexError
+        m = self.made.get(k)
+        if m is None:
+            m = self.made[k] = Message(self.nums[k], self.digests[k], self.uids[k], self.flags[k])
+        return m
+
+    def all(self) -> list[Message]:
+        """Every message, in order (made once; the made ones in place)."""
+        if self.full is None:
+            full = list(map(Message, self.nums, self.digests, self.uids, self.flags))
+            for k, m in self.made.items():
+                full[k] = m
+            self.full = full
+        return self.full
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            if self.full is None and len(range(len(self.uids))[k]) * 16 < len(self.uids):
+                return [self.at(i) for i in range(len(self.uids))[k]]
+            return self.all()[k]
+        return self.at(k)
+
+    def __iter__(self) -> Iterator[Message]:
+        return iter(self.all())
+
+    def __eq__(self, other) -> bool:
+        if other is self:
+            return True
+        if isinstance(other, Lazy):
+            other = other.all()
+        return isinstance(other, list) and self.all() == other
+
+    def __ne__(self, other) -> bool:
+        return not self == other
+
+    __hash__ = None                 # (as a list's)
+
+    # -- what a SELECT asks, from the columns ----------------------------
+    def find(self, uid: int) -> int | None:
+        """The place of the message with this uid (uids ascend), or None."""
+        k = bisect.bisect_left(self.uids, uid)
+        return k if k < len(self.uids) and self.uids[k] == uid else None
+
+    def having(self, flag: str) -> list[bool]:
+        """Whether each message's flags hold `flag` (the made ones' now)."""
+        got = list(map(operator.contains, self.flags, itertools.repeat(flag)))
+        for k, m in self.made.items():
+            got[k] = flag in m.flags
+        return got
+
+    def any_expunged(self) -> bool:
+        return any(m.expunged for m in self.made.values())
+
+    def keywords(self) -> list[list[str]]:
+        """Each message's keywords list (the shared empty one for those not
+        made: a message is made with it)."""
+        out = [NO_KEYWORDS] * len(self.uids)
+        for k, m in self.made.items():
+            out[k] = m.keywords
+        return out
+
+
+def listed(msgs) -> list[Message]:
+    """The messages of a view as a list (a Lazy's made whole)."""
+    return msgs.all() if isinstance(msgs, Lazy) else msgs
