@@ -124,14 +124,17 @@ def test_the_list_taken_from_a_lazy_view_is_its_own(fs, monkeypatch):
 def test_lazy_places_slices_and_comparison():
     nums, uids = [1, 2, 4, 7], [3, 5, 9, 11]
     digests = ["%040x" % n for n in nums]
-    flags = [imp.flagset(set()), imp.flagset({"\\Seen"}), imp.flagset(set()), imp.flagset({"\\Seen"})]
-    lazy = Lazy(nums, digests, uids, flags)
+    seen = imp.MASK_BIT["\\Seen"]
+    lazy = Lazy(nums, digests, uids, bytes([0, seen, 0, seen]))
     last = lazy[-1]
     assert (last.fsnum, last.uid, last.digest) == (7, 11, digests[3]) and lazy.at(3) is last
     assert lazy.find(9) == 2 and lazy.find(10) is None
     last.keywords = ["$x"]
     last.flags = imp.flagset(set())
-    assert lazy.having("\\Seen") == [False, True, False, False]
+    assert lazy.count_with("\\Seen") == 1 and lazy.first_without("\\Seen") == 0
+    lazy.at(0).flags = imp.flagset({"\\Seen", "\\Recent"})
+    assert (lazy.count_with("\\Seen"), lazy.first_without("\\Seen"), lazy.count_with("\\Recent")) == (2, 2, 1)
+    assert lazy.at(1).flags == {"\\Seen"}
     assert lazy.keywords() == [NO_KEYWORDS] * 3 + [["$x"]]
     with pytest.raises(IndexError):
         lazy.at(4)

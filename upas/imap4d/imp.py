@@ -162,8 +162,15 @@ def whole(data: bytes, n: int) -> bool:
     return len(data) == BODY_AT + LINE_LEN * n
 
 
-def lines_of(data: bytes, digests: list[str],
+def lines_of(data: bytes, digests: Sequence[str],
              column: bytes | None = None, column_at: int = 0) -> tuple[list[int], list[frozenset[str]]] | None:
+    """line_columns, the flags as the shared sets (flags_of)."""
+    got = line_columns(data, digests, column, column_at)
+    return None if got is None else (got[0], flags_of(got[1]))
+
+
+def line_columns(data: bytes, digests: Sequence[str], column: bytes | None = None,
+                 column_at: int = 0) -> tuple[list[int], bytes] | None:
     """The uids and flags of the file's lines when they are one a message
     of `digests`, in order, with uids ascending (what match() would pair
     one to one: a view's new messages then take them as they are); None
@@ -173,7 +180,7 @@ def lines_of(data: bytes, digests: list[str],
     The lines are of one width, so each column of the file is a strided
     slice, and no line is cut out alone: the digests are compared forty
     slices at a time, the uids and flags read as columns (_uids,
-    _flag_masks).  (A split of the file into 30,000 words and the joins
+    _flag_masks: the flags come as a mask byte a line, MASK_BIT's bits).  (A split of the file into 30,000 words and the joins
     to compare them were a quarter of a SELECT, and most of the fresh
     pages that made a session's first SELECT dearer than its second.)"""
     n = len(digests)
@@ -201,7 +208,16 @@ def lines_of(data: bytes, digests: list[str],
         return None
     if uids and (uids[0] < 1 or not all(map(operator.lt, uids, itertools.islice(uids, 1, None)))):
         return None                     # a uid-0 line or one out of order: match's business
-    return uids, list(map(_BY_MASK.__getitem__, masks))
+    return uids, masks
+
+
+def flags_of(masks: bytes) -> list[frozenset[str]]:
+    """The flags of each mask byte (line_columns), the shared sets."""
+    return list(map(_BY_MASK.__getitem__, masks))
+
+
+def flags_of_mask(mask: int) -> frozenset[str]:
+    return _BY_MASK[mask]
 
 
 _LANE = array.array("Q").itemsize          # bytes a uid takes in _uids' sum
@@ -254,6 +270,7 @@ _BIT = [bytes((1 << j) * (b == ord(c)) for b in range(256))
         for j, (c, _) in enumerate(FLAG_CHARS)] + [bytes(256)] * 2
 # a mask -> the flags of the lines with it, shared (flagset)
 _BY_MASK = [flagset({f for j, (_, f) in enumerate(FLAG_CHARS) if m >> j & 1}) for m in range(64)]
+MASK_BIT = {f: 1 << j for j, (_, f) in enumerate(FLAG_CHARS)}     # a flag's bit in a mask
 
 
 def flags_edit(old: bytes, new: bytes) -> tuple[int, bytes] | None:

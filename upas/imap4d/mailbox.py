@@ -155,8 +155,8 @@ class Mailbox:
         self.marked, recorded = selectmark.read(self.ns, self.path)
         lines = None                    # its lines are the recorded listing's messages
         if recorded is not None and self.state.listed is not None:
-            lines = imp.lines_of(self.state.listed, recorded.digests,
-                                 recorded.column or None, recorded.column_at)
+            lines = imp.line_columns(self.state.listed, recorded.digests,
+                                     recorded.column or None, recorded.column_at)
         try:
             self.view = FsView.open(self.ns, self.path)
         except nsmod.Error as e:
@@ -179,13 +179,14 @@ class Mailbox:
 
     # -- reading the fs ------------------------------------------------
     def _from_mark(self, got: selectmark.Listing | None, boxkey: str,
-                   lines: tuple[list[int], list] | None) -> bool:
+                   lines: tuple[list[int], bytes] | None) -> bool:
         """The listing recorded in <path>.mark.imp, if upasfs's mark and the
         mailbox file's stat (boxkey) prove it is upasfs's listing now
         (selectmark.py): then no file of a message is read.  `lines`: the
-        uids and flags of the .imp's lines, when they are these messages
-        (imp.lines_of): the messages are made with them (_merge makes sure
-        the file is still the one they came from)."""
+        uids and flag masks of the .imp's lines, when they are these
+        messages (imp.line_columns): the view's columns, its messages made
+        from them when asked for (msgview.py; _merge makes sure the file is
+        still the one they came from)."""
         if got is None or got.boxkey != boxkey:
             return False
         try:
@@ -198,7 +199,7 @@ class Mailbox:
             return False
         self.fs_stamp = stamp
         self.view.know(stamp[0].path, got.nums, got.digests)
-        if lines is not None and len(lines[0]) == len(got.nums):
+        if lines is not None and len(lines[0]) == len(got.nums):    # (uids, flag masks)
             self._msgs, self._lazy = [], Lazy(got.nums, got.digests, *lines)
             self.taken = True
         else:
@@ -453,14 +454,14 @@ class Mailbox:
     def recent(self) -> int:
         lazy = self._columns()
         if lazy is not None:
-            return lazy.having("\\Recent").count(True)
+            return lazy.count_with("\\Recent")
         return sum(1 for m in self.msgs if "\\Recent" in m.flags and not m.expunged)
 
     def first_unseen(self) -> int | None:
         lazy = self._columns()
         if lazy is not None:
-            seen = lazy.having("\\Seen")
-            return seen.index(False) + 1 if not all(seen) else None
+            k = lazy.first_without("\\Seen")
+            return None if k is None else k + 1
         for i, m in enumerate(self.msgs):
             if "\\Seen" not in m.flags:
                 return i + 1

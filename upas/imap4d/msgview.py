@@ -21,20 +21,24 @@ messages walk the whole list first (which ends the laziness).
 from __future__ import annotations
 
 import bisect
-import itertools
-import operator
-from typing import AbstractSet, Iterator
+from typing import Iterator, Sequence
 
+from upas.imap4d import imp
 from upas.imap4d.message import NO_KEYWORDS, Message
+
+# a flag -> the table that makes a mask byte (imp.line_columns) 1 where
+# the mask holds the flag, else 0
+_HAS = {f: bytes(int(bool(m & bit)) for m in range(256)) for f, bit in imp.MASK_BIT.items()}
 
 
 class Lazy:
     """The messages of a view, in mailbox order, from their columns."""
-    __slots__ = ("nums", "digests", "uids", "flags", "made", "full")
+    __slots__ = ("nums", "digests", "uids", "masks", "made", "full")
 
-    def __init__(self, nums: list[int], digests: list[str], uids: list[int],
-                 flags: list[AbstractSet[str]]) -> None:
-        self.nums, self.digests, self.uids, self.flags = nums, digests, uids, flags
+    def __init__(self, nums: list[int], digests: Sequence[str], uids: list[int],
+                 masks: bytes) -> None:
+        # the flags as imp.line_columns reads them: a mask byte a message
+        self.nums, self.digests, self.uids, self.masks = nums, digests, uids, masks
         self.made: dict[int, Message] = {}      # place -> the message made for it
         self.full: list[Message] | None = None  # every message, once all are made
 
@@ -48,13 +52,14 @@ class Lazy:
         k = range(len(self.uids))[k]            # negative places, IndexError
         m = self.made.get(k)
         if m is None:
-            m = self.made[k] = Message(self.nums[k], self.digests[k], self.uids[k], self.flags[k])
+            m = self.made[k] = Message(self.nums[k], self.digests[k], self.uids[k],
+                                       imp.flags_of_mask(self.masks[k]))
         return m
 
     def all(self) -> list[Message]:
         """Every message, in order (made once; the made ones in place)."""
         if self.full is None:
-            full = list(map(Message, self.nums, self.digests, self.uids, self.flags))
+            full = list(map(Message, self.nums, self.digests, self.uids, imp.flags_of(self.masks)))
             for k, m in self.made.items():
                 full[k] = m
             self.full = full
@@ -88,12 +93,23 @@ class Lazy:
         k = bisect.bisect_left(self.uids, uid)
         return k if k < len(self.uids) and self.uids[k] == uid else None
 
-    def having(self, flag: str) -> list[bool]:
-        """Whether each message's flags hold `flag` (the made ones' now)."""
-        got = list(map(operator.contains, self.flags, itertools.repeat(flag)))
-        for k, m in self.made.items():
-            got[k] = flag in m.flags
+    def _marked(self, flag: str) -> bytes | bytearray:
+        """A byte a message: 1 where its flags hold `flag` (\\Seen,
+        \\Recent: a system flag), the made ones' as they are now."""
+        got: bytes | bytearray = self.masks.translate(_HAS[flag])
+        if self.made:
+            got = bytearray(got)
+            for k, m in self.made.items():
+                got[k] = flag in m.flags
         return got
+
+    def count_with(self, flag: str) -> int:
+        return self._marked(flag).count(1)
+
+    def first_without(self, flag: str) -> int | None:
+        """The place of the first message whose flags lack `flag`."""
+        k = self._marked(flag).find(0)
+        return None if k < 0 else k
 
     def any_expunged(self) -> bool:
         return any(m.expunged for m in self.made.values())

@@ -26,6 +26,7 @@ old file or the new one, and a file cut short fails the count check:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Iterator, Sequence
 
 from upas import ns as nsmod
 from upas.mail import safewrite
@@ -41,11 +42,51 @@ class Listing:
     mark: str
     boxkey: str                 # the mailbox file's stat (key())
     nums: list[int]
-    digests: list[str]
+    digests: Sequence[str]      # a list, or Digests (read from a file)
     # the file, whose digest lines from column_at on imp.lines_of compares
     # with the .imp's column as they are; empty when not read from a file
     column: bytes = field(default=b"", compare=False, repr=False)
     column_at: int = field(default=0, compare=False, repr=False)
+
+
+class Digests(Sequence[str]):
+    """A record's digest lines where they lie in its bytes: one decoded
+    when asked for (a lazy view's message made: msgview.py), all of them
+    at the first walk (a listing merged by upasfs's numbers).  A SELECT
+    that takes the .imp's lines compares them as columns (imp.lines_of)
+    and makes a few messages: 10,000 strings, and their ~200 fresh pages,
+    were a tenth of a QRESYNC reconnect's SELECT."""
+    __slots__ = ("data", "at", "n", "_all")
+
+    def __init__(self, data: bytes, at: int, n: int) -> None:
+        self.data, self.at, self.n = data, at, n
+        self._all: list[str] | None = None
+
+    def __len__(self) -> int:
+        return self.n
+
+    def __getitem__(self, k):
+        if isinstance(k, slice):
+            return self.list()[k]
+        at = self.at + 41 * range(self.n)[k]
+        return self.data[at:at + 40].decode("ascii")
+
+    def list(self) -> list[str]:
+        if self._all is None:
+            self._all = str(memoryview(self.data)[self.at:], "ascii").split("\n")[:-1]
+        return self._all
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.list())
+
+    def __eq__(self, other) -> bool:
+        if other is self:
+            return True
+        if isinstance(other, Digests):
+            other = other.list()
+        return isinstance(other, list) and self.list() == other
+
+    __hash__ = None                 # type: ignore[assignment]   (as a list's)
 
 
 def path_for(box: str) -> str:
@@ -66,8 +107,9 @@ def render(got: Listing) -> bytes:
 
 def parse(data: bytes | None) -> Listing | None:
     """The record in a file's bytes; None unless it is whole and ours.
-    The digest lines are checked and decoded where they lie in `data`
-    (a copy of a 420 KB record is 100 fresh pages of a new session)."""
+    The digest lines are checked where they lie in `data` (a copy of a
+    420 KB record is 100 fresh pages of a new session), and decoded when
+    asked for (Digests)."""
     if not data or not data.startswith(MAGIC) or not data.endswith(b"\n"):
         return None
     try:
@@ -85,11 +127,9 @@ def parse(data: bytes | None) -> Listing | None:
     if count != len(nums) or len(data) - at != 41 * count or \
             data[at + 40::41] != b"\n" * count:
         return None
-    try:
-        digests = str(memoryview(data)[at:], "ascii").split("\n")[:-1]
-    except UnicodeDecodeError:
+    if not data.isascii():              # (as the digests' decode would find)
         return None
-    return Listing(mark, boxkey, nums, digests, data, at)
+    return Listing(mark, boxkey, nums, Digests(data, at, count), data, at)
 
 
 def read(ns: nsmod.Namespace, box: str) -> tuple[bytes | None, Listing | None]:
