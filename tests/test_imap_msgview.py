@@ -4,18 +4,15 @@ round 4's eighth part).  What such a view answers must be what the list
 of every message answers, and a message made early must be the one the
 later list holds, with what other sessions did to it since.  Real upasfs,
 real Mailbox views on it (the mark path needs a second SELECT)."""
-import os
-
 import pytest
 
 from upas import mbappend
-from upas.imap4d import imp
+from upas.imap4d import imp, selectmark
 from upas.imap4d.mailbox import Mailbox
 from upas.imap4d.message import NO_KEYWORDS, Message
 from upas.imap4d.msgview import Lazy
-from tests.fixtures.tracedns import Traced
+from tests.test_imap_selectmark import _view
 
-BOX = "/mail/box/glenda/mbox"
 COUNT = 100
 
 
@@ -28,17 +25,6 @@ def _mbox(n: int) -> bytes:
 @pytest.fixture
 def fs(upasfs_factory):
     return upasfs_factory(mbox=_mbox(COUNT), ignore=False)
-
-
-def _view(fs, monkeypatch) -> Mailbox:
-    for name in ("user", "USER", "LOGNAME"):
-        monkeypatch.setenv(name, "glenda")
-    ns = Traced("glenda")
-    ns.bind_dir("/mail/box", os.path.join(fs.mailroot, "box"))
-    ns.mount("/mail/fs", fs.addr)
-    box = Mailbox(ns, BOX)
-    box.open()
-    return box
 
 
 def _flag(box: Mailbox, msgs, flag: str, words=None) -> None:
@@ -143,3 +129,20 @@ def test_lazy_places_slices_and_comparison():
     assert whole[3] is last and [m.uid for m in whole] == uids
     assert lazy[1:3] == whole[1:3] and lazy == list(whole) and lazy != whole[:2]
     assert all(isinstance(m, Message) for m in lazy)
+
+
+def test_the_records_digests_are_read_where_they_lie():
+    """selectmark.parse keeps the digest lines in the record's bytes: one
+    decoded when asked for, all at a walk, equal to the list; a record
+    with a byte that is not ASCII is refused as the decode refused it."""
+    digests = ["%040x" % (n * 7919) for n in range(1, 6)]
+    data = selectmark.render(selectmark.Listing("upasfs 1 2 5", "9 8 7", [1, 2, 3, 5, 8], digests))
+    got = selectmark.parse(data)
+    assert got.digests[3] == digests[3] and got.digests[-1] == digests[-1]
+    assert got.digests == digests and list(got.digests) == digests and got.digests[1:3] == digests[1:3]
+    assert len(got.digests) == 5 and got == selectmark.parse(data)
+    with pytest.raises(IndexError):
+        got.digests[5]
+    bad = bytearray(data)
+    bad[-5] = 0xE9
+    assert selectmark.parse(bytes(bad)) is None

@@ -31,7 +31,32 @@ from upas.imap4d.message import NO_KEYWORDS, Message
 _HAS = {f: bytes(int(bool(m & bit)) for m in range(256)) for f, bit in imp.MASK_BIT.items()}
 
 
-class Lazy:
+class ListLike:
+    """A sequence standing for a list it makes at the first walk
+    (as_list): iterated as that list, equal to it (and to another such)
+    as a list is; unhashable, as a list is."""
+    __slots__ = ()
+
+    def as_list(self) -> list:
+        raise NotImplementedError
+
+    def __iter__(self) -> Iterator:
+        return iter(self.as_list())
+
+    def __eq__(self, other) -> bool:
+        if other is self:
+            return True
+        if isinstance(other, ListLike):
+            other = other.as_list()
+        return isinstance(other, list) and self.as_list() == other
+
+    def __ne__(self, other) -> bool:
+        return not self == other
+
+    __hash__ = None                 # type: ignore[assignment]
+
+
+class Lazy(ListLike):
     """The messages of a view, in mailbox order, from their columns."""
     __slots__ = ("nums", "digests", "uids", "masks", "made", "full")
 
@@ -56,6 +81,9 @@ class Lazy:
                                        imp.flags_of_mask(self.masks[k]))
         return m
 
+    def as_list(self) -> list[Message]:
+        return self.all()
+
     def all(self) -> list[Message]:
         """Every message, in order (made once; the made ones in place)."""
         if self.full is None:
@@ -71,21 +99,6 @@ class Lazy:
                 return [self.at(i) for i in range(len(self.uids))[k]]
             return self.all()[k]
         return self.at(k)
-
-    def __iter__(self) -> Iterator[Message]:
-        return iter(self.all())
-
-    def __eq__(self, other) -> bool:
-        if other is self:
-            return True
-        if isinstance(other, Lazy):
-            other = other.all()
-        return isinstance(other, list) and self.all() == other
-
-    def __ne__(self, other) -> bool:
-        return not self == other
-
-    __hash__ = None                 # (as a list's)
 
     # -- what a SELECT asks, from the columns ----------------------------
     def find(self, uid: int) -> int | None:

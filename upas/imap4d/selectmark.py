@@ -26,11 +26,12 @@ old file or the new one, and a file cut short fails the count check:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterator, Sequence
+from typing import Sequence
 
 from upas import ns as nsmod
 from upas.mail import safewrite
 from upas.imap4d import sequenceset
+from upas.imap4d.msgview import ListLike
 
 SUFFIX = ".mark.imp"
 MAGIC = b"imap4d mark 1\n"
@@ -49,7 +50,7 @@ class Listing:
     column_at: int = field(default=0, compare=False, repr=False)
 
 
-class Digests(Sequence[str]):
+class Digests(ListLike, Sequence[str]):
     """A record's digest lines where they lie in its bytes: one decoded
     when asked for (a lazy view's message made: msgview.py), all of them
     at the first walk (a listing merged by upasfs's numbers).  A SELECT
@@ -67,26 +68,14 @@ class Digests(Sequence[str]):
 
     def __getitem__(self, k):
         if isinstance(k, slice):
-            return self.list()[k]
+            return self.as_list()[k]
         at = self.at + 41 * range(self.n)[k]
         return self.data[at:at + 40].decode("ascii")
 
-    def list(self) -> list[str]:
+    def as_list(self) -> list[str]:
         if self._all is None:
             self._all = str(memoryview(self.data)[self.at:], "ascii").split("\n")[:-1]
         return self._all
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.list())
-
-    def __eq__(self, other) -> bool:
-        if other is self:
-            return True
-        if isinstance(other, Digests):
-            other = other.list()
-        return isinstance(other, list) and self.list() == other
-
-    __hash__ = None                 # type: ignore[assignment]   (as a list's)
 
 
 def path_for(box: str) -> str:
