@@ -16,7 +16,6 @@ reports these at the points RFC 3501 allows.
 from __future__ import annotations
 
 import bisect
-import gc
 import operator
 import os
 from typing import AbstractSet, Callable
@@ -24,7 +23,7 @@ from typing import AbstractSet, Callable
 from upas import ns as nsmod
 from upas.mail import safewrite
 from upas.mail.fsview import FsView
-from upas.imap4d import imp, modseq, selectmark
+from upas.imap4d import imp, modseq, msgview, selectmark
 from upas.imap4d.impstate import ImpState
 from upas.imap4d.message import RECENT, Message
 from upas.imap4d.msgview import Lazy
@@ -122,24 +121,13 @@ class Mailbox:
 
     # -- opening -------------------------------------------------------
     def open(self) -> None:
-        # a SELECT makes tens of thousands of objects and no cycle: the
-        # collector, run by their count, would only walk them, now and at
-        # every full collection after (it did, at the first allocation once
-        # it was on again: a tenth of a SELECT's time).  So it is off
-        # meanwhile, and what the open made is kept out of its sight
-        # (gc.freeze: reference counts still free it; a session is a
-        # process that ends at LOGOUT)
-        was = gc.isenabled()
-        gc.disable()
         self.opening = True
         try:
-            self._open()
+            with msgview.uncollected():
+                self._open()
         finally:
             self.opening = False
             self.marked = self.summary = None
-            if was:
-                gc.freeze()
-                gc.enable()
 
     def _open(self) -> None:
         try:
