@@ -26,7 +26,7 @@ from upas.imap4d import parser as p
 from upas.imap4d import auth, condstore, esearch, names, rev2, select, table
 from upas.imap4d.mailbox import MailboxLost
 from upas.imap4d.request import NOTAUTH, Bye, Request, State
-from upas.transport.events import Event, Hangup, Sleep, StartDeflate, StartTLS
+from upas.transport.events import Event, Flush, Hangup, Sleep, StartDeflate, StartTLS
 
 # (a pass over 10,000 messages in C: FETCH 1:* and STORE 1:* make several)
 _UID, _EXPUNGED = operator.attrgetter("uid"), operator.attrgetter("expunged")
@@ -88,6 +88,11 @@ class Session:
     # -- output -----------------------------------------------------------
     def send(self, data: bytes) -> None:
         self._emit(data)
+
+    def flush(self) -> None:
+        """Have what was said so far sent now (the first part of a long
+        reply: the client reads it while the rest is made)."""
+        self._emit(Flush())
 
     def sleep(self, seconds: float) -> None:
         """Let the client wait (what was said so far goes out first)."""
@@ -411,7 +416,7 @@ class Session:
             here = set(map(id, box.msgs))
             changed = [m for m in box.flag_changes if not m.expunged and id(m) in here]
             if changed:
-                self.send(condstore.unsolicited(self, box, changed, uid))
+                condstore.send_unsolicited(self, box, changed, uid)
         box.flag_changes.clear()
 
     def announce_keywords(self) -> None:
@@ -433,6 +438,10 @@ class Session:
         one is passed over)."""
         self.report(expunges=uid, uid=uid)
         msgs, ok = self.resolve(ranges, uid)
+        if uid and ranges != p.SAVED_SET:
+            # the report took every expunged message out of the view
+            # (take_expunged): none to pass over (a pass of 10,000, saved)
+            return msgs, ok
         if not uid and any(m.expunged for m in msgs):
             ok = False
         return list(itertools.filterfalse(_EXPUNGED, msgs)), ok
