@@ -9,6 +9,7 @@ the format of many lines is a join of those, and only the numbers
 (sequence numbers, UIDs, MODSEQs) are formatted, taken as columns."""
 from __future__ import annotations
 
+import bisect
 import operator
 from typing import Iterator, Sequence
 
@@ -91,11 +92,30 @@ def _spans(n: int, first: int) -> Iterator[tuple[int, int]]:
 
 def seqs(box, msgs: list[Message]) -> Sequence[int]:
     """box.seqs(msgs); at once when they are a run of the mailbox's
-    messages (1:*), each found by its uid when they are not in order."""
+    messages (1:*); each found by its uid when they are a few (QRESYNC's
+    changed messages, others' changes: box.seqs walks the mailbox up to
+    the last of them, 0.28 ms for 20 of 10,000)."""
     first = box.seq(msgs[0])
     if box.msgs[first - 1:first - 1 + len(msgs)] == msgs:      # (by identity)
         return range(first, first + len(msgs))
+    if len(msgs) * 16 < len(box.msgs) and (at := found(box, msgs)) is not None:
+        return [k + 1 for k in at]
     return box.seqs(msgs)
+
+
+def found(box, msgs: list[Message]) -> list[int] | None:
+    """The index of each of msgs in box.msgs, found by its uid (they
+    ascend in mailbox order) and checked by identity; None when one is
+    not found so (not in the mailbox, or a message not numbered yet in
+    the way): the caller looks at every message then."""
+    all_ = box.msgs
+    out = []
+    for m in msgs:
+        k = bisect.bisect_left(all_, m.uid, key=_UID)
+        if k == len(all_) or all_[k] is not m:
+            return None
+        out.append(k)
+    return out
 
 
 def formats(s, msgs: list[Message], made_of, made: dict) -> list[bytes]:

