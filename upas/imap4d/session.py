@@ -437,13 +437,11 @@ class Session:
         one is passed over)."""
         self.report(expunges=uid, uid=uid)
         msgs, ok = self.resolve(ranges, uid)
-        if uid and ranges != p.SAVED_SET:
-            # the report took every expunged message out of the view
-            # (take_expunged): none to pass over (a pass of 10,000, saved)
+        # under UID the report took every expunged message out of the
+        # view (take_expunged) and `$` names none: no pass over them
+        if uid or not any(map(_EXPUNGED, msgs)):
             return msgs, ok
-        if not uid and any(m.expunged for m in msgs):
-            ok = False
-        return list(itertools.filterfalse(_EXPUNGED, msgs)), ok
+        return list(itertools.filterfalse(_EXPUNGED, msgs)), False
 
     def resolve(self, ranges: list[tuple[int, int]], uid: bool):
         """The messages a set addresses, in mailbox order, and whether every
@@ -463,27 +461,31 @@ class Session:
                 rs = [(min(a, b), max(a, b)) for a, b in rs]
                 return [m for m in msgs if any(lo <= m.uid <= hi for lo, hi in rs)], True
             # uids ascend in mailbox order: each range is a slice
-            spans = sorted((bisect.bisect_left(uids, min(a, b)), bisect.bisect_right(uids, max(a, b)))
-                           for a, b in rs)
-            out, end = [], 0
-            for lo, hi in spans:
-                lo = max(lo, end)
-                if hi > lo:
-                    out += msgs[lo:hi]
-                    end = hi
-            return out, True
+            return _slices(msgs, [(bisect.bisect_left(uids, min(a, b)),
+                                   bisect.bisect_right(uids, max(a, b))) for a, b in rs]), True
         n = len(msgs)
         ok = True
-        picked = set()
+        spans = []
         for lo, hi in ranges:
             lo = n if lo == p.STAR else lo
             hi = n if hi == p.STAR else hi
             lo, hi = min(lo, hi), max(lo, hi)
             if hi > n:
                 ok = False
-            for i in range(lo, min(hi, n) + 1):
-                picked.add(i)
-        return [msgs[i - 1] for i in sorted(picked)], ok
+            spans.append((lo - 1, min(hi, n)))      # (sequence numbers are from 1)
+        return _slices(msgs, spans), ok
+
+
+def _slices(msgs: list, spans: list[tuple[int, int]]) -> list:
+    """msgs[lo:hi] of each span, in mailbox order, each message once
+    (overlapping ranges of a set): slices, not a message at a time."""
+    out, end = [], 0
+    for lo, hi in sorted(spans):
+        lo = max(lo, end)
+        if hi > lo:
+            out += msgs[lo:hi]
+            end = hi
+    return out
 
 
 def _in_view(box, msgs: list) -> list:
