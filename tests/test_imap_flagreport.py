@@ -21,6 +21,7 @@ from upas.imap4d import flagreport, imp, rev2
 from upas.imap4d.mailbox import Mailbox
 from upas.imap4d.message import Message
 from upas.imap4d.session import Options, Session
+from upas.transport.events import Flush
 
 SYSTEM = ("\\Seen", "\\Answered", "\\Flagged", "\\Deleted", "\\Draft", "\\Recent")
 # atoms; "a%b", "100%", "x%s", "%d" (not atoms: '%' is a list wildcard) stand for
@@ -51,9 +52,10 @@ message = st.tuples(st.sets(st.sampled_from(SYSTEM)),
 @given(st.lists(message, min_size=1, max_size=40),
        st.lists(st.sampled_from([flagreport.UID, flagreport.MODSEQ, flagreport.FLAGS]), max_size=4),
        st.sampled_from(["all", "run", "some"]), st.integers(0, 2 ** 32), st.booleans(),
-       st.integers(1, 10 ** 6), st.sampled_from([1, 3, flagreport.CHUNK]))
+       st.integers(1, 10 ** 6), st.sampled_from([1, 3, 8, flagreport.CHUNK]),
+       st.sampled_from([1, 2, flagreport.FIRST]))
 def test_lines_are_the_grammars_a_message_at_a_time(made, items, which, pick, rev2_on, first_uid,
-                                                   chunk):
+                                                   chunk, first):
     sent = []                                      # what the session sends
     s = Session(Options(), lambda user: None, sent.append)
     if rev2_on:
@@ -80,14 +82,26 @@ def test_lines_are_the_grammars_a_message_at_a_time(made, items, which, pick, re
         msgs = [m for i, m in enumerate(box.msgs) if pick >> (i % 32) & 1] or box.msgs[-1:]
     want = b"".join(expected_line(box.msgs.index(m) + 1, m, items, modseqs[m.uid], rev2_on)
                     for m in msgs)
-    was, flagreport.CHUNK = flagreport.CHUNK, chunk       # (a part of CHUNK lines)
+    was = flagreport.CHUNK, flagreport.FIRST       # (parts of FIRST lines, up to CHUNK)
+    flagreport.CHUNK, flagreport.FIRST = chunk, first
     try:
         assert flagreport.lines(s, box, msgs, items) == want
         flagreport.send(s, box, msgs, items)
     finally:
-        flagreport.CHUNK = was
-    assert b"".join(sent) == want
-    assert len(sent) == -(-len(msgs) // chunk)
+        flagreport.CHUNK, flagreport.FIRST = was
+    parts = sent[::2]
+    assert b"".join(parts) == want
+    # each part sent at once (a Flush after it) but the last, which goes
+    # with the tagged reply; the first of `first` lines, each next twice
+    # the last, up to CHUNK
+    assert sent[1::2] == [Flush()] * (len(parts) - 1)
+    sizes = [part.count(b"\r\n") for part in parts]
+    assert sum(sizes) == len(msgs)
+    assert sizes[0] == min(first, chunk, len(msgs))
+    for a, b in zip(sizes, sizes[1:-1]):
+        assert b == min(2 * a, chunk)
+    if len(sizes) > 1:
+        assert 0 < sizes[-1] <= min(2 * sizes[-2], chunk)
 
 
 def test_no_messages_no_lines():

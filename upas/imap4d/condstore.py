@@ -139,7 +139,7 @@ def after_select(s, cond: bool, resync: Resync | None) -> None:
     changed = box.modseqs.changed_since(resync.modseq)
     msgs = [m for m in box.with_uids(changed) if modseq.within(m.uid, known)]
     if msgs:                    # (without \\Recent under IMAP4rev2: flagreport)
-        s.send(unsolicited(s, box, msgs, True))
+        send_unsolicited(s, box, msgs, True)
 
 
 # ------------------------------------------------------------ FETCH
@@ -207,12 +207,14 @@ def parse_unchangedsince(r: p.Reader) -> int | None:
     return n
 
 
-def unsolicited(s, box, msgs: list, uid: bool) -> bytes:
-    """Unasked FETCHes of messages' flags (with their UIDs under a UID
+def send_unsolicited(s, box, msgs: list, uid: bool) -> None:
+    """Send unasked FETCHes of messages' flags (with their UIDs under a UID
     command): with UID and MODSEQ once CONDSTORE is enabled (RFC 7162
-    3.1); no \\Recent under IMAP4rev2 (rev2.flag_text)."""
+    3.1); no \\Recent under IMAP4rev2 (rev2.flag_text).  Made and sent a
+    part at a time (flagreport.send): another session's STORE 1:* is
+    10,000 of them."""
     if enabled(s):
         items = [flagreport.UID, flagreport.FLAGS, flagreport.MODSEQ]
     else:
         items = [flagreport.UID, flagreport.FLAGS] if uid else [flagreport.FLAGS]
-    return flagreport.lines(s, box, msgs, items)
+    flagreport.send(s, box, msgs, items)

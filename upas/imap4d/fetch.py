@@ -359,6 +359,9 @@ def fetch(s, req: Request) -> None:
     site = s.opts.site
     if all(a.name in NO_FILES for a in atts):
         flagreport.send(s, box, msgs, [a.name for a in atts])
+        # one look at upasfs (resolve_present's), as STORE: mail that came
+        # since is told at the next command (RFC 3501 7: at any time)
+        box.listed = True
         _finish(s, req, box, atts, changed, ok, False)
         return
     cache = _cache(box, site, atts, len(msgs))
@@ -461,7 +464,7 @@ def _finish(s, req: Request, box: Mailbox, atts: list, changed: list[Message], o
             unknown_cte: bool) -> None:
     """The flags \\Seen changed, unless FLAGS was fetched; the reply."""
     if changed and not any(a.name == "FLAGS" for a in atts):
-        s.send(condstore.unsolicited(s, box, changed, False))
+        condstore.send_unsolicited(s, box, changed, False)
     if ok:
         s.ok(req)
     else:       # RFC 3516 4.3: an encoding BINARY cannot undo fails the FETCH

@@ -23,10 +23,10 @@ from typing import Callable
 from upas import ns as nsmod
 from upas.mail.lock import LockError
 from upas.imap4d import parser as p
-from upas.imap4d import auth, condstore, esearch, names, rev2, select, table
+from upas.imap4d import auth, condstore, esearch, flagreport, names, rev2, select, table
 from upas.imap4d.mailbox import MailboxLost
 from upas.imap4d.request import NOTAUTH, Bye, Request, State
-from upas.transport.events import Event, Hangup, Sleep, StartDeflate, StartTLS
+from upas.transport.events import Event, Flush, Hangup, Sleep, StartDeflate, StartTLS
 
 # (a pass over 10,000 messages in C: FETCH 1:* and STORE 1:* make several)
 _UID, _EXPUNGED = operator.attrgetter("uid"), operator.attrgetter("expunged")
@@ -88,6 +88,11 @@ class Session:
     # -- output -----------------------------------------------------------
     def send(self, data: bytes) -> None:
         self._emit(data)
+
+    def flush(self) -> None:
+        """Have what was said so far sent now (the first part of a long
+        reply: the client reads it while the rest is made)."""
+        self._emit(Flush())
 
     def sleep(self, seconds: float) -> None:
         """Let the client wait (what was said so far goes out first)."""
@@ -408,10 +413,9 @@ class Session:
                 self.untagged(f"{box.recent_reported} RECENT")
         self.announce_keywords()
         if box.flag_changes:
-            here = set(map(id, box.msgs))
-            changed = [m for m in box.flag_changes if not m.expunged and id(m) in here]
+            changed = _in_view(box, [m for m in box.flag_changes if not m.expunged])
             if changed:
-                self.send(condstore.unsolicited(self, box, changed, uid))
+                condstore.send_unsolicited(self, box, changed, uid)
         box.flag_changes.clear()
 
     def announce_keywords(self) -> None:
@@ -433,9 +437,11 @@ class Session:
         one is passed over)."""
         self.report(expunges=uid, uid=uid)
         msgs, ok = self.resolve(ranges, uid)
-        if not uid and any(m.expunged for m in msgs):
-            ok = False
-        return list(itertools.filterfalse(_EXPUNGED, msgs)), ok
+        # under UID the report took every expunged message out of the
+        # view (take_expunged) and `$` names none: no pass over them
+        if uid or not any(map(_EXPUNGED, msgs)):
+            return msgs, ok
+        return list(itertools.filterfalse(_EXPUNGED, msgs)), False
 
     def resolve(self, ranges: list[tuple[int, int]], uid: bool):
         """The messages a set addresses, in mailbox order, and whether every
@@ -455,24 +461,38 @@ class Session:
                 rs = [(min(a, b), max(a, b)) for a, b in rs]
                 return [m for m in msgs if any(lo <= m.uid <= hi for lo, hi in rs)], True
             # uids ascend in mailbox order: each range is a slice
-            spans = sorted((bisect.bisect_left(uids, min(a, b)), bisect.bisect_right(uids, max(a, b)))
-                           for a, b in rs)
-            out, end = [], 0
-            for lo, hi in spans:
-                lo = max(lo, end)
-                if hi > lo:
-                    out += msgs[lo:hi]
-                    end = hi
-            return out, True
+            return _slices(msgs, [(bisect.bisect_left(uids, min(a, b)),
+                                   bisect.bisect_right(uids, max(a, b))) for a, b in rs]), True
         n = len(msgs)
         ok = True
-        picked = set()
+        spans = []
         for lo, hi in ranges:
             lo = n if lo == p.STAR else lo
             hi = n if hi == p.STAR else hi
             lo, hi = min(lo, hi), max(lo, hi)
             if hi > n:
                 ok = False
-            for i in range(lo, min(hi, n) + 1):
-                picked.add(i)
-        return [msgs[i - 1] for i in sorted(picked)], ok
+            spans.append((lo - 1, min(hi, n)))      # (sequence numbers are from 1)
+        return _slices(msgs, spans), ok
+
+
+def _slices(msgs: list, spans: list[tuple[int, int]]) -> list:
+    """msgs[lo:hi] of each span, in mailbox order, each message once
+    (overlapping ranges of a set): slices, not a message at a time."""
+    out, end = [], 0
+    for lo, hi in sorted(spans):
+        lo = max(lo, end)
+        if hi > lo:
+            out += msgs[lo:hi]
+            end = hi
+    return out
+
+
+def _in_view(box, msgs: list) -> list:
+    """Those of msgs that are still box's messages: a few (others'
+    changes to some messages) found by their uids, else by identity in
+    a set of every message's (0.47 ms at 10,000)."""
+    if len(msgs) * 16 < len(box.msgs) and flagreport.found(box, msgs) is not None:
+        return msgs
+    here = set(map(id, box.msgs))
+    return [m for m in msgs if id(m) in here]

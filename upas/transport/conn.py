@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Callable
 from lib.writev import IOV_MAX, writev_all  # noqa: F401 -- IOV_MAX: tests
 from upas.transport import stop
 from upas.transport.deflate import Deflater, DeflateError, Inflater
-from upas.transport.events import Hangup, Sleep
+from upas.transport.events import Flush, Hangup, Sleep
 from upas.transport.tls import TLSStream
 from upas.transport.wait import readable
 
@@ -79,10 +79,12 @@ class Conn:
         except OSError as e:                # ssl.SSLError too
             raise Hangup(str(e)) from None
 
-    def emit(self, ev: bytes | Sleep) -> None:
+    def emit(self, ev: bytes | Sleep | Flush) -> None:
         """Carry out a session's output event: bytes are sent (buffered);
-        a Sleep sends what is buffered, then waits."""
-        if isinstance(ev, Sleep):
+        a Flush sends what is buffered; a Sleep sends it, then waits."""
+        if isinstance(ev, Flush):
+            self.flush()
+        elif isinstance(ev, Sleep):
             self.flush()
             time.sleep(max(ev.seconds, 0))
         else:

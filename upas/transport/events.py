@@ -18,6 +18,13 @@ class Sleep:
 
 
 @dataclass(frozen=True)
+class Flush:
+    """Send what was said so far now, not when the buffer fills or the
+    next command is awaited: the first lines of a long reply, for the
+    client to read while the rest is made."""
+
+
+@dataclass(frozen=True)
 class StartTLS:
     """Send what was said so far, then run the TLS server handshake.  The
     session has dropped every byte it had buffered: plaintext the client
@@ -36,7 +43,7 @@ class Close:
     """Send what was said so far and end the session."""
 
 
-Event = Union[bytes, Sleep, StartTLS, StartDeflate, Close]
+Event = Union[bytes, Sleep, Flush, StartTLS, StartDeflate, Close]
 
 
 class Hangup(Exception):
