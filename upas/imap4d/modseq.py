@@ -321,7 +321,21 @@ def _line_find(data: bytes, mark: int, start: int) -> int:
 
 def read_log(data: bytes, at: int) -> tuple[list[LogEntry], int]:
     """The log's whole entries from `at`, and where they end: at the first
-    line that is not whole (a crash's torn tail) or not an entry."""
+    line that is not whole (a crash's torn tail) or not an entry.  (A
+    STORE's sync reads the record's log twice, _files_of then _append:
+    the last answer is kept for the same bytes.)"""
+    last = _READ_LOG
+    if last[0] is data and last[1] == at:
+        return last[2]
+    got = _read_log(data, at)
+    _READ_LOG[:] = [data, at, got]
+    return got
+
+
+_READ_LOG: list = [None, -1, None]      # the last read_log: its bytes, `at` and answer
+
+
+def _read_log(data: bytes, at: int) -> tuple[list[LogEntry], int]:
     out = []
     while at < len(data):
         end = data.find(b"\n", at)
@@ -873,16 +887,18 @@ def _expunged_after(expunged: list[tuple[int, list[tuple[int, int]]]], modseq: i
 
 def _files_of(data: bytes) -> str | None:
     """The files a record's bytes were last reconciled with (its `h`
-    line's, or its log's last entry's), without parsing the record."""
-    lines = data.split(b"\n", 3)
-    if len(lines) < 4 or lines[0] + b"\n" != MAGIC or not lines[2].startswith(b"h "):
+    line's, or its log's last entry's), without parsing the record (nor
+    copying it: its third line found, not split off)."""
+    head = data.find(b"\n", len(MAGIC)) if data.startswith(MAGIC) else -1
+    end = data.find(b"\n", head + 1) if head >= 0 else -1
+    if end < 0 or data[head + 1:head + 3] != b"h ":
         return None
     at = log_at(data)
     if at < len(data):
         entries = read_log(data, at)[0]
         if entries:
             return entries[-1].files
-    return lines[2][2:].decode("ascii", "replace")
+    return data[head + 3:end].decode("ascii", "replace")
 
 
 def columns_highest(data: bytes) -> int | None:
