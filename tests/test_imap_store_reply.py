@@ -9,9 +9,9 @@ import time
 
 from tests.fixtures.imap import put_box, select
 from tests.mboxgen import message
-from upas.imap4d import imp
+from upas.imap4d import imp, store
 
-N = 600
+N = store.REPLY_AHEAD + 52         # a reply sent while the files are written
 
 
 def test_the_lines_come_whole_and_in_order_before_the_ok(imap_preauth):
