@@ -27,7 +27,7 @@ def _file(uids: list[int], flags: list[set[str]], recent: bool) -> bytes:
 def _forget() -> None:
     """Nothing remembered of earlier calls (the answer from the files alone)."""
     imp._SPAN[:] = [None, None, None]
-    imp._ORDERED[0] = None
+    imp._LINES[:] = [None, None, False]
 
 
 def _alone(old: bytes, new: bytes, kwdata: bytes | None):
@@ -102,8 +102,14 @@ def test_the_uids_ascend_only_as_found():
     new = imp.with_flags(old, [frozenset({"\\Seen"})] * 3)
     assert not imp.ordered(old) and not imp.ordered(new)
     assert ms.flag_changes(old, new, None, False) is None       # a range would be wrong
-    up = _file([1, 2, 3], [set()] * 3, recent=False)
+    up = _file([1, 2, 3], [{"\\Flagged"}, {"\\Recent"}, set()], recent=True)
     digests = [hashlib.sha1(b"%d" % u).hexdigest() for u in (1, 2, 3)]
     assert imp.lines_of(up, digests) is not None and imp.ordered(up)
-    made = imp.with_flags(up, [frozenset({"\\Seen"})] * 3)
+    flags = [frozenset({"\\Seen"}), frozenset(), frozenset()]
+    made = imp.with_flags(up, flags)          # (from the masks lines_of read)
     assert imp.ordered(made) and not imp.ordered(old)
+    assert made == _file([1, 2, 3], flags, recent=False)
+    span, masks, changes = (imp.flags_span(up, made), imp.span_masks(up, made, 0, 2),
+                            ms.flag_changes(up, made, None, False))
+    assert (span, masks, changes) == _alone(up, made, None)
+    assert span == (0, 2) and masks == (b"\x04\x20", b"\x01\x00")

@@ -202,7 +202,7 @@ def lines_of(data: bytes, digests: list[str],
         return None
     if uids and (uids[0] < 1 or not all(map(operator.lt, uids, itertools.islice(uids, 1, None)))):
         return None                     # a uid-0 line or one out of order: match's business
-    found_ordered(data)
+    _known(data, masks, True)
     return uids, list(map(_BY_MASK.__getitem__, masks))
 
 
@@ -338,7 +338,7 @@ def with_flags(data: bytes, flags: Sequence[AbstractSet[str]]) -> bytes | None:
         return None
     codes = bytes(map(_MASKS.__getitem__, flags))
     at = BODY_AT + FLAGS_AT
-    was = _flag_masks([data[at + j::LINE_LEN] for j in range(8)]) if n else b""
+    was = _masks_of(data)
     # written into a BytesIO's buffer: its one copy of `data` (at
     # getbuffer) becomes the bytes getvalue() gives, not copied again as a
     # bytearray's would be (each copy a fresh 600 KB: ~150 page faults in
@@ -354,8 +354,7 @@ def with_flags(data: bytes, flags: Sequence[AbstractSet[str]]) -> bytes | None:
         span = (n - 1 - (diff.bit_length() - 1) // 8,
                 n - ((diff & -diff).bit_length() - 1) // 8) if diff else ()
         _SPAN[:] = [data, new, span, (was, codes)]
-        if ordered(data):
-            _ORDERED[0] = new           # the uids are data's
+        _known(new, codes, ordered(data))    # (the uids are data's)
     return new
 
 
@@ -371,20 +370,45 @@ _MASKS = _Masks()
 # a mask -> column j's byte: its letter when bit j is set, else `-`
 _LETTER = [bytes(ord(c) if m >> j & 1 else 0x2D for m in range(256))
            for j, (c, _) in enumerate(FLAG_CHARS)] + [b"-" * 256] * 2
-_ORDERED: list = [None]         # the last file whose uids were found to ascend
+# what was last worked out of a file's entry lines as columns: the file,
+# its fields' masks (None: not known) and whether its uids ascend strictly
+_LINES: list = [None, None, False]
+
+
+def _known(data: bytes, masks: bytes | None, ascending: bool) -> None:
+    _LINES[:] = [data, masks, ascending]
+
+
+def _is_known(data: bytes) -> bool:
+    known = _LINES[0]
+    return known is not None and (known is data or known == data)
+
+
+def _masks_of(data: bytes) -> bytes | None:
+    """_flag_masks of a whole file's fields (None unless each is valid),
+    as lines_of or with_flags worked them out for these bytes, else read."""
+    if _is_known(data) and _LINES[1] is not None:
+        return _LINES[1]
+    n = (len(data) - BODY_AT) // LINE_LEN
+    if not n:
+        return b""
+    at = BODY_AT + FLAGS_AT
+    return _flag_masks([data[at + j::LINE_LEN] for j in range(8)])
 
 
 def ordered(data: bytes) -> bool:
-    """`data` is the last file whose entry lines' uids were found to
-    ascend strictly (by lines_of, or modseq's check), or one made from it
-    by with_flags (whose uids are its)."""
-    known = _ORDERED[0]
-    return known is not None and (known is data or known == data)
+    """The uids of `data`'s lines were found to ascend strictly (by
+    lines_of, or modseq's check), or `data` was made by with_flags from
+    such a file (its uids are that file's): the last file looked at."""
+    return _is_known(data) and _LINES[2]
 
 
 def found_ordered(data: bytes) -> None:
     """The uids of `data`'s lines ascend strictly (see ordered)."""
-    _ORDERED[0] = data
+    if _is_known(data):
+        _LINES[2] = True
+    else:
+        _known(data, None, True)
 
 
 def span_masks(old: bytes, new: bytes, k0: int, k1: int) -> tuple[bytes, bytes]:
