@@ -1,8 +1,8 @@
 """STORE and UID STORE (docs/spec/servers.md §3.10; docs/decisions.md: keywords stored)."""
 from __future__ import annotations
 
+import _thread
 import contextlib
-import threading
 
 from upas.mail.lock import LockError
 from upas.transport.events import Hangup
@@ -182,23 +182,36 @@ class _Reply:
 
     def __init__(self, s, box: Mailbox, msgs: list[Message], uid: bool, kws: list[str]):
         self.s, self.box, self.msgs, self.uid, self.kws = s, box, msgs, uid, kws
-        self.thread: threading.Thread | None = None
+        self.sent: _thread.LockType | None = None      # held until the lines are sent
         self.error: BaseException | None = None
+        self.late = False                   # the thread could not be started
 
     def start(self) -> None:
         """(box.modify's `changed`: the lock held, the files not written.)
-        Changes merged after this are told at the command's end."""
+        Changes merged after this are told at the command's end.  A bare
+        thread and a lock, not threading.Thread: its start and join cost
+        a session just forked ~0.5 ms of CPU (its bookkeeping), these ~0.25."""
         _told(self.box, self.msgs)
         self.box.keywords.update(self.kws)
-        self.thread = threading.Thread(target=self._run, name="store-reply", daemon=True)
-        self.thread.start()
+        self.sent = _thread.allocate_lock()
+        self.sent.acquire()
+        try:
+            _thread.start_new_thread(self._run, ())
+        except RuntimeError:            # no thread to be had: the lines go after
+            self.sent = None
+            self.late = True
+
+    def _lines(self) -> None:
+        self.s.announce_keywords()          # before a FETCH shows them
+        _report(self.s, self.box, self.msgs, self.uid)
 
     def _run(self) -> None:
         try:
-            self.s.announce_keywords()          # before a FETCH shows them
-            _report(self.s, self.box, self.msgs, self.uid)
+            self._lines()
         except BaseException as e:      # noqa: BLE001 -- raised by __exit__
             self.error = e
+        finally:
+            self.sent.release()
 
     def __enter__(self) -> "_Reply":
         return self
@@ -207,11 +220,14 @@ class _Reply:
         """The lines are all sent (the thread ended) when the block ends,
         however it ends; what sending them raised (Hangup) is raised if
         the block raised nothing."""
-        if self.thread is not None:
-            self.thread.join()
-            self.thread = None
+        if self.sent is not None:
+            self.sent.acquire()
+            self.sent = None
             if self.error is not None and exc[0] is None:
                 raise self.error
+        elif self.late and exc[0] is None:
+            self.late = False
+            self._lines()
 
 
 def _conditional(box: Mailbox, change, unchangedsince: int, modified: list[Message]):
