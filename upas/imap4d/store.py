@@ -195,17 +195,24 @@ class _Reply:
         self.box.keywords.update(self.kws)
         self.sent = _thread.allocate_lock()
         self.sent.acquire()
+        begun = _thread.allocate_lock()
+        begun.acquire()
         try:
-            _thread.start_new_thread(self._run, ())
+            _thread.start_new_thread(self._run, (begun,))
         except RuntimeError:            # no thread to be had: the lines go after
             self.sent = None
             self.late = True
+            return
+        # the thread has the GIL first: the first lines go out now, not when
+        # this one next lets it go (its next system call, or 5 ms on)
+        begun.acquire()
 
     def _lines(self) -> None:
         self.s.announce_keywords()          # before a FETCH shows them
         _report(self.s, self.box, self.msgs, self.uid)
 
-    def _run(self) -> None:
+    def _run(self, begun: _thread.LockType) -> None:
+        begun.release()
         try:
             self._lines()
         except BaseException as e:      # noqa: BLE001 -- raised by __exit__
