@@ -19,6 +19,7 @@ from __future__ import annotations
 import difflib
 import array
 import hashlib
+import io
 import itertools
 import operator
 import re
@@ -208,6 +209,7 @@ def line_columns(data: bytes, digests: Sequence[str], column: bytes | None = Non
         return None
     if uids and (uids[0] < 1 or not all(map(operator.lt, uids, itertools.islice(uids, 1, None)))):
         return None                     # a uid-0 line or one out of order: match's business
+    _known(data, masks, True)
     return uids, masks
 
 
@@ -287,7 +289,9 @@ def flags_edit(old: bytes, new: bytes) -> tuple[int, bytes] | None:
     return a, new[a:BODY_AT + (span[1] - 1) * LINE_LEN + FLAGS_AT + 8]
 
 
-_SPAN: list = [None, None, None]        # the last flags_span: its files and result
+# the last flags_span: its files, its result, and when with_flags made the
+# new file from the old, the masks of both (span_masks)
+_SPAN: list = [None, None, None]
 
 
 def flags_span(old: bytes, new: bytes) -> tuple[int, int] | None:
@@ -298,6 +302,8 @@ def flags_span(old: bytes, new: bytes) -> tuple[int, int] | None:
     (a strided slice of each field's place): no line split.  The files
     are often the last call's (the .imp's write, then the MODSEQ log)."""
     if (_SPAN[0] is old or _SPAN[0] == old) and (_SPAN[1] is new or _SPAN[1] == new):
+        if len(_SPAN) > 3 and (_SPAN[0] is not old or _SPAN[1] is not new):
+            _SPAN[:] = [old, new, _SPAN[2], _SPAN[3]]   # (span_masks goes by identity)
         return _SPAN[2]                 # (equal files are often other objects)
     got = _flags_span(old, new)
     _SPAN[:] = [old, new, got]
@@ -335,25 +341,102 @@ _FIELD = re.compile(rb"[s-][a-][f-][D-][d-]---\n")     # a flags field without `
 def with_flags(data: bytes, flags: Sequence[AbstractSet[str]]) -> bytes | None:
     """The whole file `data` with the flags field of its entry line k made
     from flags[k] (no `r`: a view that writes it keeps none); None unless
-    it has a line for each.  The fields are written as eight columns of
-    the file (a strided slice each), not a line at a time."""
-    if not whole(data, len(flags)):
+    it has a line for each.  The fields are written as columns of the
+    file (a strided slice each), not a line at a time: each line's flags
+    become one byte (its mask, _flag_masks'), each column the
+    translation of those bytes to its letter or `-`.
+
+    The old fields are read as masks too (valid ones only): their
+    difference from the new is the lines flags_span would find, and both
+    masks are what the MODSEQ log's entry is made from (span_masks), so
+    neither file is compared or read as columns again (_SPAN)."""
+    n = len(flags)
+    if not whole(data, n):
         return None
-    fields = b"".join(map(_FIELDS.__getitem__, flags))
-    buf = bytearray(data)
-    for j in range(8):
-        buf[BODY_AT + FLAGS_AT + j::LINE_LEN] = fields[j::8]
-    return bytes(buf)
+    codes = bytes(map(_MASKS.__getitem__, flags))
+    at = BODY_AT + FLAGS_AT
+    was = _masks_of(data)
+    # written into a BytesIO's buffer: its one copy of `data` (at
+    # getbuffer) becomes the bytes getvalue() gives, not copied again as a
+    # bytearray's would be (each copy a fresh 600 KB: ~150 page faults in
+    # a session just forked)
+    out = io.BytesIO(data)
+    with out.getbuffer() as buf:
+        for j in range(6 if was is not None else 8):   # (a valid field's last two are `-`)
+            buf[at + j::LINE_LEN] = codes.translate(_LETTER[j])
+    new = out.getvalue()
+    if was is not None and data.startswith(MAGIC) and \
+            not data[BODY_AT + LINE_LEN - 1::LINE_LEN].translate(None, b"\n"):
+        diff = int.from_bytes(was, "big") ^ int.from_bytes(codes, "big")
+        span = (n - 1 - (diff.bit_length() - 1) // 8,
+                n - ((diff & -diff).bit_length() - 1) // 8) if diff else ()
+        _SPAN[:] = [data, new, span, (was, codes)]
+        _known(new, codes, ordered(data))    # (the uids are data's)
+    return new
 
 
-class _Fields(dict):
-    """flags -> their field without `r` (_flag_field), by the flags object."""
-    def __missing__(self, flags: AbstractSet[str]) -> bytes:
-        field = self[flags] = _flag_field(flags, False)
-        return field
+class _Masks(dict):
+    """flags -> the mask of their field without `r` (_flag_masks' bits),
+    by the flags object (messages share them: imp.flagset)."""
+    def __missing__(self, flags: AbstractSet[str]) -> int:
+        mask = self[flags] = sum(1 << j for j, (_, f) in enumerate(FLAG_CHARS[:5]) if f in flags)
+        return mask
 
 
-_FIELDS = _Fields()
+_MASKS = _Masks()
+# a mask -> column j's byte: its letter when bit j is set, else `-`
+_LETTER = [bytes(ord(c) if m >> j & 1 else 0x2D for m in range(256))
+           for j, (c, _) in enumerate(FLAG_CHARS)] + [b"-" * 256] * 2
+# what was last worked out of a file's entry lines as columns: the file,
+# its fields' masks (None: not known) and whether its uids ascend strictly
+_LINES: list = [None, None, False]
+
+
+def _known(data: bytes, masks: bytes | None, ascending: bool) -> None:
+    _LINES[:] = [data, masks, ascending]
+
+
+def _is_known(data: bytes) -> bool:
+    known = _LINES[0]
+    return known is not None and (known is data or known == data)
+
+
+def _masks_of(data: bytes) -> bytes | None:
+    """_flag_masks of a whole file's fields (None unless each is valid),
+    as lines_of or with_flags worked them out for these bytes, else read."""
+    if _is_known(data) and _LINES[1] is not None:
+        return _LINES[1]
+    n = (len(data) - BODY_AT) // LINE_LEN
+    if not n:
+        return b""
+    at = BODY_AT + FLAGS_AT
+    return _flag_masks([data[at + j::LINE_LEN] for j in range(8)])
+
+
+def ordered(data: bytes) -> bool:
+    """The uids of `data`'s lines were found to ascend strictly (by
+    lines_of, or modseq's check), or `data` was made by with_flags from
+    such a file (its uids are that file's): the last file looked at."""
+    return _is_known(data) and _LINES[2]
+
+
+def found_ordered(data: bytes) -> None:
+    """The uids of `data`'s lines ascend strictly (see ordered)."""
+    if _is_known(data):
+        _LINES[2] = True
+    else:
+        _known(data, None, True)
+
+
+def span_masks(old: bytes, new: bytes, k0: int, k1: int) -> tuple[bytes, bytes]:
+    """The masks (_flag_masks') of the flags fields of lines k0 to k1 - 1
+    of `old` and of `new`, whose fields flags_span found valid: the ones
+    with_flags worked out when it made `new` from `old`, else read."""
+    got = _SPAN[3] if len(_SPAN) > 3 and _SPAN[0] is old and _SPAN[1] is new else None
+    if got is not None:
+        return got[0][k0:k1], got[1][k0:k1]
+    a, b = BODY_AT + k0 * LINE_LEN + FLAGS_AT, BODY_AT + k1 * LINE_LEN
+    return tuple(_flag_masks([f[a + j:b:LINE_LEN] for j in range(8)]) for f in (old, new))
 
 
 def with_lines(data: bytes, uidnext: int, rows: list[tuple[str, int, AbstractSet[str]]]) -> bytes:

@@ -397,12 +397,15 @@ class Mailbox:
             # new uids or vanished messages to record if relisted
             self._under_lock(write=relisted)
 
-    def modify(self, msgs: list[Message], change, looked: bool = False) -> list[Message]:
+    def modify(self, msgs: list[Message], change, looked: bool = False,
+               changed: Callable[[], None] | None = None) -> list[Message]:
         """Apply change(msg) -> bool (True if it changed) to messages, under
         the lock, after catching up with others; the .imp is rewritten.
         `looked`: the command's own check() has just listed upasfs (STORE):
         a second listing would find the same (a 9P stat), and what came
-        since is found by the merge under the lock, which lists again."""
+        since is found by the merge under the lock, which lists again.
+        `changed()` is called once the messages are changed, before the
+        files are written (STORE starts its reply then)."""
         touched = []
         if not looked:
             self._relist()
@@ -410,6 +413,8 @@ class Mailbox:
             raise MailboxError("mailbox is gone")
         def apply() -> None:
             touched.extend(m for m in msgs if not m.expunged and change(m))
+            if changed is not None:
+                changed()
         self._under_lock(apply)
         return touched
 

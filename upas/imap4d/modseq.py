@@ -321,7 +321,21 @@ def _line_find(data: bytes, mark: int, start: int) -> int:
 
 def read_log(data: bytes, at: int) -> tuple[list[LogEntry], int]:
     """The log's whole entries from `at`, and where they end: at the first
-    line that is not whole (a crash's torn tail) or not an entry."""
+    line that is not whole (a crash's torn tail) or not an entry.  (A
+    STORE's sync reads the record's log twice, _files_of then _append:
+    the last answer is kept for the same bytes.)"""
+    last = _READ_LOG
+    if last[0] is data and last[1] == at:
+        return last[2]
+    got = _read_log(data, at)
+    _READ_LOG[:] = [data, at, got]
+    return got
+
+
+_READ_LOG: list = [None, -1, None]      # the last read_log: its bytes, `at` and answer
+
+
+def _read_log(data: bytes, at: int) -> tuple[list[LogEntry], int]:
     out = []
     while at < len(data):
         end = data.find(b"\n", at)
@@ -401,9 +415,8 @@ def _log_columns(cols: Columns, entries: list[LogEntry]) -> tuple[Columns, int] 
 
 # -- what a change of flags only changed (the log's entry) --------------------
 
-_AT = imp.BODY_AT + imp.FLAGS_AT           # the first line's flags field
-# a field's place j (but `r`, no part of a state) as the bit 1 << j
-_BITS = [bytes.maketrans(c[:1] + b"-", bytes([1 << j, 0])) for j, c in enumerate(imp.PLACES[:5])]
+# a flags field's mask (imp.span_masks) without `r`'s bit: no part of a state
+_STATE_BITS = bytes(b & 0x1F for b in range(256))
 _NONZERO = bytes([0] + [0xFF] * 255)
 _CODE_STATES: dict[int, int] = {}
 
@@ -422,28 +435,28 @@ def flag_changes(old: bytes, new: bytes, kwdata: bytes | None,
     """(state, uid ranges) of the messages whose state differs between the
     .imp `old` and `new`, when nothing but flags fields differs (a STORE:
     imp.flags_span) and their .kw.imp is `kwdata`; None otherwise.  The
-    lines are of one width: the fields are compared as columns (a strided
-    slice a place), the changed lines found as the nonzero bytes of a
-    mask, runs of lines with one new state by a regular expression: no
-    line split.  `ordered`: the files' uids are known to ascend (else
-    checked: a range of uids stands for the lines of its run only if
-    they do)."""
+    lines are of one width: each line's field is a byte, its mask
+    (imp.span_masks: those with_flags made the new file from, else read
+    as columns), the changed lines found as the nonzero bytes of the
+    masks' XOR, runs of lines with one new state by _runs: no line
+    split.  `ordered`: the files' uids are known to ascend (else checked,
+    unless imp.ordered knows: a range of uids stands for the lines of its
+    run only if they do)."""
     span = imp.flags_span(old, new)
     if span is None:
         return None
     n = (len(new) - imp.BODY_AT) // imp.LINE_LEN
-    if not ordered and not _ascending(new, n):
-        return None
+    if not ordered and not imp.ordered(new):
+        if not _ascending(new, n):
+            return None
+        imp.found_ordered(new)
     if not span:
         return []
     k0, k1 = span
     m = k1 - k0
-    at, end, width = _AT + k0 * imp.LINE_LEN, imp.BODY_AT + k1 * imp.LINE_LEN, imp.LINE_LEN
-    diff = code = 0
-    for j in range(5):
-        now = new[at + j:end:width]
-        diff |= int.from_bytes(old[at + j:end:width], "big") ^ int.from_bytes(now, "big")
-        code |= int.from_bytes(now.translate(_BITS[j]), "big")
+    was, now = imp.span_masks(old, new, k0, k1)
+    code = int.from_bytes(now.translate(_STATE_BITS), "big")
+    diff = int.from_bytes(was.translate(_STATE_BITS), "big") ^ code
     mask = int.from_bytes(diff.to_bytes(m, "big").translate(_NONZERO), "big")
     cc = bytearray(((code | int.from_bytes(b"\x20" * m, "big")) & mask).to_bytes(m, "big"))
     kws = _keyword_lines(new, k0, k1, kwdata, cc)
@@ -874,16 +887,18 @@ def _expunged_after(expunged: list[tuple[int, list[tuple[int, int]]]], modseq: i
 
 def _files_of(data: bytes) -> str | None:
     """The files a record's bytes were last reconciled with (its `h`
-    line's, or its log's last entry's), without parsing the record."""
-    lines = data.split(b"\n", 3)
-    if len(lines) < 4 or lines[0] + b"\n" != MAGIC or not lines[2].startswith(b"h "):
+    line's, or its log's last entry's), without parsing the record (nor
+    copying it: its third line found, not split off)."""
+    head = data.find(b"\n", len(MAGIC)) if data.startswith(MAGIC) else -1
+    end = data.find(b"\n", head + 1) if head >= 0 else -1
+    if end < 0 or data[head + 1:head + 3] != b"h ":
         return None
     at = log_at(data)
     if at < len(data):
         entries = read_log(data, at)[0]
         if entries:
             return entries[-1].files
-    return lines[2][2:].decode("ascii", "replace")
+    return data[head + 3:end].decode("ascii", "replace")
 
 
 def columns_highest(data: bytes) -> int | None:

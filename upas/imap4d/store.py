@@ -1,7 +1,11 @@
 """STORE and UID STORE (docs/spec/servers.md §3.10; docs/decisions.md: keywords stored)."""
 from __future__ import annotations
 
+import _thread
+import contextlib
+
 from upas.mail.lock import LockError
+from upas.transport.events import Hangup
 from upas.imap4d import condstore, flagreport, imp
 from upas.imap4d import parser as p
 from upas.imap4d.mailbox import Mailbox, Message
@@ -97,6 +101,11 @@ def _dedup(kws: list[str]) -> list[str]:
     return out
 
 
+# the lines of a STORE's reply past which they are sent while its files
+# are written (_Reply): more than one part of flagreport's
+REPLY_AHEAD = flagreport.CHUNK
+
+
 def store(s, req: Request) -> None:
     ranges, op, silent, flags, unchangedsince = req.args
     box: Mailbox = s.box
@@ -110,27 +119,32 @@ def store(s, req: Request) -> None:
     modified: list[Message] = []
     if unchangedsince is not None:
         change = _conditional(box, change, unchangedsince, modified)
+    kws = [f for f in flags if not f.startswith("\\")] if op != "-" else []
+    # many lines without CONDSTORE (no MODSEQ to wait for) go while the
+    # files are written (_Reply); a few are not worth a thread (~0.3 ms)
+    reply = _Reply(s, box, msgs, req.uid, kws) \
+        if len(msgs) >= REPLY_AHEAD and not silent and not condstore.enabled(s) else None
     try:
-        box.modify(msgs, change, looked=True)   # resolve_present checked
-    except LockError:
-        raise                               # the session answers NO [INUSE]
+        with reply or contextlib.nullcontext():    # its lines sent before what follows
+            box.modify(msgs, change, looked=True,  # resolve_present checked
+                       changed=reply.start if reply is not None else None)
+    except (LockError, Hangup):
+        raise                               # the session answers NO [INUSE]; the client is gone
     except Exception as e:
         s.log(f"store: {e}")
         s.no(req)
         return
-    if box.flag_changes:                    # reported here
-        here = set(map(id, msgs))
-        box.flag_changes[:] = [m for m in box.flag_changes if id(m) not in here]
-    if op != "-":
-        box.keywords.update(f for f in flags if not f.startswith("\\"))
-    s.announce_keywords()                   # before a FETCH shows them
+    if reply is None:
+        _told(box, msgs)
+        box.keywords.update(kws)
+        s.announce_keywords()               # before a FETCH shows them
     if modified:
         failed = set(map(id, modified))
         msgs = [m for m in msgs if id(m) not in failed]
     if condstore.enabled(s):
         # the MODSEQs even when .SILENT (RFC 7162 3.1.3)
         _report(s, box, msgs, req.uid, silent)
-    elif not silent:
+    elif not silent and reply is None:
         _report(s, box, msgs, req.uid)
     # one look at upasfs a STORE (resolve_present's): mail that came
     # since is told at the next command (RFC 3501 7: any time)
@@ -143,6 +157,84 @@ def store(s, req: Request) -> None:
         s.ok(req, "completed" if code is None else "conditional STORE failed", code=code)
     else:
         s.no(req, code=code)
+
+
+def _told(box: Mailbox, msgs: list[Message]) -> None:
+    """Others' changes of msgs merged so far are told by STORE's reply,
+    not again at the command's end."""
+    if box.flag_changes:
+        here = set(map(id, msgs))
+        box.flag_changes[:] = [m for m in box.flag_changes if id(m) not in here]
+
+
+class _Reply:
+    """STORE's FETCH lines without CONDSTORE, made and sent by a thread
+    started once the messages are changed (under the lock) while this one
+    writes the .imp and the MODSEQ record and syncs them: the client reads
+    the lines meanwhile (a STORE 1:* on 10,000 messages is 390 KB of
+    them), not after the files' fsyncs.  The tagged line waits for both
+    (the `with` block around the change), and nothing else is sent until
+    then: the client reads what it read before, in the same order.  The
+    lines show the flags as changed in memory, as a failed write's
+    tagged NO leaves them too (docs/decisions.md, "STORE's reply while
+    its files are synced").  A stalled client holds the thread, never
+    the lock."""
+
+    def __init__(self, s, box: Mailbox, msgs: list[Message], uid: bool, kws: list[str]):
+        self.s, self.box, self.msgs, self.uid, self.kws = s, box, msgs, uid, kws
+        self.sent: _thread.LockType | None = None      # held until the lines are sent
+        self.error: BaseException | None = None
+        self.late = False                   # the thread could not be started
+
+    def start(self) -> None:
+        """(box.modify's `changed`: the lock held, the files not written.)
+        Changes merged after this are told at the command's end.  A bare
+        thread and a lock, not threading.Thread: its start and join cost
+        a session just forked ~0.5 ms of CPU (its bookkeeping), these ~0.25."""
+        _told(self.box, self.msgs)
+        self.box.keywords.update(self.kws)
+        self.sent = _thread.allocate_lock()
+        self.sent.acquire()
+        begun = _thread.allocate_lock()
+        begun.acquire()
+        try:
+            _thread.start_new_thread(self._run, (begun,))
+        except RuntimeError:            # no thread to be had: the lines go after
+            self.sent = None
+            self.late = True
+            return
+        # the thread has the GIL first: the first lines go out now, not when
+        # this one next lets it go (its next system call, or 5 ms on)
+        begun.acquire()
+
+    def _lines(self) -> None:
+        self.s.announce_keywords()          # before a FETCH shows them
+        _report(self.s, self.box, self.msgs, self.uid)
+
+    def _run(self, begun: _thread.LockType) -> None:
+        begun.release()
+        try:
+            self._lines()
+        except BaseException as e:      # noqa: BLE001 -- raised by __exit__
+            self.error = e
+        finally:
+            self.sent.release()
+
+    def __enter__(self) -> "_Reply":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        """The lines are all sent (the thread ended) when the block ends,
+        however it ends; what sending them raised (Hangup) is raised if
+        the block raised nothing."""
+        if self.sent is not None:
+            self.sent.acquire()
+            self.sent = None
+            if self.error is not None and exc[0] is None:
+                raise self.error
+        elif self.late and exc[0] is None:
+            self.late = False
+            self._lines()
 
 
 def _conditional(box: Mailbox, change, unchangedsince: int, modified: list[Message]):
