@@ -100,6 +100,11 @@ class Rpc:
     def __init__(self, addr: str | None = None,
                  getkey: Callable[[str], bool] | None = None):
         where = factotum_address(addr)
+        self.getkey = getkey
+        ahead = _take_ahead(where)
+        if ahead is not None:
+            self.client, self.file = ahead
+            return
         try:
             self.client = ninep.Client.dial(where)
             self.file = self.client.open("rpc", "rw")
@@ -107,7 +112,6 @@ class Rpc:
             if getattr(self, "client", None):
                 self.client.close()
             raise FactotumUnavailable(f"cannot open factotum rpc at {where}: {e}") from None
-        self.getkey = getkey
 
     def call(self, verb: str, data: bytes | str = b"") -> tuple[str, bytes]:
         if isinstance(data, str):
@@ -193,6 +197,77 @@ class Rpc:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# -- a conversation opened ahead ---------------------------------------------
+
+AHEAD_TIMEOUT = 2.0     # seconds factotum may take to answer the dial made ahead
+_ahead: tuple[str, ninep.Client, ninep.File] | None = None
+
+
+def open_ahead(addr: str | None = None) -> None:
+    """Dial factotum and open its `rpc` now, for this process's first
+    conversation: a fork server's spare does it before its connection
+    comes (upas/forkserver.py), so a login does not wait for the dial,
+    the attach and the open (~1.5 ms).  Nothing of a user is in it until
+    `start`.  Only a factotum of ours, on a local socket: it answers
+    quickly or not at all, and ends a conversation when its connection
+    goes, so one never used costs it nothing.  Failures are silent: the
+    conversation is then dialled when it is needed, as before."""
+    global _ahead
+    where = factotum_address(addr)
+    try:
+        sock = ninep.dial(where) if _local(where) else None
+    except (OSError, ninep.Error):
+        return
+    if sock is None:
+        return
+    client = None
+    try:
+        sock.settimeout(AHEAD_TIMEOUT)
+        client = ninep.Client(sock)
+        if client.walks_pipelined:
+            f = client.open("rpc", "rw")
+            sock.settimeout(None)
+            _ahead, client = (where, client, f), None
+    except (OSError, ninep.Error):
+        pass
+    finally:
+        if client is not None:
+            client.close()
+        elif _ahead is None:
+            sock.close()
+
+
+def _local(where: str) -> bool:
+    """A posted service or a unix socket: connecting does not wait."""
+    return "!" not in where or where.startswith("unix!")
+
+
+def _take_ahead(where: str) -> tuple[ninep.Client, ninep.File] | None:
+    """The conversation open_ahead made, if it is for `where` and factotum
+    has not hung up on it since (a factotum restarted while the spare
+    waited); once only."""
+    global _ahead
+    if _ahead is None:
+        return None
+    (addr, client, f), _ahead = _ahead, None
+    if addr == where and _open(client.mux.sock):
+        return client, f
+    client.close()
+    return None
+
+
+def _open(sock: socket.socket) -> bool:
+    """Whether the server still holds this connection (nothing to read,
+    no end of file)."""
+    try:
+        sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return True             # nothing to read: still open
+    except OSError:
+        pass
+    return False                # its end of file, or bytes nobody asked for
 
 
 def _start(attrs: str, addr: str | None, getkey=None) -> Rpc:

@@ -37,6 +37,7 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Callable
 
 from upas import config
 
@@ -252,7 +253,7 @@ def _try(fn, *args) -> None:
         pass
 
 
-def serve(ctl: socket.socket) -> list[str] | None:
+def serve(ctl: socket.socket, prepare: Callable[[], None] | None = None) -> list[str] | None:
     """Hand each request's connection to a child until the launcher hangs
     up (None).  In a child, returns its server arguments with fds 0/1 the
     connection.
@@ -265,13 +266,15 @@ def serve(ctl: socket.socket) -> list[str] | None:
     a request that finds no spare is forked for, as before.  Until its connection comes a spare holds
     nothing but what the fork server holds (no connection, no user, no
     secret); it exits when the fork server goes.  A spare found dead is
-    replaced by a fork on the request."""
-    return _Forker(ctl).run()
+    replaced by a fork on the request.  `prepare`, if given, is what a
+    spare does first (the server's spare.prepare, see _spare_hook): work
+    of no user's, done before the connection rather than after it."""
+    return _Forker(ctl, prepare).run()
 
 
 class _Forker:
-    def __init__(self, ctl: socket.socket):
-        self.ctl = ctl
+    def __init__(self, ctl: socket.socket, prepare: Callable[[], None] | None = None):
+        self.ctl, self.prepare = ctl, prepare
         self.wake_r, self.wake_w = socket.socketpair()
         self.wake_r.setblocking(False)
         self.wake_w.setblocking(False)
@@ -364,6 +367,8 @@ class _Forker:
             self.spare = (pid, ours)
             return None
         self._leave(ours)
+        if self.prepare is not None:
+            _try(self.prepare)
         try:
             msg, fds, _, _ = socket.recv_fds(theirs, MAXREQ, 1)
         except OSError:
@@ -450,9 +455,10 @@ def main(argv: list[str]) -> int:
     _preload(module)
     _warm()
     main_code = _main_code(module)
+    prepare = _spare_hook(module)
     gc.collect()
     gc.freeze()           # the children share these pages; no GC copies them
-    args = serve(ctl)
+    args = serve(ctl, prepare)
     if args is None:
         return 0
     import runpy
@@ -485,6 +491,22 @@ def _main_code(module: str):
     except Exception:
         return None
     return (spec, code) if code is not None else None
+
+
+def _spare_hook(module: str) -> Callable[[], None] | None:
+    """`prepare` of the server's module `spare` (upas/imap4d/spare.py,
+    upas/pop3/spare.py), if it has one: what its spares do before their
+    connection comes.  Only a package's: a plain module is not imported
+    here (it is what `python -m` runs, and may act on import)."""
+    import importlib
+    import importlib.util
+    try:
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.submodule_search_locations is None:
+            return None
+        return importlib.import_module(module + ".spare").prepare
+    except Exception:
+        return None
 
 
 def _run_main(spec, code) -> None:
