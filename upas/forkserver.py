@@ -132,41 +132,67 @@ class ForkServer:
             theirs.close()
         self.ctl = ours
 
-    def spawn(self, args: list[str], conn: socket.socket) -> ForkedChild:
+    def spawn(self, args: list[str], conn: socket.socket,
+              sent: socket.socket | None = None) -> ForkedChild:
         """Fork a session running the module with `args` on conn; a fork
-        server found dead is restarted once."""
+        server found dead is restarted once.  `sent`: the reply socket of
+        the request already sent by send()."""
         for _ in range(2):
-            with self.lock:
-                if self.proc is None or self.proc.poll() is not None:
-                    if self.proc is not None:
-                        self.log(f"fork server {self.module} pid {self.proc.pid} "
-                                 f"exit {self.proc.returncode}; restarting")
-                        self.ctl.close()
-                    self.start()
-                ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-                try:
-                    payload = "\0".join(args).encode()
-                    socket.send_fds(self.ctl, [payload], [conn.fileno(), theirs.fileno()])
-                    sent = True
-                except OSError:
-                    sent = False
-                finally:
-                    theirs.close()
-            msg, fds = b"", []
-            if sent:
-                ours.settimeout(config.current().forkserver_startup_secs)     # a fork server still importing answers late
-                try:
-                    msg, fds, _, _ = socket.recv_fds(ours, 64, 1)
-                except OSError:
-                    pass
-                ours.settimeout(None)
-            if msg.startswith(b"pid "):
-                return ForkedChild(int(msg[4:]), ours, fds[0] if fds else None)
-            for fd in fds:
-                os.close(fd)
-            ours.close()
+            if sent is None:
+                with self.lock:
+                    if self.proc is None or self.proc.poll() is not None:
+                        if self.proc is not None:
+                            self.log(f"fork server {self.module} pid {self.proc.pid} "
+                                     f"exit {self.proc.returncode}; restarting")
+                            self.ctl.close()
+                        self.start()
+                    sent = self._send(args, conn)
+            child = self._answer(sent) if sent is not None else None
+            if child is not None:
+                return child
+            sent = None
             self._reap_dead()
         raise ForkServerError(f"fork server {self.module} failed")
+
+    def send(self, args: list[str], conn: socket.socket) -> socket.socket | None:
+        """The first half of spawn, for the launcher's accepting thread: the
+        request sent at once to a fork server that is running (its reply
+        socket, for spawn), so that a session's start does not wait for
+        the thread that will watch it; None: spawn does it all."""
+        with self.lock:
+            if self.proc is None or self.proc.poll() is not None:
+                return None
+            return self._send(args, conn)
+
+    def _send(self, args: list[str], conn: socket.socket) -> socket.socket | None:
+        """(Lock held.)  The request on the control socket: its reply
+        socket, or None if it could not be sent."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            payload = "\0".join(args).encode()
+            socket.send_fds(self.ctl, [payload], [conn.fileno(), theirs.fileno()])
+        except OSError:
+            ours.close()
+            return None
+        finally:
+            theirs.close()
+        return ours
+
+    def _answer(self, ours: socket.socket) -> ForkedChild | None:
+        """The forked child, from the fork server's `pid N` (None: no answer)."""
+        msg, fds = b"", []
+        ours.settimeout(config.current().forkserver_startup_secs)     # a fork server still importing answers late
+        try:
+            msg, fds, _, _ = socket.recv_fds(ours, 64, 1)
+        except OSError:
+            pass
+        ours.settimeout(None)
+        if msg.startswith(b"pid "):
+            return ForkedChild(int(msg[4:]), ours, fds[0] if fds else None)
+        for fd in fds:
+            os.close(fd)
+        ours.close()
+        return None
 
     def _reap_dead(self) -> None:
         """The fork server did not answer: make sure it is gone, so the
