@@ -13,7 +13,6 @@ socketpair (as Plan 9's `upas/fs -np`).
 from __future__ import annotations
 
 import getopt
-import socket
 import sys
 import time
 
@@ -21,6 +20,7 @@ from lib import cmdline
 from upas import config
 from upas import ns as nsmod
 from upas.mail import fsview, lock
+from upas.imap4d import spare
 from upas.imap4d.session import Options, Session
 from upas.transport import stop
 from upas.transport.conn import LOGIN, Conn, Deadlines, peer_address
@@ -108,7 +108,7 @@ def make_namespace(user: str) -> nsmod.Namespace:
 
 def default_names(servername: str | None, site: str | None) -> tuple[str, str]:
     """Plan 9's defaults: the system name; site from $site or the name."""
-    name = servername or socket.getfqdn() or socket.gethostname()
+    name = servername or spare.sysname()
     if site:
         return name, site
     envsite = config.current().site
