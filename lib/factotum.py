@@ -114,28 +114,58 @@ class Rpc:
             raise FactotumUnavailable(f"cannot open factotum rpc at {where}: {e}") from None
 
     def call(self, verb: str, data: bytes | str = b"") -> tuple[str, bytes]:
-        if isinstance(data, str):
-            data = data.encode()
-        request = verb.encode() + (b" " + data if data else b"")
+        request = _request(verb, data)
         while True:
-            reply = self._exchange(request)
-            word, _, arg = reply.partition(b" ")
-            status = word.decode("ascii", "replace")
-            if status in ("ok", "done", "toosmall"):
-                return status, arg
-            if status == "needkey":
-                template = arg.decode("utf-8", "replace")
-                if self.getkey is not None and self.getkey(template):
-                    continue
-                raise NeedKey(template)
-            text = arg.decode("utf-8", "replace")
-            if status == "error":
-                raise FactotumError(text)
-            if status == "badkey":
-                raise BadKey(text)
-            if status == "phase":
-                raise PhaseError(text)
-            raise FactotumError(f"bad factotum rpc response: {reply[:64]!r}")
+            got = self._answer(self._exchange(request), retry=True)
+            if got is not None:
+                return got
+
+    def call_many(self, calls: list[tuple[str, bytes | str]]) -> list[tuple[str, bytes] | FactotumError]:
+        """call() of each (verb, data), all in one round trip to a factotum
+        of ours (walks_pipelined: it answers a connection's requests in
+        order, so each reply is the one call() would have had, the calls
+        made one after another): each one's (status, data), or the
+        FactotumError it got.  Only where walks_pipelined; a lost
+        connection raises FactotumUnavailable."""
+        mux, fid = self.client.mux, self.file.fid
+        msgs = [m for verb, data in calls for m in
+                (codec.Twrite(0, fid, 0, _request(verb, data)), codec.Tread(0, fid, 0, AUTH_RPC_MAX))]
+        out: list[tuple[str, bytes] | FactotumError] = []
+        try:
+            sent = mux.start_many(msgs)
+            for wrote, read in zip(sent[::2], sent[1::2]):
+                try:
+                    out.append(self._answer(self._collect(wrote, read), retry=False))
+                except ninep.Hungup:
+                    raise
+                except ninep.Error as e:
+                    out.append(FactotumError(str(e)))
+                except FactotumError as e:
+                    out.append(e)
+        except (OSError, ninep.Hungup) as e:
+            raise FactotumUnavailable(f"factotum rpc: {e}") from None
+        return out
+
+    def _answer(self, reply: bytes, retry: bool) -> tuple[str, bytes] | None:
+        """A reply's (status, data), or the exception for it; None when
+        getkey added the key asked for (retry: the call is made again)."""
+        word, _, arg = reply.partition(b" ")
+        status = word.decode("ascii", "replace")
+        if status in ("ok", "done", "toosmall"):
+            return status, arg
+        if status == "needkey":
+            template = arg.decode("utf-8", "replace")
+            if retry and self.getkey is not None and self.getkey(template):
+                return None
+            raise NeedKey(template)
+        text = arg.decode("utf-8", "replace")
+        if status == "error":
+            raise FactotumError(text)
+        if status == "badkey":
+            raise BadKey(text)
+        if status == "phase":
+            raise PhaseError(text)
+        raise FactotumError(f"bad factotum rpc response: {reply[:64]!r}")
 
     def _exchange(self, request: bytes) -> bytes:
         try:
@@ -157,6 +187,12 @@ class Rpc:
         mux, fid = self.client.mux, self.file.fid
         wrote, read = mux.start_many([codec.Twrite(0, fid, 0, request),
                                       codec.Tread(0, fid, 0, AUTH_RPC_MAX)])
+        return self._collect(wrote, read)
+
+    def _collect(self, wrote, read) -> bytes:
+        """The reply to a verb's Twrite and Tread sent together (see
+        _pipelined)."""
+        mux = self.client.mux
         try:
             mux.finish(wrote, codec.Rwrite)
         except BaseException:
@@ -270,6 +306,13 @@ def _open(sock: socket.socket) -> bool:
     return False                # its end of file, or bytes nobody asked for
 
 
+def _request(verb: str, data: bytes | str) -> bytes:
+    """An rpc request: the verb, and its data after a space."""
+    if isinstance(data, str):
+        data = data.encode()
+    return verb.encode() + (b" " + data if data else b"")
+
+
 def _start(attrs: str, addr: str | None, getkey=None) -> Rpc:
     rpc = Rpc(addr, getkey)
     try:
@@ -342,6 +385,8 @@ def auth_response(c: Chalstate, user: str | None = None,
         raise FactotumError("auth_response: connection not open")
     if not resp:
         raise FactotumError("auth_response: nil response")
+    if c.rpc.client.walks_pipelined:
+        return _response_at_once(c, user if c.proto != "p9cr" else None, resp)
     try:
         if user is not None and c.proto != "p9cr":
             c.rpc.call("write", user)
@@ -372,6 +417,45 @@ def auth_response(c: Chalstate, user: str | None = None,
         raise
     c.close()
     return info
+
+
+def _response_at_once(c: Chalstate, user: str | None, resp: str | bytes) -> AuthInfo:
+    """auth_response to a factotum of ours, its verbs in one round trip:
+    the user's write, the response's, the read that says done, authinfo.
+    Each reply is what it would have been one by one, and means the same:
+    a failed user write ends the conversation; a refused response leaves
+    it open for another try (the read and authinfo after it changed
+    nothing: a phase error and `authentication unfinished`)."""
+    verbs: list[tuple[str, bytes | str]] = [("write", user)] if user is not None else []
+    verbs += [("write", resp), ("read", b""), ("authinfo", b"")]
+    try:
+        got = c.rpc.call_many(verbs)
+    except FactotumError:
+        c.close()
+        raise
+    first = got.pop(0) if user is not None else None
+    if isinstance(first, FactotumError):
+        c.close()                      # out of phase with factotum
+        raise first
+    wrote, done, info = got
+    if isinstance(wrote, FactotumError):
+        raise AuthError(str(wrote)) from None    # Plan 9: rejected at the write
+    try:
+        if isinstance(done, FactotumError) and str(done) != "protocol finished":
+            raise done
+        if not isinstance(done, FactotumError) and done[0] != "done":
+            raise FactotumError(f"factotum protocol botch {done[0]} {done[1][:32]!r}")
+        if isinstance(info, FactotumError):
+            raise info
+        ai = AuthInfo.unpack(info[1])
+    except ValueError:
+        c.close()
+        raise FactotumError("bad auth info from factotum") from None
+    except BaseException:
+        c.close()
+        raise
+    c.close()
+    return ai
 
 
 def _finished(rpc: Rpc) -> tuple[str, bytes]:
