@@ -52,3 +52,38 @@ def test_a_refused_user_ends_the_conversation(auth_stack):
         lf.auth_response(c, "bob", apop(c.chal, auth_stack.users["bob"][1]))
     assert not isinstance(e.value, lf.AuthError)
     assert c.rpc is None
+
+
+def test_a_conversation_opened_ahead_is_used_and_starts_in_one_round_trip(auth_stack):
+    """A fork server's spare opens its conversation before its connection
+    (open_ahead); the login's challenge then costs one round trip: start
+    and the read of the challenge together."""
+    addr = auth_stack.env["factotum"]
+    lf.open_ahead(addr)
+    ahead = lf._ahead[1]
+    sent = Batches(type("R", (), {"client": ahead})())
+    c = lf.auth_challenge("proto=apop role=server", addr)
+    assert c.rpc.client is ahead and lf._ahead is None
+    assert sent.n == 1
+    ai = lf.auth_response(c, "glenda", apop(c.chal, auth_stack.users["glenda"][1]))
+    assert ai.cuid == "glenda"
+
+
+def test_a_conversation_opened_ahead_of_a_factotum_gone_is_not_used(tmp_path):
+    """The factotum restarted while the spare waited: its conversation is
+    dropped and a new one dialled."""
+    from tests.fixtures.factotum import short_namespace, start_factotum
+    ns = short_namespace()
+    f = start_factotum(ns)
+    addr = f.addr
+    lf.open_ahead(addr)
+    stale = lf._ahead[1]
+    f.stop()
+    f = start_factotum(ns)
+    try:
+        rpc = lf.Rpc(addr)
+        assert rpc.client is not stale and lf._ahead is None
+        assert rpc.call("start", "proto=apop role=client")[0] == "ok"   # a live conversation
+        rpc.close()
+    finally:
+        f.stop()
