@@ -100,6 +100,11 @@ class Rpc:
     def __init__(self, addr: str | None = None,
                  getkey: Callable[[str], bool] | None = None):
         where = factotum_address(addr)
+        self.getkey = getkey
+        ahead = _take_ahead(where)
+        if ahead is not None:
+            self.client, self.file = ahead
+            return
         try:
             self.client = ninep.Client.dial(where)
             self.file = self.client.open("rpc", "rw")
@@ -107,31 +112,60 @@ class Rpc:
             if getattr(self, "client", None):
                 self.client.close()
             raise FactotumUnavailable(f"cannot open factotum rpc at {where}: {e}") from None
-        self.getkey = getkey
 
     def call(self, verb: str, data: bytes | str = b"") -> tuple[str, bytes]:
-        if isinstance(data, str):
-            data = data.encode()
-        request = verb.encode() + (b" " + data if data else b"")
+        request = _request(verb, data)
         while True:
-            reply = self._exchange(request)
-            word, _, arg = reply.partition(b" ")
-            status = word.decode("ascii", "replace")
-            if status in ("ok", "done", "toosmall"):
-                return status, arg
-            if status == "needkey":
-                template = arg.decode("utf-8", "replace")
-                if self.getkey is not None and self.getkey(template):
-                    continue
-                raise NeedKey(template)
-            text = arg.decode("utf-8", "replace")
-            if status == "error":
-                raise FactotumError(text)
-            if status == "badkey":
-                raise BadKey(text)
-            if status == "phase":
-                raise PhaseError(text)
-            raise FactotumError(f"bad factotum rpc response: {reply[:64]!r}")
+            got = self._answer(self._exchange(request), retry=True)
+            if got is not None:
+                return got
+
+    def call_many(self, calls: list[tuple[str, bytes | str]]) -> list[tuple[str, bytes] | FactotumError]:
+        """call() of each (verb, data), all in one round trip to a factotum
+        of ours (walks_pipelined: it answers a connection's requests in
+        order, so each reply is the one call() would have had, the calls
+        made one after another): each one's (status, data), or the
+        FactotumError it got.  Only where walks_pipelined; a lost
+        connection raises FactotumUnavailable."""
+        mux, fid = self.client.mux, self.file.fid
+        msgs = [m for verb, data in calls for m in
+                (codec.Twrite(0, fid, 0, _request(verb, data)), codec.Tread(0, fid, 0, AUTH_RPC_MAX))]
+        out: list[tuple[str, bytes] | FactotumError] = []
+        try:
+            sent = mux.start_many(msgs)
+            for wrote, read in zip(sent[::2], sent[1::2]):
+                try:
+                    out.append(self._answer(self._collect(wrote, read), retry=False))
+                except ninep.Hungup:
+                    raise
+                except ninep.Error as e:
+                    out.append(FactotumError(str(e)))
+                except FactotumError as e:
+                    out.append(e)
+        except (OSError, ninep.Hungup) as e:
+            raise FactotumUnavailable(f"factotum rpc: {e}") from None
+        return out
+
+    def _answer(self, reply: bytes, retry: bool) -> tuple[str, bytes] | None:
+        """A reply's (status, data), or the exception for it; None when
+        getkey added the key asked for (retry: the call is made again)."""
+        word, _, arg = reply.partition(b" ")
+        status = word.decode("ascii", "replace")
+        if status in ("ok", "done", "toosmall"):
+            return status, arg
+        if status == "needkey":
+            template = arg.decode("utf-8", "replace")
+            if retry and self.getkey is not None and self.getkey(template):
+                return None
+            raise NeedKey(template)
+        text = arg.decode("utf-8", "replace")
+        if status == "error":
+            raise FactotumError(text)
+        if status == "badkey":
+            raise BadKey(text)
+        if status == "phase":
+            raise PhaseError(text)
+        raise FactotumError(f"bad factotum rpc response: {reply[:64]!r}")
 
     def _exchange(self, request: bytes) -> bytes:
         try:
@@ -153,6 +187,12 @@ class Rpc:
         mux, fid = self.client.mux, self.file.fid
         wrote, read = mux.start_many([codec.Twrite(0, fid, 0, request),
                                       codec.Tread(0, fid, 0, AUTH_RPC_MAX)])
+        return self._collect(wrote, read)
+
+    def _collect(self, wrote, read) -> bytes:
+        """The reply to a verb's Twrite and Tread sent together (see
+        _pipelined)."""
+        mux = self.client.mux
         try:
             mux.finish(wrote, codec.Rwrite)
         except BaseException:
@@ -195,6 +235,84 @@ class Rpc:
         self.close()
 
 
+# -- a conversation opened ahead ---------------------------------------------
+
+AHEAD_TIMEOUT = 2.0     # seconds factotum may take to answer the dial made ahead
+_ahead: tuple[str, ninep.Client, ninep.File] | None = None
+
+
+def open_ahead(addr: str | None = None) -> None:
+    """Dial factotum and open its `rpc` now, for this process's first
+    conversation: a fork server's spare does it before its connection
+    comes (upas/forkserver.py), so a login does not wait for the dial,
+    the attach and the open (~1.5 ms).  Nothing of a user is in it until
+    `start`.  Only a factotum of ours, on a local socket: it answers
+    quickly or not at all, and ends a conversation when its connection
+    goes, so one never used costs it nothing.  Failures are silent: the
+    conversation is then dialled when it is needed, as before."""
+    global _ahead
+    where = factotum_address(addr)
+    try:
+        sock = ninep.dial(where) if _local(where) else None
+    except (OSError, ninep.Error):
+        return
+    if sock is None:
+        return
+    client = None
+    try:
+        sock.settimeout(AHEAD_TIMEOUT)
+        client = ninep.Client(sock)
+        if client.walks_pipelined:
+            f = client.open("rpc", "rw")
+            sock.settimeout(None)
+            _ahead, client = (where, client, f), None
+    except (OSError, ninep.Error):
+        pass
+    finally:
+        if client is not None:
+            client.close()
+        elif _ahead is None:
+            sock.close()
+
+
+def _local(where: str) -> bool:
+    """A posted service or a unix socket: connecting does not wait."""
+    return "!" not in where or where.startswith("unix!")
+
+
+def _take_ahead(where: str) -> tuple[ninep.Client, ninep.File] | None:
+    """The conversation open_ahead made, if it is for `where` and factotum
+    has not hung up on it since (a factotum restarted while the spare
+    waited); once only."""
+    global _ahead
+    if _ahead is None:
+        return None
+    (addr, client, f), _ahead = _ahead, None
+    if addr == where and _open(client.mux.sock):
+        return client, f
+    client.close()
+    return None
+
+
+def _open(sock: socket.socket) -> bool:
+    """Whether the server still holds this connection (nothing to read,
+    no end of file)."""
+    try:
+        sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return True             # nothing to read: still open
+    except OSError:
+        pass
+    return False                # its end of file, or bytes nobody asked for
+
+
+def _request(verb: str, data: bytes | str) -> bytes:
+    """An rpc request: the verb, and its data after a space."""
+    if isinstance(data, str):
+        data = data.encode()
+    return verb.encode() + (b" " + data if data else b"")
+
+
 def _start(attrs: str, addr: str | None, getkey=None) -> Rpc:
     rpc = Rpc(addr, getkey)
     try:
@@ -232,23 +350,37 @@ def auth_challenge(attrs: str, addr: str | None = None) -> Chalstate:
     "proto=p9cr role=server user=glenda" (quote values with quote()).
     """
     given = {a.name: a.value for a in parse_attrs(attrs)}
-    rpc = _start(attrs, addr)
+    rpc = Rpc(addr)
     try:
-        try:
-            _, chal = rpc.call("read")
-        except PhaseError:
-            # plan9port's p9cr server reads the user before it asks the AS
-            # for a challenge (Plan 9's takes it from start)
-            if not given.get("user"):
-                raise
-            rpc.call("write", given["user"])
-            _, chal = rpc.call("read")
+        if rpc.client.walks_pipelined:
+            chal = _started_at_once(rpc, attrs)
+        else:
+            rpc.call("start", attrs)
+            try:
+                _, chal = rpc.call("read")
+            except PhaseError:
+                # plan9port's p9cr server reads the user before it asks the AS
+                # for a challenge (Plan 9's takes it from start)
+                if not given.get("user"):
+                    raise
+                rpc.call("write", given["user"])
+                _, chal = rpc.call("read")
     except BaseException:
         rpc.close()
         raise
     # plan9port sends p9cr's challenge NUL-padded to 16 bytes
     chal = chal.split(b"\0", 1)[0]
     return Chalstate(rpc, chal.decode("utf-8", "replace"), proto=given.get("proto", ""))
+
+
+def _started_at_once(rpc: Rpc, attrs: str) -> bytes:
+    """`start` and the read of the challenge in one round trip, to a
+    factotum of ours (a read after a failed start is refused, `no current
+    protocol`): the challenge, or the first failure."""
+    for got in rpc.call_many([("start", attrs), ("read", b"")]):
+        if isinstance(got, FactotumError):
+            raise got
+    return got[1]
 
 
 def auth_response(c: Chalstate, user: str | None = None,
@@ -267,6 +399,8 @@ def auth_response(c: Chalstate, user: str | None = None,
         raise FactotumError("auth_response: connection not open")
     if not resp:
         raise FactotumError("auth_response: nil response")
+    if c.rpc.client.walks_pipelined:
+        return _response_at_once(c, user if c.proto != "p9cr" else None, resp)
     try:
         if user is not None and c.proto != "p9cr":
             c.rpc.call("write", user)
@@ -297,6 +431,45 @@ def auth_response(c: Chalstate, user: str | None = None,
         raise
     c.close()
     return info
+
+
+def _response_at_once(c: Chalstate, user: str | None, resp: str | bytes) -> AuthInfo:
+    """auth_response to a factotum of ours, its verbs in one round trip:
+    the user's write, the response's, the read that says done, authinfo.
+    Each reply is what it would have been one by one, and means the same:
+    a failed user write ends the conversation; a refused response leaves
+    it open for another try (the read and authinfo after it changed
+    nothing: a phase error and `authentication unfinished`)."""
+    verbs: list[tuple[str, bytes | str]] = [("write", user)] if user is not None else []
+    verbs += [("write", resp), ("read", b""), ("authinfo", b"")]
+    try:
+        got = c.rpc.call_many(verbs)
+    except FactotumError:
+        c.close()
+        raise
+    first = got.pop(0) if user is not None else None
+    if isinstance(first, FactotumError):
+        c.close()                      # out of phase with factotum
+        raise first
+    wrote, done, info = got
+    if isinstance(wrote, FactotumError):
+        raise AuthError(str(wrote)) from None    # Plan 9: rejected at the write
+    try:
+        if isinstance(done, FactotumError) and str(done) != "protocol finished":
+            raise done
+        if not isinstance(done, FactotumError) and done[0] != "done":
+            raise FactotumError(f"factotum protocol botch {done[0]} {done[1][:32]!r}")
+        if isinstance(info, FactotumError):
+            raise info
+        ai = AuthInfo.unpack(info[1])
+    except ValueError:
+        c.close()
+        raise FactotumError("bad auth info from factotum") from None
+    except BaseException:
+        c.close()
+        raise
+    c.close()
+    return ai
 
 
 def _finished(rpc: Rpc) -> tuple[str, bytes]:

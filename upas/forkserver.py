@@ -37,11 +37,14 @@ import subprocess
 import sys
 import threading
 import time
+from typing import Callable
 
 from upas import config
 
 MAXREQ = 65536
-SPARE_QUIET = 0.05      # seconds after a connection before the next spare is forked
+SPARE_QUIET = 0.0       # seconds after a connection before the next spare is forked
+FORK_RETRY = 0.05       # seconds before a spare whose fork failed is forked again
+PREPARE_AFTER = 0.02    # seconds a spare waits for its connection before it prepares
 
 
 # -- the launcher's side --------------------------------------------------
@@ -129,41 +132,67 @@ class ForkServer:
             theirs.close()
         self.ctl = ours
 
-    def spawn(self, args: list[str], conn: socket.socket) -> ForkedChild:
+    def spawn(self, args: list[str], conn: socket.socket,
+              sent: socket.socket | None = None) -> ForkedChild:
         """Fork a session running the module with `args` on conn; a fork
-        server found dead is restarted once."""
+        server found dead is restarted once.  `sent`: the reply socket of
+        the request already sent by send()."""
         for _ in range(2):
-            with self.lock:
-                if self.proc is None or self.proc.poll() is not None:
-                    if self.proc is not None:
-                        self.log(f"fork server {self.module} pid {self.proc.pid} "
-                                 f"exit {self.proc.returncode}; restarting")
-                        self.ctl.close()
-                    self.start()
-                ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-                try:
-                    payload = "\0".join(args).encode()
-                    socket.send_fds(self.ctl, [payload], [conn.fileno(), theirs.fileno()])
-                    sent = True
-                except OSError:
-                    sent = False
-                finally:
-                    theirs.close()
-            msg, fds = b"", []
-            if sent:
-                ours.settimeout(config.current().forkserver_startup_secs)     # a fork server still importing answers late
-                try:
-                    msg, fds, _, _ = socket.recv_fds(ours, 64, 1)
-                except OSError:
-                    pass
-                ours.settimeout(None)
-            if msg.startswith(b"pid "):
-                return ForkedChild(int(msg[4:]), ours, fds[0] if fds else None)
-            for fd in fds:
-                os.close(fd)
-            ours.close()
+            if sent is None:
+                with self.lock:
+                    if self.proc is None or self.proc.poll() is not None:
+                        if self.proc is not None:
+                            self.log(f"fork server {self.module} pid {self.proc.pid} "
+                                     f"exit {self.proc.returncode}; restarting")
+                            self.ctl.close()
+                        self.start()
+                    sent = self._send(args, conn)
+            child = self._answer(sent) if sent is not None else None
+            if child is not None:
+                return child
+            sent = None
             self._reap_dead()
         raise ForkServerError(f"fork server {self.module} failed")
+
+    def send(self, args: list[str], conn: socket.socket) -> socket.socket | None:
+        """The first half of spawn, for the launcher's accepting thread: the
+        request sent at once to a fork server that is running (its reply
+        socket, for spawn), so that a session's start does not wait for
+        the thread that will watch it; None: spawn does it all."""
+        with self.lock:
+            if self.proc is None or self.proc.poll() is not None:
+                return None
+            return self._send(args, conn)
+
+    def _send(self, args: list[str], conn: socket.socket) -> socket.socket | None:
+        """(Lock held.)  The request on the control socket: its reply
+        socket, or None if it could not be sent."""
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        try:
+            payload = "\0".join(args).encode()
+            socket.send_fds(self.ctl, [payload], [conn.fileno(), theirs.fileno()])
+        except OSError:
+            ours.close()
+            return None
+        finally:
+            theirs.close()
+        return ours
+
+    def _answer(self, ours: socket.socket) -> ForkedChild | None:
+        """The forked child, from the fork server's `pid N` (None: no answer)."""
+        msg, fds = b"", []
+        ours.settimeout(config.current().forkserver_startup_secs)     # a fork server still importing answers late
+        try:
+            msg, fds, _, _ = socket.recv_fds(ours, 64, 1)
+        except OSError:
+            pass
+        ours.settimeout(None)
+        if msg.startswith(b"pid "):
+            return ForkedChild(int(msg[4:]), ours, fds[0] if fds else None)
+        for fd in fds:
+            os.close(fd)
+        ours.close()
+        return None
 
     def _reap_dead(self) -> None:
         """The fork server did not answer: make sure it is gone, so the
@@ -252,26 +281,31 @@ def _try(fn, *args) -> None:
         pass
 
 
-def serve(ctl: socket.socket) -> list[str] | None:
+def serve(ctl: socket.socket, prepare: Callable[[], None] | None = None) -> list[str] | None:
     """Hand each request's connection to a child until the launcher hangs
     up (None).  In a child, returns its server arguments with fds 0/1 the
     connection.
 
     The child is forked ahead (Dovecot's process_min_avail, one spare):
-    a spare, forked once the fork server has been quiet SPARE_QUIET
-    after handing out the last (the fork's CPU not taken from the session
-    just started), waits for the next connection on a socket of its own,
-    so the fork and the child's first steps are not on a client's path;
-    a request that finds no spare is forked for, as before.  Until its connection comes a spare holds
-    nothing but what the fork server holds (no connection, no user, no
-    secret); it exits when the fork server goes.  A spare found dead is
-    replaced by a fork on the request."""
-    return _Forker(ctl).run()
+    a spare, forked as soon as the last was handed out (a fork is ~0.3 ms
+    of this process, beside the session just started), waits for the
+    next connection on a socket of its own, so the fork and the child's
+    first steps are not on a client's path, even when a client connects
+    again at once; a request that finds no spare is forked for, as
+    before.  Until its connection comes a spare holds nothing but what
+    the fork server holds (no connection, no user, no secret); it exits
+    when the fork server goes.  A spare found dead is replaced by a fork
+    on the request.  `prepare`, if given, is what a spare does when no
+    connection has come for PREPARE_AFTER (the server's spare.prepare,
+    see _spare_hook): work of no user's, done before the connection
+    rather than after it, and not while the session just started does
+    its own (its login asks the same factotum)."""
+    return _Forker(ctl, prepare).run()
 
 
 class _Forker:
-    def __init__(self, ctl: socket.socket):
-        self.ctl = ctl
+    def __init__(self, ctl: socket.socket, prepare: Callable[[], None] | None = None):
+        self.ctl, self.prepare = ctl, prepare
         self.wake_r, self.wake_w = socket.socketpair()
         self.wake_r.setblocking(False)
         self.wake_w.setblocking(False)
@@ -282,7 +316,7 @@ class _Forker:
         self.sel.register(self.wake_r, selectors.EVENT_READ)
         self.children: dict[int, socket.socket] = {}
         self.spare: tuple[int, socket.socket] | None = None    # pid, its socket
-        self.handed = 0.0                   # when a connection was last handed out
+        self.fork_at = 0.0                  # when the next spare may be forked
 
     def run(self) -> list[str] | None:
         args = self._fork_spare()
@@ -303,12 +337,10 @@ class _Forker:
         return args
 
     def _until_spare(self) -> float | None:
-        """Seconds until the next spare is forked: SPARE_QUIET after the
-        last one was handed out, so that its fork does not take the CPU
-        from the session just started (None: there is one)."""
+        """Seconds until the next spare is forked (None: there is one)."""
         if self.spare is not None:
             return None
-        return max(0.0, self.handed + SPARE_QUIET - time.monotonic())
+        return max(0.0, self.fork_at - time.monotonic())
 
     def _request(self) -> list[str] | None:
         """Serve one request; in a child, its arguments."""
@@ -330,7 +362,7 @@ class _Forker:
         os.close(conn)
         self.children[pid] = reply
         _send_pid(reply, pid)
-        self.handed = time.monotonic()
+        self.fork_at = time.monotonic() + SPARE_QUIET
         return None
 
     def _hand_to_spare(self, msg: bytes, conn: int) -> int | None:
@@ -357,17 +389,14 @@ class _Forker:
         except OSError:                     # no spare: the next request forks
             ours.close()
             theirs.close()
-            self.handed = time.monotonic()  # try again after a quiet while
+            self.fork_at = time.monotonic() + FORK_RETRY
             return None
         if pid:
             theirs.close()
             self.spare = (pid, ours)
             return None
         self._leave(ours)
-        try:
-            msg, fds, _, _ = socket.recv_fds(theirs, MAXREQ, 1)
-        except OSError:
-            fds = []
+        msg, fds = _spare_wait(theirs, self.prepare)
         if not fds:
             os._exit(0)
         theirs.close()
@@ -385,6 +414,22 @@ class _Forker:
             s.close()
         self.children.clear()
         self.spare = None
+
+
+def _spare_wait(sock: socket.socket, prepare: Callable[[], None] | None) -> tuple[bytes, list[int]]:
+    """In a spare: its request (the arguments, the connection), or no
+    descriptor if the fork server went first.  If none has come after
+    PREPARE_AFTER, `prepare` is run first."""
+    for wait in ((PREPARE_AFTER, None) if prepare is not None else (None,)):
+        sock.settimeout(wait)
+        try:
+            msg, fds, _, _ = socket.recv_fds(sock, MAXREQ, 1)
+            return msg, fds
+        except TimeoutError:
+            _try(prepare)
+        except OSError:
+            break
+    return b"", []
 
 
 def _take(conn: int, msg: bytes) -> list[str]:
@@ -450,9 +495,10 @@ def main(argv: list[str]) -> int:
     _preload(module)
     _warm()
     main_code = _main_code(module)
+    prepare = _spare_hook(module)
     gc.collect()
     gc.freeze()           # the children share these pages; no GC copies them
-    args = serve(ctl)
+    args = serve(ctl, prepare)
     if args is None:
         return 0
     import runpy
@@ -485,6 +531,22 @@ def _main_code(module: str):
     except Exception:
         return None
     return (spec, code) if code is not None else None
+
+
+def _spare_hook(module: str) -> Callable[[], None] | None:
+    """`prepare` of the server's module `spare` (upas/imap4d/spare.py,
+    upas/pop3/spare.py), if it has one: what its spares do before their
+    connection comes.  Only a package's: a plain module is not imported
+    here (it is what `python -m` runs, and may act on import)."""
+    import importlib
+    import importlib.util
+    try:
+        spec = importlib.util.find_spec(module)
+        if spec is None or spec.submodule_search_locations is None:
+            return None
+        return importlib.import_module(module + ".spare").prepare
+    except Exception:
+        return None
 
 
 def _run_main(spec, code) -> None:

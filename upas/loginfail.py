@@ -251,8 +251,7 @@ class _Record:
                 os.unlink(self.path)        # nothing to remember: no file
             elif self.lines != self.before:
                 data = "".join(x + "\n" for x in self.lines).encode()
-                os.lseek(self.fd, 0, os.SEEK_SET)
-                os.ftruncate(self.fd, 0)
-                os.write(self.fd, data)
+                os.pwrite(self.fd, data, 0)
+                os.ftruncate(self.fd, len(data))
         finally:
             os.close(self.fd)               # releases the flock

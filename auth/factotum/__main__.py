@@ -14,7 +14,7 @@ import sys
 
 from upas.ninep import post, service_path
 
-from .asclient import authdial
+from .asclient import AheadDialler
 from .fs import Factotum
 from .keys import CtlError, Keyring
 from .proto import Context
@@ -47,8 +47,7 @@ def main(argv: list[str] | None = None) -> None:
     ring = new_keyring()
     if args.keys:
         load_keys(ring, args.keys)
-    authaddr = args.authaddr
-    factotum = Factotum(Context(ring, lambda dom: authdial(authaddr, dom)), debug=args.debug)
+    factotum = Factotum(Context(ring, AheadDialler(args.authaddr)), debug=args.debug)
     listener = post(args.service)
     path = None if "!" in args.service else service_path(args.service)
 

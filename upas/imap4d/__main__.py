@@ -12,8 +12,8 @@ socketpair (as Plan 9's `upas/fs -np`).
 """
 from __future__ import annotations
 
+import functools
 import getopt
-import socket
 import sys
 import time
 
@@ -21,6 +21,7 @@ from lib import cmdline
 from upas import config
 from upas import ns as nsmod
 from upas.mail import fsview, lock
+from upas.imap4d import auth, spare
 from upas.imap4d.session import Options, Session
 from upas.transport import stop
 from upas.transport.conn import LOGIN, Conn, Deadlines, peer_address
@@ -60,6 +61,7 @@ class Driver:
             return
         s.start()
         next_poll = None
+        replied = functools.partial(auth.after_reply, s)    # run once our output is sent
         while not s.done:
             until, which = self.clock.next(s.logged_in)
             if s.polling:
@@ -67,7 +69,7 @@ class Driver:
             else:
                 next_poll = None
             try:
-                data = self.conn.recv(min(until, next_poll or until))
+                data = self.conn.recv(min(until, next_poll or until), meanwhile=replied)
             except TimeoutError:
                 if next_poll is not None and time.monotonic() < until:
                     s.poll()
@@ -108,7 +110,7 @@ def make_namespace(user: str) -> nsmod.Namespace:
 
 def default_names(servername: str | None, site: str | None) -> tuple[str, str]:
     """Plan 9's defaults: the system name; site from $site or the name."""
-    name = servername or socket.getfqdn() or socket.gethostname()
+    name = servername or spare.sysname()
     if site:
         return name, site
     envsite = config.current().site
@@ -171,6 +173,7 @@ def main(argv: list[str]) -> int:
     except stop.Stopping:       # the launcher is shutting down
         stop.goodbye(conn, b"* BYE server shutting down\r\n")
     finally:
+        auth.after_reply(s)
         s.finish()
     return 0
 

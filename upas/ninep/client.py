@@ -74,6 +74,14 @@ class Fids:
             self._free += fids
 
 
+def _before_walk(e: Error) -> bool:
+    """Whether a request sent with its fid's Twalk failed for being
+    answered first (a server of ours with worker threads may): then it
+    changed nothing, and is asked again.  Our server's text for a fid it
+    does not know yet (upas/ninep/server.py)."""
+    return not isinstance(e, Hungup) and str(e) == "unknown fid"
+
+
 class Client:
     """One 9P session, attached as `uname` to `aname`."""
 
@@ -246,16 +254,40 @@ class Client:
         return File(self, fid, r.qid, r.iounit or self.iounit, _mode(mode))
 
     def create(self, path: str, perm: int = 0o666, mode: str | int = "w") -> File:
+        """The Twalk of the directory and the Tcreate go out together where
+        walks may be pipelined (a Tcreate answered before its walk is asked
+        again)."""
         names = names_of(path)
         if not names:
             raise Error("bad file name")
-        fid = self.walk("/".join(names[:-1]))
+        create = lambda fid: codec.Tcreate(0, fid, names[-1], perm, _mode(mode))  # noqa: E731
+        fid, early = self._walk_then(names[:-1], create)
         try:
-            r = self.mux.rpc(codec.Tcreate(0, fid, names[-1], perm, _mode(mode)))
+            try:
+                r = self.mux.rpc(create(fid)) if early is None else \
+                    self.mux.finish(early, codec.Rcreate)
+            except Error as e:
+                if early is None or not _before_walk(e):
+                    raise
+                r = self.mux.rpc(create(fid))
         except BaseException:
             self.clunk_quietly(fid)
             raise
         return File(self, fid, r.qid, r.iounit or self.iounit, _mode(mode))
+
+    def _walk_then(self, names: list[str], then: Callable[[int], codec.Msg]) -> tuple[int, Call | None]:
+        """A fid walked to names, and the request then(fid) sent with the
+        Twalk where walks may be pipelined (None: not sent)."""
+        if len(names) > MAXWELEM or not self.walks_pipelined:
+            return self.walk("/".join(names)), None
+        fid = self.fids.alloc()
+        try:
+            walk, early = self.mux.start_many([codec.Twalk(0, self.root, fid, names), then(fid)])
+        except BaseException:
+            self.fids.free(fid)
+            raise
+        self.require_walk(walk, names, fid, [early])
+        return fid, early
 
     def read(self, path: str) -> bytes:
         """The whole file (see _whole)."""
@@ -366,10 +398,20 @@ class Client:
             self.clunk_quietly(fid)
 
     def remove(self, path: str) -> None:
-        fid = self.walk(path)
+        """The Twalk and the Tremove go out together where walks may be
+        pipelined (a Tremove answered before its walk is asked again).  A
+        Tremove clunks its fid, success or not."""
+        fid, early = self._walk_then(names_of(path), lambda fid: codec.Tremove(0, fid))
         try:
+            if early is not None:
+                try:
+                    self.mux.finish(early, codec.Rremove)
+                    return
+                except Error as e:
+                    if not _before_walk(e):
+                        raise
             self.mux.rpc(codec.Tremove(0, fid))
-        finally:                 # Tremove clunks the fid, success or not
+        finally:
             self.fids.free(fid)
 
     # -- many files at once (batch.py) ------------------------------------------------

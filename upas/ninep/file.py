@@ -156,3 +156,11 @@ class File(io.RawIOBase):
                 self.client.clunk_later(self.fid)
             else:
                 self.client.clunk_quietly(self.fid)
+
+    def close_later(self) -> None:
+        """Close, the Tclunk going out with the next request: for a file
+        written to a server that does nothing at a clunk but forget the
+        fid (keyfs), whose Rwrite already said the write was done."""
+        if not self.closed:
+            super().close()
+            self.client.clunk_later(self.fid)
