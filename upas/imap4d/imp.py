@@ -612,9 +612,8 @@ def match(imp: ImpFile | None, msgs: Sequence[tuple[str, int]],
     it, the copies that went are taken to be those marked \\Deleted (an
     EXPUNGE removes those), then the last -- unless upasfs's message
     numbers `nums` (in mailbox order) tell which went (_by_numbers).  An
-    entry whose uid is not
-    above the previous message's (a file out of order), or a uid-0 entry
-    (Plan 9 APPEND/COPY), lends only its flags.  `gone`: (digest, uid) of
+    entry whose uid is not above the previous message's (a file out of
+    order), or a uid-0 entry (Plan 9 APPEND/COPY), lends only its flags.  `gone`: (digest, uid) of
     messages the caller has seen deleted: their entries are nobody's."""
     entries = imp.entries if imp else []
     uidnext = max(imp.uidnext if imp else 1, uidnext_floor, 1)
