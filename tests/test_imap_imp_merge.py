@@ -200,3 +200,33 @@ def test_with_uids_finds_what_a_pass_over_the_messages_finds():
     box.msgs[50].uid = 0
     for uids in ({3, 303, 600}, {153}, {156, 600}):
         assert box.with_uids(uids) == plain(uids), uids
+
+
+def numbered(*rows: tuple[int, str]) -> list[Message]:
+    """A listing with upasfs's message numbers given: (number, digest)."""
+    return [Message(n, d, flags={"\\Recent"}) for n, d in rows]
+
+
+def test_the_copy_left_takes_its_own_line_by_upasfs_numbers():
+    """Copies X (uids 2, 3) between A and C; pop3 deleted the first
+    (upasfs number 2), and no line was dropped yet.  upasfs's numbers
+    say which copy is left: the second, uid 3 -- not uid 2, which a
+    session that saw it go would not take (it would number the copy
+    anew, above C: the session rig's uid_not_ascending)."""
+    data = imp_file(5, (A, 1, ""), (X, 2, ""), (X, 3, ""), (C, 4, ""))
+    state, msgs = ImpState(), numbered((1, A), (3, X), (4, C))
+    merge(state, data, msgs, settle=True, force=True)
+    assert [m.uid for m in msgs] == [1, 3, 4]
+    state, msgs = ImpState(), numbered((1, A), (2, X), (4, C))     # the second went
+    merge(state, data, msgs, settle=True, force=True)
+    assert [m.uid for m in msgs] == [1, 2, 4]
+
+
+def test_numbers_that_do_not_fit_the_lines_leave_the_first_copy():
+    """upasfs numbered the mailbox anew (a restart) or lines went with
+    their messages: the numbers around the copies are not as far apart
+    as their lines, and tell nothing; the first line is taken, as before."""
+    data = imp_file(5, (A, 1, ""), (X, 2, ""), (X, 3, ""), (C, 4, ""))
+    state, msgs = ImpState(), numbered((1, A), (2, X), (3, C))
+    merge(state, data, msgs, settle=True, force=True)
+    assert [m.uid for m in msgs] == [1, 2, 4]

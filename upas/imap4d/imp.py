@@ -595,7 +595,8 @@ class Match(NamedTuple):
 
 
 def match(imp: ImpFile | None, msgs: Sequence[tuple[str, int]],
-          uidnext_floor: int = 1, gone: AbstractSet[tuple[str, int]] = frozenset()) -> Match:
+          uidnext_floor: int = 1, gone: AbstractSet[tuple[str, int]] = frozenset(),
+          nums: Sequence[int] | None = None) -> Match:
     """Pair each message, given as (digest, uid) in mailbox order (uid 0:
     the caller has not numbered it), with its .imp entry.
 
@@ -609,9 +610,10 @@ def match(imp: ImpFile | None, msgs: Sequence[tuple[str, int]],
     session dropped its entry does not take a later copy's).  Where a run
     of identical entries outnumbers the identical messages aligned with
     it, the copies that went are taken to be those marked \\Deleted (an
-    EXPUNGE removes those), then the last.  An entry whose uid is not
-    above the previous message's (a file out of order), or a uid-0 entry
-    (Plan 9 APPEND/COPY), lends only its flags.  `gone`: (digest, uid) of
+    EXPUNGE removes those), then the last -- unless upasfs's message
+    numbers `nums` (in mailbox order) tell which went (_by_numbers).  An
+    entry whose uid is not above the previous message's (a file out of
+    order), or a uid-0 entry (Plan 9 APPEND/COPY), lends only its flags.  `gone`: (digest, uid) of
     messages the caller has seen deleted: their entries are nobody's."""
     entries = imp.entries if imp else []
     uidnext = max(imp.uidnext if imp else 1, uidnext_floor, 1)
@@ -619,7 +621,7 @@ def match(imp: ImpFile | None, msgs: Sequence[tuple[str, int]],
             e.digest == d and u in (0, e.uid) for e, (d, u) in zip(entries, msgs)):
         idx: list[int | None] = list(range(len(msgs)))      # the usual case
     else:
-        idx = _pair(entries, msgs, gone)
+        idx = _pair(entries, msgs, gone, nums)
     out: list[Entry | None] = []
     taken = [False] * len(entries)
     last = 0
@@ -637,7 +639,7 @@ def match(imp: ImpFile | None, msgs: Sequence[tuple[str, int]],
 
 
 def _pair(entries: list[Entry], msgs: Sequence[tuple[str, int]],
-          gone: AbstractSet[tuple[str, int]]) -> list[int | None]:
+          gone: AbstractSet[tuple[str, int]], nums: Sequence[int] | None) -> list[int | None]:
     """The index of each message's entry (see match), None if it has none."""
     own: dict[tuple[str, int], int] = {}
     for k, e in enumerate(entries):
@@ -667,7 +669,52 @@ def _pair(entries: list[Entry], msgs: Sequence[tuple[str, int]],
         for a, k in _align([msgs[x][0] for x in range(i, j)], entries, free):
             out[i + a] = k
         i = j
+    if nums is not None:
+        _by_numbers(out, entries, msgs, nums, claimed)
     return out
+
+
+def _by_numbers(out: list[int | None], entries: list[Entry], msgs: Sequence[tuple[str, int]],
+                nums: Sequence[int], claimed: AbstractSet[int]) -> None:
+    """Which copies of a message went, when fewer new copies than their
+    entries are left: the file cannot tell (pop3 deletes without
+    \\Deleted), and _align's guess gave the copy after a deleted one the
+    deleted one's uid -- which a session that saw it go will not take, so
+    it numbered that copy anew, above the messages after it (the session
+    rig's uid_not_ascending).  upasfs can tell: it numbers messages in
+    file order and never gives a number twice, so where the messages
+    around a run of new copies are as many numbers apart as their
+    entries are lines apart, each copy takes the entry as many lines
+    after the first one's as its number is after that message's (the
+    mailbox's start counts as number 0 before line 0)."""
+    used: set[int | None] | None = None       # the entries taken (made when needed)
+    i = 0
+    while i < len(msgs):
+        d, j = msgs[i][0], i
+        while j < len(msgs) and msgs[j] == (d, 0) and out[j] is not None:
+            j += 1
+        if j == i:
+            i += 1
+            continue
+        at, num = (out[i - 1], nums[i - 1]) if i else (-1, 0)
+        want = [None if at is None else at + nums[t] - num for t in range(i, j)]
+        if want == out[i:j]:            # (the usual case: each has its line)
+            i = j
+            continue
+        if j < len(msgs):
+            end = out[j]
+            fits = end is not None and at is not None and end - at == nums[j] - num
+        else:
+            end, fits = len(entries), True
+        if used is None:
+            used = set(out)
+        mine = set(out[i:j])
+        if fits and all(k is not None and at < k < end and entries[k].digest == d and
+                        k not in claimed and (k in mine or k not in used) for k in want):
+            used -= mine
+            used.update(want)
+            out[i:j] = want
+        i = j
 
 
 def _align(digests: list[str], entries: list[Entry], free: list[int]) -> list[tuple[int, int]]:

@@ -336,7 +336,8 @@ class ImpState:
         one: its uid would be the one this session reports expunged)."""
         gone = {(m.digest, m.uid) for m in msgs if m.expunged and m.uid} \
             if len(live) < len(msgs) else frozenset()
-        return imp.match(parsed, [(m.digest, m.uid) for m in live], self.uidnext, gone)
+        return imp.match(parsed, [(m.digest, m.uid) for m in live], self.uidnext, gone,
+                         [m.fsnum for m in live])
 
     def _doubtful(self, msgs: list[Message], live: list[Message],
                   found: list[imp.Entry | None], unclaimed: list[imp.Entry]) -> bool:
