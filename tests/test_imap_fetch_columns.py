@@ -11,6 +11,7 @@ import pytest
 from upas.imap4d import flagreport, imp
 from upas.imap4d import parser as p
 from upas.imap4d.msgview import Lazy, Picked
+from upas.imap4d.request import State
 from upas.imap4d.session import Options, Session
 from tests.test_imap_msgview import COUNT, _flag, _lazy, fs  # noqa: F401 (fixture)
 from tests.test_imap_selectmark import _view
@@ -75,3 +76,41 @@ def test_the_lines_of_the_columns_say_what_the_rfc_says(fs, monkeypatch):
     assert lines == (b"* 1 FETCH (UID %d FLAGS (\\Seen))\r\n"
                      b"* 2 FETCH (UID %d FLAGS (\\Seen $k))\r\n"
                      b"* 3 FETCH (UID %d FLAGS ())\r\n") % tuple(uids)
+
+
+COMMANDS = [
+    b"SORT (DATE) UTF-8 ALL", b"UID SORT (REVERSE ARRIVAL SUBJECT) UTF-8 ALL",
+    b"THREAD REFERENCES UTF-8 ALL", b"UID THREAD ORDEREDSUBJECT UTF-8 ALL",
+    b"SEARCH ALL", b"UID SEARCH ALL", b"UID FETCH 1:* (UID FLAGS)", b"FETCH 2:5,90:* (FLAGS)",
+]
+
+
+def _selected(box) -> tuple[Session, list]:
+    out: list = []
+    s = Session(Options(), lambda user: None, lambda ev: out.append(ev))
+    s.state, s.user, s.ns, s.box = State.SELECTED, "glenda", box.ns, box
+    return s, out
+
+
+def _run(box, command: bytes) -> bytes:
+    s, out = _selected(box)
+    s.feed(b"t1 " + command + b"\r\n")
+    return b"".join(ev for ev in out if isinstance(ev, bytes))
+
+
+def test_commands_from_the_columns_answer_as_the_list(fs, monkeypatch):
+    """SORT, THREAD, SEARCH ALL and the flags FETCH on a lazy view (the
+    sort index warm) answer byte for byte as on the view made whole, and
+    make no message."""
+    first = _view(fs, monkeypatch)
+    _flag(first, first.msgs[3:9], "\\Seen", ["$Work"])
+    for c in COMMANDS:                          # warms the sort index
+        assert b"t1 OK" in _run(first, c)
+    for c in COMMANDS:
+        lazy_view = _view(fs, monkeypatch)
+        made = dict(lazy_view._view().made)
+        got = _run(lazy_view, c)
+        assert _lazy(lazy_view) and lazy_view._view().made == made, c
+        whole = _view(fs, monkeypatch)
+        whole.msgs
+        assert got == _run(whole, c) and b"t1 OK" in got, c

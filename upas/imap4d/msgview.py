@@ -203,6 +203,19 @@ class Picked(ListLike):
             return range(ks.start + 1, ks.stop + 1)
         return [k + 1 for k in ks]
 
+    def numbers(self, uid: bool) -> range | list[int]:
+        """The UIDs, or the sequence numbers: what SEARCH, SORT and THREAD
+        answer with."""
+        return self.column(self.lazy.uids) if uid else self.seqs()
+
+    def digests(self) -> bytes:
+        """The digests joined, as sortindex.joined writes them: in place
+        in a mark record's bytes when they are one run of it."""
+        d, ks = self.lazy.digests, self.places
+        if isinstance(ks, range) and hasattr(d, "joined"):
+            return d.joined(ks.start, ks.stop)
+        return "".join(self.column(d)).encode("ascii", "replace")
+
     def made(self) -> dict[int, Message]:
         """index in the pick -> the message made for it (its flags and
         keywords are the truth: others' changes land on it)."""
@@ -235,5 +248,5 @@ def picked(lazy: Lazy, spans: list[tuple[int, int]]) -> Picked:
 
 
 def listed(msgs) -> list[Message]:
-    """The messages of a view as a list (a Lazy's made whole)."""
-    return msgs.all() if isinstance(msgs, Lazy) else msgs
+    """The messages of a view as a list (a Lazy's, or a Picked's, made)."""
+    return msgs.as_list() if isinstance(msgs, ListLike) else msgs
