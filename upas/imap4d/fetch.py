@@ -334,7 +334,10 @@ def fetch(s, req: Request) -> None:
         return
     if mods.changedsince is not None or any(a.name == "MODSEQ" for a in atts):
         condstore.enable(s, [condstore.CONDSTORE])
-    msgs, ok = s.resolve_present(ranges, req.uid)
+    # flags, UIDs, MODSEQs of every message (a client's sync) are told
+    # from a lazy view's columns, no message made (msgview.Picked)
+    columns = mods.changedsince is None and all(a.name in NO_FILES for a in atts)
+    msgs, ok = s.resolve_present(ranges, req.uid, columns)
     if req.uid and not any(a.name == "UID" for a in atts):
         atts = [p.FetchAtt("UID")] + atts
     elif req.uid:

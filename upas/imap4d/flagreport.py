@@ -13,8 +13,9 @@ import bisect
 import operator
 from typing import Iterator, Sequence
 
-from upas.imap4d import rev2
+from upas.imap4d import imp, rev2
 from upas.imap4d.message import Message
+from upas.imap4d.msgview import Picked
 
 UID, MODSEQ, FLAGS = "UID", "MODSEQ", "FLAGS"
 _ITEMS = {UID: b"UID %d", MODSEQ: b"MODSEQ (%d)", FLAGS: b"FLAGS (%s)"}
@@ -56,6 +57,8 @@ def parts(s, box, msgs: list[Message], items: Sequence[str],
     lines (else CHUNK), each next one twice the last, up to CHUNK."""
     if not msgs:
         return
+    if isinstance(msgs, Picked) and msgs.lazy.full is not None:
+        msgs = msgs.as_list()           # walked since: the list is the truth
     # the format of a line has its flags text in it (%-escaped), so it
     # has a field for each number only
     pattern = b"* %d FETCH (" + b" ".join(_ITEMS[i] for i in items) + b")\r\n"
@@ -64,18 +67,27 @@ def parts(s, box, msgs: list[Message], items: Sequence[str],
 
     def made_of(text: bytes) -> bytes:
         return pattern.replace(b"%s", text.replace(b"%", b"%%"))
-    all_seqs = seqs(box, msgs)
+    if isinstance(msgs, Picked):        # a lazy view's columns, none made
+        all_seqs, all_uids, masks = msgs.seqs(), msgs.column(msgs.lazy.uids), None
+        if FLAGS in items:
+            masks, made_at = msgs.column(msgs.lazy.masks), msgs.made()
+    else:
+        all_seqs, all_uids, masks = seqs(box, msgs), None, None
     k = 1 + len(numbers)
     for at, end in _spans(len(msgs), first or CHUNK):
-        part = msgs[at:end]
         cols: list[Sequence[int]] = [all_seqs[at:end]]
         uids: list[int] | None = None
         for item in numbers:
-            uids = uids or list(map(_UID, part))
+            uids = uids or (all_uids[at:end] if all_uids is not None
+                            else list(map(_UID, msgs[at:end])))
             cols.append(uids if item == UID else box.modseqs.of_many(uids))
-        fmt = b"".join(formats(s, part, made_of, made)) if FLAGS in items \
-            else pattern * len(part)
-        args: list = [None] * (k * len(part))   # the columns interleaved, in C
+        if FLAGS not in items:
+            fmt = pattern * (end - at)
+        elif masks is None:
+            fmt = b"".join(formats(s, msgs[at:end], made_of, made))
+        else:
+            fmt = b"".join(mask_formats(s, masks[at:end], made_at, at, made_of, made))
+        args: list = [None] * (k * (end - at))   # the columns interleaved, in C
         for c, col in enumerate(cols):
             args[c::k] = col
         yield end, fmt % tuple(args)
@@ -98,7 +110,7 @@ def seqs(box, msgs: list[Message]) -> Sequence[int]:
     first = box.seq(msgs[0])
     if box.run(first - 1, first - 1 + len(msgs)) == msgs:      # (by identity)
         return range(first, first + len(msgs))
-    if len(msgs) * 16 < len(box.msgs) and (at := found(box, msgs)) is not None:
+    if len(msgs) * 16 < box.count() and (at := found(box, msgs)) is not None:
         return [k + 1 for k in at]
     return box.seqs(msgs)
 
@@ -107,7 +119,12 @@ def found(box, msgs: list[Message]) -> list[int] | None:
     """The index of each of msgs in box.msgs, found by its uid (they
     ascend in mailbox order) and checked by identity; None when one is
     not found so (not in the mailbox, or a message not numbered yet in
-    the way): the caller looks at every message then."""
+    the way): the caller looks at every message then.  A lazy view's
+    are found in its columns, none made (msgview.Lazy.place)."""
+    lazy = box.lazy()
+    if lazy is not None:
+        at = list(map(lazy.place, msgs))
+        return None if None in at else at
     all_ = box.msgs
     out = []
     for m in msgs:
@@ -140,6 +157,28 @@ def formats(s, msgs: list[Message], made_of, made: dict) -> list[bytes]:
         if one is None:
             one = made[key] = made_of(_text(s, m))
         out.append(one)
+    return out
+
+
+def mask_formats(s, masks: bytes, made_at: dict[int, Message], at: int,
+                 made_of, made: dict) -> list[bytes]:
+    """formats() of the messages of a lazy view whose mask bytes
+    (imp.line_columns) are `masks`, at `at` on in the pick: a message not
+    made has its mask's flags and no keyword (msgview.Lazy.at makes it
+    so), and its format is kept under those flags, as formats() keeps a
+    message's; made_at: the messages made (pick index -> message), whose
+    own flags and keywords are told."""
+    by_mask: dict[int, bytes] = {}
+    for b in set(masks):
+        f = imp.flags_of_mask(b)
+        one = made.get(f)
+        if one is None:
+            one = made[f] = made_of(_text(s, Message(0, "", 0, f)))
+        by_mask[b] = one
+    out = list(map(by_mask.__getitem__, masks))
+    for i, m in made_at.items():
+        if at <= i < at + len(out):
+            out[i - at] = formats(s, [m], made_of, made)[0]
     return out
 
 

@@ -436,6 +436,12 @@ class Mailbox:
         lazy = self._view()
         return lazy if isinstance(lazy, Lazy) and not lazy.any_expunged() else None
 
+    def lazy(self) -> Lazy | None:
+        """The view as columns (msgview.Lazy) while no command has walked
+        it and none of its messages is expunged: what a command reading
+        flags, UIDs and MODSEQs only answers from (session.resolve)."""
+        return self._columns()
+
     def count(self) -> int:
         """len(msgs), without making a lazy view's messages."""
         return len(self._view())

@@ -131,6 +131,13 @@ class Lazy(ListLike):
         k = bisect.bisect_left(self.uids, uid)
         return k if k < len(self.uids) and self.uids[k] == uid else None
 
+    def place(self, m: Message) -> int | None:
+        """The place of message m, if it is one made here (by identity)."""
+        k = self.find(m.uid)
+        if k is None or (self.full[k] if self.full is not None else self.made.get(k)) is not m:
+            return None
+        return k
+
     def _marked(self, flag: str) -> bytes | bytearray:
         """A byte a message: 1 where its flags hold `flag` (\\Seen,
         \\Recent: a system flag), the made ones' as they are now."""
@@ -161,6 +168,85 @@ class Lazy(ListLike):
         return out
 
 
+class Picked(ListLike):
+    """Some of a Lazy's messages, by their places (ascending; a range
+    when they are one run): what a FETCH of flags, UIDs and MODSEQs
+    addresses, answered from the columns (flagreport) with no Message
+    made for those not made yet.  Walked as a list, it is the messages
+    of the Lazy made whole."""
+    __slots__ = ("lazy", "places")
+
+    def __init__(self, lazy: Lazy, places: range | list[int]) -> None:
+        self.lazy, self.places = lazy, places
+
+    def __len__(self) -> int:
+        return len(self.places)
+
+    def as_list(self) -> list[Message]:
+        full = self.lazy.all()
+        if isinstance(self.places, range):
+            return full[self.places.start:self.places.stop]
+        return [full[k] for k in self.places]
+
+    def column(self, col):
+        """col (a Lazy's uids or masks) at the places, as col's type."""
+        ks = self.places
+        if isinstance(ks, range):
+            return col[ks.start:ks.stop]
+        got = map(col.__getitem__, ks)
+        return bytes(got) if isinstance(col, bytes) else list(got)
+
+    def seqs(self) -> range | list[int]:
+        """The sequence numbers (places from 1)."""
+        ks = self.places
+        if isinstance(ks, range):
+            return range(ks.start + 1, ks.stop + 1)
+        return [k + 1 for k in ks]
+
+    def numbers(self, uid: bool) -> range | list[int]:
+        """The UIDs, or the sequence numbers: what SEARCH, SORT and THREAD
+        answer with."""
+        return self.column(self.lazy.uids) if uid else self.seqs()
+
+    def digests(self) -> bytes:
+        """The digests joined, as sortindex.joined writes them: in place
+        in a mark record's bytes when they are one run of it."""
+        d, ks = self.lazy.digests, self.places
+        if isinstance(ks, range) and hasattr(d, "joined"):
+            return d.joined(ks.start, ks.stop)
+        return "".join(self.column(d)).encode("ascii", "replace")
+
+    def made(self) -> dict[int, Message]:
+        """index in the pick -> the message made for it (its flags and
+        keywords are the truth: others' changes land on it)."""
+        made, ks = self.lazy.made, self.places
+        if not made:
+            return {}
+        if isinstance(ks, range):
+            return {k - ks.start: m for k, m in made.items() if k in ks}
+        return {i: made[k] for i, k in enumerate(ks) if k in made}
+
+
+def runs(spans: list[tuple[int, int]]) -> list[range]:
+    """The places of the spans [lo, hi) as runs, in order, each place
+    once (the overlapping ranges of a set)."""
+    out, end = [], 0
+    for lo, hi in sorted(spans):
+        lo = max(lo, end)
+        if hi > lo:
+            out.append(range(lo, hi))
+            end = hi
+    return out
+
+
+def picked(lazy: Lazy, spans: list[tuple[int, int]]) -> Picked:
+    """The messages of a Lazy in the spans [lo, hi), as runs() of them."""
+    rs = runs(spans)
+    if len(rs) == 1:
+        return Picked(lazy, rs[0])
+    return Picked(lazy, [k for r in rs for k in r])
+
+
 def listed(msgs) -> list[Message]:
-    """The messages of a view as a list (a Lazy's made whole)."""
-    return msgs.all() if isinstance(msgs, Lazy) else msgs
+    """The messages of a view as a list (a Lazy's, or a Picked's, made)."""
+    return msgs.as_list() if isinstance(msgs, ListLike) else msgs

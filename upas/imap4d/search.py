@@ -9,7 +9,7 @@ import re
 import time
 from typing import Callable, NamedTuple
 
-from upas.imap4d import condstore, dates, esearch, fetchcache, rev2, savedate
+from upas.imap4d import condstore, dates, esearch, fetchcache, msgview, rev2, savedate
 from upas.imap4d import envelope as env
 from upas.imap4d import fetch
 from upas.imap4d import parser as p
@@ -561,13 +561,17 @@ def _bind_saved(k: p.Key, uids: frozenset[int]) -> p.Key:
 
 def matching(s, key: p.Key) -> list[Message]:
     """The messages of the selected mailbox that key matches, in mailbox
-    order (SEARCH, SORT, THREAD)."""
+    order (SEARCH, SORT, THREAD).  ALL on a lazy view: every place of it
+    (msgview.Picked), no message made; numbers() and summary.columns
+    answer from its columns, anything else walks it as a list."""
     box: Mailbox = s.box
-    n = len(box.msgs)
+    n = box.count()
     key = _bind_saved(key, frozenset(m.uid for m in esearch.saved(s)))
+    if _all(key) and (lazy := box.lazy()) is not None:
+        return msgview.Picked(lazy, range(len(lazy)))
     cache = fetchcache.for_box(box.ns, box.path, s.opts.site) \
         if _reads_texts(key) and fetchcache.worth(box.ns, box.path, s.opts.site, n) else None
-    if key.op == "AND" and all(k.op == "ALL" for k in key.kids):
+    if _all(key):
         return [m for m in box.msgs if not m.expunged]      # nothing to read
     files = Files(box.view)
     saves = savedate.table(box.ns, box.path) if _has_op(key, "SAVEDATE") else None
@@ -591,6 +595,18 @@ def matching(s, key: p.Key) -> list[Message]:
             cache.flush({m.digest for m in box.msgs if not m.expunged})
 
 
+def _all(key: p.Key) -> bool:
+    return key.op == "AND" and all(k.op == "ALL" for k in key.kids)
+
+
+def numbers(box: Mailbox, found, uid: bool):
+    """What SEARCH, SORT and THREAD tell of each of found (matching's,
+    in mailbox order): its UID, or its sequence number."""
+    if isinstance(found, msgview.Picked):
+        return found.numbers(uid)
+    return [m.uid for m in found] if uid else box.seqs(found)
+
+
 def search(s, req: Request) -> None:
     charset, key, ret = req.args
     if charset_refused(s, req, charset):
@@ -601,7 +617,7 @@ def search(s, req: Request) -> None:
     s.report(expunges=req.uid, uid=req.uid)   # what changed first (RFC 3501 5.2, 7.4.1)
     found = matching(s, key)
     if ret is None:
-        nums = [m.uid for m in found] if req.uid else box.seqs(found)
+        nums = numbers(box, found, req.uid)
         if rev2.on(s):          # RFC 9051 6.4.4: ESEARCH, as RETURN (ALL)
             s.untagged(rev2.esearch(req.tag, req.uid, nums))
         else:
@@ -610,5 +626,5 @@ def search(s, req: Request) -> None:
                 words.append(f"(MODSEQ {max(modseq_of(m) for m in found)})")
             s.untagged(" ".join(words))
     else:
-        esearch.answer(s, req, ret, found, ordered=False, modseq_of=modseq_of)
+        esearch.answer(s, req, ret, msgview.listed(found), ordered=False, modseq_of=modseq_of)
     s.ok(req)

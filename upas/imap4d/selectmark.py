@@ -72,6 +72,11 @@ class Digests(ListLike, Sequence[str]):
         at = self.at + 41 * range(self.n)[k]
         return self.data[at:at + 40].decode("ascii")
 
+    def joined(self, lo: int, hi: int) -> bytes:
+        """The digests of lines lo..hi joined with nothing between them
+        (sortindex.joined), from the record's bytes, none decoded."""
+        return self.data[self.at + 41 * lo:self.at + 41 * hi].replace(b"\n", b"")
+
     def as_list(self) -> list[str]:
         if self._all is None:
             self._all = str(memoryview(self.data)[self.at:], "ascii").split("\n")[:-1]

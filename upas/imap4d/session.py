@@ -23,7 +23,7 @@ from typing import Callable
 from upas import ns as nsmod
 from upas.mail.lock import LockError
 from upas.imap4d import parser as p
-from upas.imap4d import auth, condstore, esearch, flagreport, names, rev2, select, table
+from upas.imap4d import auth, condstore, esearch, flagreport, msgview, names, rev2, select, table
 from upas.imap4d.mailbox import MailboxLost
 from upas.imap4d.request import NOTAUTH, Bye, Request, State
 from upas.transport.events import Event, Flush, Hangup, Sleep, StartDeflate, StartTLS
@@ -396,7 +396,7 @@ class Session:
         # the UIDs going, for VANISHED (RFC 7162 3.2.10), of the messages
         # the client knows (take_expunged reports no others)
         uids = [m.uid for m in box.msgs[:box.exists_reported] if m.expunged and m.uid] \
-            if expunges and condstore.qresync(self) else None
+            if expunges and condstore.qresync(self) and box.lazy() is None else None
         seqs = box.take_expunged() if expunges else []
         box.drop_unannounced()
         if uids is not None and seqs:
@@ -404,7 +404,7 @@ class Session:
         else:
             for s in seqs:
                 self.untagged(f"{s} EXPUNGE")
-        n = len(box.msgs)
+        n = box.count()
         if n != box.exists_reported or seqs:
             box.exists_reported = n
             box.recent_reported = box.recent()
@@ -430,37 +430,43 @@ class Session:
             self.untagged(line)
 
     # -- message sets -----------------------------------------------------------
-    def resolve_present(self, ranges: list[tuple[int, int]], uid: bool):
+    def resolve_present(self, ranges: list[tuple[int, int]], uid: bool, columns: bool = False):
         """FETCH's and STORE's messages: the changes reported first (RFC 3501
         5.2, 7.4.1), then those the set addresses that are not expunged; a
         sequence number of an expunged one makes the answer NO (a UID of
-        one is passed over)."""
+        one is passed over).  `columns`: as resolve()."""
         self.report(expunges=uid, uid=uid)
-        msgs, ok = self.resolve(ranges, uid)
+        msgs, ok = self.resolve(ranges, uid, columns)
         # under UID the report took every expunged message out of the
-        # view (take_expunged) and `$` names none: no pass over them
-        if uid or not any(map(_EXPUNGED, msgs)):
+        # view (take_expunged) and `$` names none: no pass over them; a
+        # lazy view's columns have none (Mailbox.lazy)
+        if uid or isinstance(msgs, msgview.Picked) or not any(map(_EXPUNGED, msgs)):
             return msgs, ok
         return list(itertools.filterfalse(_EXPUNGED, msgs)), False
 
-    def resolve(self, ranges: list[tuple[int, int]], uid: bool):
+    def resolve(self, ranges: list[tuple[int, int]], uid: bool, columns: bool = False):
         """The messages a set addresses, in mailbox order, and whether every
         sequence number existed (docs/spec/servers.md §3.13; `*` is the highest,
         docs/decisions.md).  UIDs that do not exist are ignored.  `$`:
-        the messages the last SEARCH RETURN (SAVE) kept (RFC 5182)."""
+        the messages the last SEARCH RETURN (SAVE) kept (RFC 5182).
+        `columns`: the caller reads flags, UIDs and MODSEQs only
+        (flagreport): a lazy view's are a msgview.Picked of its places,
+        no message made."""
         if ranges == p.SAVED_SET:
             return esearch.saved(self), True
-        msgs = self.box.msgs
-        if not msgs:
+        lazy = self.box.lazy() if columns else None
+        msgs = self.box.msgs if lazy is None else lazy
+        if not len(msgs):
             return [], not uid and bool(ranges)
         if uid:
-            top = msgs[-1].uid
+            uids = list(map(_UID, msgs)) if lazy is None else lazy.uids
+            top = uids[-1]
             rs = [(top if a == p.STAR else a, top if b == p.STAR else b) for a, b in ranges]
-            uids = list(map(_UID, msgs))
-            if 0 in uids:                       # one not numbered yet: no order
+            if lazy is None and 0 in uids:      # one not numbered yet: no order
                 rs = [(min(a, b), max(a, b)) for a, b in rs]
                 return [m for m in msgs if any(lo <= m.uid <= hi for lo, hi in rs)], True
-            # uids ascend in mailbox order: each range is a slice
+            # uids ascend in mailbox order (a Lazy's are all numbered):
+            # each range is a slice
             return _slices(msgs, [(bisect.bisect_left(uids, min(a, b)),
                                    bisect.bisect_right(uids, max(a, b))) for a, b in rs]), True
         n = len(msgs)
@@ -476,15 +482,15 @@ class Session:
         return _slices(msgs, spans), ok
 
 
-def _slices(msgs: list, spans: list[tuple[int, int]]) -> list:
+def _slices(msgs, spans: list[tuple[int, int]]):
     """msgs[lo:hi] of each span, in mailbox order, each message once
-    (overlapping ranges of a set): slices, not a message at a time."""
-    out, end = [], 0
-    for lo, hi in sorted(spans):
-        lo = max(lo, end)
-        if hi > lo:
-            out += msgs[lo:hi]
-            end = hi
+    (overlapping ranges of a set): slices, not a message at a time; of
+    a Lazy, its places (msgview.Picked)."""
+    if isinstance(msgs, msgview.Lazy):
+        return msgview.picked(msgs, spans)
+    out = []
+    for r in msgview.runs(spans):
+        out += msgs[r.start:r.stop]
     return out
 
 
@@ -492,7 +498,7 @@ def _in_view(box, msgs: list) -> list:
     """Those of msgs that are still box's messages: a few (others'
     changes to some messages) found by their uids, else by identity in
     a set of every message's (0.47 ms at 10,000)."""
-    if len(msgs) * 16 < len(box.msgs) and flagreport.found(box, msgs) is not None:
+    if len(msgs) * 16 < box.count() and flagreport.found(box, msgs) is not None:
         return msgs
     here = set(map(id, box.msgs))
     return [m for m in msgs if id(m) in here]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from upas.imap4d import esearch, search, summary
+from upas.imap4d import esearch, msgview, search, summary
 from upas.imap4d import parser as p
 from upas.imap4d.mailbox import Message
 from upas.imap4d.request import Request
@@ -83,16 +83,18 @@ def cmd_sort(s, req: Request) -> None:
     s.report(expunges=req.uid, uid=req.uid)
     matched = search.matching(s, key)
     index = order(s, matched, criteria)
-    found = [matched[i] for i in index]
+    if ret is not None or modseq_of:        # (a lazy view's ALL made a list)
+        listed = msgview.listed(matched)
+        found = [listed[i] for i in index]
     if ret is not None:
         esearch.answer(s, req, ret, found, ordered=True, modseq_of=modseq_of)
     else:
-        # sequence numbers in one pass over the mailbox (none if all
-        # messages matched), then put in order
+        # numbers in one pass over the mailbox (none if all messages
+        # matched, or of a lazy view's columns), then put in order
         box = s.box
-        seqs = range(1, len(matched) + 1) if len(matched) == len(box.msgs) else box.seqs(matched)
-        nums = [m.uid for m in found] if req.uid else list(map(seqs.__getitem__, index))
-        words = ["SORT", *map(str, nums)]
+        nums = range(1, len(matched) + 1) if len(matched) == box.count() and not req.uid \
+            else search.numbers(box, matched, req.uid)
+        words = ["SORT", *map(str, map(nums.__getitem__, index))]
         if modseq_of and found:         # RFC 7162 3.1.9, as SEARCH's
             words.append(f"(MODSEQ {max(modseq_of(m) for m in found)})")
         s.untagged(" ".join(words))

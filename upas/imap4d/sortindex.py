@@ -35,6 +35,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING
 
 from upas import ns as nsmod
+from upas.imap4d.msgview import Picked
 from upas.mail import digestcache, safewrite
 
 if TYPE_CHECKING:
@@ -62,7 +63,10 @@ def header() -> bytes:
 
 
 def joined(msgs: list["Message"]) -> bytes:
-    """The messages' digests as the file lists them."""
+    """The messages' digests as the file lists them (a lazy view's from
+    its column: msgview.Picked)."""
+    if isinstance(msgs, Picked):
+        return msgs.digests()
     return "".join(map(_DIGEST, msgs)).encode("ascii", "replace")
 
 

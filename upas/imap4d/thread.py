@@ -266,8 +266,8 @@ def cmd_thread(s, req: Request) -> None:
         places = range(1, len(found) + 1)
         return "".join(render(t) for t in ALGORITHMS[alg](list(zip(places, places, sums))))
     text = summary.kept_answer(box, found, "thread:" + alg, compute)
-    if req.uid or len(found) != len(box.msgs):      # else the places are the numbers
-        shown = [str(m.uid) for m in found] if req.uid else list(map(str, box.seqs(found)))
+    if req.uid or len(found) != box.count():        # else the places are the numbers
+        shown = list(map(str, search.numbers(box, found, req.uid)))
         text = _NUMBER.sub(lambda m: shown[int(m.group()) - 1], text)
     s.untagged("THREAD" + (" " + text if text else ""))
     s.ok(req)
