@@ -294,10 +294,12 @@ class _NinepMount:
     """A 9P connection (or a lazily dialled address) bound into the namespace."""
 
     def __init__(self, client=None, subpath: str = "", addr: str | None = None,
-                 child: subprocess.Popen | None = None, uname: str | None = None):
+                 child: subprocess.Popen | None = None, uname: str | None = None,
+                 ours: bool = False):
         self._client = client
         self._addr = addr
         self.uname = uname          # None: the process's user (getpass)
+        self.ours = ours            # a server of ours: see ninep.Client
         self._lock = threading.Lock()
         self.subpath = subpath.strip("/")
         self.child = child
@@ -309,7 +311,7 @@ class _NinepMount:
                 from upas.ninep.client import Client
                 from upas.ninep.client import Error as NinepError
                 try:
-                    self._client = Client.dial(self._addr, uname=self.uname)
+                    self._client = Client.dial(self._addr, uname=self.uname, ours=self.ours)
                 except OSError as e:
                     raise Error(f"cannot mount {self._addr}: {e.strerror or e}") from None
                 except NinepError as e:     # hung up or refused in Tversion/Tattach
@@ -496,10 +498,13 @@ class Namespace:
     def bind_9p(self, path: str, client, subpath: str = "") -> None:
         self._set(path, _NinepMount(client=client, subpath=subpath))
 
-    def mount(self, path: str, addr: str, lazy: bool = False, uname: str | None = None) -> None:
+    def mount(self, path: str, addr: str, lazy: bool = False, uname: str | None = None,
+              ours: bool = False) -> None:
         """Bind the 9P service at dial string `addr`, attached as `uname`
-        (None: the process's user); dial now unless lazy."""
-        m = _NinepMount(addr=addr, uname=uname)
+        (None: the process's user); dial now unless lazy.  ours: a server
+        of ours is known to serve it (its session starts in one round
+        trip, ninep.Client)."""
+        m = _NinepMount(addr=addr, uname=uname, ours=ours)
         if not lazy:
             m.client  # noqa: B018 - dial now so that errors surface here
         self._set(path, m)
@@ -778,9 +783,11 @@ class Namespace:
             ns.bind_dir("/mail/box", os.path.join(root, "box"))
         if cfg.upasfs:
             ns.mount("/mail/fs", cfg.upasfs, lazy=True)
+        # ratfs posted in our $NAMESPACE is ours (upas.ratify: plan9port
+        # has none); a dial string given in $ratify may be any server
         ratify = cfg.ratify or posted("ratify")
         if ratify:
-            ns.mount("/mail/ratify", ratify, lazy=True)
+            ns.mount("/mail/ratify", ratify, lazy=True, ours=not cfg.ratify)
         elif os.path.isdir(os.path.join(root, "ratify")):
             ns.bind_dir("/mail/ratify", os.path.join(root, "ratify"))
         return ns
