@@ -803,3 +803,41 @@ def test_ratfs_posted_is_dialled_as_ours_a_given_one_is_not(strict_9p, ninep_nam
     process_env.delete("ratify")
     assert reads()
     assert posted.violations == ["Tauth before the Rversion", "Tattach before the Rversion"]
+
+
+def test_ratfs_dialled_ahead_is_attached_at_its_first_use(strict_9p, ninep_namespace, process_env,
+                                                          tmp_path, monkeypatch):
+    """A spare's ratfs connection (ns.dial_ahead: connect and version,
+    nobody's): the login's mount of /mail/ratify attaches on it as the
+    user, without a second connection (the stand-in serves one at a
+    time: a second dial would wait, here 3 s); once only, and dropped
+    unused."""
+    import os
+    import socket
+    from upas import ns as nsmod
+    from upas.ninep import PIPELINE_ANAME
+    (tmp_path / "box" / "glenda").mkdir(parents=True)
+    process_env.set("MAILROOT", str(tmp_path))
+    process_env.delete("ratify")
+    srv = strict_9p(FOREIGN, probe_answer=PIPELINE_ANAME)
+    os.rename(srv.addr[len("unix!"):], os.path.join(ninep_namespace, "ratify"))
+    addr, ours = nsmod.ratfs()
+    assert ours and addr == "unix!" + os.path.join(ninep_namespace, "ratify")
+    socket.setdefaulttimeout(3)
+    try:
+        nsmod.dial_ahead(addr)
+        assert srv.attached == [] and srv.violations == []
+        monkeypatch.setenv("USER", "glenda")
+        monkeypatch.setenv("LOGNAME", "glenda")
+        ns = nsmod.Namespace.default("glenda")
+        assert ns.exists("/mail/ratify/mbox/1/raw")
+        assert srv.accepted == 1 and srv.attached == ["glenda"] and srv.violations == []
+        assert nsmod._ahead is None
+        ns.close()
+        nsmod.dial_ahead(addr)
+        assert nsmod._ahead is not None
+        nsmod.drop_ahead()
+        assert nsmod._ahead is None
+    finally:
+        socket.setdefaulttimeout(None)
+        nsmod.drop_ahead()

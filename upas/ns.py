@@ -311,7 +311,8 @@ class _NinepMount:
                 from upas.ninep.client import Client
                 from upas.ninep.client import Error as NinepError
                 try:
-                    self._client = Client.dial(self._addr, uname=self.uname, ours=self.ours)
+                    self._client = _attach_ahead(self._addr, self.uname) or \
+                        Client.dial(self._addr, uname=self.uname, ours=self.ours)
                 except OSError as e:
                     raise Error(f"cannot mount {self._addr}: {e.strerror or e}") from None
                 except NinepError as e:     # hung up or refused in Tversion/Tattach
@@ -783,14 +784,78 @@ class Namespace:
             ns.bind_dir("/mail/box", os.path.join(root, "box"))
         if cfg.upasfs:
             ns.mount("/mail/fs", cfg.upasfs, lazy=True)
-        # ratfs posted in our $NAMESPACE is ours (upas.ratify: plan9port
-        # has none); a dial string given in $ratify may be any server
-        ratify = cfg.ratify or posted("ratify")
+        ratify, ours = ratfs()
         if ratify:
-            ns.mount("/mail/ratify", ratify, lazy=True, ours=not cfg.ratify)
+            ns.mount("/mail/ratify", ratify, lazy=True, ours=ours)
         elif os.path.isdir(os.path.join(root, "ratify")):
             ns.bind_dir("/mail/ratify", os.path.join(root, "ratify"))
         return ns
+
+
+def ratfs() -> tuple[str | None, bool]:
+    """ratfs's dial string (None: none) and whether it is ours: the one
+    posted as `ratify` in our $NAMESPACE is (upas.ratify; plan9port has
+    no ratfs); one given in $ratify may be any server."""
+    given = config.current().ratify
+    return (given, False) if given else (posted("ratify"), True)
+
+
+# A connection to a 9P service of ours dialled, and its version agreed,
+# before its user is known (a fork server's spare, upas/imap4d/spare.py):
+# (its dial string, the Client, not attached).  Once only.
+_ahead: tuple[str, object] | None = None
+AHEAD_TIMEOUT = 2.0     # seconds a local server of ours may take to answer it
+
+
+def dial_ahead(addr: str) -> None:
+    """Dial the local service `addr` (one of ours) and agree its version
+    now, for this process's first mount of it: a login then sends only
+    the attach, as its user.  Nothing of a user is in it.  Failures are
+    silent: the service is dialled at its use, as before."""
+    global _ahead
+    from upas.ninep.client import Client
+    from upas.ninep.client import Error as NinepError
+    from upas.ninep.dial import dial
+    if "!" in addr and not addr.startswith("unix!"):
+        return                  # only a local socket: connecting does not wait
+    drop_ahead()
+    try:
+        sock = dial(addr)
+    except (OSError, NinepError):
+        return
+    try:
+        sock.settimeout(AHEAD_TIMEOUT)
+        client = Client(sock, attach=False)
+        sock.settimeout(None)
+    except (OSError, NinepError):
+        sock.close()
+        return
+    _ahead = (addr, client)
+
+
+def _attach_ahead(addr: str, uname: str | None):
+    """The client dial_ahead made for `addr`, attached as uname, if the
+    server still holds it (not restarted since); else None."""
+    global _ahead
+    from upas.ninep.dial import still_open
+    if _ahead is None or _ahead[0] != addr:
+        return None
+    client = _ahead[1]
+    _ahead = None
+    if not still_open(client.mux.sock):
+        client.close()
+        return None
+    client.attach(uname)
+    return client
+
+
+def drop_ahead() -> None:
+    """Close a connection made ahead and not used (its server keeps no
+    idle connection of a session that did not need it)."""
+    global _ahead
+    if _ahead is not None:
+        _ahead[1].close()
+        _ahead = None
 
 
 def mailroot() -> str:
