@@ -73,8 +73,21 @@ class KeyfsFiles:
     def read(self, path: str) -> bytes:
         return self._call(Client.read, path)
 
+    def read_many(self, paths: list[str]) -> list[bytes | Error]:
+        """Each file or its Error, the requests pipelined: one round trip."""
+        return self._call(_read_many, paths)
+
     def write(self, path: str, data: bytes) -> int:
         return self._call(_write, path, data)
+
+
+def _read_many(c: Client, paths: list[str]) -> list[bytes | Error]:
+    """Client.read_many, a hang-up raised (to be dialled again)."""
+    got = c.read_many(paths)
+    for g in got:
+        if isinstance(g, Hungup):
+            raise g
+    return got
 
 
 def _write(c: Client, path: str, data: bytes) -> int:
@@ -96,12 +109,26 @@ class KeyStore:
         self.files = files
 
     def _read(self, path: str) -> bytes | None:
+        return self._read_many([path])[0]
+
+    def _read_many(self, paths: list[str]) -> list[bytes | None]:
+        """The files (None: unreadable), in one round trip where `files`
+        can (KeyfsFiles.read_many)."""
+        try:
+            many = getattr(self.files, "read_many", None)
+            if many is None:
+                return [self._read_one(p) for p in paths]
+            return [None if isinstance(g, Error) else g for g in many(paths)]
+        except Error:
+            return [None] * len(paths)
+        except OSError as e:
+            log.warning("keyfs unreachable: %s", e.strerror or type(e).__name__)
+            return [None] * len(paths)
+
+    def _read_one(self, path: str) -> bytes | None:
         try:
             return self.files.read(path)
         except Error:
-            return None
-        except OSError as e:
-            log.warning("keyfs unreachable: %s", e.strerror or type(e).__name__)
             return None
 
     def _write(self, path: str, data: bytes) -> bool:
@@ -119,11 +146,26 @@ class KeyStore:
         return username.valid(user) and "/" not in user and user not in (".", "..")
 
     def key(self, user: str) -> bytes | None:
-        k = self._read(f"{user}/key") if self._usable(user) else None
-        return k if k is not None and len(k) == crypt.DESKEYLEN else None
+        return self._key(self._read(f"{user}/key") if self._usable(user) else None)
 
     def secret(self, user: str) -> bytes | None:
-        s = self._read(f"{user}/secret") if self._usable(user) else None
+        return self._secret(self._read(f"{user}/secret") if self._usable(user) else None)
+
+    def secret_and_key(self, user: str, host: str) -> tuple[bytes | None, bytes | None]:
+        """user's secret and host's key (an APOP/CRAM check, then its
+        ticket), read together: one keyfs round trip instead of two."""
+        paths = [f"{user}/secret" if self._usable(user) else None,
+                 f"{host}/key" if self._usable(host) else None]
+        got = iter(self._read_many([p for p in paths if p is not None]))
+        s, k = [next(got) if p is not None else None for p in paths]
+        return self._secret(s), self._key(k)
+
+    @staticmethod
+    def _key(k: bytes | None) -> bytes | None:
+        return k if k is not None and len(k) == crypt.DESKEYLEN else None
+
+    @staticmethod
+    def _secret(s: bytes | None) -> bytes | None:
         return s[:31] if s else None
 
     def log(self, user: str, good: bool) -> None:
@@ -271,13 +313,15 @@ class Session:
             if tr2.type != tr.type:
                 log.info("%s: protocol botch from %s", kind, self.raddr)
                 return False
-            secret = self.cfg.store.secret(tr2.uid) or secrets.token_bytes(16)
+            # the host key, for the ticket after a good response, is read
+            # with the secret (one keyfs round trip); the check is the same
+            secret, hkey = self.cfg.store.secret_and_key(tr2.uid, tr2.hostid)
+            secret = secret or secrets.token_bytes(16)
             digest = crypt.apop_digest if kind == "apop" else crypt.cram_digest
             if not crypt.hex_matches(digest(chal, secret), resp):
                 self._fail(tr2.uid, kind)
                 continue
-            self._reply(ok_reply(self._ticket_pair(tr2.chal, tr2.uid,
-                                                   self._key_or_random(tr2.hostid))))
+            self._reply(ok_reply(self._ticket_pair(tr2.chal, tr2.uid, hkey or _randkey())))
             self.cfg.store.log(tr2.uid, True)
             log.info("%s-ok %s@%s(%s)", kind, _printable(tr2.uid), _printable(tr2.hostid), self.raddr)
             return True

@@ -288,22 +288,10 @@ def _take_ahead(where: str) -> tuple[ninep.Client, ninep.File] | None:
     if _ahead is None:
         return None
     (addr, client, f), _ahead = _ahead, None
-    if addr == where and _open(client.mux.sock):
+    if addr == where and ninep.still_open(client.mux.sock):
         return client, f
     client.close()
     return None
-
-
-def _open(sock: socket.socket) -> bool:
-    """Whether the server still holds this connection (nothing to read,
-    no end of file)."""
-    try:
-        sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
-    except BlockingIOError:
-        return True             # nothing to read: still open
-    except OSError:
-        pass
-    return False                # its end of file, or bytes nobody asked for
 
 
 def _request(verb: str, data: bytes | str) -> bytes:

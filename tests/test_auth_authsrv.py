@@ -243,3 +243,28 @@ def test_no_secret_in_logs(auth_servers, conn):
     assert "apop-ok glenda" in text and "apop-fail glenda" in text
     for secret in ("glenda-apop", "glenda-pw", demo.AUTHKEY_PASSWORD, crypt.apop_digest(chal, b"guess")):
         assert secret not in text
+
+
+def test_secret_and_key_read_together(auth_servers, monkeypatch):
+    """The APOP/CRAM check's secret and its ticket's host key come from
+    keyfs in one write of requests (one round trip), and are what the
+    one-file reads give: a missing user or host, or a name that is no
+    user's file name, gives None for it."""
+    import os
+    from auth.authsrv import KeyfsFiles, KeyStore
+    from upas.ninep.mux import Mux
+    u, host = auth_servers.new_user(), auth_servers.new_user("h")
+    store = KeyStore(KeyfsFiles(os.path.join(auth_servers.namespace, auth_servers.keys)))
+    assert store.secret(u) == f"{u}-apop".encode()      # dialled; its writes counted below
+    writes = []
+    send = Mux._send
+
+    def counted(self, *a, **kw):
+        writes.append(1)
+        return send(self, *a, **kw)
+    monkeypatch.setattr(Mux, "_send", counted)
+    assert store.secret_and_key(u, host) == (f"{u}-apop".encode(), crypt.passtokey(f"{host}-pw"))
+    assert len(writes) == 1
+    assert store.secret_and_key("nobody", host) == (None, store.key(host))
+    assert store.secret_and_key(u, "nobody") == (store.secret(u), None)
+    assert store.secret_and_key("..", "a/b") == (None, None)

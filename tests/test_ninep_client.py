@@ -729,3 +729,115 @@ def test_read_many_a_read_failing_amid_whole_file_reads(serve_9p):
                 assert d == (p.encode() * 3000)[:5000]
         c.settle()
         assert c.mux.tags_in_use() == 0 and c.fids.made < 2 * 64 + 8
+
+
+# ---- the session's start: Tversion alone, or with the attach to ours -------
+
+def test_a_foreign_server_gets_nothing_before_its_rversion(strict_9p):
+    """version(5): the client sends no request before Rversion came back
+    (plan9port's servers); the stand-in sees the version alone."""
+    srv = strict_9p(FOREIGN)
+    with Client.dial(srv.addr, uname="glenda") as c:
+        assert c.read("mbox/1/raw") == b"one\n"
+    assert srv.violations == []
+
+
+def test_a_server_known_to_be_ours_gets_the_attach_with_the_version(strict_9p):
+    """ours=True: Tversion, the probing Tauth and Tattach go in one write
+    (the stand-in sees the two after the version in one recv), and the
+    session is the same: its msize from the Rversion, its root attached."""
+    from upas.ninep import PIPELINE_ANAME
+    srv = strict_9p(FOREIGN, probe_answer=PIPELINE_ANAME)
+    with Client.dial(srv.addr, uname="glenda", ours=True) as c:
+        assert c.msize == 8192 + IOHDRSZ and c.walks_pipelined is True
+        assert c.read("mbox/1/raw") == b"one\n"
+    assert srv.violations == ["Tauth before the Rversion", "Tattach before the Rversion"]
+
+
+@pytest.mark.parametrize("inline", [False, True])
+def test_our_servers_take_the_attach_with_the_version(serve_9p, inline):
+    """Both kinds of our server handle a Tversion before the requests
+    that came with it: the session works, a refused attach is refused,
+    and a version they refuse fails the client (no reply is left owed)."""
+    from tests.fixtures.ninep import sample_tree
+    root = sample_tree()
+
+    def attach(uname: str, aname: str) -> MemDir:
+        if uname != "glenda":
+            raise Error("permission denied")
+        return root
+    addr = serve_9p(attach, inline=inline)
+    with Client.dial(addr, uname="glenda", ours=True) as c:
+        assert c.walks_pipelined is True and c.root_qid == root.qid
+        assert c.read("hello") == bytes(root.kids["hello"].data)
+        assert c.mux.tags_in_use() == 0
+    with pytest.raises(Error, match="^permission denied$"):
+        Client.dial(addr, uname="bob", ours=True)
+    with pytest.raises(Error, match="^max messagesize too small$"):
+        Client.dial(addr, uname="glenda", ours=True, msize=64)
+
+
+def test_ratfs_posted_is_dialled_as_ours_a_given_one_is_not(strict_9p, ninep_namespace, process_env,
+                                                             tmp_path):
+    """The name space's /mail/ratify: the ratfs posted as `ratify` in our
+    $NAMESPACE (upas.ratify's) is sent its attach with the version; one
+    named by $ratify, which may be any server, waits for its Rversion."""
+    import os
+    from upas.ninep import PIPELINE_ANAME
+    from upas.ns import Namespace
+    (tmp_path / "box" / "glenda").mkdir(parents=True)
+    process_env.set("MAILROOT", str(tmp_path))
+    given = strict_9p(FOREIGN, probe_answer=PIPELINE_ANAME)
+    process_env.set("ratify", given.addr)
+
+    def reads() -> bool:
+        ns = Namespace.default("glenda")
+        try:
+            return ns.exists("/mail/ratify/mbox/1/raw")
+        finally:
+            ns.close()
+    assert reads()
+    assert given.violations == []
+    posted = strict_9p(FOREIGN, probe_answer=PIPELINE_ANAME)
+    os.rename(posted.addr[len("unix!"):], os.path.join(ninep_namespace, "ratify"))
+    process_env.delete("ratify")
+    assert reads()
+    assert posted.violations == ["Tauth before the Rversion", "Tattach before the Rversion"]
+
+
+def test_ratfs_dialled_ahead_is_attached_at_its_first_use(strict_9p, ninep_namespace, process_env,
+                                                          tmp_path, monkeypatch):
+    """A spare's ratfs connection (ns.dial_ahead: connect and version,
+    nobody's): the login's mount of /mail/ratify attaches on it as the
+    user, without a second connection (the stand-in serves one at a
+    time: a second dial would wait, here 3 s); once only, and dropped
+    unused."""
+    import os
+    import socket
+    from upas import ns as nsmod
+    from upas.ninep import PIPELINE_ANAME
+    (tmp_path / "box" / "glenda").mkdir(parents=True)
+    process_env.set("MAILROOT", str(tmp_path))
+    process_env.delete("ratify")
+    srv = strict_9p(FOREIGN, probe_answer=PIPELINE_ANAME)
+    os.rename(srv.addr[len("unix!"):], os.path.join(ninep_namespace, "ratify"))
+    addr, ours = nsmod.ratfs()
+    assert ours and addr == "unix!" + os.path.join(ninep_namespace, "ratify")
+    socket.setdefaulttimeout(3)
+    try:
+        nsmod.dial_ahead(addr)
+        assert srv.attached == [] and srv.violations == []
+        monkeypatch.setenv("USER", "glenda")
+        monkeypatch.setenv("LOGNAME", "glenda")
+        ns = nsmod.Namespace.default("glenda")
+        assert ns.exists("/mail/ratify/mbox/1/raw")
+        assert srv.accepted == 1 and srv.attached == ["glenda"] and srv.violations == []
+        assert nsmod._ahead is None
+        ns.close()
+        nsmod.dial_ahead(addr)
+        assert nsmod._ahead is not None
+        nsmod.drop_ahead()
+        assert nsmod._ahead is None
+    finally:
+        socket.setdefaulttimeout(None)
+        nsmod.drop_ahead()

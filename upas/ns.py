@@ -294,10 +294,12 @@ class _NinepMount:
     """A 9P connection (or a lazily dialled address) bound into the namespace."""
 
     def __init__(self, client=None, subpath: str = "", addr: str | None = None,
-                 child: subprocess.Popen | None = None, uname: str | None = None):
+                 child: subprocess.Popen | None = None, uname: str | None = None,
+                 ours: bool = False):
         self._client = client
         self._addr = addr
         self.uname = uname          # None: the process's user (getpass)
+        self.ours = ours            # a server of ours: see ninep.Client
         self._lock = threading.Lock()
         self.subpath = subpath.strip("/")
         self.child = child
@@ -309,7 +311,8 @@ class _NinepMount:
                 from upas.ninep.client import Client
                 from upas.ninep.client import Error as NinepError
                 try:
-                    self._client = Client.dial(self._addr, uname=self.uname)
+                    self._client = _attach_ahead(self._addr, self.uname) or \
+                        Client.dial(self._addr, uname=self.uname, ours=self.ours)
                 except OSError as e:
                     raise Error(f"cannot mount {self._addr}: {e.strerror or e}") from None
                 except NinepError as e:     # hung up or refused in Tversion/Tattach
@@ -496,10 +499,13 @@ class Namespace:
     def bind_9p(self, path: str, client, subpath: str = "") -> None:
         self._set(path, _NinepMount(client=client, subpath=subpath))
 
-    def mount(self, path: str, addr: str, lazy: bool = False, uname: str | None = None) -> None:
+    def mount(self, path: str, addr: str, lazy: bool = False, uname: str | None = None,
+              ours: bool = False) -> None:
         """Bind the 9P service at dial string `addr`, attached as `uname`
-        (None: the process's user); dial now unless lazy."""
-        m = _NinepMount(addr=addr, uname=uname)
+        (None: the process's user); dial now unless lazy.  ours: a server
+        of ours is known to serve it (its session starts in one round
+        trip, ninep.Client)."""
+        m = _NinepMount(addr=addr, uname=uname, ours=ours)
         if not lazy:
             m.client  # noqa: B018 - dial now so that errors surface here
         self._set(path, m)
@@ -778,12 +784,78 @@ class Namespace:
             ns.bind_dir("/mail/box", os.path.join(root, "box"))
         if cfg.upasfs:
             ns.mount("/mail/fs", cfg.upasfs, lazy=True)
-        ratify = cfg.ratify or posted("ratify")
+        ratify, ours = ratfs()
         if ratify:
-            ns.mount("/mail/ratify", ratify, lazy=True)
+            ns.mount("/mail/ratify", ratify, lazy=True, ours=ours)
         elif os.path.isdir(os.path.join(root, "ratify")):
             ns.bind_dir("/mail/ratify", os.path.join(root, "ratify"))
         return ns
+
+
+def ratfs() -> tuple[str | None, bool]:
+    """ratfs's dial string (None: none) and whether it is ours: the one
+    posted as `ratify` in our $NAMESPACE is (upas.ratify; plan9port has
+    no ratfs); one given in $ratify may be any server."""
+    given = config.current().ratify
+    return (given, False) if given else (posted("ratify"), True)
+
+
+# A connection to a 9P service of ours dialled, and its version agreed,
+# before its user is known (a fork server's spare, upas/imap4d/spare.py):
+# (its dial string, the Client, not attached).  Once only.
+_ahead: tuple[str, object] | None = None
+AHEAD_TIMEOUT = 2.0     # seconds a local server of ours may take to answer it
+
+
+def dial_ahead(addr: str) -> None:
+    """Dial the local service `addr` (one of ours) and agree its version
+    now, for this process's first mount of it: a login then sends only
+    the attach, as its user.  Nothing of a user is in it.  Failures are
+    silent: the service is dialled at its use, as before."""
+    global _ahead
+    from upas.ninep.client import Client
+    from upas.ninep.client import Error as NinepError
+    from upas.ninep.dial import dial
+    if "!" in addr and not addr.startswith("unix!"):
+        return                  # only a local socket: connecting does not wait
+    drop_ahead()
+    try:
+        sock = dial(addr)
+    except (OSError, NinepError):
+        return
+    try:
+        sock.settimeout(AHEAD_TIMEOUT)
+        client = Client(sock, attach=False)
+        sock.settimeout(None)
+    except (OSError, NinepError):
+        sock.close()
+        return
+    _ahead = (addr, client)
+
+
+def _attach_ahead(addr: str, uname: str | None):
+    """The client dial_ahead made for `addr`, attached as uname, if the
+    server still holds it (not restarted since); else None."""
+    global _ahead
+    from upas.ninep.dial import still_open
+    if _ahead is None or _ahead[0] != addr:
+        return None
+    client = _ahead[1]
+    _ahead = None
+    if not still_open(client.mux.sock):
+        client.close()
+        return None
+    client.attach(uname)
+    return client
+
+
+def drop_ahead() -> None:
+    """Close a connection made ahead and not used (its server keeps no
+    idle connection of a session that did not need it)."""
+    global _ahead
+    if _ahead is not None:
+        _ahead[1].close()
+        _ahead = None
 
 
 def mailroot() -> str:

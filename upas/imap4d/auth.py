@@ -13,6 +13,7 @@ from typing import Callable
 
 from lib import username
 from upas import config, loginfail
+from upas import ns as nsmod
 from upas.imap4d import parser as p
 from upas.imap4d.ratify import ratify
 from upas.imap4d.request import Bye, Request, State
@@ -146,6 +147,7 @@ def setup_user(s, user: str) -> None:
     s.state = State.AUTH
     s.log("logged in")
     ratify(s)
+    nsmod.drop_ahead()          # ratfs dialled by the spare, if not used
 
 
 # ------------------------------------------------------------ LOGIN

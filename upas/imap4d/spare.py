@@ -1,13 +1,16 @@
 """What a fork server's spare imap4d does before its connection comes
 (upas/forkserver.py): it opens the factotum conversation a LOGIN will
-use (lib/factotum.py open_ahead) and looks up the system's name, which
-the session gives in its greeting's place (Plan 9 reads sysname when
-the process starts; so does a spare).  Nothing of a user, no secret."""
+use (lib/factotum.py open_ahead), dials ratfs and agrees its version
+(upas/ns.py dial_ahead: a login's ratification then sends only the
+attach, as the user) and looks up the system's name, which the session
+gives in its greeting's place (Plan 9 reads sysname when the process
+starts; so does a spare).  Nothing of a user, no secret."""
 from __future__ import annotations
 
 import socket
 
 from lib import factotum
+from upas import ns
 
 _sysname: str | None = None
 
@@ -15,6 +18,9 @@ _sysname: str | None = None
 def prepare() -> None:
     global _sysname
     factotum.open_ahead()
+    ratfs, ours = ns.ratfs()
+    if ratfs and ours:
+        ns.dial_ahead(ratfs)
     _sysname = socket.getfqdn()
 
 

@@ -424,7 +424,7 @@ def mount_direct(ns: nsmod.Namespace) -> bool:
     if broker is None or mine is None or (given and given != broker):
         return False
     try:
-        ns.mount(FSROOT, mine)
+        ns.mount(FSROOT, mine, ours=True)    # posted by our broker
     except Exception:           # refused, reset, a bad version: the broker's way
         return False
     return True

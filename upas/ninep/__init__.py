@@ -19,7 +19,7 @@ from .codec import (DMAPPEND, DMAUTH, DMDIR, DMEXCL, DMTMP, IOHDRSZ, MAXWELEM,
                     ProtocolError, Qid, Stat, pack, read_msg, unpack)
 from .server import PIPELINE_ANAME, Error, Node, Open, Server
 from .client import Client, File, Hungup
-from .dial import announce, dial, namespace_dir, post, service_path
+from .dial import announce, dial, namespace_dir, post, service_path, still_open
 
 __all__ = [
     "DMAPPEND", "DMAUTH", "DMDIR", "DMEXCL", "DMTMP", "IOHDRSZ", "MAXWELEM",
@@ -27,5 +27,5 @@ __all__ = [
     "OWRITE", "QTAPPEND", "QTAUTH", "QTDIR", "QTEXCL", "QTFILE", "QTTMP",
     "ProtocolError", "Qid", "Stat", "pack", "read_msg", "unpack",
     "PIPELINE_ANAME", "Error", "Node", "Open", "Server", "Client", "File", "Hungup",
-    "announce", "dial", "namespace_dir", "post", "service_path",
+    "announce", "dial", "namespace_dir", "post", "service_path", "still_open",
 ]

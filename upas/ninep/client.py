@@ -86,31 +86,66 @@ class Client:
     """One 9P session, attached as `uname` to `aname`."""
 
     def __init__(self, sock: socket.socket, uname: str | None = None,
-                 aname: str = "", msize: int = MSIZE):
+                 aname: str = "", msize: int = MSIZE, ours: bool = False,
+                 attach: bool = True):
+        """ours: the service is known to be one of ours (a name our own
+        broker posted), whose server handles a Tversion before it reads
+        the requests after it: then Tversion, the probing Tauth and
+        Tattach go out in one write, one round trip instead of two.  9P
+        asks a client to wait for Rversion, so any other server gets
+        them one after the other (plan9port's, a real Plan 9's).
+        attach=False: only the version now, `attach` later (a connection
+        made before its user is known)."""
         self.mux = Mux(sock, msize)
         self.fids = Fids()
         self.msize = msize
+        self.batch = Batch(self)
         try:
-            r = self.mux.rpc(codec.Tversion(NOTAG, msize, codec.VERSION))
-            if r.version != codec.VERSION or r.msize > msize:
-                raise Error(f"unexpected version {r.version} msize {r.msize}")
-            self.msize = self.mux.msize = r.msize
-            self.iounit = self.msize - IOHDRSZ
-            self.uname = uname if uname is not None else getpass.getuser()
-            self.root = self.fids.alloc()
-            afid = self.fids.alloc()
-            probe, attach = self.mux.start_many([
-                codec.Tauth(0, afid, self.uname, PIPELINE_ANAME),
-                codec.Tattach(0, self.root, NOFID, self.uname, aname)])
-            # True when requests may follow a Twalk on its newfid before the
-            # Rwalk comes back (see PIPELINE_ANAME); asked in the attach's
-            # round trip, so it costs no wait
-            self.walks_pipelined = self._pipelining_answer(probe, afid)
-            self.root_qid: Qid = self.mux.finish(attach, codec.Rattach).qid
+            version = codec.Tversion(NOTAG, msize, codec.VERSION)
+            if ours and attach:
+                self._attach(uname, aname, version)
+                return
+            self._versioned(self.mux.rpc(version))
+            if attach:
+                self._attach(uname, aname)
         except BaseException:
             self.close()
             raise
-        self.batch = Batch(self)
+
+    def attach(self, uname: str | None = None, aname: str = "") -> None:
+        """The attach of a client made with attach=False; a failure
+        closes it."""
+        try:
+            self._attach(uname, aname)
+        except BaseException:
+            self.close()
+            raise
+
+    def _attach(self, uname: str | None, aname: str, version: codec.Tversion | None = None) -> None:
+        """Tattach, with the probing Tauth (and `version` before them, in
+        the same write, if given)."""
+        self.uname = uname if uname is not None else getpass.getuser()
+        self.root = self.fids.alloc()
+        afid = self.fids.alloc()
+        session = [codec.Tauth(0, afid, self.uname, PIPELINE_ANAME),
+                   codec.Tattach(0, self.root, NOFID, self.uname, aname)]
+        if version is not None:
+            vcall, probe, attach = self.mux.start_many([version] + session)
+            self._versioned(self.mux.finish(vcall, codec.Rversion))
+        else:
+            probe, attach = self.mux.start_many(session)
+        # True when requests may follow a Twalk on its newfid before the
+        # Rwalk comes back (see PIPELINE_ANAME); asked in the attach's
+        # round trip, so it costs no wait
+        self.walks_pipelined = self._pipelining_answer(probe, afid)
+        self.root_qid: Qid = self.mux.finish(attach, codec.Rattach).qid
+
+    def _versioned(self, r: Any) -> None:
+        """The session's msize from the server's Rversion."""
+        if r.version != codec.VERSION or r.msize > self.msize:
+            raise Error(f"unexpected version {r.version} msize {r.msize}")
+        self.msize = self.mux.msize = r.msize
+        self.iounit = self.msize - IOHDRSZ
 
     def _pipelining_answer(self, probe: Call, afid: int) -> bool:
         """Whether the server said walks may be pipelined: only ours answer

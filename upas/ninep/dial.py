@@ -129,6 +129,19 @@ def announce(addr: str, backlog: int = 64) -> socket.socket:
     return s
 
 
+def still_open(sock: socket.socket) -> bool:
+    """Whether the server still holds this connection (nothing to read,
+    no end of file): a connection made ahead of its use, checked before
+    it is used (a server restarted meanwhile)."""
+    try:
+        sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return True             # nothing to read: still open
+    except OSError:
+        pass
+    return False                # its end of file, or bytes nobody asked for
+
+
 def _is_live(path: str) -> bool:
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
