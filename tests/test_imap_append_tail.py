@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import time
 
 from upas import mbappend
 from upas import ns as nsmod
@@ -157,3 +158,28 @@ def test_a_mailbox_deleted_between_gets_trycreate(imap_preauth):
     finally:
         c.close()
         other.close()
+
+
+def test_a_run_of_appends_has_its_save_dates(imap_preauth):
+    """At the tail the OK goes out before the save-date line is written
+    (under the lock; docs/decisions.md): the session's next command and
+    another session see every APPEND's save date, today, not the date
+    the client gave."""
+    c = imap_preauth.connect()
+    assert c.cmd(b"a CREATE work")[-1].startswith(b"a OK")
+    for i in range(1, 5):
+        m = msg(i)
+        r = c.cmd(b'b%d APPEND work "07-Feb-1994 21:52:25 -0800" {%d+}\r\n%s\r\n' % (i, len(m), m))
+        assert r[-1].startswith(b"b%d OK [APPENDUID " % i), r
+    assert c.cmd(b"n NOOP")[-1].startswith(b"n OK")
+    saves = imap_preauth.box(name="work.save.imp").read_bytes().split(b"\n")
+    assert saves[0] == b"imap save dates" and len(saves) == 6 and saves[5] == b""
+    other = imap_preauth.connect()
+    other.cmd(b"s SELECT work")
+    lines = b"".join(other.cmd(b"f FETCH 1:* (INTERNALDATE SAVEDATE)"))
+    dates = re.findall(rb'INTERNALDATE "([^"]+)" SAVEDATE "([^"]+)"', lines)
+    today = time.strftime("%d-%b-%Y").encode()
+    assert len(dates) == 4
+    assert all(i == b"07-Feb-1994 21:52:25 -0800" and s.startswith(today) for i, s in dates), dates
+    other.close()
+    c.close()

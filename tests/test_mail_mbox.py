@@ -202,6 +202,29 @@ def test_mbappend_format_and_from_escaping():
     assert keep.startswith(b"From x Thu Nov 26 12:00:00 EST 2026\n")
 
 
+@pytest.mark.parametrize("body, want", [
+    (b"From a\nFrom b\nFrom c", b" From a\n From b\n From c"),     # every line, the first too
+    (b"x\n\nFrom \nFrom", b"x\n\n From \nFrom"),                  # `From` without its blank stays
+    (b"From", b"From"), (b"", b""), (b"\nFrom \n", b"\n From \n"),
+    (b" From x\nfrom y\n>From z", b" From x\nfrom y\n>From z"),   # only `From ` at a line's start
+])
+def test_mbappend_escape_from(body, want):
+    assert mbappend.escape_from(body) == want
+
+
+def test_mbappend_escape_from_line_by_line():
+    """Upas's rule applied one line at a time, on lines made of the pieces
+    that matter (`From `, `From`, blanks, newlines)."""
+    import random
+    rnd = random.Random(7)
+    pieces = [b"From ", b"From", b" ", b"\n", b"x", b"\nFrom "]
+    for _ in range(2000):
+        body = b"".join(rnd.choice(pieces) for _ in range(rnd.randrange(12)))
+        lines = body.split(b"\n")
+        want = b"\n".join(b" " + ln if ln.startswith(b"From ") else ln for ln in lines)
+        assert mbappend.escape_from(body) == want
+
+
 def test_mbappend_waits_for_the_lock(tmp_path):
     box = tmp_path / "mail" / "box" / "glenda"
     box.mkdir(parents=True)

@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import BinaryIO, Callable, Iterator
 
-from upas import config
+from upas import beside, config
 
 DMDIR = 0x80000000
 
@@ -251,18 +251,6 @@ class _LocalMount:
 
     def close(self) -> None:
         pass
-
-
-_HELPER: list = []
-
-
-def _helper():
-    """The thread that runs Namespace.together's other calls (made at first
-    use: a fork server's children each make their own)."""
-    if not _HELPER or _HELPER[0][0] != os.getpid():
-        from concurrent.futures import ThreadPoolExecutor
-        _HELPER[:] = [(os.getpid(), ThreadPoolExecutor(1, thread_name_prefix="ns-sync"))]
-    return _HELPER[0][1]
 
 
 def _pwrite_all(fd: int, data: bytes, offset: int | None) -> None:
@@ -727,22 +715,7 @@ class Namespace:
         # (the mounts' kind decides; each call checks its own path)
         if len(calls) < 2 or not all(isinstance(self._resolve(p)[0], _LocalMount) for p in paths):
             return [c() for c in calls]
-        pending = [_helper().submit(c) for c in calls[1:]]
-        first: list[object] = []
-        errors: list[BaseException] = []
-        try:
-            first.append(calls[0]())
-        except BaseException as e:
-            errors.append(e)
-        rest = []
-        for f in pending:
-            try:
-                rest.append(f.result())
-            except BaseException as e:
-                errors.append(e)
-        if errors:
-            raise errors[0]
-        return first + rest
+        return beside.run(calls[0], list(calls[1:]))     # the others in its thread
 
     def exists(self, path: str) -> bool:
         try:

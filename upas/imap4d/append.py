@@ -30,11 +30,13 @@ ns.write_at, ns.stat), so a mail store served over 9P can take them.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import posixpath
 import re
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 from upas import config
 from upas import ns as nsmod
@@ -56,8 +58,8 @@ class Item:
     flags: set[str] = field(default_factory=set)
     keywords: list[str] = field(default_factory=list)
 
-    @property
-    def digest(self) -> str:
+    @functools.cached_property
+    def digest(self) -> str:        # (the .imp line and the save date ask it)
         return hashlib.sha1(self.entry).hexdigest()
 
 
@@ -177,13 +179,20 @@ def _kw_unchanged(ns: nsmod.Namespace, kwpath: str, kw: bytes | None) -> bool:
     return not ns.exists(kwpath) and not ns.exists(kwpath + ".tmp")
 
 
-def _deliver_at_tail(s, path: str, items: list[Item]) -> tuple[int, list[int | None]] | None:
+Answer = Callable[[int, list[int]], None]
+
+
+def _deliver_at_tail(s, path: str, items: list[Item],
+                     answer: Answer | None = None) -> tuple[int, list[int | None]] | None:
     """Append without listing the target in upasfs, when nothing but this
     session has written the mailbox and its .imp since its last APPEND
     there (checked under the lock, by the file's stat and the .imp's bytes):
     the new messages are then the file's last, their uids the next ones, and
     the .imp gets their lines at its end.  None: not so, take the long way
-    (keywords too: they live in the .kw.imp)."""
+    (keywords too: they live in the .kw.imp).  `answer(validity, uids)` is
+    called once both files are synced, still under the lock: APPEND's OK
+    goes out while the save date is written (nobody else sees the mailbox
+    before it is)."""
     tail = s.extra.get("append_tail")
     if tail is None or tail.path != path or any(it.keywords for it in items):
         return None
@@ -214,9 +223,12 @@ def _deliver_at_tail(s, path: str, items: list[Item]) -> tuple[int, list[int | N
         stored, new = ns.together(
             [path, imppath], lambda: mbappend.append_locked(ns, path, _stored(items)),
             lambda: imp.append_in_place(ns, imppath, tail.imp, first + len(items), lines))
-        after = _key(stored)
-        savedate.record(s.ns, path, [it.digest for it in items])
-    s.extra["append_tail"] = _Tail(path, after, new, tail.kw)
+        s.extra["append_tail"] = _Tail(path, _key(stored), new, tail.kw)
+        try:
+            if answer is not None:
+                answer(validity, uids)
+        finally:            # the client gone meanwhile: its message has a save date
+            savedate.record(s.ns, path, [it.digest for it in items])
     return validity, uids
 
 
@@ -422,15 +434,28 @@ def cmd_append(s, req) -> None:
         return s.no(req, "binary content cannot be stored here", code="UNKNOWN-CTE")
     now = int(time.time())
     items = [_item(s.user, m, now) for m in msgs]
+    answered: list[bool] = []
+
+    def answer(validity: int, uids: list) -> None:
+        answered.append(True)
+        _ok(s, req, validity, uids)
+        s.flush()           # now, not after what the command does after it
     try:
         # all in one write: every message is stored, or none (RFC 3502 6)
-        got = _deliver_at_tail(s, path, items) if tail else None
+        got = _deliver_at_tail(s, path, items, answer) if tail else None
         if got is None and tail and _refused(s, req, raw):
             return
         validity, uids = got or deliver(s, path, items, tail=not tail)
     except (MailboxError, nsmod.Error, OSError, LockError) as e:
         s.log(f"append: {e}")
-        return s.no(req, "message save failed")
+        if not answered:    # (else stored and told: the save date failed)
+            s.no(req, "message save failed")
+        return
+    if not answered:
+        _ok(s, req, validity, uids)
+
+
+def _ok(s, req, validity: int, uids: list) -> None:
     code = f"APPENDUID {validity} {sequence_set(uids)}" if all(uids) else None
     s.ok(req, code=code)
 

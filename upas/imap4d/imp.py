@@ -565,7 +565,8 @@ def append_in_place(ns: nsmod.Namespace, path: str, old: bytes, uidnext: int,
     sent before the fdatasync returns."""
     field = b"%010d" % uidnext
     ns.write_at(path, [(len(old), lines), (_UIDNEXT_AT, field)], sync=True)
-    return old[:_UIDNEXT_AT] + field + old[_UIDNEXT_AT + 10:] + lines
+    # one copy of the file (it grows by a line an APPEND), not three
+    return b"".join((old[:_UIDNEXT_AT], field, memoryview(old)[_UIDNEXT_AT + 10:], lines))
 
 
 def format_keywords(rows: list[tuple[str, int, list[str]]]) -> bytes:
