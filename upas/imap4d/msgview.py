@@ -73,9 +73,6 @@ class ListLike:
             other = other.as_list()
         return isinstance(other, list) and self.as_list() == other
 
-    def __ne__(self, other) -> bool:
-        return not self == other
-
     __hash__ = None                 # type: ignore[assignment]
 
 
