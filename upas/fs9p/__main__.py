@@ -21,7 +21,7 @@ from upas import config
 from upas.ns import mboxpath
 from upas.mail import lock
 from upas.fs9p.tree import MailFS
-from upas.mail.mbox import MailError
+from upas.mail.mbox import MailError, one_look
 from upas.ninep import IOHDRSZ, Server, post
 
 USAGE = "usage: upas/fs [-bdilnps] [-f mailbox] [-m name] [-S alsoname]"
@@ -69,8 +69,10 @@ def main(argv: list[str]) -> int:
     # each connection's reader thread (no hand-off to a worker)
     # handover: the broker (fsbroker.py) passes each session's connection
     # to us rather than copying its bytes
+    # batch: a mailbox file is stat'ed once for the reads a session sent
+    # together (a FETCH of whole messages: 64 raws a batch), not per read
     srv = Server(fs.attach, auth_error="upas/fs: authentication not required",
-                 msize=MSIZE, inline=True, handover=True)
+                 msize=MSIZE, inline=True, handover=True, batch=one_look)
     if "-p" not in o:
         threading.Thread(target=reader, args=(fs,), daemon=True).start()
     # a stop is an exit that writes the mailboxes' indexes first

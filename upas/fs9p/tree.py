@@ -447,9 +447,15 @@ class FileOpen(Open):
     def read(self, offset: int, count: int) -> bytes:
         if self.data is None:
             f = self.f
-            with as_9p_error():
+            # as as_9p_error() does, without a generator's cost: every
+            # file of a FETCH of whole messages comes through here
+            try:
                 self.data = (f.mb.unparsed_file(f.msg, f.fname) if self.part is None
                              else self.part.file(f.fname, f.fs.ignore))
+            except MailError as e:
+                raise Error(str(e)) from None
+            except OSError as e:
+                raise Error(e.strerror or str(e)) from None
         return self.data[offset:offset + count]
 
     def clunk(self) -> None:

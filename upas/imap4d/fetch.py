@@ -398,6 +398,9 @@ def fetch(s, req: Request) -> None:
         answers = _whole_answers(s, files, msgs, atts, response)
     else:
         answers = evaluate(files, msgs, response, first_files(atts, cache))
+    # the end of the last line of pieces, sent with the start of the next
+    # line: two sends a message of a FETCH of whole messages, not four
+    tail = b""
     try:
         for m, data in answers:
             n = next(seqs)
@@ -405,12 +408,15 @@ def fetch(s, req: Request) -> None:
                 ok = False
                 continue
             if type(data) is list:          # _whole_answers' pieces
-                s.send(b"* %d FETCH (" % n)
+                data[0] = b"%b* %d FETCH (%b" % (tail, n, data[0])
+                tail = data.pop() + b")\r\n"
                 for piece in data:
                     s.send(piece)
-                s.send(b")\r\n")
                 continue
-            s.send(b"* %d FETCH (%b)\r\n" % (n, data))
+            s.send(b"%b* %d FETCH (%b)\r\n" % (tail, n, data))
+            tail = b""
+        if tail:
+            s.send(tail)
     finally:
         if cache is not None and cache.pending:      # (the set costs O(mailbox))
             cache.flush({m.digest for m in box.msgs if not m.expunged})
@@ -429,7 +435,8 @@ def _whole_answers(s, files: Files, msgs: list[Message], atts: list[p.FetchAtt],
     _whole_item takes, from one read of its raw (prefetch.raw_messages),
     answered as item() does; a message whose raw cannot be cut is answered
     by `response` through evaluate.  The data is a list of pieces, the
-    message's text one of them as it is (no copy into the line)."""
+    message's text one of them as it is (no copy into the line), the
+    first and the last a small one (b"" if nothing comes after the text)."""
     for m, raw, cut in raw_messages(files, msgs):
         whole = whole_text(raw, *cut) if raw is not None and cut is not None else None
         if whole is None:
@@ -446,7 +453,7 @@ def _whole_answers(s, files: Files, msgs: list[Message], atts: list[p.FetchAtt],
                 label = b"RFC822 " if a.name == "RFC822" else b"BODY[] "
                 pieces += [cur + sep + label + b"{%d}\r\n" % len(whole), whole]
                 cur = b""
-        yield m, pieces + [cur] if cur else pieces
+        yield m, pieces + [cur]
 
 
 def whole_text(raw: bytes, header: int, body: int) -> bytes | None:

@@ -13,6 +13,7 @@ upasfs need not read an unchanged file again.
 from __future__ import annotations
 
 import collections
+import contextlib
 import hashlib
 import mmap
 import os
@@ -363,6 +364,10 @@ class Mailbox:
         want = self.key[:5]
         if self._fd is False:           # closed: nothing kept any more
             return None
+        kept = self._fd
+        proven = getattr(_LOOK, "proven", None)
+        if proven is not None and self in proven and kept and kept[1] == want:
+            return kept[0]              # looked at already for this batch
         try:
             now = stat_key(os.stat(self.path))
         except OSError:
@@ -370,7 +375,8 @@ class Mailbox:
         if now != want:
             self._drop_fd()             # not the file read: keep nothing of it
             return None
-        kept = self._fd
+        if proven is not None:
+            proven.add(self)
         if kept and kept[1] == want:
             return kept[0]
         try:
@@ -741,6 +747,28 @@ def _in_order(entries: list[mboxindex.Entry], size: int) -> bool:
             return False
         end = e.end
     return True
+
+
+# the mailboxes whose file was found unchanged in this thread's one_look()
+_LOOK = threading.local()
+
+
+@contextlib.contextmanager
+def one_look() -> Iterator[None]:
+    """Reads of a mailbox within it stat its file once (_kept_fd), not
+    each: upasfs answers a batch of requests a session sent together (a
+    FETCH of whole messages sends 64 raws' reads at once) inside one, as
+    if all were answered at the moment of that look -- the session cannot
+    tell, having sent them all before any reply.  A stat is ~2 us, a
+    tenth of upasfs's work for one raw.  Nested, the outer look holds."""
+    if getattr(_LOOK, "proven", None) is not None:
+        yield
+        return
+    _LOOK.proven = set()
+    try:
+        yield
+    finally:
+        _LOOK.proven = None
 
 
 def stat_key(st: os.stat_result) -> tuple:

@@ -20,7 +20,7 @@ import struct
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, ContextManager, Iterable
 
 from lib.writev import writev_all
 
@@ -347,7 +347,11 @@ class _Conn:
                     return          # EOF (inside a message too: it is lost)
                 buf += chunk
                 self.tracing = log.isEnabledFor(logging.DEBUG)
-                pos, need = self._consume(buf)
+                if self.srv.batch is None:
+                    pos, need = self._consume(buf)
+                else:
+                    with self.srv.batch():
+                        pos, need = self._consume(buf)
                 if need < 0:
                     return
                 del buf[:pos]
@@ -855,17 +859,23 @@ class Server:
     def __init__(self, attach: Callable[[str, str], Node],
                  auth_error: str = "authentication not required",
                  msize: int = 65536 + IOHDRSZ, inline: bool = False,
-                 handover: bool = False):
+                 handover: bool = False,
+                 batch: Callable[[], ContextManager] | None = None):
         """inline: answer each request in the connection's reader thread,
         in arrival order -- for trees none of whose operations block (a
         blocking read would stall its connection); it saves two thread
         switches per request and lets a client pipeline walk/open/read/clunk.
         handover: a unix connection may hand over a client's socket before
-        its attach (HANDOVER_ANAME)."""
+        its attach (HANDOVER_ANAME).
+        batch (inline only): the requests of one recv -- sent together,
+        none answered yet -- are answered inside `with batch()`, so that
+        the tree may look at its storage once for all of them (upasfs:
+        mbox.one_look)."""
         if msize < MIN_MSIZE:
             raise ValueError("msize too small")
         self.inline = inline
         self.handover = handover
+        self.batch = batch if inline else None
         self.attach = attach
         self.auth_error = auth_error
         self.msize = msize
