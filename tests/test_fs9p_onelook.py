@@ -100,3 +100,31 @@ def test_the_server_answers_the_requests_of_one_recv_in_one_batch(serve_9p):
         replies = [c.recv() for _ in reqs]
     assert [r.data for r in replies if isinstance(r, codec.Rread)] == [b"hello, world\n"] * 4
     assert len(entered) - before == 1
+
+
+BAD_WALKS = [  # the names of a Twalk, as they travel, that do not decode
+    b"\x02\x00\xff\xfe",                     # not UTF-8
+    b"\x05\x00hello\x00",                    # a byte after the names
+    b"\x09\x00hello",                        # a name past the message's end
+]
+
+
+@pytest.mark.parametrize("names", BAD_WALKS)
+def test_a_whole_file_read_of_a_malformed_walk_answers_as_one_by_one(serve_9p, names):
+    """A whole-file read (Twalk, Topen, Tread, Tclunk in one write) whose
+    walk does not decode gets the replies the four get one at a time: the
+    server's own decoding of the walk leaves it to the general path."""
+    record = codec.pack_file_read((10, 11, 12, 13), 0, 5, 1, names, 100)
+    addr = serve_9p(lambda u, a: sample_tree(), inline=True)
+    with RawConn(addr) as one, RawConn(addr) as together:
+        one.start()
+        together.start()
+        walk_end = 4 + int.from_bytes(record[:4], "little")
+        rest = record[walk_end:]
+        one.send(record[:walk_end])
+        want = [codec.pack(one.recv())]
+        for k in range(3):
+            one.send(rest[[0, 12, 35][k]:[12, 35, 46][k]])
+            want.append(codec.pack(one.recv()))
+        together.send(record)
+        assert [codec.pack(together.recv()) for _ in range(4)] == want

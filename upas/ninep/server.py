@@ -52,6 +52,8 @@ _RWALK_HEAD = struct.Struct("<IBHH")
 _QID = struct.Struct("<BIQ")
 _ROPEN_RREAD = struct.Struct("<IBH" "BIQI" "IBHI")
 _RCLUNK = struct.Struct("<IBH")
+_TWALK_HEAD = struct.Struct("<IBHIIH")     # size[4] type tag fid newfid nwname
+_NAME_LEN = struct.Struct("<H")
 
 # A Tauth whose aname is PIPELINE_ANAME asks: may requests on a Twalk's
 # newfid follow it before its Rwalk?  Our servers answer the Rerror
@@ -226,6 +228,27 @@ class _Workers:
             n = len(self._threads)
         for _ in range(n):
             self._q.put(None)
+
+
+def _walk_names(buf: bytearray, p: int, end: int, n: int) -> list[str] | None:
+    """The n names of a Twalk from buf[p:end] (they must fill it), or None
+    if they do not decode (the general path then says why)."""
+    if n > MAXWELEM:
+        return None
+    names = []
+    for _ in range(n):
+        if p + 2 > end:
+            return None
+        k = _NAME_LEN.unpack_from(buf, p)[0]
+        p += 2
+        if p + k > end:
+            return None
+        try:
+            names.append(str(buf[p:p + k], "utf-8"))
+        except UnicodeDecodeError:
+            return None
+        p += k
+    return names if p == end else None
 
 
 class _Transport:
@@ -436,18 +459,18 @@ class _Conn:
          csize, ctype, ctag, cfid) = _OPEN_READ_CLUNK.unpack_from(buf, rest)
         if (osize, otype, rsize, rtype, csize, ctype, mode) != _ORC_HEADS:
             return 0
-        try:
-            walk = codec.unpack_from(buf, pos, size)
-        except ProtocolError:
-            return 0
-        newfid, f = walk.newfid, self.fids.get(walk.fid)
-        if (f is None or f.handle is not None or not walk.wname or not ofid == rfid == cfid == newfid
-                or newfid == walk.fid or newfid in self.fids or newfid == NOFID
-                or NOTAG in (walk.tag, otag, rtag, ctag)):
+        # the Twalk decoded here, no message made (a malformed one is left
+        # to the general path, which answers it as codec.unpack_from says)
+        _, _, wtag, wfid, newfid, nw = _TWALK_HEAD.unpack_from(buf, pos)
+        names = _walk_names(buf, pos + _TWALK_HEAD.size, rest, nw)
+        f = self.fids.get(wfid)
+        if (not names or f is None or f.handle is not None or not ofid == rfid == cfid == newfid
+                or newfid == wfid or newfid in self.fids or newfid == NOFID
+                or NOTAG in (wtag, otag, rtag, ctag)):
             return 0
         path, qids = list(f.path), []
         try:
-            for name in walk.wname:
+            for name in names:
                 self._step(path, name)
                 qids.append(path[-1].qid)
             node = path[-1]
@@ -457,41 +480,40 @@ class _Conn:
         except Exception:       # noqa: BLE001 -- one by one, it fails the same way
             return 0
         count = min(count, self.iounit)
-        replies: list = [codec.Rwalk(walk.tag, qids), codec.Ropen(otag, node.qid, self.iounit)]
+        q, iounit = node.qid, self.iounit
+        clunked = None
         try:
             try:
-                replies.append(codec.Rread(rtag, bytes(handle.read(offset, count)[:count])))
+                data = bytes(handle.read(offset, count)[:count])
             except Exception as e:
-                replies.append(self._error_reply(codec.Tread(rtag, newfid, offset, count), e))
+                data = self._error_reply(codec.Tread(rtag, newfid, offset, count), e)
         finally:
             try:
                 handle.clunk()
-                replies.append(codec.Rclunk(ctag))
             except Exception as e:
-                replies.append(self._error_reply(codec.Tclunk(ctag, newfid), e))
-        self._write_replies(replies)
-        return rest + _OPEN_READ_CLUNK.size - pos
-
-    def _write_replies(self, replies: list[codec.Msg]) -> None:
-        """A whole file's replies: the headers packed by one struct call
-        and the data after them as it is (no copy of it here; _flush hands
-        the pieces to one writev), or each _encode'd if that fails."""
-        rwalk, ropen, rread, rclunk = replies
-        if type(rread) is codec.Rread and type(rclunk) is codec.Rclunk and len(rwalk.wqid) <= MAXWELEM:
-            d, q = rread.data, ropen.qid
+                clunked = self._error_reply(codec.Tclunk(ctag, newfid), e)
+        if type(data) is bytes and clunked is None:
+            # the usual case: the headers packed by one struct call, the
+            # data after them as it is (no copy of it here; _flush hands
+            # the pieces to one writev)
             try:
-                head = _RWALK_HEAD.pack(9 + 13 * len(rwalk.wqid), RWALK, rwalk.tag, len(rwalk.wqid)) + \
-                    b"".join([_QID.pack(*x) for x in rwalk.wqid]) + \
-                    _ROPEN_RREAD.pack(24, ROPEN, ropen.tag, q[0], q[1], q[2], ropen.iounit,
-                                      11 + len(d), RREAD, rread.tag, len(d))
+                head = _RWALK_HEAD.pack(9 + 13 * len(qids), RWALK, wtag, len(qids)) + \
+                    b"".join([_QID.pack(*x) for x in qids]) + \
+                    _ROPEN_RREAD.pack(24, ROPEN, otag, q[0], q[1], q[2], iounit,
+                                      11 + len(data), RREAD, rtag, len(data))
             except struct.error:
                 pass
             else:
-                for piece in (head, d, _RCLUNK.pack(7, RCLUNK, rclunk.tag)):
-                    self._write(piece)
-                return
+                self._write(head)
+                self._write(data)
+                self._write(_RCLUNK.pack(7, RCLUNK, ctag))
+                return rest + _OPEN_READ_CLUNK.size - pos
+        replies = [codec.Rwalk(wtag, qids), codec.Ropen(otag, q, iounit),
+                   codec.Rread(rtag, data) if type(data) is bytes else data,
+                   codec.Rclunk(ctag) if clunked is None else clunked]
         for r in replies:
             self._write(self._encode(r))
+        return rest + _OPEN_READ_CLUNK.size - pos
 
     def _flush(self) -> None:
         out = self.outbox
