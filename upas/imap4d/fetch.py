@@ -423,6 +423,10 @@ def fetch(s, req: Request) -> None:
     _finish(s, req, box, atts, changed, ok, bool(unknown_cte))
 
 
+# the labels of _whole_item's texts (BODY[] of a whole message, RFC822)
+_TEXT_LABELS = {"RFC822": b"RFC822 ", "BODY[]": b"BODY[] "}
+
+
 def _whole_item(a: p.FetchAtt) -> bool:
     """Whether a FETCH item needs of a message at most its whole text:
     BODY[] (not partial), RFC822, UID, FLAGS."""
@@ -437,23 +441,25 @@ def _whole_answers(s, files: Files, msgs: list[Message], atts: list[p.FetchAtt],
     by `response` through evaluate.  The data is a list of pieces, the
     message's text one of them as it is (no copy into the line), the
     first and the last a small one (b"" if nothing comes after the text)."""
+    # each item's name and what goes before it (its label, for a text)
+    plan = [(a.name, (b" " if i else b"") + _TEXT_LABELS.get(a.name, b""))
+            for i, a in enumerate(atts)]
     for m, raw, cut in raw_messages(files, msgs):
         whole = whole_text(raw, *cut) if raw is not None and cut is not None else None
         if whole is None:
             yield from evaluate(files, [m], response)
             continue
         pieces, cur = [], b""
-        for i, a in enumerate(atts):
-            sep = b" " if i else b""
-            if a.name == "UID":
-                cur += sep + b"UID %d" % m.uid
-            elif a.name == "FLAGS":
-                cur += sep + b"FLAGS (" + rev2.flag_text(s, m).encode() + b")"
+        for name, before in plan:
+            if name == "UID":
+                cur += before + b"UID %d" % m.uid
+            elif name == "FLAGS":
+                cur += before + b"FLAGS (" + rev2.flag_text(s, m).encode() + b")"
             else:           # as env.literal(whole, label)
-                label = b"RFC822 " if a.name == "RFC822" else b"BODY[] "
-                pieces += [cur + sep + label + b"{%d}\r\n" % len(whole), whole]
+                pieces += [b"%b%b{%d}\r\n" % (cur, before, len(whole)), whole]
                 cur = b""
-        yield m, pieces + [cur]
+        pieces.append(cur)
+        yield m, pieces
 
 
 def whole_text(raw: bytes, header: int, body: int) -> bytes | None:
