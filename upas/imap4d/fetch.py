@@ -415,11 +415,11 @@ def fetch(s, req: Request) -> None:
                 continue
             s.send(b"%b* %d FETCH (%b)\r\n" % (tail, n, data))
             tail = b""
-        if tail:
-            s.send(tail)
     finally:
         if cache is not None and cache.pending:      # (the set costs O(mailbox))
             cache.flush({m.digest for m in box.msgs if not m.expunged})
+        if tail:                # a line begun is ended, whatever came after
+            s.send(tail)
     _finish(s, req, box, atts, changed, ok, bool(unknown_cte))
 
 
