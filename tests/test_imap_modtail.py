@@ -31,7 +31,7 @@ class _Proof:
 def _proved(data: bytes, line: bytes | None) -> ms.Modseqs:
     """A session's Modseqs after a sync that took the record as it is,
     the proof file beside it holding `line`."""
-    box = ms.Modseqs("/nowhere")
+    box = modtail.Proved("/nowhere")
     box._rec, box._mine, box._ns = None, data, _Proof(line)
     return box
 

@@ -54,7 +54,7 @@ from typing import Callable, Iterator, NamedTuple
 
 from upas import ns as nsmod
 
-from upas.imap4d import imp, modtail
+from upas.imap4d import imp
 from upas.mail import safewrite
 
 MAGIC = b"imap modseq\n"
@@ -709,11 +709,6 @@ class Modseqs:
         # from the files it wrote, appended to the log (flag_changes)
         self._base: tuple[str, bytes, bytes | None, bool] | None = None
         self._leaned: tuple[bytes | None, Lean | None] | None = None   # (_mine, lean(_mine))
-        # (_mine, its Tail or None): the base proved sound (modtail.py),
-        # and the namespace of the last sync to read the proof through
-        self._tailed: tuple[bytes | None, modtail.Tail | None] | None = None
-        self._ns: nsmod.Namespace | None = None
-        self.box = boxpath
 
     @property
     def rec(self) -> Record:
@@ -744,28 +739,6 @@ class Modseqs:
             self._leaned = (self._mine, lean(self._mine))
         return self._leaned[1] if self._leaned[0] is self._mine else None
 
-    def _tail(self) -> modtail.Tail | None:
-        """The record not parsed yet, its base proved sound (modtail.py)
-        by the file beside it: answered from its log.  None otherwise."""
-        if self._rec is not None or self._ns is None:
-            return None
-        if self._tailed is None or self._tailed[0] is not self._mine:
-            self._tailed = (self._mine, modtail.tail(self._mine, modtail.read(self._ns, self.box)))
-        return self._tailed[1]
-
-    def unproved(self) -> bool:
-        """This session read the record as lean() does (no proof named its
-        base) and found the base sound: prove() would write it down."""
-        leaned, tailed = self._leaned, self._tailed
-        if leaned is None or leaned[0] is not self._mine or not modtail.sound(leaned[1]):
-            return False
-        return tailed is None or tailed[0] is not self._mine or tailed[1] is None
-
-    def prove(self, ns: nsmod.Namespace, lock_dir: str) -> None:
-        """Write down that the record's base is sound (unproved() said so):
-        the next session's SELECT reads its log alone (modtail.py)."""
-        modtail.write(ns, self.box, self._mine, lock_dir)
-
     def of(self, uid: int) -> int:
         """A message's MODSEQ; 0 for one not recorded yet (not numbered)."""
         got = self.rec.msgs.get(uid)
@@ -774,9 +747,6 @@ class Modseqs:
     def of_many(self, uids: list[int]) -> list[int]:
         """of() of each uid (of a few, from the columns when the record is
         not parsed: SELECT's changed messages)."""
-        if len(uids) <= LEAN_MANY and (tail := self._tail()) is not None and \
-                (out := tail.of_many(uids)) is not None:
-            return out
         if len(uids) <= LEAN_MANY and (got := self._lean()) is not None:
             return got.of_many(uids)
         msgs = self.rec.msgs
@@ -791,7 +761,6 @@ class Modseqs:
         `known`: gives (uidvalidity, [(uid, state)]) of those files, when
         the caller knows them (it wrote them), `files` their
         imp.files_key() and `have` their bytes: they are not read then."""
-        self._ns = ns
         mine = imp.read_file(ns, self.path)
         cur = _files_of(mine) if mine is not None else None
         if known is None:
@@ -904,9 +873,6 @@ class Modseqs:
 
     def changed_since(self, modseq: int) -> set[int]:
         """UIDs whose MODSEQ is above `modseq`."""
-        tail = self._tail()
-        if tail is not None and (out := tail.changed_since(modseq)) is not None:
-            return out
         got = self._lean()
         if got is not None:
             return got.changed_since(modseq)
@@ -917,9 +883,6 @@ class Modseqs:
         3.2.6).  Past what the record remembers, every UID of `known`
         below uidnext without a message is reported: RFC 7162 lets
         VANISHED (EARLIER) name UIDs the client never saw."""
-        tail = self._tail()
-        if tail is not None and (out := tail.vanished(modseq, known)) is not None:
-            return out
         got = self._lean()
         if got is not None and modseq >= got.forgotten:
             return expunged_after(got.expunged, modseq, known)

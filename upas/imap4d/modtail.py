@@ -86,18 +86,26 @@ def write(ns: nsmod.Namespace, box: str, data: bytes, lock_dir: str) -> None:
 
 class Tail:
     """A record whose base the proof vouches for, answered from its log."""
-    __slots__ = ("data", "at", "rest", "base", "last", "expunged", "forgotten")
+    __slots__ = ("data", "at", "rest", "base", "last", "expunged", "forgotten", "lines")
 
     def __init__(self, data: bytes, at: int, rest: int, base: int,
                  last: dict[int, int] | None, rec: modseq.Record) -> None:
         self.data, self.at, self.rest, self.base = data, at, rest, base
         self.last = last                # uid -> its last log entry's MODSEQ
         self.expunged, self.forgotten = rec.expunged, rec.forgotten
+        # uid -> line(uid): SELECT asks for the changed ones twice (which
+        # changed, then their MODSEQs)
+        self.lines: dict[int, int | None] = {}
 
     def line(self, uid: int) -> int | None:
         """Where the base's line of `uid` starts, if it has one: its lines
         (data[at:rest], uids of 10 digits, ascending) bisected by byte
         offset, each probe's line found around it."""
+        if uid not in self.lines:
+            self.lines[uid] = self._bisect(uid)
+        return self.lines[uid]
+
+    def _bisect(self, uid: int) -> int | None:
         data, key = self.data, b"%010d" % uid
         lo, hi = self.at, self.rest
         while lo < hi:
@@ -172,3 +180,54 @@ def _last(entries: list[modseq.LogEntry]) -> dict[int, int] | None:
                     return None
                 last.update(dict.fromkeys(range(lo, hi + 1), e.modseq))
     return last
+
+
+class Proved(modseq.Modseqs):
+    """A session's Modseqs (the selected mailbox's) that, while its record
+    is not parsed (sync took it as it is), answers from the record's log
+    when a proof names the record's base, and after a SELECT that read
+    the base as lean() does writes that proof down."""
+
+    def __init__(self, boxpath: str) -> None:
+        super().__init__(boxpath)
+        self.box = boxpath
+        self._ns: nsmod.Namespace | None = None    # the last sync's: the proof is read through it
+        self._tailed: tuple[bytes | None, Tail | None] | None = None   # (_mine, its Tail)
+
+    def sync(self, ns: nsmod.Namespace, *args, **kwargs) -> None:
+        self._ns = ns
+        super().sync(ns, *args, **kwargs)
+
+    def _tail(self) -> Tail | None:
+        if self._rec is not None or self._ns is None:
+            return None
+        if self._tailed is None or self._tailed[0] is not self._mine:
+            self._tailed = (self._mine, tail(self._mine, read(self._ns, self.box)))
+        return self._tailed[1]
+
+    def changed_since(self, ms: int) -> set[int]:
+        got = self._tail()
+        out = got.changed_since(ms) if got is not None else None
+        return out if out is not None else super().changed_since(ms)
+
+    def of_many(self, uids: list[int]) -> list[int]:
+        got = self._tail()
+        out = got.of_many(uids) if got is not None else None
+        return out if out is not None else super().of_many(uids)
+
+    def vanished(self, ms: int, known: list[tuple[int, int]], uidnext: int) -> list[tuple[int, int]]:
+        got = self._tail()
+        out = got.vanished(ms, known) if got is not None else None
+        return out if out is not None else super().vanished(ms, known, uidnext)
+
+    def unproved(self) -> bool:
+        """This session read the record as lean() does (no proof named its
+        base) and found the base sound: prove() would write it down."""
+        leaned, tailed = self._leaned, self._tailed
+        if leaned is None or leaned[0] is not self._mine or not sound(leaned[1]):
+            return False
+        return tailed is None or tailed[0] is not self._mine or tailed[1] is None
+
+    def prove(self, ns: nsmod.Namespace, lock_dir: str) -> None:
+        """Write down that the record's base is sound (unproved() said so)."""
+        write(ns, self.box, self._mine, lock_dir)
