@@ -82,6 +82,8 @@ def test_the_proof_is_used_for_a_sound_base():
     assert tail.changed_since(9) is None                      # below the base: lean's
     assert tail.of_many([3, 4, 51, 150]) == [11, 5, 12, 0]
     assert tail.vanished(3, [(1, 200)]) == [(101, 102)]
+    assert tail.of_many(list(range(1, 300))) is None        # past the lookups' budget
+    assert tail.of_many([3]) == [11]                        # (looked up already)
     assert modtail.tail(data, line.replace(b" ", b"  ")) is None
     torn = data[:-3]                                    # its last entry cut: the same base
     assert modtail.tail(torn, line).changed_since(11) == set()

@@ -24,8 +24,8 @@ ascend, and are bisected), each one's MODSEQ its last entry's; VANISHED
 comes from the base's `x` and `f` lines as lean() reads them.  Each
 answer is lean()'s (so parse()'s: modseq.py), for any log.  Anything
 else (no file, another base, m below the base's highest, a log naming
-more than TAIL_MANY uids, more than TAIL_ASKED to look up) and lean()
-answers as before.
+more than TAIL_MANY uids, more than TAIL_ASKED uids looked up: a FETCH
+1:* MODSEQ) and lean() answers as before.
 
 The file is advisory and names the bytes it vouches for: replaced whole
 (tmp + rename) under the mail lock; a torn, stale or foreign file proves
@@ -44,7 +44,9 @@ from upas.mail.lock import LockError
 SUFFIX = ".modseq.ok.imp"
 MAGIC = b"imap modseq checked 1\n"
 TAIL_MANY = 4096        # uids the log's ranges may name (STORE 1:*: lean's)
-TAIL_ASKED = 256        # uids looked up in the base by bisection
+# uids a Tail looks up in the base by bisection (~15 us each in Python):
+# SELECT's changed few; a FETCH 1:* MODSEQ goes to lean() (bisect in C)
+TAIL_ASKED = 256
 LOCK_WAIT = 1.0         # seconds: a busy lock leaves the proof for later
 
 
@@ -86,7 +88,8 @@ def write(ns: nsmod.Namespace, box: str, data: bytes, lock_dir: str) -> None:
 
 class Tail:
     """A record whose base the proof vouches for, answered from its log."""
-    __slots__ = ("data", "at", "rest", "base", "last", "expunged", "forgotten", "lines")
+    __slots__ = ("data", "at", "rest", "base", "last", "expunged", "forgotten", "lines",
+                 "budget")
 
     def __init__(self, data: bytes, at: int, rest: int, base: int,
                  last: dict[int, int] | None, rec: modseq.Record) -> None:
@@ -96,6 +99,7 @@ class Tail:
         # uid -> line(uid): SELECT asks for the changed ones twice (which
         # changed, then their MODSEQs)
         self.lines: dict[int, int | None] = {}
+        self.budget = TAIL_ASKED        # lookups left (_spend)
 
     def line(self, uid: int) -> int | None:
         """Where the base's line of `uid` starts, if it has one: its lines
@@ -122,13 +126,13 @@ class Tail:
         if self.last is None or ms < self.base:
             return None
         later = [u for u, m in self.last.items() if m > ms]
-        if len(later) > TAIL_ASKED:
+        if not self._spend(later):
             return None
         return {u for u in later if self.line(u) is not None}
 
     def of_many(self, uids: list[int]) -> list[int] | None:
         """lean().of_many(uids); None when the log cannot tell."""
-        if self.last is None or len(uids) > TAIL_ASKED:
+        if self.last is None or not self._spend(uids):
             return None
         out = []
         for u in uids:
@@ -140,6 +144,16 @@ class Tail:
             else:
                 out.append(int(self.data[k + 11:self.data.index(b" ", k + 11)]))
         return out
+
+    def _spend(self, uids: list[int]) -> bool:
+        """Whether the lookups of `uids` not made yet fit the budget (then
+        spent); past it, the session asks lean()."""
+        n = sum(1 for u in uids if u not in self.lines)
+        if n > self.budget:
+            self.budget = 0
+            return False
+        self.budget -= n
+        return True
 
     def vanished(self, ms: int, known: list[tuple[int, int]]) -> list[tuple[int, int]] | None:
         """lean()'s answer to Modseqs.vanished; None below the forgotten."""
@@ -215,7 +229,8 @@ class Proved(modseq.Modseqs):
         out = got.of_many(uids) if got is not None else None
         return out if out is not None else super().of_many(uids)
 
-    def vanished(self, ms: int, known: list[tuple[int, int]], uidnext: int) -> list[tuple[int, int]]:
+    def vanished(self, ms: int, known: list[tuple[int, int]],
+                 uidnext: int) -> list[tuple[int, int]]:
         got = self._tail()
         out = got.vanished(ms, known) if got is not None else None
         return out if out is not None else super().vanished(ms, known, uidnext)
