@@ -16,7 +16,7 @@ import posixpath
 from upas import ns as nsmod
 from upas.mail import digestcache, mboxindex, safewrite
 
-from . import fetchcache, modseq, names, savedate, selectmark, sortindex, subscriptions, summary
+from . import fetchcache, modseq, modtail, names, savedate, selectmark, sortindex, subscriptions, summary
 from .envelope import quote
 from . import parser as p
 
@@ -50,8 +50,8 @@ def _imp_files(s, path: str, cache: bool = True) -> list[str]:
     beside it (imp.py, savedate.py, modseq.py) and, if `cache`, the servers'
     digest caches (mail/digestcache.py), the cache's old name
     (fetchcache.py), upasfs's index (mail/mboxindex.py), the listing
-    SELECT keeps (selectmark.py) and SORT's index (sortindex.py), which
-    are rebuilt on demand."""
+    SELECT keeps (selectmark.py), the MODSEQ record's proof (modtail.py)
+    and SORT's index (sortindex.py), which are rebuilt on demand."""
     parent, base = posixpath.split(path)
     try:
         entries = s.ns.readdir(_path(s, parent))
@@ -67,7 +67,7 @@ def _caches(base: str) -> set[str]:
     """The names of the files rebuilt on demand that go with mailbox base."""
     return {digestcache.path_for(base, server) for server in digestcache.SERVERS} \
         | {base + fetchcache.OLD_SUFFIX, base + mboxindex.SUFFIX, selectmark.path_for(base),
-           sortindex.path_for(base)}
+           sortindex.path_for(base), modtail.path_for(base)}
 
 
 def selected_path(s) -> str | None:

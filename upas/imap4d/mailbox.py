@@ -23,7 +23,7 @@ from typing import AbstractSet, Callable
 from upas import ns as nsmod
 from upas.mail import safewrite
 from upas.mail.fsview import FsView
-from upas.imap4d import imp, modseq, msgview, selectmark
+from upas.imap4d import imp, modseq, modtail, msgview, selectmark
 from upas.imap4d.impstate import ImpState
 from upas.imap4d.message import RECENT, Message
 from upas.imap4d.msgview import Lazy
@@ -57,8 +57,9 @@ class Mailbox:
         self.kwpath = path + ".kw.imp"
         self.readonly = readonly
         self.state = ImpState(keep_recent or readonly)
-        # MODSEQs beside the .imp (modseq.py), synced at every merge
-        self.modseqs = modseq.Modseqs(path)
+        # MODSEQs beside the .imp (modseq.py), synced at every merge; a
+        # proof of the record's base lets SELECT read its log alone (modtail.py)
+        self.modseqs = modtail.Proved(path)
         self._msgs: list[Message] = []
         # the messages as their columns while no command has walked them
         # (msgview.py: a SELECT made from the .imp's lines); see msgs

@@ -122,7 +122,7 @@ def _parse_base(data: bytes, log: list[LogEntry]) -> Record | None:
             apply_log(rec, log)
         return rec
     rec = Record(cols.uidvalidity, cols.highest, msgs)
-    _parse_rest(rec, data[cols.rest:].split(b"\n"))
+    parse_rest(rec, data[cols.rest:].split(b"\n"))
     rec.files = log[-1].files if log else cols.files
     return rec
 
@@ -136,7 +136,7 @@ def _parse_lines(data: bytes) -> Record | None:
         rec = Record(int(v), int(h))
     except ValueError:
         return None
-    _parse_rest(rec, lines[1:])
+    parse_rest(rec, lines[1:])
     return rec
 
 
@@ -171,6 +171,9 @@ class Lean(NamedTuple):
     highest: int
     expunged: list[tuple[int, list[tuple[int, int]]]]
     forgotten: int
+    # no message line's MODSEQ above the header's highest (what a proof
+    # of the record's base says: modtail.py)
+    sound: bool = False
 
     def changed_since(self, modseq: int) -> set[int]:
         return set(map(int, itertools.compress(self.uids, map(modseq.__lt__, self.modseqs))))
@@ -208,10 +211,11 @@ def lean(data: bytes | None) -> Lean | None:
                 or st.translate(None, _HEXDIGITS) or not all(map(operator.lt, uids, uids[1:])):
             return None
     tail = Record()
-    _parse_rest(tail, base[cols.rest:].split(b"\n"))
+    parse_rest(tail, base[cols.rest:].split(b"\n"))
     if tail.msgs:
         return None
     mods, highest = list(map(int, mss)), cols.highest
+    sound = not mods or max(mods) <= highest
     for e in read_log(data, at)[0] if at < len(data) else []:
         for _, rs in e.groups:
             for lo, hi in rs:
@@ -219,10 +223,10 @@ def lean(data: bytes | None) -> Lean | None:
                 b = bisect.bisect_right(uids, b"%010d" % hi)
                 mods[a:b] = [e.modseq] * (b - a)
         highest = max(highest, e.modseq)
-    return Lean(uids, mods, highest, tail.expunged, tail.forgotten)
+    return Lean(uids, mods, highest, tail.expunged, tail.forgotten, sound)
 
 
-def _parse_rest(rec: Record, lines: list[bytes]) -> None:
+def parse_rest(rec: Record, lines: list[bytes]) -> None:
     for line in lines:
         f = line.split()
         try:
@@ -262,11 +266,28 @@ def columns(data: bytes) -> Columns | None:
     line by line if one is not a number), patch() compares them with the
     .imp's (a uid that is not one of its lines' declines the patch, a
     state that is not its state counts as a change)."""
+    got = head(data)
+    if got is None:
+        return None
+    uidvalidity, highest, files, at = got
+    rest = rest_at(data, at)
+    words = data[at:rest].split()
+    n = len(words) // 3
+    uids, mss, sts = words[0::3], words[1::3], words[2::3]
+    if len(words) != 3 * n or data.count(b"\n", at, rest) != n or (n and data[rest - 1] != 0x0A):
+        return None
+    return Columns(uidvalidity, highest, files, at, rest, uids, mss, sts)
+
+
+def head(data: bytes) -> tuple[int, int, str, int] | None:
+    """A record's header as columns() takes it: its uidvalidity, highest
+    MODSEQ (two words of digits), the files of its `h` line ("" without
+    one), and where its message lines start; None if it is not one."""
     if not data.startswith(MAGIC):
         return None
     end = data.find(b"\n", len(MAGIC))
-    head = data[len(MAGIC):end].split()
-    if end < 0 or len(head) != 2 or not all(map(bytes.isdigit, head)):
+    words = data[len(MAGIC):end].split()
+    if end < 0 or len(words) != 2 or not all(map(bytes.isdigit, words)):
         return None
     at, files = end + 1, ""
     if data.startswith(b"h ", at):
@@ -274,14 +295,14 @@ def columns(data: bytes) -> Columns | None:
         if end < 0:
             return None
         files, at = data[at + 2:end].decode("ascii", "replace"), end + 1
-    rest = min([k + 1 for k in (_line_find(data, 0x78, at - 1), data.find(b"\nf ", at - 1),
+    return int(words[0]), int(words[1]), files, at
+
+
+def rest_at(data: bytes, at: int) -> int:
+    """Where the message lines that start at `at` end: the first `x`, `f`
+    or `+` line (the file's end without one)."""
+    return min([k + 1 for k in (_line_find(data, 0x78, at - 1), data.find(b"\nf ", at - 1),
                                 _line_find(data, 0x2B, at - 1)) if k >= 0] or [len(data)])
-    words = data[at:rest].split()
-    n = len(words) // 3
-    uids, mss, sts = words[0::3], words[1::3], words[2::3]
-    if len(words) != 3 * n or data.count(b"\n", at, rest) != n or (n and data[rest - 1] != 0x0A):
-        return None
-    return Columns(int(head[0]), int(head[1]), files, at, rest, uids, mss, sts)
 
 
 def format_record(rec: Record) -> bytes:
@@ -864,17 +885,17 @@ class Modseqs:
         VANISHED (EARLIER) name UIDs the client never saw."""
         got = self._lean()
         if got is not None and modseq >= got.forgotten:
-            return _expunged_after(got.expunged, modseq, known)
+            return expunged_after(got.expunged, modseq, known)
         rec = self.rec
         if modseq < rec.forgotten:
             out, live = [], rec.msgs
             for a, b in known:
                 out += [u for u in range(a, min(b, uidnext - 1) + 1) if u not in live]
             return ranges(out)
-        return _expunged_after(rec.expunged, modseq, known)
+        return expunged_after(rec.expunged, modseq, known)
 
 
-def _expunged_after(expunged: list[tuple[int, list[tuple[int, int]]]], modseq: int,
+def expunged_after(expunged: list[tuple[int, list[tuple[int, int]]]], modseq: int,
                     known: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """The UIDs of `known` the record's `x` lines expunged after `modseq`."""
     out = set()

@@ -73,6 +73,9 @@ def select_common(s, req: Request, readonly: bool) -> None:
     s.untagged(f"OK [UIDVALIDITY {box.uidvalidity}] UIDs valid")
     condstore.after_select(s, cond, resync)
     s.ok(req, f"{shown} completed", code="READ-ONLY" if readonly else "READ-WRITE")
+    if box.modseqs.unproved():      # (the reply out first: the client need not wait)
+        s.flush()
+        box.modseqs.prove(box.ns, box.dir)
 
 
 def select(s, req: Request) -> None:
