@@ -1,7 +1,7 @@
 """What a fork server's spare imap4d does before its connection comes
 (upas/forkserver.py): it opens the factotum conversation a LOGIN will
 use (lib/factotum.py open_ahead), dials ratfs and agrees its version
-(upas/ns.py dial_ahead: a login's ratification then sends only the
+(upas/ns.py ratfs_ahead: a login's ratification then sends only the
 attach, as the user) and looks up the system's name, which the session
 gives in its greeting's place (Plan 9 reads sysname when the process
 starts; so does a spare).  Nothing of a user, no secret."""
@@ -18,9 +18,7 @@ _sysname: str | None = None
 def prepare() -> None:
     global _sysname
     factotum.open_ahead()
-    ratfs, ours = ns.ratfs()
-    if ratfs and ours:
-        ns.dial_ahead(ratfs)
+    ns.ratfs_ahead()
     _sysname = socket.getfqdn()
 
 
