@@ -42,9 +42,19 @@ from typing import Callable
 from upas import config
 
 MAXREQ = 65536
-SPARE_QUIET = 0.0       # seconds after a connection before the next spare is forked
+# The next spare is forked SPARE_QUIET after a hand-out: not at once, so
+# that the fork (~0.5-1 ms of this process, then the child's first steps
+# and page faults) does not run beside the greeting of the session just
+# handed out (~1.5-3 ms: on 2 cores, with the launcher's new thread and
+# the client, it did); soon enough that a client reconnecting after a
+# whole session finds it.  A spare then waits PREPARE_AFTER for its
+# connection before it prepares (the server's spare.prepare, ~3 ms with
+# ~500 page faults): after the login of the session just started (it
+# asks the same factotum), and done before a client reconnecting at once
+# (25-30 ms a session) comes; at 20 ms it ran into that connection.
+SPARE_QUIET = 0.004     # seconds after a connection before the next spare is forked
 FORK_RETRY = 0.05       # seconds before a spare whose fork failed is forked again
-PREPARE_AFTER = 0.02    # seconds a spare waits for its connection before it prepares
+PREPARE_AFTER = 0.01    # seconds a spare waits for its connection before it prepares
 
 
 # -- the launcher's side --------------------------------------------------
@@ -287,8 +297,8 @@ def serve(ctl: socket.socket, prepare: Callable[[], None] | None = None) -> list
     connection.
 
     The child is forked ahead (Dovecot's process_min_avail, one spare):
-    a spare, forked as soon as the last was handed out (a fork is ~0.3 ms
-    of this process, beside the session just started), waits for the
+    a spare, forked SPARE_QUIET after the last was handed out (once that
+    session's greeting is out), waits for the
     next connection on a socket of its own, so the fork and the child's
     first steps are not on a client's path, even when a client connects
     again at once; a request that finds no spare is forked for, as
