@@ -55,6 +55,8 @@ MAXREQ = 65536
 SPARE_QUIET = 0.004     # seconds after a connection before the next spare is forked
 FORK_RETRY = 0.05       # seconds before a spare whose fork failed is forked again
 PREPARE_AFTER = 0.01    # seconds a spare waits for its connection before it prepares
+HEAP_AHEAD = 4 << 20     # bytes of heap a spare touches for its session (_touch_heap)
+M_TOP_PAD, M_MMAP_THRESHOLD = -2, -3      # glibc's mallopt parameters
 
 
 # -- the launcher's side --------------------------------------------------
@@ -437,9 +439,51 @@ def _spare_wait(sock: socket.socket, prepare: Callable[[], None] | None) -> tupl
             return msg, fds
         except TimeoutError:
             _try(prepare)
+            _try(_touch_heap, HEAP_AHEAD)
         except OSError:
             break
     return b"", []
+
+
+def _malloc_keeps(nbytes: int) -> None:
+    """glibc's malloc told to serve blocks under 2 * `nbytes` from its heap
+    (not each from an mmap of its own, unmapped at its free: the spare's
+    block of `nbytes` too) and to keep `nbytes` free at the heap's top
+    when it shrinks: memory a session frees is used again without new
+    page faults (each ~2.6 us here), and what a spare touched ahead
+    (_touch_heap) stays for its session.  An idle session holds at most
+    that much more (bench idle-10: 10.2 -> 11.2 MB PSS a session).  Set
+    in the fork server, so every child has it.  Not glibc: nothing."""
+    import ctypes
+    if nbytes <= 0:
+        return
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    mallopt(M_MMAP_THRESHOLD, 2 * nbytes)
+    mallopt(M_TOP_PAD, nbytes)
+
+
+def _touch_heap(nbytes: int) -> None:
+    """In a spare: `nbytes` of the heap's top written now (a block
+    allocated, zeroed, freed: kept by _malloc_keeps), so that its
+    session's first big allocations (a SELECT's files and columns) take
+    no page fault: the faults are the spare's, before its connection."""
+    import ctypes
+    if nbytes <= 0:
+        return
+    try:
+        libc = ctypes.CDLL(None)
+        libc.malloc.restype = ctypes.c_void_p
+        libc.malloc.argtypes = [ctypes.c_size_t]
+        libc.free.argtypes = [ctypes.c_void_p]
+    except (OSError, AttributeError):
+        return
+    p = libc.malloc(nbytes)
+    if p:
+        ctypes.memset(p, 0, nbytes)
+        libc.free(p)
 
 
 def _take(conn: int, msg: bytes) -> list[str]:
@@ -506,6 +550,7 @@ def main(argv: list[str]) -> int:
     _warm()
     main_code = _main_code(module)
     prepare = _spare_hook(module)
+    _try(_malloc_keeps, HEAP_AHEAD)
     gc.collect()
     gc.freeze()           # the children share these pages; no GC copies them
     args = serve(ctl, prepare)
