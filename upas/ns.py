@@ -780,6 +780,15 @@ _ahead: tuple[str, object] | None = None
 AHEAD_TIMEOUT = 2.0     # seconds a local server of ours may take to answer it
 
 
+def ratfs_ahead() -> None:
+    """What a fork server's spare does for its login's ratification
+    (upas/imap4d/spare.py, upas/pop3/spare.py): dial the ratfs of this
+    name space and agree its version, if it is ours (see ratfs)."""
+    addr, ours = ratfs()
+    if addr and ours:
+        dial_ahead(addr)
+
+
 def dial_ahead(addr: str) -> None:
     """Dial the local service `addr` (one of ours) and agree its version
     now, for this process's first mount of it: a login then sends only

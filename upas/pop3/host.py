@@ -56,6 +56,8 @@ class NamespaceHost:
 
     # -- readmbox ------------------------------------------------------------
     def open_mailbox(self, box: str) -> FsMailbox:
+        nsmod.drop_ahead()      # ratfs dialled by the spare (pop3/spare.py), if the login's
+                                # ratification (before this) did not use it
         ns = self._namespace()
         if self.ns_confined:
             self._check_confined(ns, box)

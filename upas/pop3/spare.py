@@ -1,11 +1,19 @@
 """What a fork server's spare pop3 does before its connection comes
-(upas/forkserver.py): it opens the factotum conversation that the APOP
-greeting, or USER and PASS, will use (lib/factotum.py open_ahead).
-Nothing of a user, no secret."""
+(upas/forkserver.py), step by step, each left out once the connection
+is there: it opens the factotum conversation that the APOP greeting, or
+USER and PASS, will use (lib/factotum.py open_ahead), and dials ratfs
+and agrees its version (upas/ns.py ratfs_ahead: the login's
+ratification then sends only the attach, as the user), as imap4d's
+spare does.  Nothing of a user, no secret."""
 from __future__ import annotations
 
 from lib import factotum
+from upas import ns
+
+STEPS = (factotum.open_ahead, ns.ratfs_ahead)
 
 
 def prepare() -> None:
-    factotum.open_ahead()
+    """Every step, in turn (the fork server runs them one by one)."""
+    for step in STEPS:
+        step()

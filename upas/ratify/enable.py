@@ -26,8 +26,25 @@ def enableaddr(ns: nsmod.Namespace, remote: str) -> None:
         return
     path = f"/mail/ratify/trusted/{ip}#32"
     try:
-        if ns.exists(path):
-            ns.remove(path)
+        _remove_any(ns, path)
         ns.create(path, 0o666)
     except (nsmod.Error, OSError):
         pass
+
+
+ABSENT = "file does not exist"      # our ratfs's and the host's text (upas/ns.py)
+
+
+def _remove_any(ns: nsmod.Namespace, path: str) -> None:
+    """Plan 9's `if(access(buf, 0) >= 0 && remove(buf) < 0) return`, in
+    one round trip to ratfs where it can be: the remove is tried first
+    (a reconnect finds the file there), and the file looked for only if
+    it failed for another reason than not being there (another user's
+    entry: an Error, and nothing is created); a server whose text for a
+    missing file differs is asked as before."""
+    try:
+        ns.remove(path)
+    except nsmod.Error as e:
+        if str(e) == ABSENT or not ns.exists(path):
+            return
+        raise
