@@ -398,21 +398,25 @@ class Mailbox:
             self._under_lock(write=relisted)
 
     def modify(self, msgs: list[Message], change, looked: bool = False,
-               changed: Callable[[], None] | None = None) -> list[Message]:
+               changed: Callable[[], None] | None = None,
+               columns: Callable[[], bool] | None = None) -> list[Message]:
         """Apply change(msg) -> bool (True if it changed) to messages, under
         the lock, after catching up with others; the .imp is rewritten.
         `looked`: the command's own check() has just listed upasfs (STORE):
         a second listing would find the same (a 9P stat), and what came
         since is found by the merge under the lock, which lists again.
         `changed()` is called once the messages are changed, before the
-        files are written (STORE starts its reply then)."""
+        files are written (STORE starts its reply then).  `columns()`, if
+        given, makes the change on a lazy view's columns instead, when it
+        can (True; nothing touched is returned then)."""
         touched = []
         if not looked:
             self._relist()
         if self.gone:       # upasfs died: nothing can be recorded, say so
             raise MailboxError("mailbox is gone")
         def apply() -> None:
-            touched.extend(m for m in msgs if not m.expunged and change(m))
+            if columns is None or not columns():
+                touched.extend(m for m in msgs if not m.expunged and change(m))
             if changed is not None:
                 changed()
         self._under_lock(apply)

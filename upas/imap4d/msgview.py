@@ -164,6 +164,13 @@ class Lazy(ListLike):
             out[k] = m.keywords
         return out
 
+    def retag(self, places: range, table: bytes) -> None:
+        """The flags of the messages at places not made yet become those of
+        table[mask] (a STORE of system flags on the columns: store.py); a
+        made message's are changed through it, by the caller."""
+        m, a, b = self.masks, places.start, places.stop
+        self.masks = m[:a] + m[a:b].translate(table) + m[b:]
+
 
 class Picked(ListLike):
     """Some of a Lazy's messages, by their places (ascending; a range
