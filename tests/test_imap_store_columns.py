@@ -132,3 +132,24 @@ def test_a_session_stores_on_its_lazy_view(imap_preauth):
     assert other.cmd(b"c FETCH 1:4 FLAGS")[:-1] == [
         b"* 1 FETCH (FLAGS ())\r\n", b"* 2 FETCH (FLAGS (\\Flagged))\r\n",
         b"* 3 FETCH (FLAGS ())\r\n", b"* 4 FETCH (FLAGS (\\Seen))\r\n"]
+
+
+def test_a_condstore_session_gets_the_new_modseqs(imap_preauth):
+    """With CONDSTORE each line has the message's MODSEQ (RFC 7162 3.1.3),
+    the STORE's own, above the HIGHESTMODSEQ the SELECT gave; the next
+    SELECT's HIGHESTMODSEQ is that one."""
+    put_box(imap_preauth, "few", [message(i) for i in range(5)])
+    first = imap_preauth.connect()
+    select(first, "few")
+    first.cmd(b"l LOGOUT")
+    c = imap_preauth.connect()
+    c.cmd(b"e ENABLE CONDSTORE")
+    r = c.cmd(b"s SELECT few")
+    high = int(next(line for line in r if b"HIGHESTMODSEQ" in line).split()[3].rstrip(b"]"))
+    r = c.cmd(b"a STORE 2:3 +FLAGS (\\Answered)")
+    assert r[:-1] == [b"* %d FETCH (MODSEQ (%d) FLAGS (\\Answered))\r\n" % (k, high + 1)
+                      for k in (2, 3)]
+    assert r[-1] == b"a OK STORE completed\r\n"
+    other = imap_preauth.connect()
+    r = other.cmd(b"s SELECT few (CONDSTORE)")
+    assert any(b"[HIGHESTMODSEQ %d]" % (high + 1) in line for line in r)
