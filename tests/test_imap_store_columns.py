@@ -153,3 +153,25 @@ def test_a_condstore_session_gets_the_new_modseqs(imap_preauth):
     other = imap_preauth.connect()
     r = other.cmd(b"s SELECT few (CONDSTORE)")
     assert any(b"[HIGHESTMODSEQ %d]" % (high + 1) in line for line in r)
+
+
+def test_the_imps_directory_is_synced_after_the_record_and_under_the_lock(fs, monkeypatch):
+    """The rename of the new .imp is made durable (its directory's fsync)
+    after the MODSEQ record's sync, so the two wait for one journal commit,
+    and still before the lock is let go (safewrite's `later`)."""
+    from upas.imap4d import modseq
+    from upas.mail import lock, safewrite
+    one = _view(fs, monkeypatch)
+    two = _view(fs, monkeypatch)
+    events: list[str] = []
+    dir_sync, record_sync, drop = safewrite.fsync_dir, modseq.Modseqs.sync, lock.MailLock.drop
+    monkeypatch.setattr(safewrite, "fsync_dir",
+                        lambda p: (events.append("dir " + p.rsplit("/", 1)[-1]), dir_sync(p))[1])
+    monkeypatch.setattr(modseq.Modseqs, "sync",
+                        lambda self, *a, **k: (events.append("record"), record_sync(self, *a, **k))[1])
+    monkeypatch.setattr(lock.MailLock, "drop",
+                        lambda self, fd: (events.append("unlock"), drop(self, fd))[1])
+    _store(two, "+", ["\\Seen"], [(0, COUNT)])
+    imp_tmp = two.imppath.rsplit("/", 1)[-1] + ".tmp"
+    assert events[-3:] == ["record", "dir " + imp_tmp, "unlock"]
+    assert _file_flags(one) == [{"\\Seen"}] * COUNT
