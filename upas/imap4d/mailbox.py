@@ -368,10 +368,10 @@ class Mailbox:
         except nsmod.Error:
             return None
 
-    def _write_imp(self, later: list[Callable[[], None]]) -> None:
+    def _write_imp(self, later: list[Callable[[], None]] | None = None) -> None:
         """Write what the merge (and the change) made of the files, each
         only if it changed (called with the lock held, right after it);
-        the renames' directory fsyncs go to `later` (safewrite)."""
+        the renames' directory fsyncs go to `later` if given (safewrite)."""
         old = self.state.read[0]
         data, kw = self.state.render(self._view())
         if data is not None:
@@ -382,7 +382,7 @@ class Mailbox:
             self.imp_stamp = self._imp_stamp()
 
     def _replace_imp(self, old: bytes | None, data: bytes,
-                     later: list[Callable[[], None]]) -> None:
+                     later: list[Callable[[], None]] | None = None) -> None:
         """The .imp becomes `data`: when only one line's flags field
         changed (a STORE on one message), it is written in place (one
         write, fdatasync: imp.flags_edit); else the file is replaced whole."""
