@@ -6,8 +6,8 @@ Each round is the bench's: a session clears \\Seen on every message and
 logs out; a new one logs in and selects INBOX, then the STORE is sent and
 its reply read.  Printed: the client's wall time of the STORE and the
 session process's CPU for it (its process CPU clock read around the
-command, in nanoseconds: every thread's), the least and the median of
-the rounds.  With
+command, in nanoseconds: every thread's) and its minor page faults, the
+least and the median of the rounds.  With
 --py-spy the session processes are sampled meanwhile and the heaviest
 functions are listed.
 
@@ -43,6 +43,13 @@ def cpu_ns(pid: int) -> int:
     return time.clock_gettime_ns(((~pid) << 3) | 2)
 
 
+def minflt(pid: int) -> int:
+    """The minor page faults of a process so far (all its threads:
+    /proc/PID/stat's tenth field)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat[stat.rindex(")") + 2:].split()[7])
+
+
 def session_pid(ours: Ours, c: Imap) -> int:
     """The session process serving the client c: the one holding the
     server's end of c's TCP connection (found in /proc/net/tcp by c's
@@ -74,8 +81,9 @@ def session_pid(ours: Ours, c: Imap) -> int:
     raise RuntimeError("no session process found")
 
 
-def one(ours: Ours, extra: str | None) -> tuple[float, float]:
-    """A round: (wall seconds, session CPU seconds) of the STORE."""
+def one(ours: Ours, extra: str | None) -> tuple[float, float, int]:
+    """A round: (wall seconds, session CPU seconds, the session's minor
+    page faults) of the STORE."""
     c = Imap(ours.imap_addr)
     c.cmd(ours.imap_login)
     c.cmd("SELECT INBOX")
@@ -88,14 +96,14 @@ def one(ours: Ours, extra: str | None) -> tuple[float, float]:
     if extra:
         c.cmd(extra)
     c.cmd("SELECT INBOX")
-    cpu = cpu_ns(pid)
+    cpu, faults = cpu_ns(pid), minflt(pid)
     t = time.perf_counter()
     c.cmd(COMMAND)
     wall = time.perf_counter() - t
-    cpu = cpu_ns(pid) - cpu
+    cpu, faults = cpu_ns(pid) - cpu, minflt(pid) - faults
     c.cmd("LOGOUT")
     c.close()
-    return wall, cpu / 1e9
+    return wall, cpu / 1e9, faults
 
 
 def main() -> None:
@@ -119,10 +127,12 @@ def main() -> None:
                 p.send_signal(signal.SIGINT)
                 p.wait()
             walls, cpus = [g[0] * 1000 for g in got], [g[1] * 1000 for g in got]
+            faults = [g[2] for g in got]
             print(f"{a.n} messages, {a.rounds} rounds of {COMMAND}"
                   + (" (CONDSTORE)" if a.condstore else "") + ": least / median ms")
             print(f"  wall          {min(walls):6.2f} / {statistics.median(walls):6.2f}")
             print(f"  session CPU   {min(cpus):6.2f} / {statistics.median(cpus):6.2f}")
+            print(f"  page faults   {min(faults):6d} / {statistics.median(faults):6.0f}")
             for pid in forkservers:
                 prof = Path(d) / f"{pid}.txt"
                 if prof.exists():

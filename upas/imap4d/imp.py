@@ -350,10 +350,15 @@ def with_flags(data: bytes, flags: Sequence[AbstractSet[str]]) -> bytes | None:
     difference from the new is the lines flags_span would find, and both
     masks are what the MODSEQ log's entry is made from (span_masks), so
     neither file is compared or read as columns again (_SPAN)."""
-    n = len(flags)
+    return with_masks(data, bytes(map(_MASKS.__getitem__, flags)))
+
+
+def with_masks(data: bytes, codes: bytes) -> bytes | None:
+    """with_flags, each line's flags given as its mask byte (file_mask's:
+    a lazy view's columns hand them so, no flags set looked up a line)."""
+    n = len(codes)
     if not whole(data, n):
         return None
-    codes = bytes(map(_MASKS.__getitem__, flags))
     at = BODY_AT + FLAGS_AT
     was = _masks_of(data)
     # written into a BytesIO's buffer: its one copy of `data` (at
@@ -384,6 +389,14 @@ class _Masks(dict):
 
 
 _MASKS = _Masks()
+# a mask byte of line_columns' (MASK_BIT's bits) -> the mask with_masks
+# takes: the same bits without \Recent's (a view that writes keeps no `r`)
+NO_RECENT = bytes(m & ~MASK_BIT["\\Recent"] for m in range(256))
+
+
+def file_mask(flags: AbstractSet[str]) -> int:
+    """The mask with_masks takes for a line with these flags."""
+    return _MASKS[flags]
 # a mask -> column j's byte: its letter when bit j is set, else `-`
 _LETTER = [bytes(ord(c) if m >> j & 1 else 0x2D for m in range(256))
            for j, (c, _) in enumerate(FLAG_CHARS)] + [b"-" * 256] * 2

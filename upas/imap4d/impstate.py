@@ -499,12 +499,22 @@ class ImpState:
         if got is None or old is None or self.ahead or self.keep_recent:
             return None, False
         data, was, _, words, kw, source = got
-        if (source is not old and source != old) or live[:len(was)] != was:
+        if source is not old and source != old:
             return None, False
-        extra = live[len(was):]
-        kw_same = kw == oldkw and not any(m.keywords for m in extra) and \
-            all(map(operator.is_, words, (m.keywords for m in was)))
-        data = imp.with_flags(data, [m.flags for m in was])
+        if was is live and isinstance(live, Lazy):
+            # a lazy view written again (a STORE on its columns): its mask
+            # bytes are the flags, no message made (the slice and walks
+            # below would make them all)
+            extra: list[Message] = []
+            kw_same = kw == oldkw and all(map(operator.is_, words, live.keywords()))
+            data = imp.with_masks(data, _file_masks(live))
+        elif live[:len(was)] != was:
+            return None, False
+        else:
+            extra = live[len(was):]
+            kw_same = kw == oldkw and not any(m.keywords for m in extra) and \
+                all(map(operator.is_, words, (m.keywords for m in was)))
+            data = imp.with_flags(data, [m.flags for m in was])
         if data is None:
             return None, False
         return imp.with_lines(data, self.uidnext, [(m.digest, m.uid, m.flags) for m in extra]), \
@@ -527,6 +537,18 @@ def _live(msgs) -> list[Message] | Lazy:
     if isinstance(msgs, Lazy) and msgs.full is None and not msgs.any_expunged():
         return msgs
     return [m for m in msgs if not m.expunged]
+
+
+def _file_masks(lazy: Lazy) -> bytes:
+    """The mask (imp.with_masks') of each message of a Lazy: its column's,
+    a made message's from its flags (they are the truth)."""
+    codes = lazy.masks.translate(imp.NO_RECENT)
+    if not lazy.made:
+        return codes
+    out = bytearray(codes)
+    for k, m in lazy.made.items():
+        out[k] = imp.file_mask(m.flags)
+    return bytes(out)
 
 
 def _keywords(live) -> list[list[str]]:

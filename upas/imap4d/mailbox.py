@@ -290,9 +290,18 @@ class Mailbox:
                         apply()
                         apply = None
                         self.state.exact = False
-                    if write:
-                        self._write_imp()
-                    modseq.sync_box(self)
+                    # the renames' directory fsyncs after the MODSEQ
+                    # record's sync: both before the lock is let go and
+                    # anyone told, in one journal commit, not two
+                    # (docs/decisions.md)
+                    later: list[Callable[[], None]] = []
+                    try:
+                        if write:
+                            self._write_imp(later)
+                        modseq.sync_box(self)
+                    finally:
+                        for sync in later:
+                            sync()
                     if self.opening:
                         self._record()
                 self.state.unlocked()
@@ -360,19 +369,21 @@ class Mailbox:
         except nsmod.Error:
             return None
 
-    def _write_imp(self) -> None:
+    def _write_imp(self, later: list[Callable[[], None]] | None = None) -> None:
         """Write what the merge (and the change) made of the files, each
-        only if it changed (called with the lock held, right after it)."""
+        only if it changed (called with the lock held, right after it);
+        the renames' directory fsyncs go to `later` if given (safewrite)."""
         old = self.state.read[0]
         data, kw = self.state.render(self._view())
         if data is not None:
-            self._replace_imp(old, data)
+            self._replace_imp(old, data, later)
         if kw is not None:
-            safewrite.replace(self.ns, self.kwpath, kw)
+            safewrite.replace(self.ns, self.kwpath, kw, later=later)
         if data is not None or kw is not None or self.imp_stamp is None:
             self.imp_stamp = self._imp_stamp()
 
-    def _replace_imp(self, old: bytes | None, data: bytes) -> None:
+    def _replace_imp(self, old: bytes | None, data: bytes,
+                     later: list[Callable[[], None]] | None = None) -> None:
         """The .imp becomes `data`: when only one line's flags field
         changed (a STORE on one message), it is written in place (one
         write, fdatasync: imp.flags_edit); else the file is replaced whole."""
@@ -383,7 +394,7 @@ class Mailbox:
                 return
             except nsmod.Error:
                 pass                    # the whole file, as always
-        safewrite.replace(self.ns, self.imppath, data)
+        safewrite.replace(self.ns, self.imppath, data, later=later)
 
     # -- change detection ------------------------------------------------
     def check(self) -> None:
@@ -399,21 +410,25 @@ class Mailbox:
             self._under_lock(write=relisted)
 
     def modify(self, msgs: list[Message], change, looked: bool = False,
-               changed: Callable[[], None] | None = None) -> list[Message]:
+               changed: Callable[[], None] | None = None,
+               columns: Callable[[], bool] | None = None) -> list[Message]:
         """Apply change(msg) -> bool (True if it changed) to messages, under
         the lock, after catching up with others; the .imp is rewritten.
         `looked`: the command's own check() has just listed upasfs (STORE):
         a second listing would find the same (a 9P stat), and what came
         since is found by the merge under the lock, which lists again.
         `changed()` is called once the messages are changed, before the
-        files are written (STORE starts its reply then)."""
+        files are written (STORE starts its reply then).  `columns()`, if
+        given, makes the change on a lazy view's columns instead, when it
+        can (True; nothing touched is returned then)."""
         touched = []
         if not looked:
             self._relist()
         if self.gone:       # upasfs died: nothing can be recorded, say so
             raise MailboxError("mailbox is gone")
         def apply() -> None:
-            touched.extend(m for m in msgs if not m.expunged and change(m))
+            if columns is None or not columns():
+                touched.extend(m for m in msgs if not m.expunged and change(m))
             if changed is not None:
                 changed()
         self._under_lock(apply)

@@ -14,8 +14,8 @@ walks the whole list (`all`, iteration, comparison) makes the rest, in
 order, once, and the mailbox takes that list as its own.
 
 The columns stay true for every message not made yet: nothing changes a
-message but through its object, and a made message is the one read
-(`made`).  The uids do not change under a Lazy: the merges that number
+message but through its object, or a STORE through the mask column of
+those not made (`retag`), and a made message is the one read (`made`).  The uids do not change under a Lazy: the merges that number
 messages walk the whole list first (which ends the laziness).
 """
 from __future__ import annotations
@@ -163,6 +163,13 @@ class Lazy(ListLike):
         for k, m in self.made.items():
             out[k] = m.keywords
         return out
+
+    def retag(self, places: range, table: bytes) -> None:
+        """The flags of the messages at places not made yet become those of
+        table[mask] (a STORE of system flags on the columns: store.py); a
+        made message's are changed through it, by the caller."""
+        m, a, b = self.masks, places.start, places.stop
+        self.masks = m[:a] + m[a:b].translate(table) + m[b:]
 
 
 class Picked(ListLike):

@@ -6,7 +6,7 @@ import contextlib
 
 from upas.mail.lock import LockError
 from upas.transport.events import Hangup
-from upas.imap4d import condstore, flagreport, imp
+from upas.imap4d import condstore, flagreport, imp, msgview
 from upas.imap4d import parser as p
 from upas.imap4d.mailbox import Mailbox, Message
 from upas.imap4d.request import Request
@@ -83,6 +83,36 @@ def changer(op: str, flags: list[str]):
     return change if kws or op == "" else flags_only
 
 
+def mask_table(op: str, flags: list[str]) -> bytes | None:
+    """What +FLAGS or -FLAGS of system flags only does to a message's mask
+    byte (msgview.Lazy's, imp.MASK_BIT's bits), as a translate() table;
+    None for any other STORE (a keyword, FLAGS, a flag without a bit)."""
+    bits = [imp.MASK_BIT.get(f) for f in flags if f != "\\Recent"]
+    if op not in ("+", "-") or None in bits:
+        return None
+    mask = sum(set(bits))
+    return bytes((m | mask) if op == "+" else (m & ~mask) for m in range(256))
+
+
+def _on_columns(box: Mailbox, msgs: msgview.Picked, table: bytes, change):
+    """box.modify's `columns`: the change made on the lazy view's mask
+    bytes (msgview.Lazy.retag) when msgs are still a run of its places
+    after the merge (which may have made the view whole), the made
+    messages through change() (their flags are the truth).  No Message
+    is made: a STORE 1:* on 10,000 of a fresh SELECT made them all
+    (3.3 ms) to change each in turn."""
+    def columns() -> bool:
+        lazy, places = box.lazy(), msgs.places
+        if lazy is not msgs.lazy or lazy.full is not None or not isinstance(places, range):
+            return False
+        for k, m in lazy.made.items():
+            if k in places:
+                change(m)
+        lazy.retag(places, table)
+        return True
+    return columns
+
+
 def _keywords(op: str, have: list[str], kws: list[str]) -> list[str]:
     if op == "":
         return _dedup(kws)
@@ -114,8 +144,12 @@ def store(s, req: Request) -> None:
         return
     if unchangedsince is not None:
         condstore.enable(s, [condstore.CONDSTORE])
-    msgs, ok = s.resolve_present(ranges, req.uid)
+    # a STORE of system flags on a lazy view changes its columns (_on_columns)
+    table = mask_table(op, flags) if unchangedsince is None else None
+    msgs, ok = s.resolve_present(ranges, req.uid, columns=table is not None)
     change = changer(op, flags)
+    columns = _on_columns(box, msgs, table, change) \
+        if table is not None and isinstance(msgs, msgview.Picked) else None
     modified: list[Message] = []
     if unchangedsince is not None:
         change = _conditional(box, change, unchangedsince, modified)
@@ -127,7 +161,7 @@ def store(s, req: Request) -> None:
     try:
         with reply or contextlib.nullcontext():    # its lines sent before what follows
             box.modify(msgs, change, looked=True,  # resolve_present checked
-                       changed=reply.start if reply is not None else None)
+                       changed=reply.start if reply is not None else None, columns=columns)
     except (LockError, Hangup):
         raise                               # the session answers NO [INUSE]; the client is gone
     except Exception as e:
@@ -163,7 +197,10 @@ def _told(box: Mailbox, msgs: list[Message]) -> None:
     """Others' changes of msgs merged so far are told by STORE's reply,
     not again at the command's end."""
     if box.flag_changes:
-        here = set(map(id, msgs))
+        # (others' changes are of made messages: a lazy view's pick's are
+        # those it made, none made for this)
+        lazy = isinstance(msgs, msgview.Picked) and msgs.lazy.full is None
+        here = set(map(id, msgs.made().values() if lazy else msgs))
         box.flag_changes[:] = [m for m in box.flag_changes if id(m) not in here]
 
 

@@ -7,14 +7,19 @@ from __future__ import annotations
 
 import os
 from contextlib import contextmanager
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 CHUNK = 1 << 16
 MODE = 0o600       # mail and what describes it: the owner's only (docs/running.md)
 
 
-def write_chunks(ns, path: str, chunks: Iterable[bytes], mode: int = MODE) -> None:
-    """Replace (or create) `path` with the concatenated chunks."""
+def write_chunks(ns, path: str, chunks: Iterable[bytes], mode: int = MODE,
+                 later: list[Callable[[], None]] | None = None) -> None:
+    """Replace (or create) `path` with the concatenated chunks.  `later`:
+    the directory's fsync, which makes the rename durable, is put there
+    instead of run; the caller runs it before it tells anyone the file is
+    replaced (after its next file's sync: on a journalled file system the
+    two then wait for one commit; mailbox.py, docs/decisions.md)."""
     tmp = path + ".tmp"
     real = ns.local_path(tmp)
     if real is None:  # a store's file server (upas/boxfs.py)
@@ -26,7 +31,10 @@ def write_chunks(ns, path: str, chunks: Iterable[bytes], mode: int = MODE) -> No
             while view:
                 view = view[os.write(fd, view):]
     ns.rename(tmp, path)
-    fsync_dir(real)
+    if later is None:
+        fsync_dir(real)
+    else:
+        later.append(lambda: fsync_dir(real))
 
 
 @contextmanager
@@ -79,8 +87,9 @@ def fsync_dir(path: str) -> None:
         os.close(fd)
 
 
-def replace(ns, path: str, data: bytes, mode: int = MODE) -> None:
-    write_chunks(ns, path, [data], mode)
+def replace(ns, path: str, data: bytes, mode: int = MODE,
+            later: list[Callable[[], None]] | None = None) -> None:
+    write_chunks(ns, path, [data], mode, later)
 
 
 def copy(ns, src: str, dst: str, mode: int = MODE) -> None:
