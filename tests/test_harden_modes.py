@@ -52,6 +52,7 @@ def test_everything_the_servers_write_is_owner_only(mail_host):
     h, port = mail_host.addrs["imap4d"]
     c = imaplib.IMAP4(h, port, timeout=30)
     c.login_cram_md5("glenda", "glenda-apop")
+    assert c.enable("QRESYNC")[0] == "OK"
     assert c.create("work/2026/q1")[0] == "OK"
     assert c.append("work/2026/q1", "(\\Seen $Important)", None,
                     b"Subject: appended\r\n\r\nbody\r\n")[0] == "OK"
@@ -61,6 +62,16 @@ def test_everything_the_servers_write_is_owner_only(mail_host):
     assert c.store("1:*", "+FLAGS", "($Keyword)")[0] == "OK"
     assert c.fetch("1:*", "(ENVELOPE BODYSTRUCTURE RFC822.SIZE)")[0] == "OK"
     assert (root / "box" / "glenda" / "mbox.imap4d.imp").exists()
+    # a QRESYNC resync (RFC 7162 3.2.5) reads the MODSEQ record whole and
+    # writes its proof beside the mailbox (imap4d/modtail.py): owner-only,
+    # and no mailbox in LIST (RFC 3501 6.3.8 lists mailboxes only)
+    assert c.select("INBOX")[0] == "OK"
+    uidvalidity = c.response("UIDVALIDITY")[1][0].decode()
+    assert c._simple_command("SELECT", f"INBOX (QRESYNC ({uidvalidity} 1))")[0] == "OK"
+    assert c.noop()[0] == "OK"          # (the proof is written after SELECT's OK)
+    assert (root / "box" / "glenda" / "mbox.modseq.ok.imp").exists()
+    typ, listed = c.list()
+    assert typ == "OK" and listed and not [x for x in listed if b".imp" in x], listed
     assert modes(root) == []
     assert c.store("1", "+FLAGS", "(\\Deleted)")[0] == "OK"
     assert c.expunge()[0] == "OK"
