@@ -113,3 +113,15 @@ def test_the_uids_ascend_only_as_found():
                             ms.flag_changes(up, made, None, False))
     assert (span, masks, changes) == _alone(up, made, None)
     assert span == (0, 2) and masks == (b"\x04\x20", b"\x01\x00")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sets(st.sampled_from(FLAGS)), max_size=8), st.booleans(),
+       st.binary(max_size=12), st.integers(min_value=0, max_value=2000))
+def test_holds_recent_is_the_search(flags, recent, noise, at):
+    """imp.holds_recent answers `b"r--\\n" in data` (what _take_lines
+    asked before) for files with and without \\Recent lines, kept by
+    Plan 9's writer or not, and for any bytes put anywhere in them."""
+    data = _file(list(range(1, len(flags) + 1)), flags, recent)
+    for d in (data, data[:at] + noise + data[at:], noise, b"r--\n" + data[imp.BODY_AT:]):
+        assert imp.holds_recent(d) == (b"r--\n" in d)

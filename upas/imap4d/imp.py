@@ -163,6 +163,20 @@ def whole(data: bytes, n: int) -> bool:
     return len(data) == BODY_AT + LINE_LEN * n
 
 
+def holds_recent(data: bytes) -> bool:
+    """b"r--\n" in data: some line's flags field holds \\Recent (`r`, then
+    the field's two closing `-`).  The four bytes are searched only from
+    the first `r` after the header, found by memchr: digests are hex and
+    uids digits, so a file with no \\Recent left in it has none (a search
+    for four bytes steps over every line's newline: 0.45 ms for 10,000
+    lines, a SELECT's tenth; the memchr ~0.02).  (An occurrence starting
+    in the header is looked for in the header's bytes alone.)"""
+    if b"r--\n" in data[:BODY_AT + 3]:
+        return True
+    k = data.find(b"r", BODY_AT)
+    return k >= 0 and data.find(b"r--\n", k) >= 0
+
+
 def lines_of(data: bytes, digests: Sequence[str],
              column: bytes | None = None, column_at: int = 0) -> tuple[list[int], list[frozenset[str]]] | None:
     """line_columns, the flags as the shared sets (flags_of)."""
