@@ -113,3 +113,46 @@ def test_the_uids_ascend_only_as_found():
                             ms.flag_changes(up, made, None, False))
     assert (span, masks, changes) == _alone(up, made, None)
     assert span == (0, 2) and masks == (b"\x04\x20", b"\x01\x00")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sets(st.sampled_from(FLAGS)), max_size=8), st.booleans(),
+       st.binary(max_size=12), st.integers(min_value=0, max_value=2000))
+def test_holds_recent_is_the_search(flags, recent, noise, at):
+    """imp.holds_recent answers `b"r--\\n" in data` (what _take_lines
+    asked before) for files with and without \\Recent lines, kept by
+    Plan 9's writer or not, and for any bytes put anywhere in them."""
+    data = _file(list(range(1, len(flags) + 1)), flags, recent)
+    for d in (data, data[:at] + noise + data[at:], noise, b"r--\n" + data[imp.BODY_AT:]):
+        assert imp.holds_recent(d) == (b"r--\n" in d)
+
+
+def _uid_lines(uids: list[int]) -> bytes:
+    rows = [(hashlib.sha1(b"%d" % k).hexdigest(), u, frozenset()) for k, u in enumerate(uids)]
+    return imp.format_rows(7, 1, rows, False)
+
+
+def _digests(data: bytes) -> list[str]:
+    return [line[:40].decode() for line in data[imp.BODY_AT:].split(b"\n")[:-1]]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(min_value=0, max_value=9_999_999_999), st.integers(min_value=0, max_value=1200),
+       st.lists(st.tuples(st.integers(min_value=0, max_value=1199), st.integers(min_value=0, max_value=9),
+                          st.integers(min_value=-9, max_value=9)), max_size=2))
+def test_line_columns_uids_are_the_lines(first, n, changes):
+    """line_columns' uids (consecutive ones made as a range, others
+    summed as columns) are the lines' uids read one by one, and it
+    refuses what match() must pair (uid 0, uids not ascending): runs
+    across every power of ten, with a few lines' uids changed in one
+    digit place each."""
+    uids = [u for u in range(first, first + n) if u <= 9_999_999_999]
+    for k, place, d in changes:
+        if k < len(uids):
+            uids[k] = min(max(uids[k] + d * 10 ** place, 0), 9_999_999_999)
+    data = _uid_lines(uids)
+    got = imp.line_columns(data, _digests(data))
+    ascending = all(a < b for a, b in zip(uids, uids[1:])) and (not uids or uids[0] >= 1)
+    assert (got is not None) == ascending
+    if got is not None:
+        assert got[0] == uids

@@ -391,3 +391,14 @@ def test_a_writer_killed_in_its_append_leaves_the_old_record_or_the_new(tmp_path
         assert fresh.rec.msgs == new.msgs or (
             limit < size and fresh.rec == _reconciled(old, after, None)), limit
         assert fresh.changed_since(1) == set(range(1, 13))
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.binary(max_size=120).map(lambda b: bytes(b"f\n x+0"[c % 6] for c in b)),
+       st.sampled_from([ord("f"), ord("x"), ord("+")]), st.integers(min_value=0, max_value=120))
+def test_line_find_is_the_search(data, mark, start):
+    """modseq's line search (a mark by memchr, the three bytes after many
+    marks that begin no line: `f` is a hex digit of message lines'
+    states) finds what the search for the three bytes finds."""
+    start = min(start, len(data))
+    assert ms._line_find(data, mark, start) == data.find(b"\n" + bytes((mark,)) + b" ", start)

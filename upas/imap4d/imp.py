@@ -163,6 +163,20 @@ def whole(data: bytes, n: int) -> bool:
     return len(data) == BODY_AT + LINE_LEN * n
 
 
+def holds_recent(data: bytes) -> bool:
+    """b"r--\n" in data: some line's flags field holds \\Recent (`r`, then
+    the field's two closing `-`).  The four bytes are searched only from
+    the first `r` after the header, found by memchr: digests are hex and
+    uids digits, so a file with no \\Recent left in it has none (a search
+    for four bytes steps over every line's newline: 0.45 ms for 10,000
+    lines, a SELECT's tenth; the memchr ~0.02).  (An occurrence starting
+    in the header is looked for in the header's bytes alone.)"""
+    if b"r--\n" in data[:BODY_AT + 3]:
+        return True
+    k = data.find(b"r", BODY_AT)
+    return k >= 0 and data.find(b"r--\n", k) >= 0
+
+
 def lines_of(data: bytes, digests: Sequence[str],
              column: bytes | None = None, column_at: int = 0) -> tuple[list[int], list[frozenset[str]]] | None:
     """line_columns, the flags as the shared sets (flags_of)."""
@@ -203,12 +217,15 @@ def line_columns(data: bytes, digests: Sequence[str], column: bytes | None = Non
             return None
     if any(data[at + j::step] != column[c + j::41] for j in range(40)):
         return None
-    uids = _uids([data[at + UID_AT + j::step] for j in range(10)])
+    digits = [data[at + UID_AT + j::step] for j in range(10)]
+    uids = _consecutive(digits)
+    if uids is None:
+        uids = _uids(digits)
+        if uids and (uids[0] < 1 or not all(map(operator.lt, uids, itertools.islice(uids, 1, None)))):
+            return None                 # a uid-0 line or one out of order: match's business
     masks = _flag_masks([data[at + FLAGS_AT + j::step] for j in range(8)])
     if uids is None or masks is None:
         return None
-    if uids and (uids[0] < 1 or not all(map(operator.lt, uids, itertools.islice(uids, 1, None)))):
-        return None                     # a uid-0 line or one out of order: match's business
     _known(data, masks, True)
     return uids, masks
 
@@ -220,6 +237,38 @@ def flags_of(masks: bytes) -> list[frozenset[str]]:
 
 def flags_of_mask(mask: int) -> frozenset[str]:
     return _BY_MASK[mask]
+
+
+def _consecutive(digits: list[bytes]) -> list[int] | None:
+    """_uids of the columns when they are those of consecutive numbers
+    from the first line's, above 0 (a mailbox never expunged from: uids
+    1..n); else None.  Each column is then a pattern of runs (the 10**k
+    place: runs of 10**k of each digit in turn), made and compared in C:
+    ~0.05 ms for 10,000 lines, where _uids' sums and their order check
+    take ~0.7.  Strictly ascending by construction."""
+    n = len(digits[0])
+    first = b"".join(col[:1] for col in digits)
+    if not n or not first.isdigit() or int(first) < 1:
+        return None
+    u = int(first)
+    if any(col != _place_column(u, n, k) for k, col in enumerate(reversed(digits))):
+        return None
+    return list(range(u, u + n))
+
+
+def _place_column(first: int, n: int, k: int) -> bytes:
+    """The digits of the 10**k place of the numbers first..first+n-1."""
+    p = 10 ** k
+    if 10 * p <= n:                     # one cycle of the ten runs, repeated
+        cycle = b"".join(bytes((0x30 + d,)) * p for d in range(10))
+        off = first % len(cycle)
+        return (cycle * ((off + n) // len(cycle) + 1))[off:off + n]
+    out, u, end = [], first, first + n     # runs of a tenth of n or more: 11 at most
+    while u < end:
+        nxt = min((u // p + 1) * p, end)
+        out.append(bytes((0x30 + u // p % 10,)) * (nxt - u))
+        u = nxt
+    return b"".join(out)
 
 
 _LANE = array.array("Q").itemsize          # bytes a uid takes in _uids' sum

@@ -166,7 +166,7 @@ class ImpState:
         when a line holds \\Recent (this SELECT takes it: the merge
         rewrites the file) or the lines are not the messages; None then."""
         head = imp.header(data)
-        if head is None or self.uidvalidity or b"r--\n" in data:
+        if head is None or self.uidvalidity or imp.holds_recent(data):
             if taken:                   # made from these lines: new messages again
                 for m in msgs:
                     m.uid, m.flags, m.file_recent = 0, RECENT, True

@@ -22,7 +22,7 @@ from typing import AbstractSet, Callable
 
 from upas import ns as nsmod
 from upas.mail import safewrite
-from upas.mail.fsview import FsView
+from upas.mail.fsview import FsView, view_name
 from upas.imap4d import imp, modseq, modtail, msgview, selectmark
 from upas.imap4d.impstate import ImpState
 from upas.imap4d.message import RECENT, Message
@@ -146,13 +146,21 @@ class Mailbox:
         if recorded is not None and self.state.listed is not None:
             lines = imp.line_columns(self.state.listed, recorded.digests,
                                      recorded.column or None, recorded.column_at)
-        try:
-            self.view = FsView.open(self.ns, self.path)
-        except nsmod.Error as e:
-            raise MailboxError(str(e)) from None
         # upasfs takes the mail lock itself when it reads the mailbox, so
-        # the fs is consulted first and the lock held for the .imp only
-        if not self._from_mark(recorded, selectmark.key(st), lines):
+        # the fs is consulted first and the lock held for the .imp only.
+        # A view the mark proves (the same upasfs's same mailbox object,
+        # opened for this path by the session that recorded it) is there
+        # already: the ctl `open`, a no-op then, is not sent (a round trip)
+        self.view = FsView(self.ns, view_name(self.ns.user, self.path))
+        try:
+            marked = self._from_mark(recorded, selectmark.key(st), lines)
+        except MailboxLost:             # (the open says so, as it always did)
+            marked = False
+        if not marked:
+            try:
+                self.view = FsView.open(self.ns, self.path)
+            except nsmod.Error as e:
+                raise MailboxError(str(e)) from None
             self._relist(force=True)
             self._take_listed()
         if not self.taken:
