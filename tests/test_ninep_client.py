@@ -890,3 +890,41 @@ def test_attach_begin_sends_the_first_walk_before_reading_the_attach():
     finally:
         c.close()
         theirs.close()
+
+
+def test_attach_begin_refused_fails_the_first_request_and_closes():
+    """An attach sent by attach_begin and refused: the request sent after
+    it fails with the attach's error (not its own "unknown fid"), and the
+    client is closed, as a refused attach closes it."""
+    import socket
+    from upas.ninep import PIPELINE_ANAME
+    ours, theirs = socket.socketpair()
+    theirs.settimeout(5)
+    ours.settimeout(10)
+
+    def server() -> None:
+        buf, got = b"", []
+        while len(got) < 5:
+            buf += theirs.recv(1 << 16)
+            while len(buf) >= 4 and len(buf) >= int.from_bytes(buf[:4], "little"):
+                size = int.from_bytes(buf[:4], "little")
+                got.append(codec.unpack(buf[:size]))
+                buf = buf[size:]
+            if len(got) == 1:
+                theirs.sendall(codec.pack(codec.Rversion(got[0].tag, got[0].msize, codec.VERSION)))
+        theirs.sendall(b"".join(codec.pack(codec.Rerror(m.tag, text)) for m, text in zip(
+            got[1:], (PIPELINE_ANAME, "no such user", "unknown fid", "unknown fid"))))
+    t = threading.Thread(target=server, daemon=True)
+    t.start()
+    c = Client(ours, attach=False)
+    try:
+        c.attach_begin("nobody")
+        with pytest.raises(Error, match="no such user"):
+            c.remove("trusted/192.0.2.7#32")
+        t.join(5)
+        assert c.mux.dead
+        with pytest.raises(Hungup):
+            c.stat("trusted")
+    finally:
+        c.close()
+        theirs.close()
