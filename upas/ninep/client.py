@@ -99,6 +99,7 @@ class Client:
         self.mux = Mux(sock, msize)
         self.fids = Fids()
         self._attaching: tuple[Call, Call, int] | None = None   # attach_begin's calls
+        self._attach_lock = threading.Lock()    # their replies read by one thread
         self.msize = msize
         self.batch = Batch(self)
         try:
@@ -153,16 +154,22 @@ class Client:
 
     def _attach_finish(self) -> None:
         probe, attach, afid = self._attaching
-        self._attaching = None
-        # True when requests may follow a Twalk on its newfid before the
-        # Rwalk comes back (see PIPELINE_ANAME); asked in the attach's
-        # round trip, so it costs no wait
-        self.walks_pipelined = self._pipelining_answer(probe, afid)
-        self.root_qid: Qid = self.mux.finish(attach, codec.Rattach).qid
+        try:
+            # True when requests may follow a Twalk on its newfid before the
+            # Rwalk comes back (see PIPELINE_ANAME); asked in the attach's
+            # round trip, so it costs no wait
+            self.walks_pipelined = self._pipelining_answer(probe, afid)
+            self.root_qid: Qid = self.mux.finish(attach, codec.Rattach).qid
+        finally:
+            self._attaching = None      # read (another thread may go on)
 
     def _attached(self) -> None:
         """Read the replies of an attach sent by attach_begin, if not yet."""
-        if self._attaching is not None:
+        if self._attaching is None:
+            return
+        with self._attach_lock:
+            if self._attaching is None:
+                return
             try:
                 self._attach_finish()
             except BaseException:
