@@ -841,3 +841,90 @@ def test_ratfs_dialled_ahead_is_attached_at_its_first_use(strict_9p, ninep_names
     finally:
         socket.setdefaulttimeout(None)
         nsmod.drop_ahead()
+
+
+def test_attach_begin_sends_the_first_walk_before_reading_the_attach():
+    """attach_begin (a spare's ratfs connection): the Tauth and Tattach,
+    then the Twalk and Tremove of a remove, all reach the server before
+    it answers any of them -- one round trip for the attach and the
+    remove; the replies, read then, finish both."""
+    import socket
+    from upas.ninep import PIPELINE_ANAME
+    from upas.ninep.codec import Qid
+    ours, theirs = socket.socketpair()
+    theirs.settimeout(5)
+    ours.settimeout(10)
+    got: list[codec.Msg] = []
+
+    def recv_msgs(n: int) -> None:
+        buf = b""
+        while len(got) < n:
+            buf += theirs.recv(1 << 16)
+            while len(buf) >= 4 and len(buf) >= int.from_bytes(buf[:4], "little"):
+                size = int.from_bytes(buf[:4], "little")
+                got.append(codec.unpack(buf[:size]))
+                buf = buf[size:]
+
+    def server() -> None:
+        recv_msgs(1)
+        theirs.sendall(codec.pack(codec.Rversion(got[0].tag, got[0].msize, codec.VERSION)))
+        recv_msgs(5)                        # nothing answered until all four came
+        auth, attach, walk, remove = got[1:]
+        theirs.sendall(b"".join(codec.pack(m) for m in (
+            codec.Rerror(auth.tag, PIPELINE_ANAME),
+            codec.Rattach(attach.tag, Qid(QTDIR, 0, 1)),
+            codec.Rwalk(walk.tag, [Qid(QTDIR, 0, 2), Qid(0, 0, 3)]),
+            codec.Rremove(remove.tag))))
+    t = threading.Thread(target=server, daemon=True)
+    t.start()
+    c = Client(ours, attach=False)
+    try:
+        c.attach_begin("glenda")
+        c.remove("trusted/192.0.2.7#32")
+        t.join(5)
+        kinds = [type(m).__name__ for m in got]
+        assert kinds == ["Tversion", "Tauth", "Tattach", "Twalk", "Tremove"]
+        assert got[2].uname == "glenda" and got[3].fid == got[2].fid
+        assert got[3].wname == ["trusted", "192.0.2.7#32"] and got[4].fid == got[3].newfid
+        assert c.walks_pipelined and c.root_qid.path == 1
+    finally:
+        c.close()
+        theirs.close()
+
+
+def test_attach_begin_refused_fails_the_first_request_and_closes():
+    """An attach sent by attach_begin and refused: the request sent after
+    it fails with the attach's error (not its own "unknown fid"), and the
+    client is closed, as a refused attach closes it."""
+    import socket
+    from upas.ninep import PIPELINE_ANAME
+    ours, theirs = socket.socketpair()
+    theirs.settimeout(5)
+    ours.settimeout(10)
+
+    def server() -> None:
+        buf, got = b"", []
+        while len(got) < 5:
+            buf += theirs.recv(1 << 16)
+            while len(buf) >= 4 and len(buf) >= int.from_bytes(buf[:4], "little"):
+                size = int.from_bytes(buf[:4], "little")
+                got.append(codec.unpack(buf[:size]))
+                buf = buf[size:]
+            if len(got) == 1:
+                theirs.sendall(codec.pack(codec.Rversion(got[0].tag, got[0].msize, codec.VERSION)))
+        theirs.sendall(b"".join(codec.pack(codec.Rerror(m.tag, text)) for m, text in zip(
+            got[1:], (PIPELINE_ANAME, "no such user", "unknown fid", "unknown fid"))))
+    t = threading.Thread(target=server, daemon=True)
+    t.start()
+    c = Client(ours, attach=False)
+    try:
+        c.attach_begin("nobody")
+        with pytest.raises(Error, match="no such user"):
+            c.remove("trusted/192.0.2.7#32")
+        t.join(5)
+        assert c.mux.dead
+        with pytest.raises(Hungup):
+            c.stat("trusted")
+    finally:
+        c.close()
+        theirs.close()

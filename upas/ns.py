@@ -817,7 +817,9 @@ def dial_ahead(addr: str) -> None:
 
 def _attach_ahead(addr: str, uname: str | None):
     """The client dial_ahead made for `addr`, attached as uname, if the
-    server still holds it (not restarted since); else None."""
+    server still holds it (not restarted since); else None.  The attach
+    goes out now and its reply is read with the first request's (a
+    login's ratification: the remove's walk follows it at once)."""
     global _ahead
     from upas.ninep.dial import still_open
     if _ahead is None or _ahead[0] != addr:
@@ -827,7 +829,7 @@ def _attach_ahead(addr: str, uname: str | None):
     if not still_open(client.mux.sock):
         client.close()
         return None
-    client.attach(uname)
+    client.attach_begin(uname)
     return client
 
 

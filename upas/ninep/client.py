@@ -98,6 +98,8 @@ class Client:
         made before its user is known)."""
         self.mux = Mux(sock, msize)
         self.fids = Fids()
+        self._attaching: tuple[Call, Call, int] | None = None   # attach_begin's calls
+        self._attach_lock = threading.Lock()    # their replies read by one thread
         self.msize = msize
         self.batch = Batch(self)
         try:
@@ -121,24 +123,65 @@ class Client:
             self.close()
             raise
 
+    def attach_begin(self, uname: str | None = None, aname: str = "") -> None:
+        """The attach of a client made with attach=False to a server of
+        ours, sent now and its replies read at the first request's: a
+        remove or create (_walk_then) goes out without waiting for them,
+        one round trip less (a login's ratification, upas/ratify/enable.py).
+        A failure closes the client when the replies are read."""
+        self._attach_send(uname, aname)
+        self.walks_pipelined = True     # ours; the probe's answer is read with the attach
+
     def _attach(self, uname: str | None, aname: str, version: codec.Tversion | None = None) -> None:
         """Tattach, with the probing Tauth (and `version` before them, in
         the same write, if given)."""
+        self._attach_send(uname, aname, version)
+        self._attach_finish()
+
+    def _attach_send(self, uname: str | None, aname: str,
+                     version: codec.Tversion | None = None) -> None:
         self.uname = uname if uname is not None else getpass.getuser()
-        self.root = self.fids.alloc()
+        self._root = self.fids.alloc()
         afid = self.fids.alloc()
         session = [codec.Tauth(0, afid, self.uname, PIPELINE_ANAME),
-                   codec.Tattach(0, self.root, NOFID, self.uname, aname)]
+                   codec.Tattach(0, self._root, NOFID, self.uname, aname)]
         if version is not None:
             vcall, probe, attach = self.mux.start_many([version] + session)
             self._versioned(self.mux.finish(vcall, codec.Rversion))
         else:
             probe, attach = self.mux.start_many(session)
-        # True when requests may follow a Twalk on its newfid before the
-        # Rwalk comes back (see PIPELINE_ANAME); asked in the attach's
-        # round trip, so it costs no wait
-        self.walks_pipelined = self._pipelining_answer(probe, afid)
-        self.root_qid: Qid = self.mux.finish(attach, codec.Rattach).qid
+        self._attaching = (probe, attach, afid)
+
+    def _attach_finish(self) -> None:
+        probe, attach, afid = self._attaching
+        try:
+            # True when requests may follow a Twalk on its newfid before the
+            # Rwalk comes back (see PIPELINE_ANAME); asked in the attach's
+            # round trip, so it costs no wait
+            self.walks_pipelined = self._pipelining_answer(probe, afid)
+            self.root_qid: Qid = self.mux.finish(attach, codec.Rattach).qid
+        finally:
+            self._attaching = None      # read (another thread may go on)
+
+    def _attached(self) -> None:
+        """Read the replies of an attach sent by attach_begin, if not yet."""
+        if self._attaching is None:
+            return
+        with self._attach_lock:
+            if self._attaching is None:
+                return
+            try:
+                self._attach_finish()
+            except BaseException:
+                self.close()
+                raise
+
+    @property
+    def root(self) -> int:
+        """The attach's fid (its replies read first)."""
+        if self._attaching is not None:
+            self._attached()
+        return self._root
 
     def _versioned(self, r: Any) -> None:
         """The session's msize from the server's Rversion."""
@@ -317,11 +360,20 @@ class Client:
             return self.walk("/".join(names)), None
         fid = self.fids.alloc()
         try:
-            walk, early = self.mux.start_many([codec.Twalk(0, self.root, fid, names), then(fid)])
+            # the root's fid as it is: an attach_begin's Tattach went out
+            # before this Twalk, and its replies are read once it is sent
+            walk, early = self.mux.start_many([codec.Twalk(0, self._root, fid, names), then(fid)])
+            self._attached()
         except BaseException:
             self.fids.free(fid)
             raise
-        self.require_walk(walk, names, fid, [early])
+        try:
+            self.require_walk(walk, names, fid, [early])
+        except Error as e:
+            if not _before_walk(e):
+                raise
+            # a threaded server walked before it attached: walk again
+            return self.walk("/".join(names)), None
         return fid, early
 
     def read(self, path: str) -> bytes:
