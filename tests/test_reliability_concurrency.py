@@ -22,6 +22,7 @@ CLIENTS = int(os.environ.get("RELIABILITY_CLIENTS", "20"))
 @pytest.mark.timeout(int(SECONDS) + 180)
 def test_twenty_clients_lose_nothing(tmp_path):
     seed = int(os.environ.get("RELIABILITY_SEED", random.randrange(1 << 30)))
+    print(f"seed {seed} (RELIABILITY_SEED replays it)")     # shown when it fails
     stats = stress.run(tmp_path, CLIENTS, SECONDS, seed)
     print(f"seed {seed}: {stats}")
     assert stats.clients >= 20
