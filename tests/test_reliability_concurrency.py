@@ -62,3 +62,35 @@ def test_copy_of_a_message_pop3_deleted_meanwhile_is_not_counted(tmp_path):
         stored = st.ledger.check(stress.INBOX, rig.path(stress.INBOX))
         assert token not in {m.token for m in stored} and len(stored) == 2
         assert st.stats.copies == 0
+
+
+def test_copy_of_a_message_being_expunged_goes_with_it(tmp_path):
+    """The interleaving of the lost copy in CI (13:10, 2026-12-07): one
+    IMAP session sets \\Deleted on a message, another COPYs it into the
+    mailbox, then the first EXPUNGEs.  The copy kept \\Deleted (RFC 3501
+    6.4.7: COPY preserves the flags), so the EXPUNGE removes it as well
+    (6.4.3: every \\Deleted message goes): neither copy is left, and the
+    rig must not have counted the copy as certain to stay."""
+    with stress.Rig(tmp_path) as rig:
+        st = stress.Stress(rig, 0, 60)
+        for _ in range(3):
+            token, msg = st._new()
+            assert rig.deliver(msg).wait() == 0
+            st.ledger.present(stress.INBOX, token)
+        rig.start_fs()
+        a, b = rig.imap(), rig.imap()
+        try:
+            a.cmd(b"SELECT INBOX")
+            b.cmd(b"SELECT INBOX")
+            token, uid, _ = a.fetch_tokens()[1]
+            st.mark_deleted(a, token, uid)
+            st.copy_in_place(b, token, uid)
+            assert st.stats.copies == 1          # COPYUID: the copy was made
+            st.expunge(a, token, uid)
+            for s in (a, b):
+                s.cmd(b"LOGOUT")
+        finally:
+            a.close()
+            b.close()
+        stored = st.ledger.check(stress.INBOX, rig.path(stress.INBOX))
+        assert token not in {m.token for m in stored} and len(stored) == 2

@@ -54,6 +54,9 @@ class Stress:
         self.lock = threading.Lock()            # guards ledger, stats, uid map
         self.uids: dict[tuple[int, int], str] = {}   # (uidvalidity, uid) -> token
         self.appended: list[tuple[str, bytes, bytes]] = []   # (token, message, date)
+        # UIDs that may carry \\Deleted: one a session is expunging (from
+        # before its STORE), and a COPY of one (the copy keeps the flag)
+        self.doomed: set[int] = set()
         self.stats = Stats()
 
     def running(self) -> bool:
@@ -151,11 +154,8 @@ class Stress:
             if len(view) > 8:
                 seq = rng.choice(sorted(view))
                 token, uid, _ = view[seq]
-                self._ledger("removing", token, uid, note="EXPUNGE")
-                s.cmd(b"UID STORE %d +FLAGS.SILENT (\\Deleted)" % uid)
-                s.cmd(b"EXPUNGE")
-                self._ledger("removed", token, uid)
-                self._count("deletes")
+                self.mark_deleted(s, token, uid)
+                self.expunge(s, token, uid)
         elif what < 0.6:
             view = self._fetch(s)
             if view:
@@ -164,6 +164,19 @@ class Stress:
         else:
             s.cmd(b"NOOP")
 
+    def mark_deleted(self, s, token: str, uid: int) -> None:
+        """The first half of an expunge of one message: \\Deleted on it."""
+        with self.lock:
+            self.doomed.add(uid)        # before the STORE: see copy_in_place
+        self._ledger("removing", token, uid, note="EXPUNGE")
+        s.cmd(b"UID STORE %d +FLAGS.SILENT (\\Deleted)" % uid)
+
+    def expunge(self, s, token: str, uid: int) -> None:
+        """... and the second: EXPUNGE."""
+        s.cmd(b"EXPUNGE")
+        self._ledger("removed", token, uid)
+        self._count("deletes")
+
     def copy_in_place(self, s, token: str, uid: int) -> None:
         """UID COPY of one message into the mailbox itself: a byte-identical
         copy.  Counted as stored only on COPYUID (RFC 4315 3): a UID another
@@ -171,7 +184,11 @@ class Stress:
         answers OK having copied nothing -- a pop3 DELE and QUIT between
         our FETCH and the COPY did that (1 run in 22 counted a lost copy).
         Without COPYUID the copy may or may not be there: the range stays
-        open."""
+        open.  So too for a copy of a message another session is
+        expunging: the copy keeps its \\Deleted (RFC 3501 6.4.7: COPY
+        preserves the flags), and that EXPUNGE, or any later one, removes
+        it as well (6.4.3) -- a lost copy in CI at 13:10 on 2026-12-07 was
+        that.  Its UID is doomed in turn: a copy of the copy is as unsure."""
         self._ledger("adding", token, note=f"COPY {uid}")
         try:
             reply = s.cmd(b"UID COPY %d INBOX" % uid)
@@ -181,10 +198,15 @@ class Stress:
             self._ledger("removing", token, note="COPY refused")
             self._ledger("removed", token)
             return
-        if b"[COPYUID " not in reply[-1]:
+        got = re.search(rb"\[COPYUID \d+ \d+ (\d+)\]", reply[-1])
+        if got is None:
             return
-        self._ledger("added", token)
         self._count("copies")
+        with self.lock:                 # (a STORE begun before our reply is in)
+            if uid in self.doomed:
+                self.doomed.add(int(got.group(1)))
+                return
+        self._ledger("added", token)
 
     def _to_append(self, rng: random.Random) -> tuple[str, bytes, bytes]:
         """A new message with a date, or half the time an earlier APPEND's
