@@ -58,7 +58,7 @@ class Hostile:
         # the quick ones first: a short run (the suite's) still sees most
         moves = [self.search_nesting, self.big_literal, self.bad_names, self.guesses,
                  self.hold_lock, self.bomb, self.slowloris, self.bodystructure]
-        while self.st.running():
+        while True:                     # (the deadline is checked before each move)
             for move in moves:          # every attack once a round
                 # the first quick ones even past the deadline: on a loaded
                 # machine a short run would otherwise end before any
