@@ -132,9 +132,13 @@ class FsView:
         even asked)."""
         if not self.ns.ours(self.dir):
             return None
+        # read_many: walk, open, read and clunk in one write, one round
+        # trip (ns.read waits for a second, empty read to see the end; a
+        # short read of upasfs's files is their end: Batch.read_many)
+        got = self.ns.read_many([f"{self.dir}/mark"], None)[0]
         try:
-            return self.ns.read(f"{self.dir}/mark").decode("ascii").strip() or None
-        except (nsmod.Error, UnicodeDecodeError):
+            return got.decode("ascii").strip() or None if got is not None else None
+        except UnicodeDecodeError:
             return None
 
     def summary(self) -> "Summary | None":
