@@ -31,6 +31,17 @@ def test_twenty_clients_lose_nothing(tmp_path):
     assert stats.hostile_attacks >= hostile.MIN_ATTACKS   # none made the others fail
 
 
+def three_delivered(rig: stress.Rig) -> stress.Stress:
+    """A stress run's ledger over three delivered messages, upasfs started."""
+    st = stress.Stress(rig, 0, 60)
+    for _ in range(3):
+        token, msg = st._new()
+        assert rig.deliver(msg).wait() == 0
+        st.ledger.present(stress.INBOX, token)
+    rig.start_fs()
+    return st
+
+
 def test_copy_of_a_message_pop3_deleted_meanwhile_is_not_counted(tmp_path):
     """The interleaving that failed 1 run in 22 above: an IMAP session
     FETCHes, a pop3 session DELEs and QUITs one of those messages, then
@@ -39,12 +50,7 @@ def test_copy_of_a_message_pop3_deleted_meanwhile_is_not_counted(tmp_path):
     EXPUNGE`, no COPYUID (RFC 4315 3).  The rig must not count a copy, and
     the server must neither store one nor refuse."""
     with stress.Rig(tmp_path) as rig:
-        st = stress.Stress(rig, 0, 60)
-        for _ in range(3):
-            token, msg = st._new()
-            assert rig.deliver(msg).wait() == 0
-            st.ledger.present(stress.INBOX, token)
-        rig.start_fs()
+        st = three_delivered(rig)
         s = rig.imap()
         try:
             s.cmd(b"SELECT INBOX")
@@ -72,12 +78,7 @@ def test_copy_of_a_message_being_expunged_goes_with_it(tmp_path):
     (6.4.3: every \\Deleted message goes): neither copy is left, and the
     rig must not have counted the copy as certain to stay."""
     with stress.Rig(tmp_path) as rig:
-        st = stress.Stress(rig, 0, 60)
-        for _ in range(3):
-            token, msg = st._new()
-            assert rig.deliver(msg).wait() == 0
-            st.ledger.present(stress.INBOX, token)
-        rig.start_fs()
+        st = three_delivered(rig)
         a, b = rig.imap(), rig.imap()
         try:
             a.cmd(b"SELECT INBOX")
