@@ -928,3 +928,28 @@ def test_attach_begin_refused_fails_the_first_request_and_closes():
     finally:
         c.close()
         theirs.close()
+
+
+def test_stat_then_sends_both_before_reading_a_reply(tree):
+    """stat_then(path, then): the stat's Twalk and Tstat are still
+    unanswered (their tags in use) when then() sends its own requests,
+    so both take one round trip; the stat is asked first.  Either side's
+    failure gives every fid and tag back."""
+    root, c, _ = tree
+    in_flight = []
+
+    def then() -> bytes:
+        in_flight.append(c.mux.tags_in_use())
+        return c.read_many(["sub/ünïcødé.txt"], None)[0]
+
+    st, got = c.stat_then("hello", then)
+    assert in_flight[0] >= 2            # the stat's Twalk and Tstat, not yet read
+    assert st.name == "hello" and st.length == 13 and got == "grüße\n".encode()
+    for _ in range(50):
+        with pytest.raises(Error, match="^file does not exist$"):
+            c.stat_then("hello", lambda: c.read("nope"))
+        with pytest.raises(Error, match="^file does not exist$"):
+            c.stat_then("nope", lambda: c.read("hello"))
+    assert c.fids.made < 10
+    c.settle()
+    assert c.mux.tags_in_use() == 0

@@ -21,7 +21,7 @@ import threading
 import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 from upas import beside, config
 
@@ -352,6 +352,10 @@ class _NinepMount:
     def stat(self, rel: str) -> Dir:
         return _dir_from_9p(self._call(self.client.stat, self._p(rel)))
 
+    def stat_then(self, rel: str, then: Callable[[], Any]) -> tuple[Dir, Any]:
+        st, got = self._call(self.client.stat_then, self._p(rel), then)
+        return _dir_from_9p(st), got
+
     def readdir(self, rel: str) -> list[Dir]:
         return [_dir_from_9p(s) for s in self._call(self.client.readdir, self._p(rel))]
 
@@ -640,6 +644,15 @@ class Namespace:
     def stat(self, path: str) -> Dir:
         m, rel = self._resolve(path)
         return m.stat(rel)
+
+    def stat_then(self, path: str, then: Callable[[], Any]) -> tuple[Dir, Any]:
+        """stat(path), then then(); on a 9P mount then()'s requests go out
+        before the stat's reply comes back (one round trip for both where
+        the server answers in order: ninep Client.stat_then)."""
+        m, rel = self._resolve(path)
+        if isinstance(m, _NinepMount):
+            return m.stat_then(rel, then)
+        return m.stat(rel), then()
 
     def readdir(self, path: str) -> list[Dir]:
         m, rel = self._resolve(path)

@@ -31,6 +31,11 @@ from upas.imap4d.msgview import Lazy
 __all__ = ["Mailbox", "MailboxError", "MailboxLost", "Message"]
 
 _EXPUNGED, _UID = operator.attrgetter("expunged"), operator.attrgetter("uid")
+
+
+def _stamp(d: nsmod.Dir) -> tuple:
+    """What of the view directory's stat tells that upasfs's listing changed."""
+    return (d.qid, d.mtime, d.length)
 RELIST_TRIES = 8             # listings before numbering an unknown old message
 
 
@@ -186,13 +191,14 @@ class Mailbox:
         still the one they came from)."""
         if got is None or got.boxkey != boxkey:
             return False
-        try:
-            stamp = self._fs_stamp()    # first: a change after it is seen later
+        try:                            # the stat first: a change after it is seen later
+            d, mark = self.view.stat_and_mark()
         except nsmod.Hungup:
             raise MailboxLost("upas/fs has gone away") from None
         except nsmod.Error:
             return False
-        if self.view.mark() != got.mark:
+        stamp = _stamp(d)
+        if mark != got.mark:
             return False
         self.fs_stamp = stamp
         self.view.know(stamp[0].path, got.nums, got.digests)
@@ -234,8 +240,7 @@ class Mailbox:
         return got.nums
 
     def _fs_stamp(self):
-        d = self.view.stat()
-        return (d.qid, d.mtime, d.length)
+        return _stamp(self.view.stat())
 
     def _relist(self, force: bool = False) -> bool:
         """Re-read the fs directory if it changed; True if anything did."""

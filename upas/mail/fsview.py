@@ -141,6 +141,12 @@ class FsView:
         except UnicodeDecodeError:
             return None
 
+    def stat_and_mark(self) -> tuple[nsmod.Dir, str | None]:
+        """stat() and then mark(), in one round trip (ns.stat_then): the
+        stat is taken first, so a change between them shows in the stat
+        at the next look."""
+        return self.ns.stat_then(self.dir, self.mark)
+
     def summary(self) -> "Summary | None":
         """Every message's number, digest and sizes in one read of upasfs's
         `summary`; None where upasfs has none (plan9port's: not even

@@ -454,13 +454,38 @@ class Client:
     def stat(self, path: str) -> Stat:
         """Twalk and Tstat go out together where walks may be pipelined
         (the Tstat is redone if the server answered it first)."""
+        return self._stat_begin(path)()
+
+    def stat_then(self, path: str, then: Callable[[], Any]) -> tuple[Stat, Any]:
+        """stat(path), and then() -- requests of its own, sent and their
+        replies read -- sent after the stat's requests, before their
+        replies are read: one round trip for both where walks may be
+        pipelined (a server of ours answers in order, so the stat is
+        taken first: upasfs's view, then its mark).  Elsewhere the stat
+        is done first, then then()."""
+        finish = self._stat_begin(path)
+        try:
+            got = then()
+        except BaseException:
+            try:
+                finish()                # collected: its tags and fid back
+            except Error:
+                pass
+            raise
+        return finish(), got
+
+    def _stat_begin(self, path: str) -> Callable[[], Stat]:
+        """stat(path) in two halves: its requests sent now (all of it done
+        now where walks may not be pipelined), the returned function
+        (called once) gives the stat."""
         names = names_of(path)
         if len(names) > MAXWELEM or not self.walks_pipelined:
             fid = self.walk(path)
             try:
-                return self.mux.rpc(codec.Tstat(0, fid)).stat
+                got = self.mux.rpc(codec.Tstat(0, fid)).stat
             finally:
                 self.clunk_later(fid)
+            return lambda: got
         fid = self.fids.alloc()
         try:
             walk, early = self.mux.start_many([codec.Twalk(0, self.root, fid, names),
@@ -468,14 +493,17 @@ class Client:
         except BaseException:
             self.fids.free(fid)
             raise
-        self.require_walk(walk, names, fid, [early])
-        try:
+
+        def finish() -> Stat:
+            self.require_walk(walk, names, fid, [early])
             try:
-                return self.mux.finish(early, codec.Rstat).stat
-            except Error:
-                return self.mux.rpc(codec.Tstat(0, fid)).stat
-        finally:
-            self.clunk_later(fid)
+                try:
+                    return self.mux.finish(early, codec.Rstat).stat
+                except Error:
+                    return self.mux.rpc(codec.Tstat(0, fid)).stat
+            finally:
+                self.clunk_later(fid)
+        return finish
 
     def wstat(self, path: str, st: Stat) -> None:
         fid = self.walk(path)
