@@ -43,17 +43,21 @@ from typing import Callable
 from upas import config
 
 MAXREQ = 65536
-# The next spare is forked SPARE_QUIET after a hand-out and prepares
-# PREPARE_AFTER after its fork (the server's spare.STEPS, ~4 ms of CPU,
-# then _touch_heap's ~1.3 ms): both at once, so that it is ready for a
-# client that connects again as soon as its last session is in (bench
-# idle-10: one every ~17-20 ms).  At 4 and 10 ms (round 4's tenth part,
-# to keep the fork off the greeting of the session just handed out and
-# the steps off its login) it finished its steps before 13-16 of 80 such
-# connections, and a session whose spare had not cost ~2.5 ms more CPU
-# after its connection, its greeting waiting for the step under way;
-# at once, 79 of 80 (docs/performance.md, round 4's twelfth part).
-SPARE_QUIET = 0.0       # seconds after a connection before the next spare is forked
+# The next spare is forked SPARE_QUIET after a hand-out: not at once,
+# for the spare just handed its connection is woken on this process's
+# core and waits for the fork (~1 ms of it: that connection reached its
+# spare 2.0-2.2 ms after the launcher accepted it, against 0.8 at 2-4
+# ms), and the session's greeting is out ~1 ms after that.  The spare
+# then prepares at once (PREPARE_AFTER; the server's spare.STEPS, ~4 ms
+# of CPU, then _touch_heap's ~1.3 ms), so that it is ready for a client
+# that connects again as soon as its last session is in (bench idle-10:
+# one every ~17-20 ms).  Waiting 10 ms first (round 4's tenth part: to
+# keep the steps off the login of the session just started), it finished
+# them before 13-16 of 80 such connections, and a session whose spare had
+# not cost ~2.5 ms more CPU after its connection, its greeting waiting
+# for the step under way; at once, before 79 of 80 (docs/performance.md,
+# round 4's twelfth part).
+SPARE_QUIET = 0.003     # seconds after a connection before the next spare is forked
 FORK_RETRY = 0.05       # seconds before a spare whose fork failed is forked again
 PREPARE_AFTER = 0.0     # seconds a spare waits for its connection before it prepares
 HEAP_AHEAD = 4 << 20     # bytes of heap malloc keeps for a session (_malloc_keeps)
