@@ -16,12 +16,17 @@ Printed, from one run:
     functions are listed (own samples and with callees).
 
     python -m bench.sessions_profile [-n 10000] [--py-spy] [--mixed] [--reconnect N]
+        [--idle N]
 
 With --mixed, the bench's mixed-10 load (bench/workloads.py) is run and
 profiled in place of the 50 sessions.  With --reconnect N, N sequential
 reconnects as qresync-reconnect makes them (connect, LOGIN, ENABLE
 QRESYNC, SELECT with QRESYNC, LOGOUT), each step timed by the client,
-with the CPU of each kind of process per reconnect.
+with the CPU of each kind of process per reconnect.  With --idle N, N
+rounds of the bench's idle-10 (ten sessions opened back to back: connect,
+LOGIN, SELECT, each left open), each step timed by the client, with each
+session process's own CPU and minor page faults (its time as a spare
+too) and each other kind of process's CPU per session.
 """
 from __future__ import annotations
 
@@ -53,6 +58,13 @@ TICK = os.sysconf("SC_CLK_TCK")
 def timed(ours: Ours, phases: tuple[str, ...], commands: tuple) -> dict[str, float]:
     """A session connected, then each command sent (None: the greeting),
     each phase's seconds."""
+    out, c = timed_open(ours, phases, commands)
+    c.close()
+    return out
+
+
+def timed_open(ours: Ours, phases: tuple[str, ...], commands: tuple) -> tuple[dict[str, float], Imap]:
+    """timed(), the client left open."""
     out = {}
     t = time.perf_counter()
     c = Imap(ours.imap_addr)
@@ -61,8 +73,7 @@ def timed(ours: Ours, phases: tuple[str, ...], commands: tuple) -> dict[str, flo
             c.cmd(command)
         now = time.perf_counter()
         out[phase], t = now - t, now
-    c.close()
-    return out
+    return out, c
 
 
 def session(ours: Ours) -> dict[str, float]:
@@ -106,6 +117,56 @@ def reconnects(ours: Ours, n: int) -> None:
     print(f"  connect to SELECT's OK: median {statistics.median(whole) * 1000:.1f} ms, "
           f"least {min(whole) * 1000:.1f} ms")
     print("CPU ms per reconnect:")
+    for name in sorted(after, key=lambda k: -(after[k] - before.get(k, 0))):
+        print(f"  {name:<26} {(after[name] - before.get(name, 0)) * 1000 / n:6.2f} ms")
+
+
+IDLE = ("greeting", "login", "select")
+
+
+def stat_of(pid: int) -> tuple[float, int]:
+    """(own CPU seconds, minor page faults) of a process (schedstat's
+    nanoseconds: stat's clock ticks are 10 ms)."""
+    try:
+        f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        ns = int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+    except OSError:
+        return 0.0, 0
+    return ns / 1e9, int(f[7])
+
+
+def idle_rounds(ours: Ours, rounds: int) -> None:
+    """--idle: `rounds` times ten sessions opened back to back and left
+    open (bench/workloads.py idle_sessions), then logged out."""
+    from bench.workloads import IDLE_SESSIONS
+    groups = kinds(ours)
+    got, walls, own = [], [], []
+    before = cpu_of(groups)
+    for _ in range(rounds):
+        clients, t = [], time.perf_counter()
+        for _ in range(IDLE_SESSIONS):
+            r, c = timed_open(ours, IDLE, (None, ours.imap_login, "SELECT INBOX"))
+            got.append(r)
+            clients.append(c)
+        walls.append(time.perf_counter() - t)
+        own += [stat_of(p) for p in ours._sessions()]
+        for c in clients:
+            c.cmd("LOGOUT")
+            c.close()
+        time.sleep(0.2)
+    after = cpu_of(groups)
+    n = rounds * IDLE_SESSIONS
+    print(f"{rounds} rounds of {IDLE_SESSIONS} sessions opened back to back: wall "
+          + " ".join(f"{w * 1000:.0f}" for w in walls) + " ms")
+    print("per step median (least) ms:")
+    print("  " + "  ".join(f"{p} {statistics.median(r[p] for r in got) * 1000:.1f}"
+                           f" ({min(r[p] for r in got) * 1000:.1f})" for p in IDLE))
+    if own:
+        print(f"a session process's own CPU (its time as a spare too): median "
+              f"{statistics.median(c for c, _ in own) * 1000:.1f} ms, mean "
+              f"{statistics.mean(c for c, _ in own) * 1000:.1f} ms; minor faults median "
+              f"{statistics.median(f for _, f in own):.0f}")
+    print("CPU ms per session, by kind (the fork servers': their reaped sessions'):")
     for name in sorted(after, key=lambda k: -(after[k] - before.get(k, 0))):
         print(f"  {name:<26} {(after[name] - before.get(name, 0)) * 1000 / n:6.2f} ms")
 
@@ -197,6 +258,8 @@ def main() -> None:
     ap.add_argument("--mixed", action="store_true", help="profile mixed-10, not 50 sessions")
     ap.add_argument("--reconnect", type=int, metavar="N",
                     help="time N sequential QRESYNC reconnects, not 50 sessions")
+    ap.add_argument("--idle", type=int, metavar="N",
+                    help="N rounds of idle-10's ten sessions, not 50 sessions")
     a = ap.parse_args()
     from bench.corpus import corpus
     with tempfile.TemporaryDirectory(prefix="bench-sessions.", dir="/tmp") as d:
@@ -204,6 +267,8 @@ def main() -> None:
             session(ours)                   # upasfs started, the .imp written
             if a.reconnect:
                 return reconnects(ours, a.reconnect)
+            if a.idle:
+                return idle_rounds(ours, a.idle)
             alone = [session(ours) for _ in range(5)]
             print(f"{a.n} messages; one session alone (median of 5):")
             print("  " + "  ".join(f"{p} {statistics.median(r[p] for r in alone) * 1000:.0f} ms"

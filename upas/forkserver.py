@@ -43,20 +43,29 @@ from typing import Callable
 from upas import config
 
 MAXREQ = 65536
-# The next spare is forked SPARE_QUIET after a hand-out: not at once, so
-# that the fork (~0.5-1 ms of this process, then the child's first steps
-# and page faults) does not run beside the greeting of the session just
-# handed out (~1.5-3 ms: on 2 cores, with the launcher's new thread and
-# the client, it did); soon enough that a client reconnecting after a
-# whole session finds it.  A spare then waits PREPARE_AFTER for its
-# connection before it prepares (the server's spare.STEPS, ~4 ms with
-# ~750 page faults, then _touch_heap): after the login of the session just started (it
-# asks the same factotum), and done before a client reconnecting at once
-# (25-30 ms a session) comes; at 20 ms it ran into that connection.
-SPARE_QUIET = 0.004     # seconds after a connection before the next spare is forked
+# The next spare is forked SPARE_QUIET after a hand-out: not at once,
+# for the spare just handed its connection is woken on this process's
+# core and waits for the fork (~1 ms of it: that connection reached its
+# spare 2.0-2.2 ms after the launcher accepted it, against 0.8 at 2-4
+# ms), and the session's greeting is out ~1 ms after that.  The spare
+# then prepares at once (PREPARE_AFTER; the server's spare.STEPS, ~4 ms
+# of CPU, then _touch_heap's ~1.3 ms), so that it is ready for a client
+# that connects again as soon as its last session is in (bench idle-10:
+# one every ~17-20 ms).  Waiting 10 ms first (round 4's tenth part: to
+# keep the steps off the login of the session just started), it finished
+# them before 13-16 of 80 such connections, and a session whose spare had
+# not cost ~2.5 ms more CPU after its connection, its greeting waiting
+# for the step under way; at once, before 79 of 80 (docs/performance.md,
+# round 4's twelfth part).
+SPARE_QUIET = 0.003     # seconds after a connection before the next spare is forked
 FORK_RETRY = 0.05       # seconds before a spare whose fork failed is forked again
-PREPARE_AFTER = 0.01    # seconds a spare waits for its connection before it prepares
-HEAP_AHEAD = 4 << 20     # bytes of heap a spare touches for its session (_touch_heap)
+PREPARE_AFTER = 0.0     # seconds a spare waits for its connection before it prepares
+HEAP_AHEAD = 4 << 20     # bytes of heap malloc keeps for a session (_malloc_keeps)
+# Of which a spare touches TOUCH_AHEAD (_touch_heap): a SELECT of 10,000
+# messages took as few page faults after 2 MB as after 4 (~450; ~600
+# after 1 MB), and the other 2 MB cost the spare ~500 faults (~1.3 ms)
+# and its idle session their memory.
+TOUCH_AHEAD = 2 << 20
 M_TOP_PAD, M_MMAP_THRESHOLD = -2, -3      # glibc's mallopt parameters
 
 
@@ -300,19 +309,18 @@ def serve(ctl: socket.socket, steps: tuple[Callable[[], None], ...] = ()) -> lis
     connection.
 
     The child is forked ahead (Dovecot's process_min_avail, one spare):
-    a spare, forked SPARE_QUIET after the last was handed out (once that
-    session's greeting is out), waits for the
-    next connection on a socket of its own, so the fork and the child's
-    first steps are not on a client's path, even when a client connects
-    again at once; a request that finds no spare is forked for, as
-    before.  Until its connection comes a spare holds nothing but what
+    a spare, forked SPARE_QUIET after the last was handed out, waits for
+    the next connection on a socket of its own, so the fork and the
+    child's first steps are not on a client's path, even when a client
+    connects again at once; a request that finds no spare is forked for,
+    as before.  Until its connection comes a spare holds nothing but what
     the fork server holds (no connection, no user, no secret); it exits
     when the fork server goes.  A spare found dead is replaced by a fork
     on the request.  `steps`, if any, are what a spare does when no
     connection has come for PREPARE_AFTER (the server's spare.STEPS,
     see _spare_hook): work of no user's, done before the connection
-    rather than after it, and not while the session just started does
-    its own (its login asks the same factotum)."""
+    rather than after it, beside the session just started (on another
+    core, while that one waits for its client, factotum or upasfs)."""
     return _Forker(ctl, steps).run()
 
 
@@ -438,12 +446,13 @@ def _spare_wait(sock: socket.socket, steps: tuple[Callable[[], None], ...]) -> t
     (all are work done later, or never needed, if left out)."""
     if steps:
         try:
-            return _recv_request(sock, PREPARE_AFTER)
+            if PREPARE_AFTER > 0:        # (a timeout of 0 would not wait at all)
+                return _recv_request(sock, PREPARE_AFTER)
         except TimeoutError:
             pass
         except OSError:
             return b"", []
-        for step in (*steps, lambda: _touch_heap(HEAP_AHEAD)):
+        for step in (*steps, lambda: _touch_heap(TOUCH_AHEAD)):
             if select.select([sock], [], [], 0)[0]:
                 break
             _try(step)
