@@ -3,10 +3,12 @@ space uses it: each user reaches only their own directory, and L.mbox is an
 exclusive-use file whose open holds the store's mail lock, so a frontend's
 lock and the store's own (upasfs, deliveries) exclude each other."""
 import os
+import resource
 import shutil
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -20,18 +22,25 @@ from upas.ninep.codec import Stat
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-@pytest.fixture
-def boxfs(tmp_path, process_env):
+def start_boxfs(tmp_path, process_env, preexec=None) -> tuple[Path, str, subprocess.Popen]:
+    """A store's boxfs on a copy of testdata/mail, and this process a
+    frontend of it (no mail of its own, /mail/box/USER from the store)."""
     root = tmp_path / "mail"
     shutil.copytree(os.path.join(REPO, "testdata", "mail"), root)
     sock = tmp_path / "boxfs"
     env = dict(os.environ, MAILROOT=str(root))
-    p = subprocess.Popen([sys.executable, "-m", "upas.boxfs", "-s", f"unix!{sock}"], env=env)
+    p = subprocess.Popen([sys.executable, "-m", "upas.boxfs", "-s", f"unix!{sock}"], env=env,
+                         preexec_fn=preexec)
     wait_for_socket(str(sock), p, timeout=20)
-    # the frontend: no mail of its own, /mail/box/USER from the store
     process_env.set("MAILROOT", str(tmp_path / "frontend"))
     process_env.set("boxfs", f"unix!{sock}")
-    yield root, f"unix!{sock}"
+    return root, f"unix!{sock}", p
+
+
+@pytest.fixture
+def boxfs(tmp_path, process_env):
+    root, addr, p = start_boxfs(tmp_path, process_env)
+    yield root, addr
     p.terminate()
     p.wait(10)
 
@@ -143,3 +152,33 @@ def test_a_frontend_that_hangs_up_loses_its_lock(boxfs):
             with MailLock(str(root / "box" / "glenda"), timeout=5):
                 pass
             raise RuntimeError("the store took the lock")
+
+
+def test_a_durable_append_the_store_refuses_midway_is_cut_back(tmp_path, process_env):
+    """ns.append(sync=True) through boxfs is all or nothing, as a local
+    one is: a message whose writes the store refuses part of the way (here
+    its file size limit, EFBIG, as a full disk gives ENOSPC) leaves the
+    mailbox as it was, not the first part of a message at its end (which
+    the next delivery would follow as a message of its own, torn)."""
+    size = (Path(REPO) / "testdata" / "mail" / "box" / "glenda" / "mbox").stat().st_size
+    limit = size + 100_000              # two of the 64 KiB writes fit, the third not
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    root, _, p = start_boxfs(tmp_path, process_env, preexec=small_files)
+    try:
+        box = root / "box" / "glenda" / "mbox"
+        before = box.read_bytes()
+        ns = nsmod.Namespace.default("glenda")
+        msg = b"From glenda Mon Dec  7 15:00:00 2026\nSubject: big\n\n" + b"x" * 300_000 + b"\n"
+        with ns.lock("/mail/box/glenda"):
+            with pytest.raises(nsmod.Error):
+                ns.append("/mail/box/glenda/mbox", msg, sync=True)
+        assert box.read_bytes() == before
+        small = b"From glenda Mon Dec  7 15:00:01 2026\nSubject: small\n\nok\n"
+        with ns.lock("/mail/box/glenda"):
+            ns.append("/mail/box/glenda/mbox", small, sync=True)
+        assert box.read_bytes() == before + small
+    finally:
+        p.terminate()
+        p.wait(10)

@@ -9,6 +9,7 @@ mount cannot lead outside it.
 """
 from __future__ import annotations
 
+import dataclasses
 import errno
 import functools
 import os
@@ -407,7 +408,10 @@ class _NinepMount:
     def append(self, rel: str, data: bytes, perm: int | None, after: bytes,
                prefix: bytes | None, sync: bool) -> Dir | None:
         """As the local one, but not atomic: 9P has no append mode for a
-        file that is not DMAPPEND; the caller's lock keeps writers apart."""
+        file that is not DMAPPEND; the caller's lock keeps writers apart.
+        With sync, a write or sync the server refuses cuts the file back
+        to its old end (a Twstat of its length), as the local one does;
+        a server gone mid-way cannot be (docs/decisions.md)."""
         c, p = self.client, self._p(rel)
 
         def run():
@@ -423,9 +427,30 @@ class _NinepMount:
                     return None
                 ended = not after or not size or \
                     _pread(f, max(size - len(after), 0), len(after)) == after
-                _edit(f, [(size, data if ended else after + data)])
-            return self._synced(p, sync)
+                try:
+                    _edit(f, [(size, data if ended else after + data)])
+                except BaseException:
+                    self._cut_back(p, size, sync)
+                    raise
+            try:
+                return self._synced(p, sync)
+            except BaseException:
+                self._cut_back(p, size, sync)
+                raise
         return self._call(run)
+
+    def _cut_back(self, p: str, size: int, sync: bool) -> None:
+        """A durable append that failed: the file back to `size` bytes and
+        synced, if the server still answers (the error raised is the
+        append's, whatever this meets)."""
+        if not sync:
+            return
+        from upas.ninep.codec import Stat
+        try:
+            self.client.wstat(p, dataclasses.replace(Stat.sync(), length=size))
+            self.client.wstat(p, Stat.sync())
+        except Exception:   # noqa: BLE001 -- hung up: the documented limit
+            pass
 
     def write_at(self, rel: str, edits: list[tuple[int, bytes]], sync: bool) -> Dir:
         c, p = self.client, self._p(rel)
