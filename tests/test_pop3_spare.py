@@ -18,6 +18,12 @@ from upas.pop3.protocol import MailboxError
 FILES = {"trusted/10.1.2.3#32": b"", "ctl": b""}
 
 
+def prepare() -> None:
+    """What the fork server has a spare do before its connection comes."""
+    for step in spare.STEPS:
+        step()
+
+
 @pytest.fixture
 def ratfs(strict_9p, ninep_namespace, process_env, tmp_path):
     """A 9P stand-in posted as `ratify` in $NAMESPACE (so: ours), one
@@ -35,7 +41,7 @@ def ratfs(strict_9p, ninep_namespace, process_env, tmp_path):
 
 
 def test_pop3_spare_dials_ratfs_ahead_and_the_login_attaches_on_it(ratfs, monkeypatch):
-    spare.prepare()         # no factotum here: its dial fails, silently
+    prepare()               # no factotum here: its dial fails, silently
     assert ratfs.accepted == 1 and ratfs.attached == [] and ratfs.violations == []
     for name in ("user", "USER", "LOGNAME"):
         monkeypatch.setenv(name, os.environ.get(name, ""))    # newns sets them
@@ -47,7 +53,7 @@ def test_pop3_spare_dials_ratfs_ahead_and_the_login_attaches_on_it(ratfs, monkey
 
 
 def test_pop3_drops_an_unused_ratfs_connection_at_its_mailbox(ratfs):
-    spare.prepare()
+    prepare()
     assert nsmod._ahead is not None
     host = NamespaceHost(log=open(os.devnull, "w"))
     with pytest.raises(MailboxError):       # no upasfs here: only the drop is looked at

@@ -31,12 +31,12 @@ from upas.imap4d.msgview import Lazy
 __all__ = ["Mailbox", "MailboxError", "MailboxLost", "Message"]
 
 _EXPUNGED, _UID = operator.attrgetter("expunged"), operator.attrgetter("uid")
+RELIST_TRIES = 8             # listings before numbering an unknown old message
 
 
 def _stamp(d: nsmod.Dir) -> tuple:
     """What of the view directory's stat tells that upasfs's listing changed."""
     return (d.qid, d.mtime, d.length)
-RELIST_TRIES = 8             # listings before numbering an unknown old message
 
 
 class MailboxError(Exception):

@@ -15,8 +15,9 @@ order, once, and the mailbox takes that list as its own.
 
 The columns stay true for every message not made yet: nothing changes a
 message but through its object, or a STORE through the mask column of
-those not made (`retag`), and a made message is the one read (`made`).  The uids do not change under a Lazy: the merges that number
-messages walk the whole list first (which ends the laziness).
+those not made (`retag`), and a made message is the one read (`made`).
+The uids do not change under a Lazy: the merges that number messages
+walk the whole list first (which ends the laziness).
 """
 from __future__ import annotations
 

@@ -40,13 +40,8 @@ def _rehearse() -> None:
     ns.Namespace.default("none").close()
 
 
+# run one by one by the fork server (upas/forkserver.py _spare_wait)
 STEPS = (_lookup_sysname, factotum.open_ahead, ns.ratfs_ahead, _rehearse)
-
-
-def prepare() -> None:
-    """Every step, in turn (the fork server runs them one by one)."""
-    for step in STEPS:
-        step()
 
 
 def sysname() -> str:

@@ -136,8 +136,10 @@ class FsView:
         # trip (ns.read waits for a second, empty read to see the end; a
         # short read of upasfs's files is their end: Batch.read_many)
         got = self.ns.read_many([f"{self.dir}/mark"], None)[0]
+        if got is None:
+            return None
         try:
-            return got.decode("ascii").strip() or None if got is not None else None
+            return got.decode("ascii").strip() or None
         except UnicodeDecodeError:
             return None
 

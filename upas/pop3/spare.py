@@ -10,10 +10,5 @@ from __future__ import annotations
 from lib import factotum
 from upas import ns
 
+# run one by one by the fork server (upas/forkserver.py _spare_wait)
 STEPS = (factotum.open_ahead, ns.ratfs_ahead)
-
-
-def prepare() -> None:
-    """Every step, in turn (the fork server runs them one by one)."""
-    for step in STEPS:
-        step()
