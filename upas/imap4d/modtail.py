@@ -10,7 +10,9 @@ not of flags only, or a log past LOG_BOUND: every ~25 STOREs) only its
 log grows, and a client that synced since the last whole write knows a
 MODSEQ at least the base's highest.  So a session whose lean() found the
 base sound (lean takes it, every uid is 10 digits, no message line's
-MODSEQ is above the header's highest) writes down which base it checked:
+MODSEQ is above the header's highest, and its lines are laid out as our
+writers make them: a Tail reads them in place) writes down which base it
+checked:
 
     imap modseq checked 1\\n
     <length of the base> <SHA-1 of the base, hex>\\n
@@ -35,6 +37,7 @@ loses nothing.
 from __future__ import annotations
 
 import hashlib
+import re
 
 from upas import ns as nsmod
 from upas.imap4d import modseq
@@ -52,6 +55,25 @@ LOCK_WAIT = 1.0         # seconds: a busy lock leaves the proof for later
 
 def path_for(box: str) -> str:
     return box + SUFFIX
+
+
+# a base's message lines as format_record writes them, the only layout a
+# Tail reads (lean() splits on any whitespace: it takes others too)
+_LINES = re.compile(rb"(?:[0-9]{10} [0-9]+ [0-9a-fA-F]{8}\n)*")
+
+
+def proof_line(data: bytes) -> bytes | None:
+    """The proof's line for the record `data`, whose base lean() found
+    sound, if its message lines are laid out as a Tail reads them (a uid
+    at each line's start, one space between words); else None: a proof
+    of a base laid out otherwise would make a Tail misread it."""
+    got = modseq.head(data)
+    if got is None:
+        return None
+    at = got[3]
+    if _LINES.fullmatch(data, at, modseq.rest_at(data, at)) is None:
+        return None
+    return stamp(data, modseq.log_at(data))
 
 
 def stamp(data: bytes, end: int) -> bytes:
@@ -76,9 +98,11 @@ def sound(lean: modseq.Lean | None) -> bool:
 
 def write(ns: nsmod.Namespace, box: str, data: bytes, lock_dir: str) -> None:
     """Write down that the record `data`'s base is sound (the caller made
-    sure: sound()).  Best effort: without it, the next session reads the
-    base as before."""
-    line = stamp(data, modseq.log_at(data))
+    sure: sound()), if a Tail can read it (proof_line).  Best effort:
+    without it, the next session reads the base as before."""
+    line = proof_line(data)
+    if line is None:
+        return
     try:
         with ns.lock(lock_dir, timeout=LOCK_WAIT):
             safewrite.replace(ns, path_for(box), MAGIC + line)
